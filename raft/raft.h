@@ -42,16 +42,16 @@ typedef uint64_t raft_id;
 
 /* Error codes. Each module of ballot has its own range; raft's is -1000s. */
 enum {
-    RAFT_ENOMEM = -1001,      /* an allocation failed; nothing changed */
-    RAFT_EINVAL = -1002,      /* an argument is invalid */
-    RAFT_ENOTLEADER = -1003,  /* only the leader can do this */
-    RAFT_EBUSY = -1004,       /* too much uncommitted work; retry later */
-    RAFT_ETRANSFER = -1005,   /* leadership transfer in progress */
+    RAFT_ENOMEM = -1001,       /* an allocation failed; nothing changed */
+    RAFT_EINVAL = -1002,       /* an argument is invalid */
+    RAFT_ENOTLEADER = -1003,   /* only the leader can do this */
+    RAFT_EBUSY = -1004,        /* too much uncommitted work; retry later */
+    RAFT_ETRANSFER = -1005,    /* leadership transfer in progress */
     RAFT_ECONFPENDING = -1006, /* a membership change is not committed yet */
-    RAFT_ETOOBIG = -1007,     /* the entry exceeds the configured limit */
-    RAFT_ENOTFOUND = -1008,   /* no such node in the configuration */
-    RAFT_ESTATE = -1009,      /* the node is not in a state that allows this */
-    RAFT_ECOMPACTED = -1010,  /* the index was compacted into a snapshot */
+    RAFT_ETOOBIG = -1007,      /* the entry exceeds the configured limit */
+    RAFT_ENOTFOUND = -1008,    /* no such node in the configuration */
+    RAFT_ESTATE = -1009,       /* the node is not in a state that allows this */
+    RAFT_ECOMPACTED = -1010,   /* the index was compacted into a snapshot */
 };
 
 /* Returns a static, human-readable description of a raft error code. */
@@ -131,28 +131,28 @@ struct raft_hard_state
 /* Describes a snapshot of the state machine taken at @index. */
 struct raft_snapshot_meta
 {
-    raft_index index;     /* last log index the snapshot includes */
-    raft_term term;       /* term of that entry */
+    raft_index index;      /* last log index the snapshot includes */
+    raft_term term;        /* term of that entry */
     struct raft_conf conf; /* configuration as of @index */
-    uint64_t size;        /* bytes of application data */
+    uint64_t size;         /* bytes of application data */
 };
 
 /* ---------------------------------------------------------------------- */
 /* Messages                                                                */
 
 enum raft_message_type {
-    RAFT_MSG_PREVOTE = 1,        /* §9.6: would you vote for me? */
+    RAFT_MSG_PREVOTE = 1, /* §9.6: would you vote for me? */
     RAFT_MSG_PREVOTE_RESP,
-    RAFT_MSG_VOTE,               /* RequestVote, Figure 2 */
+    RAFT_MSG_VOTE, /* RequestVote, Figure 2 */
     RAFT_MSG_VOTE_RESP,
-    RAFT_MSG_APPEND,             /* AppendEntries, Figure 2 */
+    RAFT_MSG_APPEND, /* AppendEntries, Figure 2 */
     RAFT_MSG_APPEND_RESP,
-    RAFT_MSG_HEARTBEAT,          /* empty AppendEntries, also confirms reads */
+    RAFT_MSG_HEARTBEAT, /* empty AppendEntries, also confirms reads */
     RAFT_MSG_HEARTBEAT_RESP,
-    RAFT_MSG_SNAPSHOT,           /* InstallSnapshot chunk, Figure 5.3 */
+    RAFT_MSG_SNAPSHOT, /* InstallSnapshot chunk, Figure 5.3 */
     RAFT_MSG_SNAPSHOT_RESP,
-    RAFT_MSG_TIMEOUT_NOW,        /* §3.10: start an election now */
-    RAFT_MSG_READ_INDEX,         /* follower asks the leader for a read index */
+    RAFT_MSG_TIMEOUT_NOW, /* §3.10: start an election now */
+    RAFT_MSG_READ_INDEX,  /* follower asks the leader for a read index */
     RAFT_MSG_READ_INDEX_RESP,
     RAFT_MSG_TYPE_MAX = RAFT_MSG_READ_INDEX_RESP,
 };
@@ -250,7 +250,8 @@ struct raft_message
     raft_id from;
     raft_id to;
     raft_term term;
-    union {
+    union
+    {
         struct raft_msg_vote vote;
         struct raft_msg_vote_resp vote_resp;
         struct raft_msg_append append;
@@ -278,8 +279,8 @@ struct raft_allocator
 
 struct raft_config
 {
-    raft_id id;     /* this node, non-zero */
-    uint64_t seed;  /* seeds the election timeout generator */
+    raft_id id;    /* this node, non-zero */
+    uint64_t seed; /* seeds the election timeout generator */
 
     /* Ticks without hearing from a leader before a follower campaigns; each
      * term draws a random timeout in [election_ticks, 2*election_ticks). */
@@ -296,13 +297,13 @@ struct raft_config
      * docs/raft.md. Off by default. */
     bool lease_reads;
 
-    uint32_t max_append_entries;  /* entries per AppendEntries message */
-    uint64_t max_append_bytes;    /* payload bytes per AppendEntries */
-    uint32_t max_inflight;        /* unacknowledged appends per follower */
+    uint32_t max_append_entries;    /* entries per AppendEntries message */
+    uint64_t max_append_bytes;      /* payload bytes per AppendEntries */
+    uint32_t max_inflight;          /* unacknowledged appends per follower */
     uint64_t max_uncommitted_bytes; /* proposals beyond this get RAFT_EBUSY */
-    uint32_t max_entry_bytes;     /* larger proposals get RAFT_ETOOBIG */
-    uint64_t max_apply_bytes;     /* committed bytes handed out per update */
-    uint32_t snapshot_chunk_bytes; /* InstallSnapshot chunk size */
+    uint32_t max_entry_bytes;       /* larger proposals get RAFT_ETOOBIG */
+    uint64_t max_apply_bytes;       /* committed bytes handed out per update */
+    uint32_t snapshot_chunk_bytes;  /* InstallSnapshot chunk size */
     /* Entries kept behind a snapshot so slightly lagging followers catch up
      * from the log instead of a snapshot. */
     uint64_t snapshot_trailing;
@@ -390,12 +391,12 @@ struct raft_update
 /* Counters of rejected input and notable events, for metrics and tests. */
 struct raft_stats
 {
-    uint64_t msgs_rejected;        /* total messages dropped as invalid */
-    uint64_t msgs_bad_sender;      /* unknown or mismatching from/to */
-    uint64_t msgs_bad_type;        /* unknown type */
-    uint64_t msgs_bad_index;       /* impossible index or term arithmetic */
-    uint64_t msgs_bad_entries;     /* non-contiguous or invalid entries */
-    uint64_t msgs_stale_term;      /* from an older term (ignored, normal) */
+    uint64_t msgs_rejected;    /* total messages dropped as invalid */
+    uint64_t msgs_bad_sender;  /* unknown or mismatching from/to */
+    uint64_t msgs_bad_type;    /* unknown type */
+    uint64_t msgs_bad_index;   /* impossible index or term arithmetic */
+    uint64_t msgs_bad_entries; /* non-contiguous or invalid entries */
+    uint64_t msgs_stale_term;  /* from an older term (ignored, normal) */
     uint64_t elections_started;
     uint64_t leader_changes;
     uint64_t snapshots_sent;
@@ -423,9 +424,11 @@ int raft_bootstrap(struct raft_node *node, const struct raft_conf *conf);
  * index the state machine has applied (>= snapshot index). A node that was
  * never bootstrapped and never received anything calls nothing: it waits for
  * a leader to contact it. */
-int raft_restore(struct raft_node *node, const struct raft_hard_state *hs,
+int raft_restore(struct raft_node *node,
+                 const struct raft_hard_state *hs,
                  const struct raft_snapshot_meta *snapshot,
-                 const struct raft_entry *entries, size_t n_entries,
+                 const struct raft_entry *entries,
+                 size_t n_entries,
                  raft_index applied);
 
 /* Advances logical time by one tick. */
@@ -442,8 +445,11 @@ int raft_step(struct raft_node *node, const struct raft_message *msg);
  * command is committed when an entry with this index and term is applied.
  * Returns RAFT_ENOTLEADER, RAFT_ETRANSFER, RAFT_EBUSY, RAFT_ETOOBIG or
  * RAFT_ENOMEM otherwise. */
-int raft_propose(struct raft_node *node, const uint8_t *data, uint32_t len,
-                 raft_index *index, raft_term *term);
+int raft_propose(struct raft_node *node,
+                 const uint8_t *data,
+                 uint32_t len,
+                 raft_index *index,
+                 raft_term *term);
 
 enum raft_conf_change {
     RAFT_ADD_LEARNER = 1, /* new member that only receives the log */
@@ -457,7 +463,8 @@ enum raft_conf_change {
  * Returns RAFT_ENOTLEADER, RAFT_ECONFPENDING, RAFT_ENOTFOUND, RAFT_EINVAL
  * (e.g. removing the last voter, adding a present id), RAFT_ETRANSFER. */
 int raft_propose_conf_change(struct raft_node *node,
-                             enum raft_conf_change change, raft_id id,
+                             enum raft_conf_change change,
+                             raft_id id,
                              raft_index *index);
 
 /* Asks for a linearizable read point (§6.4). The answer arrives in a later
@@ -472,7 +479,8 @@ int raft_transfer_leadership(struct raft_node *node, raft_id target);
 /* Tells the node the application saved a snapshot of its state machine at
  * @index (<= applied), @size bytes long. The log is compacted up to
  * index - snapshot_trailing, and lagging followers are sent this snapshot. */
-int raft_snapshot_taken(struct raft_node *node, raft_index index,
+int raft_snapshot_taken(struct raft_node *node,
+                        raft_index index,
                         uint64_t size);
 
 /* Tells the node the application could not send the snapshot to @to, or the
@@ -501,8 +509,7 @@ raft_term raft_term_at(const struct raft_node *node, raft_index index);
 const struct raft_entry *raft_entry_at(const struct raft_node *node,
                                        raft_index index);
 const struct raft_conf *raft_conf_of(const struct raft_node *node);
-const struct raft_snapshot_meta *raft_snapshot_of(
-    const struct raft_node *node);
+const struct raft_snapshot_meta *raft_snapshot_of(const struct raft_node *node);
 const struct raft_stats *raft_stats_of(const struct raft_node *node);
 /* The leader's view of a follower's log: match index, or 0 if unknown. */
 raft_index raft_match_index(const struct raft_node *node, raft_id id);

@@ -1,0 +1,237 @@
+/*
+ * election.c - timeouts, campaigns and votes (§5.2, §9.6 PreVote, §6.2
+ * CheckQuorum).
+ */
+#include <string.h>
+
+#include "node.h"
+
+/* splitmix64: small, fast, and good enough to spread election timeouts. The
+ * state lives in the node, so two nodes never share a sequence. */
+static uint64_t next_random(struct raft_node *node)
+{
+    uint64_t z = (node->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* §5.2: "election timeouts are chosen randomly from a fixed interval", here
+ * [election_ticks, 2 * election_ticks). */
+void election_reset_timeout(struct raft_node *node)
+{
+    node->election_elapsed = 0;
+    node->randomized_timeout =
+        node->cfg.election_ticks +
+        (unsigned)(next_random(node) % node->cfg.election_ticks);
+}
+
+static void leave_leadership(struct raft_node *node)
+{
+    if (node->state == RAFT_LEADER) {
+        read_fail_all(node);
+        node->transfer_target = 0;
+        node->uncommitted_bytes = 0;
+        node->lease_until = 0;
+    }
+}
+
+void election_become_follower(struct raft_node *node,
+                              raft_term term,
+                              raft_id leader)
+{
+    leave_leadership(node);
+    if (term > node->term) {
+        node->term = term;
+        node->vote = 0;
+    }
+    if (leader != node->leader && node->state != RAFT_LEADER) {
+        /* Reads forwarded to a leader we no longer follow will never be
+         * answered: fail them so the application can retry. */
+        read_fail_all(node);
+    }
+    node->state = RAFT_FOLLOWER;
+    if (leader != 0 && leader != node->leader) {
+        node->stats.leader_changes++;
+    }
+    node->leader = leader;
+    election_reset_timeout(node);
+}
+
+void election_become_leader(struct raft_node *node)
+{
+    node->state = RAFT_LEADER;
+    node->leader = node->id;
+    node->stats.leader_changes++;
+    node->heartbeat_elapsed = 0;
+    node->transfer_target = 0;
+    node->uncommitted_bytes = 0;
+    node->lease_until = 0;
+    election_reset_timeout(node);
+    (void)progress_rebuild(node);
+    progress_reset_all(node);
+    /* §5.4.2 and §6.4: a new leader commits a blank entry of its own term;
+     * that both commits what earlier terms left and lets it serve reads. On
+     * allocation failure the node stays leader and retries on its next
+     * heartbeat. */
+    (void)replication_append_local(node, RAFT_ENTRY_NORMAL, NULL, 0);
+}
+
+static void record_vote(struct raft_node *node, raft_id from, bool granted)
+{
+    for (unsigned i = 0; i < node->n_votes; i++) {
+        if (node->votes_from[i] == from) {
+            return; /* a duplicate response counts once */
+        }
+    }
+    if (node->n_votes < RAFT_CONF_MAX) {
+        node->votes_from[node->n_votes] = from;
+        node->votes_granted[node->n_votes] = granted;
+        node->n_votes++;
+    }
+}
+
+static void tally(const struct raft_node *node,
+                  unsigned *granted,
+                  unsigned *rejected)
+{
+    const struct raft_conf *conf = conf_current(node);
+    *granted = 0;
+    *rejected = 0;
+    for (unsigned i = 0; i < node->n_votes; i++) {
+        /* Only voters of the configuration count; a learner's answer is
+         * ignored (§4.2.1). */
+        if (!conf_is_voter(conf, node->votes_from[i])) {
+            continue;
+        }
+        if (node->votes_granted[i]) {
+            (*granted)++;
+        } else {
+            (*rejected)++;
+        }
+    }
+}
+
+static void check_election_result(struct raft_node *node, bool pre_vote)
+{
+    unsigned granted, rejected;
+    tally(node, &granted, &rejected);
+    unsigned quorum = node_quorum(node);
+    if (granted >= quorum) {
+        if (pre_vote) {
+            election_campaign(node, false, false);
+        } else {
+            election_become_leader(node);
+        }
+    } else if (rejected >= quorum) {
+        election_become_follower(node, node->term, 0);
+    }
+}
+
+void election_campaign(struct raft_node *node, bool pre_vote, bool transfer)
+{
+    const struct raft_conf *conf = conf_current(node);
+    raft_term term;
+
+    if (!node_is_promotable(node)) {
+        return;
+    }
+    leave_leadership(node);
+    node->n_votes = 0;
+    node->leader = 0;
+    node->stats.elections_started++;
+    election_reset_timeout(node);
+    if (pre_vote) {
+        /* §9.6: ask first whether an election could be won, without
+         * disturbing anyone's term. */
+        node->state = RAFT_PRE_CANDIDATE;
+        term = node->term + 1;
+    } else {
+        node->state = RAFT_CANDIDATE;
+        node->term++;
+        node->vote = node->id;
+        term = node->term;
+    }
+    record_vote(node, node->id, true);
+    for (uint32_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        if (m->id == node->id || m->role != RAFT_VOTER) {
+            continue;
+        }
+        struct raft_message msg;
+        memset(&msg, 0, sizeof(msg));
+        msg.type = pre_vote ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE;
+        msg.to = m->id;
+        msg.u.vote.last_log_index = log_last_index(&node->log);
+        msg.u.vote.last_log_term = log_last_term(&node->log);
+        msg.u.vote.transfer = transfer;
+        (void)node_send(node, &msg);
+        /* node_send stamps the current term; a pre-vote asks for the next. */
+        if (pre_vote) {
+            node->msgs_after[node->n_msgs_after - 1].term = term;
+        }
+    }
+    check_election_result(node, pre_vote);
+}
+
+void election_tick(struct raft_node *node)
+{
+    node->election_elapsed++;
+    if (node->election_elapsed >= node->randomized_timeout &&
+        node_is_promotable(node)) {
+        election_campaign(node, node->cfg.pre_vote, false);
+    }
+}
+
+/* §5.4.1: "the voter denies its vote if its own log is more up-to-date than
+ * that of the candidate". */
+static bool log_up_to_date(const struct raft_node *node,
+                           raft_term last_term,
+                           raft_index last_index)
+{
+    raft_term my_term = log_last_term(&node->log);
+    return last_term > my_term ||
+           (last_term == my_term && last_index >= log_last_index(&node->log));
+}
+
+int election_recv_vote(struct raft_node *node, const struct raft_message *m)
+{
+    bool pre_vote = m->type == RAFT_MSG_PREVOTE;
+    /* Figure 2: grant if votedFor is null or candidateId, and the log is up
+     * to date. A pre-vote for a later term does not bind us to anything. */
+    bool can_vote = node->vote == m->from ||
+                    (node->vote == 0 && node->leader == 0) ||
+                    (pre_vote && m->term > node->term);
+    bool granted = can_vote && log_up_to_date(node, m->u.vote.last_log_term,
+                                              m->u.vote.last_log_index);
+    struct raft_message resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.type = pre_vote ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
+    resp.to = m->from;
+    resp.u.vote_resp.granted = granted;
+    if (granted && !pre_vote) {
+        node->vote = m->from;
+        election_reset_timeout(node);
+    }
+    int rv = node_send(node, &resp);
+    /* A granted pre-vote answers in the candidate's future term; a refusal
+     * carries ours, so a candidate behind us learns the real term. */
+    if (rv == 0 && granted && pre_vote) {
+        node->msgs_after[node->n_msgs_after - 1].term = m->term;
+    }
+    return rv;
+}
+
+void election_recv_vote_resp(struct raft_node *node,
+                             const struct raft_message *m)
+{
+    bool pre_vote = m->type == RAFT_MSG_PREVOTE_RESP;
+    if (pre_vote && node->state != RAFT_PRE_CANDIDATE) {
+        return;
+    }
+    if (!pre_vote && node->state != RAFT_CANDIDATE) {
+        return;
+    }
+    record_vote(node, m->from, m->u.vote_resp.granted);
+    check_election_result(node, pre_vote);
+}

@@ -1,0 +1,269 @@
+/*
+ * step.c - every message from the network enters here.
+ *
+ * Messages are untrusted: a peer may be buggy, malicious or from another
+ * cluster. Anything impossible (bad type, sender, index arithmetic, entry
+ * sequence, snapshot bounds) is counted and dropped before it can touch the
+ * node's state. Then the term rules of Figure 2 apply ("If RPC request or
+ * response contains term T > currentTerm: set currentTerm = T, convert to
+ * follower"), refined by PreVote and CheckQuorum, and the message goes to
+ * its handler.
+ */
+#include <string.h>
+
+#include "node.h"
+
+static int reject(struct raft_node *node, uint64_t *counter)
+{
+    node->stats.msgs_rejected++;
+    if (counter != NULL) {
+        (*counter)++;
+    }
+    return RAFT_EINVAL;
+}
+
+static bool valid_append(const struct raft_node *node,
+                         const struct raft_message *m)
+{
+    const struct raft_msg_append *a = &m->u.append;
+    if (a->n_entries > RAFT_MSG_ENTRIES_MAX ||
+        (a->n_entries > 0 && a->entries == NULL)) {
+        return false;
+    }
+    if (a->prev_term > m->term || (a->prev_index == 0) != (a->prev_term == 0)) {
+        return false;
+    }
+    if (a->prev_index > UINT64_MAX - RAFT_MSG_ENTRIES_MAX) {
+        return false;
+    }
+    raft_term prev_term = a->prev_term;
+    for (uint32_t i = 0; i < a->n_entries; i++) {
+        const struct raft_entry *e = &a->entries[i];
+        /* Indexes follow prev_index one by one; terms never decrease and
+         * never exceed the leader's (Log Matching relies on both). */
+        if (e->index != a->prev_index + 1 + i || e->term < prev_term ||
+            e->term > m->term || e->term == 0) {
+            return false;
+        }
+        if (e->len > node->cfg.max_entry_bytes ||
+            (e->len > 0 && e->data == NULL)) {
+            return false;
+        }
+        if (e->type == RAFT_ENTRY_CONF) {
+            struct raft_conf conf;
+            if (raft_conf_decode(e->data, e->len, &conf) != 0) {
+                return false;
+            }
+        } else if (e->type != RAFT_ENTRY_NORMAL) {
+            return false;
+        }
+        prev_term = e->term;
+    }
+    return true;
+}
+
+static bool valid_snapshot(const struct raft_message *m)
+{
+    const struct raft_msg_snapshot *s = &m->u.snapshot;
+    if (s->meta.index == 0 || s->meta.term == 0 || s->meta.term > m->term) {
+        return false;
+    }
+    if (s->len > RAFT_CHUNK_BYTES_MAX || (s->len > 0 && s->data == NULL)) {
+        return false;
+    }
+    if (s->offset > s->meta.size || s->len > s->meta.size - s->offset) {
+        return false;
+    }
+    if (s->done != (s->offset + s->len == s->meta.size)) {
+        return false;
+    }
+    return conf_validate(&s->meta.conf) == 0 &&
+           raft_conf_voters(&s->meta.conf) > 0;
+}
+
+/* Checks what can be checked without the node's state changing. */
+static int validate(struct raft_node *node, const struct raft_message *m)
+{
+    if (m->type < RAFT_MSG_PREVOTE || m->type > RAFT_MSG_TYPE_MAX) {
+        return reject(node, &node->stats.msgs_bad_type);
+    }
+    if (m->to != node->id || m->from == 0 || m->from == node->id) {
+        return reject(node, &node->stats.msgs_bad_sender);
+    }
+    if (m->term == 0) {
+        return reject(node, &node->stats.msgs_bad_index);
+    }
+    const struct raft_conf *conf = conf_current(node);
+    switch (m->type) {
+    case RAFT_MSG_PREVOTE:
+    case RAFT_MSG_VOTE:
+        /* §4.2.3: servers outside the configuration must not disrupt it. */
+        if (!conf_is_voter(conf, m->from)) {
+            return reject(node, &node->stats.msgs_bad_sender);
+        }
+        if (m->u.vote.last_log_term > m->term) {
+            return reject(node, &node->stats.msgs_bad_index);
+        }
+        break;
+    case RAFT_MSG_PREVOTE_RESP:
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_APPEND_RESP:
+    case RAFT_MSG_HEARTBEAT_RESP:
+    case RAFT_MSG_SNAPSHOT_RESP:
+    case RAFT_MSG_READ_INDEX:
+        if (raft_conf_get(conf, m->from) == NULL) {
+            return reject(node, &node->stats.msgs_bad_sender);
+        }
+        break;
+    case RAFT_MSG_APPEND:
+        /* A leader may be outside our configuration: it is being removed
+         * (§4.2.2) or we are new and know no configuration yet. */
+        if (!valid_append(node, m)) {
+            return reject(node, &node->stats.msgs_bad_entries);
+        }
+        break;
+    case RAFT_MSG_SNAPSHOT:
+        if (!valid_snapshot(m)) {
+            return reject(node, &node->stats.msgs_bad_index);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static bool from_leader_type(uint8_t type)
+{
+    return type == RAFT_MSG_APPEND || type == RAFT_MSG_HEARTBEAT ||
+           type == RAFT_MSG_SNAPSHOT;
+}
+
+/* Returns true if the message should go on to its handler. */
+static bool handle_term(struct raft_node *node, const struct raft_message *m)
+{
+    if (m->term > node->term) {
+        if ((m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) &&
+            !m->u.vote.transfer && node->cfg.check_quorum &&
+            node->leader != 0 &&
+            node->election_elapsed < node->cfg.election_ticks) {
+            /* §4.2.3/§6.2: we heard from a leader within the minimum
+             * election timeout, so ignore the would-be usurper. */
+            return false;
+        }
+        if (m->type == RAFT_MSG_PREVOTE) {
+            return true; /* never change our term for a pre-vote */
+        }
+        if (m->type == RAFT_MSG_PREVOTE_RESP && m->u.vote_resp.granted) {
+            return true; /* granted in our future term; see election.c */
+        }
+        election_become_follower(node, m->term,
+                                 from_leader_type(m->type) ? m->from : 0);
+        return true;
+    }
+    if (m->term < node->term) {
+        node->stats.msgs_stale_term++;
+        if (from_leader_type(m->type) &&
+            (node->cfg.check_quorum || node->cfg.pre_vote)) {
+            /* A deposed leader may be partitioned from everyone else; with
+             * PreVote nobody will raise its term for it, so tell it. */
+            struct raft_message resp;
+            memset(&resp, 0, sizeof(resp));
+            resp.type = RAFT_MSG_APPEND_RESP;
+            resp.to = m->from;
+            (void)node_send(node, &resp);
+        } else if (m->type == RAFT_MSG_PREVOTE) {
+            struct raft_message resp;
+            memset(&resp, 0, sizeof(resp));
+            resp.type = RAFT_MSG_PREVOTE_RESP;
+            resp.to = m->from;
+            (void)node_send(node, &resp);
+        }
+        return false;
+    }
+    return true;
+}
+
+int raft_step(struct raft_node *node, const struct raft_message *m)
+{
+    int rv;
+    if (node->in_update) {
+        return RAFT_ESTATE;
+    }
+    rv = validate(node, m);
+    if (rv != 0) {
+        return rv;
+    }
+    if (!handle_term(node, m)) {
+        return 0;
+    }
+    switch (m->type) {
+    case RAFT_MSG_PREVOTE:
+    case RAFT_MSG_VOTE:
+        return election_recv_vote(node, m);
+    case RAFT_MSG_PREVOTE_RESP:
+        /* A grant echoes the term we asked for; anything else is stale. */
+        if (m->u.vote_resp.granted ? m->term == node->term + 1
+                                   : m->term == node->term) {
+            election_recv_vote_resp(node, m);
+        }
+        return 0;
+    case RAFT_MSG_VOTE_RESP:
+        election_recv_vote_resp(node, m);
+        return 0;
+    case RAFT_MSG_APPEND:
+    case RAFT_MSG_HEARTBEAT:
+    case RAFT_MSG_SNAPSHOT:
+        if (node->state == RAFT_LEADER) {
+            /* Two leaders in one term is impossible (§5.2, Election
+             * Safety): the message is forged or from a broken peer. */
+            return reject(node, &node->stats.msgs_bad_sender);
+        }
+        if (m->type == RAFT_MSG_APPEND) {
+            return replication_recv_append(node, m);
+        }
+        if (m->type == RAFT_MSG_HEARTBEAT) {
+            return replication_recv_heartbeat(node, m);
+        }
+        return replication_recv_snapshot(node, m);
+    case RAFT_MSG_APPEND_RESP:
+        if (node->state == RAFT_LEADER && m->u.append_resp.success &&
+            m->u.append_resp.index > log_last_index(&node->log)) {
+            return reject(node, &node->stats.msgs_bad_index);
+        }
+        replication_recv_append_resp(node, m);
+        return 0;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        replication_recv_heartbeat_resp(node, m);
+        return 0;
+    case RAFT_MSG_SNAPSHOT_RESP:
+        replication_recv_snapshot_resp(node, m);
+        return 0;
+    case RAFT_MSG_TIMEOUT_NOW:
+        /* §3.10: only our leader may ask us to skip the election timeout. */
+        if (m->from == node->leader && node->state == RAFT_FOLLOWER) {
+            election_campaign(node, false, true);
+        }
+        return 0;
+    case RAFT_MSG_READ_INDEX:
+        return read_recv_request(node, m);
+    case RAFT_MSG_READ_INDEX_RESP:
+        read_recv_response(node, m);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void raft_tick(struct raft_node *node)
+{
+    if (node->in_update) {
+        return;
+    }
+    node->ticks++;
+    if (node->state == RAFT_LEADER) {
+        replication_tick(node);
+    } else {
+        election_tick(node);
+    }
+}
