@@ -1,0 +1,521 @@
+/*
+ * kv.h - the LMDB state machine of ballot.
+ *
+ * Committed Raft entries carry commands encoded with kv_cmd_encode(). The
+ * node driver hands batches of them to kv_apply(), which applies a whole
+ * batch in one LMDB write transaction and stores the last applied index in
+ * that same transaction, so that replaying the log after a crash is exact.
+ * Reads run in LMDB read transactions and never block the writer.
+ *
+ * Every key carries etcd-style MVCC metadata (create_revision, mod_revision,
+ * version) and the store has a global revision that grows by one for every
+ * entry that changes at least one key. Every change is also recorded in a
+ * history table, read by watches with kv_history_read(), until kv_compact()
+ * removes it.
+ *
+ * The LMDB environment runs with MDB_NOSYNC: the WAL is the source of truth,
+ * and kv_checkpoint() tells the server up to which index the store is durable
+ * (the WAL must never be compacted past that index). docs/kv.md holds the
+ * normative formats.
+ *
+ * Threads: one thread at a time may call the functions that write (kv_apply,
+ * kv_compact, kv_checkpoint, kv_snapshot_stage_*, kv_snapshot_install), while
+ * any number of threads call kv_get, kv_range, kv_history_read and
+ * kv_snapshot_create. kv_snapshot_install and kv_close need the store to
+ * themselves.
+ */
+#ifndef BALLOT_KV_H
+#define BALLOT_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft.h"
+
+/* ---------------------------------------------------------------------- */
+/* Limits. Every bound of the state machine lives here, so that the client */
+/* protocol, the decoder and the tests agree on them.                      */
+
+/* Longest key. LMDB's default build refuses keys above 511 bytes. */
+#define KV_KEY_BYTES_MAX 511u
+/* Longest value. */
+#define KV_VALUE_BYTES_MAX (1024u * 1024u)
+/* Most comparisons in one transaction. */
+#define KV_TXN_CMPS_MAX 64u
+/* Most operations in each branch (then/else) of one transaction. */
+#define KV_TXN_OPS_MAX 128u
+/* Longest encoded command; bounds the total a transaction can carry. */
+#define KV_CMD_BYTES_MAX (8u * 1024u * 1024u)
+/* Most bytes of keys and values one range read returns (a read that would
+ * exceed it stops early and reports more = true). */
+#define KV_RANGE_BYTES_MAX (4u * 1024u * 1024u)
+
+/* ---------------------------------------------------------------------- */
+/* Errors. kv's range is -3000s. MDB_* codes never leave kv/.              */
+
+enum {
+    KV_ENOMEM = -3001,     /* an allocation failed; nothing changed */
+    KV_EINVAL = -3002,     /* an argument is invalid */
+    KV_EBADCMD = -3003,    /* a command is malformed */
+    KV_ELIMIT = -3004,     /* a command exceeds a limit of kv.h */
+    KV_EFULL = -3005,      /* the store's map is full; reads still work */
+    KV_ENOSPC = -3006,     /* the disk is full */
+    KV_EIO = -3007,        /* an I/O error */
+    KV_ECORRUPT = -3008,   /* stored data or a snapshot is corrupt */
+    KV_ECOMPACTED = -3009, /* the revision was compacted away */
+    KV_EFUTURE = -3010,    /* the revision has not been reached yet */
+    KV_EGAP = -3011,       /* entries are not contiguous with applied */
+    KV_ENOTFOUND = -3012,  /* no such key */
+    KV_ESTATE = -3013,     /* not allowed in the current state */
+    KV_EVERSION = -3014,   /* unsupported format version */
+    KV_EPOISONED = -3015,  /* an earlier durable write failed */
+    KV_EBUSY = -3016,      /* too many concurrent readers */
+    KV_ESTOPPED = -3017,   /* a test hook stopped the operation */
+};
+
+/* Returns a static, human-readable description of a kv error code. */
+const char *kv_strerror(int code);
+
+/* ---------------------------------------------------------------------- */
+/* Commands                                                                */
+
+enum kv_op_type {
+    KV_OP_PUT = 1,
+    KV_OP_DELETE = 2,       /* one key */
+    KV_OP_DELETE_RANGE = 3, /* [key, end) */
+    KV_OP_RANGE = 4,        /* a read; only inside a transaction */
+};
+
+/* Flags of an operation (struct kv_op.flags). */
+enum {
+    KV_FLAG_PREV_KV = 1 << 0,    /* put/delete: return the previous pairs */
+    KV_FLAG_PREFIX = 1 << 1,     /* range/delete-range: end = key's prefix */
+    KV_FLAG_REVERSE = 1 << 2,    /* range: descending key order */
+    KV_FLAG_COUNT_ONLY = 1 << 3, /* range: count, return no pairs */
+    KV_FLAG_KEYS_ONLY = 1 << 4,  /* range: return keys without values */
+};
+#define KV_FLAGS_ALL 0x1fu
+
+/* A range is [key, end). An empty @end means the single key @key; an @end of
+ * one zero byte means every key >= @key; KV_FLAG_PREFIX overrides @end with
+ * "every key starting with @key" (all keys if @key is empty). */
+struct kv_op
+{
+    uint8_t type;  /* enum kv_op_type */
+    uint8_t flags; /* KV_FLAG_* */
+    uint32_t key_len;
+    uint32_t end_len;   /* delete-range, range */
+    uint32_t value_len; /* put */
+    uint64_t limit;     /* range: most pairs to return, 0 = no limit */
+    const uint8_t *key;
+    const uint8_t *end;
+    const uint8_t *value;
+};
+
+enum kv_cmp_target {
+    KV_CMP_VALUE = 1,           /* bytes, compared like memcmp */
+    KV_CMP_VERSION = 2,         /* 0 if the key is missing */
+    KV_CMP_CREATE_REVISION = 3, /* 0 if the key is missing */
+    KV_CMP_MOD_REVISION = 4,    /* 0 if the key is missing */
+    KV_CMP_EXISTS = 5,          /* number is 1 (exists) or 0; = and != only */
+};
+
+enum kv_cmp_op {
+    KV_CMP_EQ = 1,
+    KV_CMP_NE = 2,
+    KV_CMP_LT = 3,
+    KV_CMP_GT = 4,
+};
+
+/* One comparison of a transaction. A value comparison against a missing key
+ * is false whatever the operator. */
+struct kv_cmp
+{
+    uint8_t target; /* enum kv_cmp_target */
+    uint8_t op;     /* enum kv_cmp_op */
+    uint32_t key_len;
+    uint32_t value_len; /* KV_CMP_VALUE */
+    uint64_t number;    /* every other target */
+    const uint8_t *key;
+    const uint8_t *value;
+};
+
+enum kv_cmd_type {
+    KV_CMD_PUT = 1,
+    KV_CMD_DELETE = 2,
+    KV_CMD_DELETE_RANGE = 3,
+    KV_CMD_TXN = 4,
+};
+
+/* A decoded command. For put/delete/delete-range, @op holds the operation.
+ * For a transaction, @cmps, @then_ops and @else_ops hold the lists. Byte
+ * pointers borrow from the buffer that was decoded (or from the caller, for
+ * encoding); the arrays belong to the command (see kv_cmd_free()). */
+struct kv_cmd
+{
+    uint8_t type; /* enum kv_cmd_type */
+    struct kv_op op;
+    struct kv_cmp *cmps;
+    uint32_t n_cmps;
+    struct kv_op *then_ops;
+    uint32_t n_then;
+    struct kv_op *else_ops;
+    uint32_t n_else;
+};
+
+/* The version byte kv_cmd_encode() writes and kv_cmd_decode() accepts. */
+#define KV_CMD_VERSION 1
+
+/* Allocation hooks; all heap use of kv/ goes through them, so that tests can
+ * fail the Nth allocation. NULL (or NULL members) means the C library's. */
+struct kv_allocator
+{
+    void *ctx;
+    void *(*malloc_fn)(void *ctx, size_t size);
+    void *(*realloc_fn)(void *ctx, void *ptr, size_t size);
+    void (*free_fn)(void *ctx, void *ptr);
+};
+
+/* Returns the bytes kv_cmd_encode() needs for @cmd, or 0 if @cmd is invalid
+ * (an unknown type or flag, a length over a limit, a total over
+ * KV_CMD_BYTES_MAX). @cmd is borrowed. */
+size_t kv_cmd_encoded_size(const struct kv_cmd *cmd);
+
+/* Serializes @cmd into @buf, which has room for @cap bytes, and stores the
+ * bytes written in @len. @cmd and @buf are borrowed. Returns 0, KV_EINVAL if
+ * @cmd is invalid (same rules as the decoder) or KV_ELIMIT if it does not fit
+ * the limits or @cap. */
+int kv_cmd_encode(const struct kv_cmd *cmd, uint8_t *buf, size_t cap,
+                  size_t *len);
+
+/* Parses an untrusted command. Every length is checked against the input and
+ * the limits before anything is allocated. On success @cmd's byte pointers
+ * borrow from @buf (which must outlive @cmd) and its arrays are allocated
+ * with @alloc (NULL = C library); release them with kv_cmd_free(). Returns 0,
+ * KV_EBADCMD (malformed: truncated, trailing bytes, unknown type, flag or
+ * operator), KV_EVERSION, KV_ELIMIT or KV_ENOMEM; on failure @cmd holds
+ * nothing to free. */
+int kv_cmd_decode(const uint8_t *buf, size_t len,
+                  const struct kv_allocator *alloc, struct kv_cmd *cmd);
+
+/* Releases the arrays of a decoded command. Safe on a zeroed command. */
+void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc);
+
+/* ---------------------------------------------------------------------- */
+/* The store                                                               */
+
+struct kv_store;
+
+/* Points where kv_snapshot_install() may be stopped by a test hook. */
+enum kv_install_step {
+    KV_STEP_STAGED = 1,     /* staging directory verified and synced */
+    KV_STEP_RENAMED = 2,    /* staging renamed to the new generation */
+    KV_STEP_POINTED = 3,    /* CURRENT points to the new generation */
+    KV_STEP_REOPENED = 4,   /* the new environment is open */
+    KV_STEP_CLEANED = 5,    /* the old generation is removed */
+    KV_STEP_COMPACT_BATCH = 6, /* kv_compact(): a batch committed */
+};
+
+/* Test hook called at each step of kv_snapshot_install() and after each
+ * compaction batch; a non-zero return stops the operation there as if the
+ * process had crashed. */
+typedef int (*kv_step_cb)(void *arg, int step);
+
+struct kv_options
+{
+    /* Size of the LMDB map; 0 means 4 GiB. Writes beyond it fail with
+     * KV_EFULL. */
+    uint64_t map_size;
+    /* History records a compaction batch deletes before committing; 0 means
+     * 10,000. */
+    uint32_t compact_batch;
+    /* Most concurrent read transactions; 0 means 126. */
+    uint32_t max_readers;
+    const struct kv_allocator *alloc; /* copied; NULL = C library */
+    kv_step_cb step_hook;             /* tests only; NULL in production */
+    void *step_arg;
+};
+
+/* Opens (creating if needed) the store in directory @dir, which must exist.
+ * Cleans up what an interrupted snapshot install or stage left behind and
+ * opens the generation named by @dir/CURRENT. @opts may be NULL; it is
+ * copied. On success stores a new store in @out, released by kv_close().
+ * Returns 0, KV_EINVAL, KV_ENOMEM, KV_EIO, KV_ECORRUPT or KV_EVERSION; if
+ * @errmsg is not NULL it receives (up to @errmsg_len bytes) a message with
+ * context. */
+int kv_open(const char *dir, const struct kv_options *opts,
+            struct kv_store **out, char *errmsg, size_t errmsg_len);
+
+/* Closes the store without syncing: what was applied after the last
+ * kv_checkpoint() may be lost by a machine crash, and is replayed from the
+ * WAL. No other call may be in progress. */
+void kv_close(struct kv_store *store);
+
+/* Copies the message of the last error into @buf (at most @len bytes,
+ * always terminated). */
+void kv_errmsg(struct kv_store *store, char *buf, size_t len);
+
+struct kv_status
+{
+    raft_index applied;       /* last applied log index */
+    uint64_t revision;        /* store revision */
+    uint64_t compact_revision; /* history below it is gone */
+    bool compaction_pending;  /* a compaction was interrupted; resume it */
+    uint64_t keys;            /* live keys */
+    uint64_t history_events;  /* history records kept */
+};
+
+/* Reads the status in a read transaction. */
+int kv_status(struct kv_store *store, struct kv_status *status);
+
+/* ---------------------------------------------------------------------- */
+/* Applying                                                                */
+
+/* A key-value pair with its metadata. Bytes belong to the result holding the
+ * pair. */
+struct kv_kv
+{
+    const uint8_t *key;
+    const uint8_t *value; /* NULL for keys-only reads and deletions */
+    uint32_t key_len;
+    uint32_t value_len;
+    uint64_t create_revision;
+    uint64_t mod_revision;
+    uint64_t version;
+};
+
+/* The result of one operation. */
+struct kv_op_result
+{
+    uint8_t type;    /* enum kv_op_type */
+    uint64_t count;  /* delete: keys deleted; range: keys in the range */
+    bool more;       /* range: keys beyond those returned */
+    struct kv_kv *kvs; /* put/delete with PREV_KV: previous pairs; range: */
+    size_t n_kvs;      /* the pairs read */
+};
+
+/* The result of one entry. */
+struct kv_entry_result
+{
+    raft_index index;
+    /* 0, or KV_EBADCMD/KV_ELIMIT/KV_EVERSION if the command was refused
+     * (the entry still advanced the applied index). */
+    int code;
+    bool skipped;       /* index <= applied before the call: not applied */
+    bool noop;          /* empty data or a configuration entry */
+    bool succeeded;     /* txn: the comparisons held (put/delete: true) */
+    uint8_t cmd_type;   /* enum kv_cmd_type, 0 if none */
+    uint64_t revision;  /* store revision after the entry */
+    struct kv_op_result *ops; /* one per operation of the executed list */
+    size_t n_ops;
+};
+
+struct kv_arena_chunk;
+
+/* Results of kv_apply(). Everything the entries point to is owned by the
+ * result and lives until kv_apply_result_free(). */
+struct kv_apply_result
+{
+    struct kv_entry_result *entries; /* one per entry given */
+    size_t n_entries;
+    raft_index applied; /* applied index after the call */
+    uint64_t revision;  /* store revision after the call */
+    /* Private. */
+    struct kv_arena_chunk *arena;
+    struct kv_allocator alloc;
+};
+
+/* Applies committed entries in one write transaction. @entries are borrowed
+ * for the call and must have increasing indexes; those at or below the
+ * stored applied index are skipped, and the first one above it must be
+ * applied + 1. RAFT_ENTRY_CONF entries and entries with empty data only
+ * advance the applied index. A command that does not decode yields an
+ * error code in its entry result and changes nothing else. @res may be NULL;
+ * otherwise it is filled (also on failure, where it holds nothing) and must
+ * be released with kv_apply_result_free(). Returns 0, KV_EGAP, KV_EINVAL,
+ * KV_EFULL (nothing applied; reads still work), KV_ENOSPC, KV_ENOMEM,
+ * KV_EIO, KV_ECORRUPT or KV_EPOISONED. On failure nothing is applied. */
+int kv_apply(struct kv_store *store, const struct raft_entry *entries,
+             size_t n_entries, struct kv_apply_result *res);
+
+/* Releases everything a result holds. Safe on a zeroed result. */
+void kv_apply_result_free(struct kv_apply_result *res);
+
+/* Syncs the environment to disk and stores in @durable the applied index
+ * that is now durable. The WAL may be compacted up to it and no further. A
+ * failed sync poisons the store (KV_EPOISONED afterwards for every write). */
+int kv_checkpoint(struct kv_store *store, raft_index *durable);
+
+/* ---------------------------------------------------------------------- */
+/* Reading                                                                 */
+
+struct kv_range_req
+{
+    const uint8_t *key; /* borrowed for the call */
+    const uint8_t *end; /* borrowed; see struct kv_op for the meaning */
+    uint32_t key_len;
+    uint32_t end_len;
+    uint8_t flags;  /* KV_FLAG_PREFIX/REVERSE/COUNT_ONLY/KEYS_ONLY */
+    uint64_t limit; /* 0 = no limit (KV_RANGE_BYTES_MAX still applies) */
+};
+
+/* Results of kv_get() and kv_range(), owned by the result until
+ * kv_range_result_free(). */
+struct kv_range_result
+{
+    uint64_t revision; /* store revision the read saw */
+    raft_index applied; /* applied index the read saw */
+    uint64_t count;    /* keys in the range (regardless of limit) */
+    bool more;         /* keys in the range beyond those returned */
+    struct kv_kv *kvs;
+    size_t n_kvs;
+    /* Private. */
+    struct kv_arena_chunk *arena;
+    struct kv_allocator alloc;
+};
+
+/* Reads one key. @key is borrowed. Returns 0 with one pair in @res, or
+ * KV_ENOTFOUND with none (res->revision still set); release @res either
+ * way. */
+int kv_get(struct kv_store *store, const uint8_t *key, uint32_t key_len,
+           struct kv_range_result *res);
+
+/* Reads a range in key order (reverse with KV_FLAG_REVERSE) in one read
+ * transaction. @req is borrowed. Release @res with kv_range_result_free(),
+ * also on failure. Returns 0, KV_EINVAL, KV_ENOMEM, KV_EBUSY or KV_EIO. */
+int kv_range(struct kv_store *store, const struct kv_range_req *req,
+             struct kv_range_result *res);
+
+void kv_range_result_free(struct kv_range_result *res);
+
+/* ---------------------------------------------------------------------- */
+/* History (watches) and compaction                                        */
+
+enum kv_event_type {
+    KV_EVENT_PUT = 1,
+    KV_EVENT_DELETE = 2,
+};
+
+/* A position in the history: the revision and the change's sequence number
+ * inside that revision (a transaction or delete-range changes many keys at
+ * one revision). */
+struct kv_history_pos
+{
+    uint64_t revision;
+    uint32_t seq;
+};
+
+struct kv_event
+{
+    uint8_t type; /* enum kv_event_type */
+    uint32_t seq;
+    struct kv_kv kv; /* for a deletion: key, mod_revision = the deletion's
+                      * revision, version 0 and no value */
+};
+
+struct kv_history_result
+{
+    struct kv_event *events; /* in (revision, seq) order */
+    size_t n_events;
+    struct kv_history_pos next; /* where the next read should start */
+    uint64_t revision;          /* store revision the read saw */
+    bool more;                  /* events remain at or after @next */
+    /* Private. */
+    struct kv_arena_chunk *arena;
+    struct kv_allocator alloc;
+};
+
+/* Reads at most @max_events events (0 = 1,000) at or after @from, in order.
+ * Returns 0, KV_ECOMPACTED if @from.revision is below the compaction point
+ * (@compact_revision, if not NULL, receives it), KV_EFUTURE if it is beyond
+ * store revision + 1, KV_ENOMEM or KV_EIO. Release @res also on failure. */
+int kv_history_read(struct kv_store *store, struct kv_history_pos from,
+                    size_t max_events, struct kv_history_result *res,
+                    uint64_t *compact_revision);
+
+void kv_history_result_free(struct kv_history_result *res);
+
+/* Removes history below @revision, in write transactions of at most
+ * opts.compact_batch deletions each, so that it never holds the writer for
+ * longer than one batch. The new compaction point is stored first (reads
+ * below it fail from then on), so a crash leaves a pending compaction that
+ * kv_compact() with any revision at or below the stored point resumes.
+ * Returns 0, KV_EFUTURE if @revision is beyond the store revision, or an
+ * error of kv_apply(). */
+int kv_compact(struct kv_store *store, uint64_t revision);
+
+/* ---------------------------------------------------------------------- */
+/* Snapshots                                                               */
+
+/* Bytes of the snapshot file header. */
+#define KV_SNAPSHOT_HEADER_BYTES 64u
+#define KV_SNAPSHOT_VERSION 1u
+
+struct kv_snapshot_info
+{
+    raft_index applied; /* last log index the snapshot includes */
+    uint64_t revision;
+    uint64_t compact_revision;
+    uint64_t payload_bytes; /* LMDB environment bytes after the header */
+    uint64_t payload_hash;  /* XXH3-64 of the payload */
+    uint64_t size;          /* header + payload: what is transferred */
+};
+
+struct kv_snapshot;
+
+/* Writes a consistent, compacted copy of the store to @path (through
+ * @path.tmp, synced and renamed) while writes go on, and opens it for
+ * reading into @out (release with kv_snapshot_close()). Writers are held
+ * back only until the copy's read transaction has started. @path is
+ * borrowed. Returns 0, KV_EIO, KV_ENOSPC, KV_ENOMEM or KV_EINVAL. */
+int kv_snapshot_create(struct kv_store *store, const char *path,
+                       struct kv_snapshot **out);
+
+/* Opens an existing snapshot file and checks its header (not the payload;
+ * see kv_snapshot_verify()). Returns 0, KV_EIO, KV_ECORRUPT or
+ * KV_EVERSION. */
+int kv_snapshot_open(const char *path, const struct kv_allocator *alloc,
+                     struct kv_snapshot **out, char *errmsg,
+                     size_t errmsg_len);
+
+/* Reads the payload in chunks and checks its checksum. */
+int kv_snapshot_verify(struct kv_snapshot *snap, char *errmsg,
+                       size_t errmsg_len);
+
+const struct kv_snapshot_info *kv_snapshot_info(const struct kv_snapshot *s);
+
+/* Copies up to @len bytes of the snapshot file from @offset into @buf and
+ * stores the count in @n (0 at the end). Returns 0, KV_EINVAL or KV_EIO. */
+int kv_snapshot_read_chunk(struct kv_snapshot *snap, uint64_t offset,
+                           uint8_t *buf, size_t len, size_t *n);
+
+/* Closes the file; the snapshot file itself stays. */
+void kv_snapshot_close(struct kv_snapshot *snap);
+
+/* Starts receiving a snapshot into the store's staging directory,
+ * discarding any earlier one. */
+int kv_snapshot_stage_begin(struct kv_store *store);
+
+/* Writes a received chunk at @offset. Chunks may be resent; an @offset
+ * beyond the bytes received so far (a hole) is KV_EINVAL, as is anything
+ * beyond the size the header announces. @data is borrowed. */
+int kv_snapshot_stage_write(struct kv_store *store, uint64_t offset,
+                            const uint8_t *data, size_t len);
+
+/* Ends the transfer: checks the header, the size and the payload checksum,
+ * syncs the staging files and stores the header in @info (may be NULL).
+ * Returns 0, KV_ESTATE (nothing staged), KV_ECORRUPT (with a precise
+ * message in kv_errmsg()), KV_EVERSION or KV_EIO. */
+int kv_snapshot_stage_finish(struct kv_store *store,
+                             struct kv_snapshot_info *info);
+
+/* Replaces the live state with the finished staged snapshot, atomically
+ * with respect to crashes: the new environment becomes live by one rename
+ * of the CURRENT pointer, and kv_open() discards whatever an interrupted
+ * install left behind. Afterwards the applied index, revision and history
+ * come from the snapshot. No other call may be in progress. Returns 0,
+ * KV_ESTATE, KV_ECORRUPT, KV_EIO or KV_ESTOPPED (test hook). */
+int kv_snapshot_install(struct kv_store *store);
+
+#endif /* BALLOT_KV_H */

@@ -1,0 +1,498 @@
+/*
+ * kv_apply.c - applying committed entries to the store.
+ *
+ * A batch is applied in one LMDB write transaction that also stores the last
+ * applied index, so after a crash the store is exactly at some index i and
+ * replaying the WAL from i + 1 is exact. Everything an entry does depends
+ * only on the store and the entry's bytes, so every replica computes the
+ * same state and the same results; environment failures (map full, I/O,
+ * memory) abort the whole batch instead of being recorded per entry,
+ * because they differ between replicas.
+ */
+#include <string.h>
+
+#include "kv_internal.h"
+
+/* State of one entry being executed. */
+struct exec
+{
+    struct kv_store *s;
+    MDB_txn *txn;
+    uint64_t rev;     /* the revision a change of this entry gets */
+    bool changed;     /* some key changed: the store revision moves */
+    uint32_t seq;     /* next history sequence number at @rev */
+    struct kv_arena_chunk **arena;
+    const struct kv_allocator *alloc;
+};
+
+static int hist_put(struct exec *x, uint8_t type, const struct kv_kv *kv)
+{
+    uint8_t kbuf[KV_HIST_KEY];
+    MDB_val k = {KV_HIST_KEY, kbuf};
+    MDB_val v;
+    int rc;
+    kv_put_u64be(kbuf, x->rev);
+    kv_put_u32be(kbuf + 8, x->seq);
+    v.mv_size = KV_HIST_HEADER + (size_t)kv->key_len + kv->value_len;
+    v.mv_data = NULL;
+    rc = mdb_put(x->txn, x->s->dbi_hist, &k, &v, MDB_RESERVE | MDB_APPEND);
+    if (rc != 0) {
+        return kv_mdb_error(x->s, rc, "history put");
+    }
+    uint8_t *p = v.mv_data;
+    p[0] = type;
+    kv_put_u32le(p + 1, kv->key_len);
+    kv_put_u32le(p + 5, kv->value_len);
+    kv_put_u64le(p + 9, kv->create_revision);
+    kv_put_u64le(p + 17, kv->version);
+    memcpy(p + KV_HIST_HEADER, kv->key, kv->key_len);
+    if (kv->value_len > 0) {
+        memcpy(p + KV_HIST_HEADER + kv->key_len, kv->value, kv->value_len);
+    }
+    x->seq++;
+    x->changed = true;
+    return 0;
+}
+
+/* Looks a key up in the write transaction. Returns 0 (found), KV_ENOTFOUND
+ * or an error. */
+static int key_lookup(struct exec *x, const uint8_t *key, uint32_t key_len,
+                      struct kv_kv *kv)
+{
+    MDB_val k = {key_len, (void *)key};
+    MDB_val v;
+    int rc = mdb_get(x->txn, x->s->dbi_keys, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return KV_ENOTFOUND;
+    }
+    if (rc != 0) {
+        return kv_mdb_error(x->s, rc, "get");
+    }
+    if (kv_record_decode(&k, &v, kv) != 0) {
+        return kv_set_error(x->s, KV_ECORRUPT, "keys: malformed record");
+    }
+    return 0;
+}
+
+/* Stores one previous pair in @r (its only pair, for put and delete). */
+static int keep_prev(struct exec *x, struct kv_op_result *r,
+                     const struct kv_kv *old)
+{
+    struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
+    if (kv == NULL) {
+        return KV_ENOMEM;
+    }
+    int rv = kv_kv_copy(x->arena, x->alloc, old, true, kv);
+    if (rv != 0) {
+        return rv;
+    }
+    r->kvs = kv;
+    r->n_kvs = 1;
+    return 0;
+}
+
+static int do_put(struct exec *x, const struct kv_op *op,
+                  struct kv_op_result *r)
+{
+    struct kv_kv old;
+    struct kv_kv kv;
+    MDB_val k = {op->key_len, (void *)op->key};
+    MDB_val v;
+    int rv = key_lookup(x, op->key, op->key_len, &old);
+    int rc;
+    if (rv != 0 && rv != KV_ENOTFOUND) {
+        return rv;
+    }
+    bool existed = rv == 0;
+    if (existed && (op->flags & KV_FLAG_PREV_KV)) {
+        if ((rv = keep_prev(x, r, &old)) != 0) {
+            return rv;
+        }
+    }
+    kv.key = op->key;
+    kv.key_len = op->key_len;
+    kv.value = op->value;
+    kv.value_len = op->value_len;
+    kv.create_revision = existed ? old.create_revision : x->rev;
+    kv.mod_revision = x->rev;
+    kv.version = existed ? old.version + 1 : 1;
+    v.mv_size = KV_REC_HEADER + (size_t)op->value_len;
+    v.mv_data = NULL;
+    if ((rc = mdb_put(x->txn, x->s->dbi_keys, &k, &v, MDB_RESERVE)) != 0) {
+        return kv_mdb_error(x->s, rc, "put");
+    }
+    uint8_t *p = v.mv_data;
+    kv_put_u64le(p, kv.create_revision);
+    kv_put_u64le(p + 8, kv.mod_revision);
+    kv_put_u64le(p + 16, kv.version);
+    if (op->value_len > 0) {
+        memcpy(p + KV_REC_HEADER, op->value, op->value_len);
+    }
+    return hist_put(x, KV_EVENT_PUT, &kv);
+}
+
+/* Records the deletion of @key (already removed) in the history. */
+static int hist_delete(struct exec *x, const uint8_t *key, uint32_t key_len)
+{
+    struct kv_kv tomb;
+    memset(&tomb, 0, sizeof(tomb));
+    tomb.key = key;
+    tomb.key_len = key_len;
+    tomb.mod_revision = x->rev;
+    return hist_put(x, KV_EVENT_DELETE, &tomb);
+}
+
+static int do_delete(struct exec *x, const struct kv_op *op,
+                     struct kv_op_result *r)
+{
+    struct kv_kv old;
+    MDB_val k = {op->key_len, (void *)op->key};
+    int rv = key_lookup(x, op->key, op->key_len, &old);
+    int rc;
+    if (rv == KV_ENOTFOUND) {
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if ((op->flags & KV_FLAG_PREV_KV) && (rv = keep_prev(x, r, &old)) != 0) {
+        return rv;
+    }
+    if ((rc = mdb_del(x->txn, x->s->dbi_keys, &k, NULL)) != 0) {
+        return kv_mdb_error(x->s, rc, "delete");
+    }
+    r->count = 1;
+    return hist_delete(x, op->key, op->key_len);
+}
+
+static int do_delete_range(struct exec *x, const struct kv_op *op,
+                           struct kv_op_result *r)
+{
+    uint8_t end_buf[KV_KEY_BYTES_MAX];
+    uint8_t key_copy[KV_KEY_BYTES_MAX];
+    struct kv_bounds b;
+    struct kv_kv *prev = NULL;
+    size_t n_prev = 0, cap_prev = 0;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rv = 0;
+    int rc;
+
+    kv_bounds_resolve(op->key, op->key_len, op->end, op->end_len, op->flags,
+                      end_buf, &b);
+    if (b.empty) {
+        return 0;
+    }
+    if (b.single) {
+        struct kv_op one = *op;
+        one.type = KV_OP_DELETE;
+        return do_delete(x, &one, r);
+    }
+    if ((rc = mdb_cursor_open(x->txn, x->s->dbi_keys, &cur)) != 0) {
+        return kv_mdb_error(x->s, rc, "delete-range cursor");
+    }
+    if (b.start_len == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    } else {
+        k.mv_size = b.start_len;
+        k.mv_data = (void *)b.start;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    while (rc == 0) {
+        if (!b.unbounded) {
+            size_t n = k.mv_size < b.end_len ? k.mv_size : b.end_len;
+            int c = n > 0 ? memcmp(k.mv_data, b.end, n) : 0;
+            if (c > 0 || (c == 0 && k.mv_size >= b.end_len)) {
+                break;
+            }
+        }
+        if (k.mv_size > KV_KEY_BYTES_MAX) {
+            rv = kv_set_error(x->s, KV_ECORRUPT, "keys: oversized key");
+            goto cleanup;
+        }
+        uint32_t key_len = (uint32_t)k.mv_size;
+        memcpy(key_copy, k.mv_data, key_len);
+        if (op->flags & KV_FLAG_PREV_KV) {
+            struct kv_kv old;
+            if (kv_record_decode(&k, &v, &old) != 0) {
+                rv = kv_set_error(x->s, KV_ECORRUPT, "keys: bad record");
+                goto cleanup;
+            }
+            if ((rv = kv_array_grow(x->alloc, (void **)&prev, &cap_prev,
+                                    n_prev + 1, sizeof(*prev))) != 0 ||
+                (rv = kv_kv_copy(x->arena, x->alloc, &old, true,
+                                 &prev[n_prev])) != 0) {
+                goto cleanup;
+            }
+            n_prev++;
+        }
+        if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+            rv = kv_mdb_error(x->s, rc, "delete-range");
+            goto cleanup;
+        }
+        r->count++;
+        if ((rv = hist_delete(x, key_copy, key_len)) != 0) {
+            goto cleanup;
+        }
+        /* After a deletion LMDB's cursor already rests on the next pair;
+         * MDB_NEXT returns it without moving. */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rv = kv_mdb_error(x->s, rc, "delete-range scan");
+        goto cleanup;
+    }
+    if (n_prev > 0) {
+        r->kvs = kv_arena_alloc(x->arena, x->alloc, n_prev * sizeof(*prev));
+        if (r->kvs == NULL) {
+            rv = KV_ENOMEM;
+            goto cleanup;
+        }
+        memcpy(r->kvs, prev, n_prev * sizeof(*prev));
+        r->n_kvs = n_prev;
+    }
+
+cleanup:
+    mdb_cursor_close(cur);
+    kv_free(x->alloc, prev);
+    return rv;
+}
+
+static int do_op(struct exec *x, const struct kv_op *op,
+                 struct kv_op_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->type = op->type;
+    switch (op->type) {
+    case KV_OP_PUT:
+        return do_put(x, op, r);
+    case KV_OP_DELETE:
+        return do_delete(x, op, r);
+    case KV_OP_DELETE_RANGE:
+        return do_delete_range(x, op, r);
+    case KV_OP_RANGE:
+        return kv_range_in_txn(x->s, x->txn, op->key, op->key_len, op->end,
+                               op->end_len, op->flags, op->limit, x->arena,
+                               x->alloc, &r->kvs, &r->n_kvs, &r->count,
+                               &r->more);
+    default:
+        /* The decoder admits no other type. */
+        return KV_EBADCMD;
+    }
+}
+
+static int num_cmp(uint64_t a, uint64_t b)
+{
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/* Evaluates one comparison. Returns 1 (holds), 0 or a negative error. */
+static int cmp_eval(struct exec *x, const struct kv_cmp *c)
+{
+    struct kv_kv kv;
+    int rv = key_lookup(x, c->key, c->key_len, &kv);
+    int order;
+    if (rv != 0 && rv != KV_ENOTFOUND) {
+        return rv;
+    }
+    bool exists = rv == 0;
+    switch (c->target) {
+    case KV_CMP_VALUE: {
+        if (!exists) {
+            return 0;
+        }
+        size_t n = kv.value_len < c->value_len ? kv.value_len : c->value_len;
+        order = n > 0 ? memcmp(kv.value, c->value, n) : 0;
+        if (order == 0) {
+            order = num_cmp(kv.value_len, c->value_len);
+        }
+        break;
+    }
+    case KV_CMP_VERSION:
+        order = num_cmp(exists ? kv.version : 0, c->number);
+        break;
+    case KV_CMP_CREATE_REVISION:
+        order = num_cmp(exists ? kv.create_revision : 0, c->number);
+        break;
+    case KV_CMP_MOD_REVISION:
+        order = num_cmp(exists ? kv.mod_revision : 0, c->number);
+        break;
+    default: /* KV_CMP_EXISTS */
+        order = num_cmp(exists ? 1 : 0, c->number);
+        break;
+    }
+    switch (c->op) {
+    case KV_CMP_EQ:
+        return order == 0;
+    case KV_CMP_NE:
+        return order != 0;
+    case KV_CMP_LT:
+        return order < 0;
+    default:
+        return order > 0;
+    }
+}
+
+static int exec_ops(struct exec *x, const struct kv_op *ops, uint32_t n,
+                    struct kv_entry_result *er)
+{
+    if (n == 0) {
+        return 0;
+    }
+    er->ops = kv_arena_alloc(x->arena, x->alloc, n * sizeof(*er->ops));
+    if (er->ops == NULL) {
+        return KV_ENOMEM;
+    }
+    er->n_ops = n;
+    for (uint32_t i = 0; i < n; i++) {
+        int rv = do_op(x, &ops[i], &er->ops[i]);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
+static int exec_cmd(struct exec *x, const struct kv_cmd *cmd,
+                    struct kv_entry_result *er)
+{
+    er->cmd_type = cmd->type;
+    er->succeeded = true;
+    if (cmd->type != KV_CMD_TXN) {
+        return exec_ops(x, &cmd->op, 1, er);
+    }
+    for (uint32_t i = 0; i < cmd->n_cmps; i++) {
+        int holds = cmp_eval(x, &cmd->cmps[i]);
+        if (holds < 0) {
+            return holds;
+        }
+        if (!holds) {
+            er->succeeded = false;
+            break;
+        }
+    }
+    if (er->succeeded) {
+        return exec_ops(x, cmd->then_ops, cmd->n_then, er);
+    }
+    return exec_ops(x, cmd->else_ops, cmd->n_else, er);
+}
+
+int kv_apply(struct kv_store *s, const struct raft_entry *entries,
+             size_t n_entries, struct kv_apply_result *res)
+{
+    struct kv_apply_result local;
+    struct kv_cmd cmd;
+    MDB_txn *txn = NULL;
+    uint64_t applied = 0, rev = 0;
+    int rv;
+    int rc;
+
+    if (res == NULL) {
+        res = &local;
+    }
+    memset(res, 0, sizeof(*res));
+    res->alloc = s->alloc;
+    if (entries == NULL && n_entries > 0) {
+        return KV_EINVAL;
+    }
+    for (size_t i = 1; i < n_entries; i++) {
+        if (entries[i].index != entries[i - 1].index + 1) {
+            return kv_set_error(s, KV_EGAP, "entries %llu then %llu",
+                                (unsigned long long)entries[i - 1].index,
+                                (unsigned long long)entries[i].index);
+        }
+    }
+    if (s->poisoned || s->env == NULL) {
+        return KV_EPOISONED;
+    }
+    if (n_entries > 0) {
+        res->entries = kv_arena_alloc(&res->arena, &res->alloc,
+                                      n_entries * sizeof(*res->entries));
+        if (res->entries == NULL) {
+            return KV_ENOMEM;
+        }
+        memset(res->entries, 0, n_entries * sizeof(*res->entries));
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+        rv = kv_mdb_error(s, rc, "begin write");
+        goto fail;
+    }
+    if ((rv = kv_meta_get(s, txn, KV_META_APPLIED, &applied)) != 0 ||
+        (rv = kv_meta_get(s, txn, KV_META_REVISION, &rev)) != 0) {
+        goto fail;
+    }
+    for (size_t i = 0; i < n_entries; i++) {
+        const struct raft_entry *e = &entries[i];
+        struct kv_entry_result *er = &res->entries[i];
+        er->index = e->index;
+        if (e->index <= applied) {
+            er->skipped = true;
+            continue;
+        }
+        if (e->index != applied + 1) {
+            rv = kv_set_error(s, KV_EGAP, "entry %llu after applied %llu",
+                              (unsigned long long)e->index,
+                              (unsigned long long)applied);
+            goto fail;
+        }
+        applied = e->index;
+        er->revision = rev;
+        if (e->type != RAFT_ENTRY_NORMAL || e->len == 0) {
+            er->noop = true;
+            continue;
+        }
+        rv = kv_cmd_decode(e->data, e->len, &s->alloc, &cmd);
+        if (rv == KV_ENOMEM) {
+            goto fail;
+        }
+        if (rv != 0) {
+            /* A refused command is part of the replicated outcome. */
+            er->code = rv;
+            continue;
+        }
+        struct exec x = {s, txn, rev + 1, false, 0, &res->arena, &res->alloc};
+        rv = exec_cmd(&x, &cmd, er);
+        kv_cmd_free(&cmd, &s->alloc);
+        if (rv != 0) {
+            goto fail;
+        }
+        if (x.changed) {
+            rev++;
+        }
+        er->revision = rev;
+    }
+    if ((rv = kv_meta_put(s, txn, KV_META_APPLIED, applied)) != 0 ||
+        (rv = kv_meta_put(s, txn, KV_META_REVISION, rev)) != 0) {
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        rv = kv_mdb_error(s, rc, "commit");
+        goto fail;
+    }
+    res->n_entries = n_entries;
+    res->applied = applied;
+    res->revision = rev;
+    if (res == &local) {
+        kv_apply_result_free(res);
+    }
+    return 0;
+
+fail:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    kv_apply_result_free(res);
+    res->alloc = s->alloc;
+    return rv;
+}
+
+void kv_apply_result_free(struct kv_apply_result *res)
+{
+    struct kv_allocator a = res->alloc;
+    if (a.free_fn != NULL) {
+        kv_arena_free(&res->arena, &a);
+    }
+    memset(res, 0, sizeof(*res));
+}

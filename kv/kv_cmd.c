@@ -1,0 +1,513 @@
+/*
+ * kv_cmd.c - the binary encoding of state-machine commands.
+ *
+ * Commands travel inside Raft entries, so every replica decodes the same
+ * bytes; the decoder must therefore be deterministic and must treat its input
+ * as hostile (a leader may be buggy, a disk may be corrupt). Version 1 layout,
+ * integers little endian (docs/kv.md is normative):
+ *
+ *   command      := u8 version(=1) u8 cmd_type body
+ *   body         := op                         cmd_type 1..3, op type equal
+ *                 | u16 n_cmps cmp{n_cmps}     cmd_type 4 (transaction)
+ *                   u16 n_then op{n_then}
+ *                   u16 n_else op{n_else}
+ *   op           := u8 op_type u8 flags u32 key_len key[key_len] tail
+ *   tail (put)   := u32 value_len value[value_len]
+ *   tail (del)   := (nothing)
+ *   tail (delr)  := u32 end_len end[end_len]
+ *   tail (range) := u32 end_len end[end_len] u64 limit
+ *   cmp          := u8 target u8 op u32 key_len key[key_len]
+ *                   (u32 value_len value[value_len] | u64 number)
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_internal.h"
+
+/* Smallest encodings, used to bound counts before allocating arrays. */
+#define OP_MIN_BYTES 6u
+#define CMP_MIN_BYTES 10u
+
+static bool flags_valid(uint8_t type, uint8_t flags)
+{
+    uint8_t allowed = 0;
+    switch (type) {
+    case KV_OP_PUT:
+    case KV_OP_DELETE:
+        allowed = KV_FLAG_PREV_KV;
+        break;
+    case KV_OP_DELETE_RANGE:
+        allowed = KV_FLAG_PREV_KV | KV_FLAG_PREFIX;
+        break;
+    case KV_OP_RANGE:
+        allowed = KV_FLAG_PREFIX | KV_FLAG_REVERSE | KV_FLAG_COUNT_ONLY |
+                  KV_FLAG_KEYS_ONLY;
+        break;
+    default:
+        return false;
+    }
+    return (flags & ~allowed) == 0;
+}
+
+/* Checks one operation against the rules both directions share. Returns 0,
+ * KV_EBADCMD or KV_ELIMIT. */
+static int op_check(const struct kv_op *op)
+{
+    if (!flags_valid(op->type, op->flags)) {
+        return KV_EBADCMD;
+    }
+    if (op->key_len > KV_KEY_BYTES_MAX || op->end_len > KV_KEY_BYTES_MAX ||
+        op->value_len > KV_VALUE_BYTES_MAX) {
+        return KV_ELIMIT;
+    }
+    /* A single-key operation on the empty key has no meaning. */
+    if ((op->type == KV_OP_PUT || op->type == KV_OP_DELETE) &&
+        op->key_len == 0) {
+        return KV_EBADCMD;
+    }
+    return 0;
+}
+
+static int cmp_check(const struct kv_cmp *c)
+{
+    if (c->target < KV_CMP_VALUE || c->target > KV_CMP_EXISTS ||
+        c->op < KV_CMP_EQ || c->op > KV_CMP_GT) {
+        return KV_EBADCMD;
+    }
+    if (c->target == KV_CMP_EXISTS &&
+        ((c->op != KV_CMP_EQ && c->op != KV_CMP_NE) || c->number > 1)) {
+        return KV_EBADCMD;
+    }
+    if (c->key_len == 0) {
+        return KV_EBADCMD;
+    }
+    if (c->key_len > KV_KEY_BYTES_MAX || c->value_len > KV_VALUE_BYTES_MAX) {
+        return KV_ELIMIT;
+    }
+    return 0;
+}
+
+static uint64_t op_size(const struct kv_op *op)
+{
+    uint64_t n = 2 + 4 + (uint64_t)op->key_len;
+    switch (op->type) {
+    case KV_OP_PUT:
+        n += 4 + (uint64_t)op->value_len;
+        break;
+    case KV_OP_DELETE_RANGE:
+        n += 4 + (uint64_t)op->end_len;
+        break;
+    case KV_OP_RANGE:
+        n += 4 + (uint64_t)op->end_len + 8;
+        break;
+    default:
+        break;
+    }
+    return n;
+}
+
+static uint64_t cmp_size(const struct kv_cmp *c)
+{
+    uint64_t n = 2 + 4 + (uint64_t)c->key_len;
+    n += c->target == KV_CMP_VALUE ? 4 + (uint64_t)c->value_len : 8;
+    return n;
+}
+
+/* Validates a whole command and computes its size. */
+static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
+{
+    uint64_t n = 2;
+    int rv;
+    if (cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) {
+        if (cmd->op.type != cmd->type) {
+            return KV_EBADCMD;
+        }
+        if ((rv = op_check(&cmd->op)) != 0) {
+            return rv;
+        }
+        n += op_size(&cmd->op);
+    } else if (cmd->type == KV_CMD_TXN) {
+        if (cmd->n_cmps > KV_TXN_CMPS_MAX || cmd->n_then > KV_TXN_OPS_MAX ||
+            cmd->n_else > KV_TXN_OPS_MAX) {
+            return KV_ELIMIT;
+        }
+        n += 6;
+        for (uint32_t i = 0; i < cmd->n_cmps; i++) {
+            if ((rv = cmp_check(&cmd->cmps[i])) != 0) {
+                return rv;
+            }
+            n += cmp_size(&cmd->cmps[i]);
+        }
+        for (uint32_t i = 0; i < cmd->n_then + cmd->n_else; i++) {
+            const struct kv_op *op = i < cmd->n_then
+                                         ? &cmd->then_ops[i]
+                                         : &cmd->else_ops[i - cmd->n_then];
+            if ((rv = op_check(op)) != 0) {
+                return rv;
+            }
+            n += op_size(op);
+        }
+    } else {
+        return KV_EBADCMD;
+    }
+    if (n > KV_CMD_BYTES_MAX) {
+        return KV_ELIMIT;
+    }
+    *size = n;
+    return 0;
+}
+
+size_t kv_cmd_encoded_size(const struct kv_cmd *cmd)
+{
+    uint64_t n = 0;
+    if (cmd_check(cmd, &n) != 0) {
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* Writer that the size check has already proven cannot overflow. */
+struct writer
+{
+    uint8_t *p;
+};
+
+static void w_u8(struct writer *w, uint8_t v)
+{
+    *w->p++ = v;
+}
+static void w_u16(struct writer *w, uint32_t v)
+{
+    w->p[0] = (uint8_t)v;
+    w->p[1] = (uint8_t)(v >> 8);
+    w->p += 2;
+}
+static void w_u32(struct writer *w, uint32_t v)
+{
+    kv_put_u32le(w->p, v);
+    w->p += 4;
+}
+static void w_u64(struct writer *w, uint64_t v)
+{
+    kv_put_u64le(w->p, v);
+    w->p += 8;
+}
+static void w_bytes(struct writer *w, const uint8_t *b, uint32_t n)
+{
+    if (n > 0) {
+        memcpy(w->p, b, n);
+        w->p += n;
+    }
+}
+
+static void op_write(struct writer *w, const struct kv_op *op)
+{
+    w_u8(w, op->type);
+    w_u8(w, op->flags);
+    w_u32(w, op->key_len);
+    w_bytes(w, op->key, op->key_len);
+    switch (op->type) {
+    case KV_OP_PUT:
+        w_u32(w, op->value_len);
+        w_bytes(w, op->value, op->value_len);
+        break;
+    case KV_OP_DELETE_RANGE:
+        w_u32(w, op->end_len);
+        w_bytes(w, op->end, op->end_len);
+        break;
+    case KV_OP_RANGE:
+        w_u32(w, op->end_len);
+        w_bytes(w, op->end, op->end_len);
+        w_u64(w, op->limit);
+        break;
+    default:
+        break;
+    }
+}
+
+int kv_cmd_encode(const struct kv_cmd *cmd, uint8_t *buf, size_t cap,
+                  size_t *len)
+{
+    uint64_t n = 0;
+    struct writer w = {buf};
+    int rv = cmd_check(cmd, &n);
+    if (rv == KV_EBADCMD) {
+        return KV_EINVAL;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (n > cap) {
+        return KV_ELIMIT;
+    }
+    w_u8(&w, KV_CMD_VERSION);
+    w_u8(&w, cmd->type);
+    if (cmd->type != KV_CMD_TXN) {
+        op_write(&w, &cmd->op);
+    } else {
+        w_u16(&w, cmd->n_cmps);
+        for (uint32_t i = 0; i < cmd->n_cmps; i++) {
+            const struct kv_cmp *c = &cmd->cmps[i];
+            w_u8(&w, c->target);
+            w_u8(&w, c->op);
+            w_u32(&w, c->key_len);
+            w_bytes(&w, c->key, c->key_len);
+            if (c->target == KV_CMP_VALUE) {
+                w_u32(&w, c->value_len);
+                w_bytes(&w, c->value, c->value_len);
+            } else {
+                w_u64(&w, c->number);
+            }
+        }
+        w_u16(&w, cmd->n_then);
+        for (uint32_t i = 0; i < cmd->n_then; i++) {
+            op_write(&w, &cmd->then_ops[i]);
+        }
+        w_u16(&w, cmd->n_else);
+        for (uint32_t i = 0; i < cmd->n_else; i++) {
+            op_write(&w, &cmd->else_ops[i]);
+        }
+    }
+    *len = (size_t)(w.p - buf);
+    return 0;
+}
+
+/* Reader over untrusted bytes: every read checks what is left first. */
+struct reader
+{
+    const uint8_t *p;
+    size_t left;
+};
+
+static int r_u8(struct reader *r, uint8_t *v)
+{
+    if (r->left < 1) {
+        return KV_EBADCMD;
+    }
+    *v = *r->p++;
+    r->left--;
+    return 0;
+}
+static int r_u16(struct reader *r, uint32_t *v)
+{
+    if (r->left < 2) {
+        return KV_EBADCMD;
+    }
+    *v = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8;
+    r->p += 2;
+    r->left -= 2;
+    return 0;
+}
+static int r_u32(struct reader *r, uint32_t *v)
+{
+    if (r->left < 4) {
+        return KV_EBADCMD;
+    }
+    *v = kv_get_u32le(r->p);
+    r->p += 4;
+    r->left -= 4;
+    return 0;
+}
+static int r_u64(struct reader *r, uint64_t *v)
+{
+    if (r->left < 8) {
+        return KV_EBADCMD;
+    }
+    *v = kv_get_u64le(r->p);
+    r->p += 8;
+    r->left -= 8;
+    return 0;
+}
+/* Reads a length-prefixed byte string, checking the limit before the bytes
+ * left, so an oversized length is reported as a limit and not as a
+ * truncation. */
+static int r_blob(struct reader *r, uint32_t max, uint32_t *len,
+                  const uint8_t **bytes)
+{
+    int rv = r_u32(r, len);
+    if (rv != 0) {
+        return rv;
+    }
+    if (*len > max) {
+        return KV_ELIMIT;
+    }
+    if (r->left < *len) {
+        return KV_EBADCMD;
+    }
+    *bytes = *len > 0 ? r->p : NULL;
+    r->p += *len;
+    r->left -= *len;
+    return 0;
+}
+
+static int op_read(struct reader *r, struct kv_op *op)
+{
+    int rv;
+    memset(op, 0, sizeof(*op));
+    if ((rv = r_u8(r, &op->type)) != 0 || (rv = r_u8(r, &op->flags)) != 0) {
+        return rv;
+    }
+    if (op->type < KV_OP_PUT || op->type > KV_OP_RANGE) {
+        return KV_EBADCMD;
+    }
+    if ((rv = r_blob(r, KV_KEY_BYTES_MAX, &op->key_len, &op->key)) != 0) {
+        return rv;
+    }
+    switch (op->type) {
+    case KV_OP_PUT:
+        rv = r_blob(r, KV_VALUE_BYTES_MAX, &op->value_len, &op->value);
+        break;
+    case KV_OP_DELETE_RANGE:
+        rv = r_blob(r, KV_KEY_BYTES_MAX, &op->end_len, &op->end);
+        break;
+    case KV_OP_RANGE:
+        rv = r_blob(r, KV_KEY_BYTES_MAX, &op->end_len, &op->end);
+        if (rv == 0) {
+            rv = r_u64(r, &op->limit);
+        }
+        break;
+    default:
+        break;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    return op_check(op);
+}
+
+static int cmp_read(struct reader *r, struct kv_cmp *c)
+{
+    int rv;
+    memset(c, 0, sizeof(*c));
+    if ((rv = r_u8(r, &c->target)) != 0 || (rv = r_u8(r, &c->op)) != 0) {
+        return rv;
+    }
+    if (c->target < KV_CMP_VALUE || c->target > KV_CMP_EXISTS) {
+        return KV_EBADCMD;
+    }
+    if ((rv = r_blob(r, KV_KEY_BYTES_MAX, &c->key_len, &c->key)) != 0) {
+        return rv;
+    }
+    if (c->target == KV_CMP_VALUE) {
+        rv = r_blob(r, KV_VALUE_BYTES_MAX, &c->value_len, &c->value);
+    } else {
+        rv = r_u64(r, &c->number);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    return cmp_check(c);
+}
+
+/* Reads a count and allocates its array, after checking the count against
+ * its limit and against the bytes that remain. */
+static int read_count(struct reader *r, uint32_t max, size_t min_bytes,
+                      size_t elem, const struct kv_allocator *a,
+                      uint32_t *n, void **array)
+{
+    int rv = r_u16(r, n);
+    if (rv != 0) {
+        return rv;
+    }
+    if (*n > max) {
+        return KV_ELIMIT;
+    }
+    if ((size_t)*n * min_bytes > r->left) {
+        return KV_EBADCMD;
+    }
+    if (*n == 0) {
+        return 0;
+    }
+    *array = kv_malloc(a, (size_t)*n * elem);
+    return *array == NULL ? KV_ENOMEM : 0;
+}
+
+int kv_cmd_decode(const uint8_t *buf, size_t len,
+                  const struct kv_allocator *alloc, struct kv_cmd *cmd)
+{
+    struct kv_allocator a;
+    struct reader r = {buf, len};
+    uint8_t version = 0;
+    int rv;
+    kv_allocator_resolve(alloc, &a);
+    memset(cmd, 0, sizeof(*cmd));
+    if (buf == NULL && len > 0) {
+        return KV_EINVAL;
+    }
+    if (len > KV_CMD_BYTES_MAX) {
+        return KV_ELIMIT;
+    }
+    if ((rv = r_u8(&r, &version)) != 0) {
+        goto fail;
+    }
+    if (version != KV_CMD_VERSION) {
+        rv = KV_EVERSION;
+        goto fail;
+    }
+    if ((rv = r_u8(&r, &cmd->type)) != 0) {
+        goto fail;
+    }
+    switch (cmd->type) {
+    case KV_CMD_PUT:
+    case KV_CMD_DELETE:
+    case KV_CMD_DELETE_RANGE:
+        if ((rv = op_read(&r, &cmd->op)) != 0) {
+            goto fail;
+        }
+        if (cmd->op.type != cmd->type) {
+            rv = KV_EBADCMD;
+            goto fail;
+        }
+        break;
+    case KV_CMD_TXN:
+        rv = read_count(&r, KV_TXN_CMPS_MAX, CMP_MIN_BYTES,
+                        sizeof(struct kv_cmp), &a, &cmd->n_cmps,
+                        (void **)&cmd->cmps);
+        for (uint32_t i = 0; rv == 0 && i < cmd->n_cmps; i++) {
+            rv = cmp_read(&r, &cmd->cmps[i]);
+        }
+        if (rv == 0) {
+            rv = read_count(&r, KV_TXN_OPS_MAX, OP_MIN_BYTES,
+                            sizeof(struct kv_op), &a, &cmd->n_then,
+                            (void **)&cmd->then_ops);
+        }
+        for (uint32_t i = 0; rv == 0 && i < cmd->n_then; i++) {
+            rv = op_read(&r, &cmd->then_ops[i]);
+        }
+        if (rv == 0) {
+            rv = read_count(&r, KV_TXN_OPS_MAX, OP_MIN_BYTES,
+                            sizeof(struct kv_op), &a, &cmd->n_else,
+                            (void **)&cmd->else_ops);
+        }
+        for (uint32_t i = 0; rv == 0 && i < cmd->n_else; i++) {
+            rv = op_read(&r, &cmd->else_ops[i]);
+        }
+        if (rv != 0) {
+            goto fail;
+        }
+        break;
+    default:
+        rv = KV_EBADCMD;
+        goto fail;
+    }
+    /* Trailing bytes would let two encodings mean the same command. */
+    if (r.left != 0) {
+        rv = KV_EBADCMD;
+        goto fail;
+    }
+    return 0;
+
+fail:
+    kv_cmd_free(cmd, &a);
+    return rv;
+}
+
+void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc)
+{
+    struct kv_allocator a;
+    kv_allocator_resolve(alloc, &a);
+    kv_free(&a, cmd->cmps);
+    kv_free(&a, cmd->then_ops);
+    kv_free(&a, cmd->else_ops);
+    memset(cmd, 0, sizeof(*cmd));
+}

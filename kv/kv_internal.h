@@ -1,0 +1,211 @@
+/*
+ * kv_internal.h - what the files of kv/ share: the store object, the result
+ * arena, byte-order helpers and the translation of LMDB codes.
+ */
+#ifndef BALLOT_KV_INTERNAL_H
+#define BALLOT_KV_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "kv.h"
+
+/* Version of the on-disk layout of the LMDB databases (docs/kv.md). */
+#define KV_FORMAT_VERSION 1u
+
+/* Keys of the "meta" database. */
+#define KV_META_FORMAT "format"
+#define KV_META_APPLIED "applied"
+#define KV_META_REVISION "revision"
+#define KV_META_COMPACT "compact_rev"
+#define KV_META_COMPACT_DONE "compact_done"
+
+/* Bytes of the metadata in front of a value in the "keys" database:
+ * create_revision, mod_revision, version. */
+#define KV_REC_HEADER 24u
+/* Bytes of a "history" key: revision and sequence, big endian so that LMDB's
+ * byte order is the numeric order. */
+#define KV_HIST_KEY 12u
+/* Bytes of a history record before the key: type, key length, value length,
+ * create_revision, version. */
+#define KV_HIST_HEADER 25u
+
+struct kv_stage
+{
+    bool active;     /* stage_begin was called */
+    bool finished;   /* stage_finish verified it */
+    int data_fd;     /* stage/data.mdb, or -1 */
+    uint64_t received; /* contiguous bytes received from offset 0 */
+    uint8_t header[KV_SNAPSHOT_HEADER_BYTES];
+    struct kv_snapshot_info info; /* parsed once the header is complete */
+    bool have_info;
+};
+
+struct kv_store
+{
+    char *dir;       /* the store directory */
+    uint64_t gen;    /* generation CURRENT names: dir/env-<gen> */
+    MDB_env *env;
+    MDB_dbi dbi_meta;
+    MDB_dbi dbi_keys;
+    MDB_dbi dbi_hist;
+    struct kv_options opts;
+    struct kv_allocator alloc;
+    bool poisoned;
+    struct kv_stage stage;
+    pthread_mutex_t err_lock;
+    char errmsg[256];
+};
+
+/* Allocation through the store's hooks. */
+void *kv_malloc(const struct kv_allocator *a, size_t size);
+void *kv_realloc(const struct kv_allocator *a, void *ptr, size_t size);
+void kv_free(const struct kv_allocator *a, void *ptr);
+/* Fills in C library functions for NULL members. */
+void kv_allocator_resolve(const struct kv_allocator *in,
+                          struct kv_allocator *out);
+
+/* A bump allocator for results: many small copies, one release. */
+struct kv_arena_chunk
+{
+    struct kv_arena_chunk *next;
+    size_t used;
+    size_t cap;
+    /* data follows, 8-byte aligned */
+};
+void *kv_arena_alloc(struct kv_arena_chunk **arena,
+                     const struct kv_allocator *a, size_t size);
+void kv_arena_free(struct kv_arena_chunk **arena,
+                   const struct kv_allocator *a);
+/* Grows an array of @elem-byte elements held outside the arena. */
+int kv_array_grow(const struct kv_allocator *a, void **array, size_t *cap,
+                  size_t need, size_t elem);
+
+/* Records an error message ("kv: " + formatted) and returns @code. */
+int kv_set_error(struct kv_store *store, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Translates an LMDB or errno code to a kv code, recording @what. */
+int kv_mdb_error(struct kv_store *store, int rc, const char *what);
+/* Translates an errno value. */
+int kv_errno_code(int err);
+
+/* Little-endian and big-endian integer helpers. */
+static inline void kv_put_u64le(uint8_t *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+static inline uint64_t kv_get_u64le(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+static inline void kv_put_u32le(uint8_t *p, uint32_t v)
+{
+    for (unsigned i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+static inline uint32_t kv_get_u32le(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        v |= (uint32_t)p[i] << (8 * i);
+    }
+    return v;
+}
+static inline void kv_put_u64be(uint8_t *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    }
+}
+static inline uint64_t kv_get_u64be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+static inline void kv_put_u32be(uint8_t *p, uint32_t v)
+{
+    for (unsigned i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+    }
+}
+static inline uint32_t kv_get_u32be(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* Metadata values in the "meta" database (u64 little endian). A missing
+ * key reads as 0. */
+int kv_meta_get(struct kv_store *store, MDB_txn *txn, const char *name,
+                uint64_t *value);
+int kv_meta_put(struct kv_store *store, MDB_txn *txn, const char *name,
+                uint64_t value);
+
+/* Begins a read transaction, translating errors. */
+int kv_read_begin(struct kv_store *store, MDB_txn **txn);
+
+/* Resolves a range request to concrete bounds: [*start, *end) where an
+ * *end_len of 0 means "no upper bound" and *single means only @key. The
+ * prefix end is written into @end_buf (KV_KEY_BYTES_MAX bytes). */
+struct kv_bounds
+{
+    const uint8_t *start;
+    uint32_t start_len;
+    const uint8_t *end;
+    uint32_t end_len;
+    bool single;
+    bool unbounded; /* no upper bound */
+    bool empty;     /* nothing can match */
+};
+void kv_bounds_resolve(const uint8_t *key, uint32_t key_len,
+                       const uint8_t *end, uint32_t end_len, uint8_t flags,
+                       uint8_t *end_buf, struct kv_bounds *b);
+
+/* Runs a range read inside @txn (read or write), copying results into
+ * @arena. Shared by kv_range() and transactions. */
+int kv_range_in_txn(struct kv_store *store, MDB_txn *txn,
+                    const uint8_t *key, uint32_t key_len, const uint8_t *end,
+                    uint32_t end_len, uint8_t flags, uint64_t limit,
+                    struct kv_arena_chunk **arena,
+                    const struct kv_allocator *alloc, struct kv_kv **kvs,
+                    size_t *n_kvs, uint64_t *count, bool *more);
+
+/* Decodes a stored "keys" value into @kv (pointers into LMDB memory). */
+int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv);
+/* Copies @src's bytes into @arena; without the value if !with_value. */
+int kv_kv_copy(struct kv_arena_chunk **arena, const struct kv_allocator *a,
+               const struct kv_kv *src, bool with_value, struct kv_kv *dst);
+
+/* Opens the LMDB environment of generation directory @path into @store. */
+int kv_env_open(struct kv_store *store, const char *path);
+void kv_env_close(struct kv_store *store);
+
+/* fsyncs a directory. */
+int kv_fsync_dir(const char *path);
+/* Removes a directory and the plain files in it (no recursion deeper). */
+int kv_remove_dir(const char *path);
+/* Formats a path into a new allocation. */
+char *kv_path(const struct kv_allocator *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Points DIR/CURRENT at generation @gen (write, fsync, rename, fsync). */
+int kv_current_write(struct kv_store *store, uint64_t gen);
+
+/* Stage helpers used by kv_open()/kv_close(). */
+void kv_stage_reset(struct kv_store *store);
+
+#endif /* BALLOT_KV_INTERNAL_H */

@@ -1,0 +1,676 @@
+/*
+ * kv_store.c - opening and closing the store, its directory layout, errors,
+ * allocation, metadata and checkpoints.
+ *
+ * Directory layout (docs/kv.md):
+ *
+ *   DIR/CURRENT      "env-<gen>\n": the live generation; replaced by rename
+ *   DIR/env-<gen>/   the live LMDB environment (data.mdb, lock.mdb)
+ *   DIR/stage/       a snapshot being received (data.mdb)
+ *
+ * Anything else with those shapes (older generations, a stage, a
+ * CURRENT.tmp) is what an interrupted install left behind and is removed at
+ * open: the rename of CURRENT is the single commit point of an install.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kv_internal.h"
+
+/* ---------------------------------------------------------------------- */
+/* Errors                                                                  */
+
+static const struct
+{
+    int code;
+    const char *text;
+} error_table[] = {
+    {0, "success"},
+    {KV_ENOMEM, "out of memory"},
+    {KV_EINVAL, "invalid argument"},
+    {KV_EBADCMD, "malformed command"},
+    {KV_ELIMIT, "command exceeds a limit"},
+    {KV_EFULL, "store full (map size reached)"},
+    {KV_ENOSPC, "no space left on device"},
+    {KV_EIO, "I/O error"},
+    {KV_ECORRUPT, "corrupt data"},
+    {KV_ECOMPACTED, "revision compacted"},
+    {KV_EFUTURE, "revision not reached yet"},
+    {KV_EGAP, "entries not contiguous with the applied index"},
+    {KV_ENOTFOUND, "key not found"},
+    {KV_ESTATE, "operation not allowed in the current state"},
+    {KV_EVERSION, "unsupported format version"},
+    {KV_EPOISONED, "store poisoned by an earlier failed sync"},
+    {KV_EBUSY, "too many concurrent readers"},
+    {KV_ESTOPPED, "stopped by a test hook"},
+};
+
+const char *kv_strerror(int code)
+{
+    for (size_t i = 0; i < sizeof(error_table) / sizeof(error_table[0]);
+         i++) {
+        if (error_table[i].code == code) {
+            return error_table[i].text;
+        }
+    }
+    return "unknown kv error";
+}
+
+int kv_set_error(struct kv_store *store, int code, const char *fmt, ...)
+{
+    va_list ap;
+    char buf[sizeof(store->errmsg) - 4];
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&store->err_lock);
+    snprintf(store->errmsg, sizeof(store->errmsg), "kv: %s", buf);
+    pthread_mutex_unlock(&store->err_lock);
+    return code;
+}
+
+int kv_errno_code(int err)
+{
+    switch (err) {
+    case ENOMEM:
+        return KV_ENOMEM;
+    case ENOSPC:
+    case EDQUOT:
+        return KV_ENOSPC;
+    default:
+        return KV_EIO;
+    }
+}
+
+int kv_mdb_error(struct kv_store *store, int rc, const char *what)
+{
+    int code;
+    switch (rc) {
+    case MDB_MAP_FULL:
+        code = KV_EFULL;
+        break;
+    case MDB_READERS_FULL:
+        code = KV_EBUSY;
+        break;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_INCOMPATIBLE:
+        code = KV_ECORRUPT;
+        break;
+    case MDB_VERSION_MISMATCH:
+        code = KV_EVERSION;
+        break;
+    default:
+        code = rc > 0 ? kv_errno_code(rc) : KV_EIO;
+        break;
+    }
+    return kv_set_error(store, code, "%s: %s", what, mdb_strerror(rc));
+}
+
+void kv_errmsg(struct kv_store *store, char *buf, size_t len)
+{
+    if (len == 0) {
+        return;
+    }
+    pthread_mutex_lock(&store->err_lock);
+    snprintf(buf, len, "%s", store->errmsg);
+    pthread_mutex_unlock(&store->err_lock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Allocation                                                              */
+
+static void *libc_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return malloc(size);
+}
+static void *libc_realloc(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    return realloc(ptr, size);
+}
+static void libc_free(void *ctx, void *ptr)
+{
+    (void)ctx;
+    free(ptr);
+}
+
+void kv_allocator_resolve(const struct kv_allocator *in,
+                          struct kv_allocator *out)
+{
+    out->ctx = in != NULL ? in->ctx : NULL;
+    out->malloc_fn =
+        in != NULL && in->malloc_fn != NULL ? in->malloc_fn : libc_malloc;
+    out->realloc_fn =
+        in != NULL && in->realloc_fn != NULL ? in->realloc_fn : libc_realloc;
+    out->free_fn = in != NULL && in->free_fn != NULL ? in->free_fn : libc_free;
+}
+
+void *kv_malloc(const struct kv_allocator *a, size_t size)
+{
+    return a->malloc_fn(a->ctx, size == 0 ? 1 : size);
+}
+void *kv_realloc(const struct kv_allocator *a, void *ptr, size_t size)
+{
+    return a->realloc_fn(a->ctx, ptr, size == 0 ? 1 : size);
+}
+void kv_free(const struct kv_allocator *a, void *ptr)
+{
+    if (ptr != NULL) {
+        a->free_fn(a->ctx, ptr);
+    }
+}
+
+#define ARENA_CHUNK_BYTES (64u * 1024u)
+#define ARENA_ALIGN 8u
+
+void *kv_arena_alloc(struct kv_arena_chunk **arena,
+                     const struct kv_allocator *a, size_t size)
+{
+    struct kv_arena_chunk *c = *arena;
+    size_t hdr = (sizeof(*c) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (c == NULL || c->cap - c->used < size) {
+        size_t cap = size > ARENA_CHUNK_BYTES ? size : ARENA_CHUNK_BYTES;
+        c = kv_malloc(a, hdr + cap);
+        if (c == NULL) {
+            return NULL;
+        }
+        c->cap = cap;
+        c->used = 0;
+        c->next = *arena;
+        *arena = c;
+    }
+    void *p = (uint8_t *)c + hdr + c->used;
+    c->used += size;
+    return p;
+}
+
+void kv_arena_free(struct kv_arena_chunk **arena,
+                   const struct kv_allocator *a)
+{
+    struct kv_arena_chunk *c = *arena;
+    while (c != NULL) {
+        struct kv_arena_chunk *next = c->next;
+        kv_free(a, c);
+        c = next;
+    }
+    *arena = NULL;
+}
+
+int kv_array_grow(const struct kv_allocator *a, void **array, size_t *cap,
+                  size_t need, size_t elem)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t n = *cap == 0 ? 8 : *cap * 2;
+    while (n < need) {
+        n *= 2;
+    }
+    void *p = kv_realloc(a, *array, n * elem);
+    if (p == NULL) {
+        return KV_ENOMEM;
+    }
+    *array = p;
+    *cap = n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Files                                                                   */
+
+char *kv_path(const struct kv_allocator *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return NULL;
+    }
+    char *p = kv_malloc(a, (size_t)n + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+int kv_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return kv_errno_code(errno);
+    }
+    int rv = fsync(fd) == 0 ? 0 : kv_errno_code(errno);
+    close(fd);
+    return rv;
+}
+
+int kv_remove_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char buf[4096];
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : kv_errno_code(errno);
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        snprintf(buf, sizeof(buf), "%s/%s", path, e->d_name);
+        unlink(buf);
+    }
+    closedir(d);
+    return rmdir(path) == 0 ? 0 : kv_errno_code(errno);
+}
+
+/* Reads DIR/CURRENT. Returns 0 with *gen, KV_ENOTFOUND if it is missing,
+ * KV_ECORRUPT if it is malformed. */
+static int current_read(struct kv_store *s, uint64_t *gen)
+{
+    char buf[64] = {0};
+    char *path = kv_path(&s->alloc, "%s/CURRENT", s->dir);
+    int rv = 0;
+    if (path == NULL) {
+        return KV_ENOMEM;
+    }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        rv = errno == ENOENT ? KV_ENOTFOUND
+                             : kv_set_error(s, kv_errno_code(errno),
+                                            "%s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    unsigned long long g = 0;
+    char nl = 0;
+    if (n <= 0 || sscanf(buf, "env-%llu%c", &g, &nl) != 2 || nl != '\n' ||
+        g == 0) {
+        rv = kv_set_error(s, KV_ECORRUPT, "%s: malformed pointer", path);
+        goto cleanup;
+    }
+    *gen = g;
+
+cleanup:
+    kv_free(&s->alloc, path);
+    return rv;
+}
+
+/* Points DIR/CURRENT at generation @gen: write a temporary file, sync it,
+ * rename it over CURRENT, sync the directory. The rename is atomic, so a
+ * crash leaves either the old or the new pointer. */
+int kv_current_write(struct kv_store *s, uint64_t gen)
+{
+    char buf[64];
+    int len = snprintf(buf, sizeof(buf), "env-%" PRIu64 "\n", gen);
+    char *tmp = kv_path(&s->alloc, "%s/CURRENT.tmp", s->dir);
+    char *cur = kv_path(&s->alloc, "%s/CURRENT", s->dir);
+    int fd = -1;
+    int rv = KV_ENOMEM;
+    if (tmp == NULL || cur == NULL) {
+        goto cleanup;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, buf, (size_t)len) != len || fsync(fd) != 0) {
+        rv = kv_set_error(s, kv_errno_code(errno), "%s: %s", tmp,
+                          strerror(errno));
+        goto cleanup;
+    }
+    if (rename(tmp, cur) != 0) {
+        rv = kv_set_error(s, kv_errno_code(errno), "rename %s: %s", tmp,
+                          strerror(errno));
+        goto cleanup;
+    }
+    rv = kv_fsync_dir(s->dir);
+    if (rv != 0) {
+        kv_set_error(s, rv, "%s: fsync directory failed", s->dir);
+    }
+
+cleanup:
+    if (fd >= 0) {
+        close(fd);
+    }
+    kv_free(&s->alloc, tmp);
+    kv_free(&s->alloc, cur);
+    return rv;
+}
+
+/* Removes every generation but @keep, a stage and a CURRENT.tmp. */
+static int dir_cleanup(struct kv_store *s, uint64_t keep)
+{
+    DIR *d = opendir(s->dir);
+    struct dirent *e;
+    int rv = 0;
+    if (d == NULL) {
+        return kv_set_error(s, kv_errno_code(errno), "%s: %s", s->dir,
+                            strerror(errno));
+    }
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long g = 0;
+        char extra = 0;
+        char *p = NULL;
+        bool generation =
+            sscanf(e->d_name, "env-%llu%c", &g, &extra) == 1;
+        if (generation && g == keep) {
+            continue;
+        }
+        if (!generation && strcmp(e->d_name, "stage") != 0 &&
+            strcmp(e->d_name, "CURRENT.tmp") != 0) {
+            continue;
+        }
+        p = kv_path(&s->alloc, "%s/%s", s->dir, e->d_name);
+        if (p == NULL) {
+            rv = KV_ENOMEM;
+            break;
+        }
+        if (strcmp(e->d_name, "CURRENT.tmp") == 0) {
+            unlink(p);
+        } else {
+            kv_remove_dir(p);
+        }
+        kv_free(&s->alloc, p);
+    }
+    closedir(d);
+    if (rv == 0) {
+        rv = kv_fsync_dir(s->dir);
+    }
+    return rv;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Environment                                                             */
+
+int kv_meta_get(struct kv_store *store, MDB_txn *txn, const char *name,
+                uint64_t *value)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    MDB_val v;
+    int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *value = 0;
+        return 0;
+    }
+    if (rc != 0) {
+        return kv_mdb_error(store, rc, name);
+    }
+    if (v.mv_size != 8) {
+        return kv_set_error(store, KV_ECORRUPT, "meta %s: %zu bytes", name,
+                            v.mv_size);
+    }
+    *value = kv_get_u64le(v.mv_data);
+    return 0;
+}
+
+int kv_meta_put(struct kv_store *store, MDB_txn *txn, const char *name,
+                uint64_t value)
+{
+    uint8_t buf[8];
+    MDB_val k = {strlen(name), (void *)name};
+    MDB_val v = {8, buf};
+    kv_put_u64le(buf, value);
+    int rc = mdb_put(txn, store->dbi_meta, &k, &v, 0);
+    return rc == 0 ? 0 : kv_mdb_error(store, rc, name);
+}
+
+int kv_read_begin(struct kv_store *store, MDB_txn **txn)
+{
+    if (store->env == NULL) {
+        return KV_EPOISONED;
+    }
+    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    return rc == 0 ? 0 : kv_mdb_error(store, rc, "begin read");
+}
+
+int kv_env_open(struct kv_store *s, const char *path)
+{
+    MDB_txn *txn = NULL;
+    uint64_t format = 0;
+    int rc;
+    int rv;
+    if ((rc = mdb_env_create(&s->env)) != 0) {
+        return kv_mdb_error(s, rc, "create environment");
+    }
+    if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0) {
+        rv = kv_mdb_error(s, rc, "configure environment");
+        goto fail;
+    }
+    /* MDB_NOSYNC: the WAL is the source of truth and kv_checkpoint() syncs.
+     * MDB_NOTLS: read transactions are not tied to threads, so a reader may
+     * run on any thread and a thread may hold several. */
+    rc = mdb_env_open(s->env, path, MDB_NOSYNC | MDB_NOTLS, 0644);
+    if (rc != 0) {
+        rv = kv_mdb_error(s, rc, path);
+        goto fail;
+    }
+    if (mdb_env_get_maxkeysize(s->env) < (int)KV_KEY_BYTES_MAX) {
+        rv = kv_set_error(s, KV_EINVAL, "LMDB max key size below %u",
+                          KV_KEY_BYTES_MAX);
+        goto fail;
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->dbi_keys)) != 0 ||
+        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->dbi_hist)) != 0) {
+        rv = kv_mdb_error(s, rc, "open databases");
+        goto fail;
+    }
+    if ((rv = kv_meta_get(s, txn, KV_META_FORMAT, &format)) != 0) {
+        goto fail;
+    }
+    if (format == 0) {
+        if ((rv = kv_meta_put(s, txn, KV_META_FORMAT, KV_FORMAT_VERSION)) !=
+            0) {
+            goto fail;
+        }
+    } else if (format != KV_FORMAT_VERSION) {
+        rv = kv_set_error(s, KV_EVERSION, "%s: format %" PRIu64, path,
+                          format);
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        rv = kv_mdb_error(s, rc, "commit databases");
+        goto fail;
+    }
+    return 0;
+
+fail:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(s->env);
+    s->env = NULL;
+    return rv;
+}
+
+void kv_env_close(struct kv_store *s)
+{
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+}
+
+int kv_open(const char *dir, const struct kv_options *opts,
+            struct kv_store **out, char *errmsg, size_t errmsg_len)
+{
+    struct kv_allocator a;
+    struct kv_store *s;
+    char *env_path = NULL;
+    uint64_t gen = 0;
+    int rv;
+    kv_allocator_resolve(opts != NULL ? opts->alloc : NULL, &a);
+    if (dir == NULL || out == NULL) {
+        return KV_EINVAL;
+    }
+    s = kv_malloc(&a, sizeof(*s));
+    if (s == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->err_lock, NULL);
+    s->alloc = a;
+    s->stage.data_fd = -1;
+    if (opts != NULL) {
+        s->opts = *opts;
+    }
+    s->opts.alloc = NULL;
+    if (s->opts.map_size == 0) {
+        s->opts.map_size = 4ull << 30;
+    }
+    if (s->opts.compact_batch == 0) {
+        s->opts.compact_batch = 10000;
+    }
+    if (s->opts.max_readers == 0) {
+        s->opts.max_readers = 126;
+    }
+    s->dir = kv_path(&a, "%s", dir);
+    if (s->dir == NULL) {
+        rv = KV_ENOMEM;
+        goto fail;
+    }
+    rv = current_read(s, &gen);
+    if (rv == KV_ENOTFOUND) {
+        /* A new store: nothing was ever applied without CURRENT, so any
+         * generation directory found is the debris of a first open. */
+        gen = 1;
+        if ((rv = dir_cleanup(s, 0)) != 0) {
+            goto fail;
+        }
+        env_path = kv_path(&a, "%s/env-1", s->dir);
+        if (env_path == NULL) {
+            rv = KV_ENOMEM;
+            goto fail;
+        }
+        if (mkdir(env_path, 0755) != 0) {
+            rv = kv_set_error(s, kv_errno_code(errno), "mkdir %s: %s",
+                              env_path, strerror(errno));
+            goto fail;
+        }
+        if ((rv = kv_current_write(s, 1)) != 0) {
+            goto fail;
+        }
+    } else if (rv != 0) {
+        goto fail;
+    } else {
+        if ((rv = dir_cleanup(s, gen)) != 0) {
+            goto fail;
+        }
+        env_path = kv_path(&a, "%s/env-%" PRIu64, s->dir, gen);
+        if (env_path == NULL) {
+            rv = KV_ENOMEM;
+            goto fail;
+        }
+    }
+    s->gen = gen;
+    if ((rv = kv_env_open(s, env_path)) != 0) {
+        goto fail;
+    }
+    kv_free(&a, env_path);
+    *out = s;
+    return 0;
+
+fail:
+    if (errmsg != NULL && errmsg_len > 0) {
+        snprintf(errmsg, errmsg_len, "%s",
+                 s->errmsg[0] != '\0' ? s->errmsg : kv_strerror(rv));
+    }
+    kv_free(&a, env_path);
+    kv_free(&a, s->dir);
+    pthread_mutex_destroy(&s->err_lock);
+    kv_free(&a, s);
+    return rv;
+}
+
+void kv_close(struct kv_store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    struct kv_allocator a = s->alloc;
+    kv_stage_reset(s);
+    kv_env_close(s);
+    kv_free(&a, s->dir);
+    pthread_mutex_destroy(&s->err_lock);
+    kv_free(&a, s);
+}
+
+int kv_status(struct kv_store *s, struct kv_status *st)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat ks, hs;
+    uint64_t done = 0;
+    int rv = kv_read_begin(s, &txn);
+    int rc;
+    if (rv != 0) {
+        return rv;
+    }
+    memset(st, 0, sizeof(*st));
+    if ((rv = kv_meta_get(s, txn, KV_META_APPLIED, &st->applied)) != 0 ||
+        (rv = kv_meta_get(s, txn, KV_META_REVISION, &st->revision)) != 0 ||
+        (rv = kv_meta_get(s, txn, KV_META_COMPACT, &st->compact_revision)) !=
+            0 ||
+        (rv = kv_meta_get(s, txn, KV_META_COMPACT_DONE, &done)) != 0) {
+        goto cleanup;
+    }
+    if ((rc = mdb_stat(txn, s->dbi_keys, &ks)) != 0 ||
+        (rc = mdb_stat(txn, s->dbi_hist, &hs)) != 0) {
+        rv = kv_mdb_error(s, rc, "stat");
+        goto cleanup;
+    }
+    st->compaction_pending = done < st->compact_revision;
+    st->keys = ks.ms_entries;
+    st->history_events = hs.ms_entries;
+
+cleanup:
+    mdb_txn_abort(txn);
+    return rv;
+}
+
+int kv_checkpoint(struct kv_store *s, raft_index *durable)
+{
+    MDB_txn *txn = NULL;
+    uint64_t applied = 0;
+    int rv;
+    if (s->poisoned) {
+        return KV_EPOISONED;
+    }
+    /* Everything committed before the sync starts is covered by it, so the
+     * applied index read first is durable once the sync returns. */
+    if ((rv = kv_read_begin(s, &txn)) != 0) {
+        return rv;
+    }
+    rv = kv_meta_get(s, txn, KV_META_APPLIED, &applied);
+    mdb_txn_abort(txn);
+    if (rv != 0) {
+        return rv;
+    }
+    int rc = mdb_env_sync(s->env, 1);
+    if (rc != 0) {
+        /* A failed sync may have dropped dirty pages: never trust a retry. */
+        s->poisoned = true;
+        return kv_mdb_error(s, rc, "checkpoint sync");
+    }
+    if (durable != NULL) {
+        *durable = applied;
+    }
+    return 0;
+}
