@@ -405,8 +405,11 @@ void replication_recv_heartbeat_resp(struct raft_node *node,
     if (m->u.heartbeat_resp.read_seq > pr->read_seq) {
         pr->read_seq = m->u.heartbeat_resp.read_seq;
     }
+    /* A follower still behind gets an append even if it carries nothing
+     * new: in REPLICATE the entries in flight may have been lost, and the
+     * follower's rejection of a gap sends us back to probing. */
     if (pr->match < log_last_index(&node->log)) {
-        pr->want_empty = pr->state == PROGRESS_PROBE;
+        pr->want_empty = true;
     }
     read_on_heartbeat_resp(node);
 }
