@@ -40,15 +40,17 @@ void election_become_follower(struct raft_node *node,
                               raft_term term,
                               raft_id leader)
 {
+    bool was_leader = node->state == RAFT_LEADER;
     leave_leadership(node);
+    if (!was_leader && (term > node->term || leader != node->leader)) {
+        /* Reads forwarded to a leader we no longer follow (or to an older
+         * term of it) may never be answered: fail them so the application
+         * can retry. */
+        read_fail_all(node);
+    }
     if (term > node->term) {
         node->term = term;
         node->vote = 0;
-    }
-    if (leader != node->leader && node->state != RAFT_LEADER) {
-        /* Reads forwarded to a leader we no longer follow will never be
-         * answered: fail them so the application can retry. */
-        read_fail_all(node);
     }
     node->state = RAFT_FOLLOWER;
     if (leader != 0 && leader != node->leader) {
