@@ -1,0 +1,343 @@
+/*
+ * sim.c - the event loop and the two phases of a run.
+ *
+ * Everything that happens is an event in one priority queue ordered by
+ * (simulated time, scheduling sequence): node ticks, message deliveries,
+ * fsync completions, workload steps, restarts, partition healing. Ties
+ * break by the order events were scheduled, never by pointers, so a seed
+ * always yields the same sequence. After every event the checkers run.
+ *
+ * A run has a fault phase (the seed's mix of faults and workload) and then
+ * a liveness phase: everything heals, crashed nodes restart, and within a
+ * bounded simulated time a leader must be elected and every proposal must
+ * be resolved and applied everywhere.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+void *sim_xmalloc(size_t size)
+{
+    void *p = malloc(size > 0 ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "sim: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+void *sim_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n > 0 ? n : 1, size > 0 ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "sim: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+int sim_grow(void **ptr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t n = *cap ? *cap : 8;
+    while (n < need) {
+        n *= 2;
+    }
+    void *p = realloc(*ptr, n * size);
+    if (p == NULL) {
+        return -1;
+    }
+    *ptr = p;
+    *cap = n;
+    return 0;
+}
+
+void sim_fail(struct sim *s, const char *invariant, const char *fmt, ...)
+{
+    if (s->failed) {
+        return; /* the first violation is the interesting one */
+    }
+    s->failed = true;
+    snprintf(s->fail_invariant, sizeof(s->fail_invariant), "%s", invariant);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->fail_detail, sizeof(s->fail_detail), fmt, ap);
+    va_end(ap);
+}
+
+struct sim_node *sim_node_by_id(struct sim *s, raft_id id)
+{
+    if (id == 0 || id > s->p.slots) {
+        return NULL;
+    }
+    return &s->nodes[id - 1];
+}
+
+struct sim_node *sim_leader(struct sim *s)
+{
+    struct sim_node *best = NULL;
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        struct sim_node *n = &s->nodes[i];
+        if (!n->up || raft_state_of(n->raft) != RAFT_LEADER) {
+            continue;
+        }
+        if (best == NULL ||
+            raft_current_term(n->raft) > raft_current_term(best->raft)) {
+            best = n;
+        }
+    }
+    return best;
+}
+
+/* ---- the event queue: a binary min-heap on (at, seq) ------------------ */
+
+static bool earlier(const struct sim_event *a, const struct sim_event *b)
+{
+    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+void sim_schedule(struct sim *s,
+                  sim_time at,
+                  uint8_t kind,
+                  unsigned slot,
+                  uint64_t incarnation,
+                  struct sim_msg *msg)
+{
+    if (sim_grow((void **)&s->heap, &s->heap_cap, s->heap_n + 1,
+                 sizeof(*s->heap)) != 0) {
+        abort();
+    }
+    struct sim_event ev = {
+        .at = at < s->now ? s->now : at,
+        .seq = s->seq++,
+        .kind = kind,
+        .slot = (uint8_t)slot,
+        .incarnation = incarnation,
+        .msg = msg,
+    };
+    size_t i = s->heap_n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!earlier(&ev, &s->heap[parent])) {
+            break;
+        }
+        s->heap[i] = s->heap[parent];
+        i = parent;
+    }
+    s->heap[i] = ev;
+}
+
+static struct sim_event pop_event(struct sim *s)
+{
+    struct sim_event top = s->heap[0];
+    struct sim_event last = s->heap[--s->heap_n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const struct sim_event *best = &last;
+        if (l < s->heap_n && earlier(&s->heap[l], best)) {
+            m = l;
+            best = &s->heap[l];
+        }
+        if (r < s->heap_n && earlier(&s->heap[r], best)) {
+            m = r;
+        }
+        if (m == i) {
+            break;
+        }
+        s->heap[i] = s->heap[m];
+        i = m;
+    }
+    if (s->heap_n > 0) {
+        s->heap[i] = last;
+    }
+    return top;
+}
+
+static void dispatch(struct sim *s, struct sim_event *ev)
+{
+    struct sim_node *n = &s->nodes[ev->slot];
+    switch (ev->kind) {
+    case EV_TICK:
+        if (n->up && n->incarnation == ev->incarnation) {
+            node_input(s, n, (struct sim_input){.kind = IN_TICK});
+            if (n->up && n->incarnation == ev->incarnation) {
+                sim_schedule(s, ev->at + SIM_TICK, EV_TICK, ev->slot,
+                             ev->incarnation, NULL);
+            }
+        }
+        break;
+    case EV_DELIVER:
+        net_deliver(s, ev->msg);
+        break;
+    case EV_FSYNC:
+        if (n->up && n->incarnation == ev->incarnation) {
+            node_fsync_done(s, n);
+        }
+        break;
+    case EV_WORKLOAD:
+        workload_step(s);
+        break;
+    case EV_RESTART:
+        if (s->phase == PHASE_FAULTS && !n->up) {
+            node_restart(s, n);
+        }
+        break;
+    case EV_HEAL_LINKS:
+        if (s->links_cut) {
+            net_heal(s);
+        }
+        break;
+    case EV_HEAL:
+        workload_heal(s);
+        break;
+    case EV_END:
+        if (s->phase != PHASE_DONE) {
+            char why[256];
+            if (!workload_live(s, why, sizeof(why))) {
+                sim_fail(s, "liveness", "%llu ticks after healing: %s",
+                         (unsigned long long)(s->p.liveness_time / SIM_TICK),
+                         why);
+            } else {
+                s->phase = PHASE_DONE;
+            }
+        }
+        break;
+    default:
+        abort();
+    }
+}
+
+static void print_params(const struct sim_params *p)
+{
+    printf(
+        "  params: nodes %u, faults %llu ticks; latency %u-%u, loss %u "
+        "ppm, dup %u ppm, reorder %u ppm (max %u); fsync %u-%u, slow %u "
+        "ppm (max %u), torn %d; crashes %d, partitions %d/%d, conf %d, "
+        "transfers %d, snapshots %d, follower reads %d; pre_vote %d, "
+        "check_quorum %d, lease_reads %d, election %u, heartbeat %u, "
+        "append %u, inflight %u, chunk %u, trailing %llu\n",
+        p->nodes, (unsigned long long)(p->fault_time / SIM_TICK), p->lat_min,
+        p->lat_max, p->loss_ppm, p->dup_ppm, p->reorder_ppm, p->reorder_max,
+        p->fsync_min, p->fsync_max, p->slow_fsync_ppm, p->slow_fsync_max,
+        p->torn_writes, p->crashes, p->partitions, p->asym_partitions,
+        p->conf_changes, p->transfers, p->snapshots, p->follower_reads,
+        p->pre_vote, p->check_quorum, p->lease_reads, p->election_ticks,
+        p->heartbeat_ticks, p->max_append_entries, p->max_inflight,
+        p->chunk_bytes, (unsigned long long)p->trailing);
+}
+
+static void report_failure(struct sim *s, const char *prog)
+{
+    printf("FAIL seed %llu: [%s] %s\n", (unsigned long long)s->opt.seed,
+           s->fail_invariant, s->fail_detail);
+    printf("  at t=%llu.%03llu, after %llu events\n",
+           (unsigned long long)(s->now / SIM_TICK),
+           (unsigned long long)(s->now % SIM_TICK),
+           (unsigned long long)s->n_events);
+    print_params(&s->p);
+    printf("  trace tail:\n");
+    trace_dump_tail(s, 30);
+    printf("  replay: %s --seed %llu --nodes %u", prog,
+           (unsigned long long)s->opt.seed, s->p.nodes);
+    if (s->opt.fault_ticks != 0) {
+        printf(" --ticks %llu", (unsigned long long)s->opt.fault_ticks);
+    }
+    printf(" --verbose\n");
+    fflush(stdout);
+}
+
+static void sim_free(struct sim *s)
+{
+    while (s->heap_n > 0) {
+        struct sim_event ev = pop_event(s);
+        net_msg_free(ev.msg);
+    }
+    free(s->heap);
+    for (unsigned i = 0; i < SIM_MAX_NODES; i++) {
+        node_free(&s->nodes[i]);
+    }
+    check_free(s);
+    free(s->props);
+    free(s->readv);
+    free(s);
+}
+
+int sim_run(const struct sim_options *opt,
+            uint64_t *trace_hash,
+            bool quiet,
+            const char *prog)
+{
+    struct sim *s = sim_xcalloc(1, sizeof(*s));
+    s->opt = *opt;
+    sim_params_choose(&s->p, opt->seed, opt->nodes);
+    if (opt->fault_ticks != 0) {
+        s->p.fault_time = opt->fault_ticks * SIM_TICK;
+    }
+    /* Separate streams, so that a change in how one part draws numbers does
+     * not reshuffle everything else. */
+    sim_rng_seed(&s->net.rng, sim_mix64(opt->seed ^ 0x6e6574ull));
+    sim_rng_seed(&s->rng_work, sim_mix64(opt->seed ^ 0x776f726bull));
+    sim_rng_seed(&s->rng_disk, sim_mix64(opt->seed ^ 0x6469736bull));
+    s->salt = sim_mix64(opt->seed ^ 0x73616c74ull);
+    s->phase = PHASE_FAULTS;
+    check_init(s);
+    if (opt->verbose) {
+        printf("seed %llu\n", (unsigned long long)opt->seed);
+        print_params(&s->p);
+    }
+
+    for (unsigned i = 0; i < s->p.slots && !s->failed; i++) {
+        struct sim_node *n = &s->nodes[i];
+        n->slot = i;
+        n->id = i + 1;
+        node_start(s, n, i < s->p.nodes);
+    }
+    workload_start(s);
+    sim_schedule(s, s->p.fault_time, EV_HEAL, 0, 0, NULL);
+    sim_schedule(s, s->p.fault_time + s->p.liveness_time, EV_END, 0, 0, NULL);
+
+    while (!s->failed && s->phase != PHASE_DONE && s->heap_n > 0) {
+        struct sim_event ev = pop_event(s);
+        s->now = ev.at;
+        dispatch(s, &ev);
+        s->n_events++;
+        if (!s->failed) {
+            check_event(s);
+        }
+    }
+    if (!s->failed) {
+        check_full(s);
+    }
+
+    *trace_hash = s->trace_hash;
+    int rc = s->failed ? 1 : 0;
+    if (s->failed) {
+        report_failure(s, prog);
+    } else if (!quiet) {
+        printf(
+            "ok seed %llu: nodes %u, %llu events, t=%llu ticks, applied "
+            "%llu (max index %llu), reads %llu, elections %llu, crashes "
+            "%llu, snapshots %llu taken/%llu installed, msgs %llu sent "
+            "%llu delivered, trace %016llx\n",
+            (unsigned long long)opt->seed, s->p.nodes,
+            (unsigned long long)s->n_events,
+            (unsigned long long)(s->now / SIM_TICK),
+            (unsigned long long)s->n_applied,
+            (unsigned long long)s->check.applied_max,
+            (unsigned long long)s->n_reads_served,
+            (unsigned long long)s->n_elections,
+            (unsigned long long)s->n_crashes,
+            (unsigned long long)s->n_snapshots,
+            (unsigned long long)s->n_installs, (unsigned long long)s->net.sent,
+            (unsigned long long)s->net.delivered,
+            (unsigned long long)s->trace_hash);
+    }
+    sim_free(s);
+    return rc;
+}

@@ -1,0 +1,585 @@
+/*
+ * sim.h - the deterministic cluster simulator (internal header).
+ *
+ * One process runs a whole ballot cluster: every node is a raft core driven
+ * by a simulated driver (node.c) over a simulated network (net.c) and a
+ * simulated disk (disk.c), with a tiny application state machine (app.c).
+ * Time is simulated and every random choice comes from one seed, so a seed
+ * replays the same run bit for bit. A workload (workload.c) proposes, reads,
+ * snapshots, moves leadership, changes membership and injects faults; the
+ * checkers (check.c) assert Raft's safety properties after every event and
+ * liveness after the faults heal. docs/simulator.md describes all of it.
+ *
+ * Files: rng.c randomness and hashing, trace.c the event trace, net.c the
+ * network, disk.c the disk and the storage seam, app.c the state machine,
+ * node.c one node's driver, workload.c actions and faults, check.c the
+ * invariants, sim.c the event loop and phases, main.c the command line.
+ */
+#ifndef BALLOT_SIM_H
+#define BALLOT_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft.h"
+
+/* Slots for nodes: up to 5 initial voters plus 2 spares that membership
+ * changes can add. Node ids are slot + 1. */
+#define SIM_MAX_NODES 7
+#define SIM_SPARES 2
+
+/* Simulated time units per tick. Messages and fsyncs complete at arbitrary
+ * units, so several can happen between two ticks. */
+#define SIM_TICK 1000
+
+typedef uint64_t sim_time;
+
+/* ---------------------------------------------------------------------- */
+/* Randomness and hashing (rng.c)                                          */
+
+/* xoshiro256** seeded through splitmix64: small, fast and the same on
+ * every platform, unlike rand(). */
+struct sim_rng
+{
+    uint64_t s[4];
+};
+
+void sim_rng_seed(struct sim_rng *rng, uint64_t seed);
+uint64_t sim_rng_next(struct sim_rng *rng);
+/* Uniform in [0, n); n > 0. */
+uint64_t sim_rng_below(struct sim_rng *rng, uint64_t n);
+/* Uniform in [lo, hi]. */
+uint64_t sim_rng_range(struct sim_rng *rng, uint64_t lo, uint64_t hi);
+/* True with probability ppm / 1,000,000. */
+bool sim_rng_ppm(struct sim_rng *rng, uint32_t ppm);
+/* The splitmix64 finalizer: a bijective 64-bit mix. */
+uint64_t sim_mix64(uint64_t x);
+/* A 64-bit hash of @len bytes (FNV-1a folded through sim_mix64). */
+uint64_t sim_hash_bytes(const void *data, size_t len, uint64_t seed);
+
+/* ---------------------------------------------------------------------- */
+/* Swarm parameters: what one seed enables and how hard (workload.c)      */
+
+struct sim_params
+{
+    unsigned nodes; /* initial voters: 3 or 5 */
+    unsigned slots; /* nodes + SIM_SPARES */
+
+    sim_time fault_time;    /* length of the fault phase */
+    sim_time liveness_time; /* bound for the liveness phase */
+
+    /* Network. Latencies are in time units. */
+    uint32_t lat_min, lat_max;
+    uint32_t loss_ppm;
+    uint32_t dup_ppm;
+    uint32_t reorder_ppm; /* chance a message takes a long detour */
+    uint32_t reorder_max; /* the longest detour */
+
+    /* Disk. */
+    uint32_t fsync_min, fsync_max;
+    uint32_t slow_fsync_ppm; /* chance an fsync stalls for ticks */
+    uint32_t slow_fsync_max;
+    bool torn_writes; /* a crash keeps a random prefix of unsynced writes */
+
+    /* Fault kinds (swarm testing: each seed enables a random subset). */
+    bool crashes;
+    bool partitions;
+    bool asym_partitions;
+    bool conf_changes;
+    bool transfers;
+    bool snapshots;
+    bool follower_reads;
+
+    /* Workload: mean time between actions and the weight of each. */
+    sim_time action_gap;
+    uint32_t w_propose, w_read, w_snapshot, w_transfer, w_conf, w_crash,
+        w_partition;
+
+    /* The raft configuration every node gets (with its own id and seed). */
+    bool pre_vote, check_quorum, lease_reads;
+    unsigned election_ticks, heartbeat_ticks;
+    uint32_t max_append_entries;
+    uint32_t max_inflight;
+    uint32_t chunk_bytes;
+    uint64_t trailing;
+    uint32_t app_filler; /* padding in app snapshots: several chunks */
+};
+
+/* Fills @p from @seed; @nodes is 3, 5 or 0 (let the seed choose). */
+void sim_params_choose(struct sim_params *p, uint64_t seed, unsigned nodes);
+
+/* ---------------------------------------------------------------------- */
+/* The application state machine (app.c)                                  */
+
+#define SIM_APP_SLOTS 16
+
+/* A register file of SIM_APP_SLOTS slots, each holding the id of the last
+ * proposal written to it, plus a hash chain over every applied entry. Two
+ * nodes that applied the same entries have the same chain, so comparing one
+ * number compares whole histories. */
+struct sim_app
+{
+    raft_index applied;
+    raft_term applied_term;
+    uint64_t chain;
+    uint64_t slots[SIM_APP_SLOTS];
+    struct raft_conf conf; /* membership as of @applied */
+    uint32_t filler;       /* snapshot padding bytes */
+};
+
+void app_init(struct sim_app *app, uint32_t filler);
+/* The chain after applying @e on top of @chain. */
+uint64_t app_chain_next(uint64_t chain, const struct raft_entry *e);
+/* Applies @e, which must be entry applied + 1 (the caller checks). */
+void app_apply(struct sim_app *app, const struct raft_entry *e);
+size_t app_encoded_size(const struct sim_app *app);
+/* Serializes the state into @buf (app_encoded_size() bytes). */
+void app_encode(const struct sim_app *app, uint8_t *buf);
+/* Replaces the state with a serialized one; 0 or -1 if malformed. */
+int app_decode(struct sim_app *app, const uint8_t *buf, size_t len);
+
+/* A content hash of an entry: type, length and bytes (not index or term). */
+uint64_t sim_entry_hash(const struct raft_entry *e);
+
+/* Proposals: "BSIM", u64 pid, u8 slot, then payload bytes; all derived from
+ * (salt, pid), so a proposal can be rebuilt from its id alone. */
+#define SIM_PROPOSAL_MAX 64
+uint32_t sim_proposal_encode(uint64_t salt, uint64_t pid, uint8_t *buf);
+/* Returns the pid of a proposal entry, or 0 if @e is not one. */
+uint64_t sim_proposal_pid(const struct raft_entry *e, unsigned *slot);
+
+/* ---------------------------------------------------------------------- */
+/* Storage seam and the simulated disk (disk.c)                           */
+
+/* What a restarting node reads back; borrowed until the next call on the
+ * storage. @entries follow the snapshot (or start at 1), contiguously. */
+struct sim_durable
+{
+    struct raft_hard_state hs;
+    bool has_snapshot;
+    struct raft_snapshot_meta snap;
+    const uint8_t *snap_data;
+    const struct raft_entry *entries;
+    size_t n_entries;
+};
+
+/* Error for a write that breaks the raft_update contract (a core bug, or a
+ * driver bug): the storage keeps a message in its errmsg. */
+#define SIM_ESTORAGE (-2001)
+
+/* The node driver persists only through this interface, so that another
+ * implementation (the real storage/ WAL) can be plugged in for a share of
+ * the seeds. Writes are buffered until sync(); crash() forgets whatever was
+ * not synced. Every function returns 0 or a negative code. */
+struct sim_storage_ops
+{
+    /* Writes a received snapshot chunk into the staging area (an offset of
+     * 0 starts a new one). */
+    int (*stage_chunk)(void *ctx, const struct raft_msg_snapshot *chunk);
+    /* Makes the staged snapshot at meta->index the node's snapshot; drops
+     * entries at or below it (all entries if @reset_log). */
+    int (*install_staged)(void *ctx,
+                          const struct raft_snapshot_meta *meta,
+                          bool reset_log);
+    /* Saves a snapshot the application took; @data is copied. Durable on
+     * return (the application writes it atomically); only called with no
+     * unsynced writes pending. Drops entries at or below meta->index. */
+    int (*save_snapshot)(void *ctx,
+                         const struct raft_snapshot_meta *meta,
+                         const uint8_t *data);
+    /* Appends @entries, replacing any at or after entries[0].index. */
+    int (*append)(void *ctx, const struct raft_entry *entries, size_t n);
+    int (*save_hard_state)(void *ctx, const struct raft_hard_state *hs);
+    /* Makes every write so far durable. */
+    int (*sync)(void *ctx);
+    /* Power loss: drops unsynced writes; with @tear a random prefix of them
+     * (in write order) survives. Returns how many writes survived or a
+     * negative code. */
+    int (*crash)(void *ctx, struct sim_rng *rng, bool tear);
+    /* Reads the durable state back. */
+    int (*load)(void *ctx, struct sim_durable *out);
+    /* The node's snapshot bytes if its snapshot is at @index, else NULL. */
+    const uint8_t *(*snapshot_data)(void *ctx,
+                                    raft_index index,
+                                    const struct raft_snapshot_meta **meta);
+    /* Number of writes not yet synced. */
+    size_t (*unsynced)(void *ctx);
+    const char *(*errmsg)(void *ctx);
+    void (*destroy)(void *ctx);
+};
+
+struct sim_storage
+{
+    const struct sim_storage_ops *ops;
+    void *ctx;
+};
+
+/* Creates an empty simulated disk. Returns 0 or -1 (no memory). */
+int disk_create(struct sim_storage *out);
+
+/* ---------------------------------------------------------------------- */
+/* Messages and the network (net.c)                                        */
+
+/* A message in flight, deep-copied: entries and bytes belong to it, since
+ * the core's update is only valid until raft_advance(). */
+struct sim_msg
+{
+    struct raft_message m;
+    struct raft_entry *entries;
+    uint8_t *data;
+};
+
+struct sim_net
+{
+    struct sim_rng rng;
+    bool link_down[SIM_MAX_NODES][SIM_MAX_NODES]; /* [from][to] */
+    /* Without the reorder fault links are FIFO, like a TCP connection. */
+    sim_time last_at[SIM_MAX_NODES][SIM_MAX_NODES];
+    uint64_t sent, lost, duplicated, delivered, cut;
+};
+
+struct sim;
+/* Copies @m (and @snap_bytes for a snapshot chunk whose data the core left
+ * NULL); returns NULL on allocation failure. */
+struct sim_msg *net_msg_copy(const struct raft_message *m,
+                             const uint8_t *snap_bytes);
+void net_msg_free(struct sim_msg *msg);
+/* Sends @m: decides loss, latency, duplication and schedules delivery. */
+void net_send(struct sim *s,
+              const struct raft_message *m,
+              const uint8_t *snap_bytes);
+/* Delivers @msg now unless its link is cut; takes ownership. */
+void net_deliver(struct sim *s, struct sim_msg *msg);
+/* Cuts every link between @group (bitmask of slots) and the rest. */
+void net_partition(struct sim *s, uint32_t group);
+/* Cuts the one-way link @from -> @to (slots). */
+void net_cut_one_way(struct sim *s, unsigned from, unsigned to);
+void net_heal(struct sim *s);
+
+/* ---------------------------------------------------------------------- */
+/* The node driver (node.c)                                                */
+
+enum sim_input_kind {
+    IN_MSG = 1,
+    IN_TICK,
+    IN_PROPOSE,
+    IN_READ,
+    IN_TRANSFER,
+    IN_CONF,
+    IN_SNAPSHOT,
+    IN_UNREACHABLE,
+};
+
+/* Work for a node. Between raft_ready() and raft_advance() the core must
+ * not be touched, so while a batch waits for its fsync everything queues. */
+struct sim_input
+{
+    uint8_t kind;
+    struct sim_msg *msg; /* IN_MSG, owned */
+    uint64_t a, b;       /* pid; read ctx; target; change and id; peer */
+};
+
+struct sim_pending_read
+{
+    uint64_t ctx;
+    raft_index index;
+};
+
+struct sim_node
+{
+    unsigned slot;
+    raft_id id;
+    bool up;
+    uint64_t incarnation; /* bumps on crash: stale events are ignored */
+    struct raft_node *raft;
+    struct sim_storage storage;
+    struct sim_app app;
+
+    /* A batch waiting for its fsync. */
+    bool busy;
+    struct raft_update update;
+
+    struct sim_input *inbox;
+    size_t inbox_head, inbox_n, inbox_cap;
+
+    struct sim_pending_read *reads;
+    size_t n_reads, cap_reads;
+
+    /* What the checkers saw of this incarnation (check.c). */
+    raft_term seen_term;
+    raft_id seen_vote;
+    raft_index seen_commit;
+    raft_index seen_observed; /* commit indexes recorded up to here */
+    uint8_t seen_state;
+    raft_term seen_leader_term;
+    /* Hard state written last (synced or not) and made durable. */
+    struct raft_hard_state written_hs;
+    struct raft_hard_state durable_hs;
+};
+
+int node_start(struct sim *s, struct sim_node *n, bool bootstrap);
+/* Queues @in for the node, or runs it now if the node is idle. Takes
+ * ownership of in->msg. Inputs for a crashed node are dropped. */
+void node_input(struct sim *s, struct sim_node *n, struct sim_input in);
+/* The fsync of the node's batch completed. */
+void node_fsync_done(struct sim *s, struct sim_node *n);
+void node_crash(struct sim *s, struct sim_node *n);
+int node_restart(struct sim *s, struct sim_node *n);
+void node_free(struct sim_node *n);
+
+/* ---------------------------------------------------------------------- */
+/* Workload (workload.c)                                                   */
+
+enum sim_prop_status {
+    PROP_REFUSED = 1, /* raft_propose failed: never in a log */
+    PROP_PENDING,     /* accepted at (index, term), outcome unknown */
+    PROP_COMMITTED,   /* applied at (index, term) */
+    PROP_LOST,        /* a different entry was committed at index */
+};
+
+struct sim_proposal
+{
+    uint8_t status;
+    raft_index index;
+    raft_term term;
+    uint64_t resubmitted_as; /* pid of the retry of a lost proposal */
+    raft_index applied_at;
+};
+
+struct sim_read
+{
+    raft_index committed_before; /* highest index applied anywhere at start */
+    bool served;
+};
+
+void workload_start(struct sim *s);
+/* One workload step; reschedules itself. */
+void workload_step(struct sim *s);
+/* Called by the driver when raft_propose returned for @pid. */
+void workload_proposed(struct sim *s,
+                       uint64_t pid,
+                       int rc,
+                       raft_index index,
+                       raft_term term);
+/* True once the liveness goals hold; fills @why otherwise. */
+bool workload_live(struct sim *s, char *why, size_t why_len);
+void workload_heal(struct sim *s);
+uint64_t workload_new_pid(struct sim *s);
+
+/* ---------------------------------------------------------------------- */
+/* Checkers (check.c)                                                      */
+
+struct sim_committed
+{
+    raft_term term;
+    uint64_t hash;
+    uint64_t chain;        /* app chain after applying it (0: unknown) */
+    raft_term commit_term; /* lowest term in which it was seen committed */
+    bool known;
+};
+
+struct sim_logmap_slot
+{
+    raft_index index;
+    raft_term term;
+    uint64_t hash;
+    raft_term prev_term; /* 0: unknown */
+};
+
+struct sim_check
+{
+    raft_id *leader_of_term;
+    size_t n_terms;
+
+    struct sim_committed *committed; /* by index */
+    size_t n_committed;
+    raft_index applied_max; /* highest index applied anywhere */
+
+    struct sim_logmap_slot *logmap; /* open addressing by (index, term) */
+    size_t logmap_cap, logmap_n;
+
+    uint64_t events;
+    uint64_t leaders_checked;
+};
+
+void check_init(struct sim *s);
+void check_free(struct sim *s);
+/* Entries a node is about to persist (they entered its log). */
+void check_logged(struct sim *s,
+                  struct sim_node *n,
+                  const struct raft_entry *e,
+                  size_t count);
+void check_hard_state(struct sim *s,
+                      struct sim_node *n,
+                      const struct raft_hard_state *hs);
+/* A node applied @e (after app_apply). */
+void check_applied(struct sim *s,
+                   struct sim_node *n,
+                   const struct raft_entry *e);
+void check_snapshot(struct sim *s,
+                    struct sim_node *n,
+                    raft_index index,
+                    raft_term term,
+                    uint64_t chain,
+                    const char *what);
+void check_read_index(struct sim *s,
+                      struct sim_node *n,
+                      const struct raft_read_state *r);
+void check_read_served(struct sim *s, struct sim_node *n, uint64_t ctx);
+void check_restarted(struct sim *s,
+                     struct sim_node *n,
+                     const struct sim_durable *d);
+/* After every event. */
+void check_event(struct sim *s);
+/* Compares every live log with everything known (also run periodically). */
+void check_full(struct sim *s);
+
+/* ---------------------------------------------------------------------- */
+/* Trace (trace.c)                                                         */
+
+enum sim_trace_kind {
+    TR_DELIVER = 1,
+    TR_DROP,
+    TR_STATE,
+    TR_PROPOSE,
+    TR_READ,
+    TR_READ_DONE,
+    TR_SNAP_TAKEN,
+    TR_SNAP_INSTALL,
+    TR_CRASH,
+    TR_RESTART,
+    TR_PARTITION,
+    TR_CUT,
+    TR_HEAL,
+    TR_CONF,
+    TR_TRANSFER,
+    TR_FSYNC,
+    TR_APPLY,
+    TR_PHASE,
+    TR_UNREACHABLE,
+};
+
+struct sim_trace_rec
+{
+    sim_time at;
+    uint8_t kind;
+    uint8_t node;
+    uint64_t a, b, c, d;
+};
+
+#define SIM_TRACE_RING 48
+
+void sim_trace(struct sim *s,
+               uint8_t kind,
+               unsigned node,
+               uint64_t a,
+               uint64_t b,
+               uint64_t c,
+               uint64_t d);
+void trace_print(const struct sim_trace_rec *r, void *out);
+void trace_dump_tail(struct sim *s, unsigned count);
+
+/* ---------------------------------------------------------------------- */
+/* The simulation (sim.c)                                                  */
+
+enum sim_event_kind {
+    EV_TICK = 1,
+    EV_DELIVER,
+    EV_FSYNC,
+    EV_WORKLOAD,
+    EV_RESTART,
+    EV_HEAL_LINKS,
+    EV_HEAL, /* end of the fault phase */
+    EV_END,  /* end of the liveness bound */
+};
+
+struct sim_event
+{
+    sim_time at;
+    uint64_t seq; /* ties break by scheduling order, never by pointer */
+    uint8_t kind;
+    uint8_t slot;
+    uint64_t incarnation;
+    struct sim_msg *msg;
+};
+
+enum sim_phase {
+    PHASE_FAULTS = 1,
+    PHASE_LIVENESS,
+    PHASE_DONE,
+};
+
+struct sim_options
+{
+    uint64_t seed;
+    unsigned nodes; /* 0: the seed chooses */
+    bool verbose;
+    sim_time fault_ticks; /* 0: the seed chooses */
+};
+
+struct sim
+{
+    struct sim_options opt;
+    struct sim_params p;
+    sim_time now;
+    uint8_t phase;
+
+    struct sim_event *heap;
+    size_t heap_n, heap_cap;
+    uint64_t seq;
+
+    struct sim_node nodes[SIM_MAX_NODES];
+    struct sim_net net;
+    struct sim_rng rng_work; /* workload and faults */
+    struct sim_rng rng_disk; /* fsync latency and tearing */
+    uint64_t salt;           /* proposal payloads */
+
+    struct sim_proposal *props; /* by pid; pid 0 unused */
+    size_t n_props, cap_props;
+    struct sim_read *readv; /* by ctx; ctx 0 unused */
+    size_t n_reads, cap_reads;
+    bool links_cut;
+
+    struct sim_check check;
+
+    /* Trace: a hash of every event (determinism) and a ring for failures. */
+    uint64_t trace_hash;
+    struct sim_trace_rec ring[SIM_TRACE_RING];
+    uint64_t ring_n;
+
+    bool failed;
+    char fail_invariant[64];
+    char fail_detail[512];
+
+    /* Counters for the summary. */
+    uint64_t n_events, n_applied, n_reads_served, n_crashes, n_snapshots,
+        n_installs, n_elections;
+};
+
+/* Runs one seed. Returns 0 if every check held, 1 on a violation and -1 on
+ * an environment error. Fills @trace_hash. */
+int sim_run(const struct sim_options *opt,
+            uint64_t *trace_hash,
+            bool quiet,
+            const char *prog);
+
+void sim_schedule(struct sim *s,
+                  sim_time at,
+                  uint8_t kind,
+                  unsigned slot,
+                  uint64_t incarnation,
+                  struct sim_msg *msg);
+/* Records a violated invariant; the run stops after the current event. */
+void sim_fail(struct sim *s, const char *invariant, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+struct sim_node *sim_node_by_id(struct sim *s, raft_id id);
+/* The live leader with the highest term, or NULL. */
+struct sim_node *sim_leader(struct sim *s);
+/* Grows a dynamic array to hold @need elements of @size; 0 or -1. */
+int sim_grow(void **ptr, size_t *cap, size_t need, size_t size);
+/* malloc that aborts: the simulator is a test, out of memory is fatal. */
+void *sim_xmalloc(size_t size);
+void *sim_xcalloc(size_t n, size_t size);
+
+#endif /* BALLOT_SIM_H */

@@ -1,0 +1,489 @@
+/*
+ * workload.c - what the clients and the environment do to the cluster.
+ *
+ * Swarm testing: each seed switches on a random subset of fault kinds, with
+ * random intensities, and random core settings. A seed that only loses
+ * messages explores different schedules than one that only crashes nodes,
+ * and both find bugs that a fixed mix of everything would hide.
+ *
+ * During the fault phase one recurring event picks weighted actions:
+ * proposals (mostly to the leader), reads (on the leader, or any node with
+ * follower reads), application snapshots, leadership transfers, membership
+ * changes, crashes and partitions. At heal time faults stop, partitions
+ * heal, crashed nodes restart, and the workload turns to liveness: proposals
+ * definitely lost (another entry committed at their index) are resubmitted,
+ * and filler proposals push the log past any proposal still undecided.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+static bool coin(struct sim_rng *rng, unsigned num, unsigned den)
+{
+    return sim_rng_below(rng, den) < num;
+}
+
+void sim_params_choose(struct sim_params *p, uint64_t seed, unsigned nodes)
+{
+    struct sim_rng r;
+    sim_rng_seed(&r, sim_mix64(seed ^ 0x737761726dull)); /* "swarm" */
+    memset(p, 0, sizeof(*p));
+    static const unsigned sizes[] = {3, 5};
+    p->nodes = nodes != 0 ? nodes : sizes[sim_rng_below(&r, 2)];
+    p->slots = p->nodes + SIM_SPARES;
+    p->fault_time = sim_rng_range(&r, 200, 800) * SIM_TICK;
+
+    p->lat_min = (uint32_t)sim_rng_range(&r, 20, 300);
+    p->lat_max = p->lat_min + (uint32_t)sim_rng_range(&r, 0, 1500);
+    if (coin(&r, 1, 2)) {
+        p->loss_ppm = (uint32_t)sim_rng_range(&r, 1000, 150000);
+    }
+    if (coin(&r, 1, 3)) {
+        p->dup_ppm = (uint32_t)sim_rng_range(&r, 1000, 80000);
+    }
+    if (coin(&r, 1, 3)) {
+        p->reorder_ppm = (uint32_t)sim_rng_range(&r, 10000, 200000);
+        p->reorder_max = (uint32_t)sim_rng_range(&r, SIM_TICK, 30 * SIM_TICK);
+    }
+    p->fsync_min = (uint32_t)sim_rng_range(&r, 10, 300);
+    p->fsync_max = p->fsync_min + (uint32_t)sim_rng_range(&r, 0, 1200);
+    if (coin(&r, 1, 4)) {
+        p->slow_fsync_ppm = (uint32_t)sim_rng_range(&r, 1000, 50000);
+        p->slow_fsync_max = (uint32_t)sim_rng_range(&r, 2, 40) * SIM_TICK;
+    }
+    p->torn_writes = coin(&r, 1, 2);
+    p->crashes = coin(&r, 1, 2);
+    p->partitions = coin(&r, 1, 2);
+    p->asym_partitions = coin(&r, 1, 3);
+    p->conf_changes = coin(&r, 1, 2);
+    p->transfers = coin(&r, 1, 2);
+    p->snapshots = coin(&r, 2, 3);
+    p->follower_reads = coin(&r, 1, 2);
+
+    p->action_gap = sim_rng_range(&r, SIM_TICK / 10, 2 * SIM_TICK);
+    p->w_propose = 50;
+    p->w_read = (uint32_t)sim_rng_range(&r, 0, 40);
+    p->w_snapshot = p->snapshots ? (uint32_t)sim_rng_range(&r, 1, 10) : 0;
+    p->w_transfer = p->transfers ? (uint32_t)sim_rng_range(&r, 1, 4) : 0;
+    p->w_conf = p->conf_changes ? (uint32_t)sim_rng_range(&r, 1, 5) : 0;
+    p->w_crash = p->crashes ? (uint32_t)sim_rng_range(&r, 1, 4) : 0;
+    p->w_partition = (p->partitions || p->asym_partitions)
+                         ? (uint32_t)sim_rng_range(&r, 1, 4)
+                         : 0;
+
+    p->pre_vote = coin(&r, 3, 4);
+    p->check_quorum = coin(&r, 3, 4);
+    p->lease_reads = p->check_quorum && coin(&r, 1, 5);
+    p->election_ticks = (unsigned)sim_rng_range(&r, 5, 20);
+    p->heartbeat_ticks = (unsigned)sim_rng_range(&r, 1, p->election_ticks / 3);
+    static const uint32_t appends[] = {1, 4, 16, 64};
+    static const uint32_t inflight[] = {1, 4, 64};
+    static const uint32_t chunks[] = {16, 64, 256, 4096};
+    static const uint64_t trailing[] = {0, 2, 20, 200};
+    p->max_append_entries = appends[sim_rng_below(&r, 4)];
+    p->max_inflight = inflight[sim_rng_below(&r, 3)];
+    p->chunk_bytes = chunks[sim_rng_below(&r, 4)];
+    p->trailing = trailing[sim_rng_below(&r, 4)];
+    p->app_filler = (uint32_t)sim_rng_range(&r, 0, 600);
+    p->liveness_time = (400 + 40 * (sim_time)p->election_ticks) * SIM_TICK;
+}
+
+uint64_t workload_new_pid(struct sim *s)
+{
+    if (s->n_props == 0) {
+        s->n_props = 1; /* pid 0 means "not a proposal" */
+    }
+    if (sim_grow((void **)&s->props, &s->cap_props, s->n_props + 1,
+                 sizeof(*s->props)) != 0) {
+        abort();
+    }
+    memset(&s->props[s->n_props], 0, sizeof(*s->props));
+    s->props[s->n_props].status = PROP_REFUSED;
+    return s->n_props++;
+}
+
+static uint64_t new_read(struct sim *s)
+{
+    if (s->n_reads == 0) {
+        s->n_reads = 1;
+    }
+    if (sim_grow((void **)&s->readv, &s->cap_reads, s->n_reads + 1,
+                 sizeof(*s->readv)) != 0) {
+        abort();
+    }
+    struct sim_read *rd = &s->readv[s->n_reads];
+    rd->committed_before = s->check.applied_max;
+    rd->served = false;
+    return s->n_reads++;
+}
+
+void workload_proposed(struct sim *s,
+                       uint64_t pid,
+                       int rc,
+                       raft_index index,
+                       raft_term term)
+{
+    struct sim_proposal *p = &s->props[pid];
+    if (rc != 0) {
+        p->status = PROP_REFUSED;
+        return;
+    }
+    p->status = PROP_PENDING;
+    p->index = index;
+    p->term = term;
+}
+
+static struct sim_node *random_live(struct sim *s)
+{
+    unsigned live[SIM_MAX_NODES], n = 0;
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        if (s->nodes[i].up) {
+            live[n++] = i;
+        }
+    }
+    if (n == 0) {
+        return NULL;
+    }
+    return &s->nodes[live[sim_rng_below(&s->rng_work, n)]];
+}
+
+static void propose(struct sim *s, struct sim_node *n)
+{
+    uint64_t pid = workload_new_pid(s);
+    node_input(s, n, (struct sim_input){.kind = IN_PROPOSE, .a = pid});
+}
+
+static void act_read(struct sim *s)
+{
+    struct sim_node *n = sim_leader(s);
+    if (n == NULL || (s->p.follower_reads && coin(&s->rng_work, 1, 2))) {
+        n = random_live(s);
+    }
+    if (n == NULL) {
+        return;
+    }
+    uint64_t ctx = new_read(s);
+    sim_trace(s, TR_READ, n->slot, ctx, s->readv[ctx].committed_before, 0, 0);
+    node_input(s, n, (struct sim_input){.kind = IN_READ, .a = ctx});
+}
+
+static void act_transfer(struct sim *s, struct sim_node *leader)
+{
+    const struct raft_conf *conf = raft_conf_of(leader->raft);
+    if (conf->n == 0) {
+        return;
+    }
+    raft_id target = conf->members[sim_rng_below(&s->rng_work, conf->n)].id;
+    node_input(s, leader, (struct sim_input){.kind = IN_TRANSFER, .a = target});
+}
+
+/* One membership change that makes sense for the leader's configuration:
+ * promote a learner, add a node (as learner, sometimes straight as voter),
+ * or remove a member, possibly the leader itself. Nodes removed earlier
+ * come back with their old data. */
+static void act_conf(struct sim *s, struct sim_node *leader)
+{
+    const struct raft_conf *conf = raft_conf_of(leader->raft);
+    raft_id learners[RAFT_CONF_MAX], absent[SIM_MAX_NODES];
+    unsigned n_learners = 0, n_absent = 0, voters = 0;
+    for (uint32_t i = 0; i < conf->n; i++) {
+        if (conf->members[i].role == RAFT_LEARNER) {
+            learners[n_learners++] = conf->members[i].id;
+        } else {
+            voters++;
+        }
+    }
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        if (raft_conf_get(conf, i + 1) == NULL) {
+            absent[n_absent++] = i + 1;
+        }
+    }
+    struct sim_rng *r = &s->rng_work;
+    struct sim_input in = {.kind = IN_CONF};
+    if (n_learners > 0 && coin(r, 1, 2)) {
+        in.a = RAFT_PROMOTE;
+        in.b = learners[sim_rng_below(r, n_learners)];
+    } else if (n_absent > 0 && (voters <= 2 || coin(r, 1, 2))) {
+        in.a = coin(r, 1, 5) ? RAFT_ADD_VOTER : RAFT_ADD_LEARNER;
+        in.b = absent[sim_rng_below(r, n_absent)];
+    } else if (conf->n > 0) {
+        in.a = RAFT_REMOVE;
+        in.b = conf->members[sim_rng_below(r, conf->n)].id;
+    } else {
+        return;
+    }
+    node_input(s, leader, in);
+}
+
+static void act_crash(struct sim *s)
+{
+    struct sim_node *n = random_live(s);
+    if (n == NULL) {
+        return;
+    }
+    node_crash(s, n);
+    /* Most crashed nodes come back during the fault phase; some stay down
+     * until the heal. */
+    if (coin(&s->rng_work, 4, 5)) {
+        sim_time down = sim_rng_range(&s->rng_work, 1, 60) * SIM_TICK;
+        sim_schedule(s, s->now + down, EV_RESTART, n->slot, 0, NULL);
+    }
+}
+
+static void act_partition(struct sim *s)
+{
+    struct sim_rng *r = &s->rng_work;
+    if (s->links_cut && coin(r, 1, 2)) {
+        net_heal(s);
+        return;
+    }
+    bool asym = s->p.asym_partitions && (!s->p.partitions || coin(r, 1, 2));
+    if (asym) {
+        unsigned cuts = (unsigned)sim_rng_range(r, 1, 3);
+        for (unsigned i = 0; i < cuts; i++) {
+            unsigned from = (unsigned)sim_rng_below(r, s->p.slots);
+            unsigned to = (unsigned)sim_rng_below(r, s->p.slots);
+            if (from != to) {
+                net_cut_one_way(s, from, to);
+            }
+        }
+    } else {
+        /* A random split, or the leader alone on one side. */
+        uint32_t all = (1u << s->p.slots) - 1;
+        uint32_t group = (uint32_t)sim_rng_range(r, 1, all - 1);
+        struct sim_node *leader = sim_leader(s);
+        if (leader != NULL && coin(r, 1, 3)) {
+            group = 1u << leader->slot;
+        }
+        net_partition(s, group);
+    }
+    sim_time lasting = sim_rng_range(r, 5, 120) * SIM_TICK;
+    sim_schedule(s, s->now + lasting, EV_HEAL_LINKS, 0, 0, NULL);
+}
+
+void workload_start(struct sim *s)
+{
+    sim_schedule(s, s->now + s->p.action_gap, EV_WORKLOAD, 0, 0, NULL);
+}
+
+static void fault_step(struct sim *s)
+{
+    const struct sim_params *p = &s->p;
+    struct sim_rng *r = &s->rng_work;
+    uint32_t total = p->w_propose + p->w_read + p->w_snapshot + p->w_transfer +
+                     p->w_conf + p->w_crash + p->w_partition;
+    uint32_t x = (uint32_t)sim_rng_below(r, total);
+    struct sim_node *leader = sim_leader(s);
+
+    if (x < p->w_propose) {
+        struct sim_node *n = leader;
+        if (n == NULL || coin(r, 1, 10)) {
+            n = random_live(s);
+        }
+        if (n != NULL) {
+            propose(s, n);
+        }
+        return;
+    }
+    x -= p->w_propose;
+    if (x < p->w_read) {
+        act_read(s);
+        return;
+    }
+    x -= p->w_read;
+    if (x < p->w_snapshot) {
+        struct sim_node *n = random_live(s);
+        if (n != NULL) {
+            node_input(s, n, (struct sim_input){.kind = IN_SNAPSHOT});
+        }
+        return;
+    }
+    x -= p->w_snapshot;
+    if (x < p->w_transfer) {
+        if (leader != NULL) {
+            act_transfer(s, leader);
+        }
+        return;
+    }
+    x -= p->w_transfer;
+    if (x < p->w_conf) {
+        if (leader != NULL) {
+            act_conf(s, leader);
+        }
+        return;
+    }
+    x -= p->w_conf;
+    if (x < p->w_crash) {
+        act_crash(s);
+        return;
+    }
+    act_partition(s);
+}
+
+void workload_heal(struct sim *s)
+{
+    s->phase = PHASE_LIVENESS;
+    sim_trace(s, TR_PHASE, 0, PHASE_LIVENESS, 0, 0, 0);
+    /* Faults stop: a clean network and normal disks from now on. Messages
+     * already on a long detour still arrive. */
+    s->p.loss_ppm = 0;
+    s->p.dup_ppm = 0;
+    s->p.reorder_ppm = 0;
+    s->p.slow_fsync_ppm = 0;
+    if (s->links_cut) {
+        net_heal(s);
+    }
+    for (unsigned i = 0; i < s->p.slots && !s->failed; i++) {
+        if (!s->nodes[i].up) {
+            node_restart(s, &s->nodes[i]);
+        }
+    }
+}
+
+/* Follows a lost proposal's chain of resubmissions to the latest one. */
+static struct sim_proposal *latest(struct sim *s, struct sim_proposal *p)
+{
+    while (p->status == PROP_LOST && p->resubmitted_as != 0) {
+        p = &s->props[p->resubmitted_as];
+    }
+    return p;
+}
+
+/* Settles what can be settled: a pending proposal whose index has a known
+ * committed entry either committed (same term: Log Matching makes it the
+ * same entry) or is lost for good. */
+static void resolve(struct sim *s)
+{
+    for (uint64_t pid = 1; pid < s->n_props; pid++) {
+        struct sim_proposal *p = &s->props[pid];
+        if (p->status != PROP_PENDING || p->index >= s->check.n_committed) {
+            continue;
+        }
+        const struct sim_committed *c = &s->check.committed[p->index];
+        if (!c->known) {
+            continue;
+        }
+        p->status = c->term == p->term ? PROP_COMMITTED : PROP_LOST;
+    }
+}
+
+static void liveness_step(struct sim *s)
+{
+    resolve(s);
+    struct sim_node *leader = sim_leader(s);
+    if (leader != NULL && !leader->busy) {
+        bool undecided = false;
+        for (uint64_t pid = 1; pid < s->n_props; pid++) {
+            struct sim_proposal *p = &s->props[pid];
+            if (p->status == PROP_PENDING) {
+                undecided = true;
+            }
+            /* A lost proposal (or a refused resubmission of one) goes to
+             * the leader again, as a client would retry it. */
+            if (p->status == PROP_LOST) {
+                struct sim_proposal *last = latest(s, p);
+                if (last->status == PROP_REFUSED ||
+                    (last->status == PROP_LOST && last->resubmitted_as == 0)) {
+                    uint64_t retry = workload_new_pid(s);
+                    /* workload_new_pid may move the array. */
+                    p = &s->props[pid];
+                    last = latest(s, p);
+                    last->resubmitted_as = retry;
+                    if (last->status == PROP_REFUSED) {
+                        last->status = PROP_LOST;
+                    }
+                    node_input(
+                        s, leader,
+                        (struct sim_input){.kind = IN_PROPOSE, .a = retry});
+                    if (!leader->up || leader->busy) {
+                        break;
+                    }
+                }
+            }
+        }
+        /* An undecided proposal sits at an index nobody has committed yet:
+         * a filler entry moves the commit index past it. */
+        if (undecided && leader->up && !leader->busy) {
+            propose(s, leader);
+        }
+    }
+    char why[256];
+    if (workload_live(s, why, sizeof(why))) {
+        s->phase = PHASE_DONE;
+        sim_trace(s, TR_PHASE, 0, PHASE_DONE, 0, 0, 0);
+    }
+}
+
+void workload_step(struct sim *s)
+{
+    if (s->phase == PHASE_FAULTS) {
+        fault_step(s);
+        sim_time gap = sim_rng_range(&s->rng_work, 1, 2 * s->p.action_gap);
+        sim_schedule(s, s->now + gap, EV_WORKLOAD, 0, 0, NULL);
+    } else if (s->phase == PHASE_LIVENESS) {
+        liveness_step(s);
+        sim_schedule(s, s->now + SIM_TICK, EV_WORKLOAD, 0, 0, NULL);
+    }
+}
+
+bool workload_live(struct sim *s, char *why, size_t why_len)
+{
+    struct sim_node *leader = sim_leader(s);
+    if (leader == NULL) {
+        snprintf(why, why_len, "no leader");
+        return false;
+    }
+    struct raft_node *r = leader->raft;
+    const struct raft_conf *conf = raft_conf_of(r);
+    const struct raft_member *self = raft_conf_get(conf, leader->id);
+    if (self == NULL || self->role != RAFT_VOTER) {
+        snprintf(why, why_len, "leader n%llu is not a voter in its config",
+                 (unsigned long long)leader->id);
+        return false;
+    }
+    for (uint64_t pid = 1; pid < s->n_props; pid++) {
+        struct sim_proposal *p = latest(s, &s->props[pid]);
+        if (s->props[pid].status == PROP_REFUSED) {
+            continue;
+        }
+        if (p->status == PROP_PENDING) {
+            snprintf(why, why_len,
+                     "proposal %llu (index %llu term %llu) is still "
+                     "undecided",
+                     (unsigned long long)pid, (unsigned long long)p->index,
+                     (unsigned long long)p->term);
+            return false;
+        }
+        if (p->status != PROP_COMMITTED) {
+            snprintf(why, why_len,
+                     "lost proposal %llu has no committed resubmission",
+                     (unsigned long long)pid);
+            return false;
+        }
+    }
+    raft_index commit = raft_commit_index(r), last = raft_last_index(r);
+    if (commit != last || raft_term_at(r, commit) != raft_current_term(r)) {
+        snprintf(why, why_len,
+                 "leader n%llu (term %llu) has commit %llu, last index %llu "
+                 "(term %llu)",
+                 (unsigned long long)leader->id,
+                 (unsigned long long)raft_current_term(r),
+                 (unsigned long long)commit, (unsigned long long)last,
+                 (unsigned long long)raft_term_at(r, last));
+        return false;
+    }
+    for (uint32_t i = 0; i < conf->n; i++) {
+        struct sim_node *m = sim_node_by_id(s, conf->members[i].id);
+        if (m == NULL || !m->up || m->app.applied != commit) {
+            snprintf(why, why_len,
+                     "member n%llu has applied %llu of %llu (up %d)",
+                     (unsigned long long)conf->members[i].id,
+                     (unsigned long long)(m ? m->app.applied : 0),
+                     (unsigned long long)commit, m ? m->up : 0);
+            return false;
+        }
+    }
+    return true;
+}
