@@ -1,0 +1,86 @@
+/*
+ * helpers.h - fixtures shared by the storage tests: temporary directories,
+ * a fault-injecting file interface, a counting allocator that can fail the
+ * Nth allocation, and deterministic entry contents.
+ */
+#ifndef BALLOT_TESTS_STORAGE_HELPERS_H
+#define BALLOT_TESTS_STORAGE_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage.h"
+#include "wal.h"
+
+/* A file interface that forwards to POSIX and fails call number @fail_at
+ * (counting from 1; 0 never fails) with -@err. A failing pwrite first
+ * writes half of its bytes, as a torn write would. */
+struct fault_io
+{
+    struct storage_io io;
+    uint64_t calls;
+    uint64_t fail_at;
+    int err;
+    bool fired;
+    const char *fired_op; /* name of the call that failed */
+};
+
+void fault_io_init(struct fault_io *f);
+
+/* An allocator that counts live blocks and fails allocation number
+ * @fail_at (0 never fails). */
+struct fault_alloc
+{
+    struct storage_allocator alloc;
+    uint64_t calls;
+    uint64_t fail_at;
+    int64_t live;
+    bool fired;
+};
+
+void fault_alloc_init(struct fault_alloc *a);
+
+/* Creates a fresh directory under the system temp dir; @out gets its path
+ * (at least 256 bytes). */
+void tmpdir_make(char *out);
+/* Removes @path and everything in it (one level deep). */
+void tmpdir_remove(const char *path);
+
+/* Fills @buf with @len bytes that depend only on (@seed, @index, @term). */
+void entry_fill(uint8_t *buf,
+                uint32_t len,
+                uint64_t seed,
+                raft_index index,
+                raft_term term);
+/* True if @e holds what entry_fill() would give for its index and term. */
+bool entry_check(const struct raft_entry *e, uint64_t seed);
+
+/* A log callback that counts messages and keeps the last one. */
+struct log_capture
+{
+    unsigned count;
+    int last_level;
+    char last[256];
+};
+void log_capture_cb(void *ctx, int level, const char *msg);
+
+/* Path of @name inside @dir, in a static buffer. */
+const char *path_in(const char *dir, const char *name);
+
+/* Flips bit @bit of the byte at @off in file @path. */
+void file_flip_bit(const char *path, uint64_t off, unsigned bit);
+/* Size of file @path. */
+uint64_t file_size(const char *path);
+/* Truncates file @path to @len bytes. */
+void file_truncate(const char *path, uint64_t len);
+/* Writes @len bytes at @off into @path (creating it). */
+void file_write_at(const char *path, uint64_t off, const void *buf, size_t len);
+
+/* Opens a wal on @dir with @opts (NULL: small-segment defaults) and
+ * asserts success. */
+struct wal *wal_open_ok(const char *dir,
+                        const struct wal_options *opts,
+                        struct wal_loaded *loaded);
+
+#endif /* BALLOT_TESTS_STORAGE_HELPERS_H */
