@@ -186,7 +186,9 @@ size_t kv_cmd_encoded_size(const struct kv_cmd *cmd);
  * bytes written in @len. @cmd and @buf are borrowed. Returns 0, KV_EINVAL if
  * @cmd is invalid (same rules as the decoder) or KV_ELIMIT if it does not fit
  * the limits or @cap. */
-int kv_cmd_encode(const struct kv_cmd *cmd, uint8_t *buf, size_t cap,
+int kv_cmd_encode(const struct kv_cmd *cmd,
+                  uint8_t *buf,
+                  size_t cap,
                   size_t *len);
 
 /* Parses an untrusted command. Every length is checked against the input and
@@ -196,8 +198,10 @@ int kv_cmd_encode(const struct kv_cmd *cmd, uint8_t *buf, size_t cap,
  * KV_EBADCMD (malformed: truncated, trailing bytes, unknown type, flag or
  * operator), KV_EVERSION, KV_ELIMIT or KV_ENOMEM; on failure @cmd holds
  * nothing to free. */
-int kv_cmd_decode(const uint8_t *buf, size_t len,
-                  const struct kv_allocator *alloc, struct kv_cmd *cmd);
+int kv_cmd_decode(const uint8_t *buf,
+                  size_t len,
+                  const struct kv_allocator *alloc,
+                  struct kv_cmd *cmd);
 
 /* Releases the arrays of a decoded command. Safe on a zeroed command. */
 void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc);
@@ -209,11 +213,11 @@ struct kv_store;
 
 /* Points where kv_snapshot_install() may be stopped by a test hook. */
 enum kv_install_step {
-    KV_STEP_STAGED = 1,     /* staging directory verified and synced */
-    KV_STEP_RENAMED = 2,    /* staging renamed to the new generation */
-    KV_STEP_POINTED = 3,    /* CURRENT points to the new generation */
-    KV_STEP_REOPENED = 4,   /* the new environment is open */
-    KV_STEP_CLEANED = 5,    /* the old generation is removed */
+    KV_STEP_STAGED = 1,        /* staging directory verified and synced */
+    KV_STEP_RENAMED = 2,       /* staging renamed to the new generation */
+    KV_STEP_POINTED = 3,       /* CURRENT points to the new generation */
+    KV_STEP_REOPENED = 4,      /* the new environment is open */
+    KV_STEP_CLEANED = 5,       /* the old generation is removed */
     KV_STEP_COMPACT_BATCH = 6, /* kv_compact(): a batch committed */
 };
 
@@ -244,8 +248,11 @@ struct kv_options
  * Returns 0, KV_EINVAL, KV_ENOMEM, KV_EIO, KV_ECORRUPT or KV_EVERSION; if
  * @errmsg is not NULL it receives (up to @errmsg_len bytes) a message with
  * context. */
-int kv_open(const char *dir, const struct kv_options *opts,
-            struct kv_store **out, char *errmsg, size_t errmsg_len);
+int kv_open(const char *dir,
+            const struct kv_options *opts,
+            struct kv_store **out,
+            char *errmsg,
+            size_t errmsg_len);
 
 /* Closes the store without syncing: what was applied after the last
  * kv_checkpoint() may be lost by a machine crash, and is replayed from the
@@ -258,12 +265,12 @@ void kv_errmsg(struct kv_store *store, char *buf, size_t len);
 
 struct kv_status
 {
-    raft_index applied;       /* last applied log index */
-    uint64_t revision;        /* store revision */
+    raft_index applied;        /* last applied log index */
+    uint64_t revision;         /* store revision */
     uint64_t compact_revision; /* history below it is gone */
-    bool compaction_pending;  /* a compaction was interrupted; resume it */
-    uint64_t keys;            /* live keys */
-    uint64_t history_events;  /* history records kept */
+    bool compaction_pending;   /* a compaction was interrupted; resume it */
+    uint64_t keys;             /* live keys */
+    uint64_t history_events;   /* history records kept */
 };
 
 /* Reads the status in a read transaction. */
@@ -288,9 +295,9 @@ struct kv_kv
 /* The result of one operation. */
 struct kv_op_result
 {
-    uint8_t type;    /* enum kv_op_type */
-    uint64_t count;  /* delete: keys deleted; range: keys in the range */
-    bool more;       /* range: keys beyond those returned */
+    uint8_t type;      /* enum kv_op_type */
+    uint64_t count;    /* delete: keys deleted; range: keys in the range */
+    bool more;         /* range: keys beyond those returned */
     struct kv_kv *kvs; /* put/delete with PREV_KV: previous pairs; range: */
     size_t n_kvs;      /* the pairs read */
 };
@@ -302,11 +309,11 @@ struct kv_entry_result
     /* 0, or KV_EBADCMD/KV_ELIMIT/KV_EVERSION if the command was refused
      * (the entry still advanced the applied index). */
     int code;
-    bool skipped;       /* index <= applied before the call: not applied */
-    bool noop;          /* empty data or a configuration entry */
-    bool succeeded;     /* txn: the comparisons held (put/delete: true) */
-    uint8_t cmd_type;   /* enum kv_cmd_type, 0 if none */
-    uint64_t revision;  /* store revision after the entry */
+    bool skipped;      /* index <= applied before the call: not applied */
+    bool noop;         /* empty data or a configuration entry */
+    bool succeeded;    /* txn: the comparisons held (put/delete: true) */
+    uint8_t cmd_type;  /* enum kv_cmd_type, 0 if none */
+    uint64_t revision; /* store revision after the entry */
     struct kv_op_result *ops; /* one per operation of the executed list */
     size_t n_ops;
 };
@@ -336,8 +343,10 @@ struct kv_apply_result
  * be released with kv_apply_result_free(). Returns 0, KV_EGAP, KV_EINVAL,
  * KV_EFULL (nothing applied; reads still work), KV_ENOSPC, KV_ENOMEM,
  * KV_EIO, KV_ECORRUPT or KV_EPOISONED. On failure nothing is applied. */
-int kv_apply(struct kv_store *store, const struct raft_entry *entries,
-             size_t n_entries, struct kv_apply_result *res);
+int kv_apply(struct kv_store *store,
+             const struct raft_entry *entries,
+             size_t n_entries,
+             struct kv_apply_result *res);
 
 /* Releases everything a result holds. Safe on a zeroed result. */
 void kv_apply_result_free(struct kv_apply_result *res);
@@ -364,10 +373,10 @@ struct kv_range_req
  * kv_range_result_free(). */
 struct kv_range_result
 {
-    uint64_t revision; /* store revision the read saw */
+    uint64_t revision;  /* store revision the read saw */
     raft_index applied; /* applied index the read saw */
-    uint64_t count;    /* keys in the range (regardless of limit) */
-    bool more;         /* keys in the range beyond those returned */
+    uint64_t count;     /* keys in the range (regardless of limit) */
+    bool more;          /* keys in the range beyond those returned */
     struct kv_kv *kvs;
     size_t n_kvs;
     /* Private. */
@@ -378,13 +387,16 @@ struct kv_range_result
 /* Reads one key. @key is borrowed. Returns 0 with one pair in @res, or
  * KV_ENOTFOUND with none (res->revision still set); release @res either
  * way. */
-int kv_get(struct kv_store *store, const uint8_t *key, uint32_t key_len,
+int kv_get(struct kv_store *store,
+           const uint8_t *key,
+           uint32_t key_len,
            struct kv_range_result *res);
 
 /* Reads a range in key order (reverse with KV_FLAG_REVERSE) in one read
  * transaction. @req is borrowed. Release @res with kv_range_result_free(),
  * also on failure. Returns 0, KV_EINVAL, KV_ENOMEM, KV_EBUSY or KV_EIO. */
-int kv_range(struct kv_store *store, const struct kv_range_req *req,
+int kv_range(struct kv_store *store,
+             const struct kv_range_req *req,
              struct kv_range_result *res);
 
 void kv_range_result_free(struct kv_range_result *res);
@@ -430,8 +442,10 @@ struct kv_history_result
  * Returns 0, KV_ECOMPACTED if @from.revision is below the compaction point
  * (@compact_revision, if not NULL, receives it), KV_EFUTURE if it is beyond
  * store revision + 1, KV_ENOMEM or KV_EIO. Release @res also on failure. */
-int kv_history_read(struct kv_store *store, struct kv_history_pos from,
-                    size_t max_events, struct kv_history_result *res,
+int kv_history_read(struct kv_store *store,
+                    struct kv_history_pos from,
+                    size_t max_events,
+                    struct kv_history_result *res,
                     uint64_t *compact_revision);
 
 void kv_history_result_free(struct kv_history_result *res);
@@ -469,26 +483,33 @@ struct kv_snapshot;
  * reading into @out (release with kv_snapshot_close()). Writers are held
  * back only until the copy's read transaction has started. @path is
  * borrowed. Returns 0, KV_EIO, KV_ENOSPC, KV_ENOMEM or KV_EINVAL. */
-int kv_snapshot_create(struct kv_store *store, const char *path,
+int kv_snapshot_create(struct kv_store *store,
+                       const char *path,
                        struct kv_snapshot **out);
 
 /* Opens an existing snapshot file and checks its header (not the payload;
  * see kv_snapshot_verify()). Returns 0, KV_EIO, KV_ECORRUPT or
  * KV_EVERSION. */
-int kv_snapshot_open(const char *path, const struct kv_allocator *alloc,
-                     struct kv_snapshot **out, char *errmsg,
+int kv_snapshot_open(const char *path,
+                     const struct kv_allocator *alloc,
+                     struct kv_snapshot **out,
+                     char *errmsg,
                      size_t errmsg_len);
 
 /* Reads the payload in chunks and checks its checksum. */
-int kv_snapshot_verify(struct kv_snapshot *snap, char *errmsg,
+int kv_snapshot_verify(struct kv_snapshot *snap,
+                       char *errmsg,
                        size_t errmsg_len);
 
 const struct kv_snapshot_info *kv_snapshot_info(const struct kv_snapshot *s);
 
 /* Copies up to @len bytes of the snapshot file from @offset into @buf and
  * stores the count in @n (0 at the end). Returns 0, KV_EINVAL or KV_EIO. */
-int kv_snapshot_read_chunk(struct kv_snapshot *snap, uint64_t offset,
-                           uint8_t *buf, size_t len, size_t *n);
+int kv_snapshot_read_chunk(struct kv_snapshot *snap,
+                           uint64_t offset,
+                           uint8_t *buf,
+                           size_t len,
+                           size_t *n);
 
 /* Closes the file; the snapshot file itself stays. */
 void kv_snapshot_close(struct kv_snapshot *snap);
@@ -500,8 +521,10 @@ int kv_snapshot_stage_begin(struct kv_store *store);
 /* Writes a received chunk at @offset. Chunks may be resent; an @offset
  * beyond the bytes received so far (a hole) is KV_EINVAL, as is anything
  * beyond the size the header announces. @data is borrowed. */
-int kv_snapshot_stage_write(struct kv_store *store, uint64_t offset,
-                            const uint8_t *data, size_t len);
+int kv_snapshot_stage_write(struct kv_store *store,
+                            uint64_t offset,
+                            const uint8_t *data,
+                            size_t len);
 
 /* Ends the transfer: checks the header, the size and the payload checksum,
  * syncs the staging files and stores the header in @info (may be NULL).

@@ -18,9 +18,9 @@ struct exec
 {
     struct kv_store *s;
     MDB_txn *txn;
-    uint64_t rev;     /* the revision a change of this entry gets */
-    bool changed;     /* some key changed: the store revision moves */
-    uint32_t seq;     /* next history sequence number at @rev */
+    uint64_t rev; /* the revision a change of this entry gets */
+    bool changed; /* some key changed: the store revision moves */
+    uint32_t seq; /* next history sequence number at @rev */
     struct kv_arena_chunk **arena;
     const struct kv_allocator *alloc;
 };
@@ -56,7 +56,9 @@ static int hist_put(struct exec *x, uint8_t type, const struct kv_kv *kv)
 
 /* Looks a key up in the write transaction. Returns 0 (found), KV_ENOTFOUND
  * or an error. */
-static int key_lookup(struct exec *x, const uint8_t *key, uint32_t key_len,
+static int key_lookup(struct exec *x,
+                      const uint8_t *key,
+                      uint32_t key_len,
                       struct kv_kv *kv)
 {
     MDB_val k = {key_len, (void *)key};
@@ -75,7 +77,8 @@ static int key_lookup(struct exec *x, const uint8_t *key, uint32_t key_len,
 }
 
 /* Stores one previous pair in @r (its only pair, for put and delete). */
-static int keep_prev(struct exec *x, struct kv_op_result *r,
+static int keep_prev(struct exec *x,
+                     struct kv_op_result *r,
                      const struct kv_kv *old)
 {
     struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
@@ -91,7 +94,8 @@ static int keep_prev(struct exec *x, struct kv_op_result *r,
     return 0;
 }
 
-static int do_put(struct exec *x, const struct kv_op *op,
+static int do_put(struct exec *x,
+                  const struct kv_op *op,
                   struct kv_op_result *r)
 {
     struct kv_kv old;
@@ -142,7 +146,8 @@ static int hist_delete(struct exec *x, const uint8_t *key, uint32_t key_len)
     return hist_put(x, KV_EVENT_DELETE, &tomb);
 }
 
-static int do_delete(struct exec *x, const struct kv_op *op,
+static int do_delete(struct exec *x,
+                     const struct kv_op *op,
                      struct kv_op_result *r)
 {
     struct kv_kv old;
@@ -165,7 +170,8 @@ static int do_delete(struct exec *x, const struct kv_op *op,
     return hist_delete(x, op->key, op->key_len);
 }
 
-static int do_delete_range(struct exec *x, const struct kv_op *op,
+static int do_delete_range(struct exec *x,
+                           const struct kv_op *op,
                            struct kv_op_result *r)
 {
     uint8_t end_buf[KV_KEY_BYTES_MAX];
@@ -258,8 +264,7 @@ cleanup:
     return rv;
 }
 
-static int do_op(struct exec *x, const struct kv_op *op,
-                 struct kv_op_result *r)
+static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
 {
     memset(r, 0, sizeof(*r));
     r->type = op->type;
@@ -333,7 +338,9 @@ static int cmp_eval(struct exec *x, const struct kv_cmp *c)
     }
 }
 
-static int exec_ops(struct exec *x, const struct kv_op *ops, uint32_t n,
+static int exec_ops(struct exec *x,
+                    const struct kv_op *ops,
+                    uint32_t n,
                     struct kv_entry_result *er)
 {
     if (n == 0) {
@@ -353,7 +360,8 @@ static int exec_ops(struct exec *x, const struct kv_op *ops, uint32_t n,
     return 0;
 }
 
-static int exec_cmd(struct exec *x, const struct kv_cmd *cmd,
+static int exec_cmd(struct exec *x,
+                    const struct kv_cmd *cmd,
                     struct kv_entry_result *er)
 {
     er->cmd_type = cmd->type;
@@ -377,8 +385,10 @@ static int exec_cmd(struct exec *x, const struct kv_cmd *cmd,
     return exec_ops(x, cmd->else_ops, cmd->n_else, er);
 }
 
-int kv_apply(struct kv_store *s, const struct raft_entry *entries,
-             size_t n_entries, struct kv_apply_result *res)
+int kv_apply(struct kv_store *s,
+             const struct raft_entry *entries,
+             size_t n_entries,
+             struct kv_apply_result *res)
 {
     struct kv_apply_result local;
     struct kv_cmd cmd;

@@ -225,7 +225,9 @@ static void op_write(struct writer *w, const struct kv_op *op)
     }
 }
 
-int kv_cmd_encode(const struct kv_cmd *cmd, uint8_t *buf, size_t cap,
+int kv_cmd_encode(const struct kv_cmd *cmd,
+                  uint8_t *buf,
+                  size_t cap,
                   size_t *len)
 {
     uint64_t n = 0;
@@ -321,7 +323,9 @@ static int r_u64(struct reader *r, uint64_t *v)
 /* Reads a length-prefixed byte string, checking the limit before the bytes
  * left, so an oversized length is reported as a limit and not as a
  * truncation. */
-static int r_blob(struct reader *r, uint32_t max, uint32_t *len,
+static int r_blob(struct reader *r,
+                  uint32_t max,
+                  uint32_t *len,
                   const uint8_t **bytes)
 {
     int rv = r_u32(r, len);
@@ -401,9 +405,13 @@ static int cmp_read(struct reader *r, struct kv_cmp *c)
 
 /* Reads a count and allocates its array, after checking the count against
  * its limit and against the bytes that remain. */
-static int read_count(struct reader *r, uint32_t max, size_t min_bytes,
-                      size_t elem, const struct kv_allocator *a,
-                      uint32_t *n, void **array)
+static int read_count(struct reader *r,
+                      uint32_t max,
+                      size_t min_bytes,
+                      size_t elem,
+                      const struct kv_allocator *a,
+                      uint32_t *n,
+                      void **array)
 {
     int rv = r_u16(r, n);
     if (rv != 0) {
@@ -422,8 +430,10 @@ static int read_count(struct reader *r, uint32_t max, size_t min_bytes,
     return *array == NULL ? KV_ENOMEM : 0;
 }
 
-int kv_cmd_decode(const uint8_t *buf, size_t len,
-                  const struct kv_allocator *alloc, struct kv_cmd *cmd)
+int kv_cmd_decode(const uint8_t *buf,
+                  size_t len,
+                  const struct kv_allocator *alloc,
+                  struct kv_cmd *cmd)
 {
     struct kv_allocator a;
     struct reader r = {buf, len};

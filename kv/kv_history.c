@@ -14,8 +14,7 @@
 
 #define HISTORY_DEFAULT_EVENTS 1000u
 
-static int event_decode(const MDB_val *k, const MDB_val *v,
-                        struct kv_event *ev)
+static int event_decode(const MDB_val *k, const MDB_val *v, struct kv_event *ev)
 {
     const uint8_t *p = v->mv_data;
     if (k->mv_size != KV_HIST_KEY || v->mv_size < KV_HIST_HEADER) {
@@ -43,8 +42,10 @@ static int event_decode(const MDB_val *k, const MDB_val *v,
     return 0;
 }
 
-int kv_history_read(struct kv_store *s, struct kv_history_pos from,
-                    size_t max_events, struct kv_history_result *res,
+int kv_history_read(struct kv_store *s,
+                    struct kv_history_pos from,
+                    size_t max_events,
+                    struct kv_history_result *res,
                     uint64_t *compact_revision)
 {
     MDB_txn *txn = NULL;
@@ -123,8 +124,8 @@ int kv_history_read(struct kv_store *s, struct kv_history_pos from,
         res->next.seq = 0;
     }
     if (n > 0) {
-        res->events = kv_arena_alloc(&res->arena, &res->alloc,
-                                     n * sizeof(*res->events));
+        res->events =
+            kv_arena_alloc(&res->arena, &res->alloc, n * sizeof(*res->events));
         if (res->events == NULL) {
             rv = KV_ENOMEM;
             goto cleanup;
@@ -237,9 +238,9 @@ int kv_compact(struct kv_store *s, uint64_t revision)
         goto fail;
     }
     if (revision > rev) {
-        rv = kv_set_error(s, KV_EFUTURE, "compact %llu beyond revision %llu",
-                          (unsigned long long)revision,
-                          (unsigned long long)rev);
+        rv =
+            kv_set_error(s, KV_EFUTURE, "compact %llu beyond revision %llu",
+                         (unsigned long long)revision, (unsigned long long)rev);
         goto fail;
     }
     /* A lower request resumes the stored point: the point never moves

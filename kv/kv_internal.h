@@ -33,9 +33,9 @@
 
 struct kv_stage
 {
-    bool active;     /* stage_begin was called */
-    bool finished;   /* stage_finish verified it */
-    int data_fd;     /* stage/data.mdb, or -1 */
+    bool active;       /* stage_begin was called */
+    bool finished;     /* stage_finish verified it */
+    int data_fd;       /* stage/data.mdb, or -1 */
     uint64_t received; /* contiguous bytes received from offset 0 */
     uint8_t header[KV_SNAPSHOT_HEADER_BYTES];
     struct kv_snapshot_info info; /* parsed once the header is complete */
@@ -44,8 +44,8 @@ struct kv_stage
 
 struct kv_store
 {
-    char *dir;       /* the store directory */
-    uint64_t gen;    /* generation CURRENT names: dir/env-<gen> */
+    char *dir;    /* the store directory */
+    uint64_t gen; /* generation CURRENT names: dir/env-<gen> */
     MDB_env *env;
     MDB_dbi dbi_meta;
     MDB_dbi dbi_keys;
@@ -75,12 +75,15 @@ struct kv_arena_chunk
     /* data follows, 8-byte aligned */
 };
 void *kv_arena_alloc(struct kv_arena_chunk **arena,
-                     const struct kv_allocator *a, size_t size);
-void kv_arena_free(struct kv_arena_chunk **arena,
-                   const struct kv_allocator *a);
+                     const struct kv_allocator *a,
+                     size_t size);
+void kv_arena_free(struct kv_arena_chunk **arena, const struct kv_allocator *a);
 /* Grows an array of @elem-byte elements held outside the arena. */
-int kv_array_grow(const struct kv_allocator *a, void **array, size_t *cap,
-                  size_t need, size_t elem);
+int kv_array_grow(const struct kv_allocator *a,
+                  void **array,
+                  size_t *cap,
+                  size_t need,
+                  size_t elem);
 
 /* Records an error message ("kv: " + formatted) and returns @code. */
 int kv_set_error(struct kv_store *store, int code, const char *fmt, ...)
@@ -150,9 +153,13 @@ static inline uint32_t kv_get_u32be(const uint8_t *p)
 
 /* Metadata values in the "meta" database (u64 little endian). A missing
  * key reads as 0. */
-int kv_meta_get(struct kv_store *store, MDB_txn *txn, const char *name,
+int kv_meta_get(struct kv_store *store,
+                MDB_txn *txn,
+                const char *name,
                 uint64_t *value);
-int kv_meta_put(struct kv_store *store, MDB_txn *txn, const char *name,
+int kv_meta_put(struct kv_store *store,
+                MDB_txn *txn,
+                const char *name,
                 uint64_t value);
 
 /* Begins a read transaction, translating errors. */
@@ -171,24 +178,39 @@ struct kv_bounds
     bool unbounded; /* no upper bound */
     bool empty;     /* nothing can match */
 };
-void kv_bounds_resolve(const uint8_t *key, uint32_t key_len,
-                       const uint8_t *end, uint32_t end_len, uint8_t flags,
-                       uint8_t *end_buf, struct kv_bounds *b);
+void kv_bounds_resolve(const uint8_t *key,
+                       uint32_t key_len,
+                       const uint8_t *end,
+                       uint32_t end_len,
+                       uint8_t flags,
+                       uint8_t *end_buf,
+                       struct kv_bounds *b);
 
 /* Runs a range read inside @txn (read or write), copying results into
  * @arena. Shared by kv_range() and transactions. */
-int kv_range_in_txn(struct kv_store *store, MDB_txn *txn,
-                    const uint8_t *key, uint32_t key_len, const uint8_t *end,
-                    uint32_t end_len, uint8_t flags, uint64_t limit,
+int kv_range_in_txn(struct kv_store *store,
+                    MDB_txn *txn,
+                    const uint8_t *key,
+                    uint32_t key_len,
+                    const uint8_t *end,
+                    uint32_t end_len,
+                    uint8_t flags,
+                    uint64_t limit,
                     struct kv_arena_chunk **arena,
-                    const struct kv_allocator *alloc, struct kv_kv **kvs,
-                    size_t *n_kvs, uint64_t *count, bool *more);
+                    const struct kv_allocator *alloc,
+                    struct kv_kv **kvs,
+                    size_t *n_kvs,
+                    uint64_t *count,
+                    bool *more);
 
 /* Decodes a stored "keys" value into @kv (pointers into LMDB memory). */
 int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv);
 /* Copies @src's bytes into @arena; without the value if !with_value. */
-int kv_kv_copy(struct kv_arena_chunk **arena, const struct kv_allocator *a,
-               const struct kv_kv *src, bool with_value, struct kv_kv *dst);
+int kv_kv_copy(struct kv_arena_chunk **arena,
+               const struct kv_allocator *a,
+               const struct kv_kv *src,
+               bool with_value,
+               struct kv_kv *dst);
 
 /* Opens the LMDB environment of generation directory @path into @store. */
 int kv_env_open(struct kv_store *store, const char *path);

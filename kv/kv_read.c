@@ -27,8 +27,11 @@ int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv)
     return 0;
 }
 
-int kv_kv_copy(struct kv_arena_chunk **arena, const struct kv_allocator *a,
-               const struct kv_kv *src, bool with_value, struct kv_kv *dst)
+int kv_kv_copy(struct kv_arena_chunk **arena,
+               const struct kv_allocator *a,
+               const struct kv_kv *src,
+               bool with_value,
+               struct kv_kv *dst)
 {
     size_t vlen = with_value ? src->value_len : 0;
     uint8_t *p = kv_arena_alloc(arena, a, (size_t)src->key_len + vlen);
@@ -52,9 +55,13 @@ int kv_kv_copy(struct kv_arena_chunk **arena, const struct kv_allocator *a,
     return 0;
 }
 
-void kv_bounds_resolve(const uint8_t *key, uint32_t key_len,
-                       const uint8_t *end, uint32_t end_len, uint8_t flags,
-                       uint8_t *end_buf, struct kv_bounds *b)
+void kv_bounds_resolve(const uint8_t *key,
+                       uint32_t key_len,
+                       const uint8_t *end,
+                       uint32_t end_len,
+                       uint8_t flags,
+                       uint8_t *end_buf,
+                       struct kv_bounds *b)
 {
     memset(b, 0, sizeof(*b));
     b->start = key;
@@ -95,8 +102,7 @@ void kv_bounds_resolve(const uint8_t *key, uint32_t key_len,
 }
 
 /* Byte order of LMDB's default comparison: memcmp, then length. */
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
-                   size_t blen)
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen;
     int c = n > 0 ? memcmp(a, b, n) : 0;
@@ -145,8 +151,8 @@ static int collect(struct collector *c, const MDB_val *k, const MDB_val *v)
                             sizeof(*c->tmp))) != 0) {
         return rv;
     }
-    if ((rv = kv_kv_copy(c->arena, c->alloc, &kv, with_value,
-                         &c->tmp[c->n])) != 0) {
+    if ((rv = kv_kv_copy(c->arena, c->alloc, &kv, with_value, &c->tmp[c->n])) !=
+        0) {
         return rv;
     }
     c->n++;
@@ -154,12 +160,20 @@ static int collect(struct collector *c, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
-int kv_range_in_txn(struct kv_store *store, MDB_txn *txn,
-                    const uint8_t *key, uint32_t key_len, const uint8_t *end,
-                    uint32_t end_len, uint8_t flags, uint64_t limit,
+int kv_range_in_txn(struct kv_store *store,
+                    MDB_txn *txn,
+                    const uint8_t *key,
+                    uint32_t key_len,
+                    const uint8_t *end,
+                    uint32_t end_len,
+                    uint8_t flags,
+                    uint64_t limit,
                     struct kv_arena_chunk **arena,
-                    const struct kv_allocator *alloc, struct kv_kv **kvs,
-                    size_t *n_kvs, uint64_t *count, bool *more)
+                    const struct kv_allocator *alloc,
+                    struct kv_kv **kvs,
+                    size_t *n_kvs,
+                    uint64_t *count,
+                    bool *more)
 {
     uint8_t end_buf[KV_KEY_BYTES_MAX];
     struct kv_bounds b;
@@ -267,9 +281,13 @@ done:
     return rv;
 }
 
-static int range_common(struct kv_store *s, const uint8_t *key,
-                        uint32_t key_len, const uint8_t *end,
-                        uint32_t end_len, uint8_t flags, uint64_t limit,
+static int range_common(struct kv_store *s,
+                        const uint8_t *key,
+                        uint32_t key_len,
+                        const uint8_t *end,
+                        uint32_t end_len,
+                        uint8_t flags,
+                        uint64_t limit,
                         struct kv_range_result *res)
 {
     MDB_txn *txn = NULL;
@@ -303,7 +321,9 @@ cleanup:
     return rv;
 }
 
-int kv_get(struct kv_store *s, const uint8_t *key, uint32_t key_len,
+int kv_get(struct kv_store *s,
+           const uint8_t *key,
+           uint32_t key_len,
            struct kv_range_result *res)
 {
     if (key_len == 0) {
@@ -318,7 +338,8 @@ int kv_get(struct kv_store *s, const uint8_t *key, uint32_t key_len,
     return rv;
 }
 
-int kv_range(struct kv_store *s, const struct kv_range_req *req,
+int kv_range(struct kv_store *s,
+             const struct kv_range_req *req,
              struct kv_range_result *res)
 {
     return range_common(s, req->key, req->key_len, req->end, req->end_len,

@@ -56,8 +56,10 @@ static void header_encode(const struct kv_snapshot_info *info, uint8_t *h)
 }
 
 /* Parses and checks a header; @msg receives what is wrong. */
-static int header_decode(const uint8_t *h, struct kv_snapshot_info *info,
-                         char *msg, size_t msg_len)
+static int header_decode(const uint8_t *h,
+                         struct kv_snapshot_info *info,
+                         char *msg,
+                         size_t msg_len)
 {
     if (memcmp(h, SNAP_MAGIC, 8) != 0) {
         snprintf(msg, msg_len, "bad magic");
@@ -112,7 +114,10 @@ static int write_all(int fd, const uint8_t *p, size_t n, off_t off)
 }
 
 /* Hashes @len bytes of @fd from @off. */
-static int hash_range(int fd, off_t off, uint64_t len, uint8_t *buf,
+static int hash_range(int fd,
+                      off_t off,
+                      uint64_t len,
+                      uint8_t *buf,
                       uint64_t *hash)
 {
     XXH3_state_t *st = XXH3_createState();
@@ -170,7 +175,8 @@ static char *dir_of(const struct kv_allocator *a, const char *path)
     return kv_path(a, "%.*s", (int)(slash - path), path);
 }
 
-int kv_snapshot_create(struct kv_store *s, const char *path,
+int kv_snapshot_create(struct kv_store *s,
+                       const char *path,
                        struct kv_snapshot **out)
 {
     struct kv_snapshot_info info;
@@ -216,8 +222,8 @@ int kv_snapshot_create(struct kv_store *s, const char *path,
     }
     if ((rv = kv_meta_get(s, fence, KV_META_APPLIED, &info.applied)) != 0 ||
         (rv = kv_meta_get(s, fence, KV_META_REVISION, &info.revision)) != 0 ||
-        (rv = kv_meta_get(s, fence, KV_META_COMPACT,
-                          &info.compact_revision)) != 0) {
+        (rv = kv_meta_get(s, fence, KV_META_COMPACT, &info.compact_revision)) !=
+            0) {
         goto cleanup;
     }
     cp.fd = pipefd[1];
@@ -237,8 +243,7 @@ int kv_snapshot_create(struct kv_store *s, const char *path,
             fence = NULL;
         }
         if (n < 0) {
-            rv = kv_set_error(s, KV_EIO, "snapshot pipe: %s",
-                              strerror(errno));
+            rv = kv_set_error(s, KV_EIO, "snapshot pipe: %s", strerror(errno));
             break;
         }
         if (n == 0) {
@@ -251,8 +256,7 @@ int kv_snapshot_create(struct kv_store *s, const char *path,
         }
         XXH3_64bits_update(st, buf, (size_t)n);
         if ((rv = write_all(fd, buf, (size_t)n, off)) != 0) {
-            kv_set_error(s, rv, "snapshot %s: write: %s", tmp,
-                         strerror(errno));
+            kv_set_error(s, rv, "snapshot %s: write: %s", tmp, strerror(errno));
             continue;
         }
         off += n;
@@ -324,8 +328,10 @@ cleanup:
 /* ---------------------------------------------------------------------- */
 /* Reading                                                                 */
 
-int kv_snapshot_open(const char *path, const struct kv_allocator *alloc,
-                     struct kv_snapshot **out, char *errmsg,
+int kv_snapshot_open(const char *path,
+                     const struct kv_allocator *alloc,
+                     struct kv_snapshot **out,
+                     char *errmsg,
                      size_t errmsg_len)
 {
     struct kv_allocator a;
@@ -358,8 +364,7 @@ int kv_snapshot_open(const char *path, const struct kv_allocator *alloc,
         goto fail;
     }
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != snap->info.size) {
-        snprintf(msg, sizeof(msg),
-                 "size %lld, header announces %" PRIu64,
+        snprintf(msg, sizeof(msg), "size %lld, header announces %" PRIu64,
                  (long long)sb.st_size, snap->info.size);
         rv = KV_ECORRUPT;
         goto fail;
@@ -379,7 +384,8 @@ fail:
     return rv;
 }
 
-int kv_snapshot_verify(struct kv_snapshot *snap, char *errmsg,
+int kv_snapshot_verify(struct kv_snapshot *snap,
+                       char *errmsg,
                        size_t errmsg_len)
 {
     uint64_t hash = 0;
@@ -407,8 +413,11 @@ const struct kv_snapshot_info *kv_snapshot_info(const struct kv_snapshot *s)
     return &s->info;
 }
 
-int kv_snapshot_read_chunk(struct kv_snapshot *snap, uint64_t offset,
-                           uint8_t *buf, size_t len, size_t *n)
+int kv_snapshot_read_chunk(struct kv_snapshot *snap,
+                           uint64_t offset,
+                           uint8_t *buf,
+                           size_t len,
+                           size_t *n)
 {
     *n = 0;
     if (offset > snap->info.size) {
@@ -417,8 +426,7 @@ int kv_snapshot_read_chunk(struct kv_snapshot *snap, uint64_t offset,
     uint64_t left = snap->info.size - offset;
     size_t want = left < len ? (size_t)left : len;
     while (*n < want) {
-        ssize_t r = pread(snap->fd, buf + *n, want - *n,
-                          (off_t)(offset + *n));
+        ssize_t r = pread(snap->fd, buf + *n, want - *n, (off_t)(offset + *n));
         if (r < 0 && errno == EINTR) {
             continue;
         }
@@ -482,8 +490,10 @@ cleanup:
     return rv;
 }
 
-int kv_snapshot_stage_write(struct kv_store *s, uint64_t offset,
-                            const uint8_t *data, size_t len)
+int kv_snapshot_stage_write(struct kv_store *s,
+                            uint64_t offset,
+                            const uint8_t *data,
+                            size_t len)
 {
     struct kv_stage *st = &s->stage;
     char msg[160];
@@ -494,7 +504,8 @@ int kv_snapshot_stage_write(struct kv_store *s, uint64_t offset,
     if (offset > st->received || (data == NULL && len > 0) ||
         len > UINT64_MAX - offset) {
         return kv_set_error(s, KV_EINVAL,
-                            "stage: chunk at %" PRIu64 " leaves a hole "
+                            "stage: chunk at %" PRIu64
+                            " leaves a hole "
                             "after %" PRIu64,
                             offset, st->received);
     }
@@ -606,8 +617,7 @@ int kv_snapshot_stage_finish(struct kv_store *s, struct kv_snapshot_info *out)
     }
     if (st->received != st->info.size) {
         return kv_set_error(s, KV_ECORRUPT,
-                            "stage: received %" PRIu64 " of %" PRIu64
-                            " bytes",
+                            "stage: received %" PRIu64 " of %" PRIu64 " bytes",
                             st->received, st->info.size);
     }
     buf = kv_malloc(&s->alloc, SNAP_IO_BYTES);
@@ -621,8 +631,8 @@ int kv_snapshot_stage_finish(struct kv_store *s, struct kv_snapshot_info *out)
                           strerror(errno));
         goto cleanup;
     }
-    if ((rv = hash_range(st->data_fd, 0, st->info.payload_bytes, buf,
-                         &hash)) != 0) {
+    if ((rv = hash_range(st->data_fd, 0, st->info.payload_bytes, buf, &hash)) !=
+        0) {
         kv_set_error(s, rv, "stage: reading payload back failed");
         goto cleanup;
     }

@@ -54,8 +54,7 @@ static const struct
 
 const char *kv_strerror(int code)
 {
-    for (size_t i = 0; i < sizeof(error_table) / sizeof(error_table[0]);
-         i++) {
+    for (size_t i = 0; i < sizeof(error_table) / sizeof(error_table[0]); i++) {
         if (error_table[i].code == code) {
             return error_table[i].text;
         }
@@ -174,7 +173,8 @@ void kv_free(const struct kv_allocator *a, void *ptr)
 #define ARENA_ALIGN 8u
 
 void *kv_arena_alloc(struct kv_arena_chunk **arena,
-                     const struct kv_allocator *a, size_t size)
+                     const struct kv_allocator *a,
+                     size_t size)
 {
     struct kv_arena_chunk *c = *arena;
     size_t hdr = (sizeof(*c) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
@@ -195,8 +195,7 @@ void *kv_arena_alloc(struct kv_arena_chunk **arena,
     return p;
 }
 
-void kv_arena_free(struct kv_arena_chunk **arena,
-                   const struct kv_allocator *a)
+void kv_arena_free(struct kv_arena_chunk **arena, const struct kv_allocator *a)
 {
     struct kv_arena_chunk *c = *arena;
     while (c != NULL) {
@@ -207,8 +206,11 @@ void kv_arena_free(struct kv_arena_chunk **arena,
     *arena = NULL;
 }
 
-int kv_array_grow(const struct kv_allocator *a, void **array, size_t *cap,
-                  size_t need, size_t elem)
+int kv_array_grow(const struct kv_allocator *a,
+                  void **array,
+                  size_t *cap,
+                  size_t need,
+                  size_t elem)
 {
     if (need <= *cap) {
         return 0;
@@ -291,8 +293,8 @@ static int current_read(struct kv_store *s, uint64_t *gen)
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         rv = errno == ENOENT ? KV_ENOTFOUND
-                             : kv_set_error(s, kv_errno_code(errno),
-                                            "%s: %s", path, strerror(errno));
+                             : kv_set_error(s, kv_errno_code(errno), "%s: %s",
+                                            path, strerror(errno));
         goto cleanup;
     }
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -364,8 +366,7 @@ static int dir_cleanup(struct kv_store *s, uint64_t keep)
         unsigned long long g = 0;
         char extra = 0;
         char *p = NULL;
-        bool generation =
-            sscanf(e->d_name, "env-%llu%c", &g, &extra) == 1;
+        bool generation = sscanf(e->d_name, "env-%llu%c", &g, &extra) == 1;
         if (generation && g == keep) {
             continue;
         }
@@ -395,7 +396,9 @@ static int dir_cleanup(struct kv_store *s, uint64_t keep)
 /* ---------------------------------------------------------------------- */
 /* Environment                                                             */
 
-int kv_meta_get(struct kv_store *store, MDB_txn *txn, const char *name,
+int kv_meta_get(struct kv_store *store,
+                MDB_txn *txn,
+                const char *name,
                 uint64_t *value)
 {
     MDB_val k = {strlen(name), (void *)name};
@@ -416,7 +419,9 @@ int kv_meta_get(struct kv_store *store, MDB_txn *txn, const char *name,
     return 0;
 }
 
-int kv_meta_put(struct kv_store *store, MDB_txn *txn, const char *name,
+int kv_meta_put(struct kv_store *store,
+                MDB_txn *txn,
+                const char *name,
                 uint64_t value)
 {
     uint8_t buf[8];
@@ -480,8 +485,7 @@ int kv_env_open(struct kv_store *s, const char *path)
             goto fail;
         }
     } else if (format != KV_FORMAT_VERSION) {
-        rv = kv_set_error(s, KV_EVERSION, "%s: format %" PRIu64, path,
-                          format);
+        rv = kv_set_error(s, KV_EVERSION, "%s: format %" PRIu64, path, format);
         goto fail;
     }
     rc = mdb_txn_commit(txn);
@@ -509,8 +513,11 @@ void kv_env_close(struct kv_store *s)
     }
 }
 
-int kv_open(const char *dir, const struct kv_options *opts,
-            struct kv_store **out, char *errmsg, size_t errmsg_len)
+int kv_open(const char *dir,
+            const struct kv_options *opts,
+            struct kv_store **out,
+            char *errmsg,
+            size_t errmsg_len)
 {
     struct kv_allocator a;
     struct kv_store *s;
@@ -561,8 +568,8 @@ int kv_open(const char *dir, const struct kv_options *opts,
             goto fail;
         }
         if (mkdir(env_path, 0755) != 0) {
-            rv = kv_set_error(s, kv_errno_code(errno), "mkdir %s: %s",
-                              env_path, strerror(errno));
+            rv = kv_set_error(s, kv_errno_code(errno), "mkdir %s: %s", env_path,
+                              strerror(errno));
             goto fail;
         }
         if ((rv = kv_current_write(s, 1)) != 0) {

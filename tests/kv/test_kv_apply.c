@@ -1,0 +1,397 @@
+/*
+ * test_kv_apply.c - applying entries: exact replay, refused commands, gaps,
+ * a full map, checkpoints, allocation failures and transaction semantics.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kv_test_util.h"
+
+/* Entries 1..n: puts and deletes over 20 keys, deterministic. */
+static void make_entries(struct kvt_batch *b, raft_index first, raft_index last)
+{
+    char key[32], value[32];
+    for (raft_index i = first; i <= last; i++) {
+        size_t len;
+        uint8_t *d;
+        snprintf(key, sizeof(key), "k%02llu", (unsigned long long)(i % 20));
+        if (i % 7 == 0) {
+            d = kvt_del(key, &len);
+        } else {
+            snprintf(value, sizeof(value), "v%llu", (unsigned long long)i);
+            d = kvt_put(key, value, &len);
+        }
+        kvt_batch_add(b, i, d, len);
+    }
+}
+
+static void apply_range(struct kv_store *s, raft_index first, raft_index last)
+{
+    struct kvt_batch b = {0};
+    make_entries(&b, first, last);
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, NULL), 0);
+    kvt_batch_clear(&b);
+}
+
+/* A process that dies without closing or syncing the store, then restarts
+ * and is fed overlapping entries again, skips exactly those it applied and
+ * ends in the same state as a store that applied each entry once. */
+START_TEST(test_apply_replay_after_crash_is_exact)
+{
+    char *dir = kvt_mkdtemp();
+    char *ref_dir = kvt_mkdtemp();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct kv_store *s = kvt_open(dir, 0);
+        for (raft_index i = 1; i <= 100; i += 10) {
+            apply_range(s, i, i + 9);
+        }
+        _exit(0); /* a crash: no close, no checkpoint */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    struct kv_store *s = kvt_open(dir, 0);
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.applied, 100);
+    /* The driver replays from its last known checkpoint, overlapping. */
+    struct kvt_batch b = {0};
+    make_entries(&b, 61, 150);
+    struct kv_apply_result res;
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    for (size_t i = 0; i < res.n_entries; i++) {
+        ck_assert_int_eq(res.entries[i].skipped, b.e[i].index <= 100);
+    }
+    ck_assert_uint_eq(res.applied, 150);
+    kv_apply_result_free(&res);
+    kvt_batch_clear(&b);
+
+    struct kv_store *ref = kvt_open(ref_dir, 0);
+    apply_range(ref, 1, 150);
+    char *a = kvt_dump(s), *c = kvt_dump(ref);
+    ck_assert_str_eq(a, c);
+    free(a);
+    free(c);
+    kv_close(ref);
+    kv_close(s);
+    kvt_rmdir(dir);
+    kvt_rmdir(ref_dir);
+}
+END_TEST
+
+/* Entries that leave a hole after the applied index are refused whole. */
+START_TEST(test_apply_refuses_a_gap)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    apply_range(s, 1, 10);
+    struct kvt_batch b = {0};
+    make_entries(&b, 12, 13);
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, NULL), KV_EGAP);
+    kvt_batch_clear(&b);
+    /* Non-contiguous entries inside one batch as well. */
+    make_entries(&b, 11, 11);
+    make_entries(&b, 13, 13);
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, NULL), KV_EGAP);
+    kvt_batch_clear(&b);
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.applied, 10);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A malformed command, a configuration entry and an empty entry advance the
+ * applied index without changing keys or the revision, and the rest of the
+ * batch still applies. */
+START_TEST(test_apply_bad_command_yields_an_error_result_only)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    struct kvt_batch b = {0};
+    size_t len;
+    {
+        uint8_t *d_ = kvt_put("a", "1", &len);
+        kvt_batch_add(&b, 1, d_, len);
+    }
+    uint8_t *junk = malloc(3);
+    memcpy(junk, "\x01\x09\x00", 3);
+    kvt_batch_add(&b, 2, junk, 3);
+    kvt_batch_add(&b, 3, NULL, 0);
+    uint8_t *conf = malloc(4);
+    memset(conf, 0, 4);
+    kvt_batch_add(&b, 4, conf, 4);
+    b.e[3].type = RAFT_ENTRY_CONF;
+    uint8_t *big = malloc(8);
+    memcpy(big, "\x01\x01\x01\x00\xff\xff\xff\x7f", 8);
+    kvt_batch_add(&b, 5, big, 8);
+    {
+        uint8_t *d_ = kvt_put("b", "2", &len);
+        kvt_batch_add(&b, 6, d_, len);
+    }
+    struct kv_apply_result res;
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    ck_assert_int_eq(res.entries[0].code, 0);
+    ck_assert_uint_eq(res.entries[0].revision, 1);
+    ck_assert_int_eq(res.entries[1].code, KV_EBADCMD);
+    ck_assert_uint_eq(res.entries[1].revision, 1);
+    ck_assert(res.entries[2].noop);
+    ck_assert(res.entries[3].noop);
+    ck_assert_int_eq(res.entries[4].code, KV_ELIMIT);
+    ck_assert_int_eq(res.entries[5].code, 0);
+    ck_assert_uint_eq(res.entries[5].revision, 2);
+    ck_assert_uint_eq(res.applied, 6);
+    ck_assert_uint_eq(res.revision, 2);
+    kv_apply_result_free(&res);
+    kvt_batch_clear(&b);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* Filling the map fails the batch with KV_EFULL and a message; the store
+ * keeps its last state, serves reads and applies small batches again. */
+START_TEST(test_apply_map_full_is_efull_and_store_stays_readable)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 1u << 20);
+    raft_index index = 0;
+    int rv = 0;
+    char *value = malloc(20001);
+    memset(value, 'x', 20000);
+    value[20000] = 0;
+    while (rv == 0) {
+        struct kvt_batch b = {0};
+        char key[32];
+        size_t len;
+        snprintf(key, sizeof(key), "key%06llu", (unsigned long long)index + 1);
+        {
+            uint8_t *d_ = kvt_put(key, value, &len);
+            kvt_batch_add(&b, index + 1, d_, len);
+        }
+        rv = kv_apply(s, b.e, b.n, NULL);
+        if (rv == 0) {
+            index++;
+        }
+        kvt_batch_clear(&b);
+        ck_assert_uint_lt(index, 1000);
+    }
+    ck_assert_int_eq(rv, KV_EFULL);
+    char msg[256];
+    kv_errmsg(s, msg, sizeof(msg));
+    ck_assert_ptr_nonnull(strstr(msg, "kv: "));
+    ck_assert_uint_gt(index, 5);
+    struct kv_range_result r;
+    ck_assert_int_eq(kv_get(s, (const uint8_t *)"key000001", 9, &r), 0);
+    ck_assert_uint_eq(r.kvs[0].value_len, 20000);
+    ck_assert_uint_eq(r.applied, index);
+    kv_range_result_free(&r);
+    /* Deleting makes room again. */
+    struct kvt_batch b = {0};
+    size_t len;
+    {
+        uint8_t *d_ = kvt_del("key000001", &len);
+        kvt_batch_add(&b, index + 1, d_, len);
+    }
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, NULL), 0);
+    kvt_batch_clear(&b);
+    free(value);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A checkpoint reports the applied index that the sync covered. */
+START_TEST(test_checkpoint_reports_the_durable_index)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    raft_index durable = 99;
+    ck_assert_int_eq(kv_checkpoint(s, &durable), 0);
+    ck_assert_uint_eq(durable, 0);
+    apply_range(s, 1, 42);
+    ck_assert_int_eq(kv_checkpoint(s, &durable), 0);
+    ck_assert_uint_eq(durable, 42);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+static int n_allocs, fail_at;
+static void *fail_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    return ++n_allocs == fail_at ? NULL : malloc(n);
+}
+static void *fail_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    return ++n_allocs == fail_at ? NULL : realloc(p, n);
+}
+static void plain_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+/* Failing each allocation of an apply in turn applies nothing, leaks
+ * nothing, and the next attempt succeeds. */
+START_TEST(test_apply_fails_cleanly_on_each_allocation)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_allocator a = {NULL, fail_malloc, fail_realloc, plain_free};
+    struct kv_options o;
+    struct kv_store *s = NULL;
+    memset(&o, 0, sizeof(o));
+    o.alloc = &a;
+    fail_at = 0;
+    ck_assert_int_eq(kv_open(dir, &o, &s, NULL, 0), 0);
+    apply_range(s, 1, 30);
+    char *before = kvt_dump(s);
+    /* A transaction with a range read and prev-kv returns allocates. */
+    struct kv_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = KV_OP_DELETE_RANGE;
+    ops[0].flags = KV_FLAG_PREV_KV | KV_FLAG_PREFIX;
+    ops[0].key = (const uint8_t *)"k1";
+    ops[0].key_len = 2;
+    ops[1].type = KV_OP_RANGE;
+    ops[1].key = (const uint8_t *)"k";
+    ops[1].key_len = 1;
+    ops[1].flags = KV_FLAG_PREFIX;
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_TXN;
+    c.then_ops = ops;
+    c.n_then = 2;
+    int rv;
+    for (fail_at = 1;; fail_at++) {
+        struct kvt_batch b = {0};
+        struct kv_apply_result res;
+        size_t len;
+        {
+            uint8_t *d_ = kvt_encode(&c, &len);
+            kvt_batch_add(&b, 31, d_, len);
+        }
+        n_allocs = 0;
+        rv = kv_apply(s, b.e, b.n, &res);
+        kvt_batch_clear(&b);
+        if (rv == 0) {
+            ck_assert_uint_gt(res.entries[0].ops[0].n_kvs, 0);
+            kv_apply_result_free(&res);
+            break;
+        }
+        ck_assert_int_eq(rv, KV_ENOMEM);
+        char *now = kvt_dump(s);
+        ck_assert_str_eq(now, before);
+        free(now);
+    }
+    ck_assert_int_gt(fail_at, 2);
+    free(before);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A create-if-absent transaction: the first succeeds, the second takes the
+ * else branch; every change of one transaction shares one revision. */
+START_TEST(test_txn_changes_share_one_revision)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    struct kv_cmp cmp = {KV_CMP_EXISTS,           KV_CMP_EQ, 4, 0, 0,
+                         (const uint8_t *)"lock", NULL};
+    struct kv_op then_ops[2], else_ops[1];
+    memset(then_ops, 0, sizeof(then_ops));
+    memset(else_ops, 0, sizeof(else_ops));
+    then_ops[0] = (struct kv_op){.type = KV_OP_PUT,
+                                 .key = (const uint8_t *)"lock",
+                                 .key_len = 4,
+                                 .value = (const uint8_t *)"me",
+                                 .value_len = 2};
+    then_ops[1] = (struct kv_op){.type = KV_OP_PUT,
+                                 .key = (const uint8_t *)"owner",
+                                 .key_len = 5,
+                                 .value = (const uint8_t *)"me",
+                                 .value_len = 2};
+    else_ops[0] = (struct kv_op){
+        .type = KV_OP_RANGE, .key = (const uint8_t *)"lock", .key_len = 4};
+    struct kv_cmd c = {KV_CMD_TXN, {0}, &cmp, 1, then_ops, 2, else_ops, 1};
+    struct kvt_batch b = {0};
+    size_t len;
+    {
+        uint8_t *d_ = kvt_encode(&c, &len);
+        kvt_batch_add(&b, 1, d_, len);
+    }
+    {
+        uint8_t *d_ = kvt_encode(&c, &len);
+        kvt_batch_add(&b, 2, d_, len);
+    }
+    struct kv_apply_result res;
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    ck_assert(res.entries[0].succeeded);
+    ck_assert_uint_eq(res.entries[0].revision, 1);
+    ck_assert(!res.entries[1].succeeded);
+    ck_assert_uint_eq(res.entries[1].revision, 1);
+    ck_assert_uint_eq(res.entries[1].ops[0].n_kvs, 1);
+    ck_assert_uint_eq(res.entries[1].ops[0].kvs[0].mod_revision, 1);
+    kv_apply_result_free(&res);
+    kvt_batch_clear(&b);
+    struct kv_range_result r;
+    ck_assert_int_eq(kv_get(s, (const uint8_t *)"owner", 5, &r), 0);
+    ck_assert_uint_eq(r.kvs[0].create_revision, 1);
+    ck_assert_uint_eq(r.kvs[0].version, 1);
+    kv_range_result_free(&r);
+    ck_assert_int_eq(kv_get(s, (const uint8_t *)"none", 4, &r), KV_ENOTFOUND);
+    kv_range_result_free(&r);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A range over large values stops at KV_RANGE_BYTES_MAX and says more. */
+START_TEST(test_range_stops_at_the_byte_limit)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 64u << 20);
+    kvt_apply_puts(s, 1, 5, "big", KV_VALUE_BYTES_MAX);
+    struct kv_range_req req = {(const uint8_t *)"big", NULL, 3, 0,
+                               KV_FLAG_PREFIX,         0};
+    struct kv_range_result r;
+    ck_assert_int_eq(kv_range(s, &req, &r), 0);
+    ck_assert_uint_eq(r.count, 5);
+    ck_assert_uint_eq(r.n_kvs, 3);
+    ck_assert(r.more);
+    kv_range_result_free(&r);
+    req.flags |= KV_FLAG_KEYS_ONLY;
+    ck_assert_int_eq(kv_range(s, &req, &r), 0);
+    ck_assert_uint_eq(r.n_kvs, 5);
+    ck_assert(!r.more);
+    kv_range_result_free(&r);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+Suite *kv_apply_suite(void)
+{
+    Suite *s = suite_create("apply");
+    TCase *tc = tcase_create("apply");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_apply_replay_after_crash_is_exact);
+    tcase_add_test(tc, test_apply_refuses_a_gap);
+    tcase_add_test(tc, test_apply_bad_command_yields_an_error_result_only);
+    tcase_add_test(tc, test_apply_map_full_is_efull_and_store_stays_readable);
+    tcase_add_test(tc, test_checkpoint_reports_the_durable_index);
+    tcase_add_test(tc, test_apply_fails_cleanly_on_each_allocation);
+    tcase_add_test(tc, test_txn_changes_share_one_revision);
+    tcase_add_test(tc, test_range_stops_at_the_byte_limit);
+    suite_add_tcase(s, tc);
+    return s;
+}
