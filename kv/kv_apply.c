@@ -423,6 +423,13 @@ int kv_apply(struct kv_store *s,
         }
         memset(res->entries, 0, n_entries * sizeof(*res->entries));
     }
+    uint64_t batch_bytes = 0;
+    for (size_t i = 0; i < n_entries; i++) {
+        batch_bytes += entries[i].len;
+    }
+    if ((rv = kv_reserve(s, batch_bytes)) != 0) {
+        goto fail;
+    }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
         rv = kv_mdb_error(s, rc, "begin write");
         goto fail;

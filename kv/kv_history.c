@@ -169,6 +169,9 @@ static int compact_batch(struct kv_store *s, uint64_t target, bool *finished)
     int rv = 0, rc;
 
     *finished = false;
+    if ((rv = kv_reserve(s, 0)) != 0) {
+        return rv;
+    }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
         return kv_mdb_error(s, rc, "compact begin");
     }

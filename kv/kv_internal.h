@@ -53,6 +53,8 @@ struct kv_store
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
+    uint64_t reserved;        /* data file bytes known to have disk blocks */
+    bool reserve_unsupported; /* the file system cannot fallocate */
     struct kv_stage stage;
     pthread_mutex_t err_lock;
     char errmsg[256];
@@ -215,6 +217,12 @@ int kv_kv_copy(struct kv_arena_chunk **arena,
 /* Opens the LMDB environment of generation directory @path into @store. */
 int kv_env_open(struct kv_store *store, const char *path);
 void kv_env_close(struct kv_store *store);
+
+/* Makes sure disk blocks exist for everything a write transaction adding
+ * about @batch_bytes can touch, so that a full disk is KV_ENOSPC before the
+ * transaction starts instead of a SIGBUS in the middle of it (the map is
+ * written through, MDB_WRITEMAP). */
+int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
 
 /* fsyncs a directory. */
 int kv_fsync_dir(const char *path);
