@@ -112,12 +112,17 @@ static int cmp_u64(const void *a, const void *b)
 
 static bool all_zero(const uint8_t *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] != 0) {
+    /* Preallocated segments end in megabytes of zeros that every open
+     * checks, so compare whole blocks. */
+    static const uint8_t zeros[4096];
+    while (len >= sizeof zeros) {
+        if (memcmp(p, zeros, sizeof zeros) != 0) {
             return false;
         }
+        p += sizeof zeros;
+        len -= sizeof zeros;
     }
-    return true;
+    return len == 0 || memcmp(p, zeros, len) == 0;
 }
 
 /* True if a record that passes its checksum starts anywhere in
@@ -557,7 +562,9 @@ int wal_open(struct wal *wal, const char *dir, struct wal_loaded *loaded)
         loaded->repairs++;
         wal_logf(wal, STORAGE_LOG_INFO, "wal: removed leftover %s", l.tmps[i]);
     }
-    qsort(l.seqs, l.n_seqs, sizeof *l.seqs, cmp_u64);
+    if (l.n_seqs > 1) {
+        qsort(l.seqs, l.n_seqs, sizeof *l.seqs, cmp_u64);
+    }
     for (size_t i = 1; i < l.n_seqs; i++) {
         if (l.seqs[i] != l.seqs[i - 1] + 1) {
             char name[WAL_NAME_MAX];

@@ -38,11 +38,27 @@ static int f_open(void *ctx, const char *path, int flags, unsigned mode)
     return p->open(p->ctx, path, flags, mode);
 }
 
+static void mark(struct fault_io *f, int fd, bool dirty)
+{
+    if (fd >= 0 && fd < 1024 && f->dirty[fd] != dirty) {
+        f->dirty[fd] = dirty;
+        if (dirty) {
+            f->n_dirty++;
+        } else {
+            f->n_dirty--;
+        }
+    }
+}
+
 static int f_close(void *ctx, int fd)
 {
     struct fault_io *f = ctx;
     const struct storage_io *p = storage_io_posix();
     int rc = p->close(p->ctx, fd);
+    if (fd >= 0 && fd < 1024 && f->dirty[fd]) {
+        f->closed_dirty++;
+        mark(f, fd, false);
+    }
     /* Like Linux, the descriptor is gone even when close reports an
      * error. */
     return fault_hit(f) ? -f->err : rc;
@@ -66,6 +82,7 @@ static int64_t f_pwrite(void *ctx,
 {
     struct fault_io *f = ctx;
     const struct storage_io *p = storage_io_posix();
+    mark(f, fd, true);
     if (fault_hit(f)) {
         if (len > 1) {
             (void)p->pwrite(p->ctx, fd, buf, len / 2, off);
@@ -86,9 +103,37 @@ static int64_t f_pwrite(void *ctx,
         return p->name(p->ctx, a);                       \
     }
 
-FORWARD1(fdatasync, int)
-FORWARD1(fsync, int)
 FORWARD1(unlink, const char *)
+
+static int f_fdatasync(void *ctx, int fd)
+{
+    struct fault_io *f = ctx;
+    const struct storage_io *p = storage_io_posix();
+    int rc;
+    if (fault_hit(f)) {
+        return -f->err;
+    }
+    rc = p->fdatasync(p->ctx, fd);
+    if (rc == 0) {
+        mark(f, fd, false);
+    }
+    return rc;
+}
+
+static int f_fsync(void *ctx, int fd)
+{
+    struct fault_io *f = ctx;
+    const struct storage_io *p = storage_io_posix();
+    int rc;
+    if (fault_hit(f)) {
+        return -f->err;
+    }
+    rc = p->fsync(p->ctx, fd);
+    if (rc == 0) {
+        mark(f, fd, false);
+    }
+    return rc;
+}
 
 static int f_ftruncate(void *ctx, int fd, uint64_t len)
 {

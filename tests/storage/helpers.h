@@ -24,6 +24,11 @@ struct fault_io
     int err;
     bool fired;
     const char *fired_op; /* name of the call that failed */
+    /* Durability bookkeeping: a descriptor is dirty from a write until an
+     * fdatasync/fsync of it succeeds. */
+    bool dirty[1024];
+    unsigned n_dirty;
+    unsigned closed_dirty; /* descriptors closed while dirty */
 };
 
 void fault_io_init(struct fault_io *f);

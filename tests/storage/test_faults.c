@@ -19,6 +19,8 @@
 
 static struct gen g;
 static const uint64_t seed = 5;
+/* The fault interface of the running loop, or NULL. */
+static struct fault_io *cur_fio;
 
 /* What the workload believes: the term of each index in the log and the
  * highest index the wal has called durable. */
@@ -96,6 +98,11 @@ static bool do_sync(struct wal *wal, struct model *m)
     int rc = wal_sync(wal, &durable);
     if (rc == 0) {
         ck_assert_uint_eq(durable, m->last);
+        /* Reported durable: so every byte written so far must have been
+         * synced, in every file. */
+        if (cur_fio != NULL) {
+            ck_assert_uint_eq(cur_fio->n_dirty, 0);
+        }
     }
     return step(wal, m, rc);
 }
@@ -208,9 +215,15 @@ static void io_fault_loop(int err)
         o.segment_bytes = 4096;
         o.io = &fio.io;
         o.alloc = &fa.alloc;
+        cur_fio = &fio;
         workload(dir, &o, &m);
+        cur_fio = NULL;
         ck_assert_int_eq(fa.live, 0);
         ck_assert_int_eq(count_fds(), fds);
+        if (!m.failed) {
+            /* No file was ever closed with unsynced writes. */
+            ck_assert_uint_eq(fio.closed_dirty, 0);
+        }
         /* Only cleanup calls whose failure changes nothing may go
          * unreported: closing a file already synced, removing a temporary
          * file after an earlier failure. */
