@@ -427,7 +427,8 @@ int kv_apply(struct kv_store *s,
     for (size_t i = 0; i < n_entries; i++) {
         batch_bytes += entries[i].len;
     }
-    if ((rv = kv_reserve(s, batch_bytes)) != 0) {
+    if ((rv = kv_mark_dirty(s)) != 0 ||
+        (rv = kv_reserve(s, batch_bytes)) != 0) {
         goto fail;
     }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {

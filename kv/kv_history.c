@@ -169,7 +169,7 @@ static int compact_batch(struct kv_store *s, uint64_t target, bool *finished)
     int rv = 0, rc;
 
     *finished = false;
-    if ((rv = kv_reserve(s, 0)) != 0) {
+    if ((rv = kv_mark_dirty(s)) != 0 || (rv = kv_reserve(s, 0)) != 0) {
         return rv;
     }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
@@ -231,6 +231,9 @@ int kv_compact(struct kv_store *s, uint64_t revision)
 
     if (s->poisoned || s->env == NULL) {
         return KV_EPOISONED;
+    }
+    if ((rv = kv_mark_dirty(s)) != 0) {
+        return rv;
     }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
         return kv_mdb_error(s, rc, "compact begin");

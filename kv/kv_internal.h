@@ -53,6 +53,7 @@ struct kv_store
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
+    bool dirty;               /* DIR/DIRTY exists: writes since a sync */
     uint64_t reserved;        /* data file bytes known to have disk blocks */
     bool reserve_unsupported; /* the file system cannot fallocate */
     struct kv_stage stage;
@@ -223,6 +224,13 @@ void kv_env_close(struct kv_store *store);
  * transaction starts instead of a SIGBUS in the middle of it (the map is
  * written through, MDB_WRITEMAP). */
 int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
+
+/* DIR/DIRTY records, before the first write after a checkpoint, that the
+ * environment has unsynced changes, and the boot it happened in; a
+ * checkpoint removes it. kv_open() refuses a store that is dirty from an
+ * earlier boot. */
+int kv_mark_dirty(struct kv_store *store);
+int kv_mark_clean(struct kv_store *store);
 
 /* fsyncs a directory. */
 int kv_fsync_dir(const char *path);

@@ -712,6 +712,10 @@ int kv_snapshot_install(struct kv_store *s)
         s->poisoned = true;
         goto cleanup;
     }
+    /* The new environment was synced while staged: nothing unsynced. */
+    if (s->dirty && (rv = kv_mark_clean(s)) != 0) {
+        goto cleanup;
+    }
     if ((rv = step(s, KV_STEP_POINTED)) != 0) {
         goto cleanup;
     }

@@ -7,6 +7,8 @@
  *   DIR/CURRENT      "env-<gen>\n": the live generation; replaced by rename
  *   DIR/env-<gen>/   the live LMDB environment (data.mdb, lock.mdb)
  *   DIR/stage/       a snapshot being received (data.mdb)
+ *   DIR/DIRTY        boot id: writes since the last checkpoint (see
+ *                    kv_mark_dirty())
  *
  * Anything else with those shapes (older generations, a stage, a
  * CURRENT.tmp) is what an interrupted install left behind and is removed at
@@ -572,6 +574,111 @@ void kv_env_close(struct kv_store *s)
     }
 }
 
+/* The kernel's boot id tells a process crash (the page cache, and with it
+ * every unsynced LMDB page, survived) from a machine crash (it did not). */
+static void boot_id(char *buf, size_t len)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    buf[0] = 0;
+    if (f != NULL) {
+        if (fgets(buf, (int)len, f) == NULL) {
+            buf[0] = 0;
+        }
+        fclose(f);
+    }
+    buf[strcspn(buf, "\n")] = 0;
+    if (buf[0] == 0) {
+        snprintf(buf, len, "unknown");
+    }
+}
+
+int kv_mark_dirty(struct kv_store *s)
+{
+    char id[64], line[80];
+    int rv = 0;
+    if (s->dirty) {
+        return 0;
+    }
+    char *path = kv_path(&s->alloc, "%s/DIRTY", s->dir);
+    if (path == NULL) {
+        return KV_ENOMEM;
+    }
+    boot_id(id, sizeof(id));
+    int n = snprintf(line, sizeof(line), "%s\n", id);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
+        rv = kv_set_error(s, kv_errno_code(errno), "%s: %s", path,
+                          strerror(errno));
+    } else if ((rv = kv_fsync_dir(s->dir)) != 0) {
+        kv_set_error(s, rv, "%s: fsync directory failed", s->dir);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    kv_free(&s->alloc, path);
+    if (rv == 0) {
+        s->dirty = true;
+    }
+    return rv;
+}
+
+int kv_mark_clean(struct kv_store *s)
+{
+    char *path = kv_path(&s->alloc, "%s/DIRTY", s->dir);
+    int rv;
+    if (path == NULL) {
+        return KV_ENOMEM;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+        rv = kv_set_error(s, kv_errno_code(errno), "%s: %s", path,
+                          strerror(errno));
+    } else {
+        rv = kv_fsync_dir(s->dir);
+    }
+    kv_free(&s->alloc, path);
+    if (rv == 0) {
+        s->dirty = false;
+    }
+    return rv;
+}
+
+/* Refuses a store that had unsynced writes when the machine went down: with
+ * MDB_NOSYNC, LMDB may have reused pages of the last synced state and only
+ * some of the new ones reached the disk. */
+static int dirty_check(struct kv_store *s)
+{
+    char want[64], got[64] = "";
+    char *path = kv_path(&s->alloc, "%s/DIRTY", s->dir);
+    int rv = 0;
+    if (path == NULL) {
+        return KV_ENOMEM;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        goto cleanup;
+    }
+    if (fgets(got, sizeof(got), f) == NULL) {
+        got[0] = 0;
+    }
+    fclose(f);
+    got[strcspn(got, "\n")] = 0;
+    boot_id(want, sizeof(want));
+    if (strcmp(got, want) != 0 || strcmp(want, "unknown") == 0) {
+        rv = kv_set_error(s, KV_ECORRUPT,
+                          "%s: the machine restarted while the store had "
+                          "writes after its last checkpoint; it may be torn "
+                          "and must be rebuilt from a snapshot",
+                          s->dir);
+        goto cleanup;
+    }
+    /* Only the process died: the page cache kept every write. */
+    s->dirty = true;
+
+cleanup:
+    kv_free(&s->alloc, path);
+    return rv;
+}
+
 int kv_open(const char *dir,
             const struct kv_options *opts,
             struct kv_store **out,
@@ -647,6 +754,9 @@ int kv_open(const char *dir,
         }
     }
     s->gen = gen;
+    if ((rv = dirty_check(s)) != 0) {
+        goto fail;
+    }
     if ((rv = kv_env_open(s, env_path)) != 0) {
         goto fail;
     }
@@ -734,6 +844,9 @@ int kv_checkpoint(struct kv_store *s, raft_index *durable)
         /* A failed sync may have dropped dirty pages: never trust a retry. */
         s->poisoned = true;
         return kv_mdb_error(s, rc, "checkpoint sync");
+    }
+    if (s->dirty && (rv = kv_mark_clean(s)) != 0) {
+        return rv;
     }
     if (durable != NULL) {
         *durable = applied;

@@ -142,7 +142,7 @@ static void bench_snapshot(const char *base, uint64_t mib)
     const size_t value_len = 1024;
     const size_t batch = 1024;
     uint64_t n_keys = mib * 1024 * 1024 / value_len;
-    uint64_t map = mib * 4ull << 20;
+    uint64_t map = mib * 6ull << 20;
     if (map < (4ull << 30)) {
         map = 4ull << 30;
     }

@@ -223,6 +223,37 @@ START_TEST(test_checkpoint_reports_the_durable_index)
 }
 END_TEST
 
+/* A store with writes after its last checkpoint, found after the machine
+ * restarted (another boot id), is refused as possibly torn; one that was
+ * checkpointed, or that only lost its process, opens. */
+START_TEST(test_open_refuses_a_store_dirty_from_another_boot)
+{
+    char *dir = kvt_mkdtemp();
+    char path[600], err[256] = "";
+    struct kv_store *s = kvt_open(dir, 0);
+    apply_range(s, 1, 10);
+    kv_close(s);
+    /* Same boot: the process crashed, the page cache kept everything. */
+    s = kvt_open(dir, 0);
+    kv_close(s);
+    snprintf(path, sizeof(path), "%s/DIRTY", dir);
+    FILE *f = fopen(path, "w");
+    fputs("00000000-0000-0000-0000-000000000000\n", f);
+    fclose(f);
+    ck_assert_int_eq(kv_open(dir, NULL, &s, err, sizeof(err)), KV_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(err, "machine restarted"));
+    remove(path);
+    s = kvt_open(dir, 0);
+    apply_range(s, 11, 20);
+    raft_index durable = 0;
+    ck_assert_int_eq(kv_checkpoint(s, &durable), 0);
+    ck_assert_uint_eq(durable, 20);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 static int n_allocs, fail_at;
 static void *fail_malloc(void *ctx, size_t n)
 {
@@ -389,6 +420,7 @@ Suite *kv_apply_suite(void)
     tcase_add_test(tc, test_apply_bad_command_yields_an_error_result_only);
     tcase_add_test(tc, test_apply_map_full_is_efull_and_store_stays_readable);
     tcase_add_test(tc, test_checkpoint_reports_the_durable_index);
+    tcase_add_test(tc, test_open_refuses_a_store_dirty_from_another_boot);
     tcase_add_test(tc, test_apply_fails_cleanly_on_each_allocation);
     tcase_add_test(tc, test_txn_changes_share_one_revision);
     tcase_add_test(tc, test_range_stops_at_the_byte_limit);
