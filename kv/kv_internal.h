@@ -240,6 +240,13 @@ int kv_remove_dir(const char *path);
 char *kv_path(const struct kv_allocator *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Reads DIR/CURRENT: 0 with *gen, KV_ENOTFOUND if missing, KV_ECORRUPT. */
+int kv_current_read(struct kv_store *store, uint64_t *gen);
+/* Removes every generation but @keep (0: all), a stage and a CURRENT.tmp. */
+int kv_dir_cleanup(struct kv_store *store, uint64_t keep);
+/* Refuses (KV_ECORRUPT) a store left dirty by an earlier boot. */
+int kv_dirty_check(struct kv_store *store);
+
 /* Points DIR/CURRENT at generation @gen (write, fsync, rename, fsync). */
 int kv_current_write(struct kv_store *store, uint64_t gen);
 
