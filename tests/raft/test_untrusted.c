@@ -450,6 +450,42 @@ static void fz_ready_all(struct fz *c)
     }
 }
 
+/* A decoder hands the core real bools; after a mutation reinterpreted the
+ * body, make the type's flag a bool again (anything else would be the
+ * driver's undefined behaviour, not a peer's). */
+static void fz_fix_bools(struct raft_message *m)
+{
+    bool *flag = NULL;
+    switch (m->type) {
+    case RAFT_MSG_PREVOTE:
+    case RAFT_MSG_VOTE:
+        flag = &m->u.vote.transfer;
+        break;
+    case RAFT_MSG_PREVOTE_RESP:
+    case RAFT_MSG_VOTE_RESP:
+        flag = &m->u.vote_resp.granted;
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        flag = &m->u.append_resp.success;
+        break;
+    case RAFT_MSG_SNAPSHOT:
+        flag = &m->u.snapshot.done;
+        break;
+    case RAFT_MSG_SNAPSHOT_RESP:
+        flag = &m->u.snapshot_resp.done;
+        break;
+    case RAFT_MSG_READ_INDEX:
+    case RAFT_MSG_READ_INDEX_RESP:
+        flag = &m->u.read_index.ok;
+        break;
+    default:
+        return;
+    }
+    uint8_t raw;
+    memcpy(&raw, flag, 1);
+    *flag = raw != 0;
+}
+
 /* Mutates a real message a little: one or two fields made wrong. */
 static void fz_mutate(struct fz *c, struct raft_message *m)
 {
@@ -495,7 +531,9 @@ static void fz_mutate(struct fz *c, struct raft_message *m)
         m->u.snapshot_resp.next_offset = fz_below(c, 200);
         break;
     case 7:
-        m->u.append_resp.success = !m->u.append_resp.success;
+        if (m->type == RAFT_MSG_APPEND_RESP) {
+            m->u.append_resp.success = !m->u.append_resp.success;
+        }
         break;
     case 8:
         m->u.vote.last_log_index += fz_below(c, 5);
@@ -650,7 +688,9 @@ static void fz_deliver_all(struct fz *c, enum fz_mode mode)
                 continue;
             }
             if (mode == FZ_HOSTILE && fz_below(c, 6) == 0) {
+                fz_fix_bools(&m);
                 fz_mutate(c, &m);
+                fz_fix_bools(&m);
             }
             fz_step(c, &m);
             if (faulty && fz_below(c, 20) == 0) {
