@@ -342,7 +342,8 @@ struct kv_apply_result
  * otherwise it is filled (also on failure, where it holds nothing) and must
  * be released with kv_apply_result_free(). Returns 0, KV_EGAP, KV_EINVAL,
  * KV_EFULL (nothing applied; reads still work), KV_ENOSPC, KV_ENOMEM,
- * KV_EIO, KV_ECORRUPT or KV_EPOISONED. On failure nothing is applied. */
+ * KV_EIO, KV_ECORRUPT or KV_EPOISONED. On failure nothing is applied. An
+ * empty batch does nothing (and @res stays empty). */
 int kv_apply(struct kv_store *store,
              const struct raft_entry *entries,
              size_t n_entries,

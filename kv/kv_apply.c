@@ -415,14 +415,15 @@ int kv_apply(struct kv_store *s,
     if (s->poisoned || s->env == NULL) {
         return KV_EPOISONED;
     }
-    if (n_entries > 0) {
-        res->entries = kv_arena_alloc(&res->arena, &res->alloc,
-                                      n_entries * sizeof(*res->entries));
-        if (res->entries == NULL) {
-            return KV_ENOMEM;
-        }
-        memset(res->entries, 0, n_entries * sizeof(*res->entries));
+    if (n_entries == 0) {
+        return 0;
     }
+    res->entries = kv_arena_alloc(&res->arena, &res->alloc,
+                                  n_entries * sizeof(*res->entries));
+    if (res->entries == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(res->entries, 0, n_entries * sizeof(*res->entries));
     uint64_t batch_bytes = 0;
     for (size_t i = 0; i < n_entries; i++) {
         batch_bytes += entries[i].len;

@@ -84,6 +84,7 @@ int kv_errno_code(int err)
         return KV_ENOMEM;
     case ENOSPC:
     case EDQUOT:
+    case EFBIG:
         return KV_ENOSPC;
     default:
         return KV_EIO;
