@@ -70,6 +70,12 @@ static bool step(struct wal *wal, struct model *m, int rc)
                          STORAGE_EPOISONED);
         ck_assert_int_eq(wal_sync(wal, NULL), STORAGE_EPOISONED);
         ck_assert_int_eq(wal_compact(wal, 2), STORAGE_EPOISONED);
+        ck_assert_int_eq(wal_truncate(wal, 2), STORAGE_EPOISONED);
+        ck_assert_int_eq(wal_reset(wal, 2), STORAGE_EPOISONED);
+        ck_assert_int_eq(
+            wal_save_hard_state(wal, &(struct raft_hard_state){9, 9, 9}),
+            STORAGE_EPOISONED);
+        ck_assert_ptr_nonnull(strstr(wal_errmsg(wal), "refusing writes"));
         ck_assert_str_ne(wal_errmsg(wal), "");
         ck_assert_uint_eq(wal_durable_index(wal), durable);
     }

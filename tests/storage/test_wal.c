@@ -445,6 +445,71 @@ START_TEST(test_wal_snapshot_meta_round_trips_with_its_configuration)
 }
 END_TEST
 
+/* wal_reset() drops every entry, even those below its index, and the log
+ * restarts exactly there. */
+START_TEST(test_wal_reset_drops_every_entry_and_restarts_at_the_index)
+{
+    struct wal_loaded l;
+    struct wal *wal = wal_open_ok(dir, NULL, &l);
+    struct raft_snapshot_meta meta = {.index = 15, .term = 2, .size = 1};
+
+    meta.conf.n = 1;
+    meta.conf.members[0].id = 1;
+    meta.conf.members[0].role = RAFT_VOTER;
+    append_range(wal, 1, 30, 1, 30);
+    ck_assert_int_eq(wal_save_snapshot_meta(wal, &meta), 0);
+    ck_assert_int_eq(wal_reset(wal, 16), 0);
+    ck_assert_uint_eq(wal_last_index(wal), 15);
+    ck_assert_int_eq(wal_reset(wal, 0), STORAGE_EINVAL);
+    ck_assert_int_eq(wal_append(wal, gen_batch(&g, 16, 3, 2, seed), 3), 0);
+    ck_assert_int_eq(wal_sync(wal, NULL), 0);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+
+    wal = wal_open_ok(dir, NULL, &l);
+    expect_entries(&l, 16, 18, 16, 2);
+    ck_assert_uint_eq(l.repairs, 0);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+}
+END_TEST
+
+/* A record larger than the segment size gets a segment of its own, and
+ * entries over the record limit are refused. */
+START_TEST(test_wal_gives_an_oversized_record_a_segment_of_its_own)
+{
+    static uint8_t big[20000];
+    struct wal_options o;
+    struct wal_loaded l;
+    struct wal *wal;
+    struct raft_entry e = {.term = 1, .type = RAFT_ENTRY_NORMAL};
+
+    small_opts(&o, 4096);
+    wal = wal_open_ok(dir, &o, &l);
+    append_range(wal, 1, 3, 1, 3);
+    memset(big, 0xab, sizeof big);
+    e.index = 4;
+    e.len = sizeof big;
+    e.data = big;
+    ck_assert_int_eq(wal_append(wal, &e, 1), 0);
+    append_range(wal, 5, 6, 1, 2);
+    e.index = 7;
+    e.len = 64u * 1024u * 1024u + 1u;
+    ck_assert_int_eq(wal_append(wal, &e, 1), STORAGE_ETOOBIG);
+    ck_assert_uint_ge(wal_segment_count(wal), 3);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+
+    wal = wal_open_ok(dir, &o, &l);
+    ck_assert_uint_eq(l.n_entries, 6);
+    ck_assert_uint_eq(l.entries[3].len, sizeof big);
+    ck_assert_int_eq(memcmp(l.entries[3].data, big, sizeof big), 0);
+    ck_assert(entry_check(&l.entries[5], seed));
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+}
+END_TEST
+
 /* Opening twice, or using a wal that was never opened, is refused. */
 START_TEST(test_wal_refuses_use_before_open_and_a_second_open)
 {
@@ -496,6 +561,9 @@ Suite *wal_suite(void)
     tcase_add_test(tc,
                    test_wal_snapshot_meta_round_trips_with_its_configuration);
     tcase_add_test(tc, test_wal_refuses_use_before_open_and_a_second_open);
+    tcase_add_test(tc,
+                   test_wal_reset_drops_every_entry_and_restarts_at_the_index);
+    tcase_add_test(tc, test_wal_gives_an_oversized_record_a_segment_of_its_own);
     suite_add_tcase(s, tc);
     return s;
 }
