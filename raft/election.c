@@ -167,9 +167,11 @@ void election_campaign(struct raft_node *node, bool pre_vote, bool transfer)
         msg.u.vote.last_log_index = log_last_index(&node->log);
         msg.u.vote.last_log_term = log_last_term(&node->log);
         msg.u.vote.transfer = transfer;
-        (void)node_send(node, &msg);
-        /* node_send stamps the current term; a pre-vote asks for the next. */
-        if (pre_vote) {
+        int rv = node_send(node, &msg);
+        /* node_send stamps the current term; a pre-vote asks for the next.
+         * Only if it queued the message: on allocation failure the last
+         * queued message is another one, or there is none. */
+        if (rv == 0 && pre_vote) {
             node->msgs_after[node->n_msgs_after - 1].term = term;
         }
     }
