@@ -563,6 +563,11 @@ int resp_parse(struct resp_parser *p,
     if (p->error != 0) {
         return p->error;
     }
+    /* Fewer bytes than were already examined means the caller dropped or
+     * lost unconsumed input; going on would read outside @buf. */
+    if (p->state != ST_START && len < p->scan) {
+        return RESP_EINVAL;
+    }
     if (p->state == ST_START) {
         /* The previous request's views die here (see resp.h), so this is
          * the moment to give back memory a large one needed. */

@@ -156,6 +156,8 @@ void resp_parser_close(struct resp_parser *p);
  * @return 0 with one request in @out;
  *         RESP_INCOMPLETE if @buf holds no complete request (yet);
  *         RESP_ENOMEM if an allocation failed (the call may be repeated);
+ *         RESP_EINVAL if @len is shorter than the unconsumed bytes the
+ *         parser already examined (the caller broke the contract above);
  *         a protocol error (RESP_EMBULKLEN .. RESP_EINLINEARGS): the
  *         connection is beyond repair, the server should reply with
  *         resp_parser_errmsg() and close it. The error is sticky: later

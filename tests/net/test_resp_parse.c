@@ -580,6 +580,24 @@ START_TEST(test_parse_error_is_sticky)
 }
 END_TEST
 
+/* A caller that offers fewer bytes than it already offered is refused
+ * instead of letting the parser read outside the buffer. */
+START_TEST(test_parse_refuses_shrunken_input)
+{
+    struct resp_parser p;
+    struct resp_request req;
+    size_t used;
+    ck_assert_int_eq(resp_parser_init(&p, NULL, NULL), 0);
+    ck_assert_int_eq(resp_parse(&p, S("*1\r\n$5\r\nab"), &req, &used),
+                     RESP_INCOMPLETE);
+    ck_assert_int_eq(resp_parse(&p, S("*1\r\n$"), &req, &used), RESP_EINVAL);
+    ck_assert_int_eq(resp_parse(&p, S("*1\r\n$5\r\nabcde\r\n"), &req, &used),
+                     0);
+    ck_assert_uint_eq(req.argc, 1);
+    resp_parser_close(&p);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* Setup, errors table, memory                                             */
 
@@ -747,6 +765,7 @@ static Suite *parse_suite(void)
     tcase_add_test(tc, test_parse_rejects_non_bulk_elements);
     tcase_add_test(tc, test_parse_rejects_missing_crlf_after_bulk);
     tcase_add_test(tc, test_parse_error_is_sticky);
+    tcase_add_test(tc, test_parse_refuses_shrunken_input);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");
