@@ -62,6 +62,13 @@ void election_become_follower(struct raft_node *node,
 
 void election_become_leader(struct raft_node *node)
 {
+    /* Build the progress table first: a leader without one can neither
+     * replicate nor send heartbeats, yet would accept proposals. On
+     * allocation failure stay candidate; the next vote response or the
+     * election timeout tries again. */
+    if (progress_rebuild(node) != 0) {
+        return;
+    }
     node->state = RAFT_LEADER;
     node->leader = node->id;
     node->stats.leader_changes++;
@@ -70,7 +77,6 @@ void election_become_leader(struct raft_node *node)
     node->uncommitted_bytes = 0;
     node->lease_until = 0;
     election_reset_timeout(node);
-    (void)progress_rebuild(node);
     progress_reset_all(node);
     /* §5.4.2 and §6.4: a new leader commits a blank entry of its own term;
      * that both commits what earlier terms left and lets it serve reads. On
