@@ -167,8 +167,19 @@ int raft_propose_conf_change(struct raft_node *node,
     }
     raft_index at = log_last_index(&node->log);
     rv = conf_history_push(node, at, &conf);
+    if (rv == 0) {
+        /* A member missing from the progress table would never be
+         * replicated to, so a failure to extend it undoes the change and
+         * the caller retries. Once it succeeded, the rebuild in
+         * membership_on_conf_change() allocates nothing. */
+        rv = progress_rebuild(node);
+        if (rv != 0) {
+            conf_history_truncate(node, at);
+        }
+    }
     if (rv != 0) {
         log_truncate_from(node, &node->log, at);
+        node->uncommitted_bytes -= len;
         return rv;
     }
     /* §4.1: the new configuration takes effect as soon as it is in the
