@@ -289,7 +289,7 @@ void check_applied(struct sim *s,
                  (unsigned long long)e->index);
         return;
     }
-    if (p->status == PROP_REFUSED) {
+    if (p->status == PROP_REFUSED || p->status == PROP_QUEUED) {
         sim_fail(s, "proposals",
                  "proposal %llu was refused by raft_propose but applied at "
                  "%llu",

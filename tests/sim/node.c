@@ -154,11 +154,15 @@ static struct sim_input inbox_pop(struct sim_node *n)
     return in;
 }
 
-static void inbox_clear(struct sim_node *n)
+/* Drops queued work; queued proposals were never proposed. */
+static void inbox_clear(struct sim *s, struct sim_node *n)
 {
     while (n->inbox_n > 0) {
         struct sim_input in = inbox_pop(n);
         net_msg_free(in.msg);
+        if (s != NULL && in.kind == IN_PROPOSE) {
+            workload_proposed(s, in.a, RAFT_ESTATE, 0, 0);
+        }
     }
 }
 
@@ -519,7 +523,7 @@ void node_crash(struct sim *s, struct sim_node *n)
     n->busy = false;
     n->up = false;
     n->incarnation++;
-    inbox_clear(n);
+    inbox_clear(s, n);
     n->n_reads = 0;
 }
 
@@ -582,7 +586,7 @@ void node_free(struct sim_node *n)
         raft_node_destroy(n->raft);
         n->raft = NULL;
     }
-    inbox_clear(n);
+    inbox_clear(NULL, n);
     free(n->inbox);
     free(n->reads);
     if (n->storage.ops != NULL) {

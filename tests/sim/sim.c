@@ -241,6 +241,34 @@ static void report_failure(struct sim *s, const char *prog)
            (unsigned long long)(s->now % SIM_TICK),
            (unsigned long long)s->n_events);
     print_params(&s->p);
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        struct sim_node *n = &s->nodes[i];
+        if (!n->up) {
+            printf("  n%u: down\n", i + 1);
+            continue;
+        }
+        struct raft_node *r = n->raft;
+        const struct raft_conf *conf = raft_conf_of(r);
+        char members[128] = "";
+        size_t off = 0;
+        for (uint32_t j = 0; j < conf->n && off < sizeof(members) - 8; j++) {
+            off += (size_t)snprintf(
+                members + off, sizeof(members) - off, "%s%llu%s", j ? " " : "",
+                (unsigned long long)conf->members[j].id,
+                conf->members[j].role == RAFT_LEARNER ? "L" : "");
+        }
+        printf(
+            "  n%u: state %d term %llu vote %llu leader %llu commit %llu "
+            "applied %llu log %llu..%llu conf {%s}%s\n",
+            i + 1, raft_state_of(r), (unsigned long long)raft_current_term(r),
+            (unsigned long long)raft_voted_for(r),
+            (unsigned long long)raft_leader(r),
+            (unsigned long long)raft_commit_index(r),
+            (unsigned long long)n->app.applied,
+            (unsigned long long)raft_first_index(r),
+            (unsigned long long)raft_last_index(r), members,
+            n->busy ? " (fsync pending)" : "");
+    }
     printf("  trace tail:\n");
     trace_dump_tail(s, 30);
     printf("  replay: %s --seed %llu --nodes %u", prog,

@@ -332,10 +332,11 @@ void node_free(struct sim_node *n);
 /* Workload (workload.c)                                                   */
 
 enum sim_prop_status {
-    PROP_REFUSED = 1, /* raft_propose failed: never in a log */
-    PROP_PENDING,     /* accepted at (index, term), outcome unknown */
-    PROP_COMMITTED,   /* applied at (index, term) */
-    PROP_LOST,        /* a different entry was committed at index */
+    PROP_QUEUED = 1, /* waiting in the node's inbox */
+    PROP_REFUSED,    /* raft_propose failed (or the node crashed first) */
+    PROP_PENDING,    /* accepted at (index, term), outcome unknown */
+    PROP_COMMITTED,  /* applied at (index, term) */
+    PROP_LOST,       /* a different entry was committed at index */
 };
 
 struct sim_proposal

@@ -100,7 +100,7 @@ uint64_t workload_new_pid(struct sim *s)
         abort();
     }
     memset(&s->props[s->n_props], 0, sizeof(*s->props));
-    s->props[s->n_props].status = PROP_REFUSED;
+    s->props[s->n_props].status = PROP_QUEUED;
     return s->n_props++;
 }
 
@@ -282,7 +282,11 @@ static void fault_step(struct sim *s)
         if (n == NULL || coin(r, 1, 10)) {
             n = random_live(s);
         }
-        if (n != NULL) {
+        /* Clients have bounded concurrency: with a long backlog they wait,
+         * so the log never grows faster than the slowest settings commit
+         * and the liveness bound stays meaningful. */
+        if (n != NULL &&
+            raft_last_index(n->raft) - raft_commit_index(n->raft) <= 64) {
             propose(s, n);
         }
         return;
@@ -343,12 +347,14 @@ void workload_heal(struct sim *s)
 }
 
 /* Follows a lost proposal's chain of resubmissions to the latest one. */
-static struct sim_proposal *latest(struct sim *s, struct sim_proposal *p)
+static uint64_t latest(struct sim *s, uint64_t pid)
 {
-    while (p->status == PROP_LOST && p->resubmitted_as != 0) {
-        p = &s->props[p->resubmitted_as];
+    while ((s->props[pid].status == PROP_LOST ||
+            s->props[pid].status == PROP_REFUSED) &&
+           s->props[pid].resubmitted_as != 0) {
+        pid = s->props[pid].resubmitted_as;
     }
-    return p;
+    return pid;
 }
 
 /* Settles what can be settled: a pending proposal whose index has a known
@@ -373,40 +379,36 @@ static void liveness_step(struct sim *s)
 {
     resolve(s);
     struct sim_node *leader = sim_leader(s);
-    if (leader != NULL && !leader->busy) {
-        bool undecided = false;
-        for (uint64_t pid = 1; pid < s->n_props; pid++) {
-            struct sim_proposal *p = &s->props[pid];
-            if (p->status == PROP_PENDING) {
-                undecided = true;
+    if (leader != NULL) {
+        raft_index last = raft_last_index(leader->raft), beyond = last;
+        uint64_t n_props = s->n_props;
+        unsigned retries = 0;
+        for (uint64_t pid = 1; pid < n_props; pid++) {
+            if (s->props[pid].status == PROP_PENDING &&
+                s->props[pid].index > beyond) {
+                beyond = s->props[pid].index;
             }
-            /* A lost proposal (or a refused resubmission of one) goes to
-             * the leader again, as a client would retry it. */
-            if (p->status == PROP_LOST) {
-                struct sim_proposal *last = latest(s, p);
-                if (last->status == PROP_REFUSED ||
-                    (last->status == PROP_LOST && last->resubmitted_as == 0)) {
-                    uint64_t retry = workload_new_pid(s);
-                    /* workload_new_pid may move the array. */
-                    p = &s->props[pid];
-                    last = latest(s, p);
-                    last->resubmitted_as = retry;
-                    if (last->status == PROP_REFUSED) {
-                        last->status = PROP_LOST;
-                    }
-                    node_input(
-                        s, leader,
-                        (struct sim_input){.kind = IN_PROPOSE, .a = retry});
-                    if (!leader->up || leader->busy) {
-                        break;
-                    }
-                }
+            /* A lost proposal goes to the leader again, as a client would
+             * retry it, and so does a retry the leader refused. */
+            if (s->props[pid].status != PROP_LOST || retries >= 64) {
+                continue;
             }
+            uint64_t tail = latest(s, pid);
+            uint8_t st = s->props[tail].status;
+            if (st != PROP_LOST && st != PROP_REFUSED) {
+                continue;
+            }
+            uint64_t retry = workload_new_pid(s);
+            s->props[tail].resubmitted_as = retry;
+            retries++;
+            node_input(s, leader,
+                       (struct sim_input){.kind = IN_PROPOSE, .a = retry});
         }
-        /* An undecided proposal sits at an index nobody has committed yet:
-         * a filler entry moves the commit index past it. */
-        if (undecided && leader->up && !leader->busy) {
-            propose(s, leader);
+        /* An undecided proposal beyond the leader's log (a deposed leader
+         * accepted it) is decided only once something else is committed
+         * at its index: a filler entry moves the log past it. */
+        for (raft_index i = last; i < beyond && i < last + 32; i++) {
+            propose(s, leader); /* queued while the leader is busy */
         }
     }
     char why[256];
@@ -444,9 +446,14 @@ bool workload_live(struct sim *s, char *why, size_t why_len)
         return false;
     }
     for (uint64_t pid = 1; pid < s->n_props; pid++) {
-        struct sim_proposal *p = latest(s, &s->props[pid]);
+        struct sim_proposal *p = &s->props[latest(s, pid)];
         if (s->props[pid].status == PROP_REFUSED) {
             continue;
+        }
+        if (p->status == PROP_QUEUED) {
+            snprintf(why, why_len, "proposal %llu is still queued",
+                     (unsigned long long)latest(s, pid));
+            return false;
         }
         if (p->status == PROP_PENDING) {
             snprintf(why, why_len,
