@@ -1,6 +1,8 @@
 /*
  * storage.c - error table, the libc allocator and the POSIX file interface.
  */
+/* sync_file_range() is a Linux extension. */
+#define _GNU_SOURCE
 #include "storage.h"
 
 #include <dirent.h>
@@ -152,6 +154,22 @@ static int posix_fallocate_(void *ctx, int fd, uint64_t off, uint64_t len)
     return -rc;
 }
 
+static int posix_writeback(void *ctx, int fd, uint64_t off, uint64_t len)
+{
+    (void)ctx;
+#ifdef SYNC_FILE_RANGE_WRITE
+    return sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) <
+                   0
+               ? -errno
+               : 0;
+#else
+    (void)fd;
+    (void)off;
+    (void)len;
+    return 0;
+#endif
+}
+
 static int posix_size(void *ctx, int fd, uint64_t *size)
 {
     struct stat st;
@@ -224,6 +242,7 @@ static const struct storage_io posix_io = {
     .fsync = posix_fsync,
     .ftruncate = posix_ftruncate,
     .fallocate = posix_fallocate_,
+    .writeback = posix_writeback,
     .size = posix_size,
     .rename = posix_rename,
     .unlink = posix_unlink,

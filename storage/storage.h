@@ -77,6 +77,10 @@ struct storage_io
     /* Reserves [off, off+len) so that later writes there cannot fail for
      * lack of space (posix_fallocate semantics). */
     int (*fallocate)(void *ctx, int fd, uint64_t off, uint64_t len);
+    /* Starts writing [off, off+len) back to disk without waiting for it
+     * (Linux sync_file_range). Advisory: may be NULL, and its errors are
+     * ignored; durability still comes only from fdatasync/fsync. */
+    int (*writeback)(void *ctx, int fd, uint64_t off, uint64_t len);
     /* Stores the file's size in @size. */
     int (*size)(void *ctx, int fd, uint64_t *size);
     int (*rename)(void *ctx, const char *from, const char *to);

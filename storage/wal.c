@@ -14,6 +14,26 @@
 /* Zeros written when a segment is preallocated by writing. */
 static const uint8_t zeros[64 * 1024];
 
+static void tmp_segment_name(uint64_t seq, char out[WAL_NAME_MAX])
+{
+    snprintf(out, WAL_NAME_MAX, "%016" PRIx64 ".seg" WAL_TMP_SUFFIX, seq);
+}
+
+/* Closes and removes the prepared next segment, if any. */
+static void drop_next(struct wal *wal)
+{
+    char tmp[WAL_NAME_MAX];
+
+    if (wal->next_fd < 0) {
+        return;
+    }
+    (void)wal->io->close(wal->io->ctx, wal->next_fd);
+    wal->next_fd = -1;
+    tmp_segment_name(wal->next_seq, tmp);
+    /* Best effort: a leftover is removed at the next open anyway. */
+    (void)wal->io->unlink(wal->io->ctx, wal_path(wal, tmp, false));
+}
+
 void wal_options_default(struct wal_options *opts)
 {
     memset(opts, 0, sizeof *opts);
@@ -59,6 +79,7 @@ int wal_create(const struct wal_options *opts, struct wal **out)
     wal->alloc = alloc;
     wal->io = opts->io != NULL ? opts->io : storage_io_posix();
     wal->fd = -1;
+    wal->next_fd = -1;
     wal->first = 1;
     *out = wal;
     return 0;
@@ -74,6 +95,7 @@ void wal_destroy(struct wal *wal)
          * were never reported durable. */
         (void)wal->io->close(wal->io->ctx, wal->fd);
     }
+    drop_next(wal);
     wal_free(wal, wal->buf);
     wal_free(wal, wal->segs);
     wal_free(wal, wal->path2);
@@ -190,28 +212,83 @@ int wal_sync_dir(struct wal *wal)
     return rc;
 }
 
-static int preallocate(struct wal *wal, int fd)
+static int zero_fill(struct wal *wal, int fd, uint64_t off, uint64_t end)
 {
-    uint64_t off = FORMAT_SEG_HEADER_BYTES;
-    uint64_t end = wal->opts.segment_bytes;
+    while (off < end) {
+        size_t n =
+            end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
+        int rc = wal_write_all(wal, fd, zeros, n, off);
+        if (rc < 0) {
+            return rc;
+        }
+        off += n;
+    }
+    return 0;
+}
 
+/* Reserves the segment's space from @off on. */
+static int preallocate(struct wal *wal, int fd, uint64_t off)
+{
     switch (wal->opts.prealloc) {
     case WAL_PREALLOC_FALLOCATE:
-        return wal->io->fallocate(wal->io->ctx, fd, 0, end);
+        return wal->io->fallocate(wal->io->ctx, fd, 0, wal->opts.segment_bytes);
     case WAL_PREALLOC_ZERO:
-        while (off < end) {
-            size_t n =
-                end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
-            int rc = wal_write_all(wal, fd, zeros, n, off);
-            if (rc < 0) {
-                return rc;
-            }
-            off += n;
-        }
-        return 0;
+        return zero_fill(wal, fd, off, wal->opts.segment_bytes);
     default:
         return 0;
     }
+}
+
+void wal_prepare_step(struct wal *wal)
+{
+    char tmp[WAL_NAME_MAX];
+    uint64_t budget = 2 * wal->since_prepare;
+    uint64_t end = wal->opts.segment_bytes;
+    uint64_t n;
+    int rc;
+
+    /* Zeroing twice as many bytes as were appended finishes the next
+     * segment when the current one is about half full. */
+    wal->since_prepare = 0;
+    if (wal->opts.prealloc != WAL_PREALLOC_ZERO || wal->next_disabled ||
+        wal->n_segs == 0 || budget == 0) {
+        return;
+    }
+    if (wal->next_fd < 0) {
+        wal->next_seq = wal->segs[wal->n_segs - 1].seq + 1;
+        tmp_segment_name(wal->next_seq, tmp);
+        rc = wal->io->open(wal->io->ctx, wal_path(wal, tmp, false),
+                           O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (rc < 0) {
+            goto fail;
+        }
+        wal->next_fd = rc;
+        wal->next_filled = FORMAT_SEG_HEADER_BYTES;
+    }
+    n = end - wal->next_filled < budget ? end - wal->next_filled : budget;
+    if (n == 0) {
+        return;
+    }
+    rc = zero_fill(wal, wal->next_fd, wal->next_filled, wal->next_filled + n);
+    if (rc < 0) {
+        goto fail;
+    }
+    /* Start writing the zeros back now, so that the fsync at rollover
+     * finds little left to do. Advisory only. */
+    if (wal->io->writeback != NULL) {
+        (void)wal->io->writeback(wal->io->ctx, wal->next_fd, wal->next_filled,
+                                 n);
+    }
+    wal->next_filled += n;
+    return;
+
+fail:
+    /* Nothing durable depends on this file. Give up on it until the next
+     * rollover, which builds the segment whole and reports any error. */
+    wal_logf(wal, STORAGE_LOG_WARN,
+             "wal: preparing the next segment failed: %s", strerror(-rc));
+    drop_next(wal);
+    wal->next_disabled = true;
 }
 
 int wal_segment_create(struct wal *wal, uint64_t seq, raft_index first_index)
@@ -220,6 +297,7 @@ int wal_segment_create(struct wal *wal, uint64_t seq, raft_index first_index)
     char tmp[WAL_NAME_MAX];
     uint8_t hdr[FORMAT_SEG_HEADER_BYTES];
     struct format_seg_header h = {.seq = seq, .first_index = first_index};
+    uint64_t filled = FORMAT_SEG_HEADER_BYTES;
     const char *step;
     int fd;
     int rc;
@@ -236,26 +314,35 @@ int wal_segment_create(struct wal *wal, uint64_t seq, raft_index first_index)
         wal->cap_segs = cap;
     }
     wal_segment_name(seq, name);
-    snprintf(tmp, sizeof tmp, "%016" PRIx64 ".seg" WAL_TMP_SUFFIX, seq);
+    tmp_segment_name(seq, tmp);
+    wal->next_disabled = false;
 
     /* The segment is built under a temporary name and renamed only once its
      * header and preallocation are durable, so recovery never sees a
-     * segment with a torn header. */
+     * segment with a torn header. A segment prepared ahead already has most
+     * of its zeros. */
     step = "create";
-    fd = wal->io->open(wal->io->ctx, wal_path(wal, tmp, false),
-                       O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        rc = fd;
-        goto fail;
+    if (wal->next_fd >= 0 && wal->next_seq == seq) {
+        fd = wal->next_fd;
+        filled = wal->next_filled;
+        wal->next_fd = -1;
+    } else {
+        drop_next(wal);
+        fd = wal->io->open(wal->io->ctx, wal_path(wal, tmp, false),
+                           O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) {
+            rc = fd;
+            goto fail;
+        }
+    }
+    step = "preallocate";
+    rc = preallocate(wal, fd, filled);
+    if (rc < 0) {
+        goto fail_fd;
     }
     format_seg_header_encode(&h, hdr);
     step = "write header of";
     rc = wal_write_all(wal, fd, hdr, sizeof hdr, 0);
-    if (rc < 0) {
-        goto fail_fd;
-    }
-    step = "preallocate";
-    rc = preallocate(wal, fd);
     if (rc < 0) {
         goto fail_fd;
     }
@@ -335,6 +422,7 @@ static int write_out(struct wal *wal, const uint8_t *p, size_t len)
                          wal->offset, strerror(-rc));
     }
     wal->offset += len;
+    wal->since_prepare += len;
     return 0;
 }
 
@@ -575,6 +663,8 @@ int wal_sync(struct wal *wal, raft_index *durable)
     if (durable != NULL) {
         *durable = wal->durable;
     }
+    /* After the sync, so the zeros never delay an acknowledgement. */
+    wal_prepare_step(wal);
     return 0;
 }
 

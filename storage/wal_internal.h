@@ -55,6 +55,15 @@ struct wal
     raft_index durable;
     bool dirty; /* records written since the last fdatasync */
 
+    /* The next segment, zero-filled ahead of need a little at every sync so
+     * that rollover does not stall on writing a whole segment of zeros
+     * (WAL_PREALLOC_ZERO only). */
+    int next_fd;            /* its temporary file, or -1 */
+    uint64_t next_seq;      /* the sequence number it is for */
+    uint64_t next_filled;   /* bytes of it zeroed so far */
+    uint64_t since_prepare; /* bytes appended since the last step */
+    bool next_disabled;     /* a step failed: build the next one at rollover */
+
     uint8_t *buf; /* encode buffer */
     size_t buf_cap;
 
@@ -102,6 +111,10 @@ int wal_sync_dir(struct wal *wal);
  * preallocation, fsync, rename, directory fsync) and makes it the segment
  * being written. Poisons on failure. */
 int wal_segment_create(struct wal *wal, uint64_t seq, raft_index first_index);
+
+/* Zero-fills a little more of the next segment ahead of need. Never fails:
+ * a failure only means the segment is built whole at rollover. */
+void wal_prepare_step(struct wal *wal);
 
 /* Appends a RESET record: the log restarts empty at @next. Poisons on
  * failure. */

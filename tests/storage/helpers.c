@@ -13,6 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static bool ends_with_tmp(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 4 && strcmp(path + n - 4, ".tmp") == 0;
+}
+
 static bool fault_hit_op(struct fault_io *f, const char *op)
 {
     if (f->fail_at != 0 && ++f->calls == f->fail_at) {
@@ -32,20 +38,30 @@ static int f_open(void *ctx, const char *path, int flags, unsigned mode)
 {
     struct fault_io *f = ctx;
     const struct storage_io *p = storage_io_posix();
+    int fd;
     if (fault_hit(f)) {
+        f->fired_tmp = ends_with_tmp(path);
         return -f->err;
     }
-    return p->open(p->ctx, path, flags, mode);
+    fd = p->open(p->ctx, path, flags, mode);
+    ck_assert_int_lt(fd, FAULT_FDS);
+    if (fd >= 0) {
+        f->tmp[fd] = ends_with_tmp(path);
+        snprintf(f->path[fd], sizeof f->path[fd], "%s", path);
+    }
+    return fd;
 }
 
 static void mark(struct fault_io *f, int fd, bool dirty)
 {
-    if (fd >= 0 && fd < 1024 && f->dirty[fd] != dirty) {
+    if (fd >= 0 && fd < FAULT_FDS && f->dirty[fd] != dirty) {
         f->dirty[fd] = dirty;
-        if (dirty) {
-            f->n_dirty++;
-        } else {
-            f->n_dirty--;
+        if (!f->tmp[fd]) {
+            if (dirty) {
+                f->n_dirty++;
+            } else {
+                f->n_dirty--;
+            }
         }
     }
 }
@@ -55,9 +71,13 @@ static int f_close(void *ctx, int fd)
     struct fault_io *f = ctx;
     const struct storage_io *p = storage_io_posix();
     int rc = p->close(p->ctx, fd);
-    if (fd >= 0 && fd < 1024 && f->dirty[fd]) {
-        f->closed_dirty++;
+    if (fd >= 0 && fd < FAULT_FDS) {
+        if (f->dirty[fd] && !f->tmp[fd]) {
+            f->closed_dirty++;
+        }
         mark(f, fd, false);
+        f->path[fd][0] = '\0';
+        f->tmp[fd] = false;
     }
     /* Like Linux, the descriptor is gone even when close reports an
      * error. */
@@ -84,6 +104,7 @@ static int64_t f_pwrite(void *ctx,
     const struct storage_io *p = storage_io_posix();
     mark(f, fd, true);
     if (fault_hit(f)) {
+        f->fired_tmp = fd >= 0 && fd < FAULT_FDS && f->tmp[fd];
         if (len > 1) {
             (void)p->pwrite(p->ctx, fd, buf, len / 2, off);
         }
@@ -92,18 +113,16 @@ static int64_t f_pwrite(void *ctx,
     return p->pwrite(p->ctx, fd, buf, len, off);
 }
 
-#define FORWARD1(name, type1)                            \
-    static int f_##name(void *ctx, type1 a)              \
-    {                                                    \
-        struct fault_io *f = ctx;                        \
-        const struct storage_io *p = storage_io_posix(); \
-        if (fault_hit_op(f, #name)) {                    \
-            return -f->err;                              \
-        }                                                \
-        return p->name(p->ctx, a);                       \
+static int f_unlink(void *ctx, const char *path)
+{
+    struct fault_io *f = ctx;
+    const struct storage_io *p = storage_io_posix();
+    if (fault_hit(f)) {
+        f->fired_tmp = ends_with_tmp(path);
+        return -f->err;
     }
-
-FORWARD1(unlink, const char *)
+    return p->unlink(p->ctx, path);
+}
 
 static int f_fdatasync(void *ctx, int fd)
 {
@@ -111,6 +130,7 @@ static int f_fdatasync(void *ctx, int fd)
     const struct storage_io *p = storage_io_posix();
     int rc;
     if (fault_hit(f)) {
+        f->fired_tmp = fd >= 0 && fd < FAULT_FDS && f->tmp[fd];
         return -f->err;
     }
     rc = p->fdatasync(p->ctx, fd);
@@ -155,6 +175,16 @@ static int f_fallocate(void *ctx, int fd, uint64_t off, uint64_t len)
     return p->fallocate(p->ctx, fd, off, len);
 }
 
+static int f_writeback(void *ctx, int fd, uint64_t off, uint64_t len)
+{
+    struct fault_io *f = ctx;
+    const struct storage_io *p = storage_io_posix();
+    if (fault_hit(f)) {
+        return -f->err;
+    }
+    return p->writeback(p->ctx, fd, off, len);
+}
+
 static int f_size(void *ctx, int fd, uint64_t *size)
 {
     struct fault_io *f = ctx;
@@ -169,6 +199,11 @@ static int f_rename(void *ctx, const char *from, const char *to)
 {
     struct fault_io *f = ctx;
     const struct storage_io *p = storage_io_posix();
+    for (int fd = 0; fd < FAULT_FDS; fd++) {
+        if (f->dirty[fd] && strcmp(f->path[fd], from) == 0) {
+            f->renamed_dirty++;
+        }
+    }
     if (fault_hit(f)) {
         return -f->err;
     }
@@ -211,6 +246,7 @@ void fault_io_init(struct fault_io *f)
     f->io.fsync = f_fsync;
     f->io.ftruncate = f_ftruncate;
     f->io.fallocate = f_fallocate;
+    f->io.writeback = f_writeback;
     f->io.size = f_size;
     f->io.rename = f_rename;
     f->io.unlink = f_unlink;

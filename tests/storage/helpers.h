@@ -16,6 +16,8 @@
 /* A file interface that forwards to POSIX and fails call number @fail_at
  * (counting from 1; 0 never fails) with -@err. A failing pwrite first
  * writes half of its bytes, as a torn write would. */
+#define FAULT_FDS 256
+
 struct fault_io
 {
     struct storage_io io;
@@ -24,11 +26,17 @@ struct fault_io
     int err;
     bool fired;
     const char *fired_op; /* name of the call that failed */
+    bool fired_tmp;       /* ... and it was on a temporary file */
     /* Durability bookkeeping: a descriptor is dirty from a write until an
-     * fdatasync/fsync of it succeeds. */
-    bool dirty[1024];
-    unsigned n_dirty;
-    unsigned closed_dirty; /* descriptors closed while dirty */
+     * fdatasync/fsync of it succeeds. Temporary files are counted apart:
+     * the wal may leave one unsynced (the next segment, prepared ahead),
+     * but must never rename one that is dirty. */
+    bool dirty[FAULT_FDS];
+    bool tmp[FAULT_FDS];
+    char path[FAULT_FDS][200];
+    unsigned n_dirty;       /* dirty non-temporary descriptors */
+    unsigned closed_dirty;  /* non-temporary descriptors closed while dirty */
+    unsigned renamed_dirty; /* renames of a file with unsynced writes */
 };
 
 void fault_io_init(struct fault_io *f);

@@ -224,6 +224,37 @@ START_TEST(test_wal_rolls_over_across_many_segments)
 }
 END_TEST
 
+/* A rollover that comes while the next segment is only partly zero-filled
+ * ahead finishes it, and the log reads back whole. */
+START_TEST(test_wal_rollover_finishes_a_partly_prepared_segment)
+{
+    struct wal_options o;
+    struct wal_loaded l;
+    struct wal *wal;
+
+    small_opts(&o, 65536);
+    wal = wal_open_ok(dir, &o, &l);
+    /* One small synced append prepares only a few hundred bytes ahead. */
+    append_range(wal, 1, 1, 1, 1);
+    ck_assert_int_eq(access(path_in(dir, "0000000000000002.seg.tmp"), F_OK), 0);
+    /* One batch bigger than a segment then forces the rollover. */
+    append_range(wal, 2, 257, 1, 256);
+    ck_assert_uint_ge(wal_segment_count(wal), 2);
+    ck_assert_uint_eq(file_size(path_in(dir, "0000000000000002.seg")), 65536);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+    /* The prepared file does not outlive the wal. */
+    ck_assert_int_eq(access(path_in(dir, "0000000000000003.seg.tmp"), F_OK),
+                     -1);
+
+    wal = wal_open_ok(dir, &o, &l);
+    expect_entries(&l, 1, 257, 5000, 1);
+    ck_assert_uint_eq(l.repairs, 0);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+}
+END_TEST
+
 /* Compaction deletes only whole segments below the snapshot; everything
  * after the snapshot is still loaded. */
 START_TEST(test_wal_compact_removes_only_segments_below_the_snapshot)
@@ -547,6 +578,7 @@ Suite *wal_suite(void)
     tcase_add_test(tc, test_wal_truncate_drops_entries_at_and_after_the_index);
     tcase_add_test(tc, test_wal_append_rejects_gaps_and_malformed_entries);
     tcase_add_test(tc, test_wal_rolls_over_across_many_segments);
+    tcase_add_test(tc, test_wal_rollover_finishes_a_partly_prepared_segment);
     tcase_add_test(tc,
                    test_wal_compact_removes_only_segments_below_the_snapshot);
     tcase_add_test(tc, test_wal_compact_keeps_the_segment_being_written);
