@@ -18,9 +18,10 @@ struct exec
 {
     struct kv_store *s;
     MDB_txn *txn;
-    uint64_t rev; /* the revision a change of this entry gets */
-    bool changed; /* some key changed: the store revision moves */
-    uint32_t seq; /* next history sequence number at @rev */
+    MDB_cursor *keys; /* on "keys", kept for the whole batch */
+    uint64_t rev;     /* the revision a change of this entry gets */
+    bool changed;     /* some key changed: the store revision moves */
+    uint32_t seq;     /* next history sequence number at @rev */
     struct kv_arena_chunk **arena;
     const struct kv_allocator *alloc;
 };
@@ -94,6 +95,10 @@ static int keep_prev(struct exec *x,
     return 0;
 }
 
+/* Puts with one descent of the tree in both cases: an insert attempt that
+ * finds the key (MDB_NOOVERWRITE) leaves the cursor on it and returns the
+ * old record, and the update then replaces the record under the cursor
+ * (MDB_CURRENT). */
 static int do_put(struct exec *x,
                   const struct kv_op *op,
                   struct kv_op_result *r)
@@ -101,28 +106,33 @@ static int do_put(struct exec *x,
     struct kv_kv old;
     struct kv_kv kv;
     MDB_val k = {op->key_len, (void *)op->key};
-    MDB_val v;
-    int rv = key_lookup(x, op->key, op->key_len, &old);
-    int rc;
-    if (rv != 0 && rv != KV_ENOTFOUND) {
-        return rv;
-    }
-    bool existed = rv == 0;
-    if (existed && (op->flags & KV_FLAG_PREV_KV)) {
-        if ((rv = keep_prev(x, r, &old)) != 0) {
-            return rv;
-        }
-    }
+    MDB_val v = {KV_REC_HEADER + (size_t)op->value_len, NULL};
+    int rv;
     kv.key = op->key;
     kv.key_len = op->key_len;
     kv.value = op->value;
     kv.value_len = op->value_len;
-    kv.create_revision = existed ? old.create_revision : x->rev;
+    kv.create_revision = x->rev;
     kv.mod_revision = x->rev;
-    kv.version = existed ? old.version + 1 : 1;
-    v.mv_size = KV_REC_HEADER + (size_t)op->value_len;
-    v.mv_data = NULL;
-    if ((rc = mdb_put(x->txn, x->s->dbi_keys, &k, &v, MDB_RESERVE)) != 0) {
+    kv.version = 1;
+    int rc = mdb_cursor_put(x->keys, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST) {
+        if (kv_record_decode(&k, &v, &old) != 0) {
+            return kv_set_error(x->s, KV_ECORRUPT, "keys: malformed record");
+        }
+        /* The old record lives in a page the next put may change: take
+         * what is needed from it first. */
+        if ((op->flags & KV_FLAG_PREV_KV) &&
+            (rv = keep_prev(x, r, &old)) != 0) {
+            return rv;
+        }
+        kv.create_revision = old.create_revision;
+        kv.version = old.version + 1;
+        v.mv_size = KV_REC_HEADER + (size_t)op->value_len;
+        v.mv_data = NULL;
+        rc = mdb_cursor_put(x->keys, &k, &v, MDB_CURRENT | MDB_RESERVE);
+    }
+    if (rc != 0) {
         return kv_mdb_error(x->s, rc, "put");
     }
     uint8_t *p = v.mv_data;
@@ -393,6 +403,7 @@ int kv_apply(struct kv_store *s,
     struct kv_apply_result local;
     struct kv_cmd cmd;
     MDB_txn *txn = NULL;
+    MDB_cursor *keys = NULL;
     uint64_t applied = 0, rev = 0;
     int rv;
     int rc;
@@ -440,6 +451,10 @@ int kv_apply(struct kv_store *s,
         (rv = kv_meta_get(s, txn, KV_META_REVISION, &rev)) != 0) {
         goto fail;
     }
+    if ((rc = mdb_cursor_open(txn, s->dbi_keys, &keys)) != 0) {
+        rv = kv_mdb_error(s, rc, "keys cursor");
+        goto fail;
+    }
     for (size_t i = 0; i < n_entries; i++) {
         const struct raft_entry *e = &entries[i];
         struct kv_entry_result *er = &res->entries[i];
@@ -469,7 +484,8 @@ int kv_apply(struct kv_store *s,
             er->code = rv;
             continue;
         }
-        struct exec x = {s, txn, rev + 1, false, 0, &res->arena, &res->alloc};
+        struct exec x = {s,     txn, keys,        rev + 1,
+                         false, 0,   &res->arena, &res->alloc};
         rv = exec_cmd(&x, &cmd, er);
         kv_cmd_free(&cmd, &s->alloc);
         if (rv != 0) {
@@ -484,6 +500,8 @@ int kv_apply(struct kv_store *s,
         (rv = kv_meta_put(s, txn, KV_META_REVISION, rev)) != 0) {
         goto fail;
     }
+    mdb_cursor_close(keys);
+    keys = NULL;
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0) {
@@ -499,6 +517,9 @@ int kv_apply(struct kv_store *s,
     return 0;
 
 fail:
+    if (keys != NULL) {
+        mdb_cursor_close(keys);
+    }
     if (txn != NULL) {
         mdb_txn_abort(txn);
     }
