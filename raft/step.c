@@ -97,10 +97,11 @@ static int validate(struct raft_node *node, const struct raft_message *m)
     switch (m->type) {
     case RAFT_MSG_PREVOTE:
     case RAFT_MSG_VOTE:
-        /* §4.2.3: servers outside the configuration must not disrupt it. */
-        if (!conf_is_voter(conf, m->from)) {
-            return reject(node, &node->stats.msgs_bad_sender);
-        }
+        /* §4.1: a server votes for a candidate outside its latest
+         * configuration: a new voter may not know the configuration that
+         * made it one, and the cluster may need its vote. Removed servers
+         * are kept from disrupting by CheckQuorum's leader stickiness
+         * (§4.2.3) and PreVote instead. */
         if (m->u.vote.last_log_term > m->term) {
             return reject(node, &node->stats.msgs_bad_index);
         }
@@ -144,11 +145,19 @@ static bool handle_term(struct raft_node *node, const struct raft_message *m)
 {
     if (m->term > node->term) {
         if ((m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) &&
-            !m->u.vote.transfer && node->cfg.check_quorum &&
-            node->leader != 0 &&
-            node->election_elapsed < node->cfg.election_ticks) {
-            /* §4.2.3/§6.2: we heard from a leader within the minimum
-             * election timeout, so ignore the would-be usurper. */
+            !m->u.vote.transfer && node->leader != 0 &&
+            node->election_elapsed < node->cfg.election_ticks &&
+            (node->cfg.check_quorum || !node->cfg.pre_vote)) {
+            /* §4.2.3: "if a server receives a RequestVote request within
+             * the minimum election timeout of hearing from a current
+             * leader, it does not update its term or grant its vote."
+             * Without it a removed server, which hears nothing and keeps
+             * campaigning with ever higher terms, deposes every leader.
+             * PreVote alone already stops that (a removed server's log
+             * falls behind, so its pre-votes fail), so with PreVote and
+             * without CheckQuorum a live leader is not needed to refuse:
+             * followers then stay free to elect a new leader when theirs
+             * lost the majority but does not know it. */
             return false;
         }
         if (m->type == RAFT_MSG_PREVOTE) {
@@ -163,10 +172,14 @@ static bool handle_term(struct raft_node *node, const struct raft_message *m)
     }
     if (m->term < node->term) {
         node->stats.msgs_stale_term++;
-        if (from_leader_type(m->type) &&
-            (node->cfg.check_quorum || node->cfg.pre_vote)) {
-            /* A deposed leader may be partitioned from everyone else; with
-             * PreVote nobody will raise its term for it, so tell it. */
+        if (from_leader_type(m->type)) {
+            /* Tell a stale leader our term. Otherwise a member whose term
+             * ran ahead while it could not win (cut off, or a learner
+             * still holding an old configuration that made it a voter)
+             * would never hear from the leader again: its vote requests
+             * are dropped by the voters, and with PreVote or CheckQuorum
+             * nothing else raises the leader's term. The leader steps
+             * down once and the next election overtakes that term. */
             struct raft_message resp;
             memset(&resp, 0, sizeof(resp));
             resp.type = RAFT_MSG_APPEND_RESP;
