@@ -247,7 +247,9 @@ struct kv_options
  * copied. On success stores a new store in @out, released by kv_close().
  * Returns 0, KV_EINVAL, KV_ENOMEM, KV_EIO, KV_ECORRUPT or KV_EVERSION; if
  * @errmsg is not NULL it receives (up to @errmsg_len bytes) a message with
- * context. */
+ * context. KV_ECORRUPT also refuses a store that had writes after its last
+ * checkpoint when the machine (not only the process) went down: it may be
+ * torn, and must be rebuilt from a snapshot (docs/kv.md, durability). */
 int kv_open(const char *dir,
             const struct kv_options *opts,
             struct kv_store **out,
@@ -353,7 +355,9 @@ int kv_apply(struct kv_store *store,
 void kv_apply_result_free(struct kv_apply_result *res);
 
 /* Syncs the environment to disk and stores in @durable the applied index
- * that is now durable. The WAL may be compacted up to it and no further. A
+ * that is now durable. The WAL may be compacted up to it and no further.
+ * Also clears the DIRTY marker, so call it often: a machine crash with
+ * writes since the last checkpoint forces a rebuild from a snapshot. A
  * failed sync poisons the store (KV_EPOISONED afterwards for every write). */
 int kv_checkpoint(struct kv_store *store, raft_index *durable);
 
