@@ -562,6 +562,15 @@ int wal_open(struct wal *wal, const char *dir, struct wal_loaded *loaded)
         loaded->repairs++;
         wal_logf(wal, STORAGE_LOG_INFO, "wal: removed leftover %s", l.tmps[i]);
     }
+    /* A predecessor that crashed may have renamed or removed files without
+     * the directory fsync that makes it durable; what is read below must
+     * not change under a later power loss. */
+    rc = wal_sync_dir(wal);
+    if (rc < 0) {
+        rc = wal_errorf(wal, wal_io_code(rc), "wal: fsync of %s failed: %s",
+                        dir, strerror(-rc));
+        goto fail;
+    }
     if (l.n_seqs > 1) {
         qsort(l.seqs, l.n_seqs, sizeof *l.seqs, cmp_u64);
     }
