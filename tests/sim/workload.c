@@ -31,7 +31,12 @@ void sim_params_choose(struct sim_params *p, uint64_t seed, unsigned nodes)
     sim_rng_seed(&r, sim_mix64(seed ^ 0x737761726dull)); /* "swarm" */
     memset(p, 0, sizeof(*p));
     static const unsigned sizes[] = {3, 5};
-    p->nodes = nodes != 0 ? nodes : sizes[sim_rng_below(&r, 2)];
+    /* Always draw, so that --nodes with the size the seed picks replays
+     * exactly the run the seed alone gives. */
+    p->nodes = sizes[sim_rng_below(&r, 2)];
+    if (nodes != 0) {
+        p->nodes = nodes;
+    }
     p->slots = p->nodes + SIM_SPARES;
     p->fault_time = sim_rng_range(&r, 200, 800) * SIM_TICK;
 
