@@ -443,7 +443,9 @@ struct kv_history_result
     struct kv_allocator alloc;
 };
 
-/* Reads at most @max_events events (0 = 1,000) at or after @from, in order.
+/* Reads at most @max_events events (0 = 1,000) at or after @from, in order,
+ * and no more than KV_RANGE_BYTES_MAX bytes of keys and values (at least one
+ * event).
  * Returns 0, KV_ECOMPACTED if @from.revision is below the compaction point
  * (@compact_revision, if not NULL, receives it), KV_EFUTURE if it is beyond
  * store revision + 1, KV_ENOMEM or KV_EIO. Release @res also on failure. */

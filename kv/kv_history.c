@@ -54,7 +54,7 @@ int kv_history_read(struct kv_store *s,
     MDB_val k = {KV_HIST_KEY, kbuf}, v;
     uint64_t compact = 0;
     struct kv_event *tmp = NULL;
-    size_t cap = 0, n = 0;
+    size_t cap = 0, n = 0, bytes = 0;
     int rv, rc;
 
     memset(res, 0, sizeof(*res));
@@ -98,6 +98,13 @@ int kv_history_read(struct kv_store *s,
             rv = kv_set_error(s, KV_ECORRUPT, "history: malformed record");
             goto cleanup;
         }
+        /* The same byte bound as range reads, so a watch catching up
+         * cannot pull gigabytes into memory at once. */
+        size_t ev_bytes = (size_t)ev.kv.key_len + ev.kv.value_len;
+        if (n > 0 && bytes + ev_bytes > KV_RANGE_BYTES_MAX) {
+            break;
+        }
+        bytes += ev_bytes;
         if ((rv = kv_array_grow(&s->alloc, (void **)&tmp, &cap, n + 1,
                                 sizeof(*tmp))) != 0) {
             goto cleanup;

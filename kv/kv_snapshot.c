@@ -197,6 +197,9 @@ int kv_snapshot_create(struct kv_store *s,
     if (path == NULL || out == NULL) {
         return KV_EINVAL;
     }
+    if (s->env == NULL) {
+        return KV_EPOISONED;
+    }
     tmp = kv_path(&s->alloc, "%s.tmp", path);
     dir = dir_of(&s->alloc, path);
     buf = kv_malloc(&s->alloc, SNAP_IO_BYTES);

@@ -405,6 +405,13 @@ int kv_open(const char *dir,
         if ((rv = kv_dir_cleanup(s, 0)) != 0) {
             goto fail;
         }
+        char *dirty = kv_path(&a, "%s/DIRTY", s->dir);
+        if (dirty == NULL) {
+            rv = KV_ENOMEM;
+            goto fail;
+        }
+        unlink(dirty);
+        kv_free(&a, dirty);
         env_path = kv_path(&a, "%s/env-1", s->dir);
         if (env_path == NULL) {
             rv = KV_ENOMEM;

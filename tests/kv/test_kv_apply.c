@@ -386,7 +386,8 @@ START_TEST(test_txn_changes_share_one_revision)
 }
 END_TEST
 
-/* A range over large values stops at KV_RANGE_BYTES_MAX and says more. */
+/* A range or history read over large values stops at KV_RANGE_BYTES_MAX
+ * and says more. */
 START_TEST(test_range_stops_at_the_byte_limit)
 {
     char *dir = kvt_mkdtemp();
@@ -405,6 +406,18 @@ START_TEST(test_range_stops_at_the_byte_limit)
     ck_assert_uint_eq(r.n_kvs, 5);
     ck_assert(!r.more);
     kv_range_result_free(&r);
+    /* Watches catching up are bounded the same way, and resume. */
+    struct kv_history_result h;
+    ck_assert_int_eq(
+        kv_history_read(s, (struct kv_history_pos){0, 0}, 100, &h, NULL), 0);
+    ck_assert_uint_eq(h.n_events, 3);
+    ck_assert(h.more);
+    struct kv_history_pos next = h.next;
+    kv_history_result_free(&h);
+    ck_assert_int_eq(kv_history_read(s, next, 100, &h, NULL), 0);
+    ck_assert_uint_eq(h.n_events, 2);
+    ck_assert(!h.more);
+    kv_history_result_free(&h);
     kv_close(s);
     kvt_rmdir(dir);
 }
