@@ -432,7 +432,18 @@ unsigned node_quorum(const struct raft_node *node)
 
 bool node_is_promotable(const struct raft_node *node)
 {
-    return conf_is_voter(conf_current(node), node->id);
+    const struct raft_conf *conf = conf_current(node);
+    if (conf_is_voter(conf, node->id)) {
+        return true;
+    }
+    /* §4.2.2: a server removed by a configuration that is not committed yet
+     * still campaigns (without counting its own vote), because it may be
+     * the only one holding that configuration: a removed leader deposed
+     * before the entry committed would otherwise leave the remaining
+     * voters, still on the old configuration, waiting for its vote. */
+    return raft_conf_get(conf, node->id) == NULL && node->n_confs >= 2 &&
+           conf_current_index(node) > node->commit &&
+           conf_is_voter(&node->confs[node->n_confs - 2].conf, node->id);
 }
 
 /* ---- accessors --------------------------------------------------------- */
