@@ -330,6 +330,71 @@ START_TEST(test_apply_fails_cleanly_on_each_allocation)
 }
 END_TEST
 
+/* Failing each allocation of a range read and a history read in turn fails
+ * cleanly (KV_ENOMEM, nothing leaked) until the read succeeds. */
+START_TEST(test_reads_fail_cleanly_on_each_allocation)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_allocator a = {NULL, fail_malloc, fail_realloc, plain_free};
+    struct kv_options o;
+    struct kv_store *s = NULL;
+    memset(&o, 0, sizeof(o));
+    o.alloc = &a;
+    fail_at = 0;
+    ck_assert_int_eq(kv_open(dir, &o, &s, NULL, 0), 0);
+    kvt_apply_puts(s, 1, 3000, "k", 40);
+    struct kv_range_req req = {(const uint8_t *)"k", NULL, 1, 0,
+                               KV_FLAG_PREFIX,       0};
+    int rv;
+    for (fail_at = 1;; fail_at++) {
+        struct kv_range_result r;
+        n_allocs = 0;
+        rv = kv_range(s, &req, &r);
+        if (rv == 0) {
+            ck_assert_uint_eq(r.n_kvs, 3000);
+            kv_range_result_free(&r);
+            break;
+        }
+        ck_assert_int_eq(rv, KV_ENOMEM);
+        kv_range_result_free(&r);
+    }
+    ck_assert_int_gt(fail_at, 3);
+    for (fail_at = 1;; fail_at++) {
+        struct kv_history_result h;
+        n_allocs = 0;
+        rv = kv_history_read(s, (struct kv_history_pos){1, 0}, 5000, &h, NULL);
+        if (rv == 0) {
+            ck_assert_uint_eq(h.n_events, 3000);
+            kv_history_result_free(&h);
+            break;
+        }
+        ck_assert_int_eq(rv, KV_ENOMEM);
+        kv_history_result_free(&h);
+    }
+    ck_assert_int_gt(fail_at, 3);
+    fail_at = 0;
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A CURRENT pointer that does not parse is reported, not guessed at. */
+START_TEST(test_open_refuses_a_malformed_current_pointer)
+{
+    char *dir = kvt_mkdtemp();
+    char path[600], err[256] = "";
+    struct kv_store *s = kvt_open(dir, 0);
+    kv_close(s);
+    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    FILE *f = fopen(path, "w");
+    fputs("env-x\n", f);
+    fclose(f);
+    ck_assert_int_eq(kv_open(dir, NULL, &s, err, sizeof(err)), KV_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(err, "CURRENT: malformed pointer"));
+    kvt_rmdir(dir);
+}
+END_TEST
+
 /* A create-if-absent transaction: the first succeeds, the second takes the
  * else branch; every change of one transaction shares one revision. */
 START_TEST(test_txn_changes_share_one_revision)
@@ -435,6 +500,8 @@ Suite *kv_apply_suite(void)
     tcase_add_test(tc, test_checkpoint_reports_the_durable_index);
     tcase_add_test(tc, test_open_refuses_a_store_dirty_from_another_boot);
     tcase_add_test(tc, test_apply_fails_cleanly_on_each_allocation);
+    tcase_add_test(tc, test_reads_fail_cleanly_on_each_allocation);
+    tcase_add_test(tc, test_open_refuses_a_malformed_current_pointer);
     tcase_add_test(tc, test_txn_changes_share_one_revision);
     tcase_add_test(tc, test_range_stops_at_the_byte_limit);
     suite_add_tcase(s, tc);
