@@ -442,8 +442,7 @@ static size_t batch_count(const struct batch *b)
     return (b->truncate != 0 ? 1 : 0) + b->n + (b->commit != NULL ? 1 : 0);
 }
 
-/* Fills @rec with record @k of @b and returns the entry index expected
- * before it is written (what a segment starting with it records). */
+/* Fills @rec with record @k of @b (the TRUNCATE or RESET first, if any). */
 static void batch_record(const struct batch *b,
                          size_t k,
                          uint8_t *vote_buf,
