@@ -76,6 +76,7 @@ void election_become_leader(struct raft_node *node)
     node->transfer_target = 0;
     node->uncommitted_bytes = 0;
     node->lease_until = 0;
+    node->timeout_now_sent = false;
     election_reset_timeout(node);
     progress_reset_all(node);
     /* §5.4.2 and §6.4: a new leader commits a blank entry of its own term;

@@ -33,6 +33,7 @@ static void send_timeout_now(struct raft_node *node, raft_id to)
     memset(&msg, 0, sizeof(msg));
     msg.type = RAFT_MSG_TIMEOUT_NOW;
     msg.to = to;
+    node->timeout_now_sent = true;
     (void)node_send(node, &msg);
 }
 

@@ -18,6 +18,9 @@
 #define RAFT_MSG_ENTRIES_MAX 65536u
 #define RAFT_CHUNK_BYTES_MAX (64u * 1024u * 1024u)
 #define RAFT_PENDING_READS_MAX 65536u
+/* Terms above this come only from a hostile peer; refusing them keeps term
+ * arithmetic (term + 1 for a campaign) from ever wrapping. */
+#define RAFT_TERM_MAX (UINT64_MAX / 2)
 /* Heartbeat rounds whose send tick is remembered for the read lease. */
 #define RAFT_READ_ROUNDS 64u
 
@@ -212,7 +215,11 @@ struct raft_node
     uint64_t read_seq;                     /* last heartbeat round sent */
     uint64_t round_tick[RAFT_READ_ROUNDS]; /* tick each round was sent */
     uint64_t lease_until;                  /* lease reads valid before it */
-    uint64_t ticks;                        /* ticks since creation */
+    /* A TimeoutNow went out this term: it may arrive late, after the
+     * transfer was abandoned, and let the target win an election that
+     * followers' stickiness would have refused, so no more lease reads. */
+    bool timeout_now_sent;
+    uint64_t ticks; /* ticks since creation */
 
     /* Reads: on the leader, waiting for confirmation; on a follower, waiting
      * for the leader's answer. */

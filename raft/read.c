@@ -44,7 +44,7 @@ static bool lease_valid(const struct raft_node *node)
 {
     return node->cfg.lease_reads && node->cfg.check_quorum &&
            node->state == RAFT_LEADER && node->transfer_target == 0 &&
-           node->ticks < node->lease_until;
+           !node->timeout_now_sent && node->ticks < node->lease_until;
 }
 
 static int answer(struct raft_node *node,

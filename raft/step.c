@@ -90,7 +90,7 @@ static int validate(struct raft_node *node, const struct raft_message *m)
     if (m->to != node->id || m->from == 0 || m->from == node->id) {
         return reject(node, &node->stats.msgs_bad_sender);
     }
-    if (m->term == 0) {
+    if (m->term == 0 || m->term > RAFT_TERM_MAX) {
         return reject(node, &node->stats.msgs_bad_index);
     }
     const struct raft_conf *conf = conf_current(node);

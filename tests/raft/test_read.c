@@ -292,6 +292,48 @@ START_TEST(test_read_lease_answers_at_once_until_it_lapses)
 }
 END_TEST
 
+/* §3.10/§6.4.1: once a TimeoutNow went out, the target may win an election
+ * whenever it arrives (it bypasses stickiness), even after the transfer
+ * was abandoned, so the old leader stops trusting its lease for the rest
+ * of the term. */
+START_TEST(test_read_lease_is_given_up_after_timeout_now)
+{
+    struct fx f;
+    struct raft_config cfg;
+    raft_config_default(&cfg, 1, 1);
+    cfg.lease_reads = true;
+    fx_init(&f, 3, 3, &cfg);
+    fx_elect(&f, 1);
+    struct raft_node *r = fx_raft(&f, 1);
+    fx_tick(&f, 1, 1);
+    f.hold = true;
+    ck_assert_int_eq(raft_read_index(r, 1), 0);
+    fx_settle(&f);
+    ck_assert_uint_eq(fx_node(&f, 1)->n_reads, 1); /* lease holds */
+    ck_assert_int_eq(raft_transfer_leadership(r, 2), 0);
+    fx_settle(&f);
+    ck_assert_ptr_nonnull(fx_find(&f, RAFT_MSG_TIMEOUT_NOW, 1, 2));
+    fx_drop_all(&f); /* the TimeoutNow is "delayed" */
+    f.hold = false;
+    /* Heartbeats flow (renewing what would be the lease) while the
+     * transfer is abandoned. */
+    fx_tick(&f, 1, f.cfg.election_ticks);
+    ck_assert_uint_eq(raft_transfer_target(r), 0);
+    ck_assert_int_eq(raft_state_of(r), RAFT_LEADER);
+    fx_node(&f, 1)->n_reads = 0;
+    f.hold = true;
+    ck_assert_int_eq(raft_read_index(r, 2), 0);
+    fx_settle(&f);
+    ck_assert_uint_eq(fx_node(&f, 1)->n_reads, 0); /* needs a round now */
+    fx_drop_all(&f);
+    f.hold = false;
+    fx_tick(&f, 1, 1);
+    ck_assert_uint_eq(fx_node(&f, 1)->n_reads, 1);
+    ck_assert_uint_eq(fx_node(&f, 1)->reads[0].ctx, 2);
+    fx_close(&f);
+}
+END_TEST
+
 /* §6.4: a single voter is a majority by itself and answers at once. */
 START_TEST(test_read_single_voter_answers_immediately)
 {
@@ -323,6 +365,7 @@ Suite *read_suite(void)
     tcase_add_test(tc, test_read_pending_reads_fail_when_leadership_is_lost);
     tcase_add_test(tc, test_read_partitioned_old_leader_cannot_confirm);
     tcase_add_test(tc, test_read_lease_answers_at_once_until_it_lapses);
+    tcase_add_test(tc, test_read_lease_is_given_up_after_timeout_now);
     tcase_add_test(tc, test_read_single_voter_answers_immediately);
     suite_add_tcase(s, tc);
     return s;

@@ -133,6 +133,10 @@ START_TEST(test_untrusted_bad_header_is_rejected)
     expect_rejected(&f, 2, &m, STAT(msgs_bad_sender), "from self");
     m = base(RAFT_MSG_HEARTBEAT, 1, 2, 0);
     expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "term 0");
+    m = base(RAFT_MSG_HEARTBEAT, 1, 2, UINT64_MAX);
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "term at max");
+    m = base(RAFT_MSG_HEARTBEAT, 1, 2, UINT64_MAX / 2 + 1);
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "term near max");
     fx_close(&f);
 }
 END_TEST
