@@ -218,7 +218,7 @@ int raft_restore(struct raft_node *node,
     for (size_t i = 0; i < n_entries; i++) {
         const struct raft_entry *e = &entries[i];
         if (e->index != first + i || e->term < prev_term ||
-            e->term > hs->term ||
+            e->term > RAFT_TERM_MAX ||
             (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_CONF)) {
             return RAFT_EINVAL;
         }
@@ -255,6 +255,15 @@ int raft_restore(struct raft_node *node,
     }
     node->term = hs->term;
     node->vote = hs->vote;
+    /* A crash can make a batch's entries durable but not its hard state
+     * (they are separate writes). The node never acknowledged anything of
+     * that batch, so it may take the newer term with no vote, but it must
+     * never run in a term older than its own log: it could then lead and
+     * append entries with terms going backwards. */
+    if (prev_term > node->term) {
+        node->term = prev_term;
+        node->vote = 0;
+    }
     /* The commit index is a hint persisted lazily; what was applied was
      * certainly committed, and nothing beyond the log can be. */
     node->commit = hs->commit < last ? hs->commit : last;

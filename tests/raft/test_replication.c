@@ -467,6 +467,38 @@ START_TEST(test_replication_restart_recovers_durable_state)
 }
 END_TEST
 
+/* Figure 2 persistence under a torn batch: the entries of a new term
+ * reached the disk but the hard state naming that term did not. The node
+ * must not run in a term older than its log; it takes the log's term with
+ * no vote (it never acknowledged anything of that batch). */
+START_TEST(test_replication_restart_with_entries_newer_than_hard_state)
+{
+    struct raft_config cfg;
+    struct raft_node *r;
+    raft_config_default(&cfg, 2, 7);
+    ck_assert_int_eq(raft_node_create(&cfg, &r), 0);
+    uint8_t conf_buf[RAFT_CONF_ENCODED_MAX];
+    size_t conf_len;
+    struct raft_conf conf = {.n = 3};
+    for (uint32_t i = 0; i < 3; i++) {
+        conf.members[i].id = i + 1;
+        conf.members[i].role = RAFT_VOTER;
+    }
+    raft_conf_encode(&conf, conf_buf, &conf_len);
+    struct raft_entry es[3] = {entry(1, 1), entry(2, 2), entry(5, 3)};
+    es[0].type = RAFT_ENTRY_CONF;
+    es[0].data = conf_buf;
+    es[0].len = (uint32_t)conf_len;
+    struct raft_hard_state hs = {.term = 2, .vote = 1, .commit = 2};
+    ck_assert_int_eq(raft_restore(r, &hs, NULL, es, 3, 0), 0);
+    ck_assert_uint_eq(raft_current_term(r), 5);
+    ck_assert_uint_eq(raft_voted_for(r), 0);
+    ck_assert_uint_eq(raft_last_index(r), 3);
+    ck_assert_uint_eq(raft_commit_index(r), 2);
+    raft_node_destroy(r);
+}
+END_TEST
+
 Suite *replication_suite(void)
 {
     Suite *s = suite_create("replication");
@@ -488,6 +520,8 @@ Suite *replication_suite(void)
     tcase_add_test(
         tc, test_replication_proposals_refused_when_not_leader_or_backlogged);
     tcase_add_test(tc, test_replication_restart_recovers_durable_state);
+    tcase_add_test(tc,
+                   test_replication_restart_with_entries_newer_than_hard_state);
     suite_add_tcase(s, tc);
     return s;
 }
