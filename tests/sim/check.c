@@ -158,6 +158,23 @@ void check_logged(struct sim *s,
                   const struct raft_entry *e,
                   size_t count)
 {
+    /* Leader Append-Only (§5.3): a leader never overwrites or deletes
+     * entries in its log, so what it writes in its term only extends
+     * what it wrote before in that term. */
+    if (count > 0 && raft_state_of(n->raft) == RAFT_LEADER) {
+        raft_term term = raft_current_term(n->raft);
+        if (n->appended_term == term && e[0].index <= n->appended_last) {
+            sim_fail(s, "leader append-only",
+                     "n%llu, leader of term %llu, rewrites its log from "
+                     "%llu after writing up to %llu",
+                     (unsigned long long)n->id, (unsigned long long)term,
+                     (unsigned long long)e[0].index,
+                     (unsigned long long)n->appended_last);
+            return;
+        }
+        n->appended_term = term;
+        n->appended_last = e[count - 1].index;
+    }
     for (size_t i = 0; i < count && !s->failed; i++) {
         raft_term prev;
         if (i == 0) {

@@ -238,6 +238,18 @@ static void execute(struct sim *s, struct sim_node *n, struct sim_input in)
         rc = raft_propose(n->raft, buf, len, &index, &term);
         sim_trace(s, TR_PROPOSE, n->slot, in.a, (uint64_t)(int64_t)rc, index,
                   term);
+        if (rc == 0 && (raft_state_of(n->raft) != RAFT_LEADER ||
+                        term != raft_current_term(n->raft) ||
+                        index != raft_last_index(n->raft))) {
+            sim_fail(s, "proposals",
+                     "n%llu (state %d, term %llu, last %llu) accepted "
+                     "proposal %llu at %llu term %llu",
+                     (unsigned long long)n->id, raft_state_of(n->raft),
+                     (unsigned long long)raft_current_term(n->raft),
+                     (unsigned long long)raft_last_index(n->raft),
+                     (unsigned long long)in.a, (unsigned long long)index,
+                     (unsigned long long)term);
+        }
         workload_proposed(s, in.a, rc, index, term);
         break;
     }
@@ -383,6 +395,15 @@ static void complete(struct sim *s, struct sim_node *n)
         raft_index first = u->committed[0].index;
         for (size_t i = 0; i < u->n_committed && !s->failed; i++) {
             const struct raft_entry *e = &u->committed[i];
+            if (e->index > raft_commit_index(n->raft)) {
+                sim_fail(s, "apply order",
+                         "n%llu: entry %llu handed out to apply beyond "
+                         "commit index %llu",
+                         (unsigned long long)n->id,
+                         (unsigned long long)e->index,
+                         (unsigned long long)raft_commit_index(n->raft));
+                return;
+            }
             if (e->index != n->app.applied + 1) {
                 sim_fail(s, "apply order",
                          "n%llu: committed entry %llu handed out after "

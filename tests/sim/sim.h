@@ -313,6 +313,10 @@ struct sim_node
     raft_index seen_observed; /* commit indexes recorded up to here */
     uint8_t seen_state;
     raft_term seen_leader_term;
+    /* Leader Append-Only: the last index a leader handed out for
+     * persistence in its term. */
+    raft_term appended_term;
+    raft_index appended_last;
     /* Hard state written last (synced or not) and made durable. */
     struct raft_hard_state written_hs;
     struct raft_hard_state durable_hs;
