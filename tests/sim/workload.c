@@ -38,7 +38,7 @@ void sim_params_choose(struct sim_params *p, uint64_t seed, unsigned nodes)
         p->nodes = nodes;
     }
     p->slots = p->nodes + SIM_SPARES;
-    p->fault_time = sim_rng_range(&r, 200, 800) * SIM_TICK;
+    p->fault_time = sim_rng_range(&r, 300, 1500) * SIM_TICK;
 
     p->lat_min = (uint32_t)sim_rng_range(&r, 20, 300);
     p->lat_max = p->lat_min + (uint32_t)sim_rng_range(&r, 0, 1500);
@@ -227,6 +227,19 @@ static void act_crash(struct sim *s)
     struct sim_node *n = random_live(s);
     if (n == NULL) {
         return;
+    }
+    /* With torn writes on, half the crashes hit a node whose batch is
+     * waiting for its fsync: the moment that loses or tears writes. */
+    if (s->p.torn_writes && coin(&s->rng_work, 1, 2)) {
+        for (unsigned i = 0,
+                      k = (unsigned)sim_rng_below(&s->rng_work, s->p.slots);
+             i < s->p.slots; i++) {
+            struct sim_node *m = &s->nodes[(k + i) % s->p.slots];
+            if (m->up && m->busy) {
+                n = m;
+                break;
+            }
+        }
     }
     node_crash(s, n);
     /* Most crashed nodes come back during the fault phase; some stay down
