@@ -375,21 +375,44 @@ static uint64_t latest(struct sim *s, uint64_t pid)
     return pid;
 }
 
-/* Settles what can be settled: a pending proposal whose index has a known
- * committed entry either committed (same term: Log Matching makes it the
- * same entry) or is lost for good. */
+/* The term of the nearest entry known committed at or below @index, or 0. */
+static raft_term committed_term_below(struct sim *s, raft_index index)
+{
+    const struct sim_check *c = &s->check;
+    if (c->n_committed == 0) {
+        return 0;
+    }
+    if (index >= c->n_committed) {
+        index = c->n_committed - 1;
+    }
+    for (raft_index i = index; i > 0; i--) {
+        if (c->committed[i].known) {
+            return c->committed[i].term;
+        }
+    }
+    return 0;
+}
+
+/* Settles what can be settled. A pending proposal (i, t) with a known
+ * committed entry at i either committed (same term: Log Matching makes it
+ * the same entry) or is lost. It is also lost for good once an entry of a
+ * later term is committed below i: terms never decrease along a log, so no
+ * log holding that committed entry can hold (i, t), and every future
+ * leader's log holds it. */
 static void resolve(struct sim *s)
 {
     for (uint64_t pid = 1; pid < s->n_props; pid++) {
         struct sim_proposal *p = &s->props[pid];
-        if (p->status != PROP_PENDING || p->index >= s->check.n_committed) {
+        if (p->status != PROP_PENDING) {
             continue;
         }
-        const struct sim_committed *c = &s->check.committed[p->index];
-        if (!c->known) {
-            continue;
+        if (p->index < s->check.n_committed &&
+            s->check.committed[p->index].known) {
+            const struct sim_committed *c = &s->check.committed[p->index];
+            p->status = c->term == p->term ? PROP_COMMITTED : PROP_LOST;
+        } else if (committed_term_below(s, p->index - 1) > p->term) {
+            p->status = PROP_LOST;
         }
-        p->status = c->term == p->term ? PROP_COMMITTED : PROP_LOST;
     }
 }
 
@@ -398,13 +421,14 @@ static void liveness_step(struct sim *s)
     resolve(s);
     struct sim_node *leader = sim_leader(s);
     if (leader != NULL) {
-        raft_index last = raft_last_index(leader->raft), beyond = last;
+        struct raft_node *r = leader->raft;
+        bool beyond = false;
         uint64_t n_props = s->n_props;
         unsigned retries = 0;
         for (uint64_t pid = 1; pid < n_props; pid++) {
             if (s->props[pid].status == PROP_PENDING &&
-                s->props[pid].index > beyond) {
-                beyond = s->props[pid].index;
+                s->props[pid].index > raft_last_index(r)) {
+                beyond = true;
             }
             /* A lost proposal goes to the leader again, as a client would
              * retry it, and so does a retry the leader refused. */
@@ -422,11 +446,14 @@ static void liveness_step(struct sim *s)
             node_input(s, leader,
                        (struct sim_input){.kind = IN_PROPOSE, .a = retry});
         }
-        /* An undecided proposal beyond the leader's log (a deposed leader
-         * accepted it) is decided only once something else is committed
-         * at its index: a filler entry moves the log past it. */
-        for (raft_index i = last; i < beyond && i < last + 32; i++) {
-            propose(s, leader); /* queued while the leader is busy */
+        /* An undecided proposal beyond the leader's log is normally
+         * settled by the rule above once the leader commits in its term.
+         * Should one stay undecided, a filler entry at a time (only when
+         * the leader is caught up, so fillers never pile up) moves the log
+         * towards its index. */
+        if (beyond && !leader->busy &&
+            raft_commit_index(r) == raft_last_index(r)) {
+            propose(s, leader);
         }
     }
     char why[256];
