@@ -52,6 +52,83 @@ static int f_open(void *ctx, const char *path, int flags, unsigned mode)
     return fd;
 }
 
+/* The unsynced-range slot of @path, created if needed. */
+static int unsynced_slot(struct fault_io *f, const char *path)
+{
+    int empty = -1;
+    for (int i = 0; i < FAULT_FILES; i++) {
+        if (strcmp(f->unsynced[i].path, path) == 0) {
+            return i;
+        }
+        if (empty < 0 && (f->unsynced[i].path[0] == '\0' ||
+                          f->unsynced[i].lo >= f->unsynced[i].hi)) {
+            empty = i;
+        }
+    }
+    ck_assert_int_ge(empty, 0);
+    snprintf(f->unsynced[empty].path, sizeof f->unsynced[empty].path, "%s",
+             path);
+    f->unsynced[empty].lo = UINT64_MAX;
+    f->unsynced[empty].hi = 0;
+    return empty;
+}
+
+static void track_write(struct fault_io *f, int fd, uint64_t off, size_t len)
+{
+    int i;
+    if (fd < 0 || fd >= FAULT_FDS || f->path[fd][0] == '\0') {
+        return;
+    }
+    i = unsynced_slot(f, f->path[fd]);
+    if (off < f->unsynced[i].lo) {
+        f->unsynced[i].lo = off;
+    }
+    if (off + len > f->unsynced[i].hi) {
+        f->unsynced[i].hi = off + len;
+    }
+}
+
+static void track_sync(struct fault_io *f, int fd)
+{
+    int i;
+    if (fd < 0 || fd >= FAULT_FDS || f->path[fd][0] == '\0') {
+        return;
+    }
+    i = unsynced_slot(f, f->path[fd]);
+    f->unsynced[i].lo = UINT64_MAX;
+    f->unsynced[i].hi = 0;
+}
+
+void fault_io_power_loss(struct fault_io *f, uint64_t *rng)
+{
+    static const uint8_t zeros[4096];
+    for (int i = 0; i < FAULT_FILES; i++) {
+        uint64_t lo = f->unsynced[i].lo;
+        uint64_t hi = f->unsynced[i].hi;
+        int fd;
+        if (f->unsynced[i].path[0] == '\0' || lo >= hi) {
+            continue;
+        }
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        lo += *rng % (hi - lo + 1);
+        fd = open(f->unsynced[i].path, O_WRONLY);
+        if (fd < 0) {
+            continue; /* removed since: nothing to lose */
+        }
+        while (lo < hi) {
+            size_t n =
+                hi - lo < sizeof zeros ? (size_t)(hi - lo) : sizeof zeros;
+            ck_assert_int_eq(pwrite(fd, zeros, n, (off_t)lo), (ssize_t)n);
+            lo += n;
+        }
+        close(fd);
+        f->unsynced[i].lo = UINT64_MAX;
+        f->unsynced[i].hi = 0;
+    }
+}
+
 static void mark(struct fault_io *f, int fd, bool dirty)
 {
     if (fd >= 0 && fd < FAULT_FDS && f->dirty[fd] != dirty) {
@@ -103,6 +180,7 @@ static int64_t f_pwrite(void *ctx,
     struct fault_io *f = ctx;
     const struct storage_io *p = storage_io_posix();
     mark(f, fd, true);
+    track_write(f, fd, off, len);
     if (fault_hit(f)) {
         f->fired_tmp = fd >= 0 && fd < FAULT_FDS && f->tmp[fd];
         if (len > 1) {
@@ -121,6 +199,11 @@ static int f_unlink(void *ctx, const char *path)
         f->fired_tmp = ends_with_tmp(path);
         return -f->err;
     }
+    for (int i = 0; i < FAULT_FILES; i++) {
+        if (strcmp(f->unsynced[i].path, path) == 0) {
+            f->unsynced[i].path[0] = '\0';
+        }
+    }
     return p->unlink(p->ctx, path);
 }
 
@@ -133,9 +216,10 @@ static int f_fdatasync(void *ctx, int fd)
         f->fired_tmp = fd >= 0 && fd < FAULT_FDS && f->tmp[fd];
         return -f->err;
     }
-    rc = p->fdatasync(p->ctx, fd);
+    rc = f->real_sync ? p->fdatasync(p->ctx, fd) : 0;
     if (rc == 0) {
         mark(f, fd, false);
+        track_sync(f, fd);
     }
     return rc;
 }
@@ -148,9 +232,10 @@ static int f_fsync(void *ctx, int fd)
     if (fault_hit(f)) {
         return -f->err;
     }
-    rc = p->fsync(p->ctx, fd);
+    rc = f->real_sync ? p->fsync(p->ctx, fd) : 0;
     if (rc == 0) {
         mark(f, fd, false);
+        track_sync(f, fd);
     }
     return rc;
 }
@@ -206,6 +291,23 @@ static int f_rename(void *ctx, const char *from, const char *to)
     }
     if (fault_hit(f)) {
         return -f->err;
+    }
+    /* Descriptors and pending ranges follow the file to its new name. */
+    for (int fd = 0; fd < FAULT_FDS; fd++) {
+        if (strcmp(f->path[fd], from) == 0) {
+            snprintf(f->path[fd], sizeof f->path[fd], "%s", to);
+            f->tmp[fd] = ends_with_tmp(to);
+        }
+    }
+    for (int i = 0; i < FAULT_FILES; i++) {
+        if (strcmp(f->unsynced[i].path, to) == 0) {
+            f->unsynced[i].path[0] = '\0';
+        }
+    }
+    for (int i = 0; i < FAULT_FILES; i++) {
+        if (strcmp(f->unsynced[i].path, from) == 0) {
+            snprintf(f->unsynced[i].path, sizeof f->unsynced[i].path, "%s", to);
+        }
     }
     return p->rename(p->ctx, from, to);
 }

@@ -17,6 +17,7 @@
  * (counting from 1; 0 never fails) with -@err. A failing pwrite first
  * writes half of its bytes, as a torn write would. */
 #define FAULT_FDS 256
+#define FAULT_FILES 64
 
 struct fault_io
 {
@@ -26,7 +27,12 @@ struct fault_io
     int err;
     bool fired;
     const char *fired_op; /* name of the call that failed */
-    bool fired_tmp;       /* ... and it was on a temporary file */
+    /* If false (the default) fdatasync and fsync only pretend: the tests
+     * that use this interface never lose the page cache, so real syncs
+     * would only make them slow on a busy disk. The bookkeeping below
+     * treats a pretended sync exactly like a real one. */
+    bool real_sync;
+    bool fired_tmp; /* ... and it was on a temporary file */
     /* Durability bookkeeping: a descriptor is dirty from a write until an
      * fdatasync/fsync of it succeeds. Temporary files are counted apart:
      * the wal may leave one unsynced (the next segment, prepared ahead),
@@ -37,9 +43,23 @@ struct fault_io
     unsigned n_dirty;       /* dirty non-temporary descriptors */
     unsigned closed_dirty;  /* non-temporary descriptors closed while dirty */
     unsigned renamed_dirty; /* renames of a file with unsynced writes */
+    /* Per file, the range written since its last successful sync, so that
+     * fault_io_power_loss() can drop it. */
+    struct
+    {
+        char path[200];
+        uint64_t lo;
+        uint64_t hi;
+    } unsynced[FAULT_FILES];
 };
 
 void fault_io_init(struct fault_io *f);
+
+/* Acts like a power loss on every file written through @f: of the bytes
+ * written since each file's last sync, a random prefix survives and the
+ * rest reads back as zeros (as in a preallocated or freshly extended
+ * file). Call after every descriptor is closed. */
+void fault_io_power_loss(struct fault_io *f, uint64_t *rng);
 
 /* An allocator that counts live blocks and fails allocation number
  * @fail_at (0 never fails). */
