@@ -100,8 +100,10 @@ static void enqueue(struct bench *b, const struct raft_message *m)
         size_t off = 0;
         for (uint32_t i = 0; i < n; i++) {
             bm->entries[i] = m->u.append.entries[i];
-            memcpy(bm->data + off, m->u.append.entries[i].data,
-                   m->u.append.entries[i].len);
+            if (m->u.append.entries[i].len > 0) {
+                memcpy(bm->data + off, m->u.append.entries[i].data,
+                       m->u.append.entries[i].len);
+            }
             bm->entries[i].data = bm->data + off;
             off += m->u.append.entries[i].len;
         }
@@ -111,7 +113,7 @@ static void enqueue(struct bench *b, const struct raft_message *m)
 
 static void persist(struct bench_node *n, const struct raft_entry *e)
 {
-    if (e->len > n->ring_size) {
+    if (e->len == 0 || e->len > n->ring_size) {
         return;
     }
     if (n->ring_pos + e->len > n->ring_size) {
