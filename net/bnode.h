@@ -1,0 +1,165 @@
+/*
+ * bnode.h - one ballot node: the Raft core, its WAL, its LMDB state machine
+ * and its peer transport, driven on a libuv loop.
+ *
+ * This is the one place that knows both raft/ and kv/. It executes the
+ * core's updates in the documented order (docs/raft.md): send the leader's
+ * messages, persist on a worker thread (WAL append + one fdatasync), send
+ * the acknowledgements, apply committed entries to LMDB, answer reads,
+ * advance. While a batch is on the worker, proposals and received messages
+ * wait in the loop, so the next batch carries all of them: group commit.
+ *
+ * The client layer (server.c, commands.c) talks to it only through this
+ * header: it proposes encoded kv commands and asks for read barriers, then
+ * reads the kv store directly once a barrier passed.
+ *
+ * Everything here runs on the loop thread, except the persistence work.
+ */
+#ifndef BALLOT_NET_BNODE_H
+#define BALLOT_NET_BNODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kv.h"
+#include "raft.h"
+
+/* Error codes: the -7000 range. */
+enum {
+    BNODE_EINVAL = -7001,
+    BNODE_ENOMEM = -7002,
+    /* Definitely not applied: this node is not the leader (retry on the
+     * leader, see bnode_leader_addr()). */
+    BNODE_ENOTLEADER = -7003,
+    /* Definitely not applied: too much uncommitted work, retry later. */
+    BNODE_EBUSY = -7004,
+    /* Definitely not applied: the entry was overwritten by another leader's
+     * entry at the same index. */
+    BNODE_EDROPPED = -7005,
+    /* Outcome unknown: leadership was lost or the node stopped before the
+     * entry's fate was known. A retry may apply the command twice unless it
+     * carries a request id. */
+    BNODE_EUNKNOWN = -7006,
+    /* A read could not be confirmed (no leader, leadership lost). */
+    BNODE_ENOREAD = -7007,
+    BNODE_ESTOPPED = -7008, /* the node is shutting down */
+    BNODE_ESTORAGE = -7009, /* the WAL or the store failed: node halted */
+    BNODE_ETOOBIG = -7010,
+};
+
+const char *bnode_strerror(int code);
+
+#define BNODE_HOST_MAX 64
+
+/* Where a member listens. */
+struct bnode_member
+{
+    raft_id id;
+    char host[BNODE_HOST_MAX];
+    int peer_port;
+    int client_port;
+};
+
+struct bnode_options
+{
+    raft_id id;
+    uint64_t cluster_id;
+    const char *data_dir; /* copied; holds wal/ and kv/ */
+    /* Every member's addresses (including this node). On first start with
+     * @bootstrap set and an empty data directory, these members form the
+     * initial configuration, all voters. */
+    struct bnode_member members[RAFT_CONF_MAX];
+    unsigned n_members;
+    bool bootstrap;
+
+    unsigned tick_ms;         /* wall-clock length of a Raft tick */
+    unsigned election_ticks;  /* see struct raft_config */
+    unsigned heartbeat_ticks;
+    uint64_t snapshot_every;  /* take a snapshot after this many entries */
+    uint64_t max_uncommitted_bytes;
+    uint32_t max_entry_bytes;
+    uint64_t kv_map_size; /* 0: kv's default */
+};
+
+/* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
+ * (300-600 ms), heartbeat every 3, snapshot every 100,000 entries. */
+void bnode_options_default(struct bnode_options *opts);
+
+struct bnode;
+
+/* Opens the data directory (WAL recovery, LMDB open), restores or
+ * bootstraps the Raft core, starts the peer transport and the tick timer.
+ * On failure stores a message in @errmsg. */
+int bnode_start(uv_loop_t *loop,
+                const struct bnode_options *opts,
+                struct bnode **out,
+                char *errmsg,
+                size_t errmsg_len);
+
+/* Completion of a proposal. @status is 0 (applied; @res is the entry's
+ * result, valid during the call) or a BNODE_E* code (@res NULL). */
+typedef void (*bnode_write_cb)(void *arg,
+                               int status,
+                               const struct kv_entry_result *res);
+
+/* Proposes an encoded kv command (copied). If this returns 0, @cb is
+ * called exactly once, later, from the loop; if it returns an error
+ * (BNODE_ENOTLEADER, BNODE_EBUSY, BNODE_ETOOBIG, BNODE_ESTOPPED, ...), @cb
+ * is never called. */
+int bnode_propose(struct bnode *node,
+                  const uint8_t *cmd,
+                  size_t len,
+                  bnode_write_cb cb,
+                  void *arg);
+
+/* Completion of a read barrier: with @status 0 the kv store (bnode_kv())
+ * reflects every write committed before bnode_read() was called (or, for a
+ * stale read, whatever this node applied); read it inside the callback. */
+typedef void (*bnode_read_cb)(void *arg, int status);
+
+/* Asks for a read barrier: linearizable (ReadIndex through the leader) or
+ * stale (this node's state as it is). @cb is called exactly once unless an
+ * error is returned. */
+int bnode_read(struct bnode *node,
+               bool linearizable,
+               bnode_read_cb cb,
+               void *arg);
+
+/* The state machine, for reads inside a read callback. */
+struct kv_store *bnode_kv(struct bnode *node);
+
+struct bnode_status
+{
+    raft_id id;
+    raft_id leader;
+    uint8_t state; /* enum raft_state */
+    raft_term term;
+    raft_index commit;
+    raft_index applied;
+    raft_index last_index;
+    raft_index first_index;
+    raft_index snapshot_index;
+    uint64_t revision;
+    struct raft_conf conf;
+    uint64_t proposals_pending;
+    uint64_t reads_pending;
+    uint64_t batches_persisted;
+    uint64_t entries_applied;
+};
+
+void bnode_status(struct bnode *node, struct bnode_status *out);
+
+/* The leader's client address as "host:port", or NULL if unknown. The
+ * string lives until the next call. */
+const char *bnode_leader_addr(struct bnode *node);
+
+/* Starts moving leadership to @target. */
+int bnode_transfer(struct bnode *node, raft_id target);
+
+/* Graceful stop: refuses new requests, fails pending ones (writes with
+ * BNODE_EUNKNOWN unless their fate is known), waits for the persistence
+ * worker, closes everything; then @cb runs and @node is freed. */
+void bnode_stop(struct bnode *node, void (*cb)(void *arg), void *arg);
+
+#endif

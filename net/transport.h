@@ -1,0 +1,106 @@
+/*
+ * transport.h - Raft messages between ballotd nodes over TCP, on libuv.
+ *
+ * Each node listens on its peer address. For every peer it keeps one
+ * outgoing connection, on which it sends; it receives on the connections
+ * peers open to it. A connection starts with a hello frame naming the
+ * cluster and both node ids; a peer of another cluster or with an unknown
+ * id is disconnected. Lost connections are re-established with exponential
+ * backoff (50 ms doubling up to 2 s). Messages to a peer that is not
+ * connected, or whose send queue is over its limit, are dropped and the
+ * drop is reported through the unreachable callback: Raft retransmits.
+ *
+ * Everything runs on the loop thread that created the transport.
+ */
+#ifndef BALLOT_NET_TRANSPORT_H
+#define BALLOT_NET_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "raft.h"
+
+/* Error codes: the -6000 range. */
+enum {
+    TRANSPORT_EINVAL = -6001,
+    TRANSPORT_ENOMEM = -6002,
+    TRANSPORT_EADDR = -6003,    /* cannot resolve or bind an address */
+    TRANSPORT_EUNKNOWN = -6004, /* no such peer */
+    TRANSPORT_EFULL = -6005,    /* peer's send queue is over its limit */
+    TRANSPORT_EDOWN = -6006,    /* peer not connected */
+};
+
+const char *transport_strerror(int code);
+
+struct transport;
+
+/* Called for every message received; @m is valid during the call only. */
+typedef void (*transport_recv_cb)(void *arg, const struct raft_message *m);
+/* Called when a message to @id was dropped (not connected, queue full,
+ * connection lost with it unsent). */
+typedef void (*transport_unreachable_cb)(void *arg, raft_id id);
+/* Called once after transport_close() finished closing every handle. */
+typedef void (*transport_close_cb)(void *arg);
+
+struct transport_options
+{
+    uint64_t cluster_id;
+    raft_id self;
+    const char *listen_host; /* copied; e.g. "127.0.0.1" */
+    int listen_port;
+    /* Bytes queued for one peer before messages are dropped. */
+    uint64_t send_queue_bytes_max;
+    /* Limits passed to codec_message_decode(). */
+    uint32_t max_entries;
+    uint32_t max_entry_bytes;
+    transport_recv_cb on_recv;
+    transport_unreachable_cb on_unreachable;
+    void *arg;
+};
+
+/* Creates the transport and starts listening. Returns 0, TRANSPORT_EINVAL,
+ * TRANSPORT_EADDR (with a message in @errmsg) or TRANSPORT_ENOMEM. */
+int transport_create(uv_loop_t *loop,
+                     const struct transport_options *opts,
+                     struct transport **out,
+                     char *errmsg,
+                     size_t errmsg_len);
+
+/* Adds (or re-addresses) peer @id at @host:@port and starts connecting. */
+int transport_add_peer(struct transport *t,
+                       raft_id id,
+                       const char *host,
+                       int port);
+
+/* Forgets peer @id and closes its connections. */
+void transport_remove_peer(struct transport *t, raft_id id);
+
+/* Serializes @m at once (so everything it points to may be released on
+ * return) and queues it for m->to. Returns 0, TRANSPORT_EUNKNOWN,
+ * TRANSPORT_EDOWN or TRANSPORT_EFULL (dropped; also reported through
+ * on_unreachable), or TRANSPORT_ENOMEM. */
+int transport_send(struct transport *t, const struct raft_message *m);
+
+/* True if the outgoing connection to @id is established. */
+bool transport_connected(const struct transport *t, raft_id id);
+
+/* Counters for INFO and tests. */
+struct transport_stats
+{
+    uint64_t frames_sent;
+    uint64_t frames_received;
+    uint64_t bytes_sent;
+    uint64_t bytes_received;
+    uint64_t dropped;         /* messages dropped on send */
+    uint64_t bad_frames;      /* checksum, length or decode failures */
+    uint64_t connects;        /* outgoing connections established */
+    uint64_t rejected_hellos; /* wrong cluster or unknown node */
+};
+
+void transport_stats(const struct transport *t, struct transport_stats *out);
+
+/* Closes every handle; @cb runs once they are closed, then @t is freed. */
+void transport_close(struct transport *t, transport_close_cb cb, void *arg);
+
+#endif
