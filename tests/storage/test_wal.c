@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "format.h"
 #include "gen.h"
 #include "helpers.h"
 #include "wal.h"
@@ -562,6 +563,36 @@ START_TEST(test_wal_refuses_use_before_open_and_a_second_open)
 }
 END_TEST
 
+#ifdef BALLOT_HAVE_RAFT
+/* Storage's copy of the configuration codec writes exactly the bytes of
+ * raft_conf_encode(), and each side reads what the other wrote. */
+START_TEST(test_wal_conf_codec_matches_the_consensus_core)
+{
+    struct raft_conf conf = {.n = 4};
+    struct raft_conf back;
+    uint8_t a[RAFT_CONF_ENCODED_MAX];
+    uint8_t b[RAFT_CONF_ENCODED_MAX];
+    size_t la;
+    size_t lb;
+
+    for (uint32_t i = 0; i < conf.n; i++) {
+        conf.members[i].id = 0x0102030405060708ULL + i * 977;
+        conf.members[i].role = i == 3 ? RAFT_LEARNER : RAFT_VOTER;
+    }
+    format_conf_encode(&conf, a, &la);
+    raft_conf_encode(&conf, b, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_int_eq(memcmp(a, b, la), 0);
+    ck_assert_int_eq(raft_conf_decode(a, la, &back), 0);
+    ck_assert_int_eq(
+        memcmp(&back.members, &conf.members, sizeof conf.members[0] * conf.n),
+        0);
+    ck_assert_int_eq(format_conf_decode(b, lb, &back), 0);
+    ck_assert_uint_eq(back.n, conf.n);
+}
+END_TEST
+#endif
+
 Suite *wal_suite(void);
 
 Suite *wal_suite(void)
@@ -596,6 +627,9 @@ Suite *wal_suite(void)
     tcase_add_test(tc,
                    test_wal_reset_drops_every_entry_and_restarts_at_the_index);
     tcase_add_test(tc, test_wal_gives_an_oversized_record_a_segment_of_its_own);
+#ifdef BALLOT_HAVE_RAFT
+    tcase_add_test(tc, test_wal_conf_codec_matches_the_consensus_core);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }
