@@ -71,13 +71,6 @@ MUTANTS = [
      "    raft_index c = a->commit < last_new ? a->commit : last_new;",
      "    raft_index c = a->commit < log_last_index(&node->log)\n"
      "                       ? a->commit : log_last_index(&node->log);"),
-    ("leader-counts-unpersisted",
-     "the leader counting its own entries before they are durable",
-     "raft/replication.c",
-     "static raft_index self_match(const struct raft_node *node)\n{\n"
-     "    return node->stable;",
-     "static raft_index self_match(const struct raft_node *node)\n{\n"
-     "    return log_last_index(&node->log);"),
 ]
 
 

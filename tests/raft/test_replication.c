@@ -203,6 +203,32 @@ START_TEST(test_replication_conflicting_suffix_is_truncated)
 }
 END_TEST
 
+/* Figure 2, AppendEntries receiver step 5: "set commitIndex =
+ * min(leaderCommit, index of last new entry)". Entries after the last one
+ * the leader sent may be a stale suffix the leader has not overwritten
+ * yet; committing them would apply entries no leader ever committed. */
+START_TEST(test_replication_follower_commits_only_up_to_last_new_entry)
+{
+    struct fx f;
+    fx_init(&f, 3, 3, NULL);
+    struct raft_node *r = fx_raft(&f, 2);
+    /* Entries 2-4 of term 2 from an old leader. */
+    struct raft_entry old[3] = {entry(2, 2), entry(2, 3), entry(2, 4)};
+    struct raft_message m = append_msg(1, 2, 2, 1, 1, 1, old, 3);
+    ck_assert_int_eq(raft_step(r, &m), 0);
+    fx_settle(&f);
+    /* A term-3 leader whose log agrees up to 3 (and has another entry 4)
+     * sends only entry 2, with its commit index at 4. */
+    m = append_msg(3, 2, 3, 1, 1, 4, old, 1);
+    ck_assert_int_eq(raft_step(r, &m), 0);
+    ck_assert_uint_eq(raft_commit_index(r), 2);
+    fx_settle(&f);
+    ck_assert_uint_le(fx_node(&f, 2)->applied, 2);
+    fx_drop_all(&f);
+    fx_close(&f);
+}
+END_TEST
+
 /* §5.3: an append whose entries the follower already has (a duplicate or
  * reordered message) must not truncate anything after them. */
 START_TEST(test_replication_stale_append_does_not_truncate)
@@ -510,6 +536,8 @@ Suite *replication_suite(void)
     tcase_add_test(tc, test_replication_follower_rejects_missing_predecessor);
     tcase_add_test(tc, test_replication_conflicting_suffix_is_truncated);
     tcase_add_test(tc, test_replication_stale_append_does_not_truncate);
+    tcase_add_test(tc,
+                   test_replication_follower_commits_only_up_to_last_new_entry);
     tcase_add_test(tc,
                    test_replication_fast_backtracking_skips_conflicting_term);
     tcase_add_test(tc, test_replication_divergent_follower_converges);
