@@ -73,10 +73,10 @@ struct bnode_options
     unsigned n_members;
     bool bootstrap;
 
-    unsigned tick_ms;         /* wall-clock length of a Raft tick */
-    unsigned election_ticks;  /* see struct raft_config */
+    unsigned tick_ms;        /* wall-clock length of a Raft tick */
+    unsigned election_ticks; /* see struct raft_config */
     unsigned heartbeat_ticks;
-    uint64_t snapshot_every;  /* take a snapshot after this many entries */
+    uint64_t snapshot_every; /* take a snapshot after this many entries */
     uint64_t max_uncommitted_bytes;
     uint32_t max_entry_bytes;
     uint64_t kv_map_size; /* 0: kv's default */

@@ -28,9 +28,9 @@
 
 /* Error codes: the -5000 range. */
 enum {
-    CODEC_EINVAL = -5001,   /* malformed payload or frame */
+    CODEC_EINVAL = -5001,    /* malformed payload or frame */
     CODEC_ECHECKSUM = -5002, /* frame checksum mismatch */
-    CODEC_ETOOBIG = -5003,  /* a length beyond the limits */
+    CODEC_ETOOBIG = -5003,   /* a length beyond the limits */
     CODEC_ENOMEM = -5004,
     CODEC_EVERSION = -5005, /* unknown wire version */
 };

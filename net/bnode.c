@@ -1,0 +1,1072 @@
+/*
+ * bnode.c - the node driver; see bnode.h.
+ *
+ * The cycle, run from an idle handle after each burst of events:
+ *
+ *   feed the core what arrived (ticks, messages, proposals, reads)
+ *   raft_ready()
+ *     send update.messages                          (loop thread)
+ *     persist entries + hard state, one fdatasync  (worker thread)
+ *     send update.messages_after_persist            (loop thread)
+ *     apply update.committed to LMDB, answer writes (loop thread)
+ *     answer reads whose index is applied
+ *   raft_advance()
+ *
+ * While the worker persists, the core is frozen (the update's pointers
+ * stay valid); whatever arrives meanwhile is copied into queues and fed in
+ * at the next cycle, which is what batches writes into one fsync.
+ */
+#include "bnode.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "transport.h"
+#include "wal.h"
+
+/* A proposal waiting for its entry to be applied (or overwritten). */
+struct pending_write
+{
+    raft_index index;
+    raft_term term;
+    uint64_t started_ms;
+    bnode_write_cb cb;
+    void *arg;
+    struct pending_write *next;
+};
+
+/* A proposal made while the core was frozen. */
+struct queued_proposal
+{
+    uint8_t *data;
+    size_t len;
+    bnode_write_cb cb;
+    void *arg;
+    struct queued_proposal *next;
+};
+
+/* A read barrier. ctx 0: not yet asked of the core; index known once the
+ * core answered. */
+struct pending_read
+{
+    bool linearizable;
+    uint64_t ctx;
+    bool index_known;
+    raft_index index;
+    bnode_read_cb cb;
+    void *arg;
+    struct pending_read *next;
+};
+
+/* A message received while the core was frozen, deep-copied. */
+struct queued_msg
+{
+    struct raft_message m;
+    struct raft_entry *entries;
+    uint8_t *blob;
+    struct queued_msg *next;
+};
+
+struct bnode
+{
+    uv_loop_t *loop;
+    struct bnode_options opts;
+    char data_dir[4096];
+    char leader_addr[BNODE_HOST_MAX + 16];
+
+    struct raft_node *raft;
+    struct wal *wal;
+    struct kv_store *kv;
+    struct transport *transport;
+
+    uv_timer_t tick_timer;
+    uv_idle_t idle;
+    bool idle_active;
+    unsigned pending_ticks;
+
+    /* The update being executed, and the worker persisting it. */
+    bool frozen;
+    struct raft_update update;
+    uv_work_t work;
+    int work_status;
+    char work_err[256];
+
+    struct pending_write *writes_head, *writes_tail;
+    struct queued_proposal *props_head, *props_tail;
+    struct pending_read *reads_head, *reads_tail;
+    struct queued_msg *msgs_head, *msgs_tail;
+    uint64_t next_read_ctx;
+    uint64_t n_writes, n_reads;
+
+    uint64_t batches_persisted;
+    uint64_t entries_applied;
+    uint64_t applied_since_checkpoint;
+    bool halted;
+    bool stopping;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+    int closing_handles;
+};
+
+static const struct
+{
+    int code;
+    const char *text;
+} error_table[] = {
+    {BNODE_EINVAL, "invalid argument"},
+    {BNODE_ENOMEM, "out of memory"},
+    {BNODE_ENOTLEADER, "not the leader"},
+    {BNODE_EBUSY, "too much uncommitted work, retry later"},
+    {BNODE_EDROPPED, "the write was overwritten by a new leader: not applied"},
+    {BNODE_EUNKNOWN,
+     "outcome unknown: leadership changed before the write "
+     "was confirmed"},
+    {BNODE_ENOREAD, "the read could not be confirmed by a leader"},
+    {BNODE_ESTOPPED, "the node is shutting down"},
+    {BNODE_ESTORAGE, "storage failed: the node has halted"},
+    {BNODE_ETOOBIG, "command too large"},
+};
+
+const char *bnode_strerror(int code)
+{
+    for (size_t i = 0; i < sizeof(error_table) / sizeof(error_table[0]); i++) {
+        if (error_table[i].code == code) {
+            return error_table[i].text;
+        }
+    }
+    return "unknown node error";
+}
+
+void bnode_options_default(struct bnode_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->cluster_id = 0xba11075ULL;
+    opts->tick_ms = 10;
+    opts->election_ticks = 30;
+    opts->heartbeat_ticks = 3;
+    opts->snapshot_every = 0;
+    opts->max_uncommitted_bytes = 64u << 20;
+    opts->max_entry_bytes = KV_CMD_BYTES_MAX;
+}
+
+static uint64_t now_ms(struct bnode *node)
+{
+    return uv_now(node->loop);
+}
+
+static void drive(struct bnode *node);
+static void on_idle(uv_idle_t *h);
+
+/* Runs drive() once the loop has handled the current burst of events. */
+static void kick(struct bnode *node)
+{
+    if (!node->idle_active && !node->stopping) {
+        node->idle_active = true;
+        uv_idle_start(&node->idle, on_idle);
+    }
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    struct bnode *node = h->data;
+    node->idle_active = false;
+    uv_idle_stop(h);
+    drive(node);
+}
+
+/* ---- message copies ---------------------------------------------------- */
+
+static struct queued_msg *copy_message(const struct raft_message *m)
+{
+    struct queued_msg *q = calloc(1, sizeof(*q));
+    size_t blob = 0;
+    if (q == NULL) {
+        return NULL;
+    }
+    q->m = *m;
+    if (m->type == RAFT_MSG_APPEND) {
+        for (uint32_t i = 0; i < m->u.append.n_entries; i++) {
+            blob += m->u.append.entries[i].len;
+        }
+        if (m->u.append.n_entries > 0) {
+            q->entries = calloc(m->u.append.n_entries, sizeof(*q->entries));
+            if (q->entries == NULL) {
+                goto err;
+            }
+        }
+    } else if (m->type == RAFT_MSG_SNAPSHOT) {
+        blob = m->u.snapshot.len;
+    }
+    if (blob > 0 && (q->blob = malloc(blob)) == NULL) {
+        goto err;
+    }
+    if (m->type == RAFT_MSG_APPEND) {
+        size_t off = 0;
+        for (uint32_t i = 0; i < m->u.append.n_entries; i++) {
+            const struct raft_entry *e = &m->u.append.entries[i];
+            q->entries[i] = *e;
+            if (e->len > 0) {
+                memcpy(q->blob + off, e->data, e->len);
+                q->entries[i].data = q->blob + off;
+                off += e->len;
+            }
+        }
+        q->m.u.append.entries = q->entries;
+    } else if (m->type == RAFT_MSG_SNAPSHOT && blob > 0) {
+        memcpy(q->blob, m->u.snapshot.data, blob);
+        q->m.u.snapshot.data = q->blob;
+    }
+    return q;
+err:
+    free(q->entries);
+    free(q);
+    return NULL;
+}
+
+static void free_message(struct queued_msg *q)
+{
+    free(q->entries);
+    free(q->blob);
+    free(q);
+}
+
+/* ---- transport callbacks ----------------------------------------------- */
+
+static void on_recv(void *arg, const struct raft_message *m)
+{
+    struct bnode *node = arg;
+    if (node->halted || node->stopping) {
+        return;
+    }
+    if (!node->frozen) {
+        (void)raft_step(node->raft, m);
+        kick(node);
+        return;
+    }
+    struct queued_msg *q = copy_message(m);
+    if (q == NULL) {
+        return; /* dropped like a lost packet: Raft retransmits */
+    }
+    if (node->msgs_tail != NULL) {
+        node->msgs_tail->next = q;
+    } else {
+        node->msgs_head = q;
+    }
+    node->msgs_tail = q;
+}
+
+static void on_unreachable(void *arg, raft_id id)
+{
+    struct bnode *node = arg;
+    if (!node->frozen && !node->halted) {
+        raft_report_unreachable(node->raft, id);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct bnode *node = t->data;
+    node->pending_ticks++;
+    kick(node);
+}
+
+/* ---- completing requests ----------------------------------------------- */
+
+static void finish_write(struct bnode *node,
+                         struct pending_write *w,
+                         int status,
+                         const struct kv_entry_result *res)
+{
+    node->n_writes--;
+    w->cb(w->arg, status, res);
+    free(w);
+}
+
+/* Entries were applied: answer the proposals they decide. */
+static void complete_writes(struct bnode *node,
+                            const struct raft_entry *entries,
+                            const struct kv_apply_result *res)
+{
+    for (size_t i = 0; i < res->n_entries; i++) {
+        const struct kv_entry_result *r = &res->entries[i];
+        while (node->writes_head != NULL &&
+               node->writes_head->index <= r->index) {
+            struct pending_write *w = node->writes_head;
+            node->writes_head = w->next;
+            if (node->writes_head == NULL) {
+                node->writes_tail = NULL;
+            }
+            if (w->index == r->index && w->term == entries[i].term) {
+                finish_write(node, w, 0, r);
+            } else {
+                /* Another leader's entry took its index: ours is gone. */
+                finish_write(node, w, BNODE_EDROPPED, NULL);
+            }
+        }
+    }
+}
+
+static void fail_all_writes(struct bnode *node, int status)
+{
+    while (node->writes_head != NULL) {
+        struct pending_write *w = node->writes_head;
+        node->writes_head = w->next;
+        finish_write(node, w, status, NULL);
+    }
+    node->writes_tail = NULL;
+    while (node->props_head != NULL) {
+        struct queued_proposal *p = node->props_head;
+        node->props_head = p->next;
+        p->cb(p->arg, status == BNODE_EUNKNOWN ? BNODE_ESTOPPED : status, NULL);
+        free(p->data);
+        free(p);
+    }
+    node->props_tail = NULL;
+}
+
+/* Answers reads whose index is applied (all stale ones), in order. */
+static void complete_reads(struct bnode *node)
+{
+    raft_index applied = raft_applied_index(node->raft);
+    struct pending_read **pp = &node->reads_head;
+    struct pending_read *prev = NULL;
+    while (*pp != NULL) {
+        struct pending_read *r = *pp;
+        if (!r->linearizable || (r->index_known && r->index <= applied)) {
+            *pp = r->next;
+            if (node->reads_tail == r) {
+                node->reads_tail = prev;
+            }
+            node->n_reads--;
+            r->cb(r->arg, 0);
+            free(r);
+            continue;
+        }
+        prev = r;
+        pp = &r->next;
+    }
+}
+
+static void fail_reads(struct bnode *node, uint64_t ctx, int status)
+{
+    struct pending_read **pp = &node->reads_head;
+    struct pending_read *prev = NULL;
+    while (*pp != NULL) {
+        struct pending_read *r = *pp;
+        if (ctx == 0 || r->ctx == ctx) {
+            *pp = r->next;
+            if (node->reads_tail == r) {
+                node->reads_tail = prev;
+            }
+            node->n_reads--;
+            r->cb(r->arg, status);
+            free(r);
+            continue;
+        }
+        prev = r;
+        pp = &r->next;
+    }
+}
+
+static void read_states(struct bnode *node,
+                        const struct raft_read_state *rs,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!rs[i].ok) {
+            fail_reads(node, rs[i].ctx, BNODE_ENOREAD);
+            continue;
+        }
+        for (struct pending_read *r = node->reads_head; r; r = r->next) {
+            if (r->ctx == rs[i].ctx) {
+                r->index_known = true;
+                r->index = rs[i].index;
+            }
+        }
+    }
+}
+
+/* ---- feeding the core -------------------------------------------------- */
+
+static int propose_now(struct bnode *node,
+                       const uint8_t *data,
+                       size_t len,
+                       bnode_write_cb cb,
+                       void *arg)
+{
+    raft_index index;
+    raft_term term;
+    struct pending_write *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return BNODE_ENOMEM;
+    }
+    int rv = raft_propose(node->raft, data, (uint32_t)len, &index, &term);
+    if (rv != 0) {
+        free(w);
+        switch (rv) {
+        case RAFT_ENOTLEADER:
+            return BNODE_ENOTLEADER;
+        case RAFT_EBUSY:
+        case RAFT_ETRANSFER:
+            return BNODE_EBUSY;
+        case RAFT_ETOOBIG:
+            return BNODE_ETOOBIG;
+        default:
+            return BNODE_ENOMEM;
+        }
+    }
+    w->index = index;
+    w->term = term;
+    w->started_ms = now_ms(node);
+    w->cb = cb;
+    w->arg = arg;
+    w->next = NULL;
+    if (node->writes_tail != NULL) {
+        node->writes_tail->next = w;
+    } else {
+        node->writes_head = w;
+    }
+    node->writes_tail = w;
+    node->n_writes++;
+    return 0;
+}
+
+static void feed(struct bnode *node)
+{
+    while (node->pending_ticks > 0) {
+        node->pending_ticks--;
+        raft_tick(node->raft);
+    }
+    while (node->msgs_head != NULL) {
+        struct queued_msg *q = node->msgs_head;
+        node->msgs_head = q->next;
+        (void)raft_step(node->raft, &q->m);
+        free_message(q);
+    }
+    node->msgs_tail = NULL;
+    while (node->props_head != NULL) {
+        struct queued_proposal *p = node->props_head;
+        node->props_head = p->next;
+        int rv = propose_now(node, p->data, p->len, p->cb, p->arg);
+        if (rv != 0) {
+            p->cb(p->arg, rv, NULL);
+        }
+        free(p->data);
+        free(p);
+    }
+    node->props_tail = NULL;
+    /* One ReadIndex round serves every linearizable read asked since the
+     * last one. */
+    uint64_t ctx = 0;
+    for (struct pending_read *r = node->reads_head; r; r = r->next) {
+        if (r->linearizable && r->ctx == 0) {
+            if (ctx == 0) {
+                ctx = ++node->next_read_ctx;
+            }
+            r->ctx = ctx;
+        }
+    }
+    if (ctx != 0 && raft_read_index(node->raft, ctx) != 0) {
+        fail_reads(node, ctx, BNODE_ENOREAD);
+    }
+}
+
+/* ---- persistence (worker thread) --------------------------------------- */
+
+static bool needs_disk(const struct raft_update *u)
+{
+    return u->n_entries > 0 || u->hard_state_changed || u->snapshot != NULL ||
+           u->n_snapshot_chunks > 0;
+}
+
+static void persist_work(uv_work_t *req)
+{
+    struct bnode *node = req->data;
+    const struct raft_update *u = &node->update;
+    int rv = 0;
+
+    if (u->snapshot != NULL || u->n_snapshot_chunks > 0) {
+        /* Snapshot transfer is not wired into ballotd yet (the node never
+         * compacts its log, so no peer needs one). */
+        snprintf(node->work_err, sizeof(node->work_err),
+                 "received a snapshot, which this version cannot install");
+        node->work_status = BNODE_ESTORAGE;
+        return;
+    }
+    if (u->n_entries > 0) {
+        rv = wal_append(node->wal, u->entries, u->n_entries);
+    }
+    if (rv == 0 && u->hard_state_changed) {
+        rv = wal_save_hard_state(node->wal, &u->hard_state);
+    }
+    if (rv == 0) {
+        rv = wal_sync(node->wal, NULL);
+    }
+    if (rv != 0) {
+        snprintf(node->work_err, sizeof(node->work_err), "%s",
+                 wal_errmsg(node->wal));
+    }
+    node->work_status = rv == 0 ? 0 : BNODE_ESTORAGE;
+}
+
+/* ---- the cycle --------------------------------------------------------- */
+
+static void halt(struct bnode *node, const char *what)
+{
+    /* A failed fsync or apply cannot be retried and trusted (the kernel may
+     * have dropped the dirty pages): stop taking part, and let the process
+     * exit so an operator (or a supervisor) restarts it from disk. */
+    blog(BLOG_ERROR, "halting: %s", what);
+    node->halted = true;
+    fail_all_writes(node, BNODE_EUNKNOWN);
+    fail_reads(node, 0, BNODE_ENOREAD);
+    exit(70);
+}
+
+static void send_all(struct bnode *node,
+                     const struct raft_message *msgs,
+                     size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].type == RAFT_MSG_SNAPSHOT) {
+            /* See persist_work(): no snapshots in this version. */
+            continue;
+        }
+        (void)transport_send(node->transport, &msgs[i]);
+    }
+}
+
+static void soft_state(struct bnode *node, const struct raft_update *u)
+{
+    if (!u->soft_state_changed) {
+        return;
+    }
+    const char *names[] = {"?", "follower", "pre-candidate", "candidate",
+                           "leader"};
+    blog(BLOG_INFO, "now %s in term %llu, leader %llu",
+         names[u->soft_state.state <= RAFT_LEADER ? u->soft_state.state : 0],
+         (unsigned long long)raft_current_term(node->raft),
+         (unsigned long long)u->soft_state.leader);
+}
+
+static void maybe_checkpoint(struct bnode *node)
+{
+    /* LMDB skips its own fsync (the WAL is the truth); sync it now and
+     * then so a restart replays little and the DIRTY marker is cleared. */
+    if (node->applied_since_checkpoint < 10000) {
+        return;
+    }
+    raft_index durable;
+    if (kv_checkpoint(node->kv, &durable) != 0) {
+        char msg[256];
+        kv_errmsg(node->kv, msg, sizeof(msg));
+        halt(node, msg);
+    }
+    node->applied_since_checkpoint = 0;
+}
+
+/* Steps 3-6 of the cycle, on the loop thread once the batch is durable. */
+static void finish_cycle(struct bnode *node)
+{
+    struct raft_update *u = &node->update;
+    send_all(node, u->messages_after_persist, u->n_messages_after_persist);
+    if (u->n_committed > 0) {
+        struct kv_apply_result res;
+        memset(&res, 0, sizeof(res));
+        int rv = kv_apply(node->kv, u->committed, u->n_committed, &res);
+        if (rv != 0) {
+            char msg[256];
+            kv_errmsg(node->kv, msg, sizeof(msg));
+            kv_apply_result_free(&res);
+            halt(node, msg);
+            return;
+        }
+        complete_writes(node, u->committed, &res);
+        kv_apply_result_free(&res);
+        node->entries_applied += u->n_committed;
+        node->applied_since_checkpoint += u->n_committed;
+    }
+    read_states(node, u->reads, u->n_reads);
+    raft_advance(node->raft, u);
+    node->frozen = false;
+    complete_reads(node);
+    maybe_checkpoint(node);
+}
+
+static void stop_now(struct bnode *node);
+
+static void after_persist(uv_work_t *req, int status)
+{
+    struct bnode *node = req->data;
+    node->batches_persisted++;
+    if (status != 0 || node->work_status != 0) {
+        halt(node, node->work_err[0] ? node->work_err : "persist cancelled");
+        return;
+    }
+    /* The batch is durable: finish it even when stopping, so its
+     * acknowledgements and applied writes reach peers and clients. */
+    finish_cycle(node);
+    if (node->stopping) {
+        stop_now(node);
+        return;
+    }
+    drive(node);
+}
+
+static void expire_writes(struct bnode *node)
+{
+    /* Without a leader the fate of a write may stay unknown for long;
+     * answer "unknown" rather than keep the client waiting forever. */
+    uint64_t limit =
+        (uint64_t)node->opts.tick_ms * node->opts.election_ticks * 10;
+    if (raft_state_of(node->raft) == RAFT_LEADER) {
+        return;
+    }
+    uint64_t now = now_ms(node);
+    while (node->writes_head != NULL &&
+           now - node->writes_head->started_ms > limit) {
+        struct pending_write *w = node->writes_head;
+        node->writes_head = w->next;
+        if (node->writes_head == NULL) {
+            node->writes_tail = NULL;
+        }
+        finish_write(node, w, BNODE_EUNKNOWN, NULL);
+    }
+}
+
+static void drive(struct bnode *node)
+{
+    if (node->frozen || node->halted || node->stopping) {
+        return;
+    }
+    feed(node);
+    expire_writes(node);
+    complete_reads(node);
+    for (int rounds = 0; rounds < 64; rounds++) {
+        struct raft_update *u = &node->update;
+        if (!raft_ready(node->raft, u)) {
+            return;
+        }
+        node->frozen = true;
+        soft_state(node, u);
+        send_all(node, u->messages, u->n_messages);
+        if (needs_disk(u)) {
+            node->work.data = node;
+            node->work_status = 0;
+            node->work_err[0] = '\0';
+            int rv = uv_queue_work(node->loop, &node->work, persist_work,
+                                   after_persist);
+            if (rv != 0) {
+                halt(node, uv_strerror(rv));
+            }
+            return;
+        }
+        finish_cycle(node);
+    }
+    kick(node); /* more work: continue after other events had a turn */
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+int bnode_propose(struct bnode *node,
+                  const uint8_t *cmd,
+                  size_t len,
+                  bnode_write_cb cb,
+                  void *arg)
+{
+    if (node->stopping || node->halted) {
+        return BNODE_ESTOPPED;
+    }
+    if (len > node->opts.max_entry_bytes) {
+        return BNODE_ETOOBIG;
+    }
+    if (raft_state_of(node->raft) != RAFT_LEADER) {
+        return BNODE_ENOTLEADER;
+    }
+    if (!node->frozen) {
+        int rv = propose_now(node, cmd, len, cb, arg);
+        if (rv == 0) {
+            kick(node);
+        }
+        return rv;
+    }
+    struct queued_proposal *p = malloc(sizeof(*p));
+    if (p == NULL) {
+        return BNODE_ENOMEM;
+    }
+    p->data = malloc(len ? len : 1);
+    if (p->data == NULL) {
+        free(p);
+        return BNODE_ENOMEM;
+    }
+    memcpy(p->data, cmd, len);
+    p->len = len;
+    p->cb = cb;
+    p->arg = arg;
+    p->next = NULL;
+    if (node->props_tail != NULL) {
+        node->props_tail->next = p;
+    } else {
+        node->props_head = p;
+    }
+    node->props_tail = p;
+    return 0;
+}
+
+int bnode_read(struct bnode *node,
+               bool linearizable,
+               bnode_read_cb cb,
+               void *arg)
+{
+    if (node->stopping || node->halted) {
+        return BNODE_ESTOPPED;
+    }
+    if (linearizable && raft_leader(node->raft) == 0) {
+        return BNODE_ENOREAD;
+    }
+    struct pending_read *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return BNODE_ENOMEM;
+    }
+    r->linearizable = linearizable;
+    r->cb = cb;
+    r->arg = arg;
+    if (node->reads_tail != NULL) {
+        node->reads_tail->next = r;
+    } else {
+        node->reads_head = r;
+    }
+    node->reads_tail = r;
+    node->n_reads++;
+    /* Answered in a later loop turn, never from inside the call. */
+    kick(node);
+    return 0;
+}
+
+struct kv_store *bnode_kv(struct bnode *node)
+{
+    return node->kv;
+}
+
+void bnode_status(struct bnode *node, struct bnode_status *out)
+{
+    struct kv_status ks;
+    memset(out, 0, sizeof(*out));
+    out->id = node->opts.id;
+    out->leader = raft_leader(node->raft);
+    out->state = (uint8_t)raft_state_of(node->raft);
+    out->term = raft_current_term(node->raft);
+    out->commit = raft_commit_index(node->raft);
+    out->applied = raft_applied_index(node->raft);
+    out->last_index = raft_last_index(node->raft);
+    out->first_index = raft_first_index(node->raft);
+    out->snapshot_index = raft_snapshot_of(node->raft)->index;
+    if (kv_status(node->kv, &ks) == 0) {
+        out->revision = ks.revision;
+    }
+    out->conf = *raft_conf_of(node->raft);
+    out->proposals_pending = node->n_writes;
+    out->reads_pending = node->n_reads;
+    out->batches_persisted = node->batches_persisted;
+    out->entries_applied = node->entries_applied;
+}
+
+const char *bnode_leader_addr(struct bnode *node)
+{
+    raft_id leader = raft_leader(node->raft);
+    for (unsigned i = 0; leader != 0 && i < node->opts.n_members; i++) {
+        const struct bnode_member *m = &node->opts.members[i];
+        if (m->id == leader) {
+            snprintf(node->leader_addr, sizeof(node->leader_addr), "%s:%d",
+                     m->host, m->client_port);
+            return node->leader_addr;
+        }
+    }
+    return NULL;
+}
+
+int bnode_transfer(struct bnode *node, raft_id target)
+{
+    if (node->frozen) {
+        return BNODE_EBUSY;
+    }
+    int rv = raft_transfer_leadership(node->raft, target);
+    switch (rv) {
+    case 0:
+        kick(node);
+        return 0;
+    case RAFT_ENOTLEADER:
+        return BNODE_ENOTLEADER;
+    default:
+        return BNODE_EINVAL;
+    }
+}
+
+/* ---- start and stop ---------------------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void
+store_error(char *errmsg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (errmsg != NULL && len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(errmsg, len, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void wal_log(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    blog(level >= 2 ? BLOG_WARN : BLOG_INFO, "wal: %s", msg);
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
+static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
+{
+    char path[4200];
+    struct wal_options wo;
+    struct wal_loaded loaded;
+    struct kv_options ko;
+    char kverr[256] = "";
+    int rv;
+
+    if (make_dir(node->data_dir) != 0) {
+        store_error(errmsg, errmsg_len, "cannot create %s: %s", node->data_dir,
+                    strerror(errno));
+        return BNODE_EINVAL;
+    }
+    snprintf(path, sizeof(path), "%s/kv", node->data_dir);
+    if (make_dir(path) != 0) {
+        store_error(errmsg, errmsg_len, "cannot create %s: %s", path,
+                    strerror(errno));
+        return BNODE_EINVAL;
+    }
+    memset(&ko, 0, sizeof(ko));
+    ko.map_size = node->opts.kv_map_size;
+    rv = kv_open(path, &ko, &node->kv, kverr, sizeof(kverr));
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "kv %s: %s", path, kverr);
+        return BNODE_ESTORAGE;
+    }
+    wal_options_default(&wo);
+    wo.log = wal_log;
+    rv = wal_create(&wo, &node->wal);
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "wal: %s", storage_strerror(rv));
+        return BNODE_ENOMEM;
+    }
+    snprintf(path, sizeof(path), "%s/wal", node->data_dir);
+    memset(&loaded, 0, sizeof(loaded));
+    rv = wal_open(node->wal, path, &loaded);
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "%s", wal_errmsg(node->wal));
+        return BNODE_ESTORAGE;
+    }
+
+    struct kv_status ks;
+    rv = kv_status(node->kv, &ks);
+    if (rv != 0) {
+        wal_loaded_free(node->wal, &loaded);
+        store_error(errmsg, errmsg_len, "kv status: %s", kv_strerror(rv));
+        return BNODE_ESTORAGE;
+    }
+    bool empty =
+        loaded.hs.term == 0 && loaded.n_entries == 0 && !loaded.has_snapshot;
+    if (empty && node->opts.bootstrap) {
+        struct raft_conf conf;
+        memset(&conf, 0, sizeof(conf));
+        for (unsigned i = 0; i < node->opts.n_members; i++) {
+            conf.members[conf.n].id = node->opts.members[i].id;
+            conf.members[conf.n].role = RAFT_VOTER;
+            conf.n++;
+        }
+        rv = raft_bootstrap(node->raft, &conf);
+        blog(BLOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
+    } else if (!empty) {
+        rv = raft_restore(node->raft, &loaded.hs,
+                          loaded.has_snapshot ? &loaded.snapshot : NULL,
+                          loaded.entries, loaded.n_entries, ks.applied);
+        blog(BLOG_INFO,
+             "restored term %llu, log %llu..%llu, applied %llu (%u repairs)",
+             (unsigned long long)loaded.hs.term,
+             (unsigned long long)raft_first_index(node->raft),
+             (unsigned long long)raft_last_index(node->raft),
+             (unsigned long long)ks.applied, loaded.repairs);
+    } else {
+        blog(BLOG_INFO, "empty data directory: waiting to be contacted");
+    }
+    wal_loaded_free(node->wal, &loaded);
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "cannot restore the raft state: %s",
+                    raft_strerror(rv));
+        return BNODE_ESTORAGE;
+    }
+    return 0;
+}
+
+int bnode_start(uv_loop_t *loop,
+                const struct bnode_options *opts,
+                struct bnode **out,
+                char *errmsg,
+                size_t errmsg_len)
+{
+    struct raft_config cfg;
+    const struct bnode_member *self = NULL;
+    int rv;
+
+    for (unsigned i = 0; i < opts->n_members; i++) {
+        if (opts->members[i].id == opts->id) {
+            self = &opts->members[i];
+        }
+    }
+    if (opts->id == 0 || self == NULL || opts->data_dir == NULL ||
+        opts->tick_ms == 0) {
+        store_error(errmsg, errmsg_len, "%s",
+                    "invalid options: the node must be one of the members");
+        return BNODE_EINVAL;
+    }
+    struct bnode *node = calloc(1, sizeof(*node));
+    if (node == NULL) {
+        return BNODE_ENOMEM;
+    }
+    node->loop = loop;
+    node->opts = *opts;
+    snprintf(node->data_dir, sizeof(node->data_dir), "%s", opts->data_dir);
+    node->opts.data_dir = node->data_dir;
+    blog_set_node(opts->id);
+
+    raft_config_default(&cfg, opts->id, opts->id * 7919 + uv_hrtime());
+    cfg.election_ticks = opts->election_ticks;
+    cfg.heartbeat_ticks = opts->heartbeat_ticks;
+    cfg.max_uncommitted_bytes = opts->max_uncommitted_bytes;
+    cfg.max_entry_bytes = opts->max_entry_bytes;
+    rv = raft_node_create(&cfg, &node->raft);
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "raft: %s", raft_strerror(rv));
+        free(node);
+        return BNODE_EINVAL;
+    }
+    rv = open_storage(node, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto err;
+    }
+
+    struct transport_options to;
+    memset(&to, 0, sizeof(to));
+    to.cluster_id = opts->cluster_id;
+    to.self = opts->id;
+    to.listen_host = self->host;
+    to.listen_port = self->peer_port;
+    to.send_queue_bytes_max = 256u << 20;
+    to.max_entries = 65536;
+    to.max_entry_bytes = opts->max_entry_bytes;
+    to.on_recv = on_recv;
+    to.on_unreachable = on_unreachable;
+    to.arg = node;
+    rv = transport_create(loop, &to, &node->transport, errmsg, errmsg_len);
+    if (rv != 0) {
+        rv = BNODE_EINVAL;
+        goto err;
+    }
+    for (unsigned i = 0; i < opts->n_members; i++) {
+        const struct bnode_member *m = &opts->members[i];
+        if (m->id != opts->id) {
+            (void)transport_add_peer(node->transport, m->id, m->host,
+                                     m->peer_port);
+        }
+    }
+    uv_timer_init(loop, &node->tick_timer);
+    node->tick_timer.data = node;
+    uv_timer_start(&node->tick_timer, on_tick, opts->tick_ms, opts->tick_ms);
+    uv_idle_init(loop, &node->idle);
+    node->idle.data = node;
+    kick(node);
+    *out = node;
+    return 0;
+
+err:
+    if (node->wal != NULL) {
+        wal_destroy(node->wal);
+    }
+    if (node->kv != NULL) {
+        kv_close(node->kv);
+    }
+    raft_node_destroy(node->raft);
+    free(node);
+    return rv;
+}
+
+static void finish_stop(struct bnode *node)
+{
+    void (*cb)(void *) = node->stop_cb;
+    void *arg = node->stop_arg;
+    raft_node_destroy(node->raft);
+    free(node);
+    if (cb != NULL) {
+        cb(arg);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct bnode *node = h->data;
+    if (--node->closing_handles == 0) {
+        finish_stop(node);
+    }
+}
+
+static void on_transport_closed(void *arg)
+{
+    struct bnode *node = arg;
+    node->closing_handles = 2;
+    uv_close((uv_handle_t *)&node->tick_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&node->idle, on_handle_closed);
+}
+
+static void stop_now(struct bnode *node)
+{
+    raft_index durable;
+    fail_all_writes(node, BNODE_EUNKNOWN);
+    fail_reads(node, 0, BNODE_ESTOPPED);
+    while (node->msgs_head != NULL) {
+        struct queued_msg *q = node->msgs_head;
+        node->msgs_head = q->next;
+        free_message(q);
+    }
+    uv_timer_stop(&node->tick_timer);
+    uv_idle_stop(&node->idle);
+    /* A clean stop syncs LMDB so the next start replays nothing. */
+    (void)kv_checkpoint(node->kv, &durable);
+    kv_close(node->kv);
+    node->kv = NULL;
+    wal_destroy(node->wal);
+    node->wal = NULL;
+    transport_close(node->transport, on_transport_closed, node);
+}
+
+void bnode_stop(struct bnode *node, void (*cb)(void *arg), void *arg)
+{
+    node->stopping = true;
+    node->stop_cb = cb;
+    node->stop_arg = arg;
+    if (node->frozen) {
+        return; /* the worker holds the update; after_persist() stops */
+    }
+    stop_now(node);
+}
