@@ -1,0 +1,347 @@
+/*
+ * config.c - see config.h. The file format is INI (parsed by inih):
+ *
+ *   [node]
+ *   id = 1
+ *   data = /var/lib/ballot/1
+ *   bootstrap = true
+ *   [cluster]
+ *   member = 1=127.0.0.1:7379:7380
+ *   member = 2=127.0.0.2:7379:7380
+ *   member = 3=127.0.0.3:7379:7380
+ *   [raft]
+ *   tick_ms = 10
+ *   election_ticks = 30
+ *   heartbeat_ticks = 3
+ *   [limits]
+ *   max_clients = 10000
+ *   ...
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_default(struct ballotd_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    bnode_options_default(&cfg->node);
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "ballot-data");
+    cfg->client_port = 7379;
+    cfg->max_clients = 10000;
+    cfg->max_request_bytes = 64u << 20;
+    cfg->max_output_bytes = 64u << 20;
+    cfg->max_pipeline = 1024;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    if (s == NULL || *s == '\0' || *s == '-') {
+        return -1;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
+        strcmp(s, "1") == 0 || strcmp(s, "on") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 ||
+        strcmp(s, "0") == 0 || strcmp(s, "off") == 0) {
+        *out = false;
+        return 0;
+    }
+    return -1;
+}
+
+int config_parse_member(const char *text, struct bnode_member *m)
+{
+    char buf[256];
+    uint64_t id, client, peer;
+    if (strlen(text) >= sizeof(buf)) {
+        return -1;
+    }
+    snprintf(buf, sizeof(buf), "%s", text);
+    char *eq = strchr(buf, '=');
+    if (eq == NULL) {
+        return -1;
+    }
+    *eq = '\0';
+    if (parse_u64(buf, UINT64_MAX, &id) != 0 || id == 0) {
+        return -1;
+    }
+    char *host = eq + 1;
+    char *c1 = strchr(host, ':');
+    if (c1 == NULL || c1 == host || (size_t)(c1 - host) >= BNODE_HOST_MAX) {
+        return -1;
+    }
+    *c1 = '\0';
+    char *c2 = strchr(c1 + 1, ':');
+    if (c2 != NULL) {
+        *c2 = '\0';
+    }
+    if (parse_u64(c1 + 1, 65535, &client) != 0 || client == 0) {
+        return -1;
+    }
+    if (c2 != NULL) {
+        if (parse_u64(c2 + 1, 65535, &peer) != 0 || peer == 0) {
+            return -1;
+        }
+    } else {
+        peer = client + 1;
+        if (peer > 65535) {
+            return -1;
+        }
+    }
+    memset(m, 0, sizeof(*m));
+    m->id = id;
+    snprintf(m->host, sizeof(m->host), "%s", host);
+    m->client_port = (int)client;
+    m->peer_port = (int)peer;
+    return 0;
+}
+
+static int add_member(struct ballotd_config *cfg, const char *text)
+{
+    struct bnode_member m;
+    if (config_parse_member(text, &m) != 0) {
+        return -1;
+    }
+    for (unsigned i = 0; i < cfg->node.n_members; i++) {
+        if (cfg->node.members[i].id == m.id) {
+            cfg->node.members[i] = m; /* a later line overrides */
+            return 0;
+        }
+    }
+    if (cfg->node.n_members == RAFT_CONF_MAX) {
+        return -1;
+    }
+    cfg->node.members[cfg->node.n_members++] = m;
+    return 0;
+}
+
+/* Applies one setting by name. Returns 0, -1 (bad value) or -2
+ * (unknown name). */
+static int set(struct ballotd_config *cfg, const char *name, const char *v)
+{
+    uint64_t n;
+    if (strcmp(name, "id") == 0) {
+        return parse_u64(v, UINT64_MAX, &cfg->node.id) == 0 && cfg->node.id
+                   ? 0
+                   : -1;
+    }
+    if (strcmp(name, "data") == 0) {
+        if (strlen(v) == 0 || strlen(v) >= sizeof(cfg->data_dir)) {
+            return -1;
+        }
+        snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", v);
+        return 0;
+    }
+    if (strcmp(name, "bootstrap") == 0) {
+        return parse_bool(v, &cfg->node.bootstrap);
+    }
+    if (strcmp(name, "member") == 0) {
+        return add_member(cfg, v);
+    }
+    if (strcmp(name, "cluster_id") == 0) {
+        return parse_u64(v, UINT64_MAX, &cfg->node.cluster_id);
+    }
+    if (strcmp(name, "verbose") == 0) {
+        return parse_bool(v, &cfg->verbose);
+    }
+    struct
+    {
+        const char *name;
+        uint64_t min, max;
+        void *field;
+        int bytes;
+    } nums[] = {
+        {"tick_ms", 1, 10000, &cfg->node.tick_ms, 4},
+        {"election_ticks", 2, 100000, &cfg->node.election_ticks, 4},
+        {"heartbeat_ticks", 1, 100000, &cfg->node.heartbeat_ticks, 4},
+        {"max_uncommitted_bytes", 1024, UINT64_MAX,
+         &cfg->node.max_uncommitted_bytes, 8},
+        {"kv_map_size", 1u << 20, UINT64_MAX, &cfg->node.kv_map_size, 8},
+        {"max_clients", 1, 1000000, &cfg->max_clients, 4},
+        {"max_request_bytes", 1024, UINT64_MAX, &cfg->max_request_bytes, 8},
+        {"max_output_bytes", 1024, UINT64_MAX, &cfg->max_output_bytes, 8},
+        {"max_pipeline", 1, 1000000, &cfg->max_pipeline, 4},
+    };
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        if (strcmp(name, nums[i].name) != 0) {
+            continue;
+        }
+        if (parse_u64(v, nums[i].max, &n) != 0 || n < nums[i].min) {
+            return -1;
+        }
+        if (nums[i].bytes == 4) {
+            *(unsigned *)nums[i].field = (unsigned)n;
+        } else {
+            *(uint64_t *)nums[i].field = n;
+        }
+        return 0;
+    }
+    return -2; /* unknown setting */
+}
+
+struct ini_ctx
+{
+    struct ballotd_config *cfg;
+    char *err;
+    size_t err_len;
+    const char *path;
+    int line;
+};
+
+static int on_ini(void *user,
+                  const char *section,
+                  const char *name,
+                  const char *value)
+{
+    struct ini_ctx *ctx = user;
+    (void)section; /* names are unique across sections */
+    int rv = set(ctx->cfg, name, value);
+    if (rv != 0) {
+        snprintf(ctx->err, ctx->err_len, "%s: [%s] %s = %s: %s", ctx->path,
+                 section, name, value,
+                 rv == -2 ? "unknown setting" : "invalid value");
+        return 0; /* stop: inih reports the line */
+    }
+    return 1;
+}
+
+int config_load_file(struct ballotd_config *cfg,
+                     const char *path,
+                     char *err,
+                     size_t err_len)
+{
+    struct ini_ctx ctx = {cfg, err, err_len, path, 0};
+    err[0] = '\0';
+    int rv = ini_parse(path, on_ini, &ctx);
+    if (rv < 0) {
+        snprintf(err, err_len, "%s: cannot read the file", path);
+        return -1;
+    }
+    if (rv > 0) {
+        if (err[0] == '\0') {
+            snprintf(err, err_len, "%s: line %d: syntax error", path, rv);
+        } else {
+            size_t n = strlen(err);
+            snprintf(err + n, err_len - n, " (line %d)", rv);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static void usage(void)
+{
+    printf(
+        "usage: ballotd [--config FILE] [--id N] [--data DIR]\n"
+        "               [--member ID=HOST:CLIENT_PORT[:PEER_PORT]]...\n"
+        "               [--bootstrap] [--SETTING VALUE]...\n"
+        "\n"
+        "Runs one node of a ballot cluster. Every member is named with\n"
+        "--member (or 'member =' lines in the config file); the node with\n"
+        "--id listens on its own member addresses. --bootstrap starts a new\n"
+        "cluster from an empty data directory, with every member a voter.\n"
+        "Any setting of the config file is also a flag: --tick_ms 10.\n"
+        "See docs/operations.md.\n");
+}
+
+int config_from_args(struct ballotd_config *cfg,
+                     int argc,
+                     char **argv,
+                     char *err,
+                     size_t err_len)
+{
+    /* The config file first, so flags override it. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(err, err_len, "--config needs a file");
+                return -1;
+            }
+            if (config_load_file(cfg, argv[i + 1], err, err_len) != 0) {
+                return -1;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage();
+            return 1;
+        }
+        if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--bootstrap") == 0) {
+            cfg->node.bootstrap = true;
+            continue;
+        }
+        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            cfg->verbose = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+            snprintf(err, err_len, "unexpected argument '%s' (try --help)", a);
+            return -1;
+        }
+        int rv = set(cfg, a + 2, argv[i + 1]);
+        if (rv != 0) {
+            snprintf(err, err_len, "%s %s: %s", a, argv[i + 1],
+                     rv == -2 ? "unknown option" : "invalid value");
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
+{
+    const struct bnode_member *self = NULL;
+    if (cfg->node.id == 0) {
+        snprintf(err, err_len, "no node id: pass --id N");
+        return -1;
+    }
+    if (cfg->node.n_members == 0) {
+        snprintf(err, err_len,
+                 "no members: pass --member ID=HOST:CLIENT_PORT:PEER_PORT "
+                 "for every member");
+        return -1;
+    }
+    for (unsigned i = 0; i < cfg->node.n_members; i++) {
+        if (cfg->node.members[i].id == cfg->node.id) {
+            self = &cfg->node.members[i];
+        }
+    }
+    if (self == NULL) {
+        snprintf(err, err_len, "node %llu is not among the members",
+                 (unsigned long long)cfg->node.id);
+        return -1;
+    }
+    if (cfg->node.heartbeat_ticks >= cfg->node.election_ticks) {
+        snprintf(err, err_len, "heartbeat_ticks must be below election_ticks");
+        return -1;
+    }
+    snprintf(cfg->client_host, sizeof(cfg->client_host), "%s", self->host);
+    cfg->client_port = self->client_port;
+    cfg->node.data_dir = cfg->data_dir;
+    return 0;
+}

@@ -1,0 +1,55 @@
+/*
+ * config.h - ballotd's settings, from a config file and command-line flags
+ * (flags win). docs/operations.md lists every setting.
+ */
+#ifndef BALLOT_NET_CONFIG_H
+#define BALLOT_NET_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bnode.h"
+
+struct ballotd_config
+{
+    struct bnode_options node;
+    char data_dir[4096];
+    /* Client listener. */
+    char client_host[BNODE_HOST_MAX];
+    int client_port;
+    /* Limits for client connections. */
+    unsigned max_clients;
+    uint64_t max_request_bytes;
+    uint64_t max_output_bytes;
+    unsigned max_pipeline;
+    bool verbose;
+};
+
+/* Fills @cfg with defaults. */
+void config_default(struct ballotd_config *cfg);
+
+/* Parses "ID=HOST:CLIENT_PORT:PEER_PORT" (PEER_PORT defaults to
+ * CLIENT_PORT + 1) into @m. Returns 0 or -1. */
+int config_parse_member(const char *text, struct bnode_member *m);
+
+/* Reads the INI file at @path into @cfg. Returns 0, or -1 with a message
+ * (file, line and what is wrong) in @err. */
+int config_load_file(struct ballotd_config *cfg,
+                     const char *path,
+                     char *err,
+                     size_t err_len);
+
+/* Applies command-line flags (argv[1..]) to @cfg, loading --config first
+ * if given. Returns 0, 1 if --help was printed, or -1 with a message. */
+int config_from_args(struct ballotd_config *cfg,
+                     int argc,
+                     char **argv,
+                     char *err,
+                     size_t err_len);
+
+/* Final checks (this node among the members, ports set, ...) and derived
+ * values. Returns 0 or -1 with a message. */
+int config_finish(struct ballotd_config *cfg, char *err, size_t err_len);
+
+#endif
