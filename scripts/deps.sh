@@ -7,7 +7,8 @@ else
     sudo=
 fi
 packages=(build-essential cmake pkg-config clang-format
-          libuv1-dev liblmdb-dev libxxhash-dev check libsubunit-dev)
+          libuv1-dev liblmdb-dev libxxhash-dev check libsubunit-dev
+          libinih-dev redis-tools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

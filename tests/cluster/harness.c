@@ -1,0 +1,422 @@
+/*
+ * harness.c - see harness.h.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t cl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the client -------------------------------------------------------- */
+
+void cl_reply_free(struct cl_reply *r)
+{
+    for (size_t i = 0; i < r->n_elems; i++) {
+        cl_reply_free(&r->elems[i]);
+    }
+    free(r->elems);
+    free(r->str);
+    memset(r, 0, sizeof(*r));
+}
+
+int cl_connect(struct cl_conn *c, int port, int timeout_ms)
+{
+    struct sockaddr_in sa;
+    memset(c, 0, sizeof(*c));
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0) {
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    int rv = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (rv != 0 && errno == EINPROGRESS) {
+        struct pollfd p = {c->fd, POLLOUT, 0};
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (poll(&p, 1, timeout_ms) == 1 &&
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+            err == 0) {
+            rv = 0;
+        }
+    }
+    if (rv != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return 0;
+}
+
+void cl_close(struct cl_conn *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    c->fd = -1;
+}
+
+static int write_all(struct cl_conn *c, const char *p, size_t n, int ms)
+{
+    uint64_t end = cl_now_ms() + (uint64_t)ms;
+    while (n > 0) {
+        ssize_t w = write(c->fd, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+        uint64_t now = cl_now_ms();
+        if (now >= end) {
+            return -1;
+        }
+        struct pollfd pf = {c->fd, POLLOUT, 0};
+        poll(&pf, 1, (int)(end - now));
+    }
+    return 0;
+}
+
+/* Makes sure @need bytes are buffered; -1 on timeout or EOF. */
+static int fill(struct cl_conn *c, size_t need, uint64_t end)
+{
+    while (c->have < need) {
+        if (need > sizeof(c->buf)) {
+            return -1;
+        }
+        ssize_t r = read(c->fd, c->buf + c->have, sizeof(c->buf) - c->have);
+        if (r > 0) {
+            c->have += (size_t)r;
+            continue;
+        }
+        if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+            return -1;
+        }
+        uint64_t now = cl_now_ms();
+        if (now >= end) {
+            return -1;
+        }
+        struct pollfd pf = {c->fd, POLLIN, 0};
+        poll(&pf, 1, (int)(end - now));
+    }
+    return 0;
+}
+
+/* Reads one line ending in \r\n; returns its length (without \r\n). */
+static long read_line(struct cl_conn *c, uint64_t end)
+{
+    for (;;) {
+        for (size_t i = 0; i + 1 < c->have; i++) {
+            if (c->buf[i] == '\r' && c->buf[i + 1] == '\n') {
+                return (long)i;
+            }
+        }
+        if (fill(c, c->have + 1, end) != 0) {
+            return -1;
+        }
+    }
+}
+
+static void consume(struct cl_conn *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->have - n);
+    c->have -= n;
+}
+
+static int read_reply(struct cl_conn *c, struct cl_reply *r, uint64_t end)
+{
+    memset(r, 0, sizeof(*r));
+    long n = read_line(c, end);
+    if (n < 1) {
+        return -1;
+    }
+    char kind = c->buf[0];
+    char line[512];
+    size_t ln =
+        (size_t)n - 1 < sizeof(line) - 1 ? (size_t)n - 1 : sizeof(line) - 1;
+    memcpy(line, c->buf + 1, ln);
+    line[ln] = '\0';
+    consume(c, (size_t)n + 2);
+    switch (kind) {
+    case '+':
+    case '-':
+        r->type = kind == '+' ? CL_STATUS : CL_ERR;
+        r->str = strdup(line);
+        r->len = ln;
+        return 0;
+    case ':':
+        r->type = CL_INT;
+        r->integer = atoll(line);
+        return 0;
+    case '$': {
+        long long len = atoll(line);
+        if (len < 0) {
+            r->type = CL_NIL;
+            return 0;
+        }
+        if (fill(c, (size_t)len + 2, end) != 0) {
+            return -1;
+        }
+        r->type = CL_BULK;
+        r->str = malloc((size_t)len + 1);
+        memcpy(r->str, c->buf, (size_t)len);
+        r->str[len] = '\0';
+        r->len = (size_t)len;
+        consume(c, (size_t)len + 2);
+        return 0;
+    }
+    case '*': {
+        long long count = atoll(line);
+        if (count < 0) {
+            r->type = CL_NIL;
+            return 0;
+        }
+        r->type = CL_ARRAY;
+        r->elems = calloc((size_t)count + 1, sizeof(*r->elems));
+        r->n_elems = (size_t)count;
+        for (long long i = 0; i < count; i++) {
+            if (read_reply(c, &r->elems[i], end) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+int cl_callv(struct cl_conn *c,
+             int timeout_ms,
+             struct cl_reply *r,
+             int argc,
+             const char **argv,
+             const size_t *lens)
+{
+    char head[64];
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    memset(r, 0, sizeof(*r));
+    if (c->fd < 0) {
+        return -1;
+    }
+    snprintf(head, sizeof(head), "*%d\r\n", argc);
+    if (write_all(c, head, strlen(head), timeout_ms) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        size_t len = lens != NULL ? lens[i] : strlen(argv[i]);
+        snprintf(head, sizeof(head), "$%zu\r\n", len);
+        if (write_all(c, head, strlen(head), timeout_ms) != 0 ||
+            write_all(c, argv[i], len, timeout_ms) != 0 ||
+            write_all(c, "\r\n", 2, timeout_ms) != 0) {
+            return -1;
+        }
+    }
+    if (read_reply(c, r, end) != 0) {
+        cl_reply_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+int cl_call(struct cl_conn *c,
+            int timeout_ms,
+            struct cl_reply *r,
+            int argc,
+            const char **argv)
+{
+    return cl_callv(c, timeout_ms, r, argc, argv, NULL);
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+void cl_start_node(struct cluster *c, unsigned id)
+{
+    struct cl_node *n = &c->nodes[id - 1];
+    char args[CL_MAX + 16][128];
+    char *argv[2 * CL_MAX + 24];
+    int a = 0;
+    char log[600];
+
+    snprintf(log, sizeof(log), "%s/node%u.log", c->root, id);
+    snprintf(args[0], sizeof(args[0]), "%u", id);
+    argv[a++] = (char *)c->ballotd;
+    argv[a++] = "--id";
+    argv[a++] = args[0];
+    argv[a++] = "--data";
+    argv[a++] = n->dir;
+    for (unsigned i = 0; i < c->n; i++) {
+        snprintf(args[1 + i], sizeof(args[1 + i]), "%llu=127.0.0.1:%d:%d",
+                 (unsigned long long)c->nodes[i].id, c->nodes[i].client_port,
+                 c->nodes[i].peer_port);
+        argv[a++] = "--member";
+        argv[a++] = args[1 + i];
+    }
+    argv[a++] = "--bootstrap";
+    argv[a] = NULL;
+
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* If the test dies (a failed assertion ends its process), take the
+         * node down with it: no process outlives the test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(c->ballotd, argv);
+        _exit(127);
+    }
+    n->pid = pid;
+}
+
+void cl_start(struct cluster *c, unsigned n)
+{
+    memset(c, 0, sizeof(*c));
+    c->n = n;
+    c->ballotd = BALLOTD_PATH;
+    snprintf(c->root, sizeof(c->root), "/tmp/ballot-cluster-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(c->root));
+    /* Ports from the pid keep parallel test binaries apart. */
+    int base = 20000 + (int)(getpid() % 2000) * 20;
+    for (unsigned i = 0; i < n; i++) {
+        struct cl_node *nd = &c->nodes[i];
+        nd->id = i + 1;
+        nd->client_port = base + (int)i * 2;
+        nd->peer_port = base + (int)i * 2 + 1;
+        snprintf(nd->dir, sizeof(nd->dir), "%s/n%u", c->root, i + 1);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        cl_start_node(c, i + 1);
+    }
+}
+
+static int wait_pid(pid_t pid, int timeout_ms)
+{
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    int status;
+    while (cl_now_ms() < end) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
+void cl_kill(struct cluster *c, unsigned id)
+{
+    struct cl_node *n = &c->nodes[id - 1];
+    if (n->pid > 0) {
+        kill(n->pid, SIGKILL);
+        (void)wait_pid(n->pid, 5000);
+        n->pid = 0;
+    }
+}
+
+int cl_term(struct cluster *c, unsigned id)
+{
+    struct cl_node *n = &c->nodes[id - 1];
+    if (n->pid <= 0) {
+        return -1;
+    }
+    kill(n->pid, SIGTERM);
+    int rv = wait_pid(n->pid, 5000);
+    if (rv < 0) {
+        kill(n->pid, SIGKILL);
+        (void)wait_pid(n->pid, 5000);
+    }
+    n->pid = 0;
+    return rv;
+}
+
+void cl_close_all(struct cluster *c)
+{
+    char cmd[600];
+    for (unsigned i = 0; i < c->n; i++) {
+        cl_kill(c, i + 1);
+    }
+    if (getenv("BALLOT_KEEP_TEST_DIR") == NULL) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->root);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not remove %s\n", c->root);
+        }
+    } else {
+        fprintf(stderr, "kept %s\n", c->root);
+    }
+}
+
+int cl_cmd(struct cluster *c,
+           unsigned id,
+           int timeout_ms,
+           struct cl_reply *r,
+           int argc,
+           const char **argv)
+{
+    struct cl_conn conn;
+    memset(r, 0, sizeof(*r));
+    if (cl_connect(&conn, c->nodes[id - 1].client_port, timeout_ms) != 0) {
+        return -1;
+    }
+    int rv = cl_call(&conn, timeout_ms, r, argc, argv);
+    cl_close(&conn);
+    return rv;
+}
+
+unsigned cl_wait_leader(struct cluster *c, int timeout_ms)
+{
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    const char *argv[] = {"INFO", "raft"};
+    while (cl_now_ms() < end) {
+        for (unsigned i = 0; i < c->n; i++) {
+            struct cl_reply r;
+            if (c->nodes[i].pid == 0 ||
+                cl_cmd(c, i + 1, 500, &r, 2, argv) != 0) {
+                continue;
+            }
+            bool leader =
+                r.type == CL_BULK && strstr(r.str, "raft_role:leader") != NULL;
+            cl_reply_free(&r);
+            if (leader) {
+                return i + 1;
+            }
+        }
+        usleep(20000);
+    }
+    return 0;
+}

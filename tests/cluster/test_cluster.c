@@ -1,0 +1,270 @@
+/*
+ * test_cluster.c - real 3- and 5-node ballotd clusters on loopback:
+ * election, replication, reads from every node, leader and minority
+ * crashes under write load, and full restarts. The promise under test:
+ * no write that was acknowledged is ever lost.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define LEADER_TIMEOUT_MS 10000
+
+/* Writes key=value, finding the leader by trying nodes in turn. Returns 1
+ * if acknowledged, 0 if definitely not applied or unknown before
+ * @deadline. *leader is the node to try first, updated on success. */
+static int write_kv(struct cluster *c,
+                    unsigned *leader,
+                    const char *key,
+                    const char *value,
+                    uint64_t deadline)
+{
+    const char *argv[] = {"SET", key, value};
+    unsigned id = *leader ? *leader : 1;
+    while (cl_now_ms() < deadline) {
+        struct cl_reply r;
+        if (c->nodes[id - 1].pid != 0 &&
+            cl_cmd(c, id, 1000, &r, 3, argv) == 0) {
+            bool ok = r.type == CL_STATUS && strcmp(r.str, "OK") == 0;
+            bool unknown =
+                r.type == CL_ERR && strncmp(r.str, "UNKNOWN", 7) == 0;
+            cl_reply_free(&r);
+            if (ok) {
+                *leader = id;
+                return 1;
+            }
+            if (unknown) {
+                return 0; /* maybe applied: not counted as acknowledged */
+            }
+        }
+        id = id % c->n + 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
+static char *read_kv(struct cluster *c, unsigned id, const char *key)
+{
+    const char *argv[] = {"GET", key};
+    struct cl_reply r;
+    if (cl_cmd(c, id, 3000, &r, 2, argv) != 0) {
+        return NULL;
+    }
+    char *v = r.type == CL_BULK ? strdup(r.str) : NULL;
+    if (r.type == CL_ERR) {
+        fprintf(stderr, "GET %s on n%u: -%s\n", key, id, r.str);
+    }
+    cl_reply_free(&r);
+    return v;
+}
+
+/* Checks that every acknowledged key reads back, through node @id. */
+static void check_acked(struct cluster *c,
+                        unsigned id,
+                        const bool *acked,
+                        int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!acked[i]) {
+            continue;
+        }
+        char key[32], want[32];
+        snprintf(key, sizeof(key), "key:%d", i);
+        snprintf(want, sizeof(want), "value:%d", i);
+        char *got = read_kv(c, id, key);
+        ck_assert_msg(got != NULL && strcmp(got, want) == 0,
+                      "acknowledged %s lost: got %s", key, got ? got : "(nil)");
+        free(got);
+    }
+}
+
+static void elect_write_read(unsigned n)
+{
+    struct cluster c;
+    cl_start(&c, n);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert_msg(leader != 0, "no leader elected");
+    unsigned l = leader;
+    ck_assert_int_eq(write_kv(&c, &l, "greeting", "hello", cl_now_ms() + 5000),
+                     1);
+    for (unsigned i = 1; i <= n; i++) {
+        char *v = read_kv(&c, i, "greeting");
+        ck_assert_msg(v != NULL && strcmp(v, "hello") == 0, "node %u read %s",
+                      i, v ? v : "(nil)");
+        free(v);
+    }
+    cl_close_all(&c);
+}
+
+/* A 3-node cluster elects a leader, and a write to it reads back
+ * (linearizably) from every node. */
+START_TEST(test_cluster_three_nodes_elect_write_read_everywhere)
+{
+    elect_write_read(3);
+}
+END_TEST
+
+/* The same with five nodes. */
+START_TEST(test_cluster_five_nodes_elect_write_read_everywhere)
+{
+    elect_write_read(5);
+}
+END_TEST
+
+/* Writes flow while nodes are SIGKILLed: the leader (a new one must serve
+ * within 3 s) and then a minority; every acknowledged write is present
+ * afterwards. */
+static void kill_under_load(unsigned n, bool kill_leader)
+{
+    enum { N = 300 };
+    static bool acked[N];
+    struct cluster c;
+    memset(acked, 0, sizeof(acked));
+    cl_start(&c, n);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    unsigned victims[CL_MAX];
+    unsigned n_victims = 0;
+    uint64_t killed_at = 0, recovered_ms = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == N / 3) {
+            if (kill_leader) {
+                victims[n_victims++] = leader;
+            } else {
+                /* A minority of followers. */
+                for (unsigned id = 1; id <= n && n_victims < (n - 1) / 2;
+                     id++) {
+                    if (id != leader) {
+                        victims[n_victims++] = id;
+                    }
+                }
+            }
+            for (unsigned v = 0; v < n_victims; v++) {
+                cl_kill(&c, victims[v]);
+            }
+            killed_at = cl_now_ms();
+            if (kill_leader) {
+                leader = victims[0] % n + 1;
+            }
+        }
+        char key[32], val[32];
+        snprintf(key, sizeof(key), "key:%d", i);
+        snprintf(val, sizeof(val), "value:%d", i);
+        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+        if (killed_at != 0 && recovered_ms == 0 && acked[i]) {
+            recovered_ms = cl_now_ms() - killed_at;
+        }
+    }
+    int n_acked = 0;
+    for (int i = 0; i < N; i++) {
+        n_acked += acked[i];
+    }
+    ck_assert_int_ge(n_acked, N - 10);
+    ck_assert_msg(recovered_ms > 0 && recovered_ms < 3000,
+                  "writes resumed %llu ms after the kill",
+                  (unsigned long long)recovered_ms);
+    check_acked(&c, leader, acked, N);
+    /* The victims come back and catch up. */
+    for (unsigned v = 0; v < n_victims; v++) {
+        cl_start_node(&c, victims[v]);
+    }
+    for (unsigned v = 0; v < n_victims; v++) {
+        uint64_t end = cl_now_ms() + 10000;
+        char *got = NULL;
+        while (cl_now_ms() < end) {
+            free(got);
+            got = read_kv(&c, victims[v], "key:0");
+            if (got != NULL) {
+                break;
+            }
+            usleep(50000);
+        }
+        free(got);
+        check_acked(&c, victims[v], acked, N);
+    }
+    cl_close_all(&c);
+}
+
+START_TEST(test_cluster_leader_killed_under_load_loses_no_ack)
+{
+    kill_under_load(3, true);
+}
+END_TEST
+
+START_TEST(test_cluster_minority_killed_under_load_loses_no_ack)
+{
+    kill_under_load(5, false);
+}
+END_TEST
+
+/* Every node is stopped (first cleanly, then with SIGKILL) and restarted
+ * from its data directory: all data is back. */
+START_TEST(test_cluster_full_restart_keeps_all_data)
+{
+    enum { N = 100 };
+    static bool acked[N];
+    struct cluster c;
+    cl_start(&c, 3);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    for (int i = 0; i < N; i++) {
+        char key[32], val[32];
+        snprintf(key, sizeof(key), "key:%d", i);
+        snprintf(val, sizeof(val), "value:%d", i);
+        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000);
+        ck_assert(acked[i]);
+    }
+    for (unsigned id = 1; id <= 3; id++) {
+        ck_assert_int_eq(cl_term(&c, id), 0);
+    }
+    for (unsigned id = 1; id <= 3; id++) {
+        cl_start_node(&c, id);
+    }
+    leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    check_acked(&c, leader, acked, N);
+    for (unsigned id = 1; id <= 3; id++) {
+        cl_kill(&c, id);
+    }
+    for (unsigned id = 1; id <= 3; id++) {
+        cl_start_node(&c, id);
+    }
+    leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    check_acked(&c, leader, acked, N);
+    cl_close_all(&c);
+}
+END_TEST
+
+static Suite *cluster_suite(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cluster_three_nodes_elect_write_read_everywhere);
+    tcase_add_test(tc, test_cluster_five_nodes_elect_write_read_everywhere);
+    tcase_add_test(tc, test_cluster_leader_killed_under_load_loses_no_ack);
+    tcase_add_test(tc, test_cluster_minority_killed_under_load_loses_no_ack);
+    tcase_add_test(tc, test_cluster_full_restart_keeps_all_data);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    SRunner *sr = srunner_create(cluster_suite());
+    /* Each test forks its own processes; CK_FORK keeps one test's leftovers
+     * from the next, and the harness kills what it started. */
+    if (argc > 1) {
+        srunner_run(sr, NULL, argv[1], CK_NORMAL);
+    } else {
+        srunner_run_all(sr, CK_NORMAL);
+    }
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
