@@ -144,6 +144,9 @@ static void inbox_push(struct sim_node *n, struct sim_input in)
     }
     n->inbox[(n->inbox_head + n->inbox_n) % n->inbox_cap] = in;
     n->inbox_n++;
+    if (in.kind == IN_PROPOSE) {
+        n->inbox_proposals++;
+    }
 }
 
 static struct sim_input inbox_pop(struct sim_node *n)
@@ -151,6 +154,9 @@ static struct sim_input inbox_pop(struct sim_node *n)
     struct sim_input in = n->inbox[n->inbox_head];
     n->inbox_head = (n->inbox_head + 1) % n->inbox_cap;
     n->inbox_n--;
+    if (in.kind == IN_PROPOSE) {
+        n->inbox_proposals--;
+    }
     return in;
 }
 

@@ -302,6 +302,7 @@ struct sim_node
 
     struct sim_input *inbox;
     size_t inbox_head, inbox_n, inbox_cap;
+    size_t inbox_proposals; /* IN_PROPOSE inputs waiting in the inbox */
 
     struct sim_pending_read *reads;
     size_t n_reads, cap_reads;
@@ -349,6 +350,7 @@ struct sim_proposal
     raft_index index;
     raft_term term;
     uint64_t resubmitted_as; /* pid of the retry of a lost proposal */
+    bool must_settle;        /* undecided at the heal: must end committed */
     raft_index applied_at;
 };
 
@@ -367,6 +369,8 @@ void workload_proposed(struct sim *s,
                        int rc,
                        raft_index index,
                        raft_term term);
+/* Entries a client of @n would see in flight: uncommitted plus queued. */
+uint64_t workload_backlog(const struct sim_node *n);
 /* True once the liveness goals hold; fills @why otherwise. */
 bool workload_live(struct sim *s, char *why, size_t why_len);
 void workload_heal(struct sim *s);
@@ -542,6 +546,7 @@ struct sim
 
     struct sim_proposal *props; /* by pid; pid 0 unused */
     size_t n_props, cap_props;
+    uint64_t heal_pid;      /* first pid of the liveness phase */
     struct sim_read *readv; /* by ctx; ctx 0 unused */
     size_t n_reads, cap_reads;
     bool links_cut;

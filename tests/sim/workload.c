@@ -140,6 +140,15 @@ void workload_proposed(struct sim *s,
     p->term = term;
 }
 
+uint64_t workload_backlog(const struct sim_node *n)
+{
+    if (!n->up) {
+        return 0;
+    }
+    return raft_last_index(n->raft) - raft_commit_index(n->raft) +
+           n->inbox_proposals;
+}
+
 static struct sim_node *random_live(struct sim *s)
 {
     unsigned live[SIM_MAX_NODES], n = 0;
@@ -303,8 +312,7 @@ static void fault_step(struct sim *s)
         /* Clients have bounded concurrency: with a long backlog they wait,
          * so the log never grows faster than the slowest settings commit
          * and the liveness bound stays meaningful. */
-        if (n != NULL &&
-            raft_last_index(n->raft) - raft_commit_index(n->raft) <= 64) {
+        if (n != NULL && workload_backlog(n) < 64) {
             propose(s, n);
         }
         return;
@@ -344,10 +352,27 @@ static void fault_step(struct sim *s)
     act_partition(s);
 }
 
+static void resolve(struct sim *s);
+
+/* Whether the liveness phase must see @pid through to a committed entry:
+ * proposals still undecided at the heal and everything proposed after it.
+ * A proposal lost during the fault phase was reported lost to its client,
+ * which is a correct outcome, and is not retried. */
+static bool must_settle(const struct sim *s, uint64_t pid)
+{
+    return pid >= s->heal_pid || s->props[pid].must_settle;
+}
+
 void workload_heal(struct sim *s)
 {
     s->phase = PHASE_LIVENESS;
     sim_trace(s, TR_PHASE, 0, PHASE_LIVENESS, 0, 0, 0);
+    resolve(s);
+    for (uint64_t pid = 1; pid < s->n_props; pid++) {
+        uint8_t st = s->props[pid].status;
+        s->props[pid].must_settle = st == PROP_PENDING || st == PROP_QUEUED;
+    }
+    s->heal_pid = s->n_props > 0 ? s->n_props : 1;
     /* Faults stop: a clean network and normal disks from now on. Messages
      * already on a long detour still arrive. */
     s->p.loss_ppm = 0;
@@ -424,7 +449,6 @@ static void liveness_step(struct sim *s)
         struct raft_node *r = leader->raft;
         bool beyond = false;
         uint64_t n_props = s->n_props;
-        unsigned retries = 0;
         for (uint64_t pid = 1; pid < n_props; pid++) {
             if (s->props[pid].status == PROP_PENDING &&
                 s->props[pid].index > raft_last_index(r)) {
@@ -432,7 +456,8 @@ static void liveness_step(struct sim *s)
             }
             /* A lost proposal goes to the leader again, as a client would
              * retry it, and so does a retry the leader refused. */
-            if (s->props[pid].status != PROP_LOST || retries >= 64) {
+            if (s->props[pid].status != PROP_LOST || !must_settle(s, pid) ||
+                workload_backlog(leader) >= 64) {
                 continue;
             }
             uint64_t tail = latest(s, pid);
@@ -442,7 +467,6 @@ static void liveness_step(struct sim *s)
             }
             uint64_t retry = workload_new_pid(s);
             s->props[tail].resubmitted_as = retry;
-            retries++;
             node_input(s, leader,
                        (struct sim_input){.kind = IN_PROPOSE, .a = retry});
         }
@@ -492,7 +516,7 @@ bool workload_live(struct sim *s, char *why, size_t why_len)
     }
     for (uint64_t pid = 1; pid < s->n_props; pid++) {
         struct sim_proposal *p = &s->props[latest(s, pid)];
-        if (s->props[pid].status == PROP_REFUSED) {
+        if (s->props[pid].status == PROP_REFUSED || !must_settle(s, pid)) {
             continue;
         }
         if (p->status == PROP_QUEUED) {
