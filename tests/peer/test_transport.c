@@ -1,0 +1,787 @@
+/*
+ * test_transport.c - the TCP transport between nodes, on 127.0.0.1: message
+ * exchange (large ones included), reconnection after a restart, refused
+ * hellos, bad frames, unreachable peers, the send queue limit and a clean
+ * close.
+ *
+ * Each test runs its own loop and ends with uv_loop_close() == 0, so a
+ * leaked handle fails it. Every wait is bounded by a watchdog timer. Ports
+ * come from a range picked by the process id, and a port in use is skipped.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "peer_util.h"
+#include "transport.h"
+
+#define CLUSTER 0xba11070000000001u
+#define MAX_NODES 4
+#define WAIT_MS 10000
+
+/* A received message, encoded again so it outlives the callback. */
+struct rec
+{
+    raft_id from;
+    uint8_t *bytes;
+    size_t len;
+};
+
+struct node
+{
+    struct transport *t;
+    raft_id id;
+    int port;
+    uint64_t queue_max;
+    struct rec *recv;
+    size_t n_recv;
+    unsigned unreachable[MAX_NODES + 8];
+    unsigned closed; /* close callbacks seen */
+};
+
+static uv_loop_t loop;
+static uv_timer_t watchdog;
+static uv_timer_t ticker;
+static bool expired;
+static struct node nodes[MAX_NODES];
+static unsigned port_seq;
+
+static int next_port(void)
+{
+    /* Spread processes over 20000..59999 so parallel runs rarely meet. */
+    unsigned base = (unsigned)getpid() * 97u + port_seq++ * 13u;
+    return 20000 + (int)(base % 40000u);
+}
+
+static void on_recv(void *arg, const struct raft_message *m)
+{
+    struct node *n = arg;
+    struct rec *fresh = realloc(n->recv, (n->n_recv + 1) * sizeof(*fresh));
+    ck_assert_ptr_nonnull(fresh);
+    n->recv = fresh;
+    struct rec *r = &n->recv[n->n_recv++];
+    r->from = m->from;
+    r->bytes = encode_alloc(m, &r->len);
+}
+
+static void on_unreachable(void *arg, raft_id id)
+{
+    struct node *n = arg;
+    ck_assert_uint_lt(id, MAX_NODES + 8);
+    n->unreachable[id]++;
+}
+
+static void on_closed(void *arg)
+{
+    struct node *n = arg;
+    n->closed++;
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    expired = true;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until @pred holds or WAIT_MS pass; a ticker wakes the loop
+ * so that predicates on things outside it (raw sockets) are seen. */
+static bool run_until(bool (*pred)(void *), void *arg)
+{
+    expired = false;
+    uv_timer_start(&watchdog, on_watchdog, WAIT_MS, 0);
+    uv_timer_start(&ticker, on_tick, 5, 5);
+    while (!pred(arg) && !expired) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&watchdog);
+    uv_timer_stop(&ticker);
+    return pred(arg);
+}
+
+static void run_for(uint64_t ms)
+{
+    expired = false;
+    uv_timer_start(&watchdog, on_watchdog, ms, 0);
+    while (!expired) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+}
+
+/* Starts node @n's transport, on its old port if it had one. */
+static void node_start(struct node *n, raft_id id)
+{
+    struct transport_options o = {.cluster_id = CLUSTER,
+                                  .self = id,
+                                  .listen_host = "127.0.0.1",
+                                  .send_queue_bytes_max = n->queue_max,
+                                  .max_entries = 10000,
+                                  .max_entry_bytes = 1u << 20,
+                                  .on_recv = on_recv,
+                                  .on_unreachable = on_unreachable,
+                                  .arg = n};
+    char err[256];
+    n->id = id;
+    n->closed = 0;
+    if (n->port == 0) {
+        n->port = next_port();
+    }
+    for (int attempt = 0; attempt < 50; attempt++) {
+        o.listen_port = n->port;
+        int rv = transport_create(&loop, &o, &n->t, err, sizeof(err));
+        if (rv == 0) {
+            return;
+        }
+        ck_assert_msg(rv == TRANSPORT_EADDR, "%s", transport_strerror(rv));
+        /* Let the failed listener's close callback run. */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        n->port = next_port();
+    }
+    ck_abort_msg("no free port: %s", err);
+}
+
+static bool node_closed(void *arg)
+{
+    return ((struct node *)arg)->closed == 1;
+}
+
+static void node_stop(struct node *n)
+{
+    transport_close(n->t, on_closed, n);
+    n->t = NULL;
+    ck_assert(run_until(node_closed, n));
+}
+
+static void node_clear(struct node *n)
+{
+    for (size_t i = 0; i < n->n_recv; i++) {
+        free(n->recv[i].bytes);
+    }
+    free(n->recv);
+    n->recv = NULL;
+    n->n_recv = 0;
+}
+
+/* Makes every one of the first @count nodes a peer of the others. */
+static void mesh(int count)
+{
+    for (int i = 0; i < count; i++) {
+        for (int j = 0; j < count; j++) {
+            if (i != j) {
+                ck_assert_int_eq(transport_add_peer(nodes[i].t, nodes[j].id,
+                                                    "127.0.0.1", nodes[j].port),
+                                 0);
+            }
+        }
+    }
+}
+
+static int mesh_count;
+
+static bool all_connected(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < mesh_count; i++) {
+        for (int j = 0; j < mesh_count; j++) {
+            if (i != j && !transport_connected(nodes[i].t, nodes[j].id)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void start_mesh(int count)
+{
+    for (int i = 0; i < count; i++) {
+        node_start(&nodes[i], (raft_id)(i + 1));
+    }
+    mesh(count);
+    mesh_count = count;
+    ck_assert(run_until(all_connected, NULL));
+}
+
+static void setup(void)
+{
+    memset(nodes, 0, sizeof(nodes));
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(uv_timer_init(&loop, &watchdog), 0);
+    ck_assert_int_eq(uv_timer_init(&loop, &ticker), 0);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < MAX_NODES; i++) {
+        if (nodes[i].t != NULL) {
+            node_stop(&nodes[i]);
+        }
+        node_clear(&nodes[i]);
+    }
+    uv_close((uv_handle_t *)&watchdog, NULL);
+    uv_close((uv_handle_t *)&ticker, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+
+struct want_count
+{
+    struct node *n;
+    size_t count;
+};
+
+static bool has_received(void *arg)
+{
+    struct want_count *w = arg;
+    return w->n->n_recv >= w->count;
+}
+
+static void wait_received(struct node *n, size_t count)
+{
+    struct want_count w = {n, count};
+    ck_assert_msg(run_until(has_received, &w), "node %llu got %zu of %zu",
+                  (unsigned long long)n->id, n->n_recv, count);
+}
+
+/* Checks that @n received, from @from and in order, exactly @msgs. */
+static void check_received(const struct node *n,
+                           raft_id from,
+                           const struct raft_message *msgs,
+                           size_t count)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_recv; i++) {
+        if (n->recv[i].from != from) {
+            continue;
+        }
+        ck_assert_uint_lt(k, count);
+        size_t len;
+        uint8_t *want = encode_alloc(&msgs[k], &len);
+        ck_assert_uint_eq(n->recv[i].len, len);
+        ck_assert_int_eq(memcmp(n->recv[i].bytes, want, len), 0);
+        free(want);
+        k++;
+    }
+    ck_assert_uint_eq(k, count);
+}
+
+/* Three nodes send every message type to each other; each receiver gets
+ * each sender's messages intact and in order. */
+START_TEST(test_transport_three_nodes_exchange_every_message_type)
+{
+    struct prng r = {.s = 1};
+    struct gen_msg g[3][3][RAFT_MSG_TYPE_MAX];
+    struct raft_message sent[3][3][RAFT_MSG_TYPE_MAX];
+    start_mesh(3);
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+            for (uint8_t k = 0; k < RAFT_MSG_TYPE_MAX && i != j; k++) {
+                gen_message(&r, (uint8_t)(k + 1), 20, 100, 1000, &g[i][j][k]);
+                g[i][j][k].m.from = nodes[i].id;
+                g[i][j][k].m.to = nodes[j].id;
+                sent[i][j][k] = g[i][j][k].m;
+                ck_assert_int_eq(transport_send(nodes[i].t, &sent[i][j][k]), 0);
+            }
+        }
+    }
+    for (int j = 0; j < 3; j++) {
+        wait_received(&nodes[j], 2 * RAFT_MSG_TYPE_MAX);
+        for (int i = 0; i < 3; i++) {
+            if (i != j) {
+                check_received(&nodes[j], nodes[i].id, sent[i][j],
+                               RAFT_MSG_TYPE_MAX);
+            }
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        struct transport_stats st;
+        transport_stats(nodes[i].t, &st);
+        ck_assert_uint_eq(st.frames_received, 2 * RAFT_MSG_TYPE_MAX);
+        ck_assert_uint_eq(st.bad_frames, 0);
+        ck_assert_uint_eq(st.dropped, 0);
+        ck_assert_uint_eq(st.connects, 2);
+        for (int j = 0; j < 3; j++) {
+            for (uint8_t k = 0; k < RAFT_MSG_TYPE_MAX && i != j; k++) {
+                gen_free(&g[i][j][k]);
+            }
+        }
+    }
+}
+END_TEST
+
+/* A 1 MB snapshot chunk and an append of 1000 entries arrive intact. */
+START_TEST(test_transport_carries_a_large_chunk_and_a_thousand_entries)
+{
+    struct prng r = {.s = 2};
+    start_mesh(2);
+    struct raft_message msgs[2];
+    uint8_t *chunk = malloc(1u << 20);
+    ck_assert_ptr_nonnull(chunk);
+    for (size_t i = 0; i < (1u << 20); i++) {
+        chunk[i] = (uint8_t)prng_next(&r);
+    }
+    msgs[0] = (struct raft_message){
+        .type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 3};
+    msgs[0].u.snapshot.meta =
+        (struct raft_snapshot_meta){.index = 1000, .term = 3, .size = 5u << 20};
+    msgs[0].u.snapshot.meta.conf.n = 2;
+    msgs[0].u.snapshot.meta.conf.members[0] =
+        (struct raft_member){1, RAFT_VOTER};
+    msgs[0].u.snapshot.meta.conf.members[1] =
+        (struct raft_member){2, RAFT_LEARNER};
+    msgs[0].u.snapshot.offset = 1u << 20;
+    msgs[0].u.snapshot.len = 1u << 20;
+    msgs[0].u.snapshot.data = chunk;
+
+    struct raft_entry *es = calloc(1000, sizeof(*es));
+    ck_assert_ptr_nonnull(es);
+    for (uint32_t i = 0; i < 1000; i++) {
+        es[i] = (struct raft_entry){.term = 3,
+                                    .index = 1001 + i,
+                                    .type = RAFT_ENTRY_NORMAL,
+                                    .len = i % 700,
+                                    .data = chunk + i * 997};
+    }
+    msgs[1] = (struct raft_message){
+        .type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3};
+    msgs[1].u.append = (struct raft_msg_append){.prev_index = 1000,
+                                                .prev_term = 3,
+                                                .commit = 999,
+                                                .n_entries = 1000,
+                                                .entries = es};
+    ck_assert_int_eq(transport_send(nodes[0].t, &msgs[0]), 0);
+    ck_assert_int_eq(transport_send(nodes[0].t, &msgs[1]), 0);
+    /* The transport copied both: the caller's memory may go at once. */
+    uint8_t *want0 = encode_alloc(&msgs[0], &(size_t){0});
+    uint8_t *want1 = encode_alloc(&msgs[1], &(size_t){0});
+    size_t len0 = codec_message_size(&msgs[0]);
+    size_t len1 = codec_message_size(&msgs[1]);
+    memset(chunk, 0, 1u << 20);
+    wait_received(&nodes[1], 2);
+    ck_assert_uint_eq(nodes[1].recv[0].len, len0);
+    ck_assert_int_eq(memcmp(nodes[1].recv[0].bytes, want0, len0), 0);
+    ck_assert_uint_eq(nodes[1].recv[1].len, len1);
+    ck_assert_int_eq(memcmp(nodes[1].recv[1].bytes, want1, len1), 0);
+    free(want0);
+    free(want1);
+    free(es);
+    free(chunk);
+}
+END_TEST
+
+static struct raft_message heartbeat(raft_id from, raft_id to, uint64_t seq)
+{
+    struct raft_message m = {.type = RAFT_MSG_HEARTBEAT,
+                             .from = from,
+                             .to = to,
+                             .term = 1,
+                             .u.heartbeat = {.commit = seq, .read_seq = seq}};
+    return m;
+}
+
+static bool one_to_two_down(void *arg)
+{
+    (void)arg;
+    return !transport_connected(nodes[0].t, 2);
+}
+
+static bool one_to_two_up(void *arg)
+{
+    (void)arg;
+    return transport_connected(nodes[0].t, 2) &&
+           transport_connected(nodes[1].t, 1);
+}
+
+/* Node 2 stops and starts again: node 1 notices, reports sends as
+ * unreachable meanwhile, reconnects, and traffic flows both ways. */
+START_TEST(test_transport_reconnects_after_a_peer_restarts)
+{
+    start_mesh(2);
+    struct raft_message m = heartbeat(1, 2, 1);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    wait_received(&nodes[1], 1);
+
+    node_stop(&nodes[1]);
+    node_clear(&nodes[1]);
+    ck_assert(run_until(one_to_two_down, NULL));
+    m = heartbeat(1, 2, 2);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), TRANSPORT_EDOWN);
+    ck_assert_uint_ge(nodes[0].unreachable[2], 1);
+
+    /* Let a few reconnect attempts fail before the peer comes back. */
+    run_for(300);
+    int old_port = nodes[1].port;
+    node_start(&nodes[1], 2);
+    if (nodes[1].port != old_port) {
+        ck_assert_int_eq(
+            transport_add_peer(nodes[0].t, 2, "127.0.0.1", nodes[1].port), 0);
+    }
+    ck_assert_int_eq(
+        transport_add_peer(nodes[1].t, 1, "127.0.0.1", nodes[0].port), 0);
+    ck_assert(run_until(one_to_two_up, NULL));
+
+    m = heartbeat(1, 2, 3);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    struct raft_message back = heartbeat(2, 1, 4);
+    ck_assert_int_eq(transport_send(nodes[1].t, &back), 0);
+    wait_received(&nodes[1], 1);
+    check_received(&nodes[1], 1, &m, 1);
+    wait_received(&nodes[0], 1);
+    check_received(&nodes[0], 2, &back, 1);
+    struct transport_stats st;
+    transport_stats(nodes[0].t, &st);
+    ck_assert_uint_eq(st.connects, 2);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Raw sockets speaking (or mangling) the protocol                         */
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void raw_write(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        ck_assert_int_gt(w, 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Sends @payload as a frame; @corrupt flips a checksum bit. */
+static void raw_frame(int fd, const uint8_t *payload, size_t len, bool corrupt)
+{
+    uint8_t hdr[CODEC_FRAME_HEADER];
+    codec_frame_header(payload, (uint32_t)len, hdr);
+    if (corrupt) {
+        hdr[11] ^= 0x40;
+    }
+    raw_write(fd, hdr, sizeof(hdr));
+    raw_write(fd, payload, len);
+}
+
+static void raw_hello(int fd, uint64_t cluster, raft_id from, raft_id to)
+{
+    struct codec_hello h = {.version = CODEC_VERSION,
+                            .cluster_id = cluster,
+                            .from = from,
+                            .to = to};
+    uint8_t buf[CODEC_HELLO_BYTES];
+    codec_hello_encode(&h, buf);
+    raw_frame(fd, buf, sizeof(buf), false);
+}
+
+static void raw_message(int fd, const struct raft_message *m, bool corrupt)
+{
+    size_t len;
+    uint8_t *buf = encode_alloc(m, &len);
+    raw_frame(fd, buf, len, corrupt);
+    free(buf);
+}
+
+/* True once the other end closed @fd. */
+static bool raw_closed(void *arg)
+{
+    int fd = *(int *)arg;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) {
+        return false;
+    }
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+struct want_stats
+{
+    int fd;
+    uint64_t rejected, bad;
+};
+
+static bool closed_and_counted(void *arg)
+{
+    struct want_stats *w = arg;
+    struct transport_stats st;
+    transport_stats(nodes[0].t, &st);
+    return st.rejected_hellos == w->rejected && st.bad_frames == w->bad &&
+           raw_closed(&w->fd);
+}
+
+/* Hellos from another cluster, from an unknown id, to another id, with
+ * another version or not a hello at all are counted and disconnected; a
+ * good hello is followed by delivered messages. */
+START_TEST(test_transport_rejects_hellos_from_strangers)
+{
+    node_start(&nodes[0], 1);
+    /* Node 2 is known but not running: node 1's dialing fails quietly. */
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", next_port()), 0);
+    struct
+    {
+        uint64_t cluster;
+        raft_id from, to;
+    } bad[] = {{CLUSTER + 1, 2, 1}, {CLUSTER, 3, 1}, {CLUSTER, 2, 7}};
+    uint64_t rejected = 0;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int fd = raw_connect(nodes[0].port);
+        raw_hello(fd, bad[i].cluster, bad[i].from, bad[i].to);
+        struct want_stats w = {fd, ++rejected, 0};
+        ck_assert_msg(run_until(closed_and_counted, &w), "case %zu", i);
+        close(fd);
+    }
+    /* A wrong version, and a heartbeat where the hello should be. */
+    {
+        struct codec_hello h = {
+            .version = 2, .cluster_id = CLUSTER, .from = 2, .to = 1};
+        uint8_t buf[CODEC_HELLO_BYTES];
+        codec_hello_encode(&h, buf);
+        int fd = raw_connect(nodes[0].port);
+        raw_frame(fd, buf, sizeof(buf), false);
+        struct want_stats w = {fd, ++rejected, 0};
+        ck_assert(run_until(closed_and_counted, &w));
+        close(fd);
+        fd = raw_connect(nodes[0].port);
+        struct raft_message m = heartbeat(2, 1, 1);
+        raw_message(fd, &m, false);
+        w = (struct want_stats){fd, ++rejected, 0};
+        ck_assert(run_until(closed_and_counted, &w));
+        close(fd);
+    }
+    ck_assert_uint_eq(nodes[0].n_recv, 0);
+
+    int fd = raw_connect(nodes[0].port);
+    raw_hello(fd, CLUSTER, 2, 1);
+    struct raft_message m = heartbeat(2, 1, 5);
+    raw_message(fd, &m, false);
+    wait_received(&nodes[0], 1);
+    check_received(&nodes[0], 2, &m, 1);
+    ck_assert(!raw_closed(&fd));
+    close(fd);
+}
+END_TEST
+
+/* After a good hello and one good message: a bad checksum, a length over
+ * the maximum, an undecodable payload and a message claiming another
+ * sender each close the connection and count one bad frame; nothing after
+ * the bad frame is delivered. */
+START_TEST(test_transport_closes_connections_that_send_bad_frames)
+{
+    node_start(&nodes[0], 1);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", next_port()), 0);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 3, "127.0.0.1", next_port()), 0);
+    for (int kind = 0; kind < 4; kind++) {
+        int fd = raw_connect(nodes[0].port);
+        raw_hello(fd, CLUSTER, 2, 1);
+        struct raft_message good = heartbeat(2, 1, (uint64_t)kind);
+        raw_message(fd, &good, false);
+        switch (kind) {
+        case 0:
+            raw_message(fd, &good, true);
+            break;
+        case 1: {
+            uint8_t hdr[CODEC_FRAME_HEADER] = {0};
+            uint32_t len = CODEC_FRAME_MAX + 1;
+            for (int i = 0; i < 4; i++) {
+                hdr[i] = (uint8_t)(len >> (8 * i));
+            }
+            raw_write(fd, hdr, sizeof(hdr));
+            break;
+        }
+        case 2: {
+            uint8_t junk[40];
+            memset(junk, 0xee, sizeof(junk));
+            raw_frame(fd, junk, sizeof(junk), false);
+            break;
+        }
+        default: {
+            struct raft_message spoof = heartbeat(3, 1, 9);
+            raw_message(fd, &spoof, false);
+            break;
+        }
+        }
+        raw_message(fd, &good, false);
+        struct want_stats w = {fd, 0, (uint64_t)kind + 1};
+        ck_assert_msg(run_until(closed_and_counted, &w), "kind %d", kind);
+        ck_assert_uint_eq(nodes[0].n_recv, (size_t)kind + 1);
+        close(fd);
+    }
+}
+END_TEST
+
+/* A send to a peer that is not connected is dropped with EDOWN and
+ * reported; a send to an unknown id or of an invalid message is refused
+ * without a report. */
+START_TEST(test_transport_reports_sends_to_a_down_peer_as_unreachable)
+{
+    node_start(&nodes[0], 1);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", next_port()), 0);
+    struct raft_message m = heartbeat(1, 2, 1);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), TRANSPORT_EDOWN);
+    ck_assert_uint_eq(nodes[0].unreachable[2], 1);
+    m.to = 9;
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), TRANSPORT_EUNKNOWN);
+    m.to = 2;
+    m.type = 0;
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), TRANSPORT_EINVAL);
+    ck_assert_int_eq(transport_add_peer(nodes[0].t, 1, "127.0.0.1", 1),
+                     TRANSPORT_EINVAL);
+    ck_assert_int_eq(transport_add_peer(nodes[0].t, 0, "127.0.0.1", 1),
+                     TRANSPORT_EINVAL);
+    ck_assert_int_eq(transport_add_peer(nodes[0].t, 5, "127.0.0.1", 70000),
+                     TRANSPORT_EADDR);
+    /* Let the dialing fail a few times: still down, nothing else said. */
+    run_for(200);
+    ck_assert(!transport_connected(nodes[0].t, 2));
+    struct transport_stats st;
+    transport_stats(nodes[0].t, &st);
+    ck_assert_uint_eq(st.dropped, 1);
+    ck_assert_uint_eq(st.connects, 0);
+    ck_assert_uint_eq(nodes[0].unreachable[2], 1);
+}
+END_TEST
+
+/* With a 10000-byte queue, a second 6000-byte chunk queued behind the
+ * first is dropped with EFULL and reported; once the queue drains, sends
+ * succeed again. */
+START_TEST(test_transport_drops_sends_over_the_queue_limit)
+{
+    nodes[0].queue_max = 10000;
+    start_mesh(2);
+    static uint8_t data[6000];
+    struct raft_message m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2};
+    m.u.snapshot.len = sizeof(data);
+    m.u.snapshot.data = data;
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), TRANSPORT_EFULL);
+    ck_assert_uint_eq(nodes[0].unreachable[2], 1);
+    wait_received(&nodes[1], 1);
+    run_for(50);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    wait_received(&nodes[1], 2);
+    struct transport_stats st;
+    transport_stats(nodes[0].t, &st);
+    ck_assert_uint_eq(st.dropped, 1);
+    ck_assert_uint_eq(st.frames_sent, 2);
+}
+END_TEST
+
+/* A removed peer is disconnected and unknown; adding it back reconnects. */
+START_TEST(test_transport_forgets_a_removed_peer)
+{
+    start_mesh(2);
+    transport_remove_peer(nodes[0].t, 2);
+    ck_assert(!transport_connected(nodes[0].t, 2));
+    struct raft_message m = heartbeat(1, 2, 1);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), TRANSPORT_EUNKNOWN);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", nodes[1].port), 0);
+    ck_assert(run_until(one_to_two_up, NULL));
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    wait_received(&nodes[1], 1);
+}
+END_TEST
+
+static bool both_closed(void *arg)
+{
+    (void)arg;
+    return nodes[0].closed == 1 && nodes[1].closed == 1;
+}
+
+/* Closing both ends with megabytes still queued releases every handle:
+ * each close callback runs once and the loop closes cleanly (teardown),
+ * and no unreachable report comes from a closing transport. */
+START_TEST(test_transport_close_releases_everything_with_writes_pending)
+{
+    start_mesh(2);
+    uint8_t *data = calloc(1, 1u << 20);
+    ck_assert_ptr_nonnull(data);
+    struct raft_message m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2};
+    m.u.snapshot.len = 1u << 20;
+    m.u.snapshot.data = data;
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    }
+    free(data);
+    transport_close(nodes[0].t, on_closed, &nodes[0]);
+    transport_close(nodes[1].t, on_closed, &nodes[1]);
+    nodes[0].t = nodes[1].t = NULL;
+    ck_assert(run_until(both_closed, NULL));
+    run_for(20);
+    ck_assert_uint_eq(nodes[0].closed, 1);
+    ck_assert_uint_eq(nodes[1].closed, 1);
+    ck_assert_uint_eq(nodes[0].unreachable[2], 0);
+}
+END_TEST
+
+/* Every code has its own text. */
+START_TEST(test_transport_strerror_names_every_code)
+{
+    static const int codes[] = {TRANSPORT_EINVAL, TRANSPORT_ENOMEM,
+                                TRANSPORT_EADDR,  TRANSPORT_EUNKNOWN,
+                                TRANSPORT_EFULL,  TRANSPORT_EDOWN};
+    const char *unknown = transport_strerror(-1);
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        ck_assert_str_ne(transport_strerror(codes[i]), unknown);
+        for (size_t j = 0; j < i; j++) {
+            ck_assert_str_ne(transport_strerror(codes[i]),
+                             transport_strerror(codes[j]));
+        }
+    }
+}
+END_TEST
+
+static Suite *transport_suite(void)
+{
+    Suite *s = suite_create("transport");
+    TCase *tc = tcase_create("transport");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_transport_three_nodes_exchange_every_message_type);
+    tcase_add_test(tc,
+                   test_transport_carries_a_large_chunk_and_a_thousand_entries);
+    tcase_add_test(tc, test_transport_reconnects_after_a_peer_restarts);
+    tcase_add_test(tc, test_transport_rejects_hellos_from_strangers);
+    tcase_add_test(tc, test_transport_closes_connections_that_send_bad_frames);
+    tcase_add_test(tc,
+                   test_transport_reports_sends_to_a_down_peer_as_unreachable);
+    tcase_add_test(tc, test_transport_drops_sends_over_the_queue_limit);
+    tcase_add_test(tc, test_transport_forgets_a_removed_peer);
+    tcase_add_test(
+        tc, test_transport_close_releases_everything_with_writes_pending);
+    tcase_add_test(tc, test_transport_strerror_names_every_code);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(transport_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
