@@ -11,8 +11,8 @@
  * len (u32, little endian) counts the payload only and is at most
  * CODEC_FRAME_MAX; xxh3 (u64) is XXH3_64bits of the payload. The payload of
  * the first frame on a connection is a hello (codec_hello_*); every later
- * payload is one Raft message (codec_message_*). docs/protocol.md (peer
- * section) is the normative description, with a version number.
+ * payload is one Raft message (codec_message_*). docs/peer.md ("Peer
+ * protocol") is the normative description, with a version number.
  *
  * Every decoder treats its input as hostile: lengths and counts are checked
  * against the input and the limits before anything is allocated, and a
@@ -54,7 +54,11 @@ struct codec_hello
 /* Bytes codec_hello_encode() writes. */
 #define CODEC_HELLO_BYTES 32u
 
+/* Writes @h into @buf (CODEC_HELLO_BYTES bytes). */
 void codec_hello_encode(const struct codec_hello *h, uint8_t *buf);
+/* Parses a hello of exactly CODEC_HELLO_BYTES bytes. Returns 0,
+ * CODEC_EINVAL (length, magic, a zero id) or CODEC_EVERSION (another
+ * version: the caller refuses the peer). */
 int codec_hello_decode(const uint8_t *buf, size_t len, struct codec_hello *h);
 
 /* Bytes codec_message_encode() needs for @m (entries and chunk data
@@ -62,7 +66,9 @@ int codec_hello_decode(const uint8_t *buf, size_t len, struct codec_hello *h);
 size_t codec_message_size(const struct raft_message *m);
 
 /* Serializes @m into @buf (codec_message_size() bytes). A RAFT_MSG_SNAPSHOT
- * must carry its data (the driver fills it before encoding). */
+ * must carry its data (the driver fills it before encoding). @m must be
+ * well formed: a known type, entries/data non-NULL when their length is
+ * not 0, at most RAFT_CONF_MAX members (transport_send() checks this). */
 void codec_message_encode(const struct raft_message *m, uint8_t *buf);
 
 /* Parses one message payload. On success @m's entries (for an append) point
@@ -70,7 +76,8 @@ void codec_message_encode(const struct raft_message *m, uint8_t *buf);
  * free()), and entry data and chunk data point into @buf: both must outlive
  * the use of @m. Limits: at most RAFT_CONF_MAX members, @max_entries
  * entries, @max_entry_bytes per entry. Returns 0, CODEC_EINVAL,
- * CODEC_ETOOBIG or CODEC_ENOMEM. */
+ * CODEC_ETOOBIG, CODEC_EVERSION (another wire version) or CODEC_ENOMEM;
+ * on failure *@block is NULL and nothing is allocated. */
 int codec_message_decode(const uint8_t *buf,
                          size_t len,
                          uint32_t max_entries,

@@ -49,9 +49,11 @@ struct transport_options
     raft_id self;
     const char *listen_host; /* copied; e.g. "127.0.0.1" */
     int listen_port;
-    /* Bytes queued for one peer before messages are dropped. */
+    /* Bytes queued for one peer before messages are dropped; 0 selects
+     * 64 MiB. */
     uint64_t send_queue_bytes_max;
-    /* Limits passed to codec_message_decode(). */
+    /* Limits passed to codec_message_decode(); 0 selects 65536 entries
+     * and 16 MiB per entry. */
     uint32_t max_entries;
     uint32_t max_entry_bytes;
     transport_recv_cb on_recv;
@@ -60,14 +62,20 @@ struct transport_options
 };
 
 /* Creates the transport and starts listening. Returns 0, TRANSPORT_EINVAL,
- * TRANSPORT_EADDR (with a message in @errmsg) or TRANSPORT_ENOMEM. */
+ * TRANSPORT_EADDR (with a message in @errmsg, which may be NULL) or
+ * TRANSPORT_ENOMEM. After TRANSPORT_EADDR the listening handle is still
+ * closing: run the loop (UV_RUN_NOWAIT suffices) before uv_loop_close().
+ * A host name that is not a numeric address is resolved with a blocking
+ * getaddrinfo(). */
 int transport_create(uv_loop_t *loop,
                      const struct transport_options *opts,
                      struct transport **out,
                      char *errmsg,
                      size_t errmsg_len);
 
-/* Adds (or re-addresses) peer @id at @host:@port and starts connecting. */
+/* Adds (or re-addresses) peer @id at @host:@port and starts connecting.
+ * Returns 0, TRANSPORT_EINVAL (id 0 or our own), TRANSPORT_EADDR or
+ * TRANSPORT_ENOMEM. Only added peers may connect to us. */
 int transport_add_peer(struct transport *t,
                        raft_id id,
                        const char *host,
@@ -79,7 +87,8 @@ void transport_remove_peer(struct transport *t, raft_id id);
 /* Serializes @m at once (so everything it points to may be released on
  * return) and queues it for m->to. Returns 0, TRANSPORT_EUNKNOWN,
  * TRANSPORT_EDOWN or TRANSPORT_EFULL (dropped; also reported through
- * on_unreachable), or TRANSPORT_ENOMEM. */
+ * on_unreachable, which runs before this returns), TRANSPORT_EINVAL (a
+ * malformed or oversized message) or TRANSPORT_ENOMEM. */
 int transport_send(struct transport *t, const struct raft_message *m);
 
 /* True if the outgoing connection to @id is established. */
@@ -100,7 +109,9 @@ struct transport_stats
 
 void transport_stats(const struct transport *t, struct transport_stats *out);
 
-/* Closes every handle; @cb runs once they are closed, then @t is freed. */
+/* Closes every handle; @t is freed once they are closed, then @cb runs
+ * (from the loop, never from this call). No other callback runs after this
+ * call. */
 void transport_close(struct transport *t, transport_close_cb cb, void *arg);
 
 #endif
