@@ -69,7 +69,7 @@ static int make_core(struct sim *s, struct sim_node *n)
 
 static void schedule_ticks(struct sim *s, struct sim_node *n)
 {
-    /* Nodes tick at the same rate but out of phase with each other. */
+    /* Nodes tick out of phase with each other, each at its own rate. */
     sim_schedule(s, s->now + sim_rng_range(&s->rng_work, 1, SIM_TICK), EV_TICK,
                  n->slot, n->incarnation, NULL);
 }

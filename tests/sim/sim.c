@@ -167,7 +167,7 @@ static void dispatch(struct sim *s, struct sim_event *ev)
         if (n->up && n->incarnation == ev->incarnation) {
             node_input(s, n, (struct sim_input){.kind = IN_TICK});
             if (n->up && n->incarnation == ev->incarnation) {
-                sim_schedule(s, ev->at + SIM_TICK, EV_TICK, ev->slot,
+                sim_schedule(s, ev->at + n->tick_period, EV_TICK, ev->slot,
                              ev->incarnation, NULL);
             }
         }
@@ -221,7 +221,7 @@ static void print_params(const struct sim_params *p)
         "ppm (max %u), torn %d; crashes %d, partitions %d/%d, conf %d, "
         "transfers %d, snapshots %d, follower reads %d; pre_vote %d, "
         "check_quorum %d, lease_reads %d, election %u, heartbeat %u, "
-        "append %u, inflight %u, chunk %u, trailing %llu\n",
+        "append %u, inflight %u, chunk %u, trailing %llu, tick skew %u\n",
         p->nodes, (unsigned long long)(p->fault_time / SIM_TICK), p->lat_min,
         p->lat_max, p->loss_ppm, p->dup_ppm, p->reorder_ppm, p->reorder_max,
         p->fsync_min, p->fsync_max, p->slow_fsync_ppm, p->slow_fsync_max,
@@ -229,7 +229,7 @@ static void print_params(const struct sim_params *p)
         p->conf_changes, p->transfers, p->snapshots, p->follower_reads,
         p->pre_vote, p->check_quorum, p->lease_reads, p->election_ticks,
         p->heartbeat_ticks, p->max_append_entries, p->max_inflight,
-        p->chunk_bytes, (unsigned long long)p->trailing);
+        p->chunk_bytes, (unsigned long long)p->trailing, p->tick_skew);
 }
 
 static void report_failure(struct sim *s, const char *prog)
@@ -324,6 +324,11 @@ int sim_run(const struct sim_options *opt,
         struct sim_node *n = &s->nodes[i];
         n->slot = i;
         n->id = i + 1;
+        /* Drawn from the seed directly, so that seeds without skew keep
+         * the schedules they had before skew existed. */
+        n->tick_period = SIM_TICK - s->p.tick_skew +
+                         sim_mix64(opt->seed ^ (0x736b6577ull + i)) %
+                             (2 * (uint64_t)s->p.tick_skew + 1);
         node_start(s, n, i < s->p.nodes);
     }
     workload_start(s);

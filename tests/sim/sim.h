@@ -82,6 +82,11 @@ struct sim_params
     uint32_t slow_fsync_max;
     bool torn_writes; /* a crash keeps a random prefix of unsynced writes */
 
+    /* Clock skew: each node's tick lasts SIM_TICK +- this many units. With
+     * lease reads it stays inside the margin docs/raft.md requires (drift
+     * below one tick per election timeout); without, it may be large. */
+    uint32_t tick_skew;
+
     /* Fault kinds (swarm testing: each seed enables a random subset). */
     bool crashes;
     bool partitions;
@@ -292,6 +297,7 @@ struct sim_node
     raft_id id;
     bool up;
     uint64_t incarnation; /* bumps on crash: stale events are ignored */
+    sim_time tick_period; /* this node's clock rate (clock skew) */
     struct raft_node *raft;
     struct sim_storage storage;
     struct sim_app app;

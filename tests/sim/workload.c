@@ -92,6 +92,14 @@ void sim_params_choose(struct sim_params *p, uint64_t seed, unsigned nodes)
     p->chunk_bytes = chunks[sim_rng_below(&r, 4)];
     p->trailing = trailing[sim_rng_below(&r, 4)];
     p->app_filler = (uint32_t)sim_rng_range(&r, 0, 600);
+    if (coin(&r, 1, 3)) {
+        /* Two clocks at +-e drift apart by 2e per tick, so over an election
+         * timeout E by 2eE ticks; lease reads need that below one tick:
+         * e < 1/(2E). Stay at half of that. Without leases, up to 10%. */
+        uint32_t max =
+            p->lease_reads ? SIM_TICK / (4 * p->election_ticks) : SIM_TICK / 10;
+        p->tick_skew = (uint32_t)sim_rng_range(&r, 1, max);
+    }
     p->liveness_time = (400 + 40 * (sim_time)p->election_ticks) * SIM_TICK;
 }
 
@@ -169,9 +177,29 @@ static void propose(struct sim *s, struct sim_node *n)
     node_input(s, n, (struct sim_input){.kind = IN_PROPOSE, .a = pid});
 }
 
+/* A random live node that believes it leads, in any term: where a client
+ * with a stale leader cache sends its requests (a deposed or partitioned
+ * leader must not serve them from stale state). */
+static struct sim_node *random_self_leader(struct sim *s)
+{
+    unsigned leaders[SIM_MAX_NODES], n = 0;
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        if (s->nodes[i].up && raft_state_of(s->nodes[i].raft) == RAFT_LEADER) {
+            leaders[n++] = i;
+        }
+    }
+    if (n == 0) {
+        return NULL;
+    }
+    return &s->nodes[leaders[sim_rng_below(&s->rng_work, n)]];
+}
+
 static void act_read(struct sim *s)
 {
     struct sim_node *n = sim_leader(s);
+    if (coin(&s->rng_work, 1, 3)) {
+        n = random_self_leader(s);
+    }
     if (n == NULL || (s->p.follower_reads && coin(&s->rng_work, 1, 2))) {
         n = random_live(s);
     }
