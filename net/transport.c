@@ -180,6 +180,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *out)
     if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) {
         return TRANSPORT_EADDR;
     }
+    memset(out, 0, sizeof(*out));
     memcpy(out, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     return 0;
@@ -455,6 +456,13 @@ static void parse_frames(struct conn *c)
             bad_frame(c);
             return;
         }
+        /* Until the hello has named a known peer, nothing larger than a
+         * hello is buffered: a stranger cannot make us hold megabytes. */
+        if (c->from == 0 && len != CODEC_HELLO_BYTES) {
+            c->t->stats.rejected_hellos++;
+            conn_close(c);
+            return;
+        }
         if (avail - CODEC_FRAME_HEADER < len) {
             break;
         }
@@ -658,6 +666,11 @@ int transport_create(uv_loop_t *loop,
     if (t->opts.send_queue_bytes_max == 0) {
         t->opts.send_queue_bytes_max = DEFAULT_QUEUE_BYTES_MAX;
     }
+    /* One uv_write carries the whole queue, and a uv_buf_t holds at most
+     * UINT32_MAX bytes. */
+    if (t->opts.send_queue_bytes_max > UINT32_MAX) {
+        t->opts.send_queue_bytes_max = UINT32_MAX;
+    }
     if (t->opts.max_entries == 0) {
         t->opts.max_entries = DEFAULT_MAX_ENTRIES;
     }
@@ -710,6 +723,11 @@ int transport_add_peer(struct transport *t,
     }
     struct peer *p = peer_find(t, id);
     if (p != NULL) {
+        /* Adding a peer again at the same address changes nothing, so a
+         * driver may re-add its whole configuration after every change. */
+        if (memcmp(&p->addr, &addr, sizeof(addr)) == 0) {
+            return 0;
+        }
         /* Re-addressed: drop the old connection and dial the new address
          * at once. */
         p->addr = addr;

@@ -568,6 +568,15 @@ START_TEST(test_transport_rejects_hellos_from_strangers)
         ck_assert(run_until(closed_and_counted, &w));
         close(fd);
     }
+    /* A first frame announcing a megabyte is refused on its header. */
+    {
+        uint8_t hdr[CODEC_FRAME_HEADER] = {0, 0, 0x10, 0};
+        int fd = raw_connect(nodes[0].port);
+        raw_write(fd, hdr, sizeof(hdr));
+        struct want_stats w = {fd, ++rejected, 0};
+        ck_assert(run_until(closed_and_counted, &w));
+        close(fd);
+    }
     ck_assert_uint_eq(nodes[0].n_recv, 0);
 
     int fd = raw_connect(nodes[0].port);
@@ -689,10 +698,14 @@ START_TEST(test_transport_drops_sends_over_the_queue_limit)
 }
 END_TEST
 
-/* A removed peer is disconnected and unknown; adding it back reconnects. */
+/* Adding a peer again at its address keeps the connection; a removed peer
+ * is disconnected and unknown; adding it back reconnects. */
 START_TEST(test_transport_forgets_a_removed_peer)
 {
     start_mesh(2);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", nodes[1].port), 0);
+    ck_assert(transport_connected(nodes[0].t, 2));
     transport_remove_peer(nodes[0].t, 2);
     ck_assert(!transport_connected(nodes[0].t, 2));
     struct raft_message m = heartbeat(1, 2, 1);
@@ -702,6 +715,9 @@ START_TEST(test_transport_forgets_a_removed_peer)
     ck_assert(run_until(one_to_two_up, NULL));
     ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
     wait_received(&nodes[1], 1);
+    struct transport_stats st;
+    transport_stats(nodes[0].t, &st);
+    ck_assert_uint_eq(st.connects, 2);
 }
 END_TEST
 
