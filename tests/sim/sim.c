@@ -333,7 +333,6 @@ int sim_run(const struct sim_options *opt,
     }
     workload_start(s);
     sim_schedule(s, s->p.fault_time, EV_HEAL, 0, 0, NULL);
-    sim_schedule(s, s->p.fault_time + s->p.liveness_time, EV_END, 0, 0, NULL);
 
     while (!s->failed && s->phase != PHASE_DONE && s->heap_n > 0) {
         struct sim_event ev = pop_event(s);

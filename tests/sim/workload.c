@@ -401,6 +401,29 @@ void workload_heal(struct sim *s)
         s->props[pid].must_settle = st == PROP_PENDING || st == PROP_QUEUED;
     }
     s->heal_pid = s->n_props > 0 ? s->n_props : 1;
+
+    /* The bound: a fixed allowance for elections, plus the time a lagging
+     * node needs to catch up through the log at the slowest settings (one
+     * append of max_append_entries per round trip and fsync), since a
+     * learner added late may be a thousand entries behind. */
+    raft_index top = 0, bottom = UINT64_MAX;
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        struct sim_node *n = &s->nodes[i];
+        if (n->raft == NULL || raft_last_index(n->raft) == 0) {
+            continue; /* a spare that never joined */
+        }
+        if (raft_last_index(n->raft) > top) {
+            top = raft_last_index(n->raft);
+        }
+        if (n->app.applied < bottom) {
+            bottom = n->app.applied;
+        }
+    }
+    uint64_t behind = top > bottom ? top - bottom : 0;
+    uint64_t trips = behind / s->p.max_append_entries + 1;
+    s->p.liveness_time +=
+        trips * (2 * (sim_time)s->p.lat_max + s->p.fsync_max + SIM_TICK);
+    sim_schedule(s, s->now + s->p.liveness_time, EV_END, 0, 0, NULL);
     /* Faults stop: a clean network and normal disks from now on. Messages
      * already on a long detour still arrive. */
     s->p.loss_ppm = 0;
