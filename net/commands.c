@@ -1,0 +1,1020 @@
+/*
+ * commands.c - the command table, dispatch, reply helpers and the commands
+ * that answer without touching the store (connection, server and cluster
+ * administration). The string commands are in commands_view.c, the scans
+ * and native commands in commands_keys.c. docs/protocol.md is the
+ * reference for what each command replies.
+ */
+#include "commands.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bnode.h"
+#include "kv.h"
+
+#define BALLOT_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------------- */
+/* Reply helpers                                                           */
+
+static void rep_check(struct cmd_req *r, int rc)
+{
+    if (rc != 0 && r->reply_err == 0) {
+        r->reply_err = rc;
+    }
+}
+
+void rep_ok(struct cmd_req *r)
+{
+    rep_check(r, resp_encode_simple(&r->reply, "OK", 2));
+}
+
+void rep_simple(struct cmd_req *r, const char *s)
+{
+    rep_check(r, resp_encode_simple(&r->reply, s, strlen(s)));
+}
+
+void rep_error(struct cmd_req *r, const char *msg)
+{
+    rep_check(r, resp_encode_error(&r->reply, msg, strlen(msg)));
+}
+
+void rep_errorf(struct cmd_req *r, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        buf[0] = '\0';
+    }
+    rep_error(r, buf);
+}
+
+void rep_int(struct cmd_req *r, int64_t v)
+{
+    rep_check(r, resp_encode_integer(&r->reply, v));
+}
+
+void rep_bulk(struct cmd_req *r, const void *data, size_t len)
+{
+    rep_check(r, resp_encode_bulk(&r->reply, data, len));
+}
+
+void rep_cstr(struct cmd_req *r, const char *s)
+{
+    rep_bulk(r, s, strlen(s));
+}
+
+void rep_null(struct cmd_req *r)
+{
+    rep_check(r, resp_encode_null(&r->reply));
+}
+
+void rep_null_array(struct cmd_req *r)
+{
+    rep_check(r, resp_encode_null_array(&r->reply));
+}
+
+void rep_array(struct cmd_req *r, size_t n)
+{
+    rep_check(r, resp_encode_array(&r->reply, n));
+}
+
+void rep_map(struct cmd_req *r, size_t npairs)
+{
+    rep_check(r, resp_encode_map(&r->reply, npairs));
+}
+
+void rep_verbatim(struct cmd_req *r, const char *data, size_t len)
+{
+    rep_check(r, resp_encode_verbatim(&r->reply, "txt", data, len));
+}
+
+void rep_arity_error(struct cmd_req *r, const char *name)
+{
+    rep_errorf(r, "ERR wrong number of arguments for '%s' command", name);
+}
+
+void rep_node_error(struct cmd_req *r, int code, bool write)
+{
+    struct bnode *node = r->client->env->node;
+    const char *leader;
+    switch (code) {
+    case BNODE_ENOTLEADER:
+        leader = bnode_leader_addr(node);
+        if (leader != NULL) {
+            rep_errorf(r, "NOTLEADER leader is at %s", leader);
+        } else {
+            rep_error(r, "NOTLEADER no leader known, retry");
+        }
+        return;
+    case BNODE_EBUSY:
+        rep_error(r,
+                  "BUSY too much uncommitted work, not applied: retry "
+                  "later");
+        return;
+    case BNODE_EDROPPED:
+        rep_error(r,
+                  "DROPPED the write was overwritten by a new leader and "
+                  "not applied: retry");
+        return;
+    case BNODE_ENOREAD:
+        rep_error(r,
+                  "TRYAGAIN the read could not be confirmed (no leader "
+                  "or leadership changed): retry");
+        return;
+    case BNODE_ETOOBIG:
+        rep_error(r, "ERR command too large for one log entry");
+        return;
+    case BNODE_ENOMEM:
+        rep_error(r, "ERR out of memory");
+        return;
+    case BNODE_ESTOPPED:
+        if (!write) {
+            rep_error(r,
+                      "SHUTDOWN the node is shutting down: retry on "
+                      "another node");
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    if (write) {
+        /* Anything else reported for a proposal that was accepted leaves
+         * its fate open: the client must not assume it failed. */
+        rep_error(r,
+                  "UNKNOWN outcome unknown: leadership changed before "
+                  "the write was confirmed; it may or may not have been "
+                  "applied");
+    } else {
+        rep_errorf(r, "ERR read failed: %s", bnode_strerror(code));
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Small parsers                                                           */
+
+int cmd_parse_i64(const char *s, size_t len, int64_t *out)
+{
+    /* Canonical decimal only, like Redis's string2ll: a value that reads
+     * back differently from how it was written is not a number. */
+    if (len == 0 || len > 20) {
+        return -1;
+    }
+    size_t i = 0;
+    bool neg = false;
+    if (s[0] == '-') {
+        neg = true;
+        i = 1;
+        if (len == 1) {
+            return -1;
+        }
+    }
+    if (s[i] == '0' && len > i + 1) {
+        return -1;
+    }
+    if (neg && s[i] == '0') {
+        return -1;
+    }
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return -1;
+        }
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) {
+            return -1;
+        }
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX) {
+            return -1;
+        }
+        *out = (int64_t)v;
+    }
+    return 0;
+}
+
+bool cmd_arg_is(const char *arg, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    if (n != len) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (tolower((unsigned char)arg[i]) != word[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cmd_check_key(struct cmd_req *r, size_t len)
+{
+    if (len == 0) {
+        rep_error(r, "ERR empty keys are not supported by ballot");
+        return false;
+    }
+    if (len > KV_KEY_BYTES_MAX) {
+        rep_errorf(r, "ERR key too long: ballot's limit is %u bytes",
+                   KV_KEY_BYTES_MAX);
+        return false;
+    }
+    return true;
+}
+
+bool cmd_check_value(struct cmd_req *r, size_t len)
+{
+    if (len > KV_VALUE_BYTES_MAX) {
+        rep_errorf(r, "ERR value too large: ballot's limit is %u bytes",
+                   KV_VALUE_BYTES_MAX);
+        return false;
+    }
+    return true;
+}
+
+uint64_t cmd_now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+void cmd_req_finish(struct cmd_req *r)
+{
+    assert(!r->done);
+    r->done = true;
+    r->client->env->req_done(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connection commands                                                     */
+
+static CMD_DECL(cmd_ping)
+{
+    (void)argvlen;
+    if (argc > 2) {
+        rep_arity_error(r, "ping");
+    } else if (argc == 2) {
+        rep_bulk(r, argv[1], argvlen[1]);
+    } else {
+        rep_simple(r, "PONG");
+    }
+    cmd_req_finish(r);
+}
+
+CMD_DECL_VIEW(cmd_ping_view)
+{
+    (void)v;
+    if (argc > 2) {
+        rep_arity_error(r, "ping");
+    } else if (argc == 2) {
+        rep_bulk(r, argv[1], argvlen[1]);
+    } else {
+        rep_simple(r, "PONG");
+    }
+}
+
+static CMD_DECL(cmd_echo)
+{
+    (void)argc;
+    rep_bulk(r, argv[1], argvlen[1]);
+    cmd_req_finish(r);
+}
+
+CMD_DECL_VIEW(cmd_echo_view)
+{
+    (void)v;
+    (void)argc;
+    rep_bulk(r, argv[1], argvlen[1]);
+}
+
+static CMD_DECL(cmd_auth)
+{
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    rep_error(r,
+              "ERR AUTH is not supported yet: ballot has no "
+              "authentication");
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_select)
+{
+    int64_t db;
+    (void)argc;
+    if (cmd_parse_i64(argv[1], argvlen[1], &db) != 0) {
+        rep_error(r, "ERR value is not an integer or out of range");
+    } else if (db != 0) {
+        rep_error(r, "ERR DB index is out of range");
+    } else {
+        rep_ok(r);
+    }
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_quit)
+{
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    r->client->quit = true;
+    r->close_after = true;
+    rep_ok(r);
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_readonly)
+{
+    (void)argc;
+    (void)argvlen;
+    r->client->readonly = cmd_arg_is(argv[0], strlen(argv[0]), "readonly");
+    rep_ok(r);
+    cmd_req_finish(r);
+}
+
+/* Client names follow Redis: printable ASCII without spaces. */
+static bool name_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '!' || s[i] > '~') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int set_name(struct cmd_req *r, const char *s, size_t len)
+{
+    struct cmd_client *c = r->client;
+    if (!name_valid(s, len)) {
+        rep_error(r,
+                  "ERR Client names cannot contain spaces, newlines or "
+                  "special characters.");
+        return -1;
+    }
+    if (len > SERVER_CLIENT_NAME_MAX) {
+        rep_errorf(r, "ERR client name too long: ballot's limit is %u bytes",
+                   SERVER_CLIENT_NAME_MAX);
+        return -1;
+    }
+    free(c->name);
+    c->name = NULL;
+    if (len > 0) {
+        c->name = malloc(len + 1);
+        if (c->name == NULL) {
+            rep_error(r, "ERR out of memory");
+            return -1;
+        }
+        memcpy(c->name, s, len);
+        c->name[len] = '\0';
+    }
+    return 0;
+}
+
+static CMD_DECL(cmd_client)
+{
+    struct cmd_client *c = r->client;
+    const char *sub = argv[1];
+    size_t sublen = argvlen[1];
+    if (cmd_arg_is(sub, sublen, "id") && argc == 2) {
+        rep_int(r, (int64_t)c->id);
+    } else if (cmd_arg_is(sub, sublen, "getname") && argc == 2) {
+        if (c->name != NULL) {
+            rep_cstr(r, c->name);
+        } else {
+            rep_null(r);
+        }
+    } else if (cmd_arg_is(sub, sublen, "setname") && argc == 3) {
+        if (set_name(r, argv[2], argvlen[2]) == 0) {
+            rep_ok(r);
+        }
+    } else if (cmd_arg_is(sub, sublen, "setinfo") && argc == 4) {
+        /* Client libraries announce themselves; nothing to keep. */
+        rep_ok(r);
+    } else if (cmd_arg_is(sub, sublen, "info") && argc == 2) {
+        char buf[512];
+        int n = snprintf(buf, sizeof(buf),
+                         "id=%" PRIu64
+                         " name=%s db=0 "
+                         "multi=%d resp=%d readonly=%d\n",
+                         c->id, c->name ? c->name : "",
+                         c->in_multi ? (int)c->n_queued : -1, c->proto,
+                         c->readonly ? 1 : 0);
+        rep_verbatim(r, buf, (size_t)n);
+    } else if (cmd_arg_is(sub, sublen, "id") ||
+               cmd_arg_is(sub, sublen, "getname") ||
+               cmd_arg_is(sub, sublen, "setname") ||
+               cmd_arg_is(sub, sublen, "setinfo") ||
+               cmd_arg_is(sub, sublen, "info")) {
+        rep_errorf(r,
+                   "ERR wrong number of arguments for 'client|%.*s' "
+                   "command",
+                   (int)sublen, sub);
+    } else {
+        rep_errorf(r, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
+                   (int)(sublen > 128 ? 128 : sublen), sub);
+    }
+    cmd_req_finish(r);
+}
+
+static const char *role_of(uint8_t state)
+{
+    switch (state) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_PRE_CANDIDATE:
+        return "pre-candidate";
+    default:
+        return "follower";
+    }
+}
+
+static CMD_DECL(cmd_hello)
+{
+    struct cmd_client *c = r->client;
+    int proto = c->proto;
+    size_t i = 1;
+    if (argc >= 2) {
+        int64_t v;
+        if (cmd_parse_i64(argv[1], argvlen[1], &v) != 0) {
+            rep_error(r,
+                      "ERR Protocol version is not an integer or out of "
+                      "range");
+            goto done;
+        }
+        if (v != 2 && v != 3) {
+            rep_error(r, "NOPROTO unsupported protocol version");
+            goto done;
+        }
+        proto = (int)v;
+        i = 2;
+    }
+    /* Check every option before changing anything: HELLO either applies
+     * whole or not at all. */
+    const char *name = NULL;
+    size_t name_len = 0;
+    for (; i < argc; i++) {
+        bool more = i + 1 < argc;
+        if (cmd_arg_is(argv[i], argvlen[i], "auth") && i + 2 < argc) {
+            rep_error(r,
+                      "ERR AUTH is not supported yet: ballot has no "
+                      "authentication");
+            goto done;
+        } else if (cmd_arg_is(argv[i], argvlen[i], "setname") && more) {
+            name = argv[i + 1];
+            name_len = argvlen[i + 1];
+            i++;
+        } else {
+            rep_errorf(r, "ERR Syntax error in HELLO option '%.*s'",
+                       (int)(argvlen[i] > 128 ? 128 : argvlen[i]), argv[i]);
+            goto done;
+        }
+    }
+    if (name != NULL && set_name(r, name, name_len) != 0) {
+        goto done;
+    }
+    c->proto = proto;
+    (void)resp_buf_set_proto(&r->reply, proto);
+    struct bnode_status st;
+    bnode_status(c->env->node, &st);
+    rep_map(r, 7);
+    rep_cstr(r, "server");
+    rep_cstr(r, "ballot");
+    rep_cstr(r, "version");
+    rep_cstr(r, BALLOT_VERSION_STRING);
+    rep_cstr(r, "proto");
+    rep_int(r, proto);
+    rep_cstr(r, "id");
+    rep_int(r, (int64_t)c->id);
+    rep_cstr(r, "mode");
+    rep_cstr(r, "cluster");
+    rep_cstr(r, "role");
+    rep_cstr(r, st.state == RAFT_LEADER ? "master" : "replica");
+    rep_cstr(r, "modules");
+    rep_array(r, 0);
+done:
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_reset)
+{
+    struct cmd_client *c = r->client;
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    cmd_client_discard(c);
+    cmd_client_unwatch(c);
+    c->readonly = false;
+    c->proto = 2;
+    free(c->name);
+    c->name = NULL;
+    (void)resp_buf_set_proto(&r->reply, 2);
+    rep_simple(r, "RESET");
+    cmd_req_finish(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* MULTI state                                                             */
+
+void cmd_client_discard(struct cmd_client *c)
+{
+    for (size_t i = 0; i < c->n_queued; i++) {
+        free((void *)c->queued[i].argv);
+    }
+    free(c->queued);
+    c->queued = NULL;
+    c->n_queued = 0;
+    c->cap_queued = 0;
+    c->in_multi = false;
+    c->multi_dirty = false;
+}
+
+void cmd_client_unwatch(struct cmd_client *c)
+{
+    for (size_t i = 0; i < c->n_watched; i++) {
+        free(c->watched[i].key);
+    }
+    free(c->watched);
+    c->watched = NULL;
+    c->n_watched = 0;
+    c->cap_watched = 0;
+}
+
+static CMD_DECL(cmd_multi)
+{
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    if (r->client->in_multi) {
+        rep_error(r, "ERR MULTI calls can not be nested");
+    } else {
+        r->client->in_multi = true;
+        r->client->multi_dirty = false;
+        rep_ok(r);
+    }
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_discard)
+{
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    if (!r->client->in_multi) {
+        rep_error(r, "ERR DISCARD without MULTI");
+    } else {
+        cmd_client_discard(r->client);
+        cmd_client_unwatch(r->client);
+        rep_ok(r);
+    }
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_unwatch)
+{
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    cmd_client_unwatch(r->client);
+    rep_ok(r);
+    cmd_req_finish(r);
+}
+
+/* Copies a request into one allocation so it can wait for EXEC. */
+static int queue_request(struct cmd_client *c,
+                         const struct cmd_def *def,
+                         const struct resp_request *req)
+{
+    if (c->n_queued == c->cap_queued) {
+        size_t cap = c->cap_queued ? c->cap_queued * 2 : 8;
+        struct cmd_queued *q = realloc(c->queued, cap * sizeof(*q));
+        if (q == NULL) {
+            return -1;
+        }
+        c->queued = q;
+        c->cap_queued = cap;
+    }
+    size_t bytes = req->argc * (sizeof(char *) + sizeof(size_t));
+    for (size_t i = 0; i < req->argc; i++) {
+        bytes += req->argvlen[i] + 1;
+    }
+    char *mem = malloc(bytes);
+    if (mem == NULL) {
+        return -1;
+    }
+    const char **argv = (const char **)mem;
+    size_t *argvlen = (size_t *)(mem + req->argc * sizeof(char *));
+    char *p = (char *)(argvlen + req->argc);
+    for (size_t i = 0; i < req->argc; i++) {
+        memcpy(p, req->argv[i], req->argvlen[i]);
+        p[req->argvlen[i]] = '\0';
+        argv[i] = p;
+        argvlen[i] = req->argvlen[i];
+        p += req->argvlen[i] + 1;
+    }
+    struct cmd_queued *q = &c->queued[c->n_queued++];
+    q->def = def;
+    q->argc = req->argc;
+    q->argv = argv;
+    q->argvlen = argvlen;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Server and cluster commands                                             */
+
+static size_t appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static size_t appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
+{
+    if (len >= cap) {
+        return len;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return len;
+    }
+    return len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
+}
+
+static CMD_DECL(cmd_info)
+{
+    struct cmd_env *env = r->client->env;
+    struct bnode_status st;
+    bool all = argc < 2 || cmd_arg_is(argv[1], argvlen[1], "all") ||
+               cmd_arg_is(argv[1], argvlen[1], "everything") ||
+               cmd_arg_is(argv[1], argvlen[1], "default");
+    char buf[4096];
+    size_t n = 0;
+    bnode_status(env->node, &st);
+    if (all || cmd_arg_is(argv[1], argvlen[1], "server")) {
+        n = appendf(buf, sizeof(buf), n,
+                    "# Server\r\nballot_version:%s\r\nredis_version:7.0.0\r\n"
+                    "redis_mode:cluster\r\ntcp_port:%d\r\n"
+                    "uptime_in_seconds:%" PRIu64 "\r\nnode_id:%" PRIu64
+                    "\r\n\r\n",
+                    BALLOT_VERSION_STRING, env->port,
+                    (cmd_now_ms() - env->start_ms) / 1000u, (uint64_t)st.id);
+    }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "clients")) {
+        n = appendf(buf, sizeof(buf), n,
+                    "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n"
+                    "\r\n",
+                    env->n_clients, env->opts.max_clients);
+    }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "stats")) {
+        n = appendf(buf, sizeof(buf), n,
+                    "# Stats\r\ntotal_connections_received:%" PRIu64
+                    "\r\nrejected_connections:%" PRIu64
+                    "\r\ntotal_commands_processed:%" PRIu64 "\r\n\r\n",
+                    env->total_connections, env->rejected_connections,
+                    env->total_commands);
+    }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "raft")) {
+        n = appendf(
+            buf, sizeof(buf), n,
+            "# Raft\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader:%" PRIu64
+            "\r\nleader_addr:%s\r\ncommit:%" PRIu64 "\r\napplied:%" PRIu64
+            "\r\nlast_index:%" PRIu64 "\r\nfirst_index:%" PRIu64
+            "\r\nsnapshot_index:%" PRIu64 "\r\nrevision:%" PRIu64
+            "\r\nproposals_pending:%" PRIu64 "\r\nreads_pending:%" PRIu64
+            "\r\nmembers:",
+            role_of(st.state), (uint64_t)st.term, (uint64_t)st.leader,
+            bnode_leader_addr(env->node) ? bnode_leader_addr(env->node) : "",
+            (uint64_t)st.commit, (uint64_t)st.applied, (uint64_t)st.last_index,
+            (uint64_t)st.first_index, (uint64_t)st.snapshot_index, st.revision,
+            st.proposals_pending, st.reads_pending);
+        for (uint32_t i = 0; i < st.conf.n && i < RAFT_CONF_MAX; i++) {
+            n = appendf(
+                buf, sizeof(buf), n, "%s%" PRIu64 ":%s", i ? "," : "",
+                (uint64_t)st.conf.members[i].id,
+                st.conf.members[i].role == RAFT_VOTER ? "voter" : "learner");
+        }
+        n = appendf(buf, sizeof(buf), n, "\r\n\r\n");
+    }
+    rep_verbatim(r, buf, n);
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_bstatus)
+{
+    struct bnode_status st;
+    struct cmd_env *env = r->client->env;
+    const char *leader;
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    bnode_status(env->node, &st);
+    leader = bnode_leader_addr(env->node);
+    rep_map(r, 13);
+    rep_cstr(r, "id");
+    rep_int(r, (int64_t)st.id);
+    rep_cstr(r, "role");
+    rep_cstr(r, role_of(st.state));
+    rep_cstr(r, "term");
+    rep_int(r, (int64_t)st.term);
+    rep_cstr(r, "leader");
+    rep_int(r, (int64_t)st.leader);
+    rep_cstr(r, "leader_addr");
+    if (leader != NULL) {
+        rep_cstr(r, leader);
+    } else {
+        rep_null(r);
+    }
+    rep_cstr(r, "commit");
+    rep_int(r, (int64_t)st.commit);
+    rep_cstr(r, "applied");
+    rep_int(r, (int64_t)st.applied);
+    rep_cstr(r, "last_index");
+    rep_int(r, (int64_t)st.last_index);
+    rep_cstr(r, "first_index");
+    rep_int(r, (int64_t)st.first_index);
+    rep_cstr(r, "snapshot_index");
+    rep_int(r, (int64_t)st.snapshot_index);
+    rep_cstr(r, "revision");
+    rep_int(r, (int64_t)st.revision);
+    rep_cstr(r, "proposals_pending");
+    rep_int(r, (int64_t)st.proposals_pending);
+    rep_cstr(r, "members");
+    uint32_t nm = st.conf.n < RAFT_CONF_MAX ? st.conf.n : RAFT_CONF_MAX;
+    rep_array(r, nm);
+    for (uint32_t i = 0; i < nm; i++) {
+        rep_array(r, 2);
+        rep_int(r, (int64_t)st.conf.members[i].id);
+        rep_cstr(r,
+                 st.conf.members[i].role == RAFT_VOTER ? "voter" : "learner");
+    }
+    cmd_req_finish(r);
+}
+
+static CMD_DECL(cmd_btransfer)
+{
+    int64_t id;
+    (void)argc;
+    if (cmd_parse_i64(argv[1], argvlen[1], &id) != 0 || id <= 0) {
+        rep_error(r, "ERR value is not an integer or out of range");
+    } else {
+        int rc = bnode_transfer(r->client->env->node, (raft_id)id);
+        if (rc == 0) {
+            rep_ok(r);
+        } else if (rc == BNODE_ENOTLEADER) {
+            rep_node_error(r, rc, false);
+        } else {
+            rep_errorf(r, "ERR transfer refused: %s", bnode_strerror(rc));
+        }
+    }
+    cmd_req_finish(r);
+}
+
+/* Writes one COMMAND INFO entry: name, arity, flags, first key, last key,
+ * step. Enough for clients that read key positions. */
+static void command_entry(struct cmd_req *r, const struct cmd_def *d)
+{
+    const char *flags[4];
+    size_t nf = 0;
+    if (d->flags & CMD_WRITE) {
+        flags[nf++] = "write";
+    }
+    if (d->flags & CMD_READONLY) {
+        flags[nf++] = "readonly";
+    }
+    if (d->flags & CMD_ADMIN) {
+        flags[nf++] = "admin";
+    }
+    if (d->flags & CMD_FAST) {
+        flags[nf++] = "fast";
+    }
+    rep_array(r, 6);
+    rep_cstr(r, d->name);
+    rep_int(r, d->arity);
+    rep_check(r, resp_encode_set(&r->reply, nf));
+    for (size_t i = 0; i < nf; i++) {
+        rep_simple(r, flags[i]);
+    }
+    rep_int(r, d->first_key);
+    rep_int(r, d->last_key);
+    rep_int(r, d->key_step);
+}
+
+static CMD_DECL(cmd_command)
+{
+    if (argc == 1) {
+        rep_array(r, cmd_table_len);
+        for (size_t i = 0; i < cmd_table_len; i++) {
+            command_entry(r, &cmd_table[i]);
+        }
+    } else if (cmd_arg_is(argv[1], argvlen[1], "count") && argc == 2) {
+        rep_int(r, (int64_t)cmd_table_len);
+    } else if (cmd_arg_is(argv[1], argvlen[1], "docs")) {
+        /* redis-cli asks for the docs at startup only to show hints; an
+         * empty answer is valid and keeps ballot's text its own. */
+        rep_map(r, 0);
+    } else if (cmd_arg_is(argv[1], argvlen[1], "list") && argc == 2) {
+        rep_array(r, cmd_table_len);
+        for (size_t i = 0; i < cmd_table_len; i++) {
+            rep_cstr(r, cmd_table[i].name);
+        }
+    } else if (cmd_arg_is(argv[1], argvlen[1], "info")) {
+        rep_array(r, argc - 2);
+        for (size_t i = 2; i < argc; i++) {
+            const struct cmd_def *d = cmd_lookup(argv[i], argvlen[i]);
+            if (d != NULL) {
+                command_entry(r, d);
+            } else {
+                rep_null_array(r);
+            }
+        }
+    } else {
+        rep_errorf(r, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
+                   (int)(argvlen[1] > 128 ? 128 : argvlen[1]), argv[1]);
+    }
+    cmd_req_finish(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The table                                                               */
+
+#define RO CMD_READONLY
+#define WR CMD_WRITE
+
+/* clang-format off */
+const struct cmd_def cmd_table[] = {
+    /* name, arity, flags, order, fn, view_fn, order_fn, keys */
+    {"ping", -1, CMD_FAST, CMD_ORDER_FREE, cmd_ping, cmd_ping_view, NULL, 0, 0, 0},
+    {"echo", 2, CMD_FAST, CMD_ORDER_FREE, cmd_echo, cmd_echo_view, NULL, 0, 0, 0},
+    {"hello", -1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_hello, NULL, NULL, 0, 0, 0},
+    {"auth", -2, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_auth, NULL, NULL, 0, 0, 0},
+    {"select", 2, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_select, NULL, NULL, 0, 0, 0},
+    {"quit", -1, CMD_FAST | CMD_MULTI, CMD_ORDER_FREE, cmd_quit, NULL, NULL, 0, 0, 0},
+    {"reset", 1, CMD_FAST | CMD_MULTI, CMD_ORDER_FREE, cmd_reset, NULL, NULL, 0, 0, 0},
+    {"client", -2, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_client, NULL, NULL, 0, 0, 0},
+    {"command", -1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_command, NULL, NULL, 0, 0, 0},
+    {"readonly", 1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_readonly, NULL, NULL, 0, 0, 0},
+    {"readwrite", 1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_readonly, NULL, NULL, 0, 0, 0},
+    {"info", -1, CMD_NOMULTI, CMD_ORDER_FREE, cmd_info, NULL, NULL, 0, 0, 0},
+    {"multi", 1, CMD_FAST | CMD_MULTI, CMD_ORDER_FREE, cmd_multi, NULL, NULL, 0, 0, 0},
+    {"exec", 1, CMD_MULTI, CMD_ORDER_SERIAL, cmd_exec, NULL, NULL, 0, 0, 0},
+    {"discard", 1, CMD_FAST | CMD_MULTI, CMD_ORDER_FREE, cmd_discard, NULL, NULL, 0, 0, 0},
+    {"watch", -2, CMD_MULTI | RO, CMD_ORDER_SERIAL, cmd_watch, NULL, NULL, 1, -1, 1},
+    {"unwatch", 1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_unwatch, NULL, NULL, 0, 0, 0},
+    {"dbsize", 1, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_dbsize, NULL, NULL, 0, 0, 0},
+    {"exists", -2, RO, CMD_ORDER_READ, NULL, cmd_exists, NULL, 1, -1, 1},
+    {"get", 2, RO, CMD_ORDER_READ, NULL, cmd_get, NULL, 1, 1, 1},
+    {"mget", -2, RO, CMD_ORDER_READ, NULL, cmd_mget, NULL, 1, -1, 1},
+    {"strlen", 2, RO, CMD_ORDER_READ, NULL, cmd_strlen, NULL, 1, 1, 1},
+    {"keys", 2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_keys, NULL, NULL, 0, 0, 0},
+    {"scan", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_scan, NULL, NULL, 0, 0, 0},
+    {"set", -3, WR, CMD_ORDER_SERIAL, NULL, cmd_set, cmd_set_order, 1, 1, 1},
+    {"setnx", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_setnx, NULL, 1, 1, 1},
+    {"getset", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_getset, NULL, 1, 1, 1},
+    {"getdel", 2, WR, CMD_ORDER_SERIAL, NULL, cmd_getdel, NULL, 1, 1, 1},
+    {"del", -2, WR, CMD_ORDER_WRITE, cmd_del, cmd_del_view, NULL, 1, -1, 1},
+    {"unlink", -2, WR, CMD_ORDER_WRITE, cmd_del, cmd_del_view, NULL, 1, -1, 1},
+    {"incr", 2, WR, CMD_ORDER_SERIAL, NULL, cmd_incr, NULL, 1, 1, 1},
+    {"incrby", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_incrby, NULL, 1, 1, 1},
+    {"decr", 2, WR, CMD_ORDER_SERIAL, NULL, cmd_decr, NULL, 1, 1, 1},
+    {"decrby", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_decrby, NULL, 1, 1, 1},
+    {"append", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_append, NULL, 1, 1, 1},
+    {"mset", -3, WR, CMD_ORDER_WRITE, NULL, cmd_mset, NULL, 1, -1, 2},
+    {"msetnx", -3, WR, CMD_ORDER_SERIAL, NULL, cmd_msetnx, NULL, 1, -1, 2},
+    {"brange", -3, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_brange, NULL, NULL, 1, 2, 1},
+    {"btxn", -4, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_btxn, NULL, NULL, 0, 0, 0},
+    {"bmeta", 2, RO, CMD_ORDER_READ, NULL, cmd_bmeta, NULL, 1, 1, 1},
+    {"bstatus", 1, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bstatus, NULL, NULL, 0, 0, 0},
+    {"btransfer", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_btransfer, NULL, NULL, 0, 0, 0},
+};
+/* clang-format on */
+
+const size_t cmd_table_len = sizeof(cmd_table) / sizeof(cmd_table[0]);
+
+const struct cmd_def *cmd_lookup(const char *name, size_t len)
+{
+    for (size_t i = 0; i < cmd_table_len; i++) {
+        if (cmd_arg_is(name, len, cmd_table[i].name)) {
+            return &cmd_table[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Dispatch                                                                */
+
+void cmd_client_init(struct cmd_client *c, struct cmd_env *env)
+{
+    memset(c, 0, sizeof(*c));
+    c->env = env;
+    c->id = ++env->next_client_id;
+    c->proto = 2;
+}
+
+void cmd_client_close(struct cmd_client *c)
+{
+    cmd_client_discard(c);
+    cmd_client_unwatch(c);
+    free(c->name);
+    c->name = NULL;
+}
+
+static bool arity_ok(const struct cmd_def *d, size_t argc)
+{
+    if (d->arity > 0) {
+        return argc == (size_t)d->arity;
+    }
+    return argc >= (size_t)-d->arity;
+}
+
+/* Commands that run rather than queue between MULTI and EXEC. */
+static bool runs_in_multi(const struct cmd_def *d)
+{
+    return (d->flags & CMD_MULTI) != 0;
+}
+
+int cmd_order_of(const struct cmd_client *c, const struct resp_request *req)
+{
+    const struct cmd_def *d = cmd_lookup(req->argv[0], req->argvlen[0]);
+    if (d == NULL || !arity_ok(d, req->argc)) {
+        return CMD_ORDER_FREE;
+    }
+    if (c->in_multi && !runs_in_multi(d)) {
+        return CMD_ORDER_FREE;
+    }
+    if (d->order_fn != NULL) {
+        return d->order_fn(req->argc, req->argv, req->argvlen);
+    }
+    return d->order;
+}
+
+static void unknown_command(struct cmd_req *r, const struct resp_request *req)
+{
+    /* The same shape as Redis's message: clients and tests match on it. */
+    char args[256];
+    size_t n = 0;
+    args[0] = '\0';
+    for (size_t i = 1; i < req->argc && n < 128; i++) {
+        int room = (int)(128 - n);
+        int len = req->argvlen[i] < (size_t)room ? (int)req->argvlen[i] : room;
+        n = appendf(args, sizeof(args), n, "'%.*s' ", len, req->argv[i]);
+    }
+    int nl = req->argvlen[0] > 128 ? 128 : (int)req->argvlen[0];
+    rep_errorf(r, "ERR unknown command '%.*s', with args beginning with: %s",
+               nl, req->argv[0], args);
+}
+
+void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
+{
+    struct cmd_client *c = r->client;
+    const struct cmd_def *d = cmd_lookup(req->argv[0], req->argvlen[0]);
+    c->env->total_commands++;
+    if (d == NULL) {
+        unknown_command(r, req);
+        c->multi_dirty = c->in_multi;
+        cmd_req_finish(r);
+        return;
+    }
+    if (!arity_ok(d, req->argc)) {
+        rep_arity_error(r, d->name);
+        c->multi_dirty = c->in_multi;
+        cmd_req_finish(r);
+        return;
+    }
+    if (c->in_multi && !runs_in_multi(d)) {
+        if (d->view_fn == NULL) {
+            rep_error(r, "ERR Command not allowed inside a transaction");
+            c->multi_dirty = true;
+        } else if (queue_request(c, d, req) != 0) {
+            rep_error(r, "ERR out of memory");
+            c->multi_dirty = true;
+        } else {
+            rep_simple(r, "QUEUED");
+        }
+        cmd_req_finish(r);
+        return;
+    }
+    if (d->fn != NULL) {
+        d->fn(r, req->argc, req->argv, req->argvlen);
+    } else {
+        cmd_view_start(r, d, req->argc, req->argv, req->argvlen);
+    }
+}

@@ -1,0 +1,291 @@
+/*
+ * commands.h - the command table of the client port and the state each
+ * connection carries between commands. Internal to net/: server.c feeds it
+ * parsed requests, the commands_*.c files implement the commands.
+ *
+ * A command is a row of data (name, arity, flags, ordering class, handler).
+ * A handler either answers at once or starts node work (a read barrier, a
+ * proposal) and answers from its callback; either way it ends by calling
+ * cmd_req_finish() exactly once. docs/protocol.md lists every command.
+ */
+#ifndef BALLOT_NET_COMMANDS_H
+#define BALLOT_NET_COMMANDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resp.h"
+#include "server.h"
+
+struct bnode;
+struct cmd_req;
+
+/* How a request may overlap with earlier requests of the same connection
+ * that are still running. Replies always leave in order; these classes
+ * also keep the effects in program order (a GET pipelined after a SET sees
+ * the SET; a SET pipelined after a GET is not seen by the GET). */
+enum cmd_order {
+    /* Answers without the node (PING, CLIENT, MULTI queueing). Waits only
+     * for a running SERIAL request, whose result may change client
+     * state. */
+    CMD_ORDER_FREE = 0,
+    /* A pure read: may overlap other reads, waits for running writes. */
+    CMD_ORDER_READ = 1,
+    /* A blind write (one proposal, no read first): proposals enter the log
+     * in the order they are made, so blind writes may overlap each other;
+     * they wait for running reads. */
+    CMD_ORDER_WRITE = 2,
+    /* Read-then-write, WATCH, EXEC: waits until nothing else runs, and
+     * nothing starts until it ends. */
+    CMD_ORDER_SERIAL = 3,
+};
+
+/* Command flags (struct cmd_def.flags). */
+enum {
+    CMD_WRITE = 1 << 0,    /* may change the store */
+    CMD_READONLY = 1 << 1, /* reads the store */
+    CMD_ADMIN = 1 << 2,    /* cluster or server administration */
+    CMD_FAST = 1 << 3,     /* answered without the node */
+    CMD_NOMULTI = 1 << 4,  /* refused between MULTI and EXEC */
+    CMD_MULTI = 1 << 5,    /* runs (not queued) between MULTI and EXEC */
+    CMD_VIEW = 1 << 6,     /* runs on a view (may be queued in MULTI) */
+};
+
+/* The client port's shared state. Owned by the server. */
+struct cmd_env
+{
+    struct bnode *node;
+    struct server_options opts;
+    uint64_t next_client_id;
+    unsigned n_clients;
+    uint64_t total_connections;
+    uint64_t rejected_connections;
+    uint64_t total_commands;
+    uint64_t start_ms;
+    int port;
+    bool stopping;
+    struct cmd_cursors *cursors; /* SCAN cursors (commands_keys.c) */
+    /* Called by cmd_req_finish(); set by the server. */
+    void (*req_done)(struct cmd_req *r);
+};
+
+/* A request queued between MULTI and EXEC: one allocation holding the
+ * argument vectors and the bytes. */
+struct cmd_queued
+{
+    const struct cmd_def *def;
+    size_t argc;
+    const char **argv;
+    size_t *argvlen;
+};
+
+/* A key under WATCH and its mod_revision when watched (0: missing). */
+struct cmd_watch
+{
+    uint8_t *key;
+    uint32_t key_len;
+    uint64_t mod_revision;
+};
+
+/* What one connection remembers between commands. Embedded in the
+ * server's connection; cmd_client_init/_close bracket its life. */
+struct cmd_client
+{
+    struct cmd_env *env;
+    uint64_t id;
+    int proto;     /* 2 or 3 (HELLO) */
+    bool readonly; /* READONLY: stale, follower-local reads */
+    char *name;    /* CLIENT SETNAME; NULL if none */
+    bool in_multi;
+    bool multi_dirty; /* a command was refused while queueing */
+    struct cmd_queued *queued;
+    size_t n_queued;
+    size_t cap_queued;
+    struct cmd_watch *watched;
+    size_t n_watched;
+    size_t cap_watched;
+    bool quit; /* QUIT: no request after it is read */
+};
+
+/* One request. The server allocates it, the command fills @reply. */
+struct cmd_req
+{
+    struct cmd_client *client;
+    struct resp_buf reply;
+    int reply_err;        /* first encoding failure, sticky */
+    int order;            /* enum cmd_order, fixed at dispatch */
+    bool done;            /* the reply is complete */
+    bool close_after;     /* close the connection once this reply is sent */
+    struct cmd_req *next; /* the server's per-connection queue */
+};
+
+/* A command's handler. @argv/@argvlen are borrowed for the call only: a
+ * handler that finishes later copies what it needs. */
+typedef void (*cmd_fn)(struct cmd_req *r,
+                       size_t argc,
+                       const char *const *argv,
+                       const size_t *argvlen);
+
+/* A handler run on a view (see commands_view.c). */
+struct cmd_view;
+typedef void (*cmd_view_fn)(struct cmd_view *v,
+                            struct cmd_req *r,
+                            size_t argc,
+                            const char *const *argv,
+                            const size_t *argvlen);
+
+/* Chooses the ordering class from the arguments, when the table's static
+ * class is not precise enough (SET with options reads first). */
+typedef int (*cmd_order_fn)(size_t argc,
+                            const char *const *argv,
+                            const size_t *argvlen);
+
+/* One row of the command table. */
+struct cmd_def
+{
+    const char *name;    /* lower case */
+    int arity;           /* > 0: exactly; < 0: at least -arity (name counts) */
+    unsigned flags;      /* CMD_* */
+    int order;           /* enum cmd_order */
+    cmd_fn fn;           /* plain handler, or NULL */
+    cmd_view_fn view_fn; /* view handler (CMD_VIEW), or NULL */
+    cmd_order_fn order_fn;             /* NULL: @order */
+    int first_key, last_key, key_step; /* for COMMAND INFO */
+};
+
+/* The table, sorted by nothing in particular; lookup is case-insensitive. */
+extern const struct cmd_def cmd_table[];
+extern const size_t cmd_table_len;
+
+/** Finds a command by name (any case); NULL if unknown. */
+const struct cmd_def *cmd_lookup(const char *name, size_t len);
+
+/** Starts a connection's state; @env is borrowed for its life. */
+void cmd_client_init(struct cmd_client *c, struct cmd_env *env);
+
+/** Frees what a connection's state holds (queued commands, watches). */
+void cmd_client_close(struct cmd_client *c);
+
+/**
+ * Returns the ordering class @req will have if dispatched now on @c.
+ * Depends on @c's MULTI state, so ask just before cmd_dispatch().
+ */
+int cmd_order_of(const struct cmd_client *c, const struct resp_request *req);
+
+/**
+ * Runs one request. @r is initialized by the caller (client, reply buffer
+ * with the client's protocol). The reply is complete when
+ * env->req_done(@r) is called, possibly before this returns.
+ * @req is borrowed for the call only.
+ */
+void cmd_dispatch(struct cmd_req *r, const struct resp_request *req);
+
+/* ---------------------------------------------------------------------- */
+/* Shared by the commands_*.c files                                        */
+
+/** Marks @r complete and hands it to the server. Call exactly once. */
+void cmd_req_finish(struct cmd_req *r);
+
+/* Reply helpers: each records the first encoding failure in r->reply_err
+ * (the server then replaces the reply with an error) and otherwise ignores
+ * it, so handlers stay linear. */
+void rep_ok(struct cmd_req *r);
+void rep_simple(struct cmd_req *r, const char *s);
+void rep_error(struct cmd_req *r, const char *msg);
+void rep_errorf(struct cmd_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void rep_int(struct cmd_req *r, int64_t v);
+void rep_bulk(struct cmd_req *r, const void *data, size_t len);
+void rep_cstr(struct cmd_req *r, const char *s);
+void rep_null(struct cmd_req *r);
+void rep_null_array(struct cmd_req *r);
+void rep_array(struct cmd_req *r, size_t n);
+void rep_map(struct cmd_req *r, size_t npairs);
+void rep_verbatim(struct cmd_req *r, const char *data, size_t len);
+
+/** "ERR wrong number of arguments for 'name' command". */
+void rep_arity_error(struct cmd_req *r, const char *name);
+
+/** Replies with the error a node code means for a client (see
+ * docs/protocol.md, "Errors"). @write tells a proposal from a read. */
+void rep_node_error(struct cmd_req *r, int code, bool write);
+
+/* Parses a whole argument as a signed 64-bit decimal the way Redis does
+ * (no spaces, no '+', no leading zeros). Returns 0 or -1. */
+int cmd_parse_i64(const char *s, size_t len, int64_t *out);
+
+/* Case-insensitive comparison of an argument with a lower-case word. */
+bool cmd_arg_is(const char *arg, size_t len, const char *word);
+
+/* Checks a key against kv's limits; on failure replies with the error and
+ * returns false. */
+bool cmd_check_key(struct cmd_req *r, size_t len);
+bool cmd_check_value(struct cmd_req *r, size_t len);
+
+/* Monotonic milliseconds (uv_hrtime based). */
+uint64_t cmd_now_ms(void);
+
+/* Handlers defined in the commands_*.c files and listed in the table. */
+void cmd_view_start(struct cmd_req *r,
+                    const struct cmd_def *def,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen);
+void cmd_exec(struct cmd_req *r,
+              size_t argc,
+              const char *const *argv,
+              const size_t *argvlen);
+void cmd_watch(struct cmd_req *r,
+               size_t argc,
+               const char *const *argv,
+               const size_t *argvlen);
+void cmd_client_unwatch(struct cmd_client *c);
+void cmd_client_discard(struct cmd_client *c);
+
+#define CMD_DECL_VIEW(name)                                       \
+    void name(struct cmd_view *v, struct cmd_req *r, size_t argc, \
+              const char *const *argv, const size_t *argvlen)
+#define CMD_DECL(name)                                                 \
+    void name(struct cmd_req *r, size_t argc, const char *const *argv, \
+              const size_t *argvlen)
+
+/* commands_view.c: string commands over a view. */
+CMD_DECL_VIEW(cmd_get);
+CMD_DECL_VIEW(cmd_mget);
+CMD_DECL_VIEW(cmd_strlen);
+CMD_DECL_VIEW(cmd_exists);
+CMD_DECL_VIEW(cmd_bmeta);
+CMD_DECL_VIEW(cmd_set);
+CMD_DECL_VIEW(cmd_setnx);
+CMD_DECL_VIEW(cmd_getset);
+CMD_DECL_VIEW(cmd_getdel);
+CMD_DECL_VIEW(cmd_del_view);
+CMD_DECL_VIEW(cmd_incr);
+CMD_DECL_VIEW(cmd_incrby);
+CMD_DECL_VIEW(cmd_decr);
+CMD_DECL_VIEW(cmd_decrby);
+CMD_DECL_VIEW(cmd_append);
+CMD_DECL_VIEW(cmd_mset);
+CMD_DECL_VIEW(cmd_msetnx);
+CMD_DECL_VIEW(cmd_ping_view);
+CMD_DECL_VIEW(cmd_echo_view);
+int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen);
+
+/* commands_keys.c: scans, native commands. */
+CMD_DECL(cmd_del);
+CMD_DECL(cmd_keys);
+CMD_DECL(cmd_scan);
+CMD_DECL(cmd_dbsize);
+CMD_DECL(cmd_brange);
+CMD_DECL(cmd_btxn);
+void cmd_cursors_free(struct cmd_env *env);
+
+/** Redis-style glob match (stringmatch rules: * ? [abc] [^a] [a-z] \x). */
+bool cmd_glob_match(const char *pat,
+                    size_t plen,
+                    const char *str,
+                    size_t slen,
+                    bool nocase);
+
+#endif

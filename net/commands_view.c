@@ -1,0 +1,1149 @@
+/*
+ * commands_view.c - the string commands, MULTI/EXEC and WATCH, all run on
+ * a "view": an in-memory overlay of the keys a command reads and writes.
+ *
+ * How a read-modify-write stays atomic without locks (docs/protocol.md,
+ * "Atomicity"): the handlers run against the view; a key they read that is
+ * not loaded yet is recorded and reads as missing. The runner then takes a
+ * read barrier, loads every recorded key with its mod_revision (all in one
+ * callback, so from one state of the store), and runs the handlers again
+ * from scratch. When the handlers ask for nothing new, the writes they left
+ * in the overlay become ONE kv transaction:
+ *
+ *     if mod_revision(k) == loaded for every key read
+ *     then put/delete the final value of every key written
+ *
+ * If a comparison fails, some key changed between the read and the commit:
+ * nothing was applied, so the runner reloads and tries again, at most
+ * VIEW_ATTEMPTS_MAX times. The reply built by the attempt that committed is
+ * the one sent, and it is exactly what the state at commit time implies.
+ *
+ * Loads for a command that may write use this node's own state (a stale
+ * read is caught by the comparison); if the command ends up writing
+ * nothing, its answer rests on those reads alone, so they are redone
+ * behind a linearizable barrier first. Pure reads take a linearizable
+ * barrier from the start, or a stale one on a READONLY connection.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bnode.h"
+#include "commands.h"
+#include "kv.h"
+
+/* Attempts of one command or EXEC before giving up under contention. */
+#define VIEW_ATTEMPTS_MAX 32u
+
+struct view_key
+{
+    uint8_t *key;
+    uint32_t key_len;
+    bool loaded;
+    /* As loaded from the store. */
+    bool exists0;
+    uint8_t *val0;
+    uint32_t len0;
+    uint64_t create0, mod0, ver0;
+    /* The overlay: what the handlers wrote. */
+    bool written;
+    bool exists;
+    uint8_t *val;
+    uint32_t len;
+    /* WATCH: the mod_revision recorded when watched. */
+    bool watched;
+    uint64_t watch_rev;
+};
+
+struct cmd_view
+{
+    struct view_key *keys;
+    size_t n;
+    size_t cap;
+    uint32_t *index; /* open addressing over keys, size index_cap */
+    size_t index_cap;
+    bool missing; /* a handler read a key that is not loaded */
+    bool oom;
+};
+
+/* One running view command or EXEC. */
+struct vrun
+{
+    struct cmd_req *r;
+    struct cmd_view view;
+    struct cmd_queued *cmds; /* owned: each argv is one allocation */
+    size_t n_cmds;
+    bool exec;      /* reply is an array of the commands' replies */
+    bool may_write; /* some command has CMD_WRITE */
+    bool lin;       /* loads need a linearizable barrier */
+    bool loads_lin; /* the current loads came from such a barrier */
+    unsigned attempts;
+    uint8_t *enc;
+};
+
+/* ---------------------------------------------------------------------- */
+/* The view                                                                */
+
+static uint64_t hash_key(const uint8_t *k, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ k[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static int index_rebuild(struct cmd_view *v, size_t cap)
+{
+    uint32_t *idx = malloc(cap * sizeof(*idx));
+    if (idx == NULL) {
+        return -1;
+    }
+    memset(idx, 0xff, cap * sizeof(*idx));
+    for (size_t i = 0; i < v->n; i++) {
+        size_t h = (size_t)hash_key(v->keys[i].key, v->keys[i].key_len);
+        while (idx[h & (cap - 1)] != UINT32_MAX) {
+            h++;
+        }
+        idx[h & (cap - 1)] = (uint32_t)i;
+    }
+    free(v->index);
+    v->index = idx;
+    v->index_cap = cap;
+    return 0;
+}
+
+/* Finds @key, adding it (not loaded) if @add. NULL if absent or on OOM. */
+static struct view_key *view_find(struct cmd_view *v,
+                                  const char *key,
+                                  size_t len,
+                                  bool add)
+{
+    if (v->index_cap > 0) {
+        size_t h = (size_t)hash_key((const uint8_t *)key, len);
+        for (;; h++) {
+            uint32_t i = v->index[h & (v->index_cap - 1)];
+            if (i == UINT32_MAX) {
+                break;
+            }
+            struct view_key *e = &v->keys[i];
+            if (e->key_len == len && memcmp(e->key, key, len) == 0) {
+                return e;
+            }
+        }
+    }
+    if (!add) {
+        return NULL;
+    }
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        struct view_key *k = realloc(v->keys, cap * sizeof(*k));
+        if (k == NULL) {
+            v->oom = true;
+            return NULL;
+        }
+        v->keys = k;
+        v->cap = cap;
+    }
+    struct view_key *e = &v->keys[v->n];
+    memset(e, 0, sizeof(*e));
+    e->key = malloc(len ? len : 1);
+    if (e->key == NULL) {
+        v->oom = true;
+        return NULL;
+    }
+    memcpy(e->key, key, len);
+    e->key_len = (uint32_t)len;
+    v->n++;
+    if (v->n * 2 > v->index_cap) {
+        if (index_rebuild(v, v->index_cap ? v->index_cap * 2 : 32) != 0) {
+            v->n--;
+            free(e->key);
+            v->oom = true;
+            return NULL;
+        }
+    } else {
+        size_t h = (size_t)hash_key(e->key, len);
+        while (v->index[h & (v->index_cap - 1)] != UINT32_MAX) {
+            h++;
+        }
+        v->index[h & (v->index_cap - 1)] = (uint32_t)(v->n - 1);
+    }
+    return e;
+}
+
+/* Reads @key through the overlay: returns 1 with its bytes, or 0 if it is
+ * missing. An unloaded key reads as missing and is marked for loading. */
+static int view_get(struct cmd_view *v,
+                    const char *key,
+                    size_t len,
+                    const uint8_t **val,
+                    uint32_t *vlen)
+{
+    *val = NULL;
+    *vlen = 0;
+    if (len == 0 || len > KV_KEY_BYTES_MAX) {
+        return 0; /* such a key can never be stored */
+    }
+    struct view_key *e = view_find(v, key, len, true);
+    if (e == NULL) {
+        return 0;
+    }
+    if (e->written) {
+        *val = e->val;
+        *vlen = e->len;
+        return e->exists;
+    }
+    if (!e->loaded) {
+        v->missing = true;
+        return 0;
+    }
+    *val = e->val0;
+    *vlen = e->len0;
+    return e->exists0;
+}
+
+static void overlay_clear(struct view_key *e)
+{
+    free(e->val);
+    e->val = NULL;
+    e->len = 0;
+    e->written = false;
+    e->exists = false;
+}
+
+/* Writes @key in the overlay (@val NULL: delete). Copies @val. The caller
+ * checked the key and value against kv's limits. */
+static int view_write(struct cmd_view *v,
+                      const char *key,
+                      size_t len,
+                      const void *val,
+                      size_t vlen)
+{
+    struct view_key *e = view_find(v, key, len, true);
+    if (e == NULL) {
+        return -1;
+    }
+    uint8_t *copy = NULL;
+    if (val != NULL) {
+        copy = malloc(vlen ? vlen : 1);
+        if (copy == NULL) {
+            v->oom = true;
+            return -1;
+        }
+        if (vlen > 0) {
+            memcpy(copy, val, vlen);
+        }
+    }
+    overlay_clear(e);
+    e->written = true;
+    e->exists = val != NULL;
+    e->val = copy;
+    e->len = (uint32_t)vlen;
+    return 0;
+}
+
+static void view_free(struct cmd_view *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->keys[i].key);
+        free(v->keys[i].val0);
+        free(v->keys[i].val);
+    }
+    free(v->keys);
+    free(v->index);
+    memset(v, 0, sizeof(*v));
+}
+
+/* ---------------------------------------------------------------------- */
+/* String commands                                                         */
+
+CMD_DECL_VIEW(cmd_get)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
+        rep_bulk(r, val, len);
+    } else {
+        rep_null(r);
+    }
+}
+
+CMD_DECL_VIEW(cmd_mget)
+{
+    const uint8_t *val;
+    uint32_t len;
+    rep_array(r, argc - 1);
+    for (size_t i = 1; i < argc; i++) {
+        if (view_get(v, argv[i], argvlen[i], &val, &len)) {
+            rep_bulk(r, val, len);
+        } else {
+            rep_null(r);
+        }
+    }
+}
+
+CMD_DECL_VIEW(cmd_strlen)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    view_get(v, argv[1], argvlen[1], &val, &len);
+    rep_int(r, len);
+}
+
+CMD_DECL_VIEW(cmd_exists)
+{
+    const uint8_t *val;
+    uint32_t len;
+    int64_t n = 0;
+    for (size_t i = 1; i < argc; i++) {
+        n += view_get(v, argv[i], argvlen[i], &val, &len);
+    }
+    rep_int(r, n);
+}
+
+CMD_DECL_VIEW(cmd_bmeta)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    if (!view_get(v, argv[1], argvlen[1], &val, &len)) {
+        rep_null(r);
+        return;
+    }
+    struct view_key *e = view_find(v, argv[1], argvlen[1], false);
+    assert(e != NULL);
+    /* Inside MULTI the metadata is the stored one, from before the
+     * transaction: revisions of its own writes are not known yet. */
+    rep_map(r, 4);
+    rep_cstr(r, "create_revision");
+    rep_int(r, (int64_t)e->create0);
+    rep_cstr(r, "mod_revision");
+    rep_int(r, (int64_t)e->mod0);
+    rep_cstr(r, "version");
+    rep_int(r, (int64_t)e->ver0);
+    rep_cstr(r, "value_bytes");
+    rep_int(r, len);
+}
+
+/* SET options. */
+enum {
+    SET_NX = 1 << 0,
+    SET_XX = 1 << 1,
+    SET_GET = 1 << 2,
+    SET_EXPIRY = 1 << 3,
+};
+
+/* Parses SET's options into flags; -1 on a syntax error. */
+static int set_options(size_t argc,
+                       const char *const *argv,
+                       const size_t *argvlen)
+{
+    int f = 0;
+    for (size_t i = 3; i < argc; i++) {
+        const char *a = argv[i];
+        size_t n = argvlen[i];
+        if (cmd_arg_is(a, n, "nx") && !(f & SET_XX)) {
+            f |= SET_NX;
+        } else if (cmd_arg_is(a, n, "xx") && !(f & SET_NX)) {
+            f |= SET_XX;
+        } else if (cmd_arg_is(a, n, "get")) {
+            f |= SET_GET;
+        } else if (cmd_arg_is(a, n, "keepttl")) {
+            f |= SET_EXPIRY;
+        } else if ((cmd_arg_is(a, n, "ex") || cmd_arg_is(a, n, "px") ||
+                    cmd_arg_is(a, n, "exat") || cmd_arg_is(a, n, "pxat")) &&
+                   i + 1 < argc) {
+            f |= SET_EXPIRY;
+            i++;
+        } else {
+            return -1;
+        }
+    }
+    return f;
+}
+
+int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen)
+{
+    int f = set_options(argc, argv, argvlen);
+    if (f < 0 || (f & SET_EXPIRY)) {
+        return CMD_ORDER_FREE; /* answered with an error, no node */
+    }
+    return (f & (SET_NX | SET_XX | SET_GET)) ? CMD_ORDER_SERIAL
+                                             : CMD_ORDER_WRITE;
+}
+
+CMD_DECL_VIEW(cmd_set)
+{
+    const uint8_t *val;
+    uint32_t len;
+    int f = set_options(argc, argv, argvlen);
+    if (f < 0) {
+        rep_error(r, "ERR syntax error");
+        return;
+    }
+    if (f & SET_EXPIRY) {
+        rep_error(r,
+                  "ERR SET with an expiry is not supported yet: ballot "
+                  "has no expiry (leases come later)");
+        return;
+    }
+    if (!cmd_check_key(r, argvlen[1]) || !cmd_check_value(r, argvlen[2])) {
+        return;
+    }
+    int exists = 0;
+    if (f & (SET_NX | SET_XX | SET_GET)) {
+        exists = view_get(v, argv[1], argvlen[1], &val, &len);
+    }
+    bool go = !((f & SET_NX) && exists) && !((f & SET_XX) && !exists);
+    if (f & SET_GET) {
+        if (exists) {
+            rep_bulk(r, val, len);
+        } else {
+            rep_null(r);
+        }
+    } else if (go) {
+        rep_ok(r);
+    } else {
+        rep_null(r);
+    }
+    if (go) {
+        view_write(v, argv[1], argvlen[1], argv[2], argvlen[2]);
+    }
+}
+
+CMD_DECL_VIEW(cmd_setnx)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    if (!cmd_check_key(r, argvlen[1]) || !cmd_check_value(r, argvlen[2])) {
+        return;
+    }
+    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
+        rep_int(r, 0);
+        return;
+    }
+    view_write(v, argv[1], argvlen[1], argv[2], argvlen[2]);
+    rep_int(r, 1);
+}
+
+CMD_DECL_VIEW(cmd_getset)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    if (!cmd_check_key(r, argvlen[1]) || !cmd_check_value(r, argvlen[2])) {
+        return;
+    }
+    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
+        rep_bulk(r, val, len);
+    } else {
+        rep_null(r);
+    }
+    view_write(v, argv[1], argvlen[1], argv[2], argvlen[2]);
+}
+
+CMD_DECL_VIEW(cmd_getdel)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
+        rep_bulk(r, val, len);
+        view_write(v, argv[1], argvlen[1], NULL, 0);
+    } else {
+        rep_null(r);
+    }
+}
+
+CMD_DECL_VIEW(cmd_del_view)
+{
+    const uint8_t *val;
+    uint32_t len;
+    int64_t n = 0;
+    for (size_t i = 1; i < argc; i++) {
+        if (view_get(v, argv[i], argvlen[i], &val, &len)) {
+            n++;
+            view_write(v, argv[i], argvlen[i], NULL, 0);
+        }
+    }
+    rep_int(r, n);
+}
+
+/* Adds @delta to the integer stored at @key (missing: 0). */
+static void incr_by(struct cmd_view *v,
+                    struct cmd_req *r,
+                    const char *key,
+                    size_t klen,
+                    int64_t delta)
+{
+    const uint8_t *val;
+    uint32_t len;
+    int64_t cur = 0;
+    if (!cmd_check_key(r, klen)) {
+        return;
+    }
+    if (view_get(v, key, klen, &val, &len) &&
+        cmd_parse_i64((const char *)val, len, &cur) != 0) {
+        rep_error(r, "ERR value is not an integer or out of range");
+        return;
+    }
+    if ((delta < 0 && cur < 0 && delta < INT64_MIN - cur) ||
+        (delta > 0 && cur > 0 && delta > INT64_MAX - cur)) {
+        rep_error(r, "ERR increment or decrement would overflow");
+        return;
+    }
+    cur += delta;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%" PRId64, cur);
+    view_write(v, key, klen, buf, (size_t)n);
+    rep_int(r, cur);
+}
+
+CMD_DECL_VIEW(cmd_incr)
+{
+    (void)argc;
+    incr_by(v, r, argv[1], argvlen[1], 1);
+}
+
+CMD_DECL_VIEW(cmd_decr)
+{
+    (void)argc;
+    incr_by(v, r, argv[1], argvlen[1], -1);
+}
+
+CMD_DECL_VIEW(cmd_incrby)
+{
+    int64_t d;
+    (void)argc;
+    if (cmd_parse_i64(argv[2], argvlen[2], &d) != 0) {
+        rep_error(r, "ERR value is not an integer or out of range");
+        return;
+    }
+    incr_by(v, r, argv[1], argvlen[1], d);
+}
+
+CMD_DECL_VIEW(cmd_decrby)
+{
+    int64_t d;
+    (void)argc;
+    if (cmd_parse_i64(argv[2], argvlen[2], &d) != 0) {
+        rep_error(r, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (d == INT64_MIN) {
+        rep_error(r, "ERR decrement would overflow");
+        return;
+    }
+    incr_by(v, r, argv[1], argvlen[1], -d);
+}
+
+CMD_DECL_VIEW(cmd_append)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    if (!cmd_check_key(r, argvlen[1])) {
+        return;
+    }
+    int exists = view_get(v, argv[1], argvlen[1], &val, &len);
+    size_t total = (exists ? len : 0) + argvlen[2];
+    if (!cmd_check_value(r, total)) {
+        return;
+    }
+    uint8_t *buf = malloc(total ? total : 1);
+    if (buf == NULL) {
+        v->oom = true;
+        return;
+    }
+    if (exists && len > 0) {
+        memcpy(buf, val, len);
+    }
+    memcpy(buf + (exists ? len : 0), argv[2], argvlen[2]);
+    view_write(v, argv[1], argvlen[1], buf, total);
+    free(buf);
+    rep_int(r, (int64_t)total);
+}
+
+/* Checks MSET/MSETNX arguments: pairs, limits. */
+static bool mset_check(struct cmd_req *r,
+                       const char *name,
+                       size_t argc,
+                       const size_t *argvlen)
+{
+    if ((argc - 1) % 2 != 0) {
+        rep_arity_error(r, name);
+        return false;
+    }
+    for (size_t i = 1; i < argc; i += 2) {
+        if (!cmd_check_key(r, argvlen[i]) ||
+            !cmd_check_value(r, argvlen[i + 1])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+CMD_DECL_VIEW(cmd_mset)
+{
+    if (!mset_check(r, "mset", argc, argvlen)) {
+        return;
+    }
+    for (size_t i = 1; i < argc; i += 2) {
+        view_write(v, argv[i], argvlen[i], argv[i + 1], argvlen[i + 1]);
+    }
+    rep_ok(r);
+}
+
+CMD_DECL_VIEW(cmd_msetnx)
+{
+    const uint8_t *val;
+    uint32_t len;
+    bool any = false;
+    if (!mset_check(r, "msetnx", argc, argvlen)) {
+        return;
+    }
+    /* Every key is read, even after one exists, so that one load finds
+     * them all. */
+    for (size_t i = 1; i < argc; i += 2) {
+        any |= view_get(v, argv[i], argvlen[i], &val, &len) != 0;
+    }
+    if (any) {
+        rep_int(r, 0);
+        return;
+    }
+    for (size_t i = 1; i < argc; i += 2) {
+        view_write(v, argv[i], argvlen[i], argv[i + 1], argvlen[i + 1]);
+    }
+    rep_int(r, 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The runner                                                              */
+
+static void vrun_step(struct vrun *run);
+
+static void vrun_free(struct vrun *run)
+{
+    for (size_t i = 0; i < run->n_cmds; i++) {
+        free((void *)run->cmds[i].argv);
+    }
+    free(run->cmds);
+    view_free(&run->view);
+    free(run->enc);
+    free(run);
+}
+
+/* Starts the reply of this attempt afresh. */
+static void reply_reset(struct cmd_req *r)
+{
+    struct resp_buf *b = &r->reply;
+    int proto = b->proto;
+    size_t limit = b->limit;
+    resp_buf_close(b);
+    int rc = resp_buf_init(b, limit, proto, NULL);
+    assert(rc == 0);
+    (void)rc;
+    r->reply_err = 0;
+}
+
+static void vrun_fail(struct vrun *run, const char *msg)
+{
+    reply_reset(run->r);
+    rep_error(run->r, msg);
+    struct cmd_req *r = run->r;
+    vrun_free(run);
+    cmd_req_finish(r);
+}
+
+static void vrun_node_error(struct vrun *run, int code, bool write)
+{
+    reply_reset(run->r);
+    rep_node_error(run->r, code, write);
+    struct cmd_req *r = run->r;
+    vrun_free(run);
+    cmd_req_finish(r);
+}
+
+static void vrun_done(struct vrun *run)
+{
+    struct cmd_req *r = run->r;
+    vrun_free(run);
+    cmd_req_finish(r);
+}
+
+static void vrun_unload(struct vrun *run)
+{
+    for (size_t i = 0; i < run->view.n; i++) {
+        struct view_key *e = &run->view.keys[i];
+        e->loaded = false;
+        free(e->val0);
+        e->val0 = NULL;
+    }
+}
+
+static void vrun_on_read(void *arg, int status)
+{
+    struct vrun *run = arg;
+    if (status != 0) {
+        vrun_node_error(run, status, false);
+        return;
+    }
+    /* Reload every key, not only the new ones, so that all values come
+     * from one state of the store (this callback runs between applies). */
+    struct kv_store *kv = bnode_kv(run->r->client->env->node);
+    for (size_t i = 0; i < run->view.n; i++) {
+        struct view_key *e = &run->view.keys[i];
+        struct kv_range_result res;
+        memset(&res, 0, sizeof(res));
+        int rc = kv_get(kv, e->key, e->key_len, &res);
+        free(e->val0);
+        e->val0 = NULL;
+        if (rc == 0 && res.n_kvs == 1) {
+            const struct kv_kv *p = &res.kvs[0];
+            e->val0 = malloc(p->value_len ? p->value_len : 1);
+            if (e->val0 == NULL) {
+                kv_range_result_free(&res);
+                vrun_fail(run, "ERR out of memory");
+                return;
+            }
+            if (p->value_len > 0) {
+                memcpy(e->val0, p->value, p->value_len);
+            }
+            e->len0 = p->value_len;
+            e->exists0 = true;
+            e->create0 = p->create_revision;
+            e->mod0 = p->mod_revision;
+            e->ver0 = p->version;
+        } else if (rc == 0 || rc == KV_ENOTFOUND) {
+            e->exists0 = false;
+            e->len0 = 0;
+            e->create0 = e->mod0 = e->ver0 = 0;
+        } else {
+            kv_range_result_free(&res);
+            char msg[128];
+            snprintf(msg, sizeof(msg), "ERR store read failed: %s",
+                     kv_strerror(rc));
+            vrun_fail(run, msg);
+            return;
+        }
+        kv_range_result_free(&res);
+        e->loaded = true;
+        if (e->watched && e->mod0 != e->watch_rev) {
+            /* A watched key changed since WATCH: EXEC does not run. */
+            reply_reset(run->r);
+            rep_null_array(run->r);
+            vrun_done(run);
+            return;
+        }
+    }
+    run->loads_lin = run->lin;
+    vrun_step(run);
+}
+
+static void vrun_on_write(void *arg,
+                          int status,
+                          const struct kv_entry_result *res)
+{
+    struct vrun *run = arg;
+    if (status != 0) {
+        vrun_node_error(run, status, true);
+        return;
+    }
+    if (res->code != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "ERR the state machine refused the command: %s",
+                 kv_strerror(res->code));
+        vrun_fail(run, msg);
+        return;
+    }
+    if (res->succeeded) {
+        vrun_done(run);
+        return;
+    }
+    /* A key read by this attempt changed before the commit; nothing was
+     * applied. The entry that beat us is applied by now, so a reload sees
+     * it. */
+    if (++run->attempts >= VIEW_ATTEMPTS_MAX) {
+        vrun_fail(run,
+                  "BUSY too much contention on these keys: retried "
+                  "and not applied");
+        return;
+    }
+    vrun_unload(run);
+    vrun_step(run);
+}
+
+static void vrun_read(struct vrun *run)
+{
+    struct cmd_env *env = run->r->client->env;
+    int rc = bnode_read(env->node, run->lin, vrun_on_read, run);
+    if (rc != 0) {
+        vrun_node_error(run, rc, false);
+    }
+}
+
+/* Turns the overlay into one kv command and proposes it. */
+static void vrun_propose(struct vrun *run, size_t n_writes)
+{
+    struct cmd_view *v = &run->view;
+    size_t n_cmps = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        n_cmps += v->keys[i].loaded;
+    }
+    if (n_cmps > KV_TXN_CMPS_MAX) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "ERR a write may read at most %u keys in ballot",
+                 KV_TXN_CMPS_MAX);
+        vrun_fail(run, msg);
+        return;
+    }
+    if (n_writes > KV_TXN_OPS_MAX) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "ERR a write may change at most %u keys in ballot",
+                 KV_TXN_OPS_MAX);
+        vrun_fail(run, msg);
+        return;
+    }
+    struct kv_cmp cmps[KV_TXN_CMPS_MAX];
+    struct kv_op ops[KV_TXN_OPS_MAX];
+    size_t c = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        struct view_key *e = &v->keys[i];
+        if (e->loaded) {
+            memset(&cmps[c], 0, sizeof(cmps[c]));
+            cmps[c].target = KV_CMP_MOD_REVISION;
+            cmps[c].op = KV_CMP_EQ;
+            cmps[c].key = e->key;
+            cmps[c].key_len = e->key_len;
+            cmps[c].number = e->exists0 ? e->mod0 : 0;
+            c++;
+        }
+        if (e->written) {
+            memset(&ops[o], 0, sizeof(ops[o]));
+            ops[o].type = e->exists ? KV_OP_PUT : KV_OP_DELETE;
+            ops[o].key = e->key;
+            ops[o].key_len = e->key_len;
+            ops[o].value = e->val;
+            ops[o].value_len = e->len;
+            o++;
+        }
+    }
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    if (c == 0 && o == 1) {
+        cmd.type = ops[0].type == KV_OP_PUT ? KV_CMD_PUT : KV_CMD_DELETE;
+        cmd.op = ops[0];
+    } else {
+        cmd.type = KV_CMD_TXN;
+        cmd.cmps = cmps;
+        cmd.n_cmps = (uint32_t)c;
+        cmd.then_ops = ops;
+        cmd.n_then = (uint32_t)o;
+    }
+    size_t size = kv_cmd_encoded_size(&cmd);
+    if (size == 0) {
+        vrun_fail(run, "ERR the write exceeds ballot's command limits");
+        return;
+    }
+    free(run->enc);
+    run->enc = malloc(size);
+    size_t len = 0;
+    if (run->enc == NULL || kv_cmd_encode(&cmd, run->enc, size, &len) != 0) {
+        vrun_fail(run, "ERR could not encode the write");
+        return;
+    }
+    int rc = bnode_propose(run->r->client->env->node, run->enc, len,
+                           vrun_on_write, run);
+    if (rc != 0) {
+        vrun_node_error(run, rc, true);
+    }
+}
+
+static void vrun_step(struct vrun *run)
+{
+    struct cmd_req *r = run->r;
+    struct cmd_view *v = &run->view;
+    for (size_t i = 0; i < v->n; i++) {
+        overlay_clear(&v->keys[i]);
+    }
+    v->missing = false;
+    reply_reset(r);
+    if (run->exec) {
+        rep_array(r, run->n_cmds);
+    }
+    for (size_t i = 0; i < run->n_cmds; i++) {
+        const struct cmd_queued *q = &run->cmds[i];
+        q->def->view_fn(v, r, q->argc, q->argv, q->argvlen);
+    }
+    if (v->oom) {
+        vrun_fail(run, "ERR out of memory");
+        return;
+    }
+    if (v->missing) {
+        vrun_read(run);
+        return;
+    }
+    size_t n_writes = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        n_writes += v->keys[i].written;
+    }
+    if (n_writes > 0) {
+        vrun_propose(run, n_writes);
+        return;
+    }
+    bool loaded = false;
+    for (size_t i = 0; i < v->n; i++) {
+        loaded |= v->keys[i].loaded;
+    }
+    if (loaded && !run->loads_lin && !run->r->client->readonly) {
+        /* The answer rests on reads alone: they must be linearizable. */
+        run->lin = true;
+        vrun_unload(run);
+        vrun_read(run);
+        return;
+    }
+    vrun_done(run);
+}
+
+/* Copies one request into a struct cmd_queued (one allocation). */
+static int copy_args(struct cmd_queued *q,
+                     const struct cmd_def *def,
+                     size_t argc,
+                     const char *const *argv,
+                     const size_t *argvlen)
+{
+    size_t bytes = argc * (sizeof(char *) + sizeof(size_t));
+    for (size_t i = 0; i < argc; i++) {
+        bytes += argvlen[i] + 1;
+    }
+    char *mem = malloc(bytes);
+    if (mem == NULL) {
+        return -1;
+    }
+    const char **av = (const char **)mem;
+    size_t *al = (size_t *)(mem + argc * sizeof(char *));
+    char *p = (char *)(al + argc);
+    for (size_t i = 0; i < argc; i++) {
+        memcpy(p, argv[i], argvlen[i]);
+        p[argvlen[i]] = '\0';
+        av[i] = p;
+        al[i] = argvlen[i];
+        p += argvlen[i] + 1;
+    }
+    q->def = def;
+    q->argc = argc;
+    q->argv = av;
+    q->argvlen = al;
+    return 0;
+}
+
+static struct vrun *vrun_new(struct cmd_req *r)
+{
+    struct vrun *run = calloc(1, sizeof(*run));
+    if (run == NULL) {
+        return NULL;
+    }
+    run->r = r;
+    return run;
+}
+
+void cmd_view_start(struct cmd_req *r,
+                    const struct cmd_def *def,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+    struct vrun *run = vrun_new(r);
+    if (run == NULL || (run->cmds = calloc(1, sizeof(*run->cmds))) == NULL ||
+        copy_args(&run->cmds[0], def, argc, argv, argvlen) != 0) {
+        if (run != NULL) {
+            free(run->cmds);
+            free(run);
+        }
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
+    }
+    run->n_cmds = 1;
+    run->may_write = (def->flags & CMD_WRITE) != 0;
+    run->lin = !run->may_write && !r->client->readonly;
+    vrun_step(run);
+}
+
+/* ---------------------------------------------------------------------- */
+/* EXEC and WATCH                                                          */
+
+void cmd_exec(struct cmd_req *r,
+              size_t argc,
+              const char *const *argv,
+              const size_t *argvlen)
+{
+    struct cmd_client *c = r->client;
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    if (!c->in_multi) {
+        rep_error(r, "ERR EXEC without MULTI");
+        cmd_req_finish(r);
+        return;
+    }
+    if (c->multi_dirty) {
+        cmd_client_discard(c);
+        cmd_client_unwatch(c);
+        rep_error(r,
+                  "EXECABORT Transaction discarded because of previous "
+                  "errors.");
+        cmd_req_finish(r);
+        return;
+    }
+    struct vrun *run = vrun_new(r);
+    if (run == NULL) {
+        cmd_client_discard(c);
+        cmd_client_unwatch(c);
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
+    }
+    /* The queued commands move to the run; the watches become loaded-key
+     * checks of its view. */
+    run->exec = true;
+    run->cmds = c->queued;
+    run->n_cmds = c->n_queued;
+    c->queued = NULL;
+    c->n_queued = c->cap_queued = 0;
+    cmd_client_discard(c);
+    for (size_t i = 0; i < run->n_cmds; i++) {
+        run->may_write |= (run->cmds[i].def->flags & CMD_WRITE) != 0;
+    }
+    for (size_t i = 0; i < c->n_watched; i++) {
+        struct cmd_watch *w = &c->watched[i];
+        if (w->key_len == 0 || w->key_len > KV_KEY_BYTES_MAX) {
+            continue; /* such a key never exists, so it cannot change */
+        }
+        struct view_key *e =
+            view_find(&run->view, (const char *)w->key, w->key_len, true);
+        if (e != NULL) {
+            e->watched = true;
+            e->watch_rev = w->mod_revision;
+        }
+    }
+    cmd_client_unwatch(c);
+    if (run->view.oom) {
+        vrun_fail(run, "ERR out of memory");
+        return;
+    }
+    run->lin = !run->may_write && !c->readonly;
+    if (run->view.n > 0) {
+        /* Watched keys are loaded (and checked) before anything runs. */
+        vrun_read(run);
+        return;
+    }
+    vrun_step(run);
+}
+
+struct watch_run
+{
+    struct cmd_req *r;
+    struct cmd_queued args;
+};
+
+static void watch_on_read(void *arg, int status)
+{
+    struct watch_run *w = arg;
+    struct cmd_req *r = w->r;
+    struct cmd_client *c = r->client;
+    if (status != 0) {
+        rep_node_error(r, status, false);
+        goto done;
+    }
+    struct kv_store *kv = bnode_kv(c->env->node);
+    for (size_t i = 1; i < w->args.argc; i++) {
+        const char *key = w->args.argv[i];
+        size_t len = w->args.argvlen[i];
+        bool dup = false;
+        for (size_t j = 0; j < c->n_watched; j++) {
+            dup |= c->watched[j].key_len == len &&
+                   memcmp(c->watched[j].key, key, len) == 0;
+        }
+        if (dup) {
+            continue; /* the first WATCH of a key counts */
+        }
+        uint64_t mod = 0;
+        if (len > 0 && len <= KV_KEY_BYTES_MAX) {
+            struct kv_range_result res;
+            memset(&res, 0, sizeof(res));
+            int rc = kv_get(kv, (const uint8_t *)key, (uint32_t)len, &res);
+            if (rc == 0 && res.n_kvs == 1) {
+                mod = res.kvs[0].mod_revision;
+            } else if (rc != KV_ENOTFOUND && rc != 0) {
+                kv_range_result_free(&res);
+                rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
+                goto done;
+            }
+            kv_range_result_free(&res);
+        }
+        if (c->n_watched == c->cap_watched) {
+            size_t cap = c->cap_watched ? c->cap_watched * 2 : 8;
+            struct cmd_watch *nw = realloc(c->watched, cap * sizeof(*nw));
+            if (nw == NULL) {
+                rep_error(r, "ERR out of memory");
+                goto done;
+            }
+            c->watched = nw;
+            c->cap_watched = cap;
+        }
+        struct cmd_watch *e = &c->watched[c->n_watched];
+        e->key = malloc(len ? len : 1);
+        if (e->key == NULL) {
+            rep_error(r, "ERR out of memory");
+            goto done;
+        }
+        memcpy(e->key, key, len);
+        e->key_len = (uint32_t)len;
+        e->mod_revision = mod;
+        c->n_watched++;
+    }
+    rep_ok(r);
+done:
+    free((void *)w->args.argv);
+    free(w);
+    cmd_req_finish(r);
+}
+
+void cmd_watch(struct cmd_req *r,
+               size_t argc,
+               const char *const *argv,
+               const size_t *argvlen)
+{
+    struct cmd_client *c = r->client;
+    if (c->in_multi) {
+        rep_error(r, "ERR WATCH inside MULTI is not allowed");
+        cmd_req_finish(r);
+        return;
+    }
+    struct watch_run *w = calloc(1, sizeof(*w));
+    if (w == NULL || copy_args(&w->args, NULL, argc, argv, argvlen) != 0) {
+        free(w);
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
+    }
+    w->r = r;
+    int rc = bnode_read(c->env->node, !c->readonly, watch_on_read, w);
+    if (rc != 0) {
+        free((void *)w->args.argv);
+        free(w);
+        rep_node_error(r, rc, false);
+        cmd_req_finish(r);
+    }
+}

@@ -1,0 +1,685 @@
+/*
+ * server.c - client connections: accept, read, parse, dispatch in order,
+ * write replies in order, enforce the limits of struct server_options, and
+ * stop gracefully. The commands themselves are in commands*.c.
+ *
+ * A connection is freed only when its handle is closed, no request of it
+ * is still waiting for the node and no write is in flight, so a client
+ * that disconnects while its requests run costs nothing but their memory
+ * until the node calls back.
+ */
+#include "server.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+/* Bytes a read asks libuv to have room for. */
+#define CONN_READ_CHUNK (64u * 1024u)
+
+struct conn
+{
+    uv_tcp_t tcp; /* first: the handle's data is not needed */
+    struct server *srv;
+    struct conn *prev;
+    struct conn *next;
+    struct cmd_client client;
+    struct resp_parser parser;
+    /* Input: bytes [in_off, in_len) are received and not consumed. */
+    char *in;
+    size_t in_len;
+    size_t in_cap;
+    /* Requests in arrival order; replies leave from the head. */
+    struct cmd_req *head;
+    struct cmd_req *tail;
+    unsigned n_pending;
+    unsigned inflight[4]; /* dispatched, not done, by enum cmd_order */
+    /* A parsed request waiting for the ordering gate (copied). */
+    struct cmd_queued held;
+    bool has_held;
+    /* Output: replies staged, and the buffer being written. */
+    char *out;
+    size_t out_len;
+    size_t out_cap;
+    uv_write_t wreq;
+    char *wbuf;
+    size_t wlen;
+    bool writing;
+    bool reading;
+    bool stop_parse; /* QUIT, protocol error, stop: no more requests */
+    bool eof;        /* the client closed its side */
+    bool drained;    /* the last parse found no complete request */
+    bool closing;    /* uv_close() called */
+    bool closed;     /* the close callback ran */
+    bool counted;    /* counts in env.n_clients */
+    bool in_process;
+    uint64_t last_ms;
+};
+
+struct server
+{
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t timer;
+    bool timer_on;
+    struct cmd_env env;
+    struct conn *conns;
+    unsigned n_conns; /* every connection object, refused ones too */
+    bool stopping;
+    unsigned handles_open; /* listener and timer */
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+};
+
+static void conn_process(struct conn *c);
+static void conn_close(struct conn *c);
+
+void server_options_default(struct server_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->host = "0.0.0.0";
+    opts->port = SERVER_PORT_DEFAULT;
+    opts->max_clients = SERVER_MAX_CLIENTS_DEFAULT;
+    resp_limits_default(&opts->limits);
+    opts->output_bytes_max = SERVER_OUTPUT_BYTES_MAX_DEFAULT;
+    opts->pipeline_max = SERVER_PIPELINE_MAX_DEFAULT;
+    opts->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS_DEFAULT;
+}
+
+static struct conn *conn_of(struct cmd_client *cl)
+{
+    return (struct conn *)((char *)cl - offsetof(struct conn, client));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Stopping                                                                */
+
+static void server_maybe_stopped(struct server *s)
+{
+    if (!s->stopping || s->conns != NULL || s->handles_open > 0) {
+        return;
+    }
+    void (*cb)(void *) = s->stop_cb;
+    void *arg = s->stop_arg;
+    cmd_cursors_free(&s->env);
+    free((void *)s->env.opts.host);
+    free(s);
+    if (cb != NULL) {
+        cb(arg);
+    }
+}
+
+static void conn_maybe_free(struct conn *c)
+{
+    if (!c->closed || c->n_pending > 0 || c->writing) {
+        return;
+    }
+    struct server *s = c->srv;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    s->n_conns--;
+    cmd_client_close(&c->client);
+    resp_parser_close(&c->parser);
+    free((void *)c->held.argv);
+    free(c->in);
+    free(c->out);
+    free(c->wbuf);
+    free(c);
+    server_maybe_stopped(s);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = (struct conn *)h;
+    c->closed = true;
+    conn_maybe_free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    c->stop_parse = true;
+    if (c->counted) {
+        c->counted = false;
+        c->srv->env.n_clients--;
+    }
+    /* Pending writes are cancelled; their callbacks still run. */
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* Closes the connection once nothing more will be sent on it. */
+static void conn_maybe_close(struct conn *c)
+{
+    if (c->closing || c->n_pending > 0 || c->writing || c->out_len > 0) {
+        return;
+    }
+    if (c->stop_parse || (c->eof && c->drained && !c->has_held)) {
+        conn_close(c);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Output                                                                  */
+
+static void conn_flush(struct conn *c);
+
+static void on_write(uv_write_t *w, int status)
+{
+    struct conn *c = w->data;
+    c->writing = false;
+    c->wlen = 0;
+    free(c->wbuf);
+    c->wbuf = NULL;
+    if (status < 0) {
+        conn_close(c);
+    } else {
+        c->last_ms = cmd_now_ms();
+    }
+    conn_flush(c);
+    conn_maybe_close(c);
+    conn_maybe_free(c);
+}
+
+/* Starts writing what is staged, if no write is running. */
+static void conn_flush(struct conn *c)
+{
+    if (c->writing || c->closing || c->out_len == 0) {
+        return;
+    }
+    free(c->wbuf);
+    c->wbuf = c->out;
+    c->wlen = c->out_len;
+    c->out = NULL;
+    c->out_len = 0;
+    c->out_cap = 0;
+    uv_buf_t b = uv_buf_init(c->wbuf, (unsigned)c->wlen);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->writing = true;
+}
+
+/* Stages @len bytes of replies; a client over the output limit is not
+ * reading its replies and is disconnected. Returns -1 if closed. */
+static int conn_stage(struct conn *c, const char *data, size_t len)
+{
+    size_t limit = c->srv->env.opts.output_bytes_max;
+    if (c->closing) {
+        return -1;
+    }
+    if (c->out_len + c->wlen + len > limit) {
+        conn_close(c);
+        return -1;
+    }
+    if (c->out_cap - c->out_len < len) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap - c->out_len < len) {
+            cap *= 2;
+        }
+        char *p = realloc(c->out, cap);
+        if (p == NULL) {
+            conn_close(c);
+            return -1;
+        }
+        c->out = p;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+    return 0;
+}
+
+/* Moves every finished reply at the head of the queue to the output. */
+static void conn_collect(struct conn *c)
+{
+    while (c->head != NULL && c->head->done) {
+        struct cmd_req *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL) {
+            c->tail = NULL;
+        }
+        c->n_pending--;
+        if (!c->closing) {
+            if (r->reply_err != 0) {
+                char msg[128];
+                int n = snprintf(msg, sizeof(msg), "-ERR %s\r\n",
+                                 r->reply_err == RESP_EOUTPUT
+                                     ? "reply too large for the output "
+                                       "buffer limit"
+                                     : "out of memory");
+                (void)conn_stage(c, msg, (size_t)n);
+            } else {
+                (void)conn_stage(c, r->reply.data, r->reply.len);
+            }
+            if (r->close_after) {
+                c->stop_parse = true;
+            }
+        }
+        resp_buf_close(&r->reply);
+        free(r);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Requests                                                                */
+
+static struct cmd_req *slot_new(struct conn *c, int order)
+{
+    struct cmd_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    if (resp_buf_init(&r->reply, c->srv->env.opts.output_bytes_max,
+                      c->client.proto, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->client = &c->client;
+    r->order = order;
+    if (c->tail != NULL) {
+        c->tail->next = r;
+    } else {
+        c->head = r;
+    }
+    c->tail = r;
+    c->n_pending++;
+    return r;
+}
+
+/* Called by cmd_req_finish(), possibly from inside cmd_dispatch(). */
+static void req_done(struct cmd_req *r)
+{
+    struct conn *c = conn_of(r->client);
+    assert(c->inflight[r->order] > 0);
+    c->inflight[r->order]--;
+    conn_collect(c);
+    if (c->in_process) {
+        return; /* conn_process() goes on with the rest */
+    }
+    conn_process(c);
+    conn_maybe_free(c);
+}
+
+static bool gate_open(const struct conn *c, int order)
+{
+    const unsigned *f = c->inflight;
+    switch (order) {
+    case CMD_ORDER_FREE:
+        return f[CMD_ORDER_SERIAL] == 0;
+    case CMD_ORDER_READ:
+        return f[CMD_ORDER_WRITE] == 0 && f[CMD_ORDER_SERIAL] == 0;
+    case CMD_ORDER_WRITE:
+        return f[CMD_ORDER_READ] == 0 && f[CMD_ORDER_SERIAL] == 0;
+    default:
+        return f[CMD_ORDER_FREE] == 0 && f[CMD_ORDER_READ] == 0 &&
+               f[CMD_ORDER_WRITE] == 0 && f[CMD_ORDER_SERIAL] == 0;
+    }
+}
+
+static int dispatch(struct conn *c, const struct resp_request *req, int order)
+{
+    struct cmd_req *r = slot_new(c, order);
+    if (r == NULL) {
+        return -1;
+    }
+    c->inflight[order]++;
+    cmd_dispatch(r, req);
+    return 0;
+}
+
+static int hold(struct conn *c, const struct resp_request *req)
+{
+    size_t bytes = req->argc * (sizeof(char *) + sizeof(size_t));
+    for (size_t i = 0; i < req->argc; i++) {
+        bytes += req->argvlen[i] + 1;
+    }
+    char *mem = malloc(bytes);
+    if (mem == NULL) {
+        return -1;
+    }
+    const char **argv = (const char **)mem;
+    size_t *argvlen = (size_t *)(mem + req->argc * sizeof(char *));
+    char *p = (char *)(argvlen + req->argc);
+    for (size_t i = 0; i < req->argc; i++) {
+        memcpy(p, req->argv[i], req->argvlen[i]);
+        p[req->argvlen[i]] = '\0';
+        argv[i] = p;
+        argvlen[i] = req->argvlen[i];
+        p += req->argvlen[i] + 1;
+    }
+    c->held.argc = req->argc;
+    c->held.argv = argv;
+    c->held.argvlen = argvlen;
+    c->has_held = true;
+    return 0;
+}
+
+/* Adds a finished reply holding one error (protocol errors). */
+static void reply_error_slot(struct conn *c, const char *msg)
+{
+    struct cmd_req *r = slot_new(c, CMD_ORDER_FREE);
+    if (r == NULL) {
+        conn_close(c);
+        return;
+    }
+    (void)resp_encode_error(&r->reply, msg, strlen(msg));
+    r->done = true;
+    r->close_after = true;
+    conn_collect(c);
+}
+
+static void update_reading(struct conn *c);
+
+/* Parses and dispatches as many requests as the ordering gate and the
+ * pipeline limit allow, then starts writing what is ready. */
+static void conn_process(struct conn *c)
+{
+    struct server *s = c->srv;
+    size_t off = 0;
+    if (c->in_process) {
+        return;
+    }
+    c->in_process = true;
+    while (!c->closing && !c->stop_parse) {
+        if (c->has_held) {
+            struct resp_request req = {c->held.argc, c->held.argv,
+                                       c->held.argvlen, false};
+            int order = cmd_order_of(&c->client, &req);
+            if (!gate_open(c, order)) {
+                break;
+            }
+            c->has_held = false;
+            if (dispatch(c, &req, order) != 0) {
+                conn_close(c);
+            }
+            free((void *)c->held.argv);
+            memset(&c->held, 0, sizeof(c->held));
+            continue;
+        }
+        if (c->n_pending >= s->env.opts.pipeline_max) {
+            break;
+        }
+        struct resp_request req;
+        size_t used = 0;
+        int rc =
+            resp_parse(&c->parser, c->in + off, c->in_len - off, &req, &used);
+        if (rc == RESP_INCOMPLETE) {
+            off += used;
+            c->drained = true;
+            break;
+        }
+        c->drained = false;
+        if (rc == RESP_ENOMEM) {
+            conn_close(c);
+            break;
+        }
+        if (rc != 0) {
+            reply_error_slot(c, resp_parser_errmsg(&c->parser));
+            c->stop_parse = true;
+            break;
+        }
+        int order = cmd_order_of(&c->client, &req);
+        int failed =
+            gate_open(c, order) ? dispatch(c, &req, order) : hold(c, &req);
+        off += used;
+        if (failed != 0) {
+            conn_close(c);
+        }
+    }
+    if (off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+    c->in_process = false;
+    conn_collect(c);
+    update_reading(c);
+    conn_flush(c);
+    conn_maybe_close(c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Input                                                                   */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)h;
+    (void)hint;
+    if (c->in_cap - c->in_len < CONN_READ_CHUNK) {
+        size_t cap = c->in_len + CONN_READ_CHUNK;
+        char *p = realloc(c->in, cap);
+        if (p == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            return;
+        }
+        c->in = p;
+        c->in_cap = cap;
+    }
+    *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)st;
+    (void)buf;
+    if (nread > 0) {
+        c->in_len += (size_t)nread;
+        c->last_ms = cmd_now_ms();
+        conn_process(c);
+    } else if (nread == UV_EOF) {
+        c->eof = true;
+        update_reading(c);
+        conn_process(c);
+    } else if (nread < 0) {
+        conn_close(c);
+    }
+}
+
+static void update_reading(struct conn *c)
+{
+    bool want = !c->closing && !c->stop_parse && !c->eof && !c->has_held &&
+                c->n_pending < c->srv->env.opts.pipeline_max;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) {
+            c->reading = true;
+        } else {
+            conn_close(c);
+        }
+    } else if (!want && c->reading) {
+        if (!c->closing) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        }
+        c->reading = false;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Accepting                                                               */
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct server *s = l->data;
+    if (status < 0) {
+        return;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return; /* the connection stays in the backlog for a retry */
+    }
+    c->srv = s;
+    if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    cmd_client_init(&c->client, &s->env);
+    if (resp_parser_init(&c->parser, &s->env.opts.limits, NULL) != 0) {
+        /* The limits were checked at start. */
+        assert(0);
+    }
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->n_conns++;
+    c->last_ms = cmd_now_ms();
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    s->env.total_connections++;
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    if (s->env.n_clients >= s->env.opts.max_clients) {
+        static const char msg[] = "-ERR max number of clients reached\r\n";
+        s->env.rejected_connections++;
+        c->stop_parse = true;
+        (void)conn_stage(c, msg, sizeof(msg) - 1);
+        conn_flush(c);
+        conn_maybe_close(c);
+        return;
+    }
+    c->counted = true;
+    s->env.n_clients++;
+    update_reading(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    uint64_t now = cmd_now_ms();
+    for (struct conn *c = s->conns; c != NULL; c = c->next) {
+        if (!c->closing && c->n_pending == 0 && !c->has_held &&
+            now - c->last_ms >= s->env.opts.idle_timeout_ms) {
+            conn_close(c);
+        }
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct server *s = h->data;
+    s->handles_open--;
+    server_maybe_stopped(s);
+}
+
+int server_start(uv_loop_t *loop,
+                 struct bnode *node,
+                 const struct server_options *opts,
+                 struct server **out,
+                 char *errmsg,
+                 size_t errmsg_len)
+{
+    struct sockaddr_storage addr;
+    char dummy[1];
+    if (errmsg == NULL) {
+        errmsg = dummy;
+        errmsg_len = sizeof(dummy);
+    }
+    if (opts->max_clients == 0 || opts->pipeline_max == 0 ||
+        opts->output_bytes_max == 0 || opts->limits.args_max == 0 ||
+        opts->limits.bulk_bytes_max == 0 ||
+        opts->limits.inline_bytes_max == 0 ||
+        opts->limits.request_bytes_max == 0 || opts->port < 0 ||
+        opts->port > 65535) {
+        snprintf(errmsg, errmsg_len, "server: invalid options");
+        return SERVER_EINVAL;
+    }
+    const char *host = opts->host ? opts->host : "0.0.0.0";
+    if (uv_ip4_addr(host, opts->port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(host, opts->port, (struct sockaddr_in6 *)&addr) != 0) {
+        snprintf(errmsg, errmsg_len, "server: bad address %s", host);
+        return SERVER_EINVAL;
+    }
+    struct server *s = calloc(1, sizeof(*s));
+    char *host_copy = s ? strdup(host) : NULL;
+    if (host_copy == NULL) {
+        free(s);
+        snprintf(errmsg, errmsg_len, "server: out of memory");
+        return SERVER_ENOMEM;
+    }
+    s->loop = loop;
+    s->env.node = node;
+    s->env.opts = *opts;
+    s->env.opts.host = host_copy;
+    s->env.start_ms = cmd_now_ms();
+    s->env.req_done = req_done;
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->handles_open = 1;
+    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    }
+    if (rc != 0) {
+        snprintf(errmsg, errmsg_len, "server: listen on %s:%d: %s", host,
+                 opts->port, uv_strerror(rc));
+        /* Close the listener and free the server once libuv lets go. */
+        s->stopping = true;
+        uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+        return SERVER_ELISTEN;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) ==
+        0) {
+        s->env.port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    }
+    if (opts->idle_timeout_ms > 0) {
+        uint64_t every = opts->idle_timeout_ms / 2;
+        every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+        uv_timer_init(loop, &s->timer);
+        s->timer.data = s;
+        s->timer_on = true;
+        s->handles_open++;
+        uv_timer_start(&s->timer, on_timer, every, every);
+    }
+    *out = s;
+    return 0;
+}
+
+int server_port(const struct server *srv)
+{
+    return srv->env.port;
+}
+
+unsigned server_clients(const struct server *srv)
+{
+    return srv->env.n_clients;
+}
+
+void server_stop(struct server *s, void (*cb)(void *arg), void *arg)
+{
+    assert(!s->stopping);
+    s->stopping = true;
+    s->env.stopping = true;
+    s->stop_cb = cb;
+    s->stop_arg = arg;
+    uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    if (s->timer_on) {
+        uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    }
+    /* Requests already dispatched finish and are answered; nothing new is
+     * read. Connections close once their replies are written. */
+    struct conn *next;
+    for (struct conn *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        c->stop_parse = true;
+        update_reading(c);
+        conn_maybe_close(c);
+    }
+    server_maybe_stopped(s);
+}

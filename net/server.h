@@ -1,0 +1,101 @@
+/*
+ * server.h - the client port of ballotd: a libuv TCP listener that speaks
+ * RESP2/RESP3 to Redis clients and runs their commands against one node.
+ *
+ * Each connection reads into its own buffer, parses every complete request
+ * with resp_parse() (pipelining: many requests per read) and hands them to
+ * the command table (commands.h) in order. Commands finish asynchronously
+ * (writes wait for commit, reads for a read barrier), so each request owns a
+ * slot in a per-connection queue and a reply leaves only once every earlier
+ * reply has left. docs/protocol.md describes what clients see.
+ *
+ * Everything runs on the loop thread given to server_start().
+ */
+#ifndef BALLOT_NET_SERVER_H
+#define BALLOT_NET_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "resp.h"
+
+struct bnode;
+
+/* Error codes: the -7100 range. */
+enum {
+    SERVER_EINVAL = -7101,  /* an option is invalid */
+    SERVER_ENOMEM = -7102,  /* an allocation failed */
+    SERVER_ELISTEN = -7103, /* the address could not be bound or listened */
+};
+
+/* Defaults of struct server_options: every limit of the client port is
+ * defined here and nowhere else. */
+#define SERVER_PORT_DEFAULT 7379
+#define SERVER_MAX_CLIENTS_DEFAULT 10000u
+/* Replies waiting to be written to one client; beyond it the client is
+ * taken as not reading and disconnected. Also bounds a single reply. */
+#define SERVER_OUTPUT_BYTES_MAX_DEFAULT (64u * 1024u * 1024u)
+/* Requests of one connection parsed but not answered yet; beyond it the
+ * server stops reading that connection until some are answered. */
+#define SERVER_PIPELINE_MAX_DEFAULT 1024u
+/* 0: idle clients are never disconnected (Redis's default too). */
+#define SERVER_IDLE_TIMEOUT_MS_DEFAULT 0u
+/* Longest client name (CLIENT SETNAME). */
+#define SERVER_CLIENT_NAME_MAX 128u
+
+struct server_options
+{
+    const char *host; /* borrowed for server_start(); "0.0.0.0" default */
+    int port;         /* 0 picks a free port (see server_port()) */
+    unsigned max_clients;
+    struct resp_limits limits; /* per request, passed to resp_parse() */
+    size_t output_bytes_max;
+    unsigned pipeline_max;
+    uint64_t idle_timeout_ms; /* 0 = off */
+};
+
+/* Fills @opts with the SERVER_*_DEFAULT values and resp's default request
+ * limits. */
+void server_options_default(struct server_options *opts);
+
+struct server;
+
+/**
+ * Starts listening for clients.
+ *
+ * @param loop    the loop everything runs on; borrowed until the stop
+ *                callback
+ * @param node    the node commands go to; borrowed until the stop callback
+ * @param opts    copied (host included)
+ * @param out     receives the server on success
+ * @param errmsg  receives a message on failure (may be NULL)
+ * @return 0, SERVER_EINVAL, SERVER_ENOMEM or SERVER_ELISTEN. On failure
+ *         nothing is left open.
+ */
+int server_start(uv_loop_t *loop,
+                 struct bnode *node,
+                 const struct server_options *opts,
+                 struct server **out,
+                 char *errmsg,
+                 size_t errmsg_len);
+
+/** The port the listener is bound to (useful with port 0). */
+int server_port(const struct server *srv);
+
+/** Connected clients (not counting ones refused by max_clients). */
+unsigned server_clients(const struct server *srv);
+
+/**
+ * Graceful stop: stops accepting, stops reading requests, lets every
+ * request already started finish (its reply is written), then closes every
+ * connection and frees @srv; then @cb runs.
+ *
+ * Requests in flight end when the node calls back, so if the node may
+ * never answer them, call bnode_stop() after this (it fails what is
+ * pending, with outcome-unknown errors for writes).
+ */
+void server_stop(struct server *srv, void (*cb)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,340 @@
+/*
+ * fake_bnode.c - see fake_bnode.h.
+ */
+#include "fake_bnode.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fake_done
+{
+    struct fake_done *next;
+    bool write;
+    bnode_write_cb wcb;
+    bnode_read_cb rcb;
+    void *arg;
+    int status;
+    struct kv_apply_result res;
+};
+
+struct bnode
+{
+    uv_loop_t *loop;
+    struct kv_store *kv;
+    raft_index index;
+    uv_timer_t timer;
+    bool timer_on;
+    struct fake_done *head;
+    struct fake_done *tail;
+    atomic_int mode;
+    atomic_bool reorder;
+    atomic_bool hold;
+    atomic_ulong proposals;
+    atomic_ulong reads;
+    bool stopping;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+    char leader[64];
+};
+
+const char *bnode_strerror(int code)
+{
+    switch (code) {
+    case BNODE_ENOTLEADER:
+        return "not the leader";
+    case BNODE_EBUSY:
+        return "busy";
+    case BNODE_EDROPPED:
+        return "dropped";
+    case BNODE_EUNKNOWN:
+        return "outcome unknown";
+    case BNODE_ENOREAD:
+        return "read not confirmed";
+    case BNODE_ESTOPPED:
+        return "stopped";
+    default:
+        return "error";
+    }
+}
+
+void bnode_options_default(struct bnode_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->tick_ms = 10;
+    opts->election_ticks = 30;
+    opts->heartbeat_ticks = 3;
+    opts->snapshot_every = 100000;
+}
+
+/* Delivers what is pending; callbacks queued meanwhile wait a tick. */
+static void deliver(struct bnode *n)
+{
+    struct fake_done *list = n->head;
+    n->head = n->tail = NULL;
+    if (atomic_load(&n->reorder)) {
+        struct fake_done *rev = NULL;
+        while (list != NULL) {
+            struct fake_done *next = list->next;
+            list->next = rev;
+            rev = list;
+            list = next;
+        }
+        list = rev;
+    }
+    while (list != NULL) {
+        struct fake_done *d = list;
+        list = d->next;
+        if (d->write) {
+            d->wcb(d->arg, d->status,
+                   d->status == 0 ? &d->res.entries[0] : NULL);
+            kv_apply_result_free(&d->res);
+        } else {
+            d->rcb(d->arg, d->status);
+        }
+        free(d);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct bnode *n = t->data;
+    if (atomic_load(&n->hold) && !n->stopping) {
+        return;
+    }
+    deliver(n);
+    if (n->head == NULL) {
+        uv_timer_stop(&n->timer);
+    }
+}
+
+static void enqueue(struct bnode *n, struct fake_done *d)
+{
+    if (n->tail != NULL) {
+        n->tail->next = d;
+    } else {
+        n->head = d;
+    }
+    n->tail = d;
+    uv_timer_start(&n->timer, on_timer, 1, 2);
+}
+
+int fake_bnode_create(uv_loop_t *loop, const char *dir, struct bnode **out)
+{
+    struct bnode *n = calloc(1, sizeof(*n));
+    char err[256];
+    if (n == NULL) {
+        return BNODE_ENOMEM;
+    }
+    n->loop = loop;
+    if (kv_open(dir, NULL, &n->kv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fake_bnode: %s\n", err);
+        free(n);
+        return BNODE_EINVAL;
+    }
+    struct kv_status st;
+    kv_status(n->kv, &st);
+    n->index = st.applied;
+    uv_timer_init(loop, &n->timer);
+    n->timer.data = n;
+    snprintf(n->leader, sizeof(n->leader), "127.0.0.1:7391");
+    *out = n;
+    return 0;
+}
+
+int bnode_start(uv_loop_t *loop,
+                const struct bnode_options *opts,
+                struct bnode **out,
+                char *errmsg,
+                size_t errmsg_len)
+{
+    int rc = fake_bnode_create(loop, opts->data_dir, out);
+    if (rc != 0 && errmsg != NULL) {
+        snprintf(errmsg, errmsg_len, "fake node: cannot open %s",
+                 opts->data_dir);
+    }
+    return rc;
+}
+
+void fake_bnode_set_mode(struct bnode *n, int mode)
+{
+    atomic_store(&n->mode, mode);
+}
+
+void fake_bnode_set_reorder(struct bnode *n, bool on)
+{
+    atomic_store(&n->reorder, on);
+}
+
+void fake_bnode_set_hold(struct bnode *n, bool on)
+{
+    atomic_store(&n->hold, on);
+}
+
+unsigned long fake_bnode_proposals(struct bnode *n)
+{
+    return atomic_load(&n->proposals);
+}
+
+unsigned long fake_bnode_reads(struct bnode *n)
+{
+    return atomic_load(&n->reads);
+}
+
+static int apply(struct bnode *n,
+                 const uint8_t *cmd,
+                 size_t len,
+                 struct kv_apply_result *res)
+{
+    struct raft_entry e;
+    memset(&e, 0, sizeof(e));
+    e.term = 1;
+    e.index = n->index + 1;
+    e.type = RAFT_ENTRY_NORMAL;
+    e.len = (uint32_t)len;
+    e.data = cmd;
+    int rc = kv_apply(n->kv, &e, 1, res);
+    if (rc == 0) {
+        n->index++;
+    }
+    return rc;
+}
+
+int fake_bnode_apply(struct bnode *n, const uint8_t *cmd, size_t len)
+{
+    struct kv_apply_result res;
+    int rc = apply(n, cmd, len, &res);
+    kv_apply_result_free(&res);
+    return rc;
+}
+
+int bnode_propose(struct bnode *n,
+                  const uint8_t *cmd,
+                  size_t len,
+                  bnode_write_cb cb,
+                  void *arg)
+{
+    int mode = atomic_load(&n->mode);
+    if (n->stopping) {
+        return BNODE_ESTOPPED;
+    }
+    if (len > KV_CMD_BYTES_MAX) {
+        return BNODE_ETOOBIG;
+    }
+    switch (mode) {
+    case FAKE_NOTLEADER:
+    case FAKE_NOLEADER:
+        return BNODE_ENOTLEADER;
+    case FAKE_BUSY:
+        return BNODE_EBUSY;
+    default:
+        break;
+    }
+    struct fake_done *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return BNODE_ENOMEM;
+    }
+    atomic_fetch_add(&n->proposals, 1);
+    d->write = true;
+    d->wcb = cb;
+    d->arg = arg;
+    if (mode == FAKE_DROPPED) {
+        d->status = BNODE_EDROPPED;
+    } else {
+        int rc = apply(n, cmd, len, &d->res);
+        if (rc != 0) {
+            kv_apply_result_free(&d->res);
+            d->status = BNODE_ESTORAGE;
+        } else if (mode == FAKE_UNKNOWN) {
+            kv_apply_result_free(&d->res);
+            d->status = BNODE_EUNKNOWN;
+        }
+    }
+    enqueue(n, d);
+    return 0;
+}
+
+int bnode_read(struct bnode *n, bool linearizable, bnode_read_cb cb, void *arg)
+{
+    if (n->stopping) {
+        return BNODE_ESTOPPED;
+    }
+    struct fake_done *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return BNODE_ENOMEM;
+    }
+    atomic_fetch_add(&n->reads, 1);
+    d->rcb = cb;
+    d->arg = arg;
+    if (linearizable && atomic_load(&n->mode) == FAKE_NOREAD) {
+        d->status = BNODE_ENOREAD;
+    }
+    enqueue(n, d);
+    return 0;
+}
+
+struct kv_store *bnode_kv(struct bnode *n)
+{
+    return n->kv;
+}
+
+void bnode_status(struct bnode *n, struct bnode_status *out)
+{
+    struct kv_status st;
+    int mode = atomic_load(&n->mode);
+    memset(out, 0, sizeof(*out));
+    kv_status(n->kv, &st);
+    out->id = 1;
+    bool leader = mode != FAKE_NOTLEADER && mode != FAKE_NOLEADER;
+    out->leader = leader ? 1 : mode == FAKE_NOTLEADER ? 2 : 0;
+    out->state = leader ? RAFT_LEADER : RAFT_FOLLOWER;
+    out->term = 1;
+    out->commit = n->index;
+    out->applied = st.applied;
+    out->last_index = n->index;
+    out->first_index = 1;
+    out->revision = st.revision;
+    out->conf.n = 1;
+    out->conf.members[0].id = 1;
+    out->conf.members[0].role = RAFT_VOTER;
+}
+
+const char *bnode_leader_addr(struct bnode *n)
+{
+    int mode = atomic_load(&n->mode);
+    if (mode == FAKE_NOLEADER) {
+        return NULL;
+    }
+    return n->leader;
+}
+
+int bnode_transfer(struct bnode *n, raft_id target)
+{
+    (void)n;
+    return target == 2 ? 0 : BNODE_EINVAL;
+}
+
+static void on_stopped(uv_handle_t *h)
+{
+    struct bnode *n = h->data;
+    void (*cb)(void *) = n->stop_cb;
+    void *arg = n->stop_arg;
+    kv_close(n->kv);
+    free(n);
+    if (cb != NULL) {
+        cb(arg);
+    }
+}
+
+void bnode_stop(struct bnode *n, void (*cb)(void *arg), void *arg)
+{
+    n->stopping = true;
+    n->stop_cb = cb;
+    n->stop_arg = arg;
+    /* Pending work is answered with what is known of it. */
+    while (n->head != NULL) {
+        deliver(n);
+    }
+    uv_close((uv_handle_t *)&n->timer, on_stopped);
+}

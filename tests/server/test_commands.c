@@ -1,0 +1,466 @@
+/*
+ * test_commands.c - every command of the client port through real TCP,
+ * against the fake node: replies, reply types in RESP2 and RESP3, and the
+ * error strings clients parse.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "harness.h"
+#include "kv.h"
+
+static struct harness h;
+static struct cli c;
+
+static void setup(void)
+{
+    harness_start(&h, NULL);
+    cli_open(&c, h.port);
+}
+
+static void teardown(void)
+{
+    cli_close(&c);
+    harness_stop(&h);
+}
+
+#define EQ(line, want) ck_assert_str_eq(q(&c, line), want)
+
+/* PING and ECHO answer at once, with and without a message. */
+START_TEST(test_commands_ping_and_echo)
+{
+    EQ("PING", "+PONG\r\n");
+    EQ("ping hello", "$5\r\nhello\r\n");
+    EQ("ECHO hi", "$2\r\nhi\r\n");
+    EQ("PING a b", "-ERR wrong number of arguments for 'ping' command\r\n");
+}
+END_TEST
+
+/* Unknown commands and wrong arities get Redis's exact messages. */
+START_TEST(test_commands_unknown_and_arity_errors_match_redis)
+{
+    EQ("FOO", "-ERR unknown command 'FOO', with args beginning with: \r\n");
+    EQ("foo a b",
+       "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n");
+    EQ("GET", "-ERR wrong number of arguments for 'get' command\r\n");
+    EQ("get a b", "-ERR wrong number of arguments for 'get' command\r\n");
+    EQ("MSET a", "-ERR wrong number of arguments for 'mset' command\r\n");
+    EQ("MSET a b c", "-ERR wrong number of arguments for 'mset' command\r\n");
+}
+END_TEST
+
+/* HELLO switches the protocol; replies change their encoding. */
+START_TEST(test_commands_hello_switches_resp_version)
+{
+    const char *r = q(&c, "HELLO 3");
+    ck_assert_msg(strncmp(r, "%7\r\n$6\r\nserver\r\n$6\r\nballot\r\n", 27) == 0,
+                  "%s", r);
+    ck_assert_ptr_nonnull(strstr(r, "$5\r\nproto\r\n:3\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$4\r\nmode\r\n$7\r\ncluster\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$4\r\nrole\r\n$6\r\nmaster\r\n"));
+    EQ("GET missing", "_\r\n");
+    r = q(&c, "HELLO 2");
+    ck_assert_msg(strncmp(r, "*14\r\n", 5) == 0, "%s", r);
+    EQ("GET missing", "$-1\r\n");
+    EQ("HELLO 4", "-NOPROTO unsupported protocol version\r\n");
+    EQ("HELLO x",
+       "-ERR Protocol version is not an integer or out of range\r\n");
+    EQ("HELLO 3 AUTH u p",
+       "-ERR AUTH is not supported yet: ballot has no authentication\r\n");
+    r = q(&c, "HELLO 2 SETNAME me");
+    EQ("CLIENT GETNAME", "$2\r\nme\r\n");
+}
+END_TEST
+
+/* Connection commands: AUTH, SELECT, CLIENT, COMMAND, INFO. */
+START_TEST(test_commands_connection_and_server_commands)
+{
+    EQ("AUTH pw",
+       "-ERR AUTH is not supported yet: ballot has no authentication\r\n");
+    EQ("SELECT 0", "+OK\r\n");
+    EQ("SELECT 1", "-ERR DB index is out of range\r\n");
+    EQ("SELECT x", "-ERR value is not an integer or out of range\r\n");
+    const char *r = q(&c, "CLIENT ID");
+    ck_assert_int_eq(r[0], ':');
+    EQ("CLIENT GETNAME", "$-1\r\n");
+    EQ("CLIENT SETNAME worker-1", "+OK\r\n");
+    EQ("CLIENT GETNAME", "$8\r\nworker-1\r\n");
+    EQ("CLIENT NOPE", "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n");
+    r = q(&c, "COMMAND COUNT");
+    ck_assert_int_eq(r[0], ':');
+    ck_assert_int_eq(atoi(r + 1), (int)cmd_table_len);
+    EQ("COMMAND DOCS", "*0\r\n");
+    r = q(&c, "COMMAND INFO get");
+    ck_assert_msg(strncmp(r, "*1\r\n*6\r\n$3\r\nget\r\n:2\r\n", 21) == 0, "%s",
+                  r);
+    r = q(&c, "INFO");
+    ck_assert_ptr_nonnull(strstr(r, "# Raft"));
+    ck_assert_ptr_nonnull(strstr(r, "role:leader"));
+    ck_assert_ptr_nonnull(strstr(r, "members:1:voter"));
+    r = q(&c, "INFO clients");
+    ck_assert_ptr_nonnull(strstr(r, "connected_clients:1"));
+    ck_assert_ptr_null(strstr(r, "# Raft"));
+    EQ("READONLY", "+OK\r\n");
+    EQ("READWRITE", "+OK\r\n");
+    EQ("QUIT", "+OK\r\n");
+    ck_assert(cli_closed(&c));
+}
+END_TEST
+
+/* The basic string commands and their reply types. */
+START_TEST(test_commands_strings)
+{
+    EQ("GET k", "$-1\r\n");
+    EQ("SET k v1", "+OK\r\n");
+    EQ("GET k", "$2\r\nv1\r\n");
+    EQ("STRLEN k", ":2\r\n");
+    EQ("STRLEN nope", ":0\r\n");
+    EQ("SETNX k v2", ":0\r\n");
+    EQ("SETNX k2 v2", ":1\r\n");
+    EQ("GETSET k v3", "$2\r\nv1\r\n");
+    EQ("GETSET fresh v", "$-1\r\n");
+    EQ("EXISTS k k2 nope k", ":3\r\n");
+    EQ("MGET k nope k2", "*3\r\n$2\r\nv3\r\n$-1\r\n$2\r\nv2\r\n");
+    EQ("GETDEL k", "$2\r\nv3\r\n");
+    EQ("GETDEL k", "$-1\r\n");
+    EQ("APPEND a hello", ":5\r\n");
+    EQ("APPEND a _world", ":11\r\n");
+    EQ("GET a", "$11\r\nhello_world\r\n");
+    EQ("MSET x 1 y 2 z 3", "+OK\r\n");
+    EQ("MGET x y z", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+    EQ("MSETNX x 9 new 9", ":0\r\n");
+    EQ("EXISTS new", ":0\r\n");
+    EQ("MSETNX n1 9 n2 9", ":1\r\n");
+    EQ("DEL x y nope x", ":2\r\n");
+    EQ("DBSIZE", ":6\r\n");
+}
+END_TEST
+
+/* SET's options follow Redis: NX, XX, GET, and no expiry yet. */
+START_TEST(test_commands_set_options)
+{
+    EQ("SET k v NX", "+OK\r\n");
+    EQ("SET k w NX", "$-1\r\n");
+    EQ("SET k w XX", "+OK\r\n");
+    EQ("SET nope w XX", "$-1\r\n");
+    EQ("EXISTS nope", ":0\r\n");
+    EQ("SET k u GET", "$1\r\nw\r\n");
+    EQ("SET k2 u GET", "$-1\r\n");
+    EQ("SET k z NX GET", "$1\r\nu\r\n");
+    EQ("GET k", "$1\r\nu\r\n");
+    EQ("SET k v NX XX", "-ERR syntax error\r\n");
+    EQ("SET k v BOGUS", "-ERR syntax error\r\n");
+    EQ("SET k v EX 10",
+       "-ERR SET with an expiry is not supported yet: ballot has no expiry "
+       "(leases come later)\r\n");
+    EQ("SET k v KEEPTTL",
+       "-ERR SET with an expiry is not supported yet: ballot has no expiry "
+       "(leases come later)\r\n");
+}
+END_TEST
+
+/* INCR and friends: values, errors and overflow. */
+START_TEST(test_commands_incr_family)
+{
+    EQ("INCR n", ":1\r\n");
+    EQ("INCRBY n 10", ":11\r\n");
+    EQ("DECR n", ":10\r\n");
+    EQ("DECRBY n 20", ":-10\r\n");
+    EQ("GET n", "$3\r\n-10\r\n");
+    EQ("SET s abc", "+OK\r\n");
+    EQ("INCR s", "-ERR value is not an integer or out of range\r\n");
+    EQ("INCRBY n x", "-ERR value is not an integer or out of range\r\n");
+    EQ("INCRBY n 01", "-ERR value is not an integer or out of range\r\n");
+    EQ("SET big 9223372036854775807", "+OK\r\n");
+    EQ("INCR big", "-ERR increment or decrement would overflow\r\n");
+    EQ("SET small -9223372036854775808", "+OK\r\n");
+    EQ("DECR small", "-ERR increment or decrement would overflow\r\n");
+    EQ("DECRBY n -9223372036854775808", "-ERR decrement would overflow\r\n");
+}
+END_TEST
+
+/* KEYS and SCAN with Redis's glob rules; SCAN's cursor walks everything. */
+START_TEST(test_commands_keys_and_scan)
+{
+    char line[64];
+    for (int i = 0; i < 50; i++) {
+        snprintf(line, sizeof(line), "SET user:%02d x", i);
+        EQ(line, "+OK\r\n");
+    }
+    EQ("SET other x", "+OK\r\n");
+    EQ("KEYS user:0?",
+       "*10\r\n$7\r\nuser:00\r\n$7\r\nuser:01\r\n$7\r\nuser:02\r\n$7\r\n"
+       "user:03\r\n$7\r\nuser:04\r\n$7\r\nuser:05\r\n$7\r\nuser:06\r\n$7\r\n"
+       "user:07\r\n$7\r\nuser:08\r\n$7\r\nuser:09\r\n");
+    EQ("KEYS oth*", "*1\r\n$5\r\nother\r\n");
+    EQ("KEYS user:[1-2][^0-8]", "*2\r\n$7\r\nuser:19\r\n$7\r\nuser:29\r\n");
+    EQ("KEYS nomatch*", "*0\r\n");
+    /* SCAN until the cursor comes back as 0. */
+    char cursor[32] = "0";
+    int seen = 0;
+    int rounds = 0;
+    do {
+        snprintf(line, sizeof(line), "SCAN %s MATCH user:* COUNT 7", cursor);
+        const char *r = q(&c, line);
+        ck_assert_msg(strncmp(r, "*2\r\n$", 5) == 0, "%s", r);
+        const char *p = strchr(r + 5, '\n') + 1;
+        size_t n = strcspn(p, "\r");
+        memcpy(cursor, p, n);
+        cursor[n] = '\0';
+        p = strchr(p, '\n') + 1;
+        ck_assert_int_eq(*p, '*');
+        seen += atoi(p + 1);
+        rounds++;
+    } while (strcmp(cursor, "0") != 0 && rounds < 100);
+    ck_assert_int_eq(seen, 50);
+    ck_assert_int_ge(rounds, 7);
+    EQ("SCAN 0 COUNT 0", "-ERR syntax error\r\n");
+    EQ("SCAN 0 COUNT x", "-ERR value is not an integer or out of range\r\n");
+    EQ("SCAN abc", "-ERR invalid cursor\r\n");
+    EQ("SCAN 0 TYPE hash COUNT 1000", "*2\r\n$1\r\n0\r\n*0\r\n");
+    EQ("DBSIZE", ":51\r\n");
+}
+END_TEST
+
+/* The glob matcher on its own: Redis's stringmatch cases. */
+START_TEST(test_commands_glob_matches_like_redis)
+{
+#define M(p, s) cmd_glob_match(p, strlen(p), s, strlen(s), false)
+    ck_assert(M("*", ""));
+    ck_assert(M("h?llo", "hello"));
+    ck_assert(!M("h?llo", "hllo"));
+    ck_assert(M("h*llo", "heeeello"));
+    ck_assert(M("h[ae]llo", "hallo"));
+    ck_assert(!M("h[ae]llo", "hillo"));
+    ck_assert(M("h[^e]llo", "hallo"));
+    ck_assert(!M("h[^e]llo", "hello"));
+    ck_assert(M("h[a-b]llo", "hbllo"));
+    ck_assert(M("h[b-a]llo", "hallo"));
+    ck_assert(M("h\\*llo", "h*llo"));
+    ck_assert(!M("h\\*llo", "hello"));
+    ck_assert(M("a*b*c", "axxbyyc"));
+    ck_assert(!M("a*b*c", "axxbyy"));
+    ck_assert(M("[\\]]", "]"));
+    ck_assert(cmd_glob_match("HE*", 3, "hello", 5, true));
+#undef M
+}
+END_TEST
+
+/* Keys and values with every byte value round-trip. */
+START_TEST(test_commands_binary_keys_and_values_round_trip)
+{
+    char key[256], val[256];
+    for (int i = 0; i < 256; i++) {
+        key[i] = (char)(255 - i);
+        val[i] = (char)i;
+    }
+    const char *set[] = {"SET", key, val};
+    size_t setl[] = {3, 256, 256};
+    ck_assert_str_eq(qv(&c, 3, set, setl), "+OK\r\n");
+    const char *get[] = {"GET", key};
+    size_t getl[] = {3, 256};
+    struct dbuf want = {0};
+    dbuf_put(&want, "$256\r\n", 6);
+    dbuf_put(&want, val, 256);
+    dbuf_put(&want, "\r\n", 2);
+    const char *r = qv(&c, 2, get, getl);
+    ck_assert_int_eq(memcmp(r, want.data, want.len), 0);
+    const char *keys[] = {"KEYS", "*"};
+    r = qv(&c, 2, keys, NULL);
+    ck_assert_int_eq(memcmp(r, "*1\r\n$256\r\n", 10), 0);
+    ck_assert_int_eq(memcmp(r + 10, key, 256), 0);
+    dbuf_free(&want);
+}
+END_TEST
+
+/* Keys and values beyond kv's limits get an error, not a crash. */
+START_TEST(test_commands_oversized_keys_and_values_are_refused)
+{
+    static char big[KV_VALUE_BYTES_MAX + 1];
+    char key[KV_KEY_BYTES_MAX + 1];
+    memset(big, 'v', sizeof(big));
+    memset(key, 'k', sizeof(key));
+    const char *a[] = {"SET", key, "v"};
+    size_t al[] = {3, sizeof(key), 1};
+    ck_assert_str_eq(qv(&c, 3, a, al),
+                     "-ERR key too long: ballot's limit is 511 bytes\r\n");
+    const char *b[] = {"SET", "k", big};
+    size_t bl[] = {3, 1, sizeof(big)};
+    ck_assert_str_eq(qv(&c, 3, b, bl),
+                     "-ERR value too large: ballot's limit is 1048576 "
+                     "bytes\r\n");
+    bl[2] = KV_VALUE_BYTES_MAX;
+    ck_assert_str_eq(qv(&c, 3, b, bl), "+OK\r\n");
+    EQ("APPEND k x",
+       "-ERR value too large: ballot's limit is 1048576 bytes\r\n");
+    const char *g[] = {"GET", key};
+    size_t gl[] = {3, sizeof(key)};
+    ck_assert_str_eq(qv(&c, 2, g, gl), "$-1\r\n");
+    EQ("SET \"\" v", "+OK\r\n"); /* the inline quote is part of the key */
+    const char *e[] = {"SET", "", "v"};
+    ck_assert_str_eq(qv(&c, 3, e, NULL),
+                     "-ERR empty keys are not supported by ballot\r\n");
+    EQ("PING", "+PONG\r\n");
+}
+END_TEST
+
+/* BRANGE, BMETA and BTXN: the native commands. */
+START_TEST(test_commands_native_range_meta_and_txn)
+{
+    EQ("MSET a 1 b 2 c 3 d 4", "+OK\r\n");
+    const char *r = q(&c, "BRANGE b d");
+    ck_assert_msg(strstr(r,
+                         ":2\r\n:0\r\n*4\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc"
+                         "\r\n$1\r\n3\r\n") != NULL,
+                  "%s", r);
+    const char *args[] = {"BRANGE", "a",        "",       "LIMIT",
+                          "2",      "KEYSONLY", "REVERSE"};
+    r = qv(&c, 7, args, NULL);
+    ck_assert_msg(strstr(r, ":4\r\n:1\r\n*2\r\n$1\r\nd\r\n$1\r\nc\r\n") != NULL,
+                  "%s", r);
+    const char *pfx[] = {"BRANGE", "", "", "PREFIX", "COUNTONLY"};
+    r = qv(&c, 5, pfx, NULL);
+    ck_assert_msg(strstr(r, ":4\r\n:0\r\n*0\r\n") != NULL, "%s", r);
+    r = q(&c, "BMETA a");
+    ck_assert_msg(strstr(r, "$7\r\nversion\r\n:1\r\n") != NULL, "%s", r);
+    EQ("BMETA nope", "$-1\r\n");
+    /* Compare-and-swap on the value, then the else branch. */
+    r = q(&c, "BTXN 1 VALUE a = 1 2 PUT a 10 GET a 1 GET a");
+    ck_assert_msg(strncmp(r, "*3\r\n:1\r\n:", 9) == 0, "%s", r);
+    ck_assert_msg(strstr(r, "*2\r\n+OK\r\n$2\r\n10\r\n") != NULL, "%s", r);
+    r = q(&c, "BTXN 1 VALUE a = 1 1 PUT a 11 1 GET a");
+    ck_assert_msg(strncmp(r, "*3\r\n:0\r\n", 8) == 0, "%s", r);
+    ck_assert_msg(strstr(r, "*1\r\n$2\r\n10\r\n") != NULL, "%s", r);
+    r = q(&c, "BTXN 1 EXISTS zz = 0 1 DELRANGE b d 0");
+    ck_assert_msg(strstr(r, "*1\r\n:2\r\n") != NULL, "%s", r);
+    EQ("EXISTS b c d", ":1\r\n");
+    EQ("BTXN 1 EXISTS zz < 0 0 0",
+       "-ERR BTXN: EXISTS takes = or != and 0 or 1\r\n");
+    EQ("BTXN 0 1 FROB a 0", "-ERR BTXN: unknown operation 'FROB'\r\n");
+    EQ("BTXN 0 1 PUT a", "-ERR BTXN: missing operation arguments\r\n");
+    EQ("BTXN 0 0 0 extra",
+       "-ERR BTXN: unexpected arguments after the else branch\r\n");
+    r = q(&c, "BSTATUS");
+    ck_assert_msg(strstr(r, "$4\r\nrole\r\n$6\r\nleader\r\n") != NULL, "%s", r);
+    EQ("BTRANSFER 2", "+OK\r\n");
+    EQ("BTRANSFER x", "-ERR value is not an integer or out of range\r\n");
+}
+END_TEST
+
+/* MULTI/EXEC: queueing, replies, read-modify-write inside, errors. */
+START_TEST(test_commands_multi_exec)
+{
+    EQ("EXEC", "-ERR EXEC without MULTI\r\n");
+    EQ("DISCARD", "-ERR DISCARD without MULTI\r\n");
+    EQ("SET n 5", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("MULTI", "-ERR MULTI calls can not be nested\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    EQ("SET k v", "+QUEUED\r\n");
+    EQ("GET k", "+QUEUED\r\n");
+    EQ("DEL k nope", "+QUEUED\r\n");
+    EQ("GET s", "+QUEUED\r\n");
+    EQ("PING", "+QUEUED\r\n");
+    EQ("EXEC", "*7\r\n:6\r\n:7\r\n+OK\r\n$1\r\nv\r\n:1\r\n$-1\r\n+PONG\r\n");
+    EQ("GET n", "$1\r\n7\r\n");
+    /* A runtime error fails only its command. */
+    EQ("SET s abc", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR s", "+QUEUED\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    EQ("EXEC", "*2\r\n-ERR value is not an integer or out of range\r\n:8\r\n");
+    /* A queueing error aborts the whole transaction. */
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    EQ("NOSUCH",
+       "-ERR unknown command 'NOSUCH', with args beginning with: "
+       "\r\n");
+    EQ("KEYS *", "-ERR Command not allowed inside a transaction\r\n");
+    EQ("EXEC",
+       "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EQ("GET n", "$1\r\n8\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    EQ("DISCARD", "+OK\r\n");
+    EQ("GET n", "$1\r\n8\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("EXEC", "*0\r\n");
+}
+END_TEST
+
+/* WATCH: EXEC runs if the key did not change and returns a null array if
+ * another connection changed it. */
+START_TEST(test_commands_watch_aborts_when_another_client_writes)
+{
+    struct cli o;
+    cli_open(&o, h.port);
+    EQ("SET w 1", "+OK\r\n");
+    EQ("WATCH w", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("WATCH w", "-ERR WATCH inside MULTI is not allowed\r\n");
+    EQ("SET w 2", "+QUEUED\r\n");
+    EQ("EXEC", "*1\r\n+OK\r\n");
+    /* Again, with a write from another client in between. */
+    EQ("WATCH w nope", "+OK\r\n");
+    ck_assert_str_eq(q(&o, "SET w 3"), "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET w 4", "+QUEUED\r\n");
+    EQ("EXEC", "*-1\r\n");
+    EQ("GET w", "$1\r\n3\r\n");
+    /* EXEC unwatched everything: this one runs. */
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET w 5", "+QUEUED\r\n");
+    EQ("EXEC", "*1\r\n+OK\r\n");
+    /* A watched missing key created by someone else aborts too. */
+    EQ("WATCH nope", "+OK\r\n");
+    ck_assert_str_eq(q(&o, "SET nope x"), "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("GET w", "+QUEUED\r\n");
+    EQ("EXEC", "*-1\r\n");
+    /* UNWATCH forgets. */
+    EQ("WATCH w", "+OK\r\n");
+    ck_assert_str_eq(q(&o, "SET w 6"), "+OK\r\n");
+    EQ("UNWATCH", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("GET w", "+QUEUED\r\n");
+    EQ("EXEC", "*1\r\n$1\r\n6\r\n");
+    cli_close(&o);
+}
+END_TEST
+
+static Suite *commands_suite(void)
+{
+    Suite *s = suite_create("commands");
+    TCase *tc = tcase_create("commands");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_commands_ping_and_echo);
+    tcase_add_test(tc, test_commands_unknown_and_arity_errors_match_redis);
+    tcase_add_test(tc, test_commands_hello_switches_resp_version);
+    tcase_add_test(tc, test_commands_connection_and_server_commands);
+    tcase_add_test(tc, test_commands_strings);
+    tcase_add_test(tc, test_commands_set_options);
+    tcase_add_test(tc, test_commands_incr_family);
+    tcase_add_test(tc, test_commands_keys_and_scan);
+    tcase_add_test(tc, test_commands_glob_matches_like_redis);
+    tcase_add_test(tc, test_commands_binary_keys_and_values_round_trip);
+    tcase_add_test(tc, test_commands_oversized_keys_and_values_are_refused);
+    tcase_add_test(tc, test_commands_native_range_meta_and_txn);
+    tcase_add_test(tc, test_commands_multi_exec);
+    tcase_add_test(tc, test_commands_watch_aborts_when_another_client_writes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(commands_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
