@@ -341,8 +341,7 @@ static CMD_DECL(cmd_quit)
 static CMD_DECL(cmd_readonly)
 {
     (void)argc;
-    (void)argvlen;
-    r->client->readonly = cmd_arg_is(argv[0], strlen(argv[0]), "readonly");
+    r->client->readonly = cmd_arg_is(argv[0], argvlen[0], "readonly");
     rep_ok(r);
     cmd_req_finish(r);
 }

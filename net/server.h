@@ -9,7 +9,9 @@
  * slot in a per-connection queue and a reply leaves only once every earlier
  * reply has left. docs/protocol.md describes what clients see.
  *
- * Everything runs on the loop thread given to server_start().
+ * Everything runs on the loop thread given to server_start(). The process
+ * must ignore SIGPIPE (a client that vanishes makes writes fail with EPIPE,
+ * which closes its connection).
  */
 #ifndef BALLOT_NET_SERVER_H
 #define BALLOT_NET_SERVER_H

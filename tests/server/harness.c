@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ void harness_start(struct harness *h, const struct server_options *opts)
     struct server_options def;
     char err[256];
     memset(h, 0, sizeof(*h));
+    /* Writing to a socket the peer closed raises SIGPIPE; a server
+     * ignores it and handles EPIPE (ballotd must do the same). */
+    signal(SIGPIPE, SIG_IGN);
     snprintf(h->dir, sizeof(h->dir), "/tmp/ballot-srv-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(h->dir));
     ck_assert_int_eq(uv_loop_init(&h->loop), 0);
@@ -275,7 +279,8 @@ bool cli_closed(struct cli *c)
     return fill(c) != 0;
 }
 
-static struct dbuf last;
+/* Per thread: tests drive several clients from several threads. */
+static _Thread_local struct dbuf last;
 
 const char *q(struct cli *c, const char *line)
 {
@@ -297,4 +302,9 @@ const char *qv(struct cli *c, int argc, const char **argv, const size_t *lens)
         return "<closed>";
     }
     return last.data;
+}
+
+void q_release(void)
+{
+    dbuf_free(&last);
 }

@@ -72,4 +72,7 @@ const char *q(struct cli *c, const char *line);
 /* Same with explicit arguments. */
 const char *qv(struct cli *c, int argc, const char **argv, const size_t *lens);
 
+/* Frees the calling thread's reply buffer of q()/qv(). */
+void q_release(void);
+
 #endif
