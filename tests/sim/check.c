@@ -443,6 +443,12 @@ void check_restarted(struct sim *s,
     n->seen_observed = snap;
     n->seen_state = (uint8_t)raft_state_of(r);
     n->seen_leader_term = 0;
+    /* Leader Append-Only is per incarnation: a leader whose term never
+     * became durable (a one-voter cluster elects itself before persisting)
+     * may lead that term again after a crash, with nothing of the first
+     * time having left the node. */
+    n->appended_term = 0;
+    n->appended_last = 0;
 }
 
 /* Leader Completeness (§5.4): an entry committed in term c is in the log

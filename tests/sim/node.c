@@ -456,6 +456,12 @@ static void handle_ready(struct sim *s,
     n->update = *u;
     n->busy = true;
 
+    if (u->n_entries > 0 || u->hard_state_changed || u->snapshot != NULL) {
+        sim_trace(s, TR_WRITE, n->slot,
+                  u->n_entries > 0 ? u->entries[0].index : 0, u->n_entries,
+                  u->hard_state.term << 1 | u->hard_state_changed,
+                  u->snapshot != NULL ? u->snapshot->index : 0);
+    }
     check_logged(s, n, u->entries, u->n_entries);
 
     for (size_t i = 0; i < u->n_messages; i++) {

@@ -473,6 +473,7 @@ enum sim_trace_kind {
     TR_APPLY,
     TR_PHASE,
     TR_UNREACHABLE,
+    TR_WRITE,
 };
 
 struct sim_trace_rec

@@ -152,6 +152,12 @@ void trace_print(const struct sim_trace_rec *r, void *out)
         fprintf(f, "n%u cannot send snapshot %llu to n%llu: unreachable\n",
                 r->node + 1, a, b);
         break;
+    case TR_WRITE:
+        fprintf(f,
+                "n%u writes entries %llu..+%llu, hard state term %llu "
+                "(changed %llu), snapshot %llu\n",
+                r->node + 1, a, b, c >> 1, c & 1, d);
+        break;
     default:
         fprintf(f, "? kind %u\n", r->kind);
     }
