@@ -1,9 +1,10 @@
 /*
- * commands.c - the command table, dispatch, reply helpers and the commands
- * that answer without touching the store (connection, server and cluster
- * administration). The string commands are in commands_view.c, the scans
- * and native commands in commands_keys.c. docs/protocol.md is the
- * reference for what each command replies.
+ * commands.c - the command table, dispatch, and the helpers every command
+ * file shares (replies, argument parsing, limits). The commands live in
+ * commands_admin.c (no store access), commands_string.c (on a view, run by
+ * commands_view.c, which also does MULTI/EXEC and WATCH), commands_keys.c
+ * (KEYS, SCAN, DBSIZE) and commands_native.c (DEL, BRANGE, BTXN).
+ * docs/protocol.md is the reference for what each command replies.
  */
 #include "commands.h"
 
@@ -17,8 +18,6 @@
 
 #include "bnode.h"
 #include "kv.h"
-
-#define BALLOT_VERSION_STRING "0.1.0"
 
 /* ---------------------------------------------------------------------- */
 /* Reply helpers                                                           */
@@ -86,6 +85,11 @@ void rep_null_array(struct cmd_req *r)
 void rep_array(struct cmd_req *r, size_t n)
 {
     rep_check(r, resp_encode_array(&r->reply, n));
+}
+
+void rep_set(struct cmd_req *r, size_t n)
+{
+    rep_check(r, resp_encode_set(&r->reply, n));
 }
 
 void rep_map(struct cmd_req *r, size_t npairs)
@@ -260,340 +264,22 @@ void cmd_req_finish(struct cmd_req *r)
     r->client->env->req_done(r);
 }
 
-/* ---------------------------------------------------------------------- */
-/* Connection commands                                                     */
+size_t cmd_appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static CMD_DECL(cmd_ping)
+size_t cmd_appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
 {
-    (void)argvlen;
-    if (argc > 2) {
-        rep_arity_error(r, "ping");
-    } else if (argc == 2) {
-        rep_bulk(r, argv[1], argvlen[1]);
-    } else {
-        rep_simple(r, "PONG");
+    if (len >= cap) {
+        return len;
     }
-    cmd_req_finish(r);
-}
-
-CMD_DECL_VIEW(cmd_ping_view)
-{
-    (void)v;
-    if (argc > 2) {
-        rep_arity_error(r, "ping");
-    } else if (argc == 2) {
-        rep_bulk(r, argv[1], argvlen[1]);
-    } else {
-        rep_simple(r, "PONG");
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return len;
     }
-}
-
-static CMD_DECL(cmd_echo)
-{
-    (void)argc;
-    rep_bulk(r, argv[1], argvlen[1]);
-    cmd_req_finish(r);
-}
-
-CMD_DECL_VIEW(cmd_echo_view)
-{
-    (void)v;
-    (void)argc;
-    rep_bulk(r, argv[1], argvlen[1]);
-}
-
-static CMD_DECL(cmd_auth)
-{
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    rep_error(r,
-              "ERR AUTH is not supported yet: ballot has no "
-              "authentication");
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_select)
-{
-    int64_t db;
-    (void)argc;
-    if (cmd_parse_i64(argv[1], argvlen[1], &db) != 0) {
-        rep_error(r, "ERR value is not an integer or out of range");
-    } else if (db != 0) {
-        rep_error(r, "ERR DB index is out of range");
-    } else {
-        rep_ok(r);
-    }
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_quit)
-{
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    r->client->quit = true;
-    r->close_after = true;
-    rep_ok(r);
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_readonly)
-{
-    (void)argc;
-    r->client->readonly = cmd_arg_is(argv[0], argvlen[0], "readonly");
-    rep_ok(r);
-    cmd_req_finish(r);
-}
-
-/* Client names follow Redis: printable ASCII without spaces. */
-static bool name_valid(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '!' || s[i] > '~') {
-            return false;
-        }
-    }
-    return true;
-}
-
-static int set_name(struct cmd_req *r, const char *s, size_t len)
-{
-    struct cmd_client *c = r->client;
-    if (!name_valid(s, len)) {
-        rep_error(r,
-                  "ERR Client names cannot contain spaces, newlines or "
-                  "special characters.");
-        return -1;
-    }
-    if (len > SERVER_CLIENT_NAME_MAX) {
-        rep_errorf(r, "ERR client name too long: ballot's limit is %u bytes",
-                   SERVER_CLIENT_NAME_MAX);
-        return -1;
-    }
-    free(c->name);
-    c->name = NULL;
-    if (len > 0) {
-        c->name = malloc(len + 1);
-        if (c->name == NULL) {
-            rep_error(r, "ERR out of memory");
-            return -1;
-        }
-        memcpy(c->name, s, len);
-        c->name[len] = '\0';
-    }
-    return 0;
-}
-
-static CMD_DECL(cmd_client)
-{
-    struct cmd_client *c = r->client;
-    const char *sub = argv[1];
-    size_t sublen = argvlen[1];
-    if (cmd_arg_is(sub, sublen, "id") && argc == 2) {
-        rep_int(r, (int64_t)c->id);
-    } else if (cmd_arg_is(sub, sublen, "getname") && argc == 2) {
-        if (c->name != NULL) {
-            rep_cstr(r, c->name);
-        } else {
-            rep_null(r);
-        }
-    } else if (cmd_arg_is(sub, sublen, "setname") && argc == 3) {
-        if (set_name(r, argv[2], argvlen[2]) == 0) {
-            rep_ok(r);
-        }
-    } else if (cmd_arg_is(sub, sublen, "setinfo") && argc == 4) {
-        /* Client libraries announce themselves; nothing to keep. */
-        rep_ok(r);
-    } else if (cmd_arg_is(sub, sublen, "info") && argc == 2) {
-        char buf[512];
-        int n = snprintf(buf, sizeof(buf),
-                         "id=%" PRIu64
-                         " name=%s db=0 "
-                         "multi=%d resp=%d readonly=%d\n",
-                         c->id, c->name ? c->name : "",
-                         c->in_multi ? (int)c->n_queued : -1, c->proto,
-                         c->readonly ? 1 : 0);
-        rep_verbatim(r, buf, (size_t)n);
-    } else if (cmd_arg_is(sub, sublen, "id") ||
-               cmd_arg_is(sub, sublen, "getname") ||
-               cmd_arg_is(sub, sublen, "setname") ||
-               cmd_arg_is(sub, sublen, "setinfo") ||
-               cmd_arg_is(sub, sublen, "info")) {
-        rep_errorf(r,
-                   "ERR wrong number of arguments for 'client|%.*s' "
-                   "command",
-                   (int)sublen, sub);
-    } else {
-        rep_errorf(r, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
-                   (int)(sublen > 128 ? 128 : sublen), sub);
-    }
-    cmd_req_finish(r);
-}
-
-static const char *role_of(uint8_t state)
-{
-    switch (state) {
-    case RAFT_LEADER:
-        return "leader";
-    case RAFT_CANDIDATE:
-        return "candidate";
-    case RAFT_PRE_CANDIDATE:
-        return "pre-candidate";
-    default:
-        return "follower";
-    }
-}
-
-static CMD_DECL(cmd_hello)
-{
-    struct cmd_client *c = r->client;
-    int proto = c->proto;
-    size_t i = 1;
-    if (argc >= 2) {
-        int64_t v;
-        if (cmd_parse_i64(argv[1], argvlen[1], &v) != 0) {
-            rep_error(r,
-                      "ERR Protocol version is not an integer or out of "
-                      "range");
-            goto done;
-        }
-        if (v != 2 && v != 3) {
-            rep_error(r, "NOPROTO unsupported protocol version");
-            goto done;
-        }
-        proto = (int)v;
-        i = 2;
-    }
-    /* Check every option before changing anything: HELLO either applies
-     * whole or not at all. */
-    const char *name = NULL;
-    size_t name_len = 0;
-    for (; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if (cmd_arg_is(argv[i], argvlen[i], "auth") && i + 2 < argc) {
-            rep_error(r,
-                      "ERR AUTH is not supported yet: ballot has no "
-                      "authentication");
-            goto done;
-        } else if (cmd_arg_is(argv[i], argvlen[i], "setname") && more) {
-            name = argv[i + 1];
-            name_len = argvlen[i + 1];
-            i++;
-        } else {
-            rep_errorf(r, "ERR Syntax error in HELLO option '%.*s'",
-                       (int)(argvlen[i] > 128 ? 128 : argvlen[i]), argv[i]);
-            goto done;
-        }
-    }
-    if (name != NULL && set_name(r, name, name_len) != 0) {
-        goto done;
-    }
-    c->proto = proto;
-    (void)resp_buf_set_proto(&r->reply, proto);
-    struct bnode_status st;
-    bnode_status(c->env->node, &st);
-    rep_map(r, 7);
-    rep_cstr(r, "server");
-    rep_cstr(r, "ballot");
-    rep_cstr(r, "version");
-    rep_cstr(r, BALLOT_VERSION_STRING);
-    rep_cstr(r, "proto");
-    rep_int(r, proto);
-    rep_cstr(r, "id");
-    rep_int(r, (int64_t)c->id);
-    rep_cstr(r, "mode");
-    rep_cstr(r, "cluster");
-    rep_cstr(r, "role");
-    rep_cstr(r, st.state == RAFT_LEADER ? "master" : "replica");
-    rep_cstr(r, "modules");
-    rep_array(r, 0);
-done:
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_reset)
-{
-    struct cmd_client *c = r->client;
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    cmd_client_discard(c);
-    cmd_client_unwatch(c);
-    c->readonly = false;
-    c->proto = 2;
-    free(c->name);
-    c->name = NULL;
-    (void)resp_buf_set_proto(&r->reply, 2);
-    rep_simple(r, "RESET");
-    cmd_req_finish(r);
-}
-
-/* ---------------------------------------------------------------------- */
-/* MULTI state                                                             */
-
-void cmd_client_discard(struct cmd_client *c)
-{
-    for (size_t i = 0; i < c->n_queued; i++) {
-        free((void *)c->queued[i].argv);
-    }
-    free(c->queued);
-    c->queued = NULL;
-    c->n_queued = 0;
-    c->cap_queued = 0;
-    c->in_multi = false;
-    c->multi_dirty = false;
-}
-
-void cmd_client_unwatch(struct cmd_client *c)
-{
-    for (size_t i = 0; i < c->n_watched; i++) {
-        free(c->watched[i].key);
-    }
-    free(c->watched);
-    c->watched = NULL;
-    c->n_watched = 0;
-    c->cap_watched = 0;
-}
-
-static CMD_DECL(cmd_multi)
-{
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    if (r->client->in_multi) {
-        rep_error(r, "ERR MULTI calls can not be nested");
-    } else {
-        r->client->in_multi = true;
-        r->client->multi_dirty = false;
-        rep_ok(r);
-    }
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_discard)
-{
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    if (!r->client->in_multi) {
-        rep_error(r, "ERR DISCARD without MULTI");
-    } else {
-        cmd_client_discard(r->client);
-        cmd_client_unwatch(r->client);
-        rep_ok(r);
-    }
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_unwatch)
-{
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    cmd_client_unwatch(r->client);
-    rep_ok(r);
-    cmd_req_finish(r);
+    return len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
 }
 
 /* Copies a request into one allocation so it can wait for EXEC. */
@@ -634,221 +320,6 @@ static int queue_request(struct cmd_client *c,
     q->argv = argv;
     q->argvlen = argvlen;
     return 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Server and cluster commands                                             */
-
-static size_t appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static size_t appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
-{
-    if (len >= cap) {
-        return len;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + len, cap - len, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return len;
-    }
-    return len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
-}
-
-static CMD_DECL(cmd_info)
-{
-    struct cmd_env *env = r->client->env;
-    struct bnode_status st;
-    bool all = argc < 2 || cmd_arg_is(argv[1], argvlen[1], "all") ||
-               cmd_arg_is(argv[1], argvlen[1], "everything") ||
-               cmd_arg_is(argv[1], argvlen[1], "default");
-    char buf[4096];
-    size_t n = 0;
-    bnode_status(env->node, &st);
-    if (all || cmd_arg_is(argv[1], argvlen[1], "server")) {
-        n = appendf(buf, sizeof(buf), n,
-                    "# Server\r\nballot_version:%s\r\nredis_version:7.0.0\r\n"
-                    "redis_mode:cluster\r\ntcp_port:%d\r\n"
-                    "uptime_in_seconds:%" PRIu64 "\r\nnode_id:%" PRIu64
-                    "\r\n\r\n",
-                    BALLOT_VERSION_STRING, env->port,
-                    (cmd_now_ms() - env->start_ms) / 1000u, (uint64_t)st.id);
-    }
-    if (all || cmd_arg_is(argv[1], argvlen[1], "clients")) {
-        n = appendf(buf, sizeof(buf), n,
-                    "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n"
-                    "\r\n",
-                    env->n_clients, env->opts.max_clients);
-    }
-    if (all || cmd_arg_is(argv[1], argvlen[1], "stats")) {
-        n = appendf(buf, sizeof(buf), n,
-                    "# Stats\r\ntotal_connections_received:%" PRIu64
-                    "\r\nrejected_connections:%" PRIu64
-                    "\r\ntotal_commands_processed:%" PRIu64 "\r\n\r\n",
-                    env->total_connections, env->rejected_connections,
-                    env->total_commands);
-    }
-    if (all || cmd_arg_is(argv[1], argvlen[1], "raft")) {
-        n = appendf(
-            buf, sizeof(buf), n,
-            "# Raft\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader:%" PRIu64
-            "\r\nleader_addr:%s\r\ncommit:%" PRIu64 "\r\napplied:%" PRIu64
-            "\r\nlast_index:%" PRIu64 "\r\nfirst_index:%" PRIu64
-            "\r\nsnapshot_index:%" PRIu64 "\r\nrevision:%" PRIu64
-            "\r\nproposals_pending:%" PRIu64 "\r\nreads_pending:%" PRIu64
-            "\r\nmembers:",
-            role_of(st.state), (uint64_t)st.term, (uint64_t)st.leader,
-            bnode_leader_addr(env->node) ? bnode_leader_addr(env->node) : "",
-            (uint64_t)st.commit, (uint64_t)st.applied, (uint64_t)st.last_index,
-            (uint64_t)st.first_index, (uint64_t)st.snapshot_index, st.revision,
-            st.proposals_pending, st.reads_pending);
-        for (uint32_t i = 0; i < st.conf.n && i < RAFT_CONF_MAX; i++) {
-            n = appendf(
-                buf, sizeof(buf), n, "%s%" PRIu64 ":%s", i ? "," : "",
-                (uint64_t)st.conf.members[i].id,
-                st.conf.members[i].role == RAFT_VOTER ? "voter" : "learner");
-        }
-        n = appendf(buf, sizeof(buf), n, "\r\n\r\n");
-    }
-    rep_verbatim(r, buf, n);
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_bstatus)
-{
-    struct bnode_status st;
-    struct cmd_env *env = r->client->env;
-    const char *leader;
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    bnode_status(env->node, &st);
-    leader = bnode_leader_addr(env->node);
-    rep_map(r, 13);
-    rep_cstr(r, "id");
-    rep_int(r, (int64_t)st.id);
-    rep_cstr(r, "role");
-    rep_cstr(r, role_of(st.state));
-    rep_cstr(r, "term");
-    rep_int(r, (int64_t)st.term);
-    rep_cstr(r, "leader");
-    rep_int(r, (int64_t)st.leader);
-    rep_cstr(r, "leader_addr");
-    if (leader != NULL) {
-        rep_cstr(r, leader);
-    } else {
-        rep_null(r);
-    }
-    rep_cstr(r, "commit");
-    rep_int(r, (int64_t)st.commit);
-    rep_cstr(r, "applied");
-    rep_int(r, (int64_t)st.applied);
-    rep_cstr(r, "last_index");
-    rep_int(r, (int64_t)st.last_index);
-    rep_cstr(r, "first_index");
-    rep_int(r, (int64_t)st.first_index);
-    rep_cstr(r, "snapshot_index");
-    rep_int(r, (int64_t)st.snapshot_index);
-    rep_cstr(r, "revision");
-    rep_int(r, (int64_t)st.revision);
-    rep_cstr(r, "proposals_pending");
-    rep_int(r, (int64_t)st.proposals_pending);
-    rep_cstr(r, "members");
-    uint32_t nm = st.conf.n < RAFT_CONF_MAX ? st.conf.n : RAFT_CONF_MAX;
-    rep_array(r, nm);
-    for (uint32_t i = 0; i < nm; i++) {
-        rep_array(r, 2);
-        rep_int(r, (int64_t)st.conf.members[i].id);
-        rep_cstr(r,
-                 st.conf.members[i].role == RAFT_VOTER ? "voter" : "learner");
-    }
-    cmd_req_finish(r);
-}
-
-static CMD_DECL(cmd_btransfer)
-{
-    int64_t id;
-    (void)argc;
-    if (cmd_parse_i64(argv[1], argvlen[1], &id) != 0 || id <= 0) {
-        rep_error(r, "ERR value is not an integer or out of range");
-    } else {
-        int rc = bnode_transfer(r->client->env->node, (raft_id)id);
-        if (rc == 0) {
-            rep_ok(r);
-        } else if (rc == BNODE_ENOTLEADER) {
-            rep_node_error(r, rc, false);
-        } else {
-            rep_errorf(r, "ERR transfer refused: %s", bnode_strerror(rc));
-        }
-    }
-    cmd_req_finish(r);
-}
-
-/* Writes one COMMAND INFO entry: name, arity, flags, first key, last key,
- * step. Enough for clients that read key positions. */
-static void command_entry(struct cmd_req *r, const struct cmd_def *d)
-{
-    const char *flags[4];
-    size_t nf = 0;
-    if (d->flags & CMD_WRITE) {
-        flags[nf++] = "write";
-    }
-    if (d->flags & CMD_READONLY) {
-        flags[nf++] = "readonly";
-    }
-    if (d->flags & CMD_ADMIN) {
-        flags[nf++] = "admin";
-    }
-    if (d->flags & CMD_FAST) {
-        flags[nf++] = "fast";
-    }
-    rep_array(r, 6);
-    rep_cstr(r, d->name);
-    rep_int(r, d->arity);
-    rep_check(r, resp_encode_set(&r->reply, nf));
-    for (size_t i = 0; i < nf; i++) {
-        rep_simple(r, flags[i]);
-    }
-    rep_int(r, d->first_key);
-    rep_int(r, d->last_key);
-    rep_int(r, d->key_step);
-}
-
-static CMD_DECL(cmd_command)
-{
-    if (argc == 1) {
-        rep_array(r, cmd_table_len);
-        for (size_t i = 0; i < cmd_table_len; i++) {
-            command_entry(r, &cmd_table[i]);
-        }
-    } else if (cmd_arg_is(argv[1], argvlen[1], "count") && argc == 2) {
-        rep_int(r, (int64_t)cmd_table_len);
-    } else if (cmd_arg_is(argv[1], argvlen[1], "docs")) {
-        /* redis-cli asks for the docs at startup only to show hints; an
-         * empty answer is valid and keeps ballot's text its own. */
-        rep_map(r, 0);
-    } else if (cmd_arg_is(argv[1], argvlen[1], "list") && argc == 2) {
-        rep_array(r, cmd_table_len);
-        for (size_t i = 0; i < cmd_table_len; i++) {
-            rep_cstr(r, cmd_table[i].name);
-        }
-    } else if (cmd_arg_is(argv[1], argvlen[1], "info")) {
-        rep_array(r, argc - 2);
-        for (size_t i = 2; i < argc; i++) {
-            const struct cmd_def *d = cmd_lookup(argv[i], argvlen[i]);
-            if (d != NULL) {
-                command_entry(r, d);
-            } else {
-                rep_null_array(r);
-            }
-        }
-    } else {
-        rep_errorf(r, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
-                   (int)(argvlen[1] > 128 ? 128 : argvlen[1]), argv[1]);
-    }
-    cmd_req_finish(r);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -974,7 +445,7 @@ static void unknown_command(struct cmd_req *r, const struct resp_request *req)
     for (size_t i = 1; i < req->argc && n < 128; i++) {
         int room = (int)(128 - n);
         int len = req->argvlen[i] < (size_t)room ? (int)req->argvlen[i] : room;
-        n = appendf(args, sizeof(args), n, "'%.*s' ", len, req->argv[i]);
+        n = cmd_appendf(args, sizeof(args), n, "'%.*s' ", len, req->argv[i]);
     }
     int nl = req->argvlen[0] > 128 ? 128 : (int)req->argvlen[0];
     rep_errorf(r, "ERR unknown command '%.*s', with args beginning with: %s",

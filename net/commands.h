@@ -20,6 +20,7 @@
 
 struct bnode;
 struct cmd_req;
+struct kv_store;
 
 /* How a request may overlap with earlier requests of the same connection
  * that are still running. Replies always leave in order; these classes
@@ -202,6 +203,7 @@ void rep_null(struct cmd_req *r);
 void rep_null_array(struct cmd_req *r);
 void rep_array(struct cmd_req *r, size_t n);
 void rep_map(struct cmd_req *r, size_t npairs);
+void rep_set(struct cmd_req *r, size_t n);
 void rep_verbatim(struct cmd_req *r, const char *data, size_t len);
 
 /** "ERR wrong number of arguments for 'name' command". */
@@ -250,7 +252,27 @@ void cmd_client_discard(struct cmd_client *c);
     void name(struct cmd_req *r, size_t argc, const char *const *argv, \
               const size_t *argvlen)
 
-/* commands_view.c: string commands over a view. */
+/* commands_admin.c */
+CMD_DECL(cmd_ping);
+CMD_DECL(cmd_echo);
+CMD_DECL(cmd_auth);
+CMD_DECL(cmd_select);
+CMD_DECL(cmd_quit);
+CMD_DECL(cmd_readonly);
+CMD_DECL(cmd_client);
+CMD_DECL(cmd_hello);
+CMD_DECL(cmd_reset);
+CMD_DECL(cmd_multi);
+CMD_DECL(cmd_discard);
+CMD_DECL(cmd_unwatch);
+CMD_DECL(cmd_info);
+CMD_DECL(cmd_bstatus);
+CMD_DECL(cmd_btransfer);
+CMD_DECL(cmd_command);
+CMD_DECL_VIEW(cmd_ping_view);
+CMD_DECL_VIEW(cmd_echo_view);
+
+/* commands_string.c: string commands over a view. */
 CMD_DECL_VIEW(cmd_get);
 CMD_DECL_VIEW(cmd_mget);
 CMD_DECL_VIEW(cmd_strlen);
@@ -268,18 +290,72 @@ CMD_DECL_VIEW(cmd_decrby);
 CMD_DECL_VIEW(cmd_append);
 CMD_DECL_VIEW(cmd_mset);
 CMD_DECL_VIEW(cmd_msetnx);
-CMD_DECL_VIEW(cmd_ping_view);
-CMD_DECL_VIEW(cmd_echo_view);
 int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen);
 
-/* commands_keys.c: scans, native commands. */
-CMD_DECL(cmd_del);
+/* commands_view.c: the view the string handlers run on. */
+
+/** Reads @key through the overlay: 1 with its bytes (borrowed until the
+ * next write of the key), or 0 if missing. A key not loaded yet reads as
+ * missing and is marked for loading; the runner then runs the handler
+ * again with it loaded. */
+int cmd_view_get(struct cmd_view *v,
+                 const char *key,
+                 size_t len,
+                 const uint8_t **val,
+                 uint32_t *vlen);
+
+/** Writes @key in the overlay (@val NULL: delete it); copies @val. The
+ * caller checked @key and @val against kv's limits. 0 or -1 (no memory,
+ * recorded in the view). */
+int cmd_view_write(struct cmd_view *v,
+                   const char *key,
+                   size_t len,
+                   const void *val,
+                   size_t vlen);
+
+/** The stored metadata of a loaded key: 1, or 0 if it is missing or not
+ * loaded. */
+int cmd_view_meta(struct cmd_view *v,
+                  const char *key,
+                  size_t len,
+                  uint64_t *create_revision,
+                  uint64_t *mod_revision,
+                  uint64_t *version);
+
+/** Records an allocation failure of a handler: the command fails. */
+void cmd_view_oom(struct cmd_view *v);
+
+/* commands_keys.c: reads over many keys. */
 CMD_DECL(cmd_keys);
 CMD_DECL(cmd_scan);
 CMD_DECL(cmd_dbsize);
+void cmd_cursors_free(struct cmd_env *env);
+
+/* A read run behind a barrier; @argv holds NUL-terminated copies. */
+typedef void (*cmd_read_fn)(struct cmd_req *r,
+                            struct kv_store *kv,
+                            size_t argc,
+                            const char *const *argv,
+                            const size_t *argvlen);
+
+/** Copies the arguments, takes a read barrier (linearizable unless the
+ * connection is READONLY) and runs @fn in its callback, then finishes
+ * @r. On a barrier error replies with it instead. */
+void cmd_read_start(struct cmd_req *r,
+                    cmd_read_fn fn,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen);
+
+/* commands_native.c: DEL and the native commands. */
+CMD_DECL(cmd_del);
 CMD_DECL(cmd_brange);
 CMD_DECL(cmd_btxn);
-void cmd_cursors_free(struct cmd_env *env);
+
+/** snprintf appending at @len of @buf (@cap bytes); returns the new
+ * length, truncating at the end of the buffer. */
+size_t cmd_appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /** Redis-style glob match (stringmatch rules: * ? [abc] [^a] [a-z] \x). */
 bool cmd_glob_match(const char *pat,

@@ -176,11 +176,11 @@ static struct view_key *view_find(struct cmd_view *v,
 
 /* Reads @key through the overlay: returns 1 with its bytes, or 0 if it is
  * missing. An unloaded key reads as missing and is marked for loading. */
-static int view_get(struct cmd_view *v,
-                    const char *key,
-                    size_t len,
-                    const uint8_t **val,
-                    uint32_t *vlen)
+int cmd_view_get(struct cmd_view *v,
+                 const char *key,
+                 size_t len,
+                 const uint8_t **val,
+                 uint32_t *vlen)
 {
     *val = NULL;
     *vlen = 0;
@@ -216,11 +216,11 @@ static void overlay_clear(struct view_key *e)
 
 /* Writes @key in the overlay (@val NULL: delete). Copies @val. The caller
  * checked the key and value against kv's limits. */
-static int view_write(struct cmd_view *v,
-                      const char *key,
-                      size_t len,
-                      const void *val,
-                      size_t vlen)
+int cmd_view_write(struct cmd_view *v,
+                   const char *key,
+                   size_t len,
+                   const void *val,
+                   size_t vlen)
 {
     struct view_key *e = view_find(v, key, len, true);
     if (e == NULL) {
@@ -245,6 +245,28 @@ static int view_write(struct cmd_view *v,
     return 0;
 }
 
+int cmd_view_meta(struct cmd_view *v,
+                  const char *key,
+                  size_t len,
+                  uint64_t *create_revision,
+                  uint64_t *mod_revision,
+                  uint64_t *version)
+{
+    struct view_key *e = view_find(v, key, len, false);
+    if (e == NULL || !e->loaded || !e->exists0) {
+        return 0;
+    }
+    *create_revision = e->create0;
+    *mod_revision = e->mod0;
+    *version = e->ver0;
+    return 1;
+}
+
+void cmd_view_oom(struct cmd_view *v)
+{
+    v->oom = true;
+}
+
 static void view_free(struct cmd_view *v)
 {
     for (size_t i = 0; i < v->n; i++) {
@@ -255,372 +277,6 @@ static void view_free(struct cmd_view *v)
     free(v->keys);
     free(v->index);
     memset(v, 0, sizeof(*v));
-}
-
-/* ---------------------------------------------------------------------- */
-/* String commands                                                         */
-
-CMD_DECL_VIEW(cmd_get)
-{
-    const uint8_t *val;
-    uint32_t len;
-    (void)argc;
-    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
-        rep_bulk(r, val, len);
-    } else {
-        rep_null(r);
-    }
-}
-
-CMD_DECL_VIEW(cmd_mget)
-{
-    const uint8_t *val;
-    uint32_t len;
-    rep_array(r, argc - 1);
-    for (size_t i = 1; i < argc; i++) {
-        if (view_get(v, argv[i], argvlen[i], &val, &len)) {
-            rep_bulk(r, val, len);
-        } else {
-            rep_null(r);
-        }
-    }
-}
-
-CMD_DECL_VIEW(cmd_strlen)
-{
-    const uint8_t *val;
-    uint32_t len;
-    (void)argc;
-    view_get(v, argv[1], argvlen[1], &val, &len);
-    rep_int(r, len);
-}
-
-CMD_DECL_VIEW(cmd_exists)
-{
-    const uint8_t *val;
-    uint32_t len;
-    int64_t n = 0;
-    for (size_t i = 1; i < argc; i++) {
-        n += view_get(v, argv[i], argvlen[i], &val, &len);
-    }
-    rep_int(r, n);
-}
-
-CMD_DECL_VIEW(cmd_bmeta)
-{
-    const uint8_t *val;
-    uint32_t len;
-    (void)argc;
-    if (!view_get(v, argv[1], argvlen[1], &val, &len)) {
-        rep_null(r);
-        return;
-    }
-    struct view_key *e = view_find(v, argv[1], argvlen[1], false);
-    assert(e != NULL);
-    /* Inside MULTI the metadata is the stored one, from before the
-     * transaction: revisions of its own writes are not known yet. */
-    rep_map(r, 4);
-    rep_cstr(r, "create_revision");
-    rep_int(r, (int64_t)e->create0);
-    rep_cstr(r, "mod_revision");
-    rep_int(r, (int64_t)e->mod0);
-    rep_cstr(r, "version");
-    rep_int(r, (int64_t)e->ver0);
-    rep_cstr(r, "value_bytes");
-    rep_int(r, len);
-}
-
-/* SET options. */
-enum {
-    SET_NX = 1 << 0,
-    SET_XX = 1 << 1,
-    SET_GET = 1 << 2,
-    SET_EXPIRY = 1 << 3,
-};
-
-/* Parses SET's options into flags; -1 on a syntax error. */
-static int set_options(size_t argc,
-                       const char *const *argv,
-                       const size_t *argvlen)
-{
-    int f = 0;
-    for (size_t i = 3; i < argc; i++) {
-        const char *a = argv[i];
-        size_t n = argvlen[i];
-        if (cmd_arg_is(a, n, "nx") && !(f & SET_XX)) {
-            f |= SET_NX;
-        } else if (cmd_arg_is(a, n, "xx") && !(f & SET_NX)) {
-            f |= SET_XX;
-        } else if (cmd_arg_is(a, n, "get")) {
-            f |= SET_GET;
-        } else if (cmd_arg_is(a, n, "keepttl")) {
-            f |= SET_EXPIRY;
-        } else if ((cmd_arg_is(a, n, "ex") || cmd_arg_is(a, n, "px") ||
-                    cmd_arg_is(a, n, "exat") || cmd_arg_is(a, n, "pxat")) &&
-                   i + 1 < argc) {
-            f |= SET_EXPIRY;
-            i++;
-        } else {
-            return -1;
-        }
-    }
-    return f;
-}
-
-int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen)
-{
-    int f = set_options(argc, argv, argvlen);
-    if (f < 0 || (f & SET_EXPIRY)) {
-        return CMD_ORDER_FREE; /* answered with an error, no node */
-    }
-    return (f & (SET_NX | SET_XX | SET_GET)) ? CMD_ORDER_SERIAL
-                                             : CMD_ORDER_WRITE;
-}
-
-CMD_DECL_VIEW(cmd_set)
-{
-    const uint8_t *val;
-    uint32_t len;
-    int f = set_options(argc, argv, argvlen);
-    if (f < 0) {
-        rep_error(r, "ERR syntax error");
-        return;
-    }
-    if (f & SET_EXPIRY) {
-        rep_error(r,
-                  "ERR SET with an expiry is not supported yet: ballot "
-                  "has no expiry (leases come later)");
-        return;
-    }
-    if (!cmd_check_key(r, argvlen[1]) || !cmd_check_value(r, argvlen[2])) {
-        return;
-    }
-    int exists = 0;
-    if (f & (SET_NX | SET_XX | SET_GET)) {
-        exists = view_get(v, argv[1], argvlen[1], &val, &len);
-    }
-    bool go = !((f & SET_NX) && exists) && !((f & SET_XX) && !exists);
-    if (f & SET_GET) {
-        if (exists) {
-            rep_bulk(r, val, len);
-        } else {
-            rep_null(r);
-        }
-    } else if (go) {
-        rep_ok(r);
-    } else {
-        rep_null(r);
-    }
-    if (go) {
-        view_write(v, argv[1], argvlen[1], argv[2], argvlen[2]);
-    }
-}
-
-CMD_DECL_VIEW(cmd_setnx)
-{
-    const uint8_t *val;
-    uint32_t len;
-    (void)argc;
-    if (!cmd_check_key(r, argvlen[1]) || !cmd_check_value(r, argvlen[2])) {
-        return;
-    }
-    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
-        rep_int(r, 0);
-        return;
-    }
-    view_write(v, argv[1], argvlen[1], argv[2], argvlen[2]);
-    rep_int(r, 1);
-}
-
-CMD_DECL_VIEW(cmd_getset)
-{
-    const uint8_t *val;
-    uint32_t len;
-    (void)argc;
-    if (!cmd_check_key(r, argvlen[1]) || !cmd_check_value(r, argvlen[2])) {
-        return;
-    }
-    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
-        rep_bulk(r, val, len);
-    } else {
-        rep_null(r);
-    }
-    view_write(v, argv[1], argvlen[1], argv[2], argvlen[2]);
-}
-
-CMD_DECL_VIEW(cmd_getdel)
-{
-    const uint8_t *val;
-    uint32_t len;
-    (void)argc;
-    if (view_get(v, argv[1], argvlen[1], &val, &len)) {
-        rep_bulk(r, val, len);
-        view_write(v, argv[1], argvlen[1], NULL, 0);
-    } else {
-        rep_null(r);
-    }
-}
-
-CMD_DECL_VIEW(cmd_del_view)
-{
-    const uint8_t *val;
-    uint32_t len;
-    int64_t n = 0;
-    for (size_t i = 1; i < argc; i++) {
-        if (view_get(v, argv[i], argvlen[i], &val, &len)) {
-            n++;
-            view_write(v, argv[i], argvlen[i], NULL, 0);
-        }
-    }
-    rep_int(r, n);
-}
-
-/* Adds @delta to the integer stored at @key (missing: 0). */
-static void incr_by(struct cmd_view *v,
-                    struct cmd_req *r,
-                    const char *key,
-                    size_t klen,
-                    int64_t delta)
-{
-    const uint8_t *val;
-    uint32_t len;
-    int64_t cur = 0;
-    if (!cmd_check_key(r, klen)) {
-        return;
-    }
-    if (view_get(v, key, klen, &val, &len) &&
-        cmd_parse_i64((const char *)val, len, &cur) != 0) {
-        rep_error(r, "ERR value is not an integer or out of range");
-        return;
-    }
-    if ((delta < 0 && cur < 0 && delta < INT64_MIN - cur) ||
-        (delta > 0 && cur > 0 && delta > INT64_MAX - cur)) {
-        rep_error(r, "ERR increment or decrement would overflow");
-        return;
-    }
-    cur += delta;
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%" PRId64, cur);
-    view_write(v, key, klen, buf, (size_t)n);
-    rep_int(r, cur);
-}
-
-CMD_DECL_VIEW(cmd_incr)
-{
-    (void)argc;
-    incr_by(v, r, argv[1], argvlen[1], 1);
-}
-
-CMD_DECL_VIEW(cmd_decr)
-{
-    (void)argc;
-    incr_by(v, r, argv[1], argvlen[1], -1);
-}
-
-CMD_DECL_VIEW(cmd_incrby)
-{
-    int64_t d;
-    (void)argc;
-    if (cmd_parse_i64(argv[2], argvlen[2], &d) != 0) {
-        rep_error(r, "ERR value is not an integer or out of range");
-        return;
-    }
-    incr_by(v, r, argv[1], argvlen[1], d);
-}
-
-CMD_DECL_VIEW(cmd_decrby)
-{
-    int64_t d;
-    (void)argc;
-    if (cmd_parse_i64(argv[2], argvlen[2], &d) != 0) {
-        rep_error(r, "ERR value is not an integer or out of range");
-        return;
-    }
-    if (d == INT64_MIN) {
-        rep_error(r, "ERR decrement would overflow");
-        return;
-    }
-    incr_by(v, r, argv[1], argvlen[1], -d);
-}
-
-CMD_DECL_VIEW(cmd_append)
-{
-    const uint8_t *val;
-    uint32_t len;
-    (void)argc;
-    if (!cmd_check_key(r, argvlen[1])) {
-        return;
-    }
-    int exists = view_get(v, argv[1], argvlen[1], &val, &len);
-    size_t total = (exists ? len : 0) + argvlen[2];
-    if (!cmd_check_value(r, total)) {
-        return;
-    }
-    uint8_t *buf = malloc(total ? total : 1);
-    if (buf == NULL) {
-        v->oom = true;
-        return;
-    }
-    if (exists && len > 0) {
-        memcpy(buf, val, len);
-    }
-    memcpy(buf + (exists ? len : 0), argv[2], argvlen[2]);
-    view_write(v, argv[1], argvlen[1], buf, total);
-    free(buf);
-    rep_int(r, (int64_t)total);
-}
-
-/* Checks MSET/MSETNX arguments: pairs, limits. */
-static bool mset_check(struct cmd_req *r,
-                       const char *name,
-                       size_t argc,
-                       const size_t *argvlen)
-{
-    if ((argc - 1) % 2 != 0) {
-        rep_arity_error(r, name);
-        return false;
-    }
-    for (size_t i = 1; i < argc; i += 2) {
-        if (!cmd_check_key(r, argvlen[i]) ||
-            !cmd_check_value(r, argvlen[i + 1])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-CMD_DECL_VIEW(cmd_mset)
-{
-    if (!mset_check(r, "mset", argc, argvlen)) {
-        return;
-    }
-    for (size_t i = 1; i < argc; i += 2) {
-        view_write(v, argv[i], argvlen[i], argv[i + 1], argvlen[i + 1]);
-    }
-    rep_ok(r);
-}
-
-CMD_DECL_VIEW(cmd_msetnx)
-{
-    const uint8_t *val;
-    uint32_t len;
-    bool any = false;
-    if (!mset_check(r, "msetnx", argc, argvlen)) {
-        return;
-    }
-    /* Every key is read, even after one exists, so that one load finds
-     * them all. */
-    for (size_t i = 1; i < argc; i += 2) {
-        any |= view_get(v, argv[i], argvlen[i], &val, &len) != 0;
-    }
-    if (any) {
-        rep_int(r, 0);
-        return;
-    }
-    for (size_t i = 1; i < argc; i += 2) {
-        view_write(v, argv[i], argvlen[i], argv[i + 1], argvlen[i + 1]);
-    }
-    rep_int(r, 1);
 }
 
 /* ---------------------------------------------------------------------- */
