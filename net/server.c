@@ -445,6 +445,13 @@ static void conn_process(struct conn *c)
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+    if (c->in_len == 0 && c->in_cap > 4 * CONN_READ_CHUNK) {
+        /* One big request must not pin its buffer for the connection's
+         * life. */
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
     c->in_process = false;
     conn_collect(c);
     update_reading(c);
@@ -460,7 +467,12 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     struct conn *c = (struct conn *)h;
     (void)hint;
     if (c->in_cap - c->in_len < CONN_READ_CHUNK) {
+        /* Grow geometrically, so a big request arriving in many reads is
+         * copied O(log n) times, not O(n / chunk). */
         size_t cap = c->in_len + CONN_READ_CHUNK;
+        if (cap < c->in_cap * 2) {
+            cap = c->in_cap * 2;
+        }
         char *p = realloc(c->in, cap);
         if (p == NULL) {
             *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */

@@ -171,10 +171,10 @@ void cli_sendv(struct cli *c, int argc, const char **argv, const size_t *lens)
 void cli_send_line(struct cli *c, const char *line)
 {
     char *copy = strdup(line);
-    const char *argv[256];
+    const char *argv[1024];
     int argc = 0;
     char *save = NULL;
-    for (char *t = strtok_r(copy, " ", &save); t != NULL && argc < 256;
+    for (char *t = strtok_r(copy, " ", &save); t != NULL && argc < 1024;
          t = strtok_r(NULL, " ", &save)) {
         argv[argc++] = t;
     }

@@ -432,6 +432,68 @@ START_TEST(test_commands_watch_aborts_when_another_client_writes)
 }
 END_TEST
 
+/* RESP3 types: nulls, null arrays, maps and verbatim text. */
+START_TEST(test_commands_resp3_reply_types)
+{
+    struct cli o;
+    cli_open(&o, h.port);
+    q(&c, "HELLO 3");
+    EQ("MGET a b", "*2\r\n_\r\n_\r\n");
+    EQ("SET a 1", "+OK\r\n");
+    const char *r = q(&c, "BMETA a");
+    ck_assert_msg(strncmp(r, "%4\r\n$15\r\ncreate_revision\r\n", 26) == 0, "%s",
+                  r);
+    r = q(&c, "INFO server");
+    ck_assert_msg(strncmp(r, "=", 1) == 0 && strstr(r, "txt:# Server"), "%s",
+                  r);
+    EQ("WATCH a", "+OK\r\n");
+    ck_assert_str_eq(q(&o, "SET a 2"), "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("GET a", "+QUEUED\r\n");
+    EQ("EXEC", "_\r\n");
+    EQ("COMMAND DOCS", "%0\r\n");
+    EQ("CLIENT GETNAME", "_\r\n");
+    EQ("RESET", "+RESET\r\n");
+    EQ("GET nope", "$-1\r\n");
+    cli_close(&o);
+}
+END_TEST
+
+/* Commands over kv's transaction limits fail whole, with a clear error. */
+START_TEST(test_commands_transaction_limits)
+{
+    struct dbuf line = {0};
+    char word[32];
+    dbuf_put(&line, "DEL", 3);
+    for (int i = 0; i < 129; i++) {
+        int n = snprintf(word, sizeof(word), " k%d", i);
+        dbuf_put(&line, word, (size_t)n);
+    }
+    EQ(line.data, "-ERR a write may change at most 128 keys in ballot\r\n");
+    line.len = 0;
+    dbuf_put(&line, "MSETNX", 6);
+    for (int i = 0; i < 65; i++) {
+        int n = snprintf(word, sizeof(word), " k%d v", i);
+        dbuf_put(&line, word, (size_t)n);
+    }
+    EQ(line.data, "-ERR a write may read at most 64 keys in ballot\r\n");
+    EQ("EXISTS k0", ":0\r\n");
+    line.len = 0;
+    dbuf_put(&line, "MSET", 4);
+    for (int i = 0; i < 128; i++) {
+        int n = snprintf(word, sizeof(word), " k%d v", i);
+        dbuf_put(&line, word, (size_t)n);
+    }
+    EQ(line.data, "+OK\r\n");
+    EQ("DBSIZE", ":128\r\n");
+    const char *bad[] = {"CLIENT", "SETNAME", "a b"};
+    ck_assert_str_eq(qv(&c, 3, bad, NULL),
+                     "-ERR Client names cannot contain spaces, newlines or "
+                     "special characters.\r\n");
+    dbuf_free(&line);
+}
+END_TEST
+
 static Suite *commands_suite(void)
 {
     Suite *s = suite_create("commands");
@@ -452,6 +514,8 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_native_range_meta_and_txn);
     tcase_add_test(tc, test_commands_multi_exec);
     tcase_add_test(tc, test_commands_watch_aborts_when_another_client_writes);
+    tcase_add_test(tc, test_commands_resp3_reply_types);
+    tcase_add_test(tc, test_commands_transaction_limits);
     suite_add_tcase(s, tc);
     return s;
 }
