@@ -414,6 +414,10 @@ static void conn_process(struct conn *c)
         if (c->n_pending >= s->env.opts.pipeline_max) {
             break;
         }
+        if (off == c->in_len) {
+            c->drained = true; /* nothing buffered: wait for input */
+            break;
+        }
         struct resp_request req;
         size_t used = 0;
         int rc =
