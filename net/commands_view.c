@@ -561,8 +561,11 @@ static void vrun_step(struct vrun *run)
     for (size_t i = 0; i < v->n; i++) {
         loaded |= v->keys[i].loaded;
     }
-    if (loaded && !run->loads_lin && !run->r->client->readonly) {
-        /* The answer rests on reads alone: they must be linearizable. */
+    if (loaded && !run->loads_lin &&
+        (run->may_write || !run->r->client->readonly)) {
+        /* The answer rests on reads alone: they must be linearizable.
+         * READONLY allows stale answers to reads only, never to a write
+         * that decided not to write. */
         run->lin = true;
         vrun_unload(run);
         vrun_read(run);
