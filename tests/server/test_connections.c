@@ -511,6 +511,35 @@ START_TEST(test_connections_redis_cli_works)
 }
 END_TEST
 
+/* A write that ends up writing nothing answers from a linearizable read;
+ * one that writes needs only a local read (the commit's comparison
+ * catches staleness); a blind write needs none. */
+START_TEST(test_connections_read_barriers_per_command_kind)
+{
+    EQ(&c, "SET k v", "+OK\r\n");
+    unsigned long r0 = fake_bnode_reads(h.node);
+    unsigned long p0 = fake_bnode_proposals(h.node);
+    EQ(&c, "SET k2 v", "+OK\r\n");
+    ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 0);
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
+    EQ(&c, "SETNX k w", ":0\r\n");
+    ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 2);
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
+    EQ(&c, "SETNX k3 w", ":1\r\n");
+    ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 3);
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 2);
+    EQ(&c, "GET k", "$1\r\nv\r\n");
+    ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 4);
+    /* With linearizable reads failing, the write still works (its local
+     * read is checked at commit) but the no-op answer cannot be given. */
+    fake_bnode_set_mode(h.node, FAKE_NOREAD);
+    EQ(&c, "INCR n", ":1\r\n");
+    ck_assert_str_eq(q(&c, "SETNX k w"),
+                     "-TRYAGAIN the read could not be confirmed (no leader "
+                     "or leadership changed): retry\r\n");
+}
+END_TEST
+
 static Suite *connections_suite(void)
 {
     Suite *s = suite_create("connections");
@@ -533,6 +562,7 @@ static Suite *connections_suite(void)
     tcase_add_test(tc, test_connections_quit_and_half_close);
     tcase_add_test(tc, test_connections_stop_answers_requests_in_flight);
     tcase_add_test(tc, test_connections_redis_cli_works);
+    tcase_add_test(tc, test_connections_read_barriers_per_command_kind);
     suite_add_tcase(s, tc);
     return s;
 }
