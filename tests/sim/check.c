@@ -351,6 +351,68 @@ void check_snapshot(struct sim *s,
     }
 }
 
+/* Durability of acknowledgements (Figure 2: "updated on stable storage
+ * before responding to RPCs"). Every message but a pre-vote and its answer
+ * (which are stamped with a future term and bind nobody) carries a term the
+ * sender has made durable; a granted vote is durable as (term, candidate);
+ * a successful append response names an index the sender's durable log (or
+ * durable snapshot) holds, with the term the sender has there now. Within
+ * one term a follower's log only grows for that term's leader, so the
+ * entry stays. */
+void check_sent(struct sim *s, struct sim_node *n, const struct raft_message *m)
+{
+    const struct raft_hard_state *d = &n->durable_hs;
+    if (m->type != RAFT_MSG_PREVOTE && m->type != RAFT_MSG_PREVOTE_RESP &&
+        m->term > d->term) {
+        sim_fail(s, "durable acknowledgements",
+                 "n%llu sends a message of type %u in term %llu while its "
+                 "durable term is %llu",
+                 (unsigned long long)n->id, m->type,
+                 (unsigned long long)m->term, (unsigned long long)d->term);
+        return;
+    }
+    /* A node that has since made a later term durable will never act in
+     * the message's term again (one batch may hold a vote in term t and a
+     * move to t + 1), so only acknowledgements of the durable term are
+     * checked further. */
+    if (m->term < d->term) {
+        return;
+    }
+    if (m->type == RAFT_MSG_VOTE_RESP && m->u.vote_resp.granted &&
+        d->vote != m->to) {
+        sim_fail(s, "durable acknowledgements",
+                 "n%llu grants its vote in term %llu to n%llu; its durable "
+                 "hard state is term %llu vote n%llu",
+                 (unsigned long long)n->id, (unsigned long long)m->term,
+                 (unsigned long long)m->to, (unsigned long long)d->term,
+                 (unsigned long long)d->vote);
+        return;
+    }
+    if (m->type != RAFT_MSG_APPEND_RESP || !m->u.append_resp.success) {
+        return;
+    }
+    raft_index index = m->u.append_resp.index;
+    struct sim_durable dur;
+    if (n->storage.ops->load(n->storage.ctx, &dur) != 0) {
+        return; /* reported when the node restarts */
+    }
+    raft_index snap = dur.has_snapshot ? dur.snap.index : 0;
+    if (index <= snap) {
+        return;
+    }
+    raft_index first = dur.n_entries > 0 ? dur.entries[0].index : snap + 1;
+    raft_term want = raft_term_at(n->raft, index);
+    if (index < first || index - first >= dur.n_entries ||
+        dur.entries[index - first].term != want) {
+        sim_fail(s, "durable acknowledgements",
+                 "n%llu acknowledges entry %llu (term %llu), but its durable "
+                 "log holds %llu..%llu",
+                 (unsigned long long)n->id, (unsigned long long)index,
+                 (unsigned long long)want, (unsigned long long)first,
+                 (unsigned long long)(first + dur.n_entries - 1));
+    }
+}
+
 void check_read_index(struct sim *s,
                       struct sim_node *n,
                       const struct raft_read_state *r)

@@ -294,6 +294,7 @@ static void send(struct sim *s,
                  struct sim_node *n,
                  const struct raft_message *m)
 {
+    check_sent(s, n, m);
     if (m->type != RAFT_MSG_SNAPSHOT || m->u.snapshot.data != NULL) {
         net_send(s, m, NULL);
         return;

@@ -438,6 +438,10 @@ void check_snapshot(struct sim *s,
                     raft_term term,
                     uint64_t chain,
                     const char *what);
+/* A message is leaving node @n: what it acknowledges must be durable. */
+void check_sent(struct sim *s,
+                struct sim_node *n,
+                const struct raft_message *m);
 void check_read_index(struct sim *s,
                       struct sim_node *n,
                       const struct raft_read_state *r);

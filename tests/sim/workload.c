@@ -265,24 +265,37 @@ static void act_crash(struct sim *s)
     if (n == NULL) {
         return;
     }
-    /* With torn writes on, half the crashes hit a node whose batch is
-     * waiting for its fsync: the moment that loses or tears writes. */
-    if (s->p.torn_writes && coin(&s->rng_work, 1, 2)) {
-        for (unsigned i = 0,
-                      k = (unsigned)sim_rng_below(&s->rng_work, s->p.slots);
-             i < s->p.slots; i++) {
+    /* Half the crashes hit a node whose batch is waiting for its fsync:
+     * the moment that loses (or, with torn writes, tears) writes, and where
+     * anything acknowledged before it was durable shows. */
+    if (coin(&s->rng_work, 1, 2)) {
+        /* Prefer a batch that writes the hard state: a vote or term that
+         * must not be acknowledged before it is durable. */
+        struct sim_node *busy = NULL, *hs = NULL;
+        unsigned k = (unsigned)sim_rng_below(&s->rng_work, s->p.slots);
+        for (unsigned i = 0; i < s->p.slots; i++) {
             struct sim_node *m = &s->nodes[(k + i) % s->p.slots];
             if (m->up && m->busy) {
-                n = m;
-                break;
+                busy = busy != NULL ? busy : m;
+                if (hs == NULL && m->update.hard_state_changed) {
+                    hs = m;
+                }
             }
+        }
+        if (hs != NULL || busy != NULL) {
+            n = hs != NULL ? hs : busy;
         }
     }
     node_crash(s, n);
-    /* Most crashed nodes come back during the fault phase; some stay down
+    /* Most crashed nodes come back during the fault phase, a third of
+     * those at once (a process restart, back within the same election,
+     * where an acknowledgement that was not durable shows); some stay down
      * until the heal. */
     if (coin(&s->rng_work, 4, 5)) {
-        sim_time down = sim_rng_range(&s->rng_work, 1, 60) * SIM_TICK;
+        sim_time down =
+            coin(&s->rng_work, 1, 3)
+                ? sim_rng_range(&s->rng_work, SIM_TICK / 10, 2 * SIM_TICK)
+                : sim_rng_range(&s->rng_work, 1, 60) * SIM_TICK;
         sim_schedule(s, s->now + down, EV_RESTART, n->slot, 0, NULL);
     }
 }
