@@ -23,22 +23,18 @@ struct daemon
     uv_signal_t sigterm;
     uv_signal_t sigint;
     bool stopping;
+    int running; /* parts still stopping: server and node */
 };
 
-static void on_node_stopped(void *arg)
+static void on_part_stopped(void *arg)
 {
     struct daemon *d = arg;
-    d->node = NULL;
+    if (--d->running > 0) {
+        return;
+    }
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     blog(BLOG_INFO, "stopped");
-}
-
-static void on_server_stopped(void *arg)
-{
-    struct daemon *d = arg;
-    d->server = NULL;
-    bnode_stop(d->node, on_node_stopped, d);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -50,7 +46,12 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     d->stopping = true;
     blog(BLOG_INFO, "signal %d: stopping", signum);
-    server_stop(d->server, on_server_stopped, d);
+    /* Both at once: the server lets running requests finish, and the node
+     * answers or fails everything it holds (writes whose fate is unknown
+     * get an outcome-unknown error), so the server's stop can complete. */
+    d->running = 2;
+    server_stop(d->server, on_part_stopped, d);
+    bnode_stop(d->node, on_part_stopped, d);
 }
 
 int main(int argc, char **argv)

@@ -92,6 +92,7 @@ struct bnode
     /* The update being executed, and the worker persisting it. */
     bool frozen;
     struct raft_update update;
+    struct raft_hard_state disk_hs; /* the hard state last made durable */
     uv_work_t work;
     int work_status;
     char work_err[256];
@@ -478,9 +479,17 @@ static void feed(struct bnode *node)
 
 /* ---- persistence (worker thread) --------------------------------------- */
 
-static bool needs_disk(const struct raft_update *u)
+/* Whether the batch must reach the disk before its acknowledgements leave.
+ * A change of the commit index alone does not: it is only a hint for a
+ * faster restart (raft_restore() copes with a stale one), so it rides along
+ * with the next batch that syncs anyway instead of costing an fsync of its
+ * own. */
+static bool needs_disk(const struct bnode *node, const struct raft_update *u)
 {
-    return u->n_entries > 0 || u->hard_state_changed || u->snapshot != NULL ||
+    bool term_or_vote = u->hard_state_changed &&
+                        (u->hard_state.term != node->disk_hs.term ||
+                         u->hard_state.vote != node->disk_hs.vote);
+    return u->n_entries > 0 || term_or_vote || u->snapshot != NULL ||
            u->n_snapshot_chunks > 0;
 }
 
@@ -506,6 +515,9 @@ static void persist_work(uv_work_t *req)
     }
     if (rv == 0) {
         rv = wal_sync(node->wal, NULL);
+    }
+    if (rv == 0 && u->hard_state_changed) {
+        node->disk_hs = u->hard_state;
     }
     if (rv != 0) {
         snprintf(node->work_err, sizeof(node->work_err), "%s",
@@ -655,7 +667,7 @@ static void drive(struct bnode *node)
         node->frozen = true;
         soft_state(node, u);
         send_all(node, u->messages, u->n_messages);
-        if (needs_disk(u)) {
+        if (needs_disk(node, u)) {
             node->work.data = node;
             node->work_status = 0;
             node->work_err[0] = '\0';
@@ -886,6 +898,7 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         store_error(errmsg, errmsg_len, "kv status: %s", kv_strerror(rv));
         return BNODE_ESTORAGE;
     }
+    node->disk_hs = loaded.hs;
     bool empty =
         loaded.hs.term == 0 && loaded.n_entries == 0 && !loaded.has_snapshot;
     if (empty && node->opts.bootstrap) {

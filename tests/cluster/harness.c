@@ -311,8 +311,10 @@ void cl_start(struct cluster *c, unsigned n)
     c->ballotd = BALLOTD_PATH;
     snprintf(c->root, sizeof(c->root), "/tmp/ballot-cluster-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(c->root));
-    /* Ports from the pid keep parallel test binaries apart. */
-    int base = 20000 + (int)(getpid() % 2000) * 20;
+    /* Ports from the pid keep parallel test binaries apart; all below
+     * 32768, where Linux picks the ephemeral ports of outgoing
+     * connections, which would otherwise collide now and then. */
+    int base = 20000 + (int)(getpid() % 600) * 20;
     for (unsigned i = 0; i < n; i++) {
         struct cl_node *nd = &c->nodes[i];
         nd->id = i + 1;
@@ -404,13 +406,22 @@ unsigned cl_wait_leader(struct cluster *c, int timeout_ms)
     const char *argv[] = {"INFO", "raft"};
     while (cl_now_ms() < end) {
         for (unsigned i = 0; i < c->n; i++) {
+            int status;
+            if (c->nodes[i].pid > 0 &&
+                waitpid(c->nodes[i].pid, &status, WNOHANG) == c->nodes[i].pid) {
+                c->nodes[i].pid = 0;
+                ck_abort_msg("node %u exited early; see %s/node%u.log", i + 1,
+                             c->root, i + 1);
+            }
+        }
+        for (unsigned i = 0; i < c->n; i++) {
             struct cl_reply r;
             if (c->nodes[i].pid == 0 ||
                 cl_cmd(c, i + 1, 500, &r, 2, argv) != 0) {
                 continue;
             }
             bool leader =
-                r.type == CL_BULK && strstr(r.str, "raft_role:leader") != NULL;
+                r.type == CL_BULK && strstr(r.str, "role:leader") != NULL;
             cl_reply_free(&r);
             if (leader) {
                 return i + 1;

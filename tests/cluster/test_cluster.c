@@ -242,29 +242,43 @@ END_TEST
 
 static Suite *cluster_suite(void)
 {
+    const struct
+    {
+        const char *name;
+        const TTest *test;
+    } tests[] = {
+        {"three_nodes_elect_write_read_everywhere",
+         test_cluster_three_nodes_elect_write_read_everywhere},
+        {"five_nodes_elect_write_read_everywhere",
+         test_cluster_five_nodes_elect_write_read_everywhere},
+        {"leader_killed_under_load_loses_no_ack",
+         test_cluster_leader_killed_under_load_loses_no_ack},
+        {"minority_killed_under_load_loses_no_ack",
+         test_cluster_minority_killed_under_load_loses_no_ack},
+        {"full_restart_keeps_all_data",
+         test_cluster_full_restart_keeps_all_data},
+    };
     Suite *s = suite_create("cluster");
-    TCase *tc = tcase_create("processes");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_cluster_three_nodes_elect_write_read_everywhere);
-    tcase_add_test(tc, test_cluster_five_nodes_elect_write_read_everywhere);
-    tcase_add_test(tc, test_cluster_leader_killed_under_load_loses_no_ack);
-    tcase_add_test(tc, test_cluster_minority_killed_under_load_loses_no_ack);
-    tcase_add_test(tc, test_cluster_full_restart_keeps_all_data);
-    suite_add_tcase(s, tc);
+    /* One case per test, named after it, so ctest can run each alone. */
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        TCase *tc = tcase_create(tests[i].name);
+        tcase_set_timeout(tc, 150);
+        tcase_add_test(tc, tests[i].test);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }
 
 int main(int argc, char **argv)
 {
     SRunner *sr = srunner_create(cluster_suite());
-    /* Each test forks its own processes; CK_FORK keeps one test's leftovers
-     * from the next, and the harness kills what it started. */
-    if (argc > 1) {
-        srunner_run(sr, NULL, argv[1], CK_NORMAL);
-    } else {
-        srunner_run_all(sr, CK_NORMAL);
-    }
+    srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
+    int ran = srunner_ntests_run(sr);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (ran == 0) {
+        fprintf(stderr, "no test named %s\n", argc > 1 ? argv[1] : "");
+        return 1;
+    }
     return failed == 0 ? 0 : 1;
 }
