@@ -486,9 +486,9 @@ static void feed(struct bnode *node)
  * own. */
 static bool needs_disk(const struct bnode *node, const struct raft_update *u)
 {
-    bool term_or_vote = u->hard_state_changed &&
-                        (u->hard_state.term != node->disk_hs.term ||
-                         u->hard_state.vote != node->disk_hs.vote);
+    bool term_or_vote =
+        u->hard_state_changed && (u->hard_state.term != node->disk_hs.term ||
+                                  u->hard_state.vote != node->disk_hs.vote);
     return u->n_entries > 0 || term_or_vote || u->snapshot != NULL ||
            u->n_snapshot_chunks > 0;
 }

@@ -334,6 +334,30 @@ START_TEST(test_read_lease_is_given_up_after_timeout_now)
 }
 END_TEST
 
+/* §6.4 with §4.2.2: a leader that removed itself may be left with a single
+ * voter that is not itself. A quorum of one is then somebody else, so the
+ * leader may not answer a read on its own (simulator seed 327304). */
+START_TEST(test_read_leader_removing_itself_needs_the_remaining_voter)
+{
+    struct fx f;
+    fx_init(&f, 2, 2, NULL);
+    fx_elect(&f, 1);
+    struct raft_node *r = fx_raft(&f, 1);
+    f.hold = true;
+    ck_assert_int_eq(raft_propose_conf_change(r, RAFT_REMOVE, 1, NULL), 0);
+    fx_settle(&f);
+    fx_drop_all(&f); /* node 2 never hears of it */
+    ck_assert_uint_eq(raft_conf_voters(raft_conf_of(r)), 1);
+    ck_assert_int_eq(raft_state_of(r), RAFT_LEADER);
+    fx_node(&f, 1)->n_reads = 0;
+    ck_assert_int_eq(raft_read_index(r, 5), 0);
+    fx_settle(&f);
+    ck_assert_uint_eq(fx_node(&f, 1)->n_reads, 0);
+    fx_drop_all(&f);
+    fx_close(&f);
+}
+END_TEST
+
 /* §6.4: a single voter is a majority by itself and answers at once. */
 START_TEST(test_read_single_voter_answers_immediately)
 {
@@ -366,6 +390,8 @@ Suite *read_suite(void)
     tcase_add_test(tc, test_read_partitioned_old_leader_cannot_confirm);
     tcase_add_test(tc, test_read_lease_answers_at_once_until_it_lapses);
     tcase_add_test(tc, test_read_lease_is_given_up_after_timeout_now);
+    tcase_add_test(tc,
+                   test_read_leader_removing_itself_needs_the_remaining_voter);
     tcase_add_test(tc, test_read_single_voter_answers_immediately);
     suite_add_tcase(s, tc);
     return s;
