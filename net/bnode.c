@@ -439,10 +439,9 @@ static int propose_now(struct bnode *node,
 
 static void feed(struct bnode *node)
 {
-    while (node->pending_ticks > 0) {
-        node->pending_ticks--;
-        raft_tick(node->raft);
-    }
+    /* Messages before ticks: after a slow fsync many ticks are due at once,
+     * and a leader must see the heartbeat answers that arrived meanwhile
+     * before CheckQuorum counts who it heard from. */
     while (node->msgs_head != NULL) {
         struct queued_msg *q = node->msgs_head;
         node->msgs_head = q->next;
@@ -450,6 +449,10 @@ static void feed(struct bnode *node)
         free_message(q);
     }
     node->msgs_tail = NULL;
+    while (node->pending_ticks > 0) {
+        node->pending_ticks--;
+        raft_tick(node->raft);
+    }
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
         node->props_head = p->next;
