@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: a release build and an AddressSanitizer + UBSan build,
-# each under ctest. Ends with one summary line over both.
+# each under ctest, then the fuzz targets (clang, libFuzzer) replaying their
+# seed corpora. Ends with one summary line over all of them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || exit 1
@@ -9,16 +10,29 @@ jobs=$(nproc)
 status=0
 passed=0
 failed=0
-for flavour in release asan; do
+for flavour in release asan fuzz; do
     dir=build-ci-$flavour
-    opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
-    [ "$flavour" = asan ] && opts=(-DCMAKE_BUILD_TYPE=Debug -DBALLOT_SANITIZE=ON)
+    targets=()
+    select=()
+    case $flavour in
+    release) opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+    asan) opts=(-DCMAKE_BUILD_TYPE=Debug -DBALLOT_SANITIZE=ON) ;;
+    fuzz)
+        # Open-ended fuzzing is for developers (docs/); CI replays the
+        # kept corpora, so a fixed crash can never come back unnoticed.
+        opts=(-DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
+              -DBALLOT_FUZZ=ON)
+        targets=(--target fuzz_resp fuzz_codec fuzz_kv_cmd)
+        select=(-R '^fuzz\.')
+        ;;
+    esac
     echo "=== $flavour build"
     cmake -S . -B "$dir" "${opts[@]}" >/dev/null || exit 1
-    cmake --build "$dir" -j"$jobs" || exit 1
+    cmake --build "$dir" -j"$jobs" "${targets[@]}" || exit 1
     echo "=== $flavour tests"
     log=$(mktemp)
-    (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900) | tee "$log"
+    (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900 \
+        "${select[@]}") | tee "$log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
     # "100% tests passed, 0 tests failed out of 42"
     line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -1)
