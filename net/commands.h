@@ -53,6 +53,8 @@ enum {
     CMD_VIEW = 1 << 6,     /* runs on a view (may be queued in MULTI) */
 };
 
+struct vrun;
+
 /* The client port's shared state. Owned by the server. */
 struct cmd_env
 {
@@ -67,6 +69,11 @@ struct cmd_env
     int port;
     bool stopping;
     struct cmd_cursors *cursors; /* SCAN cursors (commands_keys.c) */
+    /* Read-modify-writes of this node holding their keys, and those
+     * waiting (FIFO) for a key another one holds (commands_view.c). */
+    struct vrun *view_running;
+    struct vrun *view_waiting;
+    bool view_waking;
     /* Called by cmd_req_finish(); set by the server. */
     void (*req_done)(struct cmd_req *r);
 };

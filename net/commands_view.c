@@ -18,6 +18,13 @@
  * VIEW_ATTEMPTS_MAX times. The reply built by the attempt that committed is
  * the one sent, and it is exactly what the state at commit time implies.
  *
+ * Read-modify-writes on this node that touch a common key run one after
+ * the other (a FIFO per node, taken before the first load): if they all
+ * loaded the same state, only one of them could commit per Raft round and
+ * the others would exhaust their attempts under a few dozen concurrent
+ * INCRs of one key. The comparison still guards against writes from
+ * elsewhere (blind writes, another leader).
+ *
  * Loads for a command that may write use this node's own state (a stale
  * read is caught by the comparison); if the command ends up writing
  * nothing, its answer rests on those reads alone, so they are redone
@@ -81,6 +88,12 @@ struct vrun
     bool loads_lin; /* the current loads came from such a barrier */
     unsigned attempts;
     uint8_t *enc;
+    /* The per-node key FIFO: in env->view_running while it holds its keys,
+     * in env->view_waiting while it waits for them. */
+    bool running;
+    bool waiting;
+    struct vrun *lk_prev;
+    struct vrun *lk_next;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -283,9 +296,12 @@ static void view_free(struct cmd_view *v)
 /* The runner                                                              */
 
 static void vrun_step(struct vrun *run);
+static void vrun_read(struct vrun *run);
+static void keys_release(struct vrun *run);
 
 static void vrun_free(struct vrun *run)
 {
+    keys_release(run);
     for (size_t i = 0; i < run->n_cmds; i++) {
         free((void *)run->cmds[i].argv);
     }
@@ -436,6 +452,113 @@ static void vrun_on_write(void *arg,
     vrun_step(run);
 }
 
+/* ---------------------------------------------------------------------- */
+/* The per-node key FIFO of read-modify-writes                             */
+
+static void list_remove(struct vrun **head, struct vrun *run)
+{
+    if (run->lk_prev != NULL) {
+        run->lk_prev->lk_next = run->lk_next;
+    } else {
+        *head = run->lk_next;
+    }
+    if (run->lk_next != NULL) {
+        run->lk_next->lk_prev = run->lk_prev;
+    }
+    run->lk_prev = run->lk_next = NULL;
+}
+
+static void list_push_front(struct vrun **head, struct vrun *run)
+{
+    run->lk_prev = NULL;
+    run->lk_next = *head;
+    if (*head != NULL) {
+        (*head)->lk_prev = run;
+    }
+    *head = run;
+}
+
+static void list_push_back(struct vrun **head, struct vrun *run)
+{
+    struct vrun *last = *head;
+    if (last == NULL) {
+        list_push_front(head, run);
+        return;
+    }
+    while (last->lk_next != NULL) {
+        last = last->lk_next;
+    }
+    last->lk_next = run;
+    run->lk_prev = last;
+    run->lk_next = NULL;
+}
+
+/* True if a running read-modify-write holds a key of @run's view. */
+static bool keys_busy(struct cmd_env *env, struct vrun *run)
+{
+    for (struct vrun *o = env->view_running; o != NULL; o = o->lk_next) {
+        for (size_t i = 0; i < run->view.n; i++) {
+            const struct view_key *e = &run->view.keys[i];
+            if (view_find(&o->view, (const char *)e->key, e->key_len, false) !=
+                NULL) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Takes the keys of @run's view if no running command holds one (then
+ * true), else queues @run to be started by vrun_read() later. */
+static bool keys_acquire(struct vrun *run)
+{
+    struct cmd_env *env = run->r->client->env;
+    if (keys_busy(env, run)) {
+        run->waiting = true;
+        list_push_back(&env->view_waiting, run);
+        return false;
+    }
+    run->running = true;
+    list_push_front(&env->view_running, run);
+    return true;
+}
+
+/* Lets go of @run's keys and starts the waiters that can run now, oldest
+ * first. */
+static void keys_release(struct vrun *run)
+{
+    struct cmd_env *env = run->r->client->env;
+    if (run->waiting) {
+        run->waiting = false;
+        list_remove(&env->view_waiting, run);
+    }
+    if (!run->running) {
+        return;
+    }
+    run->running = false;
+    list_remove(&env->view_running, run);
+    if (env->view_waking) {
+        return; /* the loop below, further up the stack, goes on */
+    }
+    env->view_waking = true;
+    bool started;
+    do {
+        started = false;
+        for (struct vrun *w = env->view_waiting; w != NULL; w = w->lk_next) {
+            if (!keys_busy(env, w)) {
+                w->waiting = false;
+                list_remove(&env->view_waiting, w);
+                w->running = true;
+                list_push_front(&env->view_running, w);
+                vrun_read(w); /* may finish (and free) w at once */
+                started = true;
+                break;
+            }
+        }
+    } while (started);
+    env->view_waking = false;
+}
+
 static void vrun_read(struct vrun *run)
 {
     struct cmd_env *env = run->r->client->env;
@@ -546,6 +669,9 @@ static void vrun_step(struct vrun *run)
         return;
     }
     if (v->missing) {
+        if (run->may_write && !run->running && !keys_acquire(run)) {
+            return; /* keys_release() of the holder starts it */
+        }
         vrun_read(run);
         return;
     }
