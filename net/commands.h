@@ -114,6 +114,9 @@ struct cmd_client
     size_t n_watched;
     size_t cap_watched;
     bool quit; /* QUIT: no request after it is read */
+    /* The connection is closed (set by the server): a reply built now is
+     * thrown away, so reads still running skip their work. */
+    bool gone;
 };
 
 /* One request. The server allocates it, the command fills @reply. */

@@ -366,6 +366,14 @@ static void vrun_on_read(void *arg, int status)
         vrun_node_error(run, status, false);
         return;
     }
+    if (run->r->client->gone && !run->may_write) {
+        /* Nobody will read the reply: do not copy values into it. A client
+         * that pipelined many reads of big values and then stopped reading
+         * would otherwise keep the loop busy long enough to cost this node
+         * its leadership. */
+        vrun_done(run);
+        return;
+    }
     /* Reload every key, not only the new ones, so that all values come
      * from one state of the store (this callback runs between applies). */
     struct kv_store *kv = bnode_kv(run->r->client->env->node);

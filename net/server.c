@@ -152,6 +152,7 @@ static void conn_close(struct conn *c)
     }
     c->closing = true;
     c->stop_parse = true;
+    c->client.gone = true;
     if (c->counted) {
         c->counted = false;
         c->srv->env.n_clients--;
