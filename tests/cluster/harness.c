@@ -214,6 +214,17 @@ static int read_reply(struct cl_conn *c, struct cl_reply *r, uint64_t end)
     }
 }
 
+int cl_read_reply(struct cl_conn *c, int timeout_ms, struct cl_reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (c->fd < 0 ||
+        read_reply(c, r, cl_now_ms() + (uint64_t)timeout_ms) != 0) {
+        cl_reply_free(r);
+        return -1;
+    }
+    return 0;
+}
+
 int cl_callv(struct cl_conn *c,
              int timeout_ms,
              struct cl_reply *r,
@@ -262,7 +273,7 @@ void cl_start_node(struct cluster *c, unsigned id)
 {
     struct cl_node *n = &c->nodes[id - 1];
     char args[CL_MAX + 16][128];
-    char *argv[2 * CL_MAX + 24];
+    char *argv[2 * CL_MAX + 40];
     int a = 0;
     char log[600];
 
@@ -281,6 +292,10 @@ void cl_start_node(struct cluster *c, unsigned id)
         argv[a++] = args[1 + i];
     }
     argv[a++] = "--bootstrap";
+    for (size_t i = 0; c->extra_args != NULL && c->extra_args[i] != NULL; i++) {
+        ck_assert_int_lt(a, (int)(sizeof(argv) / sizeof(argv[0])) - 1);
+        argv[a++] = (char *)c->extra_args[i];
+    }
     argv[a] = NULL;
 
     pid_t parent = getpid();
@@ -306,8 +321,14 @@ void cl_start_node(struct cluster *c, unsigned id)
 
 void cl_start(struct cluster *c, unsigned n)
 {
+    cl_start_args(c, n, NULL);
+}
+
+void cl_start_args(struct cluster *c, unsigned n, const char *const *extra_args)
+{
     memset(c, 0, sizeof(*c));
     c->n = n;
+    c->extra_args = extra_args;
     c->ballotd = BALLOTD_PATH;
     snprintf(c->root, sizeof(c->root), "/tmp/ballot-cluster-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(c->root));
@@ -430,4 +451,65 @@ unsigned cl_wait_leader(struct cluster *c, int timeout_ms)
         usleep(20000);
     }
     return 0;
+}
+
+int cl_run(const char *const *argv,
+           const char *stdin_path,
+           char **out,
+           size_t *out_len,
+           int timeout_ms)
+{
+    char path[] = "/tmp/ballot-run-XXXXXX";
+    int ofd = mkstemp(path);
+    ck_assert_int_ge(ofd, 0);
+    unlink(path);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        int ifd = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY);
+        if (ifd < 0) {
+            _exit(126);
+        }
+        dup2(ifd, 0);
+        dup2(ofd, 1);
+        dup2(ofd, 2);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int rv = -1;
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            rv = WIFEXITED(status) ? WEXITSTATUS(status)
+                                   : 128 + WTERMSIG(status);
+            break;
+        }
+        if (cl_now_ms() >= end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fprintf(stderr, "%s: timed out after %d ms\n", argv[0], timeout_ms);
+            break;
+        }
+        usleep(10000);
+    }
+    off_t size = lseek(ofd, 0, SEEK_END);
+    if (out != NULL) {
+        char *buf = malloc((size_t)size + 1);
+        ck_assert_ptr_nonnull(buf);
+        ck_assert_int_eq(pread(ofd, buf, (size_t)size, 0), size);
+        buf[size] = '\0';
+        *out = buf;
+        if (out_len != NULL) {
+            *out_len = (size_t)size;
+        }
+    }
+    close(ofd);
+    return rv;
 }

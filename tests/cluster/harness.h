@@ -56,6 +56,8 @@ int cl_call(struct cl_conn *c,
             struct cl_reply *r,
             int argc,
             const char **argv);
+/* Reads one reply without sending anything. Returns 0 or -1. */
+int cl_read_reply(struct cl_conn *c, int timeout_ms, struct cl_reply *r);
 /* The same with binary arguments. */
 int cl_callv(struct cl_conn *c,
              int timeout_ms,
@@ -79,11 +81,19 @@ struct cluster
     struct cl_node nodes[CL_MAX];
     char root[256];
     const char *ballotd;
+    /* Extra ballotd flags given to every node (NULL-terminated, borrowed
+     * for the cluster's life); NULL for none. */
+    const char *const *extra_args;
 };
 
 /* Creates a temporary directory and starts @n nodes bootstrapping a new
  * cluster. */
 void cl_start(struct cluster *c, unsigned n);
+/* The same, passing @extra_args (NULL-terminated, e.g. {"--max_clients",
+ * "50", NULL}; borrowed until cl_close_all()) to every node. */
+void cl_start_args(struct cluster *c,
+                   unsigned n,
+                   const char *const *extra_args);
 /* Starts (or restarts) node @id (1-based) from its data directory. */
 void cl_start_node(struct cluster *c, unsigned id);
 /* SIGKILLs node @id and waits for it. */
@@ -107,5 +117,17 @@ int cl_cmd(struct cluster *c,
            const char **argv);
 
 uint64_t cl_now_ms(void);
+
+/* Runs a program (argv[0] is a path or a name looked up in PATH) with
+ * stdin from @stdin_path (NULL: /dev/null) and stdout and stderr captured
+ * into *out (malloc'ed, NUL-terminated; may be NULL if unwanted). The
+ * child dies with the test (PR_SET_PDEATHSIG) and is SIGKILLed by pid
+ * after @timeout_ms. Returns its exit status, 128 + signal if it was
+ * killed by one, or -1 on timeout. */
+int cl_run(const char *const *argv,
+           const char *stdin_path,
+           char **out,
+           size_t *out_len,
+           int timeout_ms);
 
 #endif
