@@ -694,6 +694,13 @@ int replication_recv_snapshot(struct raft_node *node,
         node->recv_meta.index = 0;
         return send_snapshot_resp(node, m->from, node->commit, 0, true);
     }
+    if (node->snap_install) {
+        /* This batch already completes a snapshot: its bytes are in the
+         * staging area until the caller installs them. A chunk at offset 0
+         * would discard that area, so refuse newer chunks until then; the
+         * leader resends from next_offset 0. */
+        return send_snapshot_resp(node, m->from, c->meta.index, 0, false);
+    }
     if (c->offset == 0) {
         node->recv_meta = c->meta;
         node->recv_offset = 0;

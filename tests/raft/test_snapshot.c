@@ -422,6 +422,64 @@ START_TEST(test_snapshot_out_of_order_and_duplicate_chunks_are_not_staged)
 }
 END_TEST
 
+/* Chapter 5 under the update contract: when one batch completes a
+ * snapshot, a chunk at offset 0 of a newer snapshot arriving in the same
+ * batch must not be staged (it would discard the staging area the caller
+ * is about to install from); it is refused with next_offset 0 and resent
+ * later (simulator seed 433848). */
+START_TEST(test_snapshot_newer_chunk_refused_while_install_pending)
+{
+    struct fx f;
+    fx_init(&f, 3, 3, NULL);
+    f.hold = true;
+    struct raft_node *r = fx_raft(&f, 3);
+    uint8_t data[FX_SNAPSHOT_BYTES], newer[FX_SNAPSHOT_BYTES];
+    fill_snapshot(data, 9, 0x99);
+    fill_snapshot(newer, 12, 0x12);
+    struct raft_snapshot_meta meta = three_voter_meta(9, 2);
+    struct raft_snapshot_meta meta2 = three_voter_meta(12, 2);
+    for (uint64_t off = 0; off < 96; off += 32) {
+        struct raft_message m = chunk_msg(1, 3, 2, &meta, data, off, 32);
+        ck_assert_int_eq(raft_step(r, &m), 0);
+        fx_settle(&f);
+        fx_drop_all(&f);
+    }
+    /* The last chunk of 9 and the first of 12 arrive in one batch. */
+    struct raft_message last = chunk_msg(1, 3, 2, &meta, data, 96, 4);
+    struct raft_message first = chunk_msg(1, 3, 2, &meta2, newer, 0, 32);
+    ck_assert_int_eq(raft_step(r, &last), 0);
+    ck_assert_int_eq(raft_step(r, &first), 0);
+    struct raft_update u;
+    ck_assert(raft_ready(r, &u));
+    ck_assert_ptr_nonnull(u.snapshot);
+    ck_assert_uint_eq(u.snapshot->index, 9);
+    ck_assert_uint_eq(u.n_snapshot_chunks, 1);
+    ck_assert_uint_eq(u.snapshot_chunks[0].meta.index, 9);
+    bool refused = false;
+    for (size_t i = 0; i < u.n_messages_after_persist; i++) {
+        const struct raft_message *a = &u.messages_after_persist[i];
+        if (a->type == RAFT_MSG_SNAPSHOT_RESP &&
+            a->u.snapshot_resp.index == 12) {
+            refused =
+                !a->u.snapshot_resp.done && a->u.snapshot_resp.next_offset == 0;
+        }
+    }
+    ck_assert(refused);
+    fx_handle(&f, 3, &u);
+    fx_drop_all(&f);
+    ck_assert_mem_eq(fx_node(&f, 3)->snap_data, data, FX_SNAPSHOT_BYTES);
+    ck_assert_uint_eq(fx_node(&f, 3)->applied, 9);
+    /* Once installed, the newer snapshot's first chunk is taken. */
+    ck_assert_int_eq(raft_step(r, &first), 0);
+    ck_assert(raft_ready(r, &u));
+    ck_assert_uint_eq(u.n_snapshot_chunks, 1);
+    ck_assert_uint_eq(u.snapshot_chunks[0].meta.index, 12);
+    fx_handle(&f, 3, &u);
+    fx_drop_all(&f);
+    fx_close(&f);
+}
+END_TEST
+
 /* Chapter 5: InstallSnapshot chunks travel one at a time; if a chunk or
  * its answer is lost, the leader sends it again after an election timeout
  * of silence, from the last acknowledged offset. */
@@ -576,6 +634,7 @@ Suite *snapshot_suite(void)
         tc, test_snapshot_follower_keeps_entries_after_matching_snapshot);
     tcase_add_test(
         tc, test_snapshot_out_of_order_and_duplicate_chunks_are_not_staged);
+    tcase_add_test(tc, test_snapshot_newer_chunk_refused_while_install_pending);
     tcase_add_test(tc, test_snapshot_lost_chunk_is_resent_after_idle_timeout);
     tcase_add_test(
         tc, test_snapshot_older_than_commit_is_answered_done_without_install);
