@@ -45,6 +45,8 @@ struct queued_proposal
 {
     uint8_t *data;
     size_t len;
+    int conf_change; /* 0: a command; else an enum raft_conf_change */
+    raft_id conf_id;
     bnode_write_cb cb;
     void *arg;
     struct queued_proposal *next;
@@ -131,6 +133,7 @@ static const struct
     {BNODE_ESTOPPED, "the node is shutting down"},
     {BNODE_ESTORAGE, "storage failed: the node has halted"},
     {BNODE_ETOOBIG, "command too large"},
+    {BNODE_ECONFPENDING, "another membership change is in progress"},
 };
 
 const char *bnode_strerror(int code)
@@ -394,6 +397,28 @@ static void read_states(struct bnode *node,
 
 /* ---- feeding the core -------------------------------------------------- */
 
+static void track_write(struct bnode *node,
+                        raft_index index,
+                        raft_term term,
+                        struct pending_write *w,
+                        bnode_write_cb cb,
+                        void *arg)
+{
+    w->index = index;
+    w->term = term;
+    w->started_ms = now_ms(node);
+    w->cb = cb;
+    w->arg = arg;
+    w->next = NULL;
+    if (node->writes_tail != NULL) {
+        node->writes_tail->next = w;
+    } else {
+        node->writes_head = w;
+    }
+    node->writes_tail = w;
+    node->n_writes++;
+}
+
 static int propose_now(struct bnode *node,
                        const uint8_t *data,
                        size_t len,
@@ -421,19 +446,39 @@ static int propose_now(struct bnode *node,
             return BNODE_ENOMEM;
         }
     }
-    w->index = index;
-    w->term = term;
-    w->started_ms = now_ms(node);
-    w->cb = cb;
-    w->arg = arg;
-    w->next = NULL;
-    if (node->writes_tail != NULL) {
-        node->writes_tail->next = w;
-    } else {
-        node->writes_head = w;
+    track_write(node, index, term, w, cb, arg);
+    return 0;
+}
+
+static int conf_change_now(struct bnode *node,
+                           enum raft_conf_change change,
+                           raft_id id,
+                           bnode_write_cb cb,
+                           void *arg)
+{
+    raft_index index;
+    struct pending_write *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return BNODE_ENOMEM;
     }
-    node->writes_tail = w;
-    node->n_writes++;
+    int rv = raft_propose_conf_change(node->raft, change, id, &index);
+    if (rv != 0) {
+        free(w);
+        switch (rv) {
+        case RAFT_ENOTLEADER:
+            return BNODE_ENOTLEADER;
+        case RAFT_ECONFPENDING:
+        case RAFT_ETRANSFER:
+            return BNODE_ECONFPENDING;
+        case RAFT_ENOMEM:
+            return BNODE_ENOMEM;
+        default:
+            return BNODE_EINVAL;
+        }
+    }
+    blog(BLOG_INFO, "proposed membership change %d of node %llu at %llu",
+         (int)change, (unsigned long long)id, (unsigned long long)index);
+    track_write(node, index, raft_current_term(node->raft), w, cb, arg);
     return 0;
 }
 
@@ -456,7 +501,11 @@ static void feed(struct bnode *node)
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
         node->props_head = p->next;
-        int rv = propose_now(node, p->data, p->len, p->cb, p->arg);
+        int rv =
+            p->conf_change != 0
+                ? conf_change_now(node, (enum raft_conf_change)p->conf_change,
+                                  p->conf_id, p->cb, p->arg)
+                : propose_now(node, p->data, p->len, p->cb, p->arg);
         if (rv != 0) {
             p->cb(p->arg, rv, NULL);
         }
@@ -733,6 +782,60 @@ int bnode_propose(struct bnode *node,
     return 0;
 }
 
+const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id)
+{
+    for (unsigned i = 0; i < node->opts.n_members; i++) {
+        if (node->opts.members[i].id == id) {
+            return &node->opts.members[i];
+        }
+    }
+    return NULL;
+}
+
+int bnode_conf_change(struct bnode *node,
+                      enum raft_conf_change change,
+                      raft_id id,
+                      bnode_write_cb cb,
+                      void *arg)
+{
+    if (node->stopping || node->halted) {
+        return BNODE_ESTOPPED;
+    }
+    if (change < RAFT_ADD_LEARNER || change > RAFT_REMOVE) {
+        return BNODE_EINVAL;
+    }
+    /* A member we cannot reach could never catch up: its addresses must be
+     * known (the transport already connects to every listed member). */
+    if (change != RAFT_REMOVE && bnode_member_addr(node, id) == NULL) {
+        return BNODE_EINVAL;
+    }
+    if (raft_state_of(node->raft) != RAFT_LEADER) {
+        return BNODE_ENOTLEADER;
+    }
+    if (!node->frozen) {
+        int rv = conf_change_now(node, change, id, cb, arg);
+        if (rv == 0) {
+            kick(node);
+        }
+        return rv;
+    }
+    struct queued_proposal *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return BNODE_ENOMEM;
+    }
+    p->conf_change = (int)change;
+    p->conf_id = id;
+    p->cb = cb;
+    p->arg = arg;
+    if (node->props_tail != NULL) {
+        node->props_tail->next = p;
+    } else {
+        node->props_head = p;
+    }
+    node->props_tail = p;
+    return 0;
+}
+
 int bnode_read(struct bnode *node,
                bool linearizable,
                bnode_read_cb cb,
@@ -907,13 +1010,27 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     if (empty && node->opts.bootstrap) {
         struct raft_conf conf;
         memset(&conf, 0, sizeof(conf));
+        bool self_voter = node->opts.n_voters == 0;
         for (unsigned i = 0; i < node->opts.n_members; i++) {
-            conf.members[conf.n].id = node->opts.members[i].id;
-            conf.members[conf.n].role = RAFT_VOTER;
-            conf.n++;
+            raft_id id = node->opts.members[i].id;
+            bool voter = node->opts.n_voters == 0;
+            for (unsigned j = 0; j < node->opts.n_voters; j++) {
+                voter |= node->opts.voters[j] == id;
+            }
+            if (voter) {
+                conf.members[conf.n].id = id;
+                conf.members[conf.n].role = RAFT_VOTER;
+                conf.n++;
+                self_voter |= id == node->opts.id;
+            }
         }
-        rv = raft_bootstrap(node->raft, &conf);
-        blog(BLOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
+        if (self_voter) {
+            rv = raft_bootstrap(node->raft, &conf);
+            blog(BLOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
+        } else {
+            /* Not an initial voter: join when the leader adds us. */
+            blog(BLOG_INFO, "not an initial voter: waiting to be added");
+        }
     } else if (!empty) {
         rv = raft_restore(node->raft, &loaded.hs,
                           loaded.has_snapshot ? &loaded.snapshot : NULL,

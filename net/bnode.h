@@ -46,6 +46,9 @@ enum {
     BNODE_ESTOPPED = -7008, /* the node is shutting down */
     BNODE_ESTORAGE = -7009, /* the WAL or the store failed: node halted */
     BNODE_ETOOBIG = -7010,
+    /* Definitely not applied: another membership change is not committed
+     * yet (or this leader has not committed an entry of its term). */
+    BNODE_ECONFPENDING = -7011,
 };
 
 const char *bnode_strerror(int code);
@@ -72,6 +75,10 @@ struct bnode_options
     struct bnode_member members[RAFT_CONF_MAX];
     unsigned n_members;
     bool bootstrap;
+    /* The ids that are voters when bootstrapping (the others wait to be
+     * added with bnode_conf_change()); n_voters 0 means every member. */
+    raft_id voters[RAFT_CONF_MAX];
+    unsigned n_voters;
 
     unsigned tick_ms;        /* wall-clock length of a Raft tick */
     unsigned election_ticks; /* see struct raft_config */
@@ -153,6 +160,22 @@ void bnode_status(struct bnode *node, struct bnode_status *out);
 /* The leader's client address as "host:port", or NULL if unknown. The
  * string lives until the next call. */
 const char *bnode_leader_addr(struct bnode *node);
+
+/* Proposes a membership change (one at a time, §4.1 of the Raft
+ * dissertation): RAFT_ADD_LEARNER, RAFT_PROMOTE, RAFT_ADD_VOTER or
+ * RAFT_REMOVE of member @id, whose addresses must be among the members this
+ * node was started with. @cb is called like a write's, once the change is
+ * committed and applied here. Returns 0, BNODE_ENOTLEADER,
+ * BNODE_ECONFPENDING, BNODE_EINVAL (unknown id, adding a present member,
+ * promoting a voter, removing the last voter) or BNODE_ESTOPPED. */
+int bnode_conf_change(struct bnode *node,
+                      enum raft_conf_change change,
+                      raft_id id,
+                      bnode_write_cb cb,
+                      void *arg);
+
+/* The addresses this node knows for member @id, or NULL. */
+const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id);
 
 /* Starts moving leadership to @target. */
 int bnode_transfer(struct bnode *node, raft_id target);

@@ -278,6 +278,7 @@ CMD_DECL(cmd_unwatch);
 CMD_DECL(cmd_info);
 CMD_DECL(cmd_bstatus);
 CMD_DECL(cmd_btransfer);
+CMD_DECL(cmd_bmember);
 CMD_DECL(cmd_command);
 CMD_DECL_VIEW(cmd_ping_view);
 CMD_DECL_VIEW(cmd_echo_view);

@@ -482,6 +482,93 @@ CMD_DECL(cmd_btransfer)
     cmd_req_finish(r);
 }
 
+static void member_done(void *arg,
+                        int status,
+                        const struct kv_entry_result *res)
+{
+    struct cmd_req *r = arg;
+    (void)res;
+    if (status != 0) {
+        rep_node_error(r, status, true);
+    } else {
+        rep_ok(r);
+    }
+    cmd_req_finish(r);
+}
+
+/* BMEMBER LIST, or BMEMBER ADDLEARNER|ADDVOTER|PROMOTE|REMOVE id: one
+ * membership change at a time, answered once it is committed. */
+CMD_DECL(cmd_bmember)
+{
+    static const struct
+    {
+        const char *name;
+        enum raft_conf_change change;
+    } subs[] = {
+        {"addlearner", RAFT_ADD_LEARNER},
+        {"addvoter", RAFT_ADD_VOTER},
+        {"promote", RAFT_PROMOTE},
+        {"remove", RAFT_REMOVE},
+    };
+    struct bnode *node = r->client->env->node;
+    if (cmd_arg_is(argv[1], argvlen[1], "list") && argc == 2) {
+        struct bnode_status st;
+        bnode_status(node, &st);
+        uint32_t n = st.conf.n < RAFT_CONF_MAX ? st.conf.n : RAFT_CONF_MAX;
+        rep_array(r, n);
+        for (uint32_t i = 0; i < n; i++) {
+            const struct raft_member *m = &st.conf.members[i];
+            const struct bnode_member *a = bnode_member_addr(node, m->id);
+            char addr[BNODE_HOST_MAX + 16] = "?";
+            if (a != NULL) {
+                snprintf(addr, sizeof(addr), "%s:%d", a->host, a->client_port);
+            }
+            rep_array(r, 3);
+            rep_int(r, (int64_t)m->id);
+            rep_cstr(r, m->role == RAFT_VOTER ? "voter" : "learner");
+            rep_cstr(r, addr);
+        }
+        cmd_req_finish(r);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (!cmd_arg_is(argv[1], argvlen[1], subs[i].name)) {
+            continue;
+        }
+        int64_t id;
+        if (argc != 3) {
+            rep_arity_error(r, "bmember");
+        } else if (cmd_parse_i64(argv[2], argvlen[2], &id) != 0 || id <= 0) {
+            rep_error(r, "ERR value is not an integer or out of range");
+        } else {
+            int rc = bnode_conf_change(node, subs[i].change, (raft_id)id,
+                                       member_done, r);
+            if (rc == 0) {
+                return; /* answered by member_done() */
+            }
+            if (rc == BNODE_ECONFPENDING) {
+                rep_error(r,
+                          "BUSY another membership change is in progress, "
+                          "not applied: retry");
+            } else if (rc == BNODE_EINVAL) {
+                rep_errorf(r,
+                           "ERR membership change refused: node %lld is "
+                           "unknown, already in that role, or the last "
+                           "voter",
+                           (long long)id);
+            } else {
+                rep_node_error(r, rc, false);
+            }
+        }
+        cmd_req_finish(r);
+        return;
+    }
+    rep_errorf(r,
+               "ERR unknown BMEMBER subcommand; try LIST, ADDLEARNER, "
+               "ADDVOTER, PROMOTE or REMOVE");
+    cmd_req_finish(r);
+}
+
 /* Writes one COMMAND INFO entry: name, arity, flags, first key, last key,
  * step. Enough for clients that read key positions. */
 static void command_entry(struct cmd_req *r, const struct cmd_def *d)

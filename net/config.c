@@ -133,6 +133,27 @@ static int add_member(struct ballotd_config *cfg, const char *text)
     return 0;
 }
 
+/* "1,2,3": the initial voters when bootstrapping. */
+static int parse_voters(struct ballotd_config *cfg, const char *v)
+{
+    char buf[512];
+    uint64_t id;
+    if (strlen(v) >= sizeof(buf)) {
+        return -1;
+    }
+    snprintf(buf, sizeof(buf), "%s", v);
+    cfg->node.n_voters = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        if (parse_u64(t, UINT64_MAX, &id) != 0 || id == 0 ||
+            cfg->node.n_voters == RAFT_CONF_MAX) {
+            return -1;
+        }
+        cfg->node.voters[cfg->node.n_voters++] = id;
+    }
+    return cfg->node.n_voters > 0 ? 0 : -1;
+}
+
 /* Applies one setting by name. Returns 0, -1 (bad value) or -2
  * (unknown name). */
 static int set(struct ballotd_config *cfg, const char *name, const char *v)
@@ -155,6 +176,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     }
     if (strcmp(name, "member") == 0) {
         return add_member(cfg, v);
+    }
+    if (strcmp(name, "voters") == 0) {
+        return parse_voters(cfg, v);
     }
     if (strcmp(name, "cluster_id") == 0) {
         return parse_u64(v, UINT64_MAX, &cfg->node.cluster_id);
@@ -339,6 +363,17 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
     if (cfg->node.heartbeat_ticks >= cfg->node.election_ticks) {
         snprintf(err, err_len, "heartbeat_ticks must be below election_ticks");
         return -1;
+    }
+    for (unsigned i = 0; i < cfg->node.n_voters; i++) {
+        bool known = false;
+        for (unsigned j = 0; j < cfg->node.n_members; j++) {
+            known |= cfg->node.members[j].id == cfg->node.voters[i];
+        }
+        if (!known) {
+            snprintf(err, err_len, "voter %llu is not among the members",
+                     (unsigned long long)cfg->node.voters[i]);
+            return -1;
+        }
     }
     snprintf(cfg->client_host, sizeof(cfg->client_host), "%s", self->host);
     cfg->client_port = self->client_port;

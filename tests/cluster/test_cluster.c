@@ -240,6 +240,91 @@ START_TEST(test_cluster_full_restart_keeps_all_data)
 }
 END_TEST
 
+/* Sends BMEMBER @sub @id to whichever node leads; true once applied. */
+static bool member_change(struct cluster *c,
+                          unsigned *leader,
+                          const char *sub,
+                          unsigned id)
+{
+    char ids[16];
+    snprintf(ids, sizeof(ids), "%u", id);
+    const char *argv[] = {"BMEMBER", sub, ids};
+    uint64_t end = cl_now_ms() + 10000;
+    unsigned at = *leader ? *leader : 1;
+    while (cl_now_ms() < end) {
+        struct cl_reply r;
+        if (c->nodes[at - 1].pid != 0 &&
+            cl_cmd(c, at, 3000, &r, 3, argv) == 0) {
+            bool ok = r.type == CL_STATUS;
+            bool busy = r.type == CL_ERR && strncmp(r.str, "BUSY", 4) == 0;
+            if (!ok && !busy && r.type == CL_ERR &&
+                strncmp(r.str, "NOTLEADER", 9) != 0) {
+                fprintf(stderr, "BMEMBER %s %u: -%s\n", sub, id, r.str);
+            }
+            cl_reply_free(&r);
+            if (ok) {
+                *leader = at;
+                return true;
+            }
+            if (busy) {
+                usleep(50000);
+                continue;
+            }
+        }
+        at = at % c->n + 1;
+        usleep(20000);
+    }
+    return false;
+}
+
+/* Chapter 4 online: with writes flowing, a fourth node joins as a learner,
+ * catches up, is promoted, then a follower and finally the leader itself
+ * are removed. Every acknowledged write survives, on every member. */
+START_TEST(test_cluster_membership_changes_under_load_lose_no_ack)
+{
+    enum { N = 400 };
+    static bool acked[N];
+    static const char *const args[] = {"--voters", "1,2,3", NULL};
+    struct cluster c;
+    memset(acked, 0, sizeof(acked));
+    cl_start_args(&c, 4, args);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0 && leader != 4);
+    unsigned removed_follower = 0, removed_leader = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == 50) {
+            ck_assert(member_change(&c, &leader, "ADDLEARNER", 4));
+        } else if (i == 150) {
+            ck_assert(member_change(&c, &leader, "PROMOTE", 4));
+        } else if (i == 250) {
+            removed_follower = leader % 3 + 1; /* a follower among 1-3 */
+            ck_assert(member_change(&c, &leader, "REMOVE", removed_follower));
+        } else if (i == 320) {
+            removed_leader = leader;
+            ck_assert(member_change(&c, &leader, "REMOVE", removed_leader));
+            leader = removed_leader == 4 ? 2 : 4;
+        }
+        char key[32], val[32];
+        snprintf(key, sizeof(key), "key:%d", i);
+        snprintf(val, sizeof(val), "value:%d", i);
+        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+    }
+    int n_acked = 0;
+    for (int i = 0; i < N; i++) {
+        n_acked += acked[i];
+    }
+    ck_assert_int_ge(n_acked, N - 10);
+    ck_assert(leader != removed_leader && leader != removed_follower);
+    /* Every remaining member serves every acknowledged write. */
+    for (unsigned id = 1; id <= 4; id++) {
+        if (id != removed_leader && id != removed_follower) {
+            check_acked(&c, id, acked, N);
+        }
+    }
+    cl_close_all(&c);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
     const struct
@@ -257,6 +342,8 @@ static Suite *cluster_suite(void)
          test_cluster_minority_killed_under_load_loses_no_ack},
         {"full_restart_keeps_all_data",
          test_cluster_full_restart_keeps_all_data},
+        {"membership_changes_under_load_lose_no_ack",
+         test_cluster_membership_changes_under_load_lose_no_ack},
     };
     Suite *s = suite_create("cluster");
     /* One case per test, named after it, so ctest can run each alone. */

@@ -315,6 +315,30 @@ int bnode_transfer(struct bnode *n, raft_id target)
     return target == 2 ? 0 : BNODE_EINVAL;
 }
 
+/* The fake node knows no member addresses and refuses membership changes
+ * with the code a real follower would give, so the command's error path is
+ * what the server tests see. */
+const struct bnode_member *bnode_member_addr(struct bnode *n, raft_id id)
+{
+    (void)n;
+    (void)id;
+    return NULL;
+}
+
+int bnode_conf_change(struct bnode *n,
+                      enum raft_conf_change change,
+                      raft_id id,
+                      bnode_write_cb cb,
+                      void *arg)
+{
+    (void)n;
+    (void)change;
+    (void)id;
+    (void)cb;
+    (void)arg;
+    return BNODE_EINVAL;
+}
+
 static void on_stopped(uv_handle_t *h)
 {
     struct bnode *n = h->data;
