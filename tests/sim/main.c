@@ -5,6 +5,7 @@
  *   sim --seeds N [--from F] [--nodes 3|5]               N seeds from F
  *   sim --regressions FILE                               every line of FILE
  *   sim ... --check-determinism                          run each seed twice
+ *   sim ... --storage wal                  persist through the real WAL
  *
  * Exits 0 if every seed passed, 1 if any failed (each failure prints the
  * command that replays it), 2 on bad usage.
@@ -34,7 +35,7 @@ static void usage(FILE *f)
             "usage: sim [--seed S | --seeds N [--from F] | --regressions "
             "FILE]\n"
             "           [--nodes 3|5] [--ticks T] [--verbose] [--quiet]\n"
-            "           [--check-determinism]\n");
+            "           [--check-determinism] [--storage mem|wal]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -65,6 +66,15 @@ static int parse(int argc, char **argv, struct run_args *a)
             return -1;
         } else if (strcmp(arg, "--regressions") == 0) {
             a->regressions = argv[++i];
+        } else if (strcmp(arg, "--storage") == 0) {
+            const char *kind = argv[++i];
+            if (strcmp(kind, "mem") == 0) {
+                a->opt.storage = SIM_STORAGE_MEM;
+            } else if (strcmp(kind, "wal") == 0) {
+                a->opt.storage = SIM_STORAGE_WAL;
+            } else {
+                return -1;
+            }
         } else if (parse_u64(argv[i + 1], &v) != 0) {
             return -1;
         } else if (strcmp(arg, "--seed") == 0) {
@@ -109,11 +119,12 @@ static int run_one(const struct run_args *a,
     if (rc != 0 || h1 != h2) {
         printf(
             "FAIL seed %llu: [determinism] two runs of one seed traced "
-            "%016llx and %016llx\n  replay: %s --seed %llu --nodes %u "
+            "%016llx and %016llx\n  replay: %s --seed %llu --nodes %u%s "
             "--check-determinism\n",
             (unsigned long long)opt->seed, (unsigned long long)h1,
             (unsigned long long)h2, prog, (unsigned long long)opt->seed,
-            opt->nodes);
+            opt->nodes,
+            opt->storage == SIM_STORAGE_WAL ? " --storage wal" : "");
         return 1;
     }
     return 0;
@@ -199,5 +210,14 @@ int main(int argc, char **argv)
            (unsigned long long)a.seeds, (unsigned long long)a.from,
            (unsigned long long)(a.seeds - failed), (unsigned long long)failed,
            secs);
+    if (a.opt.storage == SIM_STORAGE_WAL) {
+        const struct storage_wal_stats *w = &storage_wal_totals;
+        printf(
+            "wal: %llu crashes, %llu opens, %llu repairs (%llu torn bytes "
+            "erased), %llu warnings, %llu probes of durable state\n",
+            (unsigned long long)w->crashes, (unsigned long long)w->opens,
+            (unsigned long long)w->repairs, (unsigned long long)w->torn_bytes,
+            (unsigned long long)w->warnings, (unsigned long long)w->probes);
+    }
     return failed ? 1 : 0;
 }

@@ -39,8 +39,9 @@ static int storage_fail(struct sim *s,
                  (unsigned long long)n->id, what,
                  n->storage.ops->errmsg(n->storage.ctx));
     } else {
-        sim_fail(s, "storage", "n%llu %s: error %d", (unsigned long long)n->id,
-                 what, rc);
+        sim_fail(s, "storage", "n%llu %s: error %d: %s",
+                 (unsigned long long)n->id, what, rc,
+                 n->storage.ops->errmsg(n->storage.ctx));
     }
     return rc;
 }
@@ -77,7 +78,10 @@ static void schedule_ticks(struct sim *s, struct sim_node *n)
 int node_start(struct sim *s, struct sim_node *n, bool bootstrap)
 {
     app_init(&n->app, s->p.app_filler);
-    if (disk_create(&n->storage) != 0) {
+    int made = s->opt.storage == SIM_STORAGE_WAL
+                   ? storage_wal_create(&n->storage, s->opt.seed, n->id)
+                   : disk_create(&n->storage);
+    if (made != 0) {
         sim_fail(s, "environment", "out of memory");
         return -1;
     }

@@ -276,6 +276,9 @@ static void report_failure(struct sim *s, const char *prog)
     if (s->opt.fault_ticks != 0) {
         printf(" --ticks %llu", (unsigned long long)s->opt.fault_ticks);
     }
+    if (s->opt.storage == SIM_STORAGE_WAL) {
+        printf(" --storage wal");
+    }
     printf(" --verbose\n");
     fflush(stdout);
 }

@@ -172,6 +172,10 @@ struct sim_durable
 /* Error for a write that breaks the raft_update contract (a core bug, or a
  * driver bug): the storage keeps a message in its errmsg. */
 #define SIM_ESTORAGE (-2001)
+/* Error from the real storage behind the seam (storage_wal.c): a WAL call
+ * failed or recovery returned something else than was made durable; the
+ * storage keeps a message in its errmsg. */
+#define SIM_EWAL (-2002)
 
 /* The node driver persists only through this interface, so that another
  * implementation (the real storage/ WAL) can be plugged in for a share of
@@ -222,6 +226,21 @@ struct sim_storage
 
 /* Creates an empty simulated disk. Returns 0 or -1 (no memory). */
 int disk_create(struct sim_storage *out);
+
+/* Creates a storage over the real storage/ WAL, in a directory of a file
+ * system simulated in memory with power-loss semantics (storage_wal.c).
+ * The WAL's segment size and preallocation mode are drawn from @seed.
+ * Returns 0 or -1. */
+int storage_wal_create(struct sim_storage *out, uint64_t seed, raft_id id);
+
+/* What the WAL-backed storages of this process went through, for the
+ * summary of a batch. */
+struct storage_wal_stats
+{
+    uint64_t opens, crashes, repairs, torn_bytes, warnings;
+    uint64_t probes; /* recoveries of a running node's durable image */
+};
+extern struct storage_wal_stats storage_wal_totals;
 
 /* ---------------------------------------------------------------------- */
 /* Messages and the network (net.c)                                        */
@@ -530,10 +549,16 @@ enum sim_phase {
     PHASE_DONE,
 };
 
+enum sim_storage_kind {
+    SIM_STORAGE_MEM = 0, /* the simulated disk of disk.c */
+    SIM_STORAGE_WAL,     /* the real WAL over a simulated file system */
+};
+
 struct sim_options
 {
     uint64_t seed;
-    unsigned nodes; /* 0: the seed chooses */
+    unsigned nodes;  /* 0: the seed chooses */
+    uint8_t storage; /* enum sim_storage_kind */
     bool verbose;
     sim_time fault_ticks; /* 0: the seed chooses */
 };
