@@ -1,0 +1,819 @@
+/*
+ * bench.c - `ballot bench`, a closed-loop load generator.
+ *
+ * N clients share M connections (hiredis's async API on a libuv loop);
+ * each client has one request in flight and sends the next when its reply
+ * arrives, so a connection carries up to N/M pipelined requests. Every
+ * latency is kept (4 bytes each) and sorted at the end, so the
+ * percentiles are exact. The generator runs on one thread and reports its
+ * own CPU time, to show it is not what limits the numbers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <async.h>
+#include <adapters/libuv.h>
+#pragma GCC diagnostic pop
+#include <uv.h>
+
+#include "cli.h"
+
+#define BENCH_CLIENTS_MAX 100000
+#define BENCH_CONNS_MAX 1000
+#define BENCH_KEY_MAX 512
+
+enum workload { W_PUT, W_GET, W_MIXED, W_TXN };
+enum key_dist { D_UNIFORM, D_SEQUENTIAL, D_ZIPFIAN };
+
+static const char *const workload_names[] = {"put", "get", "mixed", "txn"};
+static const char *const dist_names[] = {"uniform", "sequential", "zipfian"};
+
+/* Error replies are counted by their first word. */
+#define ERR_KINDS 8
+static const char *const err_kinds[ERR_KINDS] = {
+    "NOTLEADER", "BUSY", "DROPPED", "UNKNOWN",
+    "TRYAGAIN",  "ERR",  "other",   "disconnected"};
+
+struct bench;
+
+struct bconn
+{
+    struct bench *b;
+    redisAsyncContext *ac;
+    char addr[256];
+    bool ready;
+};
+
+struct bclient
+{
+    struct bench *b;
+    struct bconn *conn;
+    uint64_t start_us;
+    bool parked;
+};
+
+struct bench
+{
+    /* Options. */
+    enum workload workload;
+    enum key_dist dist;
+    unsigned clients, conns;
+    uint64_t total;
+    double duration_s;
+    double rate;
+    unsigned value_size;
+    uint64_t key_space;
+    double ratio;
+    const char *key_prefix;
+    bool target_leader;
+    int timeout_ms;
+
+    uv_loop_t loop;
+    uv_timer_t tick;  /* progress, once a second */
+    uv_timer_t pace;  /* with --rate: wakes parked clients */
+    uv_timer_t guard; /* bounds the connect phase and the drain */
+    struct bconn *conn;
+    struct bclient *client;
+    unsigned ready, dead;
+
+    /* Counters. */
+    uint64_t sent, ok, failed, inflight;
+    uint64_t errors[ERR_KINDS];
+    uint64_t last_ok, last_lat_sum;
+    uint64_t lat_sum;
+    uint32_t *lat;
+    size_t n_lat, cap_lat;
+
+    uint64_t start_us, end_us, stop_at_us;
+    bool started, stopping, finished, aborted;
+    struct rusage ru0;
+
+    /* Key generation. */
+    uint64_t rng, seq;
+    int key_digits;
+    char *value;
+    double zipf_zetan, zipf_eta, zipf_alpha, zipf_half_pow;
+};
+
+static uint64_t rng_next(struct bench *b)
+{
+    /* xorshift64*: cheap and good enough to pick keys. */
+    b->rng ^= b->rng >> 12;
+    b->rng ^= b->rng << 25;
+    b->rng ^= b->rng >> 27;
+    return b->rng * 2685821657736338717ull;
+}
+
+static double rng_unit(struct bench *b)
+{
+    return (double)(rng_next(b) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Zipfian over [0, n) with theta 0.99, after Gray et al., "Quickly
+ * generating billion-record synthetic databases" (as YCSB does). */
+static void zipf_init(struct bench *b)
+{
+    const double theta = 0.99;
+    double zeta2 = 1.0 + pow(0.5, theta);
+    double zetan = 0;
+    for (uint64_t i = 1; i <= b->key_space; i++) {
+        zetan += 1.0 / pow((double)i, theta);
+    }
+    b->zipf_zetan = zetan;
+    b->zipf_alpha = 1.0 / (1.0 - theta);
+    b->zipf_half_pow = 1.0 + pow(0.5, theta);
+    b->zipf_eta = (1.0 - pow(2.0 / (double)b->key_space, 1.0 - theta)) /
+                  (1.0 - zeta2 / zetan);
+}
+
+static uint64_t zipf_next(struct bench *b)
+{
+    double u = rng_unit(b);
+    double uz = u * b->zipf_zetan;
+    uint64_t k;
+    if (uz < 1.0) {
+        return 0;
+    }
+    if (uz < b->zipf_half_pow) {
+        return 1 % b->key_space;
+    }
+    k = (uint64_t)((double)b->key_space *
+                   pow(b->zipf_eta * u - b->zipf_eta + 1.0, b->zipf_alpha));
+    return k < b->key_space ? k : b->key_space - 1;
+}
+
+static uint64_t next_key(struct bench *b)
+{
+    switch (b->dist) {
+    case D_SEQUENTIAL:
+        return b->seq++ % b->key_space;
+    case D_ZIPFIAN:
+        return zipf_next(b);
+    case D_UNIFORM:
+    default:
+        return rng_next(b) % b->key_space;
+    }
+}
+
+/* The value written for a key: the key, padded with 'x' (or cut) to
+ * value_size bytes, so a reader can check it. */
+static size_t make_value(struct bench *b, const char *key, size_t key_len)
+{
+    size_t n = key_len < b->value_size ? key_len : b->value_size;
+    memcpy(b->value, key, n);
+    memset(b->value + n, 'x', b->value_size - n);
+    return b->value_size;
+}
+
+static void lat_record(struct bench *b, uint64_t us)
+{
+    if (b->n_lat == b->cap_lat) {
+        size_t cap = b->cap_lat ? b->cap_lat * 2 : 1 << 16;
+        uint32_t *grown = realloc(b->lat, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return; /* the sample stays as it is */
+        }
+        b->lat = grown;
+        b->cap_lat = cap;
+    }
+    b->lat[b->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    b->lat_sum += us;
+}
+
+static void finish(struct bench *b);
+static void issue(struct bclient *c);
+static void on_guard(uv_timer_t *t);
+
+static bool more_to_send(struct bench *b, uint64_t now)
+{
+    if (b->stopping) {
+        return false;
+    }
+    if ((b->total > 0 && b->sent >= b->total) ||
+        (b->stop_at_us > 0 && now >= b->stop_at_us)) {
+        b->stopping = true;
+        /* Replies still due get timeout_ms to arrive. */
+        uv_timer_start(&b->guard, on_guard, (uint64_t)b->timeout_ms, 0);
+        return false;
+    }
+    return true;
+}
+
+static void maybe_finish(struct bench *b)
+{
+    if (b->stopping && b->inflight == 0 && !b->finished) {
+        finish(b);
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct bclient *c = privdata;
+    struct bench *b = c->b;
+    redisReply *r = reply;
+    uint64_t now = cli_now_us();
+    (void)ac;
+    b->inflight--;
+    if (r == NULL) {
+        b->failed++;
+        b->errors[ERR_KINDS - 1]++;
+        c->conn->ready = false;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        int k;
+        b->failed++;
+        for (k = 0; k < ERR_KINDS - 2; k++) {
+            size_t n = strlen(err_kinds[k]);
+            if (strncmp(r->str, err_kinds[k], n) == 0 &&
+                (r->str[n] == ' ' || r->str[n] == '\0')) {
+                break;
+            }
+        }
+        b->errors[k]++;
+    } else {
+        b->ok++;
+        lat_record(b, now - c->start_us);
+    }
+    if (c->conn->ready && more_to_send(b, now)) {
+        issue(c);
+    }
+    maybe_finish(b);
+}
+
+static void issue(struct bclient *c)
+{
+    struct bench *b = c->b;
+    char key[BENCH_KEY_MAX];
+    const char *argv[10];
+    size_t lens[10];
+    int argc = 0, klen;
+    bool read;
+
+    if (b->rate > 0) {
+        double elapsed = (double)(cli_now_us() - b->start_us) / 1e6;
+        if ((double)b->sent >= b->rate * elapsed + 1.0) {
+            c->parked = true;
+            return;
+        }
+    }
+    klen = snprintf(key, sizeof(key), "%s%0*llu", b->key_prefix, b->key_digits,
+                    (unsigned long long)next_key(b));
+    read = b->workload == W_GET ||
+           (b->workload == W_MIXED && rng_unit(b) < b->ratio);
+    if (read) {
+        argv[0] = "GET";
+        lens[0] = 3;
+        argv[1] = key;
+        lens[1] = (size_t)klen;
+        argc = 2;
+    } else if (b->workload == W_TXN) {
+        static const char *const head[] = {"BTXN", "1", "EXISTS"};
+        size_t vlen = make_value(b, key, (size_t)klen);
+        for (int i = 0; i < 3; i++) {
+            argv[argc] = head[i];
+            lens[argc++] = strlen(head[i]);
+        }
+        argv[argc] = key;
+        lens[argc++] = (size_t)klen;
+        argv[argc] = "=";
+        lens[argc++] = 1;
+        argv[argc] = "1";
+        lens[argc++] = 1;
+        argv[argc] = "1";
+        lens[argc++] = 1;
+        argv[argc] = "PUT";
+        lens[argc++] = 3;
+        argv[argc] = key;
+        lens[argc++] = (size_t)klen;
+        argv[argc] = b->value;
+        lens[argc++] = vlen;
+        /* An else branch that writes too, so every txn is one write. */
+        {
+            static const char *tail[4] = {"1", "PUT", NULL, NULL};
+            const char *all[14];
+            size_t all_lens[14];
+            memcpy(all, argv, sizeof(argv[0]) * 10);
+            memcpy(all_lens, lens, sizeof(lens[0]) * 10);
+            all[10] = tail[0];
+            all_lens[10] = 1;
+            all[11] = tail[1];
+            all_lens[11] = 3;
+            all[12] = key;
+            all_lens[12] = (size_t)klen;
+            all[13] = b->value;
+            all_lens[13] = vlen;
+            c->start_us = cli_now_us();
+            if (redisAsyncCommandArgv(c->conn->ac, on_reply, c, 14, all,
+                                      all_lens) == REDIS_OK) {
+                b->sent++;
+                b->inflight++;
+            }
+            return;
+        }
+    } else {
+        argv[0] = "SET";
+        lens[0] = 3;
+        argv[1] = key;
+        lens[1] = (size_t)klen;
+        argv[2] = b->value;
+        lens[2] = make_value(b, key, (size_t)klen);
+        argc = 3;
+    }
+    c->start_us = cli_now_us();
+    if (redisAsyncCommandArgv(c->conn->ac, on_reply, c, argc, argv, lens) ==
+        REDIS_OK) {
+        b->sent++;
+        b->inflight++;
+    } else {
+        c->conn->ready = false;
+    }
+}
+
+static void on_pace(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    uint64_t now = cli_now_us();
+    for (unsigned i = 0; i < b->clients; i++) {
+        struct bclient *c = &b->client[i];
+        if (c->parked && c->conn->ready && more_to_send(b, now)) {
+            c->parked = false;
+            issue(c);
+        }
+    }
+    maybe_finish(b);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    uint64_t ok = b->ok - b->last_ok;
+    uint64_t lat = b->lat_sum - b->last_lat_sum;
+    fprintf(stderr,
+            "%6.1fs  %8llu ops/s  total %llu ok, %llu failed  mean %.3f ms\n",
+            (double)(cli_now_us() - b->start_us) / 1e6, (unsigned long long)ok,
+            (unsigned long long)b->ok, (unsigned long long)b->failed,
+            ok ? (double)lat / (double)ok / 1000.0 : 0.0);
+    b->last_ok = b->ok;
+    b->last_lat_sum = b->lat_sum;
+    if (b->inflight == 0 && b->rate <= 0) {
+        /* Nothing in flight and nothing parked: no connection can send. */
+        b->stopping = true;
+        maybe_finish(b);
+    }
+}
+
+static void start_load(struct bench *b)
+{
+    b->started = true;
+    uv_timer_stop(&b->guard);
+    getrusage(RUSAGE_SELF, &b->ru0);
+    b->start_us = cli_now_us();
+    if (b->duration_s > 0) {
+        b->stop_at_us = b->start_us + (uint64_t)(b->duration_s * 1e6);
+    }
+    uv_timer_start(&b->tick, on_tick, 1000, 1000);
+    if (b->rate > 0) {
+        uv_timer_start(&b->pace, on_pace, 1, 1);
+    }
+    for (unsigned i = 0; i < b->clients; i++) {
+        if (!more_to_send(b, b->start_us)) {
+            break;
+        }
+        issue(&b->client[i]);
+    }
+    maybe_finish(b);
+}
+
+static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct bconn *bc = privdata;
+    struct bench *b = bc->b;
+    redisReply *r = reply;
+    (void)ac;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "ballot bench: %s: %s\n", bc->addr,
+                r ? r->str : "connection failed");
+        return; /* the guard timer ends the run */
+    }
+    bc->ready = true;
+    if (++b->ready == b->conns) {
+        start_load(b);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct bconn *bc = ac->data;
+    if (status != REDIS_OK) {
+        fprintf(stderr, "ballot bench: %s: %s\n", bc->addr, ac->errstr);
+        bc->ac = NULL; /* hiredis frees it */
+        if (++bc->b->dead == bc->b->conns && !bc->b->finished) {
+            bc->b->aborted = true;
+            finish(bc->b);
+        }
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct bconn *bc = ac->data;
+    (void)status;
+    bc->ac = NULL;
+    bc->ready = false;
+    bc->b->dead++;
+    if (bc->b->dead == bc->b->conns && !bc->b->finished) {
+        bc->b->stopping = true;
+        maybe_finish(bc->b);
+        if (!bc->b->started) {
+            bc->b->aborted = true;
+            finish(bc->b);
+        }
+    }
+}
+
+/* Connect phase or drain took too long: fail what is left. */
+static void on_guard(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    if (!b->started) {
+        fprintf(stderr, "ballot bench: connections not ready within %d ms\n",
+                b->timeout_ms);
+        b->aborted = true;
+    } else {
+        fprintf(stderr,
+                "ballot bench: %llu replies still missing after %d ms: "
+                "counted as failed\n",
+                (unsigned long long)b->inflight, b->timeout_ms);
+    }
+    b->stopping = true;
+    for (unsigned i = 0; i < b->conns; i++) {
+        if (b->conn[i].ac != NULL) {
+            redisAsyncContext *ac = b->conn[i].ac;
+            b->conn[i].ready = false;
+            b->conn[i].ac = NULL;
+            redisAsyncFree(ac); /* callbacks get NULL: counted failed */
+        }
+    }
+    if (!b->finished) {
+        finish(b);
+    }
+}
+
+static void finish(struct bench *b)
+{
+    b->finished = true;
+    b->stopping = true;
+    b->end_us = cli_now_us();
+    uv_timer_stop(&b->tick);
+    uv_timer_stop(&b->pace);
+    uv_timer_stop(&b->guard);
+    for (unsigned i = 0; i < b->conns; i++) {
+        if (b->conn[i].ac != NULL) {
+            b->conn[i].ready = false;
+            redisAsyncDisconnect(b->conn[i].ac);
+        }
+    }
+    uv_close((uv_handle_t *)&b->tick, NULL);
+    uv_close((uv_handle_t *)&b->pace, NULL);
+    uv_close((uv_handle_t *)&b->guard, NULL);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The nearest-rank percentile of the sorted sample, in ms. */
+static double pct(const struct bench *b, double p)
+{
+    size_t i;
+    if (b->n_lat == 0) {
+        return 0;
+    }
+    i = (size_t)ceil(p / 100.0 * (double)b->n_lat);
+    i = i == 0 ? 0 : i - 1;
+    return (double)b->lat[i < b->n_lat ? i : b->n_lat - 1] / 1000.0;
+}
+
+static double tv_s(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void report(struct cli *cli, struct bench *b)
+{
+    struct rusage ru;
+    double elapsed = (double)(b->end_us - b->start_us) / 1e6;
+    double user, sys, tput;
+    static const double ps[] = {50, 90, 99, 99.9};
+    static const char *const pnames[] = {"p50", "p90", "p99", "p99_9"};
+    getrusage(RUSAGE_SELF, &ru);
+    user = tv_s(ru.ru_utime) - tv_s(b->ru0.ru_utime);
+    sys = tv_s(ru.ru_stime) - tv_s(b->ru0.ru_stime);
+    tput = elapsed > 0 ? (double)b->ok / elapsed : 0;
+    qsort(b->lat, b->n_lat, sizeof(*b->lat), cmp_u32);
+    if (cli->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *lat, *errs, *cpu, *eps;
+        cJSON_AddStringToObject(o, "workload", workload_names[b->workload]);
+        cJSON_AddStringToObject(o, "consistency", cli->stale ? "s" : "l");
+        cJSON_AddNumberToObject(o, "clients", b->clients);
+        cJSON_AddNumberToObject(o, "conns", b->conns);
+        eps = cJSON_AddArrayToObject(o, "targets");
+        for (unsigned i = 0; i < b->conns && i < cli->n_endpoints + 1; i++) {
+            bool seen = false;
+            for (unsigned j = 0; j < i; j++) {
+                seen |= strcmp(b->conn[j].addr, b->conn[i].addr) == 0;
+            }
+            if (!seen) {
+                cJSON_AddItemToArray(eps, cJSON_CreateString(b->conn[i].addr));
+            }
+        }
+        cJSON_AddNumberToObject(o, "value_size", b->value_size);
+        cJSON_AddNumberToObject(o, "key_space", (double)b->key_space);
+        cJSON_AddStringToObject(o, "key_dist", dist_names[b->dist]);
+        cJSON_AddNumberToObject(o, "sent", (double)b->sent);
+        cJSON_AddNumberToObject(o, "succeeded", (double)b->ok);
+        cJSON_AddNumberToObject(o, "failed", (double)b->failed);
+        errs = cJSON_AddObjectToObject(o, "errors");
+        for (int k = 0; k < ERR_KINDS; k++) {
+            if (b->errors[k] > 0) {
+                cJSON_AddNumberToObject(errs, err_kinds[k],
+                                        (double)b->errors[k]);
+            }
+        }
+        cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+        cJSON_AddNumberToObject(o, "throughput", tput);
+        lat = cJSON_AddObjectToObject(o, "latency_ms");
+        cJSON_AddNumberToObject(
+            lat, "mean",
+            b->n_lat ? (double)b->lat_sum / (double)b->n_lat / 1000.0 : 0);
+        for (int i = 0; i < 4; i++) {
+            cJSON_AddNumberToObject(lat, pnames[i], pct(b, ps[i]));
+        }
+        cJSON_AddNumberToObject(lat, "max", pct(b, 100));
+        cpu = cJSON_AddObjectToObject(o, "cpu");
+        cJSON_AddNumberToObject(cpu, "user_s", user);
+        cJSON_AddNumberToObject(cpu, "sys_s", sys);
+        cJSON_AddNumberToObject(cpu, "percent_of_one_core",
+                                elapsed > 0 ? (user + sys) / elapsed * 100 : 0);
+        cli_print_json(o);
+        return;
+    }
+    printf("workload %s (%s reads), %u clients over %u connections\n",
+           workload_names[b->workload], cli->stale ? "stale" : "linearizable",
+           b->clients, b->conns);
+    printf("sent %llu, succeeded %llu, failed %llu in %.3f s\n",
+           (unsigned long long)b->sent, (unsigned long long)b->ok,
+           (unsigned long long)b->failed, elapsed);
+    for (int k = 0; k < ERR_KINDS; k++) {
+        if (b->errors[k] > 0) {
+            printf("  errors %s: %llu\n", err_kinds[k],
+                   (unsigned long long)b->errors[k]);
+        }
+    }
+    printf("throughput %.0f req/s\n", tput);
+    printf(
+        "latency ms: mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
+        "max %.3f\n",
+        b->n_lat ? (double)b->lat_sum / (double)b->n_lat / 1000.0 : 0,
+        pct(b, 50), pct(b, 90), pct(b, 99), pct(b, 99.9), pct(b, 100));
+    printf("bench cpu: user %.2f s, sys %.2f s (%.0f%% of one core)\n", user,
+           sys, elapsed > 0 ? (user + sys) / elapsed * 100 : 0);
+}
+
+/* Finds the leader's client address through the endpoints. */
+static int find_leader(struct cli *cli, char *out, size_t out_max)
+{
+    uint64_t deadline = cli_now_us() + (uint64_t)cli->timeout_ms * 1000u;
+    const char *cmd[1] = {"BSTATUS"};
+    do {
+        for (unsigned i = 0; i < cli->n_endpoints; i++) {
+            redisContext *c = cli_connect_one(cli, cli->endpoints[i]);
+            redisReply *r;
+            if (c == NULL) {
+                continue;
+            }
+            r = cli_command_on(c, 1, cmd);
+            if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+                const char *role = NULL, *addr = NULL;
+                for (size_t j = 0; j + 1 < r->elements; j += 2) {
+                    redisReply *k = r->element[j], *v = r->element[j + 1];
+                    if (strcmp(k->str, "role") == 0) {
+                        role = v->str;
+                    } else if (strcmp(k->str, "leader_addr") == 0 &&
+                               v->type == REDIS_REPLY_STRING) {
+                        addr = v->str;
+                    }
+                }
+                if (role != NULL && strcmp(role, "leader") == 0) {
+                    addr = cli->endpoints[i];
+                }
+                if (addr != NULL) {
+                    snprintf(out, out_max, "%s", addr);
+                    freeReplyObject(r);
+                    redisFree(c);
+                    return 0;
+                }
+            }
+            if (r != NULL) {
+                freeReplyObject(r);
+            }
+            redisFree(c);
+        }
+        uv_sleep(100);
+    } while (cli_now_us() < deadline);
+    snprintf(cli->errmsg, sizeof(cli->errmsg), "no leader found");
+    return -1;
+}
+
+static int parse_opts(struct bench *b, int argc, char **argv)
+{
+    if (argc < 2) {
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(argv[1], workload_names[i]) == 0) {
+            b->workload = (enum workload)i;
+            break;
+        }
+        if (i == 3) {
+            return -1;
+        }
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t u;
+        char *end;
+        if (strcmp(a, "--target-leader") == 0) {
+            b->target_leader = true;
+            continue;
+        }
+        if (v == NULL) {
+            return -1;
+        }
+        i++;
+        if (strcmp(a, "--key-dist") == 0) {
+            int d;
+            for (d = 0; d < 3 && strcmp(v, dist_names[d]) != 0; d++) {
+            }
+            if (d == 3) {
+                return -1;
+            }
+            b->dist = (enum key_dist)d;
+        } else if (strcmp(a, "--key-prefix") == 0) {
+            b->key_prefix = v;
+        } else if (strcmp(a, "--ratio") == 0 || strcmp(a, "--duration") == 0 ||
+                   strcmp(a, "--rate") == 0) {
+            double d = strtod(v, &end);
+            if (*end != '\0' || d < 0 || (strcmp(a, "--ratio") == 0 && d > 1)) {
+                return -1;
+            }
+            if (strcmp(a, "--ratio") == 0) {
+                b->ratio = d;
+            } else if (strcmp(a, "--duration") == 0) {
+                b->duration_s = d;
+            } else {
+                b->rate = d;
+            }
+        } else if (cli_parse_u64(v, &u) != 0) {
+            return -1;
+        } else if (strcmp(a, "--clients") == 0 && u > 0 &&
+                   u <= BENCH_CLIENTS_MAX) {
+            b->clients = (unsigned)u;
+        } else if (strcmp(a, "--conns") == 0 && u > 0 && u <= BENCH_CONNS_MAX) {
+            b->conns = (unsigned)u;
+        } else if (strcmp(a, "--total") == 0) {
+            b->total = u;
+        } else if (strcmp(a, "--value-size") == 0 && u <= 1048576) {
+            b->value_size = (unsigned)u;
+        } else if (strcmp(a, "--key-space") == 0 && u > 0) {
+            b->key_space = u;
+        } else {
+            return -1;
+        }
+    }
+    if (b->conns > b->clients) {
+        b->conns = b->clients;
+    }
+    if (b->total == 0 && b->duration_s <= 0) {
+        b->total = 10000;
+    }
+    return 0;
+}
+
+int cmd_bench(struct cli *cli, int argc, char **argv)
+{
+    struct bench *b = calloc(1, sizeof(*b));
+    char leader[256] = "";
+    uint64_t ks;
+    int rc = CLI_OK;
+    if (b == NULL) {
+        return cli_fail(cli, CLI_UNAVAILABLE, "out of memory");
+    }
+    b->clients = 1;
+    b->conns = 1;
+    b->value_size = 256;
+    b->key_space = 1000000;
+    b->ratio = 0.9;
+    b->key_prefix = "k";
+    b->timeout_ms = cli->timeout_ms;
+    b->rng = 0x9e3779b97f4a7c15ull ^ cli_now_us();
+    if (parse_opts(b, argc, argv) != 0) {
+        free(b);
+        return cli_usage(argv[0]);
+    }
+    for (ks = b->key_space - 1, b->key_digits = 1; ks >= 10; ks /= 10) {
+        b->key_digits++;
+    }
+    if (b->dist == D_ZIPFIAN) {
+        zipf_init(b);
+    }
+    b->value = malloc(b->value_size + 1);
+    b->conn = calloc(b->conns, sizeof(*b->conn));
+    b->client = calloc(b->clients, sizeof(*b->client));
+    if (b->value == NULL || b->conn == NULL || b->client == NULL) {
+        rc = cli_fail(cli, CLI_UNAVAILABLE, "out of memory");
+        goto out;
+    }
+    if ((b->workload != W_GET || b->target_leader) &&
+        find_leader(cli, leader, sizeof(leader)) != 0) {
+        rc = cli_fail(cli, CLI_UNAVAILABLE, "%s", cli->errmsg);
+        goto out;
+    }
+    uv_loop_init(&b->loop);
+    uv_timer_init(&b->loop, &b->tick);
+    uv_timer_init(&b->loop, &b->pace);
+    uv_timer_init(&b->loop, &b->guard);
+    b->tick.data = b->pace.data = b->guard.data = b;
+    /* The guard's callback is set here; more_to_send() restarts it. */
+    uv_timer_start(&b->guard, on_guard, (uint64_t)b->timeout_ms, 0);
+    for (unsigned i = 0; i < b->conns; i++) {
+        struct bconn *bc = &b->conn[i];
+        char host[256];
+        const char *addr =
+            leader[0] ? leader : cli->endpoints[i % cli->n_endpoints];
+        const char *colon = strrchr(addr, ':');
+        const char *hello[1] = {"PING"};
+        const char *ro[1] = {"READONLY"};
+        bc->b = b;
+        snprintf(bc->addr, sizeof(bc->addr), "%s", addr);
+        snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 0,
+                 addr);
+        bc->ac = redisAsyncConnect(host, colon ? atoi(colon + 1) : 0);
+        if (bc->ac == NULL || bc->ac->err) {
+            fprintf(stderr, "ballot bench: %s: %s\n", addr,
+                    bc->ac ? bc->ac->errstr : "out of memory");
+            if (bc->ac != NULL) {
+                redisAsyncFree(bc->ac);
+                bc->ac = NULL;
+            }
+            b->dead++;
+            continue;
+        }
+        bc->ac->data = bc;
+        redisLibuvAttach(bc->ac, &b->loop);
+        redisAsyncSetConnectCallback(bc->ac, on_connect);
+        redisAsyncSetDisconnectCallback(bc->ac, on_disconnect);
+        if (cli->stale) {
+            redisAsyncCommandArgv(bc->ac, NULL, NULL, 1, ro, NULL);
+        }
+        redisAsyncCommandArgv(bc->ac, on_ready, bc, 1, hello, NULL);
+    }
+    for (unsigned i = 0; i < b->clients; i++) {
+        b->client[i].b = b;
+        b->client[i].conn = &b->conn[i % b->conns];
+    }
+    /* The guard timer is restarted by more_to_send() with the drain
+     * timeout; re-arm its callback there through the handle. */
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    if (!b->finished) {
+        finish(b);
+        uv_run(&b->loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&b->loop) != 0) {
+        fprintf(stderr, "ballot bench: event loop not closed cleanly\n");
+    }
+    if (b->aborted || !b->started) {
+        rc = cli_fail(cli, CLI_UNAVAILABLE, "could not connect to %s",
+                      leader[0] ? leader : "the endpoints");
+        goto out;
+    }
+    report(cli, b);
+    rc = b->failed > 0 ? CLI_REJECTED : CLI_OK;
+out:
+    free(b->value);
+    free(b->conn);
+    free(b->client);
+    free(b->lat);
+    free(b);
+    return rc;
+}

@@ -1,0 +1,121 @@
+/*
+ * cli.h - the `ballot` command-line client: shared state and helpers.
+ *
+ * One process runs one command (or an interactive shell of commands). The
+ * state below holds the global flags and the connection the commands
+ * share; every command is a handler in the table of main.c.
+ */
+#ifndef BALLOT_CLI_H
+#define BALLOT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+#include <hiredis.h>
+
+/* Exit codes scripts can rely on (docs/cli.md). */
+enum cli_exit {
+    CLI_OK = 0,
+    CLI_NOT_FOUND = 1,   /* get: the key does not exist */
+    CLI_USAGE = 2,       /* bad command line */
+    CLI_UNAVAILABLE = 3, /* no endpoint answered in time */
+    CLI_REJECTED = 4,    /* the server refused the command */
+    CLI_UNKNOWN = 5,     /* a write's outcome is unknown */
+};
+
+#define CLI_ENDPOINTS_MAX 16
+#define CLI_REDIRECTS_MAX 5
+#define CLI_ERRMSG_MAX 512
+
+struct cli
+{
+    /* Global flags. */
+    char *endpoints[CLI_ENDPOINTS_MAX]; /* "host:port", owned */
+    unsigned n_endpoints;
+    int timeout_ms;
+    bool json;
+    bool stale; /* --consistency s */
+    bool interactive;
+
+    /* The connection commands share; NULL until the first call. */
+    redisContext *conn;
+    char conn_addr[256];
+    bool conn_readonly;
+
+    /* The last error, for the caller to print. */
+    char errmsg[CLI_ERRMSG_MAX];
+};
+
+/* What a call is, for routing and retries. */
+enum cli_call_kind {
+    CLI_READ,  /* any endpoint; safe to retry elsewhere */
+    CLI_WRITE, /* the leader: follows NOTLEADER redirects */
+};
+
+/*
+ * Sends one command (binary-safe: @lens may be NULL for C strings) and
+ * waits for its reply, trying endpoints in order, following redirects for
+ * writes and retrying errors that say nothing was applied until the
+ * timeout. On success *@out is a reply (possibly an error reply the
+ * server gave, other than the retried ones) the caller frees with
+ * freeReplyObject(). Returns CLI_OK, or CLI_UNAVAILABLE, CLI_REJECTED or
+ * CLI_UNKNOWN with cli->errmsg set.
+ */
+int cli_call(struct cli *cli,
+             enum cli_call_kind kind,
+             int argc,
+             const char **argv,
+             const size_t *lens,
+             redisReply **out);
+
+/* Opens a connection to one endpoint (no retries); NULL with errmsg set. */
+redisContext *cli_connect_one(struct cli *cli, const char *addr);
+/* One command on a given connection; NULL on I/O error or timeout. */
+redisReply *cli_command_on(redisContext *c, int argc, const char **argv);
+/* Drops the shared connection. */
+void cli_disconnect(struct cli *cli);
+
+/* Maps an error reply to an exit code (CLI_REJECTED, CLI_UNKNOWN, ...). */
+int cli_error_code(const char *err);
+
+/* Reports an error: to stderr, and with --json as an object on stdout.
+ * Returns @code. */
+int cli_fail(struct cli *cli, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prints @obj (consumed) as one JSON document on stdout. */
+void cli_print_json(cJSON *obj);
+/* cJSON string from bytes that may not be NUL-terminated. */
+cJSON *cli_json_bytes(const char *s, size_t len);
+/* Writes bytes to stdout as they are. */
+void cli_print_bytes(const char *s, size_t len);
+
+/* Splits a line into words: whitespace separates, "double quotes" group
+ * (with \", \\ and \n escapes), single quotes group literally. Returns
+ * the word count, or -1 on an unterminated quote. Words are malloc'ed;
+ * free with cli_words_free(). */
+int cli_split_words(const char *line, char ***out);
+void cli_words_free(char **words, int n);
+
+/* Parses a non-negative decimal; returns 0 or -1. */
+int cli_parse_u64(const char *s, uint64_t *out);
+/* Monotonic clock in microseconds. */
+uint64_t cli_now_us(void);
+
+/* Command handlers (argv[0] is the command name). */
+int cmd_get(struct cli *cli, int argc, char **argv);
+int cmd_put(struct cli *cli, int argc, char **argv);
+int cmd_del(struct cli *cli, int argc, char **argv);
+int cmd_range(struct cli *cli, int argc, char **argv);
+int cmd_txn(struct cli *cli, int argc, char **argv);
+int cmd_member(struct cli *cli, int argc, char **argv);
+int cmd_leader(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_snapshot(struct cli *cli, int argc, char **argv);
+int cmd_bench(struct cli *cli, int argc, char **argv);
+
+/* Prints the usage of one command to stderr and returns CLI_USAGE. */
+int cli_usage(const char *name);
+
+#endif

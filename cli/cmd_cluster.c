@@ -1,0 +1,375 @@
+/*
+ * cmd_cluster.c - the cluster commands of `ballot`: member, leader,
+ * status and snapshot.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int fail_reply(struct cli *cli, int rc, redisReply *r)
+{
+    int code;
+    if (rc != CLI_OK) {
+        return cli_fail(cli, rc, "%s", cli->errmsg);
+    }
+    code = cli_error_code(r->str);
+    cli_fail(cli, code, "%s", r->str);
+    freeReplyObject(r);
+    return code;
+}
+
+static int member_list(struct cli *cli)
+{
+    const char *cmd[2] = {"BMEMBER", "LIST"};
+    redisReply *r;
+    cJSON *o = NULL, *arr = NULL;
+    int rc = cli_call(cli, CLI_READ, 2, cmd, NULL, &r);
+    if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
+        return fail_reply(cli, rc, r);
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return cli_fail(cli, CLI_REJECTED, "unexpected BMEMBER LIST reply");
+    }
+    if (cli->json) {
+        o = cJSON_CreateObject();
+        arr = cJSON_AddArrayToObject(o, "members");
+    } else {
+        printf("%-6s %-8s %s\n", "ID", "ROLE", "ADDRESS");
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *m = r->element[i];
+        if (m->type != REDIS_REPLY_ARRAY || m->elements != 3) {
+            continue;
+        }
+        if (cli->json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "id", (double)m->element[0]->integer);
+            cJSON_AddStringToObject(j, "role", m->element[1]->str);
+            cJSON_AddStringToObject(j, "address", m->element[2]->str);
+            cJSON_AddItemToArray(arr, j);
+        } else {
+            printf("%-6lld %-8s %s\n", m->element[0]->integer,
+                   m->element[1]->str, m->element[2]->str);
+        }
+    }
+    if (o != NULL) {
+        cli_print_json(o);
+    }
+    freeReplyObject(r);
+    return CLI_OK;
+}
+
+/* Sends a write-routed admin command whose reply is +OK. */
+static int admin_ok(struct cli *cli,
+                    int argc,
+                    const char **cmd,
+                    const char *what,
+                    uint64_t id)
+{
+    redisReply *r;
+    int rc = cli_call(cli, CLI_WRITE, argc, cmd, NULL, &r);
+    if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
+        return fail_reply(cli, rc, r);
+    }
+    freeReplyObject(r);
+    if (cli->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "ok", 1);
+        cJSON_AddStringToObject(o, "action", what);
+        cJSON_AddNumberToObject(o, "id", (double)id);
+        cli_print_json(o);
+    } else {
+        printf("OK\n");
+    }
+    return CLI_OK;
+}
+
+int cmd_member(struct cli *cli, int argc, char **argv)
+{
+    const char *cmd[3] = {"BMEMBER", NULL, NULL};
+    uint64_t id;
+    if (argc == 2 && strcmp(argv[1], "list") == 0) {
+        return member_list(cli);
+    }
+    if (argc < 3 || cli_parse_u64(argv[2], &id) != 0 || id == 0) {
+        return cli_usage(argv[0]);
+    }
+    cmd[2] = argv[2];
+    if (strcmp(argv[1], "add") == 0 && argc <= 4) {
+        bool learner = argc == 4 && strcmp(argv[3], "--learner") == 0;
+        if (argc == 4 && !learner) {
+            return cli_usage(argv[0]);
+        }
+        cmd[1] = learner ? "ADDLEARNER" : "ADDVOTER";
+        return admin_ok(cli, 3, cmd, learner ? "add-learner" : "add-voter", id);
+    }
+    if (argc != 3) {
+        return cli_usage(argv[0]);
+    }
+    if (strcmp(argv[1], "remove") == 0) {
+        cmd[1] = "REMOVE";
+        return admin_ok(cli, 3, cmd, "remove", id);
+    }
+    if (strcmp(argv[1], "promote") == 0) {
+        cmd[1] = "PROMOTE";
+        return admin_ok(cli, 3, cmd, "promote", id);
+    }
+    return cli_usage(argv[0]);
+}
+
+int cmd_leader(struct cli *cli, int argc, char **argv)
+{
+    const char *cmd[2] = {"BTRANSFER", NULL};
+    uint64_t id;
+    if (argc != 3 || strcmp(argv[1], "transfer") != 0 ||
+        cli_parse_u64(argv[2], &id) != 0 || id == 0) {
+        return cli_usage(argv[0]);
+    }
+    cmd[1] = argv[2];
+    return admin_ok(cli, 2, cmd, "leader-transfer", id);
+}
+
+int cmd_snapshot(struct cli *cli, int argc, char **argv)
+{
+    if (argc != 3 ||
+        (strcmp(argv[1], "save") != 0 && strcmp(argv[1], "restore") != 0)) {
+        return cli_usage(argv[0]);
+    }
+    return cli_fail(cli, CLI_REJECTED,
+                    "snapshot %s: not supported by this server yet (ballotd "
+                    "has no snapshot command)",
+                    argv[1]);
+}
+
+/* ---------------------------------------------------------------------- */
+/* status                                                                  */
+
+struct node_status
+{
+    char endpoint[256];
+    char error[CLI_ERRMSG_MAX];
+    long long id, term, leader, commit, applied, revision, keys;
+    char role[32];
+    char leader_addr[256];
+    char version[32];
+};
+
+/* Finds @name in a flat [k1, v1, k2, v2, ...] reply. */
+static redisReply *map_get(redisReply *r, const char *name)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[i]->str, name) == 0) {
+            return r->element[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static long long map_int(redisReply *r, const char *name)
+{
+    redisReply *v = map_get(r, name);
+    return v != NULL && v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
+}
+
+/* Asks one endpoint for its status, on a connection of its own, reading
+ * the node's local state (READONLY) so a node without a leader still
+ * answers. */
+static void status_one(struct cli *cli, struct node_status *st)
+{
+    const char *ro[1] = {"READONLY"};
+    const char *bs[1] = {"BSTATUS"};
+    const char *db[1] = {"DBSIZE"};
+    const char *info[2] = {"INFO", "server"};
+    redisContext *c = cli_connect_one(cli, st->endpoint);
+    redisReply *r = NULL;
+    const char *at;
+
+    if (c == NULL) {
+        snprintf(st->error, sizeof(st->error), "%s", cli->errmsg);
+        return;
+    }
+    r = cli_command_on(c, 1, ro);
+    if (r == NULL) {
+        goto io;
+    }
+    freeReplyObject(r);
+    r = cli_command_on(c, 1, bs);
+    if (r == NULL) {
+        goto io;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        snprintf(st->error, sizeof(st->error), "BSTATUS: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        goto done;
+    }
+    st->id = map_int(r, "id");
+    st->term = map_int(r, "term");
+    st->leader = map_int(r, "leader");
+    st->commit = map_int(r, "commit");
+    st->applied = map_int(r, "applied");
+    st->revision = map_int(r, "revision");
+    if (map_get(r, "role") != NULL && map_get(r, "role")->str != NULL) {
+        snprintf(st->role, sizeof(st->role), "%s", map_get(r, "role")->str);
+    }
+    if (map_get(r, "leader_addr") != NULL &&
+        map_get(r, "leader_addr")->type == REDIS_REPLY_STRING) {
+        snprintf(st->leader_addr, sizeof(st->leader_addr), "%s",
+                 map_get(r, "leader_addr")->str);
+    }
+    freeReplyObject(r);
+    r = cli_command_on(c, 1, db);
+    if (r == NULL) {
+        goto io;
+    }
+    st->keys = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    r = cli_command_on(c, 2, info);
+    if (r == NULL) {
+        goto io;
+    }
+    if (r->str != NULL && (at = strstr(r->str, "ballot_version:")) != NULL) {
+        size_t n = strcspn(at + 15, "\r\n");
+        snprintf(st->version, sizeof(st->version), "%.*s", (int)n, at + 15);
+    }
+done:
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return;
+io:
+    snprintf(st->error, sizeof(st->error), "%s: %s", st->endpoint,
+             c->errstr[0] ? c->errstr : "no reply");
+    redisFree(c);
+}
+
+/* With --cluster: the client addresses of every member, from the first
+ * endpoint that answers BMEMBER LIST. */
+static int cluster_endpoints(struct cli *cli, char ***out, unsigned *n)
+{
+    const char *cmd[2] = {"BMEMBER", "LIST"};
+    redisReply *r;
+    char **eps;
+    int rc = cli_call(cli, CLI_READ, 2, cmd, NULL, &r);
+    if (rc != CLI_OK || r->type != REDIS_REPLY_ARRAY) {
+        return rc != CLI_OK ? fail_reply(cli, rc, r)
+                            : fail_reply(cli, CLI_OK, r);
+    }
+    eps = calloc(r->elements + 1, sizeof(*eps));
+    *n = 0;
+    for (size_t i = 0; eps != NULL && i < r->elements; i++) {
+        redisReply *m = r->element[i];
+        if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+            m->element[2]->str != NULL) {
+            eps[(*n)++] = strdup(m->element[2]->str);
+        }
+    }
+    freeReplyObject(r);
+    *out = eps;
+    return CLI_OK;
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+    struct node_status *sts;
+    char **eps = cli->endpoints, **owned = NULL;
+    unsigned n = cli->n_endpoints, answered = 0;
+    long long leader_commit = -1;
+    if (argc == 2 && strcmp(argv[1], "--cluster") == 0) {
+        int rc = cluster_endpoints(cli, &owned, &n);
+        if (rc != CLI_OK) {
+            return rc;
+        }
+        eps = owned;
+    } else if (argc != 1) {
+        return cli_usage(argv[0]);
+    }
+    sts = calloc(n ? n : 1, sizeof(*sts));
+    if (sts == NULL) {
+        return cli_fail(cli, CLI_UNAVAILABLE, "out of memory");
+    }
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(sts[i].endpoint, sizeof(sts[i].endpoint), "%s", eps[i]);
+        sts[i].id = sts[i].term = sts[i].commit = sts[i].applied = -1;
+        status_one(cli, &sts[i]);
+        if (sts[i].error[0] == '\0') {
+            answered++;
+            if (strcmp(sts[i].role, "leader") == 0) {
+                leader_commit = sts[i].commit;
+            }
+        }
+    }
+    /* Without the leader among the endpoints, the highest commit index
+     * seen stands in for it. */
+    if (leader_commit < 0) {
+        for (unsigned i = 0; i < n; i++) {
+            if (sts[i].error[0] == '\0' && sts[i].commit > leader_commit) {
+                leader_commit = sts[i].commit;
+            }
+        }
+    }
+    if (cli->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(o, "endpoints");
+        for (unsigned i = 0; i < n; i++) {
+            struct node_status *s = &sts[i];
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "endpoint", s->endpoint);
+            if (s->error[0] != '\0') {
+                cJSON_AddStringToObject(j, "error", s->error);
+            } else {
+                cJSON_AddNumberToObject(j, "id", (double)s->id);
+                cJSON_AddStringToObject(j, "role", s->role);
+                cJSON_AddNumberToObject(j, "term", (double)s->term);
+                cJSON_AddNumberToObject(j, "leader", (double)s->leader);
+                if (s->leader_addr[0] != '\0') {
+                    cJSON_AddStringToObject(j, "leader_addr", s->leader_addr);
+                } else {
+                    cJSON_AddNullToObject(j, "leader_addr");
+                }
+                cJSON_AddNumberToObject(j, "commit", (double)s->commit);
+                cJSON_AddNumberToObject(j, "applied", (double)s->applied);
+                cJSON_AddNumberToObject(j, "lag",
+                                        (double)(leader_commit - s->applied));
+                cJSON_AddNumberToObject(j, "keys", (double)s->keys);
+                cJSON_AddNumberToObject(j, "revision", (double)s->revision);
+                cJSON_AddStringToObject(j, "version", s->version);
+            }
+            cJSON_AddItemToArray(arr, j);
+        }
+        cli_print_json(o);
+    } else {
+        printf("%-22s %-4s %-10s %-6s %-8s %-8s %-5s %-8s %-8s %s\n",
+               "ENDPOINT", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG",
+               "KEYS", "REVISION", "VERSION");
+        for (unsigned i = 0; i < n; i++) {
+            struct node_status *s = &sts[i];
+            if (s->error[0] != '\0') {
+                printf("%-22s error: %s\n", s->endpoint, s->error);
+                continue;
+            }
+            printf(
+                "%-22s %-4lld %-10s %-6lld %-8lld %-8lld %-5lld %-8lld "
+                "%-8lld %s\n",
+                s->endpoint, s->id, s->role, s->term, s->commit, s->applied,
+                leader_commit - s->applied, s->keys, s->revision, s->version);
+        }
+    }
+    free(sts);
+    if (owned != NULL) {
+        for (unsigned i = 0; i < n; i++) {
+            free(owned[i]);
+        }
+        free(owned);
+    }
+    if (answered < n) {
+        fprintf(stderr, "ballot: %u of %u endpoints did not answer\n",
+                n - answered, n);
+        return CLI_UNAVAILABLE;
+    }
+    return CLI_OK;
+}
