@@ -214,10 +214,17 @@ int main(int argc, char **argv)
         const struct storage_wal_stats *w = &storage_wal_totals;
         printf(
             "wal: %llu crashes, %llu opens, %llu repairs (%llu torn bytes "
-            "erased), %llu warnings, %llu probes of durable state\n",
+            "erased), %llu warnings, %llu probes of durable state\n"
+            "     repairs: %llu torn tails, %llu leftover temporary files, "
+            "%llu "
+            "logs contradicting the snapshot, %llu commit hints lowered\n",
             (unsigned long long)w->crashes, (unsigned long long)w->opens,
             (unsigned long long)w->repairs, (unsigned long long)w->torn_bytes,
-            (unsigned long long)w->warnings, (unsigned long long)w->probes);
+            (unsigned long long)w->warnings, (unsigned long long)w->probes,
+            (unsigned long long)w->torn_tails,
+            (unsigned long long)w->tmps_removed,
+            (unsigned long long)w->snapshot_drops,
+            (unsigned long long)w->commit_clamps);
     }
     return failed ? 1 : 0;
 }

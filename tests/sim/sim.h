@@ -238,6 +238,8 @@ int storage_wal_create(struct sim_storage *out, uint64_t seed, raft_id id);
 struct storage_wal_stats
 {
     uint64_t opens, crashes, repairs, torn_bytes, warnings;
+    /* Repairs by kind, from the WAL's log messages. */
+    uint64_t torn_tails, tmps_removed, snapshot_drops, commit_clamps;
     uint64_t probes; /* recoveries of a running node's durable image */
 };
 extern struct storage_wal_stats storage_wal_totals;
