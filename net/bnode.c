@@ -25,96 +25,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bnode_internal.h"
 #include "log.h"
 #include "transport.h"
 #include "wal.h"
-
-/* A proposal waiting for its entry to be applied (or overwritten). */
-struct pending_write
-{
-    raft_index index;
-    raft_term term;
-    uint64_t started_ms;
-    bnode_write_cb cb;
-    void *arg;
-    struct pending_write *next;
-};
-
-/* A proposal made while the core was frozen. */
-struct queued_proposal
-{
-    uint8_t *data;
-    size_t len;
-    int conf_change; /* 0: a command; else an enum raft_conf_change */
-    raft_id conf_id;
-    bnode_write_cb cb;
-    void *arg;
-    struct queued_proposal *next;
-};
-
-/* A read barrier. ctx 0: not yet asked of the core; index known once the
- * core answered. */
-struct pending_read
-{
-    bool linearizable;
-    uint64_t ctx;
-    bool index_known;
-    raft_index index;
-    bnode_read_cb cb;
-    void *arg;
-    struct pending_read *next;
-};
-
-/* A message received while the core was frozen, deep-copied. */
-struct queued_msg
-{
-    struct raft_message m;
-    struct raft_entry *entries;
-    uint8_t *blob;
-    struct queued_msg *next;
-};
-
-struct bnode
-{
-    uv_loop_t *loop;
-    struct bnode_options opts;
-    char data_dir[4096];
-    char leader_addr[BNODE_HOST_MAX + 16];
-
-    struct raft_node *raft;
-    struct wal *wal;
-    struct kv_store *kv;
-    struct transport *transport;
-
-    uv_timer_t tick_timer;
-    uv_idle_t idle;
-    bool idle_active;
-    unsigned pending_ticks;
-
-    /* The update being executed, and the worker persisting it. */
-    bool frozen;
-    struct raft_update update;
-    struct raft_hard_state disk_hs; /* the hard state last made durable */
-    uv_work_t work;
-    int work_status;
-    char work_err[256];
-
-    struct pending_write *writes_head, *writes_tail;
-    struct queued_proposal *props_head, *props_tail;
-    struct pending_read *reads_head, *reads_tail;
-    struct queued_msg *msgs_head, *msgs_tail;
-    uint64_t next_read_ctx;
-    uint64_t n_writes, n_reads;
-
-    uint64_t batches_persisted;
-    uint64_t entries_applied;
-    uint64_t applied_since_checkpoint;
-    bool halted;
-    bool stopping;
-    void (*stop_cb)(void *arg);
-    void *stop_arg;
-    int closing_handles;
-};
 
 static const struct
 {
@@ -153,7 +67,8 @@ void bnode_options_default(struct bnode_options *opts)
     opts->tick_ms = 10;
     opts->election_ticks = 30;
     opts->heartbeat_ticks = 3;
-    opts->snapshot_every = 0;
+    opts->snapshot_every = 100000;
+    opts->snapshot_trailing = 10000;
     opts->max_uncommitted_bytes = 64u << 20;
     opts->max_entry_bytes = KV_CMD_BYTES_MAX;
 }
@@ -541,8 +456,9 @@ static bool needs_disk(const struct bnode *node, const struct raft_update *u)
     bool term_or_vote =
         u->hard_state_changed && (u->hard_state.term != node->disk_hs.term ||
                                   u->hard_state.vote != node->disk_hs.vote);
-    return u->n_entries > 0 || term_or_vote || u->snapshot != NULL ||
-           u->n_snapshot_chunks > 0;
+    /* Snapshot chunks and installs are made durable by snap_receive() on
+     * the loop thread before this. */
+    return u->n_entries > 0 || term_or_vote;
 }
 
 static void persist_work(uv_work_t *req)
@@ -551,14 +467,6 @@ static void persist_work(uv_work_t *req)
     const struct raft_update *u = &node->update;
     int rv = 0;
 
-    if (u->snapshot != NULL || u->n_snapshot_chunks > 0) {
-        /* Snapshot transfer is not wired into ballotd yet (the node never
-         * compacts its log, so no peer needs one). */
-        snprintf(node->work_err, sizeof(node->work_err),
-                 "received a snapshot, which this version cannot install");
-        node->work_status = BNODE_ESTORAGE;
-        return;
-    }
     if (u->n_entries > 0) {
         rv = wal_append(node->wal, u->entries, u->n_entries);
     }
@@ -580,7 +488,7 @@ static void persist_work(uv_work_t *req)
 
 /* ---- the cycle --------------------------------------------------------- */
 
-static void halt(struct bnode *node, const char *what)
+void bnode_halt(struct bnode *node, const char *what)
 {
     /* A failed fsync or apply cannot be retried and trusted (the kernel may
      * have dropped the dirty pages): stop taking part, and let the process
@@ -598,7 +506,7 @@ static void send_all(struct bnode *node,
 {
     for (size_t i = 0; i < n; i++) {
         if (msgs[i].type == RAFT_MSG_SNAPSHOT) {
-            /* See persist_work(): no snapshots in this version. */
+            snap_send(node, &msgs[i]); /* fills in the bytes */
             continue;
         }
         (void)transport_send(node->transport, &msgs[i]);
@@ -629,7 +537,7 @@ static void maybe_checkpoint(struct bnode *node)
     if (kv_checkpoint(node->kv, &durable) != 0) {
         char msg[256];
         kv_errmsg(node->kv, msg, sizeof(msg));
-        halt(node, msg);
+        bnode_halt(node, msg);
     }
     node->applied_since_checkpoint = 0;
 }
@@ -647,7 +555,7 @@ static void finish_cycle(struct bnode *node)
             char msg[256];
             kv_errmsg(node->kv, msg, sizeof(msg));
             kv_apply_result_free(&res);
-            halt(node, msg);
+            bnode_halt(node, msg);
             return;
         }
         complete_writes(node, u->committed, &res);
@@ -660,23 +568,23 @@ static void finish_cycle(struct bnode *node)
     node->frozen = false;
     complete_reads(node);
     maybe_checkpoint(node);
+    snap_maybe_create(node);
 }
-
-static void stop_now(struct bnode *node);
 
 static void after_persist(uv_work_t *req, int status)
 {
     struct bnode *node = req->data;
     node->batches_persisted++;
     if (status != 0 || node->work_status != 0) {
-        halt(node, node->work_err[0] ? node->work_err : "persist cancelled");
+        bnode_halt(node,
+                   node->work_err[0] ? node->work_err : "persist cancelled");
         return;
     }
     /* The batch is durable: finish it even when stopping, so its
      * acknowledgements and applied writes reach peers and clients. */
     finish_cycle(node);
     if (node->stopping) {
-        stop_now(node);
+        bnode_stop_now(node);
         return;
     }
     drive(node);
@@ -708,6 +616,7 @@ static void drive(struct bnode *node)
     if (node->frozen || node->halted || node->stopping) {
         return;
     }
+    snap_maybe_taken(node);
     feed(node);
     expire_writes(node);
     complete_reads(node);
@@ -719,6 +628,10 @@ static void drive(struct bnode *node)
         node->frozen = true;
         soft_state(node, u);
         send_all(node, u->messages, u->n_messages);
+        if ((u->n_snapshot_chunks > 0 || u->snapshot != NULL) &&
+            snap_receive(node, u) != 0) {
+            return;
+        }
         if (needs_disk(node, u)) {
             node->work.data = node;
             node->work_status = 0;
@@ -726,7 +639,7 @@ static void drive(struct bnode *node)
             int rv = uv_queue_work(node->loop, &node->work, persist_work,
                                    after_persist);
             if (rv != 0) {
-                halt(node, uv_strerror(rv));
+                bnode_halt(node, uv_strerror(rv));
             }
             return;
         }
@@ -759,7 +672,7 @@ int bnode_propose(struct bnode *node,
         }
         return rv;
     }
-    struct queued_proposal *p = malloc(sizeof(*p));
+    struct queued_proposal *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return BNODE_ENOMEM;
     }
@@ -969,6 +882,11 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
                     strerror(errno));
         return BNODE_EINVAL;
     }
+    if (make_dir(node->snap_dir) != 0) {
+        store_error(errmsg, errmsg_len, "cannot create %s: %s", node->snap_dir,
+                    strerror(errno));
+        return BNODE_EINVAL;
+    }
     snprintf(path, sizeof(path), "%s/kv", node->data_dir);
     if (make_dir(path) != 0) {
         store_error(errmsg, errmsg_len, "cannot create %s: %s", path,
@@ -995,6 +913,28 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     if (rv != 0) {
         store_error(errmsg, errmsg_len, "%s", wal_errmsg(node->wal));
         return BNODE_ESTORAGE;
+    }
+    /* A snapshot install that a crash interrupted is finished (or
+     * dropped) first; if that changed the WAL, read it again. */
+    rv = snap_recover(node, errmsg, errmsg_len);
+    if (rv < 0) {
+        wal_loaded_free(node->wal, &loaded);
+        return rv;
+    }
+    if (rv == 1) {
+        wal_loaded_free(node->wal, &loaded);
+        wal_destroy(node->wal);
+        node->wal = NULL;
+        if (wal_create(&wo, &node->wal) != 0 ||
+            wal_open(node->wal, path, &loaded) != 0) {
+            store_error(errmsg, errmsg_len, "wal: %s",
+                        node->wal ? wal_errmsg(node->wal) : "no memory");
+            return BNODE_ESTORAGE;
+        }
+    }
+    if (loaded.has_snapshot) {
+        node->last_snap_index = loaded.snapshot.index;
+        snap_check_file(node);
     }
 
     struct kv_status ks;
@@ -1081,6 +1021,7 @@ int bnode_start(uv_loop_t *loop,
     node->loop = loop;
     node->opts = *opts;
     snprintf(node->data_dir, sizeof(node->data_dir), "%s", opts->data_dir);
+    snprintf(node->snap_dir, sizeof(node->snap_dir), "%s/snap", opts->data_dir);
     node->opts.data_dir = node->data_dir;
     blog_set_node(opts->id);
 
@@ -1089,6 +1030,7 @@ int bnode_start(uv_loop_t *loop,
     cfg.heartbeat_ticks = opts->heartbeat_ticks;
     cfg.max_uncommitted_bytes = opts->max_uncommitted_bytes;
     cfg.max_entry_bytes = opts->max_entry_bytes;
+    cfg.snapshot_trailing = opts->snapshot_trailing;
     rv = raft_node_create(&cfg, &node->raft);
     if (rv != 0) {
         store_error(errmsg, errmsg_len, "raft: %s", raft_strerror(rv));
@@ -1172,9 +1114,13 @@ static void on_transport_closed(void *arg)
     uv_close((uv_handle_t *)&node->idle, on_handle_closed);
 }
 
-static void stop_now(struct bnode *node)
+void bnode_stop_now(struct bnode *node)
 {
     raft_index durable;
+    if (node->snap_creating) {
+        return; /* create_done() calls back once the worker let go */
+    }
+    snap_close(node);
     fail_all_writes(node, BNODE_EUNKNOWN);
     fail_reads(node, 0, BNODE_ESTOPPED);
     while (node->msgs_head != NULL) {
@@ -1201,5 +1147,5 @@ void bnode_stop(struct bnode *node, void (*cb)(void *arg), void *arg)
     if (node->frozen) {
         return; /* the worker holds the update; after_persist() stops */
     }
-    stop_now(node);
+    bnode_stop_now(node);
 }

@@ -83,14 +83,18 @@ struct bnode_options
     unsigned tick_ms;        /* wall-clock length of a Raft tick */
     unsigned election_ticks; /* see struct raft_config */
     unsigned heartbeat_ticks;
-    uint64_t snapshot_every; /* take a snapshot after this many entries */
+    /* Take a snapshot after this many applied entries (0: never), and
+     * keep this many entries behind it for slightly lagging followers. */
+    uint64_t snapshot_every;
+    uint64_t snapshot_trailing;
     uint64_t max_uncommitted_bytes;
     uint32_t max_entry_bytes;
     uint64_t kv_map_size; /* 0: kv's default */
 };
 
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
- * (300-600 ms), heartbeat every 3, snapshot every 100,000 entries. */
+ * (300-600 ms), heartbeat every 3, a snapshot every 100,000 entries with
+ * 10,000 kept behind it. */
 void bnode_options_default(struct bnode_options *opts);
 
 struct bnode;

@@ -325,6 +325,70 @@ START_TEST(test_cluster_membership_changes_under_load_lose_no_ack)
 }
 END_TEST
 
+/* Chapter 5 in ballotd: nodes snapshot and compact their logs as they
+ * go; a follower that was down while the log moved past it is brought back
+ * with InstallSnapshot (sent in chunks from the leader's snapshot file),
+ * and a full restart starts from the snapshots. Nothing acknowledged is
+ * lost on the way. */
+START_TEST(test_cluster_snapshot_catches_up_a_follower_and_survives_restart)
+{
+    enum { N = 600 };
+    static bool acked[N];
+    static const char *const args[] = {"--snapshot_every", "100",
+                                       "--snapshot_trailing", "20", NULL};
+    struct cluster c;
+    memset(acked, 0, sizeof(acked));
+    cl_start_args(&c, 3, args);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    unsigned lagger = leader % 3 + 1;
+    cl_kill(&c, lagger);
+    for (int i = 0; i < N; i++) {
+        char key[32], val[32];
+        snprintf(key, sizeof(key), "key:%d", i);
+        snprintf(val, sizeof(val), "value:%d", i);
+        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+        ck_assert(acked[i]);
+    }
+    /* The leader's log no longer starts at 1. */
+    const char *info[] = {"INFO", "raft"};
+    struct cl_reply r;
+    ck_assert_int_eq(cl_cmd(&c, leader, 3000, &r, 2, info), 0);
+    ck_assert(r.type == CL_BULK);
+    const char *fi = strstr(r.str, "first_index:");
+    ck_assert_ptr_nonnull(fi);
+    ck_assert_int_gt(atoi(fi + strlen("first_index:")), 100);
+    cl_reply_free(&r);
+    /* The lagging follower comes back and catches up from a snapshot. */
+    cl_start_node(&c, lagger);
+    uint64_t end = cl_now_ms() + 10000;
+    char *got = NULL;
+    while (cl_now_ms() < end) {
+        free(got);
+        got = read_kv(&c, lagger, "key:599");
+        if (got != NULL) {
+            break;
+        }
+        usleep(50000);
+    }
+    free(got);
+    check_acked(&c, lagger, acked, N);
+    /* Everyone restarts from snapshot + WAL. */
+    for (unsigned id = 1; id <= 3; id++) {
+        cl_kill(&c, id);
+    }
+    for (unsigned id = 1; id <= 3; id++) {
+        cl_start_node(&c, id);
+    }
+    leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    for (unsigned id = 1; id <= 3; id++) {
+        check_acked(&c, id, acked, N);
+    }
+    cl_close_all(&c);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
     const struct
@@ -344,6 +408,8 @@ static Suite *cluster_suite(void)
          test_cluster_full_restart_keeps_all_data},
         {"membership_changes_under_load_lose_no_ack",
          test_cluster_membership_changes_under_load_lose_no_ack},
+        {"snapshot_catches_up_a_follower_and_survives_restart",
+         test_cluster_snapshot_catches_up_a_follower_and_survives_restart},
     };
     Suite *s = suite_create("cluster");
     /* One case per test, named after it, so ctest can run each alone. */

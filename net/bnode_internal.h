@@ -1,0 +1,135 @@
+/*
+ * bnode_internal.h - the node driver's state, shared by bnode.c (the cycle)
+ * and bnode_snap.c (snapshots: taking them, sending them in chunks,
+ * installing them). Nothing outside those two files includes it.
+ */
+#ifndef BALLOT_NET_BNODE_INTERNAL_H
+#define BALLOT_NET_BNODE_INTERNAL_H
+
+#include "bnode.h"
+#include "transport.h"
+#include "wal.h"
+
+/* A proposal waiting for its entry to be applied (or overwritten). */
+struct pending_write
+{
+    raft_index index;
+    raft_term term;
+    uint64_t started_ms;
+    bnode_write_cb cb;
+    void *arg;
+    struct pending_write *next;
+};
+
+/* A proposal made while the core was frozen. */
+struct queued_proposal
+{
+    uint8_t *data;
+    size_t len;
+    int conf_change; /* 0: a command; else an enum raft_conf_change */
+    raft_id conf_id;
+    bnode_write_cb cb;
+    void *arg;
+    struct queued_proposal *next;
+};
+
+/* A read barrier. ctx 0: not yet asked of the core; index known once the
+ * core answered. */
+struct pending_read
+{
+    bool linearizable;
+    uint64_t ctx;
+    bool index_known;
+    raft_index index;
+    bnode_read_cb cb;
+    void *arg;
+    struct pending_read *next;
+};
+
+/* A message received while the core was frozen, deep-copied. */
+struct queued_msg
+{
+    struct raft_message m;
+    struct raft_entry *entries;
+    uint8_t *blob;
+    struct queued_msg *next;
+};
+
+struct bnode
+{
+    uv_loop_t *loop;
+    struct bnode_options opts;
+    char data_dir[4096];
+    char leader_addr[BNODE_HOST_MAX + 16];
+
+    struct raft_node *raft;
+    struct wal *wal;
+    struct kv_store *kv;
+    struct transport *transport;
+
+    uv_timer_t tick_timer;
+    uv_idle_t idle;
+    bool idle_active;
+    unsigned pending_ticks;
+
+    /* The update being executed, and the worker persisting it. */
+    bool frozen;
+    struct raft_update update;
+    struct raft_hard_state disk_hs; /* the hard state last made durable */
+    uv_work_t work;
+    int work_status;
+    char work_err[256];
+
+    struct pending_write *writes_head, *writes_tail;
+    struct queued_proposal *props_head, *props_tail;
+    struct pending_read *reads_head, *reads_tail;
+    struct queued_msg *msgs_head, *msgs_tail;
+    uint64_t next_read_ctx;
+    uint64_t n_writes, n_reads;
+
+    uint64_t batches_persisted;
+    uint64_t entries_applied;
+    uint64_t applied_since_checkpoint;
+
+    /* Snapshots (bnode_snap.c). */
+    char snap_dir[4200];
+    struct kv_snapshot *send_snap; /* open for sending chunks */
+    bool snap_creating;            /* a worker is writing a snapshot */
+    uv_work_t snap_work;
+    struct kv_snapshot *created; /* written, not yet told to the core */
+    int snap_work_status;
+    raft_index last_snap_index; /* newest snapshot of this node */
+    bool snap_staging;          /* receiving a leader's snapshot */
+    bool snap_soon;             /* take one at once (after an install) */
+    bool halted;
+    bool stopping;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+    int closing_handles;
+};
+
+/* bnode_snap.c */
+
+/* Finishes an install a crash interrupted (see bnode_snap.c) before the
+ * WAL is read; @kv_applied is the store's applied index. */
+int snap_recover(struct bnode *node, char *err, size_t err_len);
+/* Fills a RAFT_MSG_SNAPSHOT's bytes from our snapshot file and sends it. */
+void snap_send(struct bnode *node, const struct raft_message *m);
+/* Stages received chunks and installs a completed snapshot (loop thread,
+ * before the batch's entries are persisted). Returns 0 or halts. */
+int snap_receive(struct bnode *node, const struct raft_update *u);
+/* Starts writing a snapshot on a worker when the log has grown enough. */
+void snap_maybe_create(struct bnode *node);
+/* Tells the core about a snapshot the worker finished and compacts the
+ * WAL (only while no batch is being persisted). */
+void snap_maybe_taken(struct bnode *node);
+/* At start: if the WAL's snapshot has no file here, take one soon. */
+void snap_check_file(struct bnode *node);
+void snap_close(struct bnode *node);
+
+/* bnode.c */
+void bnode_halt(struct bnode *node, const char *what);
+/* Closes everything once nothing is in flight (bnode_stop()). */
+void bnode_stop_now(struct bnode *node);
+
+#endif

@@ -1,0 +1,435 @@
+/*
+ * bnode_snap.c - snapshots in the node driver.
+ *
+ * Taking one: once `snapshot_every` entries were applied since the last
+ * snapshot, a worker thread writes a compacting copy of LMDB to
+ * DATA/snap/<index>.snap (kv_snapshot_create: writers are held back only
+ * until its read transaction starts). Back on the loop, LMDB is
+ * checkpointed (so the store on disk is at least as new as the snapshot),
+ * the core is told (raft_snapshot_taken: it compacts its in-memory log,
+ * keeping `snapshot_trailing` entries), the WAL records the snapshot as
+ * its new base and drops whole segments below the core's first index, and
+ * older snapshot files are removed.
+ *
+ * Sending one: the core asks for chunks (RAFT_MSG_SNAPSHOT with no data);
+ * they are read from the snapshot file at the offset the core names, so a
+ * transfer resumes where the follower says it stopped.
+ *
+ * Installing one (follower): chunks are staged by kv; when the last one
+ * arrives the install runs on the loop thread, before the batch's entries
+ * are persisted, in this order:
+ *
+ *   1. kv_snapshot_stage_finish   verify the checksum, sync the staging area
+ *   2. DATA/snapshot.pending      the meta, written and synced atomically
+ *   3. kv_snapshot_install        LMDB switches atomically (CURRENT rename)
+ *   4. WAL: snapshot meta, reset or keep the log, sync
+ *   5. remove snapshot.pending
+ *
+ * A crash between 3 and 5 leaves LMDB newer than the WAL's base; at the
+ * next start snap_recover() sees the pending file, finds LMDB at its index
+ * and completes step 4. A crash before 3 leaves LMDB as it was; the pending
+ * file is dropped and the leader sends the snapshot again.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bnode_internal.h"
+#include "format.h"
+#include "log.h"
+
+/* ---- the pending-install file ------------------------------------------ */
+
+static void pending_path(const struct bnode *node, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/snapshot.pending", node->data_dir);
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rv = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rv;
+}
+
+/* Layout: u8 reset_log, then format_snapmeta_encode()'s bytes. */
+static int pending_write(struct bnode *node,
+                         const struct raft_snapshot_meta *meta,
+                         bool reset_log)
+{
+    uint8_t buf[1 + FORMAT_SNAPMETA_MAX_BYTES];
+    char path[4300], tmp[4310];
+    size_t len;
+    buf[0] = reset_log ? 1 : 0;
+    format_snapmeta_encode(meta, buf + 1, &len);
+    pending_path(node, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        return -errno;
+    }
+    ssize_t w = write(fd, buf, len + 1);
+    int rv = (w == (ssize_t)(len + 1) && fsync(fd) == 0) ? 0 : -EIO;
+    close(fd);
+    if (rv == 0 && rename(tmp, path) != 0) {
+        rv = -errno;
+    }
+    if (rv == 0) {
+        rv = sync_dir(node->data_dir);
+    }
+    return rv;
+}
+
+static int pending_read(struct bnode *node,
+                        struct raft_snapshot_meta *meta,
+                        bool *reset_log)
+{
+    uint8_t buf[1 + FORMAT_SNAPMETA_MAX_BYTES];
+    char path[4300];
+    const char *why = NULL;
+    pending_path(node, path, sizeof(path));
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return errno == ENOENT ? 1 : -errno;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 2 ||
+        format_snapmeta_decode(buf + 1, (size_t)n - 1, meta, &why) != 0) {
+        return -EINVAL;
+    }
+    *reset_log = buf[0] != 0;
+    return 0;
+}
+
+static void pending_remove(struct bnode *node)
+{
+    char path[4300];
+    pending_path(node, path, sizeof(path));
+    unlink(path);
+    (void)sync_dir(node->data_dir);
+}
+
+/* Step 4 of an install: the WAL takes the snapshot as its base. */
+static int wal_adopt(struct bnode *node,
+                     const struct raft_snapshot_meta *meta,
+                     bool reset_log)
+{
+    int rv = wal_save_snapshot_meta(node->wal, meta);
+    if (rv == 0 && reset_log) {
+        rv = wal_reset(node->wal, meta->index + 1);
+    }
+    if (rv == 0) {
+        rv = wal_sync(node->wal, NULL);
+    }
+    return rv;
+}
+
+int snap_recover(struct bnode *node, char *err, size_t err_len)
+{
+    struct raft_snapshot_meta meta;
+    struct kv_status ks;
+    bool reset_log;
+    int rv = pending_read(node, &meta, &reset_log);
+    if (rv == 1) {
+        return 0; /* nothing was interrupted */
+    }
+    if (rv != 0 || kv_status(node->kv, &ks) != 0) {
+        snprintf(err, err_len, "%s/snapshot.pending is unreadable",
+                 node->data_dir);
+        return BNODE_ESTORAGE;
+    }
+    if (ks.applied >= meta.index) {
+        blog(BLOG_WARN,
+             "completing the install of snapshot %llu that a crash "
+             "interrupted",
+             (unsigned long long)meta.index);
+        if (wal_adopt(node, &meta, reset_log) != 0) {
+            snprintf(err, err_len, "%s", wal_errmsg(node->wal));
+            return BNODE_ESTORAGE;
+        }
+    } else {
+        blog(BLOG_WARN,
+             "dropping snapshot %llu whose install a crash interrupted "
+             "(the leader sends it again)",
+             (unsigned long long)meta.index);
+    }
+    pending_remove(node);
+    return 1; /* the WAL changed: read it again */
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+static void snap_file(const struct bnode *node,
+                      raft_index index,
+                      char *buf,
+                      size_t len)
+{
+    snprintf(buf, len, "%s/%020llu.snap", node->snap_dir,
+             (unsigned long long)index);
+}
+
+void snap_send(struct bnode *node, const struct raft_message *m)
+{
+    const struct raft_msg_snapshot *c = &m->u.snapshot;
+    char path[4400], err[256];
+    if (node->send_snap == NULL ||
+        kv_snapshot_info(node->send_snap)->applied != c->meta.index) {
+        if (node->send_snap != NULL) {
+            kv_snapshot_close(node->send_snap);
+            node->send_snap = NULL;
+        }
+        snap_file(node, c->meta.index, path, sizeof(path));
+        if (kv_snapshot_open(path, NULL, &node->send_snap, err, sizeof(err)) !=
+            0) {
+            /* Gone (a newer one replaced it): the core resends the newest
+             * after its idle timeout. */
+            blog(BLOG_WARN, "cannot send snapshot %llu: %s",
+                 (unsigned long long)c->meta.index, err);
+            node->send_snap = NULL;
+            return;
+        }
+    }
+    uint8_t *data = malloc(c->len ? c->len : 1);
+    size_t n = 0;
+    if (data == NULL ||
+        kv_snapshot_read_chunk(node->send_snap, c->offset, data, c->len, &n) !=
+            0 ||
+        n != c->len) {
+        free(data);
+        return;
+    }
+    struct raft_message copy = *m;
+    copy.u.snapshot.data = data;
+    (void)transport_send(node->transport, &copy);
+    free(data);
+}
+
+/* ---- installing -------------------------------------------------------- */
+
+static int install(struct bnode *node,
+                   const struct raft_snapshot_meta *meta,
+                   bool reset_log)
+{
+    struct kv_snapshot_info info;
+    char msg[256];
+    int rv = kv_snapshot_stage_finish(node->kv, &info);
+    if (rv != 0 || info.applied != meta->index || info.size != meta->size) {
+        kv_errmsg(node->kv, msg, sizeof(msg));
+        blog(BLOG_ERROR, "received snapshot %llu does not verify: %s",
+             (unsigned long long)meta->index, msg);
+        return BNODE_ESTORAGE;
+    }
+    if (pending_write(node, meta, reset_log) != 0) {
+        return BNODE_ESTORAGE;
+    }
+    rv = kv_snapshot_install(node->kv);
+    if (rv != 0) {
+        kv_errmsg(node->kv, msg, sizeof(msg));
+        blog(BLOG_ERROR, "installing snapshot %llu: %s",
+             (unsigned long long)meta->index, msg);
+        return BNODE_ESTORAGE;
+    }
+    if (wal_adopt(node, meta, reset_log) != 0) {
+        blog(BLOG_ERROR, "wal: %s", wal_errmsg(node->wal));
+        return BNODE_ESTORAGE;
+    }
+    pending_remove(node);
+    node->snap_staging = false;
+    blog(BLOG_INFO, "installed snapshot %llu (%llu bytes) from the leader",
+         (unsigned long long)meta->index, (unsigned long long)meta->size);
+    return 0;
+}
+
+int snap_receive(struct bnode *node, const struct raft_update *u)
+{
+    for (size_t i = 0; i < u->n_snapshot_chunks; i++) {
+        const struct raft_msg_snapshot *c = &u->snapshot_chunks[i];
+        int rv = 0;
+        if (c->offset == 0) {
+            rv = kv_snapshot_stage_begin(node->kv);
+            node->snap_staging = rv == 0;
+        }
+        if (rv == 0 && node->snap_staging) {
+            rv = kv_snapshot_stage_write(node->kv, c->offset, c->data, c->len);
+        }
+        if (rv != 0) {
+            /* A broken transfer is not a storage failure: the chunk is
+             * acknowledged, the checksum at the end refuses the result, and
+             * the leader starts over. */
+            node->snap_staging = false;
+        }
+    }
+    if (u->snapshot == NULL) {
+        return 0;
+    }
+    if (!node->snap_staging) {
+        bnode_halt(node, "a snapshot completed that was not staged");
+        return BNODE_ESTORAGE;
+    }
+    int rv = install(node, u->snapshot, u->snapshot_reset_log);
+    if (rv != 0) {
+        bnode_halt(node, "cannot install the leader's snapshot");
+        return rv;
+    }
+    node->last_snap_index = u->snapshot->index;
+    /* The staged file became LMDB's environment; take our own snapshot
+     * soon, so this node can send one if it leads. */
+    node->snap_soon = true;
+    return 0;
+}
+
+/* ---- taking ------------------------------------------------------------ */
+
+static void create_work(uv_work_t *req)
+{
+    struct bnode *node = req->data;
+    char path[4400];
+    /* The index is only known from the copy's header: write to a fixed
+     * name, then rename to the index in snap_maybe_taken(). */
+    snprintf(path, sizeof(path), "%s/new.snap", node->snap_dir);
+    node->snap_work_status = kv_snapshot_create(node->kv, path, &node->created);
+}
+
+static void create_done(uv_work_t *req, int status)
+{
+    struct bnode *node = req->data;
+    node->snap_creating = false;
+    if (status != 0 || node->snap_work_status != 0) {
+        blog(BLOG_WARN, "taking a snapshot failed: %s",
+             kv_strerror(node->snap_work_status));
+        node->created = NULL;
+        if (node->stopping && !node->frozen) {
+            bnode_stop_now(node);
+        }
+        return;
+    }
+    if (node->stopping) {
+        kv_snapshot_close(node->created);
+        node->created = NULL;
+        if (!node->frozen) {
+            bnode_stop_now(node); /* it waited for this worker */
+        }
+        return;
+    }
+    snap_maybe_taken(node);
+}
+
+void snap_maybe_create(struct bnode *node)
+{
+    if (node->opts.snapshot_every == 0 || node->snap_creating ||
+        node->created != NULL || node->stopping) {
+        return;
+    }
+    raft_index applied = raft_applied_index(node->raft);
+    if (!node->snap_soon &&
+        applied < node->last_snap_index + node->opts.snapshot_every) {
+        return;
+    }
+    node->snap_soon = false;
+    node->snap_creating = true;
+    node->snap_work.data = node;
+    if (uv_queue_work(node->loop, &node->snap_work, create_work, create_done) !=
+        0) {
+        node->snap_creating = false;
+    }
+}
+
+static void remove_older(struct bnode *node, raft_index keep)
+{
+    DIR *d = opendir(node->snap_dir);
+    struct dirent *e;
+    char path[4200 + 300];
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long idx;
+        char tail[8];
+        if (sscanf(e->d_name, "%20llu.%4s", &idx, tail) == 2 &&
+            strcmp(tail, "snap") == 0 && idx < keep) {
+            snprintf(path, sizeof(path), "%s/%s", node->snap_dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+void snap_maybe_taken(struct bnode *node)
+{
+    char from[4400], to[4400];
+    raft_index durable;
+    if (node->created == NULL || node->frozen || node->halted) {
+        return;
+    }
+    const struct kv_snapshot_info *info = kv_snapshot_info(node->created);
+    raft_index index = info->applied;
+    uint64_t size = info->size;
+    kv_snapshot_close(node->created);
+    node->created = NULL;
+    snprintf(from, sizeof(from), "%s/new.snap", node->snap_dir);
+    snap_file(node, index, to, sizeof(to));
+    if (rename(from, to) != 0 || sync_dir(node->snap_dir) != 0) {
+        blog(BLOG_WARN, "cannot keep snapshot %llu: %s",
+             (unsigned long long)index, strerror(errno));
+        return;
+    }
+    /* LMDB on disk must be at least as new as the WAL's new base before
+     * the log below it can go. */
+    if (kv_checkpoint(node->kv, &durable) != 0 || durable < index) {
+        bnode_halt(node, "cannot checkpoint the store before compaction");
+        return;
+    }
+    if (raft_snapshot_taken(node->raft, index, size) != 0) {
+        return; /* older than what the core has: nothing to do */
+    }
+    const struct raft_snapshot_meta *meta = raft_snapshot_of(node->raft);
+    if (wal_save_snapshot_meta(node->wal, meta) != 0 ||
+        wal_compact(node->wal, raft_first_index(node->raft)) != 0) {
+        bnode_halt(node, wal_errmsg(node->wal));
+        return;
+    }
+    node->last_snap_index = index;
+    node->applied_since_checkpoint = 0;
+    remove_older(node, index);
+    blog(BLOG_INFO, "snapshot %llu taken (%llu bytes); log from %llu",
+         (unsigned long long)index, (unsigned long long)size,
+         (unsigned long long)raft_first_index(node->raft));
+}
+
+void snap_check_file(struct bnode *node)
+{
+    char path[4400];
+    struct stat st;
+    if (node->last_snap_index == 0) {
+        return;
+    }
+    snap_file(node, node->last_snap_index, path, sizeof(path));
+    if (stat(path, &st) != 0) {
+        /* The WAL's base came from a snapshot installed from the leader
+         * (or the file was lost): take one of our own to be able to
+         * send it. */
+        node->snap_soon = true;
+    }
+}
+
+void snap_close(struct bnode *node)
+{
+    if (node->send_snap != NULL) {
+        kv_snapshot_close(node->send_snap);
+        node->send_snap = NULL;
+    }
+    if (node->created != NULL) {
+        kv_snapshot_close(node->created);
+        node->created = NULL;
+    }
+}
