@@ -1,0 +1,566 @@
+/*
+ * test_cli.c - the `ballot` CLI against a real 3-node cluster.
+ *
+ * Every test starts its own cluster with the harness of tests/cluster and
+ * runs the CLI as a child process (cl_run: bounded in time, killed by
+ * pid), then parses its --json output with cJSON and checks it field by
+ * field, and its exit code.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "harness.h"
+
+#define CLI_TIMEOUT_MS 30000
+
+static struct cluster cl;
+static char eps_all[256];
+
+static void addr_of(unsigned id, char *buf, size_t n)
+{
+    snprintf(buf, n, "127.0.0.1:%d", cl.nodes[id - 1].client_port);
+}
+
+static unsigned start_cluster(void)
+{
+    unsigned leader;
+    char a[64], b[64], c[64];
+    cl.ballotd = BALLOTD_PATH;
+    cl_start(&cl, 3);
+    leader = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(leader, 0);
+    addr_of(1, a, sizeof(a));
+    addr_of(2, b, sizeof(b));
+    addr_of(3, c, sizeof(c));
+    snprintf(eps_all, sizeof(eps_all), "%s,%s,%s", a, b, c);
+    return leader;
+}
+
+/* Runs `ballot --endpoints EPS --timeout 3000 ARGS...` (NULL-terminated)
+ * with stdin from @in (NULL: /dev/null). Returns the exit code; *out
+ * gets stdout and stderr together. */
+static int run_in(const char *eps, const char *in, char **out, ...)
+{
+    const char *argv[64];
+    int n = 0, rc;
+    va_list ap;
+    argv[n++] = BALLOT_PATH;
+    argv[n++] = "--endpoints";
+    argv[n++] = eps;
+    argv[n++] = "--timeout";
+    argv[n++] = "3000";
+    va_start(ap, out);
+    for (const char *a; n < 63 && (a = va_arg(ap, const char *)) != NULL;) {
+        argv[n++] = a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    rc = cl_run(argv, in, out, NULL, CLI_TIMEOUT_MS);
+    ck_assert_int_ne(rc, -1);
+    return rc;
+}
+
+#define run(eps, out, ...) run_in(eps, NULL, out, __VA_ARGS__, NULL)
+
+/* The first line of @out that is a JSON object (stderr shares the
+ * stream), parsed. */
+static cJSON *json_of(const char *out)
+{
+    for (const char *p = out; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        if (*p == '{') {
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            char *line = strndup(p, n);
+            cJSON *j = cJSON_Parse(line);
+            free(line);
+            ck_assert_msg(j != NULL, "not JSON: %s", out);
+            return j;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    ck_abort_msg("no JSON in: %s", out);
+    return NULL;
+}
+
+static double num(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", name);
+    return v->valuedouble;
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    ck_assert_msg(cJSON_IsString(v), "%s is not a string", name);
+    return v->valuestring;
+}
+
+static bool boolean(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    ck_assert_msg(cJSON_IsBool(v), "%s is not a boolean", name);
+    return cJSON_IsTrue(v);
+}
+
+/* Runs a --json command that must succeed and returns its object. */
+static cJSON *ok_json6(const char *eps,
+                       const char *a,
+                       const char *b,
+                       const char *c,
+                       const char *d,
+                       const char *e,
+                       const char *f)
+{
+    char *out = NULL;
+    int rc = run(eps, &out, "--json", a, b, c, d, e, f);
+    cJSON *j;
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    j = json_of(out);
+    free(out);
+    return j;
+}
+
+static cJSON *ok_json(const char *eps,
+                      const char *a,
+                      const char *b,
+                      const char *c,
+                      const char *d,
+                      const char *e)
+{
+    return ok_json6(eps, a, b, c, d, e, NULL);
+}
+
+static void teardown(void)
+{
+    cl_close_all(&cl);
+}
+
+/* put, get, del, range and txn, checked through their JSON output. */
+START_TEST(test_cli_kv_commands_print_json)
+{
+    cJSON *j, *kvs, *kv;
+    double rev;
+    start_cluster();
+
+    j = ok_json(eps_all, "put", "user:1", "alice", NULL, NULL);
+    ck_assert_str_eq(str(j, "key"), "user:1");
+    rev = num(j, "revision");
+    ck_assert(rev >= 1);
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "put", "user:2", "bob", NULL, NULL);
+    ck_assert(num(j, "revision") == rev + 1);
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "put", "zzz", "last", NULL, NULL);
+    cJSON_Delete(j);
+
+    j = ok_json(eps_all, "get", "user:1", NULL, NULL, NULL);
+    ck_assert_str_eq(str(j, "key"), "user:1");
+    ck_assert(boolean(j, "found"));
+    ck_assert_str_eq(str(j, "value"), "alice");
+    cJSON_Delete(j);
+
+    j = ok_json(eps_all, "range", "user:", "--prefix", NULL, NULL);
+    ck_assert(num(j, "count") == 2);
+    ck_assert(!boolean(j, "more"));
+    ck_assert(num(j, "revision") == rev + 2);
+    kvs = cJSON_GetObjectItem(j, "kvs");
+    ck_assert_int_eq(cJSON_GetArraySize(kvs), 2);
+    kv = cJSON_GetArrayItem(kvs, 1);
+    ck_assert_str_eq(str(kv, "key"), "user:2");
+    ck_assert_str_eq(str(kv, "value"), "bob");
+    cJSON_Delete(j);
+
+    /* LIMIT and REVERSE over the whole key space; count is the total. */
+    j = ok_json6(eps_all, "range", "", "--prefix", "--limit", "1", "--reverse");
+    ck_assert(num(j, "count") == 3);
+    ck_assert(boolean(j, "more"));
+    kv = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "kvs"), 0);
+    ck_assert_str_eq(str(kv, "key"), "zzz");
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "range", "user:", "user:2", "--keys-only", NULL);
+    kvs = cJSON_GetObjectItem(j, "kvs");
+    ck_assert_int_eq(cJSON_GetArraySize(kvs), 1);
+    kv = cJSON_GetArrayItem(kvs, 0);
+    ck_assert_str_eq(str(kv, "key"), "user:1");
+    ck_assert_ptr_null(cJSON_GetObjectItem(kv, "value"));
+    cJSON_Delete(j);
+
+    /* A compare-and-swap that holds, then one that does not. */
+    {
+        char *out = NULL;
+        int rc = run(eps_all, &out, "--json", "txn", "value", "user:1", "=",
+                     "alice", "then", "put", "user:1", "carol", "get", "user:1",
+                     "else", "get", "user:1");
+        ck_assert_msg(rc == 0, "%s", out);
+        j = json_of(out);
+        free(out);
+        ck_assert(boolean(j, "succeeded"));
+        kvs = cJSON_GetObjectItem(j, "results");
+        ck_assert_int_eq(cJSON_GetArraySize(kvs), 2);
+        ck_assert_str_eq(cJSON_GetArrayItem(kvs, 0)->valuestring, "OK");
+        ck_assert_str_eq(cJSON_GetArrayItem(kvs, 1)->valuestring, "carol");
+        cJSON_Delete(j);
+        rc = run(eps_all, &out, "--json", "txn", "value", "user:1", "=",
+                 "alice", "then", "put", "user:1", "dave", "else", "get",
+                 "user:1", "get", "nope");
+        ck_assert_msg(rc == 0, "%s", out);
+        j = json_of(out);
+        free(out);
+        ck_assert(!boolean(j, "succeeded"));
+        kvs = cJSON_GetObjectItem(j, "results");
+        ck_assert_str_eq(cJSON_GetArrayItem(kvs, 0)->valuestring, "carol");
+        ck_assert(cJSON_IsNull(cJSON_GetArrayItem(kvs, 1)));
+        cJSON_Delete(j);
+    }
+
+    j = ok_json(eps_all, "del", "user:2", NULL, NULL, NULL);
+    ck_assert(num(j, "deleted") == 1);
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "del", "user:2", NULL, NULL, NULL);
+    ck_assert(num(j, "deleted") == 0);
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "range", "user:", "--prefix", "--count-only", NULL);
+    ck_assert(num(j, "count") == 1);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "kvs")), 0);
+    cJSON_Delete(j);
+}
+END_TEST
+
+/* txn -i reads compares, success and failure operations from stdin; put -
+ * reads the value from stdin; stale reads work. */
+START_TEST(test_cli_txn_interactive_and_stdin_value)
+{
+    char path[] = "/tmp/ballot-cli-in-XXXXXX";
+    int fd;
+    FILE *f;
+    char *out = NULL;
+    cJSON *j, *res;
+    int rc;
+    start_cluster();
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    f = fdopen(fd, "w");
+    fputs("exists lock = 0\n\nput lock me\nget lock\n\nget lock\n", f);
+    fclose(f);
+    rc = run_in(eps_all, path, &out, "--json", "txn", "-i", NULL);
+    ck_assert_msg(rc == 0, "%s", out);
+    j = json_of(out);
+    free(out);
+    ck_assert(boolean(j, "succeeded"));
+    res = cJSON_GetObjectItem(j, "results");
+    ck_assert_int_eq(cJSON_GetArraySize(res), 2);
+    ck_assert_str_eq(cJSON_GetArrayItem(res, 1)->valuestring, "me");
+    cJSON_Delete(j);
+    /* The same again fails: the lock exists now. */
+    rc = run_in(eps_all, path, &out, "--json", "txn", "-i", NULL);
+    j = json_of(out);
+    free(out);
+    ck_assert(!boolean(j, "succeeded"));
+    cJSON_Delete(j);
+
+    f = fopen(path, "w");
+    fputs("line one\nline two\n", f);
+    fclose(f);
+    rc = run_in(eps_all, path, &out, "put", "doc", "-", NULL);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    rc = run(eps_all, &out, "--json", "--consistency", "l", "get", "doc");
+    j = json_of(out);
+    free(out);
+    ck_assert_str_eq(str(j, "value"), "line one\nline two\n");
+    cJSON_Delete(j);
+    unlink(path);
+}
+END_TEST
+
+/* member list, status and leader transfer. */
+START_TEST(test_cli_member_status_and_leader_transfer)
+{
+    unsigned leader = start_cluster(), target = leader % 3 + 1;
+    cJSON *j, *arr;
+    char id[16], addr[64], *out = NULL;
+    int rc;
+
+    j = ok_json(eps_all, "member", "list", NULL, NULL, NULL);
+    arr = cJSON_GetObjectItem(j, "members");
+    ck_assert_int_eq(cJSON_GetArraySize(arr), 3);
+    for (int i = 0; i < 3; i++) {
+        cJSON *m = cJSON_GetArrayItem(arr, i);
+        unsigned mid = (unsigned)num(m, "id");
+        ck_assert(mid >= 1 && mid <= 3);
+        ck_assert_str_eq(str(m, "role"), "voter");
+        addr_of(mid, addr, sizeof(addr));
+        ck_assert_str_eq(str(m, "address"), addr);
+    }
+    cJSON_Delete(j);
+
+    j = ok_json(eps_all, "put", "k", "v", NULL, NULL);
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "status", NULL, NULL, NULL, NULL);
+    arr = cJSON_GetObjectItem(j, "endpoints");
+    ck_assert_int_eq(cJSON_GetArraySize(arr), 3);
+    for (int i = 0; i < 3; i++) {
+        cJSON *s = cJSON_GetArrayItem(arr, i);
+        addr_of((unsigned)i + 1, addr, sizeof(addr));
+        ck_assert_str_eq(str(s, "endpoint"), addr);
+        ck_assert(num(s, "id") == i + 1);
+        ck_assert_str_eq(str(s, "role"),
+                         (unsigned)i + 1 == leader ? "leader" : "follower");
+        ck_assert(num(s, "term") >= 1);
+        ck_assert(num(s, "leader") == leader);
+        ck_assert(num(s, "commit") >= num(s, "applied"));
+        ck_assert(num(s, "lag") >= 0);
+        ck_assert(num(s, "revision") <= 1);
+        ck_assert(num(s, "keys") <= 1);
+        ck_assert_str_eq(str(s, "version"), "0.1.0");
+    }
+    cJSON_Delete(j);
+
+    /* --cluster finds every member from one endpoint. */
+    addr_of(leader, addr, sizeof(addr));
+    j = ok_json(addr, "status", "--cluster", NULL, NULL, NULL);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "endpoints")),
+                     3);
+    cJSON_Delete(j);
+
+    /* Transfer, sent to a follower first: the CLI follows the redirect. */
+    snprintf(id, sizeof(id), "%u", target);
+    addr_of(target, addr, sizeof(addr));
+    rc = run(addr, &out, "--json", "leader", "transfer", id);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    for (int i = 0; i < 100; i++) {
+        if (cl_wait_leader(&cl, 1000) == target) {
+            break;
+        }
+        usleep(50000);
+    }
+    ck_assert_uint_eq(cl_wait_leader(&cl, 1000), target);
+}
+END_TEST
+
+/* A dead first endpoint is skipped; writes sent to a follower follow the
+ * NOTLEADER redirect. */
+START_TEST(test_cli_endpoint_failover_and_redirect)
+{
+    unsigned leader = start_cluster();
+    unsigned follower = leader % 3 + 1, other = follower % 3 + 1;
+    char dead[64], fol[64], eps[160];
+    cJSON *j;
+
+    /* Only a follower named: the write is redirected to the leader. */
+    addr_of(follower, fol, sizeof(fol));
+    j = ok_json(fol, "put", "redirected", "yes", NULL, NULL);
+    cJSON_Delete(j);
+    j = ok_json(fol, "get", "redirected", NULL, NULL, NULL);
+    ck_assert_str_eq(str(j, "value"), "yes");
+    cJSON_Delete(j);
+
+    /* Kill the other follower and name it first. */
+    cl_kill(&cl, other);
+    addr_of(other, dead, sizeof(dead));
+    snprintf(eps, sizeof(eps), "%s,%s", dead, fol);
+    j = ok_json(eps, "get", "redirected", NULL, NULL, NULL);
+    ck_assert_str_eq(str(j, "value"), "yes");
+    cJSON_Delete(j);
+    j = ok_json(eps, "put", "after", "failover", NULL, NULL);
+    cJSON_Delete(j);
+    j = ok_json(eps, "--consistency", "s", "get", "after", NULL);
+    ck_assert_str_eq(str(j, "value"), "failover");
+    cJSON_Delete(j);
+}
+END_TEST
+
+/* Exit codes: 1 missing key, 2 usage, 3 unreachable, 4 rejected. */
+START_TEST(test_cli_exit_codes)
+{
+    char *out = NULL, longkey[600];
+    cJSON *j, *e;
+    int rc;
+    start_cluster();
+
+    rc = run(eps_all, &out, "--json", "get", "missing");
+    ck_assert_int_eq(rc, 1);
+    j = json_of(out);
+    free(out);
+    ck_assert(!boolean(j, "found"));
+    cJSON_Delete(j);
+
+    ck_assert_int_eq(run(eps_all, &out, "get"), 2);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "frobnicate"), 2);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "range", "a", "--bogus"), 2);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "txn", "value", "k"), 2);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "--consistency", "x", "get", "k"), 2);
+    free(out);
+
+    /* Nothing listens on port 1. */
+    rc = run("127.0.0.1:1", &out, "--json", "get", "k");
+    ck_assert_int_eq(rc, 3);
+    j = json_of(out);
+    free(out);
+    e = cJSON_GetObjectItem(j, "error");
+    ck_assert(num(e, "exit_code") == 3);
+    cJSON_Delete(j);
+    ck_assert_int_eq(run("127.0.0.1:1", &out, "put", "k", "v"), 3);
+    free(out);
+
+    memset(longkey, 'k', sizeof(longkey) - 1);
+    longkey[sizeof(longkey) - 1] = '\0';
+    ck_assert_int_eq(run(eps_all, &out, "put", longkey, "v"), 4);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "member", "remove", "9"), 4);
+    free(out);
+    rc = run(eps_all, &out, "snapshot", "save", "/tmp/x.snap");
+    ck_assert_int_eq(rc, 4);
+    ck_assert_ptr_nonnull(strstr(out, "not supported by this server yet"));
+    free(out);
+}
+END_TEST
+
+/* The shell reads commands from a non-terminal stdin too. */
+START_TEST(test_cli_shell_runs_commands)
+{
+    char path[] = "/tmp/ballot-cli-sh-XXXXXX";
+    int fd;
+    FILE *f;
+    char *out = NULL;
+    int rc;
+    start_cluster();
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    f = fdopen(fd, "w");
+    fputs("put s \"two words\"\nget s\n--json get s\nquit\n", f);
+    fclose(f);
+    rc = run_in(eps_all, path, &out, "shell", NULL);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "two words\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\"value\":\"two words\""));
+    free(out);
+    unlink(path);
+}
+END_TEST
+
+/* A small bench: every request is accounted for and the keys it wrote are
+ * all there with the values it documents. */
+START_TEST(test_cli_bench_small_run_accounts_for_every_request)
+{
+    char *out = NULL;
+    cJSON *j, *lat;
+    int rc;
+    start_cluster();
+    rc = run(eps_all, &out, "--json", "bench", "put", "--total", "2000",
+             "--clients", "20", "--conns", "4", "--key-space", "2000",
+             "--key-dist", "sequential", "--value-size", "16", "--key-prefix",
+             "b:");
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    j = json_of(out);
+    free(out);
+    ck_assert_str_eq(str(j, "workload"), "put");
+    ck_assert(num(j, "sent") == 2000);
+    ck_assert(num(j, "sent") == num(j, "succeeded") + num(j, "failed"));
+    ck_assert(num(j, "failed") == 0);
+    ck_assert(num(j, "throughput") > 0);
+    lat = cJSON_GetObjectItem(j, "latency_ms");
+    ck_assert(num(lat, "p50") <= num(lat, "p90"));
+    ck_assert(num(lat, "p90") <= num(lat, "p99"));
+    ck_assert(num(lat, "p99") <= num(lat, "p99_9"));
+    ck_assert(num(lat, "p99_9") <= num(lat, "max"));
+    ck_assert(num(cJSON_GetObjectItem(j, "cpu"), "percent_of_one_core") >= 0);
+    cJSON_Delete(j);
+
+    j = ok_json(eps_all, "range", "b:", "--prefix", "--count-only", NULL);
+    ck_assert(num(j, "count") == 2000);
+    cJSON_Delete(j);
+    /* Keys are zero-padded to the key space's width; values are the key
+     * padded with 'x'. */
+    j = ok_json(eps_all, "get", "b:0000", NULL, NULL, NULL);
+    ck_assert_str_eq(str(j, "value"), "b:0000xxxxxxxxxx");
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "get", "b:1999", NULL, NULL, NULL);
+    ck_assert_str_eq(str(j, "value"), "b:1999xxxxxxxxxx");
+    cJSON_Delete(j);
+
+    /* Reads, mixed and txn workloads run clean too. */
+    rc = run(eps_all, &out, "--json", "--consistency", "s", "bench", "get",
+             "--total", "1000", "--clients", "10", "--key-space", "2000",
+             "--key-prefix", "b:");
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    j = json_of(out);
+    free(out);
+    ck_assert(num(j, "succeeded") == 1000);
+    cJSON_Delete(j);
+    rc = run(eps_all, &out, "--json", "bench", "mixed", "--ratio", "0.5",
+             "--total", "1000", "--clients", "10", "--key-dist", "zipfian");
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    j = json_of(out);
+    free(out);
+    ck_assert(num(j, "succeeded") == 1000);
+    cJSON_Delete(j);
+    rc = run(eps_all, &out, "--json", "bench", "txn", "--duration", "1",
+             "--rate", "500", "--clients", "5");
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    j = json_of(out);
+    free(out);
+    ck_assert(num(j, "sent") == num(j, "succeeded"));
+    ck_assert(num(j, "sent") <= 600);
+    cJSON_Delete(j);
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    const struct
+    {
+        const char *name;
+        const TTest *test;
+    } tests[] = {
+        {"kv_commands_print_json", test_cli_kv_commands_print_json},
+        {"txn_interactive_and_stdin_value",
+         test_cli_txn_interactive_and_stdin_value},
+        {"member_status_and_leader_transfer",
+         test_cli_member_status_and_leader_transfer},
+        {"endpoint_failover_and_redirect",
+         test_cli_endpoint_failover_and_redirect},
+        {"exit_codes", test_cli_exit_codes},
+        {"shell_runs_commands", test_cli_shell_runs_commands},
+        {"bench_small_run_accounts_for_every_request",
+         test_cli_bench_small_run_accounts_for_every_request},
+    };
+    Suite *s = suite_create("cli");
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        TCase *tc = tcase_create(tests[i].name);
+        tcase_add_checked_fixture(tc, NULL, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, tests[i].test);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    SRunner *sr = srunner_create(cli_suite());
+    int ran, failed;
+    signal(SIGPIPE, SIG_IGN);
+    srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
+    ran = srunner_ntests_run(sr);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (ran == 0) {
+        fprintf(stderr, "no test named %s\n", argc > 1 ? argv[1] : "");
+        return 1;
+    }
+    return failed == 0 ? 0 : 1;
+}
