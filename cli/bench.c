@@ -567,8 +567,11 @@ static void report(struct cli *cli, struct bench *b)
         cli_print_json(o);
         return;
     }
-    printf("workload %s (%s reads), %u clients over %u connections\n",
-           workload_names[b->workload], cli->stale ? "stale" : "linearizable",
+    printf("workload %s%s, %u clients over %u connections\n",
+           workload_names[b->workload],
+           b->workload == W_GET || b->workload == W_MIXED
+               ? (cli->stale ? " (stale reads)" : " (linearizable reads)")
+               : "",
            b->clients, b->conns);
     printf("sent %llu, succeeded %llu, failed %llu in %.3f s\n",
            (unsigned long long)b->sent, (unsigned long long)b->ok,
