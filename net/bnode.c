@@ -650,6 +650,52 @@ static void drive(struct bnode *node)
 
 /* ---- public API -------------------------------------------------------- */
 
+/* Runs a proposal (a command, or a membership change when @conf_change is
+ * not 0) now, or queues it until the batch on the worker is persisted. */
+static int submit(struct bnode *node,
+                  const uint8_t *cmd,
+                  size_t len,
+                  int conf_change,
+                  raft_id id,
+                  bnode_write_cb cb,
+                  void *arg)
+{
+    if (!node->frozen) {
+        int rv = conf_change != 0
+                     ? conf_change_now(node, (enum raft_conf_change)conf_change,
+                                       id, cb, arg)
+                     : propose_now(node, cmd, len, cb, arg);
+        if (rv == 0) {
+            kick(node);
+        }
+        return rv;
+    }
+    struct queued_proposal *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return BNODE_ENOMEM;
+    }
+    if (conf_change == 0) {
+        p->data = malloc(len ? len : 1);
+        if (p->data == NULL) {
+            free(p);
+            return BNODE_ENOMEM;
+        }
+        memcpy(p->data, cmd, len);
+        p->len = len;
+    }
+    p->conf_change = conf_change;
+    p->conf_id = id;
+    p->cb = cb;
+    p->arg = arg;
+    if (node->props_tail != NULL) {
+        node->props_tail->next = p;
+    } else {
+        node->props_head = p;
+    }
+    node->props_tail = p;
+    return 0;
+}
+
 int bnode_propose(struct bnode *node,
                   const uint8_t *cmd,
                   size_t len,
@@ -665,34 +711,7 @@ int bnode_propose(struct bnode *node,
     if (raft_state_of(node->raft) != RAFT_LEADER) {
         return BNODE_ENOTLEADER;
     }
-    if (!node->frozen) {
-        int rv = propose_now(node, cmd, len, cb, arg);
-        if (rv == 0) {
-            kick(node);
-        }
-        return rv;
-    }
-    struct queued_proposal *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        return BNODE_ENOMEM;
-    }
-    p->data = malloc(len ? len : 1);
-    if (p->data == NULL) {
-        free(p);
-        return BNODE_ENOMEM;
-    }
-    memcpy(p->data, cmd, len);
-    p->len = len;
-    p->cb = cb;
-    p->arg = arg;
-    p->next = NULL;
-    if (node->props_tail != NULL) {
-        node->props_tail->next = p;
-    } else {
-        node->props_head = p;
-    }
-    node->props_tail = p;
-    return 0;
+    return submit(node, cmd, len, 0, 0, cb, arg);
 }
 
 const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id)
@@ -725,28 +744,7 @@ int bnode_conf_change(struct bnode *node,
     if (raft_state_of(node->raft) != RAFT_LEADER) {
         return BNODE_ENOTLEADER;
     }
-    if (!node->frozen) {
-        int rv = conf_change_now(node, change, id, cb, arg);
-        if (rv == 0) {
-            kick(node);
-        }
-        return rv;
-    }
-    struct queued_proposal *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        return BNODE_ENOMEM;
-    }
-    p->conf_change = (int)change;
-    p->conf_id = id;
-    p->cb = cb;
-    p->arg = arg;
-    if (node->props_tail != NULL) {
-        node->props_tail->next = p;
-    } else {
-        node->props_head = p;
-    }
-    node->props_tail = p;
-    return 0;
+    return submit(node, NULL, 0, (int)change, id, cb, arg);
 }
 
 int bnode_read(struct bnode *node,
