@@ -669,14 +669,21 @@ START_TEST(test_clients_bad_input_client_never_reads)
     enum { REQS = 1000 };
     int fd = raw_connect(port, 4096);
     const char *get = "*2\r\n$3\r\nGET\r\n$6\r\nbigval\r\n";
-    for (int i = 0; i < REQS; i++) {
-        raw_send(fd, get, strlen(get));
+    bool reset = false;
+    for (int i = 0; i < REQS && !reset; i++) {
+        ssize_t n = send(fd, get, strlen(get), MSG_NOSIGNAL);
+        /* The server may disconnect us before we finish sending: that is
+         * the outcome under test, not a failure. */
+        reset = n < 0 && (errno == EPIPE || errno == ECONNRESET);
+        ck_assert_msg(reset || n == (ssize_t)strlen(get), "send: %s",
+                      strerror(errno));
     }
     usleep(1000000);
     /* The server must have given up on it: reading now finds the replies
      * that made it into the socket buffers, then the end. */
-    bool closed;
+    bool closed = false;
     size_t got = raw_read_all(fd, NULL, 0, &closed);
+    closed |= reset;
     ck_assert_msg(closed, "the slow client was not disconnected");
     ck_assert_msg(got < (size_t)REQS * vlen, "got every reply: %zu", got);
     close(fd);
