@@ -45,6 +45,13 @@
 #define KV_TXN_CMPS_MAX 64u
 /* Most operations in each branch (then/else) of one transaction. */
 #define KV_TXN_OPS_MAX 128u
+/* Longest reply a client session stores with a request id (kv_cmd.reply):
+ * the largest value plus room for its framing. */
+#define KV_SESSION_REPLY_MAX (KV_VALUE_BYTES_MAX + 4096u)
+/* Largest client id of a session (ids are 1..2^63). */
+#define KV_SESSION_CLIENT_MAX (1ull << 63)
+/* Sessions kept by default (kv_options.session_max). */
+#define KV_SESSIONS_DEFAULT 100000u
 /* Longest encoded command; bounds the total a transaction can carry. */
 #define KV_CMD_BYTES_MAX (8u * 1024u * 1024u)
 /* Most bytes of keys and values one range read returns (a read that would
@@ -162,10 +169,22 @@ struct kv_cmd
     uint32_t n_then;
     struct kv_op *else_ops;
     uint32_t n_else;
+    /* Request id (client sessions, docs/kv.md): 0 = none. With a
+     * @client_id (1..KV_SESSION_CLIENT_MAX) and a @seq (>= 1), kv_apply()
+     * applies the command at most once per (client_id, seq) and stores
+     * @reply (opaque bytes, at most KV_SESSION_REPLY_MAX) to hand back to
+     * a retry. Borrowed like the other byte pointers. */
+    uint64_t client_id;
+    uint64_t seq;
+    const uint8_t *reply;
+    uint32_t reply_len;
 };
 
-/* The version byte kv_cmd_encode() writes and kv_cmd_decode() accepts. */
+/* The version byte kv_cmd_encode() writes for a command without a request
+ * id; a command with one is written as KV_CMD_VERSION_SESSION (the version 1
+ * layout followed by the request id). kv_cmd_decode() accepts both. */
 #define KV_CMD_VERSION 1
+#define KV_CMD_VERSION_SESSION 2
 
 /* Allocation hooks; all heap use of kv/ goes through them, so that tests can
  * fail the Nth allocation. NULL (or NULL members) means the C library's. */
@@ -237,7 +256,11 @@ struct kv_options
     /* Most concurrent read transactions; 0 means 126. */
     uint32_t max_readers;
     const struct kv_allocator *alloc; /* copied; NULL = C library */
-    kv_step_cb step_hook;             /* tests only; NULL in production */
+    /* Client sessions kept; beyond it the session idle the longest (by
+     * log index of its last write) is evicted. 0 means
+     * KV_SESSIONS_DEFAULT. Must be the same on every replica. */
+    uint32_t session_max;
+    kv_step_cb step_hook; /* tests only; NULL in production */
     void *step_arg;
 };
 
@@ -273,6 +296,7 @@ struct kv_status
     bool compaction_pending;   /* a compaction was interrupted; resume it */
     uint64_t keys;             /* live keys */
     uint64_t history_events;   /* history records kept */
+    uint64_t sessions;         /* client sessions kept */
 };
 
 /* Reads the status in a read transaction. */
@@ -318,6 +342,19 @@ struct kv_entry_result
     uint64_t revision; /* store revision after the entry */
     struct kv_op_result *ops; /* one per operation of the executed list */
     size_t n_ops;
+    /* Commands with a request id (kv_cmd.client_id). @duplicate: the seq
+     * was the last one applied for the client: nothing was executed and
+     * @reply/@reply_len hold the reply stored when it was applied (its
+     * @session_revision is the revision it was applied at). @superseded:
+     * the seq is below the last one applied (@session_seq): nothing was
+     * executed. Otherwise the command was executed; it consumed its seq
+     * only if it @succeeded (a failed comparison does not). */
+    bool duplicate;
+    bool superseded;
+    uint64_t session_seq;
+    uint64_t session_revision;
+    const uint8_t *reply;
+    uint32_t reply_len;
 };
 
 struct kv_arena_chunk;

@@ -18,6 +18,11 @@
  *   tail (range) := u32 end_len end[end_len] u64 limit
  *   cmp          := u8 target u8 op u32 key_len key[key_len]
  *                   (u32 value_len value[value_len] | u64 number)
+ *
+ * Version 2 is version 1 followed by a request id (client sessions):
+ *
+ *   command      := u8 version(=2) u8 cmd_type body session
+ *   session      := u64 client_id u64 seq u32 reply_len reply[reply_len]
  */
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +155,16 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     } else {
         return KV_EBADCMD;
     }
+    if (cmd->client_id != 0 || cmd->seq != 0 || cmd->reply_len != 0) {
+        if (cmd->client_id == 0 || cmd->client_id > KV_SESSION_CLIENT_MAX ||
+            cmd->seq == 0) {
+            return KV_EBADCMD;
+        }
+        if (cmd->reply_len > KV_SESSION_REPLY_MAX) {
+            return KV_ELIMIT;
+        }
+        n += 8 + 8 + 4 + (uint64_t)cmd->reply_len;
+    }
     if (n > KV_CMD_BYTES_MAX) {
         return KV_ELIMIT;
     }
@@ -242,7 +257,7 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     if (n > cap) {
         return KV_ELIMIT;
     }
-    w_u8(&w, KV_CMD_VERSION);
+    w_u8(&w, cmd->client_id != 0 ? KV_CMD_VERSION_SESSION : KV_CMD_VERSION);
     w_u8(&w, cmd->type);
     if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
@@ -269,6 +284,12 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
         for (uint32_t i = 0; i < cmd->n_else; i++) {
             op_write(&w, &cmd->else_ops[i]);
         }
+    }
+    if (cmd->client_id != 0) {
+        w_u64(&w, cmd->client_id);
+        w_u64(&w, cmd->seq);
+        w_u32(&w, cmd->reply_len);
+        w_bytes(&w, cmd->reply, cmd->reply_len);
     }
     *len = (size_t)(w.p - buf);
     return 0;
@@ -450,7 +471,7 @@ int kv_cmd_decode(const uint8_t *buf,
     if ((rv = r_u8(&r, &version)) != 0) {
         goto fail;
     }
-    if (version != KV_CMD_VERSION) {
+    if (version != KV_CMD_VERSION && version != KV_CMD_VERSION_SESSION) {
         rv = KV_EVERSION;
         goto fail;
     }
@@ -499,6 +520,19 @@ int kv_cmd_decode(const uint8_t *buf,
     default:
         rv = KV_EBADCMD;
         goto fail;
+    }
+    if (version == KV_CMD_VERSION_SESSION) {
+        if ((rv = r_u64(&r, &cmd->client_id)) != 0 ||
+            (rv = r_u64(&r, &cmd->seq)) != 0 ||
+            (rv = r_blob(&r, KV_SESSION_REPLY_MAX, &cmd->reply_len,
+                         &cmd->reply)) != 0) {
+            goto fail;
+        }
+        if (cmd->client_id == 0 || cmd->client_id > KV_SESSION_CLIENT_MAX ||
+            cmd->seq == 0) {
+            rv = KV_EBADCMD;
+            goto fail;
+        }
     }
     /* Trailing bytes would let two encodings mean the same command. */
     if (r.left != 0) {

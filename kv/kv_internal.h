@@ -50,6 +50,8 @@ struct kv_store
     MDB_dbi dbi_meta;
     MDB_dbi dbi_keys;
     MDB_dbi dbi_hist;
+    MDB_dbi dbi_sess; /* client sessions: client id -> last request */
+    MDB_dbi dbi_lru;  /* (last index, client id) of every session */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;

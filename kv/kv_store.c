@@ -289,7 +289,7 @@ int kv_env_open(struct kv_store *s, const char *path)
         return kv_mdb_error(s, rc, "create environment");
     }
     if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size)) != 0 ||
-        (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0) {
         rv = kv_mdb_error(s, rc, "configure environment");
         goto fail;
@@ -314,7 +314,9 @@ int kv_env_open(struct kv_store *s, const char *path)
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)) != 0 ||
         (rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->dbi_keys)) != 0 ||
-        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->dbi_hist)) != 0) {
+        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->dbi_hist)) != 0 ||
+        (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->dbi_sess)) != 0 ||
+        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->dbi_lru)) != 0) {
         rv = kv_mdb_error(s, rc, "open databases");
         goto fail;
     }
@@ -391,6 +393,9 @@ int kv_open(const char *dir,
     }
     if (s->opts.max_readers == 0) {
         s->opts.max_readers = 126;
+    }
+    if (s->opts.session_max == 0) {
+        s->opts.session_max = KV_SESSIONS_DEFAULT;
     }
     s->dir = kv_path(&a, "%s", dir);
     if (s->dir == NULL) {
@@ -476,7 +481,7 @@ void kv_close(struct kv_store *s)
 int kv_status(struct kv_store *s, struct kv_status *st)
 {
     MDB_txn *txn = NULL;
-    MDB_stat ks, hs;
+    MDB_stat ks, hs, ss;
     uint64_t done = 0;
     int rv = kv_read_begin(s, &txn);
     int rc;
@@ -492,13 +497,15 @@ int kv_status(struct kv_store *s, struct kv_status *st)
         goto cleanup;
     }
     if ((rc = mdb_stat(txn, s->dbi_keys, &ks)) != 0 ||
-        (rc = mdb_stat(txn, s->dbi_hist, &hs)) != 0) {
+        (rc = mdb_stat(txn, s->dbi_hist, &hs)) != 0 ||
+        (rc = mdb_stat(txn, s->dbi_sess, &ss)) != 0) {
         rv = kv_mdb_error(s, rc, "stat");
         goto cleanup;
     }
     st->compaction_pending = done < st->compact_revision;
     st->keys = ks.ms_entries;
     st->history_events = hs.ms_entries;
+    st->sessions = ss.ms_entries;
 
 cleanup:
     mdb_txn_abort(txn);

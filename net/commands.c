@@ -370,6 +370,7 @@ const struct cmd_def cmd_table[] = {
     {"msetnx", -3, WR, CMD_ORDER_SERIAL, NULL, cmd_msetnx, NULL, 1, -1, 2},
     {"brange", -3, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_brange, NULL, NULL, 1, 2, 1},
     {"btxn", -4, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_btxn, NULL, NULL, 0, 0, 0},
+    {"breq", -4, WR | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_breq, NULL, NULL, 0, 0, 0},
     {"bmeta", 2, RO, CMD_ORDER_READ, NULL, cmd_bmeta, NULL, 1, 1, 1},
     {"bstatus", 1, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bstatus, NULL, NULL, 0, 0, 0},
     {"btransfer", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_btransfer, NULL, NULL, 0, 0, 0},

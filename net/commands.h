@@ -244,6 +244,16 @@ void cmd_view_start(struct cmd_req *r,
                     size_t argc,
                     const char *const *argv,
                     const size_t *argvlen);
+/* Like cmd_view_start(), with a request id (BREQ): a write it makes is
+ * applied at most once per (@client_id, @seq), and a retry of an applied
+ * one gets the original reply. @client_id 0: none. */
+void cmd_view_start_req(struct cmd_req *r,
+                        const struct cmd_def *def,
+                        size_t argc,
+                        const char *const *argv,
+                        const size_t *argvlen,
+                        uint64_t client_id,
+                        uint64_t seq);
 void cmd_exec(struct cmd_req *r,
               size_t argc,
               const char *const *argv,
@@ -362,6 +372,7 @@ void cmd_read_start(struct cmd_req *r,
 CMD_DECL(cmd_del);
 CMD_DECL(cmd_brange);
 CMD_DECL(cmd_btxn);
+CMD_DECL(cmd_breq);
 
 /** snprintf appending at @len of @buf (@cap bytes); returns the new
  * length, truncating at the end of the buffer. */

@@ -1,7 +1,8 @@
 /*
  * commands_native.c - the commands Redis lacks (BRANGE, BTXN) and DEL, each
  * built as one kv read or one kv command directly, without the view of
- * commands_view.c.
+ * commands_view.c; and BREQ, which hands a write with a request id to the
+ * view (docs/protocol.md, "BREQ").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,4 +423,88 @@ CMD_DECL(cmd_btxn)
     return;
 fail:
     cmd_req_finish(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* BREQ                                                                    */
+
+/* Parses an unsigned decimal in [1, max]; -1 if it is not one. */
+static int parse_id(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return -1;
+        }
+        v = v * 10 + d;
+    }
+    if (v == 0 || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* BREQ client-id seq command [args...]: runs @command with a request id.
+ * A write is applied at most once per (client-id, seq) and a retry of an
+ * applied one gets the original reply; a read just runs. Only the view
+ * commands (the string commands and DEL/UNLINK) take a request id for
+ * now. */
+void cmd_breq(struct cmd_req *r,
+              size_t argc,
+              const char *const *argv,
+              const size_t *argvlen)
+{
+    uint64_t client = 0, seq = 0;
+    if (parse_id(argv[1], argvlen[1], KV_SESSION_CLIENT_MAX, &client) != 0) {
+        rep_error(r, "ERR BREQ client-id must be an integer in 1..2^63");
+        cmd_req_finish(r);
+        return;
+    }
+    if (parse_id(argv[2], argvlen[2], UINT64_MAX, &seq) != 0) {
+        rep_error(r, "ERR BREQ seq must be a positive integer");
+        cmd_req_finish(r);
+        return;
+    }
+    const struct cmd_def *d = cmd_lookup(argv[3], argvlen[3]);
+    size_t n = argc - 3;
+    if (d == NULL) {
+        int len = argvlen[3] > 128 ? 128 : (int)argvlen[3];
+        rep_errorf(r, "ERR unknown command '%.*s' in BREQ", len, argv[3]);
+        cmd_req_finish(r);
+        return;
+    }
+    if (d->arity > 0 ? n != (size_t)d->arity : n < (size_t)-d->arity) {
+        rep_arity_error(r, d->name);
+        cmd_req_finish(r);
+        return;
+    }
+    if (d->fn == cmd_breq || (d->flags & CMD_MULTI) ||
+        !(d->flags & (CMD_READONLY | CMD_WRITE))) {
+        rep_errorf(r, "ERR '%s' cannot run inside BREQ", d->name);
+        cmd_req_finish(r);
+        return;
+    }
+    if (!(d->flags & CMD_WRITE)) {
+        /* A read changes nothing: a retry may simply run it again. */
+        if (d->fn != NULL) {
+            d->fn(r, n, argv + 3, argvlen + 3);
+        } else {
+            cmd_view_start(r, d, n, argv + 3, argvlen + 3);
+        }
+        return;
+    }
+    if (d->view_fn == NULL) {
+        rep_errorf(r, "ERR BREQ does not support '%s' yet", d->name);
+        cmd_req_finish(r);
+        return;
+    }
+    cmd_view_start_req(r, d, n, argv + 3, argvlen + 3, client, seq);
 }

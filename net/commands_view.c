@@ -88,6 +88,9 @@ struct vrun
     bool loads_lin; /* the current loads came from such a barrier */
     unsigned attempts;
     uint8_t *enc;
+    /* BREQ: the request id every proposal of this run carries (0: none). */
+    uint64_t req_client;
+    uint64_t req_seq;
     /* The per-node key FIFO: in env->view_running while it holds its keys,
      * in env->view_waiting while it waits for them. */
     bool running;
@@ -324,6 +327,27 @@ static void reply_reset(struct cmd_req *r)
     r->reply_err = 0;
 }
 
+/* Appends bytes that are already a RESP reply (one stored by a session).
+ * resp_buf has no raw append: encode them as a bulk string, which grows
+ * the buffer under its limit, then slide the bytes over its framing. */
+static void reply_raw(struct cmd_req *r, const uint8_t *data, size_t len)
+{
+    struct resp_buf *b = &r->reply;
+    size_t start = b->len;
+    int rc = resp_encode_bulk(b, data, len);
+    if (rc != 0) {
+        if (r->reply_err == 0) {
+            r->reply_err = rc;
+        }
+        return;
+    }
+    size_t header = b->len - start - len - 2;
+    if (len > 0) {
+        memmove(b->data + start, b->data + start + header, len);
+    }
+    b->len = start + len;
+}
+
 static void vrun_fail(struct vrun *run, const char *msg)
 {
     reply_reset(run->r);
@@ -440,6 +464,23 @@ static void vrun_on_write(void *arg,
         snprintf(msg, sizeof(msg),
                  "ERR the state machine refused the command: %s",
                  kv_strerror(res->code));
+        vrun_fail(run, msg);
+        return;
+    }
+    if (res->duplicate) {
+        /* This request id was applied before (a retry): nothing ran now,
+         * and the client gets the reply of the time it was applied. */
+        reply_reset(run->r);
+        reply_raw(run->r, res->reply, res->reply_len);
+        vrun_done(run);
+        return;
+    }
+    if (res->superseded) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "ERR request id already superseded: client %" PRIu64
+                 " seq %" PRIu64 " is below its last applied seq %" PRIu64,
+                 run->req_client, run->req_seq, res->session_seq);
         vrun_fail(run, msg);
         return;
     }
@@ -637,6 +678,21 @@ static void vrun_propose(struct vrun *run, size_t n_writes)
         cmd.then_ops = ops;
         cmd.n_then = (uint32_t)o;
     }
+    if (run->req_client != 0) {
+        /* The request id and the reply this attempt built travel with the
+         * write: the state machine applies it at most once and keeps the
+         * reply for a retry. A failed guard consumes nothing, so the
+         * retried attempt below carries the same id. */
+        if (run->r->reply_err != 0 ||
+            run->r->reply.len > KV_SESSION_REPLY_MAX) {
+            vrun_fail(run, "ERR the reply is too large for BREQ");
+            return;
+        }
+        cmd.client_id = run->req_client;
+        cmd.seq = run->req_seq;
+        cmd.reply = (const uint8_t *)run->r->reply.data;
+        cmd.reply_len = (uint32_t)run->r->reply.len;
+    }
     size_t size = kv_cmd_encoded_size(&cmd);
     if (size == 0) {
         vrun_fail(run, "ERR the write exceeds ballot's command limits");
@@ -687,7 +743,11 @@ static void vrun_step(struct vrun *run)
     for (size_t i = 0; i < v->n; i++) {
         n_writes += v->keys[i].written;
     }
-    if (n_writes > 0) {
+    /* A BREQ write that decided not to write still goes through the log
+     * (comparisons only): a retry of an applied request id must get the
+     * original reply, and the reply of this one is then checked at
+     * commit time, like any other write. */
+    if (n_writes > 0 || (run->req_client != 0 && run->may_write)) {
         vrun_propose(run, n_writes);
         return;
     }
@@ -756,6 +816,17 @@ void cmd_view_start(struct cmd_req *r,
                     const char *const *argv,
                     const size_t *argvlen)
 {
+    cmd_view_start_req(r, def, argc, argv, argvlen, 0, 0);
+}
+
+void cmd_view_start_req(struct cmd_req *r,
+                        const struct cmd_def *def,
+                        size_t argc,
+                        const char *const *argv,
+                        const size_t *argvlen,
+                        uint64_t client_id,
+                        uint64_t seq)
+{
     struct vrun *run = vrun_new(r);
     if (run == NULL || (run->cmds = calloc(1, sizeof(*run->cmds))) == NULL ||
         copy_args(&run->cmds[0], def, argc, argv, argvlen) != 0) {
@@ -768,6 +839,8 @@ void cmd_view_start(struct cmd_req *r,
         return;
     }
     run->n_cmds = 1;
+    run->req_client = client_id;
+    run->req_seq = seq;
     run->may_write = (def->flags & CMD_WRITE) != 0;
     run->lin = !run->may_write && !r->client->readonly;
     vrun_step(run);

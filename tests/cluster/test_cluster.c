@@ -389,6 +389,96 @@ START_TEST(test_cluster_snapshot_catches_up_a_follower_and_survives_restart)
 }
 END_TEST
 
+/* Sends BREQ 7 @seq INCR c until some node answers with an integer,
+ * trying the nodes in turn (followers refuse writes, a new leader may not
+ * be elected yet, an -UNKNOWN outcome is retried with the same id). */
+static long long breq_incr(struct cluster *c,
+                           unsigned *leader,
+                           const char *seq,
+                           uint64_t deadline)
+{
+    const char *argv[] = {"BREQ", "7", seq, "INCR", "c"};
+    unsigned id = *leader ? *leader : 1;
+    while (cl_now_ms() < deadline) {
+        struct cl_reply r;
+        if (c->nodes[id - 1].pid != 0 &&
+            cl_cmd(c, id, 2000, &r, 5, argv) == 0) {
+            bool ok = r.type == CL_INT;
+            long long v = r.integer;
+            cl_reply_free(&r);
+            if (ok) {
+                *leader = id;
+                return v;
+            }
+        }
+        id = id % c->n + 1;
+        usleep(20000);
+    }
+    ck_abort_msg("BREQ 7 %s INCR c never answered", seq);
+    return -1;
+}
+
+/* BREQ across leader crashes: a request id is applied at most once and a
+ * retry, to any node, gets the original reply. The third request is sent
+ * and the leader killed before its reply can be read: whether or not it
+ * was applied before the crash, the retry leaves the counter incremented
+ * exactly once. */
+START_TEST(test_cluster_breq_retry_across_leader_crash_applies_once)
+{
+    struct cluster c;
+    cl_start(&c, 3);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert_msg(leader != 0, "no leader elected");
+    uint64_t deadline = cl_now_ms() + 60000;
+    ck_assert_int_eq(breq_incr(&c, &leader, "1", deadline), 1);
+    /* The same request again, to every node: always the original reply. */
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert_int_eq(breq_incr(&c, &leader, "1", deadline), 1);
+    }
+    ck_assert_int_eq(breq_incr(&c, &leader, "2", deadline), 2);
+    cl_kill(&c, leader);
+    leader = 0;
+    ck_assert_int_eq(breq_incr(&c, &leader, "2", deadline), 2);
+    char *v = read_kv(&c, leader, "c");
+    ck_assert_msg(v != NULL && strcmp(v, "2") == 0, "c = %s", v ? v : "nil");
+    free(v);
+    for (unsigned i = 1; i <= 3; i++) {
+        if (c.nodes[i - 1].pid == 0) {
+            cl_start_node(&c, i);
+        }
+    }
+    leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert_msg(leader != 0, "no leader after restart");
+
+    /* Request 3: sent, then the leader dies before the reply is read. */
+    struct cl_conn conn;
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[leader - 1].client_port, 2000),
+                     0);
+    static const char req[] =
+        "*5\r\n$4\r\nBREQ\r\n$1\r\n7\r\n$1\r\n3\r\n"
+        "$4\r\nINCR\r\n$1\r\nc\r\n";
+    ck_assert_int_eq(write(conn.fd, req, sizeof(req) - 1),
+                     (ssize_t)(sizeof(req) - 1));
+    usleep(2000);
+    cl_kill(&c, leader);
+    cl_close(&conn);
+    leader = 0;
+    ck_assert_int_eq(breq_incr(&c, &leader, "3", deadline), 3);
+    ck_assert_int_eq(breq_incr(&c, &leader, "3", deadline), 3);
+    v = read_kv(&c, leader, "c");
+    ck_assert_msg(v != NULL && strcmp(v, "3") == 0, "c = %s", v ? v : "nil");
+    free(v);
+    /* An older request id is refused, not applied. */
+    const char *old[] = {"BREQ", "7", "1", "INCR", "c"};
+    struct cl_reply r;
+    ck_assert_int_eq(cl_cmd(&c, leader, 3000, &r, 5, old), 0);
+    ck_assert_int_eq(r.type, CL_ERR);
+    ck_assert_ptr_nonnull(strstr(r.str, "superseded"));
+    cl_reply_free(&r);
+    cl_close_all(&c);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
     const struct
@@ -410,6 +500,8 @@ static Suite *cluster_suite(void)
          test_cluster_membership_changes_under_load_lose_no_ack},
         {"snapshot_catches_up_a_follower_and_survives_restart",
          test_cluster_snapshot_catches_up_a_follower_and_survives_restart},
+        {"breq_retry_across_leader_crash_applies_once",
+         test_cluster_breq_retry_across_leader_crash_applies_once},
     };
     Suite *s = suite_create("cluster");
     /* One case per test, named after it, so ctest can run each alone. */

@@ -73,5 +73,6 @@ Suite *kv_model_suite(void);
 Suite *kv_apply_suite(void);
 Suite *kv_history_suite(void);
 Suite *kv_snapshot_suite(void);
+Suite *kv_session_suite(void);
 
 #endif /* BALLOT_KV_TEST_UTIL_H */

@@ -418,7 +418,13 @@ START_TEST(test_txn_changes_share_one_revision)
                                  .value_len = 2};
     else_ops[0] = (struct kv_op){
         .type = KV_OP_RANGE, .key = (const uint8_t *)"lock", .key_len = 4};
-    struct kv_cmd c = {KV_CMD_TXN, {0}, &cmp, 1, then_ops, 2, else_ops, 1};
+    struct kv_cmd c = {.type = KV_CMD_TXN,
+                       .cmps = &cmp,
+                       .n_cmps = 1,
+                       .then_ops = then_ops,
+                       .n_then = 2,
+                       .else_ops = else_ops,
+                       .n_else = 1};
     struct kvt_batch b = {0};
     size_t len;
     {

@@ -494,6 +494,84 @@ START_TEST(test_commands_transaction_limits)
 }
 END_TEST
 
+/* BREQ: a write with a request id is applied at most once; a retry of an
+ * applied one gets the original reply, even after other writes changed
+ * the key; an older seq is refused; reads just run. */
+START_TEST(test_commands_breq_applies_at_most_once)
+{
+    EQ("BREQ 7 1 INCR c", ":1\r\n");
+    EQ("BREQ 7 1 INCR c", ":1\r\n");
+    EQ("GET c", "$1\r\n1\r\n");
+    EQ("INCR c", ":2\r\n");
+    EQ("BREQ 7 1 INCR c", ":1\r\n");
+    EQ("GET c", "$1\r\n2\r\n");
+    EQ("BREQ 7 2 INCRBY c 10", ":12\r\n");
+    EQ("BREQ 7 1 INCR c",
+       "-ERR request id already superseded: client 7 seq 1 is below its "
+       "last applied seq 2\r\n");
+    EQ("BREQ 7 2 INCRBY c 10", ":12\r\n");
+    EQ("GET c", "$2\r\n12\r\n");
+    /* SET and GETSET replay their reply, GETSET the old value it read. */
+    EQ("BREQ 8 1 SET k v1", "+OK\r\n");
+    EQ("BREQ 8 1 SET k other", "+OK\r\n");
+    EQ("GET k", "$2\r\nv1\r\n");
+    EQ("BREQ 8 2 GETSET k v2", "$2\r\nv1\r\n");
+    EQ("SET k v3", "+OK\r\n");
+    EQ("BREQ 8 2 GETSET k v2", "$2\r\nv1\r\n");
+    EQ("GET k", "$2\r\nv3\r\n");
+    EQ("BREQ 8 3 APPEND k x", ":3\r\n");
+    EQ("BREQ 8 3 APPEND k x", ":3\r\n");
+    EQ("BREQ 8 4 DEL k", ":1\r\n");
+    EQ("BREQ 8 4 DEL k", ":1\r\n");
+    /* A write that ends up writing nothing still records its reply. */
+    EQ("BREQ 8 6 DEL none", ":0\r\n");
+    EQ("SET none x", "+OK\r\n");
+    EQ("BREQ 8 6 DEL none", ":0\r\n");
+    EQ("GET none", "$1\r\nx\r\n");
+    EQ("BREQ 8 7 MSET a 1 b 2", "+OK\r\n");
+    EQ("BREQ 8 7 MSET a 9 b 9", "+OK\r\n");
+    EQ("MGET a b", "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    /* Reads run; another connection retrying the same id gets the same
+     * reply. */
+    EQ("BREQ 9 1 GET a", "$1\r\n1\r\n");
+    struct cli c2;
+    cli_open(&c2, h.port);
+    ck_assert_str_eq(q(&c2, "BREQ 7 2 INCRBY c 10"), ":12\r\n");
+    cli_close(&c2);
+    /* Bad ids and commands BREQ cannot carry. */
+    EQ("BREQ 0 1 SET k v",
+       "-ERR BREQ client-id must be an integer in 1..2^63\r\n");
+    EQ("BREQ 9223372036854775809 1 SET k v",
+       "-ERR BREQ client-id must be an integer in 1..2^63\r\n");
+    EQ("BREQ 9223372036854775808 1 SET k v", "+OK\r\n");
+    EQ("BREQ 1 0 SET k v", "-ERR BREQ seq must be a positive integer\r\n");
+    EQ("BREQ 1 x SET k v", "-ERR BREQ seq must be a positive integer\r\n");
+    EQ("BREQ 1 1 NOPE k", "-ERR unknown command 'NOPE' in BREQ\r\n");
+    EQ("BREQ 1 1 SET k",
+       "-ERR wrong number of arguments for 'set' command\r\n");
+    EQ("BREQ 1 1 BREQ 1 1 SET k v", "-ERR 'breq' cannot run inside BREQ\r\n");
+    EQ("BREQ 1 1 MULTI", "-ERR 'multi' cannot run inside BREQ\r\n");
+    EQ("BREQ 1 1 BTXN 0 1 PUT k v",
+       "-ERR BREQ does not support 'btxn' yet\r\n");
+    EQ("BREQ 1 1", "-ERR wrong number of arguments for 'breq' command\r\n");
+}
+END_TEST
+
+/* The retry rule: a write whose outcome is unknown (applied, but the
+ * reply was lost) is resent with the same request id and applied once. */
+START_TEST(test_commands_breq_retry_after_unknown_outcome)
+{
+    fake_bnode_set_mode(h.node, FAKE_UNKNOWN);
+    EQ("BREQ 7 1 INCR c",
+       "-UNKNOWN outcome unknown: leadership changed before the write was "
+       "confirmed; it may or may not have been applied\r\n");
+    fake_bnode_set_mode(h.node, FAKE_OK);
+    EQ("BREQ 7 1 INCR c", ":1\r\n");
+    EQ("GET c", "$1\r\n1\r\n");
+    EQ("BREQ 7 2 INCR c", ":2\r\n");
+}
+END_TEST
+
 static Suite *commands_suite(void)
 {
     Suite *s = suite_create("commands");
@@ -516,6 +594,8 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_watch_aborts_when_another_client_writes);
     tcase_add_test(tc, test_commands_resp3_reply_types);
     tcase_add_test(tc, test_commands_transaction_limits);
+    tcase_add_test(tc, test_commands_breq_applies_at_most_once);
+    tcase_add_test(tc, test_commands_breq_retry_after_unknown_outcome);
     suite_add_tcase(s, tc);
     return s;
 }

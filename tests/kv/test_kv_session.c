@@ -1,0 +1,337 @@
+/*
+ * test_kv_session.c - client sessions: a command with a request id is
+ * applied at most once, a retry gets the stored reply back, older ids are
+ * refused, sessions survive reopening and snapshot install, and the table
+ * is bounded with deterministic eviction.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kv_test_util.h"
+
+/* A put of @key = @value with request id (@client, @seq) and @reply. */
+static uint8_t *sess_put(const char *key,
+                         const char *value,
+                         uint64_t client,
+                         uint64_t seq,
+                         const char *reply,
+                         size_t *len)
+{
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_PUT;
+    c.op.type = KV_OP_PUT;
+    c.op.key = (const uint8_t *)key;
+    c.op.key_len = (uint32_t)strlen(key);
+    c.op.value = (const uint8_t *)value;
+    c.op.value_len = (uint32_t)strlen(value);
+    c.client_id = client;
+    c.seq = seq;
+    c.reply = (const uint8_t *)reply;
+    c.reply_len = (uint32_t)strlen(reply);
+    return kvt_encode(&c, len);
+}
+
+/* Applies one entry and copies its result's essentials. */
+struct one
+{
+    int code;
+    bool succeeded, duplicate, superseded;
+    uint64_t revision, session_seq, session_revision;
+    char reply[64];
+};
+
+static struct one apply_one(struct kv_store *s,
+                            raft_index index,
+                            uint8_t *d,
+                            size_t len)
+{
+    struct kvt_batch b = {0};
+    struct kv_apply_result res;
+    struct one o;
+    memset(&o, 0, sizeof(o));
+    kvt_batch_add(&b, index, d, len);
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    ck_assert_uint_eq(res.n_entries, 1);
+    const struct kv_entry_result *er = &res.entries[0];
+    o.code = er->code;
+    o.succeeded = er->succeeded;
+    o.duplicate = er->duplicate;
+    o.superseded = er->superseded;
+    o.revision = er->revision;
+    o.session_seq = er->session_seq;
+    o.session_revision = er->session_revision;
+    ck_assert_uint_lt(er->reply_len, sizeof(o.reply));
+    if (er->reply_len > 0) {
+        memcpy(o.reply, er->reply, er->reply_len);
+    }
+    kv_apply_result_free(&res);
+    kvt_batch_clear(&b);
+    return o;
+}
+
+static void check_value(struct kv_store *s, const char *key, const char *want)
+{
+    struct kv_range_result r;
+    ck_assert_int_eq(kv_get(s, (const uint8_t *)key, (uint32_t)strlen(key), &r),
+                     0);
+    ck_assert_uint_eq(r.kvs[0].value_len, strlen(want));
+    ck_assert(memcmp(r.kvs[0].value, want, strlen(want)) == 0);
+    kv_range_result_free(&r);
+}
+
+/* The encoding round-trips; bad ids are refused both ways. */
+START_TEST(test_session_cmd_round_trip_and_bad_ids)
+{
+    size_t len;
+    struct kv_cmd d;
+    uint8_t *p = sess_put("k", "v", 7, 3, "+OK\r\n", &len);
+    ck_assert_uint_eq(p[0], KV_CMD_VERSION_SESSION);
+    ck_assert_int_eq(kv_cmd_decode(p, len, NULL, &d), 0);
+    ck_assert_uint_eq(d.client_id, 7);
+    ck_assert_uint_eq(d.seq, 3);
+    ck_assert_uint_eq(d.reply_len, 5);
+    ck_assert(memcmp(d.reply, "+OK\r\n", 5) == 0);
+    kv_cmd_free(&d, NULL);
+    /* Truncated anywhere in the trailer, or with a byte too many. */
+    for (size_t cut = 1; cut <= 21; cut++) {
+        ck_assert_int_eq(kv_cmd_decode(p, len - cut, NULL, &d), KV_EBADCMD);
+    }
+    uint8_t *q = malloc(len + 1);
+    memcpy(q, p, len);
+    q[len] = 0;
+    ck_assert_int_eq(kv_cmd_decode(q, len + 1, NULL, &d), KV_EBADCMD);
+    /* seq 0 on the wire */
+    memcpy(q, p, len);
+    memset(q + len - 5 - 4 - 8, 0, 8);
+    ck_assert_int_eq(kv_cmd_decode(q, len, NULL, &d), KV_EBADCMD);
+    /* client id above 2^63 */
+    memcpy(q, p, len);
+    memset(q + len - 5 - 4 - 16, 0xff, 8);
+    ck_assert_int_eq(kv_cmd_decode(q, len, NULL, &d), KV_EBADCMD);
+    /* an oversized reply length is a limit */
+    memcpy(q, p, len);
+    memset(q + len - 5 - 4, 0xff, 4);
+    ck_assert_int_eq(kv_cmd_decode(q, len, NULL, &d), KV_ELIMIT);
+    free(q);
+    free(p);
+    /* The encoder refuses a seq without a client, and a client without a
+     * seq. */
+    struct kv_cmd c;
+    uint8_t buf[256];
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_DELETE;
+    c.op.type = KV_OP_DELETE;
+    c.op.key = (const uint8_t *)"k";
+    c.op.key_len = 1;
+    c.seq = 1;
+    ck_assert_int_eq(kv_cmd_encode(&c, buf, sizeof(buf), &len), KV_EINVAL);
+    c.seq = 0;
+    c.client_id = 1;
+    ck_assert_int_eq(kv_cmd_encode(&c, buf, sizeof(buf), &len), KV_EINVAL);
+    c.seq = 1;
+    c.client_id = KV_SESSION_CLIENT_MAX + 1;
+    ck_assert_int_eq(kv_cmd_encode(&c, buf, sizeof(buf), &len), KV_EINVAL);
+    c.client_id = KV_SESSION_CLIENT_MAX;
+    ck_assert_int_eq(kv_cmd_encode(&c, buf, sizeof(buf), &len), 0);
+}
+END_TEST
+
+/* The same request twice: the second is not executed and returns the
+ * stored reply; an older seq is superseded; a newer one runs. Sessions
+ * survive closing and reopening. */
+START_TEST(test_session_duplicate_returns_original_and_survives_reopen)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    size_t len;
+    uint8_t *d = sess_put("k", "one", 7, 1, ":1\r\n", &len);
+    struct one a = apply_one(s, 1, d, len);
+    ck_assert(a.succeeded && !a.duplicate && !a.superseded);
+    ck_assert_uint_eq(a.revision, 1);
+    ck_assert_uint_eq(a.session_seq, 1);
+
+    /* The retry carries another value (a recomputed attempt): it must not
+     * be executed. */
+    d = sess_put("k", "two", 7, 1, ":2\r\n", &len);
+    struct one b = apply_one(s, 2, d, len);
+    ck_assert(b.duplicate && b.succeeded && !b.superseded);
+    ck_assert_str_eq(b.reply, ":1\r\n");
+    ck_assert_uint_eq(b.session_revision, 1);
+    ck_assert_uint_eq(b.revision, 1); /* nothing changed */
+    check_value(s, "k", "one");
+
+    d = sess_put("k", "three", 7, 2, ":3\r\n", &len);
+    struct one c = apply_one(s, 3, d, len);
+    ck_assert(c.succeeded && !c.duplicate);
+    check_value(s, "k", "three");
+
+    d = sess_put("k", "old", 7, 1, ":9\r\n", &len);
+    struct one o = apply_one(s, 4, d, len);
+    ck_assert(o.superseded && !o.duplicate);
+    ck_assert_uint_eq(o.session_seq, 2);
+    check_value(s, "k", "three");
+
+    /* Another client is independent. */
+    d = sess_put("j", "x", 8, 1, "+OK\r\n", &len);
+    ck_assert(!apply_one(s, 5, d, len).duplicate);
+
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.sessions, 2);
+    kv_close(s);
+
+    s = kvt_open(dir, 0);
+    d = sess_put("k", "again", 7, 2, ":4\r\n", &len);
+    struct one r = apply_one(s, 6, d, len);
+    ck_assert(r.duplicate);
+    ck_assert_str_eq(r.reply, ":3\r\n");
+    check_value(s, "k", "three");
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A transaction whose comparison fails does not consume its seq: the same
+ * request id applies once the guard holds. */
+START_TEST(test_session_failed_guard_does_not_consume_the_seq)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    struct kv_cmp cmp = {.target = KV_CMP_MOD_REVISION,
+                         .op = KV_CMP_EQ,
+                         .key = (const uint8_t *)"c",
+                         .key_len = 1,
+                         .number = 0};
+    struct kv_op put = {.type = KV_OP_PUT,
+                        .key = (const uint8_t *)"c",
+                        .key_len = 1,
+                        .value = (const uint8_t *)"1",
+                        .value_len = 1};
+    struct kv_cmd c = {.type = KV_CMD_TXN,
+                       .cmps = &cmp,
+                       .n_cmps = 1,
+                       .then_ops = &put,
+                       .n_then = 1,
+                       .client_id = 5,
+                       .seq = 1,
+                       .reply = (const uint8_t *)":1\r\n",
+                       .reply_len = 4};
+    size_t len;
+    uint8_t *d = kvt_put("c", "0", &len);
+    apply_one(s, 1, d, len); /* c exists: mod_revision 1, guard fails */
+    d = kvt_encode(&c, &len);
+    struct one a = apply_one(s, 2, d, len);
+    ck_assert(!a.succeeded && !a.duplicate);
+    cmp.number = 1;
+    d = kvt_encode(&c, &len);
+    struct one b = apply_one(s, 3, d, len);
+    ck_assert(b.succeeded && !b.duplicate);
+    check_value(s, "c", "1");
+    d = kvt_encode(&c, &len);
+    struct one r = apply_one(s, 4, d, len);
+    ck_assert(r.duplicate);
+    ck_assert_str_eq(r.reply, ":1\r\n");
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* Beyond session_max the session idle the longest goes, and only it. */
+START_TEST(test_session_table_is_bounded)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_options o;
+    struct kv_store *s = NULL;
+    memset(&o, 0, sizeof(o));
+    o.session_max = 3;
+    ck_assert_int_eq(kv_open(dir, &o, &s, NULL, 0), 0);
+    size_t len;
+    raft_index i = 1;
+    for (uint64_t client = 1; client <= 3; client++) {
+        uint8_t *d = sess_put("k", "v", client, 1, "+OK\r\n", &len);
+        apply_one(s, i++, d, len);
+    }
+    /* Client 1 writes again: client 2 is now the idlest. */
+    uint8_t *d = sess_put("k", "v", 1, 2, "+OK\r\n", &len);
+    apply_one(s, i++, d, len);
+    d = sess_put("k", "v", 4, 1, "+OK\r\n", &len);
+    apply_one(s, i++, d, len);
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.sessions, 3);
+    /* 1, 3 and 4 are remembered; 2 was evicted and runs again. */
+    d = sess_put("k", "v", 1, 2, "+OK\r\n", &len);
+    ck_assert(apply_one(s, i++, d, len).duplicate);
+    d = sess_put("k", "v", 3, 1, "+OK\r\n", &len);
+    ck_assert(apply_one(s, i++, d, len).duplicate);
+    d = sess_put("k", "v", 4, 1, "+OK\r\n", &len);
+    ck_assert(apply_one(s, i++, d, len).duplicate);
+    d = sess_put("k", "v", 2, 1, "+OK\r\n", &len);
+    struct one r = apply_one(s, i++, d, len);
+    ck_assert(!r.duplicate && r.succeeded);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A snapshot carries the sessions to the store that installs it. */
+START_TEST(test_session_survives_snapshot_install)
+{
+    char *src_dir = kvt_mkdtemp();
+    char *dst_dir = kvt_mkdtemp();
+    struct kv_store *src = kvt_open(src_dir, 0);
+    struct kv_store *dst = kvt_open(dst_dir, 0);
+    size_t len;
+    uint8_t *d = sess_put("k", "v", 42, 9, "$1\r\nv\r\n", &len);
+    apply_one(src, 1, d, len);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s.snap", src_dir);
+    struct kv_snapshot *snap = NULL;
+    ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
+    ck_assert_int_eq(kv_snapshot_stage_begin(dst), 0);
+    uint8_t buf[65536];
+    uint64_t off = 0;
+    for (;;) {
+        size_t n = 0;
+        ck_assert_int_eq(
+            kv_snapshot_read_chunk(snap, off, buf, sizeof(buf), &n), 0);
+        if (n == 0) {
+            break;
+        }
+        ck_assert_int_eq(kv_snapshot_stage_write(dst, off, buf, n), 0);
+        off += n;
+    }
+    kv_snapshot_close(snap);
+    unlink(path);
+    ck_assert_int_eq(kv_snapshot_stage_finish(dst, NULL), 0);
+    ck_assert_int_eq(kv_snapshot_install(dst), 0);
+    d = sess_put("k", "w", 42, 9, "-ERR\r\n", &len);
+    struct one r = apply_one(dst, 2, d, len);
+    ck_assert(r.duplicate);
+    ck_assert_str_eq(r.reply, "$1\r\nv\r\n");
+    check_value(dst, "k", "v");
+    d = sess_put("k", "w", 42, 8, "-ERR\r\n", &len);
+    ck_assert(apply_one(dst, 3, d, len).superseded);
+    kv_close(src);
+    kv_close(dst);
+    kvt_rmdir(src_dir);
+    kvt_rmdir(dst_dir);
+}
+END_TEST
+
+Suite *kv_session_suite(void)
+{
+    Suite *s = suite_create("session");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_session_cmd_round_trip_and_bad_ids);
+    tcase_add_test(tc,
+                   test_session_duplicate_returns_original_and_survives_reopen);
+    tcase_add_test(tc, test_session_failed_guard_does_not_consume_the_seq);
+    tcase_add_test(tc, test_session_table_is_bounded);
+    tcase_add_test(tc, test_session_survives_snapshot_install);
+    suite_add_tcase(s, tc);
+    return s;
+}
