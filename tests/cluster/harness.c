@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -269,6 +270,59 @@ int cl_call(struct cl_conn *c,
 
 /* ---- processes --------------------------------------------------------- */
 
+/* True if nothing listens on 127.0.0.1:@port (binding as libuv does,
+ * with SO_REUSEADDR, so connections in TIME_WAIT do not count). */
+static bool port_free(int port)
+{
+    struct sockaddr_in sa;
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return false;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Reserves a block of 20 ports below 32768 (Linux picks the ephemeral
+ * ports of outgoing connections above it). A lock file per block, held
+ * until this process exits, keeps concurrent test processes apart (ctest
+ * -j); the bind check skips blocks something else uses. The pid only picks
+ * where the search starts. */
+static int reserve_ports(void)
+{
+    int start = (int)(getpid() % 600);
+    for (int k = 0; k < 600; k++) {
+        int base = 20000 + ((start + k) % 600) * 20;
+        char path[64];
+        snprintf(path, sizeof(path), "/tmp/ballot-test-ports-%d.lock", base);
+        int fd = open(path, O_CREAT | O_RDWR, 0644);
+        if (fd < 0) {
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            continue;
+        }
+        bool free_block = true;
+        for (int p = base; p < base + 20 && free_block; p++) {
+            free_block = port_free(p);
+        }
+        if (free_block) {
+            return base; /* fd stays open: the lock lives with the process */
+        }
+        close(fd);
+    }
+    ck_abort_msg("no free block of 20 ports below 32768");
+    return -1;
+}
+
 void cl_start_node(struct cluster *c, unsigned id)
 {
     struct cl_node *n = &c->nodes[id - 1];
@@ -332,10 +386,7 @@ void cl_start_args(struct cluster *c, unsigned n, const char *const *extra_args)
     c->ballotd = BALLOTD_PATH;
     snprintf(c->root, sizeof(c->root), "/tmp/ballot-cluster-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(c->root));
-    /* Ports from the pid keep parallel test binaries apart; all below
-     * 32768, where Linux picks the ephemeral ports of outgoing
-     * connections, which would otherwise collide now and then. */
-    int base = 20000 + (int)(getpid() % 600) * 20;
+    int base = reserve_ports();
     for (unsigned i = 0; i < n; i++) {
         struct cl_node *nd = &c->nodes[i];
         nd->id = i + 1;
