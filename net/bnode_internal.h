@@ -6,6 +6,8 @@
 #ifndef BALLOT_NET_BNODE_INTERNAL_H
 #define BALLOT_NET_BNODE_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "bnode.h"
 #include "transport.h"
 #include "wal.h"
@@ -95,6 +97,7 @@ struct bnode
     char snap_dir[4200];
     struct kv_snapshot *send_snap; /* open for sending chunks */
     bool snap_creating;            /* a worker is writing a snapshot */
+    atomic_bool snap_copying;      /* ... and is still reading the store */
     uv_work_t snap_work;
     struct kv_snapshot *created; /* written, not yet told to the core */
     int snap_work_status;

@@ -276,6 +276,12 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
         bnode_halt(node, "a snapshot completed that was not staged");
         return BNODE_ESTORAGE;
     }
+    /* kv_snapshot_install() replaces the environment and must not run
+     * while a worker still copies it for a snapshot of our own: wait for
+     * the copy (rare, and bounded by one copy of the store). */
+    while (atomic_load(&node->snap_copying)) {
+        uv_sleep(1);
+    }
     int rv = install(node, u->snapshot, u->snapshot_reset_log);
     if (rv != 0) {
         bnode_halt(node, "cannot install the leader's snapshot");
@@ -298,6 +304,7 @@ static void create_work(uv_work_t *req)
      * name, then rename to the index in snap_maybe_taken(). */
     snprintf(path, sizeof(path), "%s/new.snap", node->snap_dir);
     node->snap_work_status = kv_snapshot_create(node->kv, path, &node->created);
+    atomic_store(&node->snap_copying, false);
 }
 
 static void create_done(uv_work_t *req, int status)
@@ -327,7 +334,7 @@ static void create_done(uv_work_t *req, int status)
 void snap_maybe_create(struct bnode *node)
 {
     if (node->opts.snapshot_every == 0 || node->snap_creating ||
-        node->created != NULL || node->stopping) {
+        node->snap_staging || node->created != NULL || node->stopping) {
         return;
     }
     raft_index applied = raft_applied_index(node->raft);
@@ -337,6 +344,7 @@ void snap_maybe_create(struct bnode *node)
     }
     node->snap_soon = false;
     node->snap_creating = true;
+    atomic_store(&node->snap_copying, true);
     node->snap_work.data = node;
     if (uv_queue_work(node->loop, &node->snap_work, create_work, create_done) !=
         0) {
