@@ -13,6 +13,7 @@
 #include "bnode.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 struct daemon
@@ -20,10 +21,11 @@ struct daemon
     uv_loop_t *loop;
     struct bnode *node;
     struct server *server;
+    struct metrics *metrics;
     uv_signal_t sigterm;
     uv_signal_t sigint;
     bool stopping;
-    int running; /* parts still stopping: server and node */
+    int running; /* parts still stopping: server, node, metrics */
 };
 
 static void on_part_stopped(void *arg)
@@ -49,7 +51,10 @@ static void on_signal(uv_signal_t *h, int signum)
     /* Both at once: the server lets running requests finish, and the node
      * answers or fails everything it holds (writes whose fate is unknown
      * get an outcome-unknown error), so the server's stop can complete. */
-    d->running = 2;
+    d->running = d->metrics != NULL ? 3 : 2;
+    if (d->metrics != NULL) {
+        metrics_stop(d->metrics, on_part_stopped, d);
+    }
     server_stop(d->server, on_part_stopped, d);
     bnode_stop(d->node, on_part_stopped, d);
 }
@@ -90,6 +95,12 @@ int main(int argc, char **argv)
     if (server_start(d.loop, d.node, &so, &d.server, err, sizeof(err)) != 0) {
         blog(BLOG_ERROR, "cannot listen for clients on %s:%d: %s",
              cfg.client_host, cfg.client_port, err);
+        return 1;
+    }
+    if (cfg.metrics_port > 0 &&
+        metrics_start(d.loop, cfg.client_host, cfg.metrics_port, d.node,
+                      d.server, &d.metrics, err, sizeof(err)) != 0) {
+        blog(BLOG_ERROR, "cannot serve metrics: %s", err);
         return 1;
     }
     uv_signal_init(d.loop, &d.sigterm);

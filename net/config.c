@@ -31,6 +31,7 @@ void config_default(struct ballotd_config *cfg)
     bnode_options_default(&cfg->node);
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "ballot-data");
     cfg->client_port = 7379;
+    cfg->metrics_port = -1;
     cfg->max_clients = 10000;
     cfg->max_request_bytes = 64u << 20;
     cfg->max_output_bytes = 64u << 20;
@@ -182,6 +183,13 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     }
     if (strcmp(name, "cluster_id") == 0) {
         return parse_u64(v, UINT64_MAX, &cfg->node.cluster_id);
+    }
+    if (strcmp(name, "metrics_port") == 0) {
+        if (parse_u64(v, 65535, &n) != 0) {
+            return -1;
+        }
+        cfg->metrics_port = (int)n;
+        return 0;
     }
     if (strcmp(name, "verbose") == 0) {
         return parse_bool(v, &cfg->verbose);
@@ -379,6 +387,10 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
     }
     snprintf(cfg->client_host, sizeof(cfg->client_host), "%s", self->host);
     cfg->client_port = self->client_port;
+    if (cfg->metrics_port < 0) {
+        cfg->metrics_port =
+            self->client_port + 2 <= 65535 ? self->client_port + 2 : 0;
+    }
     cfg->node.data_dir = cfg->data_dir;
     return 0;
 }

@@ -18,6 +18,8 @@ struct ballotd_config
     /* Client listener. */
     char client_host[BNODE_HOST_MAX];
     int client_port;
+    /* HTTP metrics (GET /metrics): -1 means client_port + 2, 0 off. */
+    int metrics_port;
     /* Limits for client connections. */
     unsigned max_clients;
     uint64_t max_request_bytes;

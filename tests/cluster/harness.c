@@ -346,6 +346,9 @@ void cl_start_node(struct cluster *c, unsigned id)
         argv[a++] = args[1 + i];
     }
     argv[a++] = "--bootstrap";
+    snprintf(args[CL_MAX + 1], sizeof(args[CL_MAX + 1]), "%d", n->metrics_port);
+    argv[a++] = "--metrics_port";
+    argv[a++] = args[CL_MAX + 1];
     for (size_t i = 0; c->extra_args != NULL && c->extra_args[i] != NULL; i++) {
         ck_assert_int_lt(a, (int)(sizeof(argv) / sizeof(argv[0])) - 1);
         argv[a++] = (char *)c->extra_args[i];
@@ -390,8 +393,9 @@ void cl_start_args(struct cluster *c, unsigned n, const char *const *extra_args)
     for (unsigned i = 0; i < n; i++) {
         struct cl_node *nd = &c->nodes[i];
         nd->id = i + 1;
-        nd->client_port = base + (int)i * 2;
-        nd->peer_port = base + (int)i * 2 + 1;
+        nd->client_port = base + (int)i * 3;
+        nd->peer_port = base + (int)i * 3 + 1;
+        nd->metrics_port = base + (int)i * 3 + 2;
         snprintf(nd->dir, sizeof(nd->dir), "%s/n%u", c->root, i + 1);
     }
     for (unsigned i = 0; i < n; i++) {

@@ -71,6 +71,7 @@ struct cl_node
     uint64_t id;
     int client_port;
     int peer_port;
+    int metrics_port;
     pid_t pid; /* 0 when not running */
     char dir[512];
 };

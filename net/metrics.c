@@ -1,0 +1,278 @@
+/*
+ * metrics.c - see metrics.h.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bnode.h"
+#include "server.h"
+
+#define METRICS_REQUEST_MAX 8192
+#define METRICS_BODY_MAX 4096
+
+struct metrics_conn
+{
+    uv_tcp_t handle;
+    uv_write_t write;
+    struct metrics *m;
+    struct metrics_conn *prev, *next;
+    char in[METRICS_REQUEST_MAX];
+    size_t len;
+    char out[METRICS_BODY_MAX + 256];
+    bool answered;
+};
+
+struct metrics
+{
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    struct bnode *node;
+    struct server *srv;
+    struct metrics_conn *conns;
+    int open_handles;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+};
+
+static void handle_closed(struct metrics *m)
+{
+    /* The listener stays open until metrics_stop() (or a failed start), so
+     * the count reaches zero only then. */
+    if (--m->open_handles > 0) {
+        return;
+    }
+    void (*cb)(void *) = m->stop_cb;
+    void *arg = m->stop_arg;
+    free(m);
+    if (cb != NULL) {
+        cb(arg);
+    }
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct metrics_conn *c = h->data;
+    struct metrics *m = c->m;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        m->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    free(c);
+    handle_closed(m);
+}
+
+static void conn_close(struct metrics_conn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->handle)) {
+        uv_close((uv_handle_t *)&c->handle, on_conn_closed);
+    }
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void
+add(char *body, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    if (*len >= METRICS_BODY_MAX) {
+        return;
+    }
+    va_start(ap, fmt);
+    int n = vsnprintf(body + *len, METRICS_BODY_MAX - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        *len += (size_t)n;
+        if (*len > METRICS_BODY_MAX) {
+            *len = METRICS_BODY_MAX;
+        }
+    }
+}
+
+/* The Prometheus text format: one "name value" line per gauge or counter,
+ * after its # TYPE line. */
+static size_t render(struct metrics *m, char *body)
+{
+    struct bnode_status st;
+    size_t len = 0;
+    bnode_status(m->node, &st);
+    const struct
+    {
+        const char *name;
+        const char *type;
+        unsigned long long value;
+    } rows[] = {
+        {"ballot_raft_term", "gauge", st.term},
+        {"ballot_raft_is_leader", "gauge", st.state == RAFT_LEADER},
+        {"ballot_raft_leader_id", "gauge", st.leader},
+        {"ballot_raft_commit_index", "gauge", st.commit},
+        {"ballot_raft_applied_index", "gauge", st.applied},
+        {"ballot_raft_last_index", "gauge", st.last_index},
+        {"ballot_raft_first_index", "gauge", st.first_index},
+        {"ballot_raft_snapshot_index", "gauge", st.snapshot_index},
+        {"ballot_raft_members", "gauge", st.conf.n},
+        {"ballot_kv_revision", "gauge", st.revision},
+        {"ballot_proposals_pending", "gauge", st.proposals_pending},
+        {"ballot_reads_pending", "gauge", st.reads_pending},
+        {"ballot_batches_persisted_total", "counter", st.batches_persisted},
+        {"ballot_entries_applied_total", "counter", st.entries_applied},
+        {"ballot_clients_connected", "gauge",
+         m->srv != NULL ? server_clients(m->srv) : 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,
+            rows[i].name, rows[i].value);
+    }
+    return len;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status;
+    conn_close(req->data);
+}
+
+static void answer(struct metrics_conn *c)
+{
+    char body[METRICS_BODY_MAX];
+    size_t blen = 0;
+    const char *status = "404 Not Found";
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->handle);
+    if (strncmp(c->in, "GET /metrics ", 13) == 0 ||
+        strncmp(c->in, "GET /metrics?", 13) == 0) {
+        status = "200 OK";
+        blen = render(c->m, body);
+    } else {
+        blen = (size_t)snprintf(body, sizeof(body), "try GET /metrics\n");
+    }
+    int n = snprintf(c->out, sizeof(c->out),
+                     "HTTP/1.0 %s\r\n"
+                     "Content-Type: text/plain; version=0.0.4\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, blen);
+    size_t hlen = (size_t)n;
+    memcpy(c->out + hlen, body, blen);
+    uv_buf_t buf = uv_buf_init(c->out, (unsigned)(hlen + blen));
+    c->write.data = c;
+    if (uv_write(&c->write, (uv_stream_t *)&c->handle, &buf, 1, on_written) !=
+        0) {
+        conn_close(c);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct metrics_conn *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(c->in + c->len, (unsigned)(sizeof(c->in) - 1 - c->len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct metrics_conn *c = s->data;
+    (void)buf;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)nread;
+    c->in[c->len] = '\0';
+    /* A request ends with an empty line; one that never does is cut off
+     * at the buffer's size and answered as not found. */
+    if (!c->answered &&
+        (strstr(c->in, "\r\n\r\n") != NULL || c->len == sizeof(c->in) - 1)) {
+        answer(c);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct metrics *m = server->data;
+    if (status != 0) {
+        return;
+    }
+    struct metrics_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    c->m = m;
+    uv_tcp_init(m->loop, &c->handle);
+    c->handle.data = c;
+    m->open_handles++;
+    c->next = m->conns;
+    if (m->conns != NULL) {
+        m->conns->prev = c;
+    }
+    m->conns = c;
+    if (uv_accept(server, (uv_stream_t *)&c->handle) != 0 ||
+        uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
+        conn_close(c);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+int metrics_start(uv_loop_t *loop,
+                  const char *host,
+                  int port,
+                  struct bnode *node,
+                  struct server *srv,
+                  struct metrics **out,
+                  char *errmsg,
+                  size_t errmsg_len)
+{
+    struct sockaddr_in addr;
+    int rv = uv_ip4_addr(host, port, &addr);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "bad address %s:%d", host, port);
+        return -1;
+    }
+    struct metrics *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        return -1;
+    }
+    m->loop = loop;
+    m->node = node;
+    m->srv = srv;
+    uv_tcp_init(loop, &m->listener);
+    m->listener.data = m;
+    m->open_handles = 1;
+    rv = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr, 0);
+    if (rv == 0) {
+        rv = uv_listen((uv_stream_t *)&m->listener, 64, on_connection);
+    }
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "listen on %s:%d: %s", host, port,
+                 uv_strerror(rv));
+        /* Closed through the loop like any handle; nothing waits for it. */
+        uv_close((uv_handle_t *)&m->listener, on_listener_closed);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg)
+{
+    m->stop_cb = cb;
+    m->stop_arg = arg;
+    for (struct metrics_conn *c = m->conns; c != NULL; c = c->next) {
+        conn_close(c);
+    }
+    uv_close((uv_handle_t *)&m->listener, on_listener_closed);
+}

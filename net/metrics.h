@@ -1,0 +1,33 @@
+/*
+ * metrics.h - a minimal HTTP endpoint (GET /metrics) that reports the
+ * node's Raft and server counters in the Prometheus text format, so an
+ * operator can watch a node without a Redis client. One request per
+ * connection; anything else than GET /metrics gets 404.
+ */
+#ifndef BALLOT_NET_METRICS_H
+#define BALLOT_NET_METRICS_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct bnode;
+struct server;
+struct metrics;
+
+/* Starts listening on @host:@port. @node and @srv are borrowed until
+ * metrics_stop()'s callback (@srv may be NULL). Returns 0 or -1 with a
+ * message in @errmsg. */
+int metrics_start(uv_loop_t *loop,
+                  const char *host,
+                  int port,
+                  struct bnode *node,
+                  struct server *srv,
+                  struct metrics **out,
+                  char *errmsg,
+                  size_t errmsg_len);
+
+/* Closes the listener and every open connection; @cb runs when all are
+ * closed, then @m is freed. */
+void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg);
+
+#endif
