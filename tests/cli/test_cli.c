@@ -519,13 +519,9 @@ START_TEST(test_cli_bench_small_run_accounts_for_every_request)
 }
 END_TEST
 
-static Suite *cli_suite(void)
+int main(int argc, char **argv)
 {
-    const struct
-    {
-        const char *name;
-        const TTest *test;
-    } tests[] = {
+    const struct cl_named_test tests[] = {
         {"kv_commands_print_json", test_cli_kv_commands_print_json},
         {"txn_interactive_and_stdin_value",
          test_cli_txn_interactive_and_stdin_value},
@@ -538,29 +534,6 @@ static Suite *cli_suite(void)
         {"bench_small_run_accounts_for_every_request",
          test_cli_bench_small_run_accounts_for_every_request},
     };
-    Suite *s = suite_create("cli");
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_add_checked_fixture(tc, NULL, teardown);
-        tcase_set_timeout(tc, 120);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(int argc, char **argv)
-{
-    SRunner *sr = srunner_create(cli_suite());
-    int ran, failed;
-    signal(SIGPIPE, SIG_IGN);
-    srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
-    ran = srunner_ntests_run(sr);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (ran == 0) {
-        fprintf(stderr, "no test named %s\n", argc > 1 ? argv[1] : "");
-        return 1;
-    }
-    return failed == 0 ? 0 : 1;
+    return cl_run_tests("cli", tests, sizeof(tests) / sizeof(tests[0]), 120,
+                        teardown, argc, argv);
 }

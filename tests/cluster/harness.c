@@ -568,3 +568,34 @@ int cl_run(const char *const *argv,
     close(ofd);
     return rv;
 }
+
+int cl_run_tests(const char *suite,
+                 const struct cl_named_test *tests,
+                 size_t n,
+                 int timeout_s,
+                 void (*teardown)(void),
+                 int argc,
+                 char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create(suite);
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(tests[i].name);
+        if (teardown != NULL) {
+            tcase_add_checked_fixture(tc, NULL, teardown);
+        }
+        tcase_set_timeout(tc, timeout_s);
+        tcase_add_test(tc, tests[i].test);
+        suite_add_tcase(s, tc);
+    }
+    SRunner *sr = srunner_create(s);
+    srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
+    int ran = srunner_ntests_run(sr);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (ran == 0) {
+        fprintf(stderr, "no test named %s\n", argc > 1 ? argv[1] : "");
+        return 1;
+    }
+    return failed == 0 ? 0 : 1;
+}

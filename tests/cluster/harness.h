@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <check.h>
+
 #define CL_MAX 5
 
 /* A RESP reply, parsed. */
@@ -118,6 +120,26 @@ int cl_cmd(struct cluster *c,
            const char **argv);
 
 uint64_t cl_now_ms(void);
+
+/* One process-level test, run alone by ctest under its name. */
+struct cl_named_test
+{
+    const char *name;
+    const TTest *test;
+};
+
+/* Runs the test named argv[1] (every test without an argument), each in a
+ * Check case of its own with @timeout_s and the optional @teardown.
+ * Ignores SIGPIPE (servers close misbehaving connections). Returns the
+ * process exit code: 0 if all ran passed, 1 on a failure or when no test
+ * has that name (so a typo in ctest cannot pass by running nothing). */
+int cl_run_tests(const char *suite,
+                 const struct cl_named_test *tests,
+                 size_t n,
+                 int timeout_s,
+                 void (*teardown)(void),
+                 int argc,
+                 char **argv);
 
 /* Runs a program (argv[0] is a path or a name looked up in PATH) with
  * stdin from @stdin_path (NULL: /dev/null) and stdout and stderr captured

@@ -762,13 +762,9 @@ START_TEST(test_clients_bad_input_connection_flood)
 }
 END_TEST
 
-static Suite *clients_suite(void)
+int main(int argc, char **argv)
 {
-    const struct
-    {
-        const char *name;
-        const TTest *test;
-    } tests[] = {
+    const struct cl_named_test tests[] = {
         {"redis_cli_string_commands_and_scan",
          test_clients_redis_cli_string_commands_and_scan},
         {"redis_cli_binary_value_with_x",
@@ -788,29 +784,6 @@ static Suite *clients_suite(void)
          test_clients_bad_input_client_never_reads},
         {"bad_input_connection_flood", test_clients_bad_input_connection_flood},
     };
-    Suite *s = suite_create("clients");
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 280);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(int argc, char **argv)
-{
-    /* Servers close refused and misbehaving connections: a write to one
-     * must fail with EPIPE, not kill the test. */
-    signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(clients_suite());
-    srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
-    int ran = srunner_ntests_run(sr);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (ran == 0) {
-        fprintf(stderr, "no test named %s\n", argc > 1 ? argv[1] : "");
-        return 1;
-    }
-    return failed == 0 ? 0 : 1;
+    return cl_run_tests("clients", tests, sizeof(tests) / sizeof(tests[0]), 280,
+                        NULL, argc, argv);
 }

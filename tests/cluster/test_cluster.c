@@ -522,13 +522,9 @@ START_TEST(test_cluster_breq_retry_across_leader_crash_applies_once)
 }
 END_TEST
 
-static Suite *cluster_suite(void)
+int main(int argc, char **argv)
 {
-    const struct
-    {
-        const char *name;
-        const TTest *test;
-    } tests[] = {
+    const struct cl_named_test tests[] = {
         {"three_nodes_elect_write_read_everywhere",
          test_cluster_three_nodes_elect_write_read_everywhere},
         {"five_nodes_elect_write_read_everywhere",
@@ -546,27 +542,6 @@ static Suite *cluster_suite(void)
         {"breq_retry_across_leader_crash_applies_once",
          test_cluster_breq_retry_across_leader_crash_applies_once},
     };
-    Suite *s = suite_create("cluster");
-    /* One case per test, named after it, so ctest can run each alone. */
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 150);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(int argc, char **argv)
-{
-    SRunner *sr = srunner_create(cluster_suite());
-    srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
-    int ran = srunner_ntests_run(sr);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (ran == 0) {
-        fprintf(stderr, "no test named %s\n", argc > 1 ? argv[1] : "");
-        return 1;
-    }
-    return failed == 0 ? 0 : 1;
+    return cl_run_tests("cluster", tests, sizeof(tests) / sizeof(tests[0]), 150,
+                        NULL, argc, argv);
 }
