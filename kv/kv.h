@@ -178,13 +178,23 @@ struct kv_cmd
     uint64_t seq;
     const uint8_t *reply;
     uint32_t reply_len;
+    /* With a request id and no @reply: the state machine keeps the entry's
+     * own result instead (the branch taken, the revision, what every
+     * operation returned), and a retry gets that result back in its
+     * kv_entry_result. For commands whose reply depends on the state at
+     * apply time (a transaction with reads or an else branch), which the
+     * proposer cannot build in advance. Either branch consumes the seq. */
+    bool keep_result;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
  * id; a command with one is written as KV_CMD_VERSION_SESSION (the version 1
- * layout followed by the request id). kv_cmd_decode() accepts both. */
+ * layout followed by the request id and reply), or as
+ * KV_CMD_VERSION_SESSION_RESULT when it keeps its result (the request id
+ * alone). kv_cmd_decode() accepts all three. */
 #define KV_CMD_VERSION 1
 #define KV_CMD_VERSION_SESSION 2
+#define KV_CMD_VERSION_SESSION_RESULT 3
 
 /* Allocation hooks; all heap use of kv/ goes through them, so that tests can
  * fail the Nth allocation. NULL (or NULL members) means the C library's. */
@@ -355,6 +365,12 @@ struct kv_entry_result
     uint64_t session_revision;
     const uint8_t *reply;
     uint32_t reply_len;
+    /* A @duplicate of a command that kept its result (kv_cmd.keep_result):
+     * @succeeded, @ops and @n_ops are those of the original application
+     * (@reply is NULL). @result_elided: it was applied, but its result was
+     * larger than KV_SESSION_REPLY_MAX and only that fact was kept. */
+    bool result_kept;
+    bool result_elided;
 };
 
 struct kv_arena_chunk;

@@ -395,191 +395,6 @@ static int exec_cmd(struct exec *x,
     return exec_ops(x, cmd->else_ops, cmd->n_else, er);
 }
 
-/* ---------------------------------------------------------------------- */
-/* Client sessions                                                         */
-/*
- * "sessions": u64be client id -> u64le seq, u64le index, u64le revision,
- *             u32le reply_len, reply
- * "session_lru": u64be index, u64be client id -> (empty): every session by
- *             the log index of its last write, oldest first, for eviction.
- */
-#define SESS_HEADER 28u
-
-struct session
-{
-    uint64_t seq;
-    uint64_t index;
-    uint64_t revision;
-    uint32_t reply_len;
-    const uint8_t *reply; /* into LMDB memory */
-};
-
-/* Returns 0 (found), KV_ENOTFOUND or an error. */
-static int session_get(struct kv_store *s,
-                       MDB_txn *txn,
-                       uint64_t client_id,
-                       struct session *out)
-{
-    uint8_t kb[8];
-    MDB_val k = {8, kb};
-    MDB_val v;
-    kv_put_u64be(kb, client_id);
-    int rc = mdb_get(txn, s->dbi_sess, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        return KV_ENOTFOUND;
-    }
-    if (rc != 0) {
-        return kv_mdb_error(s, rc, "session get");
-    }
-    const uint8_t *p = v.mv_data;
-    if (v.mv_size < SESS_HEADER ||
-        v.mv_size - SESS_HEADER != kv_get_u32le(p + 24)) {
-        return kv_set_error(s, KV_ECORRUPT, "sessions: malformed record");
-    }
-    out->seq = kv_get_u64le(p);
-    out->index = kv_get_u64le(p + 8);
-    out->revision = kv_get_u64le(p + 16);
-    out->reply_len = kv_get_u32le(p + 24);
-    out->reply = p + SESS_HEADER;
-    return 0;
-}
-
-static void lru_key(uint8_t kb[16], uint64_t index, uint64_t client_id)
-{
-    kv_put_u64be(kb, index);
-    kv_put_u64be(kb + 8, client_id);
-}
-
-/* Decides what a command with a request id does before it runs. Returns 0
- * with *run false if it must not run (@er tells why), or an error. */
-static int session_check(struct kv_store *s,
-                         MDB_txn *txn,
-                         const struct kv_cmd *cmd,
-                         struct kv_entry_result *er,
-                         struct kv_arena_chunk **arena,
-                         const struct kv_allocator *alloc,
-                         bool *run)
-{
-    struct session old;
-    int rv = session_get(s, txn, cmd->client_id, &old);
-    *run = true;
-    if (rv == KV_ENOTFOUND) {
-        return 0;
-    }
-    if (rv != 0) {
-        return rv;
-    }
-    if (cmd->seq > old.seq) {
-        return 0;
-    }
-    *run = false;
-    er->cmd_type = cmd->type;
-    er->session_seq = old.seq;
-    if (cmd->seq < old.seq) {
-        er->superseded = true;
-        return 0;
-    }
-    er->duplicate = true;
-    er->succeeded = true;
-    er->session_revision = old.revision;
-    if (old.reply_len > 0) {
-        uint8_t *copy = kv_arena_alloc(arena, alloc, old.reply_len);
-        if (copy == NULL) {
-            return KV_ENOMEM;
-        }
-        memcpy(copy, old.reply, old.reply_len);
-        er->reply = copy;
-        er->reply_len = old.reply_len;
-    }
-    return 0;
-}
-
-/* Records that (client_id, seq) was applied at @index and @revision with
- * @reply, evicting the session idle the longest beyond the bound. */
-static int session_record(struct kv_store *s,
-                          MDB_txn *txn,
-                          uint64_t client_id,
-                          uint64_t seq,
-                          const uint8_t *reply,
-                          uint32_t reply_len,
-                          uint64_t index,
-                          uint64_t revision)
-{
-    struct session old;
-    uint8_t kb[8];
-    uint8_t lb[16];
-    MDB_val k = {8, kb};
-    MDB_val v = {SESS_HEADER + (size_t)reply_len, NULL};
-    MDB_val lk = {16, lb};
-    MDB_val lv = {0, NULL};
-    bool fresh = false;
-    int rc;
-    int rv = session_get(s, txn, client_id, &old);
-    if (rv == KV_ENOTFOUND) {
-        fresh = true;
-    } else if (rv != 0) {
-        return rv;
-    } else {
-        lru_key(lb, old.index, client_id);
-        rc = mdb_del(txn, s->dbi_lru, &lk, NULL);
-        if (rc != 0 && rc != MDB_NOTFOUND) {
-            return kv_mdb_error(s, rc, "session lru delete");
-        }
-    }
-    kv_put_u64be(kb, client_id);
-    if ((rc = mdb_put(txn, s->dbi_sess, &k, &v, MDB_RESERVE)) != 0) {
-        return kv_mdb_error(s, rc, "session put");
-    }
-    uint8_t *p = v.mv_data;
-    kv_put_u64le(p, seq);
-    kv_put_u64le(p + 8, index);
-    kv_put_u64le(p + 16, revision);
-    kv_put_u32le(p + 24, reply_len);
-    if (reply_len > 0) {
-        memcpy(p + SESS_HEADER, reply, reply_len);
-    }
-    lru_key(lb, index, client_id);
-    if ((rc = mdb_put(txn, s->dbi_lru, &lk, &lv, 0)) != 0) {
-        return kv_mdb_error(s, rc, "session lru put");
-    }
-    if (!fresh) {
-        return 0;
-    }
-    MDB_stat st;
-    if ((rc = mdb_stat(txn, s->dbi_sess, &st)) != 0) {
-        return kv_mdb_error(s, rc, "session stat");
-    }
-    if (st.ms_entries <= s->opts.session_max) {
-        return 0;
-    }
-    /* Over the bound: evict the session whose last write is the oldest.
-     * The order depends only on the log, so every replica evicts the same
-     * one. */
-    MDB_cursor *cur = NULL;
-    if ((rc = mdb_cursor_open(txn, s->dbi_lru, &cur)) != 0) {
-        return kv_mdb_error(s, rc, "session lru cursor");
-    }
-    rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST);
-    if (rc == 0 && lk.mv_size != 16) {
-        mdb_cursor_close(cur);
-        return kv_set_error(s, KV_ECORRUPT, "session_lru: malformed key");
-    }
-    if (rc == 0) {
-        memcpy(kb, (const uint8_t *)lk.mv_data + 8, 8);
-        rc = mdb_cursor_del(cur, 0);
-    }
-    mdb_cursor_close(cur);
-    if (rc == 0) {
-        k.mv_size = 8;
-        k.mv_data = kb;
-        rc = mdb_del(txn, s->dbi_sess, &k, NULL);
-    }
-    if (rc != 0) {
-        return kv_mdb_error(s, rc, "session evict");
-    }
-    return 0;
-}
-
 int kv_apply(struct kv_store *s,
              const struct raft_entry *entries,
              size_t n_entries,
@@ -669,13 +484,10 @@ int kv_apply(struct kv_store *s,
             er->code = rv;
             continue;
         }
-        uint64_t client_id = cmd.client_id, seq = cmd.seq;
-        const uint8_t *reply = cmd.reply;
-        uint32_t reply_len = cmd.reply_len;
-        if (client_id != 0) {
+        if (cmd.client_id != 0) {
             bool run = true;
-            rv =
-                session_check(s, txn, &cmd, er, &res->arena, &res->alloc, &run);
+            rv = kv_session_check(s, txn, &cmd, er, &res->arena, &res->alloc,
+                                  &run);
             if (rv != 0 || !run) {
                 kv_cmd_free(&cmd, &s->alloc);
                 if (rv != 0) {
@@ -687,25 +499,23 @@ int kv_apply(struct kv_store *s,
         struct exec x = {s,     txn, keys,        rev + 1,
                          false, 0,   &res->arena, &res->alloc};
         rv = exec_cmd(&x, &cmd, er);
-        kv_cmd_free(&cmd, &s->alloc);
-        if (rv != 0) {
-            goto fail;
-        }
-        if (x.changed) {
+        if (rv == 0 && x.changed) {
             rev++;
         }
         er->revision = rev;
-        /* Only an application whose comparisons held consumes the seq: a
-         * failed guard applied nothing, and the same request id may come
-         * again. */
-        if (client_id != 0 && er->succeeded) {
-            er->session_seq = seq;
+        /* A request id is consumed by an application whose comparisons
+         * held, or by any application when the store keeps the result
+         * (either branch is then the outcome the retry must see). A failed
+         * view guard applied nothing, and the same id may come again. */
+        if (rv == 0 && cmd.client_id != 0 &&
+            (er->succeeded || cmd.keep_result)) {
+            er->session_seq = cmd.seq;
             er->session_revision = rev;
-            rv = session_record(s, txn, client_id, seq, reply, reply_len,
-                                e->index, rev);
-            if (rv != 0) {
-                goto fail;
-            }
+            rv = kv_session_record(s, txn, &cmd, er, e->index);
+        }
+        kv_cmd_free(&cmd, &s->alloc);
+        if (rv != 0) {
+            goto fail;
         }
     }
     if ((rv = kv_meta_put(s, txn, KV_META_APPLIED, applied)) != 0 ||

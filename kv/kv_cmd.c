@@ -23,6 +23,11 @@
  *
  *   command      := u8 version(=2) u8 cmd_type body session
  *   session      := u64 client_id u64 seq u32 reply_len reply[reply_len]
+ *
+ * Version 3 carries a request id without a reply: the store keeps the
+ * entry's own result for a retry (kv_cmd.keep_result).
+ *
+ *   command      := u8 version(=3) u8 cmd_type body u64 client_id u64 seq
  */
 #include <stdlib.h>
 #include <string.h>
@@ -155,15 +160,16 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     } else {
         return KV_EBADCMD;
     }
-    if (cmd->client_id != 0 || cmd->seq != 0 || cmd->reply_len != 0) {
+    if (cmd->client_id != 0 || cmd->seq != 0 || cmd->reply_len != 0 ||
+        cmd->keep_result) {
         if (cmd->client_id == 0 || cmd->client_id > KV_SESSION_CLIENT_MAX ||
-            cmd->seq == 0) {
+            cmd->seq == 0 || (cmd->keep_result && cmd->reply_len != 0)) {
             return KV_EBADCMD;
         }
         if (cmd->reply_len > KV_SESSION_REPLY_MAX) {
             return KV_ELIMIT;
         }
-        n += 8 + 8 + 4 + (uint64_t)cmd->reply_len;
+        n += 8 + 8 + (cmd->keep_result ? 0 : 4 + (uint64_t)cmd->reply_len);
     }
     if (n > KV_CMD_BYTES_MAX) {
         return KV_ELIMIT;
@@ -257,7 +263,9 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     if (n > cap) {
         return KV_ELIMIT;
     }
-    w_u8(&w, cmd->client_id != 0 ? KV_CMD_VERSION_SESSION : KV_CMD_VERSION);
+    w_u8(&w, cmd->client_id == 0 ? KV_CMD_VERSION
+             : cmd->keep_result  ? KV_CMD_VERSION_SESSION_RESULT
+                                 : KV_CMD_VERSION_SESSION);
     w_u8(&w, cmd->type);
     if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
@@ -288,8 +296,10 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     if (cmd->client_id != 0) {
         w_u64(&w, cmd->client_id);
         w_u64(&w, cmd->seq);
-        w_u32(&w, cmd->reply_len);
-        w_bytes(&w, cmd->reply, cmd->reply_len);
+        if (!cmd->keep_result) {
+            w_u32(&w, cmd->reply_len);
+            w_bytes(&w, cmd->reply, cmd->reply_len);
+        }
     }
     *len = (size_t)(w.p - buf);
     return 0;
@@ -471,7 +481,8 @@ int kv_cmd_decode(const uint8_t *buf,
     if ((rv = r_u8(&r, &version)) != 0) {
         goto fail;
     }
-    if (version != KV_CMD_VERSION && version != KV_CMD_VERSION_SESSION) {
+    if (version != KV_CMD_VERSION && version != KV_CMD_VERSION_SESSION &&
+        version != KV_CMD_VERSION_SESSION_RESULT) {
         rv = KV_EVERSION;
         goto fail;
     }
@@ -521,11 +532,13 @@ int kv_cmd_decode(const uint8_t *buf,
         rv = KV_EBADCMD;
         goto fail;
     }
-    if (version == KV_CMD_VERSION_SESSION) {
+    if (version != KV_CMD_VERSION) {
+        cmd->keep_result = version == KV_CMD_VERSION_SESSION_RESULT;
         if ((rv = r_u64(&r, &cmd->client_id)) != 0 ||
             (rv = r_u64(&r, &cmd->seq)) != 0 ||
-            (rv = r_blob(&r, KV_SESSION_REPLY_MAX, &cmd->reply_len,
-                         &cmd->reply)) != 0) {
+            (!cmd->keep_result &&
+             (rv = r_blob(&r, KV_SESSION_REPLY_MAX, &cmd->reply_len,
+                          &cmd->reply)) != 0)) {
             goto fail;
         }
         if (cmd->client_id == 0 || cmd->client_id > KV_SESSION_CLIENT_MAX ||

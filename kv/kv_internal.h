@@ -234,6 +234,25 @@ int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
 int kv_mark_dirty(struct kv_store *store);
 int kv_mark_clean(struct kv_store *store);
 
+/* Client sessions (kv_session.c). kv_session_check() decides, before a
+ * command with a request id runs, whether it runs (*run); if not, @er says
+ * why, holding the stored outcome of a duplicate (copied into @arena).
+ * kv_session_record() makes (client_id, seq) the client's last applied
+ * request, kept with the command's reply or, for keep_result, with @er
+ * (whose revision is the one after the entry). */
+int kv_session_check(struct kv_store *s,
+                     MDB_txn *txn,
+                     const struct kv_cmd *cmd,
+                     struct kv_entry_result *er,
+                     struct kv_arena_chunk **arena,
+                     const struct kv_allocator *alloc,
+                     bool *run);
+int kv_session_record(struct kv_store *s,
+                      MDB_txn *txn,
+                      const struct kv_cmd *cmd,
+                      const struct kv_entry_result *er,
+                      uint64_t index);
+
 /* fsyncs a directory. */
 int kv_fsync_dir(const char *path);
 /* Removes a directory and the plain files in it (no recursion deeper). */

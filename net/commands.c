@@ -102,6 +102,51 @@ void rep_verbatim(struct cmd_req *r, const char *data, size_t len)
     rep_check(r, resp_encode_verbatim(&r->reply, "txt", data, len));
 }
 
+/* resp_buf has no raw append: encode the bytes as a bulk string, which
+ * grows the buffer under its limit, then slide them over its framing. */
+void rep_raw(struct cmd_req *r, const uint8_t *data, size_t len)
+{
+    struct resp_buf *b = &r->reply;
+    size_t start = b->len;
+    int rc = resp_encode_bulk(b, data, len);
+    if (rc != 0) {
+        rep_check(r, rc);
+        return;
+    }
+    size_t header = b->len - start - len - 2;
+    if (len > 0) {
+        memmove(b->data + start, b->data + start + header, len);
+    }
+    b->len = start + len;
+}
+
+void rep_session_outcome(struct cmd_req *r,
+                         const struct kv_entry_result *res,
+                         uint64_t client_id,
+                         uint64_t seq)
+{
+    if (res->superseded) {
+        rep_errorf(r,
+                   "ERR request id already superseded: client %" PRIu64
+                   " seq %" PRIu64 " is below its last applied seq %" PRIu64,
+                   client_id, seq, res->session_seq);
+    } else if (res->result_elided) {
+        rep_errorf(r,
+                   "ERR request id already applied at revision %" PRIu64
+                   ", but its reply was too large to keep",
+                   res->session_revision);
+    } else if (res->reply != NULL) {
+        rep_raw(r, res->reply, res->reply_len);
+    } else {
+        /* The request id was last used by a command of another kind (its
+         * outcome is kept in a form this one cannot reply with). */
+        rep_errorf(r,
+                   "ERR request id already applied at revision %" PRIu64
+                   " by a different command",
+                   res->session_revision);
+    }
+}
+
 void rep_arity_error(struct cmd_req *r, const char *name)
 {
     rep_errorf(r, "ERR wrong number of arguments for '%s' command", name);
@@ -417,10 +462,14 @@ static bool arity_ok(const struct cmd_def *d, size_t argc)
     return argc >= (size_t)-d->arity;
 }
 
-/* Commands that run rather than queue between MULTI and EXEC. */
-static bool runs_in_multi(const struct cmd_def *d)
+/* Commands that run rather than queue between MULTI and EXEC: those
+ * flagged so, and BREQ wrapping EXEC (an EXEC with a request id). */
+static bool runs_in_multi(const struct cmd_def *d,
+                          const struct resp_request *req)
 {
-    return (d->flags & CMD_MULTI) != 0;
+    return (d->flags & CMD_MULTI) != 0 ||
+           (d->fn == cmd_breq && req->argc == 4 &&
+            cmd_arg_is(req->argv[3], req->argvlen[3], "exec"));
 }
 
 int cmd_order_of(const struct cmd_client *c, const struct resp_request *req)
@@ -429,7 +478,7 @@ int cmd_order_of(const struct cmd_client *c, const struct resp_request *req)
     if (d == NULL || !arity_ok(d, req->argc)) {
         return CMD_ORDER_FREE;
     }
-    if (c->in_multi && !runs_in_multi(d)) {
+    if (c->in_multi && !runs_in_multi(d, req)) {
         return CMD_ORDER_FREE;
     }
     if (d->order_fn != NULL) {
@@ -471,7 +520,7 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
         cmd_req_finish(r);
         return;
     }
-    if (c->in_multi && !runs_in_multi(d)) {
+    if (c->in_multi && !runs_in_multi(d, req)) {
         if (d->view_fn == NULL) {
             rep_error(r, "ERR Command not allowed inside a transaction");
             c->multi_dirty = true;

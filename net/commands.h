@@ -216,6 +216,20 @@ void rep_map(struct cmd_req *r, size_t npairs);
 void rep_set(struct cmd_req *r, size_t n);
 void rep_verbatim(struct cmd_req *r, const char *data, size_t len);
 
+/** Appends bytes that are already one RESP reply (as a session stores). */
+void rep_raw(struct cmd_req *r, const uint8_t *data, size_t len);
+
+/** Replies for a write with a request id that did not run because the id
+ * was applied before (@res->duplicate: the stored reply) or a later seq of
+ * the client was (@res->superseded: an error). A duplicate whose outcome
+ * was kept as a kv result is for the caller to build; here it is an
+ * error. */
+struct kv_entry_result;
+void rep_session_outcome(struct cmd_req *r,
+                         const struct kv_entry_result *res,
+                         uint64_t client_id,
+                         uint64_t seq);
+
 /** "ERR wrong number of arguments for 'name' command". */
 void rep_arity_error(struct cmd_req *r, const char *name);
 
@@ -258,6 +272,9 @@ void cmd_exec(struct cmd_req *r,
               size_t argc,
               const char *const *argv,
               const size_t *argvlen);
+/* EXEC with a request id (BREQ client-id seq EXEC, inside MULTI): the
+ * transaction's write is applied at most once, like cmd_view_start_req(). */
+void cmd_exec_req(struct cmd_req *r, uint64_t client_id, uint64_t seq);
 void cmd_watch(struct cmd_req *r,
                size_t argc,
                const char *const *argv,

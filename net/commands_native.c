@@ -119,31 +119,33 @@ CMD_DECL(cmd_brange)
 /* ---------------------------------------------------------------------- */
 /* Proposals: DEL and BTXN                                                 */
 
-/* Encodes @cmd and proposes it with @cb; on failure replies and finishes. */
+/* Encodes @cmd and proposes it with @cb(@arg); on failure frees @arg if it
+ * is not @r, replies and finishes. */
 static void propose(struct cmd_req *r,
                     const struct kv_cmd *cmd,
-                    bnode_write_cb cb)
+                    bnode_write_cb cb,
+                    void *arg)
 {
     size_t size = kv_cmd_encoded_size(cmd);
+    uint8_t *buf = size > 0 ? malloc(size) : NULL;
+    size_t len = 0;
+    int rc = 0;
     if (size == 0) {
         rep_error(r, "ERR the command exceeds ballot's limits");
-        cmd_req_finish(r);
-        return;
-    }
-    uint8_t *buf = malloc(size);
-    size_t len = 0;
-    if (buf == NULL || kv_cmd_encode(cmd, buf, size, &len) != 0) {
-        free(buf);
+    } else if (buf == NULL || kv_cmd_encode(cmd, buf, size, &len) != 0) {
         rep_error(r, "ERR could not encode the command");
-        cmd_req_finish(r);
+    } else if ((rc = bnode_propose(r->client->env->node, buf, len, cb, arg)) !=
+               0) {
+        rep_node_error(r, rc, true);
+    } else {
+        free(buf); /* bnode_propose copies it */
         return;
     }
-    int rc = bnode_propose(r->client->env->node, buf, len, cb, r);
-    free(buf); /* bnode_propose copies it */
-    if (rc != 0) {
-        rep_node_error(r, rc, true);
-        cmd_req_finish(r);
+    free(buf);
+    if (arg != r) {
+        free(arg);
     }
+    cmd_req_finish(r);
 }
 
 /* Common checks of a write's completion; false if it replied. */
@@ -206,19 +208,38 @@ CMD_DECL(cmd_del)
     cmd.type = KV_CMD_TXN;
     cmd.then_ops = ops;
     cmd.n_then = (uint32_t)n;
-    propose(r, &cmd, del_done);
+    propose(r, &cmd, del_done, r);
 }
+
+/* A BTXN in flight: the request id it carries (BREQ), for its reply. */
+struct btxn_req
+{
+    struct cmd_req *r;
+    uint64_t client_id;
+    uint64_t seq;
+};
 
 static void btxn_done(void *arg, int status, const struct kv_entry_result *res)
 {
-    struct cmd_req *r = arg;
+    struct btxn_req b = *(struct btxn_req *)arg;
+    struct cmd_req *r = b.r;
+    free(arg);
     if (!write_ok(r, status, res)) {
         cmd_req_finish(r);
         return;
     }
+    if (res->superseded || (res->duplicate && !res->result_kept) ||
+        res->result_elided) {
+        rep_session_outcome(r, res, b.client_id, b.seq);
+        cmd_req_finish(r);
+        return;
+    }
+    /* A retry of an applied request id gets the first application's
+     * outcome, kept by the store: its branch, revision and reads. */
     rep_array(r, 3);
     rep_int(r, res->succeeded ? 1 : 0);
-    rep_int(r, (int64_t)res->revision);
+    rep_int(r,
+            (int64_t)(res->duplicate ? res->session_revision : res->revision));
     rep_array(r, res->n_ops);
     for (size_t i = 0; i < res->n_ops; i++) {
         const struct kv_op_result *o = &res->ops[i];
@@ -322,7 +343,13 @@ static int btxn_ops(struct cmd_req *r,
     return 0;
 }
 
-CMD_DECL(cmd_btxn)
+/* BTXN with an optional request id (@client_id 0: none). */
+static void btxn_run(struct cmd_req *r,
+                     size_t argc,
+                     const char *const *argv,
+                     const size_t *argvlen,
+                     uint64_t client_id,
+                     uint64_t seq)
 {
     struct kv_cmp cmps[KV_TXN_CMPS_MAX];
     struct kv_op then_ops[KV_TXN_OPS_MAX];
@@ -419,10 +446,28 @@ CMD_DECL(cmd_btxn)
     }
     cmd.then_ops = then_ops;
     cmd.else_ops = else_ops;
-    propose(r, &cmd, btxn_done);
+    /* The reply depends on the branch taken at apply time, so the store
+     * keeps the result itself rather than a reply built here. */
+    cmd.client_id = client_id;
+    cmd.seq = seq;
+    cmd.keep_result = client_id != 0;
+    struct btxn_req *b = malloc(sizeof(*b));
+    if (b == NULL) {
+        rep_error(r, "ERR out of memory");
+        goto fail;
+    }
+    b->r = r;
+    b->client_id = client_id;
+    b->seq = seq;
+    propose(r, &cmd, btxn_done, b);
     return;
 fail:
     cmd_req_finish(r);
+}
+
+CMD_DECL(cmd_btxn)
+{
+    btxn_run(r, argc, argv, argvlen, 0, 0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -454,9 +499,10 @@ static int parse_id(const char *s, size_t len, uint64_t max, uint64_t *out)
 
 /* BREQ client-id seq command [args...]: runs @command with a request id.
  * A write is applied at most once per (client-id, seq) and a retry of an
- * applied one gets the original reply; a read just runs. Only the view
- * commands (the string commands and DEL/UNLINK) take a request id for
- * now. */
+ * applied one gets the original reply; a read just runs. The string
+ * commands and DEL/UNLINK run on a view that builds the reply before the
+ * write; BTXN has the store keep its result; EXEC (inside MULTI) runs the
+ * queued commands as one view. */
 void cmd_breq(struct cmd_req *r,
               size_t argc,
               const char *const *argv,
@@ -486,6 +532,14 @@ void cmd_breq(struct cmd_req *r,
         cmd_req_finish(r);
         return;
     }
+    if (d->fn == cmd_exec) {
+        cmd_exec_req(r, client, seq);
+        return;
+    }
+    if (d->fn == cmd_btxn) {
+        btxn_run(r, n, argv + 3, argvlen + 3, client, seq);
+        return;
+    }
     if (d->fn == cmd_breq || (d->flags & CMD_MULTI) ||
         !(d->flags & (CMD_READONLY | CMD_WRITE))) {
         rep_errorf(r, "ERR '%s' cannot run inside BREQ", d->name);
@@ -502,7 +556,7 @@ void cmd_breq(struct cmd_req *r,
         return;
     }
     if (d->view_fn == NULL) {
-        rep_errorf(r, "ERR BREQ does not support '%s' yet", d->name);
+        rep_errorf(r, "ERR '%s' cannot run inside BREQ", d->name);
         cmd_req_finish(r);
         return;
     }

@@ -32,7 +32,6 @@
  * barrier from the start, or a stale one on a READONLY connection.
  */
 #include <assert.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,27 +326,6 @@ static void reply_reset(struct cmd_req *r)
     r->reply_err = 0;
 }
 
-/* Appends bytes that are already a RESP reply (one stored by a session).
- * resp_buf has no raw append: encode them as a bulk string, which grows
- * the buffer under its limit, then slide the bytes over its framing. */
-static void reply_raw(struct cmd_req *r, const uint8_t *data, size_t len)
-{
-    struct resp_buf *b = &r->reply;
-    size_t start = b->len;
-    int rc = resp_encode_bulk(b, data, len);
-    if (rc != 0) {
-        if (r->reply_err == 0) {
-            r->reply_err = rc;
-        }
-        return;
-    }
-    size_t header = b->len - start - len - 2;
-    if (len > 0) {
-        memmove(b->data + start, b->data + start + header, len);
-    }
-    b->len = start + len;
-}
-
 static void vrun_fail(struct vrun *run, const char *msg)
 {
     reply_reset(run->r);
@@ -467,21 +445,12 @@ static void vrun_on_write(void *arg,
         vrun_fail(run, msg);
         return;
     }
-    if (res->duplicate) {
-        /* This request id was applied before (a retry): nothing ran now,
-         * and the client gets the reply of the time it was applied. */
+    if (res->duplicate || res->superseded) {
+        /* This request id was applied before (a retry), or a later one
+         * was: nothing ran now. */
         reply_reset(run->r);
-        reply_raw(run->r, res->reply, res->reply_len);
+        rep_session_outcome(run->r, res, run->req_client, run->req_seq);
         vrun_done(run);
-        return;
-    }
-    if (res->superseded) {
-        char msg[160];
-        snprintf(msg, sizeof(msg),
-                 "ERR request id already superseded: client %" PRIu64
-                 " seq %" PRIu64 " is below its last applied seq %" PRIu64,
-                 run->req_client, run->req_seq, res->session_seq);
-        vrun_fail(run, msg);
         return;
     }
     if (res->succeeded) {
@@ -854,10 +823,15 @@ void cmd_exec(struct cmd_req *r,
               const char *const *argv,
               const size_t *argvlen)
 {
-    struct cmd_client *c = r->client;
     (void)argc;
     (void)argv;
     (void)argvlen;
+    cmd_exec_req(r, 0, 0);
+}
+
+void cmd_exec_req(struct cmd_req *r, uint64_t client_id, uint64_t seq)
+{
+    struct cmd_client *c = r->client;
     if (!c->in_multi) {
         rep_error(r, "ERR EXEC without MULTI");
         cmd_req_finish(r);
@@ -883,6 +857,8 @@ void cmd_exec(struct cmd_req *r,
     /* The queued commands move to the run; the watches become loaded-key
      * checks of its view. */
     run->exec = true;
+    run->req_client = client_id;
+    run->req_seq = seq;
     run->cmds = c->queued;
     run->n_cmds = c->n_queued;
     c->queued = NULL;

@@ -315,9 +315,11 @@ START_TEST(test_cmd_decode_refuses_malformed_commands)
     struct kv_cmd d;
     size_t len;
     uint8_t *p = kvt_put("k", "v", &len);
-    p[0] = 3;
+    p[0] = KV_CMD_VERSION_SESSION_RESULT + 1;
     ck_assert_int_eq(kv_cmd_decode(p, len, NULL, &d), KV_EVERSION);
     p[0] = KV_CMD_VERSION_SESSION; /* the request id is missing */
+    ck_assert_int_eq(kv_cmd_decode(p, len, NULL, &d), KV_EBADCMD);
+    p[0] = KV_CMD_VERSION_SESSION_RESULT;
     ck_assert_int_eq(kv_cmd_decode(p, len, NULL, &d), KV_EBADCMD);
     p[0] = 1;
     p[1] = 9;

@@ -321,6 +321,256 @@ START_TEST(test_session_survives_snapshot_install)
 }
 END_TEST
 
+/* A transaction that keeps its result under request id (7, @seq):
+ *   if exists(k) then get k, put log = @value  else put k = @value, get k */
+static uint8_t *kept_txn(uint64_t seq, const char *value, size_t *len)
+{
+    static struct kv_cmp cmp;
+    static struct kv_op then_ops[2], else_ops[2];
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    memset(&cmp, 0, sizeof(cmp));
+    memset(then_ops, 0, sizeof(then_ops));
+    memset(else_ops, 0, sizeof(else_ops));
+    cmp.target = KV_CMP_EXISTS;
+    cmp.op = KV_CMP_EQ;
+    cmp.key = (const uint8_t *)"k";
+    cmp.key_len = 1;
+    cmp.number = 1;
+    then_ops[0].type = KV_OP_RANGE;
+    then_ops[0].key = (const uint8_t *)"k";
+    then_ops[0].key_len = 1;
+    then_ops[1].type = KV_OP_PUT;
+    then_ops[1].key = (const uint8_t *)"log";
+    then_ops[1].key_len = 3;
+    then_ops[1].value = (const uint8_t *)value;
+    then_ops[1].value_len = (uint32_t)strlen(value);
+    else_ops[0] = then_ops[1];
+    else_ops[0].key = (const uint8_t *)"k";
+    else_ops[0].key_len = 1;
+    else_ops[1] = then_ops[0];
+    c.type = KV_CMD_TXN;
+    c.cmps = &cmp;
+    c.n_cmps = 1;
+    c.then_ops = then_ops;
+    c.n_then = 2;
+    c.else_ops = else_ops;
+    c.n_else = 2;
+    c.client_id = 7;
+    c.seq = seq;
+    c.keep_result = true;
+    return kvt_encode(&c, len);
+}
+
+/* The essentials of a kept result, for comparing a retry with the first
+ * application. */
+struct kept
+{
+    bool duplicate, result_kept, succeeded;
+    uint64_t revision, session_revision;
+    size_t n_ops;
+    uint8_t types[2];
+    size_t n_kvs[2];
+    char value[2][16];
+    uint64_t mod[2];
+};
+
+static struct kept apply_kept(struct kv_store *s,
+                              raft_index index,
+                              uint8_t *d,
+                              size_t len)
+{
+    struct kvt_batch b = {0};
+    struct kv_apply_result res;
+    struct kept k;
+    memset(&k, 0, sizeof(k));
+    kvt_batch_add(&b, index, d, len);
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    const struct kv_entry_result *er = &res.entries[0];
+    ck_assert_int_eq(er->code, 0);
+    ck_assert(er->reply == NULL);
+    k.duplicate = er->duplicate;
+    k.result_kept = er->result_kept;
+    k.succeeded = er->succeeded;
+    k.revision = er->revision;
+    k.session_revision = er->session_revision;
+    k.n_ops = er->n_ops;
+    ck_assert_uint_le(er->n_ops, 2);
+    for (size_t i = 0; i < er->n_ops; i++) {
+        const struct kv_op_result *o = &er->ops[i];
+        k.types[i] = o->type;
+        k.n_kvs[i] = o->n_kvs;
+        if (o->n_kvs > 0) {
+            ck_assert_uint_lt(o->kvs[0].value_len, 16);
+            memcpy(k.value[i], o->kvs[0].value, o->kvs[0].value_len);
+            k.mod[i] = o->kvs[0].mod_revision;
+        }
+    }
+    kv_apply_result_free(&res);
+    kvt_batch_clear(&b);
+    return k;
+}
+
+static void check_same_result(const struct kept *first,
+                              const struct kept *retry)
+{
+    ck_assert(retry->duplicate && retry->result_kept);
+    ck_assert_int_eq(retry->succeeded, first->succeeded);
+    ck_assert_uint_eq(retry->session_revision, first->revision);
+    ck_assert_uint_eq(retry->n_ops, first->n_ops);
+    for (size_t i = 0; i < first->n_ops; i++) {
+        ck_assert_uint_eq(retry->types[i], first->types[i]);
+        ck_assert_uint_eq(retry->n_kvs[i], first->n_kvs[i]);
+        ck_assert_str_eq(retry->value[i], first->value[i]);
+        ck_assert_uint_eq(retry->mod[i], first->mod[i]);
+    }
+}
+
+/* Version 3 carries the request id without a reply, and the encoder
+ * refuses a kept result that also has a reply or has no request id. */
+START_TEST(test_session_kept_result_encoding)
+{
+    size_t len;
+    struct kv_cmd d;
+    uint8_t *p = kept_txn(3, "v", &len);
+    ck_assert_uint_eq(p[0], KV_CMD_VERSION_SESSION_RESULT);
+    ck_assert_int_eq(kv_cmd_decode(p, len, NULL, &d), 0);
+    ck_assert(d.keep_result);
+    ck_assert_uint_eq(d.client_id, 7);
+    ck_assert_uint_eq(d.seq, 3);
+    ck_assert_uint_eq(d.reply_len, 0);
+    struct kv_cmd again = d;
+    uint8_t buf[256];
+    size_t n2 = 0;
+    ck_assert_int_eq(kv_cmd_encode(&again, buf, sizeof(buf), &n2), 0);
+    ck_assert_uint_eq(n2, len);
+    ck_assert(memcmp(buf, p, len) == 0);
+    again.reply = (const uint8_t *)"+OK\r\n";
+    again.reply_len = 5;
+    ck_assert_uint_eq(kv_cmd_encoded_size(&again), 0);
+    again.reply = NULL;
+    again.reply_len = 0;
+    again.client_id = 0;
+    again.seq = 0;
+    ck_assert_uint_eq(kv_cmd_encoded_size(&again), 0);
+    kv_cmd_free(&d, NULL);
+    /* Truncated in the request id, or with a byte too many. */
+    for (size_t cut = 1; cut <= 16; cut++) {
+        ck_assert_int_eq(kv_cmd_decode(p, len - cut, NULL, &d), KV_EBADCMD);
+    }
+    uint8_t *q = malloc(len + 1);
+    memcpy(q, p, len);
+    q[len] = 0;
+    ck_assert_int_eq(kv_cmd_decode(q, len + 1, NULL, &d), KV_EBADCMD);
+    free(q);
+    free(p);
+}
+END_TEST
+
+/* A transaction that keeps its result: whichever branch ran consumes the
+ * seq, and a retry (even after reopening) gets exactly the first
+ * application's branch, revision and reads, not what a re-run would see. */
+START_TEST(test_session_kept_result_is_returned_to_a_retry)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    size_t len;
+    /* k is missing: the else branch puts k = one and reads it back. */
+    uint8_t *d = kept_txn(1, "one", &len);
+    struct kept a = apply_kept(s, 1, d, len);
+    ck_assert(!a.duplicate && !a.succeeded);
+    ck_assert_uint_eq(a.revision, 1);
+    ck_assert_uint_eq(a.n_ops, 2);
+    ck_assert_uint_eq(a.types[0], KV_OP_PUT);
+    ck_assert_uint_eq(a.types[1], KV_OP_RANGE);
+    ck_assert_str_eq(a.value[1], "one");
+
+    /* The retry would now take the then branch; it must not run. */
+    d = kept_txn(1, "two", &len);
+    struct kept b = apply_kept(s, 2, d, len);
+    check_same_result(&a, &b);
+    ck_assert_uint_eq(b.revision, 1);
+    check_value(s, "k", "one");
+
+    /* seq 2 runs the then branch: reads k, writes log. */
+    d = kept_txn(2, "three", &len);
+    struct kept c = apply_kept(s, 3, d, len);
+    ck_assert(!c.duplicate && c.succeeded);
+    ck_assert_str_eq(c.value[0], "one");
+    ck_assert_uint_eq(c.mod[0], 1);
+    check_value(s, "log", "three");
+    kv_close(s);
+
+    s = kvt_open(dir, 0);
+    d = kept_txn(2, "four", &len);
+    struct kept r = apply_kept(s, 4, d, len);
+    check_same_result(&c, &r);
+    check_value(s, "log", "three");
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* A result larger than a session may hold is kept as "applied" alone: the
+ * retry is still not executed, and says so with result_elided. */
+START_TEST(test_session_kept_result_too_large_is_elided)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    uint8_t *big = malloc(KV_VALUE_BYTES_MAX);
+    memset(big, 'b', KV_VALUE_BYTES_MAX);
+    struct kv_op puts[2], reads[2];
+    memset(puts, 0, sizeof(puts));
+    memset(reads, 0, sizeof(reads));
+    const char *keys[2] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        puts[i].type = KV_OP_PUT;
+        puts[i].key = (const uint8_t *)keys[i];
+        puts[i].key_len = 1;
+        puts[i].value = big;
+        puts[i].value_len = KV_VALUE_BYTES_MAX;
+        reads[i].type = KV_OP_RANGE;
+        reads[i].key = (const uint8_t *)keys[i];
+        reads[i].key_len = 1;
+    }
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_TXN;
+    c.then_ops = puts;
+    c.n_then = 2;
+    size_t len;
+    struct kvt_batch b = {0};
+    uint8_t *d = kvt_encode(&c, &len);
+    kvt_batch_add(&b, 1, d, len);
+    c.then_ops = reads;
+    c.client_id = 9;
+    c.seq = 1;
+    c.keep_result = true;
+    for (raft_index i = 2; i <= 3; i++) {
+        d = kvt_encode(&c, &len);
+        kvt_batch_add(&b, i, d, len);
+    }
+    struct kv_apply_result res;
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    ck_assert_int_eq(res.entries[0].code, 0);
+    const struct kv_entry_result *first = &res.entries[1];
+    ck_assert_int_eq(first->code, 0);
+    ck_assert(!first->duplicate && first->succeeded);
+    ck_assert_uint_eq(first->n_ops, 2);
+    ck_assert_uint_eq(first->ops[1].kvs[0].value_len, KV_VALUE_BYTES_MAX);
+    const struct kv_entry_result *retry = &res.entries[2];
+    ck_assert(retry->duplicate && retry->result_kept && retry->result_elided);
+    ck_assert(retry->succeeded);
+    ck_assert_uint_eq(retry->n_ops, 0);
+    ck_assert_uint_eq(retry->session_revision, first->revision);
+    kv_apply_result_free(&res);
+    kvt_batch_clear(&b);
+    free(big);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 Suite *kv_session_suite(void)
 {
     Suite *s = suite_create("session");
@@ -332,6 +582,9 @@ Suite *kv_session_suite(void)
     tcase_add_test(tc, test_session_failed_guard_does_not_consume_the_seq);
     tcase_add_test(tc, test_session_table_is_bounded);
     tcase_add_test(tc, test_session_survives_snapshot_install);
+    tcase_add_test(tc, test_session_kept_result_encoding);
+    tcase_add_test(tc, test_session_kept_result_is_returned_to_a_retry);
+    tcase_add_test(tc, test_session_kept_result_too_large_is_elided);
     suite_add_tcase(s, tc);
     return s;
 }

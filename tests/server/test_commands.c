@@ -551,8 +551,8 @@ START_TEST(test_commands_breq_applies_at_most_once)
        "-ERR wrong number of arguments for 'set' command\r\n");
     EQ("BREQ 1 1 BREQ 1 1 SET k v", "-ERR 'breq' cannot run inside BREQ\r\n");
     EQ("BREQ 1 1 MULTI", "-ERR 'multi' cannot run inside BREQ\r\n");
-    EQ("BREQ 1 1 BTXN 0 1 PUT k v",
-       "-ERR BREQ does not support 'btxn' yet\r\n");
+    EQ("BREQ 1 1 EXEC", "-ERR EXEC without MULTI\r\n");
+    EQ("BREQ 1 1 WATCH k", "-ERR 'watch' cannot run inside BREQ\r\n");
     EQ("BREQ 1 1", "-ERR wrong number of arguments for 'breq' command\r\n");
 }
 END_TEST
@@ -569,6 +569,112 @@ START_TEST(test_commands_breq_retry_after_unknown_outcome)
     EQ("BREQ 7 1 INCR c", ":1\r\n");
     EQ("GET c", "$1\r\n1\r\n");
     EQ("BREQ 7 2 INCR c", ":2\r\n");
+}
+END_TEST
+
+/* BREQ BTXN: the reply depends on the branch taken at apply time, so the
+ * store keeps the result; a retry gets the first application's branch,
+ * revision and reads, even after the key changed so that a re-run would
+ * take the other branch. */
+START_TEST(test_commands_breq_btxn_returns_the_first_outcome)
+{
+    const char *txn = "BREQ 10 1 BTXN 1 EXISTS k = 1 1 GET k 1 PUT k first";
+    char *first = strdup(q(&c, txn));
+    ck_assert_msg(strncmp(first, "*3\r\n:0\r\n:", 9) == 0, "%s", first);
+    ck_assert_msg(strstr(first, "*1\r\n+OK\r\n") != NULL, "%s", first);
+    EQ(txn, first);
+    EQ("GET k", "$5\r\nfirst\r\n");
+    EQ("SET k changed", "+OK\r\n");
+    EQ(txn, first);
+    EQ("GET k", "$7\r\nchanged\r\n");
+
+    const char *read = "BREQ 10 2 BTXN 1 EXISTS k = 1 1 GET k 0";
+    char *second = strdup(q(&c, read));
+    ck_assert_msg(strncmp(second, "*3\r\n:1\r\n:", 9) == 0, "%s", second);
+    ck_assert_msg(strstr(second, "*1\r\n$7\r\nchanged\r\n") != NULL, "%s",
+                  second);
+    EQ("DEL k", ":1\r\n");
+    EQ(read, second); /* the value it read then, not the missing key now */
+    EQ(txn,
+       "-ERR request id already superseded: client 10 seq 1 is below "
+       "its last applied seq 2\r\n");
+
+    /* An id reused by another kind of command: the original reply if it
+     * has one, otherwise a clear error; neither runs again. */
+    EQ("BREQ 11 1 SET x y", "+OK\r\n");
+    EQ("BREQ 11 1 BTXN 0 1 PUT x z 0", "+OK\r\n");
+    EQ("BREQ 12 1 BTXN 0 1 PUT x w 0", q(&c, "BREQ 12 1 BTXN 0 1 PUT x w 0"));
+    const char *r = q(&c, "BREQ 12 1 SET x v");
+    ck_assert_msg(
+        strncmp(r, "-ERR request id already applied at revision ", 44) == 0 &&
+            strstr(r, "by a different command") != NULL,
+        "%s", r);
+    EQ("GET x", "$1\r\nw\r\n");
+
+    /* Unknown outcome, then the retry: applied once. */
+    fake_bnode_set_mode(h.node, FAKE_UNKNOWN);
+    r = q(&c, "BREQ 13 1 BTXN 0 1 PUT n 1 0");
+    ck_assert_msg(strncmp(r, "-UNKNOWN ", 9) == 0, "%s", r);
+    fake_bnode_set_mode(h.node, FAKE_OK);
+    r = q(&c, "BREQ 13 1 BTXN 1 EXISTS n = 0 1 PUT n 2 0");
+    ck_assert_msg(strncmp(r, "*3\r\n:1\r\n:", 9) == 0, "%s", r);
+    EQ("GET n", "$1\r\n1\r\n");
+    free(first);
+    free(second);
+}
+END_TEST
+
+/* BREQ EXEC: MULTI ... BREQ id seq EXEC applies the queued commands at
+ * most once; a retry of the whole block gets the first EXEC's replies. A
+ * WATCH abort applies nothing and consumes nothing. */
+START_TEST(test_commands_breq_exec_applies_at_most_once)
+{
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR e", "+QUEUED\r\n");
+    EQ("INCRBY e 10", "+QUEUED\r\n");
+    EQ("BREQ 20 1 EXEC", "*2\r\n:1\r\n:11\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR e", "+QUEUED\r\n");
+    EQ("INCRBY e 10", "+QUEUED\r\n");
+    EQ("BREQ 20 1 EXEC", "*2\r\n:1\r\n:11\r\n");
+    EQ("GET e", "$2\r\n11\r\n");
+
+    /* Inside MULTI, BREQ wraps only EXEC. */
+    EQ("MULTI", "+OK\r\n");
+    EQ("BREQ 20 2 INCR e", "-ERR Command not allowed inside a transaction\r\n");
+    EQ("EXEC",
+       "-EXECABORT Transaction discarded because of previous errors.\r\n");
+
+    /* A watched key changed: nil, nothing applied, the id still free. */
+    struct cli c2;
+    cli_open(&c2, h.port);
+    EQ("WATCH w", "+OK\r\n");
+    ck_assert_str_eq(q(&c2, "SET w theirs"), "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET w mine", "+QUEUED\r\n");
+    EQ("BREQ 20 2 EXEC", "*-1\r\n");
+    EQ("GET w", "$6\r\ntheirs\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET w mine", "+QUEUED\r\n");
+    EQ("BREQ 20 2 EXEC", "*1\r\n+OK\r\n");
+    ck_assert_str_eq(q(&c2, "SET w theirs"), "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET w mine", "+QUEUED\r\n");
+    EQ("BREQ 20 2 EXEC", "*1\r\n+OK\r\n");
+    EQ("GET w", "$6\r\ntheirs\r\n");
+    cli_close(&c2);
+
+    /* Unknown outcome of an EXEC, then the retry of the block. */
+    fake_bnode_set_mode(h.node, FAKE_UNKNOWN);
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR u", "+QUEUED\r\n");
+    const char *r = q(&c, "BREQ 21 1 EXEC");
+    ck_assert_msg(strncmp(r, "-UNKNOWN ", 9) == 0, "%s", r);
+    fake_bnode_set_mode(h.node, FAKE_OK);
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR u", "+QUEUED\r\n");
+    EQ("BREQ 21 1 EXEC", "*1\r\n:1\r\n");
+    EQ("GET u", "$1\r\n1\r\n");
 }
 END_TEST
 
@@ -596,6 +702,8 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_transaction_limits);
     tcase_add_test(tc, test_commands_breq_applies_at_most_once);
     tcase_add_test(tc, test_commands_breq_retry_after_unknown_outcome);
+    tcase_add_test(tc, test_commands_breq_btxn_returns_the_first_outcome);
+    tcase_add_test(tc, test_commands_breq_exec_applies_at_most_once);
     suite_add_tcase(s, tc);
     return s;
 }
