@@ -103,6 +103,11 @@ enum {
     KV_FLAG_KEYS_ONLY = 1 << 4,  /* range: return keys without values */
 };
 #define KV_FLAGS_ALL 0x1fu
+/* kv_range() only (never in a kv_op): stop at the limit instead of counting
+ * the rest of the range; the result's count is then the pairs returned, and
+ * more still tells whether a key lies beyond them. For paging (SCAN), where
+ * counting to the end each page would make a full scan quadratic. */
+#define KV_RANGE_NO_TOTAL (1u << 5)
 
 /* A range is [key, end). An empty @end means the single key @key; an @end of
  * one zero byte means every key >= @key; KV_FLAG_PREFIX overrides @end with
@@ -423,7 +428,8 @@ struct kv_range_req
     const uint8_t *end; /* borrowed; see struct kv_op for the meaning */
     uint32_t key_len;
     uint32_t end_len;
-    uint8_t flags;  /* KV_FLAG_PREFIX/REVERSE/COUNT_ONLY/KEYS_ONLY */
+    /* KV_FLAG_PREFIX/REVERSE/COUNT_ONLY/KEYS_ONLY, KV_RANGE_NO_TOTAL */
+    uint8_t flags;
     uint64_t limit; /* 0 = no limit (KV_RANGE_BYTES_MAX still applies) */
 };
 
@@ -433,7 +439,8 @@ struct kv_range_result
 {
     uint64_t revision;  /* store revision the read saw */
     raft_index applied; /* applied index the read saw */
-    uint64_t count;     /* keys in the range (regardless of limit) */
+    uint64_t count;     /* keys in the range (regardless of limit, unless
+                         * KV_RANGE_NO_TOTAL) */
     bool more;          /* keys in the range beyond those returned */
     struct kv_kv *kvs;
     size_t n_kvs;

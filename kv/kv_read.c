@@ -182,6 +182,7 @@ int kv_range_in_txn(struct kv_store *store,
     MDB_val k, v;
     uint64_t total = 0;
     bool reverse = (flags & KV_FLAG_REVERSE) != 0;
+    bool no_total = (flags & KV_RANGE_NO_TOTAL) != 0;
     int rv = 0;
     int rc;
 
@@ -227,6 +228,9 @@ int kv_range_in_txn(struct kv_store *store,
             if ((rv = collect(&c, &k, &v)) != 0) {
                 goto done;
             }
+            if (c.full && no_total) {
+                break; /* the key that did not fit says "more" */
+            }
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
     } else {
@@ -251,6 +255,9 @@ int kv_range_in_txn(struct kv_store *store,
             if ((rv = collect(&c, &k, &v)) != 0) {
                 goto done;
             }
+            if (c.full && no_total) {
+                break; /* the key that did not fit says "more" */
+            }
             rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
         }
     }
@@ -273,7 +280,7 @@ done:
     }
     kv_free(alloc, c.tmp);
     if (rv == 0) {
-        *count = total;
+        *count = no_total && !(flags & KV_FLAG_COUNT_ONLY) ? c.n : total;
         *more = !(flags & KV_FLAG_COUNT_ONLY) && total > c.n;
     } else if (rv == KV_ECORRUPT) {
         kv_set_error(store, rv, "keys: malformed record");
@@ -297,7 +304,7 @@ static int range_common(struct kv_store *s,
     if ((key == NULL && key_len > 0) || (end == NULL && end_len > 0) ||
         key_len > KV_KEY_BYTES_MAX || end_len > KV_KEY_BYTES_MAX ||
         (flags & ~(KV_FLAG_PREFIX | KV_FLAG_REVERSE | KV_FLAG_COUNT_ONLY |
-                   KV_FLAG_KEYS_ONLY))) {
+                   KV_FLAG_KEYS_ONLY | KV_RANGE_NO_TOTAL))) {
         return KV_EINVAL;
     }
     if ((rv = kv_read_begin(s, &txn)) != 0) {

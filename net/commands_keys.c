@@ -317,7 +317,7 @@ static void keys_read(struct cmd_req *r,
                                    end,
                                    (uint32_t)start_len,
                                    (uint32_t)end_len,
-                                   KV_FLAG_KEYS_ONLY,
+                                   KV_FLAG_KEYS_ONLY | KV_RANGE_NO_TOTAL,
                                    0};
         struct kv_range_result res;
         int rc = kv_range(kv, &req, &res);
@@ -529,9 +529,12 @@ static void scan_read(struct cmd_req *r,
     }
     /* The cursor's key was returned already: ask for one more and skip
      * it if it is still there. */
-    struct kv_range_req req = {
-        start, one_zero,          start_len,
-        1,     KV_FLAG_KEYS_ONLY, (uint64_t)a.count + (a.cursor != 0)};
+    struct kv_range_req req = {start,
+                               one_zero,
+                               start_len,
+                               1,
+                               KV_FLAG_KEYS_ONLY | KV_RANGE_NO_TOTAL,
+                               (uint64_t)a.count + (a.cursor != 0)};
     struct kv_range_result res;
     int rc = kv_range(kv, &req, &res);
     if (rc != 0) {

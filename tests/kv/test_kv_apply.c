@@ -472,7 +472,14 @@ START_TEST(test_range_stops_at_the_byte_limit)
     ck_assert_uint_eq(r.n_kvs, 3);
     ck_assert(r.more);
     kv_range_result_free(&r);
-    req.flags |= KV_FLAG_KEYS_ONLY;
+    /* Without the total, the scan stops at the pair that did not fit. */
+    req.flags |= KV_RANGE_NO_TOTAL;
+    ck_assert_int_eq(kv_range(s, &req, &r), 0);
+    ck_assert_uint_eq(r.count, 3);
+    ck_assert_uint_eq(r.n_kvs, 3);
+    ck_assert(r.more);
+    kv_range_result_free(&r);
+    req.flags = KV_FLAG_PREFIX | KV_FLAG_KEYS_ONLY;
     ck_assert_int_eq(kv_range(s, &req, &r), 0);
     ck_assert_uint_eq(r.n_kvs, 5);
     ck_assert(!r.more);
@@ -494,6 +501,54 @@ START_TEST(test_range_stops_at_the_byte_limit)
 }
 END_TEST
 
+/* KV_RANGE_NO_TOTAL: a page of a range, in either order, with "more" but
+ * without counting the rest; it is refused inside a command. */
+START_TEST(test_range_page_without_total)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    kvt_apply_puts(s, 1, 5, "p", 8);
+    struct kv_range_req req = {(const uint8_t *)"p",
+                               NULL,
+                               1,
+                               0,
+                               KV_FLAG_PREFIX | KV_RANGE_NO_TOTAL,
+                               2};
+    struct kv_range_result r;
+    uint8_t order[2] = {0, KV_FLAG_REVERSE};
+    for (int o = 0; o < 2; o++) {
+        req.flags = KV_FLAG_PREFIX | KV_RANGE_NO_TOTAL | order[o];
+        for (uint64_t limit = 0; limit <= 6; limit++) {
+            req.limit = limit;
+            ck_assert_int_eq(kv_range(s, &req, &r), 0);
+            uint64_t want = limit == 0 || limit > 5 ? 5 : limit;
+            ck_assert_uint_eq(r.n_kvs, want);
+            ck_assert_uint_eq(r.count, want);
+            ck_assert_int_eq(r.more, want < 5);
+            kv_range_result_free(&r);
+        }
+    }
+    req.flags = KV_FLAG_PREFIX | KV_FLAG_COUNT_ONLY | KV_RANGE_NO_TOTAL;
+    ck_assert_int_eq(kv_range(s, &req, &r), 0);
+    ck_assert_uint_eq(r.count, 5);
+    kv_range_result_free(&r);
+    /* Not a flag a replicated operation may carry. */
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_TXN;
+    struct kv_op op = {0};
+    op.type = KV_OP_RANGE;
+    op.flags = KV_RANGE_NO_TOTAL;
+    op.key = (const uint8_t *)"p";
+    op.key_len = 1;
+    c.then_ops = &op;
+    c.n_then = 1;
+    ck_assert_uint_eq(kv_cmd_encoded_size(&c), 0);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 Suite *kv_apply_suite(void)
 {
     Suite *s = suite_create("apply");
@@ -510,6 +565,7 @@ Suite *kv_apply_suite(void)
     tcase_add_test(tc, test_open_refuses_a_malformed_current_pointer);
     tcase_add_test(tc, test_txn_changes_share_one_revision);
     tcase_add_test(tc, test_range_stops_at_the_byte_limit);
+    tcase_add_test(tc, test_range_page_without_total);
     suite_add_tcase(s, tc);
     return s;
 }
