@@ -158,7 +158,17 @@ enum kv_cmd_type {
     KV_CMD_DELETE = 2,
     KV_CMD_DELETE_RANGE = 3,
     KV_CMD_TXN = 4,
+    /* Cluster metadata, not a user key: records (op KV_OP_PUT) or forgets
+     * (KV_OP_DELETE) where member @op.key (8 bytes, big-endian id >= 1)
+     * listens; @op.value is opaque to kv (at most KV_MEMBER_ADDR_MAX
+     * bytes). It changes no revision. See kv_members(). */
+    KV_CMD_MEMBER = 5,
 };
+
+/* Longest member address (KV_CMD_MEMBER), and most members recorded: a put
+ * of a new id beyond it is refused with KV_ELIMIT. */
+#define KV_MEMBER_ADDR_MAX 256u
+#define KV_MEMBERS_MAX 64u
 
 /* A decoded command. For put/delete/delete-range, @op holds the operation.
  * For a transaction, @cmps, @then_ops and @else_ops hold the lists. Byte
@@ -465,6 +475,22 @@ int kv_range(struct kv_store *store,
              struct kv_range_result *res);
 
 void kv_range_result_free(struct kv_range_result *res);
+
+/* A recorded member address (KV_CMD_MEMBER). */
+struct kv_member
+{
+    uint64_t id;
+    uint32_t addr_len;
+    uint8_t addr[KV_MEMBER_ADDR_MAX];
+};
+
+/* Reads the recorded member addresses, in id order, into @out (room for
+ * @cap; KV_MEMBERS_MAX is always enough). Returns 0 with *@n set, or an
+ * error. */
+int kv_members(struct kv_store *store,
+               struct kv_member *out,
+               size_t cap,
+               size_t *n);
 
 /* ---------------------------------------------------------------------- */
 /* History (watches) and compaction                                        */

@@ -376,6 +376,13 @@ static int exec_cmd(struct exec *x,
 {
     er->cmd_type = cmd->type;
     er->succeeded = true;
+    if (cmd->type == KV_CMD_MEMBER) {
+        int refused = 0;
+        int rv = kv_member_apply(x->s, x->txn, &cmd->op, &refused);
+        er->code = refused;
+        er->succeeded = refused == 0;
+        return rv;
+    }
     if (cmd->type != KV_CMD_TXN) {
         return exec_ops(x, &cmd->op, 1, er);
     }

@@ -28,6 +28,9 @@
  * entry's own result for a retry (kv_cmd.keep_result).
  *
  *   command      := u8 version(=3) u8 cmd_type body u64 client_id u64 seq
+ *
+ * cmd_type 5 (member address) has an op body like cmd_type 1..3: a put or
+ * delete whose key is an 8-byte big-endian member id.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +100,22 @@ static int cmp_check(const struct kv_cmp *c)
     return 0;
 }
 
+/* A member operation: a put or delete of an 8-byte id >= 1, no flags, an
+ * address of at most KV_MEMBER_ADDR_MAX bytes. */
+static int member_check(const struct kv_op *op)
+{
+    static const uint8_t zero_id[8] = {0};
+    if ((op->type != KV_OP_PUT && op->type != KV_OP_DELETE) || op->flags != 0 ||
+        op->key_len != 8 || memcmp(op->key, zero_id, 8) == 0 ||
+        (op->type == KV_OP_DELETE && op->value_len != 0)) {
+        return KV_EBADCMD;
+    }
+    if (op->value_len > KV_MEMBER_ADDR_MAX) {
+        return KV_ELIMIT;
+    }
+    return 0;
+}
+
 static uint64_t op_size(const struct kv_op *op)
 {
     uint64_t n = 2 + 4 + (uint64_t)op->key_len;
@@ -133,6 +152,11 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             return KV_EBADCMD;
         }
         if ((rv = op_check(&cmd->op)) != 0) {
+            return rv;
+        }
+        n += op_size(&cmd->op);
+    } else if (cmd->type == KV_CMD_MEMBER) {
+        if ((rv = member_check(&cmd->op)) != 0) {
             return rv;
         }
         n += op_size(&cmd->op);
@@ -498,6 +522,12 @@ int kv_cmd_decode(const uint8_t *buf,
         }
         if (cmd->op.type != cmd->type) {
             rv = KV_EBADCMD;
+            goto fail;
+        }
+        break;
+    case KV_CMD_MEMBER:
+        if ((rv = op_read(&r, &cmd->op)) != 0 ||
+            (rv = member_check(&cmd->op)) != 0) {
             goto fail;
         }
         break;

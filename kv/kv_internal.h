@@ -50,8 +50,9 @@ struct kv_store
     MDB_dbi dbi_meta;
     MDB_dbi dbi_keys;
     MDB_dbi dbi_hist;
-    MDB_dbi dbi_sess; /* client sessions: client id -> last request */
-    MDB_dbi dbi_lru;  /* (last index, client id) of every session */
+    MDB_dbi dbi_sess;    /* client sessions: client id -> last request */
+    MDB_dbi dbi_lru;     /* (last index, client id) of every session */
+    MDB_dbi dbi_members; /* u64be member id -> address (KV_CMD_MEMBER) */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -252,6 +253,14 @@ int kv_session_record(struct kv_store *s,
                       const struct kv_cmd *cmd,
                       const struct kv_entry_result *er,
                       uint64_t index);
+
+/* Applies a KV_CMD_MEMBER operation (kv_members.c). Returns 0, with
+ * *@refused set to a kv code if the command is refused as a whole (the
+ * table is full), or an environment error. */
+int kv_member_apply(struct kv_store *s,
+                    MDB_txn *txn,
+                    const struct kv_op *op,
+                    int *refused);
 
 /* fsyncs a directory. */
 int kv_fsync_dir(const char *path);

@@ -316,7 +316,8 @@ int kv_env_open(struct kv_store *s, const char *path)
         (rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->dbi_keys)) != 0 ||
         (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->dbi_hist)) != 0 ||
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->dbi_sess)) != 0 ||
-        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->dbi_lru)) != 0) {
+        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->dbi_lru)) != 0 ||
+        (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->dbi_members)) != 0) {
         rv = kv_mdb_error(s, rc, "open databases");
         goto fail;
     }

@@ -165,6 +165,33 @@ char *kvt_dump(struct kv_store *s)
     return out;
 }
 
+void kvt_snapshot_transfer(struct kv_store *src,
+                           const char *src_dir,
+                           struct kv_store *dst)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s.snap", src_dir);
+    struct kv_snapshot *snap = NULL;
+    ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
+    ck_assert_int_eq(kv_snapshot_stage_begin(dst), 0);
+    static uint8_t buf[65536];
+    uint64_t off = 0;
+    for (;;) {
+        size_t n = 0;
+        ck_assert_int_eq(
+            kv_snapshot_read_chunk(snap, off, buf, sizeof(buf), &n), 0);
+        if (n == 0) {
+            break;
+        }
+        ck_assert_int_eq(kv_snapshot_stage_write(dst, off, buf, n), 0);
+        off += n;
+    }
+    kv_snapshot_close(snap);
+    unlink(path);
+    ck_assert_int_eq(kv_snapshot_stage_finish(dst, NULL), 0);
+    ck_assert_int_eq(kv_snapshot_install(dst), 0);
+}
+
 int main(void)
 {
     SRunner *sr = srunner_create(kv_cmd_suite());
@@ -173,6 +200,7 @@ int main(void)
     srunner_add_suite(sr, kv_history_suite());
     srunner_add_suite(sr, kv_snapshot_suite());
     srunner_add_suite(sr, kv_session_suite());
+    srunner_add_suite(sr, kv_members_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

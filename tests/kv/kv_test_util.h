@@ -42,6 +42,12 @@ void kvt_batch_add(struct kvt_batch *b,
                    size_t len);
 void kvt_batch_clear(struct kvt_batch *b);
 
+/* Snapshots @src (into @src_dir.snap, removed after) and installs it in
+ * @dst chunk by chunk, as a follower would. */
+void kvt_snapshot_transfer(struct kv_store *src,
+                           const char *src_dir,
+                           struct kv_store *dst);
+
 /* Applies a batch of puts "prefix%06u" -> value of @value_len bytes for
  * indexes [first, first + n). */
 void kvt_apply_puts(struct kv_store *s,
@@ -74,5 +80,6 @@ Suite *kv_apply_suite(void);
 Suite *kv_history_suite(void);
 Suite *kv_snapshot_suite(void);
 Suite *kv_session_suite(void);
+Suite *kv_members_suite(void);
 
 #endif /* BALLOT_KV_TEST_UTIL_H */

@@ -286,27 +286,7 @@ START_TEST(test_session_survives_snapshot_install)
     size_t len;
     uint8_t *d = sess_put("k", "v", 42, 9, "$1\r\nv\r\n", &len);
     apply_one(src, 1, d, len);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s.snap", src_dir);
-    struct kv_snapshot *snap = NULL;
-    ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
-    ck_assert_int_eq(kv_snapshot_stage_begin(dst), 0);
-    uint8_t buf[65536];
-    uint64_t off = 0;
-    for (;;) {
-        size_t n = 0;
-        ck_assert_int_eq(
-            kv_snapshot_read_chunk(snap, off, buf, sizeof(buf), &n), 0);
-        if (n == 0) {
-            break;
-        }
-        ck_assert_int_eq(kv_snapshot_stage_write(dst, off, buf, n), 0);
-        off += n;
-    }
-    kv_snapshot_close(snap);
-    unlink(path);
-    ck_assert_int_eq(kv_snapshot_stage_finish(dst, NULL), 0);
-    ck_assert_int_eq(kv_snapshot_install(dst), 0);
+    kvt_snapshot_transfer(src, src_dir, dst);
     d = sess_put("k", "w", 42, 9, "-ERR\r\n", &len);
     struct one r = apply_one(dst, 2, d, len);
     ck_assert(r.duplicate);
