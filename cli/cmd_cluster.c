@@ -89,7 +89,7 @@ static int admin_ok(struct cli *cli,
 
 int cmd_member(struct cli *cli, int argc, char **argv)
 {
-    const char *cmd[3] = {"BMEMBER", NULL, NULL};
+    const char *cmd[4] = {"BMEMBER", NULL, NULL, NULL};
     uint64_t id;
     if (argc == 2 && strcmp(argv[1], "list") == 0) {
         return member_list(cli);
@@ -98,13 +98,22 @@ int cmd_member(struct cli *cli, int argc, char **argv)
         return cli_usage(argv[0]);
     }
     cmd[2] = argv[2];
-    if (strcmp(argv[1], "add") == 0 && argc <= 4) {
-        bool learner = argc == 4 && strcmp(argv[3], "--learner") == 0;
-        if (argc == 4 && !learner) {
-            return cli_usage(argv[0]);
+    if (strcmp(argv[1], "add") == 0) {
+        /* add ID [--learner] [--addr HOST:PORT[:PEER_PORT]] */
+        bool learner = false;
+        for (int i = 3; i < argc; i++) {
+            if (strcmp(argv[i], "--learner") == 0 && !learner) {
+                learner = true;
+            } else if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc &&
+                       cmd[3] == NULL) {
+                cmd[3] = argv[++i];
+            } else {
+                return cli_usage(argv[0]);
+            }
         }
         cmd[1] = learner ? "ADDLEARNER" : "ADDVOTER";
-        return admin_ok(cli, 3, cmd, learner ? "add-learner" : "add-voter", id);
+        return admin_ok(cli, cmd[3] != NULL ? 4 : 3, cmd,
+                        learner ? "add-learner" : "add-voter", id);
     }
     if (argc != 3) {
         return cli_usage(argv[0]);

@@ -47,7 +47,9 @@ static const struct cli_command commands[] = {
      "With -i, read compares, success OPs and failure OPs from standard input "
      "(one per line, sections separated by blank lines)",
      cmd_txn},
-    {"member", "list | add ID [--learner] | remove ID | promote ID",
+    {"member",
+     "list | add ID [--learner] [--addr HOST:PORT[:PEER_PORT]] | remove ID | "
+     "promote ID",
      "show or change the cluster's membership (one change at a time)",
      cmd_member},
     {"leader", "transfer ID", "move leadership to member ID", cmd_leader},

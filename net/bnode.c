@@ -567,6 +567,11 @@ static void finish_cycle(struct bnode *node)
             bnode_halt(node, msg);
             return;
         }
+        /* A recorded address is known before anything that follows it in
+         * the log (the change adding the member) is answered. */
+        if (bnode_members_touched(&res)) {
+            (void)bnode_members_sync(node);
+        }
         complete_writes(node, u->committed, &res);
         kv_apply_result_free(&res);
         node->entries_applied += u->n_committed;
@@ -1072,6 +1077,13 @@ int bnode_start(uv_loop_t *loop,
             (void)transport_add_peer(node->transport, m->id, m->host,
                                      m->peer_port);
         }
+    }
+    /* Members added online, as recorded in the log. */
+    rv = bnode_members_sync(node);
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "%s",
+                    "could not read the member addresses from the store");
+        goto err;
     }
     uv_timer_init(loop, &node->tick_timer);
     node->tick_timer.data = node;

@@ -167,16 +167,38 @@ const char *bnode_leader_addr(struct bnode *node);
 
 /* Proposes a membership change (one at a time, §4.1 of the Raft
  * dissertation): RAFT_ADD_LEARNER, RAFT_PROMOTE, RAFT_ADD_VOTER or
- * RAFT_REMOVE of member @id, whose addresses must be among the members this
- * node was started with. @cb is called like a write's, once the change is
- * committed and applied here. Returns 0, BNODE_ENOTLEADER,
- * BNODE_ECONFPENDING, BNODE_EINVAL (unknown id, adding a present member,
- * promoting a voter, removing the last voter) or BNODE_ESTOPPED. */
+ * RAFT_REMOVE of member @id, whose addresses this node must know (from
+ * its configuration or the log; see bnode_member_add()). @cb is called like a
+ * write's, once the change is committed and applied here. Returns 0,
+ * BNODE_ENOTLEADER, BNODE_ECONFPENDING, BNODE_EINVAL (unknown id, adding a
+ * present member, promoting a voter, removing the last voter) or
+ * BNODE_ESTOPPED. */
 int bnode_conf_change(struct bnode *node,
                       enum raft_conf_change change,
                       raft_id id,
                       bnode_write_cb cb,
                       void *arg);
+
+/* Adds member @m->id (RAFT_ADD_LEARNER or RAFT_ADD_VOTER) at the
+ * addresses in @m, which need not be among those this node started with:
+ * unless they are already known, the leader first commits a record of them
+ * (so every replica, and every later start, can reach the new member),
+ * then proposes the change. @cb is called like bnode_conf_change()'s, with
+ * its codes, also when the second step is refused. Returns 0 or what
+ * bnode_propose()/bnode_conf_change() return; BNODE_EINVAL also for a
+ * member of the configuration given another address. */
+int bnode_member_add(struct bnode *node,
+                     enum raft_conf_change change,
+                     const struct bnode_member *m,
+                     bnode_write_cb cb,
+                     void *arg);
+
+/* Parses "HOST:CLIENT_PORT[:PEER_PORT]" (@len bytes; the peer port
+ * defaults to the client port + 1) into @m's host and ports. Returns 0 or
+ * -1. */
+int bnode_member_parse_addr(const char *text,
+                            size_t len,
+                            struct bnode_member *m);
 
 /* The addresses this node knows for member @id, or NULL. */
 const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id);

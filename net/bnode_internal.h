@@ -1,7 +1,8 @@
 /*
- * bnode_internal.h - the node driver's state, shared by bnode.c (the cycle)
- * and bnode_snap.c (snapshots: taking them, sending them in chunks,
- * installing them). Nothing outside those two files includes it.
+ * bnode_internal.h - the node driver's state, shared by bnode.c (the cycle),
+ * bnode_snap.c (snapshots: taking them, sending them in chunks, installing
+ * them) and bnode_members.c (member addresses recorded in the log).
+ * Nothing outside the bnode*.c files includes it.
  */
 #ifndef BALLOT_NET_BNODE_INTERNAL_H
 #define BALLOT_NET_BNODE_INTERNAL_H
@@ -129,6 +130,13 @@ void snap_maybe_taken(struct bnode *node);
 /* At start: if the WAL's snapshot has no file here, take one soon. */
 void snap_check_file(struct bnode *node);
 void snap_close(struct bnode *node);
+
+/* bnode_members.c */
+/* Learns the member addresses recorded in the log (kv) and points the
+ * transport at them. Returns 0 or BNODE_ESTORAGE. */
+int bnode_members_sync(struct bnode *node);
+/* Whether an applied batch recorded a member address. */
+bool bnode_members_touched(const struct kv_apply_result *res);
 
 /* bnode.c */
 void bnode_halt(struct bnode *node, const char *what);

@@ -247,6 +247,8 @@ static int install(struct bnode *node,
     node->snap_staging = false;
     blog(BLOG_INFO, "installed snapshot %llu (%llu bytes) from the leader",
          (unsigned long long)meta->index, (unsigned long long)meta->size);
+    /* The snapshot may record members added since this node last heard. */
+    (void)bnode_members_sync(node);
     return 0;
 }
 

@@ -482,22 +482,49 @@ CMD_DECL(cmd_btransfer)
     cmd_req_finish(r);
 }
 
+/* A membership change in flight. */
+struct member_req
+{
+    struct cmd_req *r;
+    raft_id id;
+};
+
+/* Replies for a refused or failed membership change. */
+static void member_error(struct cmd_req *r, int rc, raft_id id)
+{
+    if (rc == BNODE_ECONFPENDING) {
+        rep_error(r,
+                  "BUSY another membership change is in progress, not "
+                  "applied: retry");
+    } else if (rc == BNODE_EINVAL) {
+        rep_errorf(r,
+                   "ERR membership change refused: node %llu is unknown "
+                   "(give its address), already in that role, the last "
+                   "voter, or a member given another address",
+                   (unsigned long long)id);
+    } else {
+        rep_node_error(r, rc, true);
+    }
+}
+
 static void member_done(void *arg,
                         int status,
                         const struct kv_entry_result *res)
 {
-    struct cmd_req *r = arg;
+    struct member_req m = *(struct member_req *)arg;
+    free(arg);
     (void)res;
     if (status != 0) {
-        rep_node_error(r, status, true);
+        member_error(m.r, status, m.id);
     } else {
-        rep_ok(r);
+        rep_ok(m.r);
     }
-    cmd_req_finish(r);
+    cmd_req_finish(m.r);
 }
 
-/* BMEMBER LIST, or BMEMBER ADDLEARNER|ADDVOTER|PROMOTE|REMOVE id: one
- * membership change at a time, answered once it is committed. */
+/* BMEMBER LIST, BMEMBER ADDLEARNER|ADDVOTER id [host:port[:peerport]], or
+ * BMEMBER PROMOTE|REMOVE id: one membership change at a time, answered
+ * once it is committed. */
 CMD_DECL(cmd_bmember)
 {
     static const struct
@@ -535,30 +562,36 @@ CMD_DECL(cmd_bmember)
         if (!cmd_arg_is(argv[1], argvlen[1], subs[i].name)) {
             continue;
         }
+        bool adds = subs[i].change == RAFT_ADD_LEARNER ||
+                    subs[i].change == RAFT_ADD_VOTER;
         int64_t id;
-        if (argc != 3) {
+        struct bnode_member addr;
+        memset(&addr, 0, sizeof(addr));
+        if (argc != 3 && !(adds && argc == 4)) {
             rep_arity_error(r, "bmember");
         } else if (cmd_parse_i64(argv[2], argvlen[2], &id) != 0 || id <= 0) {
             rep_error(r, "ERR value is not an integer or out of range");
+        } else if (argc == 4 &&
+                   bnode_member_parse_addr(argv[3], argvlen[3], &addr) != 0) {
+            rep_error(r,
+                      "ERR BMEMBER: the address must be "
+                      "host:client-port[:peer-port]");
         } else {
-            int rc = bnode_conf_change(node, subs[i].change, (raft_id)id,
-                                       member_done, r);
+            struct member_req *m = malloc(sizeof(*m));
+            int rc = BNODE_ENOMEM;
+            addr.id = (raft_id)id;
+            if (m != NULL) {
+                *m = (struct member_req){r, (raft_id)id};
+                rc = argc == 4 ? bnode_member_add(node, subs[i].change, &addr,
+                                                  member_done, m)
+                               : bnode_conf_change(node, subs[i].change,
+                                                   (raft_id)id, member_done, m);
+            }
             if (rc == 0) {
                 return; /* answered by member_done() */
             }
-            if (rc == BNODE_ECONFPENDING) {
-                rep_error(r,
-                          "BUSY another membership change is in progress, "
-                          "not applied: retry");
-            } else if (rc == BNODE_EINVAL) {
-                rep_errorf(r,
-                           "ERR membership change refused: node %lld is "
-                           "unknown, already in that role, or the last "
-                           "voter",
-                           (long long)id);
-            } else {
-                rep_node_error(r, rc, false);
-            }
+            free(m);
+            member_error(r, rc, (raft_id)id);
         }
         cmd_req_finish(r);
         return;

@@ -71,7 +71,7 @@ static int parse_bool(const char *s, bool *out)
 int config_parse_member(const char *text, struct bnode_member *m)
 {
     char buf[256];
-    uint64_t id, client, peer;
+    uint64_t id;
     if (strlen(text) >= sizeof(buf)) {
         return -1;
     }
@@ -84,35 +84,9 @@ int config_parse_member(const char *text, struct bnode_member *m)
     if (parse_u64(buf, UINT64_MAX, &id) != 0 || id == 0) {
         return -1;
     }
-    char *host = eq + 1;
-    char *c1 = strchr(host, ':');
-    if (c1 == NULL || c1 == host || (size_t)(c1 - host) >= BNODE_HOST_MAX) {
-        return -1;
-    }
-    *c1 = '\0';
-    char *c2 = strchr(c1 + 1, ':');
-    if (c2 != NULL) {
-        *c2 = '\0';
-    }
-    if (parse_u64(c1 + 1, 65535, &client) != 0 || client == 0) {
-        return -1;
-    }
-    if (c2 != NULL) {
-        if (parse_u64(c2 + 1, 65535, &peer) != 0 || peer == 0) {
-            return -1;
-        }
-    } else {
-        peer = client + 1;
-        if (peer > 65535) {
-            return -1;
-        }
-    }
     memset(m, 0, sizeof(*m));
     m->id = id;
-    snprintf(m->host, sizeof(m->host), "%s", host);
-    m->client_port = (int)client;
-    m->peer_port = (int)peer;
-    return 0;
+    return bnode_member_parse_addr(eq + 1, strlen(eq + 1), m);
 }
 
 static int add_member(struct ballotd_config *cfg, const char *text)

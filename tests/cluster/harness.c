@@ -338,14 +338,17 @@ void cl_start_node(struct cluster *c, unsigned id)
     argv[a++] = args[0];
     argv[a++] = "--data";
     argv[a++] = n->dir;
-    for (unsigned i = 0; i < c->n; i++) {
+    unsigned listed = n->listed != 0 ? n->listed : c->n;
+    for (unsigned i = 0; i < listed; i++) {
         snprintf(args[1 + i], sizeof(args[1 + i]), "%llu=127.0.0.1:%d:%d",
                  (unsigned long long)c->nodes[i].id, c->nodes[i].client_port,
                  c->nodes[i].peer_port);
         argv[a++] = "--member";
         argv[a++] = args[1 + i];
     }
-    argv[a++] = "--bootstrap";
+    if (!n->join) {
+        argv[a++] = "--bootstrap";
+    }
     snprintf(args[CL_MAX + 1], sizeof(args[CL_MAX + 1]), "%d", n->metrics_port);
     argv[a++] = "--metrics_port";
     argv[a++] = args[CL_MAX + 1];
@@ -383,6 +386,16 @@ void cl_start(struct cluster *c, unsigned n)
 
 void cl_start_args(struct cluster *c, unsigned n, const char *const *extra_args)
 {
+    cl_prepare_args(c, n, extra_args);
+    for (unsigned i = 0; i < n; i++) {
+        cl_start_node(c, i + 1);
+    }
+}
+
+void cl_prepare_args(struct cluster *c,
+                     unsigned n,
+                     const char *const *extra_args)
+{
     memset(c, 0, sizeof(*c));
     c->n = n;
     c->extra_args = extra_args;
@@ -397,9 +410,6 @@ void cl_start_args(struct cluster *c, unsigned n, const char *const *extra_args)
         nd->peer_port = base + (int)i * 3 + 1;
         nd->metrics_port = base + (int)i * 3 + 2;
         snprintf(nd->dir, sizeof(nd->dir), "%s/n%u", c->root, i + 1);
-    }
-    for (unsigned i = 0; i < n; i++) {
-        cl_start_node(c, i + 1);
     }
 }
 

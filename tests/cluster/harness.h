@@ -76,6 +76,11 @@ struct cl_node
     int metrics_port;
     pid_t pid; /* 0 when not running */
     char dir[512];
+    /* How the node is started: the first @listed nodes of the cluster are
+     * its `member` lines (0: all of them); @join leaves out --bootstrap
+     * (it waits to be added). */
+    unsigned listed;
+    bool join;
 };
 
 struct cluster
@@ -97,6 +102,11 @@ void cl_start(struct cluster *c, unsigned n);
 void cl_start_args(struct cluster *c,
                    unsigned n,
                    const char *const *extra_args);
+/* Like cl_start_args() without starting anything: ports, directories and
+ * per-node settings are ready for cl_start_node(). */
+void cl_prepare_args(struct cluster *c,
+                     unsigned n,
+                     const char *const *extra_args);
 /* Starts (or restarts) node @id (1-based) from its data directory. */
 void cl_start_node(struct cluster *c, unsigned id);
 /* SIGKILLs node @id and waits for it. */

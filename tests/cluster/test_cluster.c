@@ -82,6 +82,21 @@ static void check_acked(struct cluster *c,
     }
 }
 
+/* Waits (at most 10 s) until node @id serves @key: a node that just
+ * (re)started or joined may not know the leader yet. */
+static void wait_readable(struct cluster *c, unsigned id, const char *key)
+{
+    uint64_t end = cl_now_ms() + 10000;
+    while (cl_now_ms() < end) {
+        char *got = read_kv(c, id, key);
+        free(got);
+        if (got != NULL) {
+            return;
+        }
+        usleep(50000);
+    }
+}
+
 /* GET /metrics on node @id: the HTTP status line and body, or NULL. */
 static char *get_metrics(struct cluster *c, unsigned id)
 {
@@ -216,17 +231,7 @@ static void kill_under_load(unsigned n, bool kill_leader)
         cl_start_node(&c, victims[v]);
     }
     for (unsigned v = 0; v < n_victims; v++) {
-        uint64_t end = cl_now_ms() + 10000;
-        char *got = NULL;
-        while (cl_now_ms() < end) {
-            free(got);
-            got = read_kv(&c, victims[v], "key:0");
-            if (got != NULL) {
-                break;
-            }
-            usleep(50000);
-        }
-        free(got);
+        wait_readable(&c, victims[v], "key:0");
         check_acked(&c, victims[v], acked, N);
     }
     cl_close_all(&c);
@@ -287,17 +292,19 @@ END_TEST
 static bool member_change(struct cluster *c,
                           unsigned *leader,
                           const char *sub,
-                          unsigned id)
+                          unsigned id,
+                          const char *addr)
 {
     char ids[16];
     snprintf(ids, sizeof(ids), "%u", id);
-    const char *argv[] = {"BMEMBER", sub, ids};
+    const char *argv[] = {"BMEMBER", sub, ids, addr};
+    int argc = addr != NULL ? 4 : 3;
     uint64_t end = cl_now_ms() + 10000;
     unsigned at = *leader ? *leader : 1;
     while (cl_now_ms() < end) {
         struct cl_reply r;
         if (c->nodes[at - 1].pid != 0 &&
-            cl_cmd(c, at, 3000, &r, 3, argv) == 0) {
+            cl_cmd(c, at, 3000, &r, argc, argv) == 0) {
             bool ok = r.type == CL_STATUS;
             bool busy = r.type == CL_ERR && strncmp(r.str, "BUSY", 4) == 0;
             if (!ok && !busy && r.type == CL_ERR &&
@@ -336,15 +343,17 @@ START_TEST(test_cluster_membership_changes_under_load_lose_no_ack)
     unsigned removed_follower = 0, removed_leader = 0;
     for (int i = 0; i < N; i++) {
         if (i == 50) {
-            ck_assert(member_change(&c, &leader, "ADDLEARNER", 4));
+            ck_assert(member_change(&c, &leader, "ADDLEARNER", 4, NULL));
         } else if (i == 150) {
-            ck_assert(member_change(&c, &leader, "PROMOTE", 4));
+            ck_assert(member_change(&c, &leader, "PROMOTE", 4, NULL));
         } else if (i == 250) {
             removed_follower = leader % 3 + 1; /* a follower among 1-3 */
-            ck_assert(member_change(&c, &leader, "REMOVE", removed_follower));
+            ck_assert(
+                member_change(&c, &leader, "REMOVE", removed_follower, NULL));
         } else if (i == 320) {
             removed_leader = leader;
-            ck_assert(member_change(&c, &leader, "REMOVE", removed_leader));
+            ck_assert(
+                member_change(&c, &leader, "REMOVE", removed_leader, NULL));
             leader = removed_leader == 4 ? 2 : 4;
         }
         char key[32], val[32];
@@ -364,6 +373,102 @@ START_TEST(test_cluster_membership_changes_under_load_lose_no_ack)
             check_acked(&c, id, acked, N);
         }
     }
+    cl_close_all(&c);
+}
+END_TEST
+
+/* Asks the leader to hand leadership to @target until @target reports
+ * itself leader (at most 15 s). */
+static bool transfer_to(struct cluster *c, unsigned *leader, unsigned target)
+{
+    char ids[16];
+    snprintf(ids, sizeof(ids), "%u", target);
+    const char *argv[] = {"BTRANSFER", ids};
+    uint64_t end = cl_now_ms() + 15000;
+    while (cl_now_ms() < end) {
+        unsigned at = cl_wait_leader(c, 3000);
+        if (at == target) {
+            *leader = target;
+            return true;
+        }
+        struct cl_reply r;
+        if (at != 0 && cl_cmd(c, at, 3000, &r, 2, argv) == 0) {
+            cl_reply_free(&r);
+        }
+        usleep(200000);
+    }
+    return false;
+}
+
+/* A member whose address no running node was configured with joins
+ * online: BMEMBER ADDLEARNER with its address records it through the log,
+ * the leader replicates to it, it is promoted and counts in a quorum that
+ * survives losing the old leader, and a node restarted from its old
+ * configuration file (which does not list it) still knows where it is. */
+START_TEST(test_cluster_member_added_at_a_new_address_online)
+{
+    enum { N = 120 };
+    static bool acked[N];
+    struct cluster c;
+    unsigned killed = 0;
+    memset(acked, 0, sizeof(acked));
+    cl_prepare_args(&c, 4, NULL);
+    for (unsigned id = 1; id <= 3; id++) {
+        c.nodes[id - 1].listed = 3;
+        cl_start_node(&c, id);
+    }
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0 && leader != 4);
+    char key[32], val[32];
+    for (int i = 0; i < N; i++) {
+        if (i == 40) {
+            c.nodes[3].join = true;
+            cl_start_node(&c, 4);
+            char addr[64];
+            snprintf(addr, sizeof(addr), "127.0.0.1:%d:%d",
+                     c.nodes[3].client_port, c.nodes[3].peer_port);
+            ck_assert(member_change(&c, &leader, "ADDLEARNER", 4, addr));
+            ck_assert(member_change(&c, &leader, "PROMOTE", 4, NULL));
+        } else if (i == 80) {
+            /* Four voters: without the old leader, a quorum of three needs
+             * node 4. */
+            killed = leader;
+            ck_assert(killed != 4);
+            cl_kill(&c, killed);
+            leader = 4;
+        } else if (i == 100) {
+            cl_start_node(&c, killed); /* from its 3-member configuration */
+            /* Node 4 leads: the restarted node can follow it only if it
+             * learned node 4's address from its own store. */
+            ck_assert(transfer_to(&c, &leader, 4));
+        }
+        snprintf(key, sizeof(key), "key:%d", i);
+        snprintf(val, sizeof(val), "value:%d", i);
+        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 15000) == 1;
+    }
+    int n_acked = 0;
+    for (int i = 0; i < N; i++) {
+        n_acked += acked[i];
+    }
+    ck_assert_int_ge(n_acked, N - 5);
+    /* Every node, the new one and the restarted one included, serves every
+     * acknowledged write (a linearizable GET on a follower goes through
+     * the leader, so it also shows the node is connected). */
+    int first = 0;
+    while (!acked[first]) {
+        first++;
+    }
+    snprintf(key, sizeof(key), "key:%d", first);
+    for (unsigned id = 1; id <= 4; id++) {
+        wait_readable(&c, id, key);
+        check_acked(&c, id, acked, N);
+    }
+    const char *argv[] = {"BMEMBER", "LIST"};
+    struct cl_reply r;
+    ck_assert_int_eq(cl_cmd(&c, leader, 3000, &r, 2, argv), 0);
+    ck_assert_int_eq(r.type, CL_ARRAY);
+    ck_assert_uint_eq(r.n_elems, 4);
+    cl_reply_free(&r);
     cl_close_all(&c);
 }
 END_TEST
@@ -537,6 +642,8 @@ int main(int argc, char **argv)
          test_cluster_full_restart_keeps_all_data},
         {"membership_changes_under_load_lose_no_ack",
          test_cluster_membership_changes_under_load_lose_no_ack},
+        {"member_added_at_a_new_address_online",
+         test_cluster_member_added_at_a_new_address_online},
         {"snapshot_catches_up_a_follower_and_survives_restart",
          test_cluster_snapshot_catches_up_a_follower_and_survives_restart},
         {"breq_retry_across_leader_crash_applies_once",

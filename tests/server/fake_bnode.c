@@ -325,6 +325,15 @@ const struct bnode_member *bnode_member_addr(struct bnode *n, raft_id id)
     return NULL;
 }
 
+int bnode_member_add(struct bnode *n,
+                     enum raft_conf_change change,
+                     const struct bnode_member *m,
+                     bnode_write_cb cb,
+                     void *arg)
+{
+    return bnode_conf_change(n, change, m->id, cb, arg);
+}
+
 int bnode_conf_change(struct bnode *n,
                       enum raft_conf_change change,
                       raft_id id,
