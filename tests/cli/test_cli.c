@@ -416,6 +416,15 @@ START_TEST(test_cli_exit_codes)
     ck_assert_int_eq(run("127.0.0.1:1", &out, "put", "k", "v"), 3);
     free(out);
 
+    /* member add --addr: a missing value is a usage error, a malformed
+     * address the server's. */
+    ck_assert_int_eq(run(eps_all, &out, "member", "add", "9", "--addr"), 2);
+    free(out);
+    rc = run(eps_all, &out, "member", "add", "9", "--learner", "--addr", "x");
+    ck_assert_int_eq(rc, 4);
+    ck_assert_ptr_nonnull(strstr(out, "host:client-port[:peer-port]"));
+    free(out);
+
     memset(longkey, 'k', sizeof(longkey) - 1);
     longkey[sizeof(longkey) - 1] = '\0';
     ck_assert_int_eq(run(eps_all, &out, "put", longkey, "v"), 4);
