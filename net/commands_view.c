@@ -37,42 +37,12 @@
 #include <string.h>
 
 #include "bnode.h"
+#include "cmd_view.h"
 #include "commands.h"
 #include "kv.h"
 
 /* Attempts of one command or EXEC before giving up under contention. */
 #define VIEW_ATTEMPTS_MAX 32u
-
-struct view_key
-{
-    uint8_t *key;
-    uint32_t key_len;
-    bool loaded;
-    /* As loaded from the store. */
-    bool exists0;
-    uint8_t *val0;
-    uint32_t len0;
-    uint64_t create0, mod0, ver0;
-    /* The overlay: what the handlers wrote. */
-    bool written;
-    bool exists;
-    uint8_t *val;
-    uint32_t len;
-    /* WATCH: the mod_revision recorded when watched. */
-    bool watched;
-    uint64_t watch_rev;
-};
-
-struct cmd_view
-{
-    struct view_key *keys;
-    size_t n;
-    size_t cap;
-    uint32_t *index; /* open addressing over keys, size index_cap */
-    size_t index_cap;
-    bool missing; /* a handler read a key that is not loaded */
-    bool oom;
-};
 
 /* One running view command or EXEC. */
 struct vrun
@@ -99,202 +69,6 @@ struct vrun
 };
 
 /* ---------------------------------------------------------------------- */
-/* The view                                                                */
-
-static uint64_t hash_key(const uint8_t *k, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ k[i]) * 1099511628211ull;
-    }
-    return h;
-}
-
-static int index_rebuild(struct cmd_view *v, size_t cap)
-{
-    uint32_t *idx = malloc(cap * sizeof(*idx));
-    if (idx == NULL) {
-        return -1;
-    }
-    memset(idx, 0xff, cap * sizeof(*idx));
-    for (size_t i = 0; i < v->n; i++) {
-        size_t h = (size_t)hash_key(v->keys[i].key, v->keys[i].key_len);
-        while (idx[h & (cap - 1)] != UINT32_MAX) {
-            h++;
-        }
-        idx[h & (cap - 1)] = (uint32_t)i;
-    }
-    free(v->index);
-    v->index = idx;
-    v->index_cap = cap;
-    return 0;
-}
-
-/* Finds @key, adding it (not loaded) if @add. NULL if absent or on OOM. */
-static struct view_key *view_find(struct cmd_view *v,
-                                  const char *key,
-                                  size_t len,
-                                  bool add)
-{
-    if (v->index_cap > 0) {
-        size_t h = (size_t)hash_key((const uint8_t *)key, len);
-        for (;; h++) {
-            uint32_t i = v->index[h & (v->index_cap - 1)];
-            if (i == UINT32_MAX) {
-                break;
-            }
-            struct view_key *e = &v->keys[i];
-            if (e->key_len == len && memcmp(e->key, key, len) == 0) {
-                return e;
-            }
-        }
-    }
-    if (!add) {
-        return NULL;
-    }
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 8;
-        struct view_key *k = realloc(v->keys, cap * sizeof(*k));
-        if (k == NULL) {
-            v->oom = true;
-            return NULL;
-        }
-        v->keys = k;
-        v->cap = cap;
-    }
-    struct view_key *e = &v->keys[v->n];
-    memset(e, 0, sizeof(*e));
-    e->key = malloc(len ? len : 1);
-    if (e->key == NULL) {
-        v->oom = true;
-        return NULL;
-    }
-    memcpy(e->key, key, len);
-    e->key_len = (uint32_t)len;
-    v->n++;
-    if (v->n * 2 > v->index_cap) {
-        if (index_rebuild(v, v->index_cap ? v->index_cap * 2 : 32) != 0) {
-            v->n--;
-            free(e->key);
-            v->oom = true;
-            return NULL;
-        }
-    } else {
-        size_t h = (size_t)hash_key(e->key, len);
-        while (v->index[h & (v->index_cap - 1)] != UINT32_MAX) {
-            h++;
-        }
-        v->index[h & (v->index_cap - 1)] = (uint32_t)(v->n - 1);
-    }
-    return e;
-}
-
-/* Reads @key through the overlay: returns 1 with its bytes, or 0 if it is
- * missing. An unloaded key reads as missing and is marked for loading. */
-int cmd_view_get(struct cmd_view *v,
-                 const char *key,
-                 size_t len,
-                 const uint8_t **val,
-                 uint32_t *vlen)
-{
-    *val = NULL;
-    *vlen = 0;
-    if (len == 0 || len > KV_KEY_BYTES_MAX) {
-        return 0; /* such a key can never be stored */
-    }
-    struct view_key *e = view_find(v, key, len, true);
-    if (e == NULL) {
-        return 0;
-    }
-    if (e->written) {
-        *val = e->val;
-        *vlen = e->len;
-        return e->exists;
-    }
-    if (!e->loaded) {
-        v->missing = true;
-        return 0;
-    }
-    *val = e->val0;
-    *vlen = e->len0;
-    return e->exists0;
-}
-
-static void overlay_clear(struct view_key *e)
-{
-    free(e->val);
-    e->val = NULL;
-    e->len = 0;
-    e->written = false;
-    e->exists = false;
-}
-
-/* Writes @key in the overlay (@val NULL: delete). Copies @val. The caller
- * checked the key and value against kv's limits. */
-int cmd_view_write(struct cmd_view *v,
-                   const char *key,
-                   size_t len,
-                   const void *val,
-                   size_t vlen)
-{
-    struct view_key *e = view_find(v, key, len, true);
-    if (e == NULL) {
-        return -1;
-    }
-    uint8_t *copy = NULL;
-    if (val != NULL) {
-        copy = malloc(vlen ? vlen : 1);
-        if (copy == NULL) {
-            v->oom = true;
-            return -1;
-        }
-        if (vlen > 0) {
-            memcpy(copy, val, vlen);
-        }
-    }
-    overlay_clear(e);
-    e->written = true;
-    e->exists = val != NULL;
-    e->val = copy;
-    e->len = (uint32_t)vlen;
-    return 0;
-}
-
-int cmd_view_meta(struct cmd_view *v,
-                  const char *key,
-                  size_t len,
-                  uint64_t *create_revision,
-                  uint64_t *mod_revision,
-                  uint64_t *version)
-{
-    struct view_key *e = view_find(v, key, len, false);
-    if (e == NULL || !e->loaded || !e->exists0) {
-        return 0;
-    }
-    *create_revision = e->create0;
-    *mod_revision = e->mod0;
-    *version = e->ver0;
-    return 1;
-}
-
-void cmd_view_oom(struct cmd_view *v)
-{
-    v->oom = true;
-}
-
-static void view_free(struct cmd_view *v)
-{
-    for (size_t i = 0; i < v->n; i++) {
-        free(v->keys[i].key);
-        free(v->keys[i].val0);
-        free(v->keys[i].val);
-    }
-    free(v->keys);
-    free(v->index);
-    memset(v, 0, sizeof(*v));
-}
-
-/* ---------------------------------------------------------------------- */
 /* The runner                                                              */
 
 static void vrun_step(struct vrun *run);
@@ -308,7 +82,7 @@ static void vrun_free(struct vrun *run)
         free((void *)run->cmds[i].argv);
     }
     free(run->cmds);
-    view_free(&run->view);
+    cmd_view_free(&run->view);
     free(run->enc);
     free(run);
 }
@@ -517,8 +291,8 @@ static bool keys_busy(struct cmd_env *env, struct vrun *run)
     for (struct vrun *o = env->view_running; o != NULL; o = o->lk_next) {
         for (size_t i = 0; i < run->view.n; i++) {
             const struct view_key *e = &run->view.keys[i];
-            if (view_find(&o->view, (const char *)e->key, e->key_len, false) !=
-                NULL) {
+            if (cmd_view_find(&o->view, (const char *)e->key, e->key_len,
+                              false) != NULL) {
                 return true;
             }
         }
@@ -686,7 +460,7 @@ static void vrun_step(struct vrun *run)
     struct cmd_req *r = run->r;
     struct cmd_view *v = &run->view;
     for (size_t i = 0; i < v->n; i++) {
-        overlay_clear(&v->keys[i]);
+        cmd_view_clear_overlay(&v->keys[i]);
     }
     v->missing = false;
     reply_reset(r);
@@ -873,7 +647,7 @@ void cmd_exec_req(struct cmd_req *r, uint64_t client_id, uint64_t seq)
             continue; /* such a key never exists, so it cannot change */
         }
         struct view_key *e =
-            view_find(&run->view, (const char *)w->key, w->key_len, true);
+            cmd_view_find(&run->view, (const char *)w->key, w->key_len, true);
         if (e != NULL) {
             e->watched = true;
             e->watch_rev = w->mod_revision;

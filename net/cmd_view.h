@@ -1,0 +1,55 @@
+/*
+ * cmd_view.h - the view's layout, shared by cmd_view.c (the overlay) and
+ * commands_view.c (the runner that loads it and commits it). The string
+ * commands see only the opaque struct cmd_view of commands.h.
+ */
+#ifndef BALLOT_NET_CMD_VIEW_H
+#define BALLOT_NET_CMD_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct view_key
+{
+    uint8_t *key;
+    uint32_t key_len;
+    bool loaded;
+    /* As loaded from the store. */
+    bool exists0;
+    uint8_t *val0;
+    uint32_t len0;
+    uint64_t create0, mod0, ver0;
+    /* The overlay: what the handlers wrote. */
+    bool written;
+    bool exists;
+    uint8_t *val;
+    uint32_t len;
+    /* WATCH: the mod_revision recorded when watched. */
+    bool watched;
+    uint64_t watch_rev;
+};
+
+struct cmd_view
+{
+    struct view_key *keys;
+    size_t n;
+    size_t cap;
+    uint32_t *index; /* open addressing over keys, size index_cap */
+    size_t index_cap;
+    bool missing; /* a handler read a key that is not loaded */
+    bool oom;
+};
+
+/* Finds @key, adding it (not loaded) if @add. NULL if absent or on OOM
+ * (which also sets @v->oom). */
+struct view_key *cmd_view_find(struct cmd_view *v,
+                               const char *key,
+                               size_t len,
+                               bool add);
+/* Forgets what the handlers wrote to @e (a new attempt starts over). */
+void cmd_view_clear_overlay(struct view_key *e);
+/* Frees every key and the index. */
+void cmd_view_free(struct cmd_view *v);
+
+#endif
