@@ -266,6 +266,27 @@ START_TEST(test_bsnapshot_limits_exports_and_deletes_them_on_close)
 }
 END_TEST
 
+/* A client that leaves while its copy is being written gets none: the
+ * copy is deleted when it is ready, and its slot comes back. */
+START_TEST(test_bsnapshot_client_gone_before_the_copy_is_ready)
+{
+    fake_bnode_set_hold(h.node, true);
+    cli_send_line(&c, "READONLY");
+    cli_send_line(&c, "BSNAPSHOT CREATE");
+    wait_exports(1); /* the fake writes at once and answers later */
+    cli_close(&c);
+    usleep(50000); /* the server sees the connection close */
+    fake_bnode_set_hold(h.node, false);
+    wait_exports(0);
+    cli_open(&c, h.port);
+    (void)create_on(&c);
+    struct cli c2;
+    cli_open(&c2, h.port);
+    (void)create_on(&c2); /* both slots are free again */
+    cli_close(&c2);
+}
+END_TEST
+
 /* READONLY takes no barrier; a barrier that fails answers TRYAGAIN and
  * gives the slot back. */
 START_TEST(test_bsnapshot_barrier_and_its_failure)
@@ -298,6 +319,7 @@ static Suite *bsnapshot_suite(void)
     tcase_add_test(tc, test_bsnapshot_refuses_bad_input);
     tcase_add_test(tc, test_bsnapshot_limits_exports_and_deletes_them_on_close);
     tcase_add_test(tc, test_bsnapshot_barrier_and_its_failure);
+    tcase_add_test(tc, test_bsnapshot_client_gone_before_the_copy_is_ready);
     suite_add_tcase(s, tc);
     return s;
 }
