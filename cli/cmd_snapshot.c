@@ -4,7 +4,8 @@
  * cluster from the backup (docs/operations.md, "Backup and restore").
  *
  * save: BSNAPSHOT CREATE on the first endpoint that answers (the node
- * copies its store behind a read barrier), READ in chunks into FILE.part,
+ * copies its store behind a read barrier), READ in chunks of the size the
+ * node announced (1 MiB by default) into FILE.part,
  * fsync, verify the file's checksums and that it is what the node
  * announced, rename to FILE, DONE. FILE.part is removed on any failure,
  * and the node deletes its copy when told DONE or when the connection
@@ -31,13 +32,11 @@
 /* How long the node may take to write its copy before CREATE answers (or
  * --timeout, if longer): a copy of a store of many GiB takes a while. */
 #define SAVE_WAIT_MS (10 * 60 * 1000)
-/* Bytes asked for per READ: the most the node sends in one reply. */
-#define SAVE_CHUNK_BYTES (1024 * 1024)
-
 /* What BSNAPSHOT CREATE announced. */
 struct announced
 {
     long long token, size, index, term, revision, compact_revision;
+    long long chunk_max; /* bytes asked for per READ */
     char checksum[24];
 };
 
@@ -53,6 +52,7 @@ static bool parse_announced(redisReply *r, struct announced *a)
     a->term = cli_map_int(r, "term");
     a->revision = cli_map_int(r, "revision");
     a->compact_revision = cli_map_int(r, "compact_revision");
+    a->chunk_max = cli_map_int(r, "chunk_max");
     sum = cli_map_get(r, "checksum");
     if (sum == NULL || sum->type != REDIS_REPLY_STRING ||
         sum->len >= sizeof(a->checksum)) {
@@ -60,7 +60,8 @@ static bool parse_announced(redisReply *r, struct announced *a)
     }
     memcpy(a->checksum, sum->str, sum->len + 1);
     return a->token > 0 && a->size >= (long long)KV_SNAPSHOT_HEADER_BYTES &&
-           a->index >= 0 && a->term >= 0 && a->revision >= 0;
+           a->index >= 0 && a->term >= 0 && a->revision >= 0 &&
+           a->chunk_max > 0;
 }
 
 /* Tells the node its copy can go; if the connection is gone, the node
@@ -105,7 +106,7 @@ static int download(struct cli *cli, const struct announced *a, int fd)
     char tok[32], off[32], cnt[32];
     const char *argv[5] = {"BSNAPSHOT", "READ", tok, off, cnt};
     snprintf(tok, sizeof(tok), "%lld", a->token);
-    snprintf(cnt, sizeof(cnt), "%d", SAVE_CHUNK_BYTES);
+    snprintf(cnt, sizeof(cnt), "%lld", a->chunk_max);
     for (long long at = 0; at < a->size;) {
         redisReply *r;
         int rc = CLI_OK;

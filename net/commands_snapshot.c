@@ -64,6 +64,14 @@ static struct cmd_export *find_export(struct cmd_req *r,
     return NULL;
 }
 
+/* The most one READ returns: SERVER_EXPORT_CHUNK_MAX, or less if the
+ * output limit is so low that such a reply would not fit it. */
+static uint64_t chunk_max(const struct cmd_env *env)
+{
+    uint64_t half = env->opts.output_bytes_max / 2;
+    return half < SERVER_EXPORT_CHUNK_MAX ? half : SERVER_EXPORT_CHUNK_MAX;
+}
+
 /* ---------------------------------------------------------------------- */
 /* CREATE                                                                  */
 
@@ -88,7 +96,7 @@ static void reply_created(struct cmd_req *r, const struct cmd_export *e)
     rep_cstr(r, "checksum");
     rep_cstr(r, checksum);
     rep_cstr(r, "chunk_max");
-    rep_int(r, SERVER_EXPORT_CHUNK_MAX);
+    rep_int(r, (int64_t)chunk_max(r->client->env));
 }
 
 /* Gives back the slot CREATE reserved, answers @status (0: the client
@@ -234,7 +242,7 @@ static void read_chunk(struct cmd_req *r,
                        const size_t *argvlen)
 {
     struct cmd_export *e = find_export(r, argv[2], argvlen[2]);
-    uint64_t offset, count, size;
+    uint64_t offset, count, size, most = chunk_max(r->client->env);
     struct export_read *rd;
     if (e == NULL) {
         goto done;
@@ -247,9 +255,8 @@ static void read_chunk(struct cmd_req *r,
                    size);
         goto done;
     }
-    if (!parse_range(argv[4], argvlen[4], 1, SERVER_EXPORT_CHUNK_MAX, &count)) {
-        rep_errorf(r, "ERR count must be an integer from 1 to %u",
-                   SERVER_EXPORT_CHUNK_MAX);
+    if (!parse_range(argv[4], argvlen[4], 1, most, &count)) {
+        rep_errorf(r, "ERR count must be an integer from 1 to %" PRIu64, most);
         goto done;
     }
     if (count > size - offset) {

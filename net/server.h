@@ -50,8 +50,9 @@ enum {
  * each is a file as large as the store, and a worker thread while it is
  * written (the WAL's writes share libuv's thread pool with them). */
 #define SERVER_EXPORTS_MAX 2u
-/* Most bytes one BSNAPSHOT READ returns, so a download of any size holds
- * at most this much (plus its reply) in memory at a time. */
+/* Most bytes one BSNAPSHOT READ returns (or half of output_bytes_max, if
+ * that is less), so a download of any size holds at most this much (plus
+ * its reply) in memory at a time. */
 #define SERVER_EXPORT_CHUNK_MAX (1024u * 1024u)
 
 struct server_options

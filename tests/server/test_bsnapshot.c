@@ -309,6 +309,35 @@ START_TEST(test_bsnapshot_barrier_and_its_failure)
 }
 END_TEST
 
+/* With an output limit below two chunks the node announces, and
+ * accepts, smaller chunks, so each reply fits the limit. */
+START_TEST(test_bsnapshot_chunks_fit_a_small_output_limit)
+{
+    struct server_options opts;
+    struct dbuf file = {0};
+    char line[64];
+    server_options_default(&opts);
+    opts.host = "127.0.0.1";
+    opts.port = 0;
+    opts.output_bytes_max = 4096;
+    harness_start(&h, &opts);
+    cli_open(&c, h.port);
+    const char *r = q(&c, "BSNAPSHOT CREATE");
+    ck_assert_int_eq(field(r, "chunk_max"), 2048);
+    long long token = field(r, "token");
+    long long size = field(r, "size");
+    snprintf(line, sizeof(line), "BSNAPSHOT READ %lld 0 2049", token);
+    EQ(line, "-ERR count must be an integer from 1 to 2048\r\n");
+    for (long long off = 0; off < size;) {
+        off += (long long)read_chunk(&c, token, off, 2048, &file);
+    }
+    ck_assert_uint_eq(file.len, (size_t)size);
+    ck_assert(memcmp(file.data, "BALLOTKV", 8) == 0);
+    dbuf_free(&file);
+    teardown();
+}
+END_TEST
+
 static Suite *bsnapshot_suite(void)
 {
     Suite *s = suite_create("bsnapshot");
@@ -320,6 +349,10 @@ static Suite *bsnapshot_suite(void)
     tcase_add_test(tc, test_bsnapshot_limits_exports_and_deletes_them_on_close);
     tcase_add_test(tc, test_bsnapshot_barrier_and_its_failure);
     tcase_add_test(tc, test_bsnapshot_client_gone_before_the_copy_is_ready);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bsnapshot_small_output");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_bsnapshot_chunks_fit_a_small_output_limit);
     suite_add_tcase(s, tc);
     return s;
 }
