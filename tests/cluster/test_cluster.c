@@ -504,6 +504,52 @@ START_TEST(test_cluster_snapshot_export_is_deleted_when_its_client_leaves)
     ck_assert_ptr_nonnull(got);
     ck_assert_str_eq(got, "v");
     free(got);
+
+    /* A clean stop while a client holds one deletes it, and frees
+     * everything (a leak fails the exit status under the sanitizers). */
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[id - 1].client_port, 3000), 0);
+    (void)export_create(&conn);
+    ck_assert_int_eq(cl_export_files(&c, id), 1);
+    ck_assert_int_eq(cl_term(&c, id), 0);
+    cl_close(&conn);
+    ck_assert_int_eq(cl_export_files(&c, id), 0);
+
+    /* A stop while the copy is being written (a store of some 10 MB):
+     * the node waits for the worker, deletes the copy and exits
+     * cleanly. */
+    cl_start_node(&c, id);
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[leader - 1].client_port, 3000),
+                     0);
+    static char value[1024];
+    memset(value, 'x', sizeof(value) - 1);
+    for (int batch = 0; batch < 100; batch++) {
+        const char *argv[1 + 2 * 100];
+        char keys[100][32];
+        argv[0] = "MSET";
+        for (int i = 0; i < 100; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "big:%d:%d", batch, i);
+            argv[1 + 2 * i] = keys[i];
+            argv[2 + 2 * i] = value;
+        }
+        ck_assert_int_eq(cl_call(&conn, 10000, &r, 201, argv), 0);
+        ck_assert_msg(r.type == CL_STATUS, "MSET: %s", r.str);
+        cl_reply_free(&r);
+    }
+    cl_close(&conn);
+    got = NULL;
+    for (uint64_t end = cl_now_ms() + 10000;
+         got == NULL && cl_now_ms() < end;) {
+        got = read_kv(&c, id, "big:99:99");
+        usleep(got == NULL ? 20000 : 0);
+    }
+    ck_assert_ptr_nonnull(got);
+    free(got);
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[id - 1].client_port, 3000), 0);
+    const char *create[] = {"BSNAPSHOT", "CREATE"};
+    ck_assert_int_eq(cl_call(&conn, 1, &r, 2, create), -1); /* no wait */
+    ck_assert_int_eq(cl_term(&c, id), 0);
+    cl_close(&conn);
+    ck_assert_int_eq(cl_export_files(&c, id), 0);
     cl_close_all(&c);
 }
 END_TEST
