@@ -12,8 +12,9 @@
  *   DATA/snapshot.pending   an install from the leader in progress
  *
  * The node driver (bnode.c) opens a data directory; `ballot snapshot
- * restore` creates one with datadir_restore(). Neither links libuv's
- * functions here: this file uses bnode.h for its option types only.
+ * restore` creates one with datadir_restore(). This file uses bnode.h for
+ * its option types only and calls no libuv function, so the CLI links it
+ * without the node driver's loop.
  */
 #ifndef BALLOT_NET_DATADIR_H
 #define BALLOT_NET_DATADIR_H
