@@ -23,6 +23,9 @@ enum cli_exit {
     CLI_UNAVAILABLE = 3, /* no endpoint answered in time */
     CLI_REJECTED = 4,    /* the server refused the command */
     CLI_UNKNOWN = 5,     /* a write's outcome is unknown */
+    /* snapshot save/restore: a local file could not be written or read,
+     * a snapshot file does not verify, or a data directory is not empty */
+    CLI_LOCAL = 6,
 };
 
 #define CLI_ENDPOINTS_MAX 16
@@ -35,6 +38,9 @@ struct cli
     char *endpoints[CLI_ENDPOINTS_MAX]; /* "host:port", owned */
     unsigned n_endpoints;
     int timeout_ms;
+    /* How long cli_call() waits for a reply, when a command does long
+     * work on the server (snapshot save); 0 means timeout_ms. */
+    int wait_ms;
     bool json;
     bool stale; /* --consistency s */
     bool interactive;
@@ -84,6 +90,14 @@ int cli_error_code(const char *err);
  * Returns @code. */
 int cli_fail(struct cli *cli, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Reports what went wrong with a cli_call() that returned @rc: its error,
+ * or (@rc CLI_OK) the error reply @r, which it frees. Returns the exit
+ * code. */
+int cli_fail_reply(struct cli *cli, int rc, redisReply *r);
+/* Finds @name in a flat [k1, v1, k2, v2, ...] reply (a RESP2 map). */
+redisReply *cli_map_get(redisReply *r, const char *name);
+/* The integer value of @name in such a reply, or -1. */
+long long cli_map_int(redisReply *r, const char *name);
 /* Prints @obj (consumed) as one JSON document on stdout. */
 void cli_print_json(cJSON *obj);
 /* cJSON string from bytes that may not be NUL-terminated. */

@@ -68,12 +68,17 @@ static int split_addr(const char *addr, char *host, size_t host_max, int *port)
     return 0;
 }
 
+static struct timeval timeval_of(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
 redisContext *cli_connect_one(struct cli *cli, const char *addr)
 {
     char host[256];
     int port;
-    struct timeval tv = {cli->timeout_ms / 1000,
-                         (cli->timeout_ms % 1000) * 1000};
+    struct timeval tv = timeval_of(cli->timeout_ms);
     redisContext *c;
     if (split_addr(addr, host, sizeof(host), &port) != 0) {
         snprintf(cli->errmsg, sizeof(cli->errmsg),
@@ -146,6 +151,25 @@ static int set_readonly(struct cli *cli, bool on)
     return 0;
 }
 
+/* Sends a command on the shared connection, waiting cli->wait_ms for the
+ * reply if that is set (the connection's timeout is timeout_ms again
+ * afterwards). */
+static redisReply *command_waiting(struct cli *cli,
+                                   int argc,
+                                   const char **argv,
+                                   const size_t *lens)
+{
+    redisReply *r;
+    if (cli->wait_ms > 0) {
+        (void)redisSetTimeout(cli->conn, timeval_of(cli->wait_ms));
+    }
+    r = redisCommandArgv(cli->conn, argc, argv, lens);
+    if (cli->wait_ms > 0 && r != NULL) {
+        (void)redisSetTimeout(cli->conn, timeval_of(cli->timeout_ms));
+    }
+    return r;
+}
+
 int cli_error_code(const char *err)
 {
     if (strncmp(err, "UNKNOWN", 7) == 0) {
@@ -196,7 +220,7 @@ int cli_call(struct cli *cli,
             redisReply *r = NULL;
             if (use_endpoint(cli, target) == 0 &&
                 set_readonly(cli, kind == CLI_READ && cli->stale) == 0) {
-                r = redisCommandArgv(cli->conn, argc, argv, lens);
+                r = command_waiting(cli, argc, argv, lens);
                 if (r == NULL) {
                     snprintf(cli->errmsg, sizeof(cli->errmsg), "%s: %s", target,
                              cli->conn->errstr[0] ? cli->conn->errstr
@@ -284,6 +308,35 @@ int cli_fail(struct cli *cli, int code, const char *fmt, ...)
         cli_print_json(o);
     }
     return code;
+}
+
+int cli_fail_reply(struct cli *cli, int rc, redisReply *r)
+{
+    int code;
+    if (rc != CLI_OK) {
+        return cli_fail(cli, rc, "%s", cli->errmsg);
+    }
+    code = cli_error_code(r->str);
+    cli_fail(cli, code, "%s", r->str);
+    freeReplyObject(r);
+    return code;
+}
+
+redisReply *cli_map_get(redisReply *r, const char *name)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[i]->str, name) == 0) {
+            return r->element[i + 1];
+        }
+    }
+    return NULL;
+}
+
+long long cli_map_int(redisReply *r, const char *name)
+{
+    redisReply *v = cli_map_get(r, name);
+    return v != NULL && v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
 }
 
 void cli_print_json(cJSON *obj)

@@ -1,24 +1,12 @@
 /*
- * cmd_cluster.c - the cluster commands of `ballot`: member, leader,
- * status and snapshot.
+ * cmd_cluster.c - the cluster commands of `ballot`: member, leader and
+ * status.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-static int fail_reply(struct cli *cli, int rc, redisReply *r)
-{
-    int code;
-    if (rc != CLI_OK) {
-        return cli_fail(cli, rc, "%s", cli->errmsg);
-    }
-    code = cli_error_code(r->str);
-    cli_fail(cli, code, "%s", r->str);
-    freeReplyObject(r);
-    return code;
-}
 
 static int member_list(struct cli *cli)
 {
@@ -27,7 +15,7 @@ static int member_list(struct cli *cli)
     cJSON *o = NULL, *arr = NULL;
     int rc = cli_call(cli, CLI_READ, 2, cmd, NULL, &r);
     if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
-        return fail_reply(cli, rc, r);
+        return cli_fail_reply(cli, rc, r);
     }
     if (r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
@@ -72,7 +60,7 @@ static int admin_ok(struct cli *cli,
     redisReply *r;
     int rc = cli_call(cli, CLI_WRITE, argc, cmd, NULL, &r);
     if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
-        return fail_reply(cli, rc, r);
+        return cli_fail_reply(cli, rc, r);
     }
     freeReplyObject(r);
     if (cli->json) {
@@ -141,18 +129,6 @@ int cmd_leader(struct cli *cli, int argc, char **argv)
     return admin_ok(cli, 2, cmd, "leader-transfer", id);
 }
 
-int cmd_snapshot(struct cli *cli, int argc, char **argv)
-{
-    if (argc != 3 ||
-        (strcmp(argv[1], "save") != 0 && strcmp(argv[1], "restore") != 0)) {
-        return cli_usage(argv[0]);
-    }
-    return cli_fail(cli, CLI_REJECTED,
-                    "snapshot %s: not supported by this server yet (ballotd "
-                    "has no snapshot command)",
-                    argv[1]);
-}
-
 /* ---------------------------------------------------------------------- */
 /* status                                                                  */
 
@@ -165,24 +141,6 @@ struct node_status
     char leader_addr[256];
     char version[32];
 };
-
-/* Finds @name in a flat [k1, v1, k2, v2, ...] reply. */
-static redisReply *map_get(redisReply *r, const char *name)
-{
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        if (r->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(r->element[i]->str, name) == 0) {
-            return r->element[i + 1];
-        }
-    }
-    return NULL;
-}
-
-static long long map_int(redisReply *r, const char *name)
-{
-    redisReply *v = map_get(r, name);
-    return v != NULL && v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
-}
 
 /* Asks one endpoint for its status, on a connection of its own, reading
  * the node's local state (READONLY) so a node without a leader still
@@ -215,19 +173,19 @@ static void status_one(struct cli *cli, struct node_status *st)
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         goto done;
     }
-    st->id = map_int(r, "id");
-    st->term = map_int(r, "term");
-    st->leader = map_int(r, "leader");
-    st->commit = map_int(r, "commit");
-    st->applied = map_int(r, "applied");
-    st->revision = map_int(r, "revision");
-    if (map_get(r, "role") != NULL && map_get(r, "role")->str != NULL) {
-        snprintf(st->role, sizeof(st->role), "%s", map_get(r, "role")->str);
+    st->id = cli_map_int(r, "id");
+    st->term = cli_map_int(r, "term");
+    st->leader = cli_map_int(r, "leader");
+    st->commit = cli_map_int(r, "commit");
+    st->applied = cli_map_int(r, "applied");
+    st->revision = cli_map_int(r, "revision");
+    if (cli_map_get(r, "role") != NULL && cli_map_get(r, "role")->str != NULL) {
+        snprintf(st->role, sizeof(st->role), "%s", cli_map_get(r, "role")->str);
     }
-    if (map_get(r, "leader_addr") != NULL &&
-        map_get(r, "leader_addr")->type == REDIS_REPLY_STRING) {
+    if (cli_map_get(r, "leader_addr") != NULL &&
+        cli_map_get(r, "leader_addr")->type == REDIS_REPLY_STRING) {
         snprintf(st->leader_addr, sizeof(st->leader_addr), "%s",
-                 map_get(r, "leader_addr")->str);
+                 cli_map_get(r, "leader_addr")->str);
     }
     freeReplyObject(r);
     r = cli_command_on(c, 1, db);
@@ -265,8 +223,8 @@ static int cluster_endpoints(struct cli *cli, char ***out, unsigned *n)
     char **eps;
     int rc = cli_call(cli, CLI_READ, 2, cmd, NULL, &r);
     if (rc != CLI_OK || r->type != REDIS_REPLY_ARRAY) {
-        return rc != CLI_OK ? fail_reply(cli, rc, r)
-                            : fail_reply(cli, CLI_OK, r);
+        return rc != CLI_OK ? cli_fail_reply(cli, rc, r)
+                            : cli_fail_reply(cli, CLI_OK, r);
     }
     eps = calloc(r->elements + 1, sizeof(*eps));
     *n = 0;

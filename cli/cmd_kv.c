@@ -11,19 +11,6 @@
 
 #include "cli.h"
 
-/* Reports an error reply (or a non-OK call) and returns its exit code. */
-static int fail_reply(struct cli *cli, int rc, redisReply *r)
-{
-    int code;
-    if (rc != CLI_OK) {
-        return cli_fail(cli, rc, "%s", cli->errmsg);
-    }
-    code = cli_error_code(r->str);
-    cli_fail(cli, code, "%s", r->str);
-    freeReplyObject(r);
-    return code;
-}
-
 int cmd_get(struct cli *cli, int argc, char **argv)
 {
     const char *cmd[2] = {"GET", NULL};
@@ -35,7 +22,7 @@ int cmd_get(struct cli *cli, int argc, char **argv)
     cmd[1] = argv[1];
     rc = cli_call(cli, CLI_READ, 2, cmd, NULL, &r);
     if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
-        return fail_reply(cli, rc, r);
+        return cli_fail_reply(cli, rc, r);
     }
     if (r->type == REDIS_REPLY_NIL) {
         freeReplyObject(r);
@@ -104,7 +91,7 @@ static int run_btxn(struct cli *cli,
     redisReply *r;
     int rc = cli_call(cli, CLI_WRITE, argc, argv, lens, &r);
     if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
-        return fail_reply(cli, rc, r);
+        return cli_fail_reply(cli, rc, r);
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -244,7 +231,7 @@ int cmd_range(struct cli *cli, int argc, char **argv)
     }
     rc = cli_call(cli, CLI_READ, n, cmd, NULL, &r);
     if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
-        return fail_reply(cli, rc, r);
+        return cli_fail_reply(cli, rc, r);
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
         r->element[3]->type != REDIS_REPLY_ARRAY) {

@@ -57,8 +57,16 @@ static const struct cli_command commands[] = {
      "a row per endpoint (every member with --cluster): id, role, term, "
      "commit, applied, lag, keys, revision, version",
      cmd_status},
-    {"snapshot", "save FILE | restore FILE",
-     "not supported by this server yet: exits with code 4", cmd_snapshot},
+    {"snapshot",
+     "save FILE | restore FILE --data DIR --id N --member "
+     "ID=HOST:CLIENT_PORT[:PEER_PORT]... [--voters IDS] [--config FILE]",
+     "save: download a consistent copy of the store of the first endpoint "
+     "that answers into FILE (verified; linearizable unless --consistency "
+     "s). restore: create the data directory DIR from which ballotd "
+     "(started with the same settings, without --bootstrap) runs node N of "
+     "a new cluster whose state is FILE; every member is restored from the "
+     "same FILE with the same members",
+     cmd_snapshot},
     {"bench",
      "put|get|mixed|txn [--clients N] [--conns M] [--total N | --duration S] "
      "[--rate R] [--value-size B] [--key-space K] [--key-dist "
@@ -124,7 +132,8 @@ static int cmd_help(struct cli *cli, int argc, char **argv)
     printf(
         "\n%s\nExit codes: 0 ok, 1 key not found (get), 2 usage, 3 cluster "
         "unavailable or timeout,\n4 rejected by the server, 5 outcome "
-        "unknown. 'ballot help COMMAND' for details.\n",
+        "unknown, 6 a local file failed (snapshot).\n'ballot help COMMAND' "
+        "for details.\n",
         global_flags);
     return CLI_OK;
 }

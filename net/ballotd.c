@@ -75,6 +75,12 @@ int main(int argc, char **argv)
         return 2;
     }
     blog_set_level(cfg.verbose ? BLOG_DEBUG : BLOG_INFO);
+    /* Each batch's fdatasync runs on libuv's thread pool (4 threads by
+     * default), beside snapshot copies that take a while each: the node's
+     * own and up to SERVER_EXPORTS_MAX exports. Room for all of them, so
+     * that a batch never waits for a copy; an operator's setting wins. The
+     * pool reads this at its first use. */
+    setenv("UV_THREADPOOL_SIZE", "8", 0);
     /* A client that disconnects must not kill the server with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
 

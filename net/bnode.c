@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include "bnode_internal.h"
+#include "datadir.h"
 #include "log.h"
 #include "transport.h"
 #include "wal.h"
@@ -899,7 +900,10 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
                     strerror(errno));
         return BNODE_EINVAL;
     }
-    snprintf(path, sizeof(path), "%s/kv", node->data_dir);
+    if (export_prepare(node, errmsg, errmsg_len) != 0) {
+        return BNODE_EINVAL;
+    }
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_KV);
     if (make_dir(path) != 0) {
         store_error(errmsg, errmsg_len, "cannot create %s: %s", path,
                     strerror(errno));
@@ -919,7 +923,7 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         store_error(errmsg, errmsg_len, "wal: %s", storage_strerror(rv));
         return BNODE_ENOMEM;
     }
-    snprintf(path, sizeof(path), "%s/wal", node->data_dir);
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_WAL);
     memset(&loaded, 0, sizeof(loaded));
     rv = wal_open(node->wal, path, &loaded);
     if (rv != 0) {
@@ -961,22 +965,7 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         loaded.hs.term == 0 && loaded.n_entries == 0 && !loaded.has_snapshot;
     if (empty && node->opts.bootstrap) {
         struct raft_conf conf;
-        memset(&conf, 0, sizeof(conf));
-        bool self_voter = node->opts.n_voters == 0;
-        for (unsigned i = 0; i < node->opts.n_members; i++) {
-            raft_id id = node->opts.members[i].id;
-            bool voter = node->opts.n_voters == 0;
-            for (unsigned j = 0; j < node->opts.n_voters; j++) {
-                voter |= node->opts.voters[j] == id;
-            }
-            if (voter) {
-                conf.members[conf.n].id = id;
-                conf.members[conf.n].role = RAFT_VOTER;
-                conf.n++;
-                self_voter |= id == node->opts.id;
-            }
-        }
-        if (self_voter) {
+        if (datadir_initial_conf(&node->opts, &conf)) {
             rv = raft_bootstrap(node->raft, &conf);
             blog(BLOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
         } else {
@@ -1033,7 +1022,10 @@ int bnode_start(uv_loop_t *loop,
     node->loop = loop;
     node->opts = *opts;
     snprintf(node->data_dir, sizeof(node->data_dir), "%s", opts->data_dir);
-    snprintf(node->snap_dir, sizeof(node->snap_dir), "%s/snap", opts->data_dir);
+    snprintf(node->snap_dir, sizeof(node->snap_dir), "%s/%s", opts->data_dir,
+             DATADIR_SNAP);
+    snprintf(node->export_dir, sizeof(node->export_dir), "%s/%s",
+             opts->data_dir, DATADIR_EXPORT);
     node->opts.data_dir = node->data_dir;
     blog_set_node(opts->id);
 
@@ -1136,8 +1128,8 @@ static void on_transport_closed(void *arg)
 void bnode_stop_now(struct bnode *node)
 {
     raft_index durable;
-    if (node->snap_creating) {
-        return; /* create_done() calls back once the worker let go */
+    if (node->snap_jobs > 0) {
+        return; /* job_after() calls back once the workers let go */
     }
     snap_close(node);
     fail_all_writes(node, BNODE_EUNKNOWN);

@@ -206,6 +206,45 @@ const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id);
 /* Starts moving leadership to @target. */
 int bnode_transfer(struct bnode *node, raft_id target);
 
+/* ---- exports: copies of the store for clients (BSNAPSHOT) ----------- */
+
+/* Longest path of a file in the data directory. */
+#define BNODE_PATH_MAX 4400
+
+/* A consistent, point-in-time copy of the store in a file of its own,
+ * written by bnode_export_start(). The caller owns it and must release it
+ * with bnode_export_release(), which needs no node (it may run after the
+ * node stopped). */
+struct bnode_export
+{
+    /* The file, open: kv_snapshot_info() says what it holds (index,
+     * revision, size, checksum), kv_snapshot_read_chunk() reads it (from
+     * any one thread at a time). */
+    struct kv_snapshot *snap;
+    /* The term of the entry at the copy's index. */
+    raft_term term;
+    char path[BNODE_PATH_MAX];
+};
+
+/* Completion of an export: with @status 0, @exp is the copy (transferred
+ * to the callee); otherwise @exp is NULL and @status is BNODE_ESTOPPED,
+ * BNODE_ENOMEM or BNODE_ESTORAGE (the copy failed; the node logged why). */
+typedef void (*bnode_export_cb)(void *arg,
+                                int status,
+                                struct bnode_export *exp);
+
+/* Writes a copy of the store, as it is when a worker thread starts the
+ * copy, to DATA/export/ (kv_snapshot_create(): compacted, checksummed,
+ * synced); the loop goes on meanwhile. The copy includes at least every
+ * entry applied before this call: take a read barrier first to make it
+ * linearizable. @cb is called exactly once, later, from the loop, unless
+ * an error (BNODE_ESTOPPED, BNODE_ENOMEM) is returned. Leftover exports
+ * are removed when the node starts. */
+int bnode_export_start(struct bnode *node, bnode_export_cb cb, void *arg);
+
+/* Closes and deletes an export's file and frees @exp (NULL is allowed). */
+void bnode_export_release(struct bnode_export *exp);
+
 /* Graceful stop: refuses new requests, fails pending ones (writes with
  * BNODE_EUNKNOWN unless their fate is known), waits for the persistence
  * worker, closes everything; then @cb runs and @node is freed. */

@@ -1,8 +1,9 @@
 /*
  * bnode_internal.h - the node driver's state, shared by bnode.c (the cycle),
  * bnode_snap.c (snapshots: taking them, sending them in chunks, installing
- * them) and bnode_members.c (member addresses recorded in the log).
- * Nothing outside the bnode*.c files includes it.
+ * them), bnode_export.c (copies for clients) and bnode_members.c (member
+ * addresses recorded in the log). Nothing outside the bnode*.c files
+ * includes it.
  */
 #ifndef BALLOT_NET_BNODE_INTERNAL_H
 #define BALLOT_NET_BNODE_INTERNAL_H
@@ -58,6 +59,20 @@ struct queued_msg
     struct queued_msg *next;
 };
 
+/* A snapshot file being written by a worker thread (kv_snapshot_create):
+ * the node's own (snap_maybe_create) or a client's export
+ * (bnode_export_start). */
+struct snap_job
+{
+    uv_work_t work;
+    struct bnode *node;
+    char path[BNODE_PATH_MAX];
+    struct kv_snapshot *snap; /* the file, open, if @status is 0 */
+    int status;               /* kv_snapshot_create()'s */
+    /* Runs on the loop once the worker is done; may free the job. */
+    void (*done)(struct snap_job *job);
+};
+
 struct bnode
 {
     uv_loop_t *loop;
@@ -97,14 +112,20 @@ struct bnode
     /* Snapshots (bnode_snap.c). */
     char snap_dir[4200];
     struct kv_snapshot *send_snap; /* open for sending chunks */
-    bool snap_creating;            /* a worker is writing a snapshot */
-    atomic_bool snap_copying;      /* ... and is still reading the store */
-    uv_work_t snap_work;
+    struct snap_job own_snap;
+    bool snap_creating; /* own_snap is on a worker */
+    /* Workers writing snapshot files, ours and exports: the node stops
+     * (and closes the store) only once none is left. */
+    unsigned snap_jobs;
+    /* ... of which still read the store: an install waits for them. */
+    atomic_uint snap_copies;
     struct kv_snapshot *created; /* written, not yet told to the core */
-    int snap_work_status;
-    raft_index last_snap_index; /* newest snapshot of this node */
-    bool snap_staging;          /* receiving a leader's snapshot */
-    bool snap_soon;             /* take one at once (after an install) */
+    raft_index last_snap_index;  /* newest snapshot of this node */
+    bool snap_staging;           /* receiving a leader's snapshot */
+    bool snap_soon;              /* take one at once (after an install) */
+    /* Exports (bnode_export.c). */
+    char export_dir[4200];
+    uint64_t exports_made; /* numbers the export files */
     bool halted;
     bool stopping;
     void (*stop_cb)(void *arg);
@@ -130,6 +151,16 @@ void snap_maybe_taken(struct bnode *node);
 /* At start: if the WAL's snapshot has no file here, take one soon. */
 void snap_check_file(struct bnode *node);
 void snap_close(struct bnode *node);
+/* Hands @job (its node, path and done set) to a worker that writes a
+ * snapshot of the store to job->path. Returns 0, or BNODE_ENOMEM if no
+ * worker could be asked (then @done never runs). */
+int snap_job_start(struct snap_job *job);
+
+/* bnode_export.c */
+
+/* At start: creates DATA/export, or empties it of the exports a previous
+ * run left. Returns 0 or BNODE_EINVAL with a message. */
+int export_prepare(struct bnode *node, char *err, size_t err_len);
 
 /* bnode_members.c */
 /* Learns the member addresses recorded in the log (kv) and points the

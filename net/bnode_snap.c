@@ -279,9 +279,10 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
         return BNODE_ESTORAGE;
     }
     /* kv_snapshot_install() replaces the environment and must not run
-     * while a worker still copies it for a snapshot of our own: wait for
-     * the copy (rare, and bounded by one copy of the store). */
-    while (atomic_load(&node->snap_copying)) {
+     * while a worker still copies it, for a snapshot of our own or an
+     * export: wait for the copies (rare, and bounded by one copy of the
+     * store each). */
+    while (atomic_load(&node->snap_copies) > 0) {
         uv_sleep(1);
     }
     int rv = install(node, u->snapshot, u->snapshot_reset_log);
@@ -296,40 +297,64 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
     return 0;
 }
 
-/* ---- taking ------------------------------------------------------------ */
+/* ---- writing snapshot files on workers --------------------------------- */
 
-static void create_work(uv_work_t *req)
+static void job_work(uv_work_t *req)
 {
-    struct bnode *node = req->data;
-    char path[4400];
-    /* The index is only known from the copy's header: write to a fixed
-     * name, then rename to the index in snap_maybe_taken(). */
-    snprintf(path, sizeof(path), "%s/new.snap", node->snap_dir);
-    node->snap_work_status = kv_snapshot_create(node->kv, path, &node->created);
-    atomic_store(&node->snap_copying, false);
+    struct snap_job *job = req->data;
+    job->snap = NULL;
+    job->status = kv_snapshot_create(job->node->kv, job->path, &job->snap);
+    atomic_fetch_sub(&job->node->snap_copies, 1);
 }
 
-static void create_done(uv_work_t *req, int status)
+static void job_after(uv_work_t *req, int status)
 {
-    struct bnode *node = req->data;
+    struct snap_job *job = req->data;
+    struct bnode *node = job->node;
+    node->snap_jobs--;
+    if (status == UV_ECANCELED) {
+        /* Nothing cancels these jobs today; if something did, the copy
+         * never ran. */
+        atomic_fetch_sub(&node->snap_copies, 1);
+        job->snap = NULL;
+        job->status = KV_EIO;
+    }
+    job->done(job);
+    if (node->stopping && !node->frozen) {
+        bnode_stop_now(node); /* it waited for the workers */
+    }
+}
+
+int snap_job_start(struct snap_job *job)
+{
+    struct bnode *node = job->node;
+    atomic_fetch_add(&node->snap_copies, 1);
+    node->snap_jobs++;
+    job->work.data = job;
+    if (uv_queue_work(node->loop, &job->work, job_work, job_after) != 0) {
+        atomic_fetch_sub(&node->snap_copies, 1);
+        node->snap_jobs--;
+        return BNODE_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- taking ------------------------------------------------------------ */
+
+static void create_done(struct snap_job *job)
+{
+    struct bnode *node = job->node;
     node->snap_creating = false;
-    if (status != 0 || node->snap_work_status != 0) {
+    if (job->status != 0) {
         blog(BLOG_WARN, "taking a snapshot failed: %s",
-             kv_strerror(node->snap_work_status));
-        node->created = NULL;
-        if (node->stopping && !node->frozen) {
-            bnode_stop_now(node);
-        }
+             kv_strerror(job->status));
         return;
     }
     if (node->stopping) {
-        kv_snapshot_close(node->created);
-        node->created = NULL;
-        if (!node->frozen) {
-            bnode_stop_now(node); /* it waited for this worker */
-        }
+        kv_snapshot_close(job->snap);
         return;
     }
+    node->created = job->snap;
     snap_maybe_taken(node);
 }
 
@@ -345,13 +370,13 @@ void snap_maybe_create(struct bnode *node)
         return;
     }
     node->snap_soon = false;
-    node->snap_creating = true;
-    atomic_store(&node->snap_copying, true);
-    node->snap_work.data = node;
-    if (uv_queue_work(node->loop, &node->snap_work, create_work, create_done) !=
-        0) {
-        node->snap_creating = false;
-    }
+    struct snap_job *job = &node->own_snap;
+    job->node = node;
+    job->done = create_done;
+    /* The index is only known from the copy's header: write to a fixed
+     * name, then rename to the index in snap_maybe_taken(). */
+    snprintf(job->path, sizeof(job->path), "%s/new.snap", node->snap_dir);
+    node->snap_creating = snap_job_start(job) == 0;
 }
 
 static void remove_older(struct bnode *node, raft_index keep)

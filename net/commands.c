@@ -3,7 +3,8 @@
  * file shares (replies, argument parsing, limits). The commands live in
  * commands_admin.c (no store access), commands_string.c (on a view, run by
  * commands_view.c, which also does MULTI/EXEC and WATCH), commands_keys.c
- * (KEYS, SCAN, DBSIZE) and commands_native.c (DEL, BRANGE, BTXN).
+ * (KEYS, SCAN, DBSIZE), commands_native.c (DEL, BRANGE, BTXN) and
+ * commands_snapshot.c (BSNAPSHOT).
  * docs/protocol.md is the reference for what each command replies.
  */
 #include "commands.h"
@@ -420,6 +421,7 @@ const struct cmd_def cmd_table[] = {
     {"bstatus", 1, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bstatus, NULL, NULL, 0, 0, 0},
     {"btransfer", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_btransfer, NULL, NULL, 0, 0, 0},
     {"bmember", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bmember, NULL, NULL, 0, 0, 0},
+    {"bsnapshot", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bsnapshot, NULL, NULL, 0, 0, 0},
 };
 /* clang-format on */
 
@@ -448,6 +450,7 @@ void cmd_client_init(struct cmd_client *c, struct cmd_env *env)
 
 void cmd_client_close(struct cmd_client *c)
 {
+    cmd_client_exports_release(c);
     cmd_client_discard(c);
     cmd_client_unwatch(c);
     free(c->name);

@@ -54,10 +54,12 @@ enum {
 };
 
 struct vrun;
+struct cmd_export;
 
 /* The client port's shared state. Owned by the server. */
 struct cmd_env
 {
+    uv_loop_t *loop;
     struct bnode *node;
     struct server_options opts;
     uint64_t next_client_id;
@@ -74,6 +76,10 @@ struct cmd_env
     struct vrun *view_running;
     struct vrun *view_waiting;
     bool view_waking;
+    /* Snapshot exports held or being made, over all clients, and the
+     * token of the next (commands_snapshot.c). */
+    unsigned n_exports;
+    uint64_t next_export_token;
     /* Called by cmd_req_finish(); set by the server. */
     void (*req_done)(struct cmd_req *r);
 };
@@ -114,6 +120,9 @@ struct cmd_client
     size_t n_watched;
     size_t cap_watched;
     bool quit; /* QUIT: no request after it is read */
+    /* Snapshot exports this connection made (BSNAPSHOT CREATE); released
+     * by DONE or when the connection closes. */
+    struct cmd_export *exports;
     /* The connection is closed (set by the server): a reply built now is
      * thrown away, so reads still running skip their work. */
     bool gone;
@@ -384,6 +393,11 @@ void cmd_read_start(struct cmd_req *r,
                     size_t argc,
                     const char *const *argv,
                     const size_t *argvlen);
+
+/* commands_snapshot.c: BSNAPSHOT, copies of the store for clients. */
+CMD_DECL(cmd_bsnapshot);
+/** Releases (deletes) every export of @c. */
+void cmd_client_exports_release(struct cmd_client *c);
 
 /* commands_native.c: DEL and the native commands. */
 CMD_DECL(cmd_del);

@@ -629,6 +629,7 @@ int server_start(uv_loop_t *loop,
         return SERVER_ENOMEM;
     }
     s->loop = loop;
+    s->env.loop = loop;
     s->env.node = node;
     s->env.opts = *opts;
     s->env.opts.host = host_copy;

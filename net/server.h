@@ -46,6 +46,14 @@ enum {
 #define SERVER_IDLE_TIMEOUT_MS_DEFAULT 0u
 /* Longest client name (CLIENT SETNAME). */
 #define SERVER_CLIENT_NAME_MAX 128u
+/* Snapshot exports (BSNAPSHOT) that may exist at once, over all clients:
+ * each is a file as large as the store, and a worker thread while it is
+ * written (the WAL's writes share libuv's thread pool with them). */
+#define SERVER_EXPORTS_MAX 2u
+/* Most bytes one BSNAPSHOT READ returns (or half of output_bytes_max, if
+ * that is less), so a download of any size holds at most this much (plus
+ * its reply) in memory at a time. */
+#define SERVER_EXPORT_CHUNK_MAX (1024u * 1024u)
 
 struct server_options
 {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -431,10 +432,334 @@ START_TEST(test_cli_exit_codes)
     free(out);
     ck_assert_int_eq(run(eps_all, &out, "member", "remove", "9"), 4);
     free(out);
-    rc = run(eps_all, &out, "snapshot", "save", "/tmp/x.snap");
-    ck_assert_int_eq(rc, 4);
-    ck_assert_ptr_nonnull(strstr(out, "not supported by this server yet"));
+    ck_assert_int_eq(run(eps_all, &out, "snapshot", "load", "x"), 2);
     free(out);
+    ck_assert_int_eq(run(eps_all, &out, "snapshot", "save"), 2);
+    free(out);
+}
+END_TEST
+
+/* ---- snapshot save and restore ----------------------------------------- */
+
+/* Node @id's answer to @argc/@argv, which must succeed. */
+static struct cl_reply node_cmd(unsigned id, int argc, const char **argv)
+{
+    struct cl_reply r;
+    ck_assert_int_eq(cl_cmd(&cl, id, 3000, &r, argc, argv), 0);
+    ck_assert_msg(r.type != CL_ERR, "%s: %s", argv[0], r.str);
+    return r;
+}
+
+/* The integer @name of node @id's BSTATUS. */
+static long long status_of(unsigned id, const char *name)
+{
+    const char *argv[] = {"BSTATUS"};
+    struct cl_reply r = node_cmd(id, 1, argv);
+    long long v = -1;
+    for (size_t i = 0; i + 1 < r.n_elems; i += 2) {
+        if (strcmp(r.elems[i].str, name) == 0) {
+            v = r.elems[i + 1].integer;
+        }
+    }
+    cl_reply_free(&r);
+    return v;
+}
+
+/* BMETA @key on node @id as "create mod version bytes", or "nil". */
+static void meta_of(unsigned id, const char *key, char *buf, size_t len)
+{
+    const char *argv[] = {"BMETA", key};
+    struct cl_reply r = node_cmd(id, 2, argv);
+    if (r.type != CL_ARRAY) {
+        snprintf(buf, len, "nil");
+    } else {
+        ck_assert_uint_eq(r.n_elems, 8);
+        snprintf(buf, len, "%lld %lld %lld %lld", r.elems[1].integer,
+                 r.elems[3].integer, r.elems[5].integer, r.elems[7].integer);
+    }
+    cl_reply_free(&r);
+}
+
+static bool file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+enum { SNAP_KEYS = 300 };
+
+/* Writes SNAP_KEYS keys through the leader, rewrites some and deletes
+ * one, so that revisions, versions and create revisions differ. */
+static void write_snap_keys(unsigned leader)
+{
+    struct cl_conn conn;
+    char key[32], val[32];
+    ck_assert_int_eq(cl_connect(&conn, cl.nodes[leader - 1].client_port, 3000),
+                     0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < (pass == 0 ? SNAP_KEYS : 50); i++) {
+            const char *argv[] = {"SET", key, val};
+            struct cl_reply r;
+            snprintf(key, sizeof(key), "snap:%03d", i);
+            snprintf(val, sizeof(val), "%s-%d", pass ? "again" : "first", i);
+            ck_assert_int_eq(cl_call(&conn, 5000, &r, 3, argv), 0);
+            ck_assert_msg(r.type == CL_STATUS, "SET: %s", r.str);
+            cl_reply_free(&r);
+        }
+    }
+    const char *del[] = {"DEL", "snap:299"};
+    struct cl_reply r;
+    ck_assert_int_eq(cl_call(&conn, 5000, &r, 2, del), 0);
+    ck_assert(r.type == CL_INT && r.integer == 1);
+    cl_reply_free(&r);
+    cl_close(&conn);
+}
+
+/* Runs `ballot --json snapshot restore FILE --data DIR --id ID --member
+ * ...` for the cluster's members (plus @extra, NULL-terminated words);
+ * returns its exit code and output. */
+static int restore_node(const char *file,
+                        const char *dir,
+                        unsigned id,
+                        const char *const *extra,
+                        char **out)
+{
+    const char *argv[40];
+    char ids[16], members[CL_MAX][64];
+    int n = 0;
+    snprintf(ids, sizeof(ids), "%u", id);
+    argv[n++] = BALLOT_PATH;
+    argv[n++] = "--json";
+    argv[n++] = "snapshot";
+    argv[n++] = "restore";
+    argv[n++] = file;
+    argv[n++] = "--data";
+    argv[n++] = dir;
+    argv[n++] = "--id";
+    argv[n++] = ids;
+    for (unsigned i = 0; i < cl.n; i++) {
+        snprintf(members[i], sizeof(members[i]), "%u=127.0.0.1:%d:%d", i + 1,
+                 cl.nodes[i].client_port, cl.nodes[i].peer_port);
+        argv[n++] = "--member";
+        argv[n++] = members[i];
+    }
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    int rc = cl_run(argv, NULL, out, NULL, CLI_TIMEOUT_MS);
+    ck_assert_int_ne(rc, -1);
+    return rc;
+}
+
+/* The etcd procedure: save a snapshot from a running cluster, stop it,
+ * restore three fresh data directories from the file, start them as a
+ * new cluster (no --bootstrap): every key is there on every node with its
+ * metadata and the store revision, and the new cluster takes writes. */
+START_TEST(test_cli_snapshot_save_and_restore_a_new_cluster)
+{
+    char path[400], part[420], dirs[3][400], meta[3][64], got[64];
+    const char *sample[] = {"snap:000", "snap:049", "snap:050", "snap:298",
+                            "snap:299"};
+    char *out = NULL;
+    unsigned leader = start_cluster();
+    write_snap_keys(leader);
+    long long revision = status_of(leader, "revision");
+    ck_assert_int_eq(revision, SNAP_KEYS + 50 + 1);
+    for (size_t i = 0; i < 3; i++) {
+        meta_of(leader, sample[i + 1], meta[i], sizeof(meta[i]));
+    }
+
+    snprintf(path, sizeof(path), "%s/backup.snap", cl.root);
+    snprintf(part, sizeof(part), "%s.part", path);
+    cJSON *j = ok_json(eps_all, "snapshot", "save", path, NULL, NULL);
+    ck_assert_str_eq(str(j, "file"), path);
+    long long index = (long long)num(j, "index");
+    ck_assert_int_gt(index, SNAP_KEYS);
+    ck_assert(num(j, "term") >= 1);
+    ck_assert(num(j, "revision") == revision);
+    ck_assert(num(j, "size") > 64);
+    ck_assert_uint_eq(strlen(str(j, "checksum")), 16);
+    cJSON_Delete(j);
+    ck_assert(file_exists(path));
+    ck_assert(!file_exists(part));
+    /* Text output too, from a follower. */
+    char fol[64];
+    addr_of(leader % 3 + 1, fol, sizeof(fol));
+    snprintf(part, sizeof(part), "%s/backup2.snap", cl.root);
+    ck_assert_int_eq(run(fol, &out, "snapshot", "save", part), 0);
+    ck_assert_msg(strstr(out, "saved ") == out && strstr(out, "revision "),
+                  "%s", out);
+    free(out);
+
+    /* The old cluster goes away. */
+    for (unsigned id = 1; id <= 3; id++) {
+        ck_assert_int_eq(cl_term(&cl, id), 0);
+    }
+    for (unsigned id = 1; id <= 3; id++) {
+        snprintf(dirs[id - 1], sizeof(dirs[id - 1]), "%s/restored%u", cl.root,
+                 id);
+        ck_assert_int_eq(restore_node(path, dirs[id - 1], id, NULL, &out), 0);
+        j = json_of(out);
+        free(out);
+        ck_assert(num(j, "index") == index);
+        ck_assert(num(j, "revision") == revision);
+        ck_assert(num(j, "id") == id);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "voters")),
+                         3);
+        cJSON_Delete(j);
+        snprintf(cl.nodes[id - 1].dir, sizeof(cl.nodes[id - 1].dir), "%.400s",
+                 dirs[id - 1]);
+    }
+    cl.no_bootstrap = true;
+    for (unsigned id = 1; id <= 3; id++) {
+        cl_start_node(&cl, id);
+    }
+    leader = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(leader, 0);
+
+    /* Every node has every key, with its metadata, before any write. */
+    for (unsigned id = 1; id <= 3; id++) {
+        const char *ro[] = {"READONLY"};
+        struct cl_conn conn;
+        struct cl_reply r;
+        ck_assert_int_eq(status_of(id, "revision"), revision);
+        ck_assert_int_eq(cl_connect(&conn, cl.nodes[id - 1].client_port, 3000),
+                         0);
+        ck_assert_int_eq(cl_call(&conn, 3000, &r, 1, ro), 0);
+        cl_reply_free(&r);
+        for (int i = 0; i < SNAP_KEYS; i++) {
+            char key[32], want[32];
+            const char *get[] = {"GET", key};
+            snprintf(key, sizeof(key), "snap:%03d", i);
+            snprintf(want, sizeof(want), "%s-%d", i < 50 ? "again" : "first",
+                     i);
+            ck_assert_int_eq(cl_call(&conn, 3000, &r, 2, get), 0);
+            if (i == SNAP_KEYS - 1) {
+                ck_assert_int_eq(r.type, CL_NIL);
+            } else {
+                ck_assert_msg(r.type == CL_BULK && strcmp(r.str, want) == 0,
+                              "node %u %s: %s", id, key, r.str);
+            }
+            cl_reply_free(&r);
+        }
+        cl_close(&conn);
+        for (size_t i = 0; i < 3; i++) {
+            meta_of(id, sample[i + 1], got, sizeof(got));
+            ck_assert_str_eq(got, meta[i]);
+        }
+        meta_of(id, sample[4], got, sizeof(got));
+        ck_assert_str_eq(got, "nil");
+    }
+    /* The new cluster takes writes, which continue the revisions. */
+    j = ok_json(eps_all, "put", "after-restore", "yes", NULL, NULL);
+    ck_assert(num(j, "revision") == revision + 1);
+    cJSON_Delete(j);
+    const char *want[][2] = {{"after-restore", "yes"}, {"snap:007", "again-7"}};
+    for (size_t i = 0; i < 2; i++) {
+        j = ok_json(eps_all, "get", want[i][0], NULL, NULL, NULL);
+        ck_assert_str_eq(str(j, "value"), want[i][1]);
+        cJSON_Delete(j);
+    }
+}
+END_TEST
+
+/* Flips one byte of @path at @off. */
+static void flip_byte(const char *path, long off)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    int b = fgetc(f);
+    ck_assert_int_ne(b, EOF);
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    fputc(b ^ 0x40, f);
+    fclose(f);
+}
+
+/* A damaged or cut snapshot file, a directory that is not empty, a node
+ * that is not a voter and missing settings are refused with a clear
+ * error, leaving nothing behind; a save that cannot write its file or
+ * reach a node fails with its exit code and leaves no .part file and no
+ * copy on the node. */
+START_TEST(test_cli_snapshot_refuses_what_it_cannot_do)
+{
+    char path[400], dir[400], *out = NULL;
+    start_cluster();
+    cJSON_Delete(ok_json(eps_all, "put", "k", "v", NULL, NULL));
+    snprintf(path, sizeof(path), "%s/backup.snap", cl.root);
+    cJSON_Delete(ok_json(eps_all, "snapshot", "save", path, NULL, NULL));
+    snprintf(dir, sizeof(dir), "%s/restored", cl.root);
+
+    /* A flipped payload byte: refused, nothing created. */
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    flip_byte(path, (long)st.st_size / 2);
+    ck_assert_int_eq(restore_node(path, dir, 1, NULL, &out), 6);
+    ck_assert_msg(strstr(out, "payload checksum mismatch") != NULL, "%s", out);
+    cJSON *j = json_of(out);
+    ck_assert(num(cJSON_GetObjectItem(j, "error"), "exit_code") == 6);
+    cJSON_Delete(j);
+    free(out);
+    ck_assert(!file_exists(dir));
+    flip_byte(path, (long)st.st_size / 2);
+    /* Cut short. */
+    ck_assert_int_eq(truncate(path, st.st_size - 100), 0);
+    ck_assert_int_eq(restore_node(path, dir, 1, NULL, &out), 6);
+    ck_assert_msg(strstr(out, "header announces") != NULL, "%s", out);
+    free(out);
+    ck_assert(!file_exists(dir));
+    /* Not a snapshot at all. */
+    FILE *f = fopen(path, "w");
+    fputs(
+        "this is not a snapshot, but it is long enough to hold a header "
+        "of sixty-four bytes",
+        f);
+    fclose(f);
+    ck_assert_int_eq(restore_node(path, dir, 1, NULL, &out), 6);
+    ck_assert_msg(strstr(out, "bad magic") != NULL, "%s", out);
+    free(out);
+    ck_assert(!file_exists(dir));
+
+    /* A good file, into a directory that is not empty. */
+    cJSON_Delete(ok_json(eps_all, "snapshot", "save", path, NULL, NULL));
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    char keep[450];
+    snprintf(keep, sizeof(keep), "%s/keep", dir);
+    f = fopen(keep, "w");
+    fclose(f);
+    ck_assert_int_eq(restore_node(path, dir, 1, NULL, &out), 6);
+    ck_assert_msg(strstr(out, "is not empty") != NULL, "%s", out);
+    free(out);
+    ck_assert(file_exists(keep));
+    unlink(keep);
+    rmdir(dir);
+    /* Settings: not a voter, no id. */
+    const char *voters[] = {"--voters", "2,3", NULL};
+    ck_assert_int_eq(restore_node(path, dir, 1, voters, &out), 2);
+    ck_assert_msg(strstr(out, "is not a voter") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(
+        run(eps_all, &out, "snapshot", "restore", path, "--data", dir), 2);
+    free(out);
+    ck_assert(!file_exists(dir));
+
+    /* save: a directory that does not exist, then no node to ask. */
+    char bad[450];
+    snprintf(bad, sizeof(bad), "%s/no/such/dir/x.snap", cl.root);
+    ck_assert_int_eq(run(eps_all, &out, "snapshot", "save", bad), 6);
+    free(out);
+    for (unsigned id = 1; id <= 3; id++) {
+        for (int i = 0; i < 200 && cl_export_files(&cl, id) > 0; i++) {
+            usleep(10000);
+        }
+        ck_assert_int_eq(cl_export_files(&cl, id), 0);
+    }
+    snprintf(bad, sizeof(bad), "%s/unreachable.snap", cl.root);
+    ck_assert_int_eq(run("127.0.0.1:1", &out, "snapshot", "save", bad), 3);
+    free(out);
+    ck_assert(!file_exists(bad));
+    snprintf(bad, sizeof(bad), "%s/unreachable.snap.part", cl.root);
+    ck_assert(!file_exists(bad));
 }
 END_TEST
 
@@ -539,6 +864,10 @@ int main(int argc, char **argv)
         {"endpoint_failover_and_redirect",
          test_cli_endpoint_failover_and_redirect},
         {"exit_codes", test_cli_exit_codes},
+        {"snapshot_save_and_restore_a_new_cluster",
+         test_cli_snapshot_save_and_restore_a_new_cluster},
+        {"snapshot_refuses_what_it_cannot_do",
+         test_cli_snapshot_refuses_what_it_cannot_do},
         {"shell_runs_commands", test_cli_shell_runs_commands},
         {"bench_small_run_accounts_for_every_request",
          test_cli_bench_small_run_accounts_for_every_request},

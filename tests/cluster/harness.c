@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -346,7 +347,7 @@ void cl_start_node(struct cluster *c, unsigned id)
         argv[a++] = "--member";
         argv[a++] = args[1 + i];
     }
-    if (!n->join) {
+    if (!c->no_bootstrap && !n->join) {
         argv[a++] = "--bootstrap";
     }
     snprintf(args[CL_MAX + 1], sizeof(args[CL_MAX + 1]), "%d", n->metrics_port);
@@ -484,6 +485,21 @@ int cl_cmd(struct cluster *c,
     int rv = cl_call(&conn, timeout_ms, r, argc, argv);
     cl_close(&conn);
     return rv;
+}
+
+int cl_export_files(struct cluster *c, unsigned id)
+{
+    char dir[600];
+    int n = 0;
+    snprintf(dir, sizeof(dir), "%s/export", c->nodes[id - 1].dir);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+        n += e->d_name[0] != '.';
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return n;
 }
 
 unsigned cl_wait_leader(struct cluster *c, int timeout_ms)

@@ -92,6 +92,9 @@ struct cluster
     /* Extra ballotd flags given to every node (NULL-terminated, borrowed
      * for the cluster's life); NULL for none. */
     const char *const *extra_args;
+    /* Start nodes without --bootstrap (e.g. from restored data
+     * directories). */
+    bool no_bootstrap;
 };
 
 /* Creates a temporary directory and starts @n nodes bootstrapping a new
@@ -116,6 +119,10 @@ void cl_kill(struct cluster *c, unsigned id);
 int cl_term(struct cluster *c, unsigned id);
 /* Kills every node and removes the directory. */
 void cl_close_all(struct cluster *c);
+
+/* Files in node @id's DATA/export: copies of the store made for clients
+ * (BSNAPSHOT) that the node still holds. */
+int cl_export_files(struct cluster *c, unsigned id);
 
 /* Waits until some running node reports itself leader in INFO; returns its
  * id, or 0 after @timeout_ms. */

@@ -537,6 +537,128 @@ START_TEST(test_cluster_snapshot_catches_up_a_follower_and_survives_restart)
 }
 END_TEST
 
+static void wait_exports(struct cluster *c, unsigned id, int n)
+{
+    uint64_t end = cl_now_ms() + 5000;
+    while (cl_export_files(c, id) != n && cl_now_ms() < end) {
+        usleep(10000);
+    }
+    ck_assert_int_eq(cl_export_files(c, id), n);
+}
+
+/* BSNAPSHOT CREATE on @conn: returns the token. */
+static long long export_create(struct cl_conn *conn)
+{
+    const char *argv[] = {"BSNAPSHOT", "CREATE"};
+    struct cl_reply r;
+    long long token = 0;
+    ck_assert_int_eq(cl_call(conn, 10000, &r, 2, argv), 0);
+    ck_assert_msg(r.type == CL_ARRAY, "CREATE: %s", r.str);
+    for (size_t i = 0; i + 1 < r.n_elems; i += 2) {
+        if (strcmp(r.elems[i].str, "token") == 0) {
+            token = r.elems[i + 1].integer;
+        }
+    }
+    cl_reply_free(&r);
+    ck_assert_int_gt(token, 0);
+    return token;
+}
+
+/* A copy of the store made for a client (BSNAPSHOT) is deleted when the
+ * client disconnects in the middle of its download, and a copy a killed
+ * node left behind is deleted when the node starts again. */
+START_TEST(test_cluster_snapshot_export_is_deleted_when_its_client_leaves)
+{
+    struct cluster c;
+    struct cl_conn conn;
+    struct cl_reply r;
+    char key[32], tok[32];
+    cl_start(&c, 3);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "key:%d", i);
+        ck_assert(write_kv(&c, &leader, key, "v", cl_now_ms() + 10000) == 1);
+    }
+    unsigned id = leader % 3 + 1; /* followers serve copies too */
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[id - 1].client_port, 3000), 0);
+    snprintf(tok, sizeof(tok), "%lld", export_create(&conn));
+    const char *read[] = {"BSNAPSHOT", "READ", tok, "0", "1000"};
+    ck_assert_int_eq(cl_call(&conn, 5000, &r, 5, read), 0);
+    ck_assert_int_eq(r.type, CL_BULK);
+    ck_assert_uint_eq(r.len, 1000);
+    cl_reply_free(&r);
+    ck_assert_int_eq(cl_export_files(&c, id), 1);
+    cl_close(&conn);
+    wait_exports(&c, id, 0);
+
+    /* Killed while holding one: the file stays until the next start. */
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[id - 1].client_port, 3000), 0);
+    (void)export_create(&conn);
+    cl_kill(&c, id);
+    cl_close(&conn);
+    ck_assert_int_eq(cl_export_files(&c, id), 1);
+    cl_start_node(&c, id);
+    wait_exports(&c, id, 0);
+    char *got = NULL;
+    for (uint64_t end = cl_now_ms() + 10000;
+         got == NULL && cl_now_ms() < end;) {
+        got = read_kv(&c, id, "key:19");
+        usleep(got == NULL ? 20000 : 0);
+    }
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, "v");
+    free(got);
+
+    /* A clean stop while a client holds one deletes it, and frees
+     * everything (a leak fails the exit status under the sanitizers). */
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[id - 1].client_port, 3000), 0);
+    (void)export_create(&conn);
+    ck_assert_int_eq(cl_export_files(&c, id), 1);
+    ck_assert_int_eq(cl_term(&c, id), 0);
+    cl_close(&conn);
+    ck_assert_int_eq(cl_export_files(&c, id), 0);
+
+    /* A stop while the copy is being written (a store of some 10 MB):
+     * the node waits for the worker, deletes the copy and exits
+     * cleanly. */
+    cl_start_node(&c, id);
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[leader - 1].client_port, 3000),
+                     0);
+    static char value[1024];
+    memset(value, 'x', sizeof(value) - 1);
+    for (int batch = 0; batch < 100; batch++) {
+        const char *argv[1 + 2 * 100];
+        char keys[100][32];
+        argv[0] = "MSET";
+        for (int i = 0; i < 100; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "big:%d:%d", batch, i);
+            argv[1 + 2 * i] = keys[i];
+            argv[2 + 2 * i] = value;
+        }
+        ck_assert_int_eq(cl_call(&conn, 10000, &r, 201, argv), 0);
+        ck_assert_msg(r.type == CL_STATUS, "MSET: %s", r.str);
+        cl_reply_free(&r);
+    }
+    cl_close(&conn);
+    got = NULL;
+    for (uint64_t end = cl_now_ms() + 10000;
+         got == NULL && cl_now_ms() < end;) {
+        got = read_kv(&c, id, "big:99:99");
+        usleep(got == NULL ? 20000 : 0);
+    }
+    ck_assert_ptr_nonnull(got);
+    free(got);
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[id - 1].client_port, 3000), 0);
+    const char *create[] = {"BSNAPSHOT", "CREATE"};
+    ck_assert_int_eq(cl_call(&conn, 1, &r, 2, create), -1); /* no wait */
+    ck_assert_int_eq(cl_term(&c, id), 0);
+    cl_close(&conn);
+    ck_assert_int_eq(cl_export_files(&c, id), 0);
+    cl_close_all(&c);
+}
+END_TEST
+
 /* Sends BREQ 7 @seq INCR c until some node answers with an integer,
  * trying the nodes in turn (followers refuse writes, a new leader may not
  * be elected yet, an -UNKNOWN outcome is retried with the same id). */
@@ -648,6 +770,8 @@ int main(int argc, char **argv)
          test_cluster_snapshot_catches_up_a_follower_and_survives_restart},
         {"breq_retry_across_leader_crash_applies_once",
          test_cluster_breq_retry_across_leader_crash_applies_once},
+        {"snapshot_export_is_deleted_when_its_client_leaves",
+         test_cluster_snapshot_export_is_deleted_when_its_client_leaves},
     };
     return cl_run_tests("cluster", tests, sizeof(tests) / sizeof(tests[0]), 150,
                         NULL, argc, argv);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct fake_done
 {
@@ -14,6 +16,8 @@ struct fake_done
     bool write;
     bnode_write_cb wcb;
     bnode_read_cb rcb;
+    bnode_export_cb ecb; /* an export, when set */
+    struct bnode_export *exp;
     void *arg;
     int status;
     struct kv_apply_result res;
@@ -23,6 +27,8 @@ struct bnode
 {
     uv_loop_t *loop;
     struct kv_store *kv;
+    char export_dir[256];
+    unsigned long exports_made;
     raft_index index;
     uv_timer_t timer;
     bool timer_on;
@@ -86,7 +92,9 @@ static void deliver(struct bnode *n)
     while (list != NULL) {
         struct fake_done *d = list;
         list = d->next;
-        if (d->write) {
+        if (d->ecb != NULL) {
+            d->ecb(d->arg, d->status, d->exp);
+        } else if (d->write) {
             d->wcb(d->arg, d->status,
                    d->status == 0 ? &d->res.entries[0] : NULL);
             kv_apply_result_free(&d->res);
@@ -128,6 +136,7 @@ int fake_bnode_create(uv_loop_t *loop, const char *dir, struct bnode **out)
         return BNODE_ENOMEM;
     }
     n->loop = loop;
+    snprintf(n->export_dir, sizeof(n->export_dir), "%s/export", dir);
     if (kv_open(dir, NULL, &n->kv, err, sizeof(err)) != 0) {
         fprintf(stderr, "fake_bnode: %s\n", err);
         free(n);
@@ -346,6 +355,45 @@ int bnode_conf_change(struct bnode *n,
     (void)cb;
     (void)arg;
     return BNODE_EINVAL;
+}
+
+/* Writes the copy at once, on the loop (a test's store is small), and
+ * answers from the timer like everything else. */
+int bnode_export_start(struct bnode *n, bnode_export_cb cb, void *arg)
+{
+    if (n->stopping) {
+        return BNODE_ESTOPPED;
+    }
+    struct fake_done *d = calloc(1, sizeof(*d));
+    struct bnode_export *exp = calloc(1, sizeof(*exp));
+    if (d == NULL || exp == NULL) {
+        free(d);
+        free(exp);
+        return BNODE_ENOMEM;
+    }
+    mkdir(n->export_dir, 0755);
+    snprintf(exp->path, sizeof(exp->path), "%s/%lu.snap", n->export_dir,
+             ++n->exports_made);
+    exp->term = 1;
+    d->ecb = cb;
+    d->arg = arg;
+    if (kv_snapshot_create(n->kv, exp->path, &exp->snap) != 0) {
+        free(exp);
+        d->status = BNODE_ESTORAGE;
+    } else {
+        d->exp = exp;
+    }
+    enqueue(n, d);
+    return 0;
+}
+
+void bnode_export_release(struct bnode_export *exp)
+{
+    if (exp != NULL) {
+        kv_snapshot_close(exp->snap);
+        unlink(exp->path);
+        free(exp);
+    }
 }
 
 static void on_stopped(uv_handle_t *h)

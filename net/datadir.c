@@ -1,0 +1,331 @@
+/*
+ * datadir.c - see datadir.h.
+ *
+ * A restore builds what a node has after installing a leader's snapshot
+ * (bnode_snap.c) in a directory of its own, in an order that leaves a
+ * directory ballotd refuses or treats as empty if it is interrupted:
+ *
+ *   1. DATA/kv: the snapshot staged and verified by kv (checksum, and the
+ *      store's own applied index and revision), then installed;
+ *   2. DATA/wal: snapshot.meta (index, term, the new configuration), a
+ *      RESET to index + 1, the hard state (term, no vote, commit = index),
+ *      one sync.
+ *
+ * Until step 2 the WAL is empty, and a node started on it would wait to
+ * be contacted; an operator deletes the directory and runs the restore
+ * again (it refuses a directory that is not empty).
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "datadir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kv.h"
+#include "wal.h"
+
+/* Bytes copied from the snapshot file into the stage at a time. */
+#define RESTORE_CHUNK_BYTES (1024u * 1024u)
+
+bool datadir_initial_conf(const struct bnode_options *opts,
+                          struct raft_conf *conf)
+{
+    bool self_voter = false;
+    memset(conf, 0, sizeof(*conf));
+    for (unsigned i = 0; i < opts->n_members; i++) {
+        raft_id id = opts->members[i].id;
+        bool voter = opts->n_voters == 0;
+        for (unsigned j = 0; j < opts->n_voters; j++) {
+            voter |= opts->voters[j] == id;
+        }
+        if (voter) {
+            conf->members[conf->n].id = id;
+            conf->members[conf->n].role = RAFT_VOTER;
+            conf->n++;
+            self_voter |= id == opts->id;
+        }
+    }
+    return self_voter;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int
+fail(int code, char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return -1;
+    }
+    int rv = fsync(fd);
+    close(fd);
+    return rv;
+}
+
+/* Makes sure @dir is a directory with nothing in it, creating it if it is
+ * missing (@created says so). */
+static int prepare_empty(const char *dir, bool *created, char *err, size_t len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    *created = false;
+    if (d == NULL) {
+        if (errno != ENOENT) {
+            return fail(DATADIR_EIO, err, len, "%s: %s", dir, strerror(errno));
+        }
+        if (mkdir(dir, 0755) != 0) {
+            return fail(DATADIR_EIO, err, len, "cannot create %s: %s", dir,
+                        strerror(errno));
+        }
+        *created = true;
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            closedir(d);
+            return fail(DATADIR_EEXIST, err, len,
+                        "%s is not empty: a restore creates a new data "
+                        "directory and never overwrites one",
+                        dir);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+static int remove_entry(const char *path,
+                        const struct stat *sb,
+                        int flag,
+                        struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Removes what a failed restore created in @dir (which was empty). */
+static void undo(const char *dir, bool created)
+{
+    char path[BNODE_PATH_MAX];
+    const char *made[] = {DATADIR_KV, DATADIR_WAL};
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
+        nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    if (created) {
+        rmdir(dir);
+    }
+}
+
+/* Step 1: the snapshot becomes the store of DATA/kv, through kv's own
+ * receiving path (stage, verify, install), as from a leader. */
+static int restore_kv(const char *dir,
+                      struct kv_snapshot *snap,
+                      uint64_t map_size,
+                      char *err,
+                      size_t len)
+{
+    uint64_t size = kv_snapshot_info(snap)->size;
+    struct kv_options ko;
+    struct kv_store *kv = NULL;
+    char msg[256] = "";
+    uint8_t *buf = NULL;
+    int rv = 0, rc;
+
+    if (mkdir(dir, 0755) != 0) {
+        return fail(DATADIR_EIO, err, len, "cannot create %s: %s", dir,
+                    strerror(errno));
+    }
+    memset(&ko, 0, sizeof(ko));
+    ko.map_size = map_size;
+    if (kv_open(dir, &ko, &kv, msg, sizeof(msg)) != 0) {
+        return fail(DATADIR_EIO, err, len, "%s", msg);
+    }
+    buf = malloc(RESTORE_CHUNK_BYTES);
+    if (buf == NULL) {
+        rv = fail(DATADIR_EIO, err, len, "out of memory");
+        goto out;
+    }
+    if ((rc = kv_snapshot_stage_begin(kv)) != 0) {
+        goto kv_failed;
+    }
+    for (uint64_t off = 0; off < size;) {
+        size_t n = 0;
+        rc = kv_snapshot_read_chunk(snap, off, buf, RESTORE_CHUNK_BYTES, &n);
+        if (rc != 0 || n == 0) {
+            rv = fail(DATADIR_EIO, err, len,
+                      "reading the snapshot at byte %" PRIu64 " failed", off);
+            goto out;
+        }
+        if ((rc = kv_snapshot_stage_write(kv, off, buf, n)) != 0) {
+            goto kv_failed;
+        }
+        off += n;
+    }
+    /* stage_finish checks the checksum again (the file may have changed
+     * since it was verified) and that the payload is a store whose applied
+     * index and revision are the header's. */
+    if ((rc = kv_snapshot_stage_finish(kv, NULL)) != 0 ||
+        (rc = kv_snapshot_install(kv)) != 0) {
+        goto kv_failed;
+    }
+    goto out;
+kv_failed:
+    kv_errmsg(kv, msg, sizeof(msg));
+    rv = fail(
+        rc == KV_ECORRUPT || rc == KV_EVERSION ? DATADIR_ECORRUPT : DATADIR_EIO,
+        err, len, "%s: %s", dir, msg);
+out:
+    free(buf);
+    kv_close(kv);
+    return rv;
+}
+
+/* Step 2: the WAL's base is the snapshot, in the new configuration. */
+static int restore_wal(const char *dir,
+                       const struct raft_snapshot_meta *meta,
+                       char *err,
+                       size_t len)
+{
+    struct wal_options wo;
+    struct wal_loaded loaded;
+    struct wal *wal = NULL;
+    struct raft_hard_state hs = {meta->term, 0, meta->index};
+    int rv;
+
+    wal_options_default(&wo);
+    rv = wal_create(&wo, &wal);
+    if (rv != 0) {
+        return fail(DATADIR_EIO, err, len, "wal: %s", storage_strerror(rv));
+    }
+    memset(&loaded, 0, sizeof(loaded));
+    rv = wal_open(wal, dir, &loaded);
+    if (rv == 0) {
+        wal_loaded_free(wal, &loaded);
+        rv = wal_save_snapshot_meta(wal, meta);
+    }
+    if (rv == 0) {
+        rv = wal_reset(wal, meta->index + 1);
+    }
+    if (rv == 0) {
+        rv = wal_save_hard_state(wal, &hs);
+    }
+    if (rv == 0) {
+        rv = wal_sync(wal, NULL);
+    }
+    if (rv != 0) {
+        fail(DATADIR_EIO, err, len, "%s", wal_errmsg(wal));
+    }
+    wal_destroy(wal);
+    return rv == 0 ? 0 : DATADIR_EIO;
+}
+
+/* Opens @path and checks both of its checksums before anything is
+ * created. */
+static int open_verified(const char *path,
+                         struct kv_snapshot **snap,
+                         char *err,
+                         size_t len)
+{
+    char msg[256] = "";
+    int rv = kv_snapshot_open(path, NULL, snap, msg, sizeof(msg));
+    if (rv != 0) {
+        return fail(rv == KV_EIO ? DATADIR_EIO : DATADIR_ECORRUPT, err, len,
+                    "%s", msg);
+    }
+    rv = kv_snapshot_verify(*snap, msg, sizeof(msg));
+    if (rv == 0 && kv_snapshot_info(*snap)->applied == 0) {
+        rv = KV_ECORRUPT;
+        snprintf(msg, sizeof(msg),
+                 "it holds a store that never applied an entry (index 0)");
+    }
+    if (rv != 0) {
+        kv_snapshot_close(*snap);
+        *snap = NULL;
+        return fail(rv == KV_ECORRUPT ? DATADIR_ECORRUPT : DATADIR_EIO, err,
+                    len, "%s: %s", path, msg[0] ? msg : kv_strerror(rv));
+    }
+    return 0;
+}
+
+int datadir_restore(const char *snapshot_path,
+                    const struct bnode_options *opts,
+                    struct datadir_restored *out,
+                    char *err,
+                    size_t err_len)
+{
+    struct raft_snapshot_meta meta;
+    struct kv_snapshot *snap = NULL;
+    char path[BNODE_PATH_MAX];
+    const char *dir = opts->data_dir;
+    bool created = false;
+    int rv;
+
+    err[0] = '\0';
+    memset(&meta, 0, sizeof(meta));
+    if (!datadir_initial_conf(opts, &meta.conf)) {
+        return fail(DATADIR_EINVAL, err, err_len,
+                    "node %" PRIu64
+                    " is not a voter of the restored cluster: "
+                    "start it with an empty data directory and add it",
+                    (uint64_t)opts->id);
+    }
+    if (dir == NULL || strlen(dir) + 16 >= sizeof(path)) {
+        return fail(DATADIR_EINVAL, err, err_len, "bad data directory");
+    }
+    rv = open_verified(snapshot_path, &snap, err, err_len);
+    if (rv != 0) {
+        return rv;
+    }
+    const struct kv_snapshot_info *info = kv_snapshot_info(snap);
+    meta.index = info->applied;
+    meta.term = DATADIR_RESTORE_TERM;
+    meta.size = info->size;
+    rv = prepare_empty(dir, &created, err, err_len);
+    if (rv != 0) {
+        kv_snapshot_close(snap);
+        return rv;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, DATADIR_KV);
+    rv = restore_kv(path, snap, opts->kv_map_size, err, err_len);
+    if (rv == 0) {
+        snprintf(path, sizeof(path), "%s/%s", dir, DATADIR_WAL);
+        rv = restore_wal(path, &meta, err, err_len);
+    }
+    if (rv == 0 && sync_dir(dir) != 0) {
+        rv = fail(DATADIR_EIO, err, err_len, "%s: fsync: %s", dir,
+                  strerror(errno));
+    }
+    if (rv != 0) {
+        undo(dir, created);
+    } else {
+        out->index = meta.index;
+        out->term = meta.term;
+        out->revision = info->revision;
+        out->size = info->size;
+        out->conf = meta.conf;
+    }
+    kv_snapshot_close(snap);
+    return rv;
+}
