@@ -492,6 +492,12 @@ int kv_members(struct kv_store *store,
                size_t cap,
                size_t *n);
 
+/* Forgets every recorded member address, outside the log (it changes no
+ * applied index): for a store restored from a backup into a new cluster,
+ * whose members are those of the restore, not those the old cluster
+ * recorded. Durable after kv_checkpoint(). */
+int kv_members_clear(struct kv_store *store);
+
 /* ---------------------------------------------------------------------- */
 /* History (watches) and compaction                                        */
 

@@ -98,3 +98,26 @@ done:
     mdb_txn_abort(txn);
     return rv;
 }
+
+int kv_members_clear(struct kv_store *store)
+{
+    MDB_txn *txn = NULL;
+    int rv, rc;
+    if (store->poisoned || store->env == NULL) {
+        return KV_EPOISONED;
+    }
+    if ((rv = kv_mark_dirty(store)) != 0) {
+        return rv;
+    }
+    if ((rc = mdb_txn_begin(store->env, NULL, 0, &txn)) != 0) {
+        return kv_mdb_error(store, rc, "members: begin write");
+    }
+    if ((rc = mdb_drop(txn, store->dbi_members, 0)) != 0) {
+        mdb_txn_abort(txn);
+        return kv_mdb_error(store, rc, "members: clear");
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        return kv_mdb_error(store, rc, "members: commit");
+    }
+    return 0;
+}

@@ -190,6 +190,13 @@ static int restore_kv(const char *dir,
         (rc = kv_snapshot_install(kv)) != 0) {
         goto kv_failed;
     }
+    /* Member addresses the old cluster recorded in its log would override
+     * the new member list at start: the restored cluster starts with none. */
+    raft_index durable = 0;
+    if ((rc = kv_members_clear(kv)) != 0 ||
+        (rc = kv_checkpoint(kv, &durable)) != 0) {
+        goto kv_failed;
+    }
     goto out;
 kv_failed:
     kv_errmsg(kv, msg, sizeof(msg));

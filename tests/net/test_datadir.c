@@ -20,24 +20,14 @@ static char snap_path[512], data[512];
 static struct bnode_options opts;
 static char *expected; /* kvt_dump() of the store the snapshot holds */
 
-/* Applies a put (@value) or a delete (@value NULL) at @index. */
-static void apply(struct kv_store *kv,
-                  raft_index index,
-                  const char *key,
-                  const char *value)
+static void apply_cmd(struct kv_store *kv,
+                      raft_index index,
+                      const struct kv_cmd *cmd)
 {
-    struct kv_cmd cmd;
     struct raft_entry e;
     uint8_t buf[512];
     size_t len;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.type = value != NULL ? KV_CMD_PUT : KV_CMD_DELETE;
-    cmd.op.type = cmd.type;
-    cmd.op.key = (const uint8_t *)key;
-    cmd.op.key_len = (uint32_t)strlen(key);
-    cmd.op.value = (const uint8_t *)value;
-    cmd.op.value_len = value != NULL ? (uint32_t)strlen(value) : 0;
-    ck_assert_int_eq(kv_cmd_encode(&cmd, buf, sizeof(buf), &len), 0);
+    ck_assert_int_eq(kv_cmd_encode(cmd, buf, sizeof(buf), &len), 0);
     memset(&e, 0, sizeof(e));
     e.index = index;
     e.term = 1;
@@ -45,6 +35,39 @@ static void apply(struct kv_store *kv,
     e.data = buf;
     e.len = (uint32_t)len;
     ck_assert_int_eq(kv_apply(kv, &e, 1, NULL), 0);
+}
+
+/* Applies a put (@value) or a delete (@value NULL) at @index. */
+static void apply(struct kv_store *kv,
+                  raft_index index,
+                  const char *key,
+                  const char *value)
+{
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = value != NULL ? KV_CMD_PUT : KV_CMD_DELETE;
+    cmd.op.type = cmd.type;
+    cmd.op.key = (const uint8_t *)key;
+    cmd.op.key_len = (uint32_t)strlen(key);
+    cmd.op.value = (const uint8_t *)value;
+    cmd.op.value_len = value != NULL ? (uint32_t)strlen(value) : 0;
+    apply_cmd(kv, index, &cmd);
+}
+
+/* Records at @index that member 9 listens at an address of the old
+ * cluster. */
+static void apply_member_record(struct kv_store *kv, raft_index index)
+{
+    static const uint8_t id[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_MEMBER;
+    cmd.op.type = KV_OP_PUT;
+    cmd.op.key = id;
+    cmd.op.key_len = 8;
+    cmd.op.value = (const uint8_t *)"10.9.9.9:7379:7380";
+    cmd.op.value_len = 18;
+    apply_cmd(kv, index, &cmd);
 }
 
 /* The whole state of a store as text: applied index, revision, and every
@@ -108,6 +131,7 @@ static void setup(void)
         apply(kv, ++index, key, "second");
     }
     apply(kv, ++index, "key000003", NULL);
+    apply_member_record(kv, ++index);
     ck_assert_int_eq(kv_snapshot_create(kv, snap_path, &snap), 0);
     kv_snapshot_close(snap);
     expected = dump(kv);
@@ -177,7 +201,7 @@ START_TEST(test_datadir_restore_builds_a_node_at_the_snapshot)
     ck_assert_msg(
         datadir_restore(snap_path, &opts, &res, err, sizeof(err)) == 0, "%s",
         err);
-    ck_assert_uint_eq(res.index, 61);
+    ck_assert_uint_eq(res.index, 62);
     ck_assert_uint_eq(res.term, DATADIR_RESTORE_TERM);
     ck_assert_uint_eq(res.revision, 61);
     ck_assert_uint_eq(res.conf.n, 3);
@@ -185,12 +209,18 @@ START_TEST(test_datadir_restore_builds_a_node_at_the_snapshot)
     snprintf(path, sizeof(path), "%s/%s", data, DATADIR_KV);
     struct kv_store *kv = open_store(path);
     char *got = dump(kv);
-    ck_assert_ptr_nonnull(strstr(expected, "applied 61 revision 61\n"));
+    ck_assert_ptr_nonnull(strstr(expected, "applied 62 revision 61\n"));
     ck_assert_ptr_nonnull(strstr(expected, "key000000=second 1 51 2\n"));
     ck_assert_ptr_nonnull(strstr(expected, "key000049=first value 50 50 1\n"));
     ck_assert_ptr_null(strstr(expected, "key000003="));
     ck_assert_str_eq(got, expected);
     free(got);
+    /* The old cluster's recorded member addresses are not carried over:
+     * the restored cluster's members are those of the restore. */
+    struct kv_member members[KV_MEMBERS_MAX];
+    size_t n_members = 1;
+    ck_assert_int_eq(kv_members(kv, members, KV_MEMBERS_MAX, &n_members), 0);
+    ck_assert_uint_eq(n_members, 0);
     kv_close(kv);
 
     snprintf(path, sizeof(path), "%s/%s", data, DATADIR_WAL);
@@ -198,23 +228,23 @@ START_TEST(test_datadir_restore_builds_a_node_at_the_snapshot)
     ck_assert_int_eq(wal_create(&wo, &wal), 0);
     ck_assert_int_eq(wal_open(wal, path, &loaded), 0);
     ck_assert(loaded.has_snapshot);
-    ck_assert_uint_eq(loaded.snapshot.index, 61);
+    ck_assert_uint_eq(loaded.snapshot.index, 62);
     ck_assert_uint_eq(loaded.snapshot.term, DATADIR_RESTORE_TERM);
     ck_assert_uint_eq(loaded.snapshot.conf.n, 3);
     ck_assert_uint_eq(loaded.snapshot.size, res.size);
     ck_assert_uint_eq(loaded.n_entries, 0);
     ck_assert_uint_eq(loaded.hs.term, DATADIR_RESTORE_TERM);
     ck_assert_uint_eq(loaded.hs.vote, 0);
-    ck_assert_uint_eq(loaded.hs.commit, 61);
+    ck_assert_uint_eq(loaded.hs.commit, 62);
     ck_assert_uint_eq(loaded.repairs, 0);
 
     raft_config_default(&cfg, 1, 42);
     ck_assert_int_eq(raft_node_create(&cfg, &raft), 0);
     ck_assert_int_eq(raft_restore(raft, &loaded.hs, &loaded.snapshot,
-                                  loaded.entries, loaded.n_entries, 61),
+                                  loaded.entries, loaded.n_entries, 62),
                      0);
-    ck_assert_uint_eq(raft_last_index(raft), 61);
-    ck_assert_uint_eq(raft_commit_index(raft), 61);
+    ck_assert_uint_eq(raft_last_index(raft), 62);
+    ck_assert_uint_eq(raft_commit_index(raft), 62);
     ck_assert_uint_eq(raft_conf_voters(raft_conf_of(raft)), 3);
     raft_node_destroy(raft);
     wal_loaded_free(wal, &loaded);
