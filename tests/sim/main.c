@@ -230,7 +230,7 @@ int main(int argc, char **argv)
             "%llu on a full disk (%llu full-disk periods), %llu syncs "
             "failed (%llu dropped the unsynced writes)\n"
             "     %llu halts (%llu with a power loss), %llu restarts "
-            "failed\n",
+            "failed, %llu calls succeeded despite a fault\n",
             (unsigned long long)w->fault_write_eio,
             (unsigned long long)w->fault_write_enospc,
             (unsigned long long)w->fault_full,
@@ -238,7 +238,8 @@ int main(int argc, char **argv)
             (unsigned long long)w->fault_sync_eio,
             (unsigned long long)w->sync_dropped, (unsigned long long)w->halts,
             (unsigned long long)w->halts_power,
-            (unsigned long long)w->restarts_failed);
+            (unsigned long long)w->restarts_failed,
+            (unsigned long long)w->fault_absorbed);
     }
     return failed ? 1 : 0;
 }

@@ -299,6 +299,7 @@ struct storage_wal_stats
     uint64_t fault_write_eio, fault_write_enospc, fault_sync_eio;
     uint64_t fault_full;         /* ENOSPC because the disk was full */
     uint64_t sync_dropped;       /* failed syncs that dropped the rest */
+    uint64_t fault_absorbed;     /* seam calls that succeeded despite one */
     uint64_t halts, halts_power; /* nodes halted by a fault; power lost */
     uint64_t restarts_failed;    /* wal_open failed on a fault: retried */
     uint64_t full_periods;

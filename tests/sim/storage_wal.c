@@ -127,10 +127,15 @@ static int fail(struct walstore *w, int code, const char *fmt, ...)
     return code;
 }
 
-/* Starts a seam call: faults injected from now on explain its failure. */
+/* Starts a seam call: faults injected from now on explain its failure.
+ * Faults left from an earlier call were absorbed by the WAL: that call
+ * succeeded (a failed one consumes them in fault_fail()). */
 static void begin(struct walstore *w)
 {
     if (w->faults != NULL) {
+        if (w->faults->hit != 0) {
+            storage_wal_totals.fault_absorbed++;
+        }
         w->faults->hit = 0;
         w->faults->first[0] = '\0';
     }
@@ -172,6 +177,7 @@ static int fault_fail(struct walstore *w,
                     (unsigned long long)wal_durable_index(wal),
                     (unsigned long long)durable);
     }
+    w->faults->hit = 0; /* consumed: the node halts on it */
     return fail(w, SIM_EFAULT, "%s: %s: %s (injected %s)", what,
                 storage_strerror(rc), msg, f->first);
 }
