@@ -29,7 +29,7 @@
  *
  * I/O faults: with the seed's fault settings, memfs.c makes writes fail
  * with EIO or ENOSPC, syncs fail with EIO (fsyncgate: the unsynced writes
- * may be dropped for good), and a full disk refuse every write that grows
+ * may be dropped for good), and a full disk refuses every write that grows
  * a file. A WAL call that fails is explained by an injected fault only if
  * one was injected during that very call, the error is the one injected,
  * the WAL has poisoned itself and it refuses a retried wal_sync(); the seam
