@@ -245,24 +245,6 @@ static bool faults_on(const struct memfs *fs)
     return fs->faults != NULL && fs->faults->armed && !fs->dead;
 }
 
-static const char *call_name(uint8_t call)
-{
-    switch (call) {
-    case IOF_PWRITE:
-        return "pwrite";
-    case IOF_FALLOCATE:
-        return "fallocate";
-    case IOF_FTRUNCATE:
-        return "ftruncate";
-    case IOF_FDATASYNC:
-        return "fdatasync";
-    case IOF_FSYNC:
-        return "fsync";
-    default:
-        return "directory fsync";
-    }
-}
-
 /* Records an injected fault for the storage seam (which tells from @hit
  * that the failure it sees was injected), the trace and the counters, and
  * returns @err (a negative errno). @c and @d describe it in the trace: for
@@ -279,8 +261,9 @@ static int inject(struct memfs *fs,
     bool sync = call >= IOF_FDATASYNC;
     f->hit |= err == -ENOSPC ? IOF_HIT_ENOSPC : IOF_HIT_EIO;
     if (f->first[0] == '\0') {
-        snprintf(f->first, sizeof(f->first), "%s: %s%s", call_name(call),
-                 strerror(-err), !sync && d != 0 ? " (disk full)" : "");
+        snprintf(f->first, sizeof(f->first), "%s: %s%s",
+                 sim_iofault_call_name(call), strerror(-err),
+                 !sync && d != 0 ? " (disk full)" : "");
     }
     sim_trace(f->sim, TR_IOFAULT, f->slot, call, (uint64_t)-err, c, d);
     f->sim->n_iofaults++;

@@ -595,6 +595,8 @@ void sim_trace(struct sim *s,
                uint64_t c,
                uint64_t d);
 void trace_print(const struct sim_trace_rec *r, void *out);
+/* "pwrite", "fdatasync", ...: the name of an enum sim_iofault_call. */
+const char *sim_iofault_call_name(uint64_t call);
 void trace_dump_tail(struct sim *s, unsigned count);
 
 /* ---------------------------------------------------------------------- */

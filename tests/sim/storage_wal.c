@@ -552,11 +552,11 @@ static int ws_sync(void *ctx)
     return 0;
 }
 
-static int ws_crash(void *ctx, struct sim_rng *rng, bool tear)
+/* The process dies: the WAL goes, and its destructor may not touch the
+ * files. */
+static void process_dies(struct walstore *w)
 {
-    struct walstore *w = ctx;
     probe_free(w);
-    /* The process dies: the WAL's destructor may not touch the disk. */
     if (w->wal != NULL) {
         w->fs.dead = true;
         wal_loaded_free(w->wal, &w->loaded);
@@ -564,13 +564,19 @@ static int ws_crash(void *ctx, struct sim_rng *rng, bool tear)
         w->wal = NULL;
         w->fs.dead = false;
     }
+    w->unsynced = 0;
+}
+
+static int ws_crash(void *ctx, struct sim_rng *rng, bool tear)
+{
+    struct walstore *w = ctx;
+    process_dies(w);
     size_t keep = 0;
     if (tear && w->n_chunks > 0) {
         keep = (size_t)sim_rng_below(rng, w->n_chunks + 1);
     }
     int rc = stage_flush(w, keep);
     uint64_t kept = memfs_crash(&w->fs, rng, tear);
-    w->unsynced = 0;
     storage_wal_totals.crashes++;
     if (rc != 0) {
         return rc;
@@ -581,20 +587,11 @@ static int ws_crash(void *ctx, struct sim_rng *rng, bool tear)
 static int ws_exit(void *ctx)
 {
     struct walstore *w = ctx;
-    probe_free(w);
-    /* The process dies (ballotd exits when storage fails): its destructor
-     * may not touch the files, but the machine keeps what the process
+    /* ballotd exits when storage fails; the machine keeps what the process
      * handed to it: the page cache and the staged snapshot chunks. */
-    if (w->wal != NULL) {
-        w->fs.dead = true;
-        wal_loaded_free(w->wal, &w->loaded);
-        wal_destroy(w->wal);
-        w->wal = NULL;
-        w->fs.dead = false;
-    }
+    process_dies(w);
     int rc = stage_flush(w, w->n_chunks);
     memfs_exit(&w->fs);
-    w->unsynced = 0;
     return rc;
 }
 

@@ -22,7 +22,7 @@ static const char *msg_name(uint64_t type)
     return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
 
-static const char *iof_call_name(uint64_t call)
+const char *sim_iofault_call_name(uint64_t call)
 {
     static const char *names[] = {
         "?",         "pwrite", "fallocate",       "ftruncate",
@@ -172,12 +172,12 @@ void trace_print(const struct sim_trace_rec *r, void *out)
             fprintf(f,
                     "n%u IO FAULT %s: error %llu; %llu unsynced writes "
                     "reached the disk, %llu %s\n",
-                    r->node + 1, iof_call_name(a), b, c, d >> 1,
+                    r->node + 1, sim_iofault_call_name(a), b, c, d >> 1,
                     d & 1 ? "dropped" : "still pending");
         } else {
             fprintf(f, "n%u IO FAULT %s: error %llu%s (after %llu bytes)\n",
-                    r->node + 1, iof_call_name(a), b, d ? ", disk full" : "",
-                    c);
+                    r->node + 1, sim_iofault_call_name(a), b,
+                    d ? ", disk full" : "", c);
         }
         break;
     case TR_HALT:
