@@ -372,9 +372,11 @@ static int sync_fault(struct memfs *fs, uint8_t call, struct mf_inode *ino)
             op_apply_to(&ino->dur, &ino->ops[i]);
             free(ino->ops[i].data);
         }
-        memmove(ino->ops, ino->ops + reached,
-                (ino->n_ops - reached) * sizeof(*ino->ops));
-        ino->n_ops -= reached;
+        if (reached > 0) {
+            memmove(ino->ops, ino->ops + reached,
+                    (ino->n_ops - reached) * sizeof(*ino->ops));
+            ino->n_ops -= reached;
+        }
         if (drop) {
             ino_drop_ops(ino);
             bytes_copy(&ino->cur, &ino->dur);
@@ -383,9 +385,11 @@ static int sync_fault(struct memfs *fs, uint8_t call, struct mf_inode *ino)
         for (size_t i = 0; i < reached; i++) {
             dirop_apply(&fs->dur, &fs->dirops[i]);
         }
-        memmove(fs->dirops, fs->dirops + reached,
-                (fs->n_dirops - reached) * sizeof(*fs->dirops));
-        fs->n_dirops -= reached;
+        if (reached > 0) {
+            memmove(fs->dirops, fs->dirops + reached,
+                    (fs->n_dirops - reached) * sizeof(*fs->dirops));
+            fs->n_dirops -= reached;
+        }
         if (drop) {
             fs->n_dirops = 0;
             names_copy(&fs->cur, &fs->dur);
