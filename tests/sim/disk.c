@@ -350,6 +350,15 @@ static int disk_crash(void *ctx, struct sim_rng *rng, bool tear)
     return rc != 0 ? rc : (int)keep;
 }
 
+/* A process exit loses nothing the disk was handed: the operating system
+ * writes it back. (Only storage_wal.c's nodes halt; this is for
+ * completeness.) */
+static int disk_exit(void *ctx)
+{
+    struct disk *d = ctx;
+    return replay(d, d->n_ops);
+}
+
 static int disk_load(void *ctx, struct sim_durable *out)
 {
     struct disk *d = ctx;
@@ -415,6 +424,7 @@ static const struct sim_storage_ops disk_ops = {
     .save_hard_state = disk_save_hard_state,
     .sync = disk_sync,
     .crash = disk_crash,
+    .exit = disk_exit,
     .load = disk_load,
     .snapshot_data = disk_snapshot_data,
     .unsynced = disk_unsynced,

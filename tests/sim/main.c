@@ -225,6 +225,21 @@ int main(int argc, char **argv)
             (unsigned long long)w->tmps_removed,
             (unsigned long long)w->snapshot_drops,
             (unsigned long long)w->commit_clamps);
+        printf(
+            "     faults: %llu writes failed with EIO, %llu with ENOSPC, "
+            "%llu on a full disk (%llu full-disk periods), %llu syncs "
+            "failed (%llu dropped the unsynced writes)\n"
+            "     %llu halts (%llu with a power loss), %llu restarts "
+            "failed, %llu calls succeeded despite a fault\n",
+            (unsigned long long)w->fault_write_eio,
+            (unsigned long long)w->fault_write_enospc,
+            (unsigned long long)w->fault_full,
+            (unsigned long long)w->full_periods,
+            (unsigned long long)w->fault_sync_eio,
+            (unsigned long long)w->sync_dropped, (unsigned long long)w->halts,
+            (unsigned long long)w->halts_power,
+            (unsigned long long)w->restarts_failed,
+            (unsigned long long)w->fault_absorbed);
     }
     return failed ? 1 : 0;
 }

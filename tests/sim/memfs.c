@@ -238,6 +238,167 @@ static void mf_gc(struct memfs *fs)
     }
 }
 
+/* ---- injected faults ---------------------------------------------------- */
+
+static bool faults_on(const struct memfs *fs)
+{
+    return fs->faults != NULL && fs->faults->armed && !fs->dead;
+}
+
+/* Records an injected fault for the storage seam (which tells from @hit
+ * that the failure it sees was injected), the trace and the counters, and
+ * returns @err (a negative errno). @c and @d describe it in the trace: for
+ * a write, the bytes a short write wrote before and whether the disk was
+ * full; for a sync, how many unsynced writes reached the disk, and how many
+ * did not (times 2, plus 1 if they were dropped). */
+static int inject(struct memfs *fs,
+                  uint8_t call,
+                  int err,
+                  uint64_t c,
+                  uint64_t d)
+{
+    struct sim_iofaults *f = fs->faults;
+    bool sync = call >= IOF_FDATASYNC;
+    f->hit |= err == -ENOSPC ? IOF_HIT_ENOSPC : IOF_HIT_EIO;
+    if (f->first[0] == '\0') {
+        snprintf(f->first, sizeof(f->first), "%s: %s%s",
+                 sim_iofault_call_name(call), strerror(-err),
+                 !sync && d != 0 ? " (disk full)" : "");
+    }
+    sim_trace(f->sim, TR_IOFAULT, f->slot, call, (uint64_t)-err, c, d);
+    f->sim->n_iofaults++;
+    if (sync) {
+        storage_wal_totals.fault_sync_eio++;
+        storage_wal_totals.sync_dropped += d & 1;
+    } else if (d != 0) {
+        storage_wal_totals.fault_full++;
+    } else if (err == -ENOSPC) {
+        storage_wal_totals.fault_write_enospc++;
+    } else {
+        storage_wal_totals.fault_write_eio++;
+    }
+    return err;
+}
+
+/* A random write fault: EIO or ENOSPC. */
+static int write_errno(struct sim_iofaults *f)
+{
+    return sim_rng_below(f->rng, 2) == 0 ? -EIO : -ENOSPC;
+}
+
+/* Whether a fallocate or ftruncate that makes the file @grows fails. */
+static int resize_fault(struct memfs *fs, uint8_t call, bool grows)
+{
+    struct sim_iofaults *f = fs->faults;
+    if (!faults_on(fs)) {
+        return 0;
+    }
+    if (f->full && grows) {
+        return inject(fs, call, -ENOSPC, 0, 1);
+    }
+    if (sim_rng_ppm(f->rng, f->write_ppm)) {
+        return inject(fs, call, write_errno(f), 0, 0);
+    }
+    return 0;
+}
+
+/* Whether a pwrite of @len bytes at @off fails. Returns 0 to go ahead, a
+ * negative errno, or the size of a short write that comes first: it writes
+ * part of the bytes (@part) and the next pwrite on @fd fails, as a write
+ * that fails half-way does through POSIX. */
+static int pwrite_fault(struct memfs *fs,
+                        int fd,
+                        const struct mf_inode *ino,
+                        size_t len,
+                        uint64_t off,
+                        uint64_t *part)
+{
+    struct sim_iofaults *f = fs->faults;
+    int err;
+    bool full = false;
+    *part = 0;
+    if (!faults_on(fs) || len == 0) {
+        fs->fail_next = 0;
+        return 0;
+    }
+    if (fs->fail_next != 0 && fs->fail_fd == fd) {
+        err = fs->fail_next;
+        fs->fail_next = 0;
+        return inject(fs, IOF_PWRITE, err, fs->fail_part, fs->fail_full);
+    }
+    fs->fail_next = 0;
+    if (f->full && off + len > ino->cur.len) {
+        /* What fits inside the file is written; growing it is not. */
+        err = -ENOSPC;
+        full = true;
+        *part = off < ino->cur.len ? ino->cur.len - off : 0;
+    } else if (sim_rng_ppm(f->rng, f->write_ppm)) {
+        err = write_errno(f);
+        if (len > 1 && sim_rng_below(f->rng, 2) == 0) {
+            *part = sim_rng_range(f->rng, 1, len - 1);
+        }
+    } else {
+        return 0;
+    }
+    if (*part == 0) {
+        return inject(fs, IOF_PWRITE, err, 0, full);
+    }
+    fs->fail_next = err;
+    fs->fail_fd = fd;
+    fs->fail_part = *part;
+    fs->fail_full = full;
+    return 0;
+}
+
+/* Whether a sync fails; @ino is the file, or NULL for the directory. A
+ * failed sync is fsyncgate: a random prefix of the unsynced writes reached
+ * the disk; the rest stays pending, or is dropped for good (the kernel
+ * marked the pages clean: a retried sync would report success without
+ * them) and reads no longer see it. */
+static int sync_fault(struct memfs *fs, uint8_t call, struct mf_inode *ino)
+{
+    struct sim_iofaults *f = fs->faults;
+    if (!faults_on(fs) || !sim_rng_ppm(f->rng, f->sync_ppm)) {
+        return 0;
+    }
+    size_t n = ino != NULL ? ino->n_ops : fs->n_dirops;
+    size_t reached = (size_t)sim_rng_below(f->rng, n + 1);
+    bool drop = sim_rng_below(f->rng, 2) == 0;
+    if (reached > 0) {
+        fs->durable_gen++;
+    }
+    if (ino != NULL) {
+        for (size_t i = 0; i < reached; i++) {
+            op_apply_to(&ino->dur, &ino->ops[i]);
+            free(ino->ops[i].data);
+        }
+        if (reached > 0) {
+            memmove(ino->ops, ino->ops + reached,
+                    (ino->n_ops - reached) * sizeof(*ino->ops));
+            ino->n_ops -= reached;
+        }
+        if (drop) {
+            ino_drop_ops(ino);
+            bytes_copy(&ino->cur, &ino->dur);
+        }
+    } else {
+        for (size_t i = 0; i < reached; i++) {
+            dirop_apply(&fs->dur, &fs->dirops[i]);
+        }
+        if (reached > 0) {
+            memmove(fs->dirops, fs->dirops + reached,
+                    (fs->n_dirops - reached) * sizeof(*fs->dirops));
+            fs->n_dirops -= reached;
+        }
+        if (drop) {
+            fs->n_dirops = 0;
+            names_copy(&fs->cur, &fs->dur);
+            mf_gc(fs);
+        }
+    }
+    return inject(fs, call, -EIO, reached, (uint64_t)(n - reached) << 1 | drop);
+}
+
 /* Splits @path into the directory test and the name in it. Returns the
  * name, "" for the directory itself, or NULL for anything else. */
 static const char *mf_name_of(const struct memfs *fs, const char *path)
@@ -352,19 +513,30 @@ static int64_t mf_pwrite(void *ctx,
     if (ino == NULL) {
         return -EBADF;
     }
+    uint64_t part;
+    int err = pwrite_fault(fs, fd, ino, len, off, &part);
+    if (err != 0) {
+        return err;
+    }
+    if (part > 0) {
+        len = (size_t)part;
+    }
     bytes_write(&ino->cur, buf, len, off);
     ino_push(ino, MF_WRITE, off, buf, len);
     return (int64_t)len;
 }
 
-static int mf_sync(void *ctx, int fd)
+static int mf_sync(struct memfs *fs, int fd, uint8_t call)
 {
-    struct memfs *fs = ctx;
     if (fs->dead) {
         return -EIO;
     }
     if (fd >= MF_FD_BASE && fd < MF_FD_BASE + MF_FDS &&
         fs->fds[fd - MF_FD_BASE] == MF_FD_DIR) {
+        int err = sync_fault(fs, IOF_DIRSYNC, NULL);
+        if (err != 0) {
+            return err;
+        }
         /* A directory fsync makes every name change durable. */
         if (fs->n_dirops > 0) {
             fs->durable_gen++;
@@ -378,8 +550,22 @@ static int mf_sync(void *ctx, int fd)
     if (ino == NULL) {
         return -EBADF;
     }
+    int err = sync_fault(fs, call, ino);
+    if (err != 0) {
+        return err;
+    }
     ino_sync(fs, ino);
     return 0;
+}
+
+static int mf_fdatasync(void *ctx, int fd)
+{
+    return mf_sync(ctx, fd, IOF_FDATASYNC);
+}
+
+static int mf_fsync(void *ctx, int fd)
+{
+    return mf_sync(ctx, fd, IOF_FSYNC);
 }
 
 static int mf_ftruncate(void *ctx, int fd, uint64_t len)
@@ -391,6 +577,10 @@ static int mf_ftruncate(void *ctx, int fd, uint64_t len)
     }
     if (ino == NULL) {
         return -EBADF;
+    }
+    int err = resize_fault(fs, IOF_FTRUNCATE, len > ino->cur.len);
+    if (err != 0) {
+        return err;
     }
     bytes_resize(&ino->cur, len);
     ino_push(ino, MF_TRUNCATE, len, NULL, 0);
@@ -406,6 +596,10 @@ static int mf_fallocate(void *ctx, int fd, uint64_t off, uint64_t len)
     }
     if (ino == NULL) {
         return -EBADF;
+    }
+    int err = resize_fault(fs, IOF_FALLOCATE, off + len > ino->cur.len);
+    if (err != 0) {
+        return err;
     }
     /* posix_fallocate grows the file (reading as zeros), never shrinks. */
     if (off + len > ino->cur.len) {
@@ -544,8 +738,8 @@ void memfs_init(struct memfs *fs, const char *dir)
     fs->io.close = mf_close;
     fs->io.pread = mf_pread;
     fs->io.pwrite = mf_pwrite;
-    fs->io.fdatasync = mf_sync;
-    fs->io.fsync = mf_sync;
+    fs->io.fdatasync = mf_fdatasync;
+    fs->io.fsync = mf_fsync;
     fs->io.ftruncate = mf_ftruncate;
     fs->io.fallocate = mf_fallocate;
     fs->io.writeback = mf_writeback;
@@ -565,6 +759,7 @@ uint64_t memfs_crash(struct memfs *fs, struct sim_rng *rng, bool tear)
 {
     uint64_t kept = 0;
     fs->durable_gen++;
+    fs->fail_next = 0;
     for (int i = 0; i < MF_FDS; i++) {
         fs->fds[i] = MF_FD_FREE;
     }
@@ -603,6 +798,15 @@ uint64_t memfs_crash(struct memfs *fs, struct sim_rng *rng, bool tear)
     names_copy(&fs->cur, &fs->dur);
     mf_gc(fs);
     return kept;
+}
+
+void memfs_exit(struct memfs *fs)
+{
+    for (int i = 0; i < MF_FDS; i++) {
+        fs->fds[i] = MF_FD_FREE;
+    }
+    fs->fail_next = 0;
+    mf_gc(fs);
 }
 
 /* Makes @to (initialised, empty) a copy of what @from would hold after a

@@ -14,10 +14,23 @@
  *     and the rest is forgotten, or, with tearing, each file keeps a random
  *     prefix of its unsynced writes plus maybe a random byte prefix of the
  *     first one it drops, and the directory a random prefix of its unsynced
- *     changes.
+ *     changes; memfs_exit() is the end of a process: descriptors close and
+ *     nothing else changes (the page cache outlives the process);
+ *   - injected I/O faults (struct sim_iofaults, when armed): a pwrite,
+ *     fallocate or ftruncate fails with EIO or ENOSPC (a pwrite maybe after
+ *     a short write of part of its bytes), an fdatasync or fsync fails with
+ *     EIO; while the disk is full, every write that would grow a file fails
+ *     with ENOSPC (a pwrite after writing the part inside the file). A
+ *     failed sync is fsyncgate: a random prefix of the file's (or the
+ *     directory's) unsynced writes reached the disk, and the rest is either
+ *     still pending or dropped for good - the kernel marked the pages clean,
+ *     so the next sync succeeds without them. Dropped writes vanish from
+ *     what reads see too (the next process reads what is on disk).
  *
- * Not modelled: sectors of one write reaching the disk out of order, I/O
- * errors, running out of space.
+ * Not modelled: sectors of one write reaching the disk out of order; read
+ * errors; failures of open, close, rename, unlink, mkdir or listing; a
+ * failed sync whose dropped pages a later process still reads from the page
+ * cache (no program using buffered I/O can tell those from durable data).
  */
 #ifndef BALLOT_SIM_MEMFS_H
 #define BALLOT_SIM_MEMFS_H
@@ -105,6 +118,14 @@ struct memfs
 
     /* Bumped whenever what a power loss would leave may have changed. */
     uint64_t durable_gen;
+
+    /* Faults to inject (borrowed; NULL: none). After a short write that
+     * stands for a failing one, the next pwrite on @fail_fd fails with
+     * @fail_next (a negative errno). */
+    struct sim_iofaults *faults;
+    int fail_next, fail_fd;
+    uint64_t fail_part; /* bytes the short write wrote */
+    bool fail_full;     /* the failure is the full disk's */
 };
 
 /* Makes @fs an empty file system holding only directory @dir (not yet
@@ -115,6 +136,10 @@ void memfs_init(struct memfs *fs, const char *dir);
  * is closed. Returns how many unsynced writes and directory changes
  * survived. */
 uint64_t memfs_crash(struct memfs *fs, struct sim_rng *rng, bool tear);
+
+/* The process using @fs exits: every descriptor is closed; unsynced
+ * writes and directory changes stay pending, as in a page cache. */
+void memfs_exit(struct memfs *fs);
 
 /* Makes @to, freshly initialised, a copy of what @from would hold after a
  * power loss that keeps nothing unsynced. @from is not changed. */

@@ -20,6 +20,13 @@
  * form is its last snapshot (taken by the application, or installed from the
  * leader): on restart it is loaded and raft_restore() is told that applied
  * index, so the core hands the committed entries after it out again.
+ *
+ * A storage call that fails on an injected I/O fault halts the node where
+ * it stands, as ballotd does (net/bnode.c, bnode_halt: a failed fsync
+ * cannot be retried and trusted, so the process exits): nothing of the
+ * failed batch is sent, applied or acknowledged. The process exits - and
+ * half the time the machine loses power too - and a supervisor restarts
+ * it later; a restart whose wal_open() fails on a fault is tried again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +35,27 @@
 #include "sim.h"
 
 static void pump(struct sim *s, struct sim_node *n);
+static void node_halt(struct sim *s, struct sim_node *n, uint8_t where);
+
+/* Where a storage call failed (the trace of a halt). */
+enum {
+    AT_BOOTSTRAP = 1,
+    AT_WRITE,
+    AT_SYNC,
+    AT_SNAPSHOT,
+    AT_LOAD,
+    AT_CRASH,
+};
 
 static int storage_fail(struct sim *s,
                         struct sim_node *n,
                         int rc,
-                        const char *what)
+                        const char *what,
+                        uint8_t where)
 {
-    if (rc == SIM_ESTORAGE) {
+    if (rc == SIM_EFAULT && where != AT_LOAD && where != AT_CRASH) {
+        node_halt(s, n, where);
+    } else if (rc == SIM_ESTORAGE) {
         sim_fail(s, "update contract", "n%llu %s: %s",
                  (unsigned long long)n->id, what,
                  n->storage.ops->errmsg(n->storage.ctx));
@@ -78,9 +99,16 @@ static void schedule_ticks(struct sim *s, struct sim_node *n)
 int node_start(struct sim *s, struct sim_node *n, bool bootstrap)
 {
     app_init(&n->app, s->p.app_filler);
-    int made = s->opt.storage == SIM_STORAGE_WAL
-                   ? storage_wal_create(&n->storage, s->opt.seed, n->id)
-                   : disk_create(&n->storage);
+    memset(&n->iof, 0, sizeof(n->iof));
+    n->iof.sim = s;
+    n->iof.slot = n->slot;
+    n->iof.rng = &s->rng_io;
+    n->iof.write_ppm = s->p.io_write_ppm;
+    n->iof.sync_ppm = s->p.io_sync_ppm;
+    int made =
+        s->opt.storage == SIM_STORAGE_WAL
+            ? storage_wal_create(&n->storage, s->opt.seed, n->id, &n->iof)
+            : disk_create(&n->storage);
     if (made != 0) {
         sim_fail(s, "environment", "out of memory");
         return -1;
@@ -121,10 +149,12 @@ int node_start(struct sim *s, struct sim_node *n, bool bootstrap)
         ops->save_hard_state(n->storage.ctx, &hs);
         rc = ops->sync(n->storage.ctx);
         if (rc != 0) {
-            return storage_fail(s, n, rc, "bootstrap");
+            return storage_fail(s, n, rc, "bootstrap", AT_BOOTSTRAP);
         }
         n->written_hs = n->durable_hs = hs;
     }
+    /* Faults start once the node serves (bootstrap is an operator step). */
+    n->iof.armed = s->opt.storage == SIM_STORAGE_WAL;
     n->seen_term = raft_current_term(n->raft);
     n->seen_vote = raft_voted_for(n->raft);
     n->seen_commit = raft_commit_index(n->raft);
@@ -197,7 +227,7 @@ static void take_snapshot(struct sim *s, struct sim_node *n)
     int rc = ops->save_snapshot(n->storage.ctx, &meta, buf);
     free(buf);
     if (rc != 0) {
-        storage_fail(s, n, rc, "save snapshot");
+        storage_fail(s, n, rc, "save snapshot", AT_SNAPSHOT);
         return;
     }
     rc = raft_snapshot_taken(n->raft, meta.index, meta.size);
@@ -352,7 +382,7 @@ static void complete(struct sim *s, struct sim_node *n)
     const struct sim_storage_ops *ops = n->storage.ops;
     int rc = ops->sync(n->storage.ctx);
     if (rc != 0) {
-        storage_fail(s, n, rc, "sync");
+        storage_fail(s, n, rc, "sync", AT_SYNC);
         return;
     }
     n->durable_hs = n->written_hs;
@@ -489,7 +519,7 @@ static void handle_ready(struct sim *s,
         n->written_hs = u->hard_state;
     }
     if (rc != 0) {
-        storage_fail(s, n, rc, "write");
+        storage_fail(s, n, rc, "write", AT_WRITE);
         return;
     }
     if (ops->unsynced(ctx) == 0) {
@@ -509,8 +539,8 @@ static void pump(struct sim *s, struct sim_node *n)
         while (n->inbox_n > 0 && n->up && !s->failed) {
             execute(s, n, inbox_pop(n));
         }
-        if (s->failed) {
-            return;
+        if (s->failed || !n->up) {
+            return; /* a storage fault halted the node */
         }
         struct raft_update u;
         if (!raft_ready(n->raft, &u)) {
@@ -541,6 +571,19 @@ void node_fsync_done(struct sim *s, struct sim_node *n)
     pump(s, n);
 }
 
+/* The process is gone: the in-flight update dies with it. */
+static void node_down(struct sim *s, struct sim_node *n)
+{
+    /* No raft_advance() for the in-flight update. */
+    raft_node_destroy(n->raft);
+    n->raft = NULL;
+    n->busy = false;
+    n->up = false;
+    n->incarnation++;
+    inbox_clear(s, n);
+    n->n_reads = 0;
+}
+
 void node_crash(struct sim *s, struct sim_node *n)
 {
     if (!n->up) {
@@ -553,16 +596,61 @@ void node_crash(struct sim *s, struct sim_node *n)
               0);
     s->n_crashes++;
     if (kept < 0) {
-        storage_fail(s, n, kept, "crash (torn prefix)");
+        storage_fail(s, n, kept, "crash (torn prefix)", AT_CRASH);
     }
-    /* The in-flight update dies with the process: no raft_advance(). */
-    raft_node_destroy(n->raft);
-    n->raft = NULL;
-    n->busy = false;
-    n->up = false;
-    n->incarnation++;
-    inbox_clear(s, n);
-    n->n_reads = 0;
+    node_down(s, n);
+}
+
+/* A storage call failed on an injected fault (the storage checked that the
+ * WAL poisoned itself): the node halts at once, like ballotd's
+ * bnode_halt(), which exits the process. The batch in flight is neither
+ * sent, applied nor acknowledged. Half the time the machine loses power
+ * too (tearing as the seed says); otherwise the page cache survives the
+ * process. Every choice here comes from the I/O fault stream. */
+static void node_halt(struct sim *s, struct sim_node *n, uint8_t where)
+{
+    const struct sim_storage_ops *ops = n->storage.ops;
+    size_t unsynced = ops->unsynced(n->storage.ctx);
+    bool power = sim_rng_below(&s->rng_io, 2) == 0;
+    if (s->opt.verbose) {
+        printf("    n%llu halts: %s\n", (unsigned long long)n->id,
+               ops->errmsg(n->storage.ctx));
+    }
+    int kept = power ? ops->crash(n->storage.ctx, &s->rng_io, s->p.torn_writes)
+                     : ops->exit(n->storage.ctx);
+    sim_trace(s, TR_HALT, n->slot, where, power, kept < 0 ? 0 : (uint64_t)kept,
+              unsynced);
+    s->n_halts++;
+    storage_wal_totals.halts++;
+    storage_wal_totals.halts_power += power;
+    node_down(s, n);
+    if (kept < 0) {
+        storage_fail(s, n, kept, "halt", AT_CRASH);
+        return;
+    }
+    /* A supervisor restarts it, like any crashed process: a third at once,
+     * the others after a while. */
+    sim_time down = sim_rng_below(&s->rng_io, 3) == 0
+                        ? sim_rng_range(&s->rng_io, SIM_TICK / 10, 2 * SIM_TICK)
+                        : sim_rng_range(&s->rng_io, 1, 60) * SIM_TICK;
+    sim_schedule(s, s->now + down, EV_RESTART, n->slot, 0, NULL);
+}
+
+void node_disk_full(struct sim *s, uint32_t mask, bool full)
+{
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        if ((mask & (1u << i)) != 0) {
+            s->nodes[i].iof.full = full;
+        }
+    }
+}
+
+void node_faults_stop(struct sim *s)
+{
+    for (unsigned i = 0; i < s->p.slots; i++) {
+        s->nodes[i].iof.armed = false;
+        s->nodes[i].iof.full = false;
+    }
 }
 
 int node_restart(struct sim *s, struct sim_node *n)
@@ -575,8 +663,25 @@ int node_restart(struct sim *s, struct sim_node *n)
     }
     struct sim_durable d;
     int rc = n->storage.ops->load(n->storage.ctx, &d);
+    if (rc == SIM_EFAULT) {
+        /* Recovery failed on an injected fault (a full disk, say): the
+         * process exits again and the supervisor tries later. Whatever
+         * recovery did stays on disk for the next attempt. */
+        if (s->opt.verbose) {
+            printf("    n%llu cannot restart: %s\n", (unsigned long long)n->id,
+                   n->storage.ops->errmsg(n->storage.ctx));
+        }
+        raft_node_destroy(n->raft);
+        n->raft = NULL;
+        sim_trace(s, TR_RESTART_FAIL, n->slot, 0, 0, 0, 0);
+        s->n_restarts_failed++;
+        storage_wal_totals.restarts_failed++;
+        sim_schedule(s, s->now + sim_rng_range(&s->rng_io, 1, 20) * SIM_TICK,
+                     EV_RESTART, n->slot, 0, NULL);
+        return 0;
+    }
     if (rc != 0) {
-        return storage_fail(s, n, rc, "load");
+        return storage_fail(s, n, rc, "load", AT_LOAD);
     }
     app_init(&n->app, s->p.app_filler);
     if (d.has_snapshot) {

@@ -196,6 +196,12 @@ static void dispatch(struct sim *s, struct sim_event *ev)
     case EV_HEAL:
         workload_heal(s);
         break;
+    case EV_DISK_FULL:
+        workload_disk_full(s);
+        break;
+    case EV_DISK_SPACE:
+        workload_disk_space(s, (uint32_t)ev->incarnation);
+        break;
     case EV_END:
         if (s->phase != PHASE_DONE) {
             char why[256];
@@ -230,6 +236,13 @@ static void print_params(const struct sim_params *p)
         p->pre_vote, p->check_quorum, p->lease_reads, p->election_ticks,
         p->heartbeat_ticks, p->max_append_entries, p->max_inflight,
         p->chunk_bytes, (unsigned long long)p->trailing, p->tick_skew);
+    if (p->io_write_ppm != 0 || p->io_sync_ppm != 0 || p->disk_full) {
+        printf(
+            "  io faults: write %u ppm, sync %u ppm; disk full %d (every "
+            "~%u ticks, up to %u ticks)\n",
+            p->io_write_ppm, p->io_sync_ppm, p->disk_full, p->full_every,
+            p->full_len);
+    }
 }
 
 static void report_failure(struct sim *s, const char *prog)
@@ -310,11 +323,17 @@ int sim_run(const struct sim_options *opt,
     if (opt->fault_ticks != 0) {
         s->p.fault_time = opt->fault_ticks * SIM_TICK;
     }
+    if (opt->storage != SIM_STORAGE_WAL) {
+        /* Only the simulated file system under the WAL fails. */
+        s->p.io_write_ppm = s->p.io_sync_ppm = 0;
+        s->p.disk_full = false;
+    }
     /* Separate streams, so that a change in how one part draws numbers does
      * not reshuffle everything else. */
     sim_rng_seed(&s->net.rng, sim_mix64(opt->seed ^ 0x6e6574ull));
     sim_rng_seed(&s->rng_work, sim_mix64(opt->seed ^ 0x776f726bull));
     sim_rng_seed(&s->rng_disk, sim_mix64(opt->seed ^ 0x6469736bull));
+    sim_rng_seed(&s->rng_io, sim_mix64(opt->seed ^ 0x696f666c74ull));
     s->salt = sim_mix64(opt->seed ^ 0x73616c74ull);
     s->phase = PHASE_FAULTS;
     check_init(s);
@@ -359,7 +378,7 @@ int sim_run(const struct sim_options *opt,
             "ok seed %llu: nodes %u, %llu events, t=%llu ticks, applied "
             "%llu (max index %llu), reads %llu, elections %llu, crashes "
             "%llu, snapshots %llu taken/%llu installed, msgs %llu sent "
-            "%llu delivered, trace %016llx\n",
+            "%llu delivered",
             (unsigned long long)opt->seed, s->p.nodes,
             (unsigned long long)s->n_events,
             (unsigned long long)(s->now / SIM_TICK),
@@ -370,8 +389,17 @@ int sim_run(const struct sim_options *opt,
             (unsigned long long)s->n_crashes,
             (unsigned long long)s->n_snapshots,
             (unsigned long long)s->n_installs, (unsigned long long)s->net.sent,
-            (unsigned long long)s->net.delivered,
-            (unsigned long long)s->trace_hash);
+            (unsigned long long)s->net.delivered);
+        if (opt->storage == SIM_STORAGE_WAL) {
+            printf(
+                ", io faults %llu, halts %llu, failed restarts %llu, "
+                "full disks %llu",
+                (unsigned long long)s->n_iofaults,
+                (unsigned long long)s->n_halts,
+                (unsigned long long)s->n_restarts_failed,
+                (unsigned long long)s->n_full_periods);
+        }
+        printf(", trace %016llx\n", (unsigned long long)s->trace_hash);
     }
     sim_free(s);
     return rc;

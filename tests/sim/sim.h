@@ -87,6 +87,17 @@ struct sim_params
      * below one tick per election timeout); without, it may be large. */
     uint32_t tick_skew;
 
+    /* I/O faults of the simulated file system (--storage wal only; drawn
+     * from a stream of their own, so that the other parameters are those
+     * the seed had before these faults existed). Per call: a pwrite,
+     * fallocate or ftruncate fails with EIO or ENOSPC, an fdatasync or
+     * fsync with EIO. Disk full: every @full_every ticks on average, one
+     * node's disk (or every node's) is full for up to @full_len ticks. */
+    uint32_t io_write_ppm;
+    uint32_t io_sync_ppm;
+    bool disk_full;
+    uint32_t full_every, full_len; /* ticks */
+
     /* Fault kinds (swarm testing: each seed enables a random subset). */
     bool crashes;
     bool partitions;
@@ -176,6 +187,40 @@ struct sim_durable
  * failed or recovery returned something else than was made durable; the
  * storage keeps a message in its errmsg. */
 #define SIM_EWAL (-2002)
+/* A storage call failed because the simulator injected an I/O fault, and
+ * the WAL reacted as it must (the error it returned is the one injected,
+ * and it refuses every later write). The node halts, as ballotd does; the
+ * storage keeps a message in its errmsg. */
+#define SIM_EFAULT (-2003)
+
+/* I/O faults injected into one node's simulated file system (memfs.c).
+ * The node owns it; node.c and workload.c switch faults on and off, memfs.c
+ * draws from @rng and records what it injected in @hit, which the storage
+ * seam clears before each WAL call, so that a failing call can be told
+ * apart from one that an injected fault explains. */
+enum sim_iofault_call {
+    IOF_PWRITE = 1,
+    IOF_FALLOCATE,
+    IOF_FTRUNCATE,
+    IOF_FDATASYNC,
+    IOF_FSYNC,
+    IOF_DIRSYNC, /* an fsync of the directory */
+};
+#define IOF_HIT_EIO 1u
+#define IOF_HIT_ENOSPC 2u
+
+struct sim_iofaults
+{
+    struct sim *sim; /* tracing and counters; borrowed */
+    unsigned slot;
+    struct sim_rng *rng; /* the run's I/O fault stream; borrowed */
+    uint32_t write_ppm;  /* pwrite, fallocate, ftruncate */
+    uint32_t sync_ppm;   /* fdatasync, fsync */
+    bool full;           /* disk full: writes that grow a file fail */
+    bool armed;          /* faults are injected only while set */
+    unsigned hit;        /* IOF_HIT_* injected since last cleared */
+    char first[96];      /* the first of them, for messages */
+};
 
 /* The node driver persists only through this interface, so that another
  * implementation (the real storage/ WAL) can be plugged in for a share of
@@ -206,6 +251,11 @@ struct sim_storage_ops
      * (in write order) survives. Returns how many writes survived or a
      * negative code. */
     int (*crash)(void *ctx, struct sim_rng *rng, bool tear);
+    /* The process exits but the machine stays up: what was handed to the
+     * operating system stays there (unsynced writes are still in the page
+     * cache, visible to the next process and still at the mercy of a later
+     * power loss). Returns 0 or a negative code. */
+    int (*exit)(void *ctx);
     /* Reads the durable state back. */
     int (*load)(void *ctx, struct sim_durable *out);
     /* The node's snapshot bytes if its snapshot is at @index, else NULL. */
@@ -230,8 +280,12 @@ int disk_create(struct sim_storage *out);
 /* Creates a storage over the real storage/ WAL, in a directory of a file
  * system simulated in memory with power-loss semantics (storage_wal.c).
  * The WAL's segment size and preallocation mode are drawn from @seed.
- * Returns 0 or -1. */
-int storage_wal_create(struct sim_storage *out, uint64_t seed, raft_id id);
+ * @faults (borrowed for the storage's life, may be NULL) says which I/O
+ * faults to inject into the file system. Returns 0 or -1. */
+int storage_wal_create(struct sim_storage *out,
+                       uint64_t seed,
+                       raft_id id,
+                       struct sim_iofaults *faults);
 
 /* What the WAL-backed storages of this process went through, for the
  * summary of a batch. */
@@ -241,6 +295,14 @@ struct storage_wal_stats
     /* Repairs by kind, from the WAL's log messages. */
     uint64_t torn_tails, tmps_removed, snapshot_drops, commit_clamps;
     uint64_t probes; /* recoveries of a running node's durable image */
+    /* Injected I/O faults (memfs.c) and what they led to (node.c). */
+    uint64_t fault_write_eio, fault_write_enospc, fault_sync_eio;
+    uint64_t fault_full;         /* ENOSPC because the disk was full */
+    uint64_t sync_dropped;       /* failed syncs that dropped the rest */
+    uint64_t fault_absorbed;     /* seam calls that succeeded despite one */
+    uint64_t halts, halts_power; /* nodes halted by a fault; power lost */
+    uint64_t restarts_failed;    /* wal_open failed on a fault: retried */
+    uint64_t full_periods;
 };
 extern struct storage_wal_stats storage_wal_totals;
 
@@ -348,6 +410,9 @@ struct sim_node
     /* Hard state written last (synced or not) and made durable. */
     struct raft_hard_state written_hs;
     struct raft_hard_state durable_hs;
+
+    /* I/O faults injected into this node's files (--storage wal). */
+    struct sim_iofaults iof;
 };
 
 int node_start(struct sim *s, struct sim_node *n, bool bootstrap);
@@ -358,6 +423,10 @@ void node_input(struct sim *s, struct sim_node *n, struct sim_input in);
 void node_fsync_done(struct sim *s, struct sim_node *n);
 void node_crash(struct sim *s, struct sim_node *n);
 int node_restart(struct sim *s, struct sim_node *n);
+/* Starts or ends a full disk on the nodes in @mask (bitmask of slots). */
+void node_disk_full(struct sim *s, uint32_t mask, bool full);
+/* Stops every I/O fault (the heal). */
+void node_faults_stop(struct sim *s);
 void node_free(struct sim_node *n);
 
 /* ---------------------------------------------------------------------- */
@@ -401,6 +470,9 @@ uint64_t workload_backlog(const struct sim_node *n);
 /* True once the liveness goals hold; fills @why otherwise. */
 bool workload_live(struct sim *s, char *why, size_t why_len);
 void workload_heal(struct sim *s);
+/* A full disk starts; space comes back on the slots of @mask. */
+void workload_disk_full(struct sim *s);
+void workload_disk_space(struct sim *s, uint32_t mask);
 uint64_t workload_new_pid(struct sim *s);
 
 /* ---------------------------------------------------------------------- */
@@ -499,6 +571,10 @@ enum sim_trace_kind {
     TR_PHASE,
     TR_UNREACHABLE,
     TR_WRITE,
+    TR_IOFAULT,      /* memfs injected a fault */
+    TR_HALT,         /* a storage call failed on it: the node halts */
+    TR_RESTART_FAIL, /* wal_open failed on an injected fault */
+    TR_DISK_FULL,    /* a full disk starts or ends */
 };
 
 struct sim_trace_rec
@@ -519,6 +595,8 @@ void sim_trace(struct sim *s,
                uint64_t c,
                uint64_t d);
 void trace_print(const struct sim_trace_rec *r, void *out);
+/* "pwrite", "fdatasync", ...: the name of an enum sim_iofault_call. */
+const char *sim_iofault_call_name(uint64_t call);
 void trace_dump_tail(struct sim *s, unsigned count);
 
 /* ---------------------------------------------------------------------- */
@@ -531,8 +609,10 @@ enum sim_event_kind {
     EV_WORKLOAD,
     EV_RESTART,
     EV_HEAL_LINKS,
-    EV_HEAL, /* end of the fault phase */
-    EV_END,  /* end of the liveness bound */
+    EV_HEAL,       /* end of the fault phase */
+    EV_END,        /* end of the liveness bound */
+    EV_DISK_FULL,  /* disks fill up */
+    EV_DISK_SPACE, /* space comes back (incarnation: the mask of slots) */
 };
 
 struct sim_event
@@ -580,6 +660,7 @@ struct sim
     struct sim_net net;
     struct sim_rng rng_work; /* workload and faults */
     struct sim_rng rng_disk; /* fsync latency and tearing */
+    struct sim_rng rng_io;   /* injected I/O faults and what follows */
     uint64_t salt;           /* proposal payloads */
 
     struct sim_proposal *props; /* by pid; pid 0 unused */
@@ -603,6 +684,7 @@ struct sim
     /* Counters for the summary. */
     uint64_t n_events, n_applied, n_reads_served, n_crashes, n_snapshots,
         n_installs, n_elections;
+    uint64_t n_iofaults, n_halts, n_restarts_failed, n_full_periods;
 };
 
 /* Runs one seed. Returns 0 if every check held, 1 on a violation and -1 on

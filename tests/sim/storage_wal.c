@@ -27,16 +27,27 @@
  *     unsynced changes. Every choice comes from the simulator's disk stream,
  *     so a seed still replays bit for bit.
  *
+ * I/O faults: with the seed's fault settings, memfs.c makes writes fail
+ * with EIO or ENOSPC, syncs fail with EIO (fsyncgate: the unsynced writes
+ * may be dropped for good), and a full disk refuses every write that grows
+ * a file. A WAL call that fails is explained by an injected fault only if
+ * one was injected during that very call, the error is the one injected,
+ * the WAL has poisoned itself and it refuses a retried wal_sync(); the seam
+ * then returns SIM_EFAULT and the node halts (node.c). Any other failure is
+ * SIM_EWAL and fails the run.
+ *
  * What is not simulated: reordering of sectors within one write (the WAL
- * documents that it refuses to open rather than repair that), I/O errors,
- * and running out of space.
+ * documents that it refuses to open rather than repair that), and faults
+ * in the application's snapshot files, which stay in memory (below).
  *
  * The application's snapshot bytes stay in memory beside the WAL: the
  * staging area of a received snapshot behaves like disk.c's (chunks are
  * durable after sync, a crash keeps a torn prefix of unsynced ones), and
  * installing or saving a snapshot makes its bytes durable at once, as a
  * driver that fsyncs and renames its snapshot file would, before the meta
- * goes to wal_save_snapshot_meta().
+ * goes to wal_save_snapshot_meta(). The previous snapshot's bytes are kept
+ * until that meta is durable: if saving it fails, the disk may name either
+ * snapshot, and the restart takes the one wal_open() finds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,6 +93,13 @@ struct walstore
     bool has_snap;
     struct raft_snapshot_meta snap;
     uint8_t *snap_data;
+    /* The snapshot before it, while the meta naming the new one may not be
+     * durable (its save failed on an injected fault). */
+    bool prev_live, prev_has;
+    struct raft_snapshot_meta prev;
+    uint8_t *prev_data;
+
+    struct sim_iofaults *faults; /* borrowed; NULL: none */
 
     /* The snapshot being received: durable staged bytes, and the chunks
      * written since the last sync. */
@@ -109,10 +127,68 @@ static int fail(struct walstore *w, int code, const char *fmt, ...)
     return code;
 }
 
+/* Starts a seam call: faults injected from now on explain its failure.
+ * Faults left from an earlier call were absorbed by the WAL: that call
+ * succeeded (a failed one consumes them in fault_fail()). */
+static void begin(struct walstore *w)
+{
+    if (w->faults != NULL) {
+        if (w->faults->hit != 0) {
+            storage_wal_totals.fault_absorbed++;
+        }
+        w->faults->hit = 0;
+        w->faults->first[0] = '\0';
+    }
+}
+
+/* WAL call @what on @wal failed with @rc after faults @f injected during
+ * it. That is the node's cue to halt (SIM_EFAULT) only if the WAL did what
+ * it must: return the error injected (EIO or ENOSPC), poison itself, and
+ * refuse a retry: after a failed sync the kernel may have dropped the
+ * unsynced pages, so a retried sync could succeed without them. */
+static int fault_fail(struct walstore *w,
+                      struct wal *wal,
+                      const char *what,
+                      int rc)
+{
+    const struct sim_iofaults *f = w->faults;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s", wal_errmsg(wal));
+    if (!(rc == STORAGE_EIO && (f->hit & IOF_HIT_EIO) != 0) &&
+        !(rc == STORAGE_ENOSPC && (f->hit & IOF_HIT_ENOSPC) != 0)) {
+        return fail(w, SIM_EWAL, "%s: %s after an injected fault (%s): %s",
+                    what, storage_strerror(rc), f->first, msg);
+    }
+    if (!wal_poisoned(wal)) {
+        return fail(w, SIM_EWAL,
+                    "%s: %s after an injected fault (%s), but the wal is not "
+                    "poisoned: %s",
+                    what, storage_strerror(rc), f->first, msg);
+    }
+    raft_index durable = wal_durable_index(wal);
+    int again = wal_sync(wal, NULL);
+    if (again != STORAGE_EPOISONED || wal_durable_index(wal) != durable) {
+        return fail(w, SIM_EWAL,
+                    "%s: %s after an injected fault (%s); a retried "
+                    "wal_sync() returned %s and durable index %llu (was "
+                    "%llu)",
+                    what, storage_strerror(rc), f->first,
+                    storage_strerror(again),
+                    (unsigned long long)wal_durable_index(wal),
+                    (unsigned long long)durable);
+    }
+    w->faults->hit = 0; /* consumed: the node halts on it */
+    return fail(w, SIM_EFAULT, "%s: %s: %s (injected %s)", what,
+                storage_strerror(rc), msg, f->first);
+}
+
 /* A WAL call failed: the real storage refused or broke, not the contract
- * the simulator checks. */
+ * the simulator checks - unless an injected fault explains it. */
 static int wal_fail(struct walstore *w, const char *what, int rc)
 {
+    if (w->wal != NULL && w->faults != NULL && w->faults->hit != 0) {
+        return fault_fail(w, w->wal, what, rc);
+    }
     return fail(w, SIM_EWAL, "%s: %s: %s", what, storage_strerror(rc),
                 w->wal != NULL ? wal_errmsg(w->wal) : "");
 }
@@ -153,8 +229,14 @@ static int open_on(struct walstore *w,
     }
     rc = wal_open(*wal, fs->dir, loaded);
     if (rc != 0) {
-        rc = fail(w, SIM_EWAL, "wal_open %s: %s: %s", what,
-                  storage_strerror(rc), wal_errmsg(*wal));
+        char call[96];
+        snprintf(call, sizeof(call), "wal_open %s", what);
+        if (fs->faults != NULL && fs->faults->hit != 0) {
+            rc = fault_fail(w, *wal, call, rc);
+        } else {
+            rc = fail(w, SIM_EWAL, "%s: %s: %s", call, storage_strerror(rc),
+                      wal_errmsg(*wal));
+        }
         wal_destroy(*wal);
         *wal = NULL;
     }
@@ -246,14 +328,40 @@ static int stage_flush(struct walstore *w, size_t keep)
     return rc;
 }
 
+/* Makes @meta and @data (owned from now on) the node's snapshot. The one
+ * before stays until snapshot_saved(): while the new meta is not durable
+ * the disk may still name the old snapshot. */
 static void set_snapshot(struct walstore *w,
                          const struct raft_snapshot_meta *meta,
                          uint8_t *data)
 {
-    free(w->snap_data);
+    free(w->prev_data);
+    w->prev_live = true;
+    w->prev_has = w->has_snap;
+    w->prev = w->snap;
+    w->prev_data = w->snap_data;
     w->has_snap = true;
     w->snap = *meta;
     w->snap_data = data;
+}
+
+/* The meta naming the current snapshot is durable: the old one goes. */
+static void snapshot_saved(struct walstore *w)
+{
+    free(w->prev_data);
+    w->prev_data = NULL;
+    w->prev_live = false;
+}
+
+static bool snapshot_is(const struct wal_loaded *l,
+                        bool has,
+                        const struct raft_snapshot_meta *meta)
+{
+    if (!l->has_snapshot || !has) {
+        return l->has_snapshot == has;
+    }
+    return l->snapshot.index == meta->index && l->snapshot.term == meta->term &&
+           l->snapshot.size == meta->size;
 }
 
 /* The log behind a saved snapshot: reset it if it does not reach past the
@@ -306,6 +414,7 @@ static int ws_install_staged(void *ctx,
     if (rc != 0) {
         return rc;
     }
+    begin(w);
     w->unsynced++;
     /* A driver fsyncs the staged file before it renames it into place and
      * records its meta: the chunks of this batch become durable first. */
@@ -330,6 +439,7 @@ static int ws_install_staged(void *ctx,
     if (rc != 0) {
         return wal_fail(w, "wal_save_snapshot_meta", rc);
     }
+    snapshot_saved(w);
     return log_behind_snapshot(w, meta, reset_log);
 }
 
@@ -346,6 +456,7 @@ static int ws_save_snapshot(void *ctx,
         return fail(w, SIM_ESTORAGE,
                     "application snapshot saved over unsynced writes");
     }
+    begin(w);
     uint8_t *copy = sim_xmalloc(meta->size > 0 ? (size_t)meta->size : 1);
     if (meta->size > 0) {
         memcpy(copy, data, (size_t)meta->size);
@@ -355,6 +466,7 @@ static int ws_save_snapshot(void *ctx,
     if (rc != 0) {
         return wal_fail(w, "wal_save_snapshot_meta", rc);
     }
+    snapshot_saved(w);
     rc = log_behind_snapshot(w, meta, false);
     if (rc == 0) {
         /* Durable on return, as the seam promises: a reset the log needed
@@ -388,6 +500,7 @@ static int ws_append(void *ctx, const struct raft_entry *entries, size_t n)
                     (unsigned long long)entries[0].index,
                     (unsigned long long)wal_last_index(w->wal));
     }
+    begin(w);
     w->unsynced += n;
     rc = wal_append(w->wal, entries, n);
     if (rc != 0) {
@@ -403,6 +516,7 @@ static int ws_save_hard_state(void *ctx, const struct raft_hard_state *hs)
     if (rc != 0) {
         return rc;
     }
+    begin(w);
     w->unsynced++;
     rc = wal_save_hard_state(w->wal, hs);
     if (rc != 0) {
@@ -422,11 +536,12 @@ static int ws_sync(void *ctx)
     if (rc != 0) {
         return rc;
     }
-    w->unsynced = 0;
+    begin(w);
     rc = wal_sync(w->wal, NULL);
     if (rc != 0) {
         return wal_fail(w, "wal_sync", rc);
     }
+    w->unsynced = 0;
     if (wal_durable_index(w->wal) != wal_last_index(w->wal)) {
         return fail(w, SIM_EWAL,
                     "wal_sync: durable index %llu after a sync, last index "
@@ -437,11 +552,11 @@ static int ws_sync(void *ctx)
     return 0;
 }
 
-static int ws_crash(void *ctx, struct sim_rng *rng, bool tear)
+/* The process dies: the WAL goes, and its destructor may not touch the
+ * files. */
+static void process_dies(struct walstore *w)
 {
-    struct walstore *w = ctx;
     probe_free(w);
-    /* The process dies: the WAL's destructor may not touch the disk. */
     if (w->wal != NULL) {
         w->fs.dead = true;
         wal_loaded_free(w->wal, &w->loaded);
@@ -449,18 +564,35 @@ static int ws_crash(void *ctx, struct sim_rng *rng, bool tear)
         w->wal = NULL;
         w->fs.dead = false;
     }
+    w->unsynced = 0;
+}
+
+static int ws_crash(void *ctx, struct sim_rng *rng, bool tear)
+{
+    struct walstore *w = ctx;
+    process_dies(w);
     size_t keep = 0;
     if (tear && w->n_chunks > 0) {
         keep = (size_t)sim_rng_below(rng, w->n_chunks + 1);
     }
     int rc = stage_flush(w, keep);
     uint64_t kept = memfs_crash(&w->fs, rng, tear);
-    w->unsynced = 0;
     storage_wal_totals.crashes++;
     if (rc != 0) {
         return rc;
     }
     return (int)(kept + keep > 1000000 ? 1000000 : kept + keep);
+}
+
+static int ws_exit(void *ctx)
+{
+    struct walstore *w = ctx;
+    /* ballotd exits when storage fails; the machine keeps what the process
+     * handed to it: the page cache and the staged snapshot chunks. */
+    process_dies(w);
+    int rc = stage_flush(w, w->n_chunks);
+    memfs_exit(&w->fs);
+    return rc;
 }
 
 static int ws_load(void *ctx, struct sim_durable *out)
@@ -487,16 +619,26 @@ static int ws_load(void *ctx, struct sim_durable *out)
         l = &w->probe_loaded;
     } else {
         probe_free(w);
+        begin(w);
         rc = open_wal(w);
         if (rc != 0) {
+            memfs_exit(&w->fs); /* the failed process is gone */
             return rc;
         }
         l = &w->loaded;
+        if (w->prev_live && !snapshot_is(l, w->has_snap, &w->snap) &&
+            snapshot_is(l, w->prev_has, &w->prev)) {
+            /* Saving the newer snapshot's meta failed before it was
+             * durable: the node restarts from the one before. */
+            free(w->snap_data);
+            w->has_snap = w->prev_has;
+            w->snap = w->prev;
+            w->snap_data = w->prev_data;
+            w->prev_data = NULL;
+        }
+        snapshot_saved(w);
     }
-    if (l->has_snapshot != w->has_snap ||
-        (l->has_snapshot && (l->snapshot.index != w->snap.index ||
-                             l->snapshot.term != w->snap.term ||
-                             l->snapshot.size != w->snap.size))) {
+    if (!snapshot_is(l, w->has_snap, &w->snap)) {
         return fail(w, SIM_EWAL,
                     "wal_open: snapshot meta %llu/%llu (%s), but the "
                     "snapshot saved last is %llu/%llu (%s)",
@@ -562,6 +704,7 @@ static void ws_destroy(void *ctx)
     free(w->chunks);
     free(w->stage);
     free(w->snap_data);
+    free(w->prev_data);
     memfs_free(&w->fs);
     free(w);
 }
@@ -574,6 +717,7 @@ static const struct sim_storage_ops walstore_ops = {
     .save_hard_state = ws_save_hard_state,
     .sync = ws_sync,
     .crash = ws_crash,
+    .exit = ws_exit,
     .load = ws_load,
     .snapshot_data = ws_snapshot_data,
     .unsynced = ws_unsynced,
@@ -581,13 +725,20 @@ static const struct sim_storage_ops walstore_ops = {
     .destroy = ws_destroy,
 };
 
-int storage_wal_create(struct sim_storage *out, uint64_t seed, raft_id id)
+int storage_wal_create(struct sim_storage *out,
+                       uint64_t seed,
+                       raft_id id,
+                       struct sim_iofaults *faults)
 {
     struct walstore *w = sim_xcalloc(1, sizeof(*w));
     char dir[MF_NAME_MAX];
     snprintf(dir, sizeof(dir), "/sim/n%llu/wal", (unsigned long long)id);
     memfs_init(&w->fs, dir);
     memfs_init(&w->probe_fs, dir);
+    /* Only the node's own files fail; the probes read a copy without
+     * faults. */
+    w->faults = faults;
+    w->fs.faults = faults;
 
     /* Swarm the WAL's own settings too: small segments so that rollover
      * and compaction happen in every run, and each preallocation mode. */

@@ -22,6 +22,15 @@ static const char *msg_name(uint64_t type)
     return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
 
+const char *sim_iofault_call_name(uint64_t call)
+{
+    static const char *names[] = {
+        "?",         "pwrite", "fallocate",       "ftruncate",
+        "fdatasync", "fsync",  "directory fsync",
+    };
+    return call < sizeof(names) / sizeof(names[0]) ? names[call] : "?";
+}
+
 static const char *state_name(uint64_t state)
 {
     switch (state) {
@@ -157,6 +166,45 @@ void trace_print(const struct sim_trace_rec *r, void *out)
                 "n%u writes entries %llu..+%llu, hard state term %llu "
                 "(changed %llu), snapshot %llu\n",
                 r->node + 1, a, b, c >> 1, c & 1, d);
+        break;
+    case TR_IOFAULT:
+        if (a >= IOF_FDATASYNC) {
+            fprintf(f,
+                    "n%u IO FAULT %s: error %llu; %llu unsynced writes "
+                    "reached the disk, %llu %s\n",
+                    r->node + 1, sim_iofault_call_name(a), b, c, d >> 1,
+                    d & 1 ? "dropped" : "still pending");
+        } else {
+            fprintf(f, "n%u IO FAULT %s: error %llu%s (after %llu bytes)\n",
+                    r->node + 1, sim_iofault_call_name(a), b,
+                    d ? ", disk full" : "", c);
+        }
+        break;
+    case TR_HALT:
+        fprintf(f, "n%u HALT on a failed %s: ", r->node + 1,
+                a == 2   ? "write"
+                : a == 3 ? "sync"
+                         : "snapshot save");
+        if (b) {
+            fprintf(f,
+                    "process exit and power loss (%llu writes of %llu "
+                    "unsynced survive)\n",
+                    c, d);
+        } else {
+            fprintf(f, "process exit, page cache kept (%llu unsynced writes)\n",
+                    d);
+        }
+        break;
+    case TR_RESTART_FAIL:
+        fprintf(f, "n%u restart failed: wal_open hit an injected fault\n",
+                r->node + 1);
+        break;
+    case TR_DISK_FULL:
+        if (b) {
+            fprintf(f, "DISK FULL on slots mask 0x%llx for %llu ticks\n", a, c);
+        } else {
+            fprintf(f, "DISK SPACE back on slots mask 0x%llx\n", a);
+        }
         break;
     default:
         fprintf(f, "? kind %u\n", r->kind);
