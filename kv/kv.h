@@ -79,6 +79,10 @@ enum {
     KV_EPOISONED = -3015,  /* an earlier durable write failed */
     KV_EBUSY = -3016,      /* too many concurrent readers */
     KV_ESTOPPED = -3017,   /* a test hook stopped the operation */
+    /* The machine went down while the store had writes after its last
+     * checkpoint: it may be torn, and must be rebuilt from a snapshot and
+     * the log (kv_open refuses it). */
+    KV_ETORN = -3018,
 };
 
 /* Returns a static, human-readable description of a kv error code. */
@@ -293,11 +297,12 @@ struct kv_options
  * Cleans up what an interrupted snapshot install or stage left behind and
  * opens the generation named by @dir/CURRENT. @opts may be NULL; it is
  * copied. On success stores a new store in @out, released by kv_close().
- * Returns 0, KV_EINVAL, KV_ENOMEM, KV_EIO, KV_ECORRUPT or KV_EVERSION; if
- * @errmsg is not NULL it receives (up to @errmsg_len bytes) a message with
- * context. KV_ECORRUPT also refuses a store that had writes after its last
- * checkpoint when the machine (not only the process) went down: it may be
- * torn, and must be rebuilt from a snapshot (docs/kv.md, durability). */
+ * Returns 0, KV_EINVAL, KV_ENOMEM, KV_EIO, KV_ECORRUPT, KV_EVERSION or
+ * KV_ETORN; if @errmsg is not NULL it receives (up to @errmsg_len bytes) a
+ * message with context. KV_ETORN refuses a store that had writes after its
+ * last checkpoint when the machine (not only the process) went down: it
+ * may be torn, and must be rebuilt from a snapshot (docs/kv.md,
+ * durability). */
 int kv_open(const char *dir,
             const struct kv_options *opts,
             struct kv_store **out,

@@ -328,7 +328,7 @@ int kv_dirty_check(struct kv_store *s)
     got[strcspn(got, "\n")] = 0;
     boot_id(want, sizeof(want));
     if (strcmp(got, want) != 0 || strcmp(want, "unknown") == 0) {
-        rv = kv_set_error(s, KV_ECORRUPT,
+        rv = kv_set_error(s, KV_ETORN,
                           "%s: the machine restarted while the store had "
                           "writes after its last checkpoint; it may be torn "
                           "and must be rebuilt from a snapshot",

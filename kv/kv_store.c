@@ -52,6 +52,7 @@ static const struct
     {KV_EPOISONED, "store poisoned by an earlier failed sync"},
     {KV_EBUSY, "too many concurrent readers"},
     {KV_ESTOPPED, "stopped by a test hook"},
+    {KV_ETORN, "store possibly torn by a machine crash"},
 };
 
 const char *kv_strerror(int code)

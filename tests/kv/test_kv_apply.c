@@ -240,7 +240,7 @@ START_TEST(test_open_refuses_a_store_dirty_from_another_boot)
     FILE *f = fopen(path, "w");
     fputs("00000000-0000-0000-0000-000000000000\n", f);
     fclose(f);
-    ck_assert_int_eq(kv_open(dir, NULL, &s, err, sizeof(err)), KV_ECORRUPT);
+    ck_assert_int_eq(kv_open(dir, NULL, &s, err, sizeof(err)), KV_ETORN);
     ck_assert_ptr_nonnull(strstr(err, "machine restarted"));
     remove(path);
     s = kvt_open(dir, 0);
