@@ -662,9 +662,20 @@ int wal_sync(struct wal *wal, raft_index *durable)
     if (durable != NULL) {
         *durable = wal->durable;
     }
-    /* After the sync, so the zeros never delay an acknowledgement. */
-    wal_prepare_step(wal);
+    /* After the sync, so the zeros never delay the sync itself; a caller
+     * that acknowledges what the sync covered prepares later, after the
+     * acknowledgement (prepare_explicitly). */
+    if (!wal->opts.prepare_explicitly) {
+        wal_prepare_step(wal);
+    }
     return 0;
+}
+
+void wal_prepare_next(struct wal *wal)
+{
+    if (wal->poisoned == 0 && wal->opened) {
+        wal_prepare_step(wal);
+    }
 }
 
 int wal_compact(struct wal *wal, raft_index below)

@@ -256,6 +256,49 @@ START_TEST(test_wal_rollover_finishes_a_partly_prepared_segment)
 }
 END_TEST
 
+/* With prepare_explicitly a sync leaves the next segment alone; each
+ * wal_prepare_next() zero-fills twice what was appended since the last one,
+ * and a rollover finishes what it finds. */
+START_TEST(test_wal_explicit_preparation_zero_fills_only_when_asked)
+{
+    const char *next = NULL;
+    struct wal_options o;
+    struct wal_loaded l;
+    struct wal *wal;
+    uint64_t after_one;
+
+    small_opts(&o, 65536);
+    o.prepare_explicitly = true;
+    wal = wal_open_ok(dir, &o, &l);
+    append_range(wal, 1, 1, 1, 1);
+    next = path_in(dir, "0000000000000002.seg.tmp");
+    ck_assert_int_eq(access(next, F_OK), -1);
+    wal_prepare_next(wal);
+    ck_assert_int_eq(access(next, F_OK), 0);
+    after_one = file_size(next);
+    ck_assert_uint_gt(after_one, 64);
+    /* Nothing appended since: nothing more to zero. */
+    wal_prepare_next(wal);
+    ck_assert_uint_eq(file_size(next), after_one);
+    append_range(wal, 2, 3, 1, 2);
+    ck_assert_uint_eq(file_size(next), after_one);
+    wal_prepare_next(wal);
+    ck_assert_uint_gt(file_size(next), after_one);
+    /* A batch bigger than a segment forces the rollover. */
+    append_range(wal, 4, 259, 1, 256);
+    ck_assert_uint_ge(wal_segment_count(wal), 2);
+    ck_assert_uint_eq(file_size(path_in(dir, "0000000000000002.seg")), 65536);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+
+    wal = wal_open_ok(dir, &o, &l);
+    expect_entries(&l, 1, 259, 5000, 1);
+    ck_assert_uint_eq(l.repairs, 0);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+}
+END_TEST
+
 /* Compaction deletes only whole segments below the snapshot; everything
  * after the snapshot is still loaded. */
 START_TEST(test_wal_compact_removes_only_segments_below_the_snapshot)
@@ -610,6 +653,8 @@ Suite *wal_suite(void)
     tcase_add_test(tc, test_wal_append_rejects_gaps_and_malformed_entries);
     tcase_add_test(tc, test_wal_rolls_over_across_many_segments);
     tcase_add_test(tc, test_wal_rollover_finishes_a_partly_prepared_segment);
+    tcase_add_test(tc,
+                   test_wal_explicit_preparation_zero_fills_only_when_asked);
     tcase_add_test(tc,
                    test_wal_compact_removes_only_segments_below_the_snapshot);
     tcase_add_test(tc, test_wal_compact_keeps_the_segment_being_written);
