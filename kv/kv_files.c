@@ -260,6 +260,9 @@ int kv_mark_dirty(struct kv_store *s)
 {
     char id[64], line[80];
     int rv = 0;
+    /* Counted even if the marker fails: the caller then does not write,
+     * and a checkpoint merely stays dirty. */
+    s->writes++;
     if (s->dirty) {
         return 0;
     }

@@ -56,6 +56,8 @@ struct kv_store
     struct kv_allocator alloc;
     bool poisoned;
     bool dirty;               /* DIR/DIRTY exists: writes since a sync */
+    uint64_t writes;          /* write transactions begun (kv_mark_dirty) */
+    bool ckpt_begun;          /* kv_checkpoint_begin() without _end() */
     uint64_t reserved;        /* data file bytes known to have disk blocks */
     bool reserve_unsupported; /* the file system cannot fallocate */
     struct kv_stage stage;
@@ -229,8 +231,10 @@ int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
 
 /* DIR/DIRTY records, before the first write after a checkpoint, that the
  * environment has unsynced changes, and the boot it happened in; a
- * checkpoint removes it. kv_open() refuses a store that is dirty from an
- * earlier boot. */
+ * checkpoint that covered every write removes it. kv_open() refuses a store
+ * that is dirty from an earlier boot. kv_mark_dirty() is called before every
+ * write transaction and also counts them (kv_checkpoint_end() compares the
+ * count). */
 int kv_mark_dirty(struct kv_store *store);
 int kv_mark_clean(struct kv_store *store);
 

@@ -692,6 +692,11 @@ int kv_snapshot_install(struct kv_store *s)
         rv = kv_set_error(s, KV_ESTATE, "install: no finished stage");
         goto cleanup;
     }
+    if (s->ckpt_begun) {
+        /* A sync on another thread may still use the environment. */
+        rv = kv_set_error(s, KV_ESTATE, "install: a checkpoint is running");
+        goto cleanup;
+    }
     if ((rv = step(s, KV_STEP_STAGED)) != 0) {
         goto cleanup;
     }

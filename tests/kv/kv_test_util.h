@@ -74,5 +74,6 @@ Suite *kv_apply_suite(void);
 Suite *kv_history_suite(void);
 Suite *kv_snapshot_suite(void);
 Suite *kv_session_suite(void);
+Suite *kv_checkpoint_suite(void);
 
 #endif /* BALLOT_KV_TEST_UTIL_H */

@@ -161,6 +161,42 @@ START_TEST(test_snapshot_under_writes_transfers_and_installs_equal)
 }
 END_TEST
 
+/* An install waits until a running checkpoint ended: its sync may still
+ * use the environment the install would replace. */
+START_TEST(test_snapshot_install_is_refused_while_a_checkpoint_runs)
+{
+    char *src_dir = kvt_mkdtemp(), *dst_dir = kvt_mkdtemp();
+    char *path = malloc(strlen(src_dir) + 16);
+    sprintf(path, "%s/snap", src_dir);
+    struct kv_store *src = kvt_open(src_dir, 0);
+    struct kv_store *dst = kvt_open(dst_dir, 0);
+    struct kv_checkpoint ckpt;
+    raft_index durable = 0;
+    apply_log(src, 1, 200);
+    apply_log(dst, 1, 20);
+    struct kv_snapshot *snap = NULL;
+    ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
+    kv_snapshot_close(snap);
+    ck_assert_int_eq(transfer(dst, path), 0);
+    ck_assert_int_eq(kv_checkpoint_begin(dst, &ckpt), 0);
+    ck_assert_int_eq(kv_snapshot_install(dst), KV_ESTATE);
+    ck_assert_int_eq(kv_checkpoint_sync(dst, &ckpt), 0);
+    ck_assert_int_eq(kv_checkpoint_end(dst, &ckpt, &durable), 0);
+    ck_assert_uint_eq(durable, 20);
+    ck_assert_int_eq(kv_snapshot_install(dst), 0);
+    char *want = reference_dump(200);
+    char *got = kvt_dump(dst);
+    ck_assert_str_eq(got, want);
+    free(got);
+    free(want);
+    kv_close(dst);
+    kv_close(src);
+    free(path);
+    kvt_rmdir(src_dir);
+    kvt_rmdir(dst_dir);
+}
+END_TEST
+
 static void flip_bit(const char *path, off_t off, int bit)
 {
     int fd = open(path, O_RDWR);
@@ -373,6 +409,8 @@ Suite *kv_snapshot_suite(void)
     TCase *tc = tcase_create("snapshot");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_snapshot_under_writes_transfers_and_installs_equal);
+    tcase_add_test(tc,
+                   test_snapshot_install_is_refused_while_a_checkpoint_runs);
     tcase_add_test(tc, test_snapshot_with_a_flipped_bit_is_refused);
     tcase_add_test(tc, test_snapshot_stage_refuses_holes_and_overruns);
     tcase_add_test(tc,
