@@ -69,6 +69,8 @@ void bnode_options_default(struct bnode_options *opts)
     opts->heartbeat_ticks = 3;
     opts->snapshot_every = 100000;
     opts->snapshot_trailing = 10000;
+    opts->checkpoint_every = 50000;
+    opts->checkpoint_idle_ms = 1000;
     opts->max_uncommitted_bytes = 64u << 20;
     opts->max_entry_bytes = KV_CMD_BYTES_MAX;
 }
@@ -412,6 +414,7 @@ static void feed(struct bnode *node)
     while (node->pending_ticks > 0) {
         node->pending_ticks--;
         raft_tick(node->raft);
+        ckpt_on_tick(node);
     }
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
@@ -526,31 +529,6 @@ static void soft_state(struct bnode *node, const struct raft_update *u)
          (unsigned long long)u->soft_state.leader);
 }
 
-/* Applied entries between two LMDB syncs. A sync runs on the loop thread
- * and stalls it; measured with 100 clients writing, fewer, larger ones
- * serve both throughput and the tail better: 50,000 gave 28k SET/s and a
- * p99 of 17-21 ms, 10,000 gave 22-24k/s and 32-41 ms, 2,000 gave 14k/s and
- * 58-75 ms (docs/performance.md). The cost is a longer replay after a
- * crash. Moving the sync off the loop is the real fix (it needs kv's
- * DIRTY bookkeeping to tolerate a concurrent apply). */
-#define BNODE_CHECKPOINT_EVERY 50000
-
-static void maybe_checkpoint(struct bnode *node)
-{
-    /* LMDB skips its own fsync (the WAL is the truth); sync it now and
-     * then so a restart replays little and the DIRTY marker is cleared. */
-    if (node->applied_since_checkpoint < BNODE_CHECKPOINT_EVERY) {
-        return;
-    }
-    raft_index durable;
-    if (kv_checkpoint(node->kv, &durable) != 0) {
-        char msg[256];
-        kv_errmsg(node->kv, msg, sizeof(msg));
-        bnode_halt(node, msg);
-    }
-    node->applied_since_checkpoint = 0;
-}
-
 /* Steps 3-6 of the cycle, on the loop thread once the batch is durable. */
 static void finish_cycle(struct bnode *node)
 {
@@ -570,13 +548,12 @@ static void finish_cycle(struct bnode *node)
         complete_writes(node, u->committed, &res);
         kv_apply_result_free(&res);
         node->entries_applied += u->n_committed;
-        node->applied_since_checkpoint += u->n_committed;
+        ckpt_after_apply(node, u->n_committed);
     }
     read_states(node, u->reads, u->n_reads);
     raft_advance(node->raft, u);
     node->frozen = false;
     complete_reads(node);
-    maybe_checkpoint(node);
     snap_maybe_create(node);
 }
 
@@ -1124,8 +1101,8 @@ static void on_transport_closed(void *arg)
 void bnode_stop_now(struct bnode *node)
 {
     raft_index durable;
-    if (node->snap_creating) {
-        return; /* create_done() calls back once the worker let go */
+    if (node->snap_creating || node->ckpt_running) {
+        return; /* their callbacks call back once the workers let go */
     }
     snap_close(node);
     fail_all_writes(node, BNODE_EUNKNOWN);

@@ -91,7 +91,16 @@ struct bnode
 
     uint64_t batches_persisted;
     uint64_t entries_applied;
-    uint64_t applied_since_checkpoint;
+
+    /* LMDB checkpoints (bnode_ckpt.c). */
+    uint64_t applied_since_checkpoint; /* since the last one began */
+    uint64_t ckpt_idle_ticks;          /* ticks since the last apply */
+    struct kv_checkpoint ckpt;
+    uv_work_t ckpt_work;
+    bool ckpt_running;        /* ckpt_work queued, its callback not run */
+    bool ckpt_begun;          /* kv_checkpoint_begin() without _end() */
+    atomic_bool ckpt_syncing; /* the worker may still use the store */
+    raft_index ckpt_durable;  /* applied index the last one made durable */
 
     /* Snapshots (bnode_snap.c). */
     char snap_dir[4200];
@@ -129,6 +138,19 @@ void snap_maybe_taken(struct bnode *node);
 /* At start: if the WAL's snapshot has no file here, take one soon. */
 void snap_check_file(struct bnode *node);
 void snap_close(struct bnode *node);
+
+/* bnode_ckpt.c */
+
+/* Counts @n applied entries; starts a checkpoint after checkpoint_every. */
+void ckpt_after_apply(struct bnode *node, size_t n);
+/* Starts a checkpoint once nothing was applied for checkpoint_idle_ms
+ * after the last one began. */
+void ckpt_on_tick(struct bnode *node);
+/* Begins a checkpoint and queues its sync on a worker, unless one runs. */
+void ckpt_start(struct bnode *node);
+/* Waits (blocking the loop) until no sync uses the store, and ends the
+ * checkpoint; before a snapshot install replaces the environment. */
+void ckpt_wait(struct bnode *node);
 
 /* bnode.c */
 void bnode_halt(struct bnode *node, const char *what);
