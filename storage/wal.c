@@ -264,6 +264,7 @@ void wal_prepare_step(struct wal *wal)
         }
         wal->next_fd = rc;
         wal->next_filled = FORMAT_SEG_HEADER_BYTES;
+        wal->next_wb = FORMAT_SEG_HEADER_BYTES;
     }
     n = end - wal->next_filled < budget ? end - wal->next_filled : budget;
     if (n == 0) {
@@ -273,13 +274,20 @@ void wal_prepare_step(struct wal *wal)
     if (rc < 0) {
         goto fail;
     }
-    /* Start writing the zeros back now, so that the fsync at rollover
-     * finds little left to do. Advisory only. */
-    if (wal->io->writeback != NULL) {
-        (void)wal->io->writeback(wal->io->ctx, wal->next_fd, wal->next_filled,
-                                 n);
-    }
     wal->next_filled += n;
+    /* Start writing the zeros back now, so that the fsync at rollover
+     * finds little left to do. Advisory only, and in chunks: each call
+     * submits I/O (tens of microseconds on a virtual disk), so a call per
+     * small sync would cost more than the zeros. */
+    uint64_t chunk = wal->opts.segment_bytes / 8 < WAL_WRITEBACK_CHUNK
+                         ? wal->opts.segment_bytes / 8
+                         : WAL_WRITEBACK_CHUNK;
+    if (wal->io->writeback != NULL &&
+        wal->next_filled - wal->next_wb >= chunk) {
+        (void)wal->io->writeback(wal->io->ctx, wal->next_fd, wal->next_wb,
+                                 wal->next_filled - wal->next_wb);
+        wal->next_wb = wal->next_filled;
+    }
     return;
 
 fail:

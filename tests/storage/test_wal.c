@@ -299,6 +299,58 @@ START_TEST(test_wal_explicit_preparation_zero_fills_only_when_asked)
 }
 END_TEST
 
+/* The POSIX file interface with writeback() counted. */
+static struct storage_io counting_io;
+static unsigned writebacks;
+static uint64_t written_back;
+
+static int count_writeback(void *ctx, int fd, uint64_t off, uint64_t len)
+{
+    (void)ctx;
+    (void)fd;
+    (void)off;
+    writebacks++;
+    written_back += len;
+    return 0;
+}
+
+/* Zeroing ahead after every one of 200 small syncs starts the writeback of
+ * the zeros in a few large chunks (each call submits I/O), and a rollover
+ * still finds the segment whole. */
+START_TEST(test_wal_starts_writeback_of_the_zeros_in_chunks)
+{
+    struct wal_options o;
+    struct wal_loaded l;
+    struct wal *wal;
+
+    counting_io = *storage_io_posix();
+    counting_io.writeback = count_writeback;
+    writebacks = 0;
+    written_back = 0;
+    small_opts(&o, 65536);
+    o.io = &counting_io;
+    wal = wal_open_ok(dir, &o, &l);
+    for (raft_index i = 1; i <= 200; i++) {
+        append_range(wal, i, i, 1, 1);
+    }
+    /* About twice the appended bytes are zeroed, in chunks of 8 KiB (an
+     * eighth of the segment). */
+    ck_assert_uint_ge(writebacks, 2);
+    ck_assert_uint_le(writebacks, 40);
+    ck_assert_uint_ge(written_back, (uint64_t)writebacks * 8192);
+    append_range(wal, 201, 456, 1, 256);
+    ck_assert_uint_ge(wal_segment_count(wal), 2);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+
+    wal = wal_open_ok(dir, &o, &l);
+    expect_entries(&l, 1, 456, 5000, 1);
+    ck_assert_uint_eq(l.repairs, 0);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+}
+END_TEST
+
 /* Compaction deletes only whole segments below the snapshot; everything
  * after the snapshot is still loaded. */
 START_TEST(test_wal_compact_removes_only_segments_below_the_snapshot)
@@ -655,6 +707,7 @@ Suite *wal_suite(void)
     tcase_add_test(tc, test_wal_rollover_finishes_a_partly_prepared_segment);
     tcase_add_test(tc,
                    test_wal_explicit_preparation_zero_fills_only_when_asked);
+    tcase_add_test(tc, test_wal_starts_writeback_of_the_zeros_in_chunks);
     tcase_add_test(tc,
                    test_wal_compact_removes_only_segments_below_the_snapshot);
     tcase_add_test(tc, test_wal_compact_keeps_the_segment_being_written);
