@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "bnode.h"
+#include "persist.h"
 #include "transport.h"
 #include "wal.h"
 
@@ -74,13 +75,14 @@ struct bnode
     bool idle_active;
     unsigned pending_ticks;
 
-    /* The update being executed, and the worker persisting it. */
+    /* The update being executed, and the disk thread persisting it. */
     bool frozen;
     struct raft_update update;
     struct raft_hard_state disk_hs; /* the hard state last made durable */
-    uv_work_t work;
-    int work_status;
+    struct persist *persist;
     char work_err[256];
+    /* Committed entries of the update applied while it was persisted. */
+    size_t applied_early;
 
     struct pending_write *writes_head, *writes_tail;
     struct queued_proposal *props_head, *props_tail;

@@ -284,7 +284,9 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
     }
     /* Nor while a checkpoint's sync uses it. */
     ckpt_wait(node);
+    persist_claim_wait(node->persist); /* install() writes to the WAL */
     int rv = install(node, u->snapshot, u->snapshot_reset_log);
+    persist_release(node->persist);
     if (rv != 0) {
         bnode_halt(node, "cannot install the leader's snapshot");
         return rv;
@@ -407,11 +409,14 @@ void snap_maybe_taken(struct bnode *node)
         return; /* older than what the core has: nothing to do */
     }
     const struct raft_snapshot_meta *meta = raft_snapshot_of(node->raft);
+    /* The disk thread may still be zero-filling ahead. */
+    persist_claim_wait(node->persist);
     if (wal_save_snapshot_meta(node->wal, meta) != 0 ||
         wal_compact(node->wal, raft_first_index(node->raft)) != 0) {
         bnode_halt(node, wal_errmsg(node->wal));
         return;
     }
+    persist_release(node->persist);
     node->last_snap_index = index;
     remove_older(node, index);
     blog(BLOG_INFO, "snapshot %llu taken (%llu bytes); log from %llu",

@@ -210,6 +210,7 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         {"snapshot_every", 0, UINT64_MAX, &cfg->node.snapshot_every, 8},
         {"snapshot_trailing", 0, UINT64_MAX, &cfg->node.snapshot_trailing, 8},
         {"checkpoint_every", 1, UINT64_MAX, &cfg->node.checkpoint_every, 8},
+        {"persist_inline_max", 0, 1000000, &cfg->node.persist_inline_max, 4},
         {"checkpoint_idle_ms", 0, UINT64_MAX, &cfg->node.checkpoint_idle_ms, 8},
         {"max_clients", 1, 1000000, &cfg->max_clients, 4},
         {"max_request_bytes", 1024, UINT64_MAX, &cfg->max_request_bytes, 8},

@@ -521,6 +521,101 @@ START_TEST(test_cluster_checkpoints_while_writing_lose_nothing_and_end_clean)
 }
 END_TEST
 
+/* Many writers at once, so that batches hold several entries and an
+ * update often both commits entries and brings new ones: rounds of 16
+ * pipelined SETs on each of 8 connections to the leader, whose replies are
+ * read back; the leader is SIGKILLed halfway (its pending writes are then
+ * unknown, not acknowledged). Every acknowledged write must be on every
+ * node afterwards. @inline_max is the nodes' persist_inline_max: "0" makes
+ * every batch go through the disk thread (applying committed entries while
+ * it persists), a large value persists every batch on the loop when the
+ * thread is idle. */
+static void pipelined_writers(const char *inline_max)
+{
+    enum { CONNS = 8, DEPTH = 16, ROUNDS = 24, N = CONNS * DEPTH * ROUNDS };
+    static bool acked[N];
+    const char *const args[] = {"--persist_inline_max", inline_max, NULL};
+    struct cluster c;
+    memset(acked, 0, sizeof(acked));
+    cl_start_args(&c, 3, args);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        struct cl_conn conns[CONNS];
+        if (round == ROUNDS / 2) {
+            unsigned victim = leader;
+            cl_kill(&c, victim);
+            leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+            ck_assert(leader != 0 && leader != victim);
+        }
+        for (int k = 0; k < CONNS; k++) {
+            ck_assert_int_eq(
+                cl_connect(&conns[k], c.nodes[leader - 1].client_port, 3000),
+                0);
+        }
+        for (int d = 0; d < DEPTH; d++) {
+            for (int k = 0; k < CONNS; k++) {
+                int i = (round * CONNS + k) * DEPTH + d;
+                char key[32], val[32];
+                snprintf(key, sizeof(key), "key:%d", i);
+                snprintf(val, sizeof(val), "value:%d", i);
+                const char *argv[] = {"SET", key, val};
+                (void)cl_sendv(&conns[k], 3000, 3, argv, NULL);
+            }
+        }
+        for (int k = 0; k < CONNS; k++) {
+            for (int d = 0; d < DEPTH; d++) {
+                int i = (round * CONNS + k) * DEPTH + d;
+                struct cl_reply r;
+                if (cl_read_reply(&conns[k], 10000, &r) == 0) {
+                    acked[i] = r.type == CL_STATUS && strcmp(r.str, "OK") == 0;
+                    cl_reply_free(&r);
+                }
+            }
+            cl_close(&conns[k]);
+        }
+    }
+    int n_acked = 0;
+    for (int i = 0; i < N; i++) {
+        n_acked += acked[i];
+    }
+    /* Some writes of the rounds after the kill may fail while the new
+     * leader settles, not most. */
+    ck_assert_int_ge(n_acked, N / 2);
+    for (unsigned id = 1; id <= 3; id++) {
+        if (c.nodes[id - 1].pid == 0) {
+            cl_start_node(&c, id);
+        }
+    }
+    for (unsigned id = 1; id <= 3; id++) {
+        uint64_t end = cl_now_ms() + 10000;
+        char *got = NULL;
+        while (cl_now_ms() < end) {
+            free(got);
+            got = read_kv(&c, id, "key:0");
+            if (got != NULL) {
+                break;
+            }
+            usleep(50000);
+        }
+        free(got);
+        check_acked(&c, id, acked, N);
+    }
+    cl_close_all(&c);
+}
+
+START_TEST(test_cluster_pipelined_writers_through_the_disk_thread_lose_no_ack)
+{
+    pipelined_writers("0");
+}
+END_TEST
+
+START_TEST(test_cluster_pipelined_writers_persisted_on_the_loop_lose_no_ack)
+{
+    pipelined_writers("1000000");
+}
+END_TEST
+
 /* Sends BREQ 7 @seq INCR c until some node answers with an integer,
  * trying the nodes in turn (followers refuse writes, a new leader may not
  * be elected yet, an -UNKNOWN outcome is retried with the same id). */
@@ -632,6 +727,10 @@ int main(int argc, char **argv)
          test_cluster_breq_retry_across_leader_crash_applies_once},
         {"checkpoints_while_writing_lose_nothing_and_end_clean",
          test_cluster_checkpoints_while_writing_lose_nothing_and_end_clean},
+        {"pipelined_writers_through_the_disk_thread_lose_no_ack",
+         test_cluster_pipelined_writers_through_the_disk_thread_lose_no_ack},
+        {"pipelined_writers_persisted_on_the_loop_lose_no_ack",
+         test_cluster_pipelined_writers_persisted_on_the_loop_lose_no_ack},
     };
     return cl_run_tests("cluster", tests, sizeof(tests) / sizeof(tests[0]), 150,
                         NULL, argc, argv);
