@@ -261,6 +261,11 @@ struct kv_options
      * log index of its last write) is evicted. 0 means
      * KV_SESSIONS_DEFAULT. Must be the same on every replica. */
     uint32_t session_max;
+    /* Bulk writes (a checkpoint's sync, a snapshot's copy) are written back
+     * in chunks of this many bytes, each waited for before the next, so
+     * that they never hold more than a chunk ahead of the WAL's small syncs
+     * on the same disk. 0 means 2 MiB. */
+    uint64_t writeback_chunk;
     kv_step_cb step_hook; /* tests only; NULL in production */
     void *step_arg;
 };

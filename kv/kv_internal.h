@@ -229,6 +229,13 @@ void kv_env_close(struct kv_store *store);
  * written through, MDB_WRITEMAP). */
 int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
 
+/* Writes back bytes [from, to) of @fd in chunks of opts.writeback_chunk,
+ * waiting for each, so that a bulk write never holds more than a chunk
+ * ahead of other syncs on the disk. Not a sync: no metadata, no cache
+ * flush. Returns 0 or a kv code; an I/O error here must fail the sync it
+ * precedes (it would not be reported again). */
+int kv_writeback(struct kv_store *store, int fd, uint64_t from, uint64_t to);
+
 /* DIR/DIRTY records, before the first write after a checkpoint, that the
  * environment has unsynced changes, and the boot it happened in; a
  * checkpoint that covered every write removes it. kv_open() refuses a store

@@ -398,6 +398,9 @@ int kv_open(const char *dir,
     if (s->opts.session_max == 0) {
         s->opts.session_max = KV_SESSIONS_DEFAULT;
     }
+    if (s->opts.writeback_chunk == 0) {
+        s->opts.writeback_chunk = 2u << 20;
+    }
     s->dir = kv_path(&a, "%s", dir);
     if (s->dir == NULL) {
         rv = KV_ENOMEM;
@@ -552,11 +555,28 @@ int kv_checkpoint_begin(struct kv_store *s, struct kv_checkpoint *ckpt)
 
 int kv_checkpoint_sync(struct kv_store *s, struct kv_checkpoint *ckpt)
 {
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd = -1;
+    int rc;
     /* Reads only the environment handle, which cannot change before _end
-     * (install and close wait for it). With MDB_WRITEMAP this is an msync
-     * of the map: it writes back, and waits for, every page dirty when it
-     * starts; pages the writer dirties meanwhile may or may not go too. */
-    int rc = mdb_env_sync(s->env, 1);
+     * (install and close wait for it). With MDB_WRITEMAP the sync is an
+     * msync of the map: it writes back, and waits for, every page dirty
+     * when it starts; pages the writer dirties meanwhile may or may not go
+     * too. Writing the used part back in chunks first keeps the disk's
+     * queue short for the WAL meanwhile, and leaves the msync (and its one
+     * cache flush) little to do. */
+    if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+        (rc = mdb_env_stat(s->env, &st)) != 0 ||
+        (rc = mdb_env_get_fd(s->env, &fd)) != 0) {
+        ckpt->status = kv_mdb_error(s, rc, "checkpoint sync");
+        return ckpt->status;
+    }
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((ckpt->status = kv_writeback(s, fd, 0, used)) != 0) {
+        return ckpt->status;
+    }
+    rc = mdb_env_sync(s->env, 1);
     ckpt->status = rc == 0 ? 0 : kv_mdb_error(s, rc, "checkpoint sync");
     return ckpt->status;
 }

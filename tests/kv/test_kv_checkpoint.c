@@ -92,14 +92,29 @@ START_TEST(test_checkpoint_covers_what_was_applied_when_it_began)
 }
 END_TEST
 
+/* Opens a store whose bulk writes go back to disk in chunks of @chunk
+ * bytes (0: the default). */
+static struct kv_store *open_chunked(const char *dir, uint64_t chunk)
+{
+    struct kv_options o;
+    struct kv_store *s = NULL;
+    char err[256] = "";
+    memset(&o, 0, sizeof(o));
+    o.writeback_chunk = chunk;
+    ck_assert_msg(kv_open(dir, &o, &s, err, sizeof(err)) == 0, "%s", err);
+    return s;
+}
+
 /* Round after round, a sync runs on a thread while the writer applies
  * batches: every round reports its begin index, the store ends exactly
  * equal to one that applied the same entries without checkpoints, and only
- * a round with no write during it leaves the store clean. */
+ * a round with no write during it leaves the store clean. Run with the
+ * default writeback chunk (one for this small store) and with 4 KiB
+ * chunks (a page at a time). */
 START_TEST(test_checkpoint_sync_on_a_thread_while_applying_keeps_the_store)
 {
     char *dir = kvt_mkdtemp(), *ref_dir = kvt_mkdtemp();
-    struct kv_store *s = kvt_open(dir, 0);
+    struct kv_store *s = open_chunked(dir, _i == 0 ? 0 : 4096);
     struct kv_store *ref = kvt_open(ref_dir, 0);
     raft_index next = 1;
     for (int round = 0; round < 40; round++) {
@@ -136,6 +151,49 @@ START_TEST(test_checkpoint_sync_on_a_thread_while_applying_keeps_the_store)
     kv_close(s);
     kvt_rmdir(ref_dir);
     kvt_rmdir(dir);
+}
+END_TEST
+
+/* A snapshot of a store whose bulk writes go back 4 KiB at a time (so its
+ * copy is paced chunk by chunk) verifies and installs into a store equal
+ * to the source. */
+START_TEST(test_snapshot_written_back_in_small_chunks_is_whole)
+{
+    char *src_dir = kvt_mkdtemp(), *dst_dir = kvt_mkdtemp();
+    char path[600];
+    struct kv_store *src = open_chunked(src_dir, 4096);
+    struct kv_store *dst = open_chunked(dst_dir, 4096);
+    struct kv_snapshot *snap = NULL;
+    uint8_t buf[65536];
+    raft_index durable = 0;
+    for (raft_index i = 1; i <= 2000; i += 100) {
+        apply_n(src, i, 100);
+    }
+    snprintf(path, sizeof(path), "%s/snap", src_dir);
+    ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
+    ck_assert_uint_gt(kv_snapshot_info(snap)->size, 16 * 4096);
+    ck_assert_int_eq(kv_snapshot_verify(snap, NULL, 0), 0);
+    ck_assert_int_eq(kv_snapshot_stage_begin(dst), 0);
+    for (uint64_t off = 0; off < kv_snapshot_info(snap)->size;) {
+        size_t n = 0;
+        ck_assert_int_eq(
+            kv_snapshot_read_chunk(snap, off, buf, sizeof(buf), &n), 0);
+        ck_assert_int_eq(kv_snapshot_stage_write(dst, off, buf, n), 0);
+        off += n;
+    }
+    kv_snapshot_close(snap);
+    ck_assert_int_eq(kv_snapshot_stage_finish(dst, NULL), 0);
+    ck_assert_int_eq(kv_snapshot_install(dst), 0);
+    ck_assert_int_eq(kv_checkpoint(src, &durable), 0);
+    ck_assert_uint_eq(durable, 2000);
+    char *got = kvt_dump(dst), *want = kvt_dump(src);
+    ck_assert_str_eq(got, want);
+    free(got);
+    free(want);
+    kv_close(dst);
+    kv_close(src);
+    kvt_rmdir(dst_dir);
+    kvt_rmdir(src_dir);
 }
 END_TEST
 
@@ -328,8 +386,10 @@ Suite *kv_checkpoint_suite(void)
     TCase *tc = tcase_create("checkpoint");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_checkpoint_covers_what_was_applied_when_it_began);
-    tcase_add_test(
-        tc, test_checkpoint_sync_on_a_thread_while_applying_keeps_the_store);
+    tcase_add_loop_test(
+        tc, test_checkpoint_sync_on_a_thread_while_applying_keeps_the_store, 0,
+        2);
+    tcase_add_test(tc, test_snapshot_written_back_in_small_chunks_is_whole);
     tcase_add_test(tc,
                    test_checkpoint_refuses_overlap_and_an_end_without_begin);
     tcase_add_test(tc,
