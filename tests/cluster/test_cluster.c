@@ -47,6 +47,24 @@ static int write_kv(struct cluster *c,
     return 0;
 }
 
+/* Writes key:@i = value:@i (see write_kv()); true if acknowledged. */
+static bool write_nth(struct cluster *c, unsigned *leader, int i)
+{
+    char key[32], val[32];
+    snprintf(key, sizeof(key), "key:%d", i);
+    snprintf(val, sizeof(val), "value:%d", i);
+    return write_kv(c, leader, key, val, cl_now_ms() + 10000) == 1;
+}
+
+static int count_acked(const bool *acked, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        k += acked[i];
+    }
+    return k;
+}
+
 static char *read_kv(struct cluster *c, unsigned id, const char *key)
 {
     const char *argv[] = {"GET", key};
@@ -60,6 +78,38 @@ static char *read_kv(struct cluster *c, unsigned id, const char *key)
     }
     cl_reply_free(&r);
     return v;
+}
+
+/* Waits until node @id reads @key (a restarted node caught up), for at
+ * most 10 s. */
+static void wait_for_key(struct cluster *c, unsigned id, const char *key)
+{
+    uint64_t end = cl_now_ms() + 10000;
+    char *got = NULL;
+    while (cl_now_ms() < end) {
+        free(got);
+        got = read_kv(c, id, key);
+        if (got != NULL) {
+            break;
+        }
+        usleep(50000);
+    }
+    free(got);
+}
+
+/* SIGKILLs every node, starts them all again from their data directories
+ * and waits for a leader, which it returns. */
+static unsigned restart_all(struct cluster *c)
+{
+    for (unsigned id = 1; id <= c->n; id++) {
+        cl_kill(c, id);
+    }
+    for (unsigned id = 1; id <= c->n; id++) {
+        cl_start_node(c, id);
+    }
+    unsigned leader = cl_wait_leader(c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    return leader;
 }
 
 /* Checks that every acknowledged key reads back, through node @id. */
@@ -194,19 +244,12 @@ static void kill_under_load(unsigned n, bool kill_leader)
                 leader = victims[0] % n + 1;
             }
         }
-        char key[32], val[32];
-        snprintf(key, sizeof(key), "key:%d", i);
-        snprintf(val, sizeof(val), "value:%d", i);
-        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+        acked[i] = write_nth(&c, &leader, i);
         if (killed_at != 0 && recovered_ms == 0 && acked[i]) {
             recovered_ms = cl_now_ms() - killed_at;
         }
     }
-    int n_acked = 0;
-    for (int i = 0; i < N; i++) {
-        n_acked += acked[i];
-    }
-    ck_assert_int_ge(n_acked, N - 10);
+    ck_assert_int_ge(count_acked(acked, N), N - 10);
     ck_assert_msg(recovered_ms > 0 && recovered_ms < 3000,
                   "writes resumed %llu ms after the kill",
                   (unsigned long long)recovered_ms);
@@ -216,17 +259,7 @@ static void kill_under_load(unsigned n, bool kill_leader)
         cl_start_node(&c, victims[v]);
     }
     for (unsigned v = 0; v < n_victims; v++) {
-        uint64_t end = cl_now_ms() + 10000;
-        char *got = NULL;
-        while (cl_now_ms() < end) {
-            free(got);
-            got = read_kv(&c, victims[v], "key:0");
-            if (got != NULL) {
-                break;
-            }
-            usleep(50000);
-        }
-        free(got);
+        wait_for_key(&c, victims[v], "key:0");
         check_acked(&c, victims[v], acked, N);
     }
     cl_close_all(&c);
@@ -255,10 +288,7 @@ START_TEST(test_cluster_full_restart_keeps_all_data)
     unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
     ck_assert(leader != 0);
     for (int i = 0; i < N; i++) {
-        char key[32], val[32];
-        snprintf(key, sizeof(key), "key:%d", i);
-        snprintf(val, sizeof(val), "value:%d", i);
-        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000);
+        acked[i] = write_nth(&c, &leader, i);
         ck_assert(acked[i]);
     }
     for (unsigned id = 1; id <= 3; id++) {
@@ -270,14 +300,7 @@ START_TEST(test_cluster_full_restart_keeps_all_data)
     leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
     ck_assert(leader != 0);
     check_acked(&c, leader, acked, N);
-    for (unsigned id = 1; id <= 3; id++) {
-        cl_kill(&c, id);
-    }
-    for (unsigned id = 1; id <= 3; id++) {
-        cl_start_node(&c, id);
-    }
-    leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
-    ck_assert(leader != 0);
+    leader = restart_all(&c);
     check_acked(&c, leader, acked, N);
     cl_close_all(&c);
 }
@@ -347,16 +370,9 @@ START_TEST(test_cluster_membership_changes_under_load_lose_no_ack)
             ck_assert(member_change(&c, &leader, "REMOVE", removed_leader));
             leader = removed_leader == 4 ? 2 : 4;
         }
-        char key[32], val[32];
-        snprintf(key, sizeof(key), "key:%d", i);
-        snprintf(val, sizeof(val), "value:%d", i);
-        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+        acked[i] = write_nth(&c, &leader, i);
     }
-    int n_acked = 0;
-    for (int i = 0; i < N; i++) {
-        n_acked += acked[i];
-    }
-    ck_assert_int_ge(n_acked, N - 10);
+    ck_assert_int_ge(count_acked(acked, N), N - 10);
     ck_assert(leader != removed_leader && leader != removed_follower);
     /* Every remaining member serves every acknowledged write. */
     for (unsigned id = 1; id <= 4; id++) {
@@ -387,10 +403,7 @@ START_TEST(test_cluster_snapshot_catches_up_a_follower_and_survives_restart)
     unsigned lagger = leader % 3 + 1;
     cl_kill(&c, lagger);
     for (int i = 0; i < N; i++) {
-        char key[32], val[32];
-        snprintf(key, sizeof(key), "key:%d", i);
-        snprintf(val, sizeof(val), "value:%d", i);
-        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+        acked[i] = write_nth(&c, &leader, i);
         ck_assert(acked[i]);
     }
     /* The leader's log no longer starts at 1. */
@@ -404,27 +417,10 @@ START_TEST(test_cluster_snapshot_catches_up_a_follower_and_survives_restart)
     cl_reply_free(&r);
     /* The lagging follower comes back and catches up from a snapshot. */
     cl_start_node(&c, lagger);
-    uint64_t end = cl_now_ms() + 10000;
-    char *got = NULL;
-    while (cl_now_ms() < end) {
-        free(got);
-        got = read_kv(&c, lagger, "key:599");
-        if (got != NULL) {
-            break;
-        }
-        usleep(50000);
-    }
-    free(got);
+    wait_for_key(&c, lagger, "key:599");
     check_acked(&c, lagger, acked, N);
     /* Everyone restarts from snapshot + WAL. */
-    for (unsigned id = 1; id <= 3; id++) {
-        cl_kill(&c, id);
-    }
-    for (unsigned id = 1; id <= 3; id++) {
-        cl_start_node(&c, id);
-    }
-    leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
-    ck_assert(leader != 0);
+    leader = restart_all(&c);
     for (unsigned id = 1; id <= 3; id++) {
         check_acked(&c, id, acked, N);
     }
@@ -476,44 +472,21 @@ START_TEST(test_cluster_checkpoints_while_writing_lose_nothing_and_end_clean)
     ck_assert(leader != 0);
     unsigned victim = 0;
     for (int i = 0; i < N; i++) {
-        char key[32], val[32];
         if (i == N / 2) {
             victim = leader;
             cl_kill(&c, victim);
             leader = victim % 3 + 1;
         }
-        snprintf(key, sizeof(key), "key:%d", i);
-        snprintf(val, sizeof(val), "value:%d", i);
-        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+        acked[i] = write_nth(&c, &leader, i);
     }
-    int n_acked = 0;
-    for (int i = 0; i < N; i++) {
-        n_acked += acked[i];
-    }
-    ck_assert_int_ge(n_acked, N - 10);
+    ck_assert_int_ge(count_acked(acked, N), N - 10);
     check_acked(&c, leader, acked, N);
     ck_assert_msg(wait_all_clean(&c, 10000), "a store stayed dirty");
     cl_start_node(&c, victim);
-    uint64_t end = cl_now_ms() + 10000;
-    char *got = NULL;
-    while (cl_now_ms() < end) {
-        free(got);
-        got = read_kv(&c, victim, "key:399");
-        if (got != NULL) {
-            break;
-        }
-        usleep(50000);
-    }
-    free(got);
+    wait_for_key(&c, victim, "key:399");
     check_acked(&c, victim, acked, N);
     ck_assert_msg(wait_all_clean(&c, 10000), "a store stayed dirty");
-    for (unsigned id = 1; id <= 3; id++) {
-        cl_kill(&c, id);
-    }
-    for (unsigned id = 1; id <= 3; id++) {
-        cl_start_node(&c, id);
-    }
-    ck_assert(cl_wait_leader(&c, LEADER_TIMEOUT_MS) != 0);
+    (void)restart_all(&c);
     for (unsigned id = 1; id <= 3; id++) {
         check_acked(&c, id, acked, N);
     }
@@ -588,17 +561,7 @@ static void pipelined_writers(const char *inline_max)
         }
     }
     for (unsigned id = 1; id <= 3; id++) {
-        uint64_t end = cl_now_ms() + 10000;
-        char *got = NULL;
-        while (cl_now_ms() < end) {
-            free(got);
-            got = read_kv(&c, id, "key:0");
-            if (got != NULL) {
-                break;
-            }
-            usleep(50000);
-        }
-        free(got);
+        wait_for_key(&c, id, "key:0");
         check_acked(&c, id, acked, N);
     }
     cl_close_all(&c);

@@ -11,22 +11,30 @@
 
 #include "persist.h"
 
+/* What one op (run or after) saw, and a way to hold it until a test
+ * lets it go. */
+struct probe
+{
+    atomic_int count; /* times it ran */
+    atomic_bool in;   /* running now */
+    int at;           /* its number in the order of ops */
+    bool on_loop_thread;
+    bool block;
+    uv_sem_t entered, go;
+};
+
 struct fixture
 {
     uv_loop_t loop;
     struct persist p;
     uv_thread_t loop_thread;
-    /* What the ops saw. */
-    atomic_int runs, afters, dones;
+    struct probe run, after;
+    atomic_int dones;
     atomic_int order; /* a counter every op takes a number from */
-    int run_at, after_at, done_at;
-    bool run_on_loop_thread, done_on_loop_thread, after_on_loop_thread;
+    int done_at;
+    bool done_on_loop_thread;
     int status_seen;
     int next_status;
-    /* Lets a test hold run() or after() until it posts. */
-    bool block_run, block_after;
-    uv_sem_t run_entered, run_go, after_entered, after_go;
-    atomic_bool in_run, in_after;
     bool closed;
 };
 
@@ -38,33 +46,30 @@ static bool on_loop_thread(void)
     return uv_thread_equal(&self, &f.loop_thread) != 0;
 }
 
+static void probe_run(struct probe *pr)
+{
+    atomic_store(&pr->in, true);
+    pr->on_loop_thread = on_loop_thread();
+    pr->at = atomic_fetch_add(&f.order, 1);
+    if (pr->block) {
+        uv_sem_post(&pr->entered);
+        uv_sem_wait(&pr->go);
+    }
+    atomic_fetch_add(&pr->count, 1);
+    atomic_store(&pr->in, false);
+}
+
 static int op_run(void *arg)
 {
     ck_assert_ptr_eq(arg, &f);
-    atomic_store(&f.in_run, true);
-    f.run_on_loop_thread = on_loop_thread();
-    f.run_at = atomic_fetch_add(&f.order, 1);
-    if (f.block_run) {
-        uv_sem_post(&f.run_entered);
-        uv_sem_wait(&f.run_go);
-    }
-    atomic_fetch_add(&f.runs, 1);
-    atomic_store(&f.in_run, false);
+    probe_run(&f.run);
     return f.next_status;
 }
 
 static void op_after(void *arg)
 {
     ck_assert_ptr_eq(arg, &f);
-    atomic_store(&f.in_after, true);
-    f.after_on_loop_thread = on_loop_thread();
-    f.after_at = atomic_fetch_add(&f.order, 1);
-    if (f.block_after) {
-        uv_sem_post(&f.after_entered);
-        uv_sem_wait(&f.after_go);
-    }
-    atomic_fetch_add(&f.afters, 1);
-    atomic_store(&f.in_after, false);
+    probe_run(&f.after);
 }
 
 static void op_done(void *arg, int status)
@@ -83,10 +88,11 @@ static void setup(void)
     memset(&f, 0, sizeof(f));
     ck_assert_int_eq(uv_loop_init(&f.loop), 0);
     f.loop_thread = uv_thread_self();
-    ck_assert_int_eq(uv_sem_init(&f.run_entered, 0), 0);
-    ck_assert_int_eq(uv_sem_init(&f.run_go, 0), 0);
-    ck_assert_int_eq(uv_sem_init(&f.after_entered, 0), 0);
-    ck_assert_int_eq(uv_sem_init(&f.after_go, 0), 0);
+    struct probe *probes[] = {&f.run, &f.after};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(uv_sem_init(&probes[i]->entered, 0), 0);
+        ck_assert_int_eq(uv_sem_init(&probes[i]->go, 0), 0);
+    }
     ck_assert_int_eq(persist_start(&f.p, &f.loop, &ops, &f), 0);
 }
 
@@ -102,10 +108,11 @@ static void teardown(void)
     ck_assert_int_eq(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
     ck_assert(f.closed);
     ck_assert_int_eq(uv_loop_close(&f.loop), 0);
-    uv_sem_destroy(&f.run_entered);
-    uv_sem_destroy(&f.run_go);
-    uv_sem_destroy(&f.after_entered);
-    uv_sem_destroy(&f.after_go);
+    struct probe *probes[] = {&f.run, &f.after};
+    for (int i = 0; i < 2; i++) {
+        uv_sem_destroy(&probes[i]->entered);
+        uv_sem_destroy(&probes[i]->go);
+    }
 }
 
 /* Runs the loop until done() was called @n times in all. */
@@ -132,16 +139,16 @@ START_TEST(test_persist_runs_a_batch_on_its_thread_and_reports_on_the_loop)
         persist_submit(&f.p);
         run_until_done(i + 1);
         ck_assert_int_eq(f.status_seen, f.next_status);
-        ck_assert(!f.run_on_loop_thread);
+        ck_assert(!f.run.on_loop_thread);
         ck_assert(f.done_on_loop_thread);
-        ck_assert_int_lt(f.run_at, f.done_at);
+        ck_assert_int_lt(f.run.at, f.done_at);
         /* The next batch may come before the follow-up ended: it waits. */
     }
     wait_thread_idle();
-    ck_assert_int_eq(atomic_load(&f.runs), 50);
-    ck_assert_int_eq(atomic_load(&f.afters), 50);
-    ck_assert(!f.after_on_loop_thread);
-    ck_assert_int_lt(f.run_at, f.after_at);
+    ck_assert_int_eq(atomic_load(&f.run.count), 50);
+    ck_assert_int_eq(atomic_load(&f.after.count), 50);
+    ck_assert(!f.after.on_loop_thread);
+    ck_assert_int_lt(f.run.at, f.after.at);
 }
 END_TEST
 
@@ -150,31 +157,31 @@ END_TEST
  * follow-up runs starts after it. */
 START_TEST(test_persist_claim_fails_while_the_thread_uses_the_disk)
 {
-    f.block_run = true;
-    f.block_after = true;
+    f.run.block = true;
+    f.after.block = true;
     persist_submit(&f.p);
     ck_assert(!persist_claim(&f.p)); /* submitted, maybe not started */
-    uv_sem_wait(&f.run_entered);
+    uv_sem_wait(&f.run.entered);
     ck_assert(!persist_claim(&f.p));
-    uv_sem_post(&f.run_go);
-    uv_sem_wait(&f.after_entered);
+    uv_sem_post(&f.run.go);
+    uv_sem_wait(&f.after.entered);
     /* The batch is reported while the follow-up still runs. */
     run_until_done(1);
-    ck_assert(atomic_load(&f.in_after));
+    ck_assert(atomic_load(&f.after.in));
     ck_assert(!persist_claim(&f.p));
-    f.block_run = false;
+    f.run.block = false;
     persist_submit(&f.p);
     uv_sleep(20);
-    ck_assert(!atomic_load(&f.in_run));
-    ck_assert_int_eq(atomic_load(&f.runs), 1);
-    f.block_after = false;
-    uv_sem_post(&f.after_go);
+    ck_assert(!atomic_load(&f.run.in));
+    ck_assert_int_eq(atomic_load(&f.run.count), 1);
+    f.after.block = false;
+    uv_sem_post(&f.after.go);
     run_until_done(2);
     wait_thread_idle();
     ck_assert(persist_claim(&f.p));
     persist_release(&f.p);
-    ck_assert_int_eq(atomic_load(&f.runs), 2);
-    ck_assert_int_eq(atomic_load(&f.afters), 2);
+    ck_assert_int_eq(atomic_load(&f.run.count), 2);
+    ck_assert_int_eq(atomic_load(&f.after.count), 2);
 }
 END_TEST
 
@@ -186,15 +193,15 @@ START_TEST(test_persist_follow_up_of_a_claimed_batch_runs_on_the_thread)
     ck_assert(persist_claim(&f.p));
     ck_assert(!persist_claim(&f.p)); /* one owner at a time */
     ck_assert_int_eq(op_run(&f), 0);
-    ck_assert(f.run_on_loop_thread);
-    f.block_after = true;
+    ck_assert(f.run.on_loop_thread);
+    f.after.block = true;
     persist_release_after(&f.p);
-    uv_sem_wait(&f.after_entered);
-    ck_assert(!f.after_on_loop_thread);
+    uv_sem_wait(&f.after.entered);
+    ck_assert(!f.after.on_loop_thread);
     ck_assert(!persist_claim(&f.p));
-    uv_sem_post(&f.after_go);
+    uv_sem_post(&f.after.go);
     persist_claim_wait(&f.p);
-    ck_assert_int_eq(atomic_load(&f.afters), 1);
+    ck_assert_int_eq(atomic_load(&f.after.count), 1);
     persist_release(&f.p);
     /* No done() for a batch the loop ran. */
     uv_run(&f.loop, UV_RUN_NOWAIT);

@@ -70,6 +70,18 @@ static void expect_entries(const struct wal_loaded *l,
     }
 }
 
+/* Reopens @dir with @o and asserts it holds exactly entries 1..@last of
+ * term 1, found without a repair. */
+static void reopen_expect(const struct wal_options *o, raft_index last)
+{
+    struct wal_loaded l;
+    struct wal *wal = wal_open_ok(dir, o, &l);
+    expect_entries(&l, 1, last, 5000, 1);
+    ck_assert_uint_eq(l.repairs, 0);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+}
+
 /* Entries appended in batches and synced come back identical after a
  * reopen. */
 START_TEST(test_wal_returns_appended_entries_after_reopen)
@@ -248,11 +260,7 @@ START_TEST(test_wal_rollover_finishes_a_partly_prepared_segment)
     ck_assert_int_eq(access(path_in(dir, "0000000000000003.seg.tmp"), F_OK),
                      -1);
 
-    wal = wal_open_ok(dir, &o, &l);
-    expect_entries(&l, 1, 257, 5000, 1);
-    ck_assert_uint_eq(l.repairs, 0);
-    wal_loaded_free(wal, &l);
-    wal_destroy(wal);
+    reopen_expect(&o, 257);
 }
 END_TEST
 
@@ -291,11 +299,7 @@ START_TEST(test_wal_explicit_preparation_zero_fills_only_when_asked)
     wal_loaded_free(wal, &l);
     wal_destroy(wal);
 
-    wal = wal_open_ok(dir, &o, &l);
-    expect_entries(&l, 1, 259, 5000, 1);
-    ck_assert_uint_eq(l.repairs, 0);
-    wal_loaded_free(wal, &l);
-    wal_destroy(wal);
+    reopen_expect(&o, 259);
 }
 END_TEST
 
@@ -343,11 +347,7 @@ START_TEST(test_wal_starts_writeback_of_the_zeros_in_chunks)
     wal_loaded_free(wal, &l);
     wal_destroy(wal);
 
-    wal = wal_open_ok(dir, &o, &l);
-    expect_entries(&l, 1, 456, 5000, 1);
-    ck_assert_uint_eq(l.repairs, 0);
-    wal_loaded_free(wal, &l);
-    wal_destroy(wal);
+    reopen_expect(&o, 456);
 }
 END_TEST
 
