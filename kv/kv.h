@@ -18,11 +18,12 @@
  * (the WAL must never be compacted past that index). docs/kv.md holds the
  * normative formats.
  *
- * Threads: one thread at a time may call the functions that write (kv_apply,
- * kv_compact, kv_checkpoint, kv_snapshot_stage_*, kv_snapshot_install), while
- * any number of threads call kv_get, kv_range, kv_history_read and
- * kv_snapshot_create. kv_snapshot_install and kv_close need the store to
- * themselves.
+ * Threads: one thread at a time (the writer) may call the functions that
+ * write (kv_apply, kv_compact, kv_checkpoint, kv_checkpoint_begin/_end,
+ * kv_snapshot_stage_*, kv_snapshot_install), while any number of threads
+ * call kv_get, kv_range, kv_history_read and kv_snapshot_create, and one
+ * other thread may run kv_checkpoint_sync. kv_snapshot_install and kv_close
+ * need the store to themselves (no checkpoint begun and not ended).
  */
 #ifndef BALLOT_KV_H
 #define BALLOT_KV_H
@@ -289,6 +290,11 @@ struct kv_options
      * log index of its last write) is evicted. 0 means
      * KV_SESSIONS_DEFAULT. Must be the same on every replica. */
     uint32_t session_max;
+    /* Bulk writes (a checkpoint's sync, a snapshot's copy) are written back
+     * in chunks of this many bytes, each waited for before the next, so
+     * that they never hold more than a chunk ahead of the WAL's small syncs
+     * on the same disk. 0 means 2 MiB. */
+    uint64_t writeback_chunk;
     kv_step_cb step_hook; /* tests only; NULL in production */
     void *step_arg;
 };
@@ -431,8 +437,45 @@ void kv_apply_result_free(struct kv_apply_result *res);
  * that is now durable. The WAL may be compacted up to it and no further.
  * Also clears the DIRTY marker, so call it often: a machine crash with
  * writes since the last checkpoint forces a rebuild from a snapshot. A
- * failed sync poisons the store (KV_EPOISONED afterwards for every write). */
+ * failed sync poisons the store (KV_EPOISONED afterwards for every write).
+ * The same as kv_checkpoint_begin(), _sync() and _end() in a row. */
 int kv_checkpoint(struct kv_store *store, raft_index *durable);
+
+/* A checkpoint in three steps, so that the sync, which writes back every
+ * page changed since the last one, runs on another thread while the writer
+ * keeps applying (docs/kv.md, "Checkpoints while applying"). Filled in by
+ * kv_checkpoint_begin(); the caller owns it and treats it as opaque. */
+struct kv_checkpoint
+{
+    raft_index applied; /* the applied index the sync covers */
+    uint64_t writes;    /* write transactions begun before it began */
+    int status;         /* of kv_checkpoint_sync(); KV_ESTATE until it ran */
+};
+
+/* Writer thread, between writes: records the applied index that the sync
+ * will cover (everything committed so far). Until kv_checkpoint_end(),
+ * kv_snapshot_install() and kv_close() are not allowed. Returns 0,
+ * KV_EPOISONED, KV_ESTATE (another checkpoint is begun and not ended) or an
+ * error reading the store. */
+int kv_checkpoint_begin(struct kv_store *store, struct kv_checkpoint *ckpt);
+
+/* Syncs the environment: every write committed before kv_checkpoint_begin()
+ * is on disk when it returns 0. Any thread, once, between _begin and _end,
+ * concurrently with the writer's kv_apply() and kv_compact() and with
+ * readers; it touches nothing the writer changes. Returns 0 or KV_EIO (the
+ * sync failed; kv_checkpoint_end() then poisons the store). */
+int kv_checkpoint_sync(struct kv_store *store, struct kv_checkpoint *ckpt);
+
+/* Writer thread, after kv_checkpoint_sync() returned: stores in @durable
+ * (may be NULL) the applied index the sync covered, and removes the DIRTY
+ * marker if nothing was written since kv_checkpoint_begin() (otherwise the
+ * store stays dirty: writes made during the sync may be half on disk).
+ * Returns 0, KV_EPOISONED (the sync failed, or never ran: the store is
+ * poisoned), KV_ESTATE (no checkpoint begun) or KV_EIO (the marker could
+ * not be removed; the store stays dirty, @durable still holds). */
+int kv_checkpoint_end(struct kv_store *store,
+                      struct kv_checkpoint *ckpt,
+                      raft_index *durable);
 
 /* ---------------------------------------------------------------------- */
 /* Reading                                                                 */

@@ -57,6 +57,8 @@ struct kv_store
     struct kv_allocator alloc;
     bool poisoned;
     bool dirty;               /* DIR/DIRTY exists: writes since a sync */
+    uint64_t writes;          /* write transactions begun (kv_mark_dirty) */
+    bool ckpt_begun;          /* kv_checkpoint_begin() without _end() */
     uint64_t reserved;        /* data file bytes known to have disk blocks */
     bool reserve_unsupported; /* the file system cannot fallocate */
     struct kv_stage stage;
@@ -228,10 +230,19 @@ void kv_env_close(struct kv_store *store);
  * written through, MDB_WRITEMAP). */
 int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
 
+/* Writes back bytes [from, to) of @fd in chunks of opts.writeback_chunk,
+ * waiting for each, so that a bulk write never holds more than a chunk
+ * ahead of other syncs on the disk. Not a sync: no metadata, no cache
+ * flush. Returns 0 or a kv code; an I/O error here must fail the sync it
+ * precedes (it would not be reported again). */
+int kv_writeback(struct kv_store *store, int fd, uint64_t from, uint64_t to);
+
 /* DIR/DIRTY records, before the first write after a checkpoint, that the
  * environment has unsynced changes, and the boot it happened in; a
- * checkpoint removes it. kv_open() refuses a store that is dirty from an
- * earlier boot. */
+ * checkpoint that covered every write removes it. kv_open() refuses a store
+ * that is dirty from an earlier boot. kv_mark_dirty() is called before every
+ * write transaction and also counts them (kv_checkpoint_end() compares the
+ * count). */
 int kv_mark_dirty(struct kv_store *store);
 int kv_mark_clean(struct kv_store *store);
 
@@ -274,7 +285,7 @@ char *kv_path(const struct kv_allocator *a, const char *fmt, ...)
 int kv_current_read(struct kv_store *store, uint64_t *gen);
 /* Removes every generation but @keep (0: all), a stage and a CURRENT.tmp. */
 int kv_dir_cleanup(struct kv_store *store, uint64_t keep);
-/* Refuses (KV_ECORRUPT) a store left dirty by an earlier boot. */
+/* Refuses (KV_ETORN) a store left dirty by an earlier boot. */
 int kv_dirty_check(struct kv_store *store);
 
 /* Points DIR/CURRENT at generation @gen (write, fsync, rename, fsync). */

@@ -14,6 +14,7 @@
  * CURRENT.tmp) is what an interrupted install left behind and is removed at
  * open: the rename of CURRENT is the single commit point of an install.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -399,6 +400,9 @@ int kv_open(const char *dir,
     if (s->opts.session_max == 0) {
         s->opts.session_max = KV_SESSIONS_DEFAULT;
     }
+    if (s->opts.writeback_chunk == 0) {
+        s->opts.writeback_chunk = 2u << 20;
+    }
     s->dir = kv_path(&a, "%s", dir);
     if (s->dir == NULL) {
         rv = KV_ENOMEM;
@@ -472,6 +476,8 @@ void kv_close(struct kv_store *s)
     if (s == NULL) {
         return;
     }
+    /* A sync may still use the environment on another thread. */
+    assert(!s->ckpt_begun);
     struct kv_allocator a = s->alloc;
     kv_stage_reset(s);
     kv_env_close(s);
@@ -514,13 +520,23 @@ cleanup:
     return rv;
 }
 
-int kv_checkpoint(struct kv_store *s, raft_index *durable)
+/* A checkpoint runs in three steps so that the sync can leave the writer's
+ * thread. The DIRTY marker stays correct because only the writer touches it:
+ * _begin notes how many write transactions had begun, and _end removes the
+ * marker only if that count did not move, i.e. the sync covered every
+ * write. A write that began during the sync keeps the store dirty: LMDB may
+ * have reused pages of the synced state for it, and a machine crash could
+ * leave them half written. */
+int kv_checkpoint_begin(struct kv_store *s, struct kv_checkpoint *ckpt)
 {
     MDB_txn *txn = NULL;
     uint64_t applied = 0;
     int rv;
-    if (s->poisoned) {
+    if (s->poisoned || s->env == NULL) {
         return KV_EPOISONED;
+    }
+    if (s->ckpt_begun) {
+        return kv_set_error(s, KV_ESTATE, "checkpoint: one is running");
     }
     /* Everything committed before the sync starts is covered by it, so the
      * applied index read first is durable once the sync returns. */
@@ -532,17 +548,71 @@ int kv_checkpoint(struct kv_store *s, raft_index *durable)
     if (rv != 0) {
         return rv;
     }
-    int rc = mdb_env_sync(s->env, 1);
-    if (rc != 0) {
-        /* A failed sync may have dropped dirty pages: never trust a retry. */
-        s->poisoned = true;
-        return kv_mdb_error(s, rc, "checkpoint sync");
+    ckpt->applied = applied;
+    ckpt->writes = s->writes;
+    ckpt->status = KV_ESTATE;
+    s->ckpt_begun = true;
+    return 0;
+}
+
+int kv_checkpoint_sync(struct kv_store *s, struct kv_checkpoint *ckpt)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd = -1;
+    int rc;
+    /* Reads only the environment handle, which cannot change before _end
+     * (install and close wait for it). With MDB_WRITEMAP the sync is an
+     * msync of the map: it writes back, and waits for, every page dirty
+     * when it starts; pages the writer dirties meanwhile may or may not go
+     * too. Writing the used part back in chunks first keeps the disk's
+     * queue short for the WAL meanwhile, and leaves the msync (and its one
+     * cache flush) little to do. */
+    if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+        (rc = mdb_env_stat(s->env, &st)) != 0 ||
+        (rc = mdb_env_get_fd(s->env, &fd)) != 0) {
+        ckpt->status = kv_mdb_error(s, rc, "checkpoint sync");
+        return ckpt->status;
     }
-    if (s->dirty && (rv = kv_mark_clean(s)) != 0) {
-        return rv;
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((ckpt->status = kv_writeback(s, fd, 0, used)) != 0) {
+        return ckpt->status;
+    }
+    rc = mdb_env_sync(s->env, 1);
+    ckpt->status = rc == 0 ? 0 : kv_mdb_error(s, rc, "checkpoint sync");
+    return ckpt->status;
+}
+
+int kv_checkpoint_end(struct kv_store *s,
+                      struct kv_checkpoint *ckpt,
+                      raft_index *durable)
+{
+    if (!s->ckpt_begun) {
+        return kv_set_error(s, KV_ESTATE, "checkpoint: none begun");
+    }
+    s->ckpt_begun = false;
+    if (ckpt->status != 0) {
+        /* A failed sync may have dropped dirty pages: never trust a
+         * retry. */
+        s->poisoned = true;
+        return KV_EPOISONED;
     }
     if (durable != NULL) {
-        *durable = applied;
+        *durable = ckpt->applied;
+    }
+    if (s->dirty && s->writes == ckpt->writes) {
+        return kv_mark_clean(s);
     }
     return 0;
+}
+
+int kv_checkpoint(struct kv_store *s, raft_index *durable)
+{
+    struct kv_checkpoint ckpt;
+    int rv = kv_checkpoint_begin(s, &ckpt);
+    if (rv != 0) {
+        return rv;
+    }
+    (void)kv_checkpoint_sync(s, &ckpt);
+    return kv_checkpoint_end(s, &ckpt, durable);
 }

@@ -6,15 +6,20 @@
  *   feed the core what arrived (ticks, messages, proposals, reads)
  *   raft_ready()
  *     send update.messages                          (loop thread)
- *     persist entries + hard state, one fdatasync  (worker thread)
+ *     persist entries + hard state, one fdatasync  (disk thread, or the
+ *                                                   loop for a small batch)
+ *       meanwhile apply the committed entries that
+ *       were already durable, answer writes         (loop thread)
  *     send update.messages_after_persist            (loop thread)
- *     apply update.committed to LMDB, answer writes (loop thread)
+ *     apply the rest of update.committed, answer    (loop thread)
  *     answer reads whose index is applied
  *   raft_advance()
+ *   zero-fill the WAL ahead                         (disk thread)
  *
- * While the worker persists, the core is frozen (the update's pointers
- * stay valid); whatever arrives meanwhile is copied into queues and fed in
- * at the next cycle, which is what batches writes into one fsync.
+ * While the disk thread persists, the core is frozen (the update's
+ * pointers stay valid); whatever arrives meanwhile is copied into queues
+ * and fed in at the next cycle, which is what batches writes into one
+ * fsync.
  */
 #include "bnode.h"
 
@@ -70,6 +75,9 @@ void bnode_options_default(struct bnode_options *opts)
     opts->heartbeat_ticks = 3;
     opts->snapshot_every = 100000;
     opts->snapshot_trailing = 10000;
+    opts->checkpoint_every = 50000;
+    opts->checkpoint_idle_ms = 1000;
+    opts->persist_inline_max = 8;
     opts->max_uncommitted_bytes = 64u << 20;
     opts->max_entry_bytes = KV_CMD_BYTES_MAX;
 }
@@ -413,6 +421,7 @@ static void feed(struct bnode *node)
     while (node->pending_ticks > 0) {
         node->pending_ticks--;
         raft_tick(node->raft);
+        ckpt_on_tick(node);
     }
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
@@ -447,6 +456,13 @@ static void feed(struct bnode *node)
 
 /* ---- persistence (worker thread) --------------------------------------- */
 
+/* A new term or vote: made durable by replacing the hard state file. */
+static bool term_or_vote(const struct bnode *node, const struct raft_update *u)
+{
+    return u->hard_state_changed && (u->hard_state.term != node->disk_hs.term ||
+                                     u->hard_state.vote != node->disk_hs.vote);
+}
+
 /* Whether the batch must reach the disk before its acknowledgements leave.
  * A change of the commit index alone does not: it is only a hint for a
  * faster restart (raft_restore() copes with a stale one), so it rides along
@@ -454,17 +470,36 @@ static void feed(struct bnode *node)
  * own. */
 static bool needs_disk(const struct bnode *node, const struct raft_update *u)
 {
-    bool term_or_vote =
-        u->hard_state_changed && (u->hard_state.term != node->disk_hs.term ||
-                                  u->hard_state.vote != node->disk_hs.vote);
     /* Snapshot chunks and installs are made durable by snap_receive() on
      * the loop thread before this. */
-    return u->n_entries > 0 || term_or_vote;
+    return u->n_entries > 0 || term_or_vote(node, u);
 }
 
-static void persist_work(uv_work_t *req)
+/* Bytes of entries a batch persisted on the loop may carry. */
+#define INLINE_BYTES_MAX (64u * 1024u)
+
+/* Whether the batch is small enough to persist on the loop thread: one
+ * pwrite and one fdatasync of a few records (about as long as the two
+ * thread hand-offs it saves), never a hard state file replacement. */
+static bool persist_inline(const struct bnode *node,
+                           const struct raft_update *u)
 {
-    struct bnode *node = req->data;
+    uint64_t bytes = 0;
+    if (u->n_entries > node->opts.persist_inline_max || term_or_vote(node, u)) {
+        return false;
+    }
+    for (size_t i = 0; i < u->n_entries; i++) {
+        bytes += u->entries[i].len;
+    }
+    return bytes <= INLINE_BYTES_MAX;
+}
+
+/* Appends the update's entries and hard state and syncs them with one
+ * fdatasync; on the disk thread, or on the loop for a small batch. The
+ * zeros ahead (persist_after) come once the acknowledgements are out. */
+static int persist_batch(void *arg)
+{
+    struct bnode *node = arg;
     const struct raft_update *u = &node->update;
     int rv = 0;
 
@@ -483,9 +518,24 @@ static void persist_work(uv_work_t *req)
     if (rv != 0) {
         snprintf(node->work_err, sizeof(node->work_err), "%s",
                  wal_errmsg(node->wal));
+        return BNODE_ESTORAGE;
     }
-    node->work_status = rv == 0 ? 0 : BNODE_ESTORAGE;
+    return 0;
 }
+
+static void persist_after(void *arg)
+{
+    struct bnode *node = arg;
+    wal_prepare_next(node->wal);
+}
+
+static void after_persist(void *arg, int status);
+
+static const struct persist_ops persist_ops = {
+    persist_batch,
+    persist_after,
+    after_persist,
+};
 
 /* ---- the cycle --------------------------------------------------------- */
 
@@ -527,72 +577,89 @@ static void soft_state(struct bnode *node, const struct raft_update *u)
          (unsigned long long)u->soft_state.leader);
 }
 
-/* Applied entries between two LMDB syncs. A sync runs on the loop thread
- * and stalls it; measured with 100 clients writing, fewer, larger ones
- * serve both throughput and the tail better: 50,000 gave 28k SET/s and a
- * p99 of 17-21 ms, 10,000 gave 22-24k/s and 32-41 ms, 2,000 gave 14k/s and
- * 58-75 ms (docs/performance.md). The cost is a longer replay after a
- * crash. Moving the sync off the loop is the real fix (it needs kv's
- * DIRTY bookkeeping to tolerate a concurrent apply). */
-#define BNODE_CHECKPOINT_EVERY 50000
-
-static void maybe_checkpoint(struct bnode *node)
+/* Applies @n committed entries to LMDB in one transaction and answers the
+ * proposals they decide. */
+static void apply_committed(struct bnode *node,
+                            const struct raft_entry *entries,
+                            size_t n)
 {
-    /* LMDB skips its own fsync (the WAL is the truth); sync it now and
-     * then so a restart replays little and the DIRTY marker is cleared. */
-    if (node->applied_since_checkpoint < BNODE_CHECKPOINT_EVERY) {
+    struct kv_apply_result res;
+    if (n == 0) {
         return;
     }
-    raft_index durable;
-    if (kv_checkpoint(node->kv, &durable) != 0) {
+    memset(&res, 0, sizeof(res));
+    int rv = kv_apply(node->kv, entries, n, &res);
+    if (rv != 0) {
         char msg[256];
         kv_errmsg(node->kv, msg, sizeof(msg));
+        kv_apply_result_free(&res);
         bnode_halt(node, msg);
+        return;
     }
-    node->applied_since_checkpoint = 0;
+    /* A recorded address is known before anything that follows it in the
+     * log (the change adding the member) is answered. */
+    if (bnode_members_touched(&res)) {
+        (void)bnode_members_sync(node);
+    }
+    complete_writes(node, entries, &res);
+    kv_apply_result_free(&res);
+    node->entries_applied += n;
+    ckpt_after_apply(node, n);
+}
+
+/* Applies, ahead of step 4, the committed entries of the update that are
+ * already durable here: those before its first new entry, which earlier
+ * batches persisted (none when a snapshot is being installed, which must
+ * come first). Committed and durable, they may be applied and answered
+ * while this batch is persisted, one fsync sooner. */
+static void apply_early(struct bnode *node)
+{
+    const struct raft_update *u = &node->update;
+    raft_index first_new = u->n_entries > 0 ? u->entries[0].index : 0;
+    size_t n = 0;
+    if (u->snapshot != NULL || u->n_snapshot_chunks > 0) {
+        return;
+    }
+    while (n < u->n_committed &&
+           (first_new == 0 || u->committed[n].index < first_new)) {
+        n++;
+    }
+    apply_committed(node, u->committed, n);
+    node->applied_early = n;
+}
+
+/* Whether the update commits an entry a client of this node waits for. */
+static bool decides_writes(const struct bnode *node,
+                           const struct raft_update *u)
+{
+    return u->n_committed > 0 && node->writes_head != NULL &&
+           node->writes_head->index <= u->committed[u->n_committed - 1].index;
 }
 
 /* Steps 3-6 of the cycle, on the loop thread once the batch is durable. */
 static void finish_cycle(struct bnode *node)
 {
     struct raft_update *u = &node->update;
+    size_t early = node->applied_early;
+    node->applied_early = 0;
     send_all(node, u->messages_after_persist, u->n_messages_after_persist);
-    if (u->n_committed > 0) {
-        struct kv_apply_result res;
-        memset(&res, 0, sizeof(res));
-        int rv = kv_apply(node->kv, u->committed, u->n_committed, &res);
-        if (rv != 0) {
-            char msg[256];
-            kv_errmsg(node->kv, msg, sizeof(msg));
-            kv_apply_result_free(&res);
-            bnode_halt(node, msg);
-            return;
-        }
-        /* A recorded address is known before anything that follows it in
-         * the log (the change adding the member) is answered. */
-        if (bnode_members_touched(&res)) {
-            (void)bnode_members_sync(node);
-        }
-        complete_writes(node, u->committed, &res);
-        kv_apply_result_free(&res);
-        node->entries_applied += u->n_committed;
-        node->applied_since_checkpoint += u->n_committed;
+    if (u->n_committed > early) {
+        apply_committed(node, u->committed + early, u->n_committed - early);
     }
     read_states(node, u->reads, u->n_reads);
     raft_advance(node->raft, u);
     node->frozen = false;
     complete_reads(node);
-    maybe_checkpoint(node);
     snap_maybe_create(node);
 }
 
-static void after_persist(uv_work_t *req, int status)
+/* The disk thread made the update durable. */
+static void after_persist(void *arg, int status)
 {
-    struct bnode *node = req->data;
+    struct bnode *node = arg;
     node->batches_persisted++;
-    if (status != 0 || node->work_status != 0) {
-        bnode_halt(node,
-                   node->work_err[0] ? node->work_err : "persist cancelled");
+    if (status != 0) {
+        bnode_halt(node, node->work_err);
         return;
     }
     /* The batch is durable: finish it even when stopping, so its
@@ -642,23 +709,37 @@ static void drive(struct bnode *node)
         }
         node->frozen = true;
         soft_state(node, u);
+        bool disk = needs_disk(node, u);
+        bool snap = u->n_snapshot_chunks > 0 || u->snapshot != NULL;
+        /* Nothing to persist: answer the clients this update decides
+         * before sending its messages (commit indexes, heartbeats), which
+         * would compete with the answers for the CPU and the wire. */
+        if (!disk && !snap && decides_writes(node, u)) {
+            apply_early(node);
+        }
         send_all(node, u->messages, u->n_messages);
-        if ((u->n_snapshot_chunks > 0 || u->snapshot != NULL) &&
-            snap_receive(node, u) != 0) {
+        if (snap && snap_receive(node, u) != 0) {
             return;
         }
-        if (needs_disk(node, u)) {
-            node->work.data = node;
-            node->work_status = 0;
-            node->work_err[0] = '\0';
-            int rv = uv_queue_work(node->loop, &node->work, persist_work,
-                                   after_persist);
-            if (rv != 0) {
-                bnode_halt(node, uv_strerror(rv));
+        if (!disk) {
+            finish_cycle(node);
+            continue;
+        }
+        if (persist_inline(node, u) && persist_claim(node->persist)) {
+            /* A small batch, and the disk thread is idle: persist it here,
+             * then send, apply and answer; the thread zero-fills ahead. */
+            node->batches_persisted++;
+            if (persist_batch(node) != 0) {
+                bnode_halt(node, node->work_err);
+                return;
             }
-            return;
+            finish_cycle(node);
+            persist_release_after(node->persist);
+            continue;
         }
-        finish_cycle(node);
+        persist_submit(node->persist);
+        apply_early(node);
+        return;
     }
     kick(node); /* more work: continue after other events had a turn */
 }
@@ -918,6 +999,9 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     }
     wal_options_default(&wo);
     wo.log = wal_log;
+    /* The zeros ahead wait until the acknowledgements are out
+     * (persist_after). */
+    wo.prepare_explicitly = true;
     rv = wal_create(&wo, &node->wal);
     if (rv != 0) {
         store_error(errmsg, errmsg_len, "wal: %s", storage_strerror(rv));
@@ -994,6 +1078,11 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     return 0;
 }
 
+static void free_persist(struct persist *p)
+{
+    free(p);
+}
+
 int bnode_start(uv_loop_t *loop,
                 const struct bnode_options *opts,
                 struct bnode **out,
@@ -1045,6 +1134,15 @@ int bnode_start(uv_loop_t *loop,
     if (rv != 0) {
         goto err;
     }
+    node->persist = calloc(1, sizeof(*node->persist));
+    if (node->persist == NULL ||
+        persist_start(node->persist, loop, &persist_ops, node) != 0) {
+        free(node->persist);
+        node->persist = NULL;
+        store_error(errmsg, errmsg_len, "%s", "cannot start the disk thread");
+        rv = BNODE_ENOMEM;
+        goto err;
+    }
 
     struct transport_options to;
     memset(&to, 0, sizeof(to));
@@ -1060,6 +1158,10 @@ int bnode_start(uv_loop_t *loop,
     to.arg = node;
     rv = transport_create(loop, &to, &node->transport, errmsg, errmsg_len);
     if (rv != 0) {
+        /* The disk thread stops now; its handle closes at the next loop
+         * turn and frees it then. */
+        persist_close(node->persist, free_persist);
+        node->persist = NULL;
         rv = BNODE_EINVAL;
         goto err;
     }
@@ -1109,27 +1211,40 @@ static void finish_stop(struct bnode *node)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
+/* One of the things bnode_stop_now() closes is closed. */
+static void closed_one(struct bnode *node)
 {
-    struct bnode *node = h->data;
     if (--node->closing_handles == 0) {
         finish_stop(node);
     }
 }
 
+static void on_handle_closed(uv_handle_t *h)
+{
+    closed_one(h->data);
+}
+
+static void on_persist_closed(struct persist *p)
+{
+    struct bnode *node = p->arg;
+    free(p);
+    closed_one(node);
+}
+
 static void on_transport_closed(void *arg)
 {
     struct bnode *node = arg;
-    node->closing_handles = 2;
+    node->closing_handles += 2;
     uv_close((uv_handle_t *)&node->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&node->idle, on_handle_closed);
+    closed_one(node);
 }
 
 void bnode_stop_now(struct bnode *node)
 {
     raft_index durable;
-    if (node->snap_jobs > 0) {
-        return; /* job_after() calls back once the workers let go */
+    if (node->snap_jobs > 0 || node->ckpt_running) {
+        return; /* their callbacks call back once the workers let go */
     }
     snap_close(node);
     fail_all_writes(node, BNODE_EUNKNOWN);
@@ -1145,6 +1260,13 @@ void bnode_stop_now(struct bnode *node)
     (void)kv_checkpoint(node->kv, &durable);
     kv_close(node->kv);
     node->kv = NULL;
+    /* The transport and the disk thread's handle close asynchronously;
+     * the node goes once both (and the handles closed after the
+     * transport) are closed. The thread itself is joined here, before the
+     * WAL it may still be zero-filling goes. */
+    node->closing_handles = 2;
+    persist_close(node->persist, on_persist_closed);
+    node->persist = NULL;
     wal_destroy(node->wal);
     node->wal = NULL;
     transport_close(node->transport, on_transport_closed, node);

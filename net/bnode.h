@@ -87,6 +87,14 @@ struct bnode_options
      * keep this many entries behind it for slightly lagging followers. */
     uint64_t snapshot_every;
     uint64_t snapshot_trailing;
+    /* Sync LMDB (on a worker) after this many applied entries, and once
+     * nothing was applied for checkpoint_idle_ms (0: not when idle). */
+    uint64_t checkpoint_every;
+    uint64_t checkpoint_idle_ms;
+    /* A batch of at most this many entries (and 64 KiB) is made durable on
+     * the loop thread itself when the disk thread is idle, saving two
+     * thread hand-offs; 0: always on the disk thread. */
+    unsigned persist_inline_max;
     uint64_t max_uncommitted_bytes;
     uint32_t max_entry_bytes;
     uint64_t kv_map_size; /* 0: kv's default */
@@ -94,7 +102,8 @@ struct bnode_options
 
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
  * (300-600 ms), heartbeat every 3, a snapshot every 100,000 entries with
- * 10,000 kept behind it. */
+ * 10,000 kept behind it, an LMDB checkpoint every 50,000 entries and after
+ * one idle second, batches of up to 8 entries persisted on the loop. */
 void bnode_options_default(struct bnode_options *opts);
 
 struct bnode;

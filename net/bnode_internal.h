@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "bnode.h"
+#include "persist.h"
 #include "transport.h"
 #include "wal.h"
 
@@ -90,13 +91,14 @@ struct bnode
     bool idle_active;
     unsigned pending_ticks;
 
-    /* The update being executed, and the worker persisting it. */
+    /* The update being executed, and the disk thread persisting it. */
     bool frozen;
     struct raft_update update;
     struct raft_hard_state disk_hs; /* the hard state last made durable */
-    uv_work_t work;
-    int work_status;
+    struct persist *persist;
     char work_err[256];
+    /* Committed entries of the update applied while it was persisted. */
+    size_t applied_early;
 
     struct pending_write *writes_head, *writes_tail;
     struct queued_proposal *props_head, *props_tail;
@@ -107,7 +109,16 @@ struct bnode
 
     uint64_t batches_persisted;
     uint64_t entries_applied;
-    uint64_t applied_since_checkpoint;
+
+    /* LMDB checkpoints (bnode_ckpt.c). */
+    uint64_t applied_since_checkpoint; /* since the last one began */
+    uint64_t ckpt_idle_ticks;          /* ticks since the last apply */
+    struct kv_checkpoint ckpt;
+    uv_work_t ckpt_work;
+    bool ckpt_running;        /* ckpt_work queued, its callback not run */
+    bool ckpt_begun;          /* kv_checkpoint_begin() without _end() */
+    atomic_bool ckpt_syncing; /* the worker may still use the store */
+    raft_index ckpt_durable;  /* applied index the last one made durable */
 
     /* Snapshots (bnode_snap.c). */
     char snap_dir[4200];
@@ -168,6 +179,19 @@ int export_prepare(struct bnode *node, char *err, size_t err_len);
 int bnode_members_sync(struct bnode *node);
 /* Whether an applied batch recorded a member address. */
 bool bnode_members_touched(const struct kv_apply_result *res);
+
+/* bnode_ckpt.c */
+
+/* Counts @n applied entries; starts a checkpoint after checkpoint_every. */
+void ckpt_after_apply(struct bnode *node, size_t n);
+/* Starts a checkpoint once nothing was applied for checkpoint_idle_ms
+ * after the last one began. */
+void ckpt_on_tick(struct bnode *node);
+/* Begins a checkpoint and queues its sync on a worker, unless one runs. */
+void ckpt_start(struct bnode *node);
+/* Waits (blocking the loop) until no sync uses the store, and ends the
+ * checkpoint; before a snapshot install replaces the environment. */
+void ckpt_wait(struct bnode *node);
 
 /* bnode.c */
 void bnode_halt(struct bnode *node, const char *what);

@@ -4,12 +4,12 @@
  * Taking one: once `snapshot_every` entries were applied since the last
  * snapshot, a worker thread writes a compacting copy of LMDB to
  * DATA/snap/<index>.snap (kv_snapshot_create: writers are held back only
- * until its read transaction starts). Back on the loop, LMDB is
- * checkpointed (so the store on disk is at least as new as the snapshot),
- * the core is told (raft_snapshot_taken: it compacts its in-memory log,
- * keeping `snapshot_trailing` entries), the WAL records the snapshot as
- * its new base and drops whole segments below the core's first index, and
- * older snapshot files are removed.
+ * until its read transaction starts). Back on the loop, once a checkpoint
+ * (bnode_ckpt.c, on a worker too) has made the store on disk at least as
+ * new as the snapshot, the core is told (raft_snapshot_taken: it compacts its
+ * in-memory log, keeping `snapshot_trailing` entries), the WAL records the
+ * snapshot as its new base and drops whole segments below the core's first
+ * index, and older snapshot files are removed.
  *
  * Sending one: the core asks for chunks (RAFT_MSG_SNAPSHOT with no data);
  * they are read from the snapshot file at the offset the core names, so a
@@ -285,12 +285,20 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
     while (atomic_load(&node->snap_copies) > 0) {
         uv_sleep(1);
     }
+    /* Nor while a checkpoint's sync uses it. */
+    ckpt_wait(node);
+    persist_claim_wait(node->persist); /* install() writes to the WAL */
     int rv = install(node, u->snapshot, u->snapshot_reset_log);
+    persist_release(node->persist);
     if (rv != 0) {
         bnode_halt(node, "cannot install the leader's snapshot");
         return rv;
     }
     node->last_snap_index = u->snapshot->index;
+    /* The staged file, synced, became LMDB's environment. */
+    if (node->ckpt_durable < u->snapshot->index) {
+        node->ckpt_durable = u->snapshot->index;
+    }
     /* The staged file became LMDB's environment; take our own snapshot
      * soon, so this node can send one if it leads. */
     node->snap_soon = true;
@@ -402,13 +410,19 @@ static void remove_older(struct bnode *node, raft_index keep)
 void snap_maybe_taken(struct bnode *node)
 {
     char from[4400], to[4400];
-    raft_index durable;
     if (node->created == NULL || node->frozen || node->halted) {
         return;
     }
     const struct kv_snapshot_info *info = kv_snapshot_info(node->created);
     raft_index index = info->applied;
     uint64_t size = info->size;
+    /* LMDB on disk must be at least as new as the WAL's new base before
+     * the log below it can go: wait for a checkpoint that covers it (its
+     * callback calls back). */
+    if (node->ckpt_durable < index) {
+        ckpt_start(node);
+        return;
+    }
     kv_snapshot_close(node->created);
     node->created = NULL;
     snprintf(from, sizeof(from), "%s/new.snap", node->snap_dir);
@@ -418,23 +432,19 @@ void snap_maybe_taken(struct bnode *node)
              (unsigned long long)index, strerror(errno));
         return;
     }
-    /* LMDB on disk must be at least as new as the WAL's new base before
-     * the log below it can go. */
-    if (kv_checkpoint(node->kv, &durable) != 0 || durable < index) {
-        bnode_halt(node, "cannot checkpoint the store before compaction");
-        return;
-    }
     if (raft_snapshot_taken(node->raft, index, size) != 0) {
         return; /* older than what the core has: nothing to do */
     }
     const struct raft_snapshot_meta *meta = raft_snapshot_of(node->raft);
+    /* The disk thread may still be zero-filling ahead. */
+    persist_claim_wait(node->persist);
     if (wal_save_snapshot_meta(node->wal, meta) != 0 ||
         wal_compact(node->wal, raft_first_index(node->raft)) != 0) {
         bnode_halt(node, wal_errmsg(node->wal));
         return;
     }
+    persist_release(node->persist);
     node->last_snap_index = index;
-    node->applied_since_checkpoint = 0;
     remove_older(node, index);
     blog(BLOG_INFO, "snapshot %llu taken (%llu bytes); log from %llu",
          (unsigned long long)index, (unsigned long long)size,

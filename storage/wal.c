@@ -264,6 +264,7 @@ void wal_prepare_step(struct wal *wal)
         }
         wal->next_fd = rc;
         wal->next_filled = FORMAT_SEG_HEADER_BYTES;
+        wal->next_wb = FORMAT_SEG_HEADER_BYTES;
     }
     n = end - wal->next_filled < budget ? end - wal->next_filled : budget;
     if (n == 0) {
@@ -273,13 +274,20 @@ void wal_prepare_step(struct wal *wal)
     if (rc < 0) {
         goto fail;
     }
-    /* Start writing the zeros back now, so that the fsync at rollover
-     * finds little left to do. Advisory only. */
-    if (wal->io->writeback != NULL) {
-        (void)wal->io->writeback(wal->io->ctx, wal->next_fd, wal->next_filled,
-                                 n);
-    }
     wal->next_filled += n;
+    /* Start writing the zeros back now, so that the fsync at rollover
+     * finds little left to do. Advisory only, and in chunks: each call
+     * submits I/O (tens of microseconds on a virtual disk), so a call per
+     * small sync would cost more than the zeros. */
+    uint64_t chunk = wal->opts.segment_bytes / 8 < WAL_WRITEBACK_CHUNK
+                         ? wal->opts.segment_bytes / 8
+                         : WAL_WRITEBACK_CHUNK;
+    if (wal->io->writeback != NULL &&
+        wal->next_filled - wal->next_wb >= chunk) {
+        (void)wal->io->writeback(wal->io->ctx, wal->next_fd, wal->next_wb,
+                                 wal->next_filled - wal->next_wb);
+        wal->next_wb = wal->next_filled;
+    }
     return;
 
 fail:
@@ -662,9 +670,20 @@ int wal_sync(struct wal *wal, raft_index *durable)
     if (durable != NULL) {
         *durable = wal->durable;
     }
-    /* After the sync, so the zeros never delay an acknowledgement. */
-    wal_prepare_step(wal);
+    /* After the sync, so the zeros never delay the sync itself; a caller
+     * that acknowledges what the sync covered prepares later, after the
+     * acknowledgement (prepare_explicitly). */
+    if (!wal->opts.prepare_explicitly) {
+        wal_prepare_step(wal);
+    }
     return 0;
+}
+
+void wal_prepare_next(struct wal *wal)
+{
+    if (wal->poisoned == 0 && wal->opened) {
+        wal_prepare_step(wal);
+    }
 }
 
 int wal_compact(struct wal *wal, raft_index below)

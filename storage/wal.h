@@ -58,6 +58,13 @@ struct wal_options
      * own. At least WAL_SEGMENT_BYTES_MIN. */
     uint64_t segment_bytes;
     enum wal_prealloc prealloc;
+    /* With WAL_PREALLOC_ZERO, the next segment is zero-filled a little at a
+     * time ahead of need. false (the default): every wal_sync() does it
+     * after its fdatasync. true: wal_sync() does not, and the caller calls
+     * wal_prepare_next() once it has reported the sync, so the zeros never
+     * delay an acknowledgement. A caller that never calls it gets the next
+     * segment built whole at rollover, inside an append. */
+    bool prepare_explicitly;
 };
 
 /* Fills @opts with defaults: POSIX I/O, libc allocator, no log callback,
@@ -137,6 +144,16 @@ int wal_reset(struct wal *wal, raft_index next);
  * the durable index in @durable (may be NULL). Returns 0 or a poisoning
  * error; after a failure nothing more is ever reported durable. */
 int wal_sync(struct wal *wal, raft_index *durable);
+
+/* Zero-fills a little more of the next segment ahead of need (twice the
+ * bytes appended since the previous call) and starts writing the zeros
+ * back, so that rollover finds the segment ready; see docs/storage.md,
+ * "Preallocation". Does nothing unless the wal uses WAL_PREALLOC_ZERO.
+ * Never fails: nothing durable depends on the prepared file, so a failure
+ * is logged and the segment is built whole at rollover instead. Meant for
+ * wal_options.prepare_explicitly; like every call on @wal, not concurrently
+ * with another. */
+void wal_prepare_next(struct wal *wal);
 
 /* Deletes whole segments whose entries all have indexes below @below,
  * oldest first, never the segment being written. Pass (snapshot index + 1)

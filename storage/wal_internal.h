@@ -20,6 +20,8 @@
 #define WAL_HARDSTATE_NAME "hardstate"
 #define WAL_SNAPMETA_NAME "snapshot.meta"
 #define WAL_TMP_SUFFIX ".tmp"
+/* Zeros of the next segment whose writeback is started at once. */
+#define WAL_WRITEBACK_CHUNK (256u * 1024u)
 
 struct wal_segment
 {
@@ -61,6 +63,7 @@ struct wal
     int next_fd;            /* its temporary file, or -1 */
     uint64_t next_seq;      /* the sequence number it is for */
     uint64_t next_filled;   /* bytes of it zeroed so far */
+    uint64_t next_wb;       /* writeback started up to here */
     uint64_t since_prepare; /* bytes appended since the last step */
     bool next_disabled;     /* a step failed: build the next one at rollover */
 

@@ -227,16 +227,13 @@ int cl_read_reply(struct cl_conn *c, int timeout_ms, struct cl_reply *r)
     return 0;
 }
 
-int cl_callv(struct cl_conn *c,
+int cl_sendv(struct cl_conn *c,
              int timeout_ms,
-             struct cl_reply *r,
              int argc,
              const char **argv,
              const size_t *lens)
 {
     char head[64];
-    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
-    memset(r, 0, sizeof(*r));
     if (c->fd < 0) {
         return -1;
     }
@@ -252,6 +249,21 @@ int cl_callv(struct cl_conn *c,
             write_all(c, "\r\n", 2, timeout_ms) != 0) {
             return -1;
         }
+    }
+    return 0;
+}
+
+int cl_callv(struct cl_conn *c,
+             int timeout_ms,
+             struct cl_reply *r,
+             int argc,
+             const char **argv,
+             const size_t *lens)
+{
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    memset(r, 0, sizeof(*r));
+    if (cl_sendv(c, timeout_ms, argc, argv, lens) != 0) {
+        return -1;
     }
     if (read_reply(c, r, end) != 0) {
         cl_reply_free(r);

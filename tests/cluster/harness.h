@@ -58,6 +58,13 @@ int cl_call(struct cl_conn *c,
             struct cl_reply *r,
             int argc,
             const char **argv);
+/* Sends one command without reading its reply (to pipeline several).
+ * Returns 0 or -1. */
+int cl_sendv(struct cl_conn *c,
+             int timeout_ms,
+             int argc,
+             const char **argv,
+             const size_t *lens);
 /* Reads one reply without sending anything. Returns 0 or -1. */
 int cl_read_reply(struct cl_conn *c, int timeout_ms, struct cl_reply *r);
 /* The same with binary arguments. */

@@ -165,6 +165,53 @@ char *kvt_dump(struct kv_store *s)
     return out;
 }
 
+void kvt_apply_log(struct kv_store *s, raft_index first, size_t n)
+{
+    struct kvt_batch b = {0};
+    for (size_t i = 0; i < n; i++) {
+        raft_index index = first + i;
+        char key[32], value[32];
+        size_t len;
+        snprintf(key, sizeof(key), "key%03llu",
+                 (unsigned long long)(index * 7919 % 500));
+        snprintf(value, sizeof(value), "value-%llu", (unsigned long long)index);
+        uint8_t *d = kvt_put(key, value, &len);
+        kvt_batch_add(&b, index, d, len);
+    }
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, NULL), 0);
+    kvt_batch_clear(&b);
+}
+
+int kvt_transfer(struct kv_store *s, const char *path)
+{
+    struct kv_snapshot *snap = NULL;
+    uint8_t buf[5000];
+    uint64_t off = 0;
+    uint64_t rng = 7;
+    int rv = kv_snapshot_open(path, NULL, &snap, NULL, 0);
+    if (rv != 0) {
+        return rv;
+    }
+    ck_assert_int_eq(kv_snapshot_stage_begin(s), 0);
+    for (;;) {
+        size_t n = 0;
+        size_t want = 1 + kvt_below(&rng, sizeof(buf));
+        ck_assert_int_eq(kv_snapshot_read_chunk(snap, off, buf, want, &n), 0);
+        if (n == 0) {
+            break;
+        }
+        ck_assert_int_eq(kv_snapshot_stage_write(s, off, buf, n), 0);
+        /* A duplicated message resends a chunk. */
+        if (kvt_below(&rng, 10) == 0) {
+            ck_assert_int_eq(kv_snapshot_stage_write(s, off, buf, n), 0);
+        }
+        off += n;
+    }
+    ck_assert_uint_eq(off, kv_snapshot_info(snap)->size);
+    kv_snapshot_close(snap);
+    return kv_snapshot_stage_finish(s, NULL);
+}
+
 void kvt_snapshot_transfer(struct kv_store *src,
                            const char *src_dir,
                            struct kv_store *dst)
@@ -173,22 +220,9 @@ void kvt_snapshot_transfer(struct kv_store *src,
     snprintf(path, sizeof(path), "%s.snap", src_dir);
     struct kv_snapshot *snap = NULL;
     ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
-    ck_assert_int_eq(kv_snapshot_stage_begin(dst), 0);
-    static uint8_t buf[65536];
-    uint64_t off = 0;
-    for (;;) {
-        size_t n = 0;
-        ck_assert_int_eq(
-            kv_snapshot_read_chunk(snap, off, buf, sizeof(buf), &n), 0);
-        if (n == 0) {
-            break;
-        }
-        ck_assert_int_eq(kv_snapshot_stage_write(dst, off, buf, n), 0);
-        off += n;
-    }
     kv_snapshot_close(snap);
+    ck_assert_int_eq(kvt_transfer(dst, path), 0);
     unlink(path);
-    ck_assert_int_eq(kv_snapshot_stage_finish(dst, NULL), 0);
     ck_assert_int_eq(kv_snapshot_install(dst), 0);
 }
 
@@ -201,6 +235,7 @@ int main(void)
     srunner_add_suite(sr, kv_snapshot_suite());
     srunner_add_suite(sr, kv_session_suite());
     srunner_add_suite(sr, kv_members_suite());
+    srunner_add_suite(sr, kv_checkpoint_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -56,6 +56,15 @@ void kvt_apply_puts(struct kv_store *s,
                     const char *prefix,
                     size_t value_len);
 
+/* Applies entries [first, first + n) of a deterministic log: puts of one
+ * of 500 keys ("key%03u"), each value naming its index. */
+void kvt_apply_log(struct kv_store *s, raft_index first, size_t n);
+
+/* Sends the snapshot file @path to @s in chunks of varying small sizes,
+ * resending some, and finishes the stage. Returns what
+ * kv_snapshot_open() or kv_snapshot_stage_finish() returned. */
+int kvt_transfer(struct kv_store *s, const char *path);
+
 /* Dumps the revision, applied index and every pair with its metadata into
  * a new string, to compare whole states. */
 char *kvt_dump(struct kv_store *s);
@@ -81,5 +90,6 @@ Suite *kv_history_suite(void);
 Suite *kv_snapshot_suite(void);
 Suite *kv_session_suite(void);
 Suite *kv_members_suite(void);
+Suite *kv_checkpoint_suite(void);
 
 #endif /* BALLOT_KV_TEST_UTIL_H */

@@ -12,74 +12,18 @@
 
 #include "kv_test_util.h"
 
-/* Entry @index of a deterministic log: a put of one of 500 keys. */
-static void log_entries(struct kvt_batch *b, raft_index first, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        raft_index index = first + i;
-        char key[32], value[32];
-        size_t len;
-        snprintf(key, sizeof(key), "key%03llu",
-                 (unsigned long long)(index * 7919 % 500));
-        snprintf(value, sizeof(value), "value-%llu", (unsigned long long)index);
-        {
-            uint8_t *d_ = kvt_put(key, value, &len);
-            kvt_batch_add(b, index, d_, len);
-        }
-    }
-}
-
-static void apply_log(struct kv_store *s, raft_index first, size_t n)
-{
-    struct kvt_batch b = {0};
-    log_entries(&b, first, n);
-    ck_assert_int_eq(kv_apply(s, b.e, b.n, NULL), 0);
-    kvt_batch_clear(&b);
-}
-
 /* A store that applied the log up to @last once. */
 static char *reference_dump(raft_index last)
 {
     char *dir = kvt_mkdtemp();
     struct kv_store *s = kvt_open(dir, 0);
     for (raft_index i = 1; i <= last; i += 100) {
-        apply_log(s, i, last - i + 1 < 100 ? (size_t)(last - i + 1) : 100);
+        kvt_apply_log(s, i, last - i + 1 < 100 ? (size_t)(last - i + 1) : 100);
     }
     char *d = kvt_dump(s);
     kv_close(s);
     kvt_rmdir(dir);
     return d;
-}
-
-/* Sends @path to @s in chunks of varying small sizes, resending some. */
-static int transfer(struct kv_store *s, const char *path)
-{
-    struct kv_snapshot *snap = NULL;
-    uint8_t buf[5000];
-    uint64_t off = 0;
-    uint64_t rng = 7;
-    int rv = kv_snapshot_open(path, NULL, &snap, NULL, 0);
-    if (rv != 0) {
-        return rv;
-    }
-    ck_assert_int_eq(kv_snapshot_stage_begin(s), 0);
-    for (;;) {
-        size_t n = 0;
-        size_t want = 1 + kvt_below(&rng, sizeof(buf));
-        ck_assert_int_eq(kv_snapshot_read_chunk(snap, off, buf, want, &n), 0);
-        if (n == 0) {
-            break;
-        }
-        ck_assert_int_eq(kv_snapshot_stage_write(s, off, buf, n), 0);
-        /* A duplicated message resends a chunk. */
-        if (kvt_below(&rng, 10) == 0) {
-            ck_assert_int_eq(kv_snapshot_stage_write(s, off, buf, n), 0);
-        }
-        off += n;
-    }
-    ck_assert_uint_eq(off, kv_snapshot_info(snap)->size);
-    kv_snapshot_close(snap);
-    return kv_snapshot_stage_finish(s, NULL);
 }
 
 struct writer_arg
@@ -93,7 +37,7 @@ static void *writer_main(void *p)
 {
     struct writer_arg *w = p;
     while (!w->stop) {
-        apply_log(w->s, w->next, 10);
+        kvt_apply_log(w->s, w->next, 10);
         w->next += 10;
     }
     return NULL;
@@ -110,7 +54,7 @@ START_TEST(test_snapshot_under_writes_transfers_and_installs_equal)
     struct kv_store *src = kvt_open(src_dir, 0);
     struct kv_store *dst = kvt_open(dst_dir, 0);
     for (raft_index i = 1; i <= 3000; i += 100) {
-        apply_log(src, i, 100);
+        kvt_apply_log(src, i, 100);
     }
     kvt_apply_puts(dst, 1, 50, "other", 10);
     struct writer_arg w = {src, 3001, 0};
@@ -132,7 +76,7 @@ START_TEST(test_snapshot_under_writes_transfers_and_installs_equal)
     ck_assert_uint_eq(info.revision, info.applied);
     ck_assert_uint_eq(info.size, info.payload_bytes + KV_SNAPSHOT_HEADER_BYTES);
 
-    ck_assert_int_eq(transfer(dst, path), 0);
+    ck_assert_int_eq(kvt_transfer(dst, path), 0);
     ck_assert_int_eq(kv_snapshot_install(dst), 0);
     char *want = reference_dump(info.applied);
     char *got = kvt_dump(dst);
@@ -145,7 +89,7 @@ START_TEST(test_snapshot_under_writes_transfers_and_installs_equal)
         kv_history_read(dst, (struct kv_history_pos){1, 0}, 5, &h, NULL), 0);
     ck_assert_uint_eq(h.n_events, 5);
     kv_history_result_free(&h);
-    apply_log(dst, info.applied + 1, 10);
+    kvt_apply_log(dst, info.applied + 1, 10);
     kv_close(dst);
     dst = kvt_open(dst_dir, 0);
     got = kvt_dump(dst);
@@ -181,7 +125,7 @@ START_TEST(test_snapshot_with_a_flipped_bit_is_refused)
     sprintf(path, "%s/snap", src_dir);
     struct kv_store *src = kvt_open(src_dir, 0);
     struct kv_store *dst = kvt_open(dst_dir, 0);
-    apply_log(src, 1, 300);
+    kvt_apply_log(src, 1, 300);
     kvt_apply_puts(dst, 1, 20, "mine", 10);
     char *before = kvt_dump(dst);
     struct kv_snapshot *snap = NULL;
@@ -195,7 +139,7 @@ START_TEST(test_snapshot_with_a_flipped_bit_is_refused)
     ck_assert_int_eq(kv_snapshot_verify(snap, msg, sizeof(msg)), KV_ECORRUPT);
     ck_assert_ptr_nonnull(strstr(msg, "payload checksum mismatch"));
     kv_snapshot_close(snap);
-    ck_assert_int_eq(transfer(dst, path), KV_ECORRUPT);
+    ck_assert_int_eq(kvt_transfer(dst, path), KV_ECORRUPT);
     kv_errmsg(dst, msg, sizeof(msg));
     ck_assert_ptr_nonnull(strstr(msg, "payload checksum mismatch"));
     ck_assert_int_eq(kv_snapshot_install(dst), KV_ESTATE);
@@ -226,7 +170,7 @@ START_TEST(test_snapshot_stage_refuses_holes_and_overruns)
     sprintf(path, "%s/snap", src_dir);
     struct kv_store *src = kvt_open(src_dir, 0);
     struct kv_store *dst = kvt_open(dst_dir, 0);
-    apply_log(src, 1, 10);
+    kvt_apply_log(src, 1, 10);
     struct kv_snapshot *snap = NULL;
     ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
     uint64_t size = kv_snapshot_info(snap)->size;
@@ -306,7 +250,7 @@ START_TEST(test_snapshot_install_crash_at_each_step_leaves_old_or_new)
     char *path = malloc(strlen(src_dir) + 16);
     sprintf(path, "%s/snap", src_dir);
     struct kv_store *src = kvt_open(src_dir, 0);
-    apply_log(src, 1, 400);
+    kvt_apply_log(src, 1, 400);
     struct kv_snapshot *snap = NULL;
     ck_assert_int_eq(kv_snapshot_create(src, path, &snap), 0);
     kv_snapshot_close(snap);
@@ -339,7 +283,7 @@ START_TEST(test_snapshot_install_crash_at_each_step_leaves_old_or_new)
                 kv_snapshot_stage_write(s, 0, buf, n);
                 _exit(0);
             }
-            if (transfer(s, path) != 0 || kv_snapshot_install(s) != 0) {
+            if (kvt_transfer(s, path) != 0 || kv_snapshot_install(s) != 0) {
                 _exit(3);
             }
             _exit(4); /* the hook should have ended the process */

@@ -98,6 +98,10 @@ static bool do_append(struct wal *wal,
     return step(wal, m, rc);
 }
 
+/* Set when the wal runs with prepare_explicitly: the workload then zero-
+ * fills ahead after every sync it saw succeed, as the server does. */
+static bool explicit_prepare;
+
 static bool do_sync(struct wal *wal, struct model *m)
 {
     raft_index durable = 0;
@@ -108,6 +112,9 @@ static bool do_sync(struct wal *wal, struct model *m)
          * synced, in every file. */
         if (cur_fio != NULL) {
             ck_assert_uint_eq(cur_fio->n_dirty, 0);
+        }
+        if (explicit_prepare) {
+            wal_prepare_next(wal);
         }
     }
     return step(wal, m, rc);
@@ -200,7 +207,7 @@ static void verify(const char *dir, const struct model *m)
     wal_destroy(wal);
 }
 
-static void io_fault_loop(int err)
+static void io_fault_loop(int err, bool prepare_explicitly)
 {
     unsigned runs = 0;
 
@@ -221,9 +228,12 @@ static void io_fault_loop(int err)
         o.segment_bytes = 4096;
         o.io = &fio.io;
         o.alloc = &fa.alloc;
+        o.prepare_explicitly = prepare_explicitly;
+        explicit_prepare = prepare_explicitly;
         cur_fio = &fio;
         workload(dir, &o, &m);
         cur_fio = NULL;
+        explicit_prepare = false;
         ck_assert_int_eq(fa.live, 0);
         ck_assert_int_eq(count_fds(), fds);
         /* No file was ever renamed into place with unsynced writes, and
@@ -256,14 +266,21 @@ static void io_fault_loop(int err)
 /* Failing the Nth file call with EIO, for every N. */
 START_TEST(test_faults_every_failed_file_call_with_eio_is_fatal_and_safe)
 {
-    io_fault_loop(EIO);
+    io_fault_loop(EIO, false);
+}
+END_TEST
+
+/* The same when the caller zero-fills ahead itself after each sync. */
+START_TEST(test_faults_every_failed_call_with_explicit_preparation_is_safe)
+{
+    io_fault_loop(EIO, true);
 }
 END_TEST
 
 /* Failing the Nth file call with ENOSPC, for every N. */
 START_TEST(test_faults_every_failed_file_call_with_enospc_is_fatal_and_safe)
 {
-    io_fault_loop(ENOSPC);
+    io_fault_loop(ENOSPC, false);
 }
 END_TEST
 
@@ -312,6 +329,8 @@ Suite *faults_suite(void)
         tc, test_faults_every_failed_file_call_with_eio_is_fatal_and_safe);
     tcase_add_test(
         tc, test_faults_every_failed_file_call_with_enospc_is_fatal_and_safe);
+    tcase_add_test(
+        tc, test_faults_every_failed_call_with_explicit_preparation_is_safe);
     tcase_add_test(
         tc, test_faults_every_failed_allocation_is_reported_without_leaks);
     suite_add_tcase(s, tc);

@@ -70,6 +70,18 @@ static void expect_entries(const struct wal_loaded *l,
     }
 }
 
+/* Reopens @dir with @o and asserts it holds exactly entries 1..@last of
+ * term 1, found without a repair. */
+static void reopen_expect(const struct wal_options *o, raft_index last)
+{
+    struct wal_loaded l;
+    struct wal *wal = wal_open_ok(dir, o, &l);
+    expect_entries(&l, 1, last, 5000, 1);
+    ck_assert_uint_eq(l.repairs, 0);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+}
+
 /* Entries appended in batches and synced come back identical after a
  * reopen. */
 START_TEST(test_wal_returns_appended_entries_after_reopen)
@@ -248,11 +260,94 @@ START_TEST(test_wal_rollover_finishes_a_partly_prepared_segment)
     ck_assert_int_eq(access(path_in(dir, "0000000000000003.seg.tmp"), F_OK),
                      -1);
 
+    reopen_expect(&o, 257);
+}
+END_TEST
+
+/* With prepare_explicitly a sync leaves the next segment alone; each
+ * wal_prepare_next() zero-fills twice what was appended since the last one,
+ * and a rollover finishes what it finds. */
+START_TEST(test_wal_explicit_preparation_zero_fills_only_when_asked)
+{
+    const char *next = NULL;
+    struct wal_options o;
+    struct wal_loaded l;
+    struct wal *wal;
+    uint64_t after_one;
+
+    small_opts(&o, 65536);
+    o.prepare_explicitly = true;
     wal = wal_open_ok(dir, &o, &l);
-    expect_entries(&l, 1, 257, 5000, 1);
-    ck_assert_uint_eq(l.repairs, 0);
+    append_range(wal, 1, 1, 1, 1);
+    next = path_in(dir, "0000000000000002.seg.tmp");
+    ck_assert_int_eq(access(next, F_OK), -1);
+    wal_prepare_next(wal);
+    ck_assert_int_eq(access(next, F_OK), 0);
+    after_one = file_size(next);
+    ck_assert_uint_gt(after_one, 64);
+    /* Nothing appended since: nothing more to zero. */
+    wal_prepare_next(wal);
+    ck_assert_uint_eq(file_size(next), after_one);
+    append_range(wal, 2, 3, 1, 2);
+    ck_assert_uint_eq(file_size(next), after_one);
+    wal_prepare_next(wal);
+    ck_assert_uint_gt(file_size(next), after_one);
+    /* A batch bigger than a segment forces the rollover. */
+    append_range(wal, 4, 259, 1, 256);
+    ck_assert_uint_ge(wal_segment_count(wal), 2);
+    ck_assert_uint_eq(file_size(path_in(dir, "0000000000000002.seg")), 65536);
     wal_loaded_free(wal, &l);
     wal_destroy(wal);
+
+    reopen_expect(&o, 259);
+}
+END_TEST
+
+/* The POSIX file interface with writeback() counted. */
+static struct storage_io counting_io;
+static unsigned writebacks;
+static uint64_t written_back;
+
+static int count_writeback(void *ctx, int fd, uint64_t off, uint64_t len)
+{
+    (void)ctx;
+    (void)fd;
+    (void)off;
+    writebacks++;
+    written_back += len;
+    return 0;
+}
+
+/* Zeroing ahead after every one of 200 small syncs starts the writeback of
+ * the zeros in a few large chunks (each call submits I/O), and a rollover
+ * still finds the segment whole. */
+START_TEST(test_wal_starts_writeback_of_the_zeros_in_chunks)
+{
+    struct wal_options o;
+    struct wal_loaded l;
+    struct wal *wal;
+
+    counting_io = *storage_io_posix();
+    counting_io.writeback = count_writeback;
+    writebacks = 0;
+    written_back = 0;
+    small_opts(&o, 65536);
+    o.io = &counting_io;
+    wal = wal_open_ok(dir, &o, &l);
+    for (raft_index i = 1; i <= 200; i++) {
+        append_range(wal, i, i, 1, 1);
+    }
+    /* About twice the appended bytes are zeroed, in chunks of 8 KiB (an
+     * eighth of the segment). */
+    ck_assert_uint_ge(writebacks, 2);
+    ck_assert_uint_le(writebacks, 40);
+    ck_assert_uint_ge(written_back, (uint64_t)writebacks * 8192);
+    append_range(wal, 201, 456, 1, 256);
+    ck_assert_uint_ge(wal_segment_count(wal), 2);
+    wal_loaded_free(wal, &l);
+    wal_destroy(wal);
+
+    reopen_expect(&o, 456);
 }
 END_TEST
 
@@ -610,6 +705,9 @@ Suite *wal_suite(void)
     tcase_add_test(tc, test_wal_append_rejects_gaps_and_malformed_entries);
     tcase_add_test(tc, test_wal_rolls_over_across_many_segments);
     tcase_add_test(tc, test_wal_rollover_finishes_a_partly_prepared_segment);
+    tcase_add_test(tc,
+                   test_wal_explicit_preparation_zero_fills_only_when_asked);
+    tcase_add_test(tc, test_wal_starts_writeback_of_the_zeros_in_chunks);
     tcase_add_test(tc,
                    test_wal_compact_removes_only_segments_below_the_snapshot);
     tcase_add_test(tc, test_wal_compact_keeps_the_segment_being_written);
