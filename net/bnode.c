@@ -962,6 +962,46 @@ static int make_dir(const char *path)
     return 0;
 }
 
+/* The machine went down while LMDB had unsynced writes (kv_open said
+ * KV_ETORN, with @why): LMDB may be torn, but the log is intact. The store
+ * is made again from this node's snapshot file at or after the WAL's base
+ * (the log holds every entry after it), or empty if the log starts at
+ * index 1; applying the log again brings it back to where it was. */
+static int rebuild_kv(struct bnode *node,
+                      const struct wal_loaded *loaded,
+                      const struct kv_options *ko,
+                      const char *why,
+                      char *errmsg,
+                      size_t errmsg_len)
+{
+    char path[4200], err[512], kverr[256] = "";
+    raft_index lo = loaded->has_snapshot ? loaded->snapshot.index : 0;
+    raft_index hi = loaded->n_entries > 0
+                        ? loaded->entries[loaded->n_entries - 1].index
+                        : lo;
+    raft_index used = 0;
+    blog(BLOG_WARN, "%s", why);
+    int rv = datadir_rebuild_kv(node->data_dir, lo, hi, ko->map_size, &used,
+                                err, sizeof(err));
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "rebuilding the store: %s", err);
+        return BNODE_ESTORAGE;
+    }
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_KV);
+    rv = kv_open(path, ko, &node->kv, kverr, sizeof(kverr));
+    if (rv != 0) {
+        store_error(errmsg, errmsg_len, "kv %s after a rebuild: %s", path,
+                    kverr);
+        return BNODE_ESTORAGE;
+    }
+    blog(BLOG_WARN,
+         "rebuilt the store from %s %llu; the log replays entries %llu..%llu",
+         used != 0 ? "snapshot" : "an empty store at index",
+         (unsigned long long)used, (unsigned long long)used + 1,
+         (unsigned long long)hi);
+    return 0;
+}
+
 static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
 {
     char path[4200];
@@ -993,7 +1033,8 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     memset(&ko, 0, sizeof(ko));
     ko.map_size = node->opts.kv_map_size;
     rv = kv_open(path, &ko, &node->kv, kverr, sizeof(kverr));
-    if (rv != 0) {
+    bool torn = rv == KV_ETORN;
+    if (rv != 0 && !torn) {
         store_error(errmsg, errmsg_len, "kv %s: %s", path, kverr);
         return BNODE_ESTORAGE;
     }
@@ -1013,6 +1054,13 @@ static int open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     if (rv != 0) {
         store_error(errmsg, errmsg_len, "%s", wal_errmsg(node->wal));
         return BNODE_ESTORAGE;
+    }
+    if (torn) {
+        rv = rebuild_kv(node, &loaded, &ko, kverr, errmsg, errmsg_len);
+        if (rv != 0) {
+            wal_loaded_free(node->wal, &loaded);
+            return rv;
+        }
     }
     /* A snapshot install that a crash interrupted is finished (or
      * dropped) first; if that changed the WAL, read it again. */

@@ -143,6 +143,7 @@ static void undo(const char *dir, bool created)
 static int restore_kv(const char *dir,
                       struct kv_snapshot *snap,
                       uint64_t map_size,
+                      bool keep_members,
                       char *err,
                       size_t len)
 {
@@ -193,7 +194,7 @@ static int restore_kv(const char *dir,
     /* Member addresses the old cluster recorded in its log would override
      * the new member list at start: the restored cluster starts with none. */
     raft_index durable = 0;
-    if ((rc = kv_members_clear(kv)) != 0 ||
+    if ((!keep_members && (rc = kv_members_clear(kv)) != 0) ||
         (rc = kv_checkpoint(kv, &durable)) != 0) {
         goto kv_failed;
     }
@@ -315,7 +316,7 @@ int datadir_restore(const char *snapshot_path,
         return rv;
     }
     snprintf(path, sizeof(path), "%s/%s", dir, DATADIR_KV);
-    rv = restore_kv(path, snap, opts->kv_map_size, err, err_len);
+    rv = restore_kv(path, snap, opts->kv_map_size, false, err, err_len);
     if (rv == 0) {
         snprintf(path, sizeof(path), "%s/%s", dir, DATADIR_WAL);
         rv = restore_wal(path, &meta, err, err_len);
@@ -334,5 +335,94 @@ int datadir_restore(const char *snapshot_path,
         out->conf = meta.conf;
     }
     kv_snapshot_close(snap);
+    return rv;
+}
+
+/* The index of a snapshot file name (bnode_snap.c: %020llu.snap), or 0. */
+static raft_index snapshot_file_index(const char *name)
+{
+    raft_index v = 0;
+    size_t i = 0;
+    for (; name[i] >= '0' && name[i] <= '9' && i < 20; i++) {
+        v = v * 10 + (raft_index)(name[i] - '0');
+    }
+    return i == 20 && strcmp(name + 20, ".snap") == 0 ? v : 0;
+}
+
+/* Opens the newest snapshot file of @dir with an index in [@lo, @hi] that
+ * verifies (an older one may remain if a crash came between writing a new
+ * one and removing it); NULL if there is none. */
+static struct kv_snapshot *newest_snapshot(const char *dir,
+                                           raft_index lo,
+                                           raft_index hi)
+{
+    char path[BNODE_PATH_MAX + 32], err[256];
+    struct kv_snapshot *snap = NULL;
+    raft_index below = hi + 1; /* only files below it are left to try */
+    while (snap == NULL) {
+        raft_index pick = 0;
+        struct dirent *e;
+        DIR *d = opendir(dir);
+        if (d == NULL) {
+            return NULL;
+        }
+        while ((e = readdir(d)) != NULL) {
+            raft_index i = snapshot_file_index(e->d_name);
+            if (i != 0 && i >= lo && i < below && i > pick) {
+                pick = i;
+            }
+        }
+        closedir(d);
+        if (pick == 0) {
+            return NULL;
+        }
+        snprintf(path, sizeof(path), "%s/%020llu.snap", dir,
+                 (unsigned long long)pick);
+        (void)open_verified(path, &snap, err, sizeof(err));
+        below = pick;
+    }
+    return snap;
+}
+
+int datadir_rebuild_kv(const char *data_dir,
+                       raft_index lo,
+                       raft_index hi,
+                       uint64_t map_size,
+                       raft_index *used,
+                       char *err,
+                       size_t err_len)
+{
+    char path[BNODE_PATH_MAX];
+    int rv;
+
+    err[0] = '\0';
+    *used = 0;
+    snprintf(path, sizeof(path), "%s/%s", data_dir, DATADIR_SNAP);
+    struct kv_snapshot *snap = newest_snapshot(path, lo, hi);
+    if (snap == NULL && lo != 0) {
+        return fail(DATADIR_ECORRUPT, err, err_len,
+                    "no snapshot file in %s covers the log (indexes "
+                    "%" PRIu64 "..%" PRIu64
+                    "): remove %s and add this node "
+                    "again",
+                    path, (uint64_t)lo, (uint64_t)hi, data_dir);
+    }
+    snprintf(path, sizeof(path), "%s/%s", data_dir, DATADIR_KV);
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (snap != NULL) {
+        /* The members the log recorded are part of this cluster's state. */
+        rv = restore_kv(path, snap, map_size, true, err, err_len);
+        *used = rv == 0 ? kv_snapshot_info(snap)->applied : 0;
+        kv_snapshot_close(snap);
+    } else if (mkdir(path, 0755) != 0) {
+        rv = fail(DATADIR_EIO, err, err_len, "cannot create %s: %s", path,
+                  strerror(errno));
+    } else {
+        rv = 0; /* the whole log replays into an empty store */
+    }
+    if (rv == 0 && sync_dir(data_dir) != 0) {
+        rv = fail(DATADIR_EIO, err, err_len, "%s: fsync: %s", data_dir,
+                  strerror(errno));
+    }
     return rv;
 }

@@ -85,4 +85,23 @@ int datadir_restore(const char *snapshot_path,
                     char *err,
                     size_t err_len);
 
+/**
+ * Rebuilds DATA/kv of @data_dir after kv_open() refused it as possibly torn
+ * by a machine crash (KV_ETORN): the store is removed and made again from
+ * the newest snapshot file in DATA/snap whose index is in [@lo, @hi] and
+ * verifies (its recorded member addresses kept), or, if @lo is 0 and there
+ * is none, as an empty store. The caller picks the range so that its log
+ * holds every entry after any index in it: replaying them brings the store
+ * back to where it was. Stores the snapshot's index (0: empty) in @used.
+ * Returns 0, DATADIR_ECORRUPT (no usable snapshot) or DATADIR_EIO, with a
+ * message in @err.
+ */
+int datadir_rebuild_kv(const char *data_dir,
+                       raft_index lo,
+                       raft_index hi,
+                       uint64_t map_size,
+                       raft_index *used,
+                       char *err,
+                       size_t err_len);
+
 #endif

@@ -325,6 +325,56 @@ START_TEST(test_datadir_restore_refuses_a_node_that_is_not_a_voter)
 }
 END_TEST
 
+/* A torn store is rebuilt from the newest snapshot file in range that
+ * verifies (a damaged newer one is skipped, the recorded members kept), or
+ * empty when the log starts at index 1; with no usable file for a log that
+ * starts later, it is refused. */
+START_TEST(test_datadir_rebuild_kv_from_the_newest_usable_snapshot)
+{
+    char dir[600], cmd[3200], err[512], path[700];
+    raft_index used = 99;
+    snprintf(dir, sizeof(dir), "%s/%s", data, DATADIR_SNAP);
+    ck_assert_int_eq(mkdir(data, 0755), 0);
+    /* No snapshot and a log from index 1: an empty store. */
+    ck_assert_int_eq(
+        datadir_rebuild_kv(data, 0, 10, 0, &used, err, sizeof(err)), 0);
+    ck_assert_uint_eq(used, 0);
+    snprintf(path, sizeof(path), "%s/%s", data, DATADIR_KV);
+    struct kv_store *kv = open_store(path);
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(kv, &st), 0);
+    ck_assert_uint_eq(st.applied, 0);
+    kv_close(kv);
+
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(cmd, sizeof(cmd),
+             "cp %s %s/00000000000000000062.snap && "
+             "head -c 5000 /dev/urandom > %s/00000000000000000070.snap && "
+             "touch %s/00000000000000000200.snap %s/new.snap",
+             snap_path, dir, dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_msg(
+        datadir_rebuild_kv(data, 60, 80, 0, &used, err, sizeof(err)) == 0, "%s",
+        err);
+    ck_assert_uint_eq(used, 62);
+    kv = open_store(path);
+    char *got = dump(kv);
+    ck_assert_str_eq(got, expected);
+    free(got);
+    struct kv_member members[KV_MEMBERS_MAX];
+    size_t n_members = 0;
+    ck_assert_int_eq(kv_members(kv, members, KV_MEMBERS_MAX, &n_members), 0);
+    ck_assert_uint_eq(n_members, 1);
+    kv_close(kv);
+
+    /* The log starts after 62: no file covers it. */
+    ck_assert_int_eq(
+        datadir_rebuild_kv(data, 63, 80, 0, &used, err, sizeof(err)),
+        DATADIR_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(err, "add this node again"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("datadir");
@@ -337,6 +387,7 @@ int main(void)
     tcase_add_test(tc,
                    test_datadir_restore_refuses_a_directory_that_is_not_empty);
     tcase_add_test(tc, test_datadir_restore_refuses_a_node_that_is_not_a_voter);
+    tcase_add_test(tc, test_datadir_rebuild_kv_from_the_newest_usable_snapshot);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
