@@ -28,6 +28,8 @@
 #   CMAX           clients of the biggest write run               [500]
 #   SYSTEMS        which systems to run                           ["ballot etcd redis"]
 #   SKIP_INSTALL=1 do not run apt-get / build etcd's benchmark (already done)
+#   BALLOT_ARGS    extra ballotd flags for experiments (e.g. "--snapshot_every
+#                  1000000"); the published table uses none
 #
 # If etcd's benchmark cannot be fetched or built, the log says why and the
 # etcd columns stay empty; ballot, Redis and the floor still run.
@@ -238,8 +240,9 @@ run_ballot() {
                    --member "2=127.0.0.2:$BALLOT_PORT:$((BALLOT_PORT + 1))"
                    --member "3=127.0.0.3:$BALLOT_PORT:$((BALLOT_PORT + 1))")
     for i in 1 2 3; do
+        # shellcheck disable=SC2086 # BALLOT_ARGS is a list of flags
         "$BUILD/net/ballotd" --id "$i" --data "$dir/n$i" "${members[@]}" --bootstrap \
-            >>"$dir/n$i.log" 2>&1 &
+            ${BALLOT_ARGS:-} >>"$dir/n$i.log" 2>&1 &
         PIDS+=($!)
     done
     local ok=""
