@@ -524,6 +524,15 @@ int kv_range(struct kv_store *store,
 
 void kv_range_result_free(struct kv_range_result *res);
 
+/* Fills @cmd with the KV_CMD_MEMBER command that records @addr (@addr_len
+ * bytes) for member @id, or forgets @id's address if @addr is NULL. The
+ * command borrows @key (where the id is written) and @addr. */
+void kv_cmd_member(struct kv_cmd *cmd,
+                   uint8_t key[8],
+                   uint64_t id,
+                   const void *addr,
+                   uint32_t addr_len);
+
 /* A recorded member address (KV_CMD_MEMBER). */
 struct kv_member
 {

@@ -14,6 +14,22 @@
 
 #include "kv_internal.h"
 
+void kv_cmd_member(struct kv_cmd *cmd,
+                   uint8_t key[8],
+                   uint64_t id,
+                   const void *addr,
+                   uint32_t addr_len)
+{
+    memset(cmd, 0, sizeof(*cmd));
+    kv_put_u64be(key, id);
+    cmd->type = KV_CMD_MEMBER;
+    cmd->op.type = addr != NULL ? KV_OP_PUT : KV_OP_DELETE;
+    cmd->op.key = key;
+    cmd->op.key_len = 8;
+    cmd->op.value = addr;
+    cmd->op.value_len = addr != NULL ? addr_len : 0;
+}
+
 int kv_member_apply(struct kv_store *s,
                     MDB_txn *txn,
                     const struct kv_op *op,

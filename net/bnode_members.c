@@ -176,17 +176,8 @@ int bnode_member_add(struct bnode *node,
         return BNODE_EINVAL;
     }
     uint8_t key[8];
-    for (int i = 0; i < 8; i++) {
-        key[i] = (uint8_t)(m->id >> (56 - 8 * i));
-    }
     struct kv_cmd cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.type = KV_CMD_MEMBER;
-    cmd.op.type = KV_OP_PUT;
-    cmd.op.key = key;
-    cmd.op.key_len = 8;
-    cmd.op.value = (const uint8_t *)addr;
-    cmd.op.value_len = (uint32_t)len;
+    kv_cmd_member(&cmd, key, m->id, addr, (uint32_t)len);
     uint8_t buf[64 + sizeof(addr)];
     size_t n = 0;
     if (kv_cmd_encode(&cmd, buf, sizeof(buf), &n) != 0) {

@@ -10,18 +10,9 @@
 /* A KV_CMD_MEMBER command for @id: records @addr, or forgets it if NULL. */
 static uint8_t *member_cmd(uint64_t id, const char *addr, size_t *len)
 {
-    static uint8_t key[8];
+    uint8_t key[8];
     struct kv_cmd c;
-    memset(&c, 0, sizeof(c));
-    for (int i = 0; i < 8; i++) {
-        key[i] = (uint8_t)(id >> (56 - 8 * i));
-    }
-    c.type = KV_CMD_MEMBER;
-    c.op.type = addr != NULL ? KV_OP_PUT : KV_OP_DELETE;
-    c.op.key = key;
-    c.op.key_len = 8;
-    c.op.value = (const uint8_t *)addr;
-    c.op.value_len = addr != NULL ? (uint32_t)strlen(addr) : 0;
+    kv_cmd_member(&c, key, id, addr, addr != NULL ? (uint32_t)strlen(addr) : 0);
     return kvt_encode(&c, len);
 }
 

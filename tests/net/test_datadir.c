@@ -58,15 +58,9 @@ static void apply(struct kv_store *kv,
  * cluster. */
 static void apply_member_record(struct kv_store *kv, raft_index index)
 {
-    static const uint8_t id[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+    uint8_t key[8];
     struct kv_cmd cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.type = KV_CMD_MEMBER;
-    cmd.op.type = KV_OP_PUT;
-    cmd.op.key = id;
-    cmd.op.key_len = 8;
-    cmd.op.value = (const uint8_t *)"10.9.9.9:7379:7380";
-    cmd.op.value_len = 18;
+    kv_cmd_member(&cmd, key, 9, "10.9.9.9:7379:7380", 18);
     apply_cmd(kv, index, &cmd);
 }
 
