@@ -136,11 +136,32 @@ struct node_status
 {
     char endpoint[256];
     char error[CLI_ERRMSG_MAX];
-    long long id, term, leader, commit, applied, revision, keys;
+    long long id, term, leader, commit, applied, revision, keys, db_bytes;
     char role[32];
     char leader_addr[256];
     char version[32];
 };
+
+/* "532 B", "24.1 KiB", "3.2 MiB", "1.5 GiB"; "?" if unknown. */
+static void human_bytes(long long n, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    unsigned u = 0;
+    if (n < 0) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0) {
+        snprintf(buf, len, "%lld B", n);
+    } else {
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    }
+}
 
 /* Asks one endpoint for its status, on a connection of its own, reading
  * the node's local state (READONLY) so a node without a leader still
@@ -179,6 +200,7 @@ static void status_one(struct cli *cli, struct node_status *st)
     st->commit = cli_map_int(r, "commit");
     st->applied = cli_map_int(r, "applied");
     st->revision = cli_map_int(r, "revision");
+    st->db_bytes = cli_map_int(r, "db_bytes");
     if (cli_map_get(r, "role") != NULL && cli_map_get(r, "role")->str != NULL) {
         snprintf(st->role, sizeof(st->role), "%s", cli_map_get(r, "role")->str);
     }
@@ -303,6 +325,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
                 cJSON_AddNumberToObject(j, "lag",
                                         (double)(leader_commit - s->applied));
                 cJSON_AddNumberToObject(j, "keys", (double)s->keys);
+                cJSON_AddNumberToObject(j, "db_bytes", (double)s->db_bytes);
                 cJSON_AddNumberToObject(j, "revision", (double)s->revision);
                 cJSON_AddStringToObject(j, "version", s->version);
             }
@@ -310,20 +333,23 @@ int cmd_status(struct cli *cli, int argc, char **argv)
         }
         cli_print_json(o);
     } else {
-        printf("%-22s %-4s %-10s %-6s %-8s %-8s %-5s %-8s %-8s %s\n",
+        printf("%-22s %-4s %-10s %-6s %-8s %-8s %-5s %-8s %-8s %-9s %s\n",
                "ENDPOINT", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG",
-               "KEYS", "REVISION", "VERSION");
+               "KEYS", "REVISION", "DB SIZE", "VERSION");
         for (unsigned i = 0; i < n; i++) {
             struct node_status *s = &sts[i];
             if (s->error[0] != '\0') {
                 printf("%-22s error: %s\n", s->endpoint, s->error);
                 continue;
             }
+            char size[32];
+            human_bytes(s->db_bytes, size, sizeof(size));
             printf(
                 "%-22s %-4lld %-10s %-6lld %-8lld %-8lld %-5lld %-8lld "
-                "%-8lld %s\n",
+                "%-8lld %-9s %s\n",
                 s->endpoint, s->id, s->role, s->term, s->commit, s->applied,
-                leader_commit - s->applied, s->keys, s->revision, s->version);
+                leader_commit - s->applied, s->keys, s->revision, size,
+                s->version);
         }
     }
     free(sts);

@@ -333,6 +333,9 @@ struct kv_status
     uint64_t keys;             /* live keys */
     uint64_t history_events;   /* history records kept */
     uint64_t sessions;         /* client sessions kept */
+    /* Bytes of the data file in use: the pages up to the last one LMDB
+     * has written (free pages inside are reused, so it does not shrink). */
+    uint64_t db_bytes;
 };
 
 /* Reads the status in a read transaction. */

@@ -510,6 +510,12 @@ int kv_status(struct kv_store *s, struct kv_status *st)
         rv = kv_mdb_error(s, rc, "stat");
         goto cleanup;
     }
+    MDB_envinfo info;
+    if ((rc = mdb_env_info(s->env, &info)) != 0) {
+        rv = kv_mdb_error(s, rc, "env info");
+        goto cleanup;
+    }
+    st->db_bytes = ((uint64_t)info.me_last_pgno + 1) * ks.ms_psize;
     st->compaction_pending = done < st->compact_revision;
     st->keys = ks.ms_entries;
     st->history_events = hs.ms_entries;

@@ -893,6 +893,7 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->snapshot_index = raft_snapshot_of(node->raft)->index;
     if (kv_status(node->kv, &ks) == 0) {
         out->revision = ks.revision;
+        out->db_bytes = ks.db_bytes;
     }
     out->conf = *raft_conf_of(node->raft);
     out->proposals_pending = node->n_writes;

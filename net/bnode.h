@@ -161,6 +161,7 @@ struct bnode_status
     raft_index first_index;
     raft_index snapshot_index;
     uint64_t revision;
+    uint64_t db_bytes; /* the store's data file in use (kv_status) */
     struct raft_conf conf;
     uint64_t proposals_pending;
     uint64_t reads_pending;

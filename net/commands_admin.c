@@ -422,7 +422,7 @@ CMD_DECL(cmd_bstatus)
     (void)argvlen;
     bnode_status(env->node, &st);
     leader = bnode_leader_addr(env->node);
-    rep_map(r, 13);
+    rep_map(r, 14);
     rep_cstr(r, "id");
     rep_int(r, (int64_t)st.id);
     rep_cstr(r, "role");
@@ -449,6 +449,8 @@ CMD_DECL(cmd_bstatus)
     rep_int(r, (int64_t)st.snapshot_index);
     rep_cstr(r, "revision");
     rep_int(r, (int64_t)st.revision);
+    rep_cstr(r, "db_bytes");
+    rep_int(r, (int64_t)st.db_bytes);
     rep_cstr(r, "proposals_pending");
     rep_int(r, (int64_t)st.proposals_pending);
     rep_cstr(r, "members");

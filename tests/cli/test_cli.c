@@ -321,6 +321,8 @@ START_TEST(test_cli_member_status_and_leader_transfer)
         ck_assert(num(s, "lag") >= 0);
         ck_assert(num(s, "revision") <= 1);
         ck_assert(num(s, "keys") <= 1);
+        /* At least LMDB's two meta pages and a root. */
+        ck_assert(num(s, "db_bytes") >= 3 * 4096);
         ck_assert_str_eq(str(s, "version"), "0.1.0");
     }
     cJSON_Delete(j);

@@ -464,6 +464,11 @@ START_TEST(test_range_stops_at_the_byte_limit)
     char *dir = kvt_mkdtemp();
     struct kv_store *s = kvt_open(dir, 64u << 20);
     kvt_apply_puts(s, 1, 5, "big", KV_VALUE_BYTES_MAX);
+    /* The data file in use holds the five values (and fits the map). */
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_ge(st.db_bytes, 5ull * KV_VALUE_BYTES_MAX);
+    ck_assert_uint_le(st.db_bytes, 64ull << 20);
     struct kv_range_req req = {(const uint8_t *)"big", NULL, 3, 0,
                                KV_FLAG_PREFIX,         0};
     struct kv_range_result r;

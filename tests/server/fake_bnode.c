@@ -304,6 +304,7 @@ void bnode_status(struct bnode *n, struct bnode_status *out)
     out->last_index = n->index;
     out->first_index = 1;
     out->revision = st.revision;
+    out->db_bytes = st.db_bytes;
     out->conf.n = 1;
     out->conf.members[0].id = 1;
     out->conf.members[0].role = RAFT_VOTER;

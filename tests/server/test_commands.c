@@ -345,6 +345,7 @@ START_TEST(test_commands_native_range_meta_and_txn)
        "-ERR BTXN: unexpected arguments after the else branch\r\n");
     r = q(&c, "BSTATUS");
     ck_assert_msg(strstr(r, "$4\r\nrole\r\n$6\r\nleader\r\n") != NULL, "%s", r);
+    ck_assert_msg(strstr(r, "$8\r\ndb_bytes\r\n:") != NULL, "%s", r);
     EQ("BTRANSFER 2", "+OK\r\n");
     EQ("BTRANSFER x", "-ERR value is not an integer or out of range\r\n");
 }
