@@ -1,9 +1,10 @@
 /*
  * bnode_internal.h - the node driver's state, shared by bnode.c (the cycle),
  * bnode_snap.c (snapshots: taking them, sending them in chunks, installing
- * them), bnode_export.c (copies for clients) and bnode_members.c (member
- * addresses recorded in the log). Nothing outside the bnode*.c files
- * includes it.
+ * them), bnode_export.c (copies for clients), bnode_members.c (member
+ * addresses recorded in the log), bnode_ckpt.c (LMDB checkpoints) and
+ * bnode_open.c (opening the data directory). Nothing outside the bnode*.c
+ * files includes it.
  */
 #ifndef BALLOT_NET_BNODE_INTERNAL_H
 #define BALLOT_NET_BNODE_INTERNAL_H
@@ -192,6 +193,15 @@ void ckpt_start(struct bnode *node);
 /* Waits (blocking the loop) until no sync uses the store, and ends the
  * checkpoint; before a snapshot install replaces the environment. */
 void ckpt_wait(struct bnode *node);
+
+/* bnode_open.c */
+/* Formats a start-up error into @errmsg (@len bytes; NULL: none). */
+void bnode_errorf(char *errmsg, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Opens the data directory: the store (rebuilt if torn), the WAL, an
+ * interrupted install; restores or bootstraps the core. Returns 0 or a
+ * BNODE_E* code with a message in @errmsg. */
+int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len);
 
 /* bnode.c */
 void bnode_halt(struct bnode *node, const char *what);

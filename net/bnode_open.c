@@ -1,0 +1,204 @@
+/*
+ * bnode_open.c - opening a node's data directory at start: the LMDB store
+ * (rebuilt if a machine crash may have torn it), the WAL, an interrupted
+ * snapshot install, and the core restored from them or bootstrapped.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bnode_internal.h"
+#include "datadir.h"
+#include "log.h"
+#include "wal.h"
+
+void bnode_errorf(char *errmsg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (errmsg != NULL && len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(errmsg, len, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void wal_log(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    blog(level >= 2 ? BLOG_WARN : BLOG_INFO, "wal: %s", msg);
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* The machine went down while LMDB had unsynced writes (kv_open said
+ * KV_ETORN, with @why): LMDB may be torn, but the log is intact. The store
+ * is made again from this node's snapshot file at or after the WAL's base
+ * (the log holds every entry after it), or empty if the log starts at
+ * index 1; applying the log again brings it back to where it was. */
+static int rebuild_kv(struct bnode *node,
+                      const struct wal_loaded *loaded,
+                      const struct kv_options *ko,
+                      const char *why,
+                      char *errmsg,
+                      size_t errmsg_len)
+{
+    char path[4200], err[512], kverr[256] = "";
+    raft_index lo = loaded->has_snapshot ? loaded->snapshot.index : 0;
+    raft_index hi = loaded->n_entries > 0
+                        ? loaded->entries[loaded->n_entries - 1].index
+                        : lo;
+    raft_index used = 0;
+    blog(BLOG_WARN, "%s", why);
+    int rv = datadir_rebuild_kv(node->data_dir, lo, hi, ko->map_size, &used,
+                                err, sizeof(err));
+    if (rv != 0) {
+        bnode_errorf(errmsg, errmsg_len, "rebuilding the store: %s", err);
+        return BNODE_ESTORAGE;
+    }
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_KV);
+    rv = kv_open(path, ko, &node->kv, kverr, sizeof(kverr));
+    if (rv != 0) {
+        bnode_errorf(errmsg, errmsg_len, "kv %s after a rebuild: %s", path,
+                     kverr);
+        return BNODE_ESTORAGE;
+    }
+    blog(BLOG_WARN,
+         "rebuilt the store from %s %llu; the log replays entries %llu..%llu",
+         used != 0 ? "snapshot" : "an empty store at index",
+         (unsigned long long)used, (unsigned long long)used + 1,
+         (unsigned long long)hi);
+    return 0;
+}
+
+int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
+{
+    char path[4200];
+    struct wal_options wo;
+    struct wal_loaded loaded;
+    struct kv_options ko;
+    char kverr[256] = "";
+    int rv;
+
+    if (make_dir(node->data_dir) != 0) {
+        bnode_errorf(errmsg, errmsg_len, "cannot create %s: %s", node->data_dir,
+                     strerror(errno));
+        return BNODE_EINVAL;
+    }
+    if (make_dir(node->snap_dir) != 0) {
+        bnode_errorf(errmsg, errmsg_len, "cannot create %s: %s", node->snap_dir,
+                     strerror(errno));
+        return BNODE_EINVAL;
+    }
+    if (export_prepare(node, errmsg, errmsg_len) != 0) {
+        return BNODE_EINVAL;
+    }
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_KV);
+    if (make_dir(path) != 0) {
+        bnode_errorf(errmsg, errmsg_len, "cannot create %s: %s", path,
+                     strerror(errno));
+        return BNODE_EINVAL;
+    }
+    memset(&ko, 0, sizeof(ko));
+    ko.map_size = node->opts.kv_map_size;
+    rv = kv_open(path, &ko, &node->kv, kverr, sizeof(kverr));
+    bool torn = rv == KV_ETORN;
+    if (rv != 0 && !torn) {
+        bnode_errorf(errmsg, errmsg_len, "kv %s: %s", path, kverr);
+        return BNODE_ESTORAGE;
+    }
+    wal_options_default(&wo);
+    wo.log = wal_log;
+    /* The zeros ahead wait until the acknowledgements are out
+     * (persist_after). */
+    wo.prepare_explicitly = true;
+    rv = wal_create(&wo, &node->wal);
+    if (rv != 0) {
+        bnode_errorf(errmsg, errmsg_len, "wal: %s", storage_strerror(rv));
+        return BNODE_ENOMEM;
+    }
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_WAL);
+    memset(&loaded, 0, sizeof(loaded));
+    rv = wal_open(node->wal, path, &loaded);
+    if (rv != 0) {
+        bnode_errorf(errmsg, errmsg_len, "%s", wal_errmsg(node->wal));
+        return BNODE_ESTORAGE;
+    }
+    if (torn) {
+        rv = rebuild_kv(node, &loaded, &ko, kverr, errmsg, errmsg_len);
+        if (rv != 0) {
+            wal_loaded_free(node->wal, &loaded);
+            return rv;
+        }
+    }
+    /* A snapshot install that a crash interrupted is finished (or
+     * dropped) first; if that changed the WAL, read it again. */
+    rv = snap_recover(node, errmsg, errmsg_len);
+    if (rv < 0) {
+        wal_loaded_free(node->wal, &loaded);
+        return rv;
+    }
+    if (rv == 1) {
+        wal_loaded_free(node->wal, &loaded);
+        wal_destroy(node->wal);
+        node->wal = NULL;
+        if (wal_create(&wo, &node->wal) != 0 ||
+            wal_open(node->wal, path, &loaded) != 0) {
+            bnode_errorf(errmsg, errmsg_len, "wal: %s",
+                         node->wal ? wal_errmsg(node->wal) : "no memory");
+            return BNODE_ESTORAGE;
+        }
+    }
+    if (loaded.has_snapshot) {
+        node->last_snap_index = loaded.snapshot.index;
+        snap_check_file(node);
+    }
+
+    struct kv_status ks;
+    rv = kv_status(node->kv, &ks);
+    if (rv != 0) {
+        wal_loaded_free(node->wal, &loaded);
+        bnode_errorf(errmsg, errmsg_len, "kv status: %s", kv_strerror(rv));
+        return BNODE_ESTORAGE;
+    }
+    node->disk_hs = loaded.hs;
+    bool empty =
+        loaded.hs.term == 0 && loaded.n_entries == 0 && !loaded.has_snapshot;
+    if (empty && node->opts.bootstrap) {
+        struct raft_conf conf;
+        if (datadir_initial_conf(&node->opts, &conf)) {
+            rv = raft_bootstrap(node->raft, &conf);
+            blog(BLOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
+        } else {
+            /* Not an initial voter: join when the leader adds us. */
+            blog(BLOG_INFO, "not an initial voter: waiting to be added");
+        }
+    } else if (!empty) {
+        rv = raft_restore(node->raft, &loaded.hs,
+                          loaded.has_snapshot ? &loaded.snapshot : NULL,
+                          loaded.entries, loaded.n_entries, ks.applied);
+        blog(BLOG_INFO,
+             "restored term %llu, log %llu..%llu, applied %llu (%u repairs)",
+             (unsigned long long)loaded.hs.term,
+             (unsigned long long)raft_first_index(node->raft),
+             (unsigned long long)raft_last_index(node->raft),
+             (unsigned long long)ks.applied, loaded.repairs);
+    } else {
+        blog(BLOG_INFO, "empty data directory: waiting to be contacted");
+    }
+    wal_loaded_free(node->wal, &loaded);
+    if (rv != 0) {
+        bnode_errorf(errmsg, errmsg_len, "cannot restore the raft state: %s",
+                     raft_strerror(rv));
+        return BNODE_ESTORAGE;
+    }
+    return 0;
+}
