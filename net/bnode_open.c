@@ -101,6 +101,9 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     if (export_prepare(node, errmsg, errmsg_len) != 0) {
         return BNODE_EINVAL;
     }
+    if (datadir_finish_rebuild(node->data_dir, errmsg, errmsg_len) != 0) {
+        return BNODE_ESTORAGE;
+    }
     snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_KV);
     if (make_dir(path) != 0) {
         bnode_errorf(errmsg, errmsg_len, "cannot create %s: %s", path,

@@ -384,6 +384,30 @@ static struct kv_snapshot *newest_snapshot(const char *dir,
     return snap;
 }
 
+/* Where a rebuild writes the new store, and its name once complete. */
+#define REBUILD_TMP DATADIR_KV ".tmp"
+#define REBUILD_NEW DATADIR_KV ".new"
+
+int datadir_finish_rebuild(const char *data_dir, char *err, size_t err_len)
+{
+    char path[BNODE_PATH_MAX], kv[BNODE_PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", data_dir, REBUILD_TMP);
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* incomplete */
+    snprintf(path, sizeof(path), "%s/%s", data_dir, REBUILD_NEW);
+    if (stat(path, &st) != 0) {
+        return 0;
+    }
+    /* Complete and synced: it replaces the torn store. */
+    snprintf(kv, sizeof(kv), "%s/%s", data_dir, DATADIR_KV);
+    nftw(kv, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rename(path, kv) != 0 || sync_dir(data_dir) != 0) {
+        return fail(DATADIR_EIO, err, err_len, "%s -> %s: %s", path, kv,
+                    strerror(errno));
+    }
+    return 0;
+}
+
 int datadir_rebuild_kv(const char *data_dir,
                        raft_index lo,
                        raft_index hi,
@@ -392,7 +416,7 @@ int datadir_rebuild_kv(const char *data_dir,
                        char *err,
                        size_t err_len)
 {
-    char path[BNODE_PATH_MAX];
+    char path[BNODE_PATH_MAX], done[BNODE_PATH_MAX];
     int rv;
 
     err[0] = '\0';
@@ -407,7 +431,10 @@ int datadir_rebuild_kv(const char *data_dir,
                     "again",
                     path, (uint64_t)lo, (uint64_t)hi, data_dir);
     }
-    snprintf(path, sizeof(path), "%s/%s", data_dir, DATADIR_KV);
+    /* Built aside and renamed into place once complete, so that a crash
+     * at any point leaves either the torn store (rebuilt again at the next
+     * start) or the new one (datadir_finish_rebuild() puts it in place). */
+    snprintf(path, sizeof(path), "%s/%s", data_dir, REBUILD_TMP);
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (snap != NULL) {
         /* The members the log recorded are part of this cluster's state. */
@@ -420,9 +447,15 @@ int datadir_rebuild_kv(const char *data_dir,
     } else {
         rv = 0; /* the whole log replays into an empty store */
     }
-    if (rv == 0 && sync_dir(data_dir) != 0) {
-        rv = fail(DATADIR_EIO, err, err_len, "%s: fsync: %s", data_dir,
+    snprintf(done, sizeof(done), "%s/%s", data_dir, REBUILD_NEW);
+    if (rv == 0 && (sync_dir(path) != 0 || rename(path, done) != 0 ||
+                    sync_dir(data_dir) != 0)) {
+        rv = fail(DATADIR_EIO, err, err_len, "%s -> %s: %s", path, done,
                   strerror(errno));
     }
-    return rv;
+    if (rv != 0) {
+        nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return rv;
+    }
+    return datadir_finish_rebuild(data_dir, err, err_len);
 }

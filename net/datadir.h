@@ -87,8 +87,9 @@ int datadir_restore(const char *snapshot_path,
 
 /**
  * Rebuilds DATA/kv of @data_dir after kv_open() refused it as possibly torn
- * by a machine crash (KV_ETORN): the store is removed and made again from
- * the newest snapshot file in DATA/snap whose index is in [@lo, @hi] and
+ * by a machine crash (KV_ETORN): a new store is built aside (DATA/kv.tmp,
+ * then DATA/kv.new once complete) and replaces it, from the newest snapshot
+ * file in DATA/snap whose index is in [@lo, @hi] and
  * verifies (its recorded member addresses kept), or, if @lo is 0 and there
  * is none, as an empty store. The caller picks the range so that its log
  * holds every entry after any index in it: replaying them brings the store
@@ -103,5 +104,10 @@ int datadir_rebuild_kv(const char *data_dir,
                        raft_index *used,
                        char *err,
                        size_t err_len);
+
+/* Completes a rebuild a crash interrupted: a new store that was complete
+ * (DATA/kv.new) replaces DATA/kv, an incomplete one (DATA/kv.tmp) is
+ * removed. Call before opening DATA/kv. Returns 0 or DATADIR_EIO. */
+int datadir_finish_rebuild(const char *data_dir, char *err, size_t err_len);
 
 #endif

@@ -361,6 +361,25 @@ START_TEST(test_datadir_rebuild_kv_from_the_newest_usable_snapshot)
     ck_assert_uint_eq(n_members, 1);
     kv_close(kv);
 
+    /* A crash after the new store was complete but before it replaced the
+     * torn one: the next start puts it in place; an incomplete one is
+     * dropped. */
+    snprintf(cmd, sizeof(cmd),
+             "cp -r %s/kv %s/kv.new && touch %s/kv.new/marker && "
+             "mkdir %s/kv.tmp && touch %s/kv/junk %s/kv.tmp/junk",
+             data, data, data, data, data, data);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(datadir_finish_rebuild(data, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/kv/marker", data);
+    ck_assert(exists(path));
+    snprintf(path, sizeof(path), "%s/kv/junk", data);
+    ck_assert(!exists(path));
+    snprintf(path, sizeof(path), "%s/kv.new", data);
+    ck_assert(!exists(path));
+    snprintf(path, sizeof(path), "%s/kv.tmp", data);
+    ck_assert(!exists(path));
+    ck_assert_int_eq(datadir_finish_rebuild(data, err, sizeof(err)), 0);
+
     /* The log starts after 62: no file covers it. */
     ck_assert_int_eq(
         datadir_rebuild_kv(data, 63, 80, 0, &used, err, sizeof(err)),
