@@ -10,6 +10,9 @@
  *   DATA/export/            copies of the store made for clients
  *                           (BSNAPSHOT, bnode_export.c); emptied at start
  *   DATA/snapshot.pending   an install from the leader in progress
+ *   DATA/kv.tmp, DATA/kv.new  a store being rebuilt after a power loss
+ *                           (datadir_rebuild_kv); finished or dropped at
+ *                           the next start
  *
  * The node driver (bnode.c) opens a data directory; `ballot snapshot
  * restore` creates one with datadir_restore(). This file uses bnode.h for
