@@ -604,7 +604,10 @@ START_TEST(test_commands_breq_btxn_returns_the_first_outcome)
      * has one, otherwise a clear error; neither runs again. */
     EQ("BREQ 11 1 SET x y", "+OK\r\n");
     EQ("BREQ 11 1 BTXN 0 1 PUT x z 0", "+OK\r\n");
-    EQ("BREQ 12 1 BTXN 0 1 PUT x w 0", q(&c, "BREQ 12 1 BTXN 0 1 PUT x w 0"));
+    char *put = strdup(q(&c, "BREQ 12 1 BTXN 0 1 PUT x w 0"));
+    ck_assert_msg(strncmp(put, "*3\r\n:1\r\n:", 9) == 0, "%s", put);
+    EQ("BREQ 12 1 BTXN 0 1 PUT x w 0", put);
+    free(put);
     const char *r = q(&c, "BREQ 12 1 SET x v");
     ck_assert_msg(
         strncmp(r, "-ERR request id already applied at revision ", 44) == 0 &&
