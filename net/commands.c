@@ -328,7 +328,38 @@ size_t cmd_appendf(char *buf, size_t cap, size_t len, const char *fmt, ...)
     return len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
 }
 
-/* Copies a request into one allocation so it can wait for EXEC. */
+int cmd_queued_copy(struct cmd_queued *q,
+                    const struct cmd_def *def,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+    size_t bytes = argc * (sizeof(char *) + sizeof(size_t));
+    for (size_t i = 0; i < argc; i++) {
+        bytes += argvlen[i] + 1;
+    }
+    char *mem = malloc(bytes);
+    if (mem == NULL) {
+        return -1;
+    }
+    const char **av = (const char **)mem;
+    size_t *al = (size_t *)(mem + argc * sizeof(char *));
+    char *p = (char *)(al + argc);
+    for (size_t i = 0; i < argc; i++) {
+        memcpy(p, argv[i], argvlen[i]);
+        p[argvlen[i]] = '\0';
+        av[i] = p;
+        al[i] = argvlen[i];
+        p += argvlen[i] + 1;
+    }
+    q->def = def;
+    q->argc = argc;
+    q->argv = av;
+    q->argvlen = al;
+    return 0;
+}
+
+/* Copies a request so it can wait for EXEC. */
 static int queue_request(struct cmd_client *c,
                          const struct cmd_def *def,
                          const struct resp_request *req)
@@ -342,29 +373,11 @@ static int queue_request(struct cmd_client *c,
         c->queued = q;
         c->cap_queued = cap;
     }
-    size_t bytes = req->argc * (sizeof(char *) + sizeof(size_t));
-    for (size_t i = 0; i < req->argc; i++) {
-        bytes += req->argvlen[i] + 1;
-    }
-    char *mem = malloc(bytes);
-    if (mem == NULL) {
+    if (cmd_queued_copy(&c->queued[c->n_queued], def, req->argc, req->argv,
+                        req->argvlen) != 0) {
         return -1;
     }
-    const char **argv = (const char **)mem;
-    size_t *argvlen = (size_t *)(mem + req->argc * sizeof(char *));
-    char *p = (char *)(argvlen + req->argc);
-    for (size_t i = 0; i < req->argc; i++) {
-        memcpy(p, req->argv[i], req->argvlen[i]);
-        p[req->argvlen[i]] = '\0';
-        argv[i] = p;
-        argvlen[i] = req->argvlen[i];
-        p += req->argvlen[i] + 1;
-    }
-    struct cmd_queued *q = &c->queued[c->n_queued++];
-    q->def = def;
-    q->argc = req->argc;
-    q->argv = argv;
-    q->argvlen = argvlen;
+    c->n_queued++;
     return 0;
 }
 

@@ -94,6 +94,14 @@ struct cmd_queued
     size_t *argvlen;
 };
 
+/* Copies a request (@argc arguments) into @q as one allocation, freed with
+ * free(q->argv); @def is recorded as is. Returns 0 or -1 (no memory). */
+int cmd_queued_copy(struct cmd_queued *q,
+                    const struct cmd_def *def,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen);
+
 /* A key under WATCH and its mod_revision when watched (0: missing). */
 struct cmd_watch
 {

@@ -511,38 +511,6 @@ static void vrun_step(struct vrun *run)
     vrun_done(run);
 }
 
-/* Copies one request into a struct cmd_queued (one allocation). */
-static int copy_args(struct cmd_queued *q,
-                     const struct cmd_def *def,
-                     size_t argc,
-                     const char *const *argv,
-                     const size_t *argvlen)
-{
-    size_t bytes = argc * (sizeof(char *) + sizeof(size_t));
-    for (size_t i = 0; i < argc; i++) {
-        bytes += argvlen[i] + 1;
-    }
-    char *mem = malloc(bytes);
-    if (mem == NULL) {
-        return -1;
-    }
-    const char **av = (const char **)mem;
-    size_t *al = (size_t *)(mem + argc * sizeof(char *));
-    char *p = (char *)(al + argc);
-    for (size_t i = 0; i < argc; i++) {
-        memcpy(p, argv[i], argvlen[i]);
-        p[argvlen[i]] = '\0';
-        av[i] = p;
-        al[i] = argvlen[i];
-        p += argvlen[i] + 1;
-    }
-    q->def = def;
-    q->argc = argc;
-    q->argv = av;
-    q->argvlen = al;
-    return 0;
-}
-
 static struct vrun *vrun_new(struct cmd_req *r)
 {
     struct vrun *run = calloc(1, sizeof(*run));
@@ -572,7 +540,7 @@ void cmd_view_start_req(struct cmd_req *r,
 {
     struct vrun *run = vrun_new(r);
     if (run == NULL || (run->cmds = calloc(1, sizeof(*run->cmds))) == NULL ||
-        copy_args(&run->cmds[0], def, argc, argv, argvlen) != 0) {
+        cmd_queued_copy(&run->cmds[0], def, argc, argv, argvlen) != 0) {
         if (run != NULL) {
             free(run->cmds);
             free(run);
@@ -748,7 +716,8 @@ void cmd_watch(struct cmd_req *r,
         return;
     }
     struct watch_run *w = calloc(1, sizeof(*w));
-    if (w == NULL || copy_args(&w->args, NULL, argc, argv, argvlen) != 0) {
+    if (w == NULL ||
+        cmd_queued_copy(&w->args, NULL, argc, argv, argvlen) != 0) {
         free(w);
         rep_error(r, "ERR out of memory");
         cmd_req_finish(r);

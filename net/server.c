@@ -345,27 +345,10 @@ static int dispatch(struct conn *c, const struct resp_request *req, int order)
 
 static int hold(struct conn *c, const struct resp_request *req)
 {
-    size_t bytes = req->argc * (sizeof(char *) + sizeof(size_t));
-    for (size_t i = 0; i < req->argc; i++) {
-        bytes += req->argvlen[i] + 1;
-    }
-    char *mem = malloc(bytes);
-    if (mem == NULL) {
+    if (cmd_queued_copy(&c->held, NULL, req->argc, req->argv, req->argvlen) !=
+        0) {
         return -1;
     }
-    const char **argv = (const char **)mem;
-    size_t *argvlen = (size_t *)(mem + req->argc * sizeof(char *));
-    char *p = (char *)(argvlen + req->argc);
-    for (size_t i = 0; i < req->argc; i++) {
-        memcpy(p, req->argv[i], req->argvlen[i]);
-        p[req->argvlen[i]] = '\0';
-        argv[i] = p;
-        argvlen[i] = req->argvlen[i];
-        p += req->argvlen[i] + 1;
-    }
-    c->held.argc = req->argc;
-    c->held.argv = argv;
-    c->held.argvlen = argvlen;
     c->has_held = true;
     return 0;
 }
