@@ -112,6 +112,19 @@ void kvt_batch_clear(struct kvt_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
+void kvt_apply_one(struct kv_store *s,
+                   raft_index index,
+                   uint8_t *data,
+                   size_t len,
+                   struct kv_apply_result *res)
+{
+    struct kvt_batch b = {0};
+    kvt_batch_add(&b, index, data, len);
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, res), 0);
+    ck_assert_uint_eq(res->n_entries, 1);
+    kvt_batch_clear(&b);
+}
+
 void kvt_apply_puts(struct kv_store *s,
                     raft_index first,
                     size_t n,

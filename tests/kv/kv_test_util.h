@@ -41,6 +41,13 @@ void kvt_batch_add(struct kvt_batch *b,
                    uint8_t *data,
                    size_t len);
 void kvt_batch_clear(struct kvt_batch *b);
+/* Applies one encoded command (@data, freed here) at @index into @res (the
+ * caller frees it with kv_apply_result_free()); asserts it was applied. */
+void kvt_apply_one(struct kv_store *s,
+                   raft_index index,
+                   uint8_t *data,
+                   size_t len,
+                   struct kv_apply_result *res);
 
 /* Snapshots @src (into @src_dir.snap, removed after) and installs it in
  * @dst chunk by chunk, as a follower would. */

@@ -22,14 +22,11 @@ static int apply_code(struct kv_store *s,
                       uint8_t *d,
                       size_t len)
 {
-    struct kvt_batch b = {0};
     struct kv_apply_result res;
-    kvt_batch_add(&b, index, d, len);
-    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    kvt_apply_one(s, index, d, len, &res);
     int code = res.entries[0].code;
     ck_assert_uint_eq(res.entries[0].cmd_type, KV_CMD_MEMBER);
     kv_apply_result_free(&res);
-    kvt_batch_clear(&b);
     return code;
 }
 

@@ -47,13 +47,10 @@ static struct one apply_one(struct kv_store *s,
                             uint8_t *d,
                             size_t len)
 {
-    struct kvt_batch b = {0};
     struct kv_apply_result res;
     struct one o;
     memset(&o, 0, sizeof(o));
-    kvt_batch_add(&b, index, d, len);
-    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
-    ck_assert_uint_eq(res.n_entries, 1);
+    kvt_apply_one(s, index, d, len, &res);
     const struct kv_entry_result *er = &res.entries[0];
     o.code = er->code;
     o.succeeded = er->succeeded;
@@ -67,7 +64,6 @@ static struct one apply_one(struct kv_store *s,
         memcpy(o.reply, er->reply, er->reply_len);
     }
     kv_apply_result_free(&res);
-    kvt_batch_clear(&b);
     return o;
 }
 
@@ -360,12 +356,10 @@ static struct kept apply_kept(struct kv_store *s,
                               uint8_t *d,
                               size_t len)
 {
-    struct kvt_batch b = {0};
     struct kv_apply_result res;
     struct kept k;
     memset(&k, 0, sizeof(k));
-    kvt_batch_add(&b, index, d, len);
-    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    kvt_apply_one(s, index, d, len, &res);
     const struct kv_entry_result *er = &res.entries[0];
     ck_assert_int_eq(er->code, 0);
     ck_assert(er->reply == NULL);
@@ -387,7 +381,6 @@ static struct kept apply_kept(struct kv_store *s,
         }
     }
     kv_apply_result_free(&res);
-    kvt_batch_clear(&b);
     return k;
 }
 
