@@ -148,6 +148,12 @@ void rep_session_outcome(struct cmd_req *r,
     }
 }
 
+void rep_field_int(struct cmd_req *r, const char *name, int64_t v)
+{
+    rep_cstr(r, name);
+    rep_int(r, v);
+}
+
 void rep_arity_error(struct cmd_req *r, const char *name)
 {
     rep_errorf(r, "ERR wrong number of arguments for '%s' command", name);

@@ -247,6 +247,9 @@ void rep_session_outcome(struct cmd_req *r,
                          uint64_t client_id,
                          uint64_t seq);
 
+/** One "name: integer" pair of a map reply. */
+void rep_field_int(struct cmd_req *r, const char *name, int64_t v);
+
 /** "ERR wrong number of arguments for 'name' command". */
 void rep_arity_error(struct cmd_req *r, const char *name);
 

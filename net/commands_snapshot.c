@@ -81,22 +81,15 @@ static void reply_created(struct cmd_req *r, const struct cmd_export *e)
     char checksum[24];
     snprintf(checksum, sizeof(checksum), "%016" PRIx64, info->payload_hash);
     rep_map(r, 8);
-    rep_cstr(r, "token");
-    rep_int(r, (int64_t)e->token);
-    rep_cstr(r, "size");
-    rep_int(r, (int64_t)info->size);
-    rep_cstr(r, "index");
-    rep_int(r, (int64_t)info->applied);
-    rep_cstr(r, "term");
-    rep_int(r, (int64_t)e->exp->term);
-    rep_cstr(r, "revision");
-    rep_int(r, (int64_t)info->revision);
-    rep_cstr(r, "compact_revision");
-    rep_int(r, (int64_t)info->compact_revision);
+    rep_field_int(r, "token", (int64_t)e->token);
+    rep_field_int(r, "size", (int64_t)info->size);
+    rep_field_int(r, "index", (int64_t)info->applied);
+    rep_field_int(r, "term", (int64_t)e->exp->term);
+    rep_field_int(r, "revision", (int64_t)info->revision);
+    rep_field_int(r, "compact_revision", (int64_t)info->compact_revision);
     rep_cstr(r, "checksum");
     rep_cstr(r, checksum);
-    rep_cstr(r, "chunk_max");
-    rep_int(r, (int64_t)chunk_max(r->client->env));
+    rep_field_int(r, "chunk_max", (int64_t)chunk_max(r->client->env));
 }
 
 /* Gives back the slot CREATE reserved, answers @status (0: the client
