@@ -11,9 +11,8 @@
  * and the node deletes its copy when told DONE or when the connection
  * closes.
  *
- * restore: with ballotd's own settings (--data, --id, --member, --voters,
- * or --config), datadir_restore() builds the data directory a node of a
- * new cluster starts from. It contacts no node.
+ * restore: runs `ballotd restore` (net/restore.h), which builds the data
+ * directory a node of a new cluster starts from with the node's own code.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +24,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "config.h"
-#include "datadir.h"
 #include "kv.h"
 
 /* How long the node may take to write its copy before CREATE answers (or
@@ -283,72 +280,64 @@ static int snapshot_save(struct cli *cli, const char *file)
 }
 
 /* ---------------------------------------------------------------------- */
-/* restore                                                                 */
+/* restore: an alias of `ballotd restore`                                  */
 
-static void print_restored(struct cli *cli,
-                           const struct ballotd_config *cfg,
-                           const struct datadir_restored *res)
+/* Where ballotd is: $BALLOTD, else beside this program (an installed
+ * tree), else ../net/ballotd (the build tree), else the PATH. */
+static void find_ballotd(char *out, size_t out_len)
 {
-    char voters[RAFT_CONF_MAX * 21 + 1] = "";
-    size_t n = 0;
-    cJSON *o = cli->json ? cJSON_CreateObject() : NULL;
-    cJSON *arr = NULL;
-    if (o != NULL) {
-        cJSON_AddStringToObject(o, "data", cfg->data_dir);
-        cJSON_AddNumberToObject(o, "id", (double)cfg->node.id);
-        cJSON_AddNumberToObject(o, "index", (double)res->index);
-        cJSON_AddNumberToObject(o, "term", (double)res->term);
-        cJSON_AddNumberToObject(o, "revision", (double)res->revision);
-        cJSON_AddNumberToObject(o, "size", (double)res->size);
-        arr = cJSON_AddArrayToObject(o, "voters");
-    }
-    for (uint32_t i = 0; i < res->conf.n; i++) {
-        uint64_t id = res->conf.members[i].id;
-        if (arr != NULL) {
-            cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)id));
-        }
-        n += (size_t)snprintf(voters + n, sizeof(voters) - n, "%s%" PRIu64,
-                              i > 0 ? "," : "", id);
-    }
-    if (o != NULL) {
-        cli_print_json(o);
+    const char *env = getenv("BALLOTD");
+    char self[4096];
+    ssize_t n;
+    if (env != NULL && env[0] != '\0') {
+        snprintf(out, out_len, "%s", env);
         return;
     }
-    printf("restored index %" PRIu64 " (revision %" PRIu64 ", %" PRIu64
-           " bytes) into %s as node %" PRIu64
-           " of a new cluster of voters %s;\n"
-           "start ballotd on it with the same settings, without --bootstrap\n",
-           (uint64_t)res->index, res->revision, res->size, cfg->data_dir,
-           (uint64_t)cfg->node.id, voters);
-}
-
-/* argv: "snapshot" "restore" FILE SETTING... */
-static int snapshot_restore(struct cli *cli, int argc, char **argv)
-{
-    struct ballotd_config cfg;
-    struct datadir_restored res;
-    char err[512];
-    int rc;
-    for (int i = 3; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            return cli_usage(argv[0]);
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        const char *dir = dirname(self);
+        snprintf(out, out_len, "%s/ballotd", dir);
+        if (access(out, X_OK) == 0) {
+            return;
+        }
+        snprintf(out, out_len, "%s/../net/ballotd", dir);
+        if (access(out, X_OK) == 0) {
+            return;
         }
     }
-    config_default(&cfg);
-    /* The settings are ballotd's, parsed by ballotd's own code; it skips
-     * its argv[0], which is FILE here. */
-    if (config_from_args(&cfg, argc - 2, argv + 2, err, sizeof(err)) != 0 ||
-        config_finish(&cfg, err, sizeof(err)) != 0) {
-        cli_fail(cli, CLI_USAGE, "snapshot restore: %s", err);
-        return cli_usage(argv[0]);
+    snprintf(out, out_len, "ballotd");
+}
+
+/* argv: "snapshot" "restore" FILE SETTING... The restore writes a node's
+ * files with the node's own code, so it is ballotd's (restore.h in net/);
+ * this client, which speaks only the client protocol, hands it over. */
+static int snapshot_restore(struct cli *cli, int argc, char **argv)
+{
+    char path[4096];
+    char **args = calloc((size_t)argc + 2, sizeof(*args));
+    int n = 0;
+    if (args == NULL) {
+        return cli_fail(cli, CLI_LOCAL, "snapshot restore: out of memory");
     }
-    rc = datadir_restore(argv[2], &cfg.node, &res, err, sizeof(err));
-    if (rc != 0) {
-        return cli_fail(cli, rc == DATADIR_EINVAL ? CLI_USAGE : CLI_LOCAL,
-                        "snapshot restore: %s", err);
+    find_ballotd(path, sizeof(path));
+    args[n++] = path;
+    args[n++] = "restore";
+    if (cli->json) {
+        args[n++] = "--json";
     }
-    print_restored(cli, &cfg, &res);
-    return CLI_OK;
+    for (int i = 2; i < argc; i++) {
+        args[n++] = argv[i];
+    }
+    args[n] = NULL;
+    fflush(stdout);
+    execvp(path, args);
+    int e = errno;
+    free(args);
+    return cli_fail(cli, CLI_LOCAL,
+                    "snapshot restore: cannot run %s: %s (it is `ballotd "
+                    "restore`; set BALLOTD to its path)",
+                    path, strerror(e));
 }
 
 int cmd_snapshot(struct cli *cli, int argc, char **argv)

@@ -3,6 +3,7 @@
  * LMDB, peer transport) and the Redis-protocol client port on one libuv
  * loop. SIGTERM or SIGINT stops it gracefully: in-flight requests are
  * answered or failed cleanly, LMDB is synced, every handle is closed.
+ * `ballotd restore ...` builds a data directory offline (restore.h).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "restore.h"
 #include "server.h"
 
 struct daemon
@@ -65,6 +67,9 @@ int main(int argc, char **argv)
     struct daemon d;
     char err[512] = "";
 
+    if (argc >= 2 && strcmp(argv[1], "restore") == 0) {
+        return restore_main(argc - 1, argv + 1);
+    }
     config_default(&cfg);
     int rv = config_from_args(&cfg, argc, argv, err, sizeof(err));
     if (rv == 1) {
