@@ -1,9 +1,12 @@
 /*
- * ballotd.c - one node of a ballot cluster: the node driver (raft, WAL,
- * LMDB, peer transport) and the Redis-protocol client port on one libuv
- * loop. SIGTERM or SIGINT stops it gracefully: in-flight requests are
- * answered or failed cleanly, LMDB is synced, every handle is closed.
- * `ballotd restore ...` builds a data directory offline (restore.h).
+ * ballotd.c - one node of a ballot cluster, as a daemon: a small main over
+ * the library programs embed (include/ballot/uv.h), so the daemon and an
+ * embedding program run the same code. SIGTERM or SIGINT stops it
+ * gracefully: in-flight requests are answered or failed cleanly, LMDB is
+ * synced, every handle is closed. A storage failure halts the node; the
+ * daemon then stops and exits with code 70, so that a supervisor restarts
+ * it from disk. `ballotd restore ...` builds a data directory offline
+ * (restore.h).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -11,34 +14,43 @@
 #include <string.h>
 #include <uv.h>
 
-#include "bnode.h"
-#include "config.h"
+#include "ballot/uv.h"
 #include "log.h"
-#include "metrics.h"
 #include "restore.h"
-#include "server.h"
+
+/* Exit code after a storage failure (EX_SOFTWARE). */
+#define EXIT_HALTED 70
+/* How long a stop after a storage failure may take before the process
+ * exits anyway: a failed disk must not keep a dead node around. */
+#define HALT_STOP_MS 10000
 
 struct daemon
 {
     uv_loop_t *loop;
-    struct bnode *node;
-    struct server *server;
-    struct metrics *metrics;
+    struct ballot *node;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_timer_t halt_guard;
     bool stopping;
-    int running; /* parts still stopping: server, node, metrics */
+    int exit_code;
 };
 
-static void on_part_stopped(void *arg)
+static void on_stopped(void *arg)
 {
     struct daemon *d = arg;
-    if (--d->running > 0) {
-        return;
-    }
+    d->node = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->halt_guard, NULL);
     blog(BLOG_INFO, "stopped");
+}
+
+static void stop(struct daemon *d)
+{
+    if (!d->stopping) {
+        d->stopping = true;
+        ballot_stop(d->node, on_stopped, d);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -48,38 +60,59 @@ static void on_signal(uv_signal_t *h, int signum)
         blog(BLOG_WARN, "signal %d again: exiting at once", signum);
         exit(1);
     }
-    d->stopping = true;
     blog(BLOG_INFO, "signal %d: stopping", signum);
-    /* Both at once: the server lets running requests finish, and the node
-     * answers or fails everything it holds (writes whose fate is unknown
-     * get an outcome-unknown error), so the server's stop can complete. */
-    d->running = d->metrics != NULL ? 3 : 2;
-    if (d->metrics != NULL) {
-        metrics_stop(d->metrics, on_part_stopped, d);
-    }
-    server_stop(d->server, on_part_stopped, d);
-    bnode_stop(d->node, on_part_stopped, d);
+    stop(d);
+}
+
+static void on_halt_guard(uv_timer_t *t)
+{
+    (void)t;
+    blog(BLOG_ERROR, "the halted node did not stop in %d ms: exiting",
+         HALT_STOP_MS);
+    exit(EXIT_HALTED);
+}
+
+static void on_halt(void *arg, const char *why)
+{
+    struct daemon *d = arg;
+    blog(BLOG_ERROR, "storage failed (%s): stopping; restart the node once "
+                     "the disk is sound",
+         why);
+    d->exit_code = EXIT_HALTED;
+    uv_timer_start(&d->halt_guard, on_halt_guard, HALT_STOP_MS, 0);
+    stop(d);
 }
 
 int main(int argc, char **argv)
 {
-    struct ballotd_config cfg;
+    struct ballot_config *cfg;
+    struct ballot_status st;
     struct daemon d;
-    char err[512] = "";
+    char err[700] = "";
 
     if (argc >= 2 && strcmp(argv[1], "restore") == 0) {
         return restore_main(argc - 1, argv + 1);
     }
-    config_default(&cfg);
-    int rv = config_from_args(&cfg, argc, argv, err, sizeof(err));
+    if (ballot_config_create(&cfg) != 0) {
+        fprintf(stderr, "ballotd: out of memory\n");
+        return 1;
+    }
+    int rv = ballot_config_args(cfg, argc, argv);
     if (rv == 1) {
+        ballot_config_destroy(cfg);
         return 0;
     }
-    if (rv != 0 || config_finish(&cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ballotd: %s\n", err);
+    if (rv != 0) {
+        fprintf(stderr, "ballotd: %s\n", ballot_config_errmsg(cfg));
+        ballot_config_destroy(cfg);
         return 2;
     }
-    blog_set_level(cfg.verbose ? BLOG_DEBUG : BLOG_INFO);
+    memset(&d, 0, sizeof(d));
+    /* The node filters by level (--verbose); every line it sends is
+     * printed. */
+    blog_set_level(BLOG_DEBUG);
+    ballot_config_set_log(cfg, blog_line, NULL, BALLOT_LOG_INFO);
+    ballot_config_set_halt(cfg, on_halt, &d);
     /* Each batch's fdatasync runs on libuv's thread pool (4 threads by
      * default), beside snapshot copies that take a while each: the node's
      * own and up to SERVER_EXPORTS_MAX exports. Room for all of them, so
@@ -89,44 +122,32 @@ int main(int argc, char **argv)
     /* A client that disconnects must not kill the server with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
 
-    memset(&d, 0, sizeof(d));
     d.loop = uv_default_loop();
-    if (bnode_start(d.loop, &cfg.node, &d.node, err, sizeof(err)) != 0) {
-        blog(BLOG_ERROR, "cannot start the node: %s", err);
-        return 1;
+    rv = ballot_start(d.loop, cfg, &d.node, err, sizeof(err));
+    ballot_config_destroy(cfg);
+    if (rv != 0) {
+        /* A usage error (no id, no members) is the command line's. */
+        fprintf(stderr, "ballotd: %s\n", err);
+        blog(BLOG_ERROR, "cannot start: %s", err);
+        uv_run(d.loop, UV_RUN_DEFAULT); /* let what started close */
+        return rv == BALLOT_EINVAL ? 2 : 1;
     }
-    struct server_options so;
-    server_options_default(&so);
-    so.host = cfg.client_host;
-    so.port = cfg.client_port;
-    so.max_clients = cfg.max_clients;
-    so.output_bytes_max = cfg.max_output_bytes;
-    so.pipeline_max = cfg.max_pipeline;
-    so.limits.request_bytes_max = cfg.max_request_bytes;
-    if (server_start(d.loop, d.node, &so, &d.server, err, sizeof(err)) != 0) {
-        blog(BLOG_ERROR, "cannot listen for clients on %s:%d: %s",
-             cfg.client_host, cfg.client_port, err);
-        return 1;
-    }
-    if (cfg.metrics_port > 0 &&
-        metrics_start(d.loop, cfg.client_host, cfg.metrics_port, d.node,
-                      d.server, &d.metrics, err, sizeof(err)) != 0) {
-        blog(BLOG_ERROR, "cannot serve metrics: %s", err);
-        return 1;
-    }
+    ballot_status(d.node, &st);
+    blog_set_node(st.id);
+    uv_timer_init(d.loop, &d.halt_guard);
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
     d.sigterm.data = &d;
     d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
-    blog(BLOG_INFO, "serving clients on %s:%d, data in %s", cfg.client_host,
-         cfg.client_port, cfg.data_dir);
+    blog(BLOG_INFO, "node %llu running (library %s)",
+         (unsigned long long)st.id, ballot_version());
 
     uv_run(d.loop, UV_RUN_DEFAULT);
     rv = uv_loop_close(d.loop);
     if (rv != 0) {
         blog(BLOG_WARN, "loop closed with handles open: %s", uv_strerror(rv));
     }
-    return 0;
+    return d.exit_code;
 }

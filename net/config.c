@@ -36,6 +36,7 @@ void config_default(struct ballotd_config *cfg)
     cfg->max_request_bytes = 64u << 20;
     cfg->max_output_bytes = 64u << 20;
     cfg->max_pipeline = 1024;
+    cfg->serve_clients = true;
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -168,6 +169,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     if (strcmp(name, "verbose") == 0) {
         return parse_bool(v, &cfg->verbose);
     }
+    if (strcmp(name, "serve_clients") == 0) {
+        return parse_bool(v, &cfg->serve_clients);
+    }
     struct
     {
         const char *name;
@@ -206,6 +210,21 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         return 0;
     }
     return -2; /* unknown setting */
+}
+
+int config_set(struct ballotd_config *cfg,
+               const char *name,
+               const char *value,
+               char *err,
+               size_t err_len)
+{
+    int rv = set(cfg, name, value);
+    if (rv != 0) {
+        snprintf(err, err_len, "%s = %s: %s", name, value,
+                 rv == -2 ? "unknown setting" : "invalid value");
+        return -1;
+    }
+    return 0;
 }
 
 struct ini_ctx

@@ -26,6 +26,9 @@ struct ballotd_config
     uint64_t max_output_bytes;
     unsigned max_pipeline;
     bool verbose;
+    /* Listen for clients on this node's client address (ballotd always
+     * does; a program embedding a node may not want to). */
+    bool serve_clients;
 };
 
 /* Fills @cfg with defaults. */
@@ -34,6 +37,14 @@ void config_default(struct ballotd_config *cfg);
 /* Parses "ID=HOST:CLIENT_PORT:PEER_PORT" (PEER_PORT defaults to
  * CLIENT_PORT + 1) into @m. Returns 0 or -1. */
 int config_parse_member(const char *text, struct bnode_member *m);
+
+/* Sets one setting by name (a flag without "--", or an INI key). Returns 0
+ * or -1 with a message (unknown setting, invalid value) in @err. */
+int config_set(struct ballotd_config *cfg,
+               const char *name,
+               const char *value,
+               char *err,
+               size_t err_len);
 
 /* Reads the INI file at @path into @cfg. Returns 0, or -1 with a message
  * (file, line and what is wrong) in @err. */

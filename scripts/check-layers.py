@@ -20,11 +20,18 @@ DEPENDS = {
     "net/peer": {"raft"},
     "net/node": {"net/peer", "storage", "kv", "raft"},
     "net/server": {"net/resp", "kv", "raft", "net/node"},
-    "net": {"net/resp", "net/peer", "net/node", "net/server", "storage",
-            "kv", "raft"},
+    "net/embed": {"include", "include/ballot", "net", "net/node",
+                  "net/server", "net/resp", "net/peer", "storage", "kv",
+                  "raft"},
+    "net": {"include", "include/ballot", "net/resp", "net/peer", "net/node",
+            "net/server", "storage", "kv", "raft"},
     "cli": {"kv", "raft"},
     "include": set(),
+    "include/ballot": {"include"},
 }
+# Files held to fewer arrows than their folder: the daemon is a main over
+# the public API, the one code path it shares with embedding programs.
+FILE_DEPENDS = {"net/ballotd.c": {"include", "include/ballot"}}
 # The client layer reaches the node only through the node's header.
 ONLY = {("net/server", "net/node"): {"bnode.h"}}
 # System headers a folder must not include.
@@ -62,6 +69,7 @@ def main():
     for folder, deps in DEPENDS.items():
         for f in sources(folder):
             rel = f"{folder}/{f}"
+            allowed_deps = FILE_DEPENDS.get(rel, deps)
             with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
                 for no, line in enumerate(fh, 1):
                     m = INCLUDE.match(line)
@@ -78,7 +86,7 @@ def main():
                     home = owner.get(base)
                     if home is None or home == folder:
                         continue
-                    if home not in deps:
+                    if home not in allowed_deps:
                         bad.append(f"{rel}:{no}: {folder}/ may not include "
                                    f"{base} (it belongs to {home}/)")
                     elif (folder, home) in ONLY and \

@@ -15,6 +15,8 @@ mk net/node/bnode.h '#include "kv.h"'
 mk net/node/bnode_internal.h '#include "bnode.h"'
 mk net/server/server.h '#include "resp.h"'
 mk cli/cli.h '#include "kv.h"'
+mk include/ballot.h '#include <stddef.h>'
+mk net/ballotd.c '#include "ballot.h"'
 if ! out=$(python3 scripts/check-layers.py "$tmp"); then
     echo "clean tree refused: $out"
     exit 1
@@ -41,5 +43,6 @@ expect net/resp/resp.h '#include <uv.h>' 'the RESP codec using libuv'
 expect net/peer/codec.h '#include <uv.h>' 'the peer codec using libuv'
 expect cli/cli.h '#include "server.h"' 'cli/ including net/'
 expect net/node/bnode.h '#include <lmdb.h>' 'net/ using LMDB directly'
+expect net/ballotd.c '#include "bnode.h"' 'the daemon past the public API'
 [ $fail -eq 0 ] && echo "layering lint catches every rule broken on purpose"
 exit $fail

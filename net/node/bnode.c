@@ -29,7 +29,7 @@
 
 #include "bnode_internal.h"
 #include "datadir.h"
-#include "log.h"
+#include "nlog.h"
 #include "transport.h"
 #include "wal.h"
 
@@ -77,6 +77,7 @@ void bnode_options_default(struct bnode_options *opts)
     opts->persist_inline_max = 8;
     opts->max_uncommitted_bytes = 64u << 20;
     opts->max_entry_bytes = KV_CMD_BYTES_MAX;
+    opts->log_level = BNODE_LOG_INFO;
 }
 
 static uint64_t now_ms(struct bnode *node)
@@ -397,7 +398,7 @@ static int conf_change_now(struct bnode *node,
             return BNODE_EINVAL;
         }
     }
-    blog(BLOG_INFO, "proposed membership change %d of node %llu at %llu",
+    nlog(node, BNODE_LOG_INFO, "proposed membership change %d of node %llu at %llu",
          (int)change, (unsigned long long)id, (unsigned long long)index);
     track_write(node, index, raft_current_term(node->raft), w, cb, arg);
     return 0;
@@ -539,13 +540,20 @@ static const struct persist_ops persist_ops = {
 void bnode_halt(struct bnode *node, const char *what)
 {
     /* A failed fsync or apply cannot be retried and trusted (the kernel may
-     * have dropped the dirty pages): stop taking part, and let the process
-     * exit so an operator (or a supervisor) restarts it from disk. */
-    blog(BLOG_ERROR, "halting: %s", what);
+     * have dropped the dirty pages): stop taking part, refuse everything
+     * from now on, and tell the program, which decides what to do (ballotd
+     * stops and exits, so that a supervisor restarts it from disk). The
+     * library never ends the process. */
+    if (node->halted) {
+        return;
+    }
+    nlog(node, BNODE_LOG_ERROR, "halting: %s", what);
     node->halted = true;
     fail_all_writes(node, BNODE_EUNKNOWN);
     fail_reads(node, 0, BNODE_ENOREAD);
-    exit(70);
+    if (node->opts.halt != NULL) {
+        node->opts.halt(node->opts.halt_arg, what);
+    }
 }
 
 static void send_all(struct bnode *node,
@@ -568,7 +576,7 @@ static void soft_state(struct bnode *node, const struct raft_update *u)
     }
     const char *names[] = {"?", "follower", "pre-candidate", "candidate",
                            "leader"};
-    blog(BLOG_INFO, "now %s in term %llu, leader %llu",
+    nlog(node, BNODE_LOG_INFO, "now %s in term %llu, leader %llu",
          names[u->soft_state.state <= RAFT_LEADER ? u->soft_state.state : 0],
          (unsigned long long)raft_current_term(node->raft),
          (unsigned long long)u->soft_state.leader);
@@ -970,7 +978,6 @@ int bnode_start(uv_loop_t *loop,
     snprintf(node->export_dir, sizeof(node->export_dir), "%s/%s",
              opts->data_dir, DATADIR_EXPORT);
     node->opts.data_dir = node->data_dir;
-    blog_set_node(opts->id);
 
     raft_config_default(&cfg, opts->id, opts->id * 7919 + uv_hrtime());
     cfg.election_ticks = opts->election_ticks;

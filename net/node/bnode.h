@@ -55,6 +55,23 @@ const char *bnode_strerror(int code);
 
 #define BNODE_HOST_MAX 64
 
+/* Levels of the node's log lines. */
+enum bnode_log_level {
+    BNODE_LOG_DEBUG = 0,
+    BNODE_LOG_INFO = 1,
+    BNODE_LOG_WARN = 2,
+    BNODE_LOG_ERROR = 3,
+};
+
+/* Receives one log line of the node (@msg, without a newline, valid during
+ * the call), on the loop thread. */
+typedef void (*bnode_log_cb)(void *arg, int level, const char *msg);
+
+/* Called once, on the loop thread, when the node halts because its
+ * storage failed (@why says what failed; valid during the call). The node
+ * then refuses every request (BNODE_ESTORAGE) until bnode_stop(). */
+typedef void (*bnode_halt_cb)(void *arg, const char *why);
+
 /* Where a member listens. */
 struct bnode_member
 {
@@ -98,6 +115,14 @@ struct bnode_options
     uint64_t max_uncommitted_bytes;
     uint32_t max_entry_bytes;
     uint64_t kv_map_size; /* 0: kv's default */
+
+    /* Where log lines go (NULL: nowhere), and the lowest level sent. */
+    bnode_log_cb log;
+    void *log_arg;
+    int log_level;
+    /* Told when storage fails and the node halts (NULL: nobody). */
+    bnode_halt_cb halt;
+    void *halt_arg;
 };
 
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks

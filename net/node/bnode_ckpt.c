@@ -22,7 +22,7 @@
 #include <stdio.h>
 
 #include "bnode_internal.h"
-#include "log.h"
+#include "nlog.h"
 
 /* Ends the checkpoint whose sync has returned. Does nothing if none is
  * begun (ckpt_wait() may have ended it before the worker's callback). */

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "bnode_internal.h"
-#include "log.h"
+#include "nlog.h"
 
 /* An export on its way: the job and the caller to answer. */
 struct export_job
@@ -59,7 +59,7 @@ int export_prepare(struct bnode *node, char *err, size_t err_len)
     }
     closedir(d);
     if (removed > 0) {
-        blog(BLOG_INFO, "removed %u leftover snapshot export files", removed);
+        nlog(node, BNODE_LOG_INFO, "removed %u leftover snapshot export files", removed);
     }
     return 0;
 }
@@ -71,7 +71,7 @@ static void export_done(struct snap_job *job)
     struct bnode_export *exp = NULL;
     int status = 0;
     if (job->status != 0) {
-        blog(BLOG_WARN, "a snapshot export failed: %s",
+        nlog(node, BNODE_LOG_WARN, "a snapshot export failed: %s",
              kv_strerror(job->status));
         status = BNODE_ESTORAGE;
     } else if (node->stopping || node->halted) {
@@ -87,7 +87,7 @@ static void export_done(struct snap_job *job)
         exp->term =
             raft_term_at(node->raft, kv_snapshot_info(job->snap)->applied);
         if (exp->term == 0) {
-            blog(BLOG_WARN,
+            nlog(node, BNODE_LOG_WARN,
                  "a snapshot export at %llu is older than the log: retry",
                  (unsigned long long)kv_snapshot_info(job->snap)->applied);
             free(exp);

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "bnode_internal.h"
-#include "log.h"
+#include "nlog.h"
 
 /* "host:client:peer", the form recorded in the log. */
 static int format_addr(const struct bnode_member *m, char *buf, size_t cap)
@@ -51,7 +51,7 @@ static void member_learn(struct bnode *node, const struct bnode_member *m)
     if (m->id == o->id) {
         /* We listen where our own configuration says; a record that
          * disagrees is only logged. */
-        blog(BLOG_WARN,
+        nlog(node, BNODE_LOG_WARN,
              "the log records %s:%d:%d for this node; keeping "
              "the configured address",
              m->host, m->client_port, m->peer_port);
@@ -59,7 +59,7 @@ static void member_learn(struct bnode *node, const struct bnode_member *m)
     }
     if (slot == NULL) {
         if (o->n_members == RAFT_CONF_MAX) {
-            blog(BLOG_WARN,
+            nlog(node, BNODE_LOG_WARN,
                  "member %llu: more than %u members known, "
                  "address ignored",
                  (unsigned long long)m->id, RAFT_CONF_MAX);
@@ -70,11 +70,11 @@ static void member_learn(struct bnode *node, const struct bnode_member *m)
         transport_remove_peer(node->transport, m->id);
     }
     *slot = *m;
-    blog(BLOG_INFO, "member %llu is at %s (client %d, peer %d)",
+    nlog(node, BNODE_LOG_INFO, "member %llu is at %s (client %d, peer %d)",
          (unsigned long long)m->id, m->host, m->client_port, m->peer_port);
     if (transport_add_peer(node->transport, m->id, m->host, m->peer_port) !=
         0) {
-        blog(BLOG_WARN, "member %llu: the transport refused %s:%d",
+        nlog(node, BNODE_LOG_WARN, "member %llu: the transport refused %s:%d",
              (unsigned long long)m->id, m->host, m->peer_port);
     }
 }
@@ -93,7 +93,7 @@ int bnode_members_sync(struct bnode *node)
         m.id = rec[i].id;
         if (bnode_member_parse_addr((const char *)rec[i].addr, rec[i].addr_len,
                                     &m) != 0) {
-            blog(BLOG_WARN, "member %llu: unreadable address in the log",
+            nlog(node, BNODE_LOG_WARN, "member %llu: unreadable address in the log",
                  (unsigned long long)m.id);
             continue;
         }
@@ -103,7 +103,7 @@ int bnode_members_sync(struct bnode *node)
     if (rv != 0) {
         char msg[256];
         kv_errmsg(node->kv, msg, sizeof(msg));
-        blog(BLOG_ERROR, "reading member addresses: %s", msg);
+        nlog(node, BNODE_LOG_ERROR, "reading member addresses: %s", msg);
         return BNODE_ESTORAGE;
     }
     return 0;

@@ -12,7 +12,7 @@
 
 #include "bnode_internal.h"
 #include "datadir.h"
-#include "log.h"
+#include "nlog.h"
 #include "wal.h"
 
 void bnode_errorf(char *errmsg, size_t len, const char *fmt, ...)
@@ -28,7 +28,7 @@ void bnode_errorf(char *errmsg, size_t len, const char *fmt, ...)
 static void wal_log(void *ctx, int level, const char *msg)
 {
     (void)ctx;
-    blog(level >= 2 ? BLOG_WARN : BLOG_INFO, "wal: %s", msg);
+    nlog(ctx, level >= 2 ? BNODE_LOG_WARN : BNODE_LOG_INFO, "wal: %s", msg);
 }
 
 static int make_dir(const char *path)
@@ -57,7 +57,7 @@ static int rebuild_kv(struct bnode *node,
                         ? loaded->entries[loaded->n_entries - 1].index
                         : lo;
     raft_index used = 0;
-    blog(BLOG_WARN, "%s", why);
+    nlog(node, BNODE_LOG_WARN, "%s", why);
     int rv = datadir_rebuild_kv(node->data_dir, lo, hi, ko->map_size, &used,
                                 err, sizeof(err));
     if (rv != 0) {
@@ -71,7 +71,7 @@ static int rebuild_kv(struct bnode *node,
                      kverr);
         return BNODE_ESTORAGE;
     }
-    blog(BLOG_WARN,
+    nlog(node, BNODE_LOG_WARN,
          "rebuilt the store from %s %llu; the log replays entries %llu..%llu",
          used != 0 ? "snapshot" : "an empty store at index",
          (unsigned long long)used, (unsigned long long)used + 1,
@@ -120,6 +120,7 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     }
     wal_options_default(&wo);
     wo.log = wal_log;
+    wo.log_ctx = node;
     /* The zeros ahead wait until the acknowledgements are out
      * (persist_after). */
     wo.prepare_explicitly = true;
@@ -179,23 +180,23 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         struct raft_conf conf;
         if (datadir_initial_conf(&node->opts, &conf)) {
             rv = raft_bootstrap(node->raft, &conf);
-            blog(BLOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
+            nlog(node, BNODE_LOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
         } else {
             /* Not an initial voter: join when the leader adds us. */
-            blog(BLOG_INFO, "not an initial voter: waiting to be added");
+            nlog(node, BNODE_LOG_INFO, "not an initial voter: waiting to be added");
         }
     } else if (!empty) {
         rv = raft_restore(node->raft, &loaded.hs,
                           loaded.has_snapshot ? &loaded.snapshot : NULL,
                           loaded.entries, loaded.n_entries, ks.applied);
-        blog(BLOG_INFO,
+        nlog(node, BNODE_LOG_INFO,
              "restored term %llu, log %llu..%llu, applied %llu (%u repairs)",
              (unsigned long long)loaded.hs.term,
              (unsigned long long)raft_first_index(node->raft),
              (unsigned long long)raft_last_index(node->raft),
              (unsigned long long)ks.applied, loaded.repairs);
     } else {
-        blog(BLOG_INFO, "empty data directory: waiting to be contacted");
+        nlog(node, BNODE_LOG_INFO, "empty data directory: waiting to be contacted");
     }
     wal_loaded_free(node->wal, &loaded);
     if (rv != 0) {

@@ -41,7 +41,7 @@
 
 #include "bnode_internal.h"
 #include "format.h"
-#include "log.h"
+#include "nlog.h"
 
 /* ---- the pending-install file ------------------------------------------ */
 
@@ -149,7 +149,7 @@ int snap_recover(struct bnode *node, char *err, size_t err_len)
         return BNODE_ESTORAGE;
     }
     if (ks.applied >= meta.index) {
-        blog(BLOG_WARN,
+        nlog(node, BNODE_LOG_WARN,
              "completing the install of snapshot %llu that a crash "
              "interrupted",
              (unsigned long long)meta.index);
@@ -158,7 +158,7 @@ int snap_recover(struct bnode *node, char *err, size_t err_len)
             return BNODE_ESTORAGE;
         }
     } else {
-        blog(BLOG_WARN,
+        nlog(node, BNODE_LOG_WARN,
              "dropping snapshot %llu whose install a crash interrupted "
              "(the leader sends it again)",
              (unsigned long long)meta.index);
@@ -193,7 +193,7 @@ void snap_send(struct bnode *node, const struct raft_message *m)
             0) {
             /* Gone (a newer one replaced it): the core resends the newest
              * after its idle timeout. */
-            blog(BLOG_WARN, "cannot send snapshot %llu: %s",
+            nlog(node, BNODE_LOG_WARN, "cannot send snapshot %llu: %s",
                  (unsigned long long)c->meta.index, err);
             node->send_snap = NULL;
             return;
@@ -225,7 +225,7 @@ static int install(struct bnode *node,
     int rv = kv_snapshot_stage_finish(node->kv, &info);
     if (rv != 0 || info.applied != meta->index || info.size != meta->size) {
         kv_errmsg(node->kv, msg, sizeof(msg));
-        blog(BLOG_ERROR, "received snapshot %llu does not verify: %s",
+        nlog(node, BNODE_LOG_ERROR, "received snapshot %llu does not verify: %s",
              (unsigned long long)meta->index, msg);
         return BNODE_ESTORAGE;
     }
@@ -235,17 +235,17 @@ static int install(struct bnode *node,
     rv = kv_snapshot_install(node->kv);
     if (rv != 0) {
         kv_errmsg(node->kv, msg, sizeof(msg));
-        blog(BLOG_ERROR, "installing snapshot %llu: %s",
+        nlog(node, BNODE_LOG_ERROR, "installing snapshot %llu: %s",
              (unsigned long long)meta->index, msg);
         return BNODE_ESTORAGE;
     }
     if (wal_adopt(node, meta, reset_log) != 0) {
-        blog(BLOG_ERROR, "wal: %s", wal_errmsg(node->wal));
+        nlog(node, BNODE_LOG_ERROR, "wal: %s", wal_errmsg(node->wal));
         return BNODE_ESTORAGE;
     }
     pending_remove(node);
     node->snap_staging = false;
-    blog(BLOG_INFO, "installed snapshot %llu (%llu bytes) from the leader",
+    nlog(node, BNODE_LOG_INFO, "installed snapshot %llu (%llu bytes) from the leader",
          (unsigned long long)meta->index, (unsigned long long)meta->size);
     /* The snapshot may record members added since this node last heard. */
     (void)bnode_members_sync(node);
@@ -354,7 +354,7 @@ static void create_done(struct snap_job *job)
     struct bnode *node = job->node;
     node->snap_creating = false;
     if (job->status != 0) {
-        blog(BLOG_WARN, "taking a snapshot failed: %s",
+        nlog(node, BNODE_LOG_WARN, "taking a snapshot failed: %s",
              kv_strerror(job->status));
         return;
     }
@@ -428,7 +428,7 @@ void snap_maybe_taken(struct bnode *node)
     snprintf(from, sizeof(from), "%s/new.snap", node->snap_dir);
     snap_file(node, index, to, sizeof(to));
     if (rename(from, to) != 0 || sync_dir(node->snap_dir) != 0) {
-        blog(BLOG_WARN, "cannot keep snapshot %llu: %s",
+        nlog(node, BNODE_LOG_WARN, "cannot keep snapshot %llu: %s",
              (unsigned long long)index, strerror(errno));
         return;
     }
@@ -446,7 +446,7 @@ void snap_maybe_taken(struct bnode *node)
     persist_release(node->persist);
     node->last_snap_index = index;
     remove_older(node, index);
-    blog(BLOG_INFO, "snapshot %llu taken (%llu bytes); log from %llu",
+    nlog(node, BNODE_LOG_INFO, "snapshot %llu taken (%llu bytes); log from %llu",
          (unsigned long long)index, (unsigned long long)size,
          (unsigned long long)raft_first_index(node->raft));
 }

@@ -1,6 +1,8 @@
 /*
  * log.h - ballotd's log lines: one line per event on stderr, with the time,
- * the level and the node's id, so operators can grep and sort them.
+ * the level and the node's id, so operators can grep and sort them. The
+ * node library prints nothing itself: ballotd hands it blog_line() as its
+ * log callback.
  */
 #ifndef BALLOT_NET_LOG_H
 #define BALLOT_NET_LOG_H
@@ -23,5 +25,8 @@ void blog_set_node(uint64_t id);
 __attribute__((format(printf, 2, 3)))
 #endif
 void blog(enum blog_level level, const char *fmt, ...);
+
+/* Prints one line of @level: the node's log callback (@arg unused). */
+void blog_line(void *arg, int level, const char *msg);
 
 #endif

@@ -1,0 +1,170 @@
+/*
+ * embed_internal.h - the state behind the public API (include/ballot.h):
+ * a node, its client server and metrics endpoint on one loop, and, for a
+ * node on a thread of its own, the queue through which other threads call
+ * into it.
+ */
+#ifndef BALLOT_NET_EMBED_INTERNAL_H
+#define BALLOT_NET_EMBED_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "ballot.h"
+#include "ballot/uv.h"
+#include "bnode.h"
+#include "config.h"
+
+struct ballot_config
+{
+    struct ballotd_config d;
+    ballot_log_cb log;
+    void *log_arg;
+    int log_level;
+    ballot_halt_cb halt;
+    void *halt_arg;
+    char errmsg[512];
+};
+
+struct embed_call;
+
+struct ballot
+{
+    uv_loop_t *loop;
+    pthread_t loop_thread;
+    struct ballotd_config cfg;
+    ballot_log_cb log;
+    void *log_arg;
+    ballot_halt_cb halt;
+    void *halt_arg;
+
+    struct bnode *node;
+    struct server *server;
+    struct metrics *metrics;
+
+    /* Halting: the program is told from a timer, not from deep inside the
+     * node's cycle, so that it may stop the node in its callback. */
+    bool halted;
+    char halt_why[256];
+    uv_timer_t halt_timer;
+
+    bool stopping;
+    int parts_running; /* node, server, metrics still stopping */
+    ballot_stop_cb stop_cb;
+    void *stop_arg;
+
+    /* A node on a thread of its own (ballot_open()). */
+    bool threaded;
+    uv_loop_t own_loop;
+    uv_thread_t thread;
+    uv_sem_t started;
+    int start_rc;
+    char start_err[512];
+    uv_async_t wake;
+    uv_mutex_t mu; /* guards the queue and closed */
+    struct embed_call *q_head, *q_tail;
+    bool closed; /* the queue takes no more calls */
+    uv_sem_t stopped;
+};
+
+/* True if the caller runs on @b's loop thread. */
+bool embed_on_loop(const struct ballot *b);
+
+/* Maps a node error (BNODE_E*) to the public range. */
+int embed_error(int bnode_code);
+
+/* ---- calls (embed_ops.c) ---------------------------------------------- */
+
+enum embed_kind {
+    EMBED_PUT = 1,
+    EMBED_DELETE,
+    EMBED_GET,
+    EMBED_RANGE,
+    EMBED_TXN,
+    EMBED_MEMBER_ADD,
+    EMBED_MEMBER_PROMOTE,
+    EMBED_MEMBER_REMOVE,
+    EMBED_STATUS,   /* runs on the loop; the caller waits */
+    EMBED_TRANSFER, /* runs on the loop; the caller waits */
+    EMBED_STOP,     /* ballot_close() */
+};
+
+/* A request with every byte it needs copied into one allocation, so that
+ * it can cross threads and outlive the caller's buffers. */
+struct embed_call
+{
+    enum embed_kind kind;
+    struct embed_call *next;
+    struct ballot *b;
+    ballot_cb cb;
+    void *arg;
+    /* Encoded kv command (writes), or the read's key and end. */
+    uint8_t *cmd;
+    size_t cmd_len;
+    const uint8_t *key, *end;
+    uint32_t key_len, end_len;
+    uint64_t limit;
+    int flags;
+    int consistency;
+    uint64_t id;   /* members, transfer */
+    bool voter;    /* member add */
+    char addr[128];
+    /* EMBED_STATUS and EMBED_TRANSFER: where the loop puts the answer. */
+    struct ballot_status *status_out;
+    int *rc_out;
+    struct embed_waiter *waiter;
+};
+
+/* Builds a call of @kind. Returns 0 with *@out (free with embed_call_free)
+ * or BALLOT_EINVAL / BALLOT_ETOOBIG / BALLOT_ENOMEM. */
+int embed_call_write(enum embed_kind kind,
+                     const void *key,
+                     size_t key_len,
+                     const void *value,
+                     size_t value_len,
+                     const struct ballot_txn *txn,
+                     const struct ballot_reqid *rid,
+                     struct embed_call **out);
+int embed_call_read(const void *key,
+                    size_t key_len,
+                    const void *end,
+                    size_t end_len,
+                    uint64_t limit,
+                    int flags,
+                    int consistency,
+                    bool point,
+                    struct embed_call **out);
+int embed_call_member(enum embed_kind kind,
+                      uint64_t id,
+                      const char *addr,
+                      bool voter,
+                      struct embed_call **out);
+void embed_call_free(struct embed_call *c);
+
+/* Runs @c on the loop thread. On success the call belongs to the node
+ * until its callback; on failure returns the error and still owns @c. */
+int embed_call_run(struct ballot *b, struct embed_call *c);
+
+/* Hands @c to @b: runs it at once on the loop thread (an error is returned
+ * and @c freed), or queues it for the loop (0; an error reaches the
+ * callback). */
+int embed_submit(struct ballot *b, struct embed_call *c);
+
+/* Reports @status to @c's callback (no result) and frees @c. */
+void embed_call_fail(struct embed_call *c, int status);
+
+/* Fills @out from the node (loop thread). */
+void embed_status_fill(struct ballot *b, struct ballot_status *out);
+
+/* ---- blocking calls (embed_wait.c) ------------------------------------ */
+
+/* Submits @c and waits for its result; returns its status and, if @out,
+ * a copy of the result. */
+int embed_wait(struct ballot *b, struct embed_call *c, struct ballot_result **out);
+
+/* Starts the stop of every part (loop thread); @b->stop_cb runs once all
+ * are stopped. */
+void embed_stop_parts(struct ballot *b);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * embed_wait.c - the blocking layer over the callback API: a _wait
+ * function submits the same request with a callback that copies the
+ * result and wakes the caller.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed_internal.h"
+
+struct embed_waiter
+{
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    bool done;
+    bool want; /* copy the result */
+    struct ballot_result *res;
+    int status;
+    int rc; /* EMBED_STATUS/EMBED_TRANSFER */
+};
+
+/* Copies @in, its operations, pairs and bytes into one allocation. */
+static struct ballot_result *result_copy(const struct ballot_result *in)
+{
+    size_t n_kvs = 0, bytes = 0;
+    for (size_t i = 0; i < in->n_ops; i++) {
+        n_kvs += in->ops[i].n_kvs;
+        for (size_t j = 0; j < in->ops[i].n_kvs; j++) {
+            bytes += in->ops[i].kvs[j].key_len + in->ops[i].kvs[j].value_len;
+        }
+    }
+    size_t size = sizeof(struct ballot_result) +
+                  in->n_ops * sizeof(struct ballot_op_result) +
+                  n_kvs * sizeof(struct ballot_kv) + bytes;
+    struct ballot_result *out = calloc(1, size);
+    if (out == NULL) {
+        return NULL;
+    }
+    struct ballot_op_result *ops = (struct ballot_op_result *)(out + 1);
+    struct ballot_kv *kvs = (struct ballot_kv *)(ops + in->n_ops);
+    uint8_t *p = (uint8_t *)(kvs + n_kvs);
+    *out = *in;
+    out->ops = in->n_ops > 0 ? ops : NULL;
+    for (size_t i = 0; i < in->n_ops; i++) {
+        ops[i] = in->ops[i];
+        ops[i].kvs = in->ops[i].n_kvs > 0 ? kvs : NULL;
+        for (size_t j = 0; j < in->ops[i].n_kvs; j++) {
+            const struct ballot_kv *src = &in->ops[i].kvs[j];
+            *kvs = *src;
+            kvs->key = p;
+            memcpy(p, src->key, src->key_len);
+            p += src->key_len;
+            if (src->value != NULL) {
+                kvs->value = p;
+                memcpy(p, src->value, src->value_len);
+                p += src->value_len;
+            }
+            kvs++;
+        }
+    }
+    return out;
+}
+
+void ballot_result_free(struct ballot_result *res)
+{
+    free(res);
+}
+
+static void on_done(void *arg, const struct ballot_result *res)
+{
+    struct embed_waiter *w = arg;
+    uv_mutex_lock(&w->mu);
+    if (res != NULL) {
+        w->status = res->status;
+        if (w->want && res->status == 0) {
+            w->res = result_copy(res);
+            if (w->res == NULL) {
+                w->status = BALLOT_ENOMEM;
+            }
+        }
+    }
+    w->done = true;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+int embed_wait(struct ballot *b, struct embed_call *c, struct ballot_result **out)
+{
+    struct embed_waiter w;
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (!b->threaded || embed_on_loop(b)) {
+        /* Waiting on the loop's own thread would never end. */
+        embed_call_free(c);
+        return BALLOT_EWRONGTHREAD;
+    }
+    memset(&w, 0, sizeof(w));
+    w.want = out != NULL;
+    if (uv_mutex_init(&w.mu) != 0) {
+        embed_call_free(c);
+        return BALLOT_ENOMEM;
+    }
+    if (uv_cond_init(&w.cv) != 0) {
+        uv_mutex_destroy(&w.mu);
+        embed_call_free(c);
+        return BALLOT_ENOMEM;
+    }
+    c->cb = on_done;
+    c->arg = &w;
+    c->rc_out = &w.rc;
+    int rv = embed_submit(b, c);
+    if (rv == 0) {
+        uv_mutex_lock(&w.mu);
+        while (!w.done) {
+            uv_cond_wait(&w.cv, &w.mu);
+        }
+        uv_mutex_unlock(&w.mu);
+        rv = w.status != 0 ? w.status : w.rc;
+    }
+    uv_cond_destroy(&w.cv);
+    uv_mutex_destroy(&w.mu);
+    if (rv == 0 && out != NULL) {
+        *out = w.res;
+    } else {
+        free(w.res);
+    }
+    return rv;
+}
+
+/* ---- the blocking forms ------------------------------------------------ */
+
+static int wait_or(struct ballot *b,
+                   int rv,
+                   struct embed_call *c,
+                   struct ballot_result **out)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
+    return rv != 0 ? rv : embed_wait(b, c, out);
+}
+
+int ballot_put_wait(struct ballot *b,
+                    const void *key,
+                    size_t key_len,
+                    const void *value,
+                    size_t value_len,
+                    const struct ballot_reqid *rid,
+                    struct ballot_result **out)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_write(EMBED_PUT, key, key_len, value,
+                                          value_len, NULL, rid, &c);
+    return wait_or(b, rv, c, out);
+}
+
+int ballot_delete_wait(struct ballot *b,
+                       const void *key,
+                       size_t key_len,
+                       const struct ballot_reqid *rid,
+                       struct ballot_result **out)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_write(EMBED_DELETE, key, key_len, NULL, 0,
+                                          NULL, rid, &c);
+    return wait_or(b, rv, c, out);
+}
+
+int ballot_txn_wait(struct ballot *b,
+                    const struct ballot_txn *txn,
+                    const struct ballot_reqid *rid,
+                    struct ballot_result **out)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_write(EMBED_TXN, NULL, 0, NULL, 0, txn,
+                                          rid, &c);
+    return wait_or(b, rv, c, out);
+}
+
+int ballot_get_wait(struct ballot *b,
+                    const void *key,
+                    size_t key_len,
+                    int consistency,
+                    struct ballot_result **out)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_read(key, key_len, NULL, 0, 0, 0,
+                                         consistency, true, &c);
+    return wait_or(b, rv, c, out);
+}
+
+int ballot_range_wait(struct ballot *b,
+                      const void *start,
+                      size_t start_len,
+                      const void *end,
+                      size_t end_len,
+                      uint64_t limit,
+                      int flags,
+                      int consistency,
+                      struct ballot_result **out)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_read(start, start_len, end, end_len, limit,
+                                         flags, consistency, false, &c);
+    return wait_or(b, rv, c, out);
+}
+
+static int member_wait(struct ballot *b,
+                       enum embed_kind kind,
+                       uint64_t id,
+                       const char *addr,
+                       bool voter)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_member(kind, id, addr, voter, &c);
+    return wait_or(b, rv, c, NULL);
+}
+
+int ballot_member_add_wait(struct ballot *b,
+                           uint64_t id,
+                           const char *addr,
+                           bool voter)
+{
+    return member_wait(b, EMBED_MEMBER_ADD, id, addr, voter);
+}
+
+int ballot_member_promote_wait(struct ballot *b, uint64_t id)
+{
+    return member_wait(b, EMBED_MEMBER_PROMOTE, id, NULL, true);
+}
+
+int ballot_member_remove_wait(struct ballot *b, uint64_t id)
+{
+    return member_wait(b, EMBED_MEMBER_REMOVE, id, NULL, false);
+}
