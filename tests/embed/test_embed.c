@@ -1,0 +1,547 @@
+/*
+ * test_embed.c - the public API (include/ballot.h) as a program uses it: a
+ * node on its own thread and on the program's loop, reads and writes,
+ * request ids, misuse, and an embedded node in one cluster with two
+ * ballotd processes. Ports and directories come from the cluster
+ * harness, which also kills every ballotd it starts.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "ballot.h"
+#include "ballot/uv.h"
+#include "harness.h"
+
+static struct cluster cl;
+
+/* A configuration for node @id of the prepared cluster @c (every node of
+ * it a member), bootstrapping. */
+static struct ballot_config *config_for(struct cluster *c, unsigned id)
+{
+    struct ballot_config *cfg;
+    char v[128];
+    ck_assert_int_eq(ballot_config_create(&cfg), 0);
+    snprintf(v, sizeof(v), "%u", id);
+    ck_assert_int_eq(ballot_config_set(cfg, "id", v), 0);
+    ck_assert_int_eq(ballot_config_set(cfg, "data", c->nodes[id - 1].dir), 0);
+    for (unsigned i = 0; i < c->n; i++) {
+        snprintf(v, sizeof(v), "%u=127.0.0.1:%d:%d", i + 1,
+                 c->nodes[i].client_port, c->nodes[i].peer_port);
+        ck_assert_int_eq(ballot_config_set(cfg, "member", v), 0);
+    }
+    snprintf(v, sizeof(v), "%d", c->nodes[id - 1].metrics_port);
+    ck_assert_int_eq(ballot_config_set(cfg, "metrics_port", v), 0);
+    ck_assert_int_eq(ballot_config_set(cfg, "bootstrap", "true"), 0);
+    return cfg;
+}
+
+/* Waits (bounded) until @b knows a leader; returns its id. */
+static uint64_t wait_leader(struct ballot *b)
+{
+    struct ballot_status st;
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(ballot_status(b, &st), 0);
+        if (st.leader != 0) {
+            return st.leader;
+        }
+        usleep(10000);
+    }
+    ck_abort_msg("no leader within 10 s");
+    return 0;
+}
+
+static void expect_value(struct ballot *b, const char *key, const char *want)
+{
+    struct ballot_result *r;
+    ck_assert_int_eq(
+        ballot_get_wait(b, key, strlen(key), BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert_uint_eq(r->n_ops, 1);
+    if (want == NULL) {
+        ck_assert_uint_eq(r->ops[0].n_kvs, 0);
+    } else {
+        ck_assert_uint_eq(r->ops[0].n_kvs, 1);
+        ck_assert_uint_eq(r->ops[0].kvs[0].value_len, strlen(want));
+        ck_assert(memcmp(r->ops[0].kvs[0].value, want, strlen(want)) == 0);
+    }
+    ballot_result_free(r);
+}
+
+static struct ballot *open_single(void)
+{
+    struct ballot *b = NULL;
+    char err[512] = "";
+    cl_prepare_args(&cl, 1, NULL);
+    struct ballot_config *cfg = config_for(&cl, 1);
+    int rv = ballot_open(cfg, &b, err, sizeof(err));
+    ballot_config_destroy(cfg);
+    ck_assert_msg(rv == 0, "ballot_open: %s: %s", ballot_strerror(rv), err);
+    ck_assert_uint_eq(wait_leader(b), 1);
+    return b;
+}
+
+/* A node on its own thread: writes, linearizable and local reads, ranges
+ * with their flags, both branches of a transaction, a delete, then a
+ * clean close. */
+START_TEST(test_embed_thread_node_reads_and_writes)
+{
+    struct ballot *b = open_single();
+    struct ballot_result *r;
+
+    ck_assert_int_eq(ballot_put_wait(b, "a/1", 3, "one", 3, NULL, &r), 0);
+    uint64_t rev1 = r->revision;
+    ck_assert_uint_gt(rev1, 0);
+    ck_assert(!r->duplicate);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_put_wait(b, "a/1", 3, "uno", 3, NULL, NULL), 0);
+    ck_assert_int_eq(ballot_put_wait(b, "a/2", 3, "two", 3, NULL, NULL), 0);
+    ck_assert_int_eq(ballot_put_wait(b, "b/1", 3, "", 0, NULL, NULL), 0);
+    expect_value(b, "a/1", "uno");
+    expect_value(b, "b/1", "");
+    expect_value(b, "zzz", NULL);
+
+    ck_assert_int_eq(ballot_get_wait(b, "a/1", 3, BALLOT_LOCAL, &r), 0);
+    ck_assert_uint_eq(r->ops[0].kvs[0].version, 2);
+    ck_assert_uint_eq(r->ops[0].kvs[0].create_revision, rev1);
+    ck_assert_uint_gt(r->ops[0].kvs[0].mod_revision, rev1);
+    ballot_result_free(r);
+
+    /* Prefix "a/": two keys, in order; reversed with a limit of one. */
+    ck_assert_int_eq(ballot_range_wait(b, "a/", 2, NULL, 0, 0,
+                                       BALLOT_RANGE_PREFIX,
+                                       BALLOT_LINEARIZABLE, &r),
+                     0);
+    ck_assert_uint_eq(r->ops[0].n_kvs, 2);
+    ck_assert(memcmp(r->ops[0].kvs[0].key, "a/1", 3) == 0);
+    ck_assert(memcmp(r->ops[0].kvs[1].key, "a/2", 3) == 0);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_range_wait(b, "a/", 2, NULL, 0, 1,
+                                       BALLOT_RANGE_PREFIX |
+                                           BALLOT_RANGE_REVERSE,
+                                       BALLOT_LOCAL, &r),
+                     0);
+    ck_assert_uint_eq(r->ops[0].n_kvs, 1);
+    ck_assert(r->ops[0].more);
+    ck_assert(memcmp(r->ops[0].kvs[0].key, "a/2", 3) == 0);
+    ballot_result_free(r);
+    /* [a/2, b/2): a/2 and b/1. */
+    ck_assert_int_eq(ballot_range_wait(b, "a/2", 3, "b/2", 3, 0, 0,
+                                       BALLOT_LINEARIZABLE, &r),
+                     0);
+    ck_assert_uint_eq(r->ops[0].n_kvs, 2);
+    ck_assert_uint_eq(r->ops[0].count, 2);
+    ballot_result_free(r);
+
+    /* A transaction: compare a/1 == "uno", then put a/3 and get a/2. */
+    struct ballot_cmp cmp = {BALLOT_CMP_VALUE, BALLOT_CMP_EQ, "a/1", 3,
+                             "uno", 3, 0};
+    struct ballot_op then_ops[] = {
+        {BALLOT_OP_PUT, "a/3", 3, "three", 5},
+        {BALLOT_OP_GET, "a/2", 3, NULL, 0},
+    };
+    struct ballot_op else_ops[] = {{BALLOT_OP_DELETE, "a/2", 3, NULL, 0}};
+    struct ballot_txn txn = {&cmp, 1, then_ops, 2, else_ops, 1};
+    ck_assert_int_eq(ballot_txn_wait(b, &txn, NULL, &r), 0);
+    ck_assert(r->succeeded);
+    ck_assert_uint_eq(r->n_ops, 2);
+    ck_assert_int_eq(r->ops[1].type, BALLOT_OP_GET);
+    ck_assert_uint_eq(r->ops[1].n_kvs, 1);
+    ck_assert(memcmp(r->ops[1].kvs[0].value, "two", 3) == 0);
+    ballot_result_free(r);
+    /* The same comparison fails once a/1 changes: the else branch runs. */
+    ck_assert_int_eq(ballot_put_wait(b, "a/1", 3, "eins", 4, NULL, NULL), 0);
+    ck_assert_int_eq(ballot_txn_wait(b, &txn, NULL, &r), 0);
+    ck_assert(!r->succeeded);
+    ck_assert_uint_eq(r->n_ops, 1);
+    ck_assert_uint_eq(r->ops[0].count, 1);
+    ballot_result_free(r);
+    expect_value(b, "a/2", NULL);
+    expect_value(b, "a/3", "three");
+
+    ck_assert_int_eq(ballot_delete_wait(b, "a/3", 3, NULL, &r), 0);
+    ck_assert_uint_eq(r->ops[0].count, 1);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_delete_wait(b, "a/3", 3, NULL, &r), 0);
+    ck_assert_uint_eq(r->ops[0].count, 0);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
+/* A write retried with its request id is applied once: the retry is
+ * answered with the first application's revision and result, even after
+ * the key changed; an older seq is refused as stale. */
+START_TEST(test_embed_request_id_retry_is_applied_once)
+{
+    struct ballot *b = open_single();
+    struct ballot_result *r;
+    struct ballot_reqid rid = {42, 1};
+    struct ballot_cmp cmp = {BALLOT_CMP_VERSION, BALLOT_CMP_EQ, "n", 1,
+                             NULL, 0, 0};
+    struct ballot_op put = {BALLOT_OP_PUT, "n", 1, "1", 1};
+    struct ballot_op get = {BALLOT_OP_GET, "n", 1, NULL, 0};
+    struct ballot_txn create = {&cmp, 1, &put, 1, &get, 1};
+
+    ck_assert_int_eq(ballot_txn_wait(b, &create, &rid, &r), 0);
+    ck_assert(r->succeeded && !r->duplicate);
+    uint64_t rev = r->revision;
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_put_wait(b, "n", 1, "changed", 7, NULL, NULL), 0);
+    /* The retry: the comparison would fail now, but it is not run again. */
+    ck_assert_int_eq(ballot_txn_wait(b, &create, &rid, &r), 0);
+    ck_assert(r->duplicate);
+    ck_assert(r->succeeded);
+    ck_assert_uint_eq(r->revision, rev);
+    ballot_result_free(r);
+    expect_value(b, "n", "changed");
+
+    struct ballot_reqid next = {42, 2}, old = {42, 1};
+    ck_assert_int_eq(ballot_put_wait(b, "m", 1, "x", 1, &next, NULL), 0);
+    ck_assert_int_eq(ballot_put_wait(b, "m", 1, "y", 1, &old, NULL),
+                     BALLOT_ESTALE);
+    expect_value(b, "m", "x");
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
+/* ---- a node on the program's loop -------------------------------------- */
+
+struct loop_run
+{
+    uv_loop_t loop;
+    struct ballot *b;
+    uv_timer_t timer;
+    int step;
+    int put_status, get_status, stopped, after_stop;
+    char got[16];
+    uint64_t leader_waits;
+};
+
+static void on_stop(void *arg)
+{
+    struct loop_run *lr = arg;
+    lr->stopped++;
+}
+
+static void on_get(void *arg, const struct ballot_result *res)
+{
+    struct loop_run *lr = arg;
+    lr->get_status = res->status;
+    if (res->status == 0 && res->ops[0].n_kvs == 1) {
+        snprintf(lr->got, sizeof(lr->got), "%.*s",
+                 (int)res->ops[0].kvs[0].value_len,
+                 (const char *)res->ops[0].kvs[0].value);
+    }
+    ck_assert_int_eq(ballot_stop(lr->b, on_stop, lr), 0);
+    /* Stopping: everything is refused at once, and twice is an error. */
+    lr->after_stop = ballot_put(lr->b, "k", 1, "v", 1, NULL, on_get, lr);
+    ck_assert_int_eq(ballot_stop(lr->b, on_stop, lr), BALLOT_ECLOSED);
+    uv_close((uv_handle_t *)&lr->timer, NULL);
+}
+
+static void on_put(void *arg, const struct ballot_result *res)
+{
+    struct loop_run *lr = arg;
+    lr->put_status = res->status;
+    ck_assert_int_eq(
+        ballot_get(lr->b, "k", 1, BALLOT_LINEARIZABLE, on_get, lr), 0);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    struct loop_run *lr = t->data;
+    struct ballot_status st;
+    ck_assert_int_eq(ballot_status(lr->b, &st), 0);
+    if (st.role != BALLOT_LEADER) {
+        ck_assert_uint_lt(++lr->leader_waits, 1000);
+        return;
+    }
+    uv_timer_stop(t);
+    ck_assert_int_eq(ballot_put(lr->b, "k", 1, "loop", 4, NULL, on_put, lr),
+                     0);
+}
+
+/* The node's handles live on the program's loop, callbacks run there, and
+ * once stopped the node leaves no handle behind (uv_loop_close()
+ * succeeds), which also means no leak under LeakSanitizer. */
+START_TEST(test_embed_on_program_loop_leaves_no_handle)
+{
+    struct loop_run lr;
+    char err[512] = "";
+    memset(&lr, 0, sizeof(lr));
+    lr.put_status = lr.get_status = 1;
+    cl_prepare_args(&cl, 1, NULL);
+    struct ballot_config *cfg = config_for(&cl, 1);
+    ck_assert_int_eq(uv_loop_init(&lr.loop), 0);
+    int rv = ballot_start(&lr.loop, cfg, &lr.b, err, sizeof(err));
+    ballot_config_destroy(cfg);
+    ck_assert_msg(rv == 0, "ballot_start: %s", err);
+    /* A node started on a loop has no thread to wait on. */
+    ck_assert_int_eq(ballot_put_wait(lr.b, "k", 1, "v", 1, NULL, NULL),
+                     BALLOT_EWRONGTHREAD);
+    ck_assert_int_eq(ballot_close(lr.b), BALLOT_EINVAL);
+    uv_timer_init(&lr.loop, &lr.timer);
+    lr.timer.data = &lr;
+    uv_timer_start(&lr.timer, on_poll, 10, 10);
+    uv_run(&lr.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(lr.put_status, 0);
+    ck_assert_int_eq(lr.get_status, 0);
+    ck_assert_str_eq(lr.got, "loop");
+    ck_assert_int_eq(lr.after_stop, BALLOT_ECLOSED);
+    ck_assert_int_eq(lr.stopped, 1);
+    ck_assert_int_eq(uv_loop_close(&lr.loop), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
+/* ---- misuse ------------------------------------------------------------ */
+
+struct from_callback
+{
+    struct ballot *b;
+    int wait_rc, close_rc;
+    uv_sem_t done;
+};
+
+static void try_blocking(void *arg, const struct ballot_result *res)
+{
+    struct from_callback *fc = arg;
+    (void)res;
+    fc->wait_rc = ballot_put_wait(fc->b, "x", 1, "y", 1, NULL, NULL);
+    fc->close_rc = ballot_close(fc->b);
+    uv_sem_post(&fc->done);
+}
+
+struct other_thread
+{
+    struct ballot *b;
+    int rc;
+};
+
+static void call_from_other_thread(void *arg)
+{
+    struct other_thread *ot = arg;
+    struct ballot_status st;
+    ot->rc = ballot_status(ot->b, &st);
+}
+
+static void never(void *arg, const struct ballot_result *res)
+{
+    (void)arg;
+    (void)res;
+    ck_abort_msg("a refused request's callback ran");
+}
+
+/* Bad arguments, bad settings, blocking calls from the node's own thread
+ * and calls off a loop's thread each get their own clear error, and do
+ * nothing else. */
+START_TEST(test_embed_misuse_gets_clear_errors)
+{
+    struct ballot_config *cfg;
+    struct ballot *b = NULL;
+    char err[512] = "";
+    char big[BALLOT_KEY_MAX + 2];
+
+    ck_assert_int_eq(ballot_config_create(NULL), BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_config_create(&cfg), 0);
+    ck_assert_int_eq(ballot_config_set(cfg, "no_such_setting", "1"),
+                     BALLOT_EINVAL);
+    ck_assert_ptr_nonnull(
+        strstr(ballot_config_errmsg(cfg), "no_such_setting"));
+    ck_assert_ptr_nonnull(strstr(ballot_config_errmsg(cfg), "unknown"));
+    ck_assert_int_eq(ballot_config_set(cfg, "tick_ms", "0"), BALLOT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ballot_config_errmsg(cfg), "invalid"));
+    ck_assert_int_eq(ballot_config_set(cfg, "member", "nonsense"),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_config_set(cfg, NULL, "1"), BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_config_load(cfg, "/nonexistent/ballot.conf"),
+                     BALLOT_EINVAL);
+    /* No id and no members: refused before anything is opened. */
+    ck_assert_int_eq(ballot_open(cfg, &b, err, sizeof(err)), BALLOT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "id"));
+    ck_assert_ptr_null(b);
+    ck_assert_int_eq(ballot_open(NULL, &b, err, sizeof(err)), BALLOT_EINVAL);
+    ballot_config_destroy(cfg);
+    ck_assert_str_eq(ballot_strerror(BALLOT_EUNKNOWN),
+                     "outcome unknown: the write may or may not have been "
+                     "applied");
+    ck_assert_str_eq(ballot_strerror(12345), "unknown error");
+    ck_assert(ballot_outcome_unknown(BALLOT_EUNKNOWN));
+    ck_assert(!ballot_outcome_unknown(BALLOT_ENOTLEADER));
+
+    b = open_single();
+    memset(big, 'k', sizeof(big));
+    ck_assert_int_eq(ballot_put(NULL, "k", 1, "v", 1, NULL, never, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_put(b, "k", 1, "v", 1, NULL, NULL, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_put(b, NULL, 0, "v", 1, NULL, never, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_put(b, big, sizeof(big), "v", 1, NULL, never,
+                                NULL),
+                     BALLOT_ETOOBIG);
+    struct ballot_reqid zero = {0, 1};
+    ck_assert_int_eq(ballot_put(b, "k", 1, "v", 1, &zero, never, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_get(b, "k", 1, 7, never, NULL), BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_range(b, "", 0, NULL, 0, 0, 1 << 9,
+                                  BALLOT_LOCAL, never, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_txn(b, NULL, NULL, never, NULL), BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_member_add(b, 0, "127.0.0.1:1", true, never,
+                                       NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_member_add_wait(b, 9, "not an address", true),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_transfer_leader(b, 0), BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_status(b, NULL), BALLOT_EINVAL);
+    /* Removing the only voter is refused by the node. */
+    ck_assert_int_eq(ballot_member_remove_wait(b, 1), BALLOT_EINVAL);
+
+    /* From a callback (the node's thread): blocking calls and close would
+     * wait on themselves, so they are refused. */
+    struct from_callback fc;
+    memset(&fc, 0, sizeof(fc));
+    fc.b = b;
+    ck_assert_int_eq(uv_sem_init(&fc.done, 0), 0);
+    ck_assert_int_eq(ballot_get(b, "k", 1, BALLOT_LOCAL, try_blocking, &fc),
+                     0);
+    uv_sem_wait(&fc.done);
+    uv_sem_destroy(&fc.done);
+    ck_assert_int_eq(fc.wait_rc, BALLOT_EWRONGTHREAD);
+    ck_assert_int_eq(fc.close_rc, BALLOT_EWRONGTHREAD);
+    ck_assert_int_eq(ballot_stop(b, NULL, NULL), BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+
+    /* A node on a loop refuses calls from any other thread. */
+    uv_loop_t loop;
+    uv_thread_t th;
+    struct other_thread ot = {NULL, 1};
+    cl_prepare_args(&cl, 1, NULL);
+    cfg = config_for(&cl, 1);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(ballot_start(&loop, cfg, &ot.b, err, sizeof(err)), 0);
+    ballot_config_destroy(cfg);
+    ck_assert_int_eq(uv_thread_create(&th, call_from_other_thread, &ot), 0);
+    uv_thread_join(&th);
+    ck_assert_int_eq(ot.rc, BALLOT_EWRONGTHREAD);
+    ck_assert_int_eq(ballot_stop(ot.b, NULL, NULL), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
+/* ---- one cluster: an embedded node and two ballotd --------------------- */
+
+/* Node 1 runs in this process, nodes 2 and 3 are ballotd processes: they
+ * form one cluster, writes made through either kind are read back from
+ * both, and the embedded node serves reads as a follower when the
+ * leadership moves to a ballotd node. */
+START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
+{
+    struct ballot *b = NULL;
+    struct ballot_result *r;
+    struct cl_reply rep;
+    char err[512] = "";
+    cl_prepare_args(&cl, 3, NULL);
+    struct ballot_config *cfg = config_for(&cl, 1);
+    ck_assert_int_eq(ballot_open(cfg, &b, err, sizeof(err)), 0);
+    ballot_config_destroy(cfg);
+    cl_start_node(&cl, 2);
+    cl_start_node(&cl, 3);
+    uint64_t leader = wait_leader(b);
+    struct ballot_status st;
+    ck_assert_int_eq(ballot_status(b, &st), 0);
+    ck_assert_uint_eq(st.n_members, 3);
+
+    /* Move the leadership to the embedded node (if elsewhere) by asking
+     * ballotd, then write through the embedded leader. */
+    if (leader != 1) {
+        const char *argv[] = {"BTRANSFER", "1"};
+        ck_assert_int_eq(cl_cmd(&cl, (unsigned)leader, 5000, &rep, 2, argv),
+                         0);
+        cl_reply_free(&rep);
+        for (int i = 0; i < 500 && leader != 1; i++) {
+            usleep(10000);
+            ck_assert_int_eq(ballot_status(b, &st), 0);
+            leader = st.role == BALLOT_LEADER ? 1 : 0;
+        }
+    }
+    ck_assert_int_eq(ballot_status(b, &st), 0);
+    ck_assert_int_eq(st.role, BALLOT_LEADER);
+    ck_assert_int_eq(ballot_put_wait(b, "shared", 6, "from-embedded", 13,
+                                     NULL, NULL),
+                     0);
+    for (unsigned id = 2; id <= 3; id++) {
+        const char *get[] = {"GET", "shared"};
+        ck_assert_int_eq(cl_cmd(&cl, id, 5000, &rep, 2, get), 0);
+        ck_assert_msg(rep.type == CL_BULK, "node %u: %s", id, rep.str);
+        ck_assert_str_eq(rep.str, "from-embedded");
+        cl_reply_free(&rep);
+    }
+
+    /* Leadership to ballotd node 2; a write there is read back here. */
+    ck_assert_int_eq(ballot_transfer_leader(b, 2), 0);
+    for (int i = 0; i < 500; i++) {
+        ck_assert_int_eq(ballot_status(b, &st), 0);
+        if (st.leader == 2) {
+            break;
+        }
+        usleep(10000);
+    }
+    ck_assert_uint_eq(st.leader, 2);
+    ck_assert_int_eq(ballot_put_wait(b, "x", 1, "y", 1, NULL, NULL),
+                     BALLOT_ENOTLEADER);
+    const char *set[] = {"SET", "shared", "from-ballotd"};
+    ck_assert_int_eq(cl_cmd(&cl, 2, 5000, &rep, 3, set), 0);
+    ck_assert_int_eq(rep.type, CL_STATUS);
+    cl_reply_free(&rep);
+    expect_value(b, "shared", "from-ballotd");
+    ck_assert_int_eq(ballot_get_wait(b, "shared", 6, BALLOT_LOCAL, &r), 0);
+    ck_assert_uint_eq(r->ops[0].kvs[0].version, 2);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    Suite *s = suite_create("embed");
+    struct
+    {
+        const char *name;
+        const TTest *fn;
+    } tests[] = {
+        {"thread_node_reads_and_writes",
+         test_embed_thread_node_reads_and_writes},
+        {"request_id_retry_is_applied_once",
+         test_embed_request_id_retry_is_applied_once},
+        {"on_program_loop_leaves_no_handle",
+         test_embed_on_program_loop_leaves_no_handle},
+        {"misuse_gets_clear_errors", test_embed_misuse_gets_clear_errors},
+        {"node_and_two_ballotd_form_one_cluster",
+         test_embed_node_and_two_ballotd_form_one_cluster},
+    };
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) {
+            continue;
+        }
+        TCase *tc = tcase_create(tests[i].name);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, tests[i].fn);
+        suite_add_tcase(s, tc);
+    }
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
