@@ -459,13 +459,13 @@ struct ballot_status
     uint64_t id;
     int role; /* enum ballot_role */
     uint64_t term;
-    uint64_t leader;         /* 0 if none is known */
-    char leader_addr[80];    /* the leader's client address, or "" */
-    uint64_t commit_index;   /* highest log index known committed */
-    uint64_t applied_index;  /* highest index applied to this store */
-    uint64_t last_index;     /* last index in this node's log */
-    uint64_t revision;       /* this store's revision */
-    bool halted;             /* storage failed (see ballot_halt_cb) */
+    uint64_t leader;        /* 0 if none is known */
+    char leader_addr[80];   /* the leader's client address, or "" */
+    uint64_t commit_index;  /* highest log index known committed */
+    uint64_t applied_index; /* highest index applied to this store */
+    uint64_t last_index;    /* last index in this node's log */
+    uint64_t revision;      /* this store's revision */
+    bool halted;            /* storage failed (see ballot_halt_cb) */
     size_t n_members;
     struct ballot_member members[BALLOT_MEMBERS_MAX];
 };

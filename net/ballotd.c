@@ -75,8 +75,9 @@ static void on_halt_guard(uv_timer_t *t)
 static void on_halt(void *arg, const char *why)
 {
     struct daemon *d = arg;
-    blog(BLOG_ERROR, "storage failed (%s): stopping; restart the node once "
-                     "the disk is sound",
+    blog(BLOG_ERROR,
+         "storage failed (%s): stopping; restart the node once "
+         "the disk is sound",
          why);
     d->exit_code = EXIT_HALTED;
     uv_timer_start(&d->halt_guard, on_halt_guard, HALT_STOP_MS, 0);
@@ -141,8 +142,8 @@ int main(int argc, char **argv)
     d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
-    blog(BLOG_INFO, "node %llu running (library %s)",
-         (unsigned long long)st.id, ballot_version());
+    blog(BLOG_INFO, "node %llu running (library %s)", (unsigned long long)st.id,
+         ballot_version());
 
     uv_run(d.loop, UV_RUN_DEFAULT);
     rv = uv_loop_close(d.loop);

@@ -122,8 +122,8 @@ int restore_main(int argc, char **argv)
     /* The settings are ballotd's, parsed by ballotd's own code; it skips
      * its argv[0], which is FILE here. */
     const char *file = argv[first];
-    if (config_from_args(&cfg, argc - first, argv + first, err,
-                         sizeof(err)) != 0 ||
+    if (config_from_args(&cfg, argc - first, argv + first, err, sizeof(err)) !=
+            0 ||
         config_finish(&cfg, err, sizeof(err)) != 0) {
         fail(json, RESTORE_USAGE, err);
         return usage();

@@ -50,7 +50,8 @@ static void on_node_halt(void *arg, const char *why)
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void set_err(char *errmsg, size_t len, const char *fmt, ...)
+static void
+set_err(char *errmsg, size_t len, const char *fmt, ...)
 {
     va_list ap;
     if (errmsg != NULL && len > 0) {
@@ -88,18 +89,18 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         so.output_bytes_max = cfg->max_output_bytes;
         so.pipeline_max = cfg->max_pipeline;
         so.limits.request_bytes_max = cfg->max_request_bytes;
-        if (server_start(b->loop, b->node, &so, &b->server, err,
-                         sizeof(err)) != 0) {
-            set_err(errmsg, errmsg_len, "cannot listen for clients on %s:%d: %s",
-                    cfg->client_host, cfg->client_port, err);
+        if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
+            0) {
+            set_err(errmsg, errmsg_len,
+                    "cannot listen for clients on %s:%d: %s", cfg->client_host,
+                    cfg->client_port, err);
             return BALLOT_EOPEN;
         }
         b->parts_running++;
     }
     if (cfg->serve_clients && cfg->metrics_port > 0) {
-        if (metrics_start(b->loop, cfg->client_host, cfg->metrics_port,
-                          b->node, b->server, &b->metrics, err,
-                          sizeof(err)) != 0) {
+        if (metrics_start(b->loop, cfg->client_host, cfg->metrics_port, b->node,
+                          b->server, &b->metrics, err, sizeof(err)) != 0) {
             set_err(errmsg, errmsg_len, "cannot serve metrics: %s", err);
             return BALLOT_EOPEN;
         }

@@ -220,8 +220,8 @@ int ballot_get(struct ballot *b,
     struct embed_call *c;
     int rv = check(b, cb);
     if (rv == 0) {
-        rv = embed_call_read(key, key_len, NULL, 0, 0, 0, consistency, true,
-                             &c);
+        rv =
+            embed_call_read(key, key_len, NULL, 0, 0, 0, consistency, true, &c);
     }
     return rv != 0 ? rv : submit(b, c, cb, arg);
 }
@@ -280,10 +280,7 @@ int ballot_member_promote(struct ballot *b,
     return member_call(b, EMBED_MEMBER_PROMOTE, id, NULL, true, cb, arg);
 }
 
-int ballot_member_remove(struct ballot *b,
-                         uint64_t id,
-                         ballot_cb cb,
-                         void *arg)
+int ballot_member_remove(struct ballot *b, uint64_t id, ballot_cb cb, void *arg)
 {
     return member_call(b, EMBED_MEMBER_REMOVE, id, NULL, false, cb, arg);
 }

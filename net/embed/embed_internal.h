@@ -107,8 +107,8 @@ struct embed_call
     uint64_t limit;
     int flags;
     int consistency;
-    uint64_t id;   /* members, transfer */
-    bool voter;    /* member add */
+    uint64_t id; /* members, transfer */
+    bool voter;  /* member add */
     char addr[128];
     /* EMBED_STATUS and EMBED_TRANSFER: where the loop puts the answer. */
     struct ballot_status *status_out;
@@ -161,7 +161,9 @@ void embed_status_fill(struct ballot *b, struct ballot_status *out);
 
 /* Submits @c and waits for its result; returns its status and, if @out,
  * a copy of the result. */
-int embed_wait(struct ballot *b, struct embed_call *c, struct ballot_result **out);
+int embed_wait(struct ballot *b,
+               struct embed_call *c,
+               struct ballot_result **out);
 
 /* Starts the stop of every part (loop thread); @b->stop_cb runs once all
  * are stopped. */

@@ -204,9 +204,9 @@ int embed_call_write(enum embed_kind kind,
         cmd.else_ops = else_ops;
         cmd.n_else = (uint32_t)txn->n_else;
     } else {
-        struct ballot_op op = {kind == EMBED_PUT ? BALLOT_OP_PUT
-                                                 : BALLOT_OP_DELETE,
-                               key, key_len, value, value_len};
+        struct ballot_op op = {
+            kind == EMBED_PUT ? BALLOT_OP_PUT : BALLOT_OP_DELETE, key, key_len,
+            value, value_len};
         if (kind == EMBED_PUT && value == NULL && value_len == 0) {
             op.value = "";
         }
@@ -304,9 +304,8 @@ int embed_call_member(enum embed_kind kind,
                       bool voter,
                       struct embed_call **out)
 {
-    if (id == 0 ||
-        (kind == EMBED_MEMBER_ADD &&
-         (addr == NULL || strlen(addr) >= sizeof((*out)->addr)))) {
+    if (id == 0 || (kind == EMBED_MEMBER_ADD &&
+                    (addr == NULL || strlen(addr) >= sizeof((*out)->addr)))) {
         return BALLOT_EINVAL;
     }
     struct embed_call *c = call_alloc(kind, 0);
@@ -428,8 +427,7 @@ static void on_write(void *arg, int status, const struct kv_entry_result *er)
     } else {
         rb.res.duplicate = er->duplicate;
         rb.res.succeeded = er->succeeded;
-        rb.res.revision =
-            er->duplicate ? er->session_revision : er->revision;
+        rb.res.revision = er->duplicate ? er->session_revision : er->revision;
         rb.res.status = fill_ops(&rb, er->ops, er->n_ops);
     }
     finish(c, &rb);
@@ -462,18 +460,14 @@ static void on_read(void *arg, int status)
         req.end = c->end;
         req.end_len = c->end_len;
         req.limit = c->limit;
-        req.flags = (uint8_t)(((c->flags & BALLOT_RANGE_PREFIX)
-                                   ? KV_FLAG_PREFIX
-                                   : 0) |
-                              ((c->flags & BALLOT_RANGE_REVERSE)
-                                   ? KV_FLAG_REVERSE
-                                   : 0) |
-                              ((c->flags & BALLOT_RANGE_KEYS_ONLY)
-                                   ? KV_FLAG_KEYS_ONLY
-                                   : 0) |
-                              ((c->flags & BALLOT_RANGE_COUNT_ONLY)
-                                   ? KV_FLAG_COUNT_ONLY
-                                   : 0));
+        req.flags =
+            (uint8_t)(((c->flags & BALLOT_RANGE_PREFIX) ? KV_FLAG_PREFIX : 0) |
+                      ((c->flags & BALLOT_RANGE_REVERSE) ? KV_FLAG_REVERSE
+                                                         : 0) |
+                      ((c->flags & BALLOT_RANGE_KEYS_ONLY) ? KV_FLAG_KEYS_ONLY
+                                                           : 0) |
+                      ((c->flags & BALLOT_RANGE_COUNT_ONLY) ? KV_FLAG_COUNT_ONLY
+                                                            : 0));
         rv = kv_range(kv, &req, &rr);
     }
     if (rv != 0) {
@@ -534,8 +528,8 @@ void embed_status_fill(struct ballot *b, struct ballot_status *out)
         m->id = st.conf.members[i].id;
         m->voter = st.conf.members[i].role == RAFT_VOTER;
         if (a != NULL) {
-            snprintf(m->client_addr, sizeof(m->client_addr), "%s:%d",
-                     a->host, a->client_port);
+            snprintf(m->client_addr, sizeof(m->client_addr), "%s:%d", a->host,
+                     a->client_port);
             snprintf(m->peer_addr, sizeof(m->peer_addr), "%s:%d", a->host,
                      a->peer_port);
         }
@@ -562,8 +556,8 @@ int embed_call_run(struct ballot *b, struct embed_call *c)
         break;
     case EMBED_GET:
     case EMBED_RANGE:
-        rv = bnode_read(b->node, c->consistency == BALLOT_LINEARIZABLE,
-                        on_read, c);
+        rv = bnode_read(b->node, c->consistency == BALLOT_LINEARIZABLE, on_read,
+                        c);
         break;
     case EMBED_MEMBER_ADD:
         memset(&m, 0, sizeof(m));
@@ -573,8 +567,8 @@ int embed_call_run(struct ballot *b, struct embed_call *c)
             return BALLOT_EINVAL;
         }
         rv = bnode_member_add(b->node,
-                              c->voter ? RAFT_ADD_VOTER : RAFT_ADD_LEARNER,
-                              &m, on_write, c);
+                              c->voter ? RAFT_ADD_VOTER : RAFT_ADD_LEARNER, &m,
+                              on_write, c);
         break;
     case EMBED_MEMBER_PROMOTE:
     case EMBED_MEMBER_REMOVE:
@@ -583,8 +577,8 @@ int embed_call_run(struct ballot *b, struct embed_call *c)
         }
         rv = bnode_conf_change(
             b->node,
-            c->kind == EMBED_MEMBER_PROMOTE ? RAFT_PROMOTE : RAFT_REMOVE,
-            c->id, on_write, c);
+            c->kind == EMBED_MEMBER_PROMOTE ? RAFT_PROMOTE : RAFT_REMOVE, c->id,
+            on_write, c);
         break;
     default:
         return BALLOT_EINVAL;

@@ -84,7 +84,9 @@ static void on_done(void *arg, const struct ballot_result *res)
     uv_mutex_unlock(&w->mu);
 }
 
-int embed_wait(struct ballot *b, struct embed_call *c, struct ballot_result **out)
+int embed_wait(struct ballot *b,
+               struct embed_call *c,
+               struct ballot_result **out)
 {
     struct embed_waiter w;
     if (out != NULL) {
@@ -175,9 +177,9 @@ int ballot_txn_wait(struct ballot *b,
                     struct ballot_result **out)
 {
     struct embed_call *c = NULL;
-    int rv = b == NULL ? BALLOT_EINVAL
-                       : embed_call_write(EMBED_TXN, NULL, 0, NULL, 0, txn,
-                                          rid, &c);
+    int rv = b == NULL
+                 ? BALLOT_EINVAL
+                 : embed_call_write(EMBED_TXN, NULL, 0, NULL, 0, txn, rid, &c);
     return wait_or(b, rv, c, out);
 }
 

@@ -398,8 +398,9 @@ static int conf_change_now(struct bnode *node,
             return BNODE_EINVAL;
         }
     }
-    nlog(node, BNODE_LOG_INFO, "proposed membership change %d of node %llu at %llu",
-         (int)change, (unsigned long long)id, (unsigned long long)index);
+    nlog(node, BNODE_LOG_INFO,
+         "proposed membership change %d of node %llu at %llu", (int)change,
+         (unsigned long long)id, (unsigned long long)index);
     track_write(node, index, raft_current_term(node->raft), w, cb, arg);
     return 0;
 }

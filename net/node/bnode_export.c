@@ -59,7 +59,8 @@ int export_prepare(struct bnode *node, char *err, size_t err_len)
     }
     closedir(d);
     if (removed > 0) {
-        nlog(node, BNODE_LOG_INFO, "removed %u leftover snapshot export files", removed);
+        nlog(node, BNODE_LOG_INFO, "removed %u leftover snapshot export files",
+             removed);
     }
     return 0;
 }

@@ -93,7 +93,8 @@ int bnode_members_sync(struct bnode *node)
         m.id = rec[i].id;
         if (bnode_member_parse_addr((const char *)rec[i].addr, rec[i].addr_len,
                                     &m) != 0) {
-            nlog(node, BNODE_LOG_WARN, "member %llu: unreadable address in the log",
+            nlog(node, BNODE_LOG_WARN,
+                 "member %llu: unreadable address in the log",
                  (unsigned long long)m.id);
             continue;
         }

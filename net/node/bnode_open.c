@@ -180,10 +180,12 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         struct raft_conf conf;
         if (datadir_initial_conf(&node->opts, &conf)) {
             rv = raft_bootstrap(node->raft, &conf);
-            nlog(node, BNODE_LOG_INFO, "bootstrapped a new cluster of %u voters", conf.n);
+            nlog(node, BNODE_LOG_INFO,
+                 "bootstrapped a new cluster of %u voters", conf.n);
         } else {
             /* Not an initial voter: join when the leader adds us. */
-            nlog(node, BNODE_LOG_INFO, "not an initial voter: waiting to be added");
+            nlog(node, BNODE_LOG_INFO,
+                 "not an initial voter: waiting to be added");
         }
     } else if (!empty) {
         rv = raft_restore(node->raft, &loaded.hs,
@@ -196,7 +198,8 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
              (unsigned long long)raft_last_index(node->raft),
              (unsigned long long)ks.applied, loaded.repairs);
     } else {
-        nlog(node, BNODE_LOG_INFO, "empty data directory: waiting to be contacted");
+        nlog(node, BNODE_LOG_INFO,
+             "empty data directory: waiting to be contacted");
     }
     wal_loaded_free(node->wal, &loaded);
     if (rv != 0) {

@@ -225,7 +225,8 @@ static int install(struct bnode *node,
     int rv = kv_snapshot_stage_finish(node->kv, &info);
     if (rv != 0 || info.applied != meta->index || info.size != meta->size) {
         kv_errmsg(node->kv, msg, sizeof(msg));
-        nlog(node, BNODE_LOG_ERROR, "received snapshot %llu does not verify: %s",
+        nlog(node, BNODE_LOG_ERROR,
+             "received snapshot %llu does not verify: %s",
              (unsigned long long)meta->index, msg);
         return BNODE_ESTORAGE;
     }
@@ -245,7 +246,8 @@ static int install(struct bnode *node,
     }
     pending_remove(node);
     node->snap_staging = false;
-    nlog(node, BNODE_LOG_INFO, "installed snapshot %llu (%llu bytes) from the leader",
+    nlog(node, BNODE_LOG_INFO,
+         "installed snapshot %llu (%llu bytes) from the leader",
          (unsigned long long)meta->index, (unsigned long long)meta->size);
     /* The snapshot may record members added since this node last heard. */
     (void)bnode_members_sync(node);
@@ -446,7 +448,8 @@ void snap_maybe_taken(struct bnode *node)
     persist_release(node->persist);
     node->last_snap_index = index;
     remove_older(node, index);
-    nlog(node, BNODE_LOG_INFO, "snapshot %llu taken (%llu bytes); log from %llu",
+    nlog(node, BNODE_LOG_INFO,
+         "snapshot %llu taken (%llu bytes); log from %llu",
          (unsigned long long)index, (unsigned long long)size,
          (unsigned long long)raft_first_index(node->raft));
 }

@@ -110,34 +110,34 @@ START_TEST(test_embed_thread_node_reads_and_writes)
     ballot_result_free(r);
 
     /* Prefix "a/": two keys, in order; reversed with a limit of one. */
-    ck_assert_int_eq(ballot_range_wait(b, "a/", 2, NULL, 0, 0,
-                                       BALLOT_RANGE_PREFIX,
-                                       BALLOT_LINEARIZABLE, &r),
-                     0);
+    ck_assert_int_eq(
+        ballot_range_wait(b, "a/", 2, NULL, 0, 0, BALLOT_RANGE_PREFIX,
+                          BALLOT_LINEARIZABLE, &r),
+        0);
     ck_assert_uint_eq(r->ops[0].n_kvs, 2);
     ck_assert(memcmp(r->ops[0].kvs[0].key, "a/1", 3) == 0);
     ck_assert(memcmp(r->ops[0].kvs[1].key, "a/2", 3) == 0);
     ballot_result_free(r);
-    ck_assert_int_eq(ballot_range_wait(b, "a/", 2, NULL, 0, 1,
-                                       BALLOT_RANGE_PREFIX |
-                                           BALLOT_RANGE_REVERSE,
-                                       BALLOT_LOCAL, &r),
-                     0);
+    ck_assert_int_eq(
+        ballot_range_wait(b, "a/", 2, NULL, 0, 1,
+                          BALLOT_RANGE_PREFIX | BALLOT_RANGE_REVERSE,
+                          BALLOT_LOCAL, &r),
+        0);
     ck_assert_uint_eq(r->ops[0].n_kvs, 1);
     ck_assert(r->ops[0].more);
     ck_assert(memcmp(r->ops[0].kvs[0].key, "a/2", 3) == 0);
     ballot_result_free(r);
     /* [a/2, b/2): a/2 and b/1. */
-    ck_assert_int_eq(ballot_range_wait(b, "a/2", 3, "b/2", 3, 0, 0,
-                                       BALLOT_LINEARIZABLE, &r),
-                     0);
+    ck_assert_int_eq(
+        ballot_range_wait(b, "a/2", 3, "b/2", 3, 0, 0, BALLOT_LINEARIZABLE, &r),
+        0);
     ck_assert_uint_eq(r->ops[0].n_kvs, 2);
     ck_assert_uint_eq(r->ops[0].count, 2);
     ballot_result_free(r);
 
     /* A transaction: compare a/1 == "uno", then put a/3 and get a/2. */
-    struct ballot_cmp cmp = {BALLOT_CMP_VALUE, BALLOT_CMP_EQ, "a/1", 3,
-                             "uno", 3, 0};
+    struct ballot_cmp cmp = {
+        BALLOT_CMP_VALUE, BALLOT_CMP_EQ, "a/1", 3, "uno", 3, 0};
     struct ballot_op then_ops[] = {
         {BALLOT_OP_PUT, "a/3", 3, "three", 5},
         {BALLOT_OP_GET, "a/2", 3, NULL, 0},
@@ -180,8 +180,8 @@ START_TEST(test_embed_request_id_retry_is_applied_once)
     struct ballot *b = open_single();
     struct ballot_result *r;
     struct ballot_reqid rid = {42, 1};
-    struct ballot_cmp cmp = {BALLOT_CMP_VERSION, BALLOT_CMP_EQ, "n", 1,
-                             NULL, 0, 0};
+    struct ballot_cmp cmp = {
+        BALLOT_CMP_VERSION, BALLOT_CMP_EQ, "n", 1, NULL, 0, 0};
     struct ballot_op put = {BALLOT_OP_PUT, "n", 1, "1", 1};
     struct ballot_op get = {BALLOT_OP_GET, "n", 1, NULL, 0};
     struct ballot_txn create = {&cmp, 1, &put, 1, &get, 1};
@@ -248,8 +248,8 @@ static void on_put(void *arg, const struct ballot_result *res)
 {
     struct loop_run *lr = arg;
     lr->put_status = res->status;
-    ck_assert_int_eq(
-        ballot_get(lr->b, "k", 1, BALLOT_LINEARIZABLE, on_get, lr), 0);
+    ck_assert_int_eq(ballot_get(lr->b, "k", 1, BALLOT_LINEARIZABLE, on_get, lr),
+                     0);
 }
 
 static void on_poll(uv_timer_t *t)
@@ -262,8 +262,7 @@ static void on_poll(uv_timer_t *t)
         return;
     }
     uv_timer_stop(t);
-    ck_assert_int_eq(ballot_put(lr->b, "k", 1, "loop", 4, NULL, on_put, lr),
-                     0);
+    ck_assert_int_eq(ballot_put(lr->b, "k", 1, "loop", 4, NULL, on_put, lr), 0);
 }
 
 /* The node's handles live on the program's loop, callbacks run there, and
@@ -351,8 +350,7 @@ START_TEST(test_embed_misuse_gets_clear_errors)
     ck_assert_int_eq(ballot_config_create(&cfg), 0);
     ck_assert_int_eq(ballot_config_set(cfg, "no_such_setting", "1"),
                      BALLOT_EINVAL);
-    ck_assert_ptr_nonnull(
-        strstr(ballot_config_errmsg(cfg), "no_such_setting"));
+    ck_assert_ptr_nonnull(strstr(ballot_config_errmsg(cfg), "no_such_setting"));
     ck_assert_ptr_nonnull(strstr(ballot_config_errmsg(cfg), "unknown"));
     ck_assert_int_eq(ballot_config_set(cfg, "tick_ms", "0"), BALLOT_EINVAL);
     ck_assert_ptr_nonnull(strstr(ballot_config_errmsg(cfg), "invalid"));
@@ -382,19 +380,17 @@ START_TEST(test_embed_misuse_gets_clear_errors)
                      BALLOT_EINVAL);
     ck_assert_int_eq(ballot_put(b, NULL, 0, "v", 1, NULL, never, NULL),
                      BALLOT_EINVAL);
-    ck_assert_int_eq(ballot_put(b, big, sizeof(big), "v", 1, NULL, never,
-                                NULL),
+    ck_assert_int_eq(ballot_put(b, big, sizeof(big), "v", 1, NULL, never, NULL),
                      BALLOT_ETOOBIG);
     struct ballot_reqid zero = {0, 1};
     ck_assert_int_eq(ballot_put(b, "k", 1, "v", 1, &zero, never, NULL),
                      BALLOT_EINVAL);
     ck_assert_int_eq(ballot_get(b, "k", 1, 7, never, NULL), BALLOT_EINVAL);
-    ck_assert_int_eq(ballot_range(b, "", 0, NULL, 0, 0, 1 << 9,
-                                  BALLOT_LOCAL, never, NULL),
-                     BALLOT_EINVAL);
+    ck_assert_int_eq(
+        ballot_range(b, "", 0, NULL, 0, 0, 1 << 9, BALLOT_LOCAL, never, NULL),
+        BALLOT_EINVAL);
     ck_assert_int_eq(ballot_txn(b, NULL, NULL, never, NULL), BALLOT_EINVAL);
-    ck_assert_int_eq(ballot_member_add(b, 0, "127.0.0.1:1", true, never,
-                                       NULL),
+    ck_assert_int_eq(ballot_member_add(b, 0, "127.0.0.1:1", true, never, NULL),
                      BALLOT_EINVAL);
     ck_assert_int_eq(ballot_member_add_wait(b, 9, "not an address", true),
                      BALLOT_EINVAL);
@@ -409,8 +405,7 @@ START_TEST(test_embed_misuse_gets_clear_errors)
     memset(&fc, 0, sizeof(fc));
     fc.b = b;
     ck_assert_int_eq(uv_sem_init(&fc.done, 0), 0);
-    ck_assert_int_eq(ballot_get(b, "k", 1, BALLOT_LOCAL, try_blocking, &fc),
-                     0);
+    ck_assert_int_eq(ballot_get(b, "k", 1, BALLOT_LOCAL, try_blocking, &fc), 0);
     uv_sem_wait(&fc.done);
     uv_sem_destroy(&fc.done);
     ck_assert_int_eq(fc.wait_rc, BALLOT_EWRONGTHREAD);
@@ -465,8 +460,7 @@ START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
      * ballotd, then write through the embedded leader. */
     if (leader != 1) {
         const char *argv[] = {"BTRANSFER", "1"};
-        ck_assert_int_eq(cl_cmd(&cl, (unsigned)leader, 5000, &rep, 2, argv),
-                         0);
+        ck_assert_int_eq(cl_cmd(&cl, (unsigned)leader, 5000, &rep, 2, argv), 0);
         cl_reply_free(&rep);
         for (int i = 0; i < 500 && leader != 1; i++) {
             usleep(10000);
@@ -476,9 +470,8 @@ START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
     }
     ck_assert_int_eq(ballot_status(b, &st), 0);
     ck_assert_int_eq(st.role, BALLOT_LEADER);
-    ck_assert_int_eq(ballot_put_wait(b, "shared", 6, "from-embedded", 13,
-                                     NULL, NULL),
-                     0);
+    ck_assert_int_eq(
+        ballot_put_wait(b, "shared", 6, "from-embedded", 13, NULL, NULL), 0);
     for (unsigned id = 2; id <= 3; id++) {
         const char *get[] = {"GET", "shared"};
         ck_assert_int_eq(cl_cmd(&cl, id, 5000, &rep, 2, get), 0);

@@ -21,8 +21,9 @@ int main(int argc, char **argv)
     struct ballot *b;
     char member[256], err[512];
     if (argc < 6) {
-        fprintf(stderr, "usage: joiner DATA_DIR ID HOST:CLIENT:PEER "
-                        "MEMBER... KEY\n");
+        fprintf(stderr,
+                "usage: joiner DATA_DIR ID HOST:CLIENT:PEER "
+                "MEMBER... KEY\n");
         return 2;
     }
     const char *key = argv[argc - 1];
