@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -505,6 +506,91 @@ START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
 }
 END_TEST
 
+/* ---- a storage failure ------------------------------------------------ */
+
+struct halted
+{
+    uv_mutex_t mu;
+    int calls;
+    char why[256];
+};
+
+static void on_halt(void *arg, const char *why)
+{
+    struct halted *h = arg;
+    uv_mutex_lock(&h->mu);
+    h->calls++;
+    snprintf(h->why, sizeof(h->why), "%s", why);
+    uv_mutex_unlock(&h->mu);
+}
+
+/* A full disk under an embedded node: the library does not end the
+ * process; it calls the program's halt callback once, with the reason,
+ * refuses every later request with BALLOT_ESTORAGE, reports halted in its
+ * status, and still closes cleanly. The data directory is a small tmpfs of
+ * the test's own (root only; unmounted by the test). */
+START_TEST(test_embed_full_disk_calls_halt_callback_not_exit)
+{
+    struct ballot *b = NULL;
+    struct halted h;
+    char err[512] = "", cmd[700];
+    static char value[BALLOT_VALUE_MAX];
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: mounting a tmpfs needs root\n");
+        return;
+    }
+    memset(&h, 0, sizeof(h));
+    ck_assert_int_eq(uv_mutex_init(&h.mu), 0);
+    cl_prepare_args(&cl, 1, NULL);
+    const char *dir = cl.nodes[0].dir;
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    /* Named after the runner (this test's parent), which unmounts what a
+     * failed test left behind. */
+    snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=160m ballot-embed-%d %s",
+             (int)getppid(), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    struct ballot_config *cfg = config_for(&cl, 1);
+    ballot_config_set_halt(cfg, on_halt, &h);
+    int rv = ballot_open(cfg, &b, err, sizeof(err));
+    ballot_config_destroy(cfg);
+    ck_assert_msg(rv == 0, "%s", err);
+    wait_leader(b);
+    memset(value, 'v', sizeof(value));
+    int last = 0;
+    for (int i = 0; i < 400 && last == 0; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "big/%d", i);
+        last = ballot_put_wait(b, key, strlen(key), value, sizeof(value), NULL,
+                               NULL);
+    }
+    ck_assert_msg(last == BALLOT_EUNKNOWN || last == BALLOT_ESTORAGE,
+                  "the disk never filled: %s", ballot_strerror(last));
+    /* The callback comes from the node's loop, soon after. */
+    for (int i = 0; i < 500; i++) {
+        uv_mutex_lock(&h.mu);
+        int calls = h.calls;
+        uv_mutex_unlock(&h.mu);
+        if (calls > 0) {
+            break;
+        }
+        usleep(10000);
+    }
+    ck_assert_int_eq(h.calls, 1);
+    ck_assert_msg(h.why[0] != '\0', "no reason given");
+    struct ballot_status st;
+    ck_assert_int_eq(ballot_status(b, &st), 0);
+    ck_assert(st.halted);
+    ck_assert_int_eq(ballot_put_wait(b, "k", 1, "v", 1, NULL, NULL),
+                     BALLOT_ESTORAGE);
+    ck_assert_int_eq(ballot_close(b), 0);
+    ck_assert_int_eq(h.calls, 1);
+    uv_mutex_destroy(&h.mu);
+    snprintf(cmd, sizeof(cmd), "umount %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     Suite *s = suite_create("embed");
@@ -522,6 +608,8 @@ int main(int argc, char **argv)
         {"misuse_gets_clear_errors", test_embed_misuse_gets_clear_errors},
         {"node_and_two_ballotd_form_one_cluster",
          test_embed_node_and_two_ballotd_form_one_cluster},
+        {"full_disk_calls_halt_callback_not_exit",
+         test_embed_full_disk_calls_halt_callback_not_exit},
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) {
@@ -534,6 +622,16 @@ int main(int argc, char **argv)
     }
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
+    if (geteuid() == 0) {
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd),
+                 "awk '$1 == \"ballot-embed-%d\" {print $2}' /proc/mounts | "
+                 "xargs -r umount -l",
+                 (int)getpid());
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not unmount a test's tmpfs\n");
+        }
+    }
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
