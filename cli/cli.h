@@ -44,6 +44,8 @@ struct cli
     bool json;
     bool stale; /* --consistency s */
     bool interactive;
+    bool want_help;    /* -h, --help anywhere before "--" */
+    bool want_version; /* --version */
 
     /* The connection commands share; NULL until the first call. */
     redisContext *conn;

@@ -18,6 +18,7 @@
 
 static int cmd_help(struct cli *cli, int argc, char **argv);
 static int cmd_shell(struct cli *cli, int argc, char **argv);
+static int cmd_completion(struct cli *cli, int argc, char **argv);
 
 struct cli_command
 {
@@ -62,10 +63,10 @@ static const struct cli_command commands[] = {
      "ID=HOST:CLIENT_PORT[:PEER_PORT]... [--voters IDS] [--config FILE]",
      "save: download a consistent copy of the store of the first endpoint "
      "that answers into FILE (verified; linearizable unless --consistency "
-     "s). restore: create the data directory DIR from which ballotd "
-     "(started with the same settings, without --bootstrap) runs node N of "
-     "a new cluster whose state is FILE; every member is restored from the "
-     "same FILE with the same members",
+     "s). restore: runs `ballotd restore`, which creates the data directory "
+     "DIR from which ballotd (started with the same settings, without "
+     "--bootstrap) runs node N of a new cluster whose state is FILE; every "
+     "member is restored from the same FILE with the same members",
      cmd_snapshot},
     {"bench",
      "put|get|mixed|txn [--clients N] [--conns M] [--total N | --duration S] "
@@ -75,6 +76,10 @@ static const struct cli_command commands[] = {
      "a load generator: prints throughput and latency percentiles", cmd_bench},
     {"shell", "", "an interactive prompt with history and line editing",
      cmd_shell},
+    {"completion", "bash",
+     "print a bash completion script for ballot (eval \"$(ballot completion "
+     "bash)\")",
+     cmd_completion},
     {"help", "[COMMAND]", "show the commands, or the usage of one", cmd_help},
 };
 
@@ -91,18 +96,62 @@ static const struct cli_command *find_command(const char *name)
 }
 
 static const char global_flags[] =
-    "Global flags:\n"
+    "Global flags (--flag VALUE or --flag=VALUE):\n"
     "  --endpoints H:P,H:P,...  nodes to try, in order (default "
     "127.0.0.1:7379)\n"
     "  --timeout MS             connect and command timeout (default 5000)\n"
     "  --json                   print results as JSON\n"
-    "  --consistency l|s        linearizable (default) or stale reads\n";
+    "  --consistency l|s        linearizable (default) or stale reads\n"
+    "  -h, --help               this help; --version: the version\n"
+    "\nDefaults come from the file $BALLOT_CONFIG (else "
+    "~/.config/ballot/cli.conf:\n"
+    "'endpoints = ...', 'timeout = ...', 'consistency = s', 'json = true'), "
+    "then from\nBALLOT_ENDPOINTS and BALLOT_TIMEOUT; flags win.\n";
+
+/* Edit distance of @a and @b (short words), for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[32];
+    if (la >= 31 || lb >= 31) {
+        return 99;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
 
 int cli_usage(const char *name)
 {
     const struct cli_command *c = find_command(name);
     if (c != NULL) {
         fprintf(stderr, "usage: ballot %s %s\n", c->name, c->synopsis);
+        return CLI_USAGE;
+    }
+    const char *near = NULL;
+    size_t best = 3; /* suggest only what is at most two edits away */
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        size_t d = distance(name, commands[i].name);
+        if (d < best) {
+            best = d;
+            near = commands[i].name;
+        }
+    }
+    if (near != NULL) {
+        fprintf(stderr, "ballot: unknown command '%s'; did you mean '%s'?\n",
+                name, near);
     } else {
         fprintf(stderr, "ballot: unknown command '%s' (try 'ballot help')\n",
                 name);
@@ -154,6 +203,159 @@ static void set_endpoints(struct cli *cli, const char *list)
     cli_disconnect(cli);
 }
 
+/* Applies global setting @name (without "--") = @v; @from names where it
+ * came from in the error message. Returns 0 or -1. */
+static int set_global(struct cli *cli,
+                      const char *name,
+                      const char *v,
+                      const char *from)
+{
+    uint64_t ms;
+    if (strcmp(name, "endpoints") == 0) {
+        set_endpoints(cli, v);
+        if (cli->n_endpoints == 0) {
+            fprintf(stderr, "ballot: %s: no endpoints in '%s'\n", from, v);
+            return -1;
+        }
+    } else if (strcmp(name, "timeout") == 0) {
+        if (cli_parse_u64(v, &ms) != 0 || ms == 0 || ms > 3600000) {
+            fprintf(stderr,
+                    "ballot: %s: bad timeout '%s' (milliseconds, 1 to "
+                    "3600000)\n",
+                    from, v);
+            return -1;
+        }
+        cli->timeout_ms = (int)ms;
+    } else if (strcmp(name, "consistency") == 0) {
+        if (strcmp(v, "l") != 0 && strcmp(v, "s") != 0) {
+            fprintf(stderr, "ballot: %s: consistency is l or s\n", from);
+            return -1;
+        }
+        cli->stale = v[0] == 's';
+    } else if (strcmp(name, "json") == 0) {
+        cli->json = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+                    strcmp(v, "yes") == 0;
+    } else {
+        fprintf(stderr, "ballot: %s: unknown setting '%s'\n", from, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the defaults file: $BALLOT_CONFIG, else ~/.config/ballot/cli.conf
+ * if it exists. Lines "name = value"; '#' starts a comment. Returns 0 or
+ * -1. */
+static int load_defaults(struct cli *cli)
+{
+    char path[4096], line[1024], from[4200];
+    const char *env = getenv("BALLOT_CONFIG");
+    const char *home = getenv("HOME");
+    if (env != NULL && env[0] != '\0') {
+        snprintf(path, sizeof(path), "%s", env);
+    } else if (home != NULL) {
+        snprintf(path, sizeof(path), "%s/.config/ballot/cli.conf", home);
+    } else {
+        return 0;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (env != NULL && env[0] != '\0') {
+            fprintf(stderr, "ballot: cannot read BALLOT_CONFIG %s\n", path);
+            return -1;
+        }
+        return 0;
+    }
+    int no = 0, rv = 0;
+    while (rv == 0 && fgets(line, sizeof(line), f) != NULL) {
+        no++;
+        size_t n = strlen(line);
+        if (n > 0 && line[n - 1] != '\n' && !feof(f)) {
+            fprintf(stderr, "ballot: %s:%d: line too long\n", path, no);
+            rv = -1;
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash != NULL) {
+            *hash = '\0';
+        }
+        char *name = line + strspn(line, " \t");
+        char *eq = strchr(name, '=');
+        char *end = name + strlen(name);
+        while (end > name && strchr(" \t\r\n", end[-1]) != NULL) {
+            *--end = '\0';
+        }
+        if (*name == '\0') {
+            continue;
+        }
+        if (eq == NULL) {
+            fprintf(stderr, "ballot: %s:%d: expected 'name = value'\n", path,
+                    no);
+            rv = -1;
+            break;
+        }
+        char *value = eq + 1;
+        value += strspn(value, " \t");
+        do {
+            *eq-- = '\0';
+        } while (eq >= name && (*eq == ' ' || *eq == '\t'));
+        snprintf(from, sizeof(from), "%s:%d", path, no);
+        rv = set_global(cli, name, value, from);
+    }
+    fclose(f);
+    return rv;
+}
+
+/* Defaults from the environment, after the file and before the flags. */
+static int load_env(struct cli *cli)
+{
+    const char *v = getenv("BALLOT_ENDPOINTS");
+    if (v != NULL && v[0] != '\0' &&
+        set_global(cli, "endpoints", v, "BALLOT_ENDPOINTS") != 0) {
+        return -1;
+    }
+    v = getenv("BALLOT_TIMEOUT");
+    if (v != NULL && v[0] != '\0' &&
+        set_global(cli, "timeout", v, "BALLOT_TIMEOUT") != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Rewrites every "--name=value" before a "--" as "--name" "value", so that
+ * every command takes both forms. Returns a new argv (argc in *@argc)
+ * whose strings are @argv's or copies listed in @owned (freed by the
+ * caller), or NULL if out of memory. */
+static char **split_eq_flags(int *argc, char **argv, char ***owned)
+{
+    char **out = calloc((size_t)(*argc) * 2 + 1, sizeof(*out));
+    *owned = calloc((size_t)(*argc) + 1, sizeof(**owned));
+    int n = 0, k = 0;
+    bool rest = false;
+    if (out == NULL || *owned == NULL) {
+        free(out);
+        return NULL;
+    }
+    for (int i = 0; i < *argc; i++) {
+        char *a = argv[i];
+        char *eq = strchr(a, '=');
+        if (rest || strncmp(a, "--", 2) != 0 || eq == NULL || eq == a + 2) {
+            rest |= strcmp(a, "--") == 0;
+            out[n++] = a;
+            continue;
+        }
+        char *flag = strndup(a, (size_t)(eq - a));
+        if (flag == NULL) {
+            free(out);
+            return NULL;
+        }
+        (*owned)[k++] = flag;
+        out[n++] = flag;
+        out[n++] = eq + 1;
+    }
+    *argc = n;
+    return out;
+}
+
 /*
  * Takes the global flags out of @argv (anywhere before a "--"), leaving the
  * command and its own arguments. Returns the new argc, or -1 on a bad
@@ -171,31 +373,19 @@ static int take_globals(struct cli *cli, int argc, char **argv)
             rest = true;
         } else if (strcmp(a, "--json") == 0) {
             cli->json = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cli->want_help = true;
+        } else if (strcmp(a, "--version") == 0) {
+            cli->want_version = true;
         } else if (strcmp(a, "--endpoints") == 0 ||
                    strcmp(a, "--timeout") == 0 ||
                    strcmp(a, "--consistency") == 0) {
             const char *v = i + 1 < argc ? argv[++i] : NULL;
-            uint64_t ms;
             if (v == NULL) {
                 fprintf(stderr, "ballot: %s needs a value\n", a);
                 return -1;
             }
-            if (a[2] == 'e') {
-                set_endpoints(cli, v);
-                if (cli->n_endpoints == 0) {
-                    fprintf(stderr, "ballot: no endpoints in '%s'\n", v);
-                    return -1;
-                }
-            } else if (a[2] == 't') {
-                if (cli_parse_u64(v, &ms) != 0 || ms == 0 || ms > 3600000) {
-                    fprintf(stderr, "ballot: bad --timeout '%s'\n", v);
-                    return -1;
-                }
-                cli->timeout_ms = (int)ms;
-            } else if (strcmp(v, "l") == 0 || strcmp(v, "s") == 0) {
-                cli->stale = v[0] == 's';
-            } else {
-                fprintf(stderr, "ballot: --consistency is l or s\n");
+            if (set_global(cli, a + 2, v, a) != 0) {
                 return -1;
             }
         } else {
@@ -310,20 +500,98 @@ static int cmd_shell(struct cli *cli, int argc, char **argv)
     return last;
 }
 
+/* `ballot completion bash`: a completion script generated from the
+ * command table, so it always matches the commands there are. */
+static int cmd_completion(struct cli *cli, int argc, char **argv)
+{
+    (void)cli;
+    if (argc != 2 || strcmp(argv[1], "bash") != 0) {
+        return cli_usage(argv[0]);
+    }
+    printf(
+        "# ballot bash completion: eval \"$(ballot completion bash)\"\n"
+        "_ballot() {\n"
+        "    local cur=${COMP_WORDS[COMP_CWORD]} i cmd=\n"
+        "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
+        "        case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; "
+        "break ;; esac\n"
+        "    done\n"
+        "    if [ -z \"$cmd\" ]; then\n"
+        "        COMPREPLY=($(compgen -W \"");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        printf("%s ", commands[i].name);
+    }
+    printf(
+        "--endpoints --timeout --json --consistency --help --version\" "
+        "-- \"$cur\"))\n"
+        "        return\n"
+        "    fi\n"
+        "    case $cmd in\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        /* The words of the synopsis that are literal: subcommands and
+         * flags (lower case), not placeholders (upper case). */
+        printf("    %s) COMPREPLY=($(compgen -W \"", commands[i].name);
+        const char *p = commands[i].synopsis;
+        while (*p != '\0') {
+            size_t skip = strspn(p, " []|.,");
+            p += skip;
+            size_t len = strcspn(p, " []|.,");
+            bool literal = len > 0;
+            for (size_t j = 0; j < len; j++) {
+                char ch = p[j];
+                literal &= (ch >= 'a' && ch <= 'z') || ch == '-' ||
+                           (ch >= '0' && ch <= '9');
+            }
+            if (literal) {
+                printf("%.*s ", (int)len, p);
+            }
+            p += len;
+        }
+        printf("\" -- \"$cur\")) ;;\n");
+    }
+    printf(
+        "    esac\n"
+        "}\n"
+        "complete -o default -F _ballot ballot\n");
+    return CLI_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
+    char **owned = NULL;
     int rc;
     memset(&cli, 0, sizeof(cli));
     cli.timeout_ms = 5000;
     signal(SIGPIPE, SIG_IGN);
     set_endpoints(&cli, "127.0.0.1:7379");
-    argc = take_globals(&cli, argc - 1, argv + 1);
+    argc--;
+    char **args = split_eq_flags(&argc, argv + 1, &owned);
+    if (args == NULL) {
+        fprintf(stderr, "ballot: out of memory\n");
+        return CLI_LOCAL;
+    }
+    if (load_defaults(&cli) != 0 || load_env(&cli) != 0) {
+        argc = -1;
+    } else {
+        argc = take_globals(&cli, argc, args);
+    }
     if (argc < 0) {
         rc = CLI_USAGE;
+    } else if (cli.want_version) {
+        printf("ballot %s\n", BALLOT_VERSION);
+        rc = CLI_OK;
+    } else if (cli.want_help) {
+        char *help[] = {"help", argc > 0 ? args[0] : NULL};
+        rc = cmd_help(&cli, argc > 0 ? 2 : 1, help);
     } else {
-        rc = run_command(&cli, argc, argv + 1);
+        rc = run_command(&cli, argc, args);
     }
+    for (size_t i = 0; owned != NULL && owned[i] != NULL; i++) {
+        free(owned[i]);
+    }
+    free(owned);
+    free(args);
     cli_disconnect(&cli);
     for (unsigned i = 0; i < cli.n_endpoints; i++) {
         free(cli.endpoints[i]);

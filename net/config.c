@@ -288,7 +288,8 @@ static void usage(void)
         "--member (or 'member =' lines in the config file); the node with\n"
         "--id listens on its own member addresses. --bootstrap starts a new\n"
         "cluster from an empty data directory, with every member a voter.\n"
-        "Any setting of the config file is also a flag: --tick_ms 10.\n"
+        "Any setting of the config file is also a flag: --tick_ms 10 or\n"
+        "--tick_ms=10. --version prints the version.\n"
         "See docs/operations.md.\n");
 }
 
@@ -300,14 +301,18 @@ int config_from_args(struct ballotd_config *cfg,
 {
     /* The config file first, so flags override it. */
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0) {
+        const char *file = NULL;
+        if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        } else if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc) {
                 snprintf(err, err_len, "--config needs a file");
                 return -1;
             }
-            if (config_load_file(cfg, argv[i + 1], err, err_len) != 0) {
-                return -1;
-            }
+            file = argv[i + 1];
+        }
+        if (file != NULL && config_load_file(cfg, file, err, err_len) != 0) {
+            return -1;
         }
     }
     for (int i = 1; i < argc; i++) {
@@ -316,8 +321,25 @@ int config_from_args(struct ballotd_config *cfg,
             usage();
             return 1;
         }
+        if (strcmp(a, "--version") == 0) {
+            printf("ballotd %s\n", BALLOT_VERSION);
+            return 1;
+        }
         if (strcmp(a, "--config") == 0) {
             i++;
+            continue;
+        }
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        if (eq != NULL) {
+            /* --name=value, the same as --name value. */
+            char name[64];
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - a - 2), a + 2);
+            int rv = strcmp(name, "config") == 0 ? 0 : set(cfg, name, eq + 1);
+            if (rv != 0) {
+                snprintf(err, err_len, "%s: %s", a,
+                         rv == -2 ? "unknown option" : "invalid value");
+                return -1;
+            }
             continue;
         }
         if (strcmp(a, "--bootstrap") == 0) {

@@ -855,9 +855,124 @@ START_TEST(test_cli_bench_small_run_accounts_for_every_request)
 }
 END_TEST
 
+/* Runs @argv (NULL-terminated) as it is; returns the exit code. */
+static int run_plain(const char *const *argv, char **out)
+{
+    int rc = cl_run(argv, NULL, out, NULL, CLI_TIMEOUT_MS);
+    ck_assert_int_ne(rc, -1);
+    return rc;
+}
+
+/* The conventions users of GNU tools and etcdctl expect: --flag=value
+ * anywhere (global and per-command flags, ballot and ballotd), -h/--help
+ * and --version, endpoints from BALLOT_ENDPOINTS and from a defaults file
+ * with flags winning over both, "did you mean" for a misspelt command,
+ * and a bash completion script generated from the command table. */
+START_TEST(test_cli_follows_gnu_conventions)
+{
+    char *out = NULL, conf[512], eq[300];
+    start_cluster();
+    snprintf(eq, sizeof(eq), "--endpoints=%s", eps_all);
+
+    /* The = form overrides the run()'s --endpoints (nothing on port 1). */
+    ck_assert_int_eq(run("127.0.0.1:1", &out, eq, "put", "conv/a", "1"), 0);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "put", "conv/b", "2"), 0);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "--consistency=s", "range", "conv/",
+                         "--prefix", "--limit=1", "--keys-only"),
+                     0);
+    ck_assert_msg(strstr(out, "conv/a") && !strstr(out, "conv/b"), "%s", out);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "--timeout=0", "get", "conv/a"), 2);
+    ck_assert_ptr_nonnull(strstr(out, "bad timeout"));
+    free(out);
+
+    const char *help[] = {BALLOT_PATH, "--help", NULL};
+    ck_assert_int_eq(run_plain(help, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "usage: ballot [FLAGS] COMMAND"));
+    free(out);
+    const char *put_help[] = {BALLOT_PATH, "put", "-h", NULL};
+    ck_assert_int_eq(run_plain(put_help, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "usage: ballot [FLAGS] put KEY"));
+    free(out);
+    const char *version[] = {BALLOT_PATH, "--version", NULL};
+    ck_assert_int_eq(run_plain(version, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "ballot 0."));
+    free(out);
+    const char *typo[] = {BALLOT_PATH, "stauts", NULL};
+    ck_assert_int_eq(run_plain(typo, &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "did you mean 'status'?"));
+    free(out);
+
+    /* BALLOT_ENDPOINTS, then a flag over it. */
+    const char *get[] = {BALLOT_PATH, "get", "conv/a", NULL};
+    setenv("BALLOT_ENDPOINTS", eps_all, 1);
+    ck_assert_int_eq(run_plain(get, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "1"));
+    free(out);
+    setenv("BALLOT_ENDPOINTS", "127.0.0.1:1", 1);
+    const char *get_timeout[] = {BALLOT_PATH, "--timeout", "500",
+                                 "get",       "conv/a",    NULL};
+    ck_assert_int_eq(run_plain(get_timeout, &out), 3);
+    free(out);
+    const char *get_flag[] = {BALLOT_PATH, eq, "get", "conv/a", NULL};
+    ck_assert_int_eq(run_plain(get_flag, &out), 0);
+    free(out);
+    unsetenv("BALLOT_ENDPOINTS");
+
+    /* A defaults file; the environment wins over it. */
+    snprintf(conf, sizeof(conf), "%s/cli.conf", cl.root);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "# defaults\nendpoints = %s\n  json = true  \n", eps_all);
+    fclose(f);
+    setenv("BALLOT_CONFIG", conf, 1);
+    ck_assert_int_eq(run_plain(get, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"value\""));
+    free(out);
+    setenv("BALLOT_ENDPOINTS", "127.0.0.1:1", 1);
+    ck_assert_int_eq(run_plain(get_timeout, &out), 3);
+    free(out);
+    unsetenv("BALLOT_ENDPOINTS");
+    f = fopen(conf, "w");
+    fprintf(f, "endpoints %s\n", eps_all);
+    fclose(f);
+    ck_assert_int_eq(run_plain(get, &out), 2);
+    ck_assert_msg(strstr(out, "cli.conf:1: expected 'name = value'"), "%s",
+                  out);
+    free(out);
+    unsetenv("BALLOT_CONFIG");
+
+    /* The completion script is valid bash and knows the table's words. */
+    char script[600];
+    snprintf(script, sizeof(script),
+             "eval \"$(%s completion bash)\" && complete -p ballot && "
+             "COMP_WORDS=(ballot member a); COMP_CWORD=2; _ballot; "
+             "echo \"${COMPREPLY[*]}\"",
+             BALLOT_PATH);
+    const char *bash[] = {"bash", "-c", script, NULL};
+    ck_assert_int_eq(run_plain(bash, &out), 0);
+    ck_assert_msg(strstr(out, "-F _ballot ballot") && strstr(out, "\nadd\n"),
+                  "%s", out);
+    free(out);
+
+    /* ballotd too. */
+    const char *dv[] = {BALLOTD_PATH, "--version", NULL};
+    ck_assert_int_eq(run_plain(dv, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "ballotd 0."));
+    free(out);
+    const char *dbad[] = {BALLOTD_PATH, "--id=1", "--tick_ms=0", NULL};
+    ck_assert_int_eq(run_plain(dbad, &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--tick_ms=0: invalid value"));
+    free(out);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
+        {"follows_gnu_conventions", test_cli_follows_gnu_conventions},
         {"kv_commands_print_json", test_cli_kv_commands_print_json},
         {"txn_interactive_and_stdin_value",
          test_cli_txn_interactive_and_stdin_value},
