@@ -14,6 +14,9 @@
 
 #define METRICS_REQUEST_MAX 8192
 #define METRICS_BODY_MAX 4096
+/* /ready tolerates this many committed entries not yet applied: under
+ * load the apply trails the commit by a batch or two. */
+#define METRICS_READY_LAG_MAX 10000
 
 struct metrics_conn
 {
@@ -135,6 +138,103 @@ static size_t render(struct metrics *m, char *body)
     return len;
 }
 
+/* GET /health: the process serves and its storage works. */
+static const char *health(struct metrics *m, char *body, size_t *len)
+{
+    struct bnode_status st;
+    bnode_status(m->node, &st);
+    if (st.halted) {
+        add(body, len, "halted: storage failed\n");
+        return "503 Service Unavailable";
+    }
+    add(body, len, "ok\n");
+    return "200 OK";
+}
+
+/* GET /ready: the node can serve linearizable requests now: it knows a
+ * leader and has applied nearly all it knows is committed (a node that
+ * restarts, installs a snapshot or was cut off is behind by far more). */
+static const char *ready(struct metrics *m, char *body, size_t *len)
+{
+    struct bnode_status st;
+    bnode_status(m->node, &st);
+    if (st.halted) {
+        add(body, len, "not ready: storage failed\n");
+    } else if (st.leader == 0) {
+        add(body, len, "not ready: no leader known\n");
+    } else if (st.commit > st.applied + METRICS_READY_LAG_MAX) {
+        add(body, len, "not ready: applied %llu of %llu committed entries\n",
+            (unsigned long long)st.applied, (unsigned long long)st.commit);
+    } else {
+        add(body, len, "ready: leader %llu, applied %llu\n",
+            (unsigned long long)st.leader, (unsigned long long)st.applied);
+        return "200 OK";
+    }
+    return "503 Service Unavailable";
+}
+
+/* Appends @s as a JSON string (member addresses: printable ASCII). */
+static void add_json_string(char *body, size_t *len, const char *s)
+{
+    add(body, len, "\"");
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') {
+            add(body, len, "\\%c", *s);
+        } else if ((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f) {
+            add(body, len, "%c", *s);
+        }
+    }
+    add(body, len, "\"");
+}
+
+/* GET /status: what `ballot status` shows, as JSON. */
+static void status_json(struct metrics *m, char *body, size_t *len)
+{
+    static const char *roles[] = {"unknown", "follower", "pre-candidate",
+                                  "candidate", "leader"};
+    struct bnode_status st;
+    bnode_status(m->node, &st);
+    const char *la = bnode_leader_addr(m->node);
+    add(body, len,
+        "{\"id\":%llu,\"role\":\"%s\",\"term\":%llu,\"leader\":%llu,"
+        "\"leader_addr\":",
+        (unsigned long long)st.id, roles[st.state <= 4 ? st.state : 0],
+        (unsigned long long)st.term, (unsigned long long)st.leader);
+    add_json_string(body, len, la != NULL ? la : "");
+    add(body, len,
+        ",\"commit\":%llu,\"applied\":%llu,\"last_index\":%llu,"
+        "\"first_index\":%llu,\"snapshot_index\":%llu,\"revision\":%llu,"
+        "\"db_bytes\":%llu,\"halted\":%s,\"clients\":%llu,\"members\":[",
+        (unsigned long long)st.commit, (unsigned long long)st.applied,
+        (unsigned long long)st.last_index, (unsigned long long)st.first_index,
+        (unsigned long long)st.snapshot_index, (unsigned long long)st.revision,
+        (unsigned long long)st.db_bytes, st.halted ? "true" : "false",
+        (unsigned long long)(m->srv != NULL ? server_clients(m->srv) : 0));
+    for (uint32_t i = 0; i < st.conf.n; i++) {
+        const struct bnode_member *a =
+            bnode_member_addr(m->node, st.conf.members[i].id);
+        char addr[BNODE_HOST_MAX + 16] = "";
+        if (a != NULL) {
+            snprintf(addr, sizeof(addr), "%s:%d", a->host, a->client_port);
+        }
+        add(body, len,
+            "%s{\"id\":%llu,\"voter\":%s,\"addr\":", i > 0 ? "," : "",
+            (unsigned long long)st.conf.members[i].id,
+            st.conf.members[i].role == RAFT_VOTER ? "true" : "false");
+        add_json_string(body, len, addr);
+        add(body, len, "}");
+    }
+    add(body, len, "]}\n");
+}
+
+/* True if the request line asks for GET @path (with or without a query). */
+static bool is_get(const char *req, const char *path)
+{
+    size_t n = strlen(path);
+    return strncmp(req, "GET ", 4) == 0 && strncmp(req + 4, path, n) == 0 &&
+           (req[4 + n] == ' ' || req[4 + n] == '?');
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     (void)status;
@@ -146,21 +246,32 @@ static void answer(struct metrics_conn *c)
     char body[METRICS_BODY_MAX];
     size_t blen = 0;
     const char *status = "404 Not Found";
+    const char *type = "text/plain";
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->handle);
-    if (strncmp(c->in, "GET /metrics ", 13) == 0 ||
-        strncmp(c->in, "GET /metrics?", 13) == 0) {
+    if (is_get(c->in, "/metrics")) {
         status = "200 OK";
+        type = "text/plain; version=0.0.4";
         blen = render(c->m, body);
+    } else if (is_get(c->in, "/health")) {
+        status = health(c->m, body, &blen);
+    } else if (is_get(c->in, "/ready")) {
+        status = ready(c->m, body, &blen);
+    } else if (is_get(c->in, "/status")) {
+        status = "200 OK";
+        type = "application/json";
+        status_json(c->m, body, &blen);
     } else {
-        blen = (size_t)snprintf(body, sizeof(body), "try GET /metrics\n");
+        blen = (size_t)snprintf(body, sizeof(body),
+                                "try GET /metrics, /health, /ready or "
+                                "/status\n");
     }
     int n = snprintf(c->out, sizeof(c->out),
                      "HTTP/1.0 %s\r\n"
-                     "Content-Type: text/plain; version=0.0.4\r\n"
+                     "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\n"
                      "Connection: close\r\n\r\n",
-                     status, blen);
+                     status, type, blen);
     size_t hlen = (size_t)n;
     memcpy(c->out + hlen, body, blen);
     uv_buf_t buf = uv_buf_init(c->out, (unsigned)(hlen + blen));

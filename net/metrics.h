@@ -1,8 +1,12 @@
 /*
  * metrics.h - a minimal HTTP endpoint (GET /metrics) that reports the
  * node's Raft and server counters in the Prometheus text format, so an
- * operator can watch a node without a Redis client. One request per
- * connection; anything else than GET /metrics gets 404.
+ * operator can watch a node without a Redis client, and the health
+ * checks of load balancers and orchestrators: GET /health (200 while the
+ * node's storage works), GET /ready (200 while it knows a leader and has
+ * applied what is committed, else 503 with the reason), GET /status (the
+ * node's view as JSON). One request per connection; anything else gets
+ * 404.
  */
 #ifndef BALLOT_NET_METRICS_H
 #define BALLOT_NET_METRICS_H

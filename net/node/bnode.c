@@ -906,6 +906,7 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->reads_pending = node->n_reads;
     out->batches_persisted = node->batches_persisted;
     out->entries_applied = node->entries_applied;
+    out->halted = node->halted;
 }
 
 const char *bnode_leader_addr(struct bnode *node)

@@ -192,6 +192,7 @@ struct bnode_status
     uint64_t reads_pending;
     uint64_t batches_persisted;
     uint64_t entries_applied;
+    bool halted; /* storage failed; see bnode_halt_cb */
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);

@@ -637,3 +637,33 @@ int cl_run_tests(const char *suite,
     }
     return failed == 0 ? 0 : 1;
 }
+
+char *cl_http_get(struct cluster *c, unsigned id, const char *path)
+{
+    struct cl_conn conn;
+    char req[512];
+    if (cl_connect(&conn, c->nodes[id - 1].metrics_port, 2000) != 0) {
+        return NULL;
+    }
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+    if (write(conn.fd, req, (size_t)n) != (ssize_t)n) {
+        cl_close(&conn);
+        return NULL;
+    }
+    size_t have = 0;
+    char *buf = calloc(1, 65536);
+    uint64_t end = cl_now_ms() + 3000;
+    while (buf != NULL && have < 65535 && cl_now_ms() < end) {
+        ssize_t r = read(conn.fd, buf + have, 65535 - have);
+        if (r == 0) {
+            break;
+        }
+        if (r > 0) {
+            have += (size_t)r;
+        } else {
+            usleep(5000);
+        }
+    }
+    cl_close(&conn);
+    return buf;
+}

@@ -165,6 +165,10 @@ int cl_run_tests(const char *suite,
                  int argc,
                  char **argv);
 
+/* GET @path on node @id's metrics port: the whole HTTP response (status
+ * line, headers, body; malloc'ed), or NULL if it could not connect. */
+char *cl_http_get(struct cluster *c, unsigned id, const char *path);
+
 /* Runs a program (argv[0] is a path or a name looked up in PATH) with
  * stdin from @stdin_path (NULL: /dev/null) and stdout and stderr captured
  * into *out (malloc'ed, NUL-terminated; may be NULL if unwanted). The

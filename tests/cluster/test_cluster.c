@@ -132,36 +132,6 @@ static void check_acked(struct cluster *c,
     }
 }
 
-/* GET /metrics on node @id: the HTTP status line and body, or NULL. */
-static char *get_metrics(struct cluster *c, unsigned id)
-{
-    struct cl_conn conn;
-    if (cl_connect(&conn, c->nodes[id - 1].metrics_port, 2000) != 0) {
-        return NULL;
-    }
-    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
-    if (write(conn.fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-        cl_close(&conn);
-        return NULL;
-    }
-    size_t have = 0;
-    char *buf = calloc(1, 65536);
-    uint64_t end = cl_now_ms() + 3000;
-    while (buf != NULL && have < 65535 && cl_now_ms() < end) {
-        ssize_t r = read(conn.fd, buf + have, 65535 - have);
-        if (r == 0) {
-            break;
-        }
-        if (r > 0) {
-            have += (size_t)r;
-        } else {
-            usleep(5000);
-        }
-    }
-    cl_close(&conn);
-    return buf;
-}
-
 static void elect_write_read(unsigned n)
 {
     struct cluster c;
@@ -181,7 +151,7 @@ static void elect_write_read(unsigned n)
      * itself. */
     unsigned leaders = 0;
     for (unsigned i = 1; i <= n; i++) {
-        char *m = get_metrics(&c, i);
+        char *m = cl_http_get(&c, i, "/metrics");
         ck_assert_msg(m != NULL && strncmp(m, "HTTP/1.0 200 OK", 15) == 0,
                       "metrics of node %u: %s", i, m ? m : "(none)");
         ck_assert_ptr_nonnull(strstr(m, "\nballot_raft_term "));
