@@ -98,6 +98,12 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         }
         b->parts_running++;
     }
+    if (b->log != NULL && cfg->serve_clients) {
+        char line[BNODE_HOST_MAX + sizeof(cfg->data_dir) + 64];
+        snprintf(line, sizeof(line), "serving clients on %s:%d, data in %s",
+                 cfg->client_host, cfg->client_port, cfg->data_dir);
+        b->log(b->log_arg, BALLOT_LOG_INFO, line);
+    }
     if (cfg->serve_clients && cfg->metrics_port > 0) {
         if (metrics_start(b->loop, cfg->client_host, cfg->metrics_port, b->node,
                           b->server, &b->metrics, err, sizeof(err)) != 0) {
