@@ -172,6 +172,11 @@ BALLOT_API int ballot_config_args(struct ballot_config *cfg,
                                   int argc,
                                   char **argv);
 
+/* Checks @cfg as ballot_open() would before opening anything (an id, the
+ * members, this node among them, consistent timeouts). Returns 0 or
+ * BALLOT_EINVAL with the reason in ballot_config_errmsg(). */
+BALLOT_API int ballot_config_check(struct ballot_config *cfg);
+
 /* The message of the last failed call on @cfg (never NULL). */
 BALLOT_API const char *ballot_config_errmsg(const struct ballot_config *cfg);
 

@@ -98,6 +98,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "ballotd: out of memory\n");
         return 1;
     }
+    /* --check-config: check the settings as a start would, then exit. */
+    bool check_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--check-config") == 0) {
+            check_only = true;
+            memmove(&argv[i], &argv[i + 1],
+                    (size_t)(argc - i) * sizeof(*argv));
+            argc--;
+            break;
+        }
+    }
     int rv = ballot_config_args(cfg, argc, argv);
     if (rv == 1) {
         ballot_config_destroy(cfg);
@@ -107,6 +118,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "ballotd: %s\n", ballot_config_errmsg(cfg));
         ballot_config_destroy(cfg);
         return 2;
+    }
+    if (check_only) {
+        rv = ballot_config_check(cfg);
+        if (rv == 0) {
+            printf("configuration ok\n");
+        } else {
+            fprintf(stderr, "ballotd: %s\n", ballot_config_errmsg(cfg));
+        }
+        ballot_config_destroy(cfg);
+        return rv == 0 ? 0 : 2;
     }
     memset(&d, 0, sizeof(d));
     /* The node filters by level (--verbose); every line it sends is

@@ -117,6 +117,18 @@ int ballot_config_args(struct ballot_config *cfg, int argc, char **argv)
     return rv == 1 ? 1 : rv != 0 ? BALLOT_EINVAL : 0;
 }
 
+int ballot_config_check(struct ballot_config *cfg)
+{
+    if (cfg == NULL) {
+        return BALLOT_EINVAL;
+    }
+    struct ballotd_config copy = cfg->d; /* config_finish() derives values */
+    if (config_finish(&copy, cfg->errmsg, sizeof(cfg->errmsg)) != 0) {
+        return BALLOT_EINVAL;
+    }
+    return 0;
+}
+
 const char *ballot_config_errmsg(const struct ballot_config *cfg)
 {
     return cfg != NULL ? cfg->errmsg : "no configuration";
