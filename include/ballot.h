@@ -103,6 +103,10 @@ enum {
     /* The command was refused by the state machine (malformed or over a
      * limit); it took its place in the log but changed nothing. */
     BALLOT_EREFUSED = -9014,
+    /* The revision asked for was compacted away: its history is gone. */
+    BALLOT_ECOMPACTED = -9015,
+    /* Too many of something open at once (watches). Nothing was done. */
+    BALLOT_ELIMIT = -9016,
 };
 
 /* A static, human-readable description of @code (any int). */
@@ -440,6 +444,68 @@ BALLOT_API int ballot_txn_wait(struct ballot *b,
                                const struct ballot_txn *txn,
                                const struct ballot_reqid *rid,
                                struct ballot_result **out);
+
+/* ---------------------------------------------------------------------- */
+/* Watches                                                                */
+
+enum ballot_event_type {
+    BALLOT_EVENT_PUT = 1,
+    BALLOT_EVENT_DELETE = 2,
+};
+
+/* One change: a put (the key's new value and metadata) or a delete (the
+ * key; kv.mod_revision is the delete's revision, version 0, no value). */
+struct ballot_event
+{
+    int type; /* enum ballot_event_type */
+    struct ballot_kv kv;
+};
+
+/* Delivery of a watch, on the node's thread. With @status 0, @events (@n,
+ * possibly 0: a progress notification, about once a second while nothing
+ * changes) are the next changes in the range, in revision order, with no
+ * gap and no repeat; every change up to @revision has been delivered.
+ * Otherwise the watch has ended and is not called again: @status is
+ * BALLOT_ECOMPACTED (@revision is the compaction point: read the range and
+ * watch again from above it), BALLOT_ECLOSED (the node is stopping) or
+ * BALLOT_ESTORAGE / BALLOT_ENOMEM. @events live during the call. */
+typedef void (*ballot_watch_cb)(void *arg,
+                                int status,
+                                const struct ballot_event *events,
+                                size_t n,
+                                uint64_t revision);
+
+struct ballot_watch;
+
+/* Watches the key @key, the range [@key, @end) (an empty @end with
+ * BALLOT_RANGE_PREFIX in @flags: every key starting with @key; without it
+ * and without @end, the single key) from @from_revision: 0 for the next
+ * change, a past revision to replay the history kept since then (the
+ * reconnect of a watcher that saw revision R resumes from R + 1), a
+ * future one to wait for it. Changes are delivered once this node has
+ * applied them: a watch on a follower never runs ahead of that follower's
+ * store. Returns 0 with the watch in @out (release it with
+ * ballot_watch_cancel(), also after it ended), BALLOT_EINVAL,
+ * BALLOT_ECOMPACTED, BALLOT_ELIMIT, BALLOT_ECLOSED, BALLOT_ENOMEM or
+ * BALLOT_EWRONGTHREAD. With ballot_open() from another thread, errors
+ * found on the node's thread reach @cb instead. */
+BALLOT_API int ballot_watch(struct ballot *b,
+                            const void *key,
+                            size_t key_len,
+                            const void *end,
+                            size_t end_len,
+                            int flags,
+                            uint64_t from_revision,
+                            ballot_watch_cb cb,
+                            void *arg,
+                            struct ballot_watch **out);
+
+/* Ends @w (if it has not ended) and releases it: once this returns, its
+ * callback is not running and will not be called again. Allowed inside
+ * the watch's own callback. Returns 0, BALLOT_EINVAL or
+ * BALLOT_EWRONGTHREAD. Watches not released by ballot_close() or
+ * ballot_stop() are released there. */
+BALLOT_API int ballot_watch_cancel(struct ballot *b, struct ballot_watch *w);
 
 /* ---------------------------------------------------------------------- */
 /* Cluster                                                                */

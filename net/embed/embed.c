@@ -228,6 +228,7 @@ static void on_stopped_free(void *arg)
     struct stop_ctx *s = arg;
     ballot_stop_cb cb = s->cb;
     void *cb_arg = s->arg;
+    embed_watch_release_all(s->b);
     free(s->b);
     free(s);
     if (cb != NULL) {
@@ -279,10 +280,17 @@ static void on_wake(uv_async_t *h)
                 embed_stop_parts(b);
             }
             embed_call_free(c);
-        } else if (c->kind == EMBED_STATUS || c->kind == EMBED_TRANSFER) {
-            int rc = b->stopping ? BALLOT_ECLOSED : 0;
+        } else if (c->kind == EMBED_WATCH) {
+            embed_watch_run(b, c);
+        } else if (c->kind == EMBED_STATUS || c->kind == EMBED_TRANSFER ||
+                   c->kind == EMBED_WATCH_CANCEL) {
+            int rc = b->stopping && c->kind != EMBED_WATCH_CANCEL
+                         ? BALLOT_ECLOSED
+                         : 0;
             if (rc == 0 && c->kind == EMBED_STATUS) {
                 embed_status_fill(b, c->status_out);
+            } else if (rc == 0 && c->kind == EMBED_WATCH_CANCEL) {
+                embed_watch_release(b, c->watch);
             } else if (rc == 0) {
                 rc = embed_error(bnode_transfer(b->node, c->id));
             }
@@ -310,10 +318,14 @@ static void on_thread_stopped(void *arg)
     uv_mutex_unlock(&b->mu);
     while (c != NULL) {
         struct embed_call *next = c->next;
-        if (c->kind == EMBED_STATUS || c->kind == EMBED_TRANSFER) {
-            *c->rc_out = BALLOT_ECLOSED;
+        if (c->kind == EMBED_STATUS || c->kind == EMBED_TRANSFER ||
+            c->kind == EMBED_WATCH_CANCEL) {
+            /* A cancelled watch is released with the others below. */
+            *c->rc_out = c->kind == EMBED_WATCH_CANCEL ? 0 : BALLOT_ECLOSED;
             c->cb(c->arg, NULL);
             embed_call_free(c);
+        } else if (c->kind == EMBED_WATCH) {
+            embed_watch_run(b, c); /* ends it: the node is stopped */
         } else if (c->kind == EMBED_STOP) {
             embed_call_free(c);
         } else {
@@ -321,6 +333,7 @@ static void on_thread_stopped(void *arg)
         }
         c = next;
     }
+    embed_watch_release_all(b);
     uv_close((uv_handle_t *)&b->wake, NULL);
 }
 

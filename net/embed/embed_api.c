@@ -37,6 +37,8 @@ static const struct
     {BALLOT_EOPEN, "the node could not be opened"},
     {BALLOT_ESTALE, "a request id older than the last one applied"},
     {BALLOT_EREFUSED, "refused by the state machine"},
+    {BALLOT_ECOMPACTED, "the revision was compacted away"},
+    {BALLOT_ELIMIT, "too many open at once"},
 };
 
 const char *ballot_strerror(int code)

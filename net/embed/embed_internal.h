@@ -66,6 +66,9 @@ struct ballot
     struct embed_call *q_head, *q_tail;
     bool closed; /* the queue takes no more calls */
     uv_sem_t stopped;
+
+    /* Watches not yet released (embed_watch.c). */
+    struct ballot_watch *watches;
 };
 
 /* True if the caller runs on @b's loop thread. */
@@ -88,6 +91,8 @@ enum embed_kind {
     EMBED_STATUS,   /* runs on the loop; the caller waits */
     EMBED_TRANSFER, /* runs on the loop; the caller waits */
     EMBED_STOP,     /* ballot_close() */
+    EMBED_WATCH,
+    EMBED_WATCH_CANCEL, /* runs on the loop; the caller waits */
 };
 
 /* A request with every byte it needs copied into one allocation, so that
@@ -110,6 +115,7 @@ struct embed_call
     uint64_t id; /* members, transfer */
     bool voter;  /* member add */
     char addr[128];
+    struct ballot_watch *watch; /* EMBED_WATCH, EMBED_WATCH_CANCEL */
     /* EMBED_STATUS and EMBED_TRANSFER: where the loop puts the answer. */
     struct ballot_status *status_out;
     int *rc_out;
@@ -156,6 +162,15 @@ void embed_call_fail(struct embed_call *c, int status);
 
 /* Fills @out from the node (loop thread). */
 void embed_status_fill(struct ballot *b, struct ballot_status *out);
+
+/* ---- watches (embed_watch.c) ------------------------------------------ */
+
+/* Starts @c's watch on the loop; a failure reaches the watch's callback. */
+void embed_watch_run(struct ballot *b, struct embed_call *c);
+/* Ends and releases a watch (loop thread). */
+void embed_watch_release(struct ballot *b, struct ballot_watch *w);
+/* Releases every watch left (loop thread, when the node is freed). */
+void embed_watch_release_all(struct ballot *b);
 
 /* ---- blocking calls (embed_wait.c) ------------------------------------ */
 

@@ -37,6 +37,8 @@ int embed_error(int code)
         return BALLOT_ETOOBIG;
     case BNODE_ECONFPENDING:
         return BALLOT_ECONFPENDING;
+    case BNODE_ECOMPACTED:
+        return BALLOT_ECOMPACTED;
     case BNODE_EUNKNOWN:
     default:
         /* A code this layer does not know may come from a write whose fate

@@ -50,6 +50,7 @@ static const struct
     {BNODE_ESTOPPED, "the node is shutting down"},
     {BNODE_ESTORAGE, "storage failed: the node has halted"},
     {BNODE_ETOOBIG, "command too large"},
+    {BNODE_ECOMPACTED, "the revision was compacted"},
     {BNODE_ECONFPENDING, "another membership change is in progress"},
 };
 
@@ -421,6 +422,7 @@ static void feed(struct bnode *node)
         node->pending_ticks--;
         raft_tick(node->raft);
         ckpt_on_tick(node);
+        bnode_watch_tick(node);
     }
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
@@ -611,6 +613,7 @@ static void apply_committed(struct bnode *node,
     kv_apply_result_free(&res);
     node->entries_applied += n;
     ckpt_after_apply(node, n);
+    bnode_watch_deliver(node);
 }
 
 /* Applies, ahead of step 4, the committed entries of the update that are
@@ -1110,6 +1113,7 @@ void bnode_stop_now(struct bnode *node)
         return; /* their callbacks call back once the workers let go */
     }
     snap_close(node);
+    bnode_watch_stop_all(node);
     fail_all_writes(node, BNODE_EUNKNOWN);
     fail_reads(node, 0, BNODE_ESTOPPED);
     while (node->msgs_head != NULL) {

@@ -49,6 +49,8 @@ enum {
     /* Definitely not applied: another membership change is not committed
      * yet (or this leader has not committed an entry of its term). */
     BNODE_ECONFPENDING = -7011,
+    /* The revision asked for is below the store's compaction point. */
+    BNODE_ECOMPACTED = -7012,
 };
 
 const char *bnode_strerror(int code);
@@ -280,6 +282,53 @@ int bnode_export_start(struct bnode *node, bnode_export_cb cb, void *arg);
 
 /* Closes and deletes an export's file and frees @exp (NULL is allowed). */
 void bnode_export_release(struct bnode_export *exp);
+
+/* ---- watches ----------------------------------------------------------- */
+
+/* Most watches open on one node at once. */
+#define BNODE_WATCHES_MAX 100000u
+
+struct bnode_watch;
+
+/* Delivery of a watch, on the loop: with @status 0, @events (@n of them,
+ * possibly none: a progress notification) are the changes in the watched
+ * range, in revision order, and the store was at @revision when they were
+ * read (every change up to it in the range has now been delivered, for a
+ * watcher that is up to date). Otherwise the watch has ended: @status is
+ * BNODE_ECOMPACTED (@revision is the compaction point: resume above it
+ * after a fresh read), BNODE_ESTOPPED (the node is stopping), BNODE_ENOMEM
+ * or BNODE_ESTORAGE, and no call follows. Events and their bytes live
+ * during the call. */
+typedef void (*bnode_watch_cb)(void *arg,
+                               int status,
+                               const struct kv_event *events,
+                               size_t n,
+                               uint64_t revision);
+
+/* Watches the key @key (@end_len 0), the range [@key, @end) (an @end of
+ * one zero byte: every key >= @key), or, with @prefix, every key starting
+ * with @key (all keys if empty). Changes are delivered from
+ * @from_revision (0: the next change; a revision in the past replays the
+ * history kept since then; one in the future waits for it), after they
+ * are applied here: a watch on a follower is never behind that
+ * follower's store, and may lag the leader. Keys are copied. Returns 0
+ * with the watch in @out, BNODE_EINVAL, BNODE_ECOMPACTED (@from_revision
+ * is at or below the compaction point), BNODE_EBUSY (too many watches),
+ * BNODE_ENOMEM, BNODE_ESTOPPED or BNODE_ESTORAGE. */
+int bnode_watch_start(struct bnode *node,
+                      const uint8_t *key,
+                      size_t key_len,
+                      const uint8_t *end,
+                      size_t end_len,
+                      bool prefix,
+                      uint64_t from_revision,
+                      bnode_watch_cb cb,
+                      void *arg,
+                      struct bnode_watch **out);
+
+/* Ends a watch: its callback is not called again (also when called from
+ * inside it). NULL and an ended watch are allowed. */
+void bnode_watch_cancel(struct bnode_watch *w);
 
 /* Graceful stop: refuses new requests, fails pending ones (writes with
  * BNODE_EUNKNOWN unless their fate is known), waits for the persistence

@@ -121,6 +121,12 @@ struct bnode
     atomic_bool ckpt_syncing; /* the worker may still use the store */
     raft_index ckpt_durable;  /* applied index the last one made durable */
 
+    /* Watches (bnode_watch.c). */
+    struct bnode_watch *watches;
+    unsigned n_watches;
+    struct kv_history_pos watch_synced; /* where the synced group reads */
+    bool watch_busy;                    /* callbacks are running */
+
     /* Snapshots (bnode_snap.c). */
     char snap_dir[4200];
     struct kv_snapshot *send_snap; /* open for sending chunks */
@@ -167,6 +173,12 @@ void snap_close(struct bnode *node);
  * snapshot of the store to job->path. Returns 0, or BNODE_ENOMEM if no
  * worker could be asked (then @done never runs). */
 int snap_job_start(struct snap_job *job);
+
+/* Watches (bnode_watch.c): deliver what an apply added, catch up the
+ * watchers behind and notify idle ones (every tick), end them all (stop). */
+void bnode_watch_deliver(struct bnode *node);
+void bnode_watch_tick(struct bnode *node);
+void bnode_watch_stop_all(struct bnode *node);
 
 /* bnode_export.c */
 

@@ -251,6 +251,9 @@ static int install(struct bnode *node,
          (unsigned long long)meta->index, (unsigned long long)meta->size);
     /* The snapshot may record members added since this node last heard. */
     (void)bnode_members_sync(node);
+    /* Watchers learn what the snapshot brought (or that their history
+     * is gone). */
+    bnode_watch_deliver(node);
     return 0;
 }
 

@@ -299,6 +299,86 @@ START_TEST(test_embed_on_program_loop_leaves_no_handle)
 }
 END_TEST
 
+/* ---- watches ----------------------------------------------------------- */
+
+/* What a watch delivered, kept by its callback (on the node's thread)
+ * for the test's thread. */
+struct seen
+{
+    uv_mutex_t mu;
+    char lines[512][64]; /* "put KEY=VALUE@REV" or "del KEY@REV" */
+    size_t n;
+    uint64_t progress; /* revision of the last progress notification */
+    int ended;         /* status that ended it, 0 while open */
+    uint64_t ended_rev;
+    struct ballot *cancel_in_cb; /* cancel from inside at the 3rd event */
+    struct ballot_watch *self;
+    bool cancelled;   /* ... done */
+    int after_cancel; /* calls that came after it: must stay 0 */
+};
+
+static void on_watch(void *arg,
+                     int status,
+                     const struct ballot_event *ev,
+                     size_t n,
+                     uint64_t revision)
+{
+    struct seen *s = arg;
+    uv_mutex_lock(&s->mu);
+    s->after_cancel += s->cancelled;
+    if (status != 0) {
+        s->ended = status;
+        s->ended_rev = revision;
+    } else if (n == 0) {
+        s->progress = revision;
+    }
+    for (size_t i = 0; i < n && s->n < 512; i++) {
+        if (ev[i].type == BALLOT_EVENT_PUT) {
+            snprintf(s->lines[s->n++], 64, "put %.*s=%.*s@%llu",
+                     (int)ev[i].kv.key_len, (const char *)ev[i].kv.key,
+                     (int)ev[i].kv.value_len, (const char *)ev[i].kv.value,
+                     (unsigned long long)ev[i].kv.mod_revision);
+        } else {
+            snprintf(s->lines[s->n++], 64, "del %.*s@%llu",
+                     (int)ev[i].kv.key_len, (const char *)ev[i].kv.key,
+                     (unsigned long long)ev[i].kv.mod_revision);
+        }
+    }
+    bool cancel = s->cancel_in_cb != NULL && s->n >= 3;
+    uv_mutex_unlock(&s->mu);
+    if (cancel) {
+        ck_assert_int_eq(ballot_watch_cancel(s->cancel_in_cb, s->self), 0);
+        s->cancel_in_cb = NULL;
+        s->cancelled = true;
+    }
+}
+
+/* Waits (bounded) until @s has @n lines; returns how many it has. */
+static size_t wait_seen(struct seen *s, size_t n)
+{
+    size_t have = 0;
+    for (int i = 0; i < 500; i++) {
+        uv_mutex_lock(&s->mu);
+        have = s->n;
+        uv_mutex_unlock(&s->mu);
+        if (have >= n) {
+            break;
+        }
+        usleep(10000);
+    }
+    return have;
+}
+
+static uint64_t put_rev(struct ballot *b, const char *k, const char *v)
+{
+    struct ballot_result *r;
+    ck_assert_int_eq(ballot_put_wait(b, k, strlen(k), v, strlen(v), NULL, &r),
+                     0);
+    uint64_t rev = r->revision;
+    ballot_result_free(r);
+    return rev;
+}
+
 /* ---- misuse ------------------------------------------------------------ */
 
 struct from_callback
@@ -335,6 +415,20 @@ static void never(void *arg, const struct ballot_result *res)
     (void)arg;
     (void)res;
     ck_abort_msg("a refused request's callback ran");
+}
+
+static void on_watch_never(void *arg,
+                           int status,
+                           const struct ballot_event *ev,
+                           size_t n,
+                           uint64_t revision)
+{
+    (void)arg;
+    (void)status;
+    (void)ev;
+    (void)n;
+    (void)revision;
+    ck_abort_msg("a refused watch's callback ran");
 }
 
 /* Bad arguments, bad settings, blocking calls from the node's own thread
@@ -396,6 +490,16 @@ START_TEST(test_embed_misuse_gets_clear_errors)
     ck_assert_int_eq(ballot_member_add_wait(b, 9, "not an address", true),
                      BALLOT_EINVAL);
     ck_assert_int_eq(ballot_transfer_leader(b, 0), BALLOT_EINVAL);
+    struct ballot_watch *w = NULL;
+    ck_assert_int_eq(ballot_watch(b, "k", 1, NULL, 0, 0, 0, NULL, NULL, &w),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_watch(b, "k", 1, "z", 1, BALLOT_RANGE_PREFIX, 0,
+                                  on_watch_never, NULL, &w),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(
+        ballot_watch(b, NULL, 0, NULL, 0, 0, 0, on_watch_never, NULL, &w),
+        BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_watch_cancel(b, NULL), BALLOT_EINVAL);
     ck_assert_int_eq(ballot_status(b, NULL), BALLOT_EINVAL);
     /* Removing the only voter is refused by the node. */
     ck_assert_int_eq(ballot_member_remove_wait(b, 1), BALLOT_EINVAL);
@@ -456,6 +560,14 @@ START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
     struct ballot_status st;
     ck_assert_int_eq(ballot_status(b, &st), 0);
     ck_assert_uint_eq(st.n_members, 3);
+    /* A watch on the embedded node sees both writes below, across the
+     * change of leader. */
+    static struct seen ws;
+    struct ballot_watch *w;
+    memset(&ws, 0, sizeof(ws));
+    uv_mutex_init(&ws.mu);
+    ck_assert_int_eq(
+        ballot_watch(b, "shared", 6, NULL, 0, 0, 0, on_watch, &ws, &w), 0);
 
     /* Move the leadership to the embedded node (if elsewhere) by asking
      * ballotd, then write through the embedded leader. */
@@ -501,7 +613,157 @@ START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
     ck_assert_int_eq(ballot_get_wait(b, "shared", 6, BALLOT_LOCAL, &r), 0);
     ck_assert_uint_eq(r->ops[0].kvs[0].version, 2);
     ballot_result_free(r);
+    ck_assert_uint_eq(wait_seen(&ws, 2), 2);
+    ck_assert_ptr_nonnull(strstr(ws.lines[0], "put shared=from-embedded@"));
+    ck_assert_ptr_nonnull(strstr(ws.lines[1], "put shared=from-ballotd@"));
+    ck_assert_int_eq(ballot_watch_cancel(b, w), 0);
     ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
+/* A prefix watch from now gets every put and delete under the prefix, in
+ * revision order, each once, with the revision it happened at; changes
+ * outside the prefix, and before the watch, are not delivered; a
+ * transaction's changes share one revision. An idle watch gets progress
+ * notifications carrying the current revision. */
+START_TEST(test_embed_watch_streams_every_change_in_order)
+{
+    struct ballot *b = open_single();
+    struct seen s;
+    struct ballot_watch *w;
+    char want[8][64];
+    memset(&s, 0, sizeof(s));
+    ck_assert_int_eq(uv_mutex_init(&s.mu), 0);
+    put_rev(b, "w/before", "x");
+    ck_assert_int_eq(ballot_watch(b, "w/", 2, NULL, 0, BALLOT_RANGE_PREFIX, 0,
+                                  on_watch, &s, &w),
+                     0);
+    uint64_t r1 = put_rev(b, "w/a", "1");
+    put_rev(b, "other", "ignored");
+    uint64_t r2 = put_rev(b, "w/b", "2");
+    uint64_t r3 = put_rev(b, "w/a", "3");
+    struct ballot_result *r;
+    ck_assert_int_eq(ballot_delete_wait(b, "w/b", 3, NULL, &r), 0);
+    uint64_t r4 = r->revision;
+    ballot_result_free(r);
+    struct ballot_op ops[] = {{BALLOT_OP_PUT, "w/c", 3, "5", 1},
+                              {BALLOT_OP_DELETE, "w/a", 3, NULL, 0}};
+    struct ballot_txn txn = {NULL, 0, ops, 2, NULL, 0};
+    ck_assert_int_eq(ballot_txn_wait(b, &txn, NULL, &r), 0);
+    uint64_t r5 = r->revision;
+    ballot_result_free(r);
+    snprintf(want[0], 64, "put w/a=1@%llu", (unsigned long long)r1);
+    snprintf(want[1], 64, "put w/b=2@%llu", (unsigned long long)r2);
+    snprintf(want[2], 64, "put w/a=3@%llu", (unsigned long long)r3);
+    snprintf(want[3], 64, "del w/b@%llu", (unsigned long long)r4);
+    snprintf(want[4], 64, "put w/c=5@%llu", (unsigned long long)r5);
+    snprintf(want[5], 64, "del w/a@%llu", (unsigned long long)r5);
+    ck_assert_uint_eq(wait_seen(&s, 6), 6);
+    usleep(100000); /* nothing more may come */
+    uv_mutex_lock(&s.mu);
+    ck_assert_uint_eq(s.n, 6);
+    for (size_t i = 0; i < 6; i++) {
+        ck_assert_str_eq(s.lines[i], want[i]);
+    }
+    uv_mutex_unlock(&s.mu);
+    /* Idle: a progress notification at the current revision. */
+    for (int i = 0; i < 300; i++) {
+        uv_mutex_lock(&s.mu);
+        uint64_t p = s.progress;
+        uv_mutex_unlock(&s.mu);
+        if (p == r5) {
+            break;
+        }
+        usleep(10000);
+    }
+    ck_assert_uint_eq(s.progress, r5);
+    ck_assert_int_eq(ballot_watch_cancel(b, w), 0);
+    /* Cancelled: nothing more arrives. */
+    put_rev(b, "w/after", "x");
+    usleep(100000);
+    ck_assert_uint_eq(s.n, 6);
+    ck_assert_int_eq(s.ended, 0);
+    ck_assert_int_eq(ballot_close(b), 0);
+    uv_mutex_destroy(&s.mu);
+    cl_close_all(&cl);
+}
+END_TEST
+
+/* A watch from a past revision replays the history from exactly there
+ * (the way a reconnecting watcher resumes from the last revision it saw
+ * plus one: no gap, no repeat), then goes on live; a single-key watch
+ * sees only its key; a watch from a future revision waits for it; a
+ * watch cancelled inside its own callback is not called again; one left
+ * open is ended by the close. */
+START_TEST(test_embed_watch_resumes_from_a_past_revision)
+{
+    struct ballot *b = open_single();
+    struct seen all, one, future, inside;
+    struct ballot_watch *wa, *wo, *wf, *wi;
+    uint64_t revs[20];
+    memset(&all, 0, sizeof(all));
+    memset(&one, 0, sizeof(one));
+    memset(&future, 0, sizeof(future));
+    memset(&inside, 0, sizeof(inside));
+    uv_mutex_init(&all.mu);
+    uv_mutex_init(&one.mu);
+    uv_mutex_init(&future.mu);
+    uv_mutex_init(&inside.mu);
+    for (int i = 0; i < 20; i++) {
+        char k[16], v[16];
+        snprintf(k, sizeof(k), "r/%d", i % 4);
+        snprintf(v, sizeof(v), "%d", i);
+        revs[i] = put_rev(b, k, v);
+    }
+    /* From the 11th write on (revision revs[10]). */
+    ck_assert_int_eq(ballot_watch(b, "r/", 2, NULL, 0, BALLOT_RANGE_PREFIX,
+                                  revs[10], on_watch, &all, &wa),
+                     0);
+    ck_assert_int_eq(
+        ballot_watch(b, "r/1", 3, NULL, 0, 0, revs[0], on_watch, &one, &wo), 0);
+    ck_assert_int_eq(ballot_watch(b, "r/", 2, NULL, 0, BALLOT_RANGE_PREFIX,
+                                  revs[19] + 3, on_watch, &future, &wf),
+                     0);
+    inside.cancel_in_cb = b;
+    ck_assert_int_eq(ballot_watch(b, "r/", 2, NULL, 0, BALLOT_RANGE_PREFIX,
+                                  revs[0], on_watch, &inside, &wi),
+                     0);
+    inside.self = wi;
+    ck_assert_uint_eq(wait_seen(&all, 10), 10);
+    for (int i = 10; i < 20; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "put r/%d=%d@%llu", i % 4, i,
+                 (unsigned long long)revs[i]);
+        ck_assert_str_eq(all.lines[i - 10], want);
+    }
+    ck_assert_uint_eq(wait_seen(&one, 5), 5); /* writes 1, 5, 9, 13, 17 */
+    ck_assert_ptr_nonnull(strstr(one.lines[4], "put r/1=17@"));
+    ck_assert_ptr_nonnull(strstr(one.lines[0], "put r/1=1@"));
+    /* Live after the replay, and the future watch starts at its
+     * revision. */
+    put_rev(b, "r/0", "20");
+    put_rev(b, "r/0", "21");
+    uint64_t r22 = put_rev(b, "r/2", "22");
+    ck_assert_uint_eq(wait_seen(&all, 13), 13);
+    ck_assert_uint_eq(wait_seen(&future, 1), 1);
+    char want[64];
+    snprintf(want, sizeof(want), "put r/2=22@%llu", (unsigned long long)r22);
+    ck_assert_str_eq(future.lines[0], want);
+    usleep(100000);
+    ck_assert_uint_eq(future.n, 1);
+    ck_assert_uint_eq(one.n, 5);
+    /* Cancelled inside its callback once it had 3 events: never called
+     * again, through the writes above. */
+    ck_assert_uint_ge(inside.n, 3);
+    ck_assert(inside.cancelled);
+    ck_assert_int_eq(inside.after_cancel, 0);
+    ck_assert_int_eq(ballot_watch_cancel(b, wa), 0);
+    ck_assert_int_eq(ballot_watch_cancel(b, wo), 0);
+    /* wf is left open: ballot_close() ends and releases it. */
+    (void)wf;
+    ck_assert_int_eq(ballot_close(b), 0);
+    ck_assert_int_eq(future.ended, BALLOT_ECLOSED);
     cl_close_all(&cl);
 }
 END_TEST
@@ -608,6 +870,10 @@ int main(int argc, char **argv)
         {"misuse_gets_clear_errors", test_embed_misuse_gets_clear_errors},
         {"node_and_two_ballotd_form_one_cluster",
          test_embed_node_and_two_ballotd_form_one_cluster},
+        {"watch_streams_every_change_in_order",
+         test_embed_watch_streams_every_change_in_order},
+        {"watch_resumes_from_a_past_revision",
+         test_embed_watch_resumes_from_a_past_revision},
         {"full_disk_calls_halt_callback_not_exit",
          test_embed_full_disk_calls_halt_callback_not_exit},
     };
