@@ -1,20 +1,19 @@
 /*
  * config_watch.c - a program that keeps its configuration in ballot and
- * reacts when it changes: it embeds a node and prints every key under a
- * prefix that is set, changed or deleted, with the revision of the
- * change.
+ * reacts when it changes: it embeds a node, reads every key under a
+ * prefix, then watches the prefix from the revision after that read, so
+ * that no change is missed or seen twice, and prints each key that is
+ * set, changed or deleted with the revision of the change.
  *
  *   config_watch [ballotd flags] [--prefix P] [--until KEY=VALUE]
  *
  * Change the configuration with any client (`ballot put config/x 1`,
- * redis-cli SET). It polls a linearizable range of the prefix every
- * 100 ms and compares mod revisions, so it sees the latest value of each
- * key, not every intermediate one; the watches of the coordination API
- * stream every change. With --until it exits once KEY has VALUE.
+ * redis-cli SET). With --until it exits once KEY is set to VALUE.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ballot.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,80 +21,77 @@
 
 #define KEYS_MAX 1024
 
-struct seen
-{
-    char key[BALLOT_KEY_MAX + 1];
-    uint64_t mod_revision;
-    bool present;
-};
+/* The keys known to exist, to tell "set" from "changed". Touched only on
+ * the node's thread (the watch callback) after the first read. */
+static char known[KEYS_MAX][BALLOT_KEY_MAX + 1];
+static size_t n_known;
+static char until_key[BALLOT_KEY_MAX + 1];
+static const char *until_value;
+static atomic_int done;
+static atomic_int failed;
 
-static struct seen seen[KEYS_MAX];
-static size_t n_seen;
-
-static struct seen *find(const char *key)
+static bool know(const char *key, bool present)
 {
-    for (size_t i = 0; i < n_seen; i++) {
-        if (strcmp(seen[i].key, key) == 0) {
-            return &seen[i];
+    for (size_t i = 0; i < n_known; i++) {
+        if (strcmp(known[i], key) == 0) {
+            if (!present) {
+                known[i][0] = '\0';
+            }
+            return true;
         }
     }
-    if (n_seen == KEYS_MAX) {
-        return NULL;
+    if (present && n_known < KEYS_MAX) {
+        snprintf(known[n_known++], sizeof(known[0]), "%s", key);
     }
-    struct seen *s = &seen[n_seen++];
-    snprintf(s->key, sizeof(s->key), "%s", key);
-    return s;
+    return false;
 }
 
-/* Compares one snapshot of the prefix with what was seen; prints the
- * differences. Returns 1 if @until_key has @until_value. */
-static int compare(const struct ballot_result *r,
-                   const char *until_key,
-                   const char *until_value)
+static void on_change(void *arg,
+                      int status,
+                      const struct ballot_event *events,
+                      size_t n,
+                      uint64_t revision)
 {
-    int done = 0;
-    for (size_t i = 0; i < n_seen; i++) {
-        seen[i].present = false;
+    (void)arg;
+    if (status != 0) {
+        /* Compacted past us, or the node stops: a real program would read
+         * the prefix again and watch from there. */
+        fprintf(stderr,
+                "config_watch: watch ended: %s (revision %" PRIu64 ")\n",
+                ballot_strerror(status), revision);
+        atomic_store(&failed, 1);
+        return;
     }
-    for (size_t i = 0; i < r->ops[0].n_kvs; i++) {
-        const struct ballot_kv *kv = &r->ops[0].kvs[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct ballot_kv *kv = &events[i].kv;
         char key[BALLOT_KEY_MAX + 1];
         snprintf(key, sizeof(key), "%.*s", (int)kv->key_len,
                  (const char *)kv->key);
-        struct seen *s = find(key);
-        if (s == NULL) {
+        if (events[i].type == BALLOT_EVENT_DELETE) {
+            know(key, false);
+            printf("deleted %s (revision %" PRIu64 ")\n", key,
+                   kv->mod_revision);
             continue;
         }
-        bool was = s->mod_revision != 0;
-        if (s->mod_revision != kv->mod_revision) {
-            printf("%s %s = %.*s (revision %" PRIu64 ")\n",
-                   was ? "changed" : "set", key, (int)kv->value_len,
-                   (const char *)kv->value, kv->mod_revision);
-            s->mod_revision = kv->mod_revision;
-        }
-        s->present = true;
-        if (until_key != NULL && strcmp(key, until_key) == 0 &&
+        printf("%s %s = %.*s (revision %" PRIu64 ")\n",
+               know(key, true) ? "changed" : "set", key, (int)kv->value_len,
+               (const char *)kv->value, kv->mod_revision);
+        if (until_value != NULL && strcmp(key, until_key) == 0 &&
             kv->value_len == strlen(until_value) &&
             memcmp(kv->value, until_value, kv->value_len) == 0) {
-            done = 1;
+            atomic_store(&done, 1);
         }
     }
-    for (size_t i = 0; i < n_seen; i++) {
-        if (!seen[i].present && seen[i].mod_revision != 0) {
-            printf("deleted %s (revision %" PRIu64 ")\n", seen[i].key,
-                   r->revision);
-            seen[i].mod_revision = 0;
-        }
-    }
-    return done;
 }
 
 int main(int argc, char **argv)
 {
     struct ballot_config *cfg;
     struct ballot *b;
-    char err[512], until_key[BALLOT_KEY_MAX + 1] = "";
-    const char *prefix = "config/", *until_value = NULL;
+    struct ballot_result *r;
+    struct ballot_watch *w;
+    char err[512];
+    const char *prefix = "config/";
     int kept = 1;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--prefix") == 0) {
@@ -124,22 +120,37 @@ int main(int argc, char **argv)
     }
     ballot_config_destroy(cfg);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("watching %s\n", prefix);
-    for (;;) {
-        struct ballot_result *r;
-        struct timespec ts = {0, 100 * 1000000L};
-        if (ballot_range_wait(b, prefix, strlen(prefix), NULL, 0, 0,
-                              BALLOT_RANGE_PREFIX, BALLOT_LINEARIZABLE,
-                              &r) == 0) {
-            int done =
-                compare(r, until_value != NULL ? until_key : NULL, until_value);
-            ballot_result_free(r);
-            if (done) {
-                break;
-            }
-        }
-        nanosleep(&ts, NULL);
+
+    /* The configuration as it is (retried until the cluster has a
+     * leader), then every change after the revision that read saw. */
+    struct timespec pause = {0, 100 * 1000000L};
+    while (ballot_range_wait(b, prefix, strlen(prefix), NULL, 0, 0,
+                             BALLOT_RANGE_PREFIX, BALLOT_LINEARIZABLE,
+                             &r) != 0) {
+        nanosleep(&pause, NULL);
     }
+    for (size_t i = 0; i < r->ops[0].n_kvs; i++) {
+        const struct ballot_kv *kv = &r->ops[0].kvs[i];
+        char key[BALLOT_KEY_MAX + 1];
+        snprintf(key, sizeof(key), "%.*s", (int)kv->key_len,
+                 (const char *)kv->key);
+        know(key, true);
+        printf("initially %s = %.*s\n", key, (int)kv->value_len,
+               (const char *)kv->value);
+    }
+    uint64_t from = r->revision + 1;
+    ballot_result_free(r);
+    if (ballot_watch(b, prefix, strlen(prefix), NULL, 0, BALLOT_RANGE_PREFIX,
+                     from, on_change, NULL, &w) != 0) {
+        fprintf(stderr, "config_watch: cannot watch %s\n", prefix);
+        ballot_close(b);
+        return 1;
+    }
+    printf("watching %s from revision %" PRIu64 "\n", prefix, from);
+    while (!atomic_load(&done) && !atomic_load(&failed)) {
+        nanosleep(&pause, NULL);
+    }
+    ballot_watch_cancel(b, w);
     ballot_close(b);
-    return 0;
+    return atomic_load(&failed) ? 1 : 0;
 }
