@@ -12,23 +12,9 @@ set -euo pipefail
 bin=$1
 cli=$2
 name=$3
-tmp=$(mktemp -d /tmp/ballot-examples-XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-base=
-for k in $(seq 0 599); do
-    b=$((20000 + ((($$ + k) % 600) * 20)))
-    exec {lockfd}>"/tmp/ballot-test-ports-$b.lock"
-    if flock -n "$lockfd"; then base=$b; break; fi
-    exec {lockfd}>&-
-done
-[ -n "$base" ] || { echo "no free port block"; exit 1; }
+# shellcheck source=../lib/scratch.sh
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_init examples
 members=()
 for i in 1 2 3; do
     port=$((base + (i - 1) * 3))

@@ -6,24 +6,9 @@
 set -euo pipefail
 build=$1
 src=$2
-tmp=$(mktemp -d /tmp/ballot-install-XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# A block of 20 ports, locked the way the C harness locks its blocks.
-base=
-for k in $(seq 0 599); do
-    b=$((20000 + ((($$ + k) % 600) * 20)))
-    exec {lockfd}>"/tmp/ballot-test-ports-$b.lock"
-    if flock -n "$lockfd"; then base=$b; break; fi
-    exec {lockfd}>&-
-done
-[ -n "$base" ] || { echo "no free port block"; exit 1; }
+# shellcheck source=../lib/scratch.sh
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_init install
 p1=$base p2=$((base + 3))
 
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null

@@ -7,14 +7,9 @@
 # dependencies. Usage: deb_test.sh BUILD_DIR
 set -euo pipefail
 build=$1
-tmp=$(mktemp -d /tmp/ballot-deb-XXXXXX)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=../lib/scratch.sh
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_init deb
 
 (cd "$build" && cpack -G DEB -B "$tmp/out" >/dev/null)
 deb=$(ls "$tmp"/out/ballot_*.deb)
@@ -39,15 +34,6 @@ pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
 start=$(sed -n 's/^ExecStart=//p' "$unit")
 grep -q '^Restart=on-failure$' "$unit"
 
-# A block of ports, locked as the C harness locks them.
-base=
-for k in $(seq 0 599); do
-    b=$((20000 + ((($$ + k) % 600) * 20)))
-    exec {lockfd}>"/tmp/ballot-test-ports-$b.lock"
-    if flock -n "$lockfd"; then base=$b; break; fi
-    exec {lockfd}>&-
-done
-[ -n "$base" ] || { echo "no free port block"; exit 1; }
 # systemd makes the StateDirectory (/var/lib/ballot) before starting.
 mkdir -p "$root/etc/ballot" "$root/var/lib/ballot"
 sed -e "s#^data = .*#data = $root/var/lib/ballot#" \
@@ -62,6 +48,7 @@ run_node() { # starts the node as the unit would, in the background
     # shellcheck disable=SC2046
     $(rewrite "$start") >>"$tmp/node.log" 2>&1 &
     pid=$!
+    pids+=("$pid")
 }
 run_node
 for _ in $(seq 100); do "${cli[@]}" put pkg/k v1 >/dev/null 2>&1 && break; sleep 0.1; done
@@ -77,6 +64,5 @@ for _ in $(seq 100); do "${cli[@]}" get pkg/k >/dev/null 2>&1 && break; sleep 0.
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
-pid=
 [ "$rc" -eq 0 ] || { echo "SIGTERM exit $rc"; cat "$tmp/node.log"; exit 1; }
 echo "the .deb unpacks, its unit's commands run a node that survives a restart, and stops cleanly"
