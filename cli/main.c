@@ -68,6 +68,12 @@ static const struct cli_command commands[] = {
      "--bootstrap) runs node N of a new cluster whose state is FILE; every "
      "member is restored from the same FILE with the same members",
      cmd_snapshot},
+    {"watch", "KEY [--prefix | --end END] [--rev N] [--count N]",
+     "print the changes of KEY (a range with --end, a prefix with "
+     "--prefix) as they happen, from revision N with --rev (JSON lines with "
+     "--json); resumes on another endpoint if the connection is lost; "
+     "--count N exits after N changes",
+     cmd_watch},
     {"bench",
      "put|get|mixed|txn [--clients N] [--conns M] [--total N | --duration S] "
      "[--rate R] [--value-size B] [--key-space K] [--key-dist "

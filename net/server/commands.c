@@ -441,6 +441,8 @@ const struct cmd_def cmd_table[] = {
     {"btransfer", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_btransfer, NULL, NULL, 0, 0, 0},
     {"bmember", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bmember, NULL, NULL, 0, 0, 0},
     {"bsnapshot", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bsnapshot, NULL, NULL, 0, 0, 0},
+    {"bwatch", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bwatch, NULL, NULL, 1, 1, 1},
+    {"bunwatch", -1, CMD_NOMULTI, CMD_ORDER_FREE, cmd_bunwatch, NULL, NULL, 0, 0, 0},
 };
 /* clang-format on */
 
@@ -469,6 +471,7 @@ void cmd_client_init(struct cmd_client *c, struct cmd_env *env)
 
 void cmd_client_close(struct cmd_client *c)
 {
+    cmd_client_streams_close(c);
     cmd_client_exports_release(c);
     cmd_client_discard(c);
     cmd_client_unwatch(c);

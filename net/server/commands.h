@@ -20,6 +20,8 @@
 
 struct bnode;
 struct cmd_req;
+struct cmd_client;
+struct cmd_stream;
 struct kv_store;
 
 /* How a request may overlap with earlier requests of the same connection
@@ -82,6 +84,11 @@ struct cmd_env
     uint64_t next_export_token;
     /* Called by cmd_req_finish(); set by the server. */
     void (*req_done)(struct cmd_req *r);
+    /* Writes @len bytes that are one whole out-of-band frame (a watch's
+     * push) to @c's output, between replies; set by the server. Unless
+     * @force, refused (returns 1) when the client's unsent output is over
+     * half its limit. Returns 0, 1, or -1 if the connection is closing. */
+    int (*push)(struct cmd_client *c, const char *data, size_t len, bool force);
 };
 
 /* A request queued between MULTI and EXEC: one allocation holding the
@@ -134,7 +141,17 @@ struct cmd_client
     /* The connection is closed (set by the server): a reply built now is
      * thrown away, so reads still running skip their work. */
     bool gone;
+    /* Watches of this connection (BWATCH, commands_stream.c). */
+    struct cmd_stream *streams;
+    unsigned n_streams;
+    uint64_t next_stream_id;
 };
+
+/* Most watches (BWATCH) open on one connection. */
+#define CMD_STREAMS_MAX 64u
+
+/* Ends the connection's watches (commands_stream.c). */
+void cmd_client_streams_close(struct cmd_client *c);
 
 /* One request. The server allocates it, the command fills @reply. */
 struct cmd_req
@@ -308,6 +325,10 @@ void cmd_client_discard(struct cmd_client *c);
 #define CMD_DECL(name)                                                 \
     void name(struct cmd_req *r, size_t argc, const char *const *argv, \
               const size_t *argvlen)
+
+/* commands_stream.c */
+CMD_DECL(cmd_bwatch);
+CMD_DECL(cmd_bunwatch);
 
 /* commands_admin.c */
 CMD_DECL(cmd_ping);

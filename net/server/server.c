@@ -245,6 +245,28 @@ static int conn_stage(struct conn *c, const char *data, size_t len)
     return 0;
 }
 
+/* env.push: a whole out-of-band frame, staged between replies (a reply is
+ * staged whole by conn_collect(), so the frame never splits one). */
+static int conn_push(struct cmd_client *cl,
+                     const char *data,
+                     size_t len,
+                     bool force)
+{
+    struct conn *c = conn_of(cl);
+    if (c->closing) {
+        return -1;
+    }
+    if (!force &&
+        c->out_len + c->wlen + len > c->srv->env.opts.output_bytes_max / 2) {
+        return 1;
+    }
+    if (conn_stage(c, data, len) != 0) {
+        return -1;
+    }
+    conn_flush(c);
+    return 0;
+}
+
 /* Moves every finished reply at the head of the queue to the output. */
 static void conn_collect(struct conn *c)
 {
@@ -618,6 +640,7 @@ int server_start(uv_loop_t *loop,
     s->env.opts.host = host_copy;
     s->env.start_ms = cmd_now_ms();
     s->env.req_done = req_done;
+    s->env.push = conn_push;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->handles_open = 1;

@@ -420,3 +420,35 @@ void bnode_stop(struct bnode *n, void (*cb)(void *arg), void *arg)
     }
     uv_close((uv_handle_t *)&n->timer, on_stopped);
 }
+
+/* Watches are the real node's (bnode_watch.c), tested against real
+ * nodes (tests/cluster, tests/embed); this fake has none, and says so the
+ * way a stopping node does. */
+int bnode_watch_start(struct bnode *n,
+                      const uint8_t *key,
+                      size_t key_len,
+                      const uint8_t *end,
+                      size_t end_len,
+                      bool prefix,
+                      uint64_t from_revision,
+                      bnode_watch_cb cb,
+                      void *arg,
+                      struct bnode_watch **out)
+{
+    (void)n;
+    (void)key;
+    (void)key_len;
+    (void)end;
+    (void)end_len;
+    (void)prefix;
+    (void)from_revision;
+    (void)cb;
+    (void)arg;
+    (void)out;
+    return BNODE_ESTOPPED;
+}
+
+void bnode_watch_cancel(struct bnode_watch *w)
+{
+    (void)w;
+}
