@@ -74,6 +74,10 @@ static const struct cli_command commands[] = {
      "--json); resumes on another endpoint if the connection is lost; "
      "--count N exits after N changes",
      cmd_watch},
+    {"id", "--snowflake [--count N]",
+     "unique 64-bit IDs (time, member id, sequence) minted by the first "
+     "endpoint that answers, without a round trip to the leader",
+     cmd_id},
     {"bench",
      "put|get|mixed|txn [--clients N] [--conns M] [--total N | --duration S] "
      "[--rate R] [--value-size B] [--key-space K] [--key-dist "

@@ -107,6 +107,8 @@ enum {
     BALLOT_ECOMPACTED = -9015,
     /* Too many of something open at once (watches). Nothing was done. */
     BALLOT_ELIMIT = -9016,
+    /* This node's clock is too far behind the last ID it minted. */
+    BALLOT_ECLOCK = -9017,
 };
 
 /* A static, human-readable description of @code (any int). */
@@ -506,6 +508,21 @@ BALLOT_API int ballot_watch(struct ballot *b,
  * BALLOT_EWRONGTHREAD. Watches not released by ballot_close() or
  * ballot_stop() are released there. */
 BALLOT_API int ballot_watch_cancel(struct ballot *b, struct ballot_watch *w);
+
+/* ---------------------------------------------------------------------- */
+/* Unique IDs                                                             */
+
+/* Mints @n (1..4096) 64-bit IDs on this node, without a round trip: bit 63
+ * zero, then 41 bits of milliseconds since 2026-01-01 UTC, the 10-bit
+ * member id and a 12-bit sequence. They increase, and are unique across
+ * the cluster (member ids must be 1..1023) and over this node's life: a
+ * clock that steps back up to 5 s is ridden out from the last ID minted,
+ * further back is refused, and a high-water mark kept in the data
+ * directory carries that across restarts. Any thread, while the node is
+ * open (not concurrently with ballot_close()). Returns 0 with the IDs in
+ * @out, BALLOT_EINVAL (bad @n, or the member id is above 1023),
+ * BALLOT_ECLOCK or BALLOT_ESTORAGE. */
+BALLOT_API int ballot_snowflake(struct ballot *b, uint64_t *out, size_t n);
 
 /* ---------------------------------------------------------------------- */
 /* Cluster                                                                */

@@ -39,6 +39,7 @@ static const struct
     {BALLOT_EREFUSED, "refused by the state machine"},
     {BALLOT_ECOMPACTED, "the revision was compacted away"},
     {BALLOT_ELIMIT, "too many open at once"},
+    {BALLOT_ECLOCK, "the clock is too far behind the last ID minted"},
 };
 
 const char *ballot_strerror(int code)
@@ -351,4 +352,15 @@ int ballot_transfer_leader(struct ballot *b, uint64_t id)
     c->kind = EMBED_TRANSFER;
     c->id = id;
     return embed_wait(b, c, NULL);
+}
+
+int ballot_snowflake(struct ballot *b, uint64_t *out, size_t n)
+{
+    if (b == NULL || out == NULL) {
+        return BALLOT_EINVAL;
+    }
+    /* The generator locks itself: callable from any thread while the
+     * node is open (not concurrently with its close). */
+    int rv = bnode_snowflake(b->node, out, n, NULL);
+    return rv == BNODE_ECLOCK ? BALLOT_ECLOCK : embed_error(rv);
 }

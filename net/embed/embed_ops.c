@@ -39,6 +39,8 @@ int embed_error(int code)
         return BALLOT_ECONFPENDING;
     case BNODE_ECOMPACTED:
         return BALLOT_ECOMPACTED;
+    case BNODE_ECLOCK:
+        return BALLOT_ECLOCK;
     case BNODE_EUNKNOWN:
     default:
         /* A code this layer does not know may come from a write whose fate

@@ -51,6 +51,7 @@ static const struct
     {BNODE_ESTORAGE, "storage failed: the node has halted"},
     {BNODE_ETOOBIG, "command too large"},
     {BNODE_ECOMPACTED, "the revision was compacted"},
+    {BNODE_ECLOCK, "the clock is too far behind the last ID minted"},
     {BNODE_ECONFPENDING, "another membership change is in progress"},
 };
 
@@ -926,6 +927,27 @@ const char *bnode_leader_addr(struct bnode *node)
     return NULL;
 }
 
+int bnode_snowflake(struct bnode *node,
+                    uint64_t *out,
+                    size_t n,
+                    uint64_t *behind_ms)
+{
+    if (!node->snowflake_ok) {
+        return BNODE_EINVAL;
+    }
+    int rv = snowflake_next(&node->snowflake, out, n, behind_ms);
+    switch (rv) {
+    case 0:
+        return 0;
+    case SNOWFLAKE_ECLOCK:
+        return BNODE_ECLOCK;
+    case SNOWFLAKE_EIO:
+        return BNODE_ESTORAGE;
+    default:
+        return BNODE_EINVAL;
+    }
+}
+
 int bnode_transfer(struct bnode *node, raft_id target)
 {
     if (node->frozen) {
@@ -1000,6 +1022,18 @@ int bnode_start(uv_loop_t *loop,
     if (rv != 0) {
         goto err;
     }
+    if (opts->id <= SNOWFLAKE_NODE_MAX) {
+        char path[sizeof(node->data_dir) + 16];
+        snprintf(path, sizeof(path), "%s/snowflake", node->data_dir);
+        rv = snowflake_open(&node->snowflake, opts->id, path, NULL, NULL);
+        if (rv != 0) {
+            bnode_errorf(errmsg, errmsg_len,
+                         "%s: unreadable ID high-water mark", path);
+            rv = BNODE_ESTORAGE;
+            goto err;
+        }
+        node->snowflake_ok = true;
+    }
     node->persist = calloc(1, sizeof(*node->persist));
     if (node->persist == NULL ||
         persist_start(node->persist, loop, &persist_ops, node) != 0) {
@@ -1055,6 +1089,9 @@ int bnode_start(uv_loop_t *loop,
     return 0;
 
 err:
+    if (node->snowflake_ok) {
+        snowflake_close(&node->snowflake);
+    }
     if (node->wal != NULL) {
         wal_destroy(node->wal);
     }
@@ -1070,6 +1107,9 @@ static void finish_stop(struct bnode *node)
 {
     void (*cb)(void *) = node->stop_cb;
     void *arg = node->stop_arg;
+    if (node->snowflake_ok) {
+        snowflake_close(&node->snowflake);
+    }
     raft_node_destroy(node->raft);
     free(node);
     if (cb != NULL) {

@@ -51,6 +51,8 @@ enum {
     BNODE_ECONFPENDING = -7011,
     /* The revision asked for is below the store's compaction point. */
     BNODE_ECOMPACTED = -7012,
+    /* The clock is too far behind the last ID this node minted. */
+    BNODE_ECLOCK = -7013,
 };
 
 const char *bnode_strerror(int code);
@@ -329,6 +331,20 @@ int bnode_watch_start(struct bnode *node,
 /* Ends a watch: its callback is not called again (also when called from
  * inside it). NULL and an ended watch are allowed. */
 void bnode_watch_cancel(struct bnode_watch *w);
+
+/* ---- IDs -------------------------------------------------------------- */
+
+/* Mints @n (1..4096) coordination-free 64-bit IDs (net/node/snowflake.h:
+ * time, member id, sequence), increasing, unique across the cluster and
+ * never repeated by this node across clock steps and restarts. Any
+ * thread, while the node runs. Returns 0, BNODE_EINVAL (a count out of
+ * range, or this member's id is above 1023), BNODE_ECLOCK (the clock is
+ * more than 5 s behind the last ID minted; *@behind_ms says how far) or
+ * BNODE_ESTORAGE (the high-water mark could not be saved). */
+int bnode_snowflake(struct bnode *node,
+                    uint64_t *out,
+                    size_t n,
+                    uint64_t *behind_ms);
 
 /* Graceful stop: refuses new requests, fails pending ones (writes with
  * BNODE_EUNKNOWN unless their fate is known), waits for the persistence

@@ -13,6 +13,7 @@
 
 #include "bnode.h"
 #include "persist.h"
+#include "snowflake.h"
 #include "transport.h"
 #include "wal.h"
 
@@ -120,6 +121,11 @@ struct bnode
     bool ckpt_begun;          /* kv_checkpoint_begin() without _end() */
     atomic_bool ckpt_syncing; /* the worker may still use the store */
     raft_index ckpt_durable;  /* applied index the last one made durable */
+
+    /* Coordination-free IDs; unusable (snowflake_ok false) for member ids
+     * above 1023. */
+    struct snowflake snowflake;
+    bool snowflake_ok;
 
     /* Watches (bnode_watch.c). */
     struct bnode_watch *watches;

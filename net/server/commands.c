@@ -443,6 +443,7 @@ const struct cmd_def cmd_table[] = {
     {"bsnapshot", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bsnapshot, NULL, NULL, 0, 0, 0},
     {"bwatch", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bwatch, NULL, NULL, 1, 1, 1},
     {"bunwatch", -1, CMD_NOMULTI, CMD_ORDER_FREE, cmd_bunwatch, NULL, NULL, 0, 0, 0},
+    {"bsnowflake", -1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bsnowflake, NULL, NULL, 0, 0, 0},
 };
 /* clang-format on */
 

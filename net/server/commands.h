@@ -326,6 +326,9 @@ void cmd_client_discard(struct cmd_client *c);
     void name(struct cmd_req *r, size_t argc, const char *const *argv, \
               const size_t *argvlen)
 
+/* commands_ids.c */
+CMD_DECL(cmd_bsnowflake);
+
 /* commands_stream.c */
 CMD_DECL(cmd_bwatch);
 CMD_DECL(cmd_bunwatch);

@@ -957,6 +957,15 @@ START_TEST(test_cli_follows_gnu_conventions)
                   "%s", out);
     free(out);
 
+    /* Unique IDs, one per line; the JSON form keeps them as strings. */
+    ck_assert_int_eq(run(eps_all, &out, "id", "--snowflake", "--count=3"), 0);
+    unsigned long long a, b2, c;
+    ck_assert_int_eq(sscanf(out, "%llu\n%llu\n%llu", &a, &b2, &c), 3);
+    ck_assert(a < b2 && b2 < c);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "id"), 2);
+    free(out);
+
     /* ballotd too. */
     const char *dv[] = {BALLOTD_PATH, "--version", NULL};
     ck_assert_int_eq(run_plain(dv, &out), 0);

@@ -613,6 +613,27 @@ START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
     ck_assert_int_eq(ballot_get_wait(b, "shared", 6, BALLOT_LOCAL, &r), 0);
     ck_assert_uint_eq(r->ops[0].kvs[0].version, 2);
     ballot_result_free(r);
+    /* IDs minted by all three members without coordination: increasing
+     * on each, each carrying its member's id, none shared. */
+    uint64_t ids[3][50];
+    ck_assert_int_eq(ballot_snowflake(b, ids[0], 50), 0);
+    for (unsigned id = 2; id <= 3; id++) {
+        const char *mint[] = {"BSNOWFLAKE", "50"};
+        ck_assert_int_eq(cl_cmd(&cl, id, 5000, &rep, 2, mint), 0);
+        ck_assert_int_eq(rep.type, CL_ARRAY);
+        ck_assert_uint_eq(rep.n_elems, 50);
+        for (size_t i = 0; i < 50; i++) {
+            ids[id - 1][i] = (uint64_t)rep.elems[i].integer;
+        }
+        cl_reply_free(&rep);
+    }
+    for (unsigned m = 0; m < 3; m++) {
+        for (size_t i = 0; i < 50; i++) {
+            ck_assert_uint_eq((ids[m][i] >> 12) & 1023, m + 1);
+            ck_assert(i == 0 || ids[m][i] > ids[m][i - 1]);
+        }
+    }
+    ck_assert_int_eq(ballot_snowflake(b, ids[0], 0), BALLOT_EINVAL);
     ck_assert_uint_eq(wait_seen(&ws, 2), 2);
     ck_assert_ptr_nonnull(strstr(ws.lines[0], "put shared=from-embedded@"));
     ck_assert_ptr_nonnull(strstr(ws.lines[1], "put shared=from-ballotd@"));

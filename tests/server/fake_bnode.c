@@ -452,3 +452,16 @@ void bnode_watch_cancel(struct bnode_watch *w)
 {
     (void)w;
 }
+
+/* Snowflake IDs are the real node's (tests/node/test_snowflake.c). */
+int bnode_snowflake(struct bnode *n,
+                    uint64_t *out,
+                    size_t count,
+                    uint64_t *behind_ms)
+{
+    (void)n;
+    (void)out;
+    (void)count;
+    (void)behind_ms;
+    return BNODE_EINVAL;
+}
