@@ -24,9 +24,10 @@ int cmd_id(struct cli *cli, int argc, char **argv)
         }
     }
     if (!snowflake) {
-        return cli_fail(cli, CLI_USAGE,
-                        "id: only --snowflake IDs exist yet (coordination-free, "
-                        "minted by one node; docs/coordination.md)");
+        return cli_fail(
+            cli, CLI_USAGE,
+            "id: only --snowflake IDs exist yet (coordination-free, "
+            "minted by one node; docs/coordination.md)");
     }
     snprintf(n, sizeof(n), "%llu", (unsigned long long)count);
     const char *args[] = {"BSNOWFLAKE", n};

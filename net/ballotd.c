@@ -103,8 +103,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--check-config") == 0) {
             check_only = true;
-            memmove(&argv[i], &argv[i + 1],
-                    (size_t)(argc - i) * sizeof(*argv));
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
             argc--;
             break;
         }
