@@ -290,6 +290,16 @@ int kv_env_open(struct kv_store *s, const char *path)
     if ((rc = mdb_env_create(&s->env)) != 0) {
         return kv_mdb_error(s, rc, "create environment");
     }
+    /* A map grown while running (kv_map_grow()) left the data file that
+     * large (MDB_WRITEMAP sizes the file to the map): keep it, or the
+     * first write after a restart would find the map full again. */
+    struct stat fst;
+    char *data = kv_path(&s->alloc, "%s/data.mdb", path);
+    if (data != NULL && stat(data, &fst) == 0 &&
+        (uint64_t)fst.st_size > s->opts.map_size) {
+        s->opts.map_size = (uint64_t)fst.st_size;
+    }
+    kv_free(&s->alloc, data);
     if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size)) != 0 ||
         (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0) {
