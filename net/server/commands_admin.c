@@ -420,7 +420,7 @@ CMD_DECL(cmd_bstatus)
     (void)argvlen;
     bnode_status(env->node, &st);
     leader = bnode_leader_addr(env->node);
-    rep_map(r, 24);
+    rep_map(r, 23);
     rep_field_int(r, "id", (int64_t)st.id);
     rep_cstr(r, "role");
     rep_cstr(r, role_of(st.state));
