@@ -42,7 +42,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do
         wait "$p" 2>/dev/null
     done
-    rm -rf "$DIR"
+    if [ -z "${KEEP:-}" ]; then rm -rf "$DIR"; else echo "kept $DIR"; fi
 }
 trap cleanup EXIT
 
@@ -83,7 +83,7 @@ done
 [ -n "${LP:-}" ] || { echo "no leader" >&2; exit 1; }
 
 bench() { # bench ARGS...: one JSON line
-    timeout 600 "$BALLOT" --endpoints "$eps" --json bench put \
+    timeout 600 "$BALLOT" --endpoints "$eps" --json bench put --target-leader \
         --clients "$CLIENTS" --conns 8 --key-space 1000 --value-size 100 \
         "$@" 2>/dev/null | head -1
 }
@@ -98,7 +98,8 @@ print("%-11s %8.0f writes/s  p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  "
 p99() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["latency_ms"]["p99"])' "$1"; }
 
 echo "preloading $PRELOAD overwrites (history grows, retention off)..."
-bench --total "$PRELOAD" >/dev/null
+summary preload "$(bench --total "$PRELOAD")"
+LP=$(leader_port)
 echo "history records on the leader: $(field "$LP" history_events)"
 
 before=$(bench --duration "$SECS")
@@ -106,6 +107,7 @@ before=$(bench --duration "$SECS")
 bench --duration "$SECS" >"$DIR/during.json" &
 BPID=$!
 sleep 0.3
+LP=$(leader_port)
 rev=$(field "$LP" revision)
 t0=$(date +%s.%N)
 redis-cli -p "$LP" BCOMPACT "$rev" >/dev/null
