@@ -639,9 +639,8 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
         return true;
     }
     for (uint32_t i = 0; i < cmd.n_then + cmd.n_else; i++) {
-        const struct kv_op *op = i < cmd.n_then
-                                     ? &cmd.then_ops[i]
-                                     : &cmd.else_ops[i - cmd.n_then];
+        const struct kv_op *op =
+            i < cmd.n_then ? &cmd.then_ops[i] : &cmd.else_ops[i - cmd.n_then];
         adds |= op->type == KV_OP_PUT;
     }
     kv_cmd_free(&cmd, NULL);

@@ -141,8 +141,11 @@ static int parse_retention(struct ballotd_config *cfg, const char *v)
     {
         const char *unit;
         uint64_t ms;
-    } units[] = {{"ms", 1},         {"s", 1000},       {"m", 60000},
-                 {"h", 3600000ull}, {"d", 86400000ull}};
+    } units[] = {{"ms", 1},
+                 {"s", 1000},
+                 {"m", 60000},
+                 {"h", 3600000ull},
+                 {"d", 86400000ull}};
     char buf[128];
     uint64_t revs = 0, ms = 0;
     if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {

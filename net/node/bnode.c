@@ -53,8 +53,9 @@ static const struct
     {BNODE_ECOMPACTED, "the revision was compacted"},
     {BNODE_ECLOCK, "the clock is too far behind the last ID minted"},
     {BNODE_ECONFPENDING, "another membership change is in progress"},
-    {BNODE_ENOSPACE, "the store is over its quota: only deletes and "
-                     "compactions are taken"},
+    {BNODE_ENOSPACE,
+     "the store is over its quota: only deletes and "
+     "compactions are taken"},
 };
 
 const char *bnode_strerror(int code)

@@ -89,8 +89,7 @@ static void measure(struct bnode *node, bool force)
     bool over = sp.file_bytes - sp.free_bytes > node->opts.quota_bytes;
     if (over != node->over_quota) {
         nlog(node, over ? BNODE_LOG_WARN : BNODE_LOG_INFO,
-             "store %s its quota: %" PRIu64 " bytes live of %" PRIu64
-             "%s",
+             "store %s its quota: %" PRIu64 " bytes live of %" PRIu64 "%s",
              over ? "over" : "back under", sp.file_bytes - sp.free_bytes,
              node->opts.quota_bytes,
              over ? "; writes refused until deletes or compaction free space"
@@ -182,7 +181,8 @@ static void propose_compaction(struct bnode *node, uint64_t target)
     }
     if (bnode_propose(node, buf, len, compact_proposed_done, node) == 0) {
         node->compact_proposed = true;
-        nlog(node, BNODE_LOG_DEBUG, "retention: compacting history below revision %llu",
+        nlog(node, BNODE_LOG_DEBUG,
+             "retention: compacting history below revision %llu",
              (unsigned long long)target);
     }
 }
@@ -278,7 +278,8 @@ int space_grow_map(struct bnode *node)
     }
     if (rv != 0) {
         kv_errmsg(node->kv, msg, sizeof(msg));
-        nlog(node, BNODE_LOG_ERROR, "the store's map is full and cannot grow: %s", msg);
+        nlog(node, BNODE_LOG_ERROR,
+             "the store's map is full and cannot grow: %s", msg);
         return rv;
     }
     node->map_grows++;

@@ -365,8 +365,7 @@ START_TEST(test_cli_compact_prints_the_compaction_point)
     ck_assert(num(j, "compact_revision") == 2);
     cJSON_Delete(j);
     int rc = run(eps_all, &out, "compact", "999", NULL, NULL, NULL, NULL);
-    ck_assert_msg(rc != 0 && strstr(out, "beyond") != NULL, "%d: %s", rc,
-                  out);
+    ck_assert_msg(rc != 0 && strstr(out, "beyond") != NULL, "%d: %s", rc, out);
     free(out);
 }
 END_TEST

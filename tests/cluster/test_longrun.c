@@ -150,9 +150,9 @@ START_TEST(test_longrun_history_retention_compacts_every_replica_alike)
         const char *argv[] = {"BHISTORY", from};
         struct cl_reply r = cmd(&c, id, 2, argv);
         ck_assert_int_eq(r.type, CL_ERR);
-        ck_assert_msg(strncmp(r.str, "COMPACTED", 9) == 0 &&
-                          strstr(r.str, want) != NULL,
-                      "n%u: %s", id, r.str);
+        ck_assert_msg(
+            strncmp(r.str, "COMPACTED", 9) == 0 && strstr(r.str, want) != NULL,
+            "n%u: %s", id, r.str);
         cl_reply_free(&r);
         snprintf(from, sizeof(from), "%lld", point);
         const char *ok_argv[] = {"BHISTORY", from, "COUNT", "5"};
@@ -327,20 +327,18 @@ START_TEST(test_longrun_full_disk_halts_and_restart_with_room_loses_no_ack)
     ck_assert_msg(n < KEYS_MAX, "the disk never filled");
     /* It halted by itself (exit code 70), it was not killed. */
     uint64_t end = cl_now_ms() + 10000;
-    while (cl_now_ms() < end &&
-           waitpid(nd->pid, &status, WNOHANG) != nd->pid) {
+    while (cl_now_ms() < end && waitpid(nd->pid, &status, WNOHANG) != nd->pid) {
         usleep(10000);
     }
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 70,
-                  "status %d", status);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 70, "status %d",
+                  status);
     nd->pid = 0;
     int n_acked = 0;
     for (int i = 0; i < n; i++) {
         n_acked += acked[i];
     }
     ck_assert_int_gt(n_acked, 100);
-    fprintf(stderr, "disk full after %d writes, %d acknowledged\n", n,
-            n_acked);
+    fprintf(stderr, "disk full after %d writes, %d acknowledged\n", n, n_acked);
 
     /* Room again: the restart replays the WAL, nothing to do by hand. */
     ck_assert_int_eq(mount("tmpfs", nd->dir, "tmpfs", MS_REMOUNT, "size=1g"),
@@ -357,9 +355,9 @@ START_TEST(test_longrun_full_disk_halts_and_restart_with_room_loses_no_ack)
         snprintf(key, sizeof(key), "key%05d", i);
         const char *argv[] = {"GET", key};
         ck_assert_int_eq(cl_call(&conn, 5000, &r, 2, argv), 0);
-        ck_assert_msg(r.type == CL_BULK && r.len == VALUE &&
-                          r.str[0] == 'a' + i % 26,
-                      "acknowledged %s lost", key);
+        ck_assert_msg(
+            r.type == CL_BULK && r.len == VALUE && r.str[0] == 'a' + i % 26,
+            "acknowledged %s lost", key);
         cl_reply_free(&r);
     }
     const char *set[] = {"SET", "after", "restart"};
@@ -393,6 +391,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "skipped: mounting a tmpfs needs root\n");
         return 77;
     }
-    return cl_run_tests("longrun", tests, sizeof(tests) / sizeof(tests[0]),
-                        150, NULL, argc, argv);
+    return cl_run_tests("longrun", tests, sizeof(tests) / sizeof(tests[0]), 150,
+                        NULL, argc, argv);
 }

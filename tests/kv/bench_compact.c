@@ -147,10 +147,11 @@ int main(int argc, char **argv)
     for (uint64_t done = 0; done < history; done += 1024) {
         apply_puts(s, &index, history - done < 1024 ? history - done : 1024);
     }
-    printf("history %llu records, compact batch %u records, %d puts a "
-           "cycle\n",
-           (unsigned long long)history,
-           batch != 0 ? batch : KV_COMPACT_BATCH_DEFAULT, CYCLE_PUTS);
+    printf(
+        "history %llu records, compact batch %u records, %d puts a "
+        "cycle\n",
+        (unsigned long long)history,
+        batch != 0 ? batch : KV_COMPACT_BATCH_DEFAULT, CYCLE_PUTS);
 
     size_t cap = PHASE_CYCLES + 100000;
     double *t = malloc(cap * sizeof(*t));
@@ -211,10 +212,11 @@ int main(int argc, char **argv)
         t[i] = now_us() - t0;
     }
     report("after", t, PHASE_CYCLES, NULL);
-    printf("compaction of %llu records took %.2f s interleaved with writes; "
-           "cycle p99 during / before = %.2f\n",
-           (unsigned long long)history, took,
-           p99_before > 0 ? p99_during / p99_before : 0.0);
+    printf(
+        "compaction of %llu records took %.2f s interleaved with writes; "
+        "cycle p99 during / before = %.2f\n",
+        (unsigned long long)history, took,
+        p99_before > 0 ? p99_during / p99_before : 0.0);
     free(t);
     free(steps);
     kv_close(s);

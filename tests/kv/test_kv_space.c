@@ -89,9 +89,8 @@ START_TEST(test_only_commands_that_add_data_count_against_a_quota)
     d = kvt_encode(&c, &len);
     ck_assert(!kv_cmd_adds_data(d, len));
     free(d);
-    struct kv_op then_op = {.type = KV_OP_DELETE,
-                            .key = (const uint8_t *)"a",
-                            .key_len = 1};
+    struct kv_op then_op = {
+        .type = KV_OP_DELETE, .key = (const uint8_t *)"a", .key_len = 1};
     struct kv_op else_op = {.type = KV_OP_PUT,
                             .key = (const uint8_t *)"a",
                             .key_len = 1,
@@ -184,7 +183,8 @@ END_TEST
 /* A compaction beyond the store revision is refused with KV_EFUTURE as
  * the entry's own outcome (every replica agrees), and a lower one than
  * the point leaves the point where it is. */
-START_TEST(test_compact_entry_beyond_the_revision_is_refused_and_never_moves_back)
+START_TEST(
+    test_compact_entry_beyond_the_revision_is_refused_and_never_moves_back)
 {
     char *dir = kvt_mkdtemp();
     struct kv_store *s = kvt_open(dir, 0);
