@@ -213,6 +213,20 @@ void space_on_tick(struct bnode *node)
     }
     uint64_t target =
         retention_target(node, now, st.revision, st.compact_revision);
+    /* Over the quota, writes stop, so the revision stops and retention
+     * would never move again: the history is what can go (it is a log of
+     * changes for readers that fell behind, not data), so all of it goes,
+     * and writes come back without anyone's help. */
+    if (node->over_quota && st.revision > st.compact_revision &&
+        st.history_events > 1) {
+        if (target < st.revision) {
+            nlog(node, BNODE_LOG_WARN,
+                 "store over its quota: compacting the history below "
+                 "revision %" PRIu64,
+                 st.revision);
+        }
+        target = st.revision;
+    }
     if (target > 0) {
         propose_compaction(node, target);
     }

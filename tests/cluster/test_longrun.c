@@ -214,11 +214,47 @@ START_TEST(test_longrun_bcompact_compacts_every_replica_and_names_the_point)
 }
 END_TEST
 
-/* Over its quota the store refuses writes that add data with NOSPACE
- * (no node halts), while reads, deletes, compaction and BSTATUS go on;
- * once the compaction freed the pages, writes succeed again with no
- * manual step. */
-START_TEST(test_longrun_quota_refuses_writes_until_compaction_frees_space)
+/* Writes "u<i>" (16 KiB) to node @id from *@next on until a write gets an
+ * error; returns the acknowledged count and the error in @err. */
+static int fill_unique(struct cluster *c,
+                       unsigned id,
+                       int *next,
+                       int max,
+                       char *err,
+                       size_t err_len)
+{
+    struct cl_conn conn;
+    static char value[16385];
+    int ok = 0;
+    memset(value, 'q', sizeof(value) - 1);
+    err[0] = 0;
+    ck_assert_int_eq(cl_connect(&conn, c->nodes[id - 1].client_port, 3000), 0);
+    for (; *next < max; (*next)++) {
+        char key[32];
+        struct cl_reply r;
+        snprintf(key, sizeof(key), "u%d", *next);
+        const char *argv[] = {"SET", key, value};
+        ck_assert_int_eq(cl_call(&conn, 10000, &r, 3, argv), 0);
+        bool acked = r.type == CL_STATUS;
+        if (!acked) {
+            snprintf(err, err_len, "%s", r.type == CL_ERR ? r.str : "?");
+        }
+        cl_reply_free(&r);
+        if (!acked) {
+            break;
+        }
+        ok++;
+    }
+    cl_close(&conn);
+    return ok;
+}
+
+/* Over its quota the store refuses writes that add data with NOSPACE (no
+ * node halts, no map grows), and compacts its history by itself; once the
+ * live keys alone are over it, the refusal holds while reads, deletes,
+ * BCOMPACT and BSTATUS go on. Deleting keys frees the space, and writes
+ * are taken again with no manual step. */
+START_TEST(test_longrun_quota_refuses_writes_until_deletes_free_space)
 {
     struct cluster c;
     char err[512];
@@ -227,47 +263,109 @@ START_TEST(test_longrun_quota_refuses_writes_until_compaction_frees_space)
     cl_start_args(&c, 3, args);
     unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
     ck_assert_uint_ne(leader, 0);
-    int acked = 0;
-    for (int round = 0; round < 40 && acked < 4000; round++) {
-        int ok = set_many(&c, leader, acked, 100, 8, 16384, err, sizeof(err));
-        acked += ok;
-        if (err[0] != 0) {
+    /* Unique keys: compaction gives the history's share back each time
+     * the quota is reached, until the keys alone fill it. */
+    int next = 0, refusals = 0;
+    uint64_t end = cl_now_ms() + SETTLE_TIMEOUT_MS;
+    while (refusals < 5 && cl_now_ms() < end) {
+        fill_unique(&c, leader, &next, 2000, err, sizeof(err));
+        if (err[0] == 0) {
             break;
         }
-        usleep(150000); /* the space is measured every few ticks */
+        ck_assert_msg(
+            strncmp(err, "NOSPACE", 7) == 0 && strstr(err, "quota") != NULL,
+            "%s", err);
+        refusals++;
+        usleep(300000); /* the space is measured every 100 ms */
     }
-    ck_assert_msg(strncmp(err, "NOSPACE", 7) == 0, "no NOSPACE: '%s'", err);
-    ck_assert_ptr_nonnull(strstr(err, "quota"));
-    ck_assert_int_gt(acked, 8);
+    ck_assert_msg(refusals == 5, "no lasting NOSPACE after %d keys", next);
     ck_assert_int_eq(status_field(&c, leader, "over_quota"), 1);
-    /* Reads and deletes still work. */
-    const char *get[] = {"GET", "k1"};
+    ck_assert_int_ge(status_field(&c, leader, "compactions"), 1);
+    /* Reads, BCOMPACT and deletes still work. */
+    const char *get[] = {"GET", "u1"};
     struct cl_reply r = cmd(&c, leader, 2, get);
     ck_assert_int_eq(r.type, CL_BULK);
     ck_assert_uint_eq(r.len, 16384);
     cl_reply_free(&r);
-    const char *del[] = {"DEL", "k7"};
-    r = cmd(&c, leader, 2, del);
-    ck_assert_int_eq(r.type, CL_INT);
-    cl_reply_free(&r);
-    /* Compaction frees the overwritten values' pages; writes come back. */
     char rev[32];
     snprintf(rev, sizeof(rev), "%lld", status_field(&c, leader, "revision"));
     const char *compact[] = {"BCOMPACT", rev};
     r = cmd(&c, leader, 2, compact);
-    ck_assert_int_eq(r.type, CL_INT);
+    ck_assert_msg(r.type == CL_INT, "%s", r.str ? r.str : "");
     cl_reply_free(&r);
-    uint64_t end = cl_now_ms() + SETTLE_TIMEOUT_MS;
-    while (status_field(&c, leader, "over_quota") != 0 && cl_now_ms() < end) {
-        usleep(50000);
+    for (int i = 0; i < next; i += 2) {
+        char key[32];
+        snprintf(key, sizeof(key), "u%d", i);
+        const char *del[] = {"DEL", key};
+        r = cmd(&c, leader, 2, del);
+        ck_assert_int_eq(r.type, CL_INT);
+        cl_reply_free(&r);
     }
+    /* Nothing else: writes come back once the freed pages are counted. */
+    end = cl_now_ms() + SETTLE_TIMEOUT_MS;
+    int acked = 0;
+    while (acked == 0 && cl_now_ms() < end) {
+        int from = next;
+        acked = fill_unique(&c, leader, &from, next + 1, err, sizeof(err));
+        usleep(100000);
+    }
+    ck_assert_msg(acked == 1, "writes still refused: %s", err);
     ck_assert_int_eq(status_field(&c, leader, "over_quota"), 0);
-    ck_assert_int_eq(set_many(&c, leader, 0, 20, 8, 16384, err, sizeof(err)),
-                     20);
     for (unsigned id = 1; id <= 3; id++) {
         ck_assert_msg(c.nodes[id - 1].pid != 0 &&
                           waitpid(c.nodes[id - 1].pid, NULL, WNOHANG) == 0,
                       "node %u is gone", id);
+        ck_assert_int_eq(status_field(&c, id, "map_grows"), 0);
+    }
+    cl_close_all(&c);
+}
+END_TEST
+
+/* Steady overwrites into a small quota: each time the history fills it,
+ * the leader compacts the history by itself and the writes go on; every
+ * acknowledged write is there at the end. The full -> compact -> write
+ * again path, with no manual step. */
+START_TEST(test_longrun_quota_full_compact_write_again_by_itself)
+{
+    struct cluster c;
+    char err[512];
+    const char *args[] = {"--quota_bytes", "1048576", "--history_retention",
+                          "off", NULL};
+    cl_start_args(&c, 3, args);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert_uint_ne(leader, 0);
+    /* 8 keys of 16 KiB: live data 128 KiB, each round of 100 writes adds
+     * 1.6 MiB of history. */
+    int acked = 0, refused = 0;
+    for (int round = 0; round < 20; round++) {
+        int ok =
+            set_many(&c, leader, round * 100, 100, 8, 16384, err, sizeof(err));
+        acked += ok;
+        refused += 100 - ok;
+        ck_assert_msg(ok == 100 || strncmp(err, "NOSPACE", 7) == 0, "%s", err);
+        usleep(50000);
+    }
+    long long compactions = status_field(&c, leader, "compactions");
+    fprintf(stderr, "%d acknowledged, %d refused, %lld compactions\n", acked,
+            refused, compactions);
+    ck_assert_int_ge(compactions, 3);
+    ck_assert_int_gt(acked, 400); /* 100 fit before the first refusal */
+    /* The last round's writes: the values of its last write per key. */
+    uint64_t end = cl_now_ms() + SETTLE_TIMEOUT_MS;
+    while (set_many(&c, leader, 1900, 8, 8, 16384, err, sizeof(err)) != 8 &&
+           cl_now_ms() < end) {
+        usleep(100000);
+    }
+    for (int i = 1900; i < 1908; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i % 8);
+        const char *get[] = {"GET", key};
+        struct cl_reply r = cmd(&c, leader, 2, get);
+        ck_assert_int_eq(r.type, CL_BULK);
+        ck_assert_int_eq(r.str[0], 'a' + i % 26);
+        cl_reply_free(&r);
+    }
+    for (unsigned id = 1; id <= 3; id++) {
         ck_assert_int_eq(status_field(&c, id, "map_grows"), 0);
     }
     cl_close_all(&c);
@@ -380,8 +478,10 @@ int main(int argc, char **argv)
          test_longrun_history_retention_compacts_every_replica_alike},
         {"bcompact_compacts_every_replica_and_names_the_point",
          test_longrun_bcompact_compacts_every_replica_and_names_the_point},
-        {"quota_refuses_writes_until_compaction_frees_space",
-         test_longrun_quota_refuses_writes_until_compaction_frees_space},
+        {"quota_refuses_writes_until_deletes_free_space",
+         test_longrun_quota_refuses_writes_until_deletes_free_space},
+        {"quota_full_compact_write_again_by_itself",
+         test_longrun_quota_full_compact_write_again_by_itself},
         {"full_disk_halts_and_restart_with_room_loses_no_ack",
          test_longrun_full_disk_halts_and_restart_with_room_loses_no_ack},
     };
