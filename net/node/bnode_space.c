@@ -61,24 +61,23 @@ void space_configure(struct bnode *node)
     }
 }
 
-/* Measures the space; counts the free pages only when the file is above
- * the quota (below it, the live data cannot be above), at most once a
- * tick unless @force. */
+/* Measures the space. The free pages (a walk of LMDB's free list) are
+ * counted when @force, or when the file is above the quota (below it, the
+ * live data cannot be above), at most once a tick. */
 static void measure(struct bnode *node, bool force)
 {
     struct kv_space sp;
     if (kv_space(node->kv, false, &sp) != 0) {
         return;
     }
-    if (sp.file_bytes <= node->opts.quota_bytes) {
-        sp.free_bytes = node->space.free_bytes;
-        node->space = sp;
-        node->over_quota = false;
-        return;
-    }
-    if (!force && node->space_counted == node->space_ticks) {
+    bool above = sp.file_bytes > node->opts.quota_bytes;
+    if (!force && (!above || node->space_counted == node->space_ticks)) {
         node->space.file_bytes = sp.file_bytes;
         node->space.map_bytes = sp.map_bytes;
+        node->space.page_bytes = sp.page_bytes;
+        if (!above) {
+            node->over_quota = false;
+        }
         return;
     }
     if (kv_space(node->kv, true, &sp) != 0) {
@@ -194,7 +193,8 @@ void space_on_tick(struct bnode *node)
     if (node->space_ticks % SPACE_CHECK_TICKS != 0 || node->halted) {
         return;
     }
-    measure(node, false);
+    /* The free pages once a second also below the quota, for BSTATUS. */
+    measure(node, node->space_ticks % (SPACE_CHECK_TICKS * 10) == 0);
     if (kv_status(node->kv, &st) != 0) {
         return;
     }
