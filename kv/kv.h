@@ -676,6 +676,24 @@ int kv_compact(struct kv_store *store, uint64_t revision);
  * answers. Returns 0 or an error of kv_apply(). */
 int kv_compact_step(struct kv_store *store, bool *pending);
 
+/* Gives the free pages of the store in directory @dir back to the file
+ * system, offline: writes a compacted copy of the environment (LMDB's
+ * MDB_CP_COMPACT, from a read transaction) as the next generation, syncs
+ * it and makes it live by replacing DIR/CURRENT (one rename, so a crash
+ * leaves the old or the new one, and kv_open() removes the other). The
+ * store must not be open elsewhere: one with writes after its last
+ * checkpoint (DIRTY: a node runs on it, or crashed) is refused with
+ * KV_ESTATE. @before and @after (may be NULL) receive the data file's
+ * bytes on disk before and after. Returns 0, KV_ESTATE, an error of
+ * kv_open(), KV_EIO or KV_ENOSPC (room for the copy is needed
+ * meanwhile). */
+int kv_defrag(const char *dir,
+              const struct kv_options *opts,
+              uint64_t *before,
+              uint64_t *after,
+              char *errmsg,
+              size_t errmsg_len);
+
 /* ---------------------------------------------------------------------- */
 /* Snapshots                                                               */
 

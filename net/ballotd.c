@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "ballot/uv.h"
+#include "defrag.h"
 #include "log.h"
 #include "restore.h"
 
@@ -114,6 +115,9 @@ int main(int argc, char **argv)
 
     if (argc >= 2 && strcmp(argv[1], "restore") == 0) {
         return restore_main(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "defrag") == 0) {
+        return defrag_main(argc - 1, argv + 1);
     }
     if (ballot_config_create(&cfg) != 0) {
         fprintf(stderr, "ballotd: out of memory\n");

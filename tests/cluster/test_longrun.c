@@ -559,6 +559,68 @@ START_TEST(test_longrun_ten_thousand_connections_leave_rss_flat)
 }
 END_TEST
 
+/* A stopped node's store gives its free pages back (ballotd defrag), and
+ * the node starts again with every write and catches up. */
+START_TEST(test_longrun_defrag_of_a_stopped_node_shrinks_its_store)
+{
+    struct cluster c;
+    char err[512], path[700];
+    cl_start(&c, 3);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert_uint_ne(leader, 0);
+    /* A burst of big values, overwritten small and compacted away. */
+    ck_assert_int_eq(
+        set_many(&c, leader, 0, 2000, 400, 16384, err, sizeof(err)), 2000);
+    ck_assert_int_eq(set_many(&c, leader, 0, 400, 400, 8, err, sizeof(err)),
+                     400);
+    char rev[32];
+    snprintf(rev, sizeof(rev), "%lld", status_field(&c, leader, "revision"));
+    const char *compact[] = {"BCOMPACT", rev};
+    struct cl_reply r = cmd(&c, leader, 2, compact);
+    ck_assert_int_eq(r.type, CL_INT);
+    cl_reply_free(&r);
+    wait_compacted_alike(&c, atoll(rev));
+    unsigned victim = leader % 3 + 1;
+    ck_assert_int_eq(cl_term(&c, victim), 0);
+    const char *argv[] = {c.ballotd, "defrag", "--data",
+                          c.nodes[victim - 1].dir, NULL};
+    char *out = NULL;
+    int rc = cl_run(argv, NULL, &out, NULL, 60000);
+    double before = 0, after = 0;
+    ck_assert_msg(rc == 0 && out != NULL &&
+                      sscanf(strstr(out, ": ") + 2,
+                             "%lf MiB on disk before, %lf MiB after", &before,
+                             &after) == 2,
+                  "rc %d: %s", rc, out ? out : "");
+    fprintf(stderr, "%s", out);
+    free(out);
+    ck_assert_msg(after < before / 4, "%.1f -> %.1f MiB", before, after);
+    /* Writes go on without it, and it catches up when it starts again. */
+    ck_assert_int_eq(set_many(&c, leader, 7, 1, 400, 8, err, sizeof(err)), 1);
+    cl_start_node(&c, victim);
+    uint64_t end = cl_now_ms() + SETTLE_TIMEOUT_MS;
+    long long want = status_field(&c, leader, "revision");
+    while (status_field(&c, victim, "revision") != want && cl_now_ms() < end) {
+        usleep(50000);
+    }
+    ck_assert_int_eq(status_field(&c, victim, "revision"), want);
+    snprintf(path, sizeof(path), "%s", "k7");
+    const char *get[] = {"GET", path};
+    const char *ro[] = {"READONLY"};
+    struct cl_conn conn;
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[victim - 1].client_port, 3000),
+                     0);
+    ck_assert_int_eq(cl_call(&conn, 3000, &r, 1, ro), 0);
+    cl_reply_free(&r);
+    ck_assert_int_eq(cl_call(&conn, 3000, &r, 2, get), 0);
+    ck_assert_int_eq(r.type, CL_BULK);
+    ck_assert_uint_eq(r.len, 8);
+    cl_reply_free(&r);
+    cl_close(&conn);
+    cl_close_all(&c);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -572,6 +634,8 @@ int main(int argc, char **argv)
          test_longrun_quota_full_compact_write_again_by_itself},
         {"ten_thousand_connections_leave_rss_flat",
          test_longrun_ten_thousand_connections_leave_rss_flat},
+        {"defrag_of_a_stopped_node_shrinks_its_store",
+         test_longrun_defrag_of_a_stopped_node_shrinks_its_store},
         {"full_disk_halts_and_restart_with_room_loses_no_ack",
          test_longrun_full_disk_halts_and_restart_with_room_loses_no_ack},
     };

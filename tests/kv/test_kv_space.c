@@ -300,6 +300,71 @@ START_TEST(test_a_full_map_grows_and_the_same_batch_then_applies)
 }
 END_TEST
 
+/* After a burst that was deleted and compacted away, an offline defrag
+ * gives the free pages back: the data file shrinks, the state (every pair
+ * with its metadata, the revision, the applied index) is the same, and
+ * the store takes writes again. */
+START_TEST(test_defrag_gives_free_pages_back_and_keeps_the_state)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    raft_index index = 1;
+    kvt_apply_puts(s, index, 4000, "burst", 2000);
+    index += 4000;
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_DELETE_RANGE;
+    c.op.type = KV_OP_DELETE_RANGE;
+    c.op.key = (const uint8_t *)"burst";
+    c.op.key_len = 5;
+    c.op.flags = KV_FLAG_PREFIX;
+    size_t len;
+    struct kv_apply_result res;
+    uint8_t *d = kvt_encode(&c, &len);
+    kvt_apply_one(s, index++, d, len, &res);
+    ck_assert_int_eq(res.entries[0].code, 0);
+    ck_assert_uint_eq(res.entries[0].ops[0].count, 4000);
+    kv_apply_result_free(&res);
+    kvt_apply_puts(s, index, 100, "keep", 100);
+    index += 100;
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    uint64_t point = 0;
+    ck_assert_int_eq(apply_compact(s, index++, st.revision, &point), 0);
+    bool pending = true;
+    while (pending) {
+        ck_assert_int_eq(kv_compact_step(s, &pending), 0);
+    }
+    raft_index durable = 0;
+    ck_assert_int_eq(kv_checkpoint(s, &durable), 0);
+    char *want = kvt_dump(s);
+    kv_close(s);
+
+    uint64_t before = 0, after = 0;
+    char err[256] = "";
+    ck_assert_msg(kv_defrag(dir, NULL, &before, &after, err, sizeof(err)) == 0,
+                  "%s", err);
+    ck_assert_uint_gt(before, 4000u * 2000u);
+    ck_assert_uint_lt(after, before / 4);
+    s = kvt_open(dir, 0);
+    char *got = kvt_dump(s);
+    ck_assert_str_eq(got, want);
+    kvt_apply_puts(s, index, 10, "after", 10);
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.applied, index + 9);
+    kv_close(s);
+    /* Writes after the last checkpoint: refused (a node may run on it). */
+    ck_assert_int_eq(kv_defrag(dir, NULL, NULL, NULL, err, sizeof(err)),
+                     KV_ESTATE);
+    ck_assert_ptr_nonnull(strstr(err, "stop the node"));
+    s = kvt_open(dir, 0);
+    free(want);
+    free(got);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 Suite *kv_space_suite(void)
 {
     Suite *s = suite_create("space");
@@ -315,6 +380,7 @@ Suite *kv_space_suite(void)
         test_compact_entry_beyond_the_revision_is_refused_and_never_moves_back);
     tcase_add_test(tc, test_overwrites_with_compaction_reuse_free_pages);
     tcase_add_test(tc, test_a_full_map_grows_and_the_same_batch_then_applies);
+    tcase_add_test(tc, test_defrag_gives_free_pages_back_and_keeps_the_state);
     suite_add_tcase(s, tc);
     return s;
 }
