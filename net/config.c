@@ -137,15 +137,8 @@ static int parse_voters(struct ballotd_config *cfg, const char *v)
  * nothing older than an hour. */
 static int parse_retention(struct ballotd_config *cfg, const char *v)
 {
-    static const struct
-    {
-        const char *unit;
-        uint64_t ms;
-    } units[] = {{"ms", 1},
-                 {"s", 1000},
-                 {"m", 60000},
-                 {"h", 3600000ull},
-                 {"d", 86400000ull}};
+    static const char *const unit_names[] = {"ms", "s", "m", "h", "d"};
+    static const uint64_t unit_ms[] = {1, 1000, 60000, 3600000ull, 86400000ull};
     char buf[128];
     uint64_t revs = 0, ms = 0;
     if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
@@ -176,15 +169,14 @@ static int parse_retention(struct ballotd_config *cfg, const char *v)
             continue;
         }
         size_t i = 0;
-        while (i < sizeof(units) / sizeof(units[0]) &&
-               strcmp(end, units[i].unit) != 0) {
+        size_t n_units = sizeof(unit_ms) / sizeof(unit_ms[0]);
+        while (i < n_units && strcmp(end, unit_names[i]) != 0) {
             i++;
         }
-        if (i == sizeof(units) / sizeof(units[0]) || ms != 0 ||
-            n > UINT64_MAX / units[i].ms) {
+        if (i == n_units || ms != 0 || n > UINT64_MAX / unit_ms[i]) {
             return -1;
         }
-        ms = n * units[i].ms;
+        ms = n * unit_ms[i];
     }
     if (revs == 0 && ms == 0) {
         return -1;
