@@ -621,11 +621,37 @@ START_TEST(test_longrun_defrag_of_a_stopped_node_shrinks_its_store)
 }
 END_TEST
 
+/* With an age rule (--history_retention 2s), the history written more
+ * than two seconds ago goes (on every replica alike), and the recent
+ * history stays. */
+START_TEST(test_longrun_history_retention_by_age_drops_what_is_older)
+{
+    struct cluster c;
+    const char *args[] = {"--history_retention", "2s", NULL};
+    cl_start_args(&c, 3, args);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert_uint_ne(leader, 0);
+    ck_assert_int_eq(set_many(&c, leader, 0, 100, 10, 16, NULL, 0), 100);
+    sleep(4);
+    ck_assert_int_eq(set_many(&c, leader, 100, 100, 10, 16, NULL, 0), 100);
+    /* The first 100 revisions are more than 2 s old now; the last 100
+     * are not (their point is reached within the next sample or two). */
+    long long point = wait_compacted_alike(&c, 100);
+    ck_assert_int_le(point, 200);
+    if (point <= 101) {
+        ck_assert_int_ge(status_field(&c, leader, "history_events"), 100);
+    }
+    cl_close_all(&c);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
         {"history_retention_compacts_every_replica_alike",
          test_longrun_history_retention_compacts_every_replica_alike},
+        {"history_retention_by_age_drops_what_is_older",
+         test_longrun_history_retention_by_age_drops_what_is_older},
         {"bcompact_compacts_every_replica_and_names_the_point",
          test_longrun_bcompact_compacts_every_replica_and_names_the_point},
         {"quota_refuses_writes_until_deletes_free_space",
