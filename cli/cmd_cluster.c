@@ -129,6 +129,35 @@ int cmd_leader(struct cli *cli, int argc, char **argv)
     return admin_ok(cli, 2, cmd, "leader-transfer", id);
 }
 
+int cmd_compact(struct cli *cli, int argc, char **argv)
+{
+    const char *cmd[2] = {"BCOMPACT", NULL};
+    redisReply *r;
+    uint64_t rev;
+    if (argc != 2 || cli_parse_u64(argv[1], &rev) != 0 || rev == 0) {
+        return cli_usage(argv[0]);
+    }
+    cmd[1] = argv[1];
+    int rc = cli_call(cli, CLI_WRITE, 2, cmd, NULL, &r);
+    if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
+        return cli_fail_reply(cli, rc, r);
+    }
+    long long point = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    if (point < 0) {
+        return cli_fail(cli, CLI_REJECTED, "unexpected BCOMPACT reply");
+    }
+    if (cli->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "ok", 1);
+        cJSON_AddNumberToObject(o, "compact_revision", (double)point);
+        cli_print_json(o);
+    } else {
+        printf("history compacted below revision %lld\n", point);
+    }
+    return CLI_OK;
+}
+
 /* ---------------------------------------------------------------------- */
 /* status                                                                  */
 

@@ -54,6 +54,10 @@ static const struct cli_command commands[] = {
      "show or change the cluster's membership (one change at a time)",
      cmd_member},
     {"leader", "transfer ID", "move leadership to member ID", cmd_leader},
+    {"compact", "REV",
+     "drop the change history below revision REV on every member (through "
+     "the log; prints the compaction point)",
+     cmd_compact},
     {"status", "[--cluster]",
      "a row per endpoint (every member with --cluster): id, role, term, "
      "commit, applied, lag, keys, revision, version",

@@ -51,6 +51,9 @@
 #define KV_SESSION_REPLY_MAX (KV_VALUE_BYTES_MAX + 4096u)
 /* Largest client id of a session (ids are 1..2^63). */
 #define KV_SESSION_CLIENT_MAX (1ull << 63)
+/* History records one compaction step deletes by default
+ * (kv_options.compact_batch): about a millisecond of the writer's time. */
+#define KV_COMPACT_BATCH_DEFAULT 1000u
 /* Sessions kept by default (kv_options.session_max). */
 #define KV_SESSIONS_DEFAULT 100000u
 /* Longest encoded command; bounds the total a transaction can carry. */
@@ -168,6 +171,15 @@ enum kv_cmd_type {
      * listens; @op.value is opaque to kv (at most KV_MEMBER_ADDR_MAX
      * bytes). It changes no revision. See kv_members(). */
     KV_CMD_MEMBER = 5,
+    /* History compaction, decided by the leader and replicated so that
+     * every replica compacts the same revisions: raises the compaction
+     * point to @revision (>= 1). Reads of history below the point fail
+     * with KV_ECOMPACTED from the entry on; the records themselves are
+     * deleted later, in bounded steps (kv_compact_step()). A @revision
+     * beyond the store revision is refused with KV_EFUTURE (an entry
+     * code); one at or below the point changes nothing. It changes no
+     * revision. */
+    KV_CMD_COMPACT = 6,
 };
 
 /* Longest member address (KV_CMD_MEMBER), and most members recorded: a put
@@ -205,6 +217,8 @@ struct kv_cmd
      * apply time (a transaction with reads or an else branch), which the
      * proposer cannot build in advance. Either branch consumes the seq. */
     bool keep_result;
+    /* KV_CMD_COMPACT: the new compaction point. */
+    uint64_t revision;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
@@ -255,6 +269,13 @@ int kv_cmd_decode(const uint8_t *buf,
 /* Releases the arrays of a decoded command. Safe on a zeroed command. */
 void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc);
 
+/* Whether the encoded command @buf (@len bytes, borrowed) may make the
+ * store larger: a put, a transaction with a put in either branch, and
+ * anything that does not decode (it is refused at apply anyway). Deletes,
+ * member records and compactions may not: they are what frees space, so a
+ * store over its quota still takes them (docs/kv.md, "Space"). */
+bool kv_cmd_adds_data(const uint8_t *buf, size_t len);
+
 /* ---------------------------------------------------------------------- */
 /* The store                                                               */
 
@@ -281,7 +302,7 @@ struct kv_options
      * KV_EFULL. */
     uint64_t map_size;
     /* History records a compaction batch deletes before committing; 0 means
-     * 10,000. */
+     * KV_COMPACT_BATCH_DEFAULT. */
     uint32_t compact_batch;
     /* Most concurrent read transactions; 0 means 126. */
     uint32_t max_readers;
@@ -338,6 +359,31 @@ struct kv_status
     uint64_t db_bytes;
 };
 
+/* Where the store's space goes (kv_space()). */
+struct kv_space
+{
+    uint64_t map_bytes;  /* the map: the most the data file can hold now */
+    uint64_t file_bytes; /* pages up to the last one written (db_bytes) */
+    /* Pages of @file_bytes on LMDB's free list, reused by later writes
+     * (only counted when asked: it walks the free list). */
+    uint64_t free_bytes;
+    uint64_t page_bytes;
+};
+
+/* Reads the space figures in a read transaction; with @count_free, also
+ * the free pages (a walk of LMDB's free list: a few microseconds per
+ * thousand freed transactions, so not for every write). The store's live
+ * data is file_bytes - free_bytes. Returns 0 or an error. */
+int kv_space(struct kv_store *store, bool count_free, struct kv_space *out);
+
+/* Makes the map (and the most the data file may grow to) @bytes large,
+ * rounded up to whole pages; never smaller than the pages in use. The
+ * caller guarantees that no transaction of this process is open, on any
+ * thread (no read, no sync of kv_checkpoint_sync(), no snapshot copy):
+ * LMDB maps the file anew. Later opens (a snapshot install) use the new
+ * size. Returns 0, KV_EINVAL or a translated LMDB error. */
+int kv_map_grow(struct kv_store *store, uint64_t bytes);
+
 /* Reads the status in a read transaction. */
 int kv_status(struct kv_store *store, struct kv_status *status);
 
@@ -379,6 +425,8 @@ struct kv_entry_result
     bool succeeded;    /* txn: the comparisons held (put/delete: true) */
     uint8_t cmd_type;  /* enum kv_cmd_type, 0 if none */
     uint64_t revision; /* store revision after the entry */
+    /* KV_CMD_COMPACT: the compaction point after the entry. */
+    uint64_t compact_revision;
     struct kv_op_result *ops; /* one per operation of the executed list */
     size_t n_ops;
     /* Commands with a request id (kv_cmd.client_id). @duplicate: the seq
@@ -615,8 +663,36 @@ void kv_history_result_free(struct kv_history_result *res);
  * below it fail from then on), so a crash leaves a pending compaction that
  * kv_compact() with any revision at or below the stored point resumes.
  * Returns 0, KV_EFUTURE if @revision is beyond the store revision, or an
- * error of kv_apply(). */
+ * error of kv_apply(). Local: a replicated store moves its point with a
+ * KV_CMD_COMPACT entry and deletes with kv_compact_step() instead. */
 int kv_compact(struct kv_store *store, uint64_t revision);
+
+/* Deletes at most one batch (opts.compact_batch records) of the history
+ * below the stored compaction point, in one write transaction, and sets
+ * *@pending to whether any remains. Does nothing (and clears *@pending)
+ * when no compaction is pending, which costs one read transaction. For
+ * the driver, between applies: the records below the point are invisible
+ * to every read already, so when they go does not change what any replica
+ * answers. Returns 0 or an error of kv_apply(). */
+int kv_compact_step(struct kv_store *store, bool *pending);
+
+/* Gives the free pages of the store in directory @dir back to the file
+ * system, offline: writes a compacted copy of the environment (LMDB's
+ * MDB_CP_COMPACT, from a read transaction) as the next generation, syncs
+ * it and makes it live by replacing DIR/CURRENT (one rename, so a crash
+ * leaves the old or the new one, and kv_open() removes the other). The
+ * store must not be open elsewhere: one with writes after its last
+ * checkpoint (DIRTY: a node runs on it, or crashed) is refused with
+ * KV_ESTATE. @before and @after (may be NULL) receive the data file's
+ * bytes on disk before and after. Returns 0, KV_ESTATE, an error of
+ * kv_open(), KV_EIO or KV_ENOSPC (room for the copy is needed
+ * meanwhile). */
+int kv_defrag(const char *dir,
+              const struct kv_options *opts,
+              uint64_t *before,
+              uint64_t *after,
+              char *errmsg,
+              size_t errmsg_len);
 
 /* ---------------------------------------------------------------------- */
 /* Snapshots                                                               */

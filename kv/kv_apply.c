@@ -370,6 +370,32 @@ static int exec_ops(struct exec *x,
     return 0;
 }
 
+/* Moves the compaction point (KV_CMD_COMPACT): the same on every replica,
+ * at the same index, so a read below it fails everywhere from the same
+ * entry on. The deletion itself is kv_compact_step()'s, later. */
+static int exec_compact(struct exec *x,
+                        uint64_t revision,
+                        struct kv_entry_result *er)
+{
+    uint64_t point = 0;
+    int rv = kv_meta_get(x->s, x->txn, KV_META_COMPACT, &point);
+    if (rv != 0) {
+        return rv;
+    }
+    /* x->rev is the revision a change of this entry would get. */
+    if (revision > x->rev - 1) {
+        er->code = KV_EFUTURE;
+        er->succeeded = false;
+    } else if (revision > point) {
+        point = revision;
+        if ((rv = kv_meta_put(x->s, x->txn, KV_META_COMPACT, point)) != 0) {
+            return rv;
+        }
+    }
+    er->compact_revision = point;
+    return 0;
+}
+
 static int exec_cmd(struct exec *x,
                     const struct kv_cmd *cmd,
                     struct kv_entry_result *er)
@@ -382,6 +408,9 @@ static int exec_cmd(struct exec *x,
         er->code = refused;
         er->succeeded = refused == 0;
         return rv;
+    }
+    if (cmd->type == KV_CMD_COMPACT) {
+        return exec_compact(x, cmd->revision, er);
     }
     if (cmd->type != KV_CMD_TXN) {
         return exec_ops(x, &cmd->op, 1, er);

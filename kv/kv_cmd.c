@@ -160,6 +160,11 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             return rv;
         }
         n += op_size(&cmd->op);
+    } else if (cmd->type == KV_CMD_COMPACT) {
+        if (cmd->revision == 0) {
+            return KV_EBADCMD;
+        }
+        n += 8;
     } else if (cmd->type == KV_CMD_TXN) {
         if (cmd->n_cmps > KV_TXN_CMPS_MAX || cmd->n_then > KV_TXN_OPS_MAX ||
             cmd->n_else > KV_TXN_OPS_MAX) {
@@ -291,7 +296,9 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
              : cmd->keep_result  ? KV_CMD_VERSION_SESSION_RESULT
                                  : KV_CMD_VERSION_SESSION);
     w_u8(&w, cmd->type);
-    if (cmd->type != KV_CMD_TXN) {
+    if (cmd->type == KV_CMD_COMPACT) {
+        w_u64(&w, cmd->revision);
+    } else if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
     } else {
         w_u16(&w, cmd->n_cmps);
@@ -531,6 +538,15 @@ int kv_cmd_decode(const uint8_t *buf,
             goto fail;
         }
         break;
+    case KV_CMD_COMPACT:
+        if ((rv = r_u64(&r, &cmd->revision)) != 0) {
+            goto fail;
+        }
+        if (cmd->revision == 0) {
+            rv = KV_EBADCMD;
+            goto fail;
+        }
+        break;
     case KV_CMD_TXN:
         rv = read_count(&r, KV_TXN_CMPS_MAX, CMP_MIN_BYTES,
                         sizeof(struct kv_cmp), &a, &cmd->n_cmps,
@@ -597,4 +613,36 @@ void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc)
     kv_free(&a, cmd->then_ops);
     kv_free(&a, cmd->else_ops);
     memset(cmd, 0, sizeof(*cmd));
+}
+
+bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
+{
+    struct kv_cmd cmd;
+    bool adds = false;
+    /* Only the type byte for the common cases; a transaction is decoded
+     * (this runs only while a store is over its quota). */
+    if (buf == NULL || len < 2) {
+        return true;
+    }
+    switch (buf[1]) {
+    case KV_CMD_DELETE:
+    case KV_CMD_DELETE_RANGE:
+    case KV_CMD_MEMBER:
+    case KV_CMD_COMPACT:
+        return false;
+    case KV_CMD_TXN:
+        break;
+    default:
+        return true;
+    }
+    if (kv_cmd_decode(buf, len, NULL, &cmd) != 0) {
+        return true;
+    }
+    for (uint32_t i = 0; i < cmd.n_then + cmd.n_else; i++) {
+        const struct kv_op *op =
+            i < cmd.n_then ? &cmd.then_ops[i] : &cmd.else_ops[i - cmd.n_then];
+        adds |= op->type == KV_OP_PUT;
+    }
+    kv_cmd_free(&cmd, NULL);
+    return adds;
 }

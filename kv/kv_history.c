@@ -290,3 +290,31 @@ fail:
     }
     return rv;
 }
+
+int kv_compact_step(struct kv_store *s, bool *pending)
+{
+    MDB_txn *txn = NULL;
+    uint64_t point = 0, done = 0;
+    bool finished = false;
+    int rv;
+
+    *pending = false;
+    if (s->poisoned || s->env == NULL) {
+        return KV_EPOISONED;
+    }
+    if ((rv = kv_read_begin(s, &txn)) != 0) {
+        return rv;
+    }
+    if ((rv = kv_meta_get(s, txn, KV_META_COMPACT, &point)) == 0) {
+        rv = kv_meta_get(s, txn, KV_META_COMPACT_DONE, &done);
+    }
+    mdb_txn_abort(txn);
+    if (rv != 0 || done >= point) {
+        return rv;
+    }
+    if ((rv = compact_batch(s, point, &finished)) != 0) {
+        return rv;
+    }
+    *pending = !finished;
+    return 0;
+}

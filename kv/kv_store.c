@@ -290,6 +290,16 @@ int kv_env_open(struct kv_store *s, const char *path)
     if ((rc = mdb_env_create(&s->env)) != 0) {
         return kv_mdb_error(s, rc, "create environment");
     }
+    /* A map grown while running (kv_map_grow()) left the data file that
+     * large (MDB_WRITEMAP sizes the file to the map): keep it, or the
+     * first write after a restart would find the map full again. */
+    struct stat fst;
+    char *data = kv_path(&s->alloc, "%s/data.mdb", path);
+    if (data != NULL && stat(data, &fst) == 0 &&
+        (uint64_t)fst.st_size > s->opts.map_size) {
+        s->opts.map_size = (uint64_t)fst.st_size;
+    }
+    kv_free(&s->alloc, data);
     if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size)) != 0 ||
         (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0) {
@@ -392,7 +402,7 @@ int kv_open(const char *dir,
         s->opts.map_size = 4ull << 30;
     }
     if (s->opts.compact_batch == 0) {
-        s->opts.compact_batch = 10000;
+        s->opts.compact_batch = KV_COMPACT_BATCH_DEFAULT;
     }
     if (s->opts.max_readers == 0) {
         s->opts.max_readers = 126;
@@ -469,6 +479,85 @@ fail:
     pthread_mutex_destroy(&s->err_lock);
     kv_free(&a, s);
     return rv;
+}
+
+int kv_space(struct kv_store *s, bool count_free, struct kv_space *out)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc, rv = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (s->env == NULL) {
+        return KV_EPOISONED;
+    }
+    if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+        (rc = mdb_env_stat(s->env, &st)) != 0) {
+        return kv_mdb_error(s, rc, "space");
+    }
+    out->page_bytes = st.ms_psize;
+    out->map_bytes = (uint64_t)info.me_mapsize;
+    out->file_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if (!count_free) {
+        return 0;
+    }
+    /* LMDB's free list is database 0: one record per freeing transaction,
+     * whose value is a page-number list led by its length (as mdb_stat
+     * -f counts it). */
+    if ((rv = kv_read_begin(s, &txn)) != 0) {
+        return rv;
+    }
+    if ((rc = mdb_cursor_open(txn, 0, &cur)) != 0) {
+        rv = kv_mdb_error(s, rc, "free list");
+        goto cleanup;
+    }
+    uint64_t pages = 0;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if (v.mv_size < sizeof(size_t)) {
+            rv = kv_set_error(s, KV_ECORRUPT, "free list: short record");
+            goto cleanup;
+        }
+        size_t n; /* an MDB_ID, LMDB's page number type */
+        memcpy(&n, v.mv_data, sizeof(n));
+        pages += n;
+    }
+    if (rc != MDB_NOTFOUND) {
+        rv = kv_mdb_error(s, rc, "free list");
+        goto cleanup;
+    }
+    out->free_bytes = pages * st.ms_psize;
+    if (out->free_bytes > out->file_bytes) {
+        out->free_bytes = out->file_bytes;
+    }
+
+cleanup:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return rv;
+}
+
+int kv_map_grow(struct kv_store *s, uint64_t bytes)
+{
+    struct kv_space sp;
+    int rc;
+    int rv = kv_space(s, false, &sp);
+    if (rv != 0) {
+        return rv;
+    }
+    if (bytes < sp.file_bytes || bytes > (uint64_t)SIZE_MAX) {
+        return kv_set_error(s, KV_EINVAL, "map of %" PRIu64 " bytes", bytes);
+    }
+    bytes = (bytes + sp.page_bytes - 1) / sp.page_bytes * sp.page_bytes;
+    if ((rc = mdb_env_set_mapsize(s->env, (size_t)bytes)) != 0) {
+        return kv_mdb_error(s, rc, "grow the map");
+    }
+    s->opts.map_size = bytes;
+    return 0;
 }
 
 void kv_close(struct kv_store *s)

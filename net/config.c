@@ -130,6 +130,62 @@ static int parse_voters(struct ballotd_config *cfg, const char *v)
     return cfg->node.n_voters > 0 ? 0 : -1;
 }
 
+/* History retention: "off" (or "0"), or a comma-separated list of at most
+ * one revision count ("100000": keep that many revisions) and one age with
+ * a unit ("30m": keep what is younger; ms, s, m, h or d). Each rule
+ * compacts on its own: "100000,1h" keeps at most 100,000 revisions and
+ * nothing older than an hour. */
+static int parse_retention(struct ballotd_config *cfg, const char *v)
+{
+    static const char *const unit_names[] = {"ms", "s", "m", "h", "d"};
+    static const uint64_t unit_ms[] = {1, 1000, 60000, 3600000ull, 86400000ull};
+    char buf[128];
+    uint64_t revs = 0, ms = 0;
+    if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+        cfg->node.history_keep_revisions = 0;
+        cfg->node.history_keep_ms = 0;
+        return 0;
+    }
+    if (strlen(v) >= sizeof(buf)) {
+        return -1;
+    }
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        if (*t < '0' || *t > '9') {
+            return -1;
+        }
+        errno = 0;
+        unsigned long long n = strtoull(t, &end, 10);
+        if (errno != 0 || n == 0) {
+            return -1;
+        }
+        if (*end == '\0') {
+            if (revs != 0) {
+                return -1;
+            }
+            revs = n;
+            continue;
+        }
+        size_t i = 0;
+        size_t n_units = sizeof(unit_ms) / sizeof(unit_ms[0]);
+        while (i < n_units && strcmp(end, unit_names[i]) != 0) {
+            i++;
+        }
+        if (i == n_units || ms != 0 || n > UINT64_MAX / unit_ms[i]) {
+            return -1;
+        }
+        ms = n * unit_ms[i];
+    }
+    if (revs == 0 && ms == 0) {
+        return -1;
+    }
+    cfg->node.history_keep_revisions = revs;
+    cfg->node.history_keep_ms = ms;
+    return 0;
+}
+
 /* Applies one setting by name. Returns 0, -1 (bad value) or -2
  * (unknown name). */
 static int set(struct ballotd_config *cfg, const char *name, const char *v)
@@ -172,6 +228,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     if (strcmp(name, "serve_clients") == 0) {
         return parse_bool(v, &cfg->serve_clients);
     }
+    if (strcmp(name, "history_retention") == 0) {
+        return parse_retention(cfg, v);
+    }
     struct
     {
         const char *name;
@@ -185,6 +244,8 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         {"max_uncommitted_bytes", 1024, UINT64_MAX,
          &cfg->node.max_uncommitted_bytes, 8},
         {"kv_map_size", 1u << 20, UINT64_MAX, &cfg->node.kv_map_size, 8},
+        {"quota_bytes", 1u << 20, UINT64_MAX / 2, &cfg->node.quota_bytes, 8},
+        {"compact_batch", 1, 1000000, &cfg->node.compact_batch, 4},
         {"snapshot_every", 0, UINT64_MAX, &cfg->node.snapshot_every, 8},
         {"snapshot_trailing", 0, UINT64_MAX, &cfg->node.snapshot_trailing, 8},
         {"checkpoint_every", 1, UINT64_MAX, &cfg->node.checkpoint_every, 8},

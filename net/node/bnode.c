@@ -53,6 +53,9 @@ static const struct
     {BNODE_ECOMPACTED, "the revision was compacted"},
     {BNODE_ECLOCK, "the clock is too far behind the last ID minted"},
     {BNODE_ECONFPENDING, "another membership change is in progress"},
+    {BNODE_ENOSPACE,
+     "the store is over its quota: only deletes and "
+     "compactions are taken"},
 };
 
 const char *bnode_strerror(int code)
@@ -80,6 +83,7 @@ void bnode_options_default(struct bnode_options *opts)
     opts->max_uncommitted_bytes = 64u << 20;
     opts->max_entry_bytes = KV_CMD_BYTES_MAX;
     opts->log_level = BNODE_LOG_INFO;
+    opts->history_keep_revisions = BNODE_HISTORY_KEEP_DEFAULT;
 }
 
 static uint64_t now_ms(struct bnode *node)
@@ -99,12 +103,22 @@ static void kick(struct bnode *node)
     }
 }
 
+void bnode_kick(struct bnode *node)
+{
+    kick(node);
+}
+
 static void on_idle(uv_idle_t *h)
 {
     struct bnode *node = h->data;
     node->idle_active = false;
     uv_idle_stop(h);
     drive(node);
+    /* One bounded step of a pending history compaction per loop turn, so
+     * that clients and peers are served between two steps. */
+    if (space_compact_step(node)) {
+        kick(node);
+    }
 }
 
 /* ---- message copies ---------------------------------------------------- */
@@ -424,6 +438,7 @@ static void feed(struct bnode *node)
         raft_tick(node->raft);
         ckpt_on_tick(node);
         bnode_watch_tick(node);
+        space_on_tick(node);
     }
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
@@ -598,6 +613,14 @@ static void apply_committed(struct bnode *node,
     }
     memset(&res, 0, sizeof(res));
     int rv = kv_apply(node->kv, entries, n, &res);
+    /* A full map is not a full disk: map more and apply again (nothing of
+     * the failed batch was applied). */
+    for (int grows = 0; rv == KV_EFULL && grows < 8; grows++) {
+        if (space_grow_map(node) != 0) {
+            break;
+        }
+        rv = kv_apply(node->kv, entries, n, &res);
+    }
     if (rv != 0) {
         char msg[256];
         kv_errmsg(node->kv, msg, sizeof(msg));
@@ -610,6 +633,7 @@ static void apply_committed(struct bnode *node,
     if (bnode_members_touched(&res)) {
         (void)bnode_members_sync(node);
     }
+    space_after_apply(node, &res);
     complete_writes(node, entries, &res);
     kv_apply_result_free(&res);
     node->entries_applied += n;
@@ -817,6 +841,9 @@ int bnode_propose(struct bnode *node,
     if (raft_state_of(node->raft) != RAFT_LEADER) {
         return BNODE_ENOTLEADER;
     }
+    if (space_refuses(node, cmd, len)) {
+        return BNODE_ENOSPACE;
+    }
     return submit(node, cmd, len, 0, 0, cb, arg);
 }
 
@@ -904,7 +931,16 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     if (kv_status(node->kv, &ks) == 0) {
         out->revision = ks.revision;
         out->db_bytes = ks.db_bytes;
+        out->compact_revision = ks.compact_revision;
+        out->history_events = ks.history_events;
     }
+    out->db_free_bytes = node->space.free_bytes;
+    out->map_bytes = node->space.map_bytes;
+    out->quota_bytes = node->opts.quota_bytes;
+    out->over_quota = node->over_quota;
+    out->map_grows = node->map_grows;
+    out->compaction_pending = node->compact_pending;
+    out->compactions = node->compactions;
     out->conf = *raft_conf_of(node->raft);
     out->proposals_pending = node->n_writes;
     out->reads_pending = node->n_reads;
@@ -1018,10 +1054,12 @@ int bnode_start(uv_loop_t *loop,
         free(node);
         return BNODE_EINVAL;
     }
+    space_configure(node);
     rv = bnode_open_storage(node, errmsg, errmsg_len);
     if (rv != 0) {
         goto err;
     }
+    space_open(node);
     if (opts->id <= SNOWFLAKE_NODE_MAX) {
         char path[sizeof(node->data_dir) + 16];
         snprintf(path, sizeof(path), "%s/snowflake", node->data_dir);

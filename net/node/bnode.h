@@ -53,6 +53,11 @@ enum {
     BNODE_ECOMPACTED = -7012,
     /* The clock is too far behind the last ID this node minted. */
     BNODE_ECLOCK = -7013,
+    /* Definitely not applied: the store is over its quota
+     * (bnode_options.quota_bytes) and the command could make it larger.
+     * Deletes and compactions are still taken; writes are again once they
+     * freed space. */
+    BNODE_ENOSPACE = -7099,
 };
 
 const char *bnode_strerror(int code);
@@ -118,7 +123,23 @@ struct bnode_options
     unsigned persist_inline_max;
     uint64_t max_uncommitted_bytes;
     uint32_t max_entry_bytes;
-    uint64_t kv_map_size; /* 0: kv's default */
+    /* The LMDB map: the most the store file may grow to before the node
+     * maps more (it does, on its own, whenever an apply finds the map
+     * full). 0: BNODE_MAP_DEFAULT, and at least twice @quota_bytes. */
+    uint64_t kv_map_size;
+    /* The store's quota: while its live data (file minus free pages) is
+     * above it, writes that could make it larger are refused with
+     * BNODE_ENOSPACE before they are proposed. 0: half the map. */
+    uint64_t quota_bytes;
+    /* History retention (docs/operations.md, "History"): the leader
+     * compacts, through the log, the history more than
+     * @history_keep_revisions revisions behind the store revision and the
+     * history older than @history_keep_ms; 0 turns a rule off. */
+    uint64_t history_keep_revisions;
+    uint64_t history_keep_ms;
+    /* History records deleted per compaction step, between applies (0:
+     * KV_COMPACT_BATCH_DEFAULT). */
+    uint32_t compact_batch;
 
     /* Where log lines go (NULL: nowhere), and the lowest level sent. */
     bnode_log_cb log;
@@ -129,10 +150,16 @@ struct bnode_options
     void *halt_arg;
 };
 
+/* The map when none is given, and the history kept by default. */
+#define BNODE_MAP_DEFAULT (4ull << 30)
+#define BNODE_HISTORY_KEEP_DEFAULT 100000u
+
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
  * (300-600 ms), heartbeat every 3, a snapshot every 100,000 entries with
  * 10,000 kept behind it, an LMDB checkpoint every 50,000 entries and after
- * one idle second, batches of up to 8 entries persisted on the loop. */
+ * one idle second, batches of up to 8 entries persisted on the loop, the
+ * last BNODE_HISTORY_KEEP_DEFAULT revisions of history kept, a 4 GiB map
+ * and a quota of half of it. */
 void bnode_options_default(struct bnode_options *opts);
 
 struct bnode;
@@ -191,6 +218,19 @@ struct bnode_status
     raft_index snapshot_index;
     uint64_t revision;
     uint64_t db_bytes; /* the store's data file in use (kv_status) */
+    /* Space (measured at most every few ticks): free pages inside
+     * @db_bytes, the map, the quota and whether writes are refused. */
+    uint64_t db_free_bytes;
+    uint64_t map_bytes;
+    uint64_t quota_bytes;
+    bool over_quota;
+    uint64_t map_grows; /* times the map was found full and grown */
+    /* History: its compaction point, records kept, whether records below
+     * the point still await deletion, compaction entries applied. */
+    uint64_t compact_revision;
+    uint64_t history_events;
+    bool compaction_pending;
+    uint64_t compactions;
     struct raft_conf conf;
     uint64_t proposals_pending;
     uint64_t reads_pending;

@@ -150,6 +150,23 @@ struct bnode
     /* Exports (bnode_export.c). */
     char export_dir[4200];
     uint64_t exports_made; /* numbers the export files */
+    /* History compaction and the quota (bnode_space.c). */
+    uint64_t space_ticks;      /* ticks seen, the clock of what follows */
+    bool compact_pending;      /* history below the point awaits deletion */
+    bool compact_proposed;     /* our retention entry is in flight */
+    uint64_t compact_revision; /* the point, as last seen */
+    uint64_t compactions;      /* KV_CMD_COMPACT entries applied here */
+    struct rev_sample
+    {
+        uint64_t ms;
+        uint64_t revision;
+    } rev_samples[16]; /* for time retention: revision every keep_ms/10 */
+    unsigned n_rev_samples;
+    uint64_t last_sample_ms;
+    struct kv_space space;  /* as last measured */
+    uint64_t space_counted; /* space_ticks when free pages were counted */
+    bool over_quota;
+    uint64_t map_grows;
     bool halted;
     bool stopping;
     void (*stop_cb)(void *arg);
@@ -212,6 +229,27 @@ void ckpt_start(struct bnode *node);
  * checkpoint; before a snapshot install replaces the environment. */
 void ckpt_wait(struct bnode *node);
 
+/* bnode_space.c */
+
+/* Sets the map and quota defaults in node->opts (before the store opens)
+ * and reads the store's compaction state once it is open. */
+void space_configure(struct bnode *node);
+void space_open(struct bnode *node);
+/* Per tick: time samples, the leader's retention decisions, a periodic
+ * measure of the space. */
+void space_on_tick(struct bnode *node);
+/* After an applied batch: notes compaction entries and measures the
+ * space cheaply. */
+void space_after_apply(struct bnode *node, const struct kv_apply_result *res);
+/* On the loop, between cycles: one bounded compaction step if some is
+ * pending; true if more remains (the caller runs again soon). */
+bool space_compact_step(struct bnode *node);
+/* kv_apply() found the map full: waits until no worker uses the store
+ * and maps twice as much. Returns 0 (retry the apply) or an error. */
+int space_grow_map(struct bnode *node);
+/* Whether a proposal of @cmd must be refused for the quota. */
+bool space_refuses(struct bnode *node, const uint8_t *cmd, size_t len);
+
 /* bnode_open.c */
 /* Formats a start-up error into @errmsg (@len bytes; NULL: none). */
 void bnode_errorf(char *errmsg, size_t len, const char *fmt, ...)
@@ -223,6 +261,8 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len);
 
 /* bnode.c */
 void bnode_halt(struct bnode *node, const char *what);
+/* Runs the cycle (and a pending compaction step) at the next loop turn. */
+void bnode_kick(struct bnode *node);
 /* Closes everything once nothing is in flight (bnode_stop()). */
 void bnode_stop_now(struct bnode *node);
 

@@ -112,6 +112,7 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     }
     memset(&ko, 0, sizeof(ko));
     ko.map_size = node->opts.kv_map_size;
+    ko.compact_batch = node->opts.compact_batch;
     rv = kv_open(path, &ko, &node->kv, kverr, sizeof(kverr));
     bool torn = rv == KV_ETORN;
     if (rv != 0 && !torn) {

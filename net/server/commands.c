@@ -190,6 +190,17 @@ void rep_node_error(struct cmd_req *r, int code, bool write)
     case BNODE_ETOOBIG:
         rep_error(r, "ERR command too large for one log entry");
         return;
+    case BNODE_ENOSPACE: {
+        struct bnode_status st;
+        bnode_status(node, &st);
+        rep_errorf(r,
+                   "NOSPACE the store is over its quota (%llu of %llu bytes "
+                   "live), not applied: delete keys or compact the history "
+                   "(BCOMPACT); reads and deletes still work",
+                   (unsigned long long)(st.db_bytes - st.db_free_bytes),
+                   (unsigned long long)st.quota_bytes);
+        return;
+    }
     case BNODE_ENOMEM:
         rep_error(r, "ERR out of memory");
         return;
@@ -440,6 +451,8 @@ const struct cmd_def cmd_table[] = {
     {"bstatus", 1, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bstatus, NULL, NULL, 0, 0, 0},
     {"btransfer", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_btransfer, NULL, NULL, 0, 0, 0},
     {"bmember", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bmember, NULL, NULL, 0, 0, 0},
+    {"bcompact", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bcompact, NULL, NULL, 0, 0, 0},
+    {"bhistory", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bhistory, NULL, NULL, 0, 0, 0},
     {"bsnapshot", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bsnapshot, NULL, NULL, 0, 0, 0},
     {"bwatch", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bwatch, NULL, NULL, 1, 1, 1},
     {"bunwatch", -1, CMD_NOMULTI, CMD_ORDER_FREE, cmd_bunwatch, NULL, NULL, 0, 0, 0},

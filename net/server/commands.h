@@ -429,6 +429,10 @@ void cmd_read_start(struct cmd_req *r,
                     const char *const *argv,
                     const size_t *argvlen);
 
+/* commands_space.c: BCOMPACT and BHISTORY. */
+CMD_DECL(cmd_bcompact);
+CMD_DECL(cmd_bhistory);
+
 /* commands_snapshot.c: BSNAPSHOT, copies of the store for clients. */
 CMD_DECL(cmd_bsnapshot);
 /** Releases (deletes) every export of @c. */

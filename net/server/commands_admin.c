@@ -420,7 +420,7 @@ CMD_DECL(cmd_bstatus)
     (void)argvlen;
     bnode_status(env->node, &st);
     leader = bnode_leader_addr(env->node);
-    rep_map(r, 14);
+    rep_map(r, 23);
     rep_field_int(r, "id", (int64_t)st.id);
     rep_cstr(r, "role");
     rep_cstr(r, role_of(st.state));
@@ -439,6 +439,15 @@ CMD_DECL(cmd_bstatus)
     rep_field_int(r, "snapshot_index", (int64_t)st.snapshot_index);
     rep_field_int(r, "revision", (int64_t)st.revision);
     rep_field_int(r, "db_bytes", (int64_t)st.db_bytes);
+    rep_field_int(r, "db_free_bytes", (int64_t)st.db_free_bytes);
+    rep_field_int(r, "map_bytes", (int64_t)st.map_bytes);
+    rep_field_int(r, "map_grows", (int64_t)st.map_grows);
+    rep_field_int(r, "quota_bytes", (int64_t)st.quota_bytes);
+    rep_field_int(r, "over_quota", st.over_quota ? 1 : 0);
+    rep_field_int(r, "compact_revision", (int64_t)st.compact_revision);
+    rep_field_int(r, "history_events", (int64_t)st.history_events);
+    rep_field_int(r, "compaction_pending", st.compaction_pending ? 1 : 0);
+    rep_field_int(r, "compactions", (int64_t)st.compactions);
     rep_field_int(r, "proposals_pending", (int64_t)st.proposals_pending);
     rep_cstr(r, "members");
     uint32_t nm = st.conf.n < RAFT_CONF_MAX ? st.conf.n : RAFT_CONF_MAX;

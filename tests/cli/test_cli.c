@@ -350,6 +350,26 @@ START_TEST(test_cli_member_status_and_leader_transfer)
 }
 END_TEST
 
+/* compact drops the history below a revision on every member and prints
+ * the compaction point; a revision beyond the store's fails. */
+START_TEST(test_cli_compact_prints_the_compaction_point)
+{
+    (void)start_cluster();
+    cJSON *j;
+    char *out = NULL;
+    for (int i = 0; i < 3; i++) {
+        j = ok_json(eps_all, "put", "k", "v", NULL, NULL);
+        cJSON_Delete(j);
+    }
+    j = ok_json(eps_all, "compact", "2", NULL, NULL, NULL);
+    ck_assert(num(j, "compact_revision") == 2);
+    cJSON_Delete(j);
+    int rc = run(eps_all, &out, "compact", "999", NULL, NULL, NULL, NULL);
+    ck_assert_msg(rc != 0 && strstr(out, "beyond") != NULL, "%d: %s", rc, out);
+    free(out);
+}
+END_TEST
+
 /* A dead first endpoint is skipped; writes sent to a follower follow the
  * NOTLEADER redirect. */
 START_TEST(test_cli_endpoint_failover_and_redirect)
@@ -989,6 +1009,8 @@ int main(int argc, char **argv)
          test_cli_member_status_and_leader_transfer},
         {"endpoint_failover_and_redirect",
          test_cli_endpoint_failover_and_redirect},
+        {"compact_prints_the_compaction_point",
+         test_cli_compact_prints_the_compaction_point},
         {"exit_codes", test_cli_exit_codes},
         {"snapshot_save_and_restore_a_new_cluster",
          test_cli_snapshot_save_and_restore_a_new_cluster},
