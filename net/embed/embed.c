@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "embed_internal.h"
+#include "fdlimit.h"
 #include "metrics.h"
 #include "server.h"
+#include "transport.h"
 
 bool embed_on_loop(const struct ballot *b)
 {
@@ -61,11 +63,69 @@ set_err(char *errmsg, size_t len, const char *fmt, ...)
     }
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void
+logf_(struct ballot *b, int level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    if (b->log == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    b->log(b->log_arg, level, msg);
+}
+
+/* Every descriptor the node and its ports may hold must fit under
+ * RLIMIT_NOFILE before anything opens, so that clients can never take the
+ * ones the node needs (fdlimit.h): raises the soft limit, or lowers
+ * max_clients. */
+static int fit_descriptors(struct ballot *b, char *errmsg, size_t errmsg_len)
+{
+    struct ballotd_config *cfg = &b->cfg;
+    struct fdlimit_plan fds;
+    char err[512];
+    unsigned fixed = FDLIMIT_NODE_RESERVE + TRANSPORT_FDS_MAX;
+    unsigned clients = 0;
+    if (cfg->serve_clients) {
+        fixed +=
+            server_fds_max(0) + (cfg->metrics_port > 0 ? METRICS_FDS_MAX : 0);
+        clients = cfg->max_clients;
+    }
+    if (fdlimit_apply(fixed, clients, &fds, err, sizeof(err)) != 0) {
+        set_err(errmsg, errmsg_len, "cannot start the node: %s", err);
+        return BALLOT_EOPEN;
+    }
+    if (fds.raised) {
+        logf_(
+            b, BALLOT_LOG_INFO, "raised the descriptor limit from %llu to %llu",
+            (unsigned long long)fds.soft_before, (unsigned long long)fds.soft);
+    }
+    if (fds.lowered) {
+        logf_(b, BALLOT_LOG_WARN,
+              "max_clients lowered from %u to %u: the descriptor limit is "
+              "%llu (hard %llu) and the node keeps %u for itself and its "
+              "ports; raise it (ulimit -n, LimitNOFILE=) for more clients",
+              cfg->max_clients, fds.max_clients, (unsigned long long)fds.soft,
+              (unsigned long long)fds.hard, fixed);
+        cfg->max_clients = fds.max_clients;
+    }
+    return 0;
+}
+
 /* Starts the node and its listeners on @b->loop (the calling thread). */
 static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
 {
     struct ballotd_config *cfg = &b->cfg;
     char err[512] = "";
+    int rc = fit_descriptors(b, errmsg, errmsg_len);
+    if (rc != 0) {
+        return rc;
+    }
     cfg->node.data_dir = cfg->data_dir;
     cfg->node.log = on_node_log;
     cfg->node.log_arg = b;
@@ -89,6 +149,9 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         so.output_bytes_max = cfg->max_output_bytes;
         so.pipeline_max = cfg->max_pipeline;
         so.limits.request_bytes_max = cfg->max_request_bytes;
+        so.idle_timeout_ms = cfg->idle_timeout_ms;
+        so.request_timeout_ms = cfg->request_timeout_ms;
+        so.export_idle_ms = cfg->export_idle_ms;
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,

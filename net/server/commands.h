@@ -68,6 +68,9 @@ struct cmd_env
     unsigned n_clients;
     uint64_t total_connections;
     uint64_t rejected_connections;
+    uint64_t evicted_connections;  /* idle, displaced at max_clients */
+    uint64_t timedout_connections; /* idle or unfinished request */
+    uint64_t expired_exports;      /* released unread (export_idle_ms) */
     uint64_t total_commands;
     uint64_t start_ms;
     int port;
@@ -433,6 +436,11 @@ void cmd_read_start(struct cmd_req *r,
 CMD_DECL(cmd_bsnapshot);
 /** Releases (deletes) every export of @c. */
 void cmd_client_exports_release(struct cmd_client *c);
+/** Releases the exports of @c not read for @idle_ms. Only while no request
+ * of @c runs (a READ in flight uses its export). */
+void cmd_client_exports_expire(struct cmd_client *c,
+                               uint64_t now_ms,
+                               uint64_t idle_ms);
 
 /* commands_native.c: DEL and the native commands. */
 CMD_DECL(cmd_del);
