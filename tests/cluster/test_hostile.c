@@ -296,12 +296,13 @@ static void prober_stop(struct prober *p, const char *what)
  */
 
 /* Under `ulimit -n 256`, 600 connections to the leader and 300 to a
- * follower while writes make the nodes open files (snapshots every 200
- * entries, checkpoints): connections are refused, no node halts, and a
- * new client gets in once the idle ones may be displaced. */
+ * follower, then writes through a client connected before (snapshots
+ * every 200 entries) and a pause (the idle checkpoint): the nodes open
+ * files meanwhile. Connections are refused, no node halts, and a new
+ * client gets in once the idle ones may be displaced. Twice. */
 START_TEST(test_hostile_descriptor_exhaustion_under_low_ulimit_refuses_clients)
 {
-    enum { AT_LEADER = 600, AT_FOLLOWER = 300 };
+    enum { AT_LEADER = 600, AT_FOLLOWER = 300, WRITES = 250 };
     static const char *const extra[] = {"--snapshot_every", "200",
                                         "--snapshot_trailing", "50", NULL};
     static int lfds[AT_LEADER], ffds[AT_FOLLOWER];
@@ -313,17 +314,29 @@ START_TEST(test_hostile_descriptor_exhaustion_under_low_ulimit_refuses_clients)
     }
     unsigned leader = wait_leader(&c);
     unsigned follower = leader % 3 + 1;
-    struct prober pr;
-    prober_start(&pr, port_of(&c, leader));
     for (int round = 0; round < 2; round++) {
+        /* Connected before the flood; an idle client may be displaced, so
+         * one per round. */
+        struct cl_conn w;
+        ck_assert_int_eq(cl_connect(&w, port_of(&c, leader), 3000), 0);
         for (unsigned i = 0; i < AT_LEADER; i++) {
             lfds[i] = raw_connect(port_of(&c, leader));
         }
         for (unsigned i = 0; i < AT_FOLLOWER; i++) {
             ffds[i] = raw_connect(port_of(&c, follower));
         }
-        /* Writes go on for a while: snapshots, checkpoints, WAL segments
-         * all open files now. */
+        for (unsigned i = 0; i < WRITES; i++) {
+            char key[32];
+            snprintf(key, sizeof(key), "fd:%d:%u", round, i);
+            const char *set[] = {"SET", key, "v"};
+            struct cl_reply r;
+            ck_assert_int_eq(cl_call(&w, 10000, &r, 3, set), 0);
+            ck_assert_msg(r.type == CL_STATUS, "SET %s: %s", key,
+                          r.str ? r.str : "");
+            cl_reply_free(&r);
+        }
+        cl_close(&w);
+        /* Idle: LMDB is checkpointed, a snapshot is written. */
         usleep(3000000);
         assert_all_alive(&c);
         /* The idle connections may now be displaced by a new client. */
@@ -337,7 +350,6 @@ START_TEST(test_hostile_descriptor_exhaustion_under_low_ulimit_refuses_clients)
         usleep(500000);
         assert_all_alive(&c);
     }
-    prober_stop(&pr, "descriptor exhaustion");
     char *log = read_log(&c, leader);
     ck_assert_msg(strstr(log, "max_clients lowered from 10000 to ") != NULL,
                   "the leader did not fit max_clients to its limit");
