@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bnode.h"
+#include "looplag.h"
 #include "server.h"
 
 #define METRICS_REQUEST_MAX 8192
@@ -39,6 +40,7 @@ struct metrics
     unsigned n_conns;
     struct bnode *node;
     struct server *srv;
+    struct looplag *lag;
     struct metrics_conn *conns;
     int open_handles;
     void (*stop_cb)(void *arg);
@@ -111,11 +113,16 @@ static size_t render(struct metrics *m, char *body)
 {
     struct bnode_status st;
     struct server_stats ss;
+    struct looplag_stats ls;
     size_t len = 0;
     bnode_status(m->node, &st);
     memset(&ss, 0, sizeof(ss));
+    memset(&ls, 0, sizeof(ls));
     if (m->srv != NULL) {
         server_stats(m->srv, &ss);
+    }
+    if (m->lag != NULL) {
+        looplag_stats(m->lag, &ls);
     }
     const struct
     {
@@ -145,6 +152,10 @@ static size_t render(struct metrics *m, char *body)
         {"ballot_client_connections_timedout_total", "counter", ss.timedout},
         {"ballot_snapshot_exports_expired_total", "counter",
          ss.exports_expired},
+        {"ballot_loop_iterations_total", "counter", ls.iterations},
+        {"ballot_loop_slow_iterations_total", "counter", ls.slow},
+        {"ballot_loop_busy_max_ms", "gauge", ls.busy_max_ms},
+        {"ballot_loop_busy_recent_max_ms", "gauge", ls.busy_last_max_ms},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,
@@ -374,6 +385,7 @@ int metrics_start(uv_loop_t *loop,
                   int port,
                   struct bnode *node,
                   struct server *srv,
+                  struct looplag *lag,
                   struct metrics **out,
                   char *errmsg,
                   size_t errmsg_len)
@@ -392,6 +404,7 @@ int metrics_start(uv_loop_t *loop,
     m->loop = loop;
     m->node = node;
     m->srv = srv;
+    m->lag = lag;
     uv_tcp_init(loop, &m->listener);
     m->listener.data = m;
     uv_timer_init(loop, &m->timer);

@@ -18,6 +18,7 @@
 struct bnode;
 struct server;
 struct metrics;
+struct looplag;
 
 /* Connections the metrics port serves at once; more are closed at once.
  * A scraper needs one. */
@@ -31,14 +32,15 @@ struct metrics;
  * listener and one being accepted. */
 #define METRICS_FDS_MAX (METRICS_CONNS_MAX + 2u)
 
-/* Starts listening on @host:@port. @node and @srv are borrowed until
- * metrics_stop()'s callback (@srv may be NULL). Returns 0 or -1 with a
- * message in @errmsg. */
+/* Starts listening on @host:@port. @node, @srv and @lag are borrowed
+ * until metrics_stop()'s callback (@srv and @lag may be NULL). Returns 0
+ * or -1 with a message in @errmsg. */
 int metrics_start(uv_loop_t *loop,
                   const char *host,
                   int port,
                   struct bnode *node,
                   struct server *srv,
+                  struct looplag *lag,
                   struct metrics **out,
                   char *errmsg,
                   size_t errmsg_len);

@@ -12,6 +12,7 @@
 
 #include "embed_internal.h"
 #include "fdlimit.h"
+#include "looplag.h"
 #include "metrics.h"
 #include "server.h"
 #include "transport.h"
@@ -80,6 +81,17 @@ logf_(struct ballot *b, int level, const char *fmt, ...)
     b->log(b->log_arg, level, msg);
 }
 
+static void on_slow_loop(void *arg, uint64_t busy_ms, uint64_t unreported)
+{
+    struct ballot *b = arg;
+    logf_(b, BALLOT_LOG_WARN,
+          "the event loop was busy for %llu ms in one turn (loop_warn_ms "
+          "%llu): clients, heartbeats and elections waited meanwhile; %llu "
+          "more such turns since the last line",
+          (unsigned long long)busy_ms, (unsigned long long)b->cfg.loop_warn_ms,
+          (unsigned long long)unreported);
+}
+
 /* Every descriptor the node and its ports may hold must fit under
  * RLIMIT_NOFILE before anything opens, so that clients can never take the
  * ones the node needs (fdlimit.h): raises the soft limit, or lowers
@@ -140,6 +152,12 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
     uv_timer_init(b->loop, &b->halt_timer);
     b->halt_timer.data = b;
     b->parts_running = 1;
+    rv = looplag_start(b->loop, cfg->loop_warn_ms, on_slow_loop, b, &b->lag);
+    if (rv != 0) {
+        logf_(b, BALLOT_LOG_WARN,
+              "cannot measure the event loop's busy time: %s", uv_strerror(rv));
+        b->lag = NULL;
+    }
     if (cfg->serve_clients) {
         struct server_options so;
         server_options_default(&so);
@@ -169,7 +187,8 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
     }
     if (cfg->serve_clients && cfg->metrics_port > 0) {
         if (metrics_start(b->loop, cfg->client_host, cfg->metrics_port, b->node,
-                          b->server, &b->metrics, err, sizeof(err)) != 0) {
+                          b->server, b->lag, &b->metrics, err,
+                          sizeof(err)) != 0) {
             set_err(errmsg, errmsg_len, "cannot serve metrics: %s", err);
             return BALLOT_EOPEN;
         }
@@ -220,6 +239,10 @@ static void on_part_stopped(void *arg)
     struct ballot *b = arg;
     if (--b->parts_running > 0) {
         return;
+    }
+    if (b->lag != NULL) {
+        looplag_stop(b->lag);
+        b->lag = NULL;
     }
     /* The last handle of ours; @b may be freed once it is closed. */
     uv_close((uv_handle_t *)&b->halt_timer, on_halt_timer_closed);

@@ -10,54 +10,11 @@
 
 #include "bnode.h"
 #include "commands.h"
+#include "glob.h"
 #include "kv.h"
 
 /* ---------------------------------------------------------------------- */
 /* Glob matching                                                           */
-
-static unsigned char fold(unsigned char c, bool nocase)
-{
-    return nocase && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/* Matches one bracket class at @p (just after '['); advances *pi past the
- * closing ']' (or to the end if there is none) and returns whether @c is
- * in the class. */
-static bool match_class(const char *p,
-                        size_t plen,
-                        size_t *pi,
-                        unsigned char c,
-                        bool nocase)
-{
-    size_t i = *pi;
-    bool neg = false;
-    bool hit = false;
-    if (i < plen && p[i] == '^') {
-        neg = true;
-        i++;
-    }
-    for (; i < plen && p[i] != ']'; i++) {
-        if (p[i] == '\\' && i + 1 < plen) {
-            i++;
-            hit |= fold((unsigned char)p[i], nocase) == fold(c, nocase);
-        } else if (i + 2 < plen && p[i + 1] == '-' && p[i + 2] != ']') {
-            unsigned char lo = fold((unsigned char)p[i], nocase);
-            unsigned char hi = fold((unsigned char)p[i + 2], nocase);
-            unsigned char x = fold(c, nocase);
-            if (lo > hi) {
-                unsigned char t = lo;
-                lo = hi;
-                hi = t;
-            }
-            hit |= x >= lo && x <= hi;
-            i += 2;
-        } else {
-            hit |= fold((unsigned char)p[i], nocase) == fold(c, nocase);
-        }
-    }
-    *pi = i < plen ? i + 1 : i;
-    return neg ? !hit : hit;
-}
 
 bool cmd_glob_match(const char *p,
                     size_t plen,
@@ -65,60 +22,13 @@ bool cmd_glob_match(const char *p,
                     size_t slen,
                     bool nocase)
 {
-    /* Iterative matching with one backtrack point for the last '*': linear
-     * in practice and never recursive, so a hostile pattern cannot blow the
-     * stack. */
-    size_t pi = 0, si = 0;
-    size_t star_p = SIZE_MAX, star_s = 0;
-    while (si < slen) {
-        if (pi < plen) {
-            char pc = p[pi];
-            if (pc == '*') {
-                while (pi < plen && p[pi] == '*') {
-                    pi++;
-                }
-                if (pi == plen) {
-                    return true;
-                }
-                star_p = pi;
-                star_s = si;
-                continue;
-            }
-            if (pc == '?') {
-                pi++;
-                si++;
-                continue;
-            }
-            if (pc == '[') {
-                size_t next = pi + 1;
-                if (match_class(p, plen, &next, (unsigned char)s[si], nocase)) {
-                    pi = next;
-                    si++;
-                    continue;
-                }
-            } else {
-                size_t at = pi;
-                if (pc == '\\' && pi + 1 < plen) {
-                    at = pi + 1;
-                }
-                if (fold((unsigned char)p[at], nocase) ==
-                    fold((unsigned char)s[si], nocase)) {
-                    pi = at + 1;
-                    si++;
-                    continue;
-                }
-            }
-        }
-        if (star_p == SIZE_MAX) {
-            return false;
-        }
-        pi = star_p;
-        si = ++star_s;
+    struct glob *g;
+    if (glob_compile(p, plen, slen, nocase, &g) != 0) {
+        return false;
     }
-    while (pi < plen && p[pi] == '*') {
-        pi++;
-    }
-    return pi == plen;
+    bool hit = glob_match(g, s, slen);
+    glob_free(g);
+    return hit;
 }
 
 /* The literal bytes a pattern's matches must start with. */
@@ -298,9 +208,14 @@ static void keys_read(struct cmd_req *r,
     size_t end_len = 0;
     bool skip_first = false;
     struct key_list out = {0};
+    struct glob *g;
     (void)argc;
     if (pre > KV_KEY_BYTES_MAX) {
         rep_array(r, 0); /* no stored key is that long */
+        return;
+    }
+    if (glob_compile(pat, plen, KV_KEY_BYTES_MAX, false, &g) != 0) {
+        rep_error(r, "ERR out of memory");
         return;
     }
     memcpy(start, pat, pre);
@@ -324,6 +239,7 @@ static void keys_read(struct cmd_req *r,
         if (rc != 0) {
             kv_range_result_free(&res);
             key_list_free(&out);
+            glob_free(g);
             rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
             return;
         }
@@ -333,11 +249,11 @@ static void keys_read(struct cmd_req *r,
                 memcmp(p->key, start, start_len) == 0) {
                 continue;
             }
-            if (cmd_glob_match(pat, plen, (const char *)p->key, p->key_len,
-                               false) &&
+            if (glob_match(g, (const char *)p->key, p->key_len) &&
                 key_list_add(&out, p->key, p->key_len) != 0) {
                 kv_range_result_free(&res);
                 key_list_free(&out);
+                glob_free(g);
                 rep_error(r, "ERR out of memory");
                 return;
             }
@@ -352,6 +268,7 @@ static void keys_read(struct cmd_req *r,
         kv_range_result_free(&res);
         if (out.bytes > r->client->env->opts.output_bytes_max) {
             key_list_free(&out);
+            glob_free(g);
             rep_error(r, "ERR reply too large for the output buffer limit");
             return;
         }
@@ -359,6 +276,7 @@ static void keys_read(struct cmd_req *r,
             break;
         }
     }
+    glob_free(g);
     rep_array(r, out.n);
     for (size_t i = 0; i < out.n; i++) {
         rep_bulk(r, out.v[i].key, out.v[i].len);
@@ -547,13 +465,20 @@ static void scan_read(struct cmd_req *r,
         memcmp(res.kvs[0].key, start, start_len) == 0) {
         first = 1;
     }
+    struct glob *g = NULL;
+    if (a.match != NULL &&
+        glob_compile(a.match, a.match_len, KV_KEY_BYTES_MAX, false, &g) != 0) {
+        kv_range_result_free(&res);
+        rep_error(r, "ERR out of memory");
+        return;
+    }
+    /* Matched twice (to count, then to reply): each costs the key's
+     * length times the pattern's tokens / 64 word operations at most. */
     size_t matched = 0;
     for (size_t i = first; i < res.n_kvs; i++) {
-        matched +=
-            !a.type_other &&
-            (a.match == NULL ||
-             cmd_glob_match(a.match, a.match_len, (const char *)res.kvs[i].key,
-                            res.kvs[i].key_len, false));
+        matched += !a.type_other &&
+                   (g == NULL || glob_match(g, (const char *)res.kvs[i].key,
+                                            res.kvs[i].key_len));
     }
     uint64_t next = 0;
     if (res.more && res.n_kvs > 0) {
@@ -561,6 +486,7 @@ static void scan_read(struct cmd_req *r,
         next = cursor_save(env, last->key, last->key_len);
         if (next == 0) {
             kv_range_result_free(&res);
+            glob_free(g);
             rep_error(r, "ERR out of memory");
             return;
         }
@@ -572,12 +498,12 @@ static void scan_read(struct cmd_req *r,
     rep_array(r, matched);
     for (size_t i = first; i < res.n_kvs; i++) {
         if (!a.type_other &&
-            (a.match == NULL ||
-             cmd_glob_match(a.match, a.match_len, (const char *)res.kvs[i].key,
-                            res.kvs[i].key_len, false))) {
+            (g == NULL ||
+             glob_match(g, (const char *)res.kvs[i].key, res.kvs[i].key_len))) {
             rep_bulk(r, res.kvs[i].key, res.kvs[i].key_len);
         }
     }
+    glob_free(g);
     kv_range_result_free(&res);
 }
 
