@@ -8,6 +8,8 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "fdlimit.h"
+#include "glob.h"
 #include "harness.h"
 
 static struct harness h;
@@ -244,6 +247,254 @@ START_TEST(test_hostile_descriptor_plan_fits_max_clients_to_the_limit)
 }
 END_TEST
 
+/* ---- glob ------------------------------------------------------------ */
+
+/* The matcher KEYS and SCAN used before (one backtrack point for the last
+ * star, the class re-parsed at every attempt): correct, but its time grew
+ * with the pattern's length times the subject's. Kept as the reference
+ * the bounded matcher must agree with. */
+static unsigned char ref_fold(unsigned char b, bool nocase)
+{
+    return nocase && b >= 'A' && b <= 'Z' ? (unsigned char)(b + 32) : b;
+}
+
+static bool ref_class(const char *p,
+                      size_t plen,
+                      size_t *pi,
+                      unsigned char b,
+                      bool nocase)
+{
+    size_t i = *pi;
+    bool neg = false, hit = false;
+    if (i < plen && p[i] == '^') {
+        neg = true;
+        i++;
+    }
+    for (; i < plen && p[i] != ']'; i++) {
+        if (p[i] == '\\' && i + 1 < plen) {
+            i++;
+            hit |= ref_fold((unsigned char)p[i], nocase) == ref_fold(b, nocase);
+        } else if (i + 2 < plen && p[i + 1] == '-' && p[i + 2] != ']') {
+            unsigned char lo = ref_fold((unsigned char)p[i], nocase);
+            unsigned char hi = ref_fold((unsigned char)p[i + 2], nocase);
+            unsigned char x = ref_fold(b, nocase);
+            if (lo > hi) {
+                unsigned char t = lo;
+                lo = hi;
+                hi = t;
+            }
+            hit |= x >= lo && x <= hi;
+            i += 2;
+        } else {
+            hit |= ref_fold((unsigned char)p[i], nocase) == ref_fold(b, nocase);
+        }
+    }
+    *pi = i < plen ? i + 1 : i;
+    return neg ? !hit : hit;
+}
+
+static bool ref_match(const char *p,
+                      size_t plen,
+                      const char *s,
+                      size_t slen,
+                      bool nocase)
+{
+    size_t pi = 0, si = 0, star_p = SIZE_MAX, star_s = 0;
+    while (si < slen) {
+        if (pi < plen) {
+            char pc = p[pi];
+            if (pc == '*') {
+                while (pi < plen && p[pi] == '*') {
+                    pi++;
+                }
+                if (pi == plen) {
+                    return true;
+                }
+                star_p = pi;
+                star_s = si;
+                continue;
+            }
+            if (pc == '?') {
+                pi++;
+                si++;
+                continue;
+            }
+            if (pc == '[') {
+                size_t next = pi + 1;
+                if (ref_class(p, plen, &next, (unsigned char)s[si], nocase)) {
+                    pi = next;
+                    si++;
+                    continue;
+                }
+            } else {
+                size_t at = pc == '\\' && pi + 1 < plen ? pi + 1 : pi;
+                if (ref_fold((unsigned char)p[at], nocase) ==
+                    ref_fold((unsigned char)s[si], nocase)) {
+                    pi = at + 1;
+                    si++;
+                    continue;
+                }
+            }
+        }
+        if (star_p == SIZE_MAX) {
+            return false;
+        }
+        pi = star_p;
+        si = ++star_s;
+    }
+    while (pi < plen && p[pi] == '*') {
+        pi++;
+    }
+    return pi == plen;
+}
+
+/* 300,000 random patterns and subjects over the bytes that mean something
+ * to a glob: the bounded matcher agrees with the reference on every one,
+ * with and without case folding. */
+START_TEST(test_hostile_glob_agrees_with_the_reference_matcher)
+{
+    static const char pal[] = "ab*?[]^-\\A";
+    static const char sal[] = "abB]-^\\*?[";
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    char p[16], s[12];
+    for (int n = 0; n < 300000; n++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t plen = (size_t)(x % 12), slen = (size_t)((x >> 8) % 10);
+        uint64_t y = x;
+        for (size_t i = 0; i < plen; i++, y = y * 6364136223846793005u + 1) {
+            p[i] = pal[(y >> 33) % (sizeof(pal) - 1)];
+        }
+        for (size_t i = 0; i < slen; i++, y = y * 6364136223846793005u + 1) {
+            s[i] = sal[(y >> 33) % (sizeof(sal) - 1)];
+        }
+        bool nocase = (x >> 40) & 1;
+        struct glob *g;
+        ck_assert_int_eq(glob_compile(p, plen, 11, nocase, &g), 0);
+        bool want = ref_match(p, plen, s, slen, nocase);
+        bool got = glob_match(g, s, slen);
+        glob_free(g);
+        ck_assert_msg(got == want,
+                      "pattern '%.*s' subject '%.*s' nocase %d: %d", (int)plen,
+                      p, (int)slen, s, nocase, got);
+    }
+}
+END_TEST
+
+/* A pattern needing more bytes than the longest subject matches nothing,
+ * and a subject of the longest length still matches what it should. */
+START_TEST(test_hostile_glob_longer_than_any_subject_never_matches)
+{
+    struct glob *g;
+    ck_assert_int_eq(glob_compile("a?c", 3, 2, false, &g), 0);
+    ck_assert(!glob_match(g, "ab", 2));
+    glob_free(g);
+    ck_assert_int_eq(glob_compile("*a*b*", 5, 2, false, &g), 0);
+    ck_assert(glob_match(g, "ab", 2));
+    ck_assert(!glob_match(g, "ba", 2));
+    glob_free(g);
+}
+END_TEST
+
+/* 200 keys of 500 bytes, then KEYS and SCAN MATCH with patterns that made
+ * a backtracking matcher take minutes (a 64 KiB class after a star, many
+ * stars): each is answered, and a second client's PINGs meanwhile are
+ * never held for long. */
+struct pinger
+{
+    int port;
+    pthread_t thread;
+    volatile bool stop;
+    uint64_t worst_ms;
+    unsigned pings;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void *pinger_main(void *arg)
+{
+    struct pinger *pg = arg;
+    struct cli k;
+    cli_open(&k, pg->port);
+    while (!pg->stop) {
+        uint64_t t0 = now_ms();
+        ck_assert_str_eq(q(&k, "PING"), "+PONG\r\n");
+        uint64_t took = now_ms() - t0;
+        if (took > pg->worst_ms) {
+            pg->worst_ms = took;
+        }
+        pg->pings++;
+        sleep_ms(5);
+    }
+    cli_close(&k);
+    q_release();
+    return NULL;
+}
+
+START_TEST(test_hostile_pathological_patterns_do_not_hold_the_loop)
+{
+    struct server_options o;
+    options(&o);
+    start(&o);
+    static char key[500];
+    for (int i = 0; i < 200; i++) {
+        memset(key, 'a' + i % 3, sizeof(key));
+        snprintf(key, 16, "k%03d", i);
+        key[strlen(key)] = 'a';
+        const char *args[] = {"SET", key, "v"};
+        size_t lens[] = {3, sizeof(key), 1};
+        ck_assert_str_eq(qv(&c, 3, args, lens), "+OK\r\n");
+    }
+    /* "*[" then 64 KiB of "a-b" ranges and "]x": every key ends in 'a',
+     * 'b' or 'c', so the final 'x' never matches and a backtracking
+     * matcher tries every start against the whole class. */
+    size_t plen = 2 + 3 * 21000 + 2;
+    char *pat = malloc(plen + 1);
+    ck_assert_ptr_nonnull(pat);
+    memcpy(pat, "*[", 2);
+    for (size_t i = 0; i < 21000; i++) {
+        memcpy(pat + 2 + 3 * i, "a-b", 3);
+    }
+    memcpy(pat + plen - 2, "]x", 2);
+    /* And 250 stars between single letters. */
+    char stars[600];
+    size_t sl = 0;
+    for (int i = 0; i < 250; i++) {
+        stars[sl++] = '*';
+        stars[sl++] = 'a';
+    }
+    stars[sl++] = 'x';
+    struct pinger pg = {.port = h.port};
+    ck_assert_int_eq(pthread_create(&pg.thread, NULL, pinger_main, &pg), 0);
+    sleep_ms(100);
+    const char *keys1[] = {"KEYS", pat};
+    size_t klen1[] = {4, plen};
+    ck_assert_str_eq(qv(&c, 2, keys1, klen1), "*0\r\n");
+    const char *scan1[] = {"SCAN", "0", "MATCH", pat, "COUNT", "1000"};
+    size_t slen1[] = {4, 1, 5, plen, 5, 4};
+    ck_assert_str_eq(qv(&c, 6, scan1, slen1), "*2\r\n$1\r\n0\r\n*0\r\n");
+    const char *keys2[] = {"KEYS", stars};
+    size_t klen2[] = {4, sl};
+    ck_assert_str_eq(qv(&c, 2, keys2, klen2), "*0\r\n");
+    sleep_ms(100);
+    pg.stop = true;
+    pthread_join(pg.thread, NULL);
+    printf("pathological patterns: %u pings, the slowest %llu ms\n", pg.pings,
+           (unsigned long long)pg.worst_ms);
+    ck_assert_uint_gt(pg.pings, 0);
+    /* Generous: the loaded test machine, not the matcher, sets this. */
+    ck_assert_uint_lt(pg.worst_ms, 2000);
+    free(pat);
+    stop();
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -258,6 +509,9 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_unread_exports_do_not_block_later_backups);
     tcase_add_test(tc,
                    test_hostile_descriptor_plan_fits_max_clients_to_the_limit);
+    tcase_add_test(tc, test_hostile_glob_agrees_with_the_reference_matcher);
+    tcase_add_test(tc, test_hostile_glob_longer_than_any_subject_never_matches);
+    tcase_add_test(tc, test_hostile_pathological_patterns_do_not_hold_the_loop);
     suite_add_tcase(s, tc);
     return s;
 }
