@@ -63,6 +63,7 @@ struct read_run
 {
     struct cmd_req *r;
     cmd_read_fn fn;
+    bool owned; /* @fn finishes @r itself */
     size_t argc;
     const char **argv;
     size_t *argvlen;
@@ -72,6 +73,7 @@ static void read_on_barrier(void *arg, int status)
 {
     struct read_run *run = arg;
     struct cmd_req *r = run->r;
+    bool owned = run->owned && status == 0;
     if (status != 0) {
         rep_node_error(r, status, false);
     } else {
@@ -80,8 +82,17 @@ static void read_on_barrier(void *arg, int status)
     }
     free(run->argv);
     free(run);
-    cmd_req_finish(r);
+    if (!owned) {
+        cmd_req_finish(r);
+    }
 }
+
+static void read_start(struct cmd_req *r,
+                       cmd_read_fn fn,
+                       bool owned,
+                       size_t argc,
+                       const char *const *argv,
+                       const size_t *argvlen);
 
 /* Copies the arguments and runs @fn behind a read barrier (linearizable
  * unless the connection asked for READONLY). */
@@ -90,6 +101,26 @@ void cmd_read_start(struct cmd_req *r,
                     size_t argc,
                     const char *const *argv,
                     const size_t *argvlen)
+{
+    read_start(r, fn, false, argc, argv, argvlen);
+}
+
+/* The same, but @fn finishes @r itself (later, e.g. after slices). */
+static void cmd_read_start_owned(struct cmd_req *r,
+                                 cmd_read_fn fn,
+                                 size_t argc,
+                                 const char *const *argv,
+                                 const size_t *argvlen)
+{
+    read_start(r, fn, true, argc, argv, argvlen);
+}
+
+static void read_start(struct cmd_req *r,
+                       cmd_read_fn fn,
+                       bool owned,
+                       size_t argc,
+                       const char *const *argv,
+                       const size_t *argvlen)
 {
     struct read_run *run = calloc(1, sizeof(*run));
     size_t bytes = argc * (sizeof(char *) + sizeof(size_t));
@@ -105,6 +136,7 @@ void cmd_read_start(struct cmd_req *r,
     }
     run->r = r;
     run->fn = fn;
+    run->owned = owned;
     run->argc = argc;
     run->argv = (const char **)mem;
     run->argvlen = (size_t *)(mem + argc * sizeof(char *));
@@ -193,6 +225,123 @@ static void key_list_free(struct key_list *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* KEYS over a large store is done in slices of KEYS_SLICE_KEYS keys, one
+ * per loop turn (a timer of 0 ms lets every other client's I/O run in
+ * between), so that no KEYS holds the loop for long. Like SCAN, and unlike
+ * Redis, a KEYS over more than one slice is therefore not a point-in-time
+ * view: keys written or deleted meanwhile may or may not appear. */
+#define KEYS_SLICE_KEYS 4096u
+
+struct keys_job
+{
+    struct cmd_req *r;
+    struct kv_store *kv;
+    uv_timer_t timer;
+    struct glob *g;
+    uint8_t start[KV_KEY_BYTES_MAX];
+    uint8_t end[KV_KEY_BYTES_MAX];
+    size_t start_len;
+    size_t end_len;
+    bool skip_first;
+    bool failed; /* the reply (an error) is written */
+    struct key_list out;
+};
+
+static void keys_job_closed(uv_handle_t *h)
+{
+    struct keys_job *job = h->data;
+    struct cmd_req *r = job->r;
+    glob_free(job->g);
+    key_list_free(&job->out);
+    free(job);
+    cmd_req_finish(r);
+}
+
+static void keys_job_end(struct keys_job *job)
+{
+    struct cmd_req *r = job->r;
+    if (!job->failed && !r->client->gone) {
+        rep_array(r, job->out.n);
+        for (size_t i = 0; i < job->out.n; i++) {
+            rep_bulk(r, job->out.v[i].key, job->out.v[i].len);
+        }
+    }
+    uv_close((uv_handle_t *)&job->timer, keys_job_closed);
+}
+
+/* One slice; returns true when the job is done. */
+static bool keys_slice(struct keys_job *job)
+{
+    struct cmd_req *r = job->r;
+    if (r->client->gone) {
+        return true; /* nobody reads the answer */
+    }
+    struct kv_range_req req = {job->start,
+                               job->end,
+                               (uint32_t)job->start_len,
+                               (uint32_t)job->end_len,
+                               KV_FLAG_KEYS_ONLY | KV_RANGE_NO_TOTAL,
+                               KEYS_SLICE_KEYS + job->skip_first};
+    struct kv_range_result res;
+    int rc = kv_range(job->kv, &req, &res);
+    if (rc != 0) {
+        kv_range_result_free(&res);
+        rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
+        job->failed = true;
+        return true;
+    }
+    for (size_t i = 0; i < res.n_kvs; i++) {
+        const struct kv_kv *p = &res.kvs[i];
+        /* The slice starts at the previous one's last key. */
+        if (i == 0 && job->skip_first && p->key_len == job->start_len &&
+            memcmp(p->key, job->start, job->start_len) == 0) {
+            continue;
+        }
+        if (glob_match(job->g, (const char *)p->key, p->key_len) &&
+            key_list_add(&job->out, p->key, p->key_len) != 0) {
+            kv_range_result_free(&res);
+            rep_error(r, "ERR out of memory");
+            job->failed = true;
+            return true;
+        }
+    }
+    bool more = res.more && res.n_kvs > 0;
+    if (more) {
+        const struct kv_kv *last = &res.kvs[res.n_kvs - 1];
+        memcpy(job->start, last->key, last->key_len);
+        job->start_len = last->key_len;
+        job->skip_first = true;
+    }
+    kv_range_result_free(&res);
+    if (job->out.bytes > r->client->env->opts.output_bytes_max) {
+        rep_error(r, "ERR reply too large for the output buffer limit");
+        job->failed = true;
+        return true;
+    }
+    return !more;
+}
+
+static void keys_on_timer(uv_timer_t *t)
+{
+    struct keys_job *job = t->data;
+    if (job->r->client->env->stopping) {
+        /* The node stops with the server: its store may be gone. */
+        rep_node_error(job->r, BNODE_ESTOPPED, false);
+        job->failed = true;
+        keys_job_end(job);
+        return;
+    }
+    /* The store may have been replaced (a snapshot installed) since the
+     * last slice: take it again. */
+    job->kv = bnode_kv(job->r->client->env->node);
+    if (keys_slice(job)) {
+        keys_job_end(job);
+    } else {
+        uv_timer_start(&job->timer, keys_on_timer, 0, 0);
+    }
+}
+
+/* Runs behind the read barrier; owns @r from here (finishes it). */
 static void keys_read(struct cmd_req *r,
                       struct kv_store *kv,
                       size_t argc,
@@ -202,91 +351,41 @@ static void keys_read(struct cmd_req *r,
     const char *pat = argv[1];
     size_t plen = argvlen[1];
     size_t pre = glob_prefix(pat, plen);
-    uint8_t start[KV_KEY_BYTES_MAX];
-    uint8_t end[KV_KEY_BYTES_MAX];
-    size_t start_len = 0;
-    size_t end_len = 0;
-    bool skip_first = false;
-    struct key_list out = {0};
-    struct glob *g;
     (void)argc;
     if (pre > KV_KEY_BYTES_MAX) {
         rep_array(r, 0); /* no stored key is that long */
+        cmd_req_finish(r);
         return;
     }
-    if (glob_compile(pat, plen, KV_KEY_BYTES_MAX, false, &g) != 0) {
+    struct keys_job *job = calloc(1, sizeof(*job));
+    if (job == NULL ||
+        glob_compile(pat, plen, KV_KEY_BYTES_MAX, false, &job->g) != 0) {
+        free(job);
         rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
         return;
     }
-    memcpy(start, pat, pre);
-    start_len = pre;
-    end_len = prefix_end(start, pre, end);
-    if (end_len == 0) {
-        end[0] = 0; /* one zero byte: no upper bound */
-        end_len = 1;
+    job->r = r;
+    job->kv = kv;
+    memcpy(job->start, pat, pre);
+    job->start_len = pre;
+    job->end_len = prefix_end(job->start, pre, job->end);
+    if (job->end_len == 0) {
+        job->end[0] = 0; /* one zero byte: no upper bound */
+        job->end_len = 1;
     }
-    /* A range read stops at KV_RANGE_BYTES_MAX; continue from its last
-     * key (returned again, and skipped) until the range is done. */
-    for (;;) {
-        struct kv_range_req req = {start,
-                                   end,
-                                   (uint32_t)start_len,
-                                   (uint32_t)end_len,
-                                   KV_FLAG_KEYS_ONLY | KV_RANGE_NO_TOTAL,
-                                   0};
-        struct kv_range_result res;
-        int rc = kv_range(kv, &req, &res);
-        if (rc != 0) {
-            kv_range_result_free(&res);
-            key_list_free(&out);
-            glob_free(g);
-            rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
-            return;
-        }
-        for (size_t i = 0; i < res.n_kvs; i++) {
-            const struct kv_kv *p = &res.kvs[i];
-            if (i == 0 && skip_first && p->key_len == start_len &&
-                memcmp(p->key, start, start_len) == 0) {
-                continue;
-            }
-            if (glob_match(g, (const char *)p->key, p->key_len) &&
-                key_list_add(&out, p->key, p->key_len) != 0) {
-                kv_range_result_free(&res);
-                key_list_free(&out);
-                glob_free(g);
-                rep_error(r, "ERR out of memory");
-                return;
-            }
-        }
-        bool more = res.more && res.n_kvs > 0;
-        if (more) {
-            const struct kv_kv *last = &res.kvs[res.n_kvs - 1];
-            memcpy(start, last->key, last->key_len);
-            start_len = last->key_len;
-            skip_first = true;
-        }
-        kv_range_result_free(&res);
-        if (out.bytes > r->client->env->opts.output_bytes_max) {
-            key_list_free(&out);
-            glob_free(g);
-            rep_error(r, "ERR reply too large for the output buffer limit");
-            return;
-        }
-        if (!more) {
-            break;
-        }
+    uv_timer_init(r->client->env->loop, &job->timer);
+    job->timer.data = job;
+    if (keys_slice(job)) {
+        keys_job_end(job);
+    } else {
+        uv_timer_start(&job->timer, keys_on_timer, 0, 0);
     }
-    glob_free(g);
-    rep_array(r, out.n);
-    for (size_t i = 0; i < out.n; i++) {
-        rep_bulk(r, out.v[i].key, out.v[i].len);
-    }
-    key_list_free(&out);
 }
 
 CMD_DECL(cmd_keys)
 {
-    cmd_read_start(r, keys_read, argc, argv, argvlen);
+    cmd_read_start_owned(r, keys_read, argc, argv, argvlen);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include "fdlimit.h"
 #include "glob.h"
 #include "harness.h"
+#include "looplag.h"
 
 static struct harness h;
 static struct cli c;
@@ -495,6 +496,85 @@ START_TEST(test_hostile_pathological_patterns_do_not_hold_the_loop)
 }
 END_TEST
 
+/* KEYS over 20,000 keys runs in slices of 4,096 keys, one per loop turn:
+ * every key comes back once, in order, whatever slice boundary it falls
+ * on, with a pattern and without; a pinger is answered in between. */
+START_TEST(test_hostile_keys_in_slices_returns_every_key_once)
+{
+    enum { N = 20000 };
+    struct server_options o;
+    struct dbuf req = {0};
+    struct dbuf got = {0};
+    char line[64];
+    options(&o);
+    start(&o);
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(line, sizeof(line), "SET k%05d v\r\n", i);
+        dbuf_put(&req, line, (size_t)n);
+    }
+    cli_send(&c, req.data, req.len);
+    for (int i = 0; i < N; i++) {
+        got.len = 0;
+        ck_assert_int_eq(cli_reply(&c, &got), 0);
+    }
+    const char *all = q(&c, "KEYS *");
+    ck_assert(strncmp(all, "*20000\r\n", 8) == 0);
+    const char *p = all + 8;
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(line, sizeof(line), "$6\r\nk%05d\r\n", i);
+        ck_assert_msg(strncmp(p, line, (size_t)n) == 0, "key %d: %.20s", i, p);
+        p += n;
+    }
+    ck_assert_str_eq(p, "");
+    const char *some = q(&c, "KEYS k1*9");
+    ck_assert(strncmp(some, "*1000\r\n", 7) == 0);
+    dbuf_free(&req);
+    dbuf_free(&got);
+    stop();
+}
+END_TEST
+
+/* A loop turn that takes 150 ms is counted and reported once. */
+static void lag_busy(uv_timer_t *t)
+{
+    (void)t;
+    sleep_ms(150);
+}
+
+static void lag_report(void *arg, uint64_t busy_ms, uint64_t unreported)
+{
+    uint64_t *seen = arg;
+    ck_assert_uint_ge(busy_ms, 140);
+    ck_assert_uint_eq(unreported, 0);
+    (*seen)++;
+}
+
+START_TEST(test_hostile_loop_turn_over_the_threshold_is_reported)
+{
+    uv_loop_t loop;
+    uv_timer_t busy;
+    struct looplag *lag;
+    struct looplag_stats st;
+    uint64_t seen = 0;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(looplag_start(&loop, 100, lag_report, &seen, &lag), 0);
+    uv_timer_init(&loop, &busy);
+    uv_timer_start(&busy, lag_busy, 50, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    looplag_stats(lag, &st);
+    ck_assert_uint_eq(seen, 1);
+    ck_assert_uint_eq(st.slow, 1);
+    ck_assert_uint_ge(st.busy_max_ms, 140);
+    ck_assert_uint_ge(st.busy_last_max_ms, 140);
+    looplag_stats(lag, &st);
+    ck_assert_uint_eq(st.busy_last_max_ms, 0);
+    looplag_stop(lag);
+    uv_close((uv_handle_t *)&busy, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -512,6 +592,8 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_glob_agrees_with_the_reference_matcher);
     tcase_add_test(tc, test_hostile_glob_longer_than_any_subject_never_matches);
     tcase_add_test(tc, test_hostile_pathological_patterns_do_not_hold_the_loop);
+    tcase_add_test(tc, test_hostile_keys_in_slices_returns_every_key_once);
+    tcase_add_test(tc, test_hostile_loop_turn_over_the_threshold_is_reported);
     suite_add_tcase(s, tc);
     return s;
 }
