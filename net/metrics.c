@@ -152,6 +152,8 @@ static size_t render(struct metrics *m, char *body)
         {"ballot_client_connections_timedout_total", "counter", ss.timedout},
         {"ballot_snapshot_exports_expired_total", "counter",
          ss.exports_expired},
+        {"ballot_client_memory_bytes", "gauge", ss.memory_used},
+        {"ballot_client_memory_refused_total", "counter", ss.memory_refused},
         {"ballot_loop_iterations_total", "counter", ls.iterations},
         {"ballot_loop_slow_iterations_total", "counter", ls.slow},
         {"ballot_loop_busy_max_ms", "gauge", ls.busy_max_ms},

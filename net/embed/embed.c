@@ -170,6 +170,7 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         so.idle_timeout_ms = cfg->idle_timeout_ms;
         so.request_timeout_ms = cfg->request_timeout_ms;
         so.export_idle_ms = cfg->export_idle_ms;
+        so.memory_max = cfg->max_client_memory;
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,

@@ -365,11 +365,21 @@ int cmd_queued_copy(struct cmd_queued *q,
     return 0;
 }
 
-/* Copies a request so it can wait for EXEC. */
+/* Copies a request so it can wait for EXEC. Returns 0, -1 (no memory) or
+ * -2 (over the client's share of the memory budget). */
 static int queue_request(struct cmd_client *c,
                          const struct cmd_def *def,
                          const struct resp_request *req)
 {
+    size_t bytes = sizeof(struct cmd_queued) +
+                   req->argc * (sizeof(char *) + sizeof(size_t) + 1);
+    for (size_t i = 0; i < req->argc; i++) {
+        bytes += req->argvlen[i];
+    }
+    if (c->env->mem_charge != NULL && !c->env->mem_charge(c, bytes)) {
+        return -2;
+    }
+    c->queued_bytes += bytes;
     if (c->n_queued == c->cap_queued) {
         size_t cap = c->cap_queued ? c->cap_queued * 2 : 8;
         struct cmd_queued *q = realloc(c->queued, cap * sizeof(*q));
@@ -533,6 +543,7 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
 {
     struct cmd_client *c = r->client;
     const struct cmd_def *d = cmd_lookup(req->argv[0], req->argvlen[0]);
+    int rc;
     c->env->total_commands++;
     if (d == NULL) {
         unknown_command(r, req);
@@ -550,8 +561,12 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
         if (d->view_fn == NULL) {
             rep_error(r, "ERR Command not allowed inside a transaction");
             c->multi_dirty = true;
-        } else if (queue_request(c, d, req) != 0) {
-            rep_error(r, "ERR out of memory");
+        } else if ((rc = queue_request(c, d, req)) != 0) {
+            rep_error(r, rc == -2 ? "ERR MULTI queue over this client's share "
+                                    "of the server's client memory "
+                                    "(max_client_memory): the transaction "
+                                    "will be discarded"
+                                  : "ERR out of memory");
             c->multi_dirty = true;
         } else {
             rep_simple(r, "QUEUED");

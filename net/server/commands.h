@@ -57,6 +57,7 @@ enum {
 
 struct vrun;
 struct cmd_export;
+struct cmd_client;
 
 /* The client port's shared state. Owned by the server. */
 struct cmd_env
@@ -71,6 +72,12 @@ struct cmd_env
     uint64_t evicted_connections;  /* idle, displaced at max_clients */
     uint64_t timedout_connections; /* idle or unfinished request */
     uint64_t expired_exports;      /* released unread (export_idle_ms) */
+    /* Memory held for clients (server.c accounts it against
+     * opts.memory_max); commands charge MULTI queues through these. */
+    uint64_t mem_used;
+    uint64_t mem_refused;
+    bool (*mem_charge)(struct cmd_client *c, size_t bytes);
+    void (*mem_release)(struct cmd_client *c, size_t bytes);
     uint64_t total_commands;
     uint64_t start_ms;
     int port;
@@ -134,6 +141,7 @@ struct cmd_client
     struct cmd_queued *queued;
     size_t n_queued;
     size_t cap_queued;
+    size_t queued_bytes; /* charged to the memory budget */
     struct cmd_watch *watched;
     size_t n_watched;
     size_t cap_watched;

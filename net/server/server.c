@@ -64,6 +64,11 @@ struct conn
     /* Since when unconsumed input (an unfinished request) is buffered; 0
      * if none. */
     uint64_t partial_ms;
+    /* Bytes this connection holds (input, output, replies being built,
+     * MULTI queue), counted in env.mem_used; wcap is wbuf's size. */
+    size_t mem;
+    size_t wcap;
+    bool mem_refused; /* the budget refused it something */
 };
 
 struct server
@@ -99,6 +104,7 @@ void server_options_default(struct server_options *opts)
     opts->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS_DEFAULT;
     opts->request_timeout_ms = SERVER_REQUEST_TIMEOUT_MS_DEFAULT;
     opts->export_idle_ms = SERVER_EXPORT_IDLE_MS_DEFAULT;
+    opts->memory_max = SERVER_MEMORY_MAX_DEFAULT;
 }
 
 unsigned server_fds_max(unsigned max_clients)
@@ -136,6 +142,88 @@ static void conns_push_front(struct server *s, struct conn *c)
         s->conns_tail = c;
     }
     s->conns = c;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Memory                                                                  */
+
+/* Charges @n bytes to @c. Beyond SERVER_CLIENT_SHARE_MIN a connection
+ * gets more only while every client together stays within memory_max;
+ * @force charges anyway (memory that moves from one use to another). */
+static bool mem_charge(struct conn *c, size_t n, bool force)
+{
+    struct cmd_env *e = &c->srv->env;
+    if (!force && c->mem + n > SERVER_CLIENT_SHARE_MIN &&
+        e->mem_used + n > e->opts.memory_max) {
+        c->mem_refused = true;
+        e->mem_refused++;
+        return false;
+    }
+    c->mem += n;
+    e->mem_used += n;
+    return true;
+}
+
+static void mem_release(struct conn *c, size_t n)
+{
+    assert(c->mem >= n);
+    c->mem -= n;
+    c->srv->env.mem_used -= n;
+}
+
+static bool env_mem_charge(struct cmd_client *cl, size_t n)
+{
+    return mem_charge(conn_of(cl), n, false);
+}
+
+static void env_mem_release(struct cmd_client *cl, size_t n)
+{
+    mem_release(conn_of(cl), n);
+}
+
+/* Replies are built through this allocator, so each is charged as it
+ * grows and refused (RESP_ENOMEM) beyond the connection's share. A header
+ * before each block keeps its size. */
+#define REPLY_HDR 16u
+#define REPLY_SMALL 4096u
+
+static void *reply_realloc(void *ctx, void *ptr, size_t size)
+{
+    struct conn *c = ctx;
+    char *h = ptr != NULL ? (char *)ptr - REPLY_HDR : NULL;
+    size_t old = 0;
+    if (h != NULL) {
+        memcpy(&old, h, sizeof(old));
+    }
+    /* A small reply (an error, a status) is never refused: the client must
+     * be told why it got nothing else. */
+    if (size > old && !mem_charge(c, size - old, size <= REPLY_SMALL)) {
+        return NULL;
+    }
+    char *nh = realloc(h, size + REPLY_HDR);
+    if (nh == NULL) {
+        if (size > old) {
+            mem_release(c, size - old);
+        }
+        return NULL;
+    }
+    if (size < old) {
+        mem_release(c, old - size);
+    }
+    memcpy(nh, &size, sizeof(size));
+    return nh + REPLY_HDR;
+}
+
+static void reply_free(void *ctx, void *ptr)
+{
+    if (ptr == NULL) {
+        return;
+    }
+    char *h = (char *)ptr - REPLY_HDR;
+    size_t size;
+    memcpy(&size, h, sizeof(size));
+    mem_release(ctx, size);
+    free(h);
 }
 
 /* The client completed something: it is the most recently active. */
@@ -180,6 +268,8 @@ static void conn_maybe_free(struct conn *c)
     free(c->in);
     free(c->out);
     free(c->wbuf);
+    /* Input, output and queue: everything else was released already. */
+    s->env.mem_used -= c->mem;
     free(c);
     server_maybe_stopped(s);
 }
@@ -230,6 +320,8 @@ static void on_write(uv_write_t *w, int status)
     c->wlen = 0;
     free(c->wbuf);
     c->wbuf = NULL;
+    mem_release(c, c->wcap);
+    c->wcap = 0;
     if (status < 0) {
         conn_close(c);
     } else if (!c->closing) {
@@ -249,6 +341,7 @@ static void conn_flush(struct conn *c)
     free(c->wbuf);
     c->wbuf = c->out;
     c->wlen = c->out_len;
+    c->wcap = c->out_cap;
     c->out = NULL;
     c->out_len = 0;
     c->out_cap = 0;
@@ -283,6 +376,9 @@ static int conn_stage(struct conn *c, const char *data, size_t len)
             conn_close(c);
             return -1;
         }
+        /* A reply moving to the output was charged as it was built, and
+         * is released right after: charged whatever the budget. */
+        (void)mem_charge(c, cap - c->out_cap, true);
         c->out = p;
         c->out_cap = cap;
     }
@@ -302,8 +398,13 @@ static int conn_push(struct cmd_client *cl,
     if (c->closing) {
         return -1;
     }
+    const struct cmd_env *e = &c->srv->env;
     if (!force &&
-        c->out_len + c->wlen + len > c->srv->env.opts.output_bytes_max / 2) {
+        (c->out_len + c->wlen + len > e->opts.output_bytes_max / 2 ||
+         (c->mem + len > SERVER_CLIENT_SHARE_MIN &&
+          e->mem_used + len > e->opts.memory_max))) {
+        /* Over the output limit's half, or over the client's share of the
+         * memory budget: the stream waits. */
         return 1;
     }
     if (conn_stage(c, data, len) != 0) {
@@ -325,11 +426,15 @@ static void conn_collect(struct conn *c)
         c->n_pending--;
         if (!c->closing) {
             if (r->reply_err != 0) {
-                char msg[128];
+                char msg[160];
                 int n = snprintf(msg, sizeof(msg), "-ERR %s\r\n",
                                  r->reply_err == RESP_EOUTPUT
                                      ? "reply too large for the output "
                                        "buffer limit"
+                                 : c->mem_refused
+                                     ? "reply too large for this client's "
+                                       "share of the server's client memory "
+                                       "(max_client_memory)"
                                      : "out of memory");
                 (void)conn_stage(c, msg, (size_t)n);
             } else {
@@ -353,8 +458,9 @@ static struct cmd_req *slot_new(struct conn *c, int order)
     if (r == NULL) {
         return NULL;
     }
+    struct resp_allocator alloc = {c, reply_realloc, reply_free};
     if (resp_buf_init(&r->reply, c->srv->env.opts.output_bytes_max,
-                      c->client.proto, NULL) != 0) {
+                      c->client.proto, &alloc) != 0) {
         free(r);
         return NULL;
     }
@@ -511,6 +617,7 @@ static void conn_process(struct conn *c)
         /* One big request must not pin its buffer for the connection's
          * life. */
         free(c->in);
+        mem_release(c, c->in_cap);
         c->in = NULL;
         c->in_cap = 0;
     }
@@ -535,9 +642,16 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         if (cap < c->in_cap * 2) {
             cap = c->in_cap * 2;
         }
+        if (!mem_charge(c, cap - c->in_cap, false)) {
+            /* An unfinished request may not pin more than its share: the
+             * client is told and disconnected (on_read). */
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            return;
+        }
         char *p = realloc(c->in, cap);
         if (p == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            mem_release(c, cap - c->in_cap);
+            *buf = uv_buf_init(NULL, 0);
             return;
         }
         c->in = p;
@@ -557,6 +671,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         c->eof = true;
         update_reading(c);
         conn_process(c);
+    } else if (nread == UV_ENOBUFS && c->mem_refused && !c->stop_parse) {
+        /* After the replies already due, an error, then the close. */
+        reply_error_slot(c,
+                         "ERR request too large for this client's share "
+                         "of the server's client memory "
+                         "(max_client_memory)");
+        c->stop_parse = true;
+        update_reading(c);
+        conn_flush(c);
+        conn_maybe_close(c);
     } else if (nread < 0) {
         conn_close(c);
     }
@@ -759,6 +883,8 @@ int server_start(uv_loop_t *loop,
     s->env.start_ms = cmd_now_ms();
     s->env.req_done = req_done;
     s->env.push = conn_push;
+    s->env.mem_charge = env_mem_charge;
+    s->env.mem_release = env_mem_release;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->handles_open = 1;
@@ -810,6 +936,8 @@ void server_stats(const struct server *srv, struct server_stats *out)
     out->evicted = e->evicted_connections;
     out->timedout = e->timedout_connections;
     out->exports_expired = e->expired_exports;
+    out->memory_used = e->mem_used;
+    out->memory_refused = e->mem_refused;
 }
 
 void server_stop(struct server *s, void (*cb)(void *arg), void *arg)

@@ -68,6 +68,14 @@ enum {
 /* A snapshot export not read for this long is released (0: never), so
  * exports a client holds and forgets cannot block later backups. */
 #define SERVER_EXPORT_IDLE_MS_DEFAULT (60u * 1000u)
+/* All memory held for clients: input buffers, replies being built,
+ * replies waiting to be written, MULTI queues. Beyond it a client
+ * that needs more than SERVER_CLIENT_SHARE_MIN gets an error (a reply or a
+ * MULTI queue) or is disconnected (a request that cannot be read), so a
+ * node holds at most this plus SERVER_CLIENT_SHARE_MIN per client. */
+#define SERVER_MEMORY_MAX_DEFAULT (1024u * 1024u * 1024u)
+/* What every client may hold whatever the others hold. */
+#define SERVER_CLIENT_SHARE_MIN (256u * 1024u)
 /* Longest client name (CLIENT SETNAME). */
 #define SERVER_CLIENT_NAME_MAX 128u
 /* Snapshot exports (BSNAPSHOT) that may exist at once, over all clients:
@@ -90,6 +98,7 @@ struct server_options
     uint64_t idle_timeout_ms;    /* 0 = off */
     uint64_t request_timeout_ms; /* 0 = off */
     uint64_t export_idle_ms;     /* 0 = off */
+    uint64_t memory_max;         /* all clients' buffers, see above */
 };
 
 /* Fills @opts with the SERVER_*_DEFAULT values and resp's default request
@@ -133,6 +142,8 @@ struct server_stats
     uint64_t evicted;  /* idle clients displaced at max_clients */
     uint64_t timedout; /* idle timeout or unfinished-request timeout */
     uint64_t exports_expired;
+    uint64_t memory_used;    /* bytes held for clients now */
+    uint64_t memory_refused; /* requests, replies or queues refused */
 };
 
 void server_stats(const struct server *srv, struct server_stats *out);

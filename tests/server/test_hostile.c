@@ -575,6 +575,160 @@ START_TEST(test_hostile_loop_turn_over_the_threshold_is_reported)
 }
 END_TEST
 
+/* ---- memory ---------------------------------------------------------- */
+
+static uint64_t mem_used(void)
+{
+    struct server_stats st;
+    server_stats(h.srv, &st); /* a racy read of a counter: a test only */
+    return st.memory_used;
+}
+
+/* With max_client_memory at 2 MiB, a MULTI queue of 64 KiB SETs is cut off
+ * with a clear error once it passes its share, EXEC then aborts, and the
+ * memory comes back. */
+START_TEST(test_hostile_multi_queue_is_bounded_by_the_memory_budget)
+{
+    struct server_options o;
+    options(&o);
+    o.memory_max = 2u << 20;
+    start(&o);
+    static char val[64 * 1024];
+    memset(val, 'm', sizeof(val));
+    EQ(&c, "MULTI", "+OK\r\n");
+    int queued = 0, refused = 0;
+    for (int i = 0; i < 100; i++) {
+        const char *args[] = {"SET", "k", val};
+        size_t lens[] = {3, 1, sizeof(val)};
+        const char *r = qv(&c, 3, args, lens);
+        if (strcmp(r, "+QUEUED\r\n") == 0) {
+            queued++;
+        } else {
+            ck_assert_str_eq(r,
+                             "-ERR MULTI queue over this client's share of "
+                             "the server's client memory (max_client_memory): "
+                             "the transaction will be discarded\r\n");
+            refused++;
+        }
+    }
+    ck_assert_int_gt(queued, 10);
+    ck_assert_int_lt(queued, 40); /* 2 MiB / 64 KiB, with the reply room */
+    ck_assert_int_eq(queued + refused, 100);
+    ck_assert(strncmp(q(&c, "EXEC"), "-EXECABORT", 10) == 0);
+    EQ(&c, "GET k", "$-1\r\n");
+    ck_assert_uint_lt(mem_used(), 256 * 1024);
+    stop();
+}
+END_TEST
+
+/* Ten clients ask for a 6 MiB reply each (MGET of a 1 MiB value, six
+ * times; its buffer grows to 8 MiB) and do not read: with
+ * max_client_memory at 12 MiB, the node holds about that much, the
+ * others are told their reply does not fit their share, and every client
+ * gets an answer once it reads. */
+START_TEST(test_hostile_big_replies_of_many_clients_stay_within_the_budget)
+{
+    enum { N = 10 };
+    struct server_options o;
+    struct cli k[N];
+    struct dbuf got = {0};
+    options(&o);
+    o.memory_max = 12u << 20;
+    start(&o);
+    static char val[1 << 20];
+    memset(val, 'v', sizeof(val));
+    const char *set[] = {"SET", "big", val};
+    size_t setlen[] = {3, 3, sizeof(val)};
+    ck_assert_str_eq(qv(&c, 3, set, setlen), "+OK\r\n");
+    const char *mget = "MGET big big big big big big\r\n";
+    for (int i = 0; i < N; i++) {
+        cli_open(&k[i], h.port);
+        cli_send(&k[i], mget, strlen(mget));
+    }
+    sleep_ms(500);
+    uint64_t held = mem_used();
+    printf(
+        "10 unread 6 MiB replies: %llu KiB held for clients (budget "
+        "12288 KiB)\n",
+        (unsigned long long)(held >> 10));
+    ck_assert_uint_le(held,
+                      (12u << 20) + N * SERVER_CLIENT_SHARE_MIN + (1u << 20));
+    int full = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        got.len = 0;
+        ck_assert_int_eq(cli_reply(&k[i], &got), 0);
+        if (strncmp(got.data, "*6\r\n", 4) == 0) {
+            full++;
+        } else {
+            ck_assert_str_eq(got.data,
+                             "-ERR reply too large for this client's share "
+                             "of the server's client memory "
+                             "(max_client_memory)\r\n");
+            refused++;
+        }
+        EQ(&k[i], "PING", "+PONG\r\n");
+        cli_close(&k[i]);
+    }
+    ck_assert_int_ge(full, 1);
+    ck_assert_int_ge(refused, 1);
+    dbuf_free(&got);
+    stop();
+}
+END_TEST
+
+/* Four clients each start a 3 MB SET and send 2.5 MB of it (a 4 MiB
+ * buffer each): with
+ * max_client_memory at 6 MiB, the requests that do not fit are refused
+ * with an error and their connections closed; the first one is read to
+ * its end (and refused by the store's value limit, 1 MiB, not by the
+ * budget). */
+START_TEST(test_hostile_unfinished_requests_over_the_budget_are_refused)
+{
+    enum { N = 4, SIZE = 3000000, SENT = 2500000 };
+    struct server_options o;
+    struct cli k[N];
+    struct dbuf got = {0};
+    options(&o);
+    o.memory_max = 6u << 20;
+    start(&o);
+    static char body[SIZE];
+    memset(body, 'u', sizeof(body));
+    const char *head = "*3\r\n$3\r\nSET\r\n$1\r\nu\r\n$3000000\r\n";
+    for (int i = 0; i < N; i++) {
+        cli_open(&k[i], h.port);
+        cli_send(&k[i], head, strlen(head));
+        /* A refused client may be closed while we still send. */
+        (void)send(k[i].fd, body, SENT, MSG_NOSIGNAL);
+    }
+    sleep_ms(300);
+    ck_assert_uint_le(mem_used(),
+                      (6u << 20) + N * SERVER_CLIENT_SHARE_MIN + (1u << 20));
+    int refused = 0;
+    for (int i = 1; i < N; i++) {
+        got.len = 0;
+        if (cli_reply(&k[i], &got) == 0) {
+            ck_assert_str_eq(got.data,
+                             "-ERR request too large for this client's share "
+                             "of the server's client memory "
+                             "(max_client_memory)\r\n");
+            refused++;
+            ck_assert(wait_closed(&k[i]));
+        }
+    }
+    ck_assert_int_ge(refused, 2);
+    (void)send(k[0].fd, body + SENT, SIZE - SENT, MSG_NOSIGNAL);
+    cli_send(&k[0], "\r\n", 2);
+    got.len = 0;
+    ck_assert_int_eq(cli_reply(&k[0], &got), 0);
+    ck_assert(strncmp(got.data, "-ERR value too large", 20) == 0);
+    for (int i = 0; i < N; i++) {
+        cli_close(&k[i]);
+    }
+    dbuf_free(&got);
+    stop();
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -594,6 +748,12 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_pathological_patterns_do_not_hold_the_loop);
     tcase_add_test(tc, test_hostile_keys_in_slices_returns_every_key_once);
     tcase_add_test(tc, test_hostile_loop_turn_over_the_threshold_is_reported);
+    tcase_add_test(tc,
+                   test_hostile_multi_queue_is_bounded_by_the_memory_budget);
+    tcase_add_test(
+        tc, test_hostile_big_replies_of_many_clients_stay_within_the_budget);
+    tcase_add_test(
+        tc, test_hostile_unfinished_requests_over_the_budget_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
