@@ -509,6 +509,100 @@ START_TEST(test_hostile_peer_and_metrics_ports_limit_and_time_out_strangers)
 }
 END_TEST
 
+/* Twenty clients each ask for a 30 MiB reply (MGET of a 1 MiB value, 30
+ * times, in a 180-byte request) and do not read it. With
+ * max_client_memory at 64 MiB the leader's memory grows by about that
+ * much, not by 20 times 30 MiB; the clients whose reply did not fit are
+ * told so, the prober is served throughout. */
+START_TEST(test_hostile_big_replies_stay_within_the_memory_budget)
+{
+    enum { N = 20, TIMES = 30 };
+    static const char *const extra[] = {"--max_client_memory", "67108864",
+                                        NULL};
+    struct cluster c;
+    cl_start_args(&c, 3, extra);
+    unsigned leader = wait_leader(&c);
+    int port = port_of(&c, leader);
+    pid_t pid = c.nodes[leader - 1].pid;
+    static char val[1 << 20];
+    memset(val, 'b', sizeof(val));
+    struct cl_conn w;
+    struct cl_reply r;
+    const char *set[] = {"SET", "big", val};
+    size_t setlen[] = {3, 3, sizeof(val)};
+    ck_assert_int_eq(cl_connect(&w, port, 3000), 0);
+    ck_assert_int_eq(cl_callv(&w, 10000, &r, 3, set, setlen), 0);
+    ck_assert_int_eq(r.type, CL_STATUS);
+    cl_reply_free(&r);
+    cl_close(&w);
+    struct prober pr;
+    prober_start(&pr, port);
+    long rss0 = rss_kib(pid);
+    static struct cl_conn k[N];
+    const char *mget[TIMES + 1];
+    mget[0] = "MGET";
+    for (int i = 1; i <= TIMES; i++) {
+        mget[i] = "big";
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(cl_connect(&k[i], port, 3000), 0);
+        ck_assert_int_eq(cl_sendv(&k[i], 3000, TIMES + 1, mget, NULL), 0);
+    }
+    usleep(2000000);
+    long rss1 = rss_kib(pid);
+    printf(
+        "20 unread 30 MiB replies: leader RSS %ld KiB before, %ld KiB "
+        "with them (budget 65536 KiB)\n",
+        rss0, rss1);
+    ck_assert_int_lt(rss1 - rss0, 200 * 1024);
+    /* The first bytes of each answer say which it is (the harness's
+     * reader holds 64 KiB, less than one value). */
+    int full = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        char head[160];
+        size_t have = 0;
+        uint64_t end = cl_now_ms() + 30000;
+        while (have < sizeof(head) - 1 && cl_now_ms() < end) {
+            struct pollfd pf = {k[i].fd, POLLIN, 0};
+            if (poll(&pf, 1, 1000) != 1) {
+                continue;
+            }
+            ssize_t n = recv(k[i].fd, head + have, sizeof(head) - 1 - have, 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                break;
+            }
+            if (n < 0) {
+                continue;
+            }
+            have += (size_t)n;
+            head[have] = '\0';
+            if (head[0] == '-' && strstr(head, "\r\n") != NULL) {
+                break;
+            }
+        }
+        head[have] = '\0';
+        static const char want[] = "*30\r\n$1048576\r\nbbbb";
+        if (strncmp(head, want, sizeof(want) - 1) == 0) {
+            full++;
+        } else {
+            ck_assert_msg(strstr(head,
+                                 "-ERR reply too large for this "
+                                 "client's share") == head &&
+                              strstr(head, "max_client_memory") != NULL,
+                          "client %d: %.80s", i, head);
+            refused++;
+        }
+        cl_close(&k[i]);
+    }
+    printf("%d full replies, %d refused\n", full, refused);
+    ck_assert_int_ge(full, 1);
+    ck_assert_int_ge(refused, N / 2);
+    prober_stop(&pr, "big replies");
+    assert_all_alive(&c);
+    stop_clean(&c);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -520,6 +614,8 @@ int main(int argc, char **argv)
          test_hostile_slowloris_cannot_hold_the_client_slots},
         {"peer_and_metrics_ports_limit_and_time_out_strangers",
          test_hostile_peer_and_metrics_ports_limit_and_time_out_strangers},
+        {"big_replies_stay_within_the_memory_budget",
+         test_hostile_big_replies_stay_within_the_memory_budget},
     };
     return cl_run_tests("hostile", tests, sizeof(tests) / sizeof(tests[0]), 170,
                         NULL, argc, argv);
