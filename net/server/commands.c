@@ -126,7 +126,26 @@ void rep_session_outcome(struct cmd_req *r,
                          uint64_t client_id,
                          uint64_t seq)
 {
-    if (res->superseded) {
+    if (res->superseded && res->session_refusal == KV_SESSION_EXPIRED) {
+        rep_errorf(r,
+                   "ERR session expired: client %" PRIu64
+                   " has no session, so seq %" PRIu64
+                   " was not applied (a session starts at seq 1, and one "
+                   "idle too long is dropped); if it is a retry, its first "
+                   "attempt's outcome is lost: use a new client id",
+                   client_id, seq);
+    } else if (res->superseded && res->session_refusal == KV_SESSION_TOO_FAR) {
+        rep_errorf(r,
+                   "ERR request id too far ahead: client %" PRIu64
+                   " seq %" PRIu64
+                   " is more than 2^32 beyond its last "
+                   "applied seq %" PRIu64 "; not applied",
+                   client_id, seq, res->session_seq);
+    } else if (res->superseded && res->session_refusal == KV_SESSION_FULL) {
+        rep_error(r,
+                  "BUSY too many client sessions, none idle long enough to "
+                  "be dropped: not applied, retry later");
+    } else if (res->superseded) {
         rep_errorf(r,
                    "ERR request id already superseded: client %" PRIu64
                    " seq %" PRIu64 " is below its last applied seq %" PRIu64,
