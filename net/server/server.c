@@ -399,10 +399,9 @@ static int conn_push(struct cmd_client *cl,
         return -1;
     }
     const struct cmd_env *e = &c->srv->env;
-    if (!force &&
-        (c->out_len + c->wlen + len > e->opts.output_bytes_max / 2 ||
-         (c->mem + len > SERVER_CLIENT_SHARE_MIN &&
-          e->mem_used + len > e->opts.memory_max))) {
+    if (!force && (c->out_len + c->wlen + len > e->opts.output_bytes_max / 2 ||
+                   (c->mem + len > SERVER_CLIENT_SHARE_MIN &&
+                    e->mem_used + len > e->opts.memory_max))) {
         /* Over the output limit's half, or over the client's share of the
          * memory budget: the stream waits. */
         return 1;
