@@ -56,6 +56,25 @@
 #define KV_COMPACT_BATCH_DEFAULT 1000u
 /* Sessions kept by default (kv_options.session_max). */
 #define KV_SESSIONS_DEFAULT 100000u
+/* A session is evicted (to make room for a new one) only once its last
+ * write is at least this many log entries old
+ * (kv_options.session_evict_after); until then new sessions are refused.
+ * So a client may retry for at least that long, whatever other clients
+ * do. */
+#define KV_SESSION_EVICT_AFTER_DEFAULT 1000000u
+/* A request's seq may be at most this far beyond its client's last
+ * applied seq, so that no single request (seq 2^64-1) can use up a
+ * client id. */
+#define KV_SESSION_SEQ_STEP_MAX ((uint64_t)1 << 32)
+
+/* Why a request with an id was not run though its seq is not a retry
+ * (kv_entry_result.session_refusal, with @superseded set). */
+enum kv_session_refusal {
+    KV_SESSION_OK = 0,
+    KV_SESSION_EXPIRED = 1, /* no session and seq > 1: it expired */
+    KV_SESSION_TOO_FAR = 2, /* seq beyond last + KV_SESSION_SEQ_STEP_MAX */
+    KV_SESSION_FULL = 3,    /* a new session, the table full and young */
+};
 /* Longest encoded command; bounds the total a transaction can carry. */
 #define KV_CMD_BYTES_MAX (8u * 1024u * 1024u)
 /* Most bytes of keys and values one range read returns (a read that would
@@ -308,9 +327,12 @@ struct kv_options
     uint32_t max_readers;
     const struct kv_allocator *alloc; /* copied; NULL = C library */
     /* Client sessions kept; beyond it the session idle the longest (by
-     * log index of its last write) is evicted. 0 means
-     * KV_SESSIONS_DEFAULT. Must be the same on every replica. */
+     * log index of its last write) is evicted, if that write is
+     * session_evict_after entries old; else the new session is refused.
+     * 0 means KV_SESSIONS_DEFAULT (KV_SESSION_EVICT_AFTER_DEFAULT). Both
+     * must be the same on every replica. */
     uint32_t session_max;
+    uint64_t session_evict_after;
     /* Bulk writes (a checkpoint's sync, a snapshot's copy) are written back
      * in chunks of this many bytes, each waited for before the next, so
      * that they never hold more than a chunk ahead of the WAL's small syncs
@@ -438,6 +460,10 @@ struct kv_entry_result
      * only if it @succeeded (a failed comparison does not). */
     bool duplicate;
     bool superseded;
+    /* With @superseded: not an older seq but a refusal (enum
+     * kv_session_refusal); @session_seq is then the last applied seq (0
+     * if there is no session). */
+    uint8_t session_refusal;
     uint64_t session_seq;
     uint64_t session_revision;
     const uint8_t *reply;

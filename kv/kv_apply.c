@@ -522,8 +522,8 @@ int kv_apply(struct kv_store *s,
         }
         if (cmd.client_id != 0) {
             bool run = true;
-            rv = kv_session_check(s, txn, &cmd, er, &res->arena, &res->alloc,
-                                  &run);
+            rv = kv_session_check(s, txn, e->index, &cmd, er, &res->arena,
+                                  &res->alloc, &run);
             if (rv != 0 || !run) {
                 kv_cmd_free(&cmd, &s->alloc);
                 if (rv != 0) {

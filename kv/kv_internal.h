@@ -254,6 +254,7 @@ int kv_mark_clean(struct kv_store *store);
  * (whose revision is the one after the entry). */
 int kv_session_check(struct kv_store *s,
                      MDB_txn *txn,
+                     uint64_t index,
                      const struct kv_cmd *cmd,
                      struct kv_entry_result *er,
                      struct kv_arena_chunk **arena,

@@ -250,8 +250,63 @@ corrupt:
 /* ---------------------------------------------------------------------- */
 /* Check and record                                                        */
 
+/* Whether a new session may be created at log @index: there is room, or
+ * the session idle the longest (the one kv_session_record() evicts) last
+ * wrote at least session_evict_after entries ago. Depends on the log
+ * alone, so every replica decides the same. */
+static int session_room(struct kv_store *s,
+                        MDB_txn *txn,
+                        uint64_t index,
+                        bool *room)
+{
+    MDB_stat st;
+    MDB_val lk, lv;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_stat(txn, s->dbi_sess, &st);
+    if (rc != 0) {
+        return kv_mdb_error(s, rc, "session stat");
+    }
+    *room = st.ms_entries < s->opts.session_max;
+    if (*room) {
+        return 0;
+    }
+    if ((rc = mdb_cursor_open(txn, s->dbi_lru, &cur)) != 0) {
+        return kv_mdb_error(s, rc, "session lru cursor");
+    }
+    rc = mdb_cursor_get(cur, &lk, &lv, MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return kv_mdb_error(s, rc, "session lru first");
+    }
+    if (lk.mv_size != 16) {
+        return kv_set_error(s, KV_ECORRUPT, "session_lru: malformed key");
+    }
+    uint64_t last = kv_get_u64be(lk.mv_data);
+    *room = index >= last && index - last >= s->opts.session_evict_after;
+    return 0;
+}
+
+/* Not run: a refusal (enum kv_session_refusal). */
+static int refuse(const struct kv_cmd *cmd,
+                  struct kv_entry_result *er,
+                  uint64_t last_seq,
+                  uint8_t why,
+                  bool *run)
+{
+    *run = false;
+    er->cmd_type = cmd->type;
+    er->superseded = true;
+    er->session_refusal = why;
+    er->session_seq = last_seq;
+    return 0;
+}
+
 int kv_session_check(struct kv_store *s,
                      MDB_txn *txn,
+                     uint64_t index,
                      const struct kv_cmd *cmd,
                      struct kv_entry_result *er,
                      struct kv_arena_chunk **arena,
@@ -262,12 +317,27 @@ int kv_session_check(struct kv_store *s,
     int rv = session_get(s, txn, cmd->client_id, &old);
     *run = true;
     if (rv == KV_ENOTFOUND) {
-        return 0;
+        /* A client's first request has seq 1; any other seq without a
+         * session is a retry of a session that expired (or a client that
+         * skipped ahead): running it could apply a request twice. From
+         * the Raft dissertation, section 6.3: a request of an unknown
+         * session is refused, not run. */
+        if (cmd->seq != 1) {
+            return refuse(cmd, er, 0, KV_SESSION_EXPIRED, run);
+        }
+        bool room;
+        if ((rv = session_room(s, txn, index, &room)) != 0) {
+            return rv;
+        }
+        return room ? 0 : refuse(cmd, er, 0, KV_SESSION_FULL, run);
     }
     if (rv != 0) {
         return rv;
     }
     if (cmd->seq > old.seq) {
+        if (cmd->seq - old.seq > KV_SESSION_SEQ_STEP_MAX) {
+            return refuse(cmd, er, old.seq, KV_SESSION_TOO_FAR, run);
+        }
         return 0;
     }
     *run = false;

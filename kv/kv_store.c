@@ -407,6 +407,9 @@ int kv_open(const char *dir,
     if (s->opts.max_readers == 0) {
         s->opts.max_readers = 126;
     }
+    if (s->opts.session_evict_after == 0) {
+        s->opts.session_evict_after = KV_SESSION_EVICT_AFTER_DEFAULT;
+    }
     if (s->opts.session_max == 0) {
         s->opts.session_max = KV_SESSIONS_DEFAULT;
     }

@@ -25,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "looplag.h"
+#include "server.h"
+
 void config_default(struct ballotd_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -37,6 +40,11 @@ void config_default(struct ballotd_config *cfg)
     cfg->max_output_bytes = 64u << 20;
     cfg->max_pipeline = 1024;
     cfg->serve_clients = true;
+    cfg->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS_DEFAULT;
+    cfg->request_timeout_ms = SERVER_REQUEST_TIMEOUT_MS_DEFAULT;
+    cfg->export_idle_ms = SERVER_EXPORT_IDLE_MS_DEFAULT;
+    cfg->loop_warn_ms = LOOPLAG_WARN_MS_DEFAULT;
+    cfg->max_client_memory = SERVER_MEMORY_MAX_DEFAULT;
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -255,6 +263,12 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         {"max_request_bytes", 1024, UINT64_MAX, &cfg->max_request_bytes, 8},
         {"max_output_bytes", 1024, UINT64_MAX, &cfg->max_output_bytes, 8},
         {"max_pipeline", 1, 1000000, &cfg->max_pipeline, 4},
+        {"idle_timeout_ms", 0, 86400000, &cfg->idle_timeout_ms, 8},
+        {"request_timeout_ms", 0, 3600000, &cfg->request_timeout_ms, 8},
+        {"export_idle_ms", 0, 86400000, &cfg->export_idle_ms, 8},
+        {"loop_warn_ms", 0, 60000, &cfg->loop_warn_ms, 8},
+        {"max_client_memory", 1u << 20, (uint64_t)1 << 50,
+         &cfg->max_client_memory, 8},
     };
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         if (strcmp(name, nums[i].name) != 0) {

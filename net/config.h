@@ -25,6 +25,11 @@ struct ballotd_config
     uint64_t max_request_bytes;
     uint64_t max_output_bytes;
     unsigned max_pipeline;
+    uint64_t idle_timeout_ms;
+    uint64_t request_timeout_ms;
+    uint64_t export_idle_ms;
+    uint64_t loop_warn_ms;
+    uint64_t max_client_memory;
     bool verbose;
     /* Listen for clients on this node's client address (ballotd always
      * does; a program embedding a node may not want to). */

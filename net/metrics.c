@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bnode.h"
+#include "looplag.h"
 #include "server.h"
 
 #define METRICS_REQUEST_MAX 8192
@@ -26,16 +27,20 @@ struct metrics_conn
     struct metrics_conn *prev, *next;
     char in[METRICS_REQUEST_MAX];
     size_t len;
-    char out[METRICS_BODY_MAX + 256];
+    char out[METRICS_BODY_MAX + 1024];
     bool answered;
+    uint64_t since; /* uv_now() when accepted */
 };
 
 struct metrics
 {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    uv_timer_t timer; /* closes connections over METRICS_TIMEOUT_MS */
+    unsigned n_conns;
     struct bnode *node;
     struct server *srv;
+    struct looplag *lag;
     struct metrics_conn *conns;
     int open_handles;
     void (*stop_cb)(void *arg);
@@ -69,6 +74,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
+    m->n_conns--;
     free(c);
     handle_closed(m);
 }
@@ -106,8 +112,18 @@ add(char *body, size_t *len, const char *fmt, ...)
 static size_t render(struct metrics *m, char *body)
 {
     struct bnode_status st;
+    struct server_stats ss;
+    struct looplag_stats ls;
     size_t len = 0;
     bnode_status(m->node, &st);
+    memset(&ss, 0, sizeof(ss));
+    memset(&ls, 0, sizeof(ls));
+    if (m->srv != NULL) {
+        server_stats(m->srv, &ss);
+    }
+    if (m->lag != NULL) {
+        looplag_stats(m->lag, &ls);
+    }
     const struct
     {
         const char *name;
@@ -128,8 +144,20 @@ static size_t render(struct metrics *m, char *body)
         {"ballot_reads_pending", "gauge", st.reads_pending},
         {"ballot_batches_persisted_total", "counter", st.batches_persisted},
         {"ballot_entries_applied_total", "counter", st.entries_applied},
-        {"ballot_clients_connected", "gauge",
-         m->srv != NULL ? server_clients(m->srv) : 0},
+        {"ballot_clients_connected", "gauge", ss.clients},
+        {"ballot_clients_max", "gauge", ss.max_clients},
+        {"ballot_client_connections_total", "counter", ss.connections_total},
+        {"ballot_client_connections_rejected_total", "counter", ss.rejected},
+        {"ballot_client_connections_evicted_total", "counter", ss.evicted},
+        {"ballot_client_connections_timedout_total", "counter", ss.timedout},
+        {"ballot_snapshot_exports_expired_total", "counter",
+         ss.exports_expired},
+        {"ballot_client_memory_bytes", "gauge", ss.memory_used},
+        {"ballot_client_memory_refused_total", "counter", ss.memory_refused},
+        {"ballot_loop_iterations_total", "counter", ls.iterations},
+        {"ballot_loop_slow_iterations_total", "counter", ls.slow},
+        {"ballot_loop_busy_max_ms", "gauge", ls.busy_max_ms},
+        {"ballot_loop_busy_recent_max_ms", "gauge", ls.busy_last_max_ms},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,
@@ -318,17 +346,34 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->m = m;
+    c->since = uv_now(m->loop);
     uv_tcp_init(m->loop, &c->handle);
     c->handle.data = c;
     m->open_handles++;
+    m->n_conns++;
     c->next = m->conns;
     if (m->conns != NULL) {
         m->conns->prev = c;
     }
     m->conns = c;
+    /* Over the limit the connection is accepted only to be closed at once:
+     * its descriptor is freed at once. */
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0 ||
+        m->n_conns > METRICS_CONNS_MAX ||
+        uv_tcp_keepalive(&c->handle, 1, METRICS_KEEPALIVE_S) != 0 ||
         uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
         conn_close(c);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct metrics *m = t->data;
+    uint64_t now = uv_now(m->loop);
+    for (struct metrics_conn *c = m->conns; c != NULL; c = c->next) {
+        if (now - c->since >= METRICS_TIMEOUT_MS) {
+            conn_close(c);
+        }
     }
 }
 
@@ -342,6 +387,7 @@ int metrics_start(uv_loop_t *loop,
                   int port,
                   struct bnode *node,
                   struct server *srv,
+                  struct looplag *lag,
                   struct metrics **out,
                   char *errmsg,
                   size_t errmsg_len)
@@ -360,9 +406,12 @@ int metrics_start(uv_loop_t *loop,
     m->loop = loop;
     m->node = node;
     m->srv = srv;
+    m->lag = lag;
     uv_tcp_init(loop, &m->listener);
     m->listener.data = m;
-    m->open_handles = 1;
+    uv_timer_init(loop, &m->timer);
+    m->timer.data = m;
+    m->open_handles = 2;
     rv = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr, 0);
     if (rv == 0) {
         rv = uv_listen((uv_stream_t *)&m->listener, 64, on_connection);
@@ -371,9 +420,12 @@ int metrics_start(uv_loop_t *loop,
         snprintf(errmsg, errmsg_len, "listen on %s:%d: %s", host, port,
                  uv_strerror(rv));
         /* Closed through the loop like any handle; nothing waits for it. */
+        uv_close((uv_handle_t *)&m->timer, on_listener_closed);
         uv_close((uv_handle_t *)&m->listener, on_listener_closed);
         return -1;
     }
+    uv_timer_start(&m->timer, on_timer, METRICS_TIMEOUT_MS / 4,
+                   METRICS_TIMEOUT_MS / 4);
     *out = m;
     return 0;
 }
@@ -385,5 +437,6 @@ void metrics_stop(struct metrics *m, void (*cb)(void *arg), void *arg)
     for (struct metrics_conn *c = m->conns; c != NULL; c = c->next) {
         conn_close(c);
     }
+    uv_close((uv_handle_t *)&m->timer, on_listener_closed);
     uv_close((uv_handle_t *)&m->listener, on_listener_closed);
 }

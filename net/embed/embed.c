@@ -11,8 +11,11 @@
 #include <string.h>
 
 #include "embed_internal.h"
+#include "fdlimit.h"
+#include "looplag.h"
 #include "metrics.h"
 #include "server.h"
+#include "transport.h"
 
 bool embed_on_loop(const struct ballot *b)
 {
@@ -61,11 +64,80 @@ set_err(char *errmsg, size_t len, const char *fmt, ...)
     }
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void
+logf_(struct ballot *b, int level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    if (b->log == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    b->log(b->log_arg, level, msg);
+}
+
+static void on_slow_loop(void *arg, uint64_t busy_ms, uint64_t unreported)
+{
+    struct ballot *b = arg;
+    logf_(b, BALLOT_LOG_WARN,
+          "the event loop was busy for %llu ms in one turn (loop_warn_ms "
+          "%llu): clients, heartbeats and elections waited meanwhile; %llu "
+          "more such turns since the last line",
+          (unsigned long long)busy_ms, (unsigned long long)b->cfg.loop_warn_ms,
+          (unsigned long long)unreported);
+}
+
+/* Every descriptor the node and its ports may hold must fit under
+ * RLIMIT_NOFILE before anything opens, so that clients can never take the
+ * ones the node needs (fdlimit.h): raises the soft limit, or lowers
+ * max_clients. */
+static int fit_descriptors(struct ballot *b, char *errmsg, size_t errmsg_len)
+{
+    struct ballotd_config *cfg = &b->cfg;
+    struct fdlimit_plan fds;
+    char err[512];
+    unsigned fixed = FDLIMIT_NODE_RESERVE + TRANSPORT_FDS_MAX;
+    unsigned clients = 0;
+    if (cfg->serve_clients) {
+        fixed +=
+            server_fds_max(0) + (cfg->metrics_port > 0 ? METRICS_FDS_MAX : 0);
+        clients = cfg->max_clients;
+    }
+    if (fdlimit_apply(fixed, clients, &fds, err, sizeof(err)) != 0) {
+        set_err(errmsg, errmsg_len, "cannot start the node: %s", err);
+        return BALLOT_EOPEN;
+    }
+    if (fds.raised) {
+        logf_(
+            b, BALLOT_LOG_INFO, "raised the descriptor limit from %llu to %llu",
+            (unsigned long long)fds.soft_before, (unsigned long long)fds.soft);
+    }
+    if (fds.lowered) {
+        logf_(b, BALLOT_LOG_WARN,
+              "max_clients lowered from %u to %u: the descriptor limit is "
+              "%llu (hard %llu) and the node keeps %u for itself and its "
+              "ports; raise it (ulimit -n, LimitNOFILE=) for more clients",
+              cfg->max_clients, fds.max_clients, (unsigned long long)fds.soft,
+              (unsigned long long)fds.hard, fixed);
+        cfg->max_clients = fds.max_clients;
+    }
+    return 0;
+}
+
 /* Starts the node and its listeners on @b->loop (the calling thread). */
 static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
 {
     struct ballotd_config *cfg = &b->cfg;
     char err[512] = "";
+    int rc = fit_descriptors(b, errmsg, errmsg_len);
+    if (rc != 0) {
+        return rc;
+    }
     cfg->node.data_dir = cfg->data_dir;
     cfg->node.log = on_node_log;
     cfg->node.log_arg = b;
@@ -80,6 +152,12 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
     uv_timer_init(b->loop, &b->halt_timer);
     b->halt_timer.data = b;
     b->parts_running = 1;
+    rv = looplag_start(b->loop, cfg->loop_warn_ms, on_slow_loop, b, &b->lag);
+    if (rv != 0) {
+        logf_(b, BALLOT_LOG_WARN,
+              "cannot measure the event loop's busy time: %s", uv_strerror(rv));
+        b->lag = NULL;
+    }
     if (cfg->serve_clients) {
         struct server_options so;
         server_options_default(&so);
@@ -89,6 +167,10 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         so.output_bytes_max = cfg->max_output_bytes;
         so.pipeline_max = cfg->max_pipeline;
         so.limits.request_bytes_max = cfg->max_request_bytes;
+        so.idle_timeout_ms = cfg->idle_timeout_ms;
+        so.request_timeout_ms = cfg->request_timeout_ms;
+        so.export_idle_ms = cfg->export_idle_ms;
+        so.memory_max = cfg->max_client_memory;
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,
@@ -106,7 +188,8 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
     }
     if (cfg->serve_clients && cfg->metrics_port > 0) {
         if (metrics_start(b->loop, cfg->client_host, cfg->metrics_port, b->node,
-                          b->server, &b->metrics, err, sizeof(err)) != 0) {
+                          b->server, b->lag, &b->metrics, err,
+                          sizeof(err)) != 0) {
             set_err(errmsg, errmsg_len, "cannot serve metrics: %s", err);
             return BALLOT_EOPEN;
         }
@@ -157,6 +240,10 @@ static void on_part_stopped(void *arg)
     struct ballot *b = arg;
     if (--b->parts_running > 0) {
         return;
+    }
+    if (b->lag != NULL) {
+        looplag_stop(b->lag);
+        b->lag = NULL;
     }
     /* The last handle of ours; @b may be freed once it is closed. */
     uv_close((uv_handle_t *)&b->halt_timer, on_halt_timer_closed);

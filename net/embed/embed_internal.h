@@ -42,6 +42,7 @@ struct ballot
     struct bnode *node;
     struct server *server;
     struct metrics *metrics;
+    struct looplag *lag; /* the loop's busy time; NULL if unavailable */
 
     /* Halting: the program is told from a timer, not from deep inside the
      * node's cycle, so that it may stop the node in its callback. */

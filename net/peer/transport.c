@@ -99,6 +99,8 @@ struct conn
     /* Incoming connections only. */
     raft_id from; /* 0 until the hello arrived */
     struct bytes rbuf;
+    uint64_t accepted_at; /* uv_now() */
+    uint64_t last_rx;     /* uv_now() of the last byte received */
 };
 
 struct peer
@@ -119,6 +121,8 @@ struct transport
     uv_loop_t *loop;
     struct transport_options opts;
     uv_tcp_t listener;
+    uv_timer_t sweep; /* closes incoming connections that time out */
+    unsigned n_incoming;
     struct peer *peers;
     struct conn *conns;
     struct transport_stats stats;
@@ -248,6 +252,9 @@ static void on_conn_closed(uv_handle_t *h)
     bytes_free(&c->inflight);
     bytes_free(&c->rbuf);
     struct peer *p = c->peer;
+    if (p == NULL) {
+        t->n_incoming--;
+    }
     free(c);
     if (p != NULL) {
         p->handles--;
@@ -502,6 +509,7 @@ static void on_read_incoming(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     c->rbuf.len += (size_t)nread;
+    c->last_rx = uv_now(c->t->loop);
     parse_frames(c);
 }
 
@@ -544,6 +552,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     if (uv_tcp_nodelay(&c->tcp, 1) != 0 ||
+        uv_tcp_keepalive(&c->tcp, 1, TRANSPORT_KEEPALIVE_S) != 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, alloc_scratch,
                       on_read_outgoing) != 0 ||
         bytes_reserve(&c->pending, CODEC_FRAME_HEADER + CODEC_HELLO_BYTES) !=
@@ -617,12 +626,61 @@ static void on_connection(uv_stream_t *server, int status)
          * to serve it helps nobody, and the peer will retry. */
         return;
     }
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-        uv_tcp_nodelay(&c->tcp, 1) != 0 ||
+    t->n_incoming++;
+    c->accepted_at = c->last_rx = uv_now(t->loop);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (t->n_incoming > TRANSPORT_INCOMING_MAX) {
+        /* The oldest connection that has not said hello makes room (a
+         * stranger cannot keep members out); without one, the new one is
+         * closed at once, which frees its descriptor at once. */
+        struct conn *victim = c;
+        for (struct conn *o = t->conns; o != NULL; o = o->next) {
+            if (o != c && o->peer == NULL && o->from == 0 && !o->closing &&
+                (victim == c || o->accepted_at < victim->accepted_at)) {
+                victim = o;
+            }
+        }
+        t->stats.refused++;
+        conn_close(victim);
+        if (victim == c) {
+            return;
+        }
+    }
+    if (uv_tcp_nodelay(&c->tcp, 1) != 0 ||
+        uv_tcp_keepalive(&c->tcp, 1, TRANSPORT_KEEPALIVE_S) != 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, alloc_read, on_read_incoming) !=
             0) {
         conn_close(c);
     }
+}
+
+/* Closes incoming connections that said no hello in time, or that have
+ * been silent for too long. */
+static void on_sweep(uv_timer_t *timer)
+{
+    struct transport *t = timer->data;
+    uint64_t now = uv_now(t->loop);
+    for (struct conn *c = t->conns; c != NULL; c = c->next) {
+        if (c->peer != NULL || c->closing) {
+            continue;
+        }
+        if ((c->from == 0 &&
+             now - c->accepted_at >= TRANSPORT_HELLO_TIMEOUT_MS) ||
+            now - c->last_rx >= TRANSPORT_IDLE_TIMEOUT_MS) {
+            t->stats.timed_out++;
+            conn_close(c);
+        }
+    }
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    struct transport *t = h->data;
+    t->handles--;
+    transport_maybe_finish(t);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -698,6 +756,10 @@ int transport_create(uv_loop_t *loop,
         }
         goto err_close;
     }
+    uv_timer_init(loop, &t->sweep);
+    t->sweep.data = t;
+    t->handles++;
+    uv_timer_start(&t->sweep, on_sweep, 1000, 1000);
     *out = t;
     return 0;
 
@@ -878,6 +940,7 @@ void transport_close(struct transport *t, transport_close_cb cb, void *arg)
     t->close_cb = cb;
     t->close_arg = arg;
     uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&t->sweep, on_sweep_closed);
     for (struct peer *p = t->peers; p != NULL; p = p->next) {
         if (!p->removed) {
             peer_remove(p);

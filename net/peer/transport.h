@@ -33,6 +33,22 @@ enum {
 
 const char *transport_strerror(int code);
 
+/* Incoming connections held at once. Members need one each (two while one
+ * reconnects); at the limit a connection that has not said hello yet is
+ * dropped for the new one, else the new one is closed at once. */
+#define TRANSPORT_INCOMING_MAX (4u * RAFT_CONF_MAX)
+/* An incoming connection must say hello within this... */
+#define TRANSPORT_HELLO_TIMEOUT_MS 5000u
+/* ...and is closed after this long without a byte (the peer reconnects
+ * when it has something to send). */
+#define TRANSPORT_IDLE_TIMEOUT_MS (300u * 1000u)
+/* TCP keepalive on every peer connection: the first probe after this many
+ * idle seconds, so a half-open connection is noticed. */
+#define TRANSPORT_KEEPALIVE_S 30u
+/* Descriptors the transport holds at most: incoming and outgoing
+ * connections, the listener and one being accepted. */
+#define TRANSPORT_FDS_MAX (TRANSPORT_INCOMING_MAX + RAFT_CONF_MAX + 2u)
+
 struct transport;
 
 /* Called for every message received; @m is valid during the call only. */
@@ -105,6 +121,8 @@ struct transport_stats
     uint64_t bad_frames;      /* checksum, length or decode failures */
     uint64_t connects;        /* outgoing connections established */
     uint64_t rejected_hellos; /* wrong cluster or unknown node */
+    uint64_t refused;         /* incoming over TRANSPORT_INCOMING_MAX */
+    uint64_t timed_out;       /* no hello, or idle, for too long */
 };
 
 void transport_stats(const struct transport *t, struct transport_stats *out);

@@ -126,7 +126,26 @@ void rep_session_outcome(struct cmd_req *r,
                          uint64_t client_id,
                          uint64_t seq)
 {
-    if (res->superseded) {
+    if (res->superseded && res->session_refusal == KV_SESSION_EXPIRED) {
+        rep_errorf(r,
+                   "ERR session expired: client %" PRIu64
+                   " has no session, so seq %" PRIu64
+                   " was not applied (a session starts at seq 1, and one "
+                   "idle too long is dropped); if it is a retry, its first "
+                   "attempt's outcome is lost: use a new client id",
+                   client_id, seq);
+    } else if (res->superseded && res->session_refusal == KV_SESSION_TOO_FAR) {
+        rep_errorf(r,
+                   "ERR request id too far ahead: client %" PRIu64
+                   " seq %" PRIu64
+                   " is more than 2^32 beyond its last "
+                   "applied seq %" PRIu64 "; not applied",
+                   client_id, seq, res->session_seq);
+    } else if (res->superseded && res->session_refusal == KV_SESSION_FULL) {
+        rep_error(r,
+                  "BUSY too many client sessions, none idle long enough to "
+                  "be dropped: not applied, retry later");
+    } else if (res->superseded) {
         rep_errorf(r,
                    "ERR request id already superseded: client %" PRIu64
                    " seq %" PRIu64 " is below its last applied seq %" PRIu64,
@@ -376,11 +395,21 @@ int cmd_queued_copy(struct cmd_queued *q,
     return 0;
 }
 
-/* Copies a request so it can wait for EXEC. */
+/* Copies a request so it can wait for EXEC. Returns 0, -1 (no memory) or
+ * -2 (over the client's share of the memory budget). */
 static int queue_request(struct cmd_client *c,
                          const struct cmd_def *def,
                          const struct resp_request *req)
 {
+    size_t bytes = sizeof(struct cmd_queued) +
+                   req->argc * (sizeof(char *) + sizeof(size_t) + 1);
+    for (size_t i = 0; i < req->argc; i++) {
+        bytes += req->argvlen[i];
+    }
+    if (c->env->mem_charge != NULL && !c->env->mem_charge(c, bytes)) {
+        return -2;
+    }
+    c->queued_bytes += bytes;
     if (c->n_queued == c->cap_queued) {
         size_t cap = c->cap_queued ? c->cap_queued * 2 : 8;
         struct cmd_queued *q = realloc(c->queued, cap * sizeof(*q));
@@ -546,6 +575,7 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
 {
     struct cmd_client *c = r->client;
     const struct cmd_def *d = cmd_lookup(req->argv[0], req->argvlen[0]);
+    int rc;
     c->env->total_commands++;
     if (d == NULL) {
         unknown_command(r, req);
@@ -563,8 +593,12 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
         if (d->view_fn == NULL) {
             rep_error(r, "ERR Command not allowed inside a transaction");
             c->multi_dirty = true;
-        } else if (queue_request(c, d, req) != 0) {
-            rep_error(r, "ERR out of memory");
+        } else if ((rc = queue_request(c, d, req)) != 0) {
+            rep_error(r, rc == -2 ? "ERR MULTI queue over this client's share "
+                                    "of the server's client memory "
+                                    "(max_client_memory): the transaction "
+                                    "will be discarded"
+                                  : "ERR out of memory");
             c->multi_dirty = true;
         } else {
             rep_simple(r, "QUEUED");

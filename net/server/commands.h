@@ -57,6 +57,7 @@ enum {
 
 struct vrun;
 struct cmd_export;
+struct cmd_client;
 
 /* The client port's shared state. Owned by the server. */
 struct cmd_env
@@ -68,6 +69,15 @@ struct cmd_env
     unsigned n_clients;
     uint64_t total_connections;
     uint64_t rejected_connections;
+    uint64_t evicted_connections;  /* idle, displaced at max_clients */
+    uint64_t timedout_connections; /* idle or unfinished request */
+    uint64_t expired_exports;      /* released unread (export_idle_ms) */
+    /* Memory held for clients (server.c accounts it against
+     * opts.memory_max); commands charge MULTI queues through these. */
+    uint64_t mem_used;
+    uint64_t mem_refused;
+    bool (*mem_charge)(struct cmd_client *c, size_t bytes);
+    void (*mem_release)(struct cmd_client *c, size_t bytes);
     uint64_t total_commands;
     uint64_t start_ms;
     int port;
@@ -131,6 +141,7 @@ struct cmd_client
     struct cmd_queued *queued;
     size_t n_queued;
     size_t cap_queued;
+    size_t queued_bytes; /* charged to the memory budget */
     struct cmd_watch *watched;
     size_t n_watched;
     size_t cap_watched;
@@ -437,6 +448,11 @@ CMD_DECL(cmd_bhistory);
 CMD_DECL(cmd_bsnapshot);
 /** Releases (deletes) every export of @c. */
 void cmd_client_exports_release(struct cmd_client *c);
+/** Releases the exports of @c not read for @idle_ms. Only while no request
+ * of @c runs (a READ in flight uses its export). */
+void cmd_client_exports_expire(struct cmd_client *c,
+                               uint64_t now_ms,
+                               uint64_t idle_ms);
 
 /* commands_native.c: DEL and the native commands. */
 CMD_DECL(cmd_del);

@@ -293,6 +293,10 @@ void cmd_client_discard(struct cmd_client *c)
     c->queued = NULL;
     c->n_queued = 0;
     c->cap_queued = 0;
+    if (c->queued_bytes > 0 && c->env->mem_release != NULL) {
+        c->env->mem_release(c, c->queued_bytes);
+    }
+    c->queued_bytes = 0;
     c->in_multi = false;
     c->multi_dirty = false;
 }

@@ -10,54 +10,11 @@
 
 #include "bnode.h"
 #include "commands.h"
+#include "glob.h"
 #include "kv.h"
 
 /* ---------------------------------------------------------------------- */
 /* Glob matching                                                           */
-
-static unsigned char fold(unsigned char c, bool nocase)
-{
-    return nocase && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/* Matches one bracket class at @p (just after '['); advances *pi past the
- * closing ']' (or to the end if there is none) and returns whether @c is
- * in the class. */
-static bool match_class(const char *p,
-                        size_t plen,
-                        size_t *pi,
-                        unsigned char c,
-                        bool nocase)
-{
-    size_t i = *pi;
-    bool neg = false;
-    bool hit = false;
-    if (i < plen && p[i] == '^') {
-        neg = true;
-        i++;
-    }
-    for (; i < plen && p[i] != ']'; i++) {
-        if (p[i] == '\\' && i + 1 < plen) {
-            i++;
-            hit |= fold((unsigned char)p[i], nocase) == fold(c, nocase);
-        } else if (i + 2 < plen && p[i + 1] == '-' && p[i + 2] != ']') {
-            unsigned char lo = fold((unsigned char)p[i], nocase);
-            unsigned char hi = fold((unsigned char)p[i + 2], nocase);
-            unsigned char x = fold(c, nocase);
-            if (lo > hi) {
-                unsigned char t = lo;
-                lo = hi;
-                hi = t;
-            }
-            hit |= x >= lo && x <= hi;
-            i += 2;
-        } else {
-            hit |= fold((unsigned char)p[i], nocase) == fold(c, nocase);
-        }
-    }
-    *pi = i < plen ? i + 1 : i;
-    return neg ? !hit : hit;
-}
 
 bool cmd_glob_match(const char *p,
                     size_t plen,
@@ -65,60 +22,13 @@ bool cmd_glob_match(const char *p,
                     size_t slen,
                     bool nocase)
 {
-    /* Iterative matching with one backtrack point for the last '*': linear
-     * in practice and never recursive, so a hostile pattern cannot blow the
-     * stack. */
-    size_t pi = 0, si = 0;
-    size_t star_p = SIZE_MAX, star_s = 0;
-    while (si < slen) {
-        if (pi < plen) {
-            char pc = p[pi];
-            if (pc == '*') {
-                while (pi < plen && p[pi] == '*') {
-                    pi++;
-                }
-                if (pi == plen) {
-                    return true;
-                }
-                star_p = pi;
-                star_s = si;
-                continue;
-            }
-            if (pc == '?') {
-                pi++;
-                si++;
-                continue;
-            }
-            if (pc == '[') {
-                size_t next = pi + 1;
-                if (match_class(p, plen, &next, (unsigned char)s[si], nocase)) {
-                    pi = next;
-                    si++;
-                    continue;
-                }
-            } else {
-                size_t at = pi;
-                if (pc == '\\' && pi + 1 < plen) {
-                    at = pi + 1;
-                }
-                if (fold((unsigned char)p[at], nocase) ==
-                    fold((unsigned char)s[si], nocase)) {
-                    pi = at + 1;
-                    si++;
-                    continue;
-                }
-            }
-        }
-        if (star_p == SIZE_MAX) {
-            return false;
-        }
-        pi = star_p;
-        si = ++star_s;
+    struct glob *g;
+    if (glob_compile(p, plen, slen, nocase, &g) != 0) {
+        return false;
     }
-    while (pi < plen && p[pi] == '*') {
-        pi++;
-    }
-    return pi == plen;
+    bool hit = glob_match(g, s, slen);
+    glob_free(g);
+    return hit;
 }
 
 /* The literal bytes a pattern's matches must start with. */
@@ -153,6 +63,7 @@ struct read_run
 {
     struct cmd_req *r;
     cmd_read_fn fn;
+    bool owned; /* @fn finishes @r itself */
     size_t argc;
     const char **argv;
     size_t *argvlen;
@@ -162,6 +73,7 @@ static void read_on_barrier(void *arg, int status)
 {
     struct read_run *run = arg;
     struct cmd_req *r = run->r;
+    bool owned = run->owned && status == 0;
     if (status != 0) {
         rep_node_error(r, status, false);
     } else {
@@ -170,8 +82,17 @@ static void read_on_barrier(void *arg, int status)
     }
     free(run->argv);
     free(run);
-    cmd_req_finish(r);
+    if (!owned) {
+        cmd_req_finish(r);
+    }
 }
+
+static void read_start(struct cmd_req *r,
+                       cmd_read_fn fn,
+                       bool owned,
+                       size_t argc,
+                       const char *const *argv,
+                       const size_t *argvlen);
 
 /* Copies the arguments and runs @fn behind a read barrier (linearizable
  * unless the connection asked for READONLY). */
@@ -180,6 +101,26 @@ void cmd_read_start(struct cmd_req *r,
                     size_t argc,
                     const char *const *argv,
                     const size_t *argvlen)
+{
+    read_start(r, fn, false, argc, argv, argvlen);
+}
+
+/* The same, but @fn finishes @r itself (later, e.g. after slices). */
+static void cmd_read_start_owned(struct cmd_req *r,
+                                 cmd_read_fn fn,
+                                 size_t argc,
+                                 const char *const *argv,
+                                 const size_t *argvlen)
+{
+    read_start(r, fn, true, argc, argv, argvlen);
+}
+
+static void read_start(struct cmd_req *r,
+                       cmd_read_fn fn,
+                       bool owned,
+                       size_t argc,
+                       const char *const *argv,
+                       const size_t *argvlen)
 {
     struct read_run *run = calloc(1, sizeof(*run));
     size_t bytes = argc * (sizeof(char *) + sizeof(size_t));
@@ -195,6 +136,7 @@ void cmd_read_start(struct cmd_req *r,
     }
     run->r = r;
     run->fn = fn;
+    run->owned = owned;
     run->argc = argc;
     run->argv = (const char **)mem;
     run->argvlen = (size_t *)(mem + argc * sizeof(char *));
@@ -283,6 +225,123 @@ static void key_list_free(struct key_list *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* KEYS over a large store is done in slices of KEYS_SLICE_KEYS keys, one
+ * per loop turn (a timer of 0 ms lets every other client's I/O run in
+ * between), so that no KEYS holds the loop for long. Like SCAN, and unlike
+ * Redis, a KEYS over more than one slice is therefore not a point-in-time
+ * view: keys written or deleted meanwhile may or may not appear. */
+#define KEYS_SLICE_KEYS 4096u
+
+struct keys_job
+{
+    struct cmd_req *r;
+    struct kv_store *kv;
+    uv_timer_t timer;
+    struct glob *g;
+    uint8_t start[KV_KEY_BYTES_MAX];
+    uint8_t end[KV_KEY_BYTES_MAX];
+    size_t start_len;
+    size_t end_len;
+    bool skip_first;
+    bool failed; /* the reply (an error) is written */
+    struct key_list out;
+};
+
+static void keys_job_closed(uv_handle_t *h)
+{
+    struct keys_job *job = h->data;
+    struct cmd_req *r = job->r;
+    glob_free(job->g);
+    key_list_free(&job->out);
+    free(job);
+    cmd_req_finish(r);
+}
+
+static void keys_job_end(struct keys_job *job)
+{
+    struct cmd_req *r = job->r;
+    if (!job->failed && !r->client->gone) {
+        rep_array(r, job->out.n);
+        for (size_t i = 0; i < job->out.n; i++) {
+            rep_bulk(r, job->out.v[i].key, job->out.v[i].len);
+        }
+    }
+    uv_close((uv_handle_t *)&job->timer, keys_job_closed);
+}
+
+/* One slice; returns true when the job is done. */
+static bool keys_slice(struct keys_job *job)
+{
+    struct cmd_req *r = job->r;
+    if (r->client->gone) {
+        return true; /* nobody reads the answer */
+    }
+    struct kv_range_req req = {job->start,
+                               job->end,
+                               (uint32_t)job->start_len,
+                               (uint32_t)job->end_len,
+                               KV_FLAG_KEYS_ONLY | KV_RANGE_NO_TOTAL,
+                               KEYS_SLICE_KEYS + job->skip_first};
+    struct kv_range_result res;
+    int rc = kv_range(job->kv, &req, &res);
+    if (rc != 0) {
+        kv_range_result_free(&res);
+        rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
+        job->failed = true;
+        return true;
+    }
+    for (size_t i = 0; i < res.n_kvs; i++) {
+        const struct kv_kv *p = &res.kvs[i];
+        /* The slice starts at the previous one's last key. */
+        if (i == 0 && job->skip_first && p->key_len == job->start_len &&
+            memcmp(p->key, job->start, job->start_len) == 0) {
+            continue;
+        }
+        if (glob_match(job->g, (const char *)p->key, p->key_len) &&
+            key_list_add(&job->out, p->key, p->key_len) != 0) {
+            kv_range_result_free(&res);
+            rep_error(r, "ERR out of memory");
+            job->failed = true;
+            return true;
+        }
+    }
+    bool more = res.more && res.n_kvs > 0;
+    if (more) {
+        const struct kv_kv *last = &res.kvs[res.n_kvs - 1];
+        memcpy(job->start, last->key, last->key_len);
+        job->start_len = last->key_len;
+        job->skip_first = true;
+    }
+    kv_range_result_free(&res);
+    if (job->out.bytes > r->client->env->opts.output_bytes_max) {
+        rep_error(r, "ERR reply too large for the output buffer limit");
+        job->failed = true;
+        return true;
+    }
+    return !more;
+}
+
+static void keys_on_timer(uv_timer_t *t)
+{
+    struct keys_job *job = t->data;
+    if (job->r->client->env->stopping) {
+        /* The node stops with the server: its store may be gone. */
+        rep_node_error(job->r, BNODE_ESTOPPED, false);
+        job->failed = true;
+        keys_job_end(job);
+        return;
+    }
+    /* The store may have been replaced (a snapshot installed) since the
+     * last slice: take it again. */
+    job->kv = bnode_kv(job->r->client->env->node);
+    if (keys_slice(job)) {
+        keys_job_end(job);
+    } else {
+        uv_timer_start(&job->timer, keys_on_timer, 0, 0);
+    }
+}
+
+/* Runs behind the read barrier; owns @r from here (finishes it). */
 static void keys_read(struct cmd_req *r,
                       struct kv_store *kv,
                       size_t argc,
@@ -292,83 +351,41 @@ static void keys_read(struct cmd_req *r,
     const char *pat = argv[1];
     size_t plen = argvlen[1];
     size_t pre = glob_prefix(pat, plen);
-    uint8_t start[KV_KEY_BYTES_MAX];
-    uint8_t end[KV_KEY_BYTES_MAX];
-    size_t start_len = 0;
-    size_t end_len = 0;
-    bool skip_first = false;
-    struct key_list out = {0};
     (void)argc;
     if (pre > KV_KEY_BYTES_MAX) {
         rep_array(r, 0); /* no stored key is that long */
+        cmd_req_finish(r);
         return;
     }
-    memcpy(start, pat, pre);
-    start_len = pre;
-    end_len = prefix_end(start, pre, end);
-    if (end_len == 0) {
-        end[0] = 0; /* one zero byte: no upper bound */
-        end_len = 1;
+    struct keys_job *job = calloc(1, sizeof(*job));
+    if (job == NULL ||
+        glob_compile(pat, plen, KV_KEY_BYTES_MAX, false, &job->g) != 0) {
+        free(job);
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
     }
-    /* A range read stops at KV_RANGE_BYTES_MAX; continue from its last
-     * key (returned again, and skipped) until the range is done. */
-    for (;;) {
-        struct kv_range_req req = {start,
-                                   end,
-                                   (uint32_t)start_len,
-                                   (uint32_t)end_len,
-                                   KV_FLAG_KEYS_ONLY | KV_RANGE_NO_TOTAL,
-                                   0};
-        struct kv_range_result res;
-        int rc = kv_range(kv, &req, &res);
-        if (rc != 0) {
-            kv_range_result_free(&res);
-            key_list_free(&out);
-            rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
-            return;
-        }
-        for (size_t i = 0; i < res.n_kvs; i++) {
-            const struct kv_kv *p = &res.kvs[i];
-            if (i == 0 && skip_first && p->key_len == start_len &&
-                memcmp(p->key, start, start_len) == 0) {
-                continue;
-            }
-            if (cmd_glob_match(pat, plen, (const char *)p->key, p->key_len,
-                               false) &&
-                key_list_add(&out, p->key, p->key_len) != 0) {
-                kv_range_result_free(&res);
-                key_list_free(&out);
-                rep_error(r, "ERR out of memory");
-                return;
-            }
-        }
-        bool more = res.more && res.n_kvs > 0;
-        if (more) {
-            const struct kv_kv *last = &res.kvs[res.n_kvs - 1];
-            memcpy(start, last->key, last->key_len);
-            start_len = last->key_len;
-            skip_first = true;
-        }
-        kv_range_result_free(&res);
-        if (out.bytes > r->client->env->opts.output_bytes_max) {
-            key_list_free(&out);
-            rep_error(r, "ERR reply too large for the output buffer limit");
-            return;
-        }
-        if (!more) {
-            break;
-        }
+    job->r = r;
+    job->kv = kv;
+    memcpy(job->start, pat, pre);
+    job->start_len = pre;
+    job->end_len = prefix_end(job->start, pre, job->end);
+    if (job->end_len == 0) {
+        job->end[0] = 0; /* one zero byte: no upper bound */
+        job->end_len = 1;
     }
-    rep_array(r, out.n);
-    for (size_t i = 0; i < out.n; i++) {
-        rep_bulk(r, out.v[i].key, out.v[i].len);
+    uv_timer_init(r->client->env->loop, &job->timer);
+    job->timer.data = job;
+    if (keys_slice(job)) {
+        keys_job_end(job);
+    } else {
+        uv_timer_start(&job->timer, keys_on_timer, 0, 0);
     }
-    key_list_free(&out);
 }
 
 CMD_DECL(cmd_keys)
 {
-    cmd_read_start(r, keys_read, argc, argv, argvlen);
+    cmd_read_start_owned(r, keys_read, argc, argv, argvlen);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -547,13 +564,20 @@ static void scan_read(struct cmd_req *r,
         memcmp(res.kvs[0].key, start, start_len) == 0) {
         first = 1;
     }
+    struct glob *g = NULL;
+    if (a.match != NULL &&
+        glob_compile(a.match, a.match_len, KV_KEY_BYTES_MAX, false, &g) != 0) {
+        kv_range_result_free(&res);
+        rep_error(r, "ERR out of memory");
+        return;
+    }
+    /* Matched twice (to count, then to reply): each costs the key's
+     * length times the pattern's tokens / 64 word operations at most. */
     size_t matched = 0;
     for (size_t i = first; i < res.n_kvs; i++) {
-        matched +=
-            !a.type_other &&
-            (a.match == NULL ||
-             cmd_glob_match(a.match, a.match_len, (const char *)res.kvs[i].key,
-                            res.kvs[i].key_len, false));
+        matched += !a.type_other &&
+                   (g == NULL || glob_match(g, (const char *)res.kvs[i].key,
+                                            res.kvs[i].key_len));
     }
     uint64_t next = 0;
     if (res.more && res.n_kvs > 0) {
@@ -561,6 +585,7 @@ static void scan_read(struct cmd_req *r,
         next = cursor_save(env, last->key, last->key_len);
         if (next == 0) {
             kv_range_result_free(&res);
+            glob_free(g);
             rep_error(r, "ERR out of memory");
             return;
         }
@@ -572,12 +597,12 @@ static void scan_read(struct cmd_req *r,
     rep_array(r, matched);
     for (size_t i = first; i < res.n_kvs; i++) {
         if (!a.type_other &&
-            (a.match == NULL ||
-             cmd_glob_match(a.match, a.match_len, (const char *)res.kvs[i].key,
-                            res.kvs[i].key_len, false))) {
+            (g == NULL ||
+             glob_match(g, (const char *)res.kvs[i].key, res.kvs[i].key_len))) {
             rep_bulk(r, res.kvs[i].key, res.kvs[i].key_len);
         }
     }
+    glob_free(g);
     kv_range_result_free(&res);
 }
 

@@ -14,7 +14,8 @@
  * (bnode_export_start). READ also reads the file on a worker, so the loop
  * never waits for the disk. An export belongs to the connection that made
  * it: its token means nothing on another, and it is deleted at DONE or
- * when the connection closes. At most SERVER_EXPORTS_MAX exist at once.
+ * when the connection closes, or once nobody read it for
+ * server_options.export_idle_ms. At most SERVER_EXPORTS_MAX exist at once.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ struct cmd_export
 {
     uint64_t token;
     struct bnode_export *exp;
+    uint64_t used_ms; /* created or last read */
     struct cmd_export *next;
 };
 
@@ -41,6 +43,25 @@ void cmd_client_exports_release(struct cmd_client *c)
         bnode_export_release(e->exp);
         free(e);
         c->env->n_exports--;
+    }
+}
+
+void cmd_client_exports_expire(struct cmd_client *c,
+                               uint64_t now_ms,
+                               uint64_t idle_ms)
+{
+    struct cmd_export **pe = &c->exports;
+    while (*pe != NULL) {
+        struct cmd_export *e = *pe;
+        if (now_ms - e->used_ms < idle_ms) {
+            pe = &e->next;
+            continue;
+        }
+        *pe = e->next;
+        bnode_export_release(e->exp);
+        free(e);
+        c->env->n_exports--;
+        c->env->expired_exports++;
     }
 }
 
@@ -60,7 +81,8 @@ static struct cmd_export *find_export(struct cmd_req *r,
     }
     rep_error(r,
               "ERR no such snapshot export on this connection (unknown "
-              "token, already done, or made on another connection)");
+              "token, already done, released after going unread for too "
+              "long, or made on another connection)");
     return NULL;
 }
 
@@ -129,6 +151,7 @@ static void on_exported(void *arg, int status, struct bnode_export *exp)
     }
     e->token = ++c->env->next_export_token;
     e->exp = exp;
+    e->used_ms = cmd_now_ms();
     e->next = c->exports;
     c->exports = e;
     reply_created(r, e);
@@ -240,6 +263,7 @@ static void read_chunk(struct cmd_req *r,
     if (e == NULL) {
         goto done;
     }
+    e->used_ms = cmd_now_ms();
     size = kv_snapshot_info(e->exp->snap)->size;
     if (!parse_range(argv[3], argvlen[3], 0, size, &offset)) {
         rep_errorf(r,

@@ -93,8 +93,9 @@ static void reply_reset(struct cmd_req *r)
     struct resp_buf *b = &r->reply;
     int proto = b->proto;
     size_t limit = b->limit;
+    struct resp_allocator alloc = b->alloc; /* the server's accounting */
     resp_buf_close(b);
-    int rc = resp_buf_init(b, limit, proto, NULL);
+    int rc = resp_buf_init(b, limit, proto, &alloc);
     assert(rc == 0);
     (void)rc;
     r->reply_err = 0;

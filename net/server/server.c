@@ -57,7 +57,18 @@ struct conn
     bool closed;     /* the close callback ran */
     bool counted;    /* counts in env.n_clients */
     bool in_process;
+    /* When the client last completed something (a request parsed, a reply
+     * written): bytes of an unfinished request do not count, so a client
+     * that trickles one looks idle. */
     uint64_t last_ms;
+    /* Since when unconsumed input (an unfinished request) is buffered; 0
+     * if none. */
+    uint64_t partial_ms;
+    /* Bytes this connection holds (input, output, replies being built,
+     * MULTI queue), counted in env.mem_used; wcap is wbuf's size. */
+    size_t mem;
+    size_t wcap;
+    bool mem_refused; /* the budget refused it something */
 };
 
 struct server
@@ -67,8 +78,11 @@ struct server
     uv_timer_t timer;
     bool timer_on;
     struct cmd_env env;
+    /* Every connection object, refused ones too, the most recently active
+     * first (conn_touch), so the tail is the one idle the longest. */
     struct conn *conns;
-    unsigned n_conns; /* every connection object, refused ones too */
+    struct conn *conns_tail;
+    unsigned n_conns;
     bool stopping;
     unsigned handles_open; /* listener and timer */
     void (*stop_cb)(void *arg);
@@ -88,11 +102,138 @@ void server_options_default(struct server_options *opts)
     opts->output_bytes_max = SERVER_OUTPUT_BYTES_MAX_DEFAULT;
     opts->pipeline_max = SERVER_PIPELINE_MAX_DEFAULT;
     opts->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS_DEFAULT;
+    opts->request_timeout_ms = SERVER_REQUEST_TIMEOUT_MS_DEFAULT;
+    opts->export_idle_ms = SERVER_EXPORT_IDLE_MS_DEFAULT;
+    opts->memory_max = SERVER_MEMORY_MAX_DEFAULT;
+}
+
+unsigned server_fds_max(unsigned max_clients)
+{
+    return max_clients + SERVER_REFUSING_MAX + 2;
 }
 
 static struct conn *conn_of(struct cmd_client *cl)
 {
     return (struct conn *)((char *)cl - offsetof(struct conn, client));
+}
+
+static void conns_unlink(struct server *s, struct conn *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    } else {
+        s->conns_tail = c->prev;
+    }
+    c->prev = c->next = NULL;
+}
+
+static void conns_push_front(struct server *s, struct conn *c)
+{
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    } else {
+        s->conns_tail = c;
+    }
+    s->conns = c;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Memory                                                                  */
+
+/* Charges @n bytes to @c. Beyond SERVER_CLIENT_SHARE_MIN a connection
+ * gets more only while every client together stays within memory_max;
+ * @force charges anyway (memory that moves from one use to another). */
+static bool mem_charge(struct conn *c, size_t n, bool force)
+{
+    struct cmd_env *e = &c->srv->env;
+    if (!force && c->mem + n > SERVER_CLIENT_SHARE_MIN &&
+        e->mem_used + n > e->opts.memory_max) {
+        c->mem_refused = true;
+        e->mem_refused++;
+        return false;
+    }
+    c->mem += n;
+    e->mem_used += n;
+    return true;
+}
+
+static void mem_release(struct conn *c, size_t n)
+{
+    assert(c->mem >= n);
+    c->mem -= n;
+    c->srv->env.mem_used -= n;
+}
+
+static bool env_mem_charge(struct cmd_client *cl, size_t n)
+{
+    return mem_charge(conn_of(cl), n, false);
+}
+
+static void env_mem_release(struct cmd_client *cl, size_t n)
+{
+    mem_release(conn_of(cl), n);
+}
+
+/* Replies are built through this allocator, so each is charged as it
+ * grows and refused (RESP_ENOMEM) beyond the connection's share. A header
+ * before each block keeps its size. */
+#define REPLY_HDR 16u
+#define REPLY_SMALL 4096u
+
+static void *reply_realloc(void *ctx, void *ptr, size_t size)
+{
+    struct conn *c = ctx;
+    char *h = ptr != NULL ? (char *)ptr - REPLY_HDR : NULL;
+    size_t old = 0;
+    if (h != NULL) {
+        memcpy(&old, h, sizeof(old));
+    }
+    /* A small reply (an error, a status) is never refused: the client must
+     * be told why it got nothing else. */
+    if (size > old && !mem_charge(c, size - old, size <= REPLY_SMALL)) {
+        return NULL;
+    }
+    char *nh = realloc(h, size + REPLY_HDR);
+    if (nh == NULL) {
+        if (size > old) {
+            mem_release(c, size - old);
+        }
+        return NULL;
+    }
+    if (size < old) {
+        mem_release(c, old - size);
+    }
+    memcpy(nh, &size, sizeof(size));
+    return nh + REPLY_HDR;
+}
+
+static void reply_free(void *ctx, void *ptr)
+{
+    if (ptr == NULL) {
+        return;
+    }
+    char *h = (char *)ptr - REPLY_HDR;
+    size_t size;
+    memcpy(&size, h, sizeof(size));
+    mem_release(ctx, size);
+    free(h);
+}
+
+/* The client completed something: it is the most recently active. */
+static void conn_touch(struct conn *c)
+{
+    c->last_ms = cmd_now_ms();
+    if (c->srv->conns != c) {
+        conns_unlink(c->srv, c);
+        conns_push_front(c->srv, c);
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -119,14 +260,7 @@ static void conn_maybe_free(struct conn *c)
         return;
     }
     struct server *s = c->srv;
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        s->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
+    conns_unlink(s, c);
     s->n_conns--;
     cmd_client_close(&c->client);
     resp_parser_close(&c->parser);
@@ -134,6 +268,8 @@ static void conn_maybe_free(struct conn *c)
     free(c->in);
     free(c->out);
     free(c->wbuf);
+    /* Input, output and queue: everything else was released already. */
+    s->env.mem_used -= c->mem;
     free(c);
     server_maybe_stopped(s);
 }
@@ -184,10 +320,12 @@ static void on_write(uv_write_t *w, int status)
     c->wlen = 0;
     free(c->wbuf);
     c->wbuf = NULL;
+    mem_release(c, c->wcap);
+    c->wcap = 0;
     if (status < 0) {
         conn_close(c);
-    } else {
-        c->last_ms = cmd_now_ms();
+    } else if (!c->closing) {
+        conn_touch(c);
     }
     conn_flush(c);
     conn_maybe_close(c);
@@ -203,6 +341,7 @@ static void conn_flush(struct conn *c)
     free(c->wbuf);
     c->wbuf = c->out;
     c->wlen = c->out_len;
+    c->wcap = c->out_cap;
     c->out = NULL;
     c->out_len = 0;
     c->out_cap = 0;
@@ -237,6 +376,9 @@ static int conn_stage(struct conn *c, const char *data, size_t len)
             conn_close(c);
             return -1;
         }
+        /* A reply moving to the output was charged as it was built, and
+         * is released right after: charged whatever the budget. */
+        (void)mem_charge(c, cap - c->out_cap, true);
         c->out = p;
         c->out_cap = cap;
     }
@@ -256,8 +398,12 @@ static int conn_push(struct cmd_client *cl,
     if (c->closing) {
         return -1;
     }
-    if (!force &&
-        c->out_len + c->wlen + len > c->srv->env.opts.output_bytes_max / 2) {
+    const struct cmd_env *e = &c->srv->env;
+    if (!force && (c->out_len + c->wlen + len > e->opts.output_bytes_max / 2 ||
+                   (c->mem + len > SERVER_CLIENT_SHARE_MIN &&
+                    e->mem_used + len > e->opts.memory_max))) {
+        /* Over the output limit's half, or over the client's share of the
+         * memory budget: the stream waits. */
         return 1;
     }
     if (conn_stage(c, data, len) != 0) {
@@ -279,11 +425,15 @@ static void conn_collect(struct conn *c)
         c->n_pending--;
         if (!c->closing) {
             if (r->reply_err != 0) {
-                char msg[128];
+                char msg[160];
                 int n = snprintf(msg, sizeof(msg), "-ERR %s\r\n",
                                  r->reply_err == RESP_EOUTPUT
                                      ? "reply too large for the output "
                                        "buffer limit"
+                                 : c->mem_refused
+                                     ? "reply too large for this client's "
+                                       "share of the server's client memory "
+                                       "(max_client_memory)"
                                      : "out of memory");
                 (void)conn_stage(c, msg, (size_t)n);
             } else {
@@ -307,8 +457,9 @@ static struct cmd_req *slot_new(struct conn *c, int order)
     if (r == NULL) {
         return NULL;
     }
+    struct resp_allocator alloc = {c, reply_realloc, reply_free};
     if (resp_buf_init(&r->reply, c->srv->env.opts.output_bytes_max,
-                      c->client.proto, NULL) != 0) {
+                      c->client.proto, &alloc) != 0) {
         free(r);
         return NULL;
     }
@@ -361,6 +512,7 @@ static int dispatch(struct conn *c, const struct resp_request *req, int order)
         return -1;
     }
     c->inflight[order]++;
+    conn_touch(c);
     cmd_dispatch(r, req);
     return 0;
 }
@@ -455,10 +607,16 @@ static void conn_process(struct conn *c)
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+    if (c->in_len == 0) {
+        c->partial_ms = 0;
+    } else if (off > 0 || c->partial_ms == 0) {
+        c->partial_ms = cmd_now_ms(); /* a new unfinished request */
+    }
     if (c->in_len == 0 && c->in_cap > 4 * CONN_READ_CHUNK) {
         /* One big request must not pin its buffer for the connection's
          * life. */
         free(c->in);
+        mem_release(c, c->in_cap);
         c->in = NULL;
         c->in_cap = 0;
     }
@@ -483,9 +641,16 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         if (cap < c->in_cap * 2) {
             cap = c->in_cap * 2;
         }
+        if (!mem_charge(c, cap - c->in_cap, false)) {
+            /* An unfinished request may not pin more than its share: the
+             * client is told and disconnected (on_read). */
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            return;
+        }
         char *p = realloc(c->in, cap);
         if (p == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            mem_release(c, cap - c->in_cap);
+            *buf = uv_buf_init(NULL, 0);
             return;
         }
         c->in = p;
@@ -500,12 +665,21 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (nread > 0) {
         c->in_len += (size_t)nread;
-        c->last_ms = cmd_now_ms();
         conn_process(c);
     } else if (nread == UV_EOF) {
         c->eof = true;
         update_reading(c);
         conn_process(c);
+    } else if (nread == UV_ENOBUFS && c->mem_refused && !c->stop_parse) {
+        /* After the replies already due, an error, then the close. */
+        reply_error_slot(c,
+                         "ERR request too large for this client's share "
+                         "of the server's client memory "
+                         "(max_client_memory)");
+        c->stop_parse = true;
+        update_reading(c);
+        conn_flush(c);
+        conn_maybe_close(c);
     } else if (nread < 0) {
         conn_close(c);
     }
@@ -532,10 +706,41 @@ static void update_reading(struct conn *c)
 /* ---------------------------------------------------------------------- */
 /* Accepting                                                               */
 
+/* A client that is doing nothing: no request in flight or waiting, no
+ * reply being written. */
+static bool conn_is_idle(const struct conn *c)
+{
+    return !c->closing && c->n_pending == 0 && !c->has_held && !c->writing &&
+           c->out_len == 0;
+}
+
+/* At max_clients: closes the client idle the longest, if it has been idle
+ * for SERVER_EVICT_IDLE_MIN_MS, to make room for a new one. Returns true
+ * if one was closed. */
+static bool evict_idle(struct server *s, uint64_t now)
+{
+    unsigned looked = 0;
+    for (struct conn *c = s->conns_tail;
+         c != NULL && looked < SERVER_EVICT_SCAN_MAX; c = c->prev, looked++) {
+        if (now - c->last_ms < SERVER_EVICT_IDLE_MIN_MS) {
+            return false; /* the rest were active more recently */
+        }
+        if (c->counted && conn_is_idle(c)) {
+            s->env.evicted_connections++;
+            conn_close(c);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     struct server *s = l->data;
     if (status < 0) {
+        /* Accepting failed (out of descriptors: libuv then accepts and
+         * closes what waits in the backlog). The node is not affected. */
+        s->env.rejected_connections++;
         return;
     }
     struct conn *c = calloc(1, sizeof(*c));
@@ -552,11 +757,7 @@ static void on_connection(uv_stream_t *l, int status)
         /* The limits were checked at start. */
         assert(0);
     }
-    c->next = s->conns;
-    if (s->conns != NULL) {
-        s->conns->prev = c;
-    }
-    s->conns = c;
+    conns_push_front(s, c);
     s->n_conns++;
     c->last_ms = cmd_now_ms();
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
@@ -565,9 +766,19 @@ static void on_connection(uv_stream_t *l, int status)
     }
     s->env.total_connections++;
     (void)uv_tcp_nodelay(&c->tcp, 1);
+    (void)uv_tcp_keepalive(&c->tcp, 1, SERVER_KEEPALIVE_S);
+    if (s->env.n_clients >= s->env.opts.max_clients) {
+        (void)evict_idle(s, c->last_ms);
+    }
     if (s->env.n_clients >= s->env.opts.max_clients) {
         static const char msg[] = "-ERR max number of clients reached\r\n";
         s->env.rejected_connections++;
+        if (s->n_conns - s->env.n_clients > SERVER_REFUSING_MAX) {
+            /* Enough refusals are being written already: this one is
+             * closed at once, so its descriptor is freed at once. */
+            conn_close(c);
+            return;
+        }
         c->stop_parse = true;
         (void)conn_stage(c, msg, sizeof(msg) - 1);
         conn_flush(c);
@@ -579,16 +790,46 @@ static void on_connection(uv_stream_t *l, int status)
     update_reading(c);
 }
 
+/* Closes idle clients and clients with a request unfinished for too long,
+ * and releases snapshot exports nobody reads. */
 static void on_timer(uv_timer_t *t)
 {
     struct server *s = t->data;
+    const struct server_options *o = &s->env.opts;
     uint64_t now = cmd_now_ms();
-    for (struct conn *c = s->conns; c != NULL; c = c->next) {
-        if (!c->closing && c->n_pending == 0 && !c->has_held &&
-            now - c->last_ms >= s->env.opts.idle_timeout_ms) {
+    struct conn *next;
+    for (struct conn *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (o->export_idle_ms > 0 && c->client.exports != NULL &&
+            c->n_pending == 0) {
+            cmd_client_exports_expire(&c->client, now, o->export_idle_ms);
+        }
+        if (!conn_is_idle(c)) {
+            continue;
+        }
+        if (o->idle_timeout_ms > 0 && now - c->last_ms >= o->idle_timeout_ms) {
+            s->env.timedout_connections++;
+            conn_close(c);
+        } else if (o->request_timeout_ms > 0 && c->in_len > 0 &&
+                   now - c->partial_ms >= o->request_timeout_ms) {
+            s->env.timedout_connections++;
             conn_close(c);
         }
     }
+}
+
+/* How often on_timer runs: often enough for the shortest timeout. */
+static uint64_t timer_every_ms(const struct server_options *o)
+{
+    uint64_t every = 1000;
+    const uint64_t t[] = {o->idle_timeout_ms, o->request_timeout_ms,
+                          o->export_idle_ms};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        if (t[i] > 0 && t[i] / 2 < every) {
+            every = t[i] / 2;
+        }
+    }
+    return every < 10 ? 10 : every;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -641,6 +882,8 @@ int server_start(uv_loop_t *loop,
     s->env.start_ms = cmd_now_ms();
     s->env.req_done = req_done;
     s->env.push = conn_push;
+    s->env.mem_charge = env_mem_charge;
+    s->env.mem_release = env_mem_release;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->handles_open = 1;
@@ -662,15 +905,12 @@ int server_start(uv_loop_t *loop,
         0) {
         s->env.port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
     }
-    if (opts->idle_timeout_ms > 0) {
-        uint64_t every = opts->idle_timeout_ms / 2;
-        every = every < 10 ? 10 : every > 1000 ? 1000 : every;
-        uv_timer_init(loop, &s->timer);
-        s->timer.data = s;
-        s->timer_on = true;
-        s->handles_open++;
-        uv_timer_start(&s->timer, on_timer, every, every);
-    }
+    uint64_t every = timer_every_ms(opts);
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->timer_on = true;
+    s->handles_open++;
+    uv_timer_start(&s->timer, on_timer, every, every);
     *out = s;
     return 0;
 }
@@ -683,6 +923,20 @@ int server_port(const struct server *srv)
 unsigned server_clients(const struct server *srv)
 {
     return srv->env.n_clients;
+}
+
+void server_stats(const struct server *srv, struct server_stats *out)
+{
+    const struct cmd_env *e = &srv->env;
+    out->clients = e->n_clients;
+    out->max_clients = e->opts.max_clients;
+    out->connections_total = e->total_connections;
+    out->rejected = e->rejected_connections;
+    out->evicted = e->evicted_connections;
+    out->timedout = e->timedout_connections;
+    out->exports_expired = e->expired_exports;
+    out->memory_used = e->mem_used;
+    out->memory_refused = e->mem_refused;
 }
 
 void server_stop(struct server *s, void (*cb)(void *arg), void *arg)

@@ -42,8 +42,40 @@ enum {
 /* Requests of one connection parsed but not answered yet; beyond it the
  * server stops reading that connection until some are answered. */
 #define SERVER_PIPELINE_MAX_DEFAULT 1024u
-/* 0: idle clients are never disconnected (Redis's default too). */
-#define SERVER_IDLE_TIMEOUT_MS_DEFAULT 0u
+/* A client that has completed no request for this long is disconnected
+ * (0: never). Redis's default is never; ours is not, so that idle and
+ * half-open connections cannot hold every slot (docs/operations.md). */
+#define SERVER_IDLE_TIMEOUT_MS_DEFAULT (300u * 1000u)
+/* A request whose first byte arrived this long ago and which is still not
+ * complete closes its connection (0: never): a client that trickles a
+ * request (slowloris) holds a slot and a buffer for this long at most. */
+#define SERVER_REQUEST_TIMEOUT_MS_DEFAULT (30u * 1000u)
+/* At max_clients, a new connection displaces the client idle the longest
+ * (no request in flight, none completed for at least this long), so idle
+ * connections alone can never lock every client out. */
+#define SERVER_EVICT_IDLE_MIN_MS 2000u
+/* How many of the least recently active clients are looked at for one
+ * eviction, so that accepting stays O(1). */
+#define SERVER_EVICT_SCAN_MAX 64u
+/* Connections refused over max_clients that are still being told so (each
+ * holds a descriptor until its error is written). Beyond it a connection
+ * is closed at once, without a message: the client port never holds more
+ * than max_clients + SERVER_REFUSING_MAX descriptors. */
+#define SERVER_REFUSING_MAX 32u
+/* TCP keepalive on every client connection: the first probe after this
+ * many idle seconds, so a peer that vanished (half-open) is noticed. */
+#define SERVER_KEEPALIVE_S 60u
+/* A snapshot export not read for this long is released (0: never), so
+ * exports a client holds and forgets cannot block later backups. */
+#define SERVER_EXPORT_IDLE_MS_DEFAULT (60u * 1000u)
+/* All memory held for clients: input buffers, replies being built,
+ * replies waiting to be written, MULTI queues. Beyond it a client
+ * that needs more than SERVER_CLIENT_SHARE_MIN gets an error (a reply or a
+ * MULTI queue) or is disconnected (a request that cannot be read), so a
+ * node holds at most this plus SERVER_CLIENT_SHARE_MIN per client. */
+#define SERVER_MEMORY_MAX_DEFAULT (1024u * 1024u * 1024u)
+/* What every client may hold whatever the others hold. */
+#define SERVER_CLIENT_SHARE_MIN (256u * 1024u)
 /* Longest client name (CLIENT SETNAME). */
 #define SERVER_CLIENT_NAME_MAX 128u
 /* Snapshot exports (BSNAPSHOT) that may exist at once, over all clients:
@@ -63,7 +95,10 @@ struct server_options
     struct resp_limits limits; /* per request, passed to resp_parse() */
     size_t output_bytes_max;
     unsigned pipeline_max;
-    uint64_t idle_timeout_ms; /* 0 = off */
+    uint64_t idle_timeout_ms;    /* 0 = off */
+    uint64_t request_timeout_ms; /* 0 = off */
+    uint64_t export_idle_ms;     /* 0 = off */
+    uint64_t memory_max;         /* all clients' buffers, see above */
 };
 
 /* Fills @opts with the SERVER_*_DEFAULT values and resp's default request
@@ -96,6 +131,29 @@ int server_port(const struct server *srv);
 
 /** Connected clients (not counting ones refused by max_clients). */
 unsigned server_clients(const struct server *srv);
+
+/* Counters of the client port, for metrics. */
+struct server_stats
+{
+    unsigned clients;
+    unsigned max_clients;
+    uint64_t connections_total;
+    uint64_t rejected; /* over max_clients, or accepting failed */
+    uint64_t evicted;  /* idle clients displaced at max_clients */
+    uint64_t timedout; /* idle timeout or unfinished-request timeout */
+    uint64_t exports_expired;
+    uint64_t memory_used;    /* bytes held for clients now */
+    uint64_t memory_refused; /* requests, replies or queues refused */
+};
+
+void server_stats(const struct server *srv, struct server_stats *out);
+
+/**
+ * Descriptors the client port may hold at most with @max_clients: the
+ * clients, the refused connections being told so, the listener and one
+ * being accepted. ballotd compares it with RLIMIT_NOFILE.
+ */
+unsigned server_fds_max(unsigned max_clients);
 
 /**
  * Graceful stop: stops accepting, stops reading requests, lets every

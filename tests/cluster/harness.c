@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -385,6 +386,15 @@ void cl_start_node(struct cluster *c, unsigned id)
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
+            if (fd > 2) {
+                close(fd);
+            }
+        }
+        if (c->nofile != 0) {
+            struct rlimit rl = {c->nofile, c->nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+                _exit(127);
+            }
         }
         execv(c->ballotd, argv);
         _exit(127);

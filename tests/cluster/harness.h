@@ -102,6 +102,9 @@ struct cluster
     /* Start nodes without --bootstrap (e.g. from restored data
      * directories). */
     bool no_bootstrap;
+    /* If not 0, nodes run with RLIMIT_NOFILE at this (soft and hard), as
+     * under `ulimit -n`. */
+    unsigned nofile;
 };
 
 /* Creates a temporary directory and starts @n nodes bootstrapping a new

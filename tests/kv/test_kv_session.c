@@ -38,6 +38,7 @@ struct one
 {
     int code;
     bool succeeded, duplicate, superseded;
+    uint8_t refusal;
     uint64_t revision, session_seq, session_revision;
     char reply[64];
 };
@@ -56,6 +57,7 @@ static struct one apply_one(struct kv_store *s,
     o.succeeded = er->succeeded;
     o.duplicate = er->duplicate;
     o.superseded = er->superseded;
+    o.refusal = er->session_refusal;
     o.revision = er->revision;
     o.session_seq = er->session_seq;
     o.session_revision = er->session_revision;
@@ -242,6 +244,7 @@ START_TEST(test_session_table_is_bounded)
     struct kv_store *s = NULL;
     memset(&o, 0, sizeof(o));
     o.session_max = 3;
+    o.session_evict_after = 1; /* any session may make room */
     ck_assert_int_eq(kv_open(dir, &o, &s, NULL, 0), 0);
     size_t len;
     raft_index i = 1;
@@ -280,16 +283,18 @@ START_TEST(test_session_survives_snapshot_install)
     struct kv_store *src = kvt_open(src_dir, 0);
     struct kv_store *dst = kvt_open(dst_dir, 0);
     size_t len;
-    uint8_t *d = sess_put("k", "v", 42, 9, "$1\r\nv\r\n", &len);
+    uint8_t *d = sess_put("k", "u", 42, 1, "+OK\r\n", &len);
     apply_one(src, 1, d, len);
+    d = sess_put("k", "v", 42, 9, "$1\r\nv\r\n", &len);
+    apply_one(src, 2, d, len);
     kvt_snapshot_transfer(src, src_dir, dst);
     d = sess_put("k", "w", 42, 9, "-ERR\r\n", &len);
-    struct one r = apply_one(dst, 2, d, len);
+    struct one r = apply_one(dst, 3, d, len);
     ck_assert(r.duplicate);
     ck_assert_str_eq(r.reply, "$1\r\nv\r\n");
     check_value(dst, "k", "v");
     d = sess_put("k", "w", 42, 8, "-ERR\r\n", &len);
-    ck_assert(apply_one(dst, 3, d, len).superseded);
+    ck_assert(apply_one(dst, 4, d, len).superseded);
     kv_close(src);
     kv_close(dst);
     kvt_rmdir(src_dir);
@@ -544,6 +549,105 @@ START_TEST(test_session_kept_result_too_large_is_elided)
 }
 END_TEST
 
+/* A client's first seq is 1. A request of a client id without a session
+ * and a higher seq is a retry of a session that expired: it is refused as
+ * expired, never run (Raft dissertation, section 6.3), and leaves no
+ * session behind. */
+START_TEST(test_session_unknown_client_with_a_later_seq_is_expired)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    size_t len;
+    uint8_t *d = sess_put("k", "v", 5, 3, "+OK\r\n", &len);
+    struct one r = apply_one(s, 1, d, len);
+    ck_assert(r.superseded && !r.succeeded);
+    ck_assert_uint_eq(r.refusal, KV_SESSION_EXPIRED);
+    struct kv_range_result g;
+    ck_assert_int_eq(kv_get(s, (const uint8_t *)"k", 1, &g), KV_ENOTFOUND);
+    kv_range_result_free(&g);
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.sessions, 0);
+    d = sess_put("k", "v", 5, 1, "+OK\r\n", &len);
+    r = apply_one(s, 2, d, len);
+    ck_assert(r.succeeded && !r.superseded);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* 100,000 writes of other clients (the default table) used to evict every
+ * session, after which a retry ran again. Now a session is dropped only
+ * once it is session_evict_after log entries old: until then new sessions
+ * are refused (BUSY), and a retry after the drop is refused as expired. */
+START_TEST(test_session_other_clients_cannot_make_a_retry_run_twice)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_options o;
+    struct kv_store *s = NULL;
+    memset(&o, 0, sizeof(o));
+    o.session_max = 4;
+    o.session_evict_after = 100;
+    ck_assert_int_eq(kv_open(dir, &o, &s, NULL, 0), 0);
+    size_t len;
+    raft_index i = 1;
+    uint8_t *d = sess_put("n", "1", 1, 1, "+OK\r\n", &len);
+    apply_one(s, i++, d, len);
+    d = sess_put("n", "2", 1, 2, "+OK\r\n", &len);
+    apply_one(s, i++, d, len);
+    /* Other clients fill the table; the next new one is refused. */
+    for (uint64_t client = 2; client <= 4; client++) {
+        d = sess_put("x", "y", client, 1, "+OK\r\n", &len);
+        ck_assert(apply_one(s, i++, d, len).succeeded);
+    }
+    d = sess_put("x", "z", 99, 1, "+OK\r\n", &len);
+    struct one r = apply_one(s, i++, d, len);
+    ck_assert(r.superseded && r.refusal == KV_SESSION_FULL);
+    check_value(s, "x", "y");
+    /* Client 1 retries its seq 2: still a duplicate. */
+    d = sess_put("n", "2", 1, 2, "+OK\r\n", &len);
+    ck_assert(apply_one(s, i++, d, len).duplicate);
+    /* 100 entries later client 1's session may be dropped for a new one;
+     * its retry is then refused as expired, not run again. */
+    for (int n = 0; n < 100; n++) {
+        d = sess_put("p", "q", 0, 0, "", &len); /* no request id */
+        ck_assert(apply_one(s, i++, d, len).succeeded);
+    }
+    d = sess_put("x", "z", 99, 1, "+OK\r\n", &len);
+    ck_assert(apply_one(s, i++, d, len).succeeded);
+    d = sess_put("n", "3", 1, 2, "+OK\r\n", &len);
+    r = apply_one(s, i++, d, len);
+    ck_assert(r.superseded && r.refusal == KV_SESSION_EXPIRED);
+    check_value(s, "n", "2");
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* seq 2^64-1 used to take a client id's last seq to the top, so that every
+ * later request was superseded. A seq more than 2^32 past the last one is
+ * refused instead, and the id keeps working. */
+START_TEST(test_session_huge_seq_cannot_use_up_a_client_id)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    size_t len;
+    uint8_t *d = sess_put("k", "1", 8, 1, "+OK\r\n", &len);
+    apply_one(s, 1, d, len);
+    d = sess_put("k", "2", 8, UINT64_MAX, "+OK\r\n", &len);
+    struct one r = apply_one(s, 2, d, len);
+    ck_assert(r.superseded && r.refusal == KV_SESSION_TOO_FAR);
+    ck_assert_uint_eq(r.session_seq, 1);
+    d = sess_put("k", "3", 8, 1 + KV_SESSION_SEQ_STEP_MAX, "+OK\r\n", &len);
+    ck_assert(apply_one(s, 3, d, len).succeeded);
+    d = sess_put("k", "4", 8, 2 + KV_SESSION_SEQ_STEP_MAX, "+OK\r\n", &len);
+    ck_assert(apply_one(s, 4, d, len).succeeded);
+    check_value(s, "k", "4");
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 Suite *kv_session_suite(void)
 {
     Suite *s = suite_create("session");
@@ -558,6 +662,10 @@ Suite *kv_session_suite(void)
     tcase_add_test(tc, test_session_kept_result_encoding);
     tcase_add_test(tc, test_session_kept_result_is_returned_to_a_retry);
     tcase_add_test(tc, test_session_kept_result_too_large_is_elided);
+    tcase_add_test(tc, test_session_unknown_client_with_a_later_seq_is_expired);
+    tcase_add_test(tc,
+                   test_session_other_clients_cannot_make_a_retry_run_twice);
+    tcase_add_test(tc, test_session_huge_seq_cannot_use_up_a_client_id);
     suite_add_tcase(s, tc);
     return s;
 }

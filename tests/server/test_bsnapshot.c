@@ -154,7 +154,8 @@ START_TEST(test_bsnapshot_streams_a_copy_that_verifies)
     ck_assert_int_eq(exports_on_disk(), 0);
     ck_assert_str_eq(q(&c, line),
                      "-ERR no such snapshot export on this connection "
-                     "(unknown token, already done, or made on another "
+                     "(unknown token, already done, released after going "
+                     "unread for too long, or made on another "
                      "connection)\r\n");
 }
 END_TEST
@@ -164,7 +165,8 @@ START_TEST(test_bsnapshot_refuses_bad_input)
 {
     const char *nosuch =
         "-ERR no such snapshot export on this connection (unknown token, "
-        "already done, or made on another connection)\r\n";
+        "already done, released after going unread for too long, or made "
+        "on another connection)\r\n";
     char line[128];
     EQ("BSNAPSHOT",
        "-ERR wrong number of arguments for 'bsnapshot' command\r\n");
