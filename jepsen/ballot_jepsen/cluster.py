@@ -1,0 +1,239 @@
+"""A cluster of real ballotd processes on loopback addresses of the run's
+own.
+
+Every run holds a *slot* (an flock on /tmp/ballot-jepsen/slot-R.lock, so
+concurrent runs never share one) and puts node i on 127.77.R.i, with the
+ports CLIENT_PORT, PEER_PORT and METRICS_PORT. No other test uses the
+127.77.0.0/16 block, so neither addresses nor firewall rules (net.py)
+touch anyone else's processes. Pids are written to the slot's directory as
+soon as a node starts, so a later run on the same slot can stop what a
+killed runner left behind.
+"""
+import fcntl
+import os
+import signal
+import subprocess
+import time
+
+from . import resp
+
+SLOT_DIR = "/tmp/ballot-jepsen"
+SLOTS = range(1, 200)
+CLIENT_PORT = 27379
+PEER_PORT = 27380
+METRICS_PORT = 27381
+
+
+def repo_root():
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def default_ballotd():
+    return os.environ.get("BALLOTD") or os.path.join(repo_root(), "build", "net", "ballotd")
+
+
+class Slot:
+    """An exclusive block of loopback addresses, 127.77.R.0/24."""
+
+    def __init__(self):
+        os.makedirs(SLOT_DIR, exist_ok=True)
+        for r in SLOTS:
+            path = os.path.join(SLOT_DIR, "slot-%d.lock" % r)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self.r, self.fd = r, fd
+            self.pidfile = os.path.join(SLOT_DIR, "slot-%d.pids" % r)
+            self.reap_leftovers()
+            return
+        raise RuntimeError("no free slot in %s" % SLOT_DIR)
+
+    def host(self, i):
+        return "127.77.%d.%d" % (self.r, i)
+
+    @property
+    def cidr(self):
+        return "127.77.%d.0/24" % self.r
+
+    def record_pid(self, pid):
+        with open(self.pidfile, "a") as f:
+            f.write("%d\n" % pid)
+
+    def reap_leftovers(self):
+        """Kills the ballotd processes a runner that died left on this slot
+        (only processes whose command line names this slot's addresses)."""
+        try:
+            pids = [int(x) for x in open(self.pidfile).read().split()]
+        except (OSError, ValueError):
+            pids = []
+        for pid in pids:
+            try:
+                cmd = open("/proc/%d/cmdline" % pid, "rb").read()
+            except OSError:
+                continue
+            if b"ballotd" in cmd and ("127.77.%d." % self.r).encode() in cmd:
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+        open(self.pidfile, "w").close()
+
+    def release(self):
+        try:
+            os.unlink(self.pidfile)
+        except OSError:
+            pass
+        os.close(self.fd)
+
+
+class Node:
+    def __init__(self, cluster, nid):
+        self.cluster = cluster
+        self.id = nid
+        self.host = cluster.slot.host(nid)
+        self.dir = os.path.join(cluster.dir, "n%d" % nid)
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "ballotd.log")
+        self.proc = None
+        self.paused = False
+        os.makedirs(self.dir, exist_ok=True)
+
+    @property
+    def addr(self):
+        return "%s:%d" % (self.host, CLIENT_PORT)
+
+    def member_arg(self):
+        return "%d=%s:%d:%d" % (self.id, self.host, CLIENT_PORT, PEER_PORT)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self):
+        if self.alive():
+            return
+        c = self.cluster
+        args = [c.ballotd, "--id", str(self.id), "--data", self.data,
+                "--metrics_port", str(METRICS_PORT)]
+        for n in c.nodes:
+            args += ["--member", n.member_arg()]
+        args += ["--bootstrap"] + list(c.node_args)
+        with open(self.log, "ab") as logf:
+            logf.write(("=== %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(args))).encode())
+            logf.flush()
+            # Its own session: a Ctrl-C at the terminal reaches the runner
+            # only, which then stops every node itself, by pid.
+            self.proc = subprocess.Popen(args, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, env=c.env)
+        c.slot.record_pid(self.proc.pid)
+        self.paused = False
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        """SIGKILL, and waits for the process to be gone."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.paused = False
+
+    def pause(self):
+        self.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        self.signal(signal.SIGCONT)
+        self.paused = False
+
+    def stop(self, timeout=10):
+        """SIGTERM (a graceful stop), SIGKILL if it takes too long."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def info(self, timeout=0.5):
+        """INFO raft as a dict, or None if the node does not answer."""
+        c = resp.Conn(self.host, CLIENT_PORT, timeout=timeout)
+        try:
+            r = c.call("INFO", "raft")
+        except (resp.NotSent, resp.Indeterminate):
+            return None
+        finally:
+            c.close()
+        if not isinstance(r, str):
+            return None
+        out = {}
+        for line in r.splitlines():
+            if ":" in line and not line.startswith("#"):
+                k, v = line.split(":", 1)
+                out[k.strip()] = v.strip()
+        return out
+
+
+class Cluster:
+    def __init__(self, slot, n, run_dir, ballotd=None, node_args=(), env=None):
+        self.slot = slot
+        self.dir = os.path.join(run_dir, "nodes")
+        self.ballotd = ballotd or default_ballotd()
+        if not os.access(self.ballotd, os.X_OK):
+            raise RuntimeError("no ballotd at %s (build it, or set BALLOTD)" % self.ballotd)
+        self.node_args = node_args
+        self.env = dict(os.environ, **(env or {}))
+        self.nodes = []
+        self.nodes = [Node(self, i) for i in range(1, n + 1)]
+
+    def node(self, nid):
+        return self.nodes[nid - 1]
+
+    def by_addr(self, addr):
+        for n in self.nodes:
+            if n.addr == addr:
+                return n
+        return None
+
+    def by_host(self, host):
+        for n in self.nodes:
+            if n.host == host:
+                return n
+        return None
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+
+    def leader(self):
+        """The node that says it leads with the highest term, or None."""
+        best = None
+        for n in self.nodes:
+            if not n.alive() or n.paused:
+                continue
+            i = n.info()
+            if i and i.get("role") == "leader":
+                t = int(i.get("term", 0))
+                if best is None or t > best[0]:
+                    best = (t, n)
+        return best[1] if best else None
+
+    def wait_leader(self, timeout=20):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            l = self.leader()
+            if l is not None:
+                return l
+            time.sleep(0.1)
+        return None
+
+    def stop(self):
+        """Stops every node by pid; returns {id: exit code}."""
+        return {n.id: n.stop() for n in self.nodes}
