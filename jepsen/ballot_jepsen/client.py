@@ -77,10 +77,12 @@ class ClusterClient:
                 continue
             except resp.Indeterminate as e:
                 last = "timeout: %s" % e
+                # A node that does not answer may be dead, paused or cut
+                # off: the next operation starts at another.
+                self.rotate()
                 if not retry_unknown:
                     raise Unknown(last)
                 unknown = True
-                self.rotate()
                 continue
             err = check(replies) if check else replies[-1]
             if not isinstance(err, resp.RespError):
