@@ -32,19 +32,20 @@ class ClusterClient:
         self.cluster = cluster
         self.home = home  # the node this worker talks to first
         self.timeout = timeout
+        self.conns = {}  # node id -> Conn, kept open between operations
         self.conn = None
         self.node = None
         self.use(home)
 
     def use(self, node):
-        if self.conn is not None:
-            self.conn.close()
         self.node = node
-        self.conn = resp.Conn(node.host, CLIENT_PORT, timeout=self.timeout)
+        if node.id not in self.conns:
+            self.conns[node.id] = resp.Conn(node.host, CLIENT_PORT, timeout=self.timeout)
+        self.conn = self.conns[node.id]
 
     def close(self):
-        if self.conn is not None:
-            self.conn.close()
+        for c in self.conns.values():
+            c.close()
 
     def follow(self, err):
         """On NOTLEADER with an address, switch to that node."""
@@ -55,11 +56,15 @@ class ClusterClient:
                 return True
         return False
 
-    def request(self, cmds, deadline, retry_unknown=False, check=None):
+    def request(self, cmds, deadline, retry_unknown=False, check=None, read=False):
         """Sends the pipeline @cmds until it gets replies that are not a
         "not applied" error. @check(replies) picks the error reply that
-        decides the outcome (default: the last reply's). Returns the
-        replies; raises Failed or Unknown."""
+        decides the outcome (default: the last reply's). A @read starts at
+        the client's home node (any node serves reads; writes stay with
+        the leader they found), so that reads keep coming from every
+        node. Returns the replies; raises Failed or Unknown."""
+        if read and self.node is not self.home:
+            self.use(self.home)
         last = "no attempt"
         unknown = False
         while True:
@@ -105,6 +110,7 @@ class ClusterClient:
 
     def rotate(self):
         """After a dead or silent node, try the next one."""
+        self.conn.close()
         nodes = self.cluster.nodes
         i = nodes.index(self.node)
         self.use(nodes[(i + 1) % len(nodes)])

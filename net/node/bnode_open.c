@@ -177,6 +177,12 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     node->disk_hs = loaded.hs;
     bool empty =
         loaded.hs.term == 0 && loaded.n_entries == 0 && !loaded.has_snapshot;
+    if (node->opts.breaks != 0) {
+        nlog(node, BNODE_LOG_WARN,
+             "deliberately broken (bugs 0x%x), for the fault-injection "
+             "suite only (docs/jepsen.md)",
+             node->opts.breaks);
+    }
     if (empty && node->opts.bootstrap) {
         struct raft_conf conf;
         if (datadir_initial_conf(&node->opts, &conf)) {
