@@ -8,6 +8,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))  # broken.py
 
 from ballot_jepsen import cluster as cl  # noqa: E402
 from ballot_jepsen import resp  # noqa: E402
