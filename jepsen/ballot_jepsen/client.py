@@ -52,6 +52,9 @@ class ClusterClient:
         if err.prefix == "NOTLEADER" and " at " in err.text:
             n = self.cluster.by_addr(err.text.rsplit(" at ", 1)[1].strip())
             if n is not None and n is not self.node:
+                # Closed, so that no MULTI or WATCH state outlives the
+                # attempt that set it up.
+                self.conn.close()
                 self.use(n)
                 return True
         return False
