@@ -10,6 +10,7 @@ soon as a node starts, so a later run on the same slot can stop what a
 killed runner left behind.
 """
 import fcntl
+import glob
 import os
 import signal
 import subprocess
@@ -109,6 +110,18 @@ class Node:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def clock_file(self):
+        return os.path.join(self.dir, "faketime")
+
+    def set_clock(self, offset_s):
+        """Moves this node's clocks (wall and monotonic) to real time +
+        @offset_s; the node reads the file at every clock call."""
+        tmp = self.clock_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%+.3f\n" % offset_s)
+        os.rename(tmp, self.clock_file)
+
     def start(self):
         if self.alive():
             return
@@ -123,8 +136,16 @@ class Node:
             logf.flush()
             # Its own session: a Ctrl-C at the terminal reaches the runner
             # only, which then stops every node itself, by pid.
+            env = c.env
+            if c.faketime:
+                if not os.path.exists(self.clock_file):
+                    self.set_clock(0)
+                env = dict(env, LD_PRELOAD=c.faketime, FAKETIME_TIMESTAMP_FILE=self.clock_file,
+                           FAKETIME_NO_CACHE="1",
+                           # libfaketime is preloaded before ASan's runtime.
+                           ASAN_OPTIONS=env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
             self.proc = subprocess.Popen(args, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, env=c.env)
+                                         start_new_session=True, env=env)
         c.slot.record_pid(self.proc.pid)
         self.paused = False
 
@@ -182,7 +203,7 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, slot, n, run_dir, ballotd=None, node_args=(), env=None):
+    def __init__(self, slot, n, run_dir, ballotd=None, node_args=(), env=None, faketime=False):
         self.slot = slot
         self.dir = os.path.join(run_dir, "nodes")
         self.ballotd = ballotd or default_ballotd()
@@ -190,6 +211,14 @@ class Cluster:
             raise RuntimeError("no ballotd at %s (build it, or set BALLOTD)" % self.ballotd)
         self.node_args = node_args
         self.env = dict(os.environ, **(env or {}))
+        # Clock faults: every node runs under libfaketime (Debian's
+        # libfaketime), its offset in a file the nemesis rewrites.
+        self.faketime = None
+        if faketime:
+            found = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
+            if not found:
+                raise RuntimeError("clock faults need libfaketime (scripts/deps.sh)")
+            self.faketime = found[0]
         self.nodes = []
         self.nodes = [Node(self, i) for i in range(1, n + 1)]
 

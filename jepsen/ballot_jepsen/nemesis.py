@@ -14,6 +14,7 @@ FAULTS = {
     "kill": ["kill-one", "kill-leader", "kill-majority", "kill-all"],
     "pause": ["pause-one", "pause-leader"],
     "partition": ["partition-halves", "partition-leader", "partition-ring", "partition-bridge"],
+    "clock": ["clock-jump", "clock-strobe"],
 }
 
 
@@ -146,6 +147,39 @@ class Nemesis:
                     n.resume()
                 return {"resumed": ids}
             return {"paused": ids}, undo
+        if kind == "clock-jump":
+            # One node's clocks jump by up to 10 s either way: backwards,
+            # its timers stall (like a pause); forwards, they fire early.
+            n = self.rng.choice(nodes)
+            off = round(self.rng.choice([-1, 1]) * self.rng.uniform(1, 10), 3)
+            n.set_clock(off)
+
+            def undo():
+                n.set_clock(0)
+                return {"reset": n.id}
+            return {"node": n.id, "offset_s": off}, undo
+        if kind == "clock-strobe":
+            # One node's clocks flip between real time and an offset every
+            # few milliseconds until healed.
+            n = self.rng.choice(nodes)
+            off = round(self.rng.uniform(0.2, 2), 3)
+            period = self.rng.choice([0.005, 0.02, 0.1])
+            stop = threading.Event()
+
+            def strobe():
+                flip = False
+                while not stop.wait(period):
+                    flip = not flip
+                    n.set_clock(off if flip else 0)
+            t = threading.Thread(target=strobe, daemon=True)
+            t.start()
+
+            def undo():
+                stop.set()
+                t.join()
+                n.set_clock(0)
+                return {"reset": n.id}
+            return {"node": n.id, "offset_s": off, "period_s": period}, undo
         if kind.startswith("partition-"):
             g = grudge_for(kind, [n.host for n in nodes], self.rng, self.leader_host())
             self.net.partition(g)

@@ -82,7 +82,8 @@ def run(argv):
         verdict["addresses"] = slot.cidr
         net = netmod.Net(slot)
         env = dict(kv.split("=", 1) for kv in a.node_env)
-        c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd, node_args=a.node_arg, env=env)
+        c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd, node_args=a.node_arg, env=env,
+                       faketime=any(f.startswith("clock-") for f in faults))
         verdict["ballotd"] = c.ballotd
         c.start()
         if c.wait_leader(30) is None:

@@ -129,6 +129,48 @@ class TestNemesesBite(util.ClusterCase):
         self.assertIsNotNone(nl)
 
 
+class TestClockBites(util.ClusterCase):
+    faketime = True  # every node under libfaketime
+
+    def test_a_leader_whose_clock_jumps_back_stalls_and_is_replaced(self):
+        old = self.leader
+        term = int(old.info()["term"])
+        old.set_clock(-8)
+
+        def replaced():
+            for n in self.c.nodes:
+                i = n.info() if n is not old else None
+                if i and i.get("role") == "leader" and int(i["term"]) > term:
+                    return n
+            return None
+        nl = wait(replaced, 6)
+        old.set_clock(0)
+        self.assertIsNotNone(nl, "the leader kept its lease on the cluster with a stalled clock")
+        write_n(nl, 5)
+        self.assertTrue(wait(lambda: commit(old) is not None and commit(old) >= commit(nl), 15))
+
+    def test_a_strobing_clock_leaves_the_cluster_writable(self):
+        n = next(x for x in self.c.nodes if x is not self.leader)
+        import threading
+        stop = threading.Event()
+
+        def strobe():
+            flip = False
+            while not stop.wait(0.01):
+                flip = not flip
+                n.set_clock(1.5 if flip else 0)
+        t = threading.Thread(target=strobe)
+        t.start()
+        try:
+            l = self.c.wait_leader(10)
+            write_n(l, 20)
+        finally:
+            stop.set()
+            t.join()
+            n.set_clock(0)
+        self.assertTrue(wait(lambda: commit(n) is not None and commit(n) >= commit(l), 15))
+
+
 if __name__ == "__main__":
     util.require_root_and_ballotd()
     unittest.main()

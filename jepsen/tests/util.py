@@ -60,11 +60,12 @@ def write_n(leader, n, prefix="k"):
 class ClusterCase(unittest.TestCase):
     """A fresh 3-node cluster per test, stopped by pid after it."""
     nodes = 3
+    faketime = False
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="bj-test-")
         self.slot = cl.Slot()
-        self.c = cl.Cluster(self.slot, self.nodes, self.tmp)
+        self.c = cl.Cluster(self.slot, self.nodes, self.tmp, faketime=self.faketime)
         self.c.start()
         self.leader = self.c.wait_leader(30)
         self.assertIsNotNone(self.leader, "no leader")
