@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 import broken  # noqa: E402
 from ballot_jepsen.workloads import WORKLOADS  # noqa: E402
 
-NEMESES = ["none", "kill", "pause", "partition", "clock", "mixed"]
+NEMESES = ["none", "kill", "pause", "partition", "clock", "membership", "mixed"]
 
 
 def run_one(w, nem, n, a, seed):
@@ -89,8 +89,21 @@ def main():
     p.add_argument("--store", default=os.path.join(HERE, "store"))
     p.add_argument("--doc", default=os.path.join(os.path.dirname(HERE), "docs", "jepsen.md"))
     p.add_argument("--no-broken", action="store_true")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the table's rows for combinations not run now")
     a = p.parse_args()
     rows, bad = [], 0
+    kept = []
+    if a.merge:
+        with open(a.doc) as f:
+            m = re.search(r"<!-- matrix:begin -->\n(.*?)<!-- matrix:end -->", f.read(), re.S)
+        runs = {(w, nem) for w in a.workloads.split(",") for nem in a.nemeses.split(",")}
+        nodes = set(a.nodes.split(","))
+        for line in (m.group(1) if m else "").splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 11 and cells[2].isdigit() and not (
+                    (cells[0], cells[1]) in runs and cells[2] in nodes):
+                kept.append(line)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for n in [int(x) for x in a.nodes.split(",")]:
         for w in a.workloads.split(","):
@@ -99,10 +112,18 @@ def main():
                 bad += v.get("valid") is not True
                 rows.append(row(v))
                 print(rows[-1], flush=True)
-    text = ("Run %s: `/usr/bin/python3 jepsen/matrix.py --time %g --rate %g --concurrency %d "
-            "--seed %d` (%d runs, %g s of load each).\n\n%s\n%s" % (
-                started, a.time, a.rate, a.concurrency, a.seed, len(rows), a.time, HEAD,
-                "\n".join(rows)))
+    order = {w: i for i, w in enumerate(sorted(WORKLOADS))}
+    norder = {x: i for i, x in enumerate(NEMESES)}
+
+    def key(line):
+        c = [x.strip() for x in line.strip("|").split("|")]
+        return (int(c[2]), order.get(c[0], 99), norder.get(c[1], 99))
+    allrows = sorted(rows + kept, key=key)
+    text = ("Last run %s: `/usr/bin/python3 jepsen/matrix.py --time %g --rate %g --concurrency %d "
+            "--seed %d%s` (%d runs here, %g s of load each).\n\n%s\n%s" % (
+                started, a.time, a.rate, a.concurrency, a.seed,
+                " --merge --nemeses %s" % a.nemeses if a.merge else "", len(allrows), a.time, HEAD,
+                "\n".join(allrows)))
     replace(a.doc, "matrix", text)
     if not a.no_broken:
         brows = []

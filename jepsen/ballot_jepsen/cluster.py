@@ -12,6 +12,7 @@ killed runner left behind.
 import fcntl
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -98,6 +99,9 @@ class Node:
         self.log = os.path.join(self.dir, "ballotd.log")
         self.proc = None
         self.paused = False
+        # A node wiped and added back starts without --bootstrap: with an
+        # empty directory it would otherwise form a cluster of its own.
+        self.join = False
         os.makedirs(self.dir, exist_ok=True)
 
     @property
@@ -130,7 +134,7 @@ class Node:
                 "--metrics_port", str(METRICS_PORT)]
         for n in c.nodes:
             args += ["--member", n.member_arg()]
-        args += ["--bootstrap"] + list(c.node_args)
+        args += ([] if self.join else ["--bootstrap"]) + list(c.node_args)
         with open(self.log, "ab") as logf:
             logf.write(("=== %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(args))).encode())
             logf.flush()
@@ -148,6 +152,12 @@ class Node:
                                          start_new_session=True, env=env)
         c.slot.record_pid(self.proc.pid)
         self.paused = False
+
+    def wipe(self):
+        """Deletes the (stopped) node's data directory; it will join."""
+        assert not self.alive()
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.join = True
 
     def signal(self, sig):
         if self.alive():

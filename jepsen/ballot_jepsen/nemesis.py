@@ -15,7 +15,33 @@ FAULTS = {
     "pause": ["pause-one", "pause-leader"],
     "partition": ["partition-halves", "partition-leader", "partition-ring", "partition-bridge"],
     "clock": ["clock-jump", "clock-strobe"],
+    "membership": ["member-remove", "member-remove-leader", "transfer-leader"],
 }
+
+
+def member_change(cluster, args, done, timeout=30.0):
+    """Sends BMEMBER @args to the leader until @done(BMEMBER LIST) holds:
+    a change whose outcome was unknown is judged by the configuration."""
+    from .client import ClusterClient, Failed, Unknown
+    c = ClusterClient(cluster, cluster.leader() or cluster.nodes[0], timeout=2.0)
+    end = time.monotonic() + timeout
+    last = None
+    try:
+        while time.monotonic() < end:
+            try:
+                c.request([("BMEMBER",) + tuple(args)], time.monotonic() + 5)
+            except (Failed, Unknown) as e:
+                last = str(e)
+            try:
+                members = c.request([("BMEMBER", "LIST")], time.monotonic() + 3)[0]
+                if done({int(m[0]): m[1] for m in members}):
+                    return True
+            except (Failed, Unknown) as e:
+                last = str(e)
+            time.sleep(0.2)
+    finally:
+        c.close()
+    raise RuntimeError("BMEMBER %s did not take effect: %s" % (" ".join(map(str, args)), last))
 
 
 def expand(names):
@@ -147,6 +173,38 @@ class Nemesis:
                     n.resume()
                 return {"resumed": ids}
             return {"paused": ids}, undo
+        if kind in ("member-remove", "member-remove-leader"):
+            # Remove a voter (the leader itself, or any), stop it and wipe
+            # its data; the heal starts it empty and adds it back, as a
+            # learner and then a voter.
+            n = c.leader() if kind == "member-remove-leader" else None
+            n = n or self.rng.choice(nodes)
+            member_change(c, ("REMOVE", n.id), lambda m: n.id not in m)
+            n.kill()
+            n.wipe()
+
+            def undo():
+                n.start()
+                member_change(c, ("ADDLEARNER", n.id), lambda m: n.id in m)
+                member_change(c, ("PROMOTE", n.id), lambda m: m.get(n.id) == "voter")
+                return {"added_back": n.id}
+            return {"removed": n.id}, undo
+        if kind == "transfer-leader":
+            l = c.leader()
+            others = [n for n in nodes if n is not l]
+            to = self.rng.choice(others)
+            if l is not None:
+                from . import resp
+                conn = resp.Conn(l.host, 27379, timeout=2)
+                try:
+                    r = conn.call("BTRANSFER", to.id)
+                except (resp.NotSent, resp.Indeterminate) as e:
+                    r = str(e)
+                finally:
+                    conn.close()
+            else:
+                r = "no leader"
+            return {"from": l.id if l else None, "to": to.id, "reply": str(r)}, lambda: "done"
         if kind == "clock-jump":
             # One node's clocks jump by up to 10 s either way: backwards,
             # its timers stall (like a pause); forwards, they fire early.

@@ -129,6 +129,50 @@ class TestNemesesBite(util.ClusterCase):
         self.assertIsNotNone(nl)
 
 
+class TestMembershipBites(util.ClusterCase):
+    def nemesis(self):
+        from ballot_jepsen.history import History
+        return nem.Nemesis(self.c, None, History(), random.Random(1), [],
+                           os.devnull)
+
+    def members(self, node):
+        from ballot_jepsen import resp
+        c = resp.Conn(node.host, 27379, timeout=3)
+        try:
+            return {int(m[0]): m[1] for m in c.call("BMEMBER", "LIST")}
+        finally:
+            c.close()
+
+    def test_removing_the_leader_replaces_it_and_it_comes_back_empty_as_a_voter(self):
+        n = self.nemesis()
+        old = self.leader
+        write_n(old, 5)
+        n.do_start("member-remove-leader")
+        self.assertFalse(old.alive())
+        self.assertFalse(os.path.exists(old.data), "the removed node's data was not wiped")
+        nl = self.c.wait_leader(15)
+        self.assertIsNot(nl, old)
+        self.assertNotIn(old.id, self.members(nl))
+        write_n(nl, 10, "after")
+        n.do_heal()
+        self.assertEqual(self.members(nl).get(old.id), "voter")
+        self.assertTrue(wait(lambda: commit(old) is not None and commit(old) >= commit(nl), 20))
+        # It holds the data written before it was removed (from the leader).
+        from ballot_jepsen import resp
+        c = resp.Conn(old.host, 27379, timeout=3)
+        try:
+            self.assertTrue(wait(lambda: c.call("GET", "k0") == "v", 10))
+        finally:
+            c.close()
+
+    def test_transfer_moves_leadership(self):
+        n = self.nemesis()
+        old = self.leader
+        n.do_start("transfer-leader")
+        n.do_heal()
+        self.assertTrue(wait(lambda: self.c.leader() not in (None, old), 10))
+
+
 class TestClockBites(util.ClusterCase):
     faketime = True  # every node under libfaketime
 
