@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 import broken  # noqa: E402
 from ballot_jepsen.workloads import WORKLOADS  # noqa: E402
 
-NEMESES = ["none", "kill", "pause", "partition", "clock", "membership", "mixed"]
+NEMESES = ["none", "kill", "pause", "partition", "clock", "membership", "disk", "mixed"]
 
 
 def run_one(w, nem, n, a, seed):

@@ -49,6 +49,7 @@ class Slot:
                 continue
             self.r, self.fd = r, fd
             self.pidfile = os.path.join(SLOT_DIR, "slot-%d.pids" % r)
+            self.mountfile = os.path.join(SLOT_DIR, "slot-%d.mounts" % r)
             self.reap_leftovers()
             return
         raise RuntimeError("no free slot in %s" % SLOT_DIR)
@@ -59,6 +60,10 @@ class Slot:
     @property
     def cidr(self):
         return "127.77.%d.0/24" % self.r
+
+    def record_mount(self, path):
+        with open(self.mountfile, "a") as f:
+            f.write(path + "\n")
 
     def record_pid(self, pid):
         with open(self.pidfile, "a") as f:
@@ -80,12 +85,27 @@ class Slot:
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
         open(self.pidfile, "w").close()
+        self.unmount_recorded()
+
+    def unmount_recorded(self):
+        """Unmounts the filesystems mounted for this slot's nodes."""
+        try:
+            with open(self.mountfile) as f:
+                mounts = f.read().split("\n")
+        except OSError:
+            mounts = []
+        for m in mounts:
+            if m and os.path.ismount(m):
+                subprocess.run(["umount", "-l", m], capture_output=True)
+        open(self.mountfile, "w").close()
 
     def release(self):
-        try:
-            os.unlink(self.pidfile)
-        except OSError:
-            pass
+        self.unmount_recorded()
+        for f in (self.pidfile, self.mountfile):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
         os.close(self.fd)
 
 
@@ -96,6 +116,7 @@ class Node:
         self.host = cluster.slot.host(nid)
         self.dir = os.path.join(cluster.dir, "n%d" % nid)
         self.data = os.path.join(self.dir, "data")
+        self.disk = None  # a small filesystem of the node's own (disk faults)
         self.log = os.path.join(self.dir, "ballotd.log")
         self.proc = None
         self.paused = False
@@ -103,6 +124,44 @@ class Node:
         # empty directory it would otherwise form a cluster of its own.
         self.join = False
         os.makedirs(self.dir, exist_ok=True)
+        if cluster.disk_mb:
+            self.disk = os.path.join(self.dir, "disk")
+            os.makedirs(self.disk, exist_ok=True)
+            cluster.slot.record_mount(self.disk)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % cluster.disk_mb,
+                                "ballot-jepsen", self.disk], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("mount tmpfs on %s: %s" % (self.disk, r.stderr.strip()))
+            self.data = os.path.join(self.disk, "data")
+
+    @property
+    def ballast(self):
+        return os.path.join(self.disk, "ballast")
+
+    def fill_disk(self):
+        """Fills the node's filesystem: its next write fails with
+        ENOSPC."""
+        chunk = b"\0" * (1 << 20)
+        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for size in (1 << 20, 65536, 4096, 512, 1):
+                try:
+                    while True:
+                        os.write(fd, chunk[:size])
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+
+    def free_disk(self):
+        try:
+            os.unlink(self.ballast)
+        except OSError:
+            pass
+
+    def unmount(self):
+        if self.disk and os.path.ismount(self.disk):
+            subprocess.run(["umount", "-l", self.disk], capture_output=True)
 
     @property
     def addr(self):
@@ -213,7 +272,8 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, slot, n, run_dir, ballotd=None, node_args=(), env=None, faketime=False):
+    def __init__(self, slot, n, run_dir, ballotd=None, node_args=(), env=None, faketime=False,
+                 disk_mb=None):
         self.slot = slot
         self.dir = os.path.join(run_dir, "nodes")
         self.ballotd = ballotd or default_ballotd()
@@ -229,8 +289,10 @@ class Cluster:
             if not found:
                 raise RuntimeError("clock faults need libfaketime (scripts/deps.sh)")
             self.faketime = found[0]
+        self.disk_mb = disk_mb
         self.nodes = []
-        self.nodes = [Node(self, i) for i in range(1, n + 1)]
+        for i in range(1, n + 1):
+            self.nodes.append(Node(self, i))
 
     def node(self, nid):
         return self.nodes[nid - 1]
@@ -274,5 +336,9 @@ class Cluster:
         return None
 
     def stop(self):
-        """Stops every node by pid; returns {id: exit code}."""
-        return {n.id: n.stop() for n in self.nodes}
+        """Stops every node by pid and unmounts their filesystems;
+        returns {id: exit code}."""
+        codes = {n.id: n.stop() for n in self.nodes}
+        for n in self.nodes:
+            n.unmount()
+        return codes

@@ -16,6 +16,7 @@ FAULTS = {
     "partition": ["partition-halves", "partition-leader", "partition-ring", "partition-bridge"],
     "clock": ["clock-jump", "clock-strobe"],
     "membership": ["member-remove", "member-remove-leader", "transfer-leader"],
+    "disk": ["disk-full"],
 }
 
 
@@ -189,6 +190,19 @@ class Nemesis:
                 member_change(c, ("PROMOTE", n.id), lambda m: m.get(n.id) == "voter")
                 return {"added_back": n.id}
             return {"removed": n.id}, undo
+        if kind == "disk-full":
+            # One node's filesystem fills up: its next write or fsync
+            # fails, and the node must halt rather than acknowledge.
+            n = self.rng.choice(nodes)
+            n.fill_disk()
+
+            def undo():
+                n.free_disk()
+                halted = not n.alive()
+                code = n.proc.returncode if halted else None
+                n.start()
+                return {"freed": n.id, "had_halted_with": code}
+            return {"full": n.id}, undo
         if kind == "transfer-leader":
             l = c.leader()
             others = [n for n in nodes if n is not l]

@@ -83,7 +83,8 @@ def run(argv):
         net = netmod.Net(slot)
         env = dict(kv.split("=", 1) for kv in a.node_env)
         c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd, node_args=a.node_arg, env=env,
-                       faketime=any(f.startswith("clock-") for f in faults))
+                       faketime=any(f.startswith("clock-") for f in faults),
+                       disk_mb=256 if any(f.startswith("disk-") for f in faults) else None)
         verdict["ballotd"] = c.ballotd
         c.start()
         if c.wait_leader(30) is None:

@@ -173,6 +173,34 @@ class TestMembershipBites(util.ClusterCase):
         self.assertTrue(wait(lambda: self.c.leader() not in (None, old), 10))
 
 
+class TestDiskBites(util.ClusterCase):
+    disk_mb = 512
+
+    def test_a_full_disk_halts_the_node_and_freeing_it_lets_it_catch_up(self):
+        f = next(n for n in self.c.nodes if n is not self.leader)
+        self.assertTrue(os.path.ismount(f.disk))
+        n = nem.Nemesis(self.c, None, __import__("ballot_jepsen.history").history.History(),
+                        random.Random(1), [], os.devnull)
+        n.rng = type("R", (), {"choice": staticmethod(lambda xs: f)})()
+        n.do_start("disk-full")
+        # Big values, until the follower needs more space than its WAL
+        # segment preallocated (the other two are still a majority).
+        from ballot_jepsen import resp
+        c = resp.Conn(self.leader.host, 27379, timeout=10)
+        big = "x" * (256 << 10)
+        try:
+            for i in range(600):
+                self.assertEqual(c.call("SET", "big%d" % (i % 20), big), "OK")
+                if not f.alive():
+                    break
+        finally:
+            c.close()
+        self.assertTrue(wait(lambda: not f.alive(), 15), "a node with a full disk kept running")
+        self.assertEqual(f.proc.returncode, 70, "not the documented halt")
+        n.do_heal()
+        self.assertTrue(wait(lambda: commit(f) is not None and commit(f) >= commit(self.leader), 20))
+
+
 class TestClockBites(util.ClusterCase):
     faketime = True  # every node under libfaketime
 

@@ -61,18 +61,24 @@ class ClusterCase(unittest.TestCase):
     """A fresh 3-node cluster per test, stopped by pid after it."""
     nodes = 3
     faketime = False
+    disk_mb = None  # a tmpfs of this size per node
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="bj-test-")
         self.slot = cl.Slot()
-        self.c = cl.Cluster(self.slot, self.nodes, self.tmp, faketime=self.faketime)
+        self.c = None
+        # A cleanup, not tearDown: it runs even when setUp fails half-way.
+        self.addCleanup(self.stop_all)
+        self.c = cl.Cluster(self.slot, self.nodes, self.tmp, faketime=self.faketime,
+                            disk_mb=self.disk_mb)
         self.c.start()
         self.leader = self.c.wait_leader(30)
         self.assertIsNotNone(self.leader, "no leader")
 
-    def tearDown(self):
-        for n in self.c.nodes:
-            n.resume()
-        self.c.stop()
-        self.slot.release()
+    def stop_all(self):
+        if self.c is not None:
+            for n in self.c.nodes:
+                n.resume()
+            self.c.stop()
+        self.slot.release()  # also unmounts what was mounted for the nodes
         shutil.rmtree(self.tmp, ignore_errors=True)
