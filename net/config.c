@@ -378,7 +378,8 @@ static int parse_breaks(const char *text, unsigned *out)
         const char *name;
         unsigned bit;
     } names[] = {{"stale-reads", BNODE_BREAK_STALE_READS},
-                 {"no-sessions", BNODE_BREAK_NO_SESSIONS}};
+                 {"no-sessions", BNODE_BREAK_NO_SESSIONS},
+                 {"no-fdatasync", BNODE_BREAK_NO_FDATASYNC}};
     *out = 0;
     while (text != NULL && *text != '\0') {
         size_t len = strcspn(text, ",");
@@ -407,7 +408,7 @@ int config_from_args(struct ballotd_config *cfg,
     if (parse_breaks(getenv("BALLOT_JEPSEN_BREAK"), &cfg->node.breaks) != 0) {
         snprintf(err, err_len,
                  "BALLOT_JEPSEN_BREAK: unknown bug in '%s' (known: "
-                 "stale-reads, no-sessions)",
+                 "stale-reads, no-sessions, no-fdatasync)",
                  getenv("BALLOT_JEPSEN_BREAK"));
         return -1;
     }

@@ -34,6 +34,10 @@ def default_ballotd():
     return os.environ.get("BALLOTD") or os.path.join(repo_root(), "build", "net", "ballotd")
 
 
+def default_lazyfs():
+    return os.environ.get("LAZYFS") or os.path.join(repo_root(), "build", "jepsen", "lazyfs")
+
+
 class Slot:
     """An exclusive block of loopback addresses, 127.77.R.0/24."""
 
@@ -81,7 +85,8 @@ class Slot:
                 cmd = open("/proc/%d/cmdline" % pid, "rb").read()
             except OSError:
                 continue
-            if b"ballotd" in cmd and ("127.77.%d." % self.r).encode() in cmd:
+            if (b"ballotd" in cmd and ("127.77.%d." % self.r).encode() in cmd) or (
+                    b"lazyfs" in cmd and b"wal-mnt" in cmd):
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
         open(self.pidfile, "w").close()
@@ -133,6 +138,51 @@ class Node:
             if r.returncode != 0:
                 raise RuntimeError("mount tmpfs on %s: %s" % (self.disk, r.stderr.strip()))
             self.data = os.path.join(self.disk, "data")
+        self.lazyfs = None  # the lazyfs process under DATA/wal
+        if cluster.lazyfs:
+            self.mount_lazyfs()
+
+    @property
+    def wal_mnt(self):
+        return os.path.join(self.dir, "wal-mnt")
+
+    def mount_lazyfs(self):
+        """Puts DATA/wal on lazyfs (a symlink to its mount point), backed
+        by a directory beside the node's."""
+        backing = os.path.join(self.dir, "wal-backing")
+        os.makedirs(backing, exist_ok=True)
+        os.makedirs(self.wal_mnt, exist_ok=True)
+        self.cluster.slot.record_mount(self.wal_mnt)
+        with open(os.path.join(self.dir, "lazyfs.log"), "ab") as logf:
+            self.lazyfs = subprocess.Popen([self.cluster.lazyfs, backing, self.wal_mnt],
+                                           stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
+                                           start_new_session=True)
+        self.cluster.slot.record_pid(self.lazyfs.pid)
+        end = time.monotonic() + 10
+        while not os.path.ismount(self.wal_mnt):
+            if time.monotonic() > end or self.lazyfs.poll() is not None:
+                raise RuntimeError("lazyfs did not mount %s" % self.wal_mnt)
+            time.sleep(0.02)
+        os.makedirs(self.data, exist_ok=True)
+        link = os.path.join(self.data, "wal")
+        if not os.path.islink(link):
+            os.symlink(self.wal_mnt, link)
+
+    def lose_unsynced(self):
+        """A machine crash, for a killed node: its WAL loses every write
+        no fsync covered (lazyfs), and its store, if it had writes after
+        its last checkpoint, is marked as written by another boot (so the
+        node rebuilds it from its snapshot and log, as after a real
+        machine crash)."""
+        assert not self.alive()
+        try:
+            os.stat(os.path.join(self.wal_mnt, ".lazyfs-crash"))
+        except FileNotFoundError:
+            pass
+        dirty = os.path.join(self.data, "kv", "DIRTY")
+        if os.path.exists(dirty):
+            with open(dirty, "w") as f:
+                f.write("a-boot-before-the-simulated-crash\n")
 
     @property
     def ballast(self):
@@ -160,6 +210,14 @@ class Node:
             pass
 
     def unmount(self):
+        if self.lazyfs is not None:
+            subprocess.run(["umount", "-l", self.wal_mnt], capture_output=True)
+            try:
+                self.lazyfs.wait(5)
+            except subprocess.TimeoutExpired:
+                self.lazyfs.kill()
+                self.lazyfs.wait()
+            self.lazyfs = None
         if self.disk and os.path.ismount(self.disk):
             subprocess.run(["umount", "-l", self.disk], capture_output=True)
 
@@ -273,7 +331,7 @@ class Node:
 
 class Cluster:
     def __init__(self, slot, n, run_dir, ballotd=None, node_args=(), env=None, faketime=False,
-                 disk_mb=None):
+                 disk_mb=None, lazyfs=None):
         self.slot = slot
         self.dir = os.path.join(run_dir, "nodes")
         self.ballotd = ballotd or default_ballotd()
@@ -290,6 +348,9 @@ class Cluster:
                 raise RuntimeError("clock faults need libfaketime (scripts/deps.sh)")
             self.faketime = found[0]
         self.disk_mb = disk_mb
+        self.lazyfs = lazyfs
+        if lazyfs and not os.access(lazyfs, os.X_OK):
+            raise RuntimeError("no lazyfs at %s (build it, or set LAZYFS)" % lazyfs)
         self.nodes = []
         for i in range(1, n + 1):
             self.nodes.append(Node(self, i))

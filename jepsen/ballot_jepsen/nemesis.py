@@ -17,6 +17,8 @@ FAULTS = {
     "clock": ["clock-jump", "clock-strobe"],
     "membership": ["member-remove", "member-remove-leader", "transfer-leader"],
     "disk": ["disk-full"],
+    "lose-unsynced": ["lose-unsynced-one", "lose-unsynced-leader", "lose-unsynced-majority",
+                      "lose-unsynced-all"],
 }
 
 
@@ -145,8 +147,8 @@ class Nemesis:
         heals it."""
         c = self.cluster
         nodes = [n for n in c.nodes]
-        if kind.startswith("kill-") or kind.startswith("pause-"):
-            sel = kind.split("-", 1)[1]
+        if kind.startswith(("kill-", "pause-", "lose-unsynced-")):
+            sel = kind.rsplit("-", 1)[1]
             if sel == "leader":
                 l = c.leader()
                 targets = [l] if l else [self.rng.choice(nodes)]
@@ -157,6 +159,18 @@ class Nemesis:
             else:
                 targets = nodes
             ids = sorted(n.id for n in targets)
+            if kind.startswith("lose-unsynced-"):
+                # A machine crash: killed, and what was not synced is gone.
+                for n in targets:
+                    n.kill()
+                for n in targets:
+                    n.lose_unsynced()
+
+                def undo():
+                    for n in targets:
+                        n.start()
+                    return {"restarted": ids}
+                return {"crashed": ids}, undo
             if kind.startswith("kill-"):
                 for n in targets:
                     n.kill()

@@ -84,7 +84,9 @@ def run(argv):
         env = dict(kv.split("=", 1) for kv in a.node_env)
         c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd, node_args=a.node_arg, env=env,
                        faketime=any(f.startswith("clock-") for f in faults),
-                       disk_mb=256 if any(f.startswith("disk-") for f in faults) else None)
+                       disk_mb=256 if any(f.startswith("disk-") for f in faults) else None,
+                       lazyfs=cl.default_lazyfs() if any(f.startswith("lose-unsynced-") for f in faults)
+                       else None)
         verdict["ballotd"] = c.ballotd
         c.start()
         if c.wait_leader(30) is None:

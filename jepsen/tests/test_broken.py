@@ -32,6 +32,9 @@ class TestBrokenBuildsAreCaught(unittest.TestCase):
     def test_ignored_request_ids_fail_counter_under_kills_and_partitions(self):
         self.check("no-sessions")
 
+    def test_a_wal_without_fdatasync_fails_set_under_machine_crashes(self):
+        self.check("no-fdatasync")
+
 
 if __name__ == "__main__":
     util.require_root_and_ballotd()

@@ -201,6 +201,42 @@ class TestDiskBites(util.ClusterCase):
         self.assertTrue(wait(lambda: commit(f) is not None and commit(f) >= commit(self.leader), 20))
 
 
+class LoseUnsynced(util.ClusterCase):
+    lazyfs = True
+
+    def crash_all_and_count(self):
+        write_n(self.leader, 30, "d")
+        for n in self.c.nodes:
+            n.kill()
+        for n in self.c.nodes:
+            n.lose_unsynced()
+        for n in self.c.nodes:
+            n.start()
+        l = self.c.wait_leader(30)
+        if l is None:
+            return 0
+        from ballot_jepsen import resp
+        c = resp.Conn(l.host, 27379, timeout=3)
+        try:
+            return sum(1 for i in range(30) if c.call("GET", "d%d" % i) == "v")
+        except (resp.NotSent, resp.Indeterminate):
+            return 0
+        finally:
+            c.close()
+
+
+class TestLoseUnsyncedKeepsWhatWasSynced(LoseUnsynced):
+    def test_a_machine_crash_of_every_node_keeps_every_acknowledged_write(self):
+        self.assertEqual(self.crash_all_and_count(), 30)
+
+
+class TestLoseUnsyncedBites(LoseUnsynced):
+    node_env = {"BALLOT_JEPSEN_BREAK": "no-fdatasync"}
+
+    def test_without_fdatasync_a_machine_crash_loses_acknowledged_writes(self):
+        self.assertLess(self.crash_all_and_count(), 30)
+
+
 class TestClockBites(util.ClusterCase):
     faketime = True  # every node under libfaketime
 

@@ -62,6 +62,8 @@ class ClusterCase(unittest.TestCase):
     nodes = 3
     faketime = False
     disk_mb = None  # a tmpfs of this size per node
+    lazyfs = False  # DATA/wal on lazyfs
+    node_env = None
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="bj-test-")
@@ -70,7 +72,9 @@ class ClusterCase(unittest.TestCase):
         # A cleanup, not tearDown: it runs even when setUp fails half-way.
         self.addCleanup(self.stop_all)
         self.c = cl.Cluster(self.slot, self.nodes, self.tmp, faketime=self.faketime,
-                            disk_mb=self.disk_mb)
+                            disk_mb=self.disk_mb,
+                            lazyfs=cl.default_lazyfs() if self.lazyfs else None,
+                            env=self.node_env)
         self.c.start()
         self.leader = self.c.wait_leader(30)
         self.assertIsNotNone(self.leader, "no leader")

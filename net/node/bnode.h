@@ -164,6 +164,9 @@ struct bnode_options
 #define BNODE_BREAK_STALE_READS 1u
 /* BREQ request ids are ignored: a retried write is applied again. */
 #define BNODE_BREAK_NO_SESSIONS 2u
+/* The WAL skips fdatasync: acknowledged entries live in the page cache
+ * only, and a machine crash loses them. */
+#define BNODE_BREAK_NO_FDATASYNC 4u
 
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
  * (300-600 ms), heartbeat every 3, a snapshot every 100,000 entries with
