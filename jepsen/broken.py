@@ -22,8 +22,8 @@ BROKEN = {
                     "--fault", "4"],
     # BREQ request ids ignored: an INCR retried after a timeout or a
     # leader change is applied twice.
-    "no-sessions": ["counter", "--nemesis", "partition,kill", "--rate", "100", "--quiet", "1",
-                    "--fault", "3"],
+    "no-sessions": ["counter", "--nemesis", "kill-leader,partition-leader", "--rate", "150",
+                    "--quiet", "1", "--fault", "1.5"],
     # The WAL skips fdatasync: a machine crash of every node (lazyfs drops
     # what was not synced) loses acknowledged adds.
     "no-fdatasync": ["set", "--nemesis", "lose-unsynced-all", "--rate", "100", "--quiet", "2",
