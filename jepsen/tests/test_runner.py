@@ -18,6 +18,9 @@ import util  # noqa: E402
 from ballot_jepsen import net as netmod  # noqa: E402
 
 RUN = os.path.join(os.path.dirname(util.HERE), "run")
+# Slots of this test's own: what a run left on its slot is checked after
+# it exits, when no other run may take that slot.
+os.environ["BALLOT_JEPSEN_SLOTS"] = "240-250"
 # A short run under AddressSanitizer is slower: BALLOT_JEPSEN_TIME scales it.
 TIME = os.environ.get("BALLOT_JEPSEN_TIME", "8")
 
