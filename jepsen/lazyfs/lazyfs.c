@@ -123,9 +123,8 @@ static int remember(int fd, off_t off, size_t len)
     u->off = off;
     u->old_size = st.st_size;
     if (off < st.st_size) {
-        size_t keep = (size_t)(st.st_size - off) < len
-                          ? (size_t)(st.st_size - off)
-                          : len;
+        size_t keep =
+            (size_t)(st.st_size - off) < len ? (size_t)(st.st_size - off) : len;
         u->old = malloc(keep ? keep : 1);
         if (u->old == NULL) {
             return -ENOMEM;
@@ -178,7 +177,8 @@ static void crash(void)
             writes, files);
 }
 
-static int lz_getattr(const char *path, struct stat *st,
+static int lz_getattr(const char *path,
+                      struct stat *st,
                       struct fuse_file_info *fi)
 {
     if (strcmp(path, CRASH_PATH) == 0) {
@@ -196,8 +196,11 @@ static int lz_getattr(const char *path, struct stat *st,
     return rc == 0 ? 0 : -errno;
 }
 
-static int lz_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
-                      off_t off, struct fuse_file_info *fi,
+static int lz_readdir(const char *path,
+                      void *buf,
+                      fuse_fill_dir_t fill,
+                      off_t off,
+                      struct fuse_file_info *fi,
                       enum fuse_readdir_flags flags)
 {
     (void)off;
@@ -250,7 +253,10 @@ static int lz_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     return 0;
 }
 
-static int lz_read(const char *path, char *buf, size_t size, off_t off,
+static int lz_read(const char *path,
+                   char *buf,
+                   size_t size,
+                   off_t off,
                    struct fuse_file_info *fi)
 {
     (void)path;
@@ -258,7 +264,10 @@ static int lz_read(const char *path, char *buf, size_t size, off_t off,
     return n < 0 ? -errno : (int)n;
 }
 
-static int lz_write(const char *path, const char *buf, size_t size, off_t off,
+static int lz_write(const char *path,
+                    const char *buf,
+                    size_t size,
+                    off_t off,
                     struct fuse_file_info *fi)
 {
     (void)path;
@@ -316,7 +325,10 @@ static int lz_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
-static int lz_fallocate(const char *path, int mode, off_t off, off_t len,
+static int lz_fallocate(const char *path,
+                        int mode,
+                        off_t off,
+                        off_t len,
                         struct fuse_file_info *fi)
 {
     (void)path;
@@ -370,7 +382,9 @@ static int lz_opendir(const char *path, struct fuse_file_info *fi)
     return 0;
 }
 
-static int lz_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+static int lz_fsyncdir(const char *path,
+                       int datasync,
+                       struct fuse_file_info *fi)
 {
     (void)path;
     (void)datasync;
@@ -392,7 +406,8 @@ static int lz_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
     return chmod(p, mode) == 0 ? 0 : -errno;
 }
 
-static int lz_utimens(const char *path, const struct timespec tv[2],
+static int lz_utimens(const char *path,
+                      const struct timespec tv[2],
                       struct fuse_file_info *fi)
 {
     (void)fi;
