@@ -261,6 +261,7 @@ class Node:
             args += ["--member", n.member_arg()]
         args += ([] if self.join else ["--bootstrap"]) + list(c.node_args)
         with open(self.log, "ab") as logf:
+            self.log_start = logf.tell()
             logf.write(("=== %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(args))).encode())
             logf.flush()
             # Its own session: a Ctrl-C at the terminal reaches the runner
@@ -283,6 +284,15 @@ class Node:
         assert not self.alive()
         shutil.rmtree(self.data, ignore_errors=True)
         self.join = True
+
+    def halting(self):
+        """Whether the current process logged a storage halt."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self.log_start)
+                return b"halting:" in f.read()
+        except OSError:
+            return False
 
     def signal(self, sig):
         if self.alive():

@@ -212,6 +212,13 @@ class Nemesis:
 
             def undo():
                 n.free_disk()
+                # A node that halted may still be stopping (ballotd exits
+                # with 70 within its 10 s halt guard): let it finish before
+                # deciding whether to restart it.
+                if n.alive() and n.halting():
+                    end = time.monotonic() + 15
+                    while n.alive() and time.monotonic() < end:
+                        time.sleep(0.1)
                 halted = not n.alive()
                 code = n.proc.returncode if halted else None
                 n.start()
