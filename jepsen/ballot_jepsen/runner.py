@@ -67,6 +67,9 @@ def run(argv):
     name = a.name or "%s-%s-%dn-%s-s%d" % (a.workload, a.nemesis.replace(",", "+"), a.nodes,
                                            time.strftime("%Y%m%dT%H%M%S"), a.seed)
     run_dir = os.path.join(a.store, name)
+    # A run reusing a name starts from nothing: no old WAL (lazyfs keeps
+    # it beside the data directory), no old logs.
+    shutil.rmtree(run_dir, ignore_errors=True)
     os.makedirs(run_dir, exist_ok=True)
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     slot = net = c = nemesis = None
@@ -228,6 +231,7 @@ def cleanup(verdict, nemesis, c, net, slot):
         if not verdict.get("keep_data"):
             for n in c.nodes:
                 shutil.rmtree(n.data, ignore_errors=True)
+                shutil.rmtree(os.path.join(n.dir, "wal-backing"), ignore_errors=True)
     if slot is not None:
         slot.release()
 
