@@ -121,7 +121,7 @@ def main():
         return (int(c[2]), order.get(c[0], 99), norder.get(c[1], 99))
     allrows = sorted(rows + kept, key=key)
     text = ("Last run %s: `/usr/bin/python3 jepsen/matrix.py --time %g --rate %g --concurrency %d "
-            "--seed %d%s` (%d runs here, %g s of load each).\n\n%s\n%s" % (
+            "--seed %d%s` (%d runs in the table, %g s of load each in this command's runs).\n\n%s\n%s" % (
                 started, a.time, a.rate, a.concurrency, a.seed,
                 " --merge --nemeses %s" % a.nemeses if a.merge else "", len(allrows), a.time, HEAD,
                 "\n".join(allrows)))
