@@ -368,12 +368,50 @@ static void usage(void)
         "See docs/operations.md.\n");
 }
 
+/* BALLOT_JEPSEN_BREAK: a comma-separated list of deliberate bugs, which
+ * only the fault-injection suite's tests set, to show that its checks
+ * catch them (docs/jepsen.md). Unset or empty: none. */
+static int parse_breaks(const char *text, unsigned *out)
+{
+    static const struct
+    {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"stale-reads", BNODE_BREAK_STALE_READS},
+                 {"no-sessions", BNODE_BREAK_NO_SESSIONS},
+                 {"no-fdatasync", BNODE_BREAK_NO_FDATASYNC}};
+    *out = 0;
+    while (text != NULL && *text != '\0') {
+        size_t len = strcspn(text, ",");
+        bool known = false;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            if (strlen(names[i].name) == len &&
+                strncmp(text, names[i].name, len) == 0) {
+                *out |= names[i].bit;
+                known = true;
+            }
+        }
+        if (!known && len > 0) {
+            return -1;
+        }
+        text += len + (text[len] == ',');
+    }
+    return 0;
+}
+
 int config_from_args(struct ballotd_config *cfg,
                      int argc,
                      char **argv,
                      char *err,
                      size_t err_len)
 {
+    if (parse_breaks(getenv("BALLOT_JEPSEN_BREAK"), &cfg->node.breaks) != 0) {
+        snprintf(err, err_len,
+                 "BALLOT_JEPSEN_BREAK: unknown bug in '%s' (known: "
+                 "stale-reads, no-sessions, no-fdatasync)",
+                 getenv("BALLOT_JEPSEN_BREAK"));
+        return -1;
+    }
     /* The config file first, so flags override it. */
     for (int i = 1; i < argc; i++) {
         const char *file = NULL;

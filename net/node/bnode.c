@@ -895,7 +895,8 @@ int bnode_read(struct bnode *node,
     if (r == NULL) {
         return BNODE_ENOMEM;
     }
-    r->linearizable = linearizable;
+    r->linearizable =
+        linearizable && !(node->opts.breaks & BNODE_BREAK_STALE_READS);
     r->cb = cb;
     r->arg = arg;
     if (node->reads_tail != NULL) {
@@ -908,6 +909,11 @@ int bnode_read(struct bnode *node,
     /* Answered in a later loop turn, never from inside the call. */
     kick(node);
     return 0;
+}
+
+unsigned bnode_breaks(const struct bnode *node)
+{
+    return node->opts.breaks;
 }
 
 struct kv_store *bnode_kv(struct bnode *node)

@@ -148,11 +148,25 @@ struct bnode_options
     /* Told when storage fails and the node halts (NULL: nobody). */
     bnode_halt_cb halt;
     void *halt_arg;
+    /* Deliberate bugs (BNODE_BREAK_* bits) for the fault-injection
+     * suite's broken builds, which must fail its checks (docs/jepsen.md).
+     * 0 by default; only ballotd's BALLOT_JEPSEN_BREAK variable sets
+     * them, and only the suite's tests set that. */
+    unsigned breaks;
 };
 
 /* The map when none is given, and the history kept by default. */
 #define BNODE_MAP_DEFAULT (4ull << 30)
 #define BNODE_HISTORY_KEEP_DEFAULT 100000u
+
+/* Linearizable reads are served from this node's applied state, without
+ * ReadIndex (a deposed or cut-off node serves stale values). */
+#define BNODE_BREAK_STALE_READS 1u
+/* BREQ request ids are ignored: a retried write is applied again. */
+#define BNODE_BREAK_NO_SESSIONS 2u
+/* The WAL skips fdatasync: acknowledged entries live in the page cache
+ * only, and a machine crash loses them. */
+#define BNODE_BREAK_NO_FDATASYNC 4u
 
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
  * (300-600 ms), heartbeat every 3, a snapshot every 100,000 entries with
@@ -163,6 +177,9 @@ struct bnode_options
 void bnode_options_default(struct bnode_options *opts);
 
 struct bnode;
+
+/* The deliberate bugs @node runs with (struct bnode_options.breaks). */
+unsigned bnode_breaks(const struct bnode *node);
 
 /* Opens the data directory (WAL recovery, LMDB open), restores or
  * bootstraps the Raft core, starts the peer transport and the tick timer.

@@ -80,6 +80,9 @@ struct bnode
 {
     uv_loop_t *loop;
     struct bnode_options opts;
+    /* The WAL's file interface when a deliberate bug replaces part of it
+     * (BNODE_BREAK_NO_FDATASYNC); unused otherwise. */
+    struct storage_io broken_io;
     char data_dir[4096];
     char leader_addr[BNODE_HOST_MAX + 16];
 

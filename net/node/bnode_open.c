@@ -79,6 +79,14 @@ static int rebuild_kv(struct bnode *node,
     return 0;
 }
 
+/* BNODE_BREAK_NO_FDATASYNC: the WAL's batches are never made durable. */
+static int skip_fdatasync(void *ctx, int fd)
+{
+    (void)ctx;
+    (void)fd;
+    return 0;
+}
+
 int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
 {
     char path[4200];
@@ -125,6 +133,11 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     /* The zeros ahead wait until the acknowledgements are out
      * (persist_after). */
     wo.prepare_explicitly = true;
+    if (node->opts.breaks & BNODE_BREAK_NO_FDATASYNC) {
+        node->broken_io = *storage_io_posix();
+        node->broken_io.fdatasync = skip_fdatasync;
+        wo.io = &node->broken_io;
+    }
     rv = wal_create(&wo, &node->wal);
     if (rv != 0) {
         bnode_errorf(errmsg, errmsg_len, "wal: %s", storage_strerror(rv));
@@ -177,6 +190,12 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
     node->disk_hs = loaded.hs;
     bool empty =
         loaded.hs.term == 0 && loaded.n_entries == 0 && !loaded.has_snapshot;
+    if (node->opts.breaks != 0) {
+        nlog(node, BNODE_LOG_WARN,
+             "deliberately broken (bugs 0x%x), for the fault-injection "
+             "suite only (docs/jepsen.md)",
+             node->opts.breaks);
+    }
     if (empty && node->opts.bootstrap) {
         struct raft_conf conf;
         if (datadir_initial_conf(&node->opts, &conf)) {

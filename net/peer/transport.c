@@ -19,8 +19,10 @@
  * connect then sees UV_ECANCELED). The transport counts its open handles so
  * that transport_close() can report completion once the last one is gone.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,11 @@ struct transport
 {
     uv_loop_t *loop;
     struct transport_options opts;
+    /* The listen address with port 0: outgoing connections are bound to
+     * it, so that they leave from the node's own address and firewall
+     * rules written for node addresses apply to them. */
+    struct sockaddr_storage local;
+    bool bind_local; /* false when listening on a wildcard address */
     uv_tcp_t listener;
     uv_timer_t sweep; /* closes incoming connections that time out */
     unsigned n_incoming;
@@ -587,6 +594,11 @@ static void peer_connect(struct peer *p)
     }
     p->out = c;
     c->connect_req.data = c;
+    if (t->bind_local && t->local.ss_family == p->addr.ss_family &&
+        uv_tcp_bind(&c->tcp, (const struct sockaddr *)&t->local, 0) != 0) {
+        conn_close(c);
+        return;
+    }
     if (uv_tcp_connect(&c->connect_req, &c->tcp,
                        (const struct sockaddr *)&p->addr, on_connect) != 0) {
         /* The connect callback will not run; close and retry later. */
@@ -721,6 +733,16 @@ int transport_create(uv_loop_t *loop,
     t->opts = *opts;
     /* The host string is not kept: the resolved address is all we need. */
     t->opts.listen_host = NULL;
+    t->local = addr;
+    if (addr.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&t->local;
+        in->sin_port = 0;
+        t->bind_local = in->sin_addr.s_addr != htonl(INADDR_ANY);
+    } else if (addr.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->local;
+        in6->sin6_port = 0;
+        t->bind_local = !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+    }
     if (t->opts.send_queue_bytes_max == 0) {
         t->opts.send_queue_bytes_max = DEFAULT_QUEUE_BYTES_MAX;
     }

@@ -63,7 +63,10 @@ struct transport_options
 {
     uint64_t cluster_id;
     raft_id self;
-    const char *listen_host; /* copied; e.g. "127.0.0.1" */
+    /* Copied; e.g. "127.0.0.1". Connections to peers are made from this
+     * address too (unless it is a wildcard), so that a firewall rule on a
+     * node address applies to both directions. */
+    const char *listen_host;
     int listen_port;
     /* Bytes queued for one peer before messages are dropped; 0 selects
      * 64 MiB. */

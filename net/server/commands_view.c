@@ -242,6 +242,16 @@ static void vrun_on_write(void *arg,
         return;
     }
     vrun_unload(run);
+    for (size_t i = 0; i < run->view.n; i++) {
+        if (run->view.keys[i].watched) {
+            /* The handlers may read nothing (EXEC of blind writes), and
+             * then vrun_step() would propose without loading, dropping
+             * the watches: the reload checks them against the entry that
+             * beat us (and answers the null array). */
+            vrun_read(run);
+            return;
+        }
+    }
     vrun_step(run);
 }
 

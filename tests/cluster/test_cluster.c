@@ -944,6 +944,74 @@ START_TEST(test_cluster_breq_retry_across_leader_crash_applies_once)
 }
 END_TEST
 
+/* WATCH x, then another client's INCR x races the EXEC that writes x
+ * blindly: either EXEC aborts (null) or the INCR comes after it. The EXEC
+ * whose guard lost to the INCR used to be retried without its watch, so it
+ * overwrote the increment (found by jepsen/'s bank workload). */
+START_TEST(test_cluster_watch_aborts_exec_beaten_by_a_concurrent_write)
+{
+    struct cluster c;
+    cl_start(&c, 3);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert_msg(leader != 0, "no leader elected");
+    int port = c.nodes[leader - 1].client_port;
+    struct cl_conn a, b;
+    ck_assert_int_eq(cl_connect(&a, port, 2000), 0);
+    ck_assert_int_eq(cl_connect(&b, port, 2000), 0);
+    struct cl_reply r;
+    const char *set0[] = {"SET", "x", "0"};
+    ck_assert_int_eq(cl_call(&a, 5000, &r, 3, set0), 0);
+    cl_reply_free(&r);
+    int lost = 0;
+    int aborted = 0;
+    for (int i = 0; i < 40; i++) {
+        const char *watch[] = {"WATCH", "x"};
+        const char *get[] = {"GET", "x"};
+        const char *incr[] = {"INCR", "x"};
+        const char *multi[] = {"MULTI"};
+        const char *exec[] = {"EXEC"};
+        ck_assert_int_eq(cl_call(&a, 5000, &r, 2, watch), 0);
+        cl_reply_free(&r);
+        ck_assert_int_eq(cl_call(&a, 5000, &r, 2, get), 0);
+        ck_assert_msg(r.type == CL_BULK, "GET x: %s", r.str ? r.str : "?");
+        long long v = atoll(r.str);
+        cl_reply_free(&r);
+        ck_assert_int_eq(cl_sendv(&b, 5000, 2, incr, NULL), 0);
+        char next[32];
+        snprintf(next, sizeof(next), "%lld", v + 10);
+        const char *set[] = {"SET", "x", next};
+        /* Pipelined, so that EXEC loads x before the INCR is applied. */
+        ck_assert_int_eq(cl_sendv(&a, 5000, 1, multi, NULL), 0);
+        ck_assert_int_eq(cl_sendv(&a, 5000, 3, set, NULL), 0);
+        ck_assert_int_eq(cl_sendv(&a, 5000, 1, exec, NULL), 0);
+        for (int j = 0; j < 2; j++) {
+            ck_assert_int_eq(cl_read_reply(&a, 5000, &r), 0);
+            cl_reply_free(&r);
+        }
+        ck_assert_int_eq(cl_read_reply(&a, 5000, &r), 0);
+        bool ran = r.type == CL_ARRAY;
+        ck_assert_msg(ran || r.type == CL_NIL, "EXEC: type %d", r.type);
+        cl_reply_free(&r);
+        ck_assert_int_eq(cl_read_reply(&b, 5000, &r), 0);
+        ck_assert_int_eq(r.type, CL_INT);
+        long long inc = r.integer;
+        cl_reply_free(&r);
+        aborted += !ran;
+        if (ran) {
+            /* The INCR must have come after the EXEC's write. */
+            lost += inc != v + 11;
+        } else {
+            ck_assert_int_eq(inc, v + 1);
+        }
+    }
+    ck_assert_msg(lost == 0, "%d of 40 increments lost to EXEC (%d aborted)",
+                  lost, aborted);
+    cl_close(&a);
+    cl_close(&b);
+    cl_close_all(&c);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -975,6 +1043,8 @@ int main(int argc, char **argv)
          test_cluster_pipelined_writers_through_the_disk_thread_lose_no_ack},
         {"pipelined_writers_persisted_on_the_loop_lose_no_ack",
          test_cluster_pipelined_writers_persisted_on_the_loop_lose_no_ack},
+        {"watch_aborts_exec_beaten_by_a_concurrent_write",
+         test_cluster_watch_aborts_exec_beaten_by_a_concurrent_write},
     };
     return cl_run_tests("cluster", tests, sizeof(tests) / sizeof(tests[0]), 150,
                         NULL, argc, argv);

@@ -53,6 +53,8 @@ static uv_timer_t ticker;
 static bool expired;
 static struct node nodes[MAX_NODES];
 static unsigned port_seq;
+/* The address node_start() listens on. */
+static const char *listen_host = "127.0.0.1";
 
 static int next_port(void)
 {
@@ -125,7 +127,7 @@ static void node_start(struct node *n, raft_id id)
 {
     struct transport_options o = {.cluster_id = CLUSTER,
                                   .self = id,
-                                  .listen_host = "127.0.0.1",
+                                  .listen_host = listen_host,
                                   .send_queue_bytes_max = n->queue_max,
                                   .max_entries = 10000,
                                   .max_entry_bytes = 1u << 20,
@@ -640,6 +642,50 @@ START_TEST(test_transport_closes_connections_that_send_bad_frames)
 }
 END_TEST
 
+static bool readable(void *arg)
+{
+    struct pollfd p = {*(int *)arg, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* A node listening on 127.0.0.2 dials its peer from 127.0.0.2, not from
+ * 127.0.0.1: a firewall rule on the node's address (an operator's, or the
+ * fault-injection suite's partitions) must see its outgoing connections. */
+START_TEST(test_transport_dials_peers_from_its_own_address)
+{
+    listen_host = "127.0.0.2";
+    node_start(&nodes[0], 1);
+    listen_host = "127.0.0.1";
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(lfd, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int port = 0;
+    for (int attempt = 0; attempt < 50 && port == 0; attempt++) {
+        int p = next_port();
+        sa.sin_port = htons((uint16_t)p);
+        if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            port = p;
+        }
+    }
+    ck_assert_int_ne(port, 0);
+    ck_assert_int_eq(listen(lfd, 4), 0);
+    ck_assert_int_eq(transport_add_peer(nodes[0].t, 2, "127.0.0.1", port), 0);
+    ck_assert(run_until(readable, &lfd));
+    struct sockaddr_in from;
+    socklen_t len = sizeof(from);
+    int cfd = accept(lfd, (struct sockaddr *)&from, &len);
+    ck_assert_int_ge(cfd, 0);
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &from.sin_addr, text, sizeof(text));
+    ck_assert_str_eq(text, "127.0.0.2");
+    close(cfd);
+    close(lfd);
+}
+END_TEST
+
 /* A send to a peer that is not connected is dropped with EDOWN and
  * reported; a send to an unknown id or of an invalid message is refused
  * without a report. */
@@ -781,6 +827,7 @@ static Suite *transport_suite(void)
                    test_transport_carries_a_large_chunk_and_a_thousand_entries);
     tcase_add_test(tc, test_transport_reconnects_after_a_peer_restarts);
     tcase_add_test(tc, test_transport_rejects_hellos_from_strangers);
+    tcase_add_test(tc, test_transport_dials_peers_from_its_own_address);
     tcase_add_test(tc, test_transport_closes_connections_that_send_bad_frames);
     tcase_add_test(tc,
                    test_transport_reports_sends_to_a_down_peer_as_unreachable);

@@ -283,6 +283,12 @@ int bnode_read(struct bnode *n, bool linearizable, bnode_read_cb cb, void *arg)
     return 0;
 }
 
+unsigned bnode_breaks(const struct bnode *n)
+{
+    (void)n;
+    return 0; /* the fake node has no deliberate bugs */
+}
+
 struct kv_store *bnode_kv(struct bnode *n)
 {
     return n->kv;

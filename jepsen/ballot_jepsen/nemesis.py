@@ -1,0 +1,328 @@
+"""Nemeses: faults injected into the running cluster on a schedule.
+
+Each fault has a start and a heal. The schedule alternates quiet periods
+and faults, choosing each fault with the run's seeded RNG from the enabled
+ones; every start and heal is an operation of process "nemesis" in the
+history and a line of nemesis.log, and its interval is kept for the
+report.
+"""
+import json
+import threading
+import time
+
+FAULTS = {
+    "kill": ["kill-one", "kill-leader", "kill-majority", "kill-all"],
+    "pause": ["pause-one", "pause-leader"],
+    "partition": ["partition-halves", "partition-leader", "partition-ring", "partition-bridge"],
+    "clock": ["clock-jump", "clock-strobe"],
+    "membership": ["member-remove", "member-remove-leader", "transfer-leader"],
+    "disk": ["disk-full"],
+    "lose-unsynced": ["lose-unsynced-one", "lose-unsynced-leader", "lose-unsynced-majority",
+                      "lose-unsynced-all"],
+}
+
+
+def member_change(cluster, args, done, timeout=30.0):
+    """Sends BMEMBER @args to the leader until @done(BMEMBER LIST) holds:
+    a change whose outcome was unknown is judged by the configuration."""
+    from .client import ClusterClient, Failed, Unknown
+    c = ClusterClient(cluster, cluster.leader() or cluster.nodes[0], timeout=2.0)
+    end = time.monotonic() + timeout
+    last = None
+    try:
+        while time.monotonic() < end:
+            try:
+                c.request([("BMEMBER",) + tuple(args)], time.monotonic() + 5)
+            except (Failed, Unknown) as e:
+                last = str(e)
+            try:
+                members = c.request([("BMEMBER", "LIST")], time.monotonic() + 3)[0]
+                if done({int(m[0]): m[1] for m in members}):
+                    return True
+            except (Failed, Unknown) as e:
+                last = str(e)
+            time.sleep(0.2)
+    finally:
+        c.close()
+    raise RuntimeError("BMEMBER %s did not take effect: %s" % (" ".join(map(str, args)), last))
+
+
+def expand(names):
+    out = []
+    for n in names:
+        n = n.strip()
+        if not n or n == "none":
+            continue
+        if n == "mixed":
+            for v in FAULTS.values():
+                out += v
+        elif n in FAULTS:
+            out += FAULTS[n]
+        elif any(n in v for v in FAULTS.values()):
+            out.append(n)
+        else:
+            raise ValueError("unknown nemesis %r (known: %s, mixed, or one of %s)" % (
+                n, ", ".join(FAULTS), ", ".join(sum(FAULTS.values(), []))))
+    return sorted(set(out), key=out.index)
+
+
+def grudge_isolate(groups, hosts):
+    """Nodes in different groups do not hear each other."""
+    g = {h: set() for h in hosts}
+    for a in groups:
+        for b in groups:
+            if a is b:
+                continue
+            for x in a:
+                g[x] |= set(b)
+    return g
+
+
+def grudge_for(kind, hosts, rng, leader_host):
+    hosts = list(hosts)
+    n = len(hosts)
+    if kind == "partition-leader":
+        lh = leader_host or rng.choice(hosts)
+        return grudge_isolate([[lh], [h for h in hosts if h != lh]], hosts)
+    if kind == "partition-halves":
+        s = hosts[:]
+        rng.shuffle(s)
+        return grudge_isolate([s[: n // 2], s[n // 2:]], hosts)
+    if kind == "partition-bridge":
+        s = hosts[:]
+        rng.shuffle(s)
+        half = n // 2
+        a, bridge, b = s[:half], s[half], s[half + 1:]
+        g = {h: set() for h in hosts}
+        for x in a:
+            g[x] |= set(b)
+        for x in b:
+            g[x] |= set(a)
+        del bridge
+        return g
+    if kind == "partition-ring":
+        s = hosts[:]
+        rng.shuffle(s)
+        g = {h: set() for h in hosts}
+        if n < 5:
+            # Three nodes: cut one link; every node still sees a majority,
+            # not the same one.
+            g[s[0]].add(s[1])
+            g[s[1]].add(s[0])
+            return g
+        # Each node hears only its two ring neighbours: a majority of 5,
+        # a different one for every node.
+        for i, h in enumerate(s):
+            near = {s[(i - 1) % n], h, s[(i + 1) % n]}
+            g[h] = set(hosts) - near
+        return g
+    raise ValueError(kind)
+
+
+class Nemesis:
+    def __init__(self, cluster, net, history, rng, faults, log_path,
+                 quiet_s=3.0, fault_s=5.0):
+        self.cluster, self.net, self.history, self.rng = cluster, net, history, rng
+        self.faults = faults
+        self.quiet_s, self.fault_s = quiet_s, fault_s
+        self.log = open(log_path, "a")
+        self.intervals = []  # (start_ns, end_ns, fault)
+        self.stop_ev = threading.Event()
+        self.thread = None
+        self.active = None  # (fault, undo)
+        self.lock = threading.Lock()
+
+    def note(self, f, value, type_="info"):
+        op = self.history.add(type=type_, f=f, value=value, process="nemesis")
+        self.log.write(json.dumps({"time_s": round(op["time"] / 1e9, 3), "f": f, "value": value}) + "\n")
+        self.log.flush()
+        return op
+
+    def leader_host(self):
+        l = self.cluster.leader()
+        return l.host if l else None
+
+    def start_fault(self, kind):
+        """Starts fault @kind; returns a description and the function that
+        heals it."""
+        c = self.cluster
+        nodes = [n for n in c.nodes]
+        if kind.startswith(("kill-", "pause-", "lose-unsynced-")):
+            sel = kind.rsplit("-", 1)[1]
+            if sel == "leader":
+                l = c.leader()
+                targets = [l] if l else [self.rng.choice(nodes)]
+            elif sel == "one":
+                targets = [self.rng.choice(nodes)]
+            elif sel == "majority":
+                targets = self.rng.sample(nodes, len(nodes) // 2 + 1)
+            else:
+                targets = nodes
+            ids = sorted(n.id for n in targets)
+            if kind.startswith("lose-unsynced-"):
+                # A machine crash: killed, and what was not synced is gone.
+                for n in targets:
+                    n.kill()
+                for n in targets:
+                    n.lose_unsynced()
+
+                def undo():
+                    for n in targets:
+                        n.start()
+                    return {"restarted": ids}
+                return {"crashed": ids}, undo
+            if kind.startswith("kill-"):
+                for n in targets:
+                    n.kill()
+
+                def undo():
+                    for n in targets:
+                        n.start()
+                    return {"restarted": ids}
+                return {"killed": ids}, undo
+            for n in targets:
+                n.pause()
+
+            def undo():
+                for n in targets:
+                    n.resume()
+                return {"resumed": ids}
+            return {"paused": ids}, undo
+        if kind in ("member-remove", "member-remove-leader"):
+            # Remove a voter (the leader itself, or any), stop it and wipe
+            # its data; the heal starts it empty and adds it back, as a
+            # learner and then a voter.
+            n = c.leader() if kind == "member-remove-leader" else None
+            n = n or self.rng.choice(nodes)
+            member_change(c, ("REMOVE", n.id), lambda m: n.id not in m)
+            n.kill()
+            n.wipe()
+
+            def undo():
+                n.start()
+                member_change(c, ("ADDLEARNER", n.id), lambda m: n.id in m)
+                member_change(c, ("PROMOTE", n.id), lambda m: m.get(n.id) == "voter")
+                return {"added_back": n.id}
+            return {"removed": n.id}, undo
+        if kind == "disk-full":
+            # One node's filesystem fills up: its next write or fsync
+            # fails, and the node must halt rather than acknowledge.
+            n = self.rng.choice(nodes)
+            n.fill_disk()
+
+            def undo():
+                n.free_disk()
+                # A node that halted may still be stopping (ballotd exits
+                # with 70 within its 10 s halt guard): let it finish before
+                # deciding whether to restart it.
+                if n.alive() and n.halting():
+                    end = time.monotonic() + 15
+                    while n.alive() and time.monotonic() < end:
+                        time.sleep(0.1)
+                halted = not n.alive()
+                code = n.proc.returncode if halted else None
+                n.start()
+                return {"freed": n.id, "had_halted_with": code}
+            return {"full": n.id}, undo
+        if kind == "transfer-leader":
+            l = c.leader()
+            others = [n for n in nodes if n is not l]
+            to = self.rng.choice(others)
+            if l is not None:
+                from . import resp
+                conn = resp.Conn(l.host, 27379, timeout=2)
+                try:
+                    r = conn.call("BTRANSFER", to.id)
+                except (resp.NotSent, resp.Indeterminate) as e:
+                    r = str(e)
+                finally:
+                    conn.close()
+            else:
+                r = "no leader"
+            return {"from": l.id if l else None, "to": to.id, "reply": str(r)}, lambda: "done"
+        if kind == "clock-jump":
+            # One node's clocks jump by up to 10 s either way: backwards,
+            # its timers stall (like a pause); forwards, they fire early.
+            n = self.rng.choice(nodes)
+            off = round(self.rng.choice([-1, 1]) * self.rng.uniform(1, 10), 3)
+            n.set_clock(off)
+
+            def undo():
+                n.set_clock(0)
+                return {"reset": n.id}
+            return {"node": n.id, "offset_s": off}, undo
+        if kind == "clock-strobe":
+            # One node's clocks flip between real time and an offset every
+            # few milliseconds until healed.
+            n = self.rng.choice(nodes)
+            off = round(self.rng.uniform(0.2, 2), 3)
+            period = self.rng.choice([0.005, 0.02, 0.1])
+            stop = threading.Event()
+
+            def strobe():
+                flip = False
+                while not stop.wait(period):
+                    flip = not flip
+                    n.set_clock(off if flip else 0)
+            t = threading.Thread(target=strobe, daemon=True)
+            t.start()
+
+            def undo():
+                stop.set()
+                t.join()
+                n.set_clock(0)
+                return {"reset": n.id}
+            return {"node": n.id, "offset_s": off, "period_s": period}, undo
+        if kind.startswith("partition-"):
+            g = grudge_for(kind, [n.host for n in nodes], self.rng, self.leader_host())
+            self.net.partition(g)
+            ids = {c.by_host(h).id: sorted(c.by_host(s).id for s in srcs) for h, srcs in g.items() if srcs}
+
+            def undo():
+                self.net.heal()
+                return "healed"
+            return {"cut": ids}, undo
+        raise ValueError(kind)
+
+    def do_start(self, kind):
+        with self.lock:
+            t0 = self.history.now()
+            desc, undo = self.start_fault(kind)
+            self.active = (kind, undo, t0)
+            self.note("start-" + kind, desc)
+
+    def do_heal(self):
+        with self.lock:
+            if self.active is None:
+                return
+            kind, undo, t0 = self.active
+            self.active = None
+            res = undo()
+            t1 = self.history.now()
+            self.intervals.append((t0, t1, kind))
+            self.note("stop-" + kind, res)
+
+    def run(self):
+        while not self.stop_ev.wait(self.quiet_s):
+            kind = self.rng.choice(self.faults)
+            try:
+                self.do_start(kind)
+            except Exception as e:  # noqa: a fault that fails to start is logged, not fatal
+                self.note("error", "%s: %s" % (kind, e))
+                continue
+            self.stop_ev.wait(self.fault_s)
+            self.do_heal()
+
+    def start(self):
+        if not self.faults:
+            return
+        self.thread = threading.Thread(target=self.run, name="nemesis", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        """Stops the schedule and heals what is active."""
+        self.stop_ev.set()
+        if self.thread is not None:
+            self.thread.join()
+        self.do_heal()
+        self.log.close()

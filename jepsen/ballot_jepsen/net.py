@@ -1,0 +1,61 @@
+"""Network partitions with iptables, confined to the run's own addresses.
+
+All rules live in one chain of the run's own, bj-R, entered from OUTPUT
+only for packets whose source and destination are both in the slot's
+127.77.R.0/24 (loopback traffic passes OUTPUT once, so one DROP there
+loses the packet). Clients connect from 127.0.0.1, so they keep reaching
+every node: as in Jepsen, the partition is between the nodes. heal()
+flushes the chain; close() removes the chain and the jump. A chain a dead
+runner left behind is removed when its slot is taken again.
+"""
+import subprocess
+
+
+def iptables(*args, check=True):
+    # -w: wait for the xtables lock instead of failing beside other users.
+    r = subprocess.run(["iptables", "-w", "5"] + list(args), capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("iptables %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r
+
+
+class Net:
+    def __init__(self, slot):
+        self.chain = "bj-%d" % slot.r
+        self.jump = ["OUTPUT", "-s", slot.cidr, "-d", slot.cidr, "-j", self.chain]
+        self.blocked = set()
+        self.close()  # what a killed runner may have left on this slot
+        iptables("-N", self.chain)
+        iptables("-I", *self.jump)
+
+    def drop(self, src, dst):
+        """Drops every packet from node address src to node address dst."""
+        if (src, dst) in self.blocked:
+            return
+        iptables("-A", self.chain, "-s", src, "-d", dst, "-j", "DROP")
+        self.blocked.add((src, dst))
+
+    def partition(self, grudge):
+        """grudge: {host: set of hosts it must not hear from}."""
+        for dst, srcs in grudge.items():
+            for src in srcs:
+                self.drop(src, dst)
+
+    def heal(self):
+        iptables("-F", self.chain)
+        self.blocked.clear()
+
+    def rules(self):
+        r = iptables("-S", self.chain, check=False)
+        return [l for l in r.stdout.splitlines() if l.startswith("-A")]
+
+    def close(self):
+        while iptables("-D", *self.jump, check=False).returncode == 0:
+            pass
+        iptables("-F", self.chain, check=False)
+        iptables("-X", self.chain, check=False)
+        self.blocked = set()
+
+
+def chain_exists(r):
+    return iptables("-S", "bj-%d" % r, check=False).returncode == 0

@@ -1,0 +1,299 @@
+"""Workloads: what the clients do, and which checker judges it.
+
+A workload generates operations (f, value) from a worker's seeded RNG,
+runs one against the cluster (returning its completion value, or raising
+client.Failed / client.Unknown), names the final reads to run after the
+cluster has healed, and checks the history.
+"""
+import itertools
+import random
+import threading
+
+from . import checkers, client as cl, elle, linear
+from .resp import RespError
+
+
+class Workload:
+    name = None
+    read_fs = ("read",)
+    op_timeout = 2.0
+
+    def __init__(self, opts):
+        self.opts = opts
+        self.lock = threading.Lock()
+
+    def setup(self, c):
+        pass
+
+    def new_worker(self, wid, rng):
+        return {"wid": wid, "rng": rng}
+
+    def final_ops(self):
+        return [("read", None)]
+
+    def check(self, ops):
+        raise NotImplementedError
+
+
+def _int(v):
+    return None if v is None else int(v)
+
+
+class Register(Workload):
+    """Per-key read / write / compare-and-set, checked for
+    linearizability key by key (independent keys, as Jepsen's)."""
+    name = "register"
+    keys_active = 4
+    ops_per_key = 150
+
+    def __init__(self, opts):
+        super().__init__(opts)
+        self.count = itertools.count()
+
+    def key(self, rng):
+        n = next(self.count)
+        return n // self.ops_per_key * self.keys_active + rng.randrange(self.keys_active)
+
+    def gen(self, w):
+        rng = w["rng"]
+        k = self.key(rng)
+        f = rng.choice(["read", "read", "write", "cas"])
+        if f == "read":
+            return f, [k, None]
+        if f == "write":
+            return f, [k, rng.randrange(5)]
+        return f, [k, [rng.randrange(5), rng.randrange(5)]]
+
+    def invoke(self, c, w, f, value, deadline):
+        k, v = value
+        key = "r:%d" % k
+        if f == "read":
+            r = c.request([("GET", key)], deadline, read=True)[0]
+            return [k, _int(r)]
+        if f == "write":
+            c.request([("SET", key, v)], deadline)
+            return value
+        old, new = v
+        r = c.request([("BTXN", 1, "VALUE", key, "=", old, 1, "PUT", key, new, 0)], deadline)[0]
+        if r[0] != 1:
+            raise cl.Failed("cas: value was not %d" % old)
+        return value
+
+    def final_ops(self):
+        return []
+
+    def check(self, ops):
+        return linear.check_independent(ops)
+
+
+class Set(Workload):
+    """Unique adds (one key each); reads of the whole set during the run
+    and at the end."""
+    name = "set"
+
+    def __init__(self, opts):
+        super().__init__(opts)
+        self.count = itertools.count()
+
+    def gen(self, w):
+        if w["rng"].random() < 0.1:
+            return "read", None
+        return "add", next(self.count)
+
+    def invoke(self, c, w, f, value, deadline):
+        if f == "add":
+            c.request([("SET", "s:%08d" % value, "1")], deadline)
+            return value
+        r = c.request([("BRANGE", "s:", "", "PREFIX", "KEYSONLY")], deadline, read=True)[0]
+        if r[2]:
+            raise cl.Failed("set read did not fit one reply")
+        return sorted(int(k[2:]) for k in r[3])
+
+    def check(self, ops):
+        return checkers.check_set(ops)
+
+
+class Counter(Workload):
+    """INCR with request ids (BREQ), retried across timeouts, UNKNOWN and
+    leader changes until the outcome is known."""
+    name = "counter"
+    op_timeout = 6.0
+
+    def new_worker(self, wid, rng):
+        return {"wid": wid, "rng": rng, "cid": rng.randrange(1, 2**62), "seq": 0}
+
+    def gen(self, w):
+        if w["rng"].random() < 0.15:
+            return "read", None
+        return "add", 1
+
+    def invoke(self, c, w, f, value, deadline):
+        if f == "read":
+            return _int(c.request([("GET", "c")], deadline, read=True)[0]) or 0
+        w["seq"] += 1
+        r = c.request([("BREQ", w["cid"], w["seq"], "INCR", "c")], deadline, retry_unknown=True)[0]
+        return [1, r]
+
+    def check(self, ops):
+        return checkers.check_counter(ops)
+
+
+class Bank(Workload):
+    """Transfers between accounts, as BTXN compare-and-swaps and as
+    WATCH + MULTI/EXEC; reads of every balance must sum to the total."""
+    name = "bank"
+    accounts = 5
+    initial = 100
+
+    def keys(self):
+        return ["b:%d" % i for i in range(self.accounts)]
+
+    def setup(self, c):
+        import time as _t
+        c.request([("MSET",) + tuple(x for k in self.keys() for x in (k, self.initial))],
+                  _t.monotonic() + 20)
+
+    def gen(self, w):
+        rng = w["rng"]
+        if rng.random() < 0.3:
+            return "read", None
+        a, b = rng.sample(range(self.accounts), 2)
+        return "transfer", {"from": a, "to": b, "amount": rng.randrange(1, 6),
+                            "via": rng.choice(["btxn", "multi"])}
+
+    def invoke(self, c, w, f, value, deadline):
+        if f == "read":
+            r = c.request([("MGET",) + tuple(self.keys())], deadline, read=True)[0]
+            return [_int(x) for x in r]
+        fa, ta, amt = "b:%d" % value["from"], "b:%d" % value["to"], value["amount"]
+        if value["via"] == "btxn":
+            bal = c.request([("MGET", fa, ta)], deadline)[0]
+            x, y = int(bal[0]), int(bal[1])
+            if x < amt:
+                raise cl.Failed("insufficient funds")
+            r = c.request([("BTXN", 2, "VALUE", fa, "=", x, "VALUE", ta, "=", y,
+                            2, "PUT", fa, x - amt, "PUT", ta, y + amt, 0)], deadline)[0]
+            if r[0] != 1:
+                raise cl.Failed("balances changed")
+            return value
+        # WATCH, read, then MULTI/EXEC: EXEC aborts (null) if either changed.
+        c.conn.close()
+        r = c.request([("WATCH", fa, ta), ("MGET", fa, ta)], deadline)[1]
+        x, y = int(r[0]), int(r[1])
+        if x < amt:
+            c.conn.close()
+            raise cl.Failed("insufficient funds")
+        try:
+            r = c.conn.pipeline([("MULTI",), ("SET", fa, x - amt), ("SET", ta, y + amt), ("EXEC",)],
+                                timeout=max(0.05, deadline - __import__("time").monotonic()))
+        except Exception as e:
+            raise cl.Unknown(str(e))
+        finally:
+            c.conn.close()
+        ex = r[3]
+        if ex is None:
+            raise cl.Failed("watched balances changed")
+        if isinstance(ex, RespError):
+            if cl.not_applied(ex):
+                c.follow(ex)
+                raise cl.Failed(ex.text)
+            raise cl.Unknown(ex.text)
+        return value
+
+    def check(self, ops):
+        return checkers.check_bank(ops, self.accounts, self.accounts * self.initial)
+
+
+class Append(Workload):
+    """Elle's list-append: transactions of appends and reads over a few
+    keys, as MULTI/EXEC (APPEND, GET) or as a BTXN guarded by the values
+    read first."""
+    name = "append"
+    keys_active = 5
+    txns_per_key = 60
+
+    def __init__(self, opts):
+        super().__init__(opts)
+        self.count = itertools.count()
+        self.elems = itertools.count(1)
+        self.via = opts.get("via", "mixed")
+
+    def gen(self, w):
+        rng = w["rng"]
+        base = next(self.count) // self.txns_per_key
+        self.max_key = max(getattr(self, "max_key", 0), base + self.keys_active)
+        txn = []
+        for _ in range(rng.randint(1, 4)):
+            k = base + rng.randrange(self.keys_active)
+            if rng.random() < 0.5:
+                txn.append(["r", k, None])
+            else:
+                txn.append(["append", k, next(self.elems)])
+        via = self.via if self.via != "mixed" else rng.choice(["multi", "btxn"])
+        w["via"] = via
+        return "txn", txn
+
+    @staticmethod
+    def parse(v):
+        if v is None:
+            return []
+        return [int(x) for x in v.split(",") if x]
+
+    def invoke(self, c, w, f, txn, deadline):
+        if w.get("via") == "btxn":
+            return self.invoke_btxn(c, txn, deadline)
+        cmds = [("MULTI",)]
+        for m, k, v in txn:
+            cmds.append(("APPEND", "a:%d" % k, "%d," % v) if m == "append" else ("GET", "a:%d" % k))
+        cmds.append(("EXEC",))
+
+        def decide(replies):
+            for r in replies[:-1]:
+                if isinstance(r, RespError):
+                    return r
+            return replies[-1]
+        try:
+            r = c.request(cmds, deadline, check=decide)[-1]
+        finally:
+            c.conn.close()  # never leave a half-open MULTI behind
+        out = []
+        for (m, k, v), x in zip(txn, r):
+            out.append([m, k, v if m == "append" else self.parse(x)])
+        return out
+
+    def invoke_btxn(self, c, txn, deadline):
+        keys = sorted({k for _, k, _ in txn})
+        names = ["a:%d" % k for k in keys]
+        cur = c.request([("MGET",) + tuple(names)], deadline)[0]
+        state = dict(zip(keys, cur))
+        cmps = []
+        for k, v in zip(names, cur):
+            cmps += ["EXISTS", k, "=", 0] if v is None else ["VALUE", k, "=", v]
+        local = {k: (state[k] or "") for k in keys}
+        out, puts = [], {}
+        for m, k, v in txn:
+            if m == "append":
+                local[k] += "%d," % v
+                puts[k] = local[k]
+                out.append([m, k, v])
+            else:
+                out.append([m, k, self.parse(local[k])])
+        ops = []
+        for k, v in puts.items():
+            ops += ["PUT", "a:%d" % k, v]
+        r = c.request([("BTXN", len(keys), *cmps, len(puts), *ops, 0)], deadline)[0]
+        if r[0] != 1:
+            raise cl.Failed("values changed since read")
+        return out
+
+    def final_ops(self):
+        """Reads of every key, after healing: an acknowledged append
+        missing from them is lost."""
+        keys = list(range(getattr(self, "max_key", 0)))
+        return [("txn", [["r", k, None] for k in keys[i:i + 10]]) for i in range(0, len(keys), 10)]
+
+    def check(self, ops):
+        return elle.check(ops)
+
+
+WORKLOADS = {w.name: w for w in (Register, Set, Counter, Bank, Append)}

@@ -1,0 +1,41 @@
+"""Each deliberately broken build fails its matching run: the suite
+would catch the bug (docs/jepsen.md)."""
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import util  # noqa: E402
+
+import broken  # noqa: E402
+
+TIME = float(os.environ.get("BALLOT_JEPSEN_BROKEN_TIME", "12"))
+
+
+class TestBrokenBuildsAreCaught(unittest.TestCase):
+    def setUp(self):
+        self.store = tempfile.mkdtemp(prefix="bj-broken-")
+
+    def tearDown(self):
+        shutil.rmtree(self.store, ignore_errors=True)
+
+    def check(self, bug):
+        d, v = broken.run(bug, TIME, self.store, seed=1)
+        self.assertIsNone(v.get("error"), v.get("error"))
+        self.assertIs(v["valid"], False, "%s not caught: %s" % (bug, v.get("checker")))
+
+    def test_reads_without_read_index_fail_register_under_partitions(self):
+        self.check("stale-reads")
+
+    def test_ignored_request_ids_fail_counter_when_leaders_die_or_are_cut_off(self):
+        self.check("no-sessions")
+
+    def test_a_wal_without_fdatasync_fails_set_under_machine_crashes(self):
+        self.check("no-fdatasync")
+
+
+if __name__ == "__main__":
+    util.require_root_and_ballotd()
+    unittest.main()

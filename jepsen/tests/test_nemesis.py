@@ -1,0 +1,285 @@
+"""Each nemesis bites: the fault is really in effect while it lasts, and
+gone after it is healed. Real ballotd processes on the test's own slot of
+loopback addresses; the iptables rules are in the slot's own chain."""
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import util  # noqa: E402
+from util import commit, wait, write_n  # noqa: E402
+
+from ballot_jepsen import net as netmod  # noqa: E402
+from ballot_jepsen import nemesis as nem  # noqa: E402
+
+
+class TestGrudges(unittest.TestCase):
+    hosts3 = ["a", "b", "c"]
+    hosts5 = ["a", "b", "c", "d", "e"]
+
+    def sees(self, g, h, hosts):
+        return {x for x in hosts if x not in g[h]}
+
+    def test_isolating_the_leader_cuts_it_from_every_other_node(self):
+        g = nem.grudge_for("partition-leader", self.hosts5, random.Random(1), "c")
+        self.assertEqual(g["c"], {"a", "b", "d", "e"})
+        for h in "abde":
+            self.assertEqual(g[h], {"c"})
+
+    def test_halves_split_into_a_minority_and_a_majority(self):
+        for hosts in (self.hosts3, self.hosts5):
+            g = nem.grudge_for("partition-halves", hosts, random.Random(2), None)
+            sizes = sorted(len(self.sees(g, h, hosts)) for h in hosts)
+            m = len(hosts) // 2
+            self.assertEqual(sizes, [m] * m + [len(hosts) - m] * (len(hosts) - m))
+
+    def test_ring_gives_every_node_a_different_majority(self):
+        for hosts in (self.hosts3, self.hosts5):
+            g = nem.grudge_for("partition-ring", hosts, random.Random(3), None)
+            views = [frozenset(self.sees(g, h, hosts)) for h in hosts]
+            for v in views:
+                self.assertGreater(len(v), len(hosts) // 2)
+            self.assertGreater(len(set(views)), 1)
+            if len(hosts) == 5:
+                self.assertEqual(len(set(views)), 5)
+
+    def test_bridge_leaves_one_node_seeing_both_sides(self):
+        g = nem.grudge_for("partition-bridge", self.hosts5, random.Random(4), None)
+        bridges = [h for h in self.hosts5 if not g[h]]
+        self.assertEqual(len(bridges), 1)
+        others = [h for h in self.hosts5 if g[h]]
+        for h in others:
+            self.assertEqual(len(g[h]), 2)
+
+
+class TestNemesesBite(util.ClusterCase):
+    def follower(self):
+        return next(n for n in self.c.nodes if n is not self.leader)
+
+    def test_a_partitioned_follower_stops_advancing_its_commit_index(self):
+        net = netmod.Net(self.slot)
+        try:
+            f = self.follower()
+            write_n(self.leader, 3, "warm")
+            self.assertTrue(wait(lambda: commit(f) == commit(self.leader), 10))
+            others = {n.host for n in self.c.nodes if n is not f}
+            net.partition(nem.grudge_isolate([[f.host], list(others)], [n.host for n in self.c.nodes]))
+            self.assertEqual(len(net.rules()), 4)
+            before = commit(f)
+            write_n(self.leader, 30)
+            self.assertGreaterEqual(commit(self.leader), before + 30)
+            wait(lambda: False, 1.0)
+            self.assertEqual(commit(f), before, "the cut-off follower kept committing")
+            net.heal()
+            self.assertEqual(net.rules(), [])
+            self.assertTrue(wait(lambda: commit(f) >= before + 30, 15), "no catch-up after healing")
+        finally:
+            net.close()
+        self.assertFalse(netmod.chain_exists(self.slot.r))
+
+    def test_isolating_the_leader_makes_the_majority_elect_another(self):
+        net = netmod.Net(self.slot)
+        try:
+            old = self.leader
+            term = int(old.info()["term"])
+            net.partition(nem.grudge_for("partition-leader", [n.host for n in self.c.nodes],
+                                         random.Random(1), old.host))
+
+            def new_leader():
+                for n in self.c.nodes:
+                    i = n.info() if n is not old else None
+                    if i and i.get("role") == "leader" and int(i["term"]) > term:
+                        return n
+                return None
+            nl = wait(new_leader, 15)
+            self.assertIsNotNone(nl, "the majority elected no new leader")
+            write_n(nl, 5)
+            # The old leader cannot commit anything of the new term.
+            self.assertLess(commit(old), commit(nl))
+        finally:
+            net.close()
+
+    def test_kill_stops_the_process_and_restart_brings_it_back(self):
+        old = self.leader
+        old.kill()
+        self.assertFalse(old.alive())
+        self.assertIsNone(old.info())
+        nl = self.c.wait_leader(15)
+        self.assertIsNotNone(nl)
+        self.assertIsNot(nl, old)
+        write_n(nl, 10)
+        old.start()
+        self.assertTrue(wait(lambda: commit(old) is not None and commit(old) >= commit(nl), 20))
+
+    def test_pause_silences_a_node_until_it_is_resumed(self):
+        f = self.follower()
+        f.pause()
+        self.assertIsNone(f.info(timeout=0.5), "a paused node answered")
+        write_n(self.leader, 10)  # the other two are still a majority
+        f.resume()
+        self.assertTrue(wait(lambda: commit(f) is not None and commit(f) >= commit(self.leader), 15))
+
+    def test_pausing_the_leader_makes_the_others_elect_another(self):
+        old = self.leader
+        old.pause()
+        nl = wait(lambda: next((n for n in self.c.nodes if n is not old and n.info()
+                                and n.info().get("role") == "leader"), None), 15)
+        old.resume()
+        self.assertIsNotNone(nl)
+
+
+class TestMembershipBites(util.ClusterCase):
+    def nemesis(self):
+        from ballot_jepsen.history import History
+        return nem.Nemesis(self.c, None, History(), random.Random(1), [],
+                           os.devnull)
+
+    def members(self, node):
+        from ballot_jepsen import resp
+        c = resp.Conn(node.host, 27379, timeout=3)
+        try:
+            return {int(m[0]): m[1] for m in c.call("BMEMBER", "LIST")}
+        finally:
+            c.close()
+
+    def test_removing_the_leader_replaces_it_and_it_comes_back_empty_as_a_voter(self):
+        n = self.nemesis()
+        old = self.leader
+        write_n(old, 5)
+        n.do_start("member-remove-leader")
+        self.assertFalse(old.alive())
+        self.assertFalse(os.path.exists(old.data), "the removed node's data was not wiped")
+        nl = self.c.wait_leader(15)
+        self.assertIsNot(nl, old)
+        self.assertNotIn(old.id, self.members(nl))
+        write_n(nl, 10, "after")
+        n.do_heal()
+        self.assertEqual(self.members(nl).get(old.id), "voter")
+        self.assertTrue(wait(lambda: commit(old) is not None and commit(old) >= commit(nl), 20))
+        # It holds the data written before it was removed (from the leader).
+        from ballot_jepsen import resp
+        c = resp.Conn(old.host, 27379, timeout=3)
+        try:
+            self.assertTrue(wait(lambda: c.call("GET", "k0") == "v", 10))
+        finally:
+            c.close()
+
+    def test_transfer_moves_leadership(self):
+        n = self.nemesis()
+        old = self.leader
+        n.do_start("transfer-leader")
+        n.do_heal()
+        self.assertTrue(wait(lambda: self.c.leader() not in (None, old), 10))
+
+
+class TestDiskBites(util.ClusterCase):
+    disk_mb = 512
+
+    def test_a_full_disk_halts_the_node_and_freeing_it_lets_it_catch_up(self):
+        f = next(n for n in self.c.nodes if n is not self.leader)
+        self.assertTrue(os.path.ismount(f.disk))
+        n = nem.Nemesis(self.c, None, __import__("ballot_jepsen.history").history.History(),
+                        random.Random(1), [], os.devnull)
+        n.rng = type("R", (), {"choice": staticmethod(lambda xs: f)})()
+        n.do_start("disk-full")
+        # Big values, until the follower needs more space than its WAL
+        # segment preallocated (the other two are still a majority).
+        from ballot_jepsen import resp
+        c = resp.Conn(self.leader.host, 27379, timeout=10)
+        big = "x" * (256 << 10)
+        try:
+            for i in range(600):
+                self.assertEqual(c.call("SET", "big%d" % (i % 20), big), "OK")
+                if not f.alive():
+                    break
+        finally:
+            c.close()
+        self.assertTrue(wait(lambda: not f.alive(), 15), "a node with a full disk kept running")
+        self.assertEqual(f.proc.returncode, 70, "not the documented halt")
+        n.do_heal()
+        self.assertTrue(wait(lambda: commit(f) is not None and commit(f) >= commit(self.leader), 20))
+
+
+class LoseUnsynced(util.ClusterCase):
+    lazyfs = True
+
+    def crash_all_and_count(self):
+        write_n(self.leader, 30, "d")
+        for n in self.c.nodes:
+            n.kill()
+        for n in self.c.nodes:
+            n.lose_unsynced()
+        for n in self.c.nodes:
+            n.start()
+        # A correct build elects within seconds; a broken one may never.
+        l = self.c.wait_leader(15)
+        if l is None:
+            return 0
+        from ballot_jepsen import resp
+        c = resp.Conn(l.host, 27379, timeout=3)
+        try:
+            return sum(1 for i in range(30) if c.call("GET", "d%d" % i) == "v")
+        except (resp.NotSent, resp.Indeterminate):
+            return 0
+        finally:
+            c.close()
+
+
+class TestLoseUnsyncedKeepsWhatWasSynced(LoseUnsynced):
+    def test_a_machine_crash_of_every_node_keeps_every_acknowledged_write(self):
+        self.assertEqual(self.crash_all_and_count(), 30)
+
+
+class TestLoseUnsyncedBites(LoseUnsynced):
+    node_env = {"BALLOT_JEPSEN_BREAK": "no-fdatasync"}
+
+    def test_without_fdatasync_a_machine_crash_loses_acknowledged_writes(self):
+        self.assertLess(self.crash_all_and_count(), 30)
+
+
+class TestClockBites(util.ClusterCase):
+    faketime = True  # every node under libfaketime
+
+    def test_a_leader_whose_clock_jumps_back_stalls_and_is_replaced(self):
+        old = self.leader
+        term = int(old.info()["term"])
+        old.set_clock(-8)
+
+        def replaced():
+            for n in self.c.nodes:
+                i = n.info() if n is not old else None
+                if i and i.get("role") == "leader" and int(i["term"]) > term:
+                    return n
+            return None
+        nl = wait(replaced, 6)
+        old.set_clock(0)
+        self.assertIsNotNone(nl, "the leader kept its lease on the cluster with a stalled clock")
+        write_n(nl, 5)
+        self.assertTrue(wait(lambda: commit(old) is not None and commit(old) >= commit(nl), 15))
+
+    def test_a_strobing_clock_leaves_the_cluster_writable(self):
+        n = next(x for x in self.c.nodes if x is not self.leader)
+        import threading
+        stop = threading.Event()
+
+        def strobe():
+            flip = False
+            while not stop.wait(0.01):
+                flip = not flip
+                n.set_clock(1.5 if flip else 0)
+        t = threading.Thread(target=strobe)
+        t.start()
+        try:
+            l = self.c.wait_leader(10)
+            write_n(l, 20)
+        finally:
+            stop.set()
+            t.join()
+            n.set_clock(0)
+        self.assertTrue(wait(lambda: commit(n) is not None and commit(n) >= commit(l), 15))
+
+
+if __name__ == "__main__":
+    util.require_root_and_ballotd()
+    unittest.main()
