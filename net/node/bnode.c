@@ -1054,6 +1054,11 @@ int bnode_start(uv_loop_t *loop,
     cfg.max_uncommitted_bytes = opts->max_uncommitted_bytes;
     cfg.max_entry_bytes = opts->max_entry_bytes;
     cfg.snapshot_trailing = opts->snapshot_trailing;
+    /* A forwarded read is asked again after an election timeout without
+     * an answer, and fails (the client gets TRYAGAIN) after four. */
+    cfg.read_retry_ticks = opts->election_ticks;
+    cfg.read_timeout_ticks = 4 * opts->election_ticks;
+    node->raft_cfg = cfg;
     rv = raft_node_create(&cfg, &node->raft);
     if (rv != 0) {
         bnode_errorf(errmsg, errmsg_len, "raft: %s", raft_strerror(rv));

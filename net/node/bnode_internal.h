@@ -87,6 +87,7 @@ struct bnode
     char leader_addr[BNODE_HOST_MAX + 16];
 
     struct raft_node *raft;
+    struct raft_config raft_cfg; /* to create the core again */
     struct wal *wal;
     struct kv_store *kv;
     struct transport *transport;
