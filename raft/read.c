@@ -76,7 +76,8 @@ static int answer(struct raft_node *node,
 /* Registers a read on the leader; it is answered when confirmed. */
 static int leader_read(struct raft_node *node, uint64_t ctx, raft_id from)
 {
-    struct raft_pending_read r = {.ctx = ctx, .from = from, .index = node->commit};
+    struct raft_pending_read r = {
+        .ctx = ctx, .from = from, .index = node->commit};
     if (!committed_in_term(node)) {
         return push_read(node, &r); /* seq 0: wait for the first commit */
     }

@@ -727,6 +727,98 @@ static void expire_writes(struct bnode *node)
     }
 }
 
+/* Steps 2-6 for the frozen update once its snapshot (if any) is
+ * installed: persist (on the loop for a small batch, else on the disk
+ * thread), then finish the cycle. Returns true if the cycle is finished,
+ * false if the disk thread (or a halt) has it. */
+static bool persist_and_finish(struct bnode *node)
+{
+    struct raft_update *u = &node->update;
+    if (!needs_disk(node, u)) {
+        finish_cycle(node);
+        return true;
+    }
+    if (persist_inline(node, u) && persist_claim(node->persist)) {
+        /* A small batch, and the disk thread is idle: persist it here,
+         * then send, apply and answer; the thread zero-fills ahead. */
+        node->batches_persisted++;
+        if (persist_batch(node) != 0) {
+            bnode_halt(node, node->work_err);
+            return false;
+        }
+        finish_cycle(node);
+        persist_release_after(node->persist);
+        return true;
+    }
+    persist_submit(node->persist);
+    apply_early(node);
+    return false;
+}
+
+/* The frozen update completed a snapshot that does not verify. The core
+ * took it as its state already, but nothing of the update is durable or
+ * acknowledged: drop it, as a crash before persisting would, and restart
+ * the core from the disk. The leader hears no acknowledgement and sends
+ * the snapshot again. */
+static void refuse_snapshot(struct bnode *node)
+{
+    char err[512];
+    node->snaps_refused++;
+    node->frozen = false;
+    node->applied_early = 0;
+    /* Reads asked of the dropped core are never answered by the new one. */
+    struct pending_read **pp = &node->reads_head;
+    struct pending_read *prev = NULL;
+    while (*pp != NULL) {
+        struct pending_read *r = *pp;
+        if (r->ctx != 0) {
+            *pp = r->next;
+            if (node->reads_tail == r) {
+                node->reads_tail = prev;
+            }
+            node->n_reads--;
+            r->cb(r->arg, BNODE_ENOREAD);
+            free(r);
+            continue;
+        }
+        prev = r;
+        pp = &r->next;
+    }
+    persist_claim_wait(node->persist);
+    int rv = bnode_restart_core(node, err, sizeof(err));
+    persist_release(node->persist);
+    if (rv != 0) {
+        bnode_halt(node, err);
+        return;
+    }
+    nlog(node, BNODE_LOG_WARN,
+         "refused a snapshot that does not verify; the leader "
+         "sends it again");
+}
+
+/* Runs the frozen update's install that waited for workers, once none uses
+ * the store, and goes on with its cycle. */
+void bnode_install_resume(struct bnode *node)
+{
+    if (!node->install_waiting || !snap_install_ready(node)) {
+        return;
+    }
+    if (node->stopping || node->halted) {
+        /* Nothing of the update is durable: drop it; bnode_stop_now()
+         * runs once the workers are gone. */
+        node->install_waiting = false;
+        node->frozen = false;
+        return;
+    }
+    int rv = snap_install(node, &node->update);
+    if (rv == SNAP_REFUSED) {
+        refuse_snapshot(node);
+    } else if (rv != 0 || !persist_and_finish(node)) {
+        return;
+    }
+    kick(node);
+}
+
 static void drive(struct bnode *node)
 {
     if (node->frozen || node->halted || node->stopping) {
@@ -752,28 +844,22 @@ static void drive(struct bnode *node)
             apply_early(node);
         }
         send_all(node, u->messages, u->n_messages);
-        if (snap && snap_receive(node, u) != 0) {
+        if (snap) {
+            int rv = snap_receive(node, u);
+            if (rv == SNAP_REFUSED) {
+                refuse_snapshot(node);
+                if (node->halted) {
+                    return;
+                }
+                continue;
+            }
+            if (rv != 0) {
+                return; /* SNAP_WAIT: resumed by a worker; or halted */
+            }
+        }
+        if (!persist_and_finish(node)) {
             return;
         }
-        if (!disk) {
-            finish_cycle(node);
-            continue;
-        }
-        if (persist_inline(node, u) && persist_claim(node->persist)) {
-            /* A small batch, and the disk thread is idle: persist it here,
-             * then send, apply and answer; the thread zero-fills ahead. */
-            node->batches_persisted++;
-            if (persist_batch(node) != 0) {
-                bnode_halt(node, node->work_err);
-                return;
-            }
-            finish_cycle(node);
-            persist_release_after(node->persist);
-            continue;
-        }
-        persist_submit(node->persist);
-        apply_early(node);
-        return;
     }
     kick(node); /* more work: continue after other events had a turn */
 }

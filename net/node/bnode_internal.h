@@ -150,7 +150,9 @@ struct bnode
     struct kv_snapshot *created; /* written, not yet told to the core */
     raft_index last_snap_index;  /* newest snapshot of this node */
     bool snap_staging;           /* receiving a leader's snapshot */
-    bool snap_soon;              /* take one at once (after an install) */
+    bool install_waiting;   /* the frozen update's install waits (SNAP_WAIT) */
+    uint64_t snaps_refused; /* completed snapshots that did not verify */
+    bool snap_soon;         /* take one at once (after an install) */
     /* Exports (bnode_export.c). */
     char export_dir[4200];
     uint64_t exports_made; /* numbers the export files */
@@ -185,9 +187,21 @@ struct bnode
 int snap_recover(struct bnode *node, char *err, size_t err_len);
 /* Fills a RAFT_MSG_SNAPSHOT's bytes from our snapshot file and sends it. */
 void snap_send(struct bnode *node, const struct raft_message *m);
+/* snap_receive() and snap_install() results besides 0 and BNODE_E*. */
+enum {
+    SNAP_WAIT = 1,    /* a worker still uses the store: install later */
+    SNAP_REFUSED = 2, /* the snapshot does not verify: restart the core */
+};
 /* Stages received chunks and installs a completed snapshot (loop thread,
- * before the batch's entries are persisted). Returns 0 or halts. */
+ * before the batch's entries are persisted). Returns 0, SNAP_WAIT (the
+ * install waits for workers: call snap_install() once
+ * snap_install_ready()), SNAP_REFUSED, or BNODE_ESTORAGE (halted). */
 int snap_receive(struct bnode *node, const struct raft_update *u);
+/* Whether no worker uses the store any more (an install may run). */
+bool snap_install_ready(const struct bnode *node);
+/* Installs the completed snapshot of @u. Returns 0, SNAP_REFUSED or
+ * BNODE_ESTORAGE (halted). */
+int snap_install(struct bnode *node, const struct raft_update *u);
 /* Starts writing a snapshot on a worker when the log has grown enough. */
 void snap_maybe_create(struct bnode *node);
 /* Tells the core about a snapshot the worker finished and compacts the
@@ -229,8 +243,8 @@ void ckpt_after_apply(struct bnode *node, size_t n);
 void ckpt_on_tick(struct bnode *node);
 /* Begins a checkpoint and queues its sync on a worker, unless one runs. */
 void ckpt_start(struct bnode *node);
-/* Waits (blocking the loop) until no sync uses the store, and ends the
- * checkpoint; before a snapshot install replaces the environment. */
+/* Ends the checkpoint whose sync has returned (none may still run);
+ * before a snapshot install replaces the environment. */
 void ckpt_wait(struct bnode *node);
 
 /* bnode_space.c */
@@ -255,6 +269,11 @@ int space_grow_map(struct bnode *node);
 bool space_refuses(struct bnode *node, const uint8_t *cmd, size_t len);
 
 /* bnode_open.c */
+/* Drops the core and creates it again from what the disk holds (the WAL,
+ * and the store's applied index), as a restart would; the caller owns the
+ * disk (no batch on the disk thread). Returns 0 or BNODE_ESTORAGE with a
+ * message in @errmsg. */
+int bnode_restart_core(struct bnode *node, char *errmsg, size_t errmsg_len);
 /* Formats a start-up error into @errmsg (@len bytes; NULL: none). */
 void bnode_errorf(char *errmsg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -267,6 +286,9 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len);
 void bnode_halt(struct bnode *node, const char *what);
 /* Runs the cycle (and a pending compaction step) at the next loop turn. */
 void bnode_kick(struct bnode *node);
+/* A worker let go of the store: an install that waited for it runs, and
+ * the cycle it froze goes on. */
+void bnode_install_resume(struct bnode *node);
 /* Closes everything once nothing is in flight (bnode_stop()). */
 void bnode_stop_now(struct bnode *node);
 

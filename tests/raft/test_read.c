@@ -466,8 +466,7 @@ START_TEST(test_read_forwarded_reads_fail_when_the_follower_campaigns)
     ck_assert_int_eq(raft_read_index(fx_raft(&f, 2), 6), 0);
     fx_settle(&f);
     struct raft_node *r = fx_raft(&f, 2);
-    for (int i = 0; i < 40 && raft_stats_of(r)->elections_started == 0;
-         i++) {
+    for (int i = 0; i < 40 && raft_stats_of(r)->elections_started == 0; i++) {
         ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 0);
         fx_tick(&f, 2, 1);
     }
