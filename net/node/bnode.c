@@ -213,6 +213,20 @@ static void on_unreachable(void *arg, raft_id id)
 static void on_tick(uv_timer_t *t)
 {
     struct bnode *node = t->data;
+    /* A tick that comes late measures a stall of the loop thread (work on
+     * the loop, or a blocked call): heartbeats and votes wait as long. */
+    uint64_t now = now_ms(node);
+    uint64_t due = node->last_tick_ms + node->opts.tick_ms;
+    if (node->last_tick_ms != 0 && now > due) {
+        uint64_t late = now - due;
+        if (late > node->loop_stall_max_ms) {
+            node->loop_stall_max_ms = late;
+        }
+        if (late >= LOOP_STALL_MS) {
+            node->loop_stalls++;
+        }
+    }
+    node->last_tick_ms = now;
     node->pending_ticks++;
     kick(node);
 }
@@ -1039,6 +1053,8 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->batches_persisted = node->batches_persisted;
     out->entries_applied = node->entries_applied;
     out->halted = node->halted;
+    out->loop_stall_max_ms = node->loop_stall_max_ms;
+    out->loop_stalls = node->loop_stalls;
 }
 
 const char *bnode_leader_addr(struct bnode *node)

@@ -17,6 +17,10 @@
 #include "transport.h"
 #include "wal.h"
 
+/* A tick this late (ms) counts as a loop stall (bnode_status): a third of
+ * the default election timeout's 300 ms. */
+#define LOOP_STALL_MS 100
+
 /* A proposal waiting for its entry to be applied (or overwritten). */
 struct pending_write
 {
@@ -115,6 +119,11 @@ struct bnode
 
     uint64_t batches_persisted;
     uint64_t entries_applied;
+
+    /* Loop stalls, measured by how late the tick timer fires. */
+    uint64_t last_tick_ms;
+    uint64_t loop_stall_max_ms;
+    uint64_t loop_stalls; /* ticks at least LOOP_STALL_MS late */
 
     /* LMDB checkpoints (bnode_ckpt.c). */
     uint64_t applied_since_checkpoint; /* since the last one began */

@@ -9,6 +9,7 @@
  *   without blocking the loop: timers, peers and clients go on.
  * - A snapshot that does not verify is refused (the node does not halt)
  *   and the leader's next snapshot is installed.
+ * - A stall of the loop is measured.
  */
 #include <check.h>
 #include <dirent.h>
@@ -37,6 +38,7 @@ static struct
     uint64_t next_key;
     uv_timer_t wake;
     uint64_t wakes; /* wake timer callbacks: the loop is not blocked */
+    uv_timer_t blocker;
 } t;
 
 static void on_wake(uv_timer_t *h)
@@ -334,6 +336,30 @@ START_TEST(test_install_refuses_a_corrupt_snapshot_and_takes_the_next)
 }
 END_TEST
 
+static void block_loop(uv_timer_t *h)
+{
+    (void)h;
+    uv_sleep(400); /* the loop thread is busy: every node's tick is late */
+}
+
+/* A stall of the loop thread is measured by how late the tick timer
+ * fires, and reported by bnode_status() (INFO raft, /metrics). */
+START_TEST(test_install_a_stalled_loop_is_measured)
+{
+    struct bnode_status st;
+    uv_timer_init(&t.loop, &t.blocker);
+    uv_timer_start(&t.blocker, block_loop, 50, 0);
+    run_for(200);
+    uv_close((uv_handle_t *)&t.blocker, NULL);
+    run_for(20);
+    for (raft_id i = 1; i <= N_NODES; i++) {
+        bnode_status(t.nodes[i], &st);
+        ck_assert_uint_ge(st.loop_stall_max_ms, 300);
+        ck_assert_uint_ge(st.loop_stalls, 1);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("install");
@@ -343,6 +369,7 @@ int main(void)
     tcase_add_test(tc, test_install_waits_for_a_copy_without_blocking_the_loop);
     tcase_add_test(tc,
                    test_install_refuses_a_corrupt_snapshot_and_takes_the_next);
+    tcase_add_test(tc, test_install_a_stalled_loop_is_measured);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
