@@ -1157,9 +1157,12 @@ int bnode_start(uv_loop_t *loop,
     cfg.max_entry_bytes = opts->max_entry_bytes;
     cfg.snapshot_trailing = opts->snapshot_trailing;
     /* A forwarded read is asked again after an election timeout without
-     * an answer, and fails (the client gets TRYAGAIN) after four. */
+     * an answer, and fails (the client gets TRYAGAIN) after ten, the bound
+     * a write's unknown outcome has too: ticks that queued while the node
+     * was busy (a long fsync, a catch-up) count at once, so a shorter
+     * bound fails reads of a slow follower that would be answered. */
     cfg.read_retry_ticks = opts->election_ticks;
-    cfg.read_timeout_ticks = 4 * opts->election_ticks;
+    cfg.read_timeout_ticks = 10 * opts->election_ticks;
     node->raft_cfg = cfg;
     rv = raft_node_create(&cfg, &node->raft);
     if (rv != 0) {
