@@ -58,13 +58,15 @@ static void sync_done(uv_work_t *req, int status)
     (void)status; /* never cancelled; if it were, _end sees no sync */
     node->ckpt_running = false;
     finish(node);
+    /* An install may wait for this sync (when stopping, it is dropped and
+     * the node unfrozen, so that the stop below can proceed). */
+    bnode_install_resume(node);
     if (node->stopping) {
         if (!node->frozen) {
             bnode_stop_now(node); /* it waited for this worker */
         }
         return;
     }
-    bnode_install_resume(node); /* an install may wait for this sync */
     /* A snapshot may be waiting for the store to be durable. */
     snap_maybe_taken(node);
 }
