@@ -194,6 +194,7 @@ static void on_recv(void *arg, const struct raft_message *m)
     if (q == NULL) {
         return; /* dropped like a lost packet: Raft retransmits */
     }
+    q->ticks_before = node->pending_ticks;
     if (node->msgs_tail != NULL) {
         node->msgs_tail->next = q;
     } else {
@@ -435,25 +436,37 @@ static int conf_change_now(struct bnode *node,
     return 0;
 }
 
+static void tick_once(struct bnode *node)
+{
+    raft_tick(node->raft);
+    ckpt_on_tick(node);
+    bnode_watch_tick(node);
+    space_on_tick(node);
+}
+
 static void feed(struct bnode *node)
 {
-    /* Messages before ticks: after a slow fsync many ticks are due at once,
-     * and a leader must see the heartbeat answers that arrived meanwhile
-     * before CheckQuorum counts who it heard from. */
+    /* Messages and ticks in the order they happened: after a slow fsync
+     * many ticks are due at once, and fed all before (or all after) the
+     * messages that arrived meanwhile they would tell the core something
+     * else than what happened. Messages first (as before) made a follower
+     * whose leader's heartbeats kept arriving campaign after them; ticks
+     * first would make a leader's CheckQuorum miss answers that came. */
+    unsigned fed = 0;
     while (node->msgs_head != NULL) {
         struct queued_msg *q = node->msgs_head;
         node->msgs_head = q->next;
+        for (; fed < q->ticks_before && fed < node->pending_ticks; fed++) {
+            tick_once(node);
+        }
         (void)raft_step(node->raft, &q->m);
         free_message(q);
     }
     node->msgs_tail = NULL;
-    while (node->pending_ticks > 0) {
-        node->pending_ticks--;
-        raft_tick(node->raft);
-        ckpt_on_tick(node);
-        bnode_watch_tick(node);
-        space_on_tick(node);
+    for (; fed < node->pending_ticks; fed++) {
+        tick_once(node);
     }
+    node->pending_ticks = 0;
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
         node->props_head = p->next;

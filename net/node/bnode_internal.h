@@ -60,6 +60,10 @@ struct pending_read
 /* A message received while the core was frozen, deep-copied. */
 struct queued_msg
 {
+    /* Ticks that were due before it arrived (pending_ticks then): fed
+     * first, so that the core sees messages and ticks in the order they
+     * happened. */
+    unsigned ticks_before;
     struct raft_message m;
     struct raft_entry *entries;
     uint8_t *blob;
