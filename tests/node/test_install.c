@@ -14,10 +14,13 @@
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -199,12 +202,64 @@ static bool caught_up(void *arg)
     return b.applied >= a.commit && b.revision == a.revision;
 }
 
+/* True if nothing listens on 127.0.0.1:@port (bound as libuv does, with
+ * SO_REUSEADDR). */
+static bool port_free(int port)
+{
+    struct sockaddr_in sa;
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return false;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Reserves a block of 20 ports the way tests/cluster/harness.c does (a
+ * lock file per block, held until the process exits, shared with every
+ * test process that uses the scheme), so that concurrent tests never
+ * collide. */
+static int reserve_ports(void)
+{
+    int start = (int)(getpid() % 600);
+    for (int k = 0; k < 600; k++) {
+        int base = 20000 + ((start + k) % 600) * 20;
+        char path[64];
+        snprintf(path, sizeof(path), "/tmp/ballot-test-ports-%d.lock", base);
+        int fd = open(path, O_CREAT | O_RDWR, 0644);
+        if (fd < 0) {
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            continue;
+        }
+        bool free_block = true;
+        for (int p = base; p < base + 20 && free_block; p++) {
+            free_block = port_free(p);
+        }
+        if (free_block) {
+            return base; /* fd stays open: the lock lives with the process */
+        }
+        close(fd);
+    }
+    ck_abort_msg("no free block of 20 ports below 32768");
+    return -1;
+}
+
 static void setup(void)
 {
     memset(&t, 0, sizeof(t));
     snprintf(t.root, sizeof(t.root), "/tmp/ballot-install-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(t.root));
-    t.port_base = 21000 + (int)(getpid() % 3000) * 8;
+    t.port_base = reserve_ports();
     ck_assert_int_eq(uv_loop_init(&t.loop), 0);
     uv_timer_init(&t.loop, &t.wake);
     uv_timer_start(&t.wake, on_wake, 10, 10);
