@@ -158,6 +158,8 @@ static size_t render(struct metrics *m, char *body)
         {"ballot_loop_slow_iterations_total", "counter", ls.slow},
         {"ballot_loop_busy_max_ms", "gauge", ls.busy_max_ms},
         {"ballot_loop_busy_recent_max_ms", "gauge", ls.busy_last_max_ms},
+        {"ballot_loop_stall_max_ms", "gauge", st.loop_stall_max_ms},
+        {"ballot_loop_stalls_total", "counter", st.loop_stalls},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,

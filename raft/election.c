@@ -145,6 +145,13 @@ void election_campaign(struct raft_node *node, bool pre_vote, bool transfer)
     if (!node_is_promotable(node)) {
         return;
     }
+    if (node->state != RAFT_LEADER) {
+        /* Reads forwarded to the leader we stop following may never be
+         * answered (it is unreachable, or a new one is about to be
+         * elected): fail them now so that the application can retry,
+         * rather than when a leader is known again. */
+        read_fail_all(node);
+    }
     leave_leadership(node);
     node->n_votes = 0;
     node->leader = 0;

@@ -82,12 +82,15 @@ void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed)
     cfg->max_apply_bytes = 16u << 20;
     cfg->snapshot_chunk_bytes = 1u << 20;
     cfg->snapshot_trailing = 10000;
+    cfg->read_retry_ticks = 10;
+    cfg->read_timeout_ticks = 40;
 }
 
 static bool config_valid(const struct raft_config *cfg)
 {
     return cfg->id != 0 && cfg->election_ticks >= 2 &&
-           cfg->heartbeat_ticks >= 1 &&
+           cfg->heartbeat_ticks >= 1 && cfg->read_retry_ticks >= 1 &&
+           cfg->read_timeout_ticks >= cfg->read_retry_ticks &&
            cfg->heartbeat_ticks < cfg->election_ticks &&
            cfg->max_append_entries >= 1 &&
            cfg->max_append_entries <= RAFT_MSG_ENTRIES_MAX &&

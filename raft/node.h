@@ -166,6 +166,10 @@ struct raft_pending_read
     raft_index index;
     uint64_t seq; /* heartbeat round that must be confirmed; 0: waiting for
                      the term's first commit */
+    /* A read forwarded to the leader: the tick it was asked at, and the
+     * tick its request was last sent at (read_tick() resends it). */
+    uint64_t asked_tick;
+    uint64_t sent_tick;
 };
 
 /* ---- the node ---------------------------------------------------------- */
@@ -305,6 +309,7 @@ void read_recv_response(struct raft_node *node, const struct raft_message *m);
 void read_on_commit(struct raft_node *node);
 void read_on_heartbeat_resp(struct raft_node *node);
 void read_fail_all(struct raft_node *node);
+void read_tick(struct raft_node *node);
 
 /* membership.c */
 void membership_on_conf_change(struct raft_node *node);

@@ -307,12 +307,19 @@ struct raft_config
     /* Entries kept behind a snapshot so slightly lagging followers catch up
      * from the log instead of a snapshot. */
     uint64_t snapshot_trailing;
+    /* A follower forwards a read to the leader (§6.4); one lost message
+     * must not keep the read waiting until the leader changes. It resends
+     * the request after read_retry_ticks without an answer, and fails the
+     * read (ok == false) after read_timeout_ticks (>= read_retry_ticks). */
+    unsigned read_retry_ticks;
+    unsigned read_timeout_ticks;
 
     struct raft_allocator allocator;
 };
 
 /* Fills @cfg with defaults for node @id (election 10 ticks, heartbeat 1,
- * pre_vote and check_quorum on, lease reads off). */
+ * pre_vote and check_quorum on, lease reads off, forwarded reads resent
+ * every 10 ticks and failed after 40). */
 void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
 
 /* ---------------------------------------------------------------------- */
@@ -401,6 +408,7 @@ struct raft_stats
     uint64_t leader_changes;
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
+    uint64_t read_retries; /* forwarded read requests sent again */
 };
 
 struct raft_node; /* opaque */

@@ -76,7 +76,8 @@ static int answer(struct raft_node *node,
 /* Registers a read on the leader; it is answered when confirmed. */
 static int leader_read(struct raft_node *node, uint64_t ctx, raft_id from)
 {
-    struct raft_pending_read r = {ctx, from, node->commit, 0};
+    struct raft_pending_read r = {
+        .ctx = ctx, .from = from, .index = node->commit};
     if (!committed_in_term(node)) {
         return push_read(node, &r); /* seq 0: wait for the first commit */
     }
@@ -93,6 +94,16 @@ static int leader_read(struct raft_node *node, uint64_t ctx, raft_id from)
     return 0;
 }
 
+static int send_read_request(struct raft_node *node, uint64_t ctx)
+{
+    struct raft_message msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = RAFT_MSG_READ_INDEX;
+    msg.to = node->leader;
+    msg.u.read_index.ctx = ctx;
+    return node_send(node, &msg);
+}
+
 int raft_read_index(struct raft_node *node, uint64_t ctx)
 {
     if (node->in_update) {
@@ -104,18 +115,15 @@ int raft_read_index(struct raft_node *node, uint64_t ctx)
     if (node->leader == 0) {
         return node_add_read_state(node, ctx, 0, false);
     }
-    /* Ask the leader; remember the read so a leader change can fail it. */
-    struct raft_pending_read r = {ctx, 0, 0, 0};
+    /* Ask the leader; remember the read so that a leader change can fail
+     * it and read_tick() can ask again. */
+    struct raft_pending_read r = {
+        .ctx = ctx, .asked_tick = node->ticks, .sent_tick = node->ticks};
     int rv = push_read(node, &r);
     if (rv != 0) {
         return rv;
     }
-    struct raft_message msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.type = RAFT_MSG_READ_INDEX;
-    msg.to = node->leader;
-    msg.u.read_index.ctx = ctx;
-    rv = node_send(node, &msg);
+    rv = send_read_request(node, ctx);
     if (rv != 0) {
         node->n_reads--;
     }
@@ -125,7 +133,8 @@ int raft_read_index(struct raft_node *node, uint64_t ctx)
 int read_recv_request(struct raft_node *node, const struct raft_message *m)
 {
     if (node->state != RAFT_LEADER) {
-        struct raft_pending_read r = {m->u.read_index.ctx, m->from, 0, 0};
+        struct raft_pending_read r = {.ctx = m->u.read_index.ctx,
+                                      .from = m->from};
         return answer(node, &r, false);
     }
     return leader_read(node, m->u.read_index.ctx, m->from);
@@ -242,4 +251,33 @@ void read_fail_all(struct raft_node *node)
         (void)answer(node, &node->reads[i], false);
     }
     node->n_reads = 0;
+}
+
+/* A follower's forwarded reads: the request or its answer may be lost, and
+ * nothing else would ever answer it while the leader stays the same. A
+ * resent request is answered like the first (the leader confirms a read
+ * index at least as new as its commit index when it receives it, which is
+ * after the read began); the first answer completes the read and later
+ * ones find no pending read. A read that no answer completes within
+ * read_timeout_ticks fails, so that the client can retry. */
+void read_tick(struct raft_node *node)
+{
+    if (node->state == RAFT_LEADER) {
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < node->n_reads; i++) {
+        struct raft_pending_read *r = &node->reads[i];
+        if (node->ticks - r->asked_tick >= node->cfg.read_timeout_ticks) {
+            (void)answer(node, r, false);
+            continue;
+        }
+        if (node->ticks - r->sent_tick >= node->cfg.read_retry_ticks &&
+            node->leader != 0 && send_read_request(node, r->ctx) == 0) {
+            r->sent_tick = node->ticks;
+            node->stats.read_retries++;
+        }
+        node->reads[kept++] = *r;
+    }
+    node->n_reads = kept;
 }

@@ -277,6 +277,7 @@ void raft_tick(struct raft_node *node)
     if (node->state == RAFT_LEADER) {
         replication_tick(node);
     } else {
+        read_tick(node);
         election_tick(node);
     }
 }

@@ -194,6 +194,7 @@ static void on_recv(void *arg, const struct raft_message *m)
     if (q == NULL) {
         return; /* dropped like a lost packet: Raft retransmits */
     }
+    q->ticks_before = node->pending_ticks;
     if (node->msgs_tail != NULL) {
         node->msgs_tail->next = q;
     } else {
@@ -213,6 +214,20 @@ static void on_unreachable(void *arg, raft_id id)
 static void on_tick(uv_timer_t *t)
 {
     struct bnode *node = t->data;
+    /* A tick that comes late measures a stall of the loop thread (work on
+     * the loop, or a blocked call): heartbeats and votes wait as long. */
+    uint64_t now = now_ms(node);
+    uint64_t due = node->last_tick_ms + node->opts.tick_ms;
+    if (node->last_tick_ms != 0 && now > due) {
+        uint64_t late = now - due;
+        if (late > node->loop_stall_max_ms) {
+            node->loop_stall_max_ms = late;
+        }
+        if (late >= LOOP_STALL_MS) {
+            node->loop_stalls++;
+        }
+    }
+    node->last_tick_ms = now;
     node->pending_ticks++;
     kick(node);
 }
@@ -421,25 +436,37 @@ static int conf_change_now(struct bnode *node,
     return 0;
 }
 
+static void tick_once(struct bnode *node)
+{
+    raft_tick(node->raft);
+    ckpt_on_tick(node);
+    bnode_watch_tick(node);
+    space_on_tick(node);
+}
+
 static void feed(struct bnode *node)
 {
-    /* Messages before ticks: after a slow fsync many ticks are due at once,
-     * and a leader must see the heartbeat answers that arrived meanwhile
-     * before CheckQuorum counts who it heard from. */
+    /* Messages and ticks in the order they happened: after a slow fsync
+     * many ticks are due at once, and fed all before (or all after) the
+     * messages that arrived meanwhile they would tell the core something
+     * else than what happened. Messages first (as before) made a follower
+     * whose leader's heartbeats kept arriving campaign after them; ticks
+     * first would make a leader's CheckQuorum miss answers that came. */
+    unsigned fed = 0;
     while (node->msgs_head != NULL) {
         struct queued_msg *q = node->msgs_head;
         node->msgs_head = q->next;
+        for (; fed < q->ticks_before && fed < node->pending_ticks; fed++) {
+            tick_once(node);
+        }
         (void)raft_step(node->raft, &q->m);
         free_message(q);
     }
     node->msgs_tail = NULL;
-    while (node->pending_ticks > 0) {
-        node->pending_ticks--;
-        raft_tick(node->raft);
-        ckpt_on_tick(node);
-        bnode_watch_tick(node);
-        space_on_tick(node);
+    for (; fed < node->pending_ticks; fed++) {
+        tick_once(node);
     }
+    node->pending_ticks = 0;
     while (node->props_head != NULL) {
         struct queued_proposal *p = node->props_head;
         node->props_head = p->next;
@@ -727,6 +754,98 @@ static void expire_writes(struct bnode *node)
     }
 }
 
+/* Steps 2-6 for the frozen update once its snapshot (if any) is
+ * installed: persist (on the loop for a small batch, else on the disk
+ * thread), then finish the cycle. Returns true if the cycle is finished,
+ * false if the disk thread (or a halt) has it. */
+static bool persist_and_finish(struct bnode *node)
+{
+    struct raft_update *u = &node->update;
+    if (!needs_disk(node, u)) {
+        finish_cycle(node);
+        return true;
+    }
+    if (persist_inline(node, u) && persist_claim(node->persist)) {
+        /* A small batch, and the disk thread is idle: persist it here,
+         * then send, apply and answer; the thread zero-fills ahead. */
+        node->batches_persisted++;
+        if (persist_batch(node) != 0) {
+            bnode_halt(node, node->work_err);
+            return false;
+        }
+        finish_cycle(node);
+        persist_release_after(node->persist);
+        return true;
+    }
+    persist_submit(node->persist);
+    apply_early(node);
+    return false;
+}
+
+/* The frozen update completed a snapshot that does not verify. The core
+ * took it as its state already, but nothing of the update is durable or
+ * acknowledged: drop it, as a crash before persisting would, and restart
+ * the core from the disk. The leader hears no acknowledgement and sends
+ * the snapshot again. */
+static void refuse_snapshot(struct bnode *node)
+{
+    char err[512];
+    node->snaps_refused++;
+    node->frozen = false;
+    node->applied_early = 0;
+    /* Reads asked of the dropped core are never answered by the new one. */
+    struct pending_read **pp = &node->reads_head;
+    struct pending_read *prev = NULL;
+    while (*pp != NULL) {
+        struct pending_read *r = *pp;
+        if (r->ctx != 0) {
+            *pp = r->next;
+            if (node->reads_tail == r) {
+                node->reads_tail = prev;
+            }
+            node->n_reads--;
+            r->cb(r->arg, BNODE_ENOREAD);
+            free(r);
+            continue;
+        }
+        prev = r;
+        pp = &r->next;
+    }
+    persist_claim_wait(node->persist);
+    int rv = bnode_restart_core(node, err, sizeof(err));
+    persist_release(node->persist);
+    if (rv != 0) {
+        bnode_halt(node, err);
+        return;
+    }
+    nlog(node, BNODE_LOG_WARN,
+         "refused a snapshot that does not verify; the leader "
+         "sends it again");
+}
+
+/* Runs the frozen update's install that waited for workers, once none uses
+ * the store, and goes on with its cycle. */
+void bnode_install_resume(struct bnode *node)
+{
+    if (!node->install_waiting || !snap_install_ready(node)) {
+        return;
+    }
+    if (node->stopping || node->halted) {
+        /* Nothing of the update is durable: drop it; bnode_stop_now()
+         * runs once the workers are gone. */
+        node->install_waiting = false;
+        node->frozen = false;
+        return;
+    }
+    int rv = snap_install(node, &node->update);
+    if (rv == SNAP_REFUSED) {
+        refuse_snapshot(node);
+    } else if (rv != 0 || !persist_and_finish(node)) {
+        return;
+    }
+    kick(node);
+}
+
 static void drive(struct bnode *node)
 {
     if (node->frozen || node->halted || node->stopping) {
@@ -752,28 +871,22 @@ static void drive(struct bnode *node)
             apply_early(node);
         }
         send_all(node, u->messages, u->n_messages);
-        if (snap && snap_receive(node, u) != 0) {
+        if (snap) {
+            int rv = snap_receive(node, u);
+            if (rv == SNAP_REFUSED) {
+                refuse_snapshot(node);
+                if (node->halted) {
+                    return;
+                }
+                continue;
+            }
+            if (rv != 0) {
+                return; /* SNAP_WAIT: resumed by a worker; or halted */
+            }
+        }
+        if (!persist_and_finish(node)) {
             return;
         }
-        if (!disk) {
-            finish_cycle(node);
-            continue;
-        }
-        if (persist_inline(node, u) && persist_claim(node->persist)) {
-            /* A small batch, and the disk thread is idle: persist it here,
-             * then send, apply and answer; the thread zero-fills ahead. */
-            node->batches_persisted++;
-            if (persist_batch(node) != 0) {
-                bnode_halt(node, node->work_err);
-                return;
-            }
-            finish_cycle(node);
-            persist_release_after(node->persist);
-            continue;
-        }
-        persist_submit(node->persist);
-        apply_early(node);
-        return;
     }
     kick(node); /* more work: continue after other events had a turn */
 }
@@ -953,6 +1066,8 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->batches_persisted = node->batches_persisted;
     out->entries_applied = node->entries_applied;
     out->halted = node->halted;
+    out->loop_stall_max_ms = node->loop_stall_max_ms;
+    out->loop_stalls = node->loop_stalls;
 }
 
 const char *bnode_leader_addr(struct bnode *node)
@@ -1054,6 +1169,14 @@ int bnode_start(uv_loop_t *loop,
     cfg.max_uncommitted_bytes = opts->max_uncommitted_bytes;
     cfg.max_entry_bytes = opts->max_entry_bytes;
     cfg.snapshot_trailing = opts->snapshot_trailing;
+    /* A forwarded read is asked again after an election timeout without
+     * an answer, and fails (the client gets TRYAGAIN) after ten, the bound
+     * a write's unknown outcome has too: ticks that queued while the node
+     * was busy (a long fsync, a catch-up) count at once, so a shorter
+     * bound fails reads of a slow follower that would be answered. */
+    cfg.read_retry_ticks = opts->election_ticks;
+    cfg.read_timeout_ticks = 10 * opts->election_ticks;
+    node->raft_cfg = cfg;
     rv = raft_node_create(&cfg, &node->raft);
     if (rv != 0) {
         bnode_errorf(errmsg, errmsg_len, "raft: %s", raft_strerror(rv));

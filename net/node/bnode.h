@@ -254,6 +254,11 @@ struct bnode_status
     uint64_t batches_persisted;
     uint64_t entries_applied;
     bool halted; /* storage failed; see bnode_halt_cb */
+    /* The longest the loop thread kept the tick timer waiting beyond its
+     * period since start (ms), and how many ticks came at least 100 ms
+     * late: while the loop stalls, heartbeats and votes wait too. */
+    uint64_t loop_stall_max_ms;
+    uint64_t loop_stalls;
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);

@@ -19,6 +19,7 @@
  * (snap_maybe_taken() waits for ckpt_durable). A snapshot install replaces
  * the environment and waits for a running sync first (ckpt_wait()).
  */
+#include <assert.h>
 #include <stdio.h>
 
 #include "bnode_internal.h"
@@ -57,6 +58,9 @@ static void sync_done(uv_work_t *req, int status)
     (void)status; /* never cancelled; if it were, _end sees no sync */
     node->ckpt_running = false;
     finish(node);
+    /* An install may wait for this sync (when stopping, it is dropped and
+     * the node unfrozen, so that the stop below can proceed). */
+    bnode_install_resume(node);
     if (node->stopping) {
         if (!node->frozen) {
             bnode_stop_now(node); /* it waited for this worker */
@@ -118,9 +122,8 @@ void ckpt_on_tick(struct bnode *node)
 
 void ckpt_wait(struct bnode *node)
 {
-    /* Rare (snapshot installs) and bounded by one sync. */
-    while (atomic_load(&node->ckpt_syncing)) {
-        uv_sleep(1);
-    }
+    /* Never blocks: snap_receive() waits (without blocking the loop) for
+     * the sync to return before it installs. */
+    assert(!atomic_load(&node->ckpt_syncing));
     finish(node);
 }

@@ -17,6 +17,10 @@
 #include "transport.h"
 #include "wal.h"
 
+/* A tick this late (ms) counts as a loop stall (bnode_status): a third of
+ * the default election timeout's 300 ms. */
+#define LOOP_STALL_MS 100
+
 /* A proposal waiting for its entry to be applied (or overwritten). */
 struct pending_write
 {
@@ -56,6 +60,10 @@ struct pending_read
 /* A message received while the core was frozen, deep-copied. */
 struct queued_msg
 {
+    /* Ticks that were due before it arrived (pending_ticks then): fed
+     * first, so that the core sees messages and ticks in the order they
+     * happened. */
+    unsigned ticks_before;
     struct raft_message m;
     struct raft_entry *entries;
     uint8_t *blob;
@@ -87,6 +95,7 @@ struct bnode
     char leader_addr[BNODE_HOST_MAX + 16];
 
     struct raft_node *raft;
+    struct raft_config raft_cfg; /* to create the core again */
     struct wal *wal;
     struct kv_store *kv;
     struct transport *transport;
@@ -114,6 +123,11 @@ struct bnode
 
     uint64_t batches_persisted;
     uint64_t entries_applied;
+
+    /* Loop stalls, measured by how late the tick timer fires. */
+    uint64_t last_tick_ms;
+    uint64_t loop_stall_max_ms;
+    uint64_t loop_stalls; /* ticks at least LOOP_STALL_MS late */
 
     /* LMDB checkpoints (bnode_ckpt.c). */
     uint64_t applied_since_checkpoint; /* since the last one began */
@@ -149,7 +163,9 @@ struct bnode
     struct kv_snapshot *created; /* written, not yet told to the core */
     raft_index last_snap_index;  /* newest snapshot of this node */
     bool snap_staging;           /* receiving a leader's snapshot */
-    bool snap_soon;              /* take one at once (after an install) */
+    bool install_waiting;   /* the frozen update's install waits (SNAP_WAIT) */
+    uint64_t snaps_refused; /* completed snapshots that did not verify */
+    bool snap_soon;         /* take one at once (after an install) */
     /* Exports (bnode_export.c). */
     char export_dir[4200];
     uint64_t exports_made; /* numbers the export files */
@@ -184,9 +200,21 @@ struct bnode
 int snap_recover(struct bnode *node, char *err, size_t err_len);
 /* Fills a RAFT_MSG_SNAPSHOT's bytes from our snapshot file and sends it. */
 void snap_send(struct bnode *node, const struct raft_message *m);
+/* snap_receive() and snap_install() results besides 0 and BNODE_E*. */
+enum {
+    SNAP_WAIT = 1,    /* a worker still uses the store: install later */
+    SNAP_REFUSED = 2, /* the snapshot does not verify: restart the core */
+};
 /* Stages received chunks and installs a completed snapshot (loop thread,
- * before the batch's entries are persisted). Returns 0 or halts. */
+ * before the batch's entries are persisted). Returns 0, SNAP_WAIT (the
+ * install waits for workers: call snap_install() once
+ * snap_install_ready()), SNAP_REFUSED, or BNODE_ESTORAGE (halted). */
 int snap_receive(struct bnode *node, const struct raft_update *u);
+/* Whether no worker uses the store any more (an install may run). */
+bool snap_install_ready(const struct bnode *node);
+/* Installs the completed snapshot of @u. Returns 0, SNAP_REFUSED or
+ * BNODE_ESTORAGE (halted). */
+int snap_install(struct bnode *node, const struct raft_update *u);
 /* Starts writing a snapshot on a worker when the log has grown enough. */
 void snap_maybe_create(struct bnode *node);
 /* Tells the core about a snapshot the worker finished and compacts the
@@ -228,8 +256,8 @@ void ckpt_after_apply(struct bnode *node, size_t n);
 void ckpt_on_tick(struct bnode *node);
 /* Begins a checkpoint and queues its sync on a worker, unless one runs. */
 void ckpt_start(struct bnode *node);
-/* Waits (blocking the loop) until no sync uses the store, and ends the
- * checkpoint; before a snapshot install replaces the environment. */
+/* Ends the checkpoint whose sync has returned (none may still run);
+ * before a snapshot install replaces the environment. */
 void ckpt_wait(struct bnode *node);
 
 /* bnode_space.c */
@@ -254,6 +282,11 @@ int space_grow_map(struct bnode *node);
 bool space_refuses(struct bnode *node, const uint8_t *cmd, size_t len);
 
 /* bnode_open.c */
+/* Drops the core and creates it again from what the disk holds (the WAL,
+ * and the store's applied index), as a restart would; the caller owns the
+ * disk (no batch on the disk thread). Returns 0 or BNODE_ESTORAGE with a
+ * message in @errmsg. */
+int bnode_restart_core(struct bnode *node, char *errmsg, size_t errmsg_len);
 /* Formats a start-up error into @errmsg (@len bytes; NULL: none). */
 void bnode_errorf(char *errmsg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -266,6 +299,9 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len);
 void bnode_halt(struct bnode *node, const char *what);
 /* Runs the cycle (and a pending compaction step) at the next loop turn. */
 void bnode_kick(struct bnode *node);
+/* A worker let go of the store: an install that waited for it runs, and
+ * the cycle it froze goes on. */
+void bnode_install_resume(struct bnode *node);
 /* Closes everything once nothing is in flight (bnode_stop()). */
 void bnode_stop_now(struct bnode *node);
 

@@ -31,6 +31,29 @@ static void wal_log(void *ctx, int level, const char *msg)
     nlog(ctx, level >= 2 ? BNODE_LOG_WARN : BNODE_LOG_INFO, "wal: %s", msg);
 }
 
+/* BNODE_BREAK_NO_FDATASYNC: the WAL's batches are never made durable. */
+static int skip_fdatasync(void *ctx, int fd)
+{
+    (void)ctx;
+    (void)fd;
+    return 0;
+}
+
+static void wal_opts(struct bnode *node, struct wal_options *wo)
+{
+    wal_options_default(wo);
+    wo->log = wal_log;
+    wo->log_ctx = node;
+    /* The zeros ahead wait until the acknowledgements are out
+     * (persist_after). */
+    wo->prepare_explicitly = true;
+    if (node->opts.breaks & BNODE_BREAK_NO_FDATASYNC) {
+        node->broken_io = *storage_io_posix();
+        node->broken_io.fdatasync = skip_fdatasync;
+        wo->io = &node->broken_io;
+    }
+}
+
 static int make_dir(const char *path)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
@@ -79,14 +102,6 @@ static int rebuild_kv(struct bnode *node,
     return 0;
 }
 
-/* BNODE_BREAK_NO_FDATASYNC: the WAL's batches are never made durable. */
-static int skip_fdatasync(void *ctx, int fd)
-{
-    (void)ctx;
-    (void)fd;
-    return 0;
-}
-
 int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
 {
     char path[4200];
@@ -127,17 +142,7 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         bnode_errorf(errmsg, errmsg_len, "kv %s: %s", path, kverr);
         return BNODE_ESTORAGE;
     }
-    wal_options_default(&wo);
-    wo.log = wal_log;
-    wo.log_ctx = node;
-    /* The zeros ahead wait until the acknowledgements are out
-     * (persist_after). */
-    wo.prepare_explicitly = true;
-    if (node->opts.breaks & BNODE_BREAK_NO_FDATASYNC) {
-        node->broken_io = *storage_io_posix();
-        node->broken_io.fdatasync = skip_fdatasync;
-        wo.io = &node->broken_io;
-    }
+    wal_opts(node, &wo);
     rv = wal_create(&wo, &node->wal);
     if (rv != 0) {
         bnode_errorf(errmsg, errmsg_len, "wal: %s", storage_strerror(rv));
@@ -227,5 +232,63 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
                      raft_strerror(rv));
         return BNODE_ESTORAGE;
     }
+    return 0;
+}
+
+int bnode_restart_core(struct bnode *node, char *errmsg, size_t errmsg_len)
+{
+    char path[4200];
+    struct wal_options wo;
+    struct wal_loaded loaded;
+    struct kv_status ks;
+    struct raft_node *raft = NULL;
+    int rv;
+
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, DATADIR_WAL);
+    wal_opts(node, &wo);
+    memset(&loaded, 0, sizeof(loaded));
+    rv = kv_status(node->kv, &ks);
+    if (rv != 0) {
+        bnode_errorf(errmsg, errmsg_len, "kv status: %s", kv_strerror(rv));
+        return BNODE_ESTORAGE;
+    }
+    /* The WAL is read again from its files by a new handle, exactly as at
+     * a start (the disk thread holds no reference to it: the caller owns
+     * the disk). */
+    wal_destroy(node->wal);
+    node->wal = NULL;
+    if (wal_create(&wo, &node->wal) != 0 ||
+        wal_open(node->wal, path, &loaded) != 0) {
+        bnode_errorf(errmsg, errmsg_len, "wal: %s",
+                     node->wal ? wal_errmsg(node->wal) : "no memory");
+        return BNODE_ESTORAGE;
+    }
+    struct raft_config cfg = node->raft_cfg;
+    cfg.seed += 0x9e3779b97f4a7c15ULL; /* not the same timeouts again */
+    rv = raft_node_create(&cfg, &raft);
+    if (rv == 0 &&
+        (loaded.hs.term != 0 || loaded.n_entries > 0 || loaded.has_snapshot)) {
+        rv = raft_restore(raft, &loaded.hs,
+                          loaded.has_snapshot ? &loaded.snapshot : NULL,
+                          loaded.entries, loaded.n_entries, ks.applied);
+    }
+    wal_loaded_free(node->wal, &loaded);
+    if (rv != 0) {
+        if (raft != NULL) {
+            raft_node_destroy(raft);
+        }
+        bnode_errorf(errmsg, errmsg_len, "cannot restore the raft state: %s",
+                     raft_strerror(rv));
+        return BNODE_ESTORAGE;
+    }
+    node->raft_cfg = cfg;
+    node->disk_hs = loaded.hs;
+    raft_node_destroy(node->raft);
+    node->raft = raft;
+    nlog(node, BNODE_LOG_INFO,
+         "core restarted from disk: term %llu, log %llu..%llu",
+         (unsigned long long)raft_current_term(raft),
+         (unsigned long long)raft_first_index(raft),
+         (unsigned long long)raft_last_index(raft));
     return 0;
 }

@@ -29,6 +29,19 @@
  * next start snap_recover() sees the pending file, finds LMDB at its index
  * and completes step 4. A crash before 3 leaves LMDB as it was; the pending
  * file is dropped and the leader sends the snapshot again.
+ *
+ * The install replaces LMDB's environment, so it waits until no worker
+ * copies the store (an export, a snapshot of our own) or syncs it (a
+ * checkpoint). It waits without blocking the loop: the node stays frozen,
+ * as while the disk thread persists, and the workers' callbacks resume it
+ * (bnode_install_resume()).
+ *
+ * A snapshot that does not verify (a corrupt or incomplete transfer) is
+ * refused: the core already took it as its state, so the node drops the
+ * update (nothing of it is durable or acknowledged yet) and restarts its
+ * core from the disk, as a crash before persisting would; the leader hears
+ * no acknowledgement, resends the last chunk, is told to start from
+ * offset 0, and sends the snapshot again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -216,6 +229,14 @@ void snap_send(struct bnode *node, const struct raft_message *m)
 
 /* ---- installing -------------------------------------------------------- */
 
+/* Whether a kv error of the received snapshot is the transfer's fault (bad
+ * bytes, missing bytes) rather than this node's storage: such a snapshot is
+ * refused and sent again, never a reason to halt. */
+static bool transfer_fault(int rv)
+{
+    return rv == KV_ECORRUPT || rv == KV_EINVAL || rv == KV_EVERSION;
+}
+
 static int install(struct bnode *node,
                    const struct raft_snapshot_meta *meta,
                    bool reset_log)
@@ -223,12 +244,19 @@ static int install(struct bnode *node,
     struct kv_snapshot_info info;
     char msg[256];
     int rv = kv_snapshot_stage_finish(node->kv, &info);
-    if (rv != 0 || info.applied != meta->index || info.size != meta->size) {
+    if (rv == 0 && (info.applied != meta->index || info.size != meta->size)) {
+        snprintf(msg, sizeof(msg), "it holds index %llu (%llu bytes)",
+                 (unsigned long long)info.applied,
+                 (unsigned long long)info.size);
+        rv = KV_ECORRUPT;
+    } else if (rv != 0) {
         kv_errmsg(node->kv, msg, sizeof(msg));
+    }
+    if (rv != 0) {
         nlog(node, BNODE_LOG_ERROR,
              "received snapshot %llu does not verify: %s",
              (unsigned long long)meta->index, msg);
-        return BNODE_ESTORAGE;
+        return transfer_fault(rv) ? SNAP_REFUSED : BNODE_ESTORAGE;
     }
     if (pending_write(node, meta, reset_log) != 0) {
         return BNODE_ESTORAGE;
@@ -257,6 +285,41 @@ static int install(struct bnode *node,
     return 0;
 }
 
+bool snap_install_ready(const struct bnode *node)
+{
+    /* kv_snapshot_install() replaces the environment: no worker may still
+     * copy it (a snapshot of our own or an export), nor sync it for a
+     * checkpoint. */
+    return atomic_load(&node->snap_copies) == 0 &&
+           !atomic_load(&node->ckpt_syncing);
+}
+
+int snap_install(struct bnode *node, const struct raft_update *u)
+{
+    node->install_waiting = false;
+    ckpt_wait(node); /* ends the checkpoint whose sync has returned */
+    persist_claim_wait(node->persist); /* install() writes to the WAL */
+    int rv = install(node, u->snapshot, u->snapshot_reset_log);
+    persist_release(node->persist);
+    if (rv == SNAP_REFUSED) {
+        node->snap_staging = false;
+        return rv;
+    }
+    if (rv != 0) {
+        bnode_halt(node, "cannot install the leader's snapshot");
+        return rv;
+    }
+    node->last_snap_index = u->snapshot->index;
+    /* The staged file, synced, became LMDB's environment. */
+    if (node->ckpt_durable < u->snapshot->index) {
+        node->ckpt_durable = u->snapshot->index;
+    }
+    /* The staged file became LMDB's environment; take our own snapshot
+     * soon, so this node can send one if it leads. */
+    node->snap_soon = true;
+    return 0;
+}
+
 int snap_receive(struct bnode *node, const struct raft_update *u)
 {
     for (size_t i = 0; i < u->n_snapshot_chunks; i++) {
@@ -271,8 +334,8 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
         }
         if (rv != 0) {
             /* A broken transfer is not a storage failure: the chunk is
-             * acknowledged, the checksum at the end refuses the result, and
-             * the leader starts over. */
+             * acknowledged, and the completed snapshot is refused below
+             * (or by its checksum), which makes the leader start over. */
             node->snap_staging = false;
         }
     }
@@ -280,34 +343,18 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
         return 0;
     }
     if (!node->snap_staging) {
-        bnode_halt(node, "a snapshot completed that was not staged");
-        return BNODE_ESTORAGE;
+        nlog(node, BNODE_LOG_ERROR,
+             "snapshot %llu completed but its chunks were not all staged",
+             (unsigned long long)u->snapshot->index);
+        return SNAP_REFUSED;
     }
-    /* kv_snapshot_install() replaces the environment and must not run
-     * while a worker still copies it, for a snapshot of our own or an
-     * export: wait for the copies (rare, and bounded by one copy of the
-     * store each). */
-    while (atomic_load(&node->snap_copies) > 0) {
-        uv_sleep(1);
+    if (!snap_install_ready(node)) {
+        /* Wait, without blocking the loop, for the copies and the sync
+         * (the node stays frozen; their callbacks resume the install). */
+        node->install_waiting = true;
+        return SNAP_WAIT;
     }
-    /* Nor while a checkpoint's sync uses it. */
-    ckpt_wait(node);
-    persist_claim_wait(node->persist); /* install() writes to the WAL */
-    int rv = install(node, u->snapshot, u->snapshot_reset_log);
-    persist_release(node->persist);
-    if (rv != 0) {
-        bnode_halt(node, "cannot install the leader's snapshot");
-        return rv;
-    }
-    node->last_snap_index = u->snapshot->index;
-    /* The staged file, synced, became LMDB's environment. */
-    if (node->ckpt_durable < u->snapshot->index) {
-        node->ckpt_durable = u->snapshot->index;
-    }
-    /* The staged file became LMDB's environment; take our own snapshot
-     * soon, so this node can send one if it leads. */
-    node->snap_soon = true;
-    return 0;
+    return snap_install(node, u);
 }
 
 /* ---- writing snapshot files on workers --------------------------------- */
@@ -333,6 +380,7 @@ static void job_after(uv_work_t *req, int status)
         job->status = KV_EIO;
     }
     job->done(job);
+    bnode_install_resume(node); /* an install may wait for this copy */
     if (node->stopping && !node->frozen) {
         bnode_stop_now(node); /* it waited for the workers */
     }

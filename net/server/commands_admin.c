@@ -396,12 +396,14 @@ CMD_DECL(cmd_info)
             "\r\nlast_index:%" PRIu64 "\r\nfirst_index:%" PRIu64
             "\r\nsnapshot_index:%" PRIu64 "\r\nrevision:%" PRIu64
             "\r\nproposals_pending:%" PRIu64 "\r\nreads_pending:%" PRIu64
+            "\r\nloop_stall_max_ms:%" PRIu64 "\r\nloop_stalls:%" PRIu64
             "\r\nmembers:",
             role_of(st.state), (uint64_t)st.term, (uint64_t)st.leader,
             bnode_leader_addr(env->node) ? bnode_leader_addr(env->node) : "",
             (uint64_t)st.commit, (uint64_t)st.applied, (uint64_t)st.last_index,
             (uint64_t)st.first_index, (uint64_t)st.snapshot_index, st.revision,
-            st.proposals_pending, st.reads_pending);
+            st.proposals_pending, st.reads_pending, st.loop_stall_max_ms,
+            st.loop_stalls);
         for (uint32_t i = 0; i < st.conf.n && i < RAFT_CONF_MAX; i++) {
             n = cmd_appendf(
                 buf, sizeof(buf), n, "%s%" PRIu64 ":%s", i ? "," : "",

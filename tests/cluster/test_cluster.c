@@ -69,8 +69,20 @@ static char *read_kv(struct cluster *c, unsigned id, const char *key)
 {
     const char *argv[] = {"GET", key};
     struct cl_reply r;
-    if (cl_cmd(c, id, 3000, &r, 2, argv) != 0) {
-        return NULL;
+    /* TRYAGAIN says the read was not confirmed (the node had no leader
+     * for a moment, e.g. a follower of a loaded machine campaigned) and
+     * asks for a retry: a client does so, within a bound. */
+    uint64_t end = cl_now_ms() + 5000;
+    for (;;) {
+        if (cl_cmd(c, id, 3000, &r, 2, argv) != 0) {
+            return NULL;
+        }
+        if (r.type != CL_ERR || strncmp(r.str, "TRYAGAIN", 8) != 0 ||
+            cl_now_ms() >= end) {
+            break;
+        }
+        cl_reply_free(&r);
+        usleep(50000);
     }
     char *v = r.type == CL_BULK ? strdup(r.str) : NULL;
     if (r.type == CL_ERR) {

@@ -378,6 +378,108 @@ START_TEST(test_read_single_voter_answers_immediately)
 }
 END_TEST
 
+/* The fixture's configuration with forwarded reads resent after @retry
+ * ticks and failed after @timeout. */
+static void read_cfg(struct raft_config *cfg, unsigned retry, unsigned timeout)
+{
+    raft_config_default(cfg, 1, 1);
+    cfg->check_quorum = false;
+    cfg->snapshot_chunk_bytes = 32;
+    cfg->snapshot_trailing = 0;
+    cfg->read_retry_ticks = retry;
+    cfg->read_timeout_ticks = timeout;
+}
+
+/* §6.4: a follower whose forwarded read request is lost asks the leader
+ * again after read_retry_ticks, and the second answer serves the read;
+ * one lost message does not hang it until the leader changes. */
+START_TEST(test_read_follower_resends_a_lost_request)
+{
+    struct fx f;
+    struct raft_config cfg;
+    read_cfg(&cfg, 3, 8);
+    fx_init(&f, 3, 3, &cfg);
+    fx_elect(&f, 1);
+    ck_assert_int_eq(fx_propose(&f, 1, "a"), 0);
+    f.hold = true;
+    ck_assert_int_eq(raft_read_index(fx_raft(&f, 2), 9), 0);
+    fx_settle(&f);
+    ck_assert_ptr_nonnull(fx_find(&f, RAFT_MSG_READ_INDEX, 2, 1));
+    fx_drop_all(&f); /* the request is lost */
+    f.hold = false;
+    fx_tick(&f, 2, 2);
+    ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 0);
+    ck_assert_uint_eq(raft_stats_of(fx_raft(&f, 2))->read_retries, 0);
+    fx_tick(&f, 2, 1); /* the third tick resends it */
+    ck_assert_uint_eq(raft_stats_of(fx_raft(&f, 2))->read_retries, 1);
+    ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 1);
+    ck_assert_uint_eq(fx_node(&f, 2)->reads[0].ctx, 9);
+    ck_assert_uint_eq(fx_node(&f, 2)->reads[0].index, 3);
+    ck_assert(fx_node(&f, 2)->reads[0].ok);
+    /* Answered: nothing is resent any more. */
+    fx_tick(&f, 2, 6);
+    ck_assert_uint_eq(raft_stats_of(fx_raft(&f, 2))->read_retries, 1);
+    ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 1);
+    fx_close(&f);
+}
+END_TEST
+
+/* §6.4: a forwarded read that no answer completes fails after
+ * read_timeout_ticks, while the follower still follows its leader (here
+ * before its election timeout of at least 10 ticks). */
+START_TEST(test_read_follower_fails_an_unanswered_read_after_timeout)
+{
+    struct fx f;
+    struct raft_config cfg;
+    read_cfg(&cfg, 3, 8);
+    fx_init(&f, 3, 3, &cfg);
+    fx_elect(&f, 1);
+    fx_cut(&f, 1, 2, true);
+    ck_assert_int_eq(raft_read_index(fx_raft(&f, 2), 5), 0);
+    fx_settle(&f);
+    fx_tick(&f, 2, 7);
+    ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 0);
+    ck_assert_uint_eq(raft_stats_of(fx_raft(&f, 2))->read_retries, 2);
+    fx_tick(&f, 2, 1);
+    ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 1);
+    ck_assert_uint_eq(fx_node(&f, 2)->reads[0].ctx, 5);
+    ck_assert(!fx_node(&f, 2)->reads[0].ok);
+    ck_assert_int_eq(raft_state_of(fx_raft(&f, 2)), RAFT_FOLLOWER);
+    ck_assert_uint_eq(raft_leader(fx_raft(&f, 2)), 1);
+    fx_close(&f);
+}
+END_TEST
+
+/* §6.4, §9.6: a follower cut from its leader (but not from the other
+ * follower) starts campaigning; the reads it forwarded to that leader fail
+ * at that moment, not once a leader is known again (which a partial
+ * partition may postpone indefinitely). */
+START_TEST(test_read_forwarded_reads_fail_when_the_follower_campaigns)
+{
+    struct fx f;
+    struct raft_config cfg;
+    read_cfg(&cfg, 5, 1000);
+    cfg.check_quorum = true; /* node 3 stays loyal to its leader */
+    fx_init(&f, 3, 3, &cfg);
+    fx_elect(&f, 1);
+    fx_cut(&f, 1, 2, true);
+    ck_assert_int_eq(raft_read_index(fx_raft(&f, 2), 6), 0);
+    fx_settle(&f);
+    struct raft_node *r = fx_raft(&f, 2);
+    for (int i = 0; i < 40 && raft_stats_of(r)->elections_started == 0; i++) {
+        ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 0);
+        fx_tick(&f, 2, 1);
+    }
+    ck_assert_uint_eq(raft_stats_of(r)->elections_started, 1);
+    ck_assert_int_ne(raft_state_of(r), RAFT_LEADER);
+    ck_assert_uint_eq(raft_leader(r), 0);
+    ck_assert_uint_eq(fx_node(&f, 2)->n_reads, 1);
+    ck_assert_uint_eq(fx_node(&f, 2)->reads[0].ctx, 6);
+    ck_assert(!fx_node(&f, 2)->reads[0].ok);
+    fx_close(&f);
+}
+END_TEST
+
 Suite *read_suite(void)
 {
     Suite *s = suite_create("read");
@@ -393,6 +495,11 @@ Suite *read_suite(void)
     tcase_add_test(tc,
                    test_read_leader_removing_itself_needs_the_remaining_voter);
     tcase_add_test(tc, test_read_single_voter_answers_immediately);
+    tcase_add_test(tc, test_read_follower_resends_a_lost_request);
+    tcase_add_test(tc,
+                   test_read_follower_fails_an_unanswered_read_after_timeout);
+    tcase_add_test(tc,
+                   test_read_forwarded_reads_fail_when_the_follower_campaigns);
     suite_add_tcase(s, tc);
     return s;
 }
