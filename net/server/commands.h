@@ -119,14 +119,6 @@ int cmd_queued_copy(struct cmd_queued *q,
                     const char *const *argv,
                     const size_t *argvlen);
 
-/* A key under WATCH and its mod_revision when watched (0: missing). */
-struct cmd_watch
-{
-    uint8_t *key;
-    uint32_t key_len;
-    uint64_t mod_revision;
-};
-
 /* What one connection remembers between commands. Embedded in the
  * server's connection; cmd_client_init/_close bracket its life. */
 struct cmd_client
@@ -142,9 +134,10 @@ struct cmd_client
     size_t n_queued;
     size_t cap_queued;
     size_t queued_bytes; /* charged to the memory budget */
-    struct cmd_watch *watched;
-    size_t n_watched;
-    size_t cap_watched;
+    /* The keys under WATCH, each with the mod_revision it had when
+     * watched (0: missing), as a view whose keys are marked watched and
+     * not loaded; EXEC takes it over as its own view. NULL: none. */
+    struct cmd_view *watching;
     bool quit; /* QUIT: no request after it is read */
     /* Snapshot exports this connection made (BSNAPSHOT CREATE); released
      * by DONE or when the connection closes. */

@@ -301,17 +301,6 @@ void cmd_client_discard(struct cmd_client *c)
     c->multi_dirty = false;
 }
 
-void cmd_client_unwatch(struct cmd_client *c)
-{
-    for (size_t i = 0; i < c->n_watched; i++) {
-        free(c->watched[i].key);
-    }
-    free(c->watched);
-    c->watched = NULL;
-    c->n_watched = 0;
-    c->cap_watched = 0;
-}
-
 CMD_DECL(cmd_multi)
 {
     (void)argc;

@@ -398,6 +398,31 @@ START_TEST(test_clients_python_redis_client)
 }
 END_TEST
 
+/* txn_races.py (redis-py, real threads): WATCH/MULTI/EXEC optimistic
+ * increments raced by 4 clients with redis-py's transaction() helper and
+ * with raw commands, against plain INCRs from other connections, and
+ * across leadership transfers; each counter is exact (no lost update). */
+START_TEST(test_clients_python_optimistic_transactions_count_exactly)
+{
+    struct cluster c;
+    start3(&c, NULL);
+    char ports[3][16];
+    for (unsigned id = 1; id <= 3; id++) {
+        snprintf(ports[id - 1], sizeof(ports[0]), "%d", port_of(&c, id));
+    }
+    const char *argv[] = {PYTHON3_PATH, TXN_RACES_PY_PATH, ports[0],
+                          ports[1],     ports[2],          NULL};
+    char *out = NULL;
+    int rv = cl_run(argv, NULL, &out, NULL, 240000);
+    fprintf(stderr, "%s", out);
+    ck_assert_msg(rv == 0, "txn_races.py: exit %d: %s", rv, out);
+    ck_assert_msg(strstr(out, "ok watch_across_a_leader_change") != NULL, "%s",
+                  out);
+    free(out);
+    stop_clean(&c);
+}
+END_TEST
+
 /* ---- hostile clients --------------------------------------------------- */
 
 /* A well-behaved client that keeps writing and reading its own keys on
@@ -776,6 +801,8 @@ int main(int argc, char **argv)
         {"redis_benchmark_set_get_incr_is_exact",
          test_clients_redis_benchmark_set_get_incr_is_exact},
         {"python_redis_client", test_clients_python_redis_client},
+        {"python_optimistic_transactions_count_exactly",
+         test_clients_python_optimistic_transactions_count_exactly},
         {"bad_input_malformed_and_oversized",
          test_clients_bad_input_malformed_and_oversized},
         {"bad_input_unfinished_requests",

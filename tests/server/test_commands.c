@@ -433,6 +433,116 @@ START_TEST(test_commands_watch_aborts_when_another_client_writes)
 }
 END_TEST
 
+/* Makes the next proposal of the server lose the race to a put of @key =
+ * @val from elsewhere (the fake node applies the put just before it). */
+static void lose_race_to_put(const char *key, const char *val)
+{
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_PUT;
+    cmd.op.type = KV_OP_PUT;
+    cmd.op.key = (const uint8_t *)key;
+    cmd.op.key_len = (uint32_t)strlen(key);
+    cmd.op.value = (const uint8_t *)val;
+    cmd.op.value_len = (uint32_t)strlen(val);
+    uint8_t buf[256];
+    size_t len = 0;
+    ck_assert_int_eq(kv_cmd_encode(&cmd, buf, sizeof(buf), &len), 0);
+    fake_bnode_interpose(h.node, buf, len);
+}
+
+/* A watched key written by someone else after EXEC loaded it, but before
+ * EXEC's write entered the log, aborts EXEC: the server's internal retry
+ * of the guarded write keeps the watched keys in its guard (it used to
+ * drop them and commit blindly). Blind writes, read-modify-writes, and a
+ * watched key the transaction does not touch. */
+START_TEST(test_commands_watch_holds_when_exec_write_loses_a_race)
+{
+    EQ("SET w 0", "+OK\r\n");
+    EQ("WATCH w", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET w mine", "+QUEUED\r\n");
+    lose_race_to_put("w", "theirs");
+    EQ("EXEC", "*-1\r\n");
+    EQ("GET w", "$6\r\ntheirs\r\n");
+
+    /* The same with a read-modify-write in the transaction. */
+    EQ("SET n 5", "+OK\r\n");
+    EQ("WATCH n", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    lose_race_to_put("n", "100");
+    EQ("EXEC", "*-1\r\n");
+    EQ("GET n", "$3\r\n100\r\n");
+
+    /* A watched key the transaction never touches. */
+    EQ("WATCH guard", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET other x", "+QUEUED\r\n");
+    lose_race_to_put("guard", "moved");
+    EQ("EXEC", "*-1\r\n");
+    EQ("GET other", "$-1\r\n");
+
+    /* A race on a key that is not watched is retried, as before: INCR
+     * applies on top of the other write. */
+    EQ("WATCH guard", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    lose_race_to_put("n", "200");
+    EQ("EXEC", "*1\r\n:201\r\n");
+
+    /* And a plain read-modify-write, outside MULTI. */
+    lose_race_to_put("n", "300");
+    EQ("INCR n", ":301\r\n");
+}
+END_TEST
+
+/* WATCH of many keys, each named several times, costs one hashed lookup
+ * per key (it used to compare each key with every key watched before):
+ * 50,000 distinct keys in five WATCH calls with repeats, then a change of
+ * the last one aborts EXEC and an unchanged set lets it run. */
+START_TEST(test_commands_watch_of_many_keys_checks_each_once)
+{
+    enum { N = 50000, CALLS = 5 };
+    struct cli o;
+    cli_open(&o, h.port);
+    EQ("SET wk:49999 a", "+OK\r\n");
+    for (int round = 0; round < 2; round++) {
+        for (int call = 0; call < CALLS; call++) {
+            /* Each call names its share of the keys, and every key of the
+             * previous call again. */
+            int from = call == 0 ? 0 : (call - 1) * (N / CALLS);
+            int to = (call + 1) * (N / CALLS);
+            struct dbuf req = {0};
+            char word[64];
+            int n = snprintf(word, sizeof(word), "*%d\r\n$5\r\nWATCH\r\n",
+                             to - from + 1);
+            dbuf_put(&req, word, (size_t)n);
+            for (int i = from; i < to; i++) {
+                char key[32];
+                int kl = snprintf(key, sizeof(key), "wk:%d", i);
+                n = snprintf(word, sizeof(word), "$%d\r\n%s\r\n", kl, key);
+                dbuf_put(&req, word, (size_t)n);
+            }
+            cli_send(&c, req.data, req.len);
+            dbuf_free(&req);
+            struct dbuf rep = {0};
+            ck_assert_int_eq(cli_reply(&c, &rep), 0);
+            dbuf_put(&rep, "", 1);
+            ck_assert_str_eq(rep.data, "+OK\r\n");
+            dbuf_free(&rep);
+        }
+        if (round == 0) {
+            ck_assert_str_eq(q(&o, "SET wk:49999 b"), "+OK\r\n");
+        }
+        EQ("MULTI", "+OK\r\n");
+        EQ("GET wk:49999", "+QUEUED\r\n");
+        EQ("EXEC", round == 0 ? "*-1\r\n" : "*1\r\n$1\r\nb\r\n");
+    }
+    cli_close(&o);
+}
+END_TEST
+
 /* RESP3 types: nulls, null arrays, maps and verbatim text. */
 START_TEST(test_commands_resp3_reply_types)
 {
@@ -702,6 +812,8 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_native_range_meta_and_txn);
     tcase_add_test(tc, test_commands_multi_exec);
     tcase_add_test(tc, test_commands_watch_aborts_when_another_client_writes);
+    tcase_add_test(tc, test_commands_watch_holds_when_exec_write_loses_a_race);
+    tcase_add_test(tc, test_commands_watch_of_many_keys_checks_each_once);
     tcase_add_test(tc, test_commands_resp3_reply_types);
     tcase_add_test(tc, test_commands_transaction_limits);
     tcase_add_test(tc, test_commands_breq_applies_at_most_once);
