@@ -374,6 +374,7 @@ CMD_DECL_VIEW(cmd_incrby);
 CMD_DECL_VIEW(cmd_decr);
 CMD_DECL_VIEW(cmd_decrby);
 CMD_DECL_VIEW(cmd_append);
+CMD_DECL_VIEW(cmd_incrbyfloat);
 CMD_DECL_VIEW(cmd_mset);
 CMD_DECL_VIEW(cmd_msetnx);
 int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen);
@@ -448,10 +449,39 @@ void cmd_client_exports_expire(struct cmd_client *c,
                                uint64_t idle_ms);
 
 /* commands_native.c: DEL and the native commands. */
+
+struct kv_cmd;
+/** Encodes @cmd and proposes it with @cb(@arg); on failure frees @arg if
+ * it is not @r, replies and finishes @r. @cmd is borrowed for the call. */
+void cmd_propose(struct cmd_req *r,
+                 const struct kv_cmd *cmd,
+                 void (*cb)(void *arg,
+                            int status,
+                            const struct kv_entry_result *res),
+                 void *arg);
+/** The checks every write's completion shares (a node error, a command the
+ * state machine refused): false if it replied with the error. */
+bool cmd_write_ok(struct cmd_req *r,
+                  int status,
+                  const struct kv_entry_result *res);
 CMD_DECL(cmd_del);
 CMD_DECL(cmd_brange);
 CMD_DECL(cmd_btxn);
 CMD_DECL(cmd_breq);
+
+/* commands_rmw.c: read-modify-writes the state machine evaluates at apply
+ * time (INCR, APPEND, SETNX, SET NX/XX/GET, GETSET, GETDEL, MSETNX, ...):
+ * one proposal, no read first. Between MULTI and EXEC the same commands
+ * queue their view handlers instead. */
+CMD_DECL(cmd_rmw);
+/** cmd_rmw() with a request id (BREQ): applied at most once, and a retry
+ * gets the first application's outcome, kept by the store. */
+void cmd_rmw_req(struct cmd_req *r,
+                 size_t argc,
+                 const char *const *argv,
+                 const size_t *argvlen,
+                 uint64_t client_id,
+                 uint64_t seq);
 
 /** snprintf appending at @len of @buf (@cap bytes); returns the new
  * length, truncating at the end of the buffer. */

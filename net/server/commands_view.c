@@ -404,7 +404,7 @@ static void vrun_propose(struct vrun *run, size_t n_writes)
             cmps[c].op = KV_CMP_EQ;
             cmps[c].key = e->key;
             cmps[c].key_len = e->key_len;
-            cmps[c].number = e->watched  ? e->watch_rev
+            cmps[c].number = e->watched   ? e->watch_rev
                              : e->exists0 ? e->mod0
                                           : 0;
             c++;

@@ -182,6 +182,137 @@ START_TEST(test_commands_incr_family)
 }
 END_TEST
 
+/* Copies @pattern into @out with every "%s" replaced by @prefix. */
+static void expand(char *out,
+                   size_t cap,
+                   const char *pattern,
+                   const char *prefix)
+{
+    size_t n = 0;
+    for (const char *p = pattern; *p != '\0' && n + 8 < cap; p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            for (const char *x = prefix; *x != '\0' && n + 1 < cap; x++) {
+                out[n++] = *x;
+            }
+            p++;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* The read-modify-writes the state machine evaluates (outside MULTI) and
+ * their view handlers (inside MULTI) give the same replies and leave the
+ * same values; each direct one is one proposal with no read. */
+START_TEST(test_commands_read_modify_writes_match_inside_and_outside_multi)
+{
+    static const char *const script[] = {
+        "INCR %sn",
+        "INCRBY %sn 41",
+        "DECR %sn",
+        "DECRBY %sn 2",
+        "INCRBYFLOAT %sf 10.50",
+        "INCRBYFLOAT %sf 0.1",
+        "INCRBYFLOAT %sn 1e2",
+        "INCRBYFLOAT %sf x",
+        "APPEND %ss ab",
+        "APPEND %ss cd",
+        "INCR %ss",
+        "SETNX %sx 1",
+        "SETNX %sx 2",
+        "GETSET %sx 3",
+        "GETSET %sy 4",
+        "SET %sx 5 GET",
+        "SET %sz 6 NX GET",
+        "SET %sz 7 NX GET",
+        "SET %sz 8 XX GET",
+        "SET %sw 9 XX GET",
+        "SET %sz 10 XX",
+        "SET %sw 11 XX",
+        "SET %sz 12 NX",
+        "GETDEL %sz",
+        "GETDEL %sz",
+        "MSETNX %sm1 a %sm2 b",
+        "MSETNX %sm2 c %sm3 d",
+        "GET %sn",
+        "GET %sf",
+        "GET %ss",
+        "GET %sx",
+        "GET %sz",
+        "GET %sm3",
+    };
+    enum { N = sizeof(script) / sizeof(script[0]) };
+    char *direct[N];
+    char line[128];
+    unsigned long p0 = fake_bnode_proposals(h.node);
+    unsigned long r0 = fake_bnode_reads(h.node);
+    for (size_t i = 0; i < N; i++) {
+        expand(line, sizeof(line), script[i], "a:");
+        direct[i] = strdup(q(&c, line));
+    }
+    /* 27 writes (the GETs and refusals aside, the INCR of text and the
+     * float of text still go through the log), 6 GETs: only the GETs
+     * read. */
+    ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 6);
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 27);
+    EQ("MULTI", "+OK\r\n");
+    for (size_t i = 0; i < N; i++) {
+        expand(line, sizeof(line), script[i], "b:");
+        EQ(line, "+QUEUED\r\n");
+    }
+    struct dbuf want = {0};
+    snprintf(line, sizeof(line), "*%d\r\n", (int)N);
+    dbuf_put(&want, line, strlen(line));
+    for (size_t i = 0; i < N; i++) {
+        dbuf_put(&want, direct[i], strlen(direct[i]));
+        free(direct[i]);
+    }
+    dbuf_put(&want, "", 1);
+    EQ("EXEC", want.data);
+    dbuf_free(&want);
+    EQ("GET a:f", "$4\r\n10.6\r\n");
+    EQ("GET a:n", "$3\r\n139\r\n");
+    EQ("APPEND a:s e", ":5\r\n");
+}
+END_TEST
+
+/* BREQ around each read-modify-write: a retry of an applied request id
+ * gets the first reply, built from the result the store kept, and does not
+ * run again. */
+START_TEST(test_commands_breq_read_modify_writes_apply_once)
+{
+    static const char *const cmds[][2] = {
+        {"BREQ 30 1 INCRBY r 5", ":5\r\n"},
+        {"BREQ 30 2 INCRBYFLOAT r 0.5", "$3\r\n5.5\r\n"},
+        {"BREQ 30 3 APPEND r x", ":4\r\n"},
+        {"BREQ 30 4 INCR r",
+         "-ERR value is not an integer or out of range\r\n"},
+        {"BREQ 30 5 SET r y GET", "$4\r\n5.5x\r\n"},
+        {"BREQ 30 6 SETNX r z", ":0\r\n"},
+        {"BREQ 30 7 SET q z NX GET", "$-1\r\n"},
+        {"BREQ 30 8 GETDEL q", "$1\r\nz\r\n"},
+        {"BREQ 30 9 MSETNX q 1 r 2", ":0\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        EQ(cmds[i][0], cmds[i][1]);
+        unsigned long p0 = fake_bnode_proposals(h.node);
+        EQ(cmds[i][0], cmds[i][1]); /* the retry */
+        ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
+    }
+    EQ("GET r", "$1\r\ny\r\n");
+    EQ("GET q", "$-1\r\n");
+    EQ("BREQ 30 1 INCR r",
+       "-ERR request id already superseded: client 30 seq 1 is below its "
+       "last applied seq 9\r\n");
+    /* An id first used by an INCR, retried as another command. */
+    EQ("BREQ 31 1 INCR c", ":1\r\n");
+    const char *r = q(&c, "BREQ 31 1 APPEND c x");
+    ck_assert_msg(strstr(r, "by a different command") != NULL, "%s", r);
+    EQ("GET c", "$1\r\n1\r\n");
+}
+END_TEST
+
 /* KEYS and SCAN with Redis's glob rules; SCAN's cursor walks everything. */
 START_TEST(test_commands_keys_and_scan)
 {
@@ -805,6 +936,9 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_strings);
     tcase_add_test(tc, test_commands_set_options);
     tcase_add_test(tc, test_commands_incr_family);
+    tcase_add_test(
+        tc, test_commands_read_modify_writes_match_inside_and_outside_multi);
+    tcase_add_test(tc, test_commands_breq_read_modify_writes_apply_once);
     tcase_add_test(tc, test_commands_keys_and_scan);
     tcase_add_test(tc, test_commands_glob_matches_like_redis);
     tcase_add_test(tc, test_commands_binary_keys_and_values_round_trip);
