@@ -424,8 +424,12 @@ CMD_DECL(cmd_rmw)
 {
     /* A SET without options is a plain write: the view runner proposes it
      * as one put, which is what it is. */
-    if (name_is(argv, argvlen, "set") && argc == 3) {
-        cmd_view_start(r, cmd_lookup("set", 3), argc, argv, argvlen);
+    if (argc == 3 && name_is(argv, argvlen, "set")) {
+        static const struct cmd_def *set_def;
+        if (set_def == NULL) {
+            set_def = cmd_lookup("set", 3);
+        }
+        cmd_view_start(r, set_def, argc, argv, argvlen);
         return;
     }
     cmd_rmw_req(r, argc, argv, argvlen, 0, 0);
