@@ -99,6 +99,10 @@ struct cmd_env
      * @force, refused (returns 1) when the client's unsent output is over
      * half its limit. Returns 0, 1, or -1 if the connection is closing. */
     int (*push)(struct cmd_client *c, const char *data, size_t len, bool force);
+    /* Every connection's state, newest first (CLIENT LIST, KILL). */
+    struct cmd_client *clients;
+    /* Closes @c's connection (CLIENT KILL); set by the server. */
+    void (*client_kill)(struct cmd_client *c);
 };
 
 /* A request queued between MULTI and EXEC: one allocation holding the
@@ -149,6 +153,17 @@ struct cmd_client
     struct cmd_stream *streams;
     unsigned n_streams;
     uint64_t next_stream_id;
+    /* CLIENT LIST: the peer and local addresses ("ip:port", set by the
+     * server), the socket, when the connection was made and last sent a
+     * command, and that command's name (a string of the table). */
+    char addr[64];
+    char laddr[64];
+    int fd;
+    uint64_t created_ms;
+    uint64_t last_cmd_ms;
+    const char *last_cmd;
+    struct cmd_client *prev;
+    struct cmd_client *next;
 };
 
 /* Most watches (BWATCH) open on one connection. */
@@ -321,6 +336,8 @@ void cmd_watch(struct cmd_req *r,
                const char *const *argv,
                const size_t *argvlen);
 void cmd_client_unwatch(struct cmd_client *c);
+/** The number of keys @c watches (CLIENT LIST). */
+size_t cmd_client_watched(const struct cmd_client *c);
 void cmd_client_discard(struct cmd_client *c);
 
 #define CMD_DECL_VIEW(name)                                       \
@@ -437,6 +454,24 @@ void cmd_read_start(struct cmd_req *r,
 /* commands_space.c: BCOMPACT and BHISTORY. */
 CMD_DECL(cmd_bcompact);
 CMD_DECL(cmd_bhistory);
+/* commands_server.c: server commands for tools. */
+CMD_DECL(cmd_flush);
+CMD_DECL(cmd_time);
+CMD_DECL(cmd_config);
+CMD_DECL(cmd_role);
+/** CLIENT LIST, CLIENT INFO and CLIENT KILL (the subcommand in argv[1]). */
+CMD_DECL(cmd_client_list);
+CMD_DECL(cmd_client_kill);
+
+/* commands_generic.c: key commands over a view. */
+CMD_DECL_VIEW(cmd_type);
+CMD_DECL_VIEW(cmd_getrange);
+CMD_DECL_VIEW(cmd_setrange);
+CMD_DECL_VIEW(cmd_rename);
+CMD_DECL_VIEW(cmd_renamenx);
+CMD_DECL_VIEW(cmd_copy);
+CMD_DECL_VIEW(cmd_memory);
+CMD_DECL_VIEW(cmd_object);
 
 /* commands_snapshot.c: BSNAPSHOT, copies of the store for clients. */
 CMD_DECL(cmd_bsnapshot);

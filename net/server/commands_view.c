@@ -638,6 +638,15 @@ void cmd_exec_req(struct cmd_req *r, uint64_t client_id, uint64_t seq)
     vrun_step(run);
 }
 
+size_t cmd_client_watched(const struct cmd_client *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; c->watching != NULL && i < c->watching->n; i++) {
+        n += c->watching->keys[i].watched;
+    }
+    return n;
+}
+
 void cmd_client_unwatch(struct cmd_client *c)
 {
     if (c->watching != NULL) {

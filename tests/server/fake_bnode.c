@@ -335,9 +335,11 @@ void bnode_status(struct bnode *n, struct bnode_status *out)
     out->first_index = 1;
     out->revision = st.revision;
     out->db_bytes = st.db_bytes;
+    out->keys = st.keys;
     out->conf.n = 1;
     out->conf.members[0].id = 1;
     out->conf.members[0].role = RAFT_VOTER;
+    out->match[0] = leader ? n->index : 0;
 }
 
 const char *bnode_leader_addr(struct bnode *n)

@@ -59,7 +59,7 @@ START_TEST(test_commands_hello_switches_resp_version)
     ck_assert_msg(strncmp(r, "%7\r\n$6\r\nserver\r\n$6\r\nballot\r\n", 27) == 0,
                   "%s", r);
     ck_assert_ptr_nonnull(strstr(r, "$5\r\nproto\r\n:3\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "$4\r\nmode\r\n$7\r\ncluster\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$4\r\nmode\r\n$10\r\nstandalone\r\n"));
     ck_assert_ptr_nonnull(strstr(r, "$4\r\nrole\r\n$6\r\nmaster\r\n"));
     EQ("GET missing", "_\r\n");
     r = q(&c, "HELLO 2");
@@ -310,6 +310,138 @@ START_TEST(test_commands_breq_read_modify_writes_apply_once)
     const char *r = q(&c, "BREQ 31 1 APPEND c x");
     ck_assert_msg(strstr(r, "by a different command") != NULL, "%s", r);
     EQ("GET c", "$1\r\n1\r\n");
+}
+END_TEST
+
+/* The key commands tools reach for, with Redis 7.0's replies and errors:
+ * TYPE, GETRANGE (negative indexes), SETRANGE (padding, empty value),
+ * RENAME, RENAMENX, COPY, MEMORY USAGE, OBJECT ENCODING, and FLUSHALL as
+ * one log entry. */
+START_TEST(test_commands_key_commands_like_redis)
+{
+    EQ("SET s HelloWorld", "+OK\r\n");
+    EQ("TYPE s", "+string\r\n");
+    EQ("TYPE nope", "+none\r\n");
+    EQ("GETRANGE s 0 3", "$4\r\nHell\r\n");
+    EQ("GETRANGE s -3 -1", "$3\r\nrld\r\n");
+    EQ("GETRANGE s 0 -1", "$10\r\nHelloWorld\r\n");
+    EQ("GETRANGE s 10 100", "$0\r\n\r\n");
+    EQ("GETRANGE s -1 -5", "$0\r\n\r\n");
+    EQ("GETRANGE nope 0 -1", "$0\r\n\r\n");
+    EQ("GETRANGE s x 1", "-ERR value is not an integer or out of range\r\n");
+    EQ("SETRANGE s 5 Redis", ":10\r\n");
+    EQ("GET s", "$10\r\nHelloRedis\r\n");
+    EQ("SETRANGE pad 3 ab", ":5\r\n");
+    ck_assert_int_eq(memcmp(q(&c, "GET pad"), "$5\r\n\0\0\0ab\r\n", 12), 0);
+    {
+        const char *argv[] = {"SETRANGE", "empty", "5", ""};
+        const size_t lens[] = {8, 5, 1, 0};
+        ck_assert_str_eq(qv(&c, 4, argv, lens), ":0\r\n");
+    }
+    EQ("EXISTS empty", ":0\r\n");
+    EQ("SETRANGE s -1 x", "-ERR offset is out of range\r\n");
+    EQ("SETRANGE s 1048576 x",
+       "-ERR value too large: ballot's limit is 1048576 bytes\r\n");
+
+    EQ("RENAME nope x", "-ERR no such key\r\n");
+    EQ("RENAME s t", "+OK\r\n");
+    EQ("EXISTS s", ":0\r\n");
+    EQ("GET t", "$10\r\nHelloRedis\r\n");
+    EQ("RENAME t t", "+OK\r\n");
+    EQ("SET u other", "+OK\r\n");
+    EQ("RENAMENX t u", ":0\r\n");
+    EQ("RENAMENX t v", ":1\r\n");
+    EQ("RENAME v u", "+OK\r\n");
+    EQ("GET u", "$10\r\nHelloRedis\r\n");
+
+    EQ("COPY u w", ":1\r\n");
+    EQ("COPY u w", ":0\r\n");
+    EQ("SET u changed", "+OK\r\n");
+    EQ("COPY u w REPLACE", ":1\r\n");
+    EQ("GET w", "$7\r\nchanged\r\n");
+    EQ("COPY nope w", ":0\r\n");
+    EQ("COPY u u", "-ERR source and destination objects are the same\r\n");
+    EQ("COPY u w DB 1", "-ERR DB index is out of range\r\n");
+    EQ("COPY u w BOGUS", "-ERR syntax error\r\n");
+
+    EQ("MEMORY USAGE w", ":40\r\n"); /* 1 + 7 + 32 */
+    EQ("MEMORY USAGE w SAMPLES 0", ":40\r\n");
+    EQ("MEMORY USAGE nope", "$-1\r\n");
+    EQ("SET i 12345", "+OK\r\n");
+    EQ("OBJECT ENCODING i", "$3\r\nint\r\n");
+    EQ("OBJECT ENCODING w", "$6\r\nembstr\r\n");
+    EQ("OBJECT ENCODING nope", "$-1\r\n");
+    EQ("OBJECT BOGUS x",
+       "-ERR unknown subcommand 'BOGUS'. Try OBJECT HELP.\r\n");
+
+    /* In a transaction too, seeing the transaction's own writes. */
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET m abc", "+QUEUED\r\n");
+    EQ("RENAME m n", "+QUEUED\r\n");
+    EQ("GETRANGE n 1 1", "+QUEUED\r\n");
+    EQ("TYPE m", "+QUEUED\r\n");
+    EQ("EXEC", "*4\r\n+OK\r\n+OK\r\n$1\r\nb\r\n+none\r\n");
+
+    unsigned long p0 = fake_bnode_proposals(h.node);
+    EQ("FLUSHALL", "+OK\r\n");
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
+    EQ("DBSIZE", ":0\r\n");
+    EQ("FLUSHDB ASYNC", "+OK\r\n");
+    EQ("FLUSHDB NOW", "-ERR syntax error\r\n");
+}
+END_TEST
+
+/* The server commands tools send: TIME, CONFIG GET from ballot's settings
+ * and CONFIG SET refused clearly, ROLE, CLIENT LIST/INFO/KILL/NO-EVICT/
+ * NO-TOUCH, and INFO's standalone server, replication and keyspace. */
+START_TEST(test_commands_server_commands_for_tools)
+{
+    const char *r = q(&c, "TIME");
+    ck_assert_msg(strncmp(r, "*2\r\n$10\r\n", 9) == 0, "%s", r);
+    EQ("CONFIG GET maxclients", "*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
+    EQ("CONFIG GET save appendonly",
+       "*4\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n$4\r\nsave\r\n$0\r\n"
+       "\r\n");
+    EQ("CONFIG GET nosuch", "*0\r\n");
+    EQ("CONFIG SET maxclients 5",
+       "-ERR CONFIG SET 'maxclients' is not supported by ballot: its "
+       "settings are fixed when ballotd starts (flags and config file, "
+       "docs/operations.md)\r\n");
+    EQ("CONFIG BOGUS", "-ERR unknown subcommand 'BOGUS'. Try CONFIG HELP.\r\n");
+    EQ("SET k v", "+OK\r\n");
+    r = q(&c, "ROLE");
+    ck_assert_msg(strncmp(r, "*3\r\n$6\r\nmaster\r\n:", 17) == 0 &&
+                      strstr(r, "*0\r\n") != NULL,
+                  "%s", r);
+    EQ("CLIENT NO-EVICT on", "+OK\r\n");
+    EQ("CLIENT NO-TOUCH off", "+OK\r\n");
+    EQ("CLIENT NO-EVICT maybe", "-ERR syntax error\r\n");
+    EQ("CLIENT SETNAME lister", "+OK\r\n");
+    struct cli o;
+    cli_open(&o, h.port);
+    ck_assert_str_eq(q(&o, "CLIENT SETNAME victim"), "+OK\r\n");
+    r = q(&c, "CLIENT LIST");
+    ck_assert_msg(strstr(r, " name=lister ") && strstr(r, " name=victim ") &&
+                      strstr(r, "addr=127.0.0.1:") && strstr(r, " db=0 "),
+                  "%s", r);
+    r = q(&c, "CLIENT INFO");
+    ck_assert_msg(strstr(r, " name=lister ") && !strstr(r, "victim"), "%s", r);
+    /* Kill the other connection by its id. */
+    char line[64];
+    snprintf(line, sizeof(line), "CLIENT KILL ID %s",
+             strstr(q(&o, "CLIENT ID"), ":") + 1);
+    line[strcspn(line, "\r")] = '\0';
+    EQ(line, ":1\r\n");
+    ck_assert(cli_closed(&o));
+    cli_close(&o);
+    EQ(line, ":0\r\n");
+    EQ("CLIENT KILL 1.2.3.4:5", "-ERR No such client\r\n");
+    r = q(&c, "INFO");
+    ck_assert_msg(strstr(r, "redis_mode:standalone") &&
+                      strstr(r, "# Replication\r\nrole:master") &&
+                      strstr(r, "db0:keys=1,expires=0") &&
+                      strstr(r, "used_memory:") && strstr(r, "role:leader"),
+                  "%s", r);
 }
 END_TEST
 
@@ -939,6 +1071,8 @@ static Suite *commands_suite(void)
     tcase_add_test(
         tc, test_commands_read_modify_writes_match_inside_and_outside_multi);
     tcase_add_test(tc, test_commands_breq_read_modify_writes_apply_once);
+    tcase_add_test(tc, test_commands_key_commands_like_redis);
+    tcase_add_test(tc, test_commands_server_commands_for_tools);
     tcase_add_test(tc, test_commands_keys_and_scan);
     tcase_add_test(tc, test_commands_glob_matches_like_redis);
     tcase_add_test(tc, test_commands_binary_keys_and_values_round_trip);
