@@ -281,6 +281,102 @@ START_TEST(test_clients_redis_cli_pipe_mass_insertion)
 }
 END_TEST
 
+/* redis-cli's tools work: --bigkeys and --memkeys (SCAN, TYPE, STRLEN,
+ * MEMORY USAGE) find the biggest key, --stat shows the key count and
+ * clients (INFO), --latency measures (PING); ROLE names the leader as
+ * master with both followers' client ports, and a follower as slave of the
+ * leader; redis-benchmark gets CONFIG and does not warn. */
+START_TEST(test_clients_redis_cli_tools_and_role)
+{
+    struct cluster c;
+    unsigned leader = start3(&c, NULL);
+    int p = port_of(&c, leader);
+    for (int i = 1; i <= 20; i++) {
+        char k[32], v[256];
+        snprintf(k, sizeof(k), "tool:%02d", i);
+        memset(v, 'v', (size_t)i * 10);
+        v[i * 10] = '\0';
+        struct cl_reply r;
+        const char *argv[] = {"SET", k, v};
+        ck_assert_int_eq(cl_cmd(&c, leader, 5000, &r, 3, argv), 0);
+        cl_reply_free(&r);
+    }
+    char *out = CLI(p, "--bigkeys");
+    ck_assert_msg(strstr(out,
+                         "Biggest string found '\"tool:20\"' has 200 "
+                         "bytes") != NULL &&
+                      strstr(out, "20 strings with 2100 bytes") != NULL,
+                  "%s", out);
+    free(out);
+    out = CLI(p, "--memkeys");
+    ck_assert_msg(strstr(out,
+                         "Biggest string found '\"tool:20\"' has 239 "
+                         "bytes") != NULL, /* 7 + 200 + 32 */
+                  "%s", out);
+    free(out);
+    out = CLI(p, "--latency", "--raw", "-i", "0.1");
+    /* Without a terminal: one line "min max avg samples" at the end. */
+    double lmin = -1, lmax = -1, lavg = -1, samples = 0;
+    ck_assert_msg(
+        sscanf(out, "%lf %lf %lf %lf", &lmin, &lmax, &lavg, &samples) == 4 &&
+            samples > 0 && lmin <= lavg && lavg <= lmax,
+        "%s", out);
+    free(out);
+    /* --stat runs until stopped (and ignores SIGPIPE): its first lines,
+     * line-buffered, for 3 s. */
+    char cmd[256];
+    snprintf(
+        cmd, sizeof(cmd),
+        "timeout 3 stdbuf -oL %s -h 127.0.0.1 -p %d --stat -i 0.2 | head -3",
+        REDIS_CLI_PATH, p);
+    const char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+    out = NULL;
+    ck_assert_int_eq(cl_run(sh, NULL, &out, NULL, TOOL_TIMEOUT_MS), 0);
+    ck_assert_msg(strstr(out, "keys") != NULL && strstr(out, "\n20 ") != NULL,
+                  "%s", out);
+    free(out);
+
+    out = CLI(p, "ROLE");
+    char want[64];
+    ck_assert_msg(strncmp(out, "master\n", 7) == 0, "%s", out);
+    for (unsigned id = 1; id <= 3; id++) {
+        snprintf(want, sizeof(want), "127.0.0.1\n%d\n", port_of(&c, id));
+        ck_assert_msg((strstr(out, want) != NULL) == (id != leader), "%s", out);
+    }
+    free(out);
+    out = CLI(port_of(&c, a_follower(&c, leader)), "ROLE");
+    snprintf(want, sizeof(want), "slave\n127.0.0.1\n%d\nconnected\n", p);
+    ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "%s", out);
+    free(out);
+    out = CLI(p, "INFO", "replication");
+    ck_assert_msg(strstr(out, "role:master") != NULL, "%s", out);
+    free(out);
+    out = CLI(p, "HELLO", "3");
+    ck_assert_msg(strstr(out, "standalone") != NULL, "%s", out);
+    free(out);
+
+    const char *bench[] = {REDIS_BENCHMARK_PATH,
+                           "-h",
+                           "127.0.0.1",
+                           "-p",
+                           NULL,
+                           "-q",
+                           "-t",
+                           "set",
+                           "-n",
+                           "1000",
+                           NULL};
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%d", p);
+    bench[4] = portbuf;
+    out = NULL;
+    ck_assert_int_eq(cl_run(bench, NULL, &out, NULL, TOOL_TIMEOUT_MS), 0);
+    ck_assert_msg(strstr(out, "CONFIG") == NULL, "%s", out);
+    free(out);
+    stop_clean(&c);
+}
+END_TEST
+
 /* A write sent to a follower is refused with NOTLEADER naming the
  * leader's client address; reads are answered there. */
 START_TEST(test_clients_redis_cli_follower_write_names_leader)
@@ -816,6 +912,7 @@ int main(int argc, char **argv)
          test_clients_redis_cli_follower_write_names_leader},
         {"redis_benchmark_set_get_incr_is_exact",
          test_clients_redis_benchmark_set_get_incr_is_exact},
+        {"redis_cli_tools_and_role", test_clients_redis_cli_tools_and_role},
         {"python_redis_client", test_clients_python_redis_client},
         {"python_optimistic_transactions_count_exactly",
          test_clients_python_optimistic_transactions_count_exactly},
