@@ -535,6 +535,50 @@ START_TEST(test_clients_python_optimistic_transactions_count_exactly)
 }
 END_TEST
 
+#ifdef COMPAT_PY_PATH
+/* docs/protocol.md's compatibility table is exactly what compat.py builds
+ * from a real redis-server's command list and ballot's. */
+START_TEST(test_clients_redis_compat_table_is_current)
+{
+    struct cluster c;
+    unsigned leader = start3(&c, NULL);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", port_of(&c, leader));
+    const char *argv[] = {PYTHON3_PATH, COMPAT_PY_PATH,   "table",
+                          port,         PROTOCOL_MD_PATH, NULL};
+    char *out = NULL;
+    int rv = cl_run(argv, NULL, &out, NULL, 120000);
+    fprintf(stderr, "%s", out);
+    ck_assert_msg(rv == 0, "compat.py table: exit %d: %s", rv, out);
+    free(out);
+    stop_clean(&c);
+}
+END_TEST
+
+/* The same seeded random scripts of supported commands against ballot and
+ * a real redis-server get byte-identical replies, errors included. */
+START_TEST(test_clients_redis_differential_replies_match)
+{
+    struct cluster c;
+    unsigned leader = start3(&c, NULL);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", port_of(&c, leader));
+    for (int seed = 1; seed <= 3; seed++) {
+        char s[16];
+        snprintf(s, sizeof(s), "%d", seed);
+        const char *argv[] = {
+            PYTHON3_PATH, COMPAT_PY_PATH, "diff", port, s, "1500", NULL};
+        char *out = NULL;
+        int rv = cl_run(argv, NULL, &out, NULL, 240000);
+        fprintf(stderr, "%s", out);
+        ck_assert_msg(rv == 0, "compat.py diff: exit %d: %s", rv, out);
+        free(out);
+    }
+    stop_clean(&c);
+}
+END_TEST
+#endif
+
 /* ---- hostile clients --------------------------------------------------- */
 
 /* A well-behaved client that keeps writing and reading its own keys on
@@ -916,6 +960,12 @@ int main(int argc, char **argv)
         {"python_redis_client", test_clients_python_redis_client},
         {"python_optimistic_transactions_count_exactly",
          test_clients_python_optimistic_transactions_count_exactly},
+#ifdef COMPAT_PY_PATH
+        {"redis_compat_table_is_current",
+         test_clients_redis_compat_table_is_current},
+        {"redis_differential_replies_match",
+         test_clients_redis_differential_replies_match},
+#endif
         {"bad_input_malformed_and_oversized",
          test_clients_bad_input_malformed_and_oversized},
         {"bad_input_unfinished_requests",
