@@ -125,29 +125,47 @@ def free_port():
 
 
 class RedisServer:
+    """A redis-server of this script's own on a free loopback port. The
+    port is picked free, then bound by redis-server a moment later: if
+    another process took it meanwhile (redis-server exits, or the process
+    answering is not ours), try another port."""
+
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="ballot-compat-")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir,
-             "--daemonize", "no", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = None
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind",
+                 "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+                 self.dir, "--daemonize", "no", "--protected-mode", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._ours():
+                return
+            self._kill()
+        self.stop()
+        raise AssertionError("redis-server did not start on a free port")
+
+    def _ours(self):
         end = time.time() + 20
-        while True:
+        while time.time() < end and self.proc.poll() is None:
             try:
-                Raw(self.port).close()
-                break
-            except OSError:
-                if time.time() > end or self.proc.poll() is not None:
-                    self.stop()
-                    raise AssertionError("redis-server did not start")
+                r = Raw(self.port)
+                info = r.call("INFO", "server").decode(errors="replace")
+                r.close()
+                return ("process_id:%d\r\n" % self.proc.pid) in info
+            except (OSError, EOFError, ValueError):
                 time.sleep(0.05)
+        return False
+
+    def _kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # by pid: the process this script started
+        if self.proc is not None:
+            self.proc.wait(10)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()  # by pid: the process this script started
-        self.proc.wait(10)
+        self._kill()
         for f in os.listdir(self.dir):
             os.unlink(os.path.join(self.dir, f))
         os.rmdir(self.dir)
