@@ -108,9 +108,17 @@ def test_redis_py_transaction_helper(port):
 
 
 def optimistic_incr(r, key):
-    """One raw WATCH/GET/MULTI/SET/EXEC attempt: True if it committed."""
-    r.execute_command("WATCH", key)
-    v = int(r.execute_command("GET", key) or 0)
+    """One raw WATCH/GET/MULTI/SET/EXEC attempt: True if it committed. A
+    read barrier that could not be confirmed (TRYAGAIN: an election on a
+    loaded machine) wrote nothing: the attempt did not commit."""
+    try:
+        r.execute_command("WATCH", key)
+        v = int(r.execute_command("GET", key) or 0)
+    except redis.exceptions.ResponseError as e:
+        if not str(e).startswith("TRYAGAIN"):
+            raise
+        r.execute_command("UNWATCH")
+        return False
     r.execute_command("MULTI")
     r.execute_command("SET", key, v + 1)
     res = r.execute_command("EXEC")
