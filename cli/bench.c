@@ -29,10 +29,12 @@
 #define BENCH_CONNS_MAX 1000
 #define BENCH_KEY_MAX 512
 
-enum workload { W_PUT, W_GET, W_MIXED, W_TXN };
+enum workload { W_PUT, W_GET, W_MIXED, W_TXN, W_INCR };
 enum key_dist { D_UNIFORM, D_SEQUENTIAL, D_ZIPFIAN };
 
-static const char *const workload_names[] = {"put", "get", "mixed", "txn"};
+static const char *const workload_names[] = {"put", "get", "mixed", "txn",
+                                             "incr"};
+#define WORKLOADS 5
 static const char *const dist_names[] = {"uniform", "sequential", "zipfian"};
 
 /* Error replies are counted by their first word. */
@@ -316,6 +318,14 @@ static void issue(struct bclient *c)
             }
             return;
         }
+    } else if (b->workload == W_INCR) {
+        /* A counter: with --key-space 1 every client increments the same
+         * hot key, and the final value is the number of INCRs applied. */
+        argv[0] = "INCR";
+        lens[0] = 4;
+        argv[1] = key;
+        lens[1] = (size_t)klen;
+        argc = 2;
     } else {
         argv[0] = "SET";
         lens[0] = 3;
@@ -642,12 +652,12 @@ static int parse_opts(struct bench *b, int argc, char **argv)
     if (argc < 2) {
         return -1;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < WORKLOADS; i++) {
         if (strcmp(argv[1], workload_names[i]) == 0) {
             b->workload = (enum workload)i;
             break;
         }
-        if (i == 3) {
+        if (i == WORKLOADS - 1) {
             return -1;
         }
     }

@@ -83,7 +83,8 @@ static const struct cli_command commands[] = {
      "endpoint that answers, without a round trip to the leader",
      cmd_id},
     {"bench",
-     "put|get|mixed|txn [--clients N] [--conns M] [--total N | --duration S] "
+     "put|get|mixed|txn|incr [--clients N] [--conns M] [--total N | --duration "
+     "S] "
      "[--rate R] [--value-size B] [--key-space K] [--key-dist "
      "uniform|sequential|zipfian] [--ratio R] [--key-prefix P] "
      "[--target-leader]",

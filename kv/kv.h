@@ -119,6 +119,26 @@ enum kv_op_type {
     KV_OP_DELETE = 2,       /* one key */
     KV_OP_DELETE_RANGE = 3, /* [key, end) */
     KV_OP_RANGE = 4,        /* a read; only inside a transaction */
+    /* Read-modify-writes the state machine evaluates at apply time, from
+     * the value the key holds at that point of the log, so that many of
+     * them on one key commit in one Raft round, each with its own result
+     * (docs/kv.md, "Read-modify-write operations"). The result's @count
+     * is 0 if the op was applied, else an enum kv_rmw_refusal (nothing
+     * written); an applied op returns the new pair in @kvs. */
+    KV_OP_INCRBY = 10,      /* integer at @key (missing: 0) plus @delta */
+    KV_OP_APPEND = 11,      /* @value appended to @key (missing: empty) */
+    KV_OP_INCRBYFLOAT = 12, /* @value (decimal text) added, as Redis does */
+};
+
+/* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
+ * kv_op_result.count. */
+enum kv_rmw_refusal {
+    KV_RMW_APPLIED = 0,
+    KV_RMW_NOT_INTEGER = 1, /* the value is not a canonical 64-bit integer */
+    KV_RMW_OVERFLOW = 2,    /* the sum leaves the 64-bit range */
+    KV_RMW_TOO_LARGE = 3,   /* the result exceeds KV_VALUE_BYTES_MAX */
+    KV_RMW_NOT_FLOAT = 4,   /* the value or increment is not a number */
+    KV_RMW_NAN_OR_INF = 5,  /* the float sum is NaN or infinite */
 };
 
 /* Flags of an operation (struct kv_op.flags). */
@@ -145,8 +165,9 @@ struct kv_op
     uint8_t flags; /* KV_FLAG_* */
     uint32_t key_len;
     uint32_t end_len;   /* delete-range, range */
-    uint32_t value_len; /* put */
+    uint32_t value_len; /* put, append, incrbyfloat */
     uint64_t limit;     /* range: most pairs to return, 0 = no limit */
+    int64_t delta;      /* incrby */
     const uint8_t *key;
     const uint8_t *end;
     const uint8_t *value;
@@ -199,6 +220,10 @@ enum kv_cmd_type {
      * code); one at or below the point changes nothing. It changes no
      * revision. */
     KV_CMD_COMPACT = 6,
+    /* One read-modify-write op (@op, of the type with the same number). */
+    KV_CMD_INCRBY = 10,
+    KV_CMD_APPEND = 11,
+    KV_CMD_INCRBYFLOAT = 12,
 };
 
 /* Longest member address (KV_CMD_MEMBER), and most members recorded: a put
@@ -294,6 +319,21 @@ void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc);
  * member records and compactions may not: they are what frees space, so a
  * store over its quota still takes them (docs/kv.md, "Space"). */
 bool kv_cmd_adds_data(const uint8_t *buf, size_t len);
+/* Evaluates a read-modify-write op (KV_OP_INCRBY, _APPEND, _INCRBYFLOAT)
+ * on the pair @old (NULL: the key is missing), as kv_apply() does: on
+ * success either stores the new value in @out (allocated with @a, NULL =
+ * C library, @out_len bytes; the caller frees it) with *@refusal =
+ * KV_RMW_APPLIED, or leaves @out NULL with the reason in *@refusal.
+ * Exposed so that code evaluating the same op elsewhere (a transaction's
+ * overlay) gets the same bytes. Returns 0, KV_ENOMEM or KV_EBADCMD (not a
+ * read-modify-write op). */
+struct kv_kv;
+int kv_rmw_eval(const struct kv_op *op,
+                const struct kv_kv *old,
+                const struct kv_allocator *a,
+                uint8_t **out,
+                uint32_t *out_len,
+                uint64_t *refusal);
 
 /* ---------------------------------------------------------------------- */
 /* The store                                                               */

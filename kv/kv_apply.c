@@ -274,6 +274,53 @@ cleanup:
     return rv;
 }
 
+/* A read-modify-write (kv_rmw.c): the new value is computed from the one
+ * the key holds at this point of the log, then put; the result holds the
+ * new pair, or the reason nothing was written in @r->count. */
+static int do_rmw(struct exec *x,
+                  const struct kv_op *op,
+                  struct kv_op_result *r)
+{
+    struct kv_kv old;
+    int rv = key_lookup(x, op->key, op->key_len, &old);
+    if (rv != 0 && rv != KV_ENOTFOUND) {
+        return rv;
+    }
+    uint8_t *val = NULL;
+    uint32_t val_len = 0;
+    /* @old points into the page the put below rewrites: the evaluation
+     * copies what it needs first. */
+    rv = kv_rmw_eval(op, rv == 0 ? &old : NULL, x->alloc, &val, &val_len,
+                     &r->count);
+    if (rv != 0 || r->count != KV_RMW_APPLIED) {
+        return rv;
+    }
+    struct kv_op put;
+    memset(&put, 0, sizeof(put));
+    put.type = KV_OP_PUT;
+    put.key = op->key;
+    put.key_len = op->key_len;
+    put.value = val;
+    put.value_len = val_len;
+    struct kv_op_result pr;
+    memset(&pr, 0, sizeof(pr));
+    rv = do_put(x, &put, &pr);
+    if (rv == 0) {
+        /* The put just wrote these; read them back for the result. */
+        struct kv_kv now;
+        struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
+        if (kv == NULL) {
+            rv = KV_ENOMEM;
+        } else if ((rv = key_lookup(x, op->key, op->key_len, &now)) == 0 &&
+                   (rv = kv_kv_copy(x->arena, x->alloc, &now, true, kv)) == 0) {
+            r->kvs = kv;
+            r->n_kvs = 1;
+        }
+    }
+    kv_free(x->alloc, val);
+    return rv;
+}
+
 static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -290,6 +337,10 @@ static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
                                op->end_len, op->flags, op->limit, x->arena,
                                x->alloc, &r->kvs, &r->n_kvs, &r->count,
                                &r->more);
+    case KV_OP_INCRBY:
+    case KV_OP_APPEND:
+    case KV_OP_INCRBYFLOAT:
+        return do_rmw(x, op, r);
     default:
         /* The decoder admits no other type. */
         return KV_EBADCMD;

@@ -31,6 +31,13 @@
  *
  * cmd_type 5 (member address) has an op body like cmd_type 1..3: a put or
  * delete whose key is an 8-byte big-endian member id.
+ *
+ * Read-modify-write ops (also allowed in a transaction's branches), and
+ * cmd_types 10..12 made of one of them (op type equal to the cmd type):
+ *
+ *   tail (incrby, 10)      := u64 delta (two's complement)
+ *   tail (append, 11)      := u32 value_len value[value_len]
+ *   tail (incrbyfloat, 12) := u32 value_len value[value_len]
  */
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +63,11 @@ static bool flags_valid(uint8_t type, uint8_t flags)
         allowed = KV_FLAG_PREFIX | KV_FLAG_REVERSE | KV_FLAG_COUNT_ONLY |
                   KV_FLAG_KEYS_ONLY;
         break;
+    case KV_OP_INCRBY:
+    case KV_OP_APPEND:
+    case KV_OP_INCRBYFLOAT:
+        allowed = 0;
+        break;
     default:
         return false;
     }
@@ -74,11 +86,17 @@ static int op_check(const struct kv_op *op)
         return KV_ELIMIT;
     }
     /* A single-key operation on the empty key has no meaning. */
-    if ((op->type == KV_OP_PUT || op->type == KV_OP_DELETE) &&
+    if (op->type != KV_OP_DELETE_RANGE && op->type != KV_OP_RANGE &&
         op->key_len == 0) {
         return KV_EBADCMD;
     }
     return 0;
+}
+
+static bool op_is_rmw(uint8_t type)
+{
+    return type == KV_OP_INCRBY || type == KV_OP_APPEND ||
+           type == KV_OP_INCRBYFLOAT;
 }
 
 static int cmp_check(const struct kv_cmp *c)
@@ -121,7 +139,12 @@ static uint64_t op_size(const struct kv_op *op)
     uint64_t n = 2 + 4 + (uint64_t)op->key_len;
     switch (op->type) {
     case KV_OP_PUT:
+    case KV_OP_APPEND:
+    case KV_OP_INCRBYFLOAT:
         n += 4 + (uint64_t)op->value_len;
+        break;
+    case KV_OP_INCRBY:
+        n += 8;
         break;
     case KV_OP_DELETE_RANGE:
         n += 4 + (uint64_t)op->end_len;
@@ -147,7 +170,8 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
 {
     uint64_t n = 2;
     int rv;
-    if (cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) {
+    if ((cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) ||
+        op_is_rmw(cmd->type)) {
         if (cmd->op.type != cmd->type) {
             return KV_EBADCMD;
         }
@@ -258,8 +282,13 @@ static void op_write(struct writer *w, const struct kv_op *op)
     w_bytes(w, op->key, op->key_len);
     switch (op->type) {
     case KV_OP_PUT:
+    case KV_OP_APPEND:
+    case KV_OP_INCRBYFLOAT:
         w_u32(w, op->value_len);
         w_bytes(w, op->value, op->value_len);
+        break;
+    case KV_OP_INCRBY:
+        w_u64(w, (uint64_t)op->delta);
         break;
     case KV_OP_DELETE_RANGE:
         w_u32(w, op->end_len);
@@ -413,7 +442,8 @@ static int op_read(struct reader *r, struct kv_op *op)
     if ((rv = r_u8(r, &op->type)) != 0 || (rv = r_u8(r, &op->flags)) != 0) {
         return rv;
     }
-    if (op->type < KV_OP_PUT || op->type > KV_OP_RANGE) {
+    if ((op->type < KV_OP_PUT || op->type > KV_OP_RANGE) &&
+        !op_is_rmw(op->type)) {
         return KV_EBADCMD;
     }
     if ((rv = r_blob(r, KV_KEY_BYTES_MAX, &op->key_len, &op->key)) != 0) {
@@ -421,8 +451,17 @@ static int op_read(struct reader *r, struct kv_op *op)
     }
     switch (op->type) {
     case KV_OP_PUT:
+    case KV_OP_APPEND:
+    case KV_OP_INCRBYFLOAT:
         rv = r_blob(r, KV_VALUE_BYTES_MAX, &op->value_len, &op->value);
         break;
+    case KV_OP_INCRBY: {
+        uint64_t d = 0;
+        rv = r_u64(r, &d);
+        /* Two's complement, without an implementation-defined cast. */
+        op->delta = d <= (uint64_t)INT64_MAX ? (int64_t)d : -(int64_t)(~d) - 1;
+        break;
+    }
     case KV_OP_DELETE_RANGE:
         rv = r_blob(r, KV_KEY_BYTES_MAX, &op->end_len, &op->end);
         break;
@@ -524,6 +563,9 @@ int kv_cmd_decode(const uint8_t *buf,
     case KV_CMD_PUT:
     case KV_CMD_DELETE:
     case KV_CMD_DELETE_RANGE:
+    case KV_CMD_INCRBY:
+    case KV_CMD_APPEND:
+    case KV_CMD_INCRBYFLOAT:
         if ((rv = op_read(&r, &cmd->op)) != 0) {
             goto fail;
         }
@@ -641,7 +683,8 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     for (uint32_t i = 0; i < cmd.n_then + cmd.n_else; i++) {
         const struct kv_op *op =
             i < cmd.n_then ? &cmd.then_ops[i] : &cmd.else_ops[i - cmd.n_then];
-        adds |= op->type == KV_OP_PUT;
+        /* A read-modify-write writes a value too (INCRBY, APPEND, ...). */
+        adds |= op->type == KV_OP_PUT || op_is_rmw(op->type);
     }
     kv_cmd_free(&cmd, NULL);
     return adds;

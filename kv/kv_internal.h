@@ -220,6 +220,10 @@ int kv_kv_copy(struct kv_arena_chunk **arena,
                bool with_value,
                struct kv_kv *dst);
 
+/* Parses a whole canonical decimal 64-bit integer as Redis does: 0 or
+ * -1. */
+int kv_rmw_parse_i64(const uint8_t *s, size_t len, int64_t *out);
+
 /* Opens the LMDB environment of generation directory @path into @store. */
 int kv_env_open(struct kv_store *store, const char *path);
 void kv_env_close(struct kv_store *store);

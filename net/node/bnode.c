@@ -1052,6 +1052,7 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
         out->db_bytes = ks.db_bytes;
         out->compact_revision = ks.compact_revision;
         out->history_events = ks.history_events;
+        out->keys = ks.keys;
     }
     out->db_free_bytes = node->space.free_bytes;
     out->map_bytes = node->space.map_bytes;
@@ -1061,6 +1062,13 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->compaction_pending = node->compact_pending;
     out->compactions = node->compactions;
     out->conf = *raft_conf_of(node->raft);
+    if (out->state == RAFT_LEADER) {
+        for (uint32_t i = 0; i < out->conf.n && i < RAFT_CONF_MAX; i++) {
+            raft_id m = out->conf.members[i].id;
+            out->match[i] = m == out->id ? out->last_index
+                                         : raft_match_index(node->raft, m);
+        }
+    }
     out->proposals_pending = node->n_writes;
     out->reads_pending = node->n_reads;
     out->batches_persisted = node->batches_persisted;

@@ -248,7 +248,12 @@ struct bnode_status
     uint64_t history_events;
     bool compaction_pending;
     uint64_t compactions;
+    uint64_t keys; /* live keys in the store (kv_status) */
     struct raft_conf conf;
+    /* On the leader, the match index of each member of @conf (same
+     * order; its own is its last index); 0 elsewhere. ROLE reports them
+     * as replication offsets. */
+    raft_index match[RAFT_CONF_MAX];
     uint64_t proposals_pending;
     uint64_t reads_pending;
     uint64_t batches_persisted;

@@ -460,19 +460,20 @@ const struct cmd_def cmd_table[] = {
     {"strlen", 2, RO, CMD_ORDER_READ, NULL, cmd_strlen, NULL, 1, 1, 1},
     {"keys", 2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_keys, NULL, NULL, 0, 0, 0},
     {"scan", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_scan, NULL, NULL, 0, 0, 0},
-    {"set", -3, WR, CMD_ORDER_SERIAL, NULL, cmd_set, cmd_set_order, 1, 1, 1},
-    {"setnx", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_setnx, NULL, 1, 1, 1},
-    {"getset", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_getset, NULL, 1, 1, 1},
-    {"getdel", 2, WR, CMD_ORDER_SERIAL, NULL, cmd_getdel, NULL, 1, 1, 1},
+    {"set", -3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_set, cmd_set_order, 1, 1, 1},
+    {"setnx", 3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_setnx, NULL, 1, 1, 1},
+    {"getset", 3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_getset, NULL, 1, 1, 1},
+    {"getdel", 2, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_getdel, NULL, 1, 1, 1},
     {"del", -2, WR, CMD_ORDER_WRITE, cmd_del, cmd_del_view, NULL, 1, -1, 1},
     {"unlink", -2, WR, CMD_ORDER_WRITE, cmd_del, cmd_del_view, NULL, 1, -1, 1},
-    {"incr", 2, WR, CMD_ORDER_SERIAL, NULL, cmd_incr, NULL, 1, 1, 1},
-    {"incrby", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_incrby, NULL, 1, 1, 1},
-    {"decr", 2, WR, CMD_ORDER_SERIAL, NULL, cmd_decr, NULL, 1, 1, 1},
-    {"decrby", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_decrby, NULL, 1, 1, 1},
-    {"append", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_append, NULL, 1, 1, 1},
+    {"incr", 2, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_incr, NULL, 1, 1, 1},
+    {"incrby", 3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_incrby, NULL, 1, 1, 1},
+    {"decr", 2, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_decr, NULL, 1, 1, 1},
+    {"decrby", 3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_decrby, NULL, 1, 1, 1},
+    {"append", 3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_append, NULL, 1, 1, 1},
+    {"incrbyfloat", 3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_incrbyfloat, NULL, 1, 1, 1},
     {"mset", -3, WR, CMD_ORDER_WRITE, NULL, cmd_mset, NULL, 1, -1, 2},
-    {"msetnx", -3, WR, CMD_ORDER_SERIAL, NULL, cmd_msetnx, NULL, 1, -1, 2},
+    {"msetnx", -3, WR, CMD_ORDER_WRITE, cmd_rmw, cmd_msetnx, NULL, 1, -1, 2},
     {"brange", -3, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_brange, NULL, NULL, 1, 2, 1},
     {"btxn", -4, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_btxn, NULL, NULL, 0, 0, 0},
     {"breq", -4, WR | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_breq, NULL, NULL, 0, 0, 0},
@@ -482,6 +483,20 @@ const struct cmd_def cmd_table[] = {
     {"bmember", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bmember, NULL, NULL, 0, 0, 0},
     {"bcompact", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bcompact, NULL, NULL, 0, 0, 0},
     {"bhistory", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bhistory, NULL, NULL, 0, 0, 0},
+    {"type", 2, RO, CMD_ORDER_READ, NULL, cmd_type, NULL, 1, 1, 1},
+    {"getrange", 4, RO, CMD_ORDER_READ, NULL, cmd_getrange, NULL, 1, 1, 1},
+    {"substr", 4, RO, CMD_ORDER_READ, NULL, cmd_getrange, NULL, 1, 1, 1},
+    {"setrange", 4, WR, CMD_ORDER_SERIAL, NULL, cmd_setrange, NULL, 1, 1, 1},
+    {"rename", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_rename, NULL, 1, 2, 1},
+    {"renamenx", 3, WR, CMD_ORDER_SERIAL, NULL, cmd_renamenx, NULL, 1, 2, 1},
+    {"copy", -3, WR, CMD_ORDER_SERIAL, NULL, cmd_copy, NULL, 1, 2, 1},
+    {"memory", -2, RO, CMD_ORDER_READ, NULL, cmd_memory, NULL, 2, 2, 1},
+    {"object", -2, RO, CMD_ORDER_READ, NULL, cmd_object, NULL, 2, 2, 1},
+    {"flushdb", -1, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_flush, NULL, NULL, 0, 0, 0},
+    {"flushall", -1, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_flush, NULL, NULL, 0, 0, 0},
+    {"time", 1, CMD_FAST, CMD_ORDER_FREE, cmd_time, NULL, NULL, 0, 0, 0},
+    {"config", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_config, NULL, NULL, 0, 0, 0},
+    {"role", 1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_role, NULL, NULL, 0, 0, 0},
     {"bsnapshot", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bsnapshot, NULL, NULL, 0, 0, 0},
     {"bwatch", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bwatch, NULL, NULL, 1, 1, 1},
     {"bunwatch", -1, CMD_NOMULTI, CMD_ORDER_FREE, cmd_bunwatch, NULL, NULL, 0, 0, 0},
@@ -510,6 +525,13 @@ void cmd_client_init(struct cmd_client *c, struct cmd_env *env)
     c->env = env;
     c->id = ++env->next_client_id;
     c->proto = 2;
+    c->fd = -1;
+    c->created_ms = c->last_cmd_ms = cmd_now_ms();
+    c->next = env->clients;
+    if (env->clients != NULL) {
+        env->clients->prev = c;
+    }
+    env->clients = c;
 }
 
 void cmd_client_close(struct cmd_client *c)
@@ -520,6 +542,15 @@ void cmd_client_close(struct cmd_client *c)
     cmd_client_unwatch(c);
     free(c->name);
     c->name = NULL;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else if (c->env->clients == c) {
+        c->env->clients = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
 }
 
 static bool arity_ok(const struct cmd_def *d, size_t argc)
@@ -577,6 +608,8 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
     const struct cmd_def *d = cmd_lookup(req->argv[0], req->argvlen[0]);
     int rc;
     c->env->total_commands++;
+    c->last_cmd_ms = cmd_now_ms();
+    c->last_cmd = d != NULL ? d->name : "unknown";
     if (d == NULL) {
         unknown_command(r, req);
         c->multi_dirty = c->in_multi;

@@ -99,6 +99,10 @@ struct cmd_env
      * @force, refused (returns 1) when the client's unsent output is over
      * half its limit. Returns 0, 1, or -1 if the connection is closing. */
     int (*push)(struct cmd_client *c, const char *data, size_t len, bool force);
+    /* Every connection's state, newest first (CLIENT LIST, KILL). */
+    struct cmd_client *clients;
+    /* Closes @c's connection (CLIENT KILL); set by the server. */
+    void (*client_kill)(struct cmd_client *c);
 };
 
 /* A request queued between MULTI and EXEC: one allocation holding the
@@ -119,14 +123,6 @@ int cmd_queued_copy(struct cmd_queued *q,
                     const char *const *argv,
                     const size_t *argvlen);
 
-/* A key under WATCH and its mod_revision when watched (0: missing). */
-struct cmd_watch
-{
-    uint8_t *key;
-    uint32_t key_len;
-    uint64_t mod_revision;
-};
-
 /* What one connection remembers between commands. Embedded in the
  * server's connection; cmd_client_init/_close bracket its life. */
 struct cmd_client
@@ -142,9 +138,10 @@ struct cmd_client
     size_t n_queued;
     size_t cap_queued;
     size_t queued_bytes; /* charged to the memory budget */
-    struct cmd_watch *watched;
-    size_t n_watched;
-    size_t cap_watched;
+    /* The keys under WATCH, each with the mod_revision it had when
+     * watched (0: missing), as a view whose keys are marked watched and
+     * not loaded; EXEC takes it over as its own view. NULL: none. */
+    struct cmd_view *watching;
     bool quit; /* QUIT: no request after it is read */
     /* Snapshot exports this connection made (BSNAPSHOT CREATE); released
      * by DONE or when the connection closes. */
@@ -156,6 +153,17 @@ struct cmd_client
     struct cmd_stream *streams;
     unsigned n_streams;
     uint64_t next_stream_id;
+    /* CLIENT LIST: the peer and local addresses ("ip:port", set by the
+     * server), the socket, when the connection was made and last sent a
+     * command, and that command's name (a string of the table). */
+    char addr[64];
+    char laddr[64];
+    int fd;
+    uint64_t created_ms;
+    uint64_t last_cmd_ms;
+    const char *last_cmd;
+    struct cmd_client *prev;
+    struct cmd_client *next;
 };
 
 /* Most watches (BWATCH) open on one connection. */
@@ -328,6 +336,8 @@ void cmd_watch(struct cmd_req *r,
                const char *const *argv,
                const size_t *argvlen);
 void cmd_client_unwatch(struct cmd_client *c);
+/** The number of keys @c watches (CLIENT LIST). */
+size_t cmd_client_watched(const struct cmd_client *c);
 void cmd_client_discard(struct cmd_client *c);
 
 #define CMD_DECL_VIEW(name)                                       \
@@ -381,6 +391,7 @@ CMD_DECL_VIEW(cmd_incrby);
 CMD_DECL_VIEW(cmd_decr);
 CMD_DECL_VIEW(cmd_decrby);
 CMD_DECL_VIEW(cmd_append);
+CMD_DECL_VIEW(cmd_incrbyfloat);
 CMD_DECL_VIEW(cmd_mset);
 CMD_DECL_VIEW(cmd_msetnx);
 int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen);
@@ -443,6 +454,24 @@ void cmd_read_start(struct cmd_req *r,
 /* commands_space.c: BCOMPACT and BHISTORY. */
 CMD_DECL(cmd_bcompact);
 CMD_DECL(cmd_bhistory);
+/* commands_server.c: server commands for tools. */
+CMD_DECL(cmd_flush);
+CMD_DECL(cmd_time);
+CMD_DECL(cmd_config);
+CMD_DECL(cmd_role);
+/** CLIENT LIST, CLIENT INFO and CLIENT KILL (the subcommand in argv[1]). */
+CMD_DECL(cmd_client_list);
+CMD_DECL(cmd_client_kill);
+
+/* commands_generic.c: key commands over a view. */
+CMD_DECL_VIEW(cmd_type);
+CMD_DECL_VIEW(cmd_getrange);
+CMD_DECL_VIEW(cmd_setrange);
+CMD_DECL_VIEW(cmd_rename);
+CMD_DECL_VIEW(cmd_renamenx);
+CMD_DECL_VIEW(cmd_copy);
+CMD_DECL_VIEW(cmd_memory);
+CMD_DECL_VIEW(cmd_object);
 
 /* commands_snapshot.c: BSNAPSHOT, copies of the store for clients. */
 CMD_DECL(cmd_bsnapshot);
@@ -455,10 +484,39 @@ void cmd_client_exports_expire(struct cmd_client *c,
                                uint64_t idle_ms);
 
 /* commands_native.c: DEL and the native commands. */
+
+struct kv_cmd;
+/** Encodes @cmd and proposes it with @cb(@arg); on failure frees @arg if
+ * it is not @r, replies and finishes @r. @cmd is borrowed for the call. */
+void cmd_propose(struct cmd_req *r,
+                 const struct kv_cmd *cmd,
+                 void (*cb)(void *arg,
+                            int status,
+                            const struct kv_entry_result *res),
+                 void *arg);
+/** The checks every write's completion shares (a node error, a command the
+ * state machine refused): false if it replied with the error. */
+bool cmd_write_ok(struct cmd_req *r,
+                  int status,
+                  const struct kv_entry_result *res);
 CMD_DECL(cmd_del);
 CMD_DECL(cmd_brange);
 CMD_DECL(cmd_btxn);
 CMD_DECL(cmd_breq);
+
+/* commands_rmw.c: read-modify-writes the state machine evaluates at apply
+ * time (INCR, APPEND, SETNX, SET NX/XX/GET, GETSET, GETDEL, MSETNX, ...):
+ * one proposal, no read first. Between MULTI and EXEC the same commands
+ * queue their view handlers instead. */
+CMD_DECL(cmd_rmw);
+/** cmd_rmw() with a request id (BREQ): applied at most once, and a retry
+ * gets the first application's outcome, kept by the store. */
+void cmd_rmw_req(struct cmd_req *r,
+                 size_t argc,
+                 const char *const *argv,
+                 const size_t *argvlen,
+                 uint64_t client_id,
+                 uint64_t seq);
 
 /** snprintf appending at @len of @buf (@cap bytes); returns the new
  * length, truncating at the end of the buffer. */

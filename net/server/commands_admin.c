@@ -159,21 +159,30 @@ CMD_DECL(cmd_client)
     } else if (cmd_arg_is(sub, sublen, "setinfo") && argc == 4) {
         /* Client libraries announce themselves; nothing to keep. */
         rep_ok(r);
-    } else if (cmd_arg_is(sub, sublen, "info") && argc == 2) {
-        char buf[512];
-        int n = snprintf(buf, sizeof(buf),
-                         "id=%" PRIu64
-                         " name=%s db=0 "
-                         "multi=%d resp=%d readonly=%d\n",
-                         c->id, c->name ? c->name : "",
-                         c->in_multi ? (int)c->n_queued : -1, c->proto,
-                         c->readonly ? 1 : 0);
-        rep_verbatim(r, buf, (size_t)n);
+    } else if (cmd_arg_is(sub, sublen, "info") ||
+               cmd_arg_is(sub, sublen, "list")) {
+        cmd_client_list(r, argc, argv, argvlen);
+        return;
+    } else if (cmd_arg_is(sub, sublen, "kill")) {
+        cmd_client_kill(r, argc, argv, argvlen);
+        return;
+    } else if ((cmd_arg_is(sub, sublen, "no-evict") ||
+                cmd_arg_is(sub, sublen, "no-touch")) &&
+               argc == 3) {
+        /* ballot never evicts keys nor tracks access times: both modes
+         * are what it always does. */
+        if (cmd_arg_is(argv[2], argvlen[2], "on") ||
+            cmd_arg_is(argv[2], argvlen[2], "off")) {
+            rep_ok(r);
+        } else {
+            rep_error(r, "ERR syntax error");
+        }
     } else if (cmd_arg_is(sub, sublen, "id") ||
+               cmd_arg_is(sub, sublen, "no-evict") ||
+               cmd_arg_is(sub, sublen, "no-touch") ||
                cmd_arg_is(sub, sublen, "getname") ||
                cmd_arg_is(sub, sublen, "setname") ||
-               cmd_arg_is(sub, sublen, "setinfo") ||
-               cmd_arg_is(sub, sublen, "info")) {
+               cmd_arg_is(sub, sublen, "setinfo")) {
         rep_errorf(r,
                    "ERR wrong number of arguments for 'client|%.*s' "
                    "command",
@@ -254,8 +263,10 @@ CMD_DECL(cmd_hello)
     rep_cstr(r, BALLOT_VERSION_STRING);
     rep_field_int(r, "proto", proto);
     rep_field_int(r, "id", (int64_t)c->id);
+    /* A client sees one server holding every key: standalone, not Redis
+     * Cluster (ballot has no CLUSTER command nor hash slots). */
     rep_cstr(r, "mode");
-    rep_cstr(r, "cluster");
+    rep_cstr(r, "standalone");
     rep_cstr(r, "role");
     rep_cstr(r, st.state == RAFT_LEADER ? "master" : "replica");
     rep_cstr(r, "modules");
@@ -299,17 +310,6 @@ void cmd_client_discard(struct cmd_client *c)
     c->queued_bytes = 0;
     c->in_multi = false;
     c->multi_dirty = false;
-}
-
-void cmd_client_unwatch(struct cmd_client *c)
-{
-    for (size_t i = 0; i < c->n_watched; i++) {
-        free(c->watched[i].key);
-    }
-    free(c->watched);
-    c->watched = NULL;
-    c->n_watched = 0;
-    c->cap_watched = 0;
 }
 
 CMD_DECL(cmd_multi)
@@ -369,25 +369,39 @@ CMD_DECL(cmd_info)
         n = cmd_appendf(
             buf, sizeof(buf), n,
             "# Server\r\nballot_version:%s\r\nredis_version:7.0.0\r\n"
-            "redis_mode:cluster\r\ntcp_port:%d\r\n"
+            "redis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\n"
+            "process_id:%d\r\ntcp_port:%d\r\n"
             "uptime_in_seconds:%" PRIu64 "\r\nnode_id:%" PRIu64 "\r\n\r\n",
-            BALLOT_VERSION_STRING, env->port,
+            BALLOT_VERSION_STRING, (int)uv_os_getpid(), env->port,
             (cmd_now_ms() - env->start_ms) / 1000u, (uint64_t)st.id);
     }
     if (all || cmd_arg_is(argv[1], argvlen[1], "clients")) {
         n = cmd_appendf(buf, sizeof(buf), n,
                         "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n"
-                        "\r\n",
+                        "blocked_clients:0\r\n\r\n",
                         env->n_clients, env->opts.max_clients);
     }
-    if (all || cmd_arg_is(argv[1], argvlen[1], "stats")) {
+    if (all || cmd_arg_is(argv[1], argvlen[1], "memory")) {
+        /* used_memory is the process's resident memory (Redis counts its
+         * allocator's bytes; the closest ballot has), and the store's data
+         * file is reported apart. */
+        size_t rss = 0;
+        (void)uv_resident_set_memory(&rss);
         n = cmd_appendf(buf, sizeof(buf), n,
-                        "# Stats\r\ntotal_connections_received:%" PRIu64
-                        "\r\nrejected_connections:%" PRIu64
-                        "\r\ntotal_commands_processed:%" PRIu64 "\r\n\r\n",
-                        env->total_connections, env->rejected_connections,
-                        env->total_commands);
+                        "# Memory\r\nused_memory:%zu\r\nused_memory_rss:%zu"
+                        "\r\nstore_db_bytes:%" PRIu64
+                        "\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n"
+                        "\r\n",
+                        rss, rss, st.db_bytes);
     }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "persistence")) {
+        n = cmd_appendf(buf, sizeof(buf), n,
+                        "# Persistence\r\nloading:0\r\naof_enabled:1\r\n"
+                        "rdb_bgsave_in_progress:0\r\n\r\n");
+    }
+    /* The raft section comes before replication: its "role" (leader,
+     * follower, ...) must not be the last "role" a parser of the whole
+     * text keeps, which clients expect to be master or slave. */
     if (all || cmd_arg_is(argv[1], argvlen[1], "raft")) {
         n = cmd_appendf(
             buf, sizeof(buf), n,
@@ -411,6 +425,48 @@ CMD_DECL(cmd_info)
                 st.conf.members[i].role == RAFT_VOTER ? "voter" : "learner");
         }
         n = cmd_appendf(buf, sizeof(buf), n, "\r\n\r\n");
+    }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "replication")) {
+        /* Redis's terms for a Raft node: the leader is the master, the
+         * other members its replicas; offsets are log indexes. */
+        if (st.state == RAFT_LEADER) {
+            n = cmd_appendf(buf, sizeof(buf), n,
+                            "# Replication\r\nrole:master\r\n"
+                            "connected_slaves:%u\r\n"
+                            "master_repl_offset:%" PRIu64 "\r\n\r\n",
+                            st.conf.n > 0 ? st.conf.n - 1 : 0,
+                            (uint64_t)st.last_index);
+        } else {
+            const char *la = bnode_leader_addr(env->node);
+            const char *colon = la != NULL ? strrchr(la, ':') : NULL;
+            n = cmd_appendf(
+                buf, sizeof(buf), n,
+                "# Replication\r\nrole:slave\r\nmaster_host:%.*s\r\n"
+                "master_port:%s\r\nmaster_link_status:%s\r\n"
+                "slave_repl_offset:%" PRIu64
+                "\r\nslave_read_only:1\r\n"
+                "connected_slaves:0\r\n\r\n",
+                colon != NULL ? (int)(colon - la) : 0, la != NULL ? la : "",
+                colon != NULL ? colon + 1 : "0", la != NULL ? "up" : "down",
+                (uint64_t)st.applied);
+        }
+    }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "stats")) {
+        n = cmd_appendf(buf, sizeof(buf), n,
+                        "# Stats\r\ntotal_connections_received:%" PRIu64
+                        "\r\nrejected_connections:%" PRIu64
+                        "\r\ntotal_commands_processed:%" PRIu64 "\r\n\r\n",
+                        env->total_connections, env->rejected_connections,
+                        env->total_commands);
+    }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "keyspace")) {
+        n = cmd_appendf(buf, sizeof(buf), n, "# Keyspace\r\n");
+        if (st.keys > 0) {
+            n = cmd_appendf(buf, sizeof(buf), n,
+                            "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n",
+                            st.keys);
+        }
+        n = cmd_appendf(buf, sizeof(buf), n, "\r\n");
     }
     rep_verbatim(r, buf, n);
     cmd_req_finish(r);

@@ -119,12 +119,10 @@ CMD_DECL(cmd_brange)
 /* ---------------------------------------------------------------------- */
 /* Proposals: DEL and BTXN                                                 */
 
-/* Encodes @cmd and proposes it with @cb(@arg); on failure frees @arg if it
- * is not @r, replies and finishes. */
-static void propose(struct cmd_req *r,
-                    const struct kv_cmd *cmd,
-                    bnode_write_cb cb,
-                    void *arg)
+void cmd_propose(struct cmd_req *r,
+                 const struct kv_cmd *cmd,
+                 bnode_write_cb cb,
+                 void *arg)
 {
     size_t size = kv_cmd_encoded_size(cmd);
     uint8_t *buf = size > 0 ? malloc(size) : NULL;
@@ -148,10 +146,9 @@ static void propose(struct cmd_req *r,
     cmd_req_finish(r);
 }
 
-/* Common checks of a write's completion; false if it replied. */
-static bool write_ok(struct cmd_req *r,
-                     int status,
-                     const struct kv_entry_result *res)
+bool cmd_write_ok(struct cmd_req *r,
+                  int status,
+                  const struct kv_entry_result *res)
 {
     if (status != 0) {
         rep_node_error(r, status, true);
@@ -168,7 +165,7 @@ static bool write_ok(struct cmd_req *r,
 static void del_done(void *arg, int status, const struct kv_entry_result *res)
 {
     struct cmd_req *r = arg;
-    if (write_ok(r, status, res)) {
+    if (cmd_write_ok(r, status, res)) {
         uint64_t n = 0;
         for (size_t i = 0; i < res->n_ops; i++) {
             n += res->ops[i].count;
@@ -208,7 +205,7 @@ CMD_DECL(cmd_del)
     cmd.type = KV_CMD_TXN;
     cmd.then_ops = ops;
     cmd.n_then = (uint32_t)n;
-    propose(r, &cmd, del_done, r);
+    cmd_propose(r, &cmd, del_done, r);
 }
 
 /* A BTXN in flight: the request id it carries (BREQ), for its reply. */
@@ -224,7 +221,7 @@ static void btxn_done(void *arg, int status, const struct kv_entry_result *res)
     struct btxn_req b = *(struct btxn_req *)arg;
     struct cmd_req *r = b.r;
     free(arg);
-    if (!write_ok(r, status, res)) {
+    if (!cmd_write_ok(r, status, res)) {
         cmd_req_finish(r);
         return;
     }
@@ -459,7 +456,7 @@ static void btxn_run(struct cmd_req *r,
     b->r = r;
     b->client_id = client_id;
     b->seq = seq;
-    propose(r, &cmd, btxn_done, b);
+    cmd_propose(r, &cmd, btxn_done, b);
     return;
 fail:
     cmd_req_finish(r);
@@ -553,6 +550,13 @@ void cmd_breq(struct cmd_req *r,
         } else {
             cmd_view_start(r, d, n, argv + 3, argvlen + 3);
         }
+        return;
+    }
+    if (d->fn == cmd_rmw &&
+        !(cmd_arg_is(argv[3], argvlen[3], "set") && n == 3)) {
+        /* A plain SET keeps its reply (below); the others have theirs
+         * built from the result the store keeps. */
+        cmd_rmw_req(r, n, argv + 3, argvlen + 3, client, seq);
         return;
     }
     if (d->view_fn == NULL) {

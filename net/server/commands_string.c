@@ -125,8 +125,9 @@ int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen)
     if (f < 0 || (f & SET_EXPIRY)) {
         return CMD_ORDER_FREE; /* answered with an error, no node */
     }
-    return (f & (SET_NX | SET_XX | SET_GET)) ? CMD_ORDER_SERIAL
-                                             : CMD_ORDER_WRITE;
+    /* With NX, XX or GET it is still one proposal and no read first: the
+     * state machine decides (commands_rmw.c). */
+    return CMD_ORDER_WRITE;
 }
 
 CMD_DECL_VIEW(cmd_set)
@@ -320,6 +321,46 @@ CMD_DECL_VIEW(cmd_append)
     cmd_view_write(v, argv[1], argvlen[1], buf, total);
     free(buf);
     rep_int(r, (int64_t)total);
+}
+
+/* INCRBYFLOAT between MULTI and EXEC: the state machine's own evaluation
+ * (kv_rmw_eval), so the bytes are those a direct INCRBYFLOAT writes. */
+CMD_DECL_VIEW(cmd_incrbyfloat)
+{
+    const uint8_t *val;
+    uint32_t len;
+    (void)argc;
+    if (!cmd_check_key(r, argvlen[1])) {
+        return;
+    }
+    struct kv_kv old;
+    memset(&old, 0, sizeof(old));
+    int exists = cmd_view_get(v, argv[1], argvlen[1], &val, &len);
+    old.value = val;
+    old.value_len = len;
+    struct kv_op op;
+    memset(&op, 0, sizeof(op));
+    op.type = KV_OP_INCRBYFLOAT;
+    op.value = (const uint8_t *)argv[2];
+    op.value_len = argvlen[2] > KV_VALUE_BYTES_MAX ? KV_VALUE_BYTES_MAX + 1u
+                                                   : (uint32_t)argvlen[2];
+    uint8_t *out = NULL;
+    uint32_t out_len = 0;
+    uint64_t refusal = 0;
+    if (kv_rmw_eval(&op, exists ? &old : NULL, NULL, &out, &out_len,
+                    &refusal) != 0) {
+        cmd_view_oom(v);
+        return;
+    }
+    if (refusal == KV_RMW_NAN_OR_INF) {
+        rep_error(r, "ERR increment would produce NaN or Infinity");
+    } else if (refusal != KV_RMW_APPLIED) {
+        rep_error(r, "ERR value is not a valid float");
+    } else {
+        cmd_view_write(v, argv[1], argvlen[1], out, out_len);
+        rep_bulk(r, out, out_len);
+    }
+    free(out);
 }
 
 /* Checks MSET/MSETNX arguments: pairs, limits. */

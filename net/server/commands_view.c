@@ -234,7 +234,10 @@ static void vrun_on_write(void *arg,
     }
     /* A key read by this attempt changed before the commit; nothing was
      * applied. The entry that beat us is applied by now, so a reload sees
-     * it. */
+     * it. Reload every key of the view before running the handlers again,
+     * not only those the handlers read: a watched key that only a blind
+     * write touches is read by no handler, and it is its reload that
+     * answers EXEC with the null array when it was the one that changed. */
     if (++run->attempts >= VIEW_ATTEMPTS_MAX) {
         vrun_fail(run,
                   "BUSY too much contention on these keys: retried "
@@ -242,17 +245,7 @@ static void vrun_on_write(void *arg,
         return;
     }
     vrun_unload(run);
-    for (size_t i = 0; i < run->view.n; i++) {
-        if (run->view.keys[i].watched) {
-            /* The handlers may read nothing (EXEC of blind writes), and
-             * then vrun_step() would propose without loading, dropping
-             * the watches: the reload checks them against the entry that
-             * beat us (and answers the null array). */
-            vrun_read(run);
-            return;
-        }
-    }
-    vrun_step(run);
+    vrun_read(run);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -377,7 +370,7 @@ static void vrun_propose(struct vrun *run, size_t n_writes)
     struct cmd_view *v = &run->view;
     size_t n_cmps = 0;
     for (size_t i = 0; i < v->n; i++) {
-        n_cmps += v->keys[i].loaded;
+        n_cmps += v->keys[i].loaded || v->keys[i].watched;
     }
     if (n_cmps > KV_TXN_CMPS_MAX) {
         char msg[128];
@@ -401,13 +394,19 @@ static void vrun_propose(struct vrun *run, size_t n_writes)
     size_t o = 0;
     for (size_t i = 0; i < v->n; i++) {
         struct view_key *e = &v->keys[i];
-        if (e->loaded) {
+        if (e->loaded || e->watched) {
+            /* A watched key is guarded by the revision WATCH saw, whether
+             * or not this attempt loaded it: EXEC must never commit over a
+             * change made since WATCH (a loaded watched key has that
+             * revision, or EXEC would have been answered already). */
             memset(&cmps[c], 0, sizeof(cmps[c]));
             cmps[c].target = KV_CMP_MOD_REVISION;
             cmps[c].op = KV_CMP_EQ;
             cmps[c].key = e->key;
             cmps[c].key_len = e->key_len;
-            cmps[c].number = e->exists0 ? e->mod0 : 0;
+            cmps[c].number = e->watched   ? e->watch_rev
+                             : e->exists0 ? e->mod0
+                                          : 0;
             c++;
         }
         if (e->written) {
@@ -607,8 +606,9 @@ void cmd_exec_req(struct cmd_req *r, uint64_t client_id, uint64_t seq)
         cmd_req_finish(r);
         return;
     }
-    /* The queued commands move to the run; the watches become loaded-key
-     * checks of its view. */
+    /* The queued commands move to the run, and the view of the watched
+     * keys becomes the run's view (its keys are marked watched, with the
+     * revision WATCH saw): no copy, whatever the number of keys. */
     run->exec = true;
     run->req_client = client_id;
     run->req_seq = seq;
@@ -620,17 +620,9 @@ void cmd_exec_req(struct cmd_req *r, uint64_t client_id, uint64_t seq)
     for (size_t i = 0; i < run->n_cmds; i++) {
         run->may_write |= (run->cmds[i].def->flags & CMD_WRITE) != 0;
     }
-    for (size_t i = 0; i < c->n_watched; i++) {
-        struct cmd_watch *w = &c->watched[i];
-        if (w->key_len == 0 || w->key_len > KV_KEY_BYTES_MAX) {
-            continue; /* such a key never exists, so it cannot change */
-        }
-        struct view_key *e =
-            cmd_view_find(&run->view, (const char *)w->key, w->key_len, true);
-        if (e != NULL) {
-            e->watched = true;
-            e->watch_rev = w->mod_revision;
-        }
+    if (c->watching != NULL) {
+        run->view = *c->watching;
+        memset(c->watching, 0, sizeof(*c->watching));
     }
     cmd_client_unwatch(c);
     if (run->view.oom) {
@@ -646,12 +638,33 @@ void cmd_exec_req(struct cmd_req *r, uint64_t client_id, uint64_t seq)
     vrun_step(run);
 }
 
+size_t cmd_client_watched(const struct cmd_client *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; c->watching != NULL && i < c->watching->n; i++) {
+        n += c->watching->keys[i].watched;
+    }
+    return n;
+}
+
+void cmd_client_unwatch(struct cmd_client *c)
+{
+    if (c->watching != NULL) {
+        cmd_view_free(c->watching);
+        free(c->watching);
+        c->watching = NULL;
+    }
+}
+
 struct watch_run
 {
     struct cmd_req *r;
     struct cmd_queued args;
 };
 
+/* Records every key of the WATCH in the connection's watch view, each
+ * with its current mod_revision. One hashed lookup per key, so a WATCH of
+ * n keys costs O(n) however many keys are watched already. */
 static void watch_on_read(void *arg, int status)
 {
     struct watch_run *w = arg;
@@ -661,52 +674,41 @@ static void watch_on_read(void *arg, int status)
         rep_node_error(r, status, false);
         goto done;
     }
+    if (c->watching == NULL &&
+        (c->watching = calloc(1, sizeof(*c->watching))) == NULL) {
+        rep_error(r, "ERR out of memory");
+        goto done;
+    }
+    struct cmd_view *v = c->watching;
     struct kv_store *kv = bnode_kv(c->env->node);
     for (size_t i = 1; i < w->args.argc; i++) {
         const char *key = w->args.argv[i];
         size_t len = w->args.argvlen[i];
-        bool dup = false;
-        for (size_t j = 0; j < c->n_watched; j++) {
-            dup |= c->watched[j].key_len == len &&
-                   memcmp(c->watched[j].key, key, len) == 0;
+        if (len == 0 || len > KV_KEY_BYTES_MAX) {
+            continue; /* such a key never exists, so it cannot change */
         }
-        if (dup) {
-            continue; /* the first WATCH of a key counts */
-        }
-        uint64_t mod = 0;
-        if (len > 0 && len <= KV_KEY_BYTES_MAX) {
-            struct kv_range_result res;
-            memset(&res, 0, sizeof(res));
-            int rc = kv_get(kv, (const uint8_t *)key, (uint32_t)len, &res);
-            if (rc == 0 && res.n_kvs == 1) {
-                mod = res.kvs[0].mod_revision;
-            } else if (rc != KV_ENOTFOUND && rc != 0) {
-                kv_range_result_free(&res);
-                rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
-                goto done;
-            }
-            kv_range_result_free(&res);
-        }
-        if (c->n_watched == c->cap_watched) {
-            size_t cap = c->cap_watched ? c->cap_watched * 2 : 8;
-            struct cmd_watch *nw = realloc(c->watched, cap * sizeof(*nw));
-            if (nw == NULL) {
-                rep_error(r, "ERR out of memory");
-                goto done;
-            }
-            c->watched = nw;
-            c->cap_watched = cap;
-        }
-        struct cmd_watch *e = &c->watched[c->n_watched];
-        e->key = malloc(len ? len : 1);
-        if (e->key == NULL) {
+        struct view_key *e = cmd_view_find(v, key, len, true);
+        if (e == NULL) {
             rep_error(r, "ERR out of memory");
             goto done;
         }
-        memcpy(e->key, key, len);
-        e->key_len = (uint32_t)len;
-        e->mod_revision = mod;
-        c->n_watched++;
+        if (e->watched) {
+            continue; /* the first WATCH of a key counts */
+        }
+        uint64_t mod = 0;
+        struct kv_range_result res;
+        memset(&res, 0, sizeof(res));
+        int rc = kv_get(kv, (const uint8_t *)key, (uint32_t)len, &res);
+        if (rc == 0 && res.n_kvs == 1) {
+            mod = res.kvs[0].mod_revision;
+        } else if (rc != KV_ENOTFOUND && rc != 0) {
+            kv_range_result_free(&res);
+            rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
+            goto done;
+        }
+        kv_range_result_free(&res);
+        e->watched = true;
+        e->watch_rev = mod;
     }
     rep_ok(r);
 done:

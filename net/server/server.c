@@ -10,7 +10,9 @@
  */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -734,6 +736,43 @@ static bool evict_idle(struct server *s, uint64_t now)
     return false;
 }
 
+/* Writes "ip:port" of @sa into @out (empty if it is not IPv4 or IPv6). */
+static void format_addr(const struct sockaddr_storage *sa,
+                        char *out,
+                        size_t cap)
+{
+    char ip[64] = "";
+    int port = 0;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        uv_ip4_name(in, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(in6, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, cap, "%s:%d", ip, port);
+}
+
+/* Records the connection's addresses and socket for CLIENT LIST. */
+static void conn_describe(struct conn *c)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+        format_addr(&sa, c->client.addr, sizeof(c->client.addr));
+    }
+    len = sizeof(sa);
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+        format_addr(&sa, c->client.laddr, sizeof(c->client.laddr));
+    }
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0) {
+        c->client.fd = fd;
+    }
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     struct server *s = l->data;
@@ -770,6 +809,7 @@ static void on_connection(uv_stream_t *l, int status)
     if (s->env.n_clients >= s->env.opts.max_clients) {
         (void)evict_idle(s, c->last_ms);
     }
+    conn_describe(c);
     if (s->env.n_clients >= s->env.opts.max_clients) {
         static const char msg[] = "-ERR max number of clients reached\r\n";
         s->env.rejected_connections++;
@@ -792,6 +832,15 @@ static void on_connection(uv_stream_t *l, int status)
 
 /* Closes idle clients and clients with a request unfinished for too long,
  * and releases snapshot exports nobody reads. */
+/* CLIENT KILL: the connection stops taking requests, and closes once the
+ * replies of those it took are out (at once if there are none). */
+static void client_kill(struct cmd_client *cl)
+{
+    struct conn *c = conn_of(cl);
+    c->stop_parse = true;
+    conn_maybe_close(c);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct server *s = t->data;
@@ -884,6 +933,7 @@ int server_start(uv_loop_t *loop,
     s->env.push = conn_push;
     s->env.mem_charge = env_mem_charge;
     s->env.mem_release = env_mem_release;
+    s->env.client_kill = client_kill;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->handles_open = 1;

@@ -872,6 +872,21 @@ START_TEST(test_cli_bench_small_run_accounts_for_every_request)
     ck_assert(num(j, "sent") == num(j, "succeeded"));
     ck_assert(num(j, "sent") <= 600);
     cJSON_Delete(j);
+
+    /* incr on one hot key from 50 clients: the counter ends at exactly
+     * the number of INCRs sent (each applied once, none lost). */
+    rc = run(eps_all, &out, "--json", "bench", "incr", "--total", "3000",
+             "--clients", "50", "--conns", "10", "--key-space", "1",
+             "--key-prefix", "hot:");
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    j = json_of(out);
+    free(out);
+    ck_assert_str_eq(str(j, "workload"), "incr");
+    ck_assert(num(j, "succeeded") == 3000);
+    cJSON_Delete(j);
+    j = ok_json(eps_all, "get", "hot:0", NULL, NULL, NULL);
+    ck_assert_str_eq(str(j, "value"), "3000");
+    cJSON_Delete(j);
 }
 END_TEST
 

@@ -457,6 +457,154 @@ START_TEST(test_txn_changes_share_one_revision)
 }
 END_TEST
 
+/* Encodes a read-modify-write command of @type on @key. */
+static uint8_t *rmw_cmd(uint8_t type,
+                        const char *key,
+                        int64_t delta,
+                        const char *value,
+                        size_t *len)
+{
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = type;
+    c.op.type = type;
+    c.op.key = (const uint8_t *)key;
+    c.op.key_len = (uint32_t)strlen(key);
+    c.op.delta = delta;
+    if (value != NULL) {
+        c.op.value = (const uint8_t *)value;
+        c.op.value_len = (uint32_t)strlen(value);
+    }
+    return kvt_encode(&c, len);
+}
+
+/* Applies one read-modify-write and checks its outcome: @want_value is the
+ * new value (then the refusal must be 0), or NULL with @want_refusal. */
+static void rmw_expect(struct kv_store *s,
+                       raft_index index,
+                       uint8_t *data,
+                       size_t len,
+                       uint64_t want_refusal,
+                       const char *want_value)
+{
+    struct kv_apply_result res;
+    kvt_apply_one(s, index, data, len, &res);
+    const struct kv_entry_result *e = &res.entries[0];
+    ck_assert_msg(e->code == 0, "index %llu: code %d",
+                  (unsigned long long)index, e->code);
+    ck_assert_uint_eq(e->n_ops, 1);
+    ck_assert_uint_eq(e->ops[0].count, want_refusal);
+    if (want_value == NULL) {
+        ck_assert_uint_eq(e->ops[0].n_kvs, 0);
+    } else {
+        ck_assert_uint_eq(e->ops[0].n_kvs, 1);
+        const struct kv_kv *kv = &e->ops[0].kvs[0];
+        ck_assert_msg(kv->value_len == strlen(want_value) &&
+                          memcmp(kv->value, want_value, kv->value_len) == 0,
+                      "index %llu: got '%.*s' want '%s'",
+                      (unsigned long long)index, (int)kv->value_len,
+                      (const char *)kv->value, want_value);
+        ck_assert_uint_eq(kv->mod_revision, e->revision);
+    }
+    kv_apply_result_free(&res);
+}
+
+/* Read-modify-writes are evaluated at apply time from the value the key
+ * holds at that point of the log: five increments of one key in one batch
+ * each get their own value (1..5, five revisions); refusals (not an
+ * integer, overflow, a value over the limit, not a float, infinity) write
+ * nothing and leave the revision alone; numbers and floats follow Redis's
+ * parsing and formatting. */
+START_TEST(test_apply_read_modify_writes_follow_log_order)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    struct kvt_batch b = {0};
+    size_t len;
+    for (raft_index i = 1; i <= 5; i++) {
+        uint8_t *d = rmw_cmd(KV_CMD_INCRBY, "c", 1, NULL, &len);
+        kvt_batch_add(&b, i, d, len);
+    }
+    struct kv_apply_result res;
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, &res), 0);
+    for (size_t i = 0; i < 5; i++) {
+        const struct kv_entry_result *e = &res.entries[i];
+        char want[8];
+        snprintf(want, sizeof(want), "%zu", i + 1);
+        ck_assert_uint_eq(e->revision, i + 1);
+        ck_assert_uint_eq(e->ops[0].count, KV_RMW_APPLIED);
+        ck_assert_uint_eq(e->ops[0].kvs[0].value_len, 1);
+        ck_assert_int_eq(e->ops[0].kvs[0].value[0], want[0]);
+        ck_assert_uint_eq(e->ops[0].kvs[0].version, i + 1);
+        ck_assert_uint_eq(e->ops[0].kvs[0].create_revision, 1);
+    }
+    kv_apply_result_free(&res);
+    kvt_batch_clear(&b);
+
+    raft_index i = 6;
+    uint8_t *d = rmw_cmd(KV_CMD_INCRBY, "c", -10, NULL, &len);
+    rmw_expect(s, i++, d, len, 0, "-5");
+    d = rmw_cmd(KV_CMD_INCRBY, "new", INT64_MIN, NULL, &len);
+    rmw_expect(s, i++, d, len, 0, "-9223372036854775808");
+    d = rmw_cmd(KV_CMD_INCRBY, "new", -1, NULL, &len);
+    rmw_expect(s, i++, d, len, KV_RMW_OVERFLOW, NULL);
+    d = kvt_put("t", "12 ", &len);
+    kvt_apply_one(s, i++, d, len, &res);
+    uint64_t rev = res.entries[0].revision;
+    kv_apply_result_free(&res);
+    d = rmw_cmd(KV_CMD_INCRBY, "t", 1, NULL, &len);
+    rmw_expect(s, i++, d, len, KV_RMW_NOT_INTEGER, NULL);
+    d = kvt_put("t", "007", &len);
+    kvt_apply_one(s, i++, d, len, &res);
+    kv_apply_result_free(&res);
+    d = rmw_cmd(KV_CMD_INCRBY, "t", 1, NULL, &len);
+    rmw_expect(s, i++, d, len, KV_RMW_NOT_INTEGER, NULL);
+    /* A refusal changes nothing, not even the revision. */
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.revision, rev + 1);
+
+    d = rmw_cmd(KV_CMD_APPEND, "a", 0, "xy", &len);
+    rmw_expect(s, i++, d, len, 0, "xy");
+    d = rmw_cmd(KV_CMD_APPEND, "a", 0, "z", &len);
+    rmw_expect(s, i++, d, len, 0, "xyz");
+    d = rmw_cmd(KV_CMD_APPEND, "a", 0, "", &len);
+    rmw_expect(s, i++, d, len, 0, "xyz");
+    char *big = malloc(KV_VALUE_BYTES_MAX - 1);
+    memset(big, 'b', KV_VALUE_BYTES_MAX - 2);
+    big[KV_VALUE_BYTES_MAX - 2] = '\0';
+    d = rmw_cmd(KV_CMD_APPEND, "a", 0, big, &len);
+    rmw_expect(s, i++, d, len, KV_RMW_TOO_LARGE, NULL);
+    free(big);
+
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "f", 0, "10.50", &len);
+    rmw_expect(s, i++, d, len, 0, "10.5");
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "f", 0, "0.1", &len);
+    rmw_expect(s, i++, d, len, 0, "10.6");
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "f", 0, "-5", &len);
+    rmw_expect(s, i++, d, len, 0, "5.6");
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "g", 0, "5.0e3", &len);
+    rmw_expect(s, i++, d, len, 0, "5000");
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "g", 0, "2.0e2", &len);
+    rmw_expect(s, i++, d, len, 0, "5200");
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "g", 0, "-5200", &len);
+    rmw_expect(s, i++, d, len, 0, "0");
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "g", 0, "abc", &len);
+    rmw_expect(s, i++, d, len, KV_RMW_NOT_FLOAT, NULL);
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "g", 0, " 1", &len);
+    rmw_expect(s, i++, d, len, KV_RMW_NOT_FLOAT, NULL);
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "g", 0, "inf", &len);
+    rmw_expect(s, i++, d, len, KV_RMW_NAN_OR_INF, NULL);
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "a", 0, "1", &len);
+    rmw_expect(s, i++, d, len, KV_RMW_NOT_FLOAT, NULL);
+    /* An integer value takes float increments too, as in Redis. */
+    d = rmw_cmd(KV_CMD_INCRBYFLOAT, "c", 0, "0.5", &len);
+    rmw_expect(s, i++, d, len, 0, "-4.5");
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 /* A range or history read over large values stops at KV_RANGE_BYTES_MAX
  * and says more. */
 START_TEST(test_range_stops_at_the_byte_limit)
@@ -569,6 +717,7 @@ Suite *kv_apply_suite(void)
     tcase_add_test(tc, test_reads_fail_cleanly_on_each_allocation);
     tcase_add_test(tc, test_open_refuses_a_malformed_current_pointer);
     tcase_add_test(tc, test_txn_changes_share_one_revision);
+    tcase_add_test(tc, test_apply_read_modify_writes_follow_log_order);
     tcase_add_test(tc, test_range_stops_at_the_byte_limit);
     tcase_add_test(tc, test_range_page_without_total);
     suite_add_tcase(s, tc);

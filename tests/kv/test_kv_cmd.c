@@ -17,6 +17,7 @@ static bool bytes_eq(const uint8_t *a,
 static bool op_eq(const struct kv_op *a, const struct kv_op *b)
 {
     return a->type == b->type && a->flags == b->flags && a->limit == b->limit &&
+           a->delta == b->delta &&
            bytes_eq(a->key, a->key_len, b->key, b->key_len) &&
            bytes_eq(a->end, a->end_len, b->end, b->end_len) &&
            bytes_eq(a->value, a->value_len, b->value, b->value_len);
@@ -143,6 +144,83 @@ START_TEST(test_cmd_round_trips_all_byte_values)
 }
 END_TEST
 
+/* The read-modify-write commands (INCRBY with every sign and extreme of
+ * delta, APPEND and INCRBYFLOAT with all byte values) round-trip, alone
+ * and in a transaction's branches, with and without a kept result; an
+ * empty key and a flag are refused. */
+START_TEST(test_cmd_round_trips_read_modify_write_ops)
+{
+    static const int64_t deltas[] = {0, 1, -1, INT64_MAX, INT64_MIN, 42};
+    struct kv_cmd c, d;
+    size_t len;
+    for (int i = 0; i < 256; i++) {
+        all_bytes[i] = (uint8_t)i;
+    }
+    for (size_t i = 0; i < 3 * sizeof(deltas) / sizeof(deltas[0]); i++) {
+        memset(&c, 0, sizeof(c));
+        uint8_t type = (uint8_t)(KV_CMD_INCRBY + i % 3);
+        c.type = type;
+        c.op.type = type;
+        c.op.key = all_bytes;
+        c.op.key_len = 1 + (uint32_t)i;
+        if (type == KV_CMD_INCRBY) {
+            c.op.delta = deltas[i / 3];
+        } else {
+            c.op.value = all_bytes;
+            c.op.value_len = 256;
+        }
+        if (i % 2 == 1) {
+            c.client_id = 9;
+            c.seq = i;
+            c.keep_result = true;
+        }
+        uint8_t *buf = kvt_encode(&c, &len);
+        ck_assert_int_eq(kv_cmd_decode(buf, len, NULL, &d), 0);
+        ck_assert(cmd_eq(&c, &d));
+        ck_assert_int_eq(d.keep_result, c.keep_result);
+        kv_cmd_free(&d, NULL);
+        free(buf);
+    }
+    struct kv_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    ops[0] = (struct kv_op){
+        .type = KV_OP_INCRBY, .key = all_bytes + 3, .key_len = 2, .delta = -7};
+    ops[1] = (struct kv_op){.type = KV_OP_APPEND,
+                            .key = all_bytes,
+                            .key_len = 1,
+                            .value = all_bytes,
+                            .value_len = 0};
+    ops[2] = (struct kv_op){.type = KV_OP_INCRBYFLOAT,
+                            .key = all_bytes,
+                            .key_len = 5,
+                            .value = (const uint8_t *)"1.5e3",
+                            .value_len = 5};
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_TXN;
+    c.then_ops = ops;
+    c.n_then = 2;
+    c.else_ops = ops + 2;
+    c.n_else = 1;
+    uint8_t *buf = kvt_encode(&c, &len);
+    ck_assert_int_eq(kv_cmd_decode(buf, len, NULL, &d), 0);
+    ck_assert(cmd_eq(&c, &d));
+    kv_cmd_free(&d, NULL);
+    free(buf);
+
+    uint8_t out[64];
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_INCRBY;
+    c.op = ops[0];
+    c.op.key_len = 0;
+    ck_assert_int_eq(kv_cmd_encode(&c, out, sizeof(out), &len), KV_EINVAL);
+    c.op = ops[0];
+    c.op.flags = KV_FLAG_PREV_KV;
+    ck_assert_int_eq(kv_cmd_encode(&c, out, sizeof(out), &len), KV_EINVAL);
+    c.op = ops[1]; /* an append op under the incrby command type */
+    ck_assert_int_eq(kv_cmd_encode(&c, out, sizeof(out), &len), KV_EINVAL);
+}
+END_TEST
+
 /* Every proper prefix of a valid command is refused, never read past. */
 START_TEST(test_cmd_decode_refuses_every_truncation)
 {
@@ -191,7 +269,8 @@ START_TEST(test_cmd_decode_survives_random_and_flipped_input)
                 p[0] = 1;
             }
             if (n > 1) {
-                p[1] = (uint8_t)(1 + kvt_below(&rng, 4));
+                static const uint8_t types[] = {1, 2, 3, 4, 10, 11, 12};
+                p[1] = types[kvt_below(&rng, sizeof(types))];
             }
             if (n > 2 && kvt_below(&rng, 2)) {
                 p[2] = p[1];
@@ -382,6 +461,7 @@ Suite *kv_cmd_suite(void)
     TCase *tc = tcase_create("cmd");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_cmd_round_trips_all_byte_values);
+    tcase_add_test(tc, test_cmd_round_trips_read_modify_write_ops);
     tcase_add_test(tc, test_cmd_decode_refuses_every_truncation);
     tcase_add_test(tc, test_cmd_decode_survives_random_and_flipped_input);
     tcase_add_test(tc, test_cmd_decode_checks_limits_before_allocating);

@@ -39,6 +39,9 @@ struct bnode
     atomic_bool hold;
     atomic_ulong proposals;
     atomic_ulong reads;
+    /* fake_bnode_interpose(): a command applied before the next proposal,
+     * as one allocation of a size_t length followed by the bytes. */
+    _Atomic(uint8_t *) interpose;
     bool stopping;
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -218,6 +221,17 @@ int fake_bnode_apply(struct bnode *n, const uint8_t *cmd, size_t len)
     return rc;
 }
 
+void fake_bnode_interpose(struct bnode *n, const uint8_t *cmd, size_t len)
+{
+    uint8_t *p = malloc(sizeof(size_t) + len);
+    if (p == NULL) {
+        abort();
+    }
+    memcpy(p, &len, sizeof(len));
+    memcpy(p + sizeof(len), cmd, len);
+    free(atomic_exchange(&n->interpose, p));
+}
+
 int bnode_propose(struct bnode *n,
                   const uint8_t *cmd,
                   size_t len,
@@ -248,6 +262,16 @@ int bnode_propose(struct bnode *n,
     d->write = true;
     d->wcb = cb;
     d->arg = arg;
+    uint8_t *first = atomic_exchange(&n->interpose, NULL);
+    if (first != NULL) {
+        size_t first_len;
+        memcpy(&first_len, first, sizeof(first_len));
+        int rc = fake_bnode_apply(n, first + sizeof(first_len), first_len);
+        free(first);
+        if (rc != 0) {
+            abort();
+        }
+    }
     if (mode == FAKE_DROPPED) {
         d->status = BNODE_EDROPPED;
     } else {
@@ -311,9 +335,11 @@ void bnode_status(struct bnode *n, struct bnode_status *out)
     out->first_index = 1;
     out->revision = st.revision;
     out->db_bytes = st.db_bytes;
+    out->keys = st.keys;
     out->conf.n = 1;
     out->conf.members[0].id = 1;
     out->conf.members[0].role = RAFT_VOTER;
+    out->match[0] = leader ? n->index : 0;
 }
 
 const char *bnode_leader_addr(struct bnode *n)
@@ -409,6 +435,7 @@ static void on_stopped(uv_handle_t *h)
     void (*cb)(void *) = n->stop_cb;
     void *arg = n->stop_arg;
     kv_close(n->kv);
+    free(atomic_exchange(&n->interpose, NULL));
     free(n);
     if (cb != NULL) {
         cb(arg);

@@ -39,6 +39,10 @@ void fake_bnode_set_hold(struct bnode *node, bool on);
 /* Proposals and read barriers seen so far. */
 unsigned long fake_bnode_proposals(struct bnode *node);
 unsigned long fake_bnode_reads(struct bnode *node);
+/* Makes the next proposal lose a race: @cmd (copied) is applied just
+ * before it, as if another client's write had entered the log first.
+ * Callable from any thread. */
+void fake_bnode_interpose(struct bnode *node, const uint8_t *cmd, size_t len);
 /* Applies @cmd directly, as if another client had written (loop thread). */
 int fake_bnode_apply(struct bnode *node, const uint8_t *cmd, size_t len);
 

@@ -59,7 +59,7 @@ START_TEST(test_commands_hello_switches_resp_version)
     ck_assert_msg(strncmp(r, "%7\r\n$6\r\nserver\r\n$6\r\nballot\r\n", 27) == 0,
                   "%s", r);
     ck_assert_ptr_nonnull(strstr(r, "$5\r\nproto\r\n:3\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "$4\r\nmode\r\n$7\r\ncluster\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$4\r\nmode\r\n$10\r\nstandalone\r\n"));
     ck_assert_ptr_nonnull(strstr(r, "$4\r\nrole\r\n$6\r\nmaster\r\n"));
     EQ("GET missing", "_\r\n");
     r = q(&c, "HELLO 2");
@@ -179,6 +179,269 @@ START_TEST(test_commands_incr_family)
     EQ("SET small -9223372036854775808", "+OK\r\n");
     EQ("DECR small", "-ERR increment or decrement would overflow\r\n");
     EQ("DECRBY n -9223372036854775808", "-ERR decrement would overflow\r\n");
+}
+END_TEST
+
+/* Copies @pattern into @out with every "%s" replaced by @prefix. */
+static void expand(char *out,
+                   size_t cap,
+                   const char *pattern,
+                   const char *prefix)
+{
+    size_t n = 0;
+    for (const char *p = pattern; *p != '\0' && n + 8 < cap; p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            for (const char *x = prefix; *x != '\0' && n + 1 < cap; x++) {
+                out[n++] = *x;
+            }
+            p++;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* The read-modify-writes the state machine evaluates (outside MULTI) and
+ * their view handlers (inside MULTI) give the same replies and leave the
+ * same values; each direct one is one proposal with no read. */
+START_TEST(test_commands_read_modify_writes_match_inside_and_outside_multi)
+{
+    static const char *const script[] = {
+        "INCR %sn",
+        "INCRBY %sn 41",
+        "DECR %sn",
+        "DECRBY %sn 2",
+        "INCRBYFLOAT %sf 10.50",
+        "INCRBYFLOAT %sf 0.1",
+        "INCRBYFLOAT %sn 1e2",
+        "INCRBYFLOAT %sf x",
+        "APPEND %ss ab",
+        "APPEND %ss cd",
+        "INCR %ss",
+        "SETNX %sx 1",
+        "SETNX %sx 2",
+        "GETSET %sx 3",
+        "GETSET %sy 4",
+        "SET %sx 5 GET",
+        "SET %sz 6 NX GET",
+        "SET %sz 7 NX GET",
+        "SET %sz 8 XX GET",
+        "SET %sw 9 XX GET",
+        "SET %sz 10 XX",
+        "SET %sw 11 XX",
+        "SET %sz 12 NX",
+        "GETDEL %sz",
+        "GETDEL %sz",
+        "MSETNX %sm1 a %sm2 b",
+        "MSETNX %sm2 c %sm3 d",
+        "GET %sn",
+        "GET %sf",
+        "GET %ss",
+        "GET %sx",
+        "GET %sz",
+        "GET %sm3",
+    };
+    enum { N = sizeof(script) / sizeof(script[0]) };
+    char *direct[N];
+    char line[128];
+    unsigned long p0 = fake_bnode_proposals(h.node);
+    unsigned long r0 = fake_bnode_reads(h.node);
+    for (size_t i = 0; i < N; i++) {
+        expand(line, sizeof(line), script[i], "a:");
+        direct[i] = strdup(q(&c, line));
+    }
+    /* 27 writes (the GETs and refusals aside, the INCR of text and the
+     * float of text still go through the log), 6 GETs: only the GETs
+     * read. */
+    ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 6);
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 27);
+    EQ("MULTI", "+OK\r\n");
+    for (size_t i = 0; i < N; i++) {
+        expand(line, sizeof(line), script[i], "b:");
+        EQ(line, "+QUEUED\r\n");
+    }
+    struct dbuf want = {0};
+    snprintf(line, sizeof(line), "*%d\r\n", (int)N);
+    dbuf_put(&want, line, strlen(line));
+    for (size_t i = 0; i < N; i++) {
+        dbuf_put(&want, direct[i], strlen(direct[i]));
+        free(direct[i]);
+    }
+    dbuf_put(&want, "", 1);
+    EQ("EXEC", want.data);
+    dbuf_free(&want);
+    EQ("GET a:f", "$4\r\n10.6\r\n");
+    EQ("GET a:n", "$3\r\n139\r\n");
+    EQ("APPEND a:s e", ":5\r\n");
+}
+END_TEST
+
+/* BREQ around each read-modify-write: a retry of an applied request id
+ * gets the first reply, built from the result the store kept, and does not
+ * run again. */
+START_TEST(test_commands_breq_read_modify_writes_apply_once)
+{
+    static const char *const cmds[][2] = {
+        {"BREQ 30 1 INCRBY r 5", ":5\r\n"},
+        {"BREQ 30 2 INCRBYFLOAT r 0.5", "$3\r\n5.5\r\n"},
+        {"BREQ 30 3 APPEND r x", ":4\r\n"},
+        {"BREQ 30 4 INCR r",
+         "-ERR value is not an integer or out of range\r\n"},
+        {"BREQ 30 5 SET r y GET", "$4\r\n5.5x\r\n"},
+        {"BREQ 30 6 SETNX r z", ":0\r\n"},
+        {"BREQ 30 7 SET q z NX GET", "$-1\r\n"},
+        {"BREQ 30 8 GETDEL q", "$1\r\nz\r\n"},
+        {"BREQ 30 9 MSETNX q 1 r 2", ":0\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        EQ(cmds[i][0], cmds[i][1]);
+        unsigned long p0 = fake_bnode_proposals(h.node);
+        EQ(cmds[i][0], cmds[i][1]); /* the retry */
+        ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
+    }
+    EQ("GET r", "$1\r\ny\r\n");
+    EQ("GET q", "$-1\r\n");
+    EQ("BREQ 30 1 INCR r",
+       "-ERR request id already superseded: client 30 seq 1 is below its "
+       "last applied seq 9\r\n");
+    /* An id first used by an INCR, retried as another command. */
+    EQ("BREQ 31 1 INCR c", ":1\r\n");
+    const char *r = q(&c, "BREQ 31 1 APPEND c x");
+    ck_assert_msg(strstr(r, "by a different command") != NULL, "%s", r);
+    EQ("GET c", "$1\r\n1\r\n");
+}
+END_TEST
+
+/* The key commands tools reach for, with Redis 7.0's replies and errors:
+ * TYPE, GETRANGE (negative indexes), SETRANGE (padding, empty value),
+ * RENAME, RENAMENX, COPY, MEMORY USAGE, OBJECT ENCODING, and FLUSHALL as
+ * one log entry. */
+START_TEST(test_commands_key_commands_like_redis)
+{
+    EQ("SET s HelloWorld", "+OK\r\n");
+    EQ("TYPE s", "+string\r\n");
+    EQ("TYPE nope", "+none\r\n");
+    EQ("GETRANGE s 0 3", "$4\r\nHell\r\n");
+    EQ("GETRANGE s -3 -1", "$3\r\nrld\r\n");
+    EQ("GETRANGE s 0 -1", "$10\r\nHelloWorld\r\n");
+    EQ("GETRANGE s 10 100", "$0\r\n\r\n");
+    EQ("GETRANGE s -1 -5", "$0\r\n\r\n");
+    EQ("GETRANGE nope 0 -1", "$0\r\n\r\n");
+    EQ("GETRANGE s x 1", "-ERR value is not an integer or out of range\r\n");
+    EQ("SETRANGE s 5 Redis", ":10\r\n");
+    EQ("GET s", "$10\r\nHelloRedis\r\n");
+    EQ("SETRANGE pad 3 ab", ":5\r\n");
+    ck_assert_int_eq(memcmp(q(&c, "GET pad"), "$5\r\n\0\0\0ab\r\n", 12), 0);
+    {
+        const char *argv[] = {"SETRANGE", "empty", "5", ""};
+        const size_t lens[] = {8, 5, 1, 0};
+        ck_assert_str_eq(qv(&c, 4, argv, lens), ":0\r\n");
+    }
+    EQ("EXISTS empty", ":0\r\n");
+    EQ("SETRANGE s -1 x", "-ERR offset is out of range\r\n");
+    EQ("SETRANGE s 1048576 x",
+       "-ERR value too large: ballot's limit is 1048576 bytes\r\n");
+
+    EQ("RENAME nope x", "-ERR no such key\r\n");
+    EQ("RENAME s t", "+OK\r\n");
+    EQ("EXISTS s", ":0\r\n");
+    EQ("GET t", "$10\r\nHelloRedis\r\n");
+    EQ("RENAME t t", "+OK\r\n");
+    EQ("SET u other", "+OK\r\n");
+    EQ("RENAMENX t u", ":0\r\n");
+    EQ("RENAMENX t v", ":1\r\n");
+    EQ("RENAME v u", "+OK\r\n");
+    EQ("GET u", "$10\r\nHelloRedis\r\n");
+
+    EQ("COPY u w", ":1\r\n");
+    EQ("COPY u w", ":0\r\n");
+    EQ("SET u changed", "+OK\r\n");
+    EQ("COPY u w REPLACE", ":1\r\n");
+    EQ("GET w", "$7\r\nchanged\r\n");
+    EQ("COPY nope w", ":0\r\n");
+    EQ("COPY u u", "-ERR source and destination objects are the same\r\n");
+    EQ("COPY u w DB 1", "-ERR DB index is out of range\r\n");
+    EQ("COPY u w BOGUS", "-ERR syntax error\r\n");
+
+    EQ("MEMORY USAGE w", ":40\r\n"); /* 1 + 7 + 32 */
+    EQ("MEMORY USAGE w SAMPLES 0", ":40\r\n");
+    EQ("MEMORY USAGE nope", "$-1\r\n");
+    EQ("SET i 12345", "+OK\r\n");
+    EQ("OBJECT ENCODING i", "$3\r\nint\r\n");
+    EQ("OBJECT ENCODING w", "$6\r\nembstr\r\n");
+    EQ("OBJECT ENCODING nope", "$-1\r\n");
+    EQ("OBJECT BOGUS x",
+       "-ERR unknown subcommand 'BOGUS'. Try OBJECT HELP.\r\n");
+
+    /* In a transaction too, seeing the transaction's own writes. */
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET m abc", "+QUEUED\r\n");
+    EQ("RENAME m n", "+QUEUED\r\n");
+    EQ("GETRANGE n 1 1", "+QUEUED\r\n");
+    EQ("TYPE m", "+QUEUED\r\n");
+    EQ("EXEC", "*4\r\n+OK\r\n+OK\r\n$1\r\nb\r\n+none\r\n");
+
+    unsigned long p0 = fake_bnode_proposals(h.node);
+    EQ("FLUSHALL", "+OK\r\n");
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
+    EQ("DBSIZE", ":0\r\n");
+    EQ("FLUSHDB ASYNC", "+OK\r\n");
+    EQ("FLUSHDB NOW", "-ERR syntax error\r\n");
+}
+END_TEST
+
+/* The server commands tools send: TIME, CONFIG GET from ballot's settings
+ * and CONFIG SET refused clearly, ROLE, CLIENT LIST/INFO/KILL/NO-EVICT/
+ * NO-TOUCH, and INFO's standalone server, replication and keyspace. */
+START_TEST(test_commands_server_commands_for_tools)
+{
+    const char *r = q(&c, "TIME");
+    ck_assert_msg(strncmp(r, "*2\r\n$10\r\n", 9) == 0, "%s", r);
+    EQ("CONFIG GET maxclients", "*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
+    EQ("CONFIG GET save appendonly",
+       "*4\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n$4\r\nsave\r\n$0\r\n"
+       "\r\n");
+    EQ("CONFIG GET nosuch", "*0\r\n");
+    EQ("CONFIG SET maxclients 5",
+       "-ERR CONFIG SET 'maxclients' is not supported by ballot: its "
+       "settings are fixed when ballotd starts (flags and config file, "
+       "docs/operations.md)\r\n");
+    EQ("CONFIG BOGUS", "-ERR unknown subcommand 'BOGUS'. Try CONFIG HELP.\r\n");
+    EQ("SET k v", "+OK\r\n");
+    r = q(&c, "ROLE");
+    ck_assert_msg(strncmp(r, "*3\r\n$6\r\nmaster\r\n:", 17) == 0 &&
+                      strstr(r, "*0\r\n") != NULL,
+                  "%s", r);
+    EQ("CLIENT NO-EVICT on", "+OK\r\n");
+    EQ("CLIENT NO-TOUCH off", "+OK\r\n");
+    EQ("CLIENT NO-EVICT maybe", "-ERR syntax error\r\n");
+    EQ("CLIENT SETNAME lister", "+OK\r\n");
+    struct cli o;
+    cli_open(&o, h.port);
+    ck_assert_str_eq(q(&o, "CLIENT SETNAME victim"), "+OK\r\n");
+    r = q(&c, "CLIENT LIST");
+    ck_assert_msg(strstr(r, " name=lister ") && strstr(r, " name=victim ") &&
+                      strstr(r, "addr=127.0.0.1:") && strstr(r, " db=0 "),
+                  "%s", r);
+    r = q(&c, "CLIENT INFO");
+    ck_assert_msg(strstr(r, " name=lister ") && !strstr(r, "victim"), "%s", r);
+    /* Kill the other connection by its id. */
+    char line[64];
+    snprintf(line, sizeof(line), "CLIENT KILL ID %s",
+             strstr(q(&o, "CLIENT ID"), ":") + 1);
+    line[strcspn(line, "\r")] = '\0';
+    EQ(line, ":1\r\n");
+    ck_assert(cli_closed(&o));
+    cli_close(&o);
+    EQ(line, ":0\r\n");
+    EQ("CLIENT KILL 1.2.3.4:5", "-ERR No such client\r\n");
+    r = q(&c, "INFO");
+    ck_assert_msg(strstr(r, "redis_mode:standalone") &&
+                      strstr(r, "# Replication\r\nrole:master") &&
+                      strstr(r, "db0:keys=1,expires=0") &&
+                      strstr(r, "used_memory:") && strstr(r, "role:leader"),
+                  "%s", r);
 }
 END_TEST
 
@@ -429,6 +692,116 @@ START_TEST(test_commands_watch_aborts_when_another_client_writes)
     EQ("MULTI", "+OK\r\n");
     EQ("GET w", "+QUEUED\r\n");
     EQ("EXEC", "*1\r\n$1\r\n6\r\n");
+    cli_close(&o);
+}
+END_TEST
+
+/* Makes the next proposal of the server lose the race to a put of @key =
+ * @val from elsewhere (the fake node applies the put just before it). */
+static void lose_race_to_put(const char *key, const char *val)
+{
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_PUT;
+    cmd.op.type = KV_OP_PUT;
+    cmd.op.key = (const uint8_t *)key;
+    cmd.op.key_len = (uint32_t)strlen(key);
+    cmd.op.value = (const uint8_t *)val;
+    cmd.op.value_len = (uint32_t)strlen(val);
+    uint8_t buf[256];
+    size_t len = 0;
+    ck_assert_int_eq(kv_cmd_encode(&cmd, buf, sizeof(buf), &len), 0);
+    fake_bnode_interpose(h.node, buf, len);
+}
+
+/* A watched key written by someone else after EXEC loaded it, but before
+ * EXEC's write entered the log, aborts EXEC: the server's internal retry
+ * of the guarded write keeps the watched keys in its guard (it used to
+ * drop them and commit blindly). Blind writes, read-modify-writes, and a
+ * watched key the transaction does not touch. */
+START_TEST(test_commands_watch_holds_when_exec_write_loses_a_race)
+{
+    EQ("SET w 0", "+OK\r\n");
+    EQ("WATCH w", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET w mine", "+QUEUED\r\n");
+    lose_race_to_put("w", "theirs");
+    EQ("EXEC", "*-1\r\n");
+    EQ("GET w", "$6\r\ntheirs\r\n");
+
+    /* The same with a read-modify-write in the transaction. */
+    EQ("SET n 5", "+OK\r\n");
+    EQ("WATCH n", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    lose_race_to_put("n", "100");
+    EQ("EXEC", "*-1\r\n");
+    EQ("GET n", "$3\r\n100\r\n");
+
+    /* A watched key the transaction never touches. */
+    EQ("WATCH guard", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("SET other x", "+QUEUED\r\n");
+    lose_race_to_put("guard", "moved");
+    EQ("EXEC", "*-1\r\n");
+    EQ("GET other", "$-1\r\n");
+
+    /* A race on a key that is not watched is retried, as before: INCR
+     * applies on top of the other write. */
+    EQ("WATCH guard", "+OK\r\n");
+    EQ("MULTI", "+OK\r\n");
+    EQ("INCR n", "+QUEUED\r\n");
+    lose_race_to_put("n", "200");
+    EQ("EXEC", "*1\r\n:201\r\n");
+
+    /* And a plain read-modify-write, outside MULTI. */
+    lose_race_to_put("n", "300");
+    EQ("INCR n", ":301\r\n");
+}
+END_TEST
+
+/* WATCH of many keys, each named several times, costs one hashed lookup
+ * per key (it used to compare each key with every key watched before):
+ * 50,000 distinct keys in five WATCH calls with repeats, then a change of
+ * the last one aborts EXEC and an unchanged set lets it run. */
+START_TEST(test_commands_watch_of_many_keys_checks_each_once)
+{
+    enum { N = 50000, CALLS = 5 };
+    struct cli o;
+    cli_open(&o, h.port);
+    EQ("SET wk:49999 a", "+OK\r\n");
+    for (int round = 0; round < 2; round++) {
+        for (int call = 0; call < CALLS; call++) {
+            /* Each call names its share of the keys, and every key of the
+             * previous call again. */
+            int from = call == 0 ? 0 : (call - 1) * (N / CALLS);
+            int to = (call + 1) * (N / CALLS);
+            struct dbuf req = {0};
+            char word[64];
+            int n = snprintf(word, sizeof(word), "*%d\r\n$5\r\nWATCH\r\n",
+                             to - from + 1);
+            dbuf_put(&req, word, (size_t)n);
+            for (int i = from; i < to; i++) {
+                char key[32];
+                int kl = snprintf(key, sizeof(key), "wk:%d", i);
+                n = snprintf(word, sizeof(word), "$%d\r\n%s\r\n", kl, key);
+                dbuf_put(&req, word, (size_t)n);
+            }
+            cli_send(&c, req.data, req.len);
+            dbuf_free(&req);
+            struct dbuf rep = {0};
+            ck_assert_int_eq(cli_reply(&c, &rep), 0);
+            dbuf_put(&rep, "", 1);
+            ck_assert_str_eq(rep.data, "+OK\r\n");
+            dbuf_free(&rep);
+        }
+        if (round == 0) {
+            ck_assert_str_eq(q(&o, "SET wk:49999 b"), "+OK\r\n");
+        }
+        EQ("MULTI", "+OK\r\n");
+        EQ("GET wk:49999", "+QUEUED\r\n");
+        EQ("EXEC", round == 0 ? "*-1\r\n" : "*1\r\n$1\r\nb\r\n");
+    }
     cli_close(&o);
 }
 END_TEST
@@ -695,6 +1068,11 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_strings);
     tcase_add_test(tc, test_commands_set_options);
     tcase_add_test(tc, test_commands_incr_family);
+    tcase_add_test(
+        tc, test_commands_read_modify_writes_match_inside_and_outside_multi);
+    tcase_add_test(tc, test_commands_breq_read_modify_writes_apply_once);
+    tcase_add_test(tc, test_commands_key_commands_like_redis);
+    tcase_add_test(tc, test_commands_server_commands_for_tools);
     tcase_add_test(tc, test_commands_keys_and_scan);
     tcase_add_test(tc, test_commands_glob_matches_like_redis);
     tcase_add_test(tc, test_commands_binary_keys_and_values_round_trip);
@@ -702,6 +1080,8 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_native_range_meta_and_txn);
     tcase_add_test(tc, test_commands_multi_exec);
     tcase_add_test(tc, test_commands_watch_aborts_when_another_client_writes);
+    tcase_add_test(tc, test_commands_watch_holds_when_exec_write_loses_a_race);
+    tcase_add_test(tc, test_commands_watch_of_many_keys_checks_each_once);
     tcase_add_test(tc, test_commands_resp3_reply_types);
     tcase_add_test(tc, test_commands_transaction_limits);
     tcase_add_test(tc, test_commands_breq_applies_at_most_once);

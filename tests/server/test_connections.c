@@ -511,7 +511,9 @@ START_TEST(test_connections_redis_cli_works)
 }
 END_TEST
 
-/* A write that ends up writing nothing answers from a linearizable read;
+/* A read-modify-write outside MULTI is one proposal and no read: the
+ * state machine decides (SETNX of an existing key, INCR). Inside EXEC, a
+ * write that ends up writing nothing answers from a linearizable read;
  * one that writes needs only a local read (the commit's comparison
  * catches staleness); a blind write needs none. */
 START_TEST(test_connections_read_barriers_per_command_kind)
@@ -523,18 +525,32 @@ START_TEST(test_connections_read_barriers_per_command_kind)
     ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 0);
     ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
     EQ(&c, "SETNX k w", ":0\r\n");
+    EQ(&c, "INCR n", ":1\r\n");
+    ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 0);
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 3);
+    EQ(&c, "MULTI", "+OK\r\n");
+    EQ(&c, "SETNX k w", "+QUEUED\r\n");
+    EQ(&c, "EXEC", "*1\r\n:0\r\n");
     ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 2);
-    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
-    EQ(&c, "SETNX k3 w", ":1\r\n");
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 3);
+    EQ(&c, "MULTI", "+OK\r\n");
+    EQ(&c, "SETNX k3 w", "+QUEUED\r\n");
+    EQ(&c, "EXEC", "*1\r\n:1\r\n");
     ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 3);
-    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 2);
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 4);
     EQ(&c, "GET k", "$1\r\nv\r\n");
     ck_assert_uint_eq(fake_bnode_reads(h.node) - r0, 4);
-    /* With linearizable reads failing, the write still works (its local
-     * read is checked at commit) but the no-op answer cannot be given. */
+    /* With linearizable reads failing, writes still work (no read, or a
+     * local read checked at commit) but a no-op EXEC cannot answer. */
     fake_bnode_set_mode(h.node, FAKE_NOREAD);
-    EQ(&c, "INCR n", ":1\r\n");
-    ck_assert_str_eq(q(&c, "SETNX k w"),
+    EQ(&c, "INCR n", ":2\r\n");
+    EQ(&c, "SETNX k w", ":0\r\n");
+    EQ(&c, "MULTI", "+OK\r\n");
+    EQ(&c, "INCR n", "+QUEUED\r\n");
+    EQ(&c, "EXEC", "*1\r\n:3\r\n");
+    EQ(&c, "MULTI", "+OK\r\n");
+    EQ(&c, "SETNX k w", "+QUEUED\r\n");
+    ck_assert_str_eq(q(&c, "EXEC"),
                      "-TRYAGAIN the read could not be confirmed (no leader "
                      "or leadership changed): retry\r\n");
 }
