@@ -6,7 +6,8 @@
  * synced, every handle is closed. A storage failure halts the node; the
  * daemon then stops and exits with code 70, so that a supervisor restarts
  * it from disk. `ballotd restore ...` builds a data directory offline
- * (restore.h).
+ * (restore.h); `ballotd secret FILE` makes a cluster secret
+ * (docs/security.md).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -118,6 +119,21 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "defrag") == 0) {
         return defrag_main(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "secret") == 0) {
+        char err[512];
+        if (argc != 3) {
+            fprintf(stderr,
+                    "usage: ballotd secret FILE\n"
+                    "writes a new cluster secret to FILE (mode 600); "
+                    "copy it to every member\n");
+            return 2;
+        }
+        if (config_make_secret(argv[2], err, sizeof(err)) != 0) {
+            fprintf(stderr, "ballotd: %s\n", err);
+            return 1;
+        }
+        return 0;
     }
     if (ballot_config_create(&cfg) != 0) {
         fprintf(stderr, "ballotd: out of memory\n");

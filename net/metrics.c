@@ -158,6 +158,15 @@ static size_t render(struct metrics *m, char *body)
         {"ballot_loop_slow_iterations_total", "counter", ls.slow},
         {"ballot_loop_busy_max_ms", "gauge", ls.busy_max_ms},
         {"ballot_loop_busy_recent_max_ms", "gauge", ls.busy_last_max_ms},
+        {"ballot_peer_rejected_hellos_total", "counter",
+         st.peer_rejected_hellos},
+        {"ballot_peer_auth_failures_total", "counter", st.peer_auth_failures},
+        {"ballot_peer_bad_senders_total", "counter", st.peer_bad_senders},
+        {"ballot_peer_bad_frames_total", "counter", st.peer_bad_frames},
+        {"ballot_peer_handshake_timeouts_total", "counter",
+         st.peer_handshake_timeouts},
+        {"ballot_raft_msgs_rejected_total", "counter", st.raft_msgs_rejected},
+        {"ballot_raft_msgs_bad_term_total", "counter", st.raft_msgs_bad_term},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,

@@ -296,7 +296,9 @@ void election_campaign(struct raft_node *node, bool pre_vote, bool transfer);
 void election_tick(struct raft_node *node);
 int election_recv_vote(struct raft_node *node, const struct raft_message *m);
 /* Remembers that we granted @from a pre-vote for @term. */
-void election_note_prevote(struct raft_node *node, raft_id from, raft_term term);
+void election_note_prevote(struct raft_node *node,
+                           raft_id from,
+                           raft_term term);
 /* True if we granted @from a pre-vote for @term (and it is remembered). */
 bool election_prevote_granted(const struct raft_node *node,
                               raft_id from,

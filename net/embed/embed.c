@@ -215,12 +215,15 @@ static struct ballot *ballot_alloc(const struct ballot_config *cfg)
     return b;
 }
 
-/* The configuration's final checks (ballotd's config_finish()), on a copy
- * so that the caller's stays as it was. */
+/* The configuration's final checks (ballotd's config_finish()) and its
+ * cluster secret (config_peer_auth(): a node never talks to peers
+ * unauthenticated by accident), on a copy so that the caller's stays as it
+ * was. */
 static int check_config(struct ballot *b, char *errmsg, size_t errmsg_len)
 {
     char err[512];
-    if (config_finish(&b->cfg, err, sizeof(err)) != 0) {
+    if (config_finish(&b->cfg, err, sizeof(err)) != 0 ||
+        config_peer_auth(&b->cfg, err, sizeof(err)) != 0) {
         set_err(errmsg, errmsg_len, "%s", err);
         return BALLOT_EINVAL;
     }

@@ -105,6 +105,11 @@ struct cluster
     /* If not 0, nodes run with RLIMIT_NOFILE at this (soft and hard), as
      * under `ulimit -n`. */
     unsigned nofile;
+    /* The cluster secret every node is started with (made by
+     * cl_prepare_args(), mode 600, in @root). */
+    char secret_file[300];
+    /* Start nodes with --insecure_peers true and no secret instead. */
+    bool insecure;
 };
 
 /* Creates a temporary directory and starts @n nodes bootstrapping a new

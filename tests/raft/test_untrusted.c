@@ -1023,7 +1023,8 @@ Suite *untrusted_suite(void)
     tcase_add_test(tc, test_untrusted_impossible_senders_and_acks_are_rejected);
     tcase_add_test(tc, test_untrusted_indexes_beyond_the_maximum_are_rejected);
     tcase_add_test(
-        tc, test_untrusted_forged_vote_with_enormous_term_has_no_lasting_effect);
+        tc,
+        test_untrusted_forged_vote_with_enormous_term_has_no_lasting_effect);
     suite_add_tcase(s, tc);
     TCase *fuzz = tcase_create("random");
     tcase_set_timeout(fuzz, 120);
