@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "ballot/uv.h"
+#include "config.h"
 #include "defrag.h"
 #include "log.h"
 #include "restore.h"
@@ -121,7 +122,6 @@ int main(int argc, char **argv)
         return defrag_main(argc - 1, argv + 1);
     }
     if (argc >= 2 && strcmp(argv[1], "secret") == 0) {
-        char err[512];
         if (argc != 3) {
             fprintf(stderr,
                     "usage: ballotd secret FILE\n"
