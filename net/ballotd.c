@@ -6,8 +6,8 @@
  * synced, every handle is closed. A storage failure halts the node; the
  * daemon then stops and exits with code 70, so that a supervisor restarts
  * it from disk. `ballotd restore ...` builds a data directory offline
- * (restore.h); `ballotd secret FILE` makes a cluster secret
- * (docs/security.md).
+ * (restore.h); `ballotd secret FILE` makes a cluster secret and `ballotd
+ * passwd FILE` a client password's hash (docs/security.md).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -130,6 +130,20 @@ int main(int argc, char **argv)
             return 2;
         }
         if (config_make_secret(argv[2], err, sizeof(err)) != 0) {
+            fprintf(stderr, "ballotd: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "passwd") == 0) {
+        if (argc != 3) {
+            fprintf(stderr,
+                    "usage: ballotd passwd FILE < password\n"
+                    "writes the hash of the password read from standard "
+                    "input\nto FILE (mode 600), for client_password_file\n");
+            return 2;
+        }
+        if (config_make_password(argv[2], stdin, err, sizeof(err)) != 0) {
             fprintf(stderr, "ballotd: %s\n", err);
             return 1;
         }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "passwd.h"
 
 #include "looplag.h"
 #include "server.h"
@@ -233,6 +234,14 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
             return -1;
         }
         snprintf(cfg->secret_file, sizeof(cfg->secret_file), "%s", v);
+        return 0;
+    }
+    if (strcmp(name, "client_password_file") == 0) {
+        if (strlen(v) == 0 || strlen(v) >= sizeof(cfg->client_password_file)) {
+            return -1;
+        }
+        snprintf(cfg->client_password_file, sizeof(cfg->client_password_file),
+                 "%s", v);
         return 0;
     }
     if (strcmp(name, "insecure_peers") == 0) {
@@ -495,21 +504,26 @@ int config_from_args(struct ballotd_config *cfg,
     return 0;
 }
 
-int config_read_secret(const char *path,
-                       uint8_t *buf,
-                       size_t max,
-                       size_t *len,
-                       char *err,
-                       size_t err_len)
+/* Reads a file only its owner may read (a secret, a password hash) into
+ * @buf, without its trailing white space; @what names it in messages.
+ * Returns 0 or -1 with a message. */
+static int read_private(const char *path,
+                        const char *what,
+                        uint8_t *buf,
+                        size_t max,
+                        size_t min,
+                        size_t *len,
+                        char *err,
+                        size_t err_len)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, err_len, "cluster secret %s: %s", path, strerror(errno));
+        snprintf(err, err_len, "%s %s: %s", what, path, strerror(errno));
         return -1;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, err_len, "cluster secret %s: not a regular file", path);
+        snprintf(err, err_len, "%s %s: not a regular file", what, path);
         close(fd);
         return -1;
     }
@@ -517,9 +531,9 @@ int config_read_secret(const char *path,
      * private key with loose permissions. */
     if ((st.st_mode & 077) != 0) {
         snprintf(err, err_len,
-                 "cluster secret %s: readable by others (mode %03o); "
+                 "%s %s: readable by others (mode %03o); "
                  "chmod 600 it",
-                 path, (unsigned)(st.st_mode & 0777));
+                 what, path, (unsigned)(st.st_mode & 0777));
         close(fd);
         return -1;
     }
@@ -531,8 +545,8 @@ int config_read_secret(const char *path,
             ssize_t r = read(fd, &extra, 1);
             if (r > 0 && extra != '\n' && extra != '\r' && extra != ' ' &&
                 extra != '\t') {
-                snprintf(err, err_len,
-                         "cluster secret %s: longer than %zu bytes", path, max);
+                snprintf(err, err_len, "%s %s: longer than %zu bytes", what,
+                         path, max);
                 close(fd);
                 return -1;
             }
@@ -543,8 +557,7 @@ int config_read_secret(const char *path,
             continue;
         }
         if (r < 0) {
-            snprintf(err, err_len, "cluster secret %s: %s", path,
-                     strerror(errno));
+            snprintf(err, err_len, "%s %s: %s", what, path, strerror(errno));
             close(fd);
             return -1;
         }
@@ -558,14 +571,67 @@ int config_read_secret(const char *path,
                      buf[n - 1] == ' ' || buf[n - 1] == '\t')) {
         n--;
     }
-    if (n < AUTH_SECRET_MIN) {
-        snprintf(err, err_len,
-                 "cluster secret %s: %zu bytes, at least %u needed "
-                 "(make one with: ballotd secret FILE)",
-                 path, n, AUTH_SECRET_MIN);
+    if (n < min) {
+        snprintf(err, err_len, "%s %s: %zu bytes, at least %zu needed", what,
+                 path, n, min);
         return -1;
     }
     *len = n;
+    return 0;
+}
+
+int config_read_secret(const char *path,
+                       uint8_t *buf,
+                       size_t max,
+                       size_t *len,
+                       char *err,
+                       size_t err_len)
+{
+    if (read_private(path, "cluster secret", buf, max, AUTH_SECRET_MIN, len,
+                     err, err_len) != 0) {
+        size_t n = strlen(err);
+        snprintf(err + n, err_len - n,
+                 " (make a secret with: ballotd secret FILE)");
+        return -1;
+    }
+    return 0;
+}
+
+int config_make_password(const char *path, FILE *in, char *err, size_t err_len)
+{
+    char pw[PASSWD_BYTES_MAX + 2];
+    char hash[PASSWD_HASH_MAX];
+    if (fgets(pw, sizeof(pw), in) == NULL) {
+        snprintf(err, err_len, "no password on standard input");
+        return -1;
+    }
+    size_t n = strcspn(pw, "\r\n");
+    if (n == 0 || n > PASSWD_BYTES_MAX) {
+        snprintf(err, err_len, "the password must be 1 to %u bytes",
+                 PASSWD_BYTES_MAX);
+        auth_wipe(pw, sizeof(pw));
+        return -1;
+    }
+    int rv = passwd_hash(pw, n, PASSWD_ITERATIONS_DEFAULT, hash);
+    auth_wipe(pw, sizeof(pw));
+    if (rv != 0) {
+        snprintf(err, err_len, "cannot hash the password");
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(hash);
+    hash[len] = '\n';
+    if (write(fd, hash, len + 1) != (ssize_t)(len + 1) || fsync(fd) != 0) {
+        snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    close(fd);
     return 0;
 }
 
@@ -636,6 +702,23 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
         if (!known) {
             snprintf(err, err_len, "voter %llu is not among the members",
                      (unsigned long long)cfg->node.voters[i]);
+            return -1;
+        }
+    }
+    if (cfg->client_password_file[0] != '\0') {
+        size_t n = 0;
+        if (read_private(cfg->client_password_file, "client password",
+                         (uint8_t *)cfg->client_password_hash,
+                         sizeof(cfg->client_password_hash) - 1, 1, &n, err,
+                         err_len) != 0) {
+            return -1;
+        }
+        cfg->client_password_hash[n] = '\0';
+        if (!passwd_valid(cfg->client_password_hash)) {
+            snprintf(err, err_len,
+                     "client password %s: not a password hash (make one "
+                     "with: ballotd passwd FILE)",
+                     cfg->client_password_file);
             return -1;
         }
     }

@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "bnode.h"
+#include "passwd.h"
 
 struct ballotd_config
 {
@@ -18,6 +21,10 @@ struct ballotd_config
     /* The file holding the cluster secret (docs/security.md); config_finish
      * reads it into node.peer_secret. */
     char secret_file[4096];
+    /* The file holding the client password's hash (`ballotd passwd`); its
+     * content, checked, once read by config_finish(). */
+    char client_password_file[4096];
+    char client_password_hash[PASSWD_HASH_MAX];
     /* Client listener. */
     char client_host[BNODE_HOST_MAX];
     int client_port;
@@ -80,6 +87,11 @@ int config_read_secret(const char *path,
                        size_t *len,
                        char *err,
                        size_t err_len);
+
+/* Reads a password (one line) from @in and writes its hash to a new
+ * file at @path, readable by its owner only. Returns 0 or -1 with a
+ * message. */
+int config_make_password(const char *path, FILE *in, char *err, size_t err_len);
 
 /* Writes a new random secret (64 hex digits and a newline) to a new file
  * at @path, readable by its owner only. Returns 0 or -1 with a message. */

@@ -171,6 +171,11 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         so.request_timeout_ms = cfg->request_timeout_ms;
         so.export_idle_ms = cfg->export_idle_ms;
         so.memory_max = cfg->max_client_memory;
+        _Static_assert(
+            sizeof(so.password_hash) == sizeof(cfg->client_password_hash),
+            "password hash sizes differ");
+        memcpy(so.password_hash, cfg->client_password_hash,
+               sizeof(so.password_hash));
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,

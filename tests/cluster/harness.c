@@ -363,6 +363,10 @@ void cl_start_node(struct cluster *c, unsigned id)
     if (!c->no_bootstrap && !n->join) {
         argv[a++] = "--bootstrap";
     }
+    if (c->password_file[0] != '\0') {
+        argv[a++] = "--client_password_file";
+        argv[a++] = c->password_file;
+    }
     if (c->insecure) {
         argv[a++] = "--insecure_peers";
         argv[a++] = "true";
@@ -534,6 +538,18 @@ int cl_cmd(struct cluster *c,
     memset(r, 0, sizeof(*r));
     if (cl_connect(&conn, c->nodes[id - 1].client_port, timeout_ms) != 0) {
         return -1;
+    }
+    if (c->password != NULL) {
+        const char *auth[] = {"AUTH", c->password};
+        struct cl_reply a;
+        memset(&a, 0, sizeof(a));
+        int ok =
+            cl_call(&conn, timeout_ms, &a, 2, auth) == 0 && a.type == CL_STATUS;
+        cl_reply_free(&a);
+        if (!ok) {
+            cl_close(&conn);
+            return -1;
+        }
     }
     int rv = cl_call(&conn, timeout_ms, r, argc, argv);
     cl_close(&conn);

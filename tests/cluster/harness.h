@@ -110,6 +110,11 @@ struct cluster
     char secret_file[300];
     /* Start nodes with --insecure_peers true and no secret instead. */
     bool insecure;
+    /* The client password (NULL: none): cl_prepare_args() leaves it
+     * unset; set it and @password_file (a `ballotd passwd` file) before
+     * cl_start_node(), and cl_cmd() authenticates with it. */
+    const char *password;
+    char password_file[300];
 };
 
 /* Creates a temporary directory and starts @n nodes bootstrapping a new

@@ -501,6 +501,198 @@ START_TEST(test_security_ballotd_refuses_to_start_without_a_secret)
 }
 END_TEST
 
+/* ---- the client port --------------------------------------------------- */
+
+/* Sends one command on @conn and checks the reply starts with @want
+ * (a status or an error's text). */
+static void expect_reply(struct cl_conn *conn,
+                         int argc,
+                         const char **argv,
+                         const char *want)
+{
+    struct cl_reply r;
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(cl_call(conn, 5000, &r, argc, argv), 0);
+    const char *got =
+        r.type == CL_STATUS || r.type == CL_ERR || r.type == CL_BULK
+            ? r.str
+            : (r.type == CL_ARRAY ? "(array)" : "(other)");
+    ck_assert_msg(strncmp(got, want, strlen(want)) == 0, "%s: got '%s'",
+                  argv[0], got);
+    cl_reply_free(&r);
+}
+
+/* Writes @password's hash with `ballotd passwd` into c->password_file. */
+static void make_password(struct cluster *c, const char *password)
+{
+    char in[400];
+    snprintf(in, sizeof(in), "%s/password.in", c->root);
+    FILE *f = fopen(in, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", password);
+    fclose(f);
+    snprintf(c->password_file, sizeof(c->password_file), "%s/password",
+             c->root);
+    const char *argv[] = {BALLOTD_PATH, "passwd", c->password_file, NULL};
+    char *out = NULL;
+    ck_assert_int_eq(cl_run(argv, in, &out, NULL, 20000), 0);
+    free(out);
+    unlink(in);
+    c->password = password;
+}
+
+/* With client_password_file, a connection that has not authenticated runs
+ * nothing but AUTH, HELLO ... AUTH and QUIT: reads, writes, membership
+ * changes, leadership transfers and snapshots are refused with NOAUTH; a
+ * wrong password or another user gets WRONGPASS; AUTH, AUTH default and
+ * HELLO AUTH open the connection; RESET closes it again. */
+START_TEST(test_security_client_password_gates_every_command)
+{
+    struct cluster c;
+    cl_prepare_args(&c, 3, NULL);
+    make_password(&c, "correct horse battery staple");
+    for (unsigned id = 1; id <= 3; id++) {
+        cl_start_node(&c, id);
+    }
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    struct cl_conn conn;
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[leader - 1].client_port, 5000),
+                     0);
+
+    const char *set[] = {"SET", "k", "v"};
+    const char *get[] = {"GET", "k"};
+    const char *ping[] = {"PING"};
+    const char *member[] = {"BMEMBER", "ADD", "9", "127.0.0.1:1:2"};
+    const char *transfer[] = {"BTRANSFER", "2"};
+    const char *snapshot[] = {"BSNAPSHOT", "CREATE"};
+    const char *info[] = {"INFO"};
+    const char *hello[] = {"HELLO", "3"};
+    const char *const *refused[] = {set,      get,      ping, member,
+                                    transfer, snapshot, info, hello};
+    const int refused_argc[] = {3, 2, 1, 4, 2, 2, 1, 2};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        expect_reply(&conn, refused_argc[i], (const char **)refused[i],
+                     "NOAUTH");
+    }
+    const char *wrong[] = {"AUTH", "Tr0ub4dor&3"};
+    expect_reply(&conn, 2, wrong, "WRONGPASS");
+    const char *other[] = {"AUTH", "admin", "correct horse battery staple"};
+    expect_reply(&conn, 3, other, "WRONGPASS");
+    expect_reply(&conn, 3, set, "NOAUTH");
+
+    const char *good[] = {"AUTH", "correct horse battery staple"};
+    expect_reply(&conn, 2, good, "OK");
+    expect_reply(&conn, 3, set, "OK");
+    expect_reply(&conn, 2, get, "v");
+    const char *reset[] = {"RESET"};
+    expect_reply(&conn, 1, reset, "RESET");
+    expect_reply(&conn, 2, get, "NOAUTH");
+    const char *named[] = {"AUTH", "default", "correct horse battery staple"};
+    expect_reply(&conn, 3, named, "OK");
+    expect_reply(&conn, 2, get, "v");
+    cl_close(&conn);
+
+    ck_assert_int_eq(cl_connect(&conn, c.nodes[leader - 1].client_port, 5000),
+                     0);
+    const char *hello_auth[] = {"HELLO", "2", "AUTH", "default",
+                                "correct horse battery staple"};
+    expect_reply(&conn, 5, hello_auth, "(array)");
+    expect_reply(&conn, 2, get, "v");
+    cl_close(&conn);
+
+    /* The password checks ran on workers: the cluster kept its leader and
+     * still takes writes through the harness's authenticated calls. */
+    ck_assert(write_key(&c, "after", "auth"));
+    cl_close_all(&c);
+}
+END_TEST
+
+/* Real clients authenticate unchanged: redis-cli -a and HELLO 3 AUTH,
+ * redis-py's password= and HELLO 2 AUTH, and the ballot CLI with
+ * BALLOT_PASSWORD (or --password); without the password each is
+ * refused. */
+START_TEST(test_security_redis_cli_redis_py_and_ballot_authenticate)
+{
+    struct cluster c;
+    cl_prepare_args(&c, 1, NULL);
+    make_password(&c, "s3cret-pass");
+    cl_start_node(&c, 1);
+    ck_assert(cl_wait_leader(&c, LEADER_TIMEOUT_MS) == 1);
+    char port[16], ep[64];
+    snprintf(port, sizeof(port), "%d", c.nodes[0].client_port);
+    snprintf(ep, sizeof(ep), "127.0.0.1:%d", c.nodes[0].client_port);
+    char *out = NULL;
+
+    const char *cli_ok[] = {
+        REDIS_CLI_PATH,      "-p",  port,  "-a",        "s3cret-pass",
+        "--no-auth-warning", "SET", "via", "redis-cli", NULL};
+    ck_assert_int_eq(cl_run(cli_ok, NULL, &out, NULL, 20000), 0);
+    ck_assert_msg(strstr(out, "OK") != NULL, "%s", out);
+    free(out);
+    const char *cli_hello[] = {REDIS_CLI_PATH, "-p",          port,
+                               "HELLO",        "3",           "AUTH",
+                               "default",      "s3cret-pass", NULL};
+    ck_assert_int_eq(cl_run(cli_hello, NULL, &out, NULL, 20000), 0);
+    ck_assert_msg(strstr(out, "ballot") != NULL && strstr(out, "proto"), "%s",
+                  out);
+    free(out);
+    const char *cli_no[] = {REDIS_CLI_PATH, "-p", port, "GET", "via", NULL};
+    ck_assert_int_eq(cl_run(cli_no, NULL, &out, NULL, 20000), 0);
+    ck_assert_msg(strstr(out, "NOAUTH") != NULL, "%s", out);
+    free(out);
+
+    char script[1024];
+    snprintf(script, sizeof(script),
+             "import redis\n"
+             "r = redis.Redis(port=%d, password='s3cret-pass')\n"
+             "assert r.get('via') == b'redis-cli'\n"
+             "r.set('via', 'redis-py')\n"
+             "r2 = redis.Redis(port=%d)\n"
+             "r2.execute_command('HELLO', '2', 'AUTH', 'default',\n"
+             "                   's3cret-pass')\n"
+             "assert r2.get('via') == b'redis-py'\n"
+             "try:\n"
+             "    redis.Redis(port=%d).get('via')\n"
+             "    raise SystemExit('no password accepted')\n"
+             "except redis.exceptions.AuthenticationError:\n"
+             "    pass\n"
+             "try:\n"
+             "    redis.Redis(port=%d, password='wrong').get('via')\n"
+             "    raise SystemExit('wrong password accepted')\n"
+             "except redis.exceptions.ResponseError as e:\n"
+             "    assert 'WRONGPASS' in str(e), e\n"
+             "print('redis-py ok')\n",
+             c.nodes[0].client_port, c.nodes[0].client_port,
+             c.nodes[0].client_port, c.nodes[0].client_port);
+    const char *py[] = {PYTHON3_PATH, "-c", script, NULL};
+    int rc = cl_run(py, NULL, &out, NULL, 30000);
+    ck_assert_msg(rc == 0 && strstr(out, "redis-py ok") != NULL, "%s", out);
+    free(out);
+
+    const char *ballot_env[] = {"env",       "BALLOT_PASSWORD=s3cret-pass",
+                                BALLOT_PATH, "--endpoints",
+                                ep,          "get",
+                                "via",       NULL};
+    rc = cl_run(ballot_env, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0 && strstr(out, "redis-py") != NULL, "%d: %s", rc,
+                  out);
+    free(out);
+    const char *ballot_flag[] = {BALLOT_PATH,  "--endpoints", ep,
+                                 "--password", "s3cret-pass", "put",
+                                 "via",        "ballot",      NULL};
+    rc = cl_run(ballot_flag, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0, "%d: %s", rc, out);
+    free(out);
+    const char *ballot_no[] = {BALLOT_PATH, "--endpoints", ep,
+                               "get",       "via",         NULL};
+    rc = cl_run(ballot_no, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc != 0 && strstr(out, "NOAUTH") != NULL, "%d: %s", rc, out);
+    free(out);
+    cl_close_all(&c);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -510,6 +702,10 @@ int main(int argc, char **argv)
          test_security_forged_enormous_votes_have_no_lasting_effect},
         {"ballotd_refuses_to_start_without_a_secret",
          test_security_ballotd_refuses_to_start_without_a_secret},
+        {"client_password_gates_every_command",
+         test_security_client_password_gates_every_command},
+        {"redis_cli_redis_py_and_ballot_authenticate",
+         test_security_redis_cli_redis_py_and_ballot_authenticate},
     };
     return cl_run_tests("security", tests, sizeof(tests) / sizeof(tests[0]),
                         120, NULL, argc, argv);
