@@ -136,14 +136,29 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "passwd") == 0) {
-        if (argc != 3) {
+        unsigned long iterations = PASSWD_ITERATIONS_DEFAULT;
+        int file = 2;
+        if (argc == 5 && strcmp(argv[2], "--iterations") == 0) {
+            char *end;
+            iterations = strtoul(argv[3], &end, 10);
+            file = 4;
+            if (*end != '\0' || iterations < PASSWD_ITERATIONS_MIN ||
+                iterations > PASSWD_ITERATIONS_MAX) {
+                argc = 0; /* prints the usage below */
+            }
+        }
+        if (argc != file + 1) {
             fprintf(stderr,
-                    "usage: ballotd passwd FILE < password\n"
+                    "usage: ballotd passwd [--iterations N] FILE < password\n"
                     "writes the hash of the password read from standard "
-                    "input\nto FILE (mode 600), for client_password_file\n");
+                    "input\nto FILE (mode 600), for client_password_file; "
+                    "N from %u to %u\n(default %u)\n",
+                    PASSWD_ITERATIONS_MIN, PASSWD_ITERATIONS_MAX,
+                    PASSWD_ITERATIONS_DEFAULT);
             return 2;
         }
-        if (config_make_password(argv[2], stdin, err, sizeof(err)) != 0) {
+        if (config_make_password(argv[file], stdin, (unsigned)iterations, err,
+                                 sizeof(err)) != 0) {
             fprintf(stderr, "ballotd: %s\n", err);
             return 1;
         }

@@ -597,7 +597,11 @@ int config_read_secret(const char *path,
     return 0;
 }
 
-int config_make_password(const char *path, FILE *in, char *err, size_t err_len)
+int config_make_password(const char *path,
+                         FILE *in,
+                         unsigned iterations,
+                         char *err,
+                         size_t err_len)
 {
     char pw[PASSWD_BYTES_MAX + 2];
     char hash[PASSWD_HASH_MAX];
@@ -612,7 +616,7 @@ int config_make_password(const char *path, FILE *in, char *err, size_t err_len)
         auth_wipe(pw, sizeof(pw));
         return -1;
     }
-    int rv = passwd_hash(pw, n, PASSWD_ITERATIONS_DEFAULT, hash);
+    int rv = passwd_hash(pw, n, iterations, hash);
     auth_wipe(pw, sizeof(pw));
     if (rv != 0) {
         snprintf(err, err_len, "cannot hash the password");

@@ -88,10 +88,14 @@ int config_read_secret(const char *path,
                        char *err,
                        size_t err_len);
 
-/* Reads a password (one line) from @in and writes its hash to a new
- * file at @path, readable by its owner only. Returns 0 or -1 with a
- * message. */
-int config_make_password(const char *path, FILE *in, char *err, size_t err_len);
+/* Reads a password (one line) from @in and writes its hash (PBKDF2 with
+ * @iterations) to a new file at @path, readable by its owner only. Returns 0 or
+ * -1 with a message. */
+int config_make_password(const char *path,
+                         FILE *in,
+                         unsigned iterations,
+                         char *err,
+                         size_t err_len);
 
 /* Writes a new random secret (64 hex digits and a newline) to a new file
  * at @path, readable by its owner only. Returns 0 or -1 with a message. */

@@ -253,21 +253,33 @@ static bool write_key(struct cluster *c, const char *key, const char *value)
     return false;
 }
 
-/* Every node serves key:i = value:i for i < @n, linearizably. */
+/* Every node serves key:i = value:i for i < @n, linearizably. A read may
+ * be refused for a while (TRYAGAIN: no leader yet after an election);
+ * only a value, and the right one, ends the wait, within 20 s a key. */
 static void check_keys(struct cluster *c, int n)
 {
     for (unsigned id = 1; id <= c->n; id++) {
         for (int i = 0; i < n; i++) {
-            char key[32], want[32];
+            char key[32], want[32], got[160] = "no reply";
             snprintf(key, sizeof(key), "key:%d", i);
             snprintf(want, sizeof(want), "value:%d", i);
             const char *argv[] = {"GET", key};
-            struct cl_reply r;
-            ck_assert_int_eq(cl_cmd(c, id, 5000, &r, 2, argv), 0);
-            ck_assert_msg(r.type == CL_BULK && strcmp(r.str, want) == 0,
-                          "node %u: %s is %s", id, key,
-                          r.type == CL_BULK ? r.str : "not a value");
-            cl_reply_free(&r);
+            uint64_t end = cl_now_ms() + 20000;
+            bool bulk = false;
+            while (!bulk && cl_now_ms() < end) {
+                struct cl_reply r;
+                if (cl_cmd(c, id, 5000, &r, 2, argv) == 0) {
+                    bulk = r.type == CL_BULK;
+                    snprintf(got, sizeof(got), "%s",
+                             r.str != NULL ? r.str : "nil");
+                    cl_reply_free(&r);
+                }
+                if (!bulk) {
+                    usleep(50000);
+                }
+            }
+            ck_assert_msg(bulk && strcmp(got, want) == 0, "node %u: %s is %s",
+                          id, key, got);
         }
     }
 }
@@ -533,7 +545,11 @@ static void make_password(struct cluster *c, const char *password)
     fclose(f);
     snprintf(c->password_file, sizeof(c->password_file), "%s/password",
              c->root);
-    const char *argv[] = {BALLOTD_PATH, "passwd", c->password_file, NULL};
+    /* The fewest iterations allowed: the harness authenticates every
+     * call on a new connection, and sanitizer runs on a loaded machine
+     * are slow enough without a slow hash each time. */
+    const char *argv[] = {BALLOTD_PATH, "passwd",         "--iterations",
+                          "10000",      c->password_file, NULL};
     char *out = NULL;
     ck_assert_int_eq(cl_run(argv, in, &out, NULL, 20000), 0);
     free(out);
