@@ -14,7 +14,7 @@
 #include "server.h"
 
 #define METRICS_REQUEST_MAX 8192
-#define METRICS_BODY_MAX 4096
+#define METRICS_BODY_MAX 8192
 /* /ready tolerates this many committed entries not yet applied: under
  * load the apply trails the commit by a batch or two. */
 #define METRICS_READY_LAG_MAX 10000

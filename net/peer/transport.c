@@ -802,8 +802,6 @@ static void schedule_reconnect(struct peer *p)
 /* ---------------------------------------------------------------------- */
 /* Accepting                                                               */
 
-
-
 static void on_connection(uv_stream_t *server, int status)
 {
     struct transport *t = server->data;
@@ -890,7 +888,6 @@ static void on_listener_closed(uv_handle_t *h)
     t->handles--;
     transport_maybe_finish(t);
 }
-
 
 int transport_create(uv_loop_t *loop,
                      const struct transport_options *opts,
