@@ -796,6 +796,16 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         redisLibuvAttach(bc->ac, &b->loop);
         redisAsyncSetConnectCallback(bc->ac, on_connect);
         redisAsyncSetDisconnectCallback(bc->ac, on_disconnect);
+        if (cli->password != NULL) {
+            /* A refused AUTH shows in the readiness check's NOAUTH. */
+            const char *auth[3] = {"AUTH"};
+            int n = 1;
+            if (cli->user != NULL) {
+                auth[n++] = cli->user;
+            }
+            auth[n++] = cli->password;
+            redisAsyncCommandArgv(bc->ac, NULL, NULL, n, auth, NULL);
+        }
         if (cli->stale) {
             redisAsyncCommandArgv(bc->ac, NULL, NULL, 1, ro, NULL);
         }

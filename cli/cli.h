@@ -43,6 +43,11 @@ struct cli
     int wait_ms;
     bool json;
     bool stale; /* --consistency s */
+    /* --user/--password (or BALLOT_USER/BALLOT_PASSWORD, or the defaults
+     * file): sent with AUTH on every new connection; owned, NULL if
+     * unset. */
+    char *user;
+    char *password;
     bool interactive;
     bool want_help;    /* -h, --help anywhere before "--" */
     bool want_version; /* --version */

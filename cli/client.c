@@ -100,6 +100,27 @@ redisContext *cli_connect_one(struct cli *cli, const char *addr)
         redisFree(c);
         return NULL;
     }
+    if (cli->password != NULL) {
+        /* AUTH [user] password: the server's auth gate refuses anything
+         * else on this connection until it passed (docs/security.md). */
+        const char *argv[3] = {"AUTH"};
+        int argc = 1;
+        if (cli->user != NULL) {
+            argv[argc++] = cli->user;
+        }
+        argv[argc++] = cli->password;
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            snprintf(cli->errmsg, sizeof(cli->errmsg), "%s: AUTH: %s", addr,
+                     r != NULL ? r->str : c->errstr);
+            if (r != NULL) {
+                freeReplyObject(r);
+            }
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
     return c;
 }
 

@@ -117,11 +117,15 @@ static const char global_flags[] =
     "  --timeout MS             connect and command timeout (default 5000)\n"
     "  --json                   print results as JSON\n"
     "  --consistency l|s        linearizable (default) or stale reads\n"
+    "  --user NAME              user to AUTH as (default: the default user)\n"
+    "  --password PASS          AUTH with this password (prefer\n"
+    "                           BALLOT_PASSWORD: the command line is public)\n"
     "  -h, --help               this help; --version: the version\n"
     "\nDefaults come from the file $BALLOT_CONFIG (else "
     "~/.config/ballot/cli.conf:\n"
-    "'endpoints = ...', 'timeout = ...', 'consistency = s', 'json = true'), "
-    "then from\nBALLOT_ENDPOINTS and BALLOT_TIMEOUT; flags win.\n";
+    "'endpoints = ...', 'timeout = ...', 'consistency = s', 'json = true', "
+    "'user = ...',\n'password = ...'), then from BALLOT_ENDPOINTS, "
+    "BALLOT_TIMEOUT, BALLOT_USER and\nBALLOT_PASSWORD; flags win.\n";
 
 /* Edit distance of @a and @b (short words), for "did you mean". */
 static size_t distance(const char *a, const char *b)
@@ -247,6 +251,15 @@ static int set_global(struct cli *cli,
             return -1;
         }
         cli->stale = v[0] == 's';
+    } else if (strcmp(name, "user") == 0 || strcmp(name, "password") == 0) {
+        char **slot = name[0] == 'u' ? &cli->user : &cli->password;
+        free(*slot);
+        *slot = strdup(v);
+        if (*slot == NULL) {
+            fprintf(stderr, "ballot: out of memory\n");
+            return -1;
+        }
+        cli_disconnect(cli);
     } else if (strcmp(name, "json") == 0) {
         cli->json = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
                     strcmp(v, "yes") == 0;
@@ -333,6 +346,16 @@ static int load_env(struct cli *cli)
         set_global(cli, "timeout", v, "BALLOT_TIMEOUT") != 0) {
         return -1;
     }
+    v = getenv("BALLOT_USER");
+    if (v != NULL && v[0] != '\0' &&
+        set_global(cli, "user", v, "BALLOT_USER") != 0) {
+        return -1;
+    }
+    v = getenv("BALLOT_PASSWORD");
+    if (v != NULL && v[0] != '\0' &&
+        set_global(cli, "password", v, "BALLOT_PASSWORD") != 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -394,7 +417,8 @@ static int take_globals(struct cli *cli, int argc, char **argv)
             cli->want_version = true;
         } else if (strcmp(a, "--endpoints") == 0 ||
                    strcmp(a, "--timeout") == 0 ||
-                   strcmp(a, "--consistency") == 0) {
+                   strcmp(a, "--consistency") == 0 ||
+                   strcmp(a, "--user") == 0 || strcmp(a, "--password") == 0) {
             const char *v = i + 1 < argc ? argv[++i] : NULL;
             if (v == NULL) {
                 fprintf(stderr, "ballot: %s needs a value\n", a);
@@ -610,6 +634,11 @@ int main(int argc, char **argv)
     cli_disconnect(&cli);
     for (unsigned i = 0; i < cli.n_endpoints; i++) {
         free(cli.endpoints[i]);
+    }
+    free(cli.user);
+    if (cli.password != NULL) {
+        memset(cli.password, 0, strlen(cli.password));
+        free(cli.password);
     }
     fflush(stdout);
     return rc;

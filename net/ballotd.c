@@ -6,7 +6,8 @@
  * synced, every handle is closed. A storage failure halts the node; the
  * daemon then stops and exits with code 70, so that a supervisor restarts
  * it from disk. `ballotd restore ...` builds a data directory offline
- * (restore.h).
+ * (restore.h); `ballotd secret FILE` makes a cluster secret and `ballotd
+ * passwd FILE` a client password's hash (docs/security.md).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <uv.h>
 
 #include "ballot/uv.h"
+#include "config.h"
 #include "defrag.h"
 #include "log.h"
 #include "restore.h"
@@ -118,6 +120,49 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "defrag") == 0) {
         return defrag_main(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "secret") == 0) {
+        if (argc != 3) {
+            fprintf(stderr,
+                    "usage: ballotd secret FILE\n"
+                    "writes a new cluster secret to FILE (mode 600); "
+                    "copy it to every member\n");
+            return 2;
+        }
+        if (config_make_secret(argv[2], err, sizeof(err)) != 0) {
+            fprintf(stderr, "ballotd: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "passwd") == 0) {
+        unsigned long iterations = PASSWD_ITERATIONS_DEFAULT;
+        int file = 2;
+        if (argc == 5 && strcmp(argv[2], "--iterations") == 0) {
+            char *end;
+            iterations = strtoul(argv[3], &end, 10);
+            file = 4;
+            if (*end != '\0' || iterations < PASSWD_ITERATIONS_MIN ||
+                iterations > PASSWD_ITERATIONS_MAX) {
+                argc = 0; /* prints the usage below */
+            }
+        }
+        if (argc != file + 1) {
+            fprintf(stderr,
+                    "usage: ballotd passwd [--iterations N] FILE < password\n"
+                    "writes the hash of the password read from standard "
+                    "input\nto FILE (mode 600), for client_password_file; "
+                    "N from %u to %u\n(default %u)\n",
+                    PASSWD_ITERATIONS_MIN, PASSWD_ITERATIONS_MAX,
+                    PASSWD_ITERATIONS_DEFAULT);
+            return 2;
+        }
+        if (config_make_password(argv[file], stdin, (unsigned)iterations, err,
+                                 sizeof(err)) != 0) {
+            fprintf(stderr, "ballotd: %s\n", err);
+            return 1;
+        }
+        return 0;
     }
     if (ballot_config_create(&cfg) != 0) {
         fprintf(stderr, "ballotd: out of memory\n");

@@ -20,10 +20,16 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "passwd.h"
 
 #include "looplag.h"
 #include "server.h"
@@ -223,6 +229,24 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     if (strcmp(name, "cluster_id") == 0) {
         return parse_u64(v, UINT64_MAX, &cfg->node.cluster_id);
     }
+    if (strcmp(name, "cluster_secret_file") == 0) {
+        if (strlen(v) == 0 || strlen(v) >= sizeof(cfg->secret_file)) {
+            return -1;
+        }
+        snprintf(cfg->secret_file, sizeof(cfg->secret_file), "%s", v);
+        return 0;
+    }
+    if (strcmp(name, "client_password_file") == 0) {
+        if (strlen(v) == 0 || strlen(v) >= sizeof(cfg->client_password_file)) {
+            return -1;
+        }
+        snprintf(cfg->client_password_file, sizeof(cfg->client_password_file),
+                 "%s", v);
+        return 0;
+    }
+    if (strcmp(name, "insecure_peers") == 0) {
+        return parse_bool(v, &cfg->node.insecure_peers);
+    }
     if (strcmp(name, "metrics_port") == 0) {
         if (parse_u64(v, 65535, &n) != 0) {
             return -1;
@@ -363,6 +387,8 @@ static void usage(void)
         "--member (or 'member =' lines in the config file); the node with\n"
         "--id listens on its own member addresses. --bootstrap starts a new\n"
         "cluster from an empty data directory, with every member a voter.\n"
+        "Members prove themselves to each other with a shared secret:\n"
+        "'ballotd secret FILE' makes one; pass --cluster_secret_file FILE.\n"
         "Any setting of the config file is also a flag: --tick_ms 10 or\n"
         "--tick_ms=10. --version prints the version.\n"
         "See docs/operations.md.\n");
@@ -478,6 +504,173 @@ int config_from_args(struct ballotd_config *cfg,
     return 0;
 }
 
+/* Reads a file only its owner may read (a secret, a password hash) into
+ * @buf, without its trailing white space; @what names it in messages.
+ * Returns 0 or -1 with a message. */
+static int read_private(const char *path,
+                        const char *what,
+                        uint8_t *buf,
+                        size_t max,
+                        size_t min,
+                        size_t *len,
+                        char *err,
+                        size_t err_len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%s %s: not a regular file", what, path);
+        close(fd);
+        return -1;
+    }
+    /* A secret others can read is not one: refuse it, as ssh refuses a
+     * private key with loose permissions. */
+    if ((st.st_mode & 077) != 0) {
+        snprintf(err, err_len,
+                 "%s %s: readable by others (mode %03o); "
+                 "chmod 600 it",
+                 what, path, (unsigned)(st.st_mode & 0777));
+        close(fd);
+        return -1;
+    }
+    size_t n = 0;
+    for (;;) {
+        if (n == max) {
+            /* One more byte tells a file that is too long apart. */
+            uint8_t extra;
+            ssize_t r = read(fd, &extra, 1);
+            if (r > 0 && extra != '\n' && extra != '\r' && extra != ' ' &&
+                extra != '\t') {
+                snprintf(err, err_len, "%s %s: longer than %zu bytes", what,
+                         path, max);
+                close(fd);
+                return -1;
+            }
+            break;
+        }
+        ssize_t r = read(fd, buf + n, max - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            snprintf(err, err_len, "%s %s: %s", what, path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    close(fd);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+                     buf[n - 1] == ' ' || buf[n - 1] == '\t')) {
+        n--;
+    }
+    if (n < min) {
+        snprintf(err, err_len, "%s %s: %zu bytes, at least %zu needed", what,
+                 path, n, min);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+int config_read_secret(const char *path,
+                       uint8_t *buf,
+                       size_t max,
+                       size_t *len,
+                       char *err,
+                       size_t err_len)
+{
+    if (read_private(path, "cluster secret", buf, max, AUTH_SECRET_MIN, len,
+                     err, err_len) != 0) {
+        size_t n = strlen(err);
+        snprintf(err + n, err_len - n,
+                 " (make a secret with: ballotd secret FILE)");
+        return -1;
+    }
+    return 0;
+}
+
+int config_make_password(const char *path,
+                         FILE *in,
+                         unsigned iterations,
+                         char *err,
+                         size_t err_len)
+{
+    char pw[PASSWD_BYTES_MAX + 2];
+    char hash[PASSWD_HASH_MAX];
+    if (fgets(pw, sizeof(pw), in) == NULL) {
+        snprintf(err, err_len, "no password on standard input");
+        return -1;
+    }
+    size_t n = strcspn(pw, "\r\n");
+    if (n == 0 || n > PASSWD_BYTES_MAX) {
+        snprintf(err, err_len, "the password must be 1 to %u bytes",
+                 PASSWD_BYTES_MAX);
+        auth_wipe(pw, sizeof(pw));
+        return -1;
+    }
+    int rv = passwd_hash(pw, n, iterations, hash);
+    auth_wipe(pw, sizeof(pw));
+    if (rv != 0) {
+        snprintf(err, err_len, "cannot hash the password");
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(hash);
+    hash[len] = '\n';
+    if (write(fd, hash, len + 1) != (ssize_t)(len + 1) || fsync(fd) != 0) {
+        snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int config_make_secret(const char *path, char *err, size_t err_len)
+{
+    uint8_t raw[32];
+    char hex[2 * sizeof(raw) + 1];
+    if (auth_random(raw, sizeof(raw)) != 0) {
+        snprintf(err, err_len, "no random bytes from the system");
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    hex[2 * sizeof(raw)] = '\n';
+    auth_wipe(raw, sizeof(raw));
+    /* O_EXCL: never overwrite a cluster's secret by accident. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        auth_wipe(hex, sizeof(hex));
+        return -1;
+    }
+    ssize_t w = write(fd, hex, sizeof(hex));
+    auth_wipe(hex, sizeof(hex));
+    if (w != (ssize_t)sizeof(hex) || fsync(fd) != 0) {
+        snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
 {
     const struct bnode_member *self = NULL;
@@ -516,6 +709,23 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
             return -1;
         }
     }
+    if (cfg->client_password_file[0] != '\0') {
+        size_t n = 0;
+        if (read_private(cfg->client_password_file, "client password",
+                         (uint8_t *)cfg->client_password_hash,
+                         sizeof(cfg->client_password_hash) - 1, 1, &n, err,
+                         err_len) != 0) {
+            return -1;
+        }
+        cfg->client_password_hash[n] = '\0';
+        if (!passwd_valid(cfg->client_password_hash)) {
+            snprintf(err, err_len,
+                     "client password %s: not a password hash (make one "
+                     "with: ballotd passwd FILE)",
+                     cfg->client_password_file);
+            return -1;
+        }
+    }
     snprintf(cfg->client_host, sizeof(cfg->client_host), "%s", self->host);
     cfg->client_port = self->client_port;
     if (cfg->metrics_port < 0) {
@@ -523,5 +733,27 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
             self->client_port + 2 <= 65535 ? self->client_port + 2 : 0;
     }
     cfg->node.data_dir = cfg->data_dir;
+    return 0;
+}
+
+int config_peer_auth(struct ballotd_config *cfg, char *err, size_t err_len)
+{
+    /* Peers authenticate with the cluster secret unless the operator said
+     * otherwise in so many words: a new cluster is never open by
+     * accident (docs/security.md). */
+    if (cfg->secret_file[0] != '\0') {
+        if (config_read_secret(cfg->secret_file, cfg->node.peer_secret,
+                               sizeof(cfg->node.peer_secret),
+                               &cfg->node.peer_secret_len, err, err_len) != 0) {
+            return -1;
+        }
+    } else if (!cfg->node.insecure_peers) {
+        snprintf(err, err_len,
+                 "no cluster secret: make one with 'ballotd secret FILE', "
+                 "copy it to every member and pass --cluster_secret_file "
+                 "FILE (or run with --insecure_peers true, where only "
+                 "members can reach the peer port; see docs/security.md)");
+        return -1;
+    }
     return 0;
 }

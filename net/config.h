@@ -9,12 +9,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "bnode.h"
+#include "passwd.h"
 
 struct ballotd_config
 {
     struct bnode_options node;
     char data_dir[4096];
+    /* The file holding the cluster secret (docs/security.md); config_finish
+     * reads it into node.peer_secret. */
+    char secret_file[4096];
+    /* The file holding the client password's hash (`ballotd passwd`); its
+     * content, checked, once read by config_finish(). */
+    char client_password_file[4096];
+    char client_password_hash[PASSWD_HASH_MAX];
     /* Client listener. */
     char client_host[BNODE_HOST_MAX];
     int client_port;
@@ -66,8 +76,38 @@ int config_from_args(struct ballotd_config *cfg,
                      char *err,
                      size_t err_len);
 
+/* Reads a cluster secret from @path into @buf (at most @max bytes; the
+ * file's trailing white space is not part of it) and stores its length in
+ * @len. The file must be a regular file that only its owner can read, and
+ * the secret at least AUTH_SECRET_MIN (32) bytes. Returns 0 or -1 with a
+ * message in @err. */
+int config_read_secret(const char *path,
+                       uint8_t *buf,
+                       size_t max,
+                       size_t *len,
+                       char *err,
+                       size_t err_len);
+
+/* Reads a password (one line) from @in and writes its hash (PBKDF2 with
+ * @iterations) to a new file at @path, readable by its owner only. Returns 0 or
+ * -1 with a message. */
+int config_make_password(const char *path,
+                         FILE *in,
+                         unsigned iterations,
+                         char *err,
+                         size_t err_len);
+
+/* Writes a new random secret (64 hex digits and a newline) to a new file
+ * at @path, readable by its owner only. Returns 0 or -1 with a message. */
+int config_make_secret(const char *path, char *err, size_t err_len);
+
 /* Final checks (this node among the members, ports set, ...) and derived
  * values. Returns 0 or -1 with a message. */
 int config_finish(struct ballotd_config *cfg, char *err, size_t err_len);
+
+/* For a node that will talk to its peers: reads the cluster secret file
+ * into node.peer_secret, or checks that insecure_peers was chosen. Returns
+ * 0 or -1 with a message (docs/security.md). */
+int config_peer_auth(struct ballotd_config *cfg, char *err, size_t err_len);
 
 #endif

@@ -14,7 +14,7 @@
 #include "server.h"
 
 #define METRICS_REQUEST_MAX 8192
-#define METRICS_BODY_MAX 4096
+#define METRICS_BODY_MAX 8192
 /* /ready tolerates this many committed entries not yet applied: under
  * load the apply trails the commit by a batch or two. */
 #define METRICS_READY_LAG_MAX 10000
@@ -160,6 +160,15 @@ static size_t render(struct metrics *m, char *body)
         {"ballot_loop_busy_recent_max_ms", "gauge", ls.busy_last_max_ms},
         {"ballot_loop_stall_max_ms", "gauge", st.loop_stall_max_ms},
         {"ballot_loop_stalls_total", "counter", st.loop_stalls},
+        {"ballot_peer_rejected_hellos_total", "counter",
+         st.peer_rejected_hellos},
+        {"ballot_peer_auth_failures_total", "counter", st.peer_auth_failures},
+        {"ballot_peer_bad_senders_total", "counter", st.peer_bad_senders},
+        {"ballot_peer_bad_frames_total", "counter", st.peer_bad_frames},
+        {"ballot_peer_handshake_timeouts_total", "counter",
+         st.peer_handshake_timeouts},
+        {"ballot_raft_msgs_rejected_total", "counter", st.raft_msgs_rejected},
+        {"ballot_raft_msgs_bad_term_total", "counter", st.raft_msgs_bad_term},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,

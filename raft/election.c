@@ -212,6 +212,35 @@ static bool log_up_to_date(const struct raft_node *node,
            (last_term == my_term && last_index >= log_last_index(&node->log));
 }
 
+void election_note_prevote(struct raft_node *node, raft_id from, raft_term term)
+{
+    unsigned slot = RAFT_CONF_MAX;
+    for (unsigned i = 0; i < RAFT_CONF_MAX; i++) {
+        if (node->prevotes[i].id == from) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == RAFT_CONF_MAX) {
+        slot = node->prevote_next;
+        node->prevote_next = (node->prevote_next + 1) % RAFT_CONF_MAX;
+    }
+    node->prevotes[slot].id = from;
+    node->prevotes[slot].term = term;
+}
+
+bool election_prevote_granted(const struct raft_node *node,
+                              raft_id from,
+                              raft_term term)
+{
+    for (unsigned i = 0; i < RAFT_CONF_MAX; i++) {
+        if (node->prevotes[i].id == from && node->prevotes[i].term == term) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int election_recv_vote(struct raft_node *node, const struct raft_message *m)
 {
     bool pre_vote = m->type == RAFT_MSG_PREVOTE;
@@ -230,6 +259,9 @@ int election_recv_vote(struct raft_node *node, const struct raft_message *m)
     if (granted && !pre_vote) {
         node->vote = m->from;
         election_reset_timeout(node);
+    }
+    if (granted && pre_vote) {
+        election_note_prevote(node, m->from, m->term);
     }
     int rv = node_send(node, &resp);
     /* A granted pre-vote answers in the candidate's future term; a refusal

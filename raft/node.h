@@ -21,6 +21,17 @@
 /* Terms above this come only from a hostile peer; refusing them keeps term
  * arithmetic (term + 1 for a campaign) from ever wrapping. */
 #define RAFT_TERM_MAX (UINT64_MAX / 2)
+/* Indexes above this come only from a hostile peer: a node that accepted a
+ * snapshot at 2^64 - 3 would wrap its log indexes once it led. Refusing
+ * them keeps index arithmetic (index + entries, index + 1) from wrapping. */
+#define RAFT_INDEX_MAX (UINT64_MAX / 2)
+/* The most a vote request may raise our term by. With PreVote, a term
+ * only grows when a majority believed an election could be won, so an
+ * honest candidate is this far ahead only after that many elections held
+ * without us; a node that far behind still learns the term from the
+ * leader's messages and from answers to its own requests. A forged
+ * request cannot push terms toward RAFT_TERM_MAX in one step. */
+#define RAFT_TERM_JUMP_MAX 65536u
 /* Heartbeat rounds whose send tick is remembered for the read lease. */
 #define RAFT_READ_ROUNDS 64u
 
@@ -205,6 +216,16 @@ struct raft_node
     unsigned randomized_timeout;
     uint64_t rng;
 
+    /* Pre-votes this node granted: a vote request that raises our term is
+     * honoured only if it follows one of these for the same candidate
+     * and term (step.c). One slot per candidate, reused round robin. */
+    struct
+    {
+        raft_id id;
+        raft_term term;
+    } prevotes[RAFT_CONF_MAX];
+    unsigned prevote_next;
+
     /* Elections: votes received in this round, by voter. */
     raft_id votes_from[RAFT_CONF_MAX];
     bool votes_granted[RAFT_CONF_MAX];
@@ -278,6 +299,14 @@ void election_become_leader(struct raft_node *node);
 void election_campaign(struct raft_node *node, bool pre_vote, bool transfer);
 void election_tick(struct raft_node *node);
 int election_recv_vote(struct raft_node *node, const struct raft_message *m);
+/* Remembers that we granted @from a pre-vote for @term. */
+void election_note_prevote(struct raft_node *node,
+                           raft_id from,
+                           raft_term term);
+/* True if we granted @from a pre-vote for @term (and it is remembered). */
+bool election_prevote_granted(const struct raft_node *node,
+                              raft_id from,
+                              raft_term term);
 void election_recv_vote_resp(struct raft_node *node,
                              const struct raft_message *m);
 

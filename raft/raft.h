@@ -404,6 +404,10 @@ struct raft_stats
     uint64_t msgs_bad_index;   /* impossible index or term arithmetic */
     uint64_t msgs_bad_entries; /* non-contiguous or invalid entries */
     uint64_t msgs_stale_term;  /* from an older term (ignored, normal) */
+    /* Vote requests that would raise our term implausibly: too far, or
+     * a vote not preceded by a pre-vote we granted (docs/raft.md,
+     * "Untrusted terms"). */
+    uint64_t msgs_bad_term;
     uint64_t elections_started;
     uint64_t leader_changes;
     uint64_t snapshots_sent;

@@ -33,7 +33,8 @@ static bool valid_append(const struct raft_node *node,
     if (a->prev_term > m->term || (a->prev_index == 0) != (a->prev_term == 0)) {
         return false;
     }
-    if (a->prev_index > UINT64_MAX - RAFT_MSG_ENTRIES_MAX) {
+    if (a->prev_index > RAFT_INDEX_MAX - a->n_entries ||
+        a->commit > RAFT_INDEX_MAX) {
         return false;
     }
     raft_term prev_term = a->prev_term;
@@ -65,7 +66,8 @@ static bool valid_append(const struct raft_node *node,
 static bool valid_snapshot(const struct raft_message *m)
 {
     const struct raft_msg_snapshot *s = &m->u.snapshot;
-    if (s->meta.index == 0 || s->meta.term == 0 || s->meta.term > m->term) {
+    if (s->meta.index == 0 || s->meta.index > RAFT_INDEX_MAX ||
+        s->meta.term == 0 || s->meta.term > m->term) {
         return false;
     }
     if (s->len > RAFT_CHUNK_BYTES_MAX || (s->len > 0 && s->data == NULL)) {
@@ -81,6 +83,69 @@ static bool valid_snapshot(const struct raft_message *m)
            raft_conf_voters(&s->meta.conf) > 0;
 }
 
+/* Every index a message carries besides an append's and a snapshot's
+ * (checked with their bodies) is at most RAFT_INDEX_MAX, and a hint term
+ * at most RAFT_TERM_MAX: nothing a message says can make index arithmetic
+ * wrap. */
+static bool indexes_bounded(const struct raft_message *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_PREVOTE:
+    case RAFT_MSG_VOTE:
+        return m->u.vote.last_log_index <= RAFT_INDEX_MAX;
+    case RAFT_MSG_APPEND_RESP:
+        return m->u.append_resp.index <= RAFT_INDEX_MAX &&
+               m->u.append_resp.hint_index <= RAFT_INDEX_MAX &&
+               m->u.append_resp.hint_term <= RAFT_TERM_MAX;
+    case RAFT_MSG_HEARTBEAT:
+        return m->u.heartbeat.commit <= RAFT_INDEX_MAX;
+    case RAFT_MSG_SNAPSHOT_RESP:
+        return m->u.snapshot_resp.index <= RAFT_INDEX_MAX;
+    case RAFT_MSG_READ_INDEX_RESP:
+        return m->u.read_index.index <= RAFT_INDEX_MAX;
+    default:
+        return true;
+    }
+}
+
+/* Untrusted terms: a vote request may raise our term only by a plausible
+ * step. Responses carry their sender's term and may raise ours (that is
+ * how a node that fell behind catches up), and so may a leader's
+ * messages; both are taken only from members the transport
+ * authenticated. Requests are what a stranger would forge, so:
+ *
+ *   - a PREVOTE or VOTE more than RAFT_TERM_JUMP_MAX terms ahead is
+ *     dropped: no single message can push terms toward RAFT_TERM_MAX,
+ *     where no campaign could ever succeed again;
+ *   - with PreVote on, a VOTE that would raise our term must follow a
+ *     pre-vote we granted to the same candidate for that term (§9.6: an
+ *     honest candidate always pre-votes first), except a transfer's
+ *     (§3.10: the target skips the pre-vote), which may only raise it by
+ *     one, as its target was as current as its leader and so as us.
+ *
+ * Granting a pre-vote needs no live leader (CheckQuorum's stickiness), so
+ * while a leader is alive no request moves a follower's term at all. */
+static bool term_plausible(const struct raft_node *node,
+                           const struct raft_message *m)
+{
+    if (m->type != RAFT_MSG_PREVOTE && m->type != RAFT_MSG_VOTE) {
+        return true;
+    }
+    if (m->term <= node->term) {
+        return true;
+    }
+    if (m->term - node->term > RAFT_TERM_JUMP_MAX) {
+        return false;
+    }
+    if (m->type == RAFT_MSG_VOTE && node->cfg.pre_vote) {
+        if (m->u.vote.transfer) {
+            return m->term == node->term + 1;
+        }
+        return election_prevote_granted(node, m->from, m->term);
+    }
+    return true;
+}
+
 /* Checks what can be checked without the node's state changing. */
 static int validate(struct raft_node *node, const struct raft_message *m)
 {
@@ -90,7 +155,7 @@ static int validate(struct raft_node *node, const struct raft_message *m)
     if (m->to != node->id || m->from == 0 || m->from == node->id) {
         return reject(node, &node->stats.msgs_bad_sender);
     }
-    if (m->term == 0 || m->term > RAFT_TERM_MAX) {
+    if (m->term == 0 || m->term > RAFT_TERM_MAX || !indexes_bounded(m)) {
         return reject(node, &node->stats.msgs_bad_index);
     }
     const struct raft_conf *conf = conf_current(node);
@@ -158,6 +223,13 @@ static bool handle_term(struct raft_node *node, const struct raft_message *m)
              * without CheckQuorum a live leader is not needed to refuse:
              * followers then stay free to elect a new leader when theirs
              * lost the majority but does not know it. */
+            return false;
+        }
+        if (!term_plausible(node, m)) {
+            /* Dropped without an answer, like a vote refused for
+             * stickiness: an honest candidate that skipped us still wins
+             * with the others, or pre-votes again. */
+            node->stats.msgs_bad_term++;
             return false;
         }
         if (m->type == RAFT_MSG_PREVOTE) {

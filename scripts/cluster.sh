@@ -8,7 +8,9 @@
 #   scripts/cluster.sh status   role, term and commit index of each node
 #   scripts/cluster.sh stop     stop them (SIGTERM, by pid)
 #
-# Data and logs live in $BALLOT_DEMO_DIR (default: ./ballot-demo).
+# Data and logs live in $BALLOT_DEMO_DIR (default: ./ballot-demo), and so
+# does the cluster secret the nodes authenticate each other with
+# (cluster.secret, made on first start; docs/security.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BALLOT_DEMO_DIR:-$PWD/ballot-demo}
@@ -33,6 +35,9 @@ leader() {
 
 start() {
     mkdir -p "$dir"
+    if [ ! -f "$dir/cluster.secret" ]; then
+        "$ballotd" secret "$dir/cluster.secret"
+    fi
     for i in 1 2 3; do
         pidfile=$dir/n$i.pid
         if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -40,6 +45,7 @@ start() {
             continue
         fi
         nohup "$ballotd" --id "$i" --data "$dir/n$i" "${members[@]}" \
+            --cluster_secret_file "$dir/cluster.secret" \
             --bootstrap >>"$dir/n$i.log" 2>&1 &
         echo $! >"$pidfile"
         echo "node $i started (pid $!, log $dir/n$i.log)"

@@ -171,6 +171,11 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         so.request_timeout_ms = cfg->request_timeout_ms;
         so.export_idle_ms = cfg->export_idle_ms;
         so.memory_max = cfg->max_client_memory;
+        _Static_assert(
+            sizeof(so.password_hash) == sizeof(cfg->client_password_hash),
+            "password hash sizes differ");
+        memcpy(so.password_hash, cfg->client_password_hash,
+               sizeof(so.password_hash));
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,
@@ -215,12 +220,15 @@ static struct ballot *ballot_alloc(const struct ballot_config *cfg)
     return b;
 }
 
-/* The configuration's final checks (ballotd's config_finish()), on a copy
- * so that the caller's stays as it was. */
+/* The configuration's final checks (ballotd's config_finish()) and its
+ * cluster secret (config_peer_auth(): a node never talks to peers
+ * unauthenticated by accident), on a copy so that the caller's stays as it
+ * was. */
 static int check_config(struct ballot *b, char *errmsg, size_t errmsg_len)
 {
     char err[512];
-    if (config_finish(&b->cfg, err, sizeof(err)) != 0) {
+    if (config_finish(&b->cfg, err, sizeof(err)) != 0 ||
+        config_peer_auth(&b->cfg, err, sizeof(err)) != 0) {
         set_err(errmsg, errmsg_len, "%s", err);
         return BALLOT_EINVAL;
     }

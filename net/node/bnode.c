@@ -1076,6 +1076,18 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->halted = node->halted;
     out->loop_stall_max_ms = node->loop_stall_max_ms;
     out->loop_stalls = node->loop_stalls;
+    if (node->transport != NULL) {
+        struct transport_stats ts;
+        transport_stats(node->transport, &ts);
+        out->peer_rejected_hellos = ts.rejected_hellos;
+        out->peer_auth_failures = ts.auth_failures;
+        out->peer_bad_senders = ts.bad_senders;
+        out->peer_bad_frames = ts.bad_frames;
+        out->peer_handshake_timeouts = ts.handshake_timeouts;
+    }
+    const struct raft_stats *rs = raft_stats_of(node->raft);
+    out->raft_msgs_rejected = rs->msgs_rejected;
+    out->raft_msgs_bad_term = rs->msgs_bad_term;
 }
 
 const char *bnode_leader_addr(struct bnode *node)
@@ -1222,6 +1234,9 @@ int bnode_start(uv_loop_t *loop,
     struct transport_options to;
     memset(&to, 0, sizeof(to));
     to.cluster_id = opts->cluster_id;
+    to.secret = opts->peer_secret;
+    to.secret_len = opts->peer_secret_len;
+    to.insecure = opts->insecure_peers;
     to.self = opts->id;
     to.listen_host = self->host;
     to.listen_port = self->peer_port;

@@ -63,6 +63,8 @@ enum {
 const char *bnode_strerror(int code);
 
 #define BNODE_HOST_MAX 64
+/* The longest cluster secret (the transport's limit, auth.h). */
+#define BNODE_SECRET_MAX 1024
 
 /* Levels of the node's log lines. */
 enum bnode_log_level {
@@ -94,6 +96,12 @@ struct bnode_options
 {
     raft_id id;
     uint64_t cluster_id;
+    /* The secret every member shares; peers prove they know it before any
+     * of their messages is accepted (docs/security.md). An empty secret
+     * is refused unless @insecure_peers is set. */
+    uint8_t peer_secret[BNODE_SECRET_MAX];
+    size_t peer_secret_len;
+    bool insecure_peers;
     const char *data_dir; /* copied; holds wal/ and kv/ */
     /* Every member's addresses (including this node). On first start with
      * @bootstrap set and an empty data directory, these members form the
@@ -264,6 +272,15 @@ struct bnode_status
      * late: while the loop stalls, heartbeats and votes wait too. */
     uint64_t loop_stall_max_ms;
     uint64_t loop_stalls;
+    /* What the peer port refused (transport_stats) and what the core
+     * dropped (raft_stats): docs/security.md says what each means. */
+    uint64_t peer_rejected_hellos;
+    uint64_t peer_auth_failures;
+    uint64_t peer_bad_senders;
+    uint64_t peer_bad_frames;
+    uint64_t peer_handshake_timeouts;
+    uint64_t raft_msgs_rejected;
+    uint64_t raft_msgs_bad_term;
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);

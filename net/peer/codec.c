@@ -16,7 +16,9 @@
 
 /* Identifies a ballot peer connection ("BLTP"), so that a client that dials
  * the peer port by mistake is refused at its first frame. */
-#define HELLO_MAGIC 0x50544c42u
+#define HELLO_MAGIC 0x50544c42u     /* "BLTP" */
+#define CHALLENGE_MAGIC 0x43544c42u /* "BLTC" */
+#define AUTH_MAGIC 0x41544c42u      /* "BLTA" */
 
 /* Bytes of the header every message payload starts with. */
 #define MSG_HEADER_BYTES 26u
@@ -212,13 +214,13 @@ int codec_frame_verify(const uint8_t *hdr, const uint8_t *payload)
 /* Hello                                                                   */
 
 /*
- * Hello payload, 32 bytes:
+ * Hello payload, 64 bytes:
  *
- *   0       4         8              16             24             32
- *   +-------+---------+--------------+--------------+--------------+
- *   | magic | version | cluster_id   | from         | to           |
- *   | u32   | u32     | u64          | u64          | u64          |
- *   +-------+---------+--------------+--------------+--------------+
+ *   0       4         8              16             24             32    64
+ *   +-------+---------+--------------+--------------+--------------+-----+
+ *   | magic | version | cluster_id   | from         | to           |nonce|
+ *   | u32   | u32     | u64          | u64          | u64          | 32  |
+ *   +-------+---------+--------------+--------------+--------------+-----+
  *
  * magic is "BLTP" (0x50544c42 read as a little-endian u32).
  */
@@ -229,7 +231,8 @@ void codec_hello_encode(const struct codec_hello *h, uint8_t *buf)
     p = put_u32(p, h->version);
     p = put_u64(p, h->cluster_id);
     p = put_u64(p, h->from);
-    put_u64(p, h->to);
+    p = put_u64(p, h->to);
+    memcpy(p, h->nonce, CODEC_NONCE_BYTES);
 }
 
 int codec_hello_decode(const uint8_t *buf, size_t len, struct codec_hello *h)
@@ -238,7 +241,7 @@ int codec_hello_decode(const uint8_t *buf, size_t len, struct codec_hello *h)
         return CODEC_EINVAL;
     }
     uint32_t version = load_u32(buf + 4);
-    if (version != CODEC_VERSION) {
+    if (version != CODEC_HELLO_VERSION) {
         return CODEC_EVERSION;
     }
     struct codec_hello out = {
@@ -247,11 +250,52 @@ int codec_hello_decode(const uint8_t *buf, size_t len, struct codec_hello *h)
         .from = load_u64(buf + 16),
         .to = load_u64(buf + 24),
     };
+    memcpy(out.nonce, buf + 32, CODEC_NONCE_BYTES);
     /* Id 0 means "nobody": it can neither speak nor be spoken to. */
     if (out.from == 0 || out.to == 0) {
         return CODEC_EINVAL;
     }
     *h = out;
+    return 0;
+}
+
+/*
+ * Challenge payload, 68 bytes: u32 magic "BLTC", 32-byte nonce, 32-byte
+ * proof. Proof payload, 36 bytes: u32 magic "BLTA", 32-byte proof.
+ */
+void codec_challenge_encode(const struct codec_challenge *c, uint8_t *buf)
+{
+    uint8_t *p = put_u32(buf, CHALLENGE_MAGIC);
+    memcpy(p, c->nonce, CODEC_NONCE_BYTES);
+    memcpy(p + CODEC_NONCE_BYTES, c->proof, CODEC_PROOF_BYTES);
+}
+
+int codec_challenge_decode(const uint8_t *buf,
+                           size_t len,
+                           struct codec_challenge *c)
+{
+    if (len != CODEC_CHALLENGE_BYTES || load_u32(buf) != CHALLENGE_MAGIC) {
+        return CODEC_EINVAL;
+    }
+    memcpy(c->nonce, buf + 4, CODEC_NONCE_BYTES);
+    memcpy(c->proof, buf + 4 + CODEC_NONCE_BYTES, CODEC_PROOF_BYTES);
+    return 0;
+}
+
+void codec_auth_encode(const uint8_t proof[CODEC_PROOF_BYTES], uint8_t *buf)
+{
+    uint8_t *p = put_u32(buf, AUTH_MAGIC);
+    memcpy(p, proof, CODEC_PROOF_BYTES);
+}
+
+int codec_auth_decode(const uint8_t *buf,
+                      size_t len,
+                      uint8_t proof[CODEC_PROOF_BYTES])
+{
+    if (len != CODEC_AUTH_BYTES || load_u32(buf) != AUTH_MAGIC) {
+        return CODEC_EINVAL;
+    }
+    memcpy(proof, buf + 4, CODEC_PROOF_BYTES);
     return 0;
 }
 

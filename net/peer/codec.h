@@ -9,9 +9,11 @@
  *   +--------+--------+---------------------+
  *
  * len (u32, little endian) counts the payload only and is at most
- * CODEC_FRAME_MAX; xxh3 (u64) is XXH3_64bits of the payload. The payload of
- * the first frame on a connection is a hello (codec_hello_*); every later
- * payload is one Raft message (codec_message_*). docs/peer.md ("Peer
+ * CODEC_FRAME_MAX; xxh3 (u64) is XXH3_64bits of the payload. A connection
+ * starts with a handshake: a hello from the dialer (codec_hello_*), a
+ * challenge from the listener (codec_challenge_*) and a proof from the
+ * dialer (codec_auth_*); every later payload, dialer to listener, is one
+ * Raft message (codec_message_*). docs/peer.md ("Peer
  * protocol") is the normative description, with a version number.
  *
  * Every decoder treats its input as hostile: lengths and counts are checked
@@ -37,22 +39,32 @@ enum {
 
 const char *codec_strerror(int code);
 
+/* The version of the message layouts (the header's ver byte). */
 #define CODEC_VERSION 1u
+/* The version of the handshake (the hello's version field). Version 1 had
+ * no handshake and is refused. */
+#define CODEC_HELLO_VERSION 2u
 #define CODEC_FRAME_HEADER 12u
 /* The largest payload: a snapshot chunk or an append batch plus headers. */
 #define CODEC_FRAME_MAX (80u * 1024u * 1024u)
 
-/* The first payload on a connection: who is speaking, to which cluster. */
+/* Sizes of the handshake's nonces and proofs (HMAC-SHA256). */
+#define CODEC_NONCE_BYTES 32u
+#define CODEC_PROOF_BYTES 32u
+
+/* The first payload on a connection, from the dialer: who is speaking, to
+ * which cluster, and the dialer's nonce. */
 struct codec_hello
 {
-    uint32_t version;    /* CODEC_VERSION */
+    uint32_t version;    /* CODEC_HELLO_VERSION */
     uint64_t cluster_id; /* refuse peers of another cluster */
     raft_id from;
     raft_id to;
+    uint8_t nonce[CODEC_NONCE_BYTES];
 };
 
 /* Bytes codec_hello_encode() writes. */
-#define CODEC_HELLO_BYTES 32u
+#define CODEC_HELLO_BYTES 64u
 
 /* Writes @h into @buf (CODEC_HELLO_BYTES bytes). */
 void codec_hello_encode(const struct codec_hello *h, uint8_t *buf);
@@ -60,6 +72,32 @@ void codec_hello_encode(const struct codec_hello *h, uint8_t *buf);
  * CODEC_EINVAL (length, magic, a zero id) or CODEC_EVERSION (another
  * version: the caller refuses the peer). */
 int codec_hello_decode(const uint8_t *buf, size_t len, struct codec_hello *h);
+
+/* The listener's answer to a hello: its nonce and its proof. */
+struct codec_challenge
+{
+    uint8_t nonce[CODEC_NONCE_BYTES];
+    uint8_t proof[CODEC_PROOF_BYTES];
+};
+
+#define CODEC_CHALLENGE_BYTES 68u
+
+void codec_challenge_encode(const struct codec_challenge *c, uint8_t *buf);
+/* Parses a challenge of exactly CODEC_CHALLENGE_BYTES bytes: 0 or
+ * CODEC_EINVAL. */
+int codec_challenge_decode(const uint8_t *buf,
+                           size_t len,
+                           struct codec_challenge *c);
+
+/* The dialer's proof, the handshake's last frame. */
+#define CODEC_AUTH_BYTES 36u
+
+void codec_auth_encode(const uint8_t proof[CODEC_PROOF_BYTES], uint8_t *buf);
+/* Parses a proof frame of exactly CODEC_AUTH_BYTES bytes: 0 or
+ * CODEC_EINVAL. */
+int codec_auth_decode(const uint8_t *buf,
+                      size_t len,
+                      uint8_t proof[CODEC_PROOF_BYTES]);
 
 /* Bytes codec_message_encode() needs for @m (entries and chunk data
  * included). */

@@ -12,6 +12,18 @@
  *                     and at most one uv_write_t in flight. An incoming one
  *                     carries a peer's frames to us: a read buffer that
  *                     accumulates bytes until whole frames can be parsed.
+ *                     During the handshake each carries one frame the
+ *                     other way: the listener's challenge.
+ *
+ * The handshake (auth.h, docs/peer.md): the dialer sends a hello with its
+ * nonce; the listener answers with its nonce and its proof; the dialer
+ * checks that proof and sends its own. The dialer counts the connection as
+ * up, and starts sending messages, only after checking the listener's
+ * proof; the listener delivers messages only after checking the dialer's.
+ * A connection that has not finished its handshake within
+ * TRANSPORT_HELLO_TIMEOUT_MS is closed, and beyond TRANSPORT_INCOMING_MAX
+ * incoming connections the oldest unfinished one makes room, so strangers
+ * cannot hold descriptors.
  *
  * Every handle that was initialized successfully is closed exactly once with
  * uv_close(); its memory is freed in the close callback, which libuv runs
@@ -27,8 +39,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "transport.h"
+
+_Static_assert(CODEC_NONCE_BYTES == AUTH_NONCE_BYTES, "nonce sizes differ");
+_Static_assert(CODEC_PROOF_BYTES == AUTH_MAC_BYTES, "proof sizes differ");
 
 /* Reconnect backoff: the first retry after BACKOFF_MIN_MS, doubling on each
  * failure up to BACKOFF_MAX_MS, back to the minimum after a success. */
@@ -43,6 +59,9 @@
 /* A write buffer larger than this is freed once written rather than kept
  * for the next batch, so one big snapshot chunk does not pin memory. */
 #define KEEP_BUFFER_MAX (1024u * 1024u)
+/* The sweep that enforces TRANSPORT_HELLO_TIMEOUT_MS (the handshake's
+ * deadline) and TRANSPORT_IDLE_TIMEOUT_MS runs this often. */
+#define HANDSHAKE_SWEEP_MS 1000u
 
 static const struct
 {
@@ -56,6 +75,9 @@ static const struct
     {TRANSPORT_EUNKNOWN, "transport: no such peer"},
     {TRANSPORT_EFULL, "transport: the peer's send queue is full"},
     {TRANSPORT_EDOWN, "transport: the peer is not connected"},
+    {TRANSPORT_ENOSECRET,
+     "transport: no cluster secret (or one of the wrong length), and "
+     "insecure mode is off"},
 };
 
 const char *transport_strerror(int code)
@@ -78,12 +100,26 @@ struct bytes
 
 struct peer;
 
+/* Where a connection is in the handshake. */
+enum hs_state {
+    HS_CONNECTING, /* outgoing: TCP connect in progress */
+    HS_CHALLENGE,  /* outgoing: hello sent, waiting for the challenge */
+    HS_HELLO,      /* incoming: waiting for the hello */
+    HS_PROOF,      /* incoming: challenge sent, waiting for the proof */
+    HS_DONE,       /* both sides proved themselves */
+};
+
 struct conn
 {
     uv_tcp_t tcp; /* first, so a handle pointer is a conn pointer */
     struct transport *t;
     struct conn *prev, *next; /* in t->conns */
     bool closing;
+    enum hs_state hs;
+    uint64_t started_at; /* uv_now() when the handshake began */
+    uint8_t nonce_d[AUTH_NONCE_BYTES];
+    uint8_t nonce_l[AUTH_NONCE_BYTES];
+    uint8_t expect[AUTH_MAC_BYTES]; /* the other side's proof */
 
     /* Outgoing connections only. */
     struct peer *peer;
@@ -97,9 +133,12 @@ struct conn
     uint64_t inflight_frames;
     bool writing;
     uv_write_t write_req;
+    /* The challenge frame, read during the handshake. */
+    uint8_t hs_buf[CODEC_FRAME_HEADER + CODEC_CHALLENGE_BYTES];
+    size_t hs_len;
 
     /* Incoming connections only. */
-    raft_id from; /* 0 until the hello arrived */
+    raft_id from; /* 0 until the hello arrived; trusted once hs is DONE */
     struct bytes rbuf;
     uint64_t accepted_at; /* uv_now() */
     uint64_t last_rx;     /* uv_now() of the last byte received */
@@ -128,8 +167,11 @@ struct transport
     struct sockaddr_storage local;
     bool bind_local; /* false when listening on a wildcard address */
     uv_tcp_t listener;
-    uv_timer_t sweep; /* closes incoming connections that time out */
+    /* Closes connections whose handshake takes too long, and incoming
+     * ones that stay silent for too long. */
+    uv_timer_t sweep;
     unsigned n_incoming;
+    uint8_t secret[AUTH_SECRET_MAX];
     struct peer *peers;
     struct conn *conns;
     struct transport_stats stats;
@@ -215,6 +257,7 @@ static void transport_maybe_finish(struct transport *t)
     }
     transport_close_cb cb = t->close_cb;
     void *arg = t->close_arg;
+    auth_wipe(t->secret, sizeof(t->secret));
     free(t);
     if (cb != NULL) {
         cb(arg);
@@ -406,11 +449,40 @@ static void bad_frame(struct conn *c)
     conn_close(c);
 }
 
-/* Handles the first frame of an incoming connection. */
+/* Queues one frame carrying @payload on @c and starts writing it. */
+static int queue_frame(struct conn *c, const uint8_t *payload, uint32_t len)
+{
+    if (bytes_reserve(&c->pending, CODEC_FRAME_HEADER + len) != 0) {
+        return TRANSPORT_ENOMEM;
+    }
+    uint8_t *frame = c->pending.data + c->pending.len;
+    memcpy(frame + CODEC_FRAME_HEADER, payload, len);
+    codec_frame_header(frame + CODEC_FRAME_HEADER, len, frame);
+    c->pending.len += CODEC_FRAME_HEADER + len;
+    flush(c);
+    return 0;
+}
+
+static int proof(const struct transport *t,
+                 const struct conn *c,
+                 enum auth_role role,
+                 raft_id from,
+                 raft_id to,
+                 uint8_t mac[AUTH_MAC_BYTES])
+{
+    return auth_proof(t->secret, t->opts.secret_len, role, t->opts.cluster_id,
+                      from, to, c->nonce_d, c->nonce_l, mac);
+}
+
+/* Handles the first frame of an incoming connection: a known peer of our
+ * cluster gets our challenge (our nonce and our proof), and we note the
+ * proof it must answer with. */
 static void handle_hello(struct conn *c, const uint8_t *payload, uint32_t len)
 {
     struct transport *t = c->t;
     struct codec_hello h;
+    struct codec_challenge ch;
+    uint8_t buf[CODEC_CHALLENGE_BYTES];
     if (codec_hello_decode(payload, len, &h) != 0 ||
         h.cluster_id != t->opts.cluster_id || h.to != t->opts.self ||
         peer_find(t, h.from) == NULL) {
@@ -418,15 +490,48 @@ static void handle_hello(struct conn *c, const uint8_t *payload, uint32_t len)
         conn_close(c);
         return;
     }
+    memcpy(c->nonce_d, h.nonce, AUTH_NONCE_BYTES);
+    if (auth_random(c->nonce_l, AUTH_NONCE_BYTES) != 0 ||
+        proof(t, c, AUTH_ROLE_LISTENER, h.from, t->opts.self, ch.proof) != 0 ||
+        proof(t, c, AUTH_ROLE_DIALER, h.from, t->opts.self, c->expect) != 0) {
+        conn_close(c);
+        return;
+    }
+    memcpy(ch.nonce, c->nonce_l, AUTH_NONCE_BYTES);
+    codec_challenge_encode(&ch, buf);
+    if (queue_frame(c, buf, sizeof(buf)) != 0) {
+        conn_close(c);
+        return;
+    }
+    /* Only claimed so far: nothing is delivered, and no other connection
+     * is touched, until the proof arrives. */
+    c->from = h.from;
+    c->hs = HS_PROOF;
+}
+
+/* Handles the dialer's proof: the connection is now the peer's. */
+static void handle_auth(struct conn *c, const uint8_t *payload, uint32_t len)
+{
+    struct transport *t = c->t;
+    uint8_t got[AUTH_MAC_BYTES];
+    if (codec_auth_decode(payload, len, got) != 0 ||
+        !auth_proof_equal(got, c->expect)) {
+        t->stats.auth_failures++;
+        conn_close(c);
+        return;
+    }
+    c->hs = HS_DONE;
     /* A new connection from a peer means it lost the old one (it restarted,
      * or the network dropped the old one without telling us): close the
-     * older ones so half-open sockets do not pile up. */
+     * older ones so half-open sockets do not pile up. Only a connection
+     * that proved it is that peer may do this, so a stranger cannot cut
+     * members off by claiming their ids. */
     for (struct conn *o = t->conns; o != NULL; o = o->next) {
-        if (o != c && o->peer == NULL && o->from == h.from) {
+        if (o != c && o->peer == NULL && o->from == c->from &&
+            o->hs == HS_DONE) {
             conn_close(o);
         }
     }
-    c->from = h.from;
 }
 
 /* Handles one verified message frame; a bad one closes @c. */
@@ -440,11 +545,12 @@ static void handle_message(struct conn *c, const uint8_t *payload, uint32_t len)
         bad_frame(c);
         return;
     }
-    /* The hello authenticated the sender (as far as a cluster id can): a
-     * message must not claim to come from anyone else. */
+    /* The handshake authenticated the sender: a message must not claim
+     * to come from anyone else. */
     if (m.from != c->from || m.to != t->opts.self) {
         free(block);
-        bad_frame(c);
+        t->stats.bad_senders++;
+        conn_close(c);
         return;
     }
     t->stats.frames_received++;
@@ -470,10 +576,15 @@ static void parse_frames(struct conn *c)
             bad_frame(c);
             return;
         }
-        /* Until the hello has named a known peer, nothing larger than a
-         * hello is buffered: a stranger cannot make us hold megabytes. */
-        if (c->from == 0 && len != CODEC_HELLO_BYTES) {
+        /* Until the handshake is done, only its frames, of their exact
+         * sizes, are buffered: a stranger cannot make us hold megabytes. */
+        if (c->hs == HS_HELLO && len != CODEC_HELLO_BYTES) {
             c->t->stats.rejected_hellos++;
+            conn_close(c);
+            return;
+        }
+        if (c->hs == HS_PROOF && len != CODEC_AUTH_BYTES) {
+            c->t->stats.auth_failures++;
             conn_close(c);
             return;
         }
@@ -485,8 +596,10 @@ static void parse_frames(struct conn *c)
             bad_frame(c);
             return;
         }
-        if (c->from == 0) {
+        if (c->hs == HS_HELLO) {
             handle_hello(c, payload, len);
+        } else if (c->hs == HS_PROOF) {
+            handle_auth(c, payload, len);
         } else {
             handle_message(c, payload, len);
         }
@@ -520,14 +633,71 @@ static void on_read_incoming(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     parse_frames(c);
 }
 
-/* An outgoing connection carries only our frames; the peer never writes on
- * it, so bytes from it are a protocol error and EOF means it is gone. */
-static void alloc_scratch(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* An outgoing connection carries only our frames, apart from the
+ * listener's challenge: bytes beyond it are a protocol error and EOF
+ * means the peer is gone. */
+static void alloc_outgoing(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     static char scratch[64];
-    (void)h;
+    struct conn *c = (struct conn *)h;
     (void)suggested;
+    if (c->hs == HS_CHALLENGE && c->hs_len < sizeof(c->hs_buf)) {
+        *buf = uv_buf_init((char *)c->hs_buf + c->hs_len,
+                           (unsigned int)(sizeof(c->hs_buf) - c->hs_len));
+        return;
+    }
     *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+/* Checks the listener's challenge and answers it with our proof; the
+ * connection is up from then on. */
+static void handle_challenge(struct conn *c)
+{
+    struct transport *t = c->t;
+    struct peer *p = c->peer;
+    struct codec_challenge ch;
+    uint8_t mine[AUTH_MAC_BYTES];
+    uint8_t buf[CODEC_AUTH_BYTES];
+    uint32_t len;
+    if (codec_frame_length(c->hs_buf, &len) != 0 ||
+        len != CODEC_CHALLENGE_BYTES) {
+        t->stats.auth_failures++;
+        conn_close(c);
+        return;
+    }
+    if (c->hs_len < sizeof(c->hs_buf)) {
+        return; /* more to come */
+    }
+    const uint8_t *payload = c->hs_buf + CODEC_FRAME_HEADER;
+    if (codec_frame_verify(c->hs_buf, payload) != 0 ||
+        codec_challenge_decode(payload, len, &ch) != 0) {
+        t->stats.auth_failures++;
+        conn_close(c);
+        return;
+    }
+    memcpy(c->nonce_l, ch.nonce, AUTH_NONCE_BYTES);
+    if (proof(t, c, AUTH_ROLE_LISTENER, t->opts.self, p->id, c->expect) != 0 ||
+        !auth_proof_equal(ch.proof, c->expect)) {
+        /* Whoever answers at that address does not know the secret. */
+        t->stats.auth_failures++;
+        conn_close(c);
+        return;
+    }
+    if (proof(t, c, AUTH_ROLE_DIALER, t->opts.self, p->id, mine) != 0) {
+        conn_close(c);
+        return;
+    }
+    codec_auth_encode(mine, buf);
+    if (queue_frame(c, buf, sizeof(buf)) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->hs = HS_DONE;
+    c->connected = true;
+    c->connected_at = uv_now(t->loop);
+    c->backoff_before = p->backoff_ms;
+    p->backoff_ms = BACKOFF_MIN_MS;
+    t->stats.connects++;
 }
 
 static void on_read_outgoing(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -537,10 +707,19 @@ static void on_read_outgoing(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread == 0) {
         return;
     }
-    if (nread > 0) {
-        c->t->stats.bad_frames++;
+    if (nread < 0) {
+        conn_close(c);
+        return;
     }
-    conn_close(c);
+    if (c->hs != HS_CHALLENGE || b->base != (char *)c->hs_buf + c->hs_len) {
+        c->t->stats.bad_frames++;
+        conn_close(c);
+        return;
+    }
+    c->hs_len += (size_t)nread;
+    if (c->hs_len >= CODEC_FRAME_HEADER) {
+        handle_challenge(c);
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -558,29 +737,26 @@ static void on_connect(uv_connect_t *req, int status)
         conn_close(c);
         return;
     }
-    if (uv_tcp_nodelay(&c->tcp, 1) != 0 ||
-        uv_tcp_keepalive(&c->tcp, 1, TRANSPORT_KEEPALIVE_S) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, alloc_scratch,
-                      on_read_outgoing) != 0 ||
-        bytes_reserve(&c->pending, CODEC_FRAME_HEADER + CODEC_HELLO_BYTES) !=
-            0) {
-        conn_close(c);
-        return;
-    }
-    struct codec_hello h = {.version = CODEC_VERSION,
+    struct codec_hello h = {.version = CODEC_HELLO_VERSION,
                             .cluster_id = t->opts.cluster_id,
                             .from = t->opts.self,
                             .to = p->id};
-    uint8_t *frame = c->pending.data + c->pending.len;
-    codec_hello_encode(&h, frame + CODEC_FRAME_HEADER);
-    codec_frame_header(frame + CODEC_FRAME_HEADER, CODEC_HELLO_BYTES, frame);
-    c->pending.len += CODEC_FRAME_HEADER + CODEC_HELLO_BYTES;
-    c->connected = true;
-    c->connected_at = uv_now(t->loop);
-    c->backoff_before = p->backoff_ms;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    t->stats.connects++;
-    flush(c);
+    uint8_t buf[CODEC_HELLO_BYTES];
+    c->hs = HS_CHALLENGE;
+    c->started_at = uv_now(t->loop);
+    if (uv_tcp_nodelay(&c->tcp, 1) != 0 ||
+        uv_tcp_keepalive(&c->tcp, 1, TRANSPORT_KEEPALIVE_S) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_outgoing,
+                      on_read_outgoing) != 0 ||
+        auth_random(c->nonce_d, AUTH_NONCE_BYTES) != 0) {
+        conn_close(c);
+        return;
+    }
+    memcpy(h.nonce, c->nonce_d, AUTH_NONCE_BYTES);
+    codec_hello_encode(&h, buf);
+    if (queue_frame(c, buf, sizeof(buf)) != 0) {
+        conn_close(c);
+    }
 }
 
 static void peer_connect(struct peer *p)
@@ -640,17 +816,20 @@ static void on_connection(uv_stream_t *server, int status)
     }
     t->n_incoming++;
     c->accepted_at = c->last_rx = uv_now(t->loop);
+    c->hs = HS_HELLO;
+    c->started_at = c->accepted_at;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
     if (t->n_incoming > TRANSPORT_INCOMING_MAX) {
-        /* The oldest connection that has not said hello makes room (a
-         * stranger cannot keep members out); without one, the new one is
-         * closed at once, which frees its descriptor at once. */
+        /* The oldest connection that has not finished its handshake
+         * makes room (a stranger cannot keep members out); without one,
+         * the new one is closed at once, which frees its descriptor at
+         * once. */
         struct conn *victim = c;
         for (struct conn *o = t->conns; o != NULL; o = o->next) {
-            if (o != c && o->peer == NULL && o->from == 0 && !o->closing &&
+            if (o != c && o->peer == NULL && o->hs != HS_DONE && !o->closing &&
                 (victim == c || o->accepted_at < victim->accepted_at)) {
                 victim = o;
             }
@@ -669,19 +848,24 @@ static void on_connection(uv_stream_t *server, int status)
     }
 }
 
-/* Closes incoming connections that said no hello in time, or that have
- * been silent for too long. */
+/* Closes connections whose handshake did not finish in time (incoming
+ * ones, and outgoing ones whose listener never answers), and incoming
+ * ones that have been silent for too long. */
 static void on_sweep(uv_timer_t *timer)
 {
     struct transport *t = timer->data;
     uint64_t now = uv_now(t->loop);
     for (struct conn *c = t->conns; c != NULL; c = c->next) {
-        if (c->peer != NULL || c->closing) {
+        if (c->closing || c->hs == HS_CONNECTING) {
             continue;
         }
-        if ((c->from == 0 &&
-             now - c->accepted_at >= TRANSPORT_HELLO_TIMEOUT_MS) ||
-            now - c->last_rx >= TRANSPORT_IDLE_TIMEOUT_MS) {
+        if (c->hs != HS_DONE &&
+            now - c->started_at >= TRANSPORT_HELLO_TIMEOUT_MS) {
+            t->stats.timed_out++;
+            t->stats.handshake_timeouts++;
+            conn_close(c);
+        } else if (c->peer == NULL &&
+                   now - c->last_rx >= TRANSPORT_IDLE_TIMEOUT_MS) {
             t->stats.timed_out++;
             conn_close(c);
         }
@@ -714,8 +898,22 @@ int transport_create(uv_loop_t *loop,
     struct sockaddr_storage addr;
     int rv;
 
-    if (loop == NULL || opts == NULL || out == NULL || opts->self == 0) {
+    if (loop == NULL || opts == NULL || out == NULL || opts->self == 0 ||
+        (opts->secret_len > 0 && opts->secret == NULL)) {
         return TRANSPORT_EINVAL;
+    }
+    /* A cluster is not open by accident: without a secret the caller must
+     * say it wants no peer authentication. */
+    if (opts->secret_len > AUTH_SECRET_MAX ||
+        (opts->secret_len < AUTH_SECRET_MIN &&
+         !(opts->secret_len == 0 && opts->insecure))) {
+        if (errmsg != NULL) {
+            snprintf(errmsg, errmsg_len,
+                     "transport: the cluster secret must be %u to %u bytes "
+                     "(it has %zu), or insecure mode chosen explicitly",
+                     AUTH_SECRET_MIN, AUTH_SECRET_MAX, opts->secret_len);
+        }
+        return TRANSPORT_ENOSECRET;
     }
     if (resolve(opts->listen_host, opts->listen_port, &addr) != 0) {
         if (errmsg != NULL) {
@@ -743,6 +941,10 @@ int transport_create(uv_loop_t *loop,
         in6->sin6_port = 0;
         t->bind_local = !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
     }
+    if (opts->secret_len > 0) {
+        memcpy(t->secret, opts->secret, opts->secret_len);
+    }
+    t->opts.secret = NULL;
     if (t->opts.send_queue_bytes_max == 0) {
         t->opts.send_queue_bytes_max = DEFAULT_QUEUE_BYTES_MAX;
     }
@@ -760,6 +962,7 @@ int transport_create(uv_loop_t *loop,
 
     rv = uv_tcp_init(loop, &t->listener);
     if (rv != 0) {
+        auth_wipe(t->secret, sizeof(t->secret));
         free(t);
         return TRANSPORT_ENOMEM;
     }
@@ -781,7 +984,7 @@ int transport_create(uv_loop_t *loop,
     uv_timer_init(loop, &t->sweep);
     t->sweep.data = t;
     t->handles++;
-    uv_timer_start(&t->sweep, on_sweep, 1000, 1000);
+    uv_timer_start(&t->sweep, on_sweep, HANDSHAKE_SWEEP_MS, HANDSHAKE_SWEEP_MS);
     *out = t;
     return 0;
 

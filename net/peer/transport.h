@@ -3,12 +3,16 @@
  *
  * Each node listens on its peer address. For every peer it keeps one
  * outgoing connection, on which it sends; it receives on the connections
- * peers open to it. A connection starts with a hello frame naming the
- * cluster and both node ids; a peer of another cluster or with an unknown
- * id is disconnected. Lost connections are re-established with exponential
- * backoff (50 ms doubling up to 2 s). Messages to a peer that is not
- * connected, or whose send queue is over its limit, are dropped and the
- * drop is reported through the unreachable callback: Raft retransmits.
+ * peers open to it. A connection starts with a handshake: a hello naming
+ * the cluster and both node ids, then a challenge-response in both
+ * directions over the cluster secret (auth.h). A peer of another cluster,
+ * with an unknown id or without the secret is disconnected; a connection
+ * carries messages only once both sides proved themselves, and only
+ * messages from the member it authenticated as. Lost connections are
+ * re-established with exponential backoff (50 ms doubling up to 2 s). Messages
+ * to a peer that is not connected, or whose send queue is over its limit, are
+ * dropped and the drop is reported through the unreachable callback: Raft
+ * retransmits.
  *
  * Everything runs on the loop thread that created the transport.
  */
@@ -29,6 +33,8 @@ enum {
     TRANSPORT_EUNKNOWN = -6004, /* no such peer */
     TRANSPORT_EFULL = -6005,    /* peer's send queue is over its limit */
     TRANSPORT_EDOWN = -6006,    /* peer not connected */
+    /* No cluster secret (or one of the wrong length) and not insecure. */
+    TRANSPORT_ENOSECRET = -6007,
 };
 
 const char *transport_strerror(int code);
@@ -62,6 +68,16 @@ typedef void (*transport_close_cb)(void *arg);
 struct transport_options
 {
     uint64_t cluster_id;
+    /* The secret every member of the cluster shares (copied):
+     * AUTH_SECRET_MIN to AUTH_SECRET_MAX bytes. Peers prove they know it
+     * before any message is accepted from them. */
+    const uint8_t *secret;
+    size_t secret_len;
+    /* Allows an empty secret: the handshake still runs but proves
+     * nothing, so anyone who can reach the peer port and knows the
+     * cluster id and a member id can speak for that member. For tests and
+     * for networks that only members can reach. */
+    bool insecure;
     raft_id self;
     /* Copied; e.g. "127.0.0.1". Connections to peers are made from this
      * address too (unless it is a wildcard), so that a firewall rule on a
@@ -81,6 +97,7 @@ struct transport_options
 };
 
 /* Creates the transport and starts listening. Returns 0, TRANSPORT_EINVAL,
+ * TRANSPORT_ENOSECRET (no usable secret and not insecure),
  * TRANSPORT_EADDR (with a message in @errmsg, which may be NULL) or
  * TRANSPORT_ENOMEM. After TRANSPORT_EADDR the listening handle is still
  * closing: run the loop (UV_RUN_NOWAIT suffices) before uv_loop_close().
@@ -126,6 +143,11 @@ struct transport_stats
     uint64_t rejected_hellos; /* wrong cluster or unknown node */
     uint64_t refused;         /* incoming over TRANSPORT_INCOMING_MAX */
     uint64_t timed_out;       /* no hello, or idle, for too long */
+    uint64_t auth_failures;   /* a proof that did not match, either side */
+    uint64_t bad_senders;     /* a message not from the authenticated peer */
+    /* Incoming or outgoing connections closed because the handshake did
+     * not finish in time, or to make room for newer handshakes. */
+    uint64_t handshake_timeouts;
 };
 
 void transport_stats(const struct transport *t, struct transport_stats *out);

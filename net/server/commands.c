@@ -622,6 +622,16 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
         cmd_req_finish(r);
         return;
     }
+    /* The auth gate: with a password set, a connection that has not
+     * proved it knows it runs nothing but AUTH, HELLO (with AUTH, checked
+     * there) and QUIT, as Redis's requirepass does. */
+    if (c->env->opts.password_hash[0] != '\0' && !c->authenticated &&
+        d->fn != cmd_auth && d->fn != cmd_hello && d->fn != cmd_quit) {
+        rep_error(r, "NOAUTH Authentication required.");
+        c->multi_dirty = c->in_multi;
+        cmd_req_finish(r);
+        return;
+    }
     if (c->in_multi && !runs_in_multi(d, req)) {
         if (d->view_fn == NULL) {
             rep_error(r, "ERR Command not allowed inside a transaction");

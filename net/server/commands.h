@@ -92,6 +92,8 @@ struct cmd_env
      * token of the next (commands_snapshot.c). */
     unsigned n_exports;
     uint64_t next_export_token;
+    /* Password checks on worker threads (SERVER_AUTH_CHECKS_MAX). */
+    unsigned auth_checks;
     /* Called by cmd_req_finish(); set by the server. */
     void (*req_done)(struct cmd_req *r);
     /* Writes @len bytes that are one whole out-of-band frame (a watch's
@@ -129,7 +131,10 @@ struct cmd_client
 {
     struct cmd_env *env;
     uint64_t id;
-    int proto;     /* 2 or 3 (HELLO) */
+    int proto; /* 2 or 3 (HELLO) */
+    /* AUTH (or HELLO ... AUTH) succeeded; meaningful only when the server
+     * has a password. */
+    bool authenticated;
     bool readonly; /* READONLY: stale, follower-local reads */
     char *name;    /* CLIENT SETNAME; NULL if none */
     bool in_multi;

@@ -11,6 +11,7 @@
 
 #include "bnode.h"
 #include "commands.h"
+#include "passwd.h"
 
 #define BALLOT_VERSION_STRING "0.1.0"
 
@@ -54,17 +55,6 @@ CMD_DECL_VIEW(cmd_echo_view)
     (void)v;
     (void)argc;
     rep_bulk(r, argv[1], argvlen[1]);
-}
-
-CMD_DECL(cmd_auth)
-{
-    (void)argc;
-    (void)argv;
-    (void)argvlen;
-    rep_error(r,
-              "ERR AUTH is not supported yet: ballot has no "
-              "authentication");
-    cmd_req_finish(r);
 }
 
 CMD_DECL(cmd_select)
@@ -208,6 +198,192 @@ static const char *role_of(uint8_t state)
     }
 }
 
+/* ---------------------------------------------------------------------- */
+/* Authentication                                                          */
+
+/* HELLO's reply, once its options were checked (and its AUTH passed). */
+static void hello_apply(struct cmd_req *r,
+                        int proto,
+                        const char *name,
+                        size_t name_len)
+{
+    struct cmd_client *c = r->client;
+    if (name != NULL && set_name(r, name, name_len) != 0) {
+        return;
+    }
+    c->proto = proto;
+    (void)resp_buf_set_proto(&r->reply, proto);
+    struct bnode_status st;
+    bnode_status(c->env->node, &st);
+    rep_map(r, 7);
+    rep_cstr(r, "server");
+    rep_cstr(r, "ballot");
+    rep_cstr(r, "version");
+    rep_cstr(r, BALLOT_VERSION_STRING);
+    rep_field_int(r, "proto", proto);
+    rep_field_int(r, "id", (int64_t)c->id);
+    /* A client sees one server holding every key: standalone, not Redis
+     * Cluster (ballot has no CLUSTER command nor hash slots). */
+    rep_cstr(r, "mode");
+    rep_cstr(r, "standalone");
+    rep_cstr(r, "role");
+    rep_cstr(r, st.state == RAFT_LEADER ? "master" : "replica");
+    rep_cstr(r, "modules");
+    rep_array(r, 0);
+}
+
+/* A password check on a worker thread, for AUTH or HELLO ... AUTH. */
+struct auth_check
+{
+    uv_work_t work;
+    struct cmd_req *r;
+    char hash[SERVER_PASSWORD_HASH_MAX];
+    char *password; /* copied; wiped and freed after the check */
+    size_t password_len;
+    bool ok;
+    bool hello; /* then apply HELLO with what follows */
+    int proto;
+    char *name; /* HELLO SETNAME, copied; NULL if none */
+    size_t name_len;
+};
+
+static void auth_check_run(uv_work_t *w)
+{
+    struct auth_check *a = w->data;
+    a->ok = passwd_verify(a->hash, a->password, a->password_len);
+}
+
+static void auth_check_free(struct auth_check *a)
+{
+    if (a->password != NULL) {
+        memset(a->password, 0, a->password_len);
+        free(a->password);
+    }
+    free(a->name);
+    free(a);
+}
+
+static void auth_check_done(uv_work_t *w, int status)
+{
+    struct auth_check *a = w->data;
+    struct cmd_req *r = a->r;
+    struct cmd_client *c = r->client;
+    c->env->auth_checks--;
+    if (status != 0 || !a->ok) {
+        /* Redis's words, so that clients recognize the failure. */
+        rep_error(r,
+                  "WRONGPASS invalid username-password pair or user is "
+                  "disabled.");
+    } else {
+        c->authenticated = true;
+        if (a->hello) {
+            hello_apply(r, a->proto, a->name, a->name_len);
+        } else {
+            rep_ok(r);
+        }
+    }
+    auth_check_free(a);
+    cmd_req_finish(r);
+}
+
+/* Starts checking @user/@pw for @r, then finishes @r (OK, HELLO's reply or
+ * WRONGPASS). Only the default user exists (docs/security.md). Finishes
+ * @r itself on an early refusal. */
+static void auth_start(struct cmd_req *r,
+                       const char *user,
+                       size_t user_len,
+                       const char *pw,
+                       size_t pw_len,
+                       bool hello,
+                       int proto,
+                       const char *name,
+                       size_t name_len)
+{
+    struct cmd_env *env = r->client->env;
+    bool is_default = user_len == 7 && memcmp(user, "default", 7) == 0;
+    if (user != NULL && !is_default) {
+        rep_error(r,
+                  "WRONGPASS invalid username-password pair or user is "
+                  "disabled.");
+        cmd_req_finish(r);
+        return;
+    }
+    if (env->opts.password_hash[0] == '\0') {
+        /* As Redis with a default user that has no password: any
+         * password passes when the user is named, and AUTH with a
+         * password alone is a configuration mistake worth saying. */
+        if (user == NULL) {
+            rep_error(r,
+                      "ERR AUTH <password> called without any password "
+                      "configured for the default user. Are you sure "
+                      "your configuration is correct?");
+        } else if (hello) {
+            hello_apply(r, proto, name, name_len);
+        } else {
+            rep_ok(r);
+        }
+        cmd_req_finish(r);
+        return;
+    }
+    if (pw_len > PASSWD_BYTES_MAX) {
+        rep_error(r,
+                  "WRONGPASS invalid username-password pair or user is "
+                  "disabled.");
+        cmd_req_finish(r);
+        return;
+    }
+    if (env->auth_checks >= SERVER_AUTH_CHECKS_MAX) {
+        rep_error(r, "BUSY too many password checks in progress, retry");
+        cmd_req_finish(r);
+        return;
+    }
+    struct auth_check *a = calloc(1, sizeof(*a));
+    if (a == NULL || (a->password = malloc(pw_len + 1)) == NULL ||
+        (name != NULL && (a->name = malloc(name_len + 1)) == NULL)) {
+        if (a != NULL) {
+            auth_check_free(a);
+        }
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
+    }
+    a->r = r;
+    memcpy(a->hash, env->opts.password_hash, sizeof(a->hash));
+    memcpy(a->password, pw, pw_len);
+    a->password_len = pw_len;
+    a->hello = hello;
+    a->proto = proto;
+    if (name != NULL) {
+        memcpy(a->name, name, name_len);
+        a->name_len = name_len;
+    }
+    a->work.data = a;
+    if (uv_queue_work(env->loop, &a->work, auth_check_run, auth_check_done) !=
+        0) {
+        auth_check_free(a);
+        rep_error(r, "ERR cannot check the password now, retry");
+        cmd_req_finish(r);
+        return;
+    }
+    env->auth_checks++;
+}
+
+/* AUTH password | AUTH username password (only "default" exists). */
+CMD_DECL(cmd_auth)
+{
+    if (argc > 3) {
+        rep_error(r, "ERR syntax error");
+        cmd_req_finish(r);
+        return;
+    }
+    if (argc == 2) {
+        auth_start(r, NULL, 0, argv[1], argvlen[1], false, 0, NULL, 0);
+    } else {
+        auth_start(r, argv[1], argvlen[1], argv[2], argvlen[2], false, 0, NULL,
+                   0);
+    }
+}
+
 CMD_DECL(cmd_hello)
 {
     struct cmd_client *c = r->client;
@@ -230,15 +406,16 @@ CMD_DECL(cmd_hello)
     }
     /* Check every option before changing anything: HELLO either applies
      * whole or not at all. */
-    const char *name = NULL;
-    size_t name_len = 0;
+    const char *name = NULL, *user = NULL, *pw = NULL;
+    size_t name_len = 0, user_len = 0, pw_len = 0;
     for (; i < argc; i++) {
         bool more = i + 1 < argc;
         if (cmd_arg_is(argv[i], argvlen[i], "auth") && i + 2 < argc) {
-            rep_error(r,
-                      "ERR AUTH is not supported yet: ballot has no "
-                      "authentication");
-            goto done;
+            user = argv[i + 1];
+            user_len = argvlen[i + 1];
+            pw = argv[i + 2];
+            pw_len = argvlen[i + 2];
+            i += 2;
         } else if (cmd_arg_is(argv[i], argvlen[i], "setname") && more) {
             name = argv[i + 1];
             name_len = argvlen[i + 1];
@@ -249,28 +426,20 @@ CMD_DECL(cmd_hello)
             goto done;
         }
     }
-    if (name != NULL && set_name(r, name, name_len) != 0) {
+    if (user != NULL) {
+        auth_start(r, user, user_len, pw, pw_len, true, proto, name, name_len);
+        return;
+    }
+    if (c->env->opts.password_hash[0] != '\0' && !c->authenticated) {
+        rep_error(r,
+                  "NOAUTH HELLO must be called with the client already "
+                  "authenticated, otherwise the HELLO <proto> AUTH "
+                  "<user> <pass> option can be used to authenticate the "
+                  "client and select the RESP protocol version at the "
+                  "same time");
         goto done;
     }
-    c->proto = proto;
-    (void)resp_buf_set_proto(&r->reply, proto);
-    struct bnode_status st;
-    bnode_status(c->env->node, &st);
-    rep_map(r, 7);
-    rep_cstr(r, "server");
-    rep_cstr(r, "ballot");
-    rep_cstr(r, "version");
-    rep_cstr(r, BALLOT_VERSION_STRING);
-    rep_field_int(r, "proto", proto);
-    rep_field_int(r, "id", (int64_t)c->id);
-    /* A client sees one server holding every key: standalone, not Redis
-     * Cluster (ballot has no CLUSTER command nor hash slots). */
-    rep_cstr(r, "mode");
-    rep_cstr(r, "standalone");
-    rep_cstr(r, "role");
-    rep_cstr(r, st.state == RAFT_LEADER ? "master" : "replica");
-    rep_cstr(r, "modules");
-    rep_array(r, 0);
+    hello_apply(r, proto, name, name_len);
 done:
     cmd_req_finish(r);
 }
@@ -284,6 +453,8 @@ CMD_DECL(cmd_reset)
     cmd_client_discard(c);
     cmd_client_unwatch(c);
     c->readonly = false;
+    /* Redis: RESET deauthenticates the connection. */
+    c->authenticated = false;
     c->proto = 2;
     free(c->name);
     c->name = NULL;
@@ -467,6 +638,19 @@ CMD_DECL(cmd_info)
                             st.keys);
         }
         n = cmd_appendf(buf, sizeof(buf), n, "\r\n");
+    }
+    if (all || cmd_arg_is(argv[1], argvlen[1], "peers")) {
+        n = cmd_appendf(
+            buf, sizeof(buf), n,
+            "# Peers\r\npeer_rejected_hellos:%" PRIu64
+            "\r\npeer_auth_failures:%" PRIu64 "\r\npeer_bad_senders:%" PRIu64
+            "\r\npeer_bad_frames:%" PRIu64
+            "\r\npeer_handshake_timeouts:%" PRIu64
+            "\r\nraft_msgs_rejected:%" PRIu64 "\r\nraft_msgs_bad_term:%" PRIu64
+            "\r\n\r\n",
+            st.peer_rejected_hellos, st.peer_auth_failures, st.peer_bad_senders,
+            st.peer_bad_frames, st.peer_handshake_timeouts,
+            st.raft_msgs_rejected, st.raft_msgs_bad_term);
     }
     rep_verbatim(r, buf, n);
     cmd_req_finish(r);

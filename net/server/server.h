@@ -86,6 +86,12 @@ enum {
  * that is less), so a download of any size holds at most this much (plus
  * its reply) in memory at a time. */
 #define SERVER_EXPORT_CHUNK_MAX (1024u * 1024u)
+/* Room for the client password's stored hash (passwd.h). */
+#define SERVER_PASSWORD_HASH_MAX 160u
+/* Password checks running at once (each holds a worker thread for tens of
+ * milliseconds); more AUTH requests meanwhile get BUSY, so that a flood of
+ * them cannot take the thread pool the WAL's syncs need. */
+#define SERVER_AUTH_CHECKS_MAX 2u
 
 struct server_options
 {
@@ -99,6 +105,11 @@ struct server_options
     uint64_t request_timeout_ms; /* 0 = off */
     uint64_t export_idle_ms;     /* 0 = off */
     uint64_t memory_max;         /* all clients' buffers, see above */
+    /* The default user's password, as passwd_hash() stores it; empty:
+     * no password, every connection may run every command (Redis's
+     * default). With one, a connection runs nothing but AUTH, HELLO ...
+     * AUTH and QUIT until it authenticated (docs/security.md). */
+    char password_hash[SERVER_PASSWORD_HASH_MAX];
 };
 
 /* Fills @opts with the SERVER_*_DEFAULT values and resp's default request

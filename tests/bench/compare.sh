@@ -239,9 +239,12 @@ run_ballot() {
     local members=(--member "1=127.0.0.1:$BALLOT_PORT:$((BALLOT_PORT + 1))"
                    --member "2=127.0.0.2:$BALLOT_PORT:$((BALLOT_PORT + 1))"
                    --member "3=127.0.0.3:$BALLOT_PORT:$((BALLOT_PORT + 1))")
+    # Peers authenticate with a shared secret, as in production.
+    "$BUILD/net/ballotd" secret "$dir/cluster.secret" || die "cannot make a cluster secret"
     for i in 1 2 3; do
         # shellcheck disable=SC2086 # BALLOT_ARGS is a list of flags
         "$BUILD/net/ballotd" --id "$i" --data "$dir/n$i" "${members[@]}" --bootstrap \
+            --cluster_secret_file "$dir/cluster.secret" \
             ${BALLOT_ARGS:-} >>"$dir/n$i.log" 2>&1 &
         PIDS+=($!)
     done

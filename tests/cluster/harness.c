@@ -363,6 +363,17 @@ void cl_start_node(struct cluster *c, unsigned id)
     if (!c->no_bootstrap && !n->join) {
         argv[a++] = "--bootstrap";
     }
+    if (c->password_file[0] != '\0') {
+        argv[a++] = "--client_password_file";
+        argv[a++] = c->password_file;
+    }
+    if (c->insecure) {
+        argv[a++] = "--insecure_peers";
+        argv[a++] = "true";
+    } else {
+        argv[a++] = "--cluster_secret_file";
+        argv[a++] = c->secret_file;
+    }
     snprintf(args[CL_MAX + 1], sizeof(args[CL_MAX + 1]), "%d", n->metrics_port);
     argv[a++] = "--metrics_port";
     argv[a++] = args[CL_MAX + 1];
@@ -415,6 +426,29 @@ void cl_start_args(struct cluster *c, unsigned n, const char *const *extra_args)
     }
 }
 
+/* Writes a random cluster secret (64 hex digits) to root/cluster.secret,
+ * readable by its owner only, as `ballotd secret` would. */
+static void make_secret(struct cluster *c)
+{
+    uint8_t raw[32];
+    char hex[2 * sizeof(raw) + 2];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(read(fd, raw, sizeof(raw)), (ssize_t)sizeof(raw));
+    close(fd);
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    hex[2 * sizeof(raw)] = '\n';
+    snprintf(c->secret_file, sizeof(c->secret_file), "%s/cluster.secret",
+             c->root);
+    fd = open(c->secret_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, hex, 2 * sizeof(raw) + 1),
+                     (ssize_t)(2 * sizeof(raw) + 1));
+    close(fd);
+}
+
 void cl_prepare_args(struct cluster *c,
                      unsigned n,
                      const char *const *extra_args)
@@ -425,6 +459,7 @@ void cl_prepare_args(struct cluster *c,
     c->ballotd = BALLOTD_PATH;
     snprintf(c->root, sizeof(c->root), "/tmp/ballot-cluster-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(c->root));
+    make_secret(c);
     int base = reserve_ports();
     for (unsigned i = 0; i < n; i++) {
         struct cl_node *nd = &c->nodes[i];
@@ -503,6 +538,18 @@ int cl_cmd(struct cluster *c,
     memset(r, 0, sizeof(*r));
     if (cl_connect(&conn, c->nodes[id - 1].client_port, timeout_ms) != 0) {
         return -1;
+    }
+    if (c->password != NULL) {
+        const char *auth[] = {"AUTH", c->password};
+        struct cl_reply a;
+        memset(&a, 0, sizeof(a));
+        int ok =
+            cl_call(&conn, timeout_ms, &a, 2, auth) == 0 && a.type == CL_STATUS;
+        cl_reply_free(&a);
+        if (!ok) {
+            cl_close(&conn);
+            return -1;
+        }
     }
     int rv = cl_call(&conn, timeout_ms, r, argc, argv);
     cl_close(&conn);

@@ -105,6 +105,16 @@ struct cluster
     /* If not 0, nodes run with RLIMIT_NOFILE at this (soft and hard), as
      * under `ulimit -n`. */
     unsigned nofile;
+    /* The cluster secret every node is started with (made by
+     * cl_prepare_args(), mode 600, in @root). */
+    char secret_file[300];
+    /* Start nodes with --insecure_peers true and no secret instead. */
+    bool insecure;
+    /* The client password (NULL: none): cl_prepare_args() leaves it
+     * unset; set it and @password_file (a `ballotd passwd` file) before
+     * cl_start_node(), and cl_cmd() authenticates with it. */
+    const char *password;
+    char password_file[300];
 };
 
 /* Creates a temporary directory and starts @n nodes bootstrapping a new

@@ -20,8 +20,12 @@ for i in 1 2 3; do
     port=$((base + (i - 1) * 3))
     members+=(--member "$i=127.0.0.1:$port:$((port + 1))")
 done
+# The cluster secret the nodes authenticate each other with (64 hex
+# digits, owner-only, as `ballotd secret` makes it).
+(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$tmp/cluster.secret")
 node_flags() { # ID: the ballotd flags of node ID
-    echo --id "$1" --data "$tmp/n$1" --metrics_port 0 --bootstrap "${members[@]}"
+    echo --id "$1" --data "$tmp/n$1" --metrics_port 0 --bootstrap "${members[@]}" \
+        --cluster_secret_file "$tmp/cluster.secret"
 }
 # Waits until FILE has a line matching PATTERN, for at most SECONDS.
 wait_line() {
@@ -72,6 +76,7 @@ config_watch)
     # shellcheck disable=SC2046
     "$bin/config_watch" --id 1 --data "$tmp/n1" --metrics_port 0 --bootstrap \
         --member "1=127.0.0.1:$port:$((port + 1))" --until config/stop=yes \
+        --cluster_secret_file "$tmp/cluster.secret" \
         >"$tmp/out" 2>"$tmp/err" &
     watcher=$!
     pids+=($watcher)
@@ -97,6 +102,7 @@ locked_file)
     port=$base
     "$bin/locked_file" --id 1 --data "$tmp/n1" --metrics_port 0 --bootstrap \
         --member "1=127.0.0.1:$port:$((port + 1))" --file "$tmp/counter" \
+        --cluster_secret_file "$tmp/cluster.secret" \
         --threads 4 --rounds 25 >"$tmp/out" 2>&1 || { cat "$tmp/out"; exit 1; }
     grep -qx "count 100 of 100" "$tmp/out"
     # The tokens only grow, one per holder.

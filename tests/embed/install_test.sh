@@ -31,7 +31,10 @@ cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/nu
 cmake --build "$tmp/cm/build" >/dev/null
 
 bin="$tmp/prefix/bin"
+"$bin/ballotd" secret "$tmp/cluster.secret"
+export JOINER_SECRET_FILE="$tmp/cluster.secret"
 "$bin/ballotd" --id 1 --data "$tmp/n1" --member "1=127.0.0.1:$p1:$((p1 + 1))" \
+    --cluster_secret_file "$tmp/cluster.secret" \
     --metrics_port 0 --bootstrap >"$tmp/n1.log" 2>&1 &
 pids+=($!)
 ep="127.0.0.1:$p1"

@@ -37,6 +37,8 @@ static struct ballot_config *config_for(struct cluster *c, unsigned id)
     snprintf(v, sizeof(v), "%d", c->nodes[id - 1].metrics_port);
     ck_assert_int_eq(ballot_config_set(cfg, "metrics_port", v), 0);
     ck_assert_int_eq(ballot_config_set(cfg, "bootstrap", "true"), 0);
+    ck_assert_int_eq(
+        ballot_config_set(cfg, "cluster_secret_file", c->secret_file), 0);
     return cfg;
 }
 

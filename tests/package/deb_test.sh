@@ -38,7 +38,12 @@ grep -q '^Restart=on-failure$' "$unit"
 mkdir -p "$root/etc/ballot" "$root/var/lib/ballot"
 sed -e "s#^data = .*#data = $root/var/lib/ballot#" \
     -e "s#^member = 1=127.0.0.1:7379:7380#member = 1=127.0.0.1:$base:$((base + 1))#" \
+    -e "s#^cluster_secret_file = /etc/ballot/#cluster_secret_file = $root/etc/ballot/#" \
     "$root/usr/share/ballot/ballotd.conf" >"$root/etc/ballot/ballotd.conf"
+# The secret postinst makes.
+dpkg-deb -e "$deb" "$tmp/ctl"
+grep -q 'ballotd secret /etc/ballot/cluster.secret' "$tmp/ctl/postinst"
+"$root/usr/bin/ballotd" secret "$root/etc/ballot/cluster.secret"
 rewrite() { sed -e "s#/usr/bin/#$root/usr/bin/#g" -e "s#/etc/ballot/#$root/etc/ballot/#g" <<<"$1"; }
 # shellcheck disable=SC2046
 $(rewrite "$pre") | grep -qx "configuration ok"

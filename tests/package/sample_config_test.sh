@@ -15,10 +15,17 @@ for n in $names; do
     grep -qE "^#? ?$n = " "$sample" || missing="$missing $n"
 done
 [ -z "$missing" ] || { echo "settings missing from contrib/ballotd.conf:$missing"; exit 1; }
-"$ballotd" --config "$sample" --check-config | grep -qx "configuration ok"
+# The files the sample names under /etc/ballot (the package's postinst
+# makes the cluster secret there) are made in a scratch directory.
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+"$ballotd" secret "$dir/cluster.secret"
+echo "sample password" | "$ballotd" passwd "$dir/client.password"
+sed -e "s#/etc/ballot/#$dir/#" "$sample" >"$dir/sample.conf"
+"$ballotd" --config "$dir/sample.conf" --check-config | grep -qx "configuration ok"
 # Every commented default is accepted too.
-tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
-sed -E 's/^# ([a-z_]+ = )/\1/' "$sample" | grep -vE '^(member = [23]=|voters = )' >"$tmp"
+tmp=$dir/all.conf
+sed -E 's/^# ([a-z_]+ = )/\1/' "$dir/sample.conf" |
+    grep -vE '^(member = [23]=|voters = )' >"$tmp"
 "$ballotd" --config "$tmp" --check-config | grep -qx "configuration ok"
 echo "$(wc -w <<<"$names") settings, all in the sample, which ballotd accepts"

@@ -491,15 +491,18 @@ START_TEST(test_codec_refuses_snapshot_confs_over_the_limit)
 }
 END_TEST
 
-/* A hello round trips; bad magic, length or ids are EINVAL and another
- * version is EVERSION. */
+/* A hello round trips with its nonce; bad magic, length or ids are
+ * EINVAL and another version (1 had no handshake) is EVERSION. */
 START_TEST(test_codec_hello_round_trips_and_rejects_bad_fields)
 {
-    struct codec_hello h = {.version = CODEC_VERSION,
+    struct codec_hello h = {.version = CODEC_HELLO_VERSION,
                             .cluster_id = UINT64_MAX,
                             .from = 3,
                             .to = UINT64_MAX},
                        got;
+    for (unsigned i = 0; i < CODEC_NONCE_BYTES; i++) {
+        h.nonce[i] = (uint8_t)(i * 7 + 1);
+    }
     uint8_t buf[CODEC_HELLO_BYTES + 1];
     codec_hello_encode(&h, buf);
     ck_assert_int_eq(codec_hello_decode(buf, CODEC_HELLO_BYTES, &got), 0);
@@ -507,6 +510,7 @@ START_TEST(test_codec_hello_round_trips_and_rejects_bad_fields)
     ck_assert_uint_eq(got.cluster_id, h.cluster_id);
     ck_assert_uint_eq(got.from, h.from);
     ck_assert_uint_eq(got.to, h.to);
+    ck_assert_int_eq(memcmp(got.nonce, h.nonce, CODEC_NONCE_BYTES), 0);
     for (size_t n = 0; n <= CODEC_HELLO_BYTES + 1; n++) {
         if (n != CODEC_HELLO_BYTES) {
             ck_assert_int_eq(codec_hello_decode(buf, n, &got), CODEC_EINVAL);
@@ -515,14 +519,59 @@ START_TEST(test_codec_hello_round_trips_and_rejects_bad_fields)
     buf[0] ^= 1;
     ck_assert_int_eq(codec_hello_decode(buf, CODEC_HELLO_BYTES, &got),
                      CODEC_EINVAL);
-    h.version = 2;
+    h.version = 1;
     codec_hello_encode(&h, buf);
     ck_assert_int_eq(codec_hello_decode(buf, CODEC_HELLO_BYTES, &got),
                      CODEC_EVERSION);
-    h.version = CODEC_VERSION;
+    h.version = CODEC_HELLO_VERSION;
     h.from = 0;
     codec_hello_encode(&h, buf);
     ck_assert_int_eq(codec_hello_decode(buf, CODEC_HELLO_BYTES, &got),
+                     CODEC_EINVAL);
+}
+END_TEST
+
+/* The challenge and the proof frames round trip; a wrong length or magic
+ * is EINVAL, and neither can be taken for the other or for a hello. */
+START_TEST(test_codec_handshake_frames_round_trip_and_reject_bad_fields)
+{
+    struct codec_challenge ch, got;
+    uint8_t proof[CODEC_PROOF_BYTES], back[CODEC_PROOF_BYTES];
+    uint8_t buf[CODEC_CHALLENGE_BYTES + 1];
+    struct codec_hello h;
+    for (unsigned i = 0; i < CODEC_NONCE_BYTES; i++) {
+        ch.nonce[i] = (uint8_t)i;
+        ch.proof[i] = (uint8_t)(255 - i);
+        proof[i] = (uint8_t)(i ^ 0x5a);
+    }
+    codec_challenge_encode(&ch, buf);
+    ck_assert_int_eq(codec_challenge_decode(buf, CODEC_CHALLENGE_BYTES, &got),
+                     0);
+    ck_assert_int_eq(memcmp(&got, &ch, sizeof(ch)), 0);
+    for (size_t n = 0; n <= CODEC_CHALLENGE_BYTES + 1; n++) {
+        if (n != CODEC_CHALLENGE_BYTES) {
+            ck_assert_int_eq(codec_challenge_decode(buf, n, &got),
+                             CODEC_EINVAL);
+        }
+    }
+    ck_assert_int_eq(codec_auth_decode(buf, CODEC_AUTH_BYTES, back),
+                     CODEC_EINVAL);
+    buf[1] ^= 1;
+    ck_assert_int_eq(codec_challenge_decode(buf, CODEC_CHALLENGE_BYTES, &got),
+                     CODEC_EINVAL);
+
+    codec_auth_encode(proof, buf);
+    ck_assert_int_eq(codec_auth_decode(buf, CODEC_AUTH_BYTES, back), 0);
+    ck_assert_int_eq(memcmp(back, proof, sizeof(proof)), 0);
+    for (size_t n = 0; n <= CODEC_AUTH_BYTES + 1; n++) {
+        if (n != CODEC_AUTH_BYTES) {
+            ck_assert_int_eq(codec_auth_decode(buf, n, back), CODEC_EINVAL);
+        }
+    }
+    ck_assert_int_eq(codec_hello_decode(buf, CODEC_HELLO_BYTES, &h),
+                     CODEC_EINVAL);
+    buf[3] ^= 1;
+    ck_assert_int_eq(codec_auth_decode(buf, CODEC_AUTH_BYTES, back),
                      CODEC_EINVAL);
 }
 END_TEST
@@ -604,6 +653,8 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, test_codec_refuses_entries_over_the_size_limit);
     tcase_add_test(tc, test_codec_refuses_snapshot_confs_over_the_limit);
     tcase_add_test(tc, test_codec_hello_round_trips_and_rejects_bad_fields);
+    tcase_add_test(
+        tc, test_codec_handshake_frames_round_trip_and_reject_bad_fields);
     tcase_add_test(tc, test_codec_frame_header_checks_length_and_checksum);
     tcase_add_test(tc, test_codec_strerror_names_every_code);
     suite_add_tcase(s, tc);

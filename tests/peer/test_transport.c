@@ -19,11 +19,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "peer_util.h"
 #include "transport.h"
 
 #define CLUSTER 0xba11070000000001u
+/* The cluster secret every test node shares, unless a test gives one its
+ * own (struct node's secret). */
+static const char SECRET[] = "0123456789abcdef0123456789abcdef-test";
 #define MAX_NODES 4
 #define WAIT_MS 10000
 
@@ -41,6 +45,8 @@ struct node
     raft_id id;
     int port;
     uint64_t queue_max;
+    const char *secret; /* NULL: SECRET */
+    bool insecure;      /* no secret at all */
     struct rec *recv;
     size_t n_recv;
     unsigned unreachable[MAX_NODES + 8];
@@ -125,15 +131,20 @@ static void run_for(uint64_t ms)
 /* Starts node @n's transport, on its old port if it had one. */
 static void node_start(struct node *n, raft_id id)
 {
-    struct transport_options o = {.cluster_id = CLUSTER,
-                                  .self = id,
-                                  .listen_host = listen_host,
-                                  .send_queue_bytes_max = n->queue_max,
-                                  .max_entries = 10000,
-                                  .max_entry_bytes = 1u << 20,
-                                  .on_recv = on_recv,
-                                  .on_unreachable = on_unreachable,
-                                  .arg = n};
+    const char *secret = n->secret != NULL ? n->secret : SECRET;
+    struct transport_options o = {
+        .cluster_id = CLUSTER,
+        .secret = (const uint8_t *)secret,
+        .secret_len = n->insecure ? 0 : strlen(secret),
+        .insecure = n->insecure,
+        .self = id,
+        .listen_host = listen_host,
+        .send_queue_bytes_max = n->queue_max,
+        .max_entries = 10000,
+        .max_entry_bytes = 1u << 20,
+        .on_recv = on_recv,
+        .on_unreachable = on_unreachable,
+        .arg = n};
     char err[256];
     n->id = id;
     n->closed = 0;
@@ -203,6 +214,17 @@ static bool all_connected(void *arg)
         }
     }
     return true;
+}
+
+/* Starts the first @count nodes and makes them peers, without waiting
+ * for the connections. */
+static void start_mesh_nowait(int count)
+{
+    for (int i = 0; i < count; i++) {
+        node_start(&nodes[i], (raft_id)(i + 1));
+    }
+    mesh(count);
+    mesh_count = count;
 }
 
 static void start_mesh(int count)
@@ -483,15 +505,93 @@ static void raw_frame(int fd, const uint8_t *payload, size_t len, bool corrupt)
     raw_write(fd, payload, len);
 }
 
-static void raw_hello(int fd, uint64_t cluster, raft_id from, raft_id to)
+/* Sends a hello with nonce @nonce (all zeros if NULL). */
+static void raw_hello_nonce(int fd,
+                            uint64_t cluster,
+                            raft_id from,
+                            raft_id to,
+                            const uint8_t *nonce)
 {
-    struct codec_hello h = {.version = CODEC_VERSION,
+    struct codec_hello h = {.version = CODEC_HELLO_VERSION,
                             .cluster_id = cluster,
                             .from = from,
                             .to = to};
+    if (nonce != NULL) {
+        memcpy(h.nonce, nonce, CODEC_NONCE_BYTES);
+    }
     uint8_t buf[CODEC_HELLO_BYTES];
     codec_hello_encode(&h, buf);
     raw_frame(fd, buf, sizeof(buf), false);
+}
+
+static void raw_hello(int fd, uint64_t cluster, raft_id from, raft_id to)
+{
+    raw_hello_nonce(fd, cluster, from, to, NULL);
+}
+
+/* True once a whole challenge frame waits on the socket. */
+static bool raw_challenge_ready(void *arg)
+{
+    int fd = *(int *)arg;
+    uint8_t buf[CODEC_FRAME_HEADER + CODEC_CHALLENGE_BYTES];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    return n == (ssize_t)sizeof(buf);
+}
+
+/* Reads the listener's challenge after a hello. */
+static void raw_read_challenge(int fd, struct codec_challenge *ch)
+{
+    uint8_t buf[CODEC_FRAME_HEADER + CODEC_CHALLENGE_BYTES];
+    uint32_t len;
+    ck_assert_msg(run_until(raw_challenge_ready, &fd), "no challenge");
+    ck_assert_int_eq(recv(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+    ck_assert_int_eq(codec_frame_length(buf, &len), 0);
+    ck_assert_uint_eq(len, CODEC_CHALLENGE_BYTES);
+    ck_assert_int_eq(codec_frame_verify(buf, buf + CODEC_FRAME_HEADER), 0);
+    ck_assert_int_eq(codec_challenge_decode(buf + CODEC_FRAME_HEADER,
+                                            CODEC_CHALLENGE_BYTES, ch),
+                     0);
+}
+
+static void raw_proof(int fd, const uint8_t proof[CODEC_PROOF_BYTES])
+{
+    uint8_t buf[CODEC_AUTH_BYTES];
+    codec_auth_encode(proof, buf);
+    raw_frame(fd, buf, sizeof(buf), false);
+}
+
+/* Speaks the whole handshake as member @from, knowing @secret, checks the
+ * listener's proof, and stores the proof it sent in @sent (may be NULL). */
+static void raw_handshake_as(int fd,
+                             const char *secret,
+                             raft_id from,
+                             raft_id to,
+                             uint8_t sent[CODEC_PROOF_BYTES])
+{
+    uint8_t nonce[CODEC_NONCE_BYTES], mine[CODEC_PROOF_BYTES],
+        want[CODEC_PROOF_BYTES];
+    struct codec_challenge ch;
+    ck_assert_int_eq(auth_random(nonce, sizeof(nonce)), 0);
+    raw_hello_nonce(fd, CLUSTER, from, to, nonce);
+    raw_read_challenge(fd, &ch);
+    ck_assert_int_eq(
+        auth_proof((const uint8_t *)secret, strlen(secret), AUTH_ROLE_LISTENER,
+                   CLUSTER, from, to, nonce, ch.nonce, want),
+        0);
+    ck_assert(auth_proof_equal(want, ch.proof));
+    ck_assert_int_eq(
+        auth_proof((const uint8_t *)secret, strlen(secret), AUTH_ROLE_DIALER,
+                   CLUSTER, from, to, nonce, ch.nonce, mine),
+        0);
+    raw_proof(fd, mine);
+    if (sent != NULL) {
+        memcpy(sent, mine, CODEC_PROOF_BYTES);
+    }
+}
+
+static void raw_handshake(int fd, raft_id from, raft_id to)
+{
+    raw_handshake_as(fd, SECRET, from, to, NULL);
 }
 
 static void raw_message(int fd, const struct raft_message *m, bool corrupt)
@@ -518,7 +618,7 @@ static bool raw_closed(void *arg)
 struct want_stats
 {
     int fd;
-    uint64_t rejected, bad;
+    uint64_t rejected, bad, auth, senders;
 };
 
 static bool closed_and_counted(void *arg)
@@ -527,12 +627,13 @@ static bool closed_and_counted(void *arg)
     struct transport_stats st;
     transport_stats(nodes[0].t, &st);
     return st.rejected_hellos == w->rejected && st.bad_frames == w->bad &&
+           st.auth_failures == w->auth && st.bad_senders == w->senders &&
            raw_closed(&w->fd);
 }
 
 /* Hellos from another cluster, from an unknown id, to another id, with
  * another version or not a hello at all are counted and disconnected; a
- * good hello is followed by delivered messages. */
+ * good hello and handshake are followed by delivered messages. */
 START_TEST(test_transport_rejects_hellos_from_strangers)
 {
     node_start(&nodes[0], 1);
@@ -548,25 +649,26 @@ START_TEST(test_transport_rejects_hellos_from_strangers)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int fd = raw_connect(nodes[0].port);
         raw_hello(fd, bad[i].cluster, bad[i].from, bad[i].to);
-        struct want_stats w = {fd, ++rejected, 0};
+        struct want_stats w = {fd, ++rejected, 0, 0, 0};
         ck_assert_msg(run_until(closed_and_counted, &w), "case %zu", i);
         close(fd);
     }
     /* A wrong version, and a heartbeat where the hello should be. */
     {
+        /* Version 1 had no handshake: it is refused, never downgraded. */
         struct codec_hello h = {
-            .version = 2, .cluster_id = CLUSTER, .from = 2, .to = 1};
+            .version = 1, .cluster_id = CLUSTER, .from = 2, .to = 1};
         uint8_t buf[CODEC_HELLO_BYTES];
         codec_hello_encode(&h, buf);
         int fd = raw_connect(nodes[0].port);
         raw_frame(fd, buf, sizeof(buf), false);
-        struct want_stats w = {fd, ++rejected, 0};
+        struct want_stats w = {fd, ++rejected, 0, 0, 0};
         ck_assert(run_until(closed_and_counted, &w));
         close(fd);
         fd = raw_connect(nodes[0].port);
         struct raft_message m = heartbeat(2, 1, 1);
         raw_message(fd, &m, false);
-        w = (struct want_stats){fd, ++rejected, 0};
+        w = (struct want_stats){fd, ++rejected, 0, 0, 0};
         ck_assert(run_until(closed_and_counted, &w));
         close(fd);
     }
@@ -575,14 +677,14 @@ START_TEST(test_transport_rejects_hellos_from_strangers)
         uint8_t hdr[CODEC_FRAME_HEADER] = {0, 0, 0x10, 0};
         int fd = raw_connect(nodes[0].port);
         raw_write(fd, hdr, sizeof(hdr));
-        struct want_stats w = {fd, ++rejected, 0};
+        struct want_stats w = {fd, ++rejected, 0, 0, 0};
         ck_assert(run_until(closed_and_counted, &w));
         close(fd);
     }
     ck_assert_uint_eq(nodes[0].n_recv, 0);
 
     int fd = raw_connect(nodes[0].port);
-    raw_hello(fd, CLUSTER, 2, 1);
+    raw_handshake(fd, 2, 1);
     struct raft_message m = heartbeat(2, 1, 5);
     raw_message(fd, &m, false);
     wait_received(&nodes[0], 1);
@@ -605,7 +707,7 @@ START_TEST(test_transport_closes_connections_that_send_bad_frames)
         transport_add_peer(nodes[0].t, 3, "127.0.0.1", next_port()), 0);
     for (int kind = 0; kind < 4; kind++) {
         int fd = raw_connect(nodes[0].port);
-        raw_hello(fd, CLUSTER, 2, 1);
+        raw_handshake(fd, 2, 1);
         struct raft_message good = heartbeat(2, 1, (uint64_t)kind);
         raw_message(fd, &good, false);
         switch (kind) {
@@ -634,7 +736,9 @@ START_TEST(test_transport_closes_connections_that_send_bad_frames)
         }
         }
         raw_message(fd, &good, false);
-        struct want_stats w = {fd, 0, (uint64_t)kind + 1};
+        /* The spoofed sender is counted apart from the malformed frames. */
+        struct want_stats w = {fd, 0, (uint64_t)(kind < 3 ? kind + 1 : 3), 0,
+                               kind == 3 ? 1u : 0u};
         ck_assert_msg(run_until(closed_and_counted, &w), "kind %d", kind);
         ck_assert_uint_eq(nodes[0].n_recv, (size_t)kind + 1);
         close(fd);
@@ -683,6 +787,285 @@ START_TEST(test_transport_dials_peers_from_its_own_address)
     ck_assert_str_eq(text, "127.0.0.2");
     close(cfd);
     close(lfd);
+}
+END_TEST
+
+/* Two nodes with different secrets never connect: each refuses the
+ * other's proof, whichever side dials, and nothing is delivered. */
+START_TEST(test_transport_refuses_a_peer_without_the_secret)
+{
+    nodes[1].secret = "another-secret-0123456789abcdef0123456789";
+    start_mesh_nowait(2);
+    run_for(500);
+    ck_assert(!transport_connected(nodes[0].t, 2));
+    ck_assert(!transport_connected(nodes[1].t, 1));
+    struct raft_message m = heartbeat(1, 2, 1);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), TRANSPORT_EDOWN);
+    struct transport_stats a, b;
+    transport_stats(nodes[0].t, &a);
+    transport_stats(nodes[1].t, &b);
+    /* Each dialer finds the listener's proof wrong and hangs up. */
+    ck_assert_uint_ge(a.auth_failures, 1);
+    ck_assert_uint_ge(b.auth_failures, 1);
+    ck_assert_uint_eq(a.connects, 0);
+    ck_assert_uint_eq(b.connects, 0);
+    ck_assert_uint_eq(nodes[0].n_recv, 0);
+    ck_assert_uint_eq(nodes[1].n_recv, 0);
+}
+END_TEST
+
+/* A stranger who knows the cluster id and a member's id, but not the
+ * secret, gets a challenge and nothing more: a wrong proof, or a message
+ * where the proof should be, closes the connection and is counted, and
+ * nothing it sent is delivered. */
+START_TEST(test_transport_refuses_a_stranger_who_knows_only_the_ids)
+{
+    node_start(&nodes[0], 1);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", next_port()), 0);
+    struct codec_challenge ch;
+    uint8_t zeros[CODEC_PROOF_BYTES] = {0};
+
+    int fd = raw_connect(nodes[0].port);
+    raw_hello(fd, CLUSTER, 2, 1);
+    raw_read_challenge(fd, &ch);
+    raw_proof(fd, zeros);
+    struct raft_message m = heartbeat(2, 1, 1);
+    raw_message(fd, &m, false);
+    struct want_stats w = {fd, 0, 0, 1, 0};
+    ck_assert(run_until(closed_and_counted, &w));
+    close(fd);
+
+    fd = raw_connect(nodes[0].port);
+    raw_hello(fd, CLUSTER, 2, 1);
+    raw_message(fd, &m, false);
+    w = (struct want_stats){fd, 0, 0, 2, 0};
+    ck_assert(run_until(closed_and_counted, &w));
+    close(fd);
+
+    /* The right proof with the wrong secret. */
+    fd = raw_connect(nodes[0].port);
+    uint8_t nonce[CODEC_NONCE_BYTES] = {7};
+    uint8_t forged[CODEC_PROOF_BYTES];
+    const char *guess = "0123456789abcdef0123456789abcdef-guess";
+    raw_hello_nonce(fd, CLUSTER, 2, 1, nonce);
+    raw_read_challenge(fd, &ch);
+    ck_assert_int_eq(
+        auth_proof((const uint8_t *)guess, strlen(guess), AUTH_ROLE_DIALER,
+                   CLUSTER, 2, 1, nonce, ch.nonce, forged),
+        0);
+    raw_proof(fd, forged);
+    raw_message(fd, &m, false);
+    w = (struct want_stats){fd, 0, 0, 3, 0};
+    ck_assert(run_until(closed_and_counted, &w));
+    close(fd);
+    ck_assert_uint_eq(nodes[0].n_recv, 0);
+}
+END_TEST
+
+/* A proof recorded from a genuine handshake does not open another
+ * connection (the listener's nonce is new each time); the listener's own
+ * proof sent back to it does not pass as the dialer's (the roles differ);
+ * and a proof made for another member does not pass for this one (the ids
+ * are inside the MAC). */
+START_TEST(test_transport_refuses_replayed_and_reflected_proofs)
+{
+    node_start(&nodes[0], 1);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", next_port()), 0);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 3, "127.0.0.1", next_port()), 0);
+    uint8_t nonce[CODEC_NONCE_BYTES] = {1, 2, 3};
+    uint8_t recorded[CODEC_PROOF_BYTES];
+    struct codec_challenge ch;
+
+    /* The genuine handshake the attacker records. */
+    int good = raw_connect(nodes[0].port);
+    raw_hello_nonce(good, CLUSTER, 2, 1, nonce);
+    raw_read_challenge(good, &ch);
+    ck_assert_int_eq(
+        auth_proof((const uint8_t *)SECRET, strlen(SECRET), AUTH_ROLE_DIALER,
+                   CLUSTER, 2, 1, nonce, ch.nonce, recorded),
+        0);
+    raw_proof(good, recorded);
+    struct raft_message m = heartbeat(2, 1, 1);
+    raw_message(good, &m, false);
+    wait_received(&nodes[0], 1);
+
+    /* Replayed, hello and proof byte for byte. */
+    int fd = raw_connect(nodes[0].port);
+    raw_hello_nonce(fd, CLUSTER, 2, 1, nonce);
+    raw_read_challenge(fd, &ch);
+    raw_proof(fd, recorded);
+    struct want_stats w = {fd, 0, 0, 1, 0};
+    ck_assert(run_until(closed_and_counted, &w));
+    close(fd);
+
+    /* Reflected: the listener's proof as ours. */
+    fd = raw_connect(nodes[0].port);
+    raw_hello_nonce(fd, CLUSTER, 2, 1, nonce);
+    raw_read_challenge(fd, &ch);
+    raw_proof(fd, ch.proof);
+    w = (struct want_stats){fd, 0, 0, 2, 0};
+    ck_assert(run_until(closed_and_counted, &w));
+    close(fd);
+
+    /* A valid proof for 2 -> 1 offered on a connection claiming 3. */
+    fd = raw_connect(nodes[0].port);
+    raw_hello_nonce(fd, CLUSTER, 3, 1, nonce);
+    raw_read_challenge(fd, &ch);
+    uint8_t other[CODEC_PROOF_BYTES];
+    ck_assert_int_eq(
+        auth_proof((const uint8_t *)SECRET, strlen(SECRET), AUTH_ROLE_DIALER,
+                   CLUSTER, 2, 1, nonce, ch.nonce, other),
+        0);
+    raw_proof(fd, other);
+    w = (struct want_stats){fd, 0, 0, 3, 0};
+    ck_assert(run_until(closed_and_counted, &w));
+    close(fd);
+
+    /* The genuine connection is untouched by all of it. */
+    m = heartbeat(2, 1, 2);
+    raw_message(good, &m, false);
+    wait_received(&nodes[0], 2);
+    ck_assert(!raw_closed(&good));
+    close(good);
+}
+END_TEST
+
+static bool one_received_more(void *arg)
+{
+    size_t *before = arg;
+    return nodes[0].n_recv > *before;
+}
+
+/* The attack of issue 12: hellos claiming a member's id used to close
+ * that member's connection. Now only a connection that finished the
+ * handshake displaces an older one of the same member, so strangers'
+ * hellos, silent or with a wrong proof, leave node 2's connection to node
+ * 1 up: it never reconnects and its messages keep arriving. */
+START_TEST(test_transport_a_forged_hello_does_not_displace_a_member)
+{
+    start_mesh(2);
+    struct raft_message m = heartbeat(2, 1, 1);
+    ck_assert_int_eq(transport_send(nodes[1].t, &m), 0);
+    wait_received(&nodes[0], 1);
+
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        struct codec_challenge ch;
+        uint8_t zeros[CODEC_PROOF_BYTES] = {0};
+        fds[i] = raw_connect(nodes[0].port);
+        raw_hello(fds[i], CLUSTER, 2, 1);
+        raw_read_challenge(fds[i], &ch);
+        if (i % 2 == 1) {
+            raw_proof(fds[i], zeros);
+        }
+    }
+    run_for(100);
+    for (uint64_t k = 2; k < 12; k++) {
+        size_t before = nodes[0].n_recv;
+        m = heartbeat(2, 1, k);
+        ck_assert_int_eq(transport_send(nodes[1].t, &m), 0);
+        ck_assert(run_until(one_received_more, &before));
+    }
+    struct transport_stats st;
+    transport_stats(nodes[1].t, &st);
+    ck_assert_uint_eq(st.connects, 1);
+    ck_assert(transport_connected(nodes[1].t, 1));
+    transport_stats(nodes[0].t, &st);
+    ck_assert_uint_eq(st.auth_failures, 4);
+    for (int i = 0; i < 8; i++) {
+        close(fds[i]);
+    }
+}
+END_TEST
+
+struct want_timeouts
+{
+    int *fds;
+    int n;
+    uint64_t timeouts;
+};
+
+static bool all_closed_and_timed_out(void *arg)
+{
+    struct want_timeouts *w = arg;
+    struct transport_stats st;
+    transport_stats(nodes[0].t, &st);
+    if (st.handshake_timeouts != w->timeouts) {
+        return false;
+    }
+    for (int i = 0; i < w->n; i++) {
+        if (!raw_closed(&w->fds[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A connection that says nothing, or stops after its hello, is closed
+ * once HANDSHAKE_TIMEOUT_MS (5 s) pass: strangers cannot hold the node's
+ * descriptors. */
+START_TEST(test_transport_closes_handshakes_that_take_too_long)
+{
+    node_start(&nodes[0], 1);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 2, "127.0.0.1", next_port()), 0);
+    int fds[2];
+    struct codec_challenge ch;
+    fds[0] = raw_connect(nodes[0].port);
+    fds[1] = raw_connect(nodes[0].port);
+    raw_hello(fds[1], CLUSTER, 2, 1);
+    raw_read_challenge(fds[1], &ch);
+    run_for(1000);
+    ck_assert(!raw_closed(&fds[0]));
+    ck_assert(!raw_closed(&fds[1]));
+    struct want_timeouts w = {fds, 2, 2};
+    ck_assert(run_until(all_closed_and_timed_out, &w));
+    close(fds[0]);
+    close(fds[1]);
+}
+END_TEST
+
+/* A transport without a secret is refused unless insecure mode is chosen
+ * in so many words, and so is a secret shorter than AUTH_SECRET_MIN; two
+ * insecure nodes still talk, but an insecure node and one with a secret
+ * do not. */
+START_TEST(test_transport_requires_a_secret_or_insecure_mode)
+{
+    struct transport_options o = {.cluster_id = CLUSTER,
+                                  .self = 1,
+                                  .listen_host = "127.0.0.1",
+                                  .listen_port = next_port()};
+    struct transport *t = NULL;
+    char err[256];
+    ck_assert_int_eq(transport_create(&loop, &o, &t, err, sizeof(err)),
+                     TRANSPORT_ENOSECRET);
+    o.secret = (const uint8_t *)"short";
+    o.secret_len = 5;
+    ck_assert_int_eq(transport_create(&loop, &o, &t, err, sizeof(err)),
+                     TRANSPORT_ENOSECRET);
+    o.insecure = true;
+    ck_assert_int_eq(transport_create(&loop, &o, &t, err, sizeof(err)),
+                     TRANSPORT_ENOSECRET);
+    ck_assert_ptr_null(t);
+
+    nodes[0].insecure = true;
+    nodes[1].insecure = true;
+    start_mesh(2);
+    struct raft_message m = heartbeat(1, 2, 1);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    wait_received(&nodes[1], 1);
+
+    node_start(&nodes[2], 3); /* has the secret */
+    ck_assert_int_eq(
+        transport_add_peer(nodes[2].t, 1, "127.0.0.1", nodes[0].port), 0);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[0].t, 3, "127.0.0.1", nodes[2].port), 0);
+    run_for(500);
+    ck_assert(!transport_connected(nodes[2].t, 1));
+    ck_assert(!transport_connected(nodes[0].t, 3));
 }
 END_TEST
 
@@ -802,9 +1185,10 @@ END_TEST
 /* Every code has its own text. */
 START_TEST(test_transport_strerror_names_every_code)
 {
-    static const int codes[] = {TRANSPORT_EINVAL, TRANSPORT_ENOMEM,
-                                TRANSPORT_EADDR,  TRANSPORT_EUNKNOWN,
-                                TRANSPORT_EFULL,  TRANSPORT_EDOWN};
+    static const int codes[] = {TRANSPORT_EINVAL,   TRANSPORT_ENOMEM,
+                                TRANSPORT_EADDR,    TRANSPORT_EUNKNOWN,
+                                TRANSPORT_EFULL,    TRANSPORT_EDOWN,
+                                TRANSPORT_ENOSECRET};
     const char *unknown = transport_strerror(-1);
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         ck_assert_str_ne(transport_strerror(codes[i]), unknown);
@@ -829,6 +1213,14 @@ static Suite *transport_suite(void)
     tcase_add_test(tc, test_transport_rejects_hellos_from_strangers);
     tcase_add_test(tc, test_transport_dials_peers_from_its_own_address);
     tcase_add_test(tc, test_transport_closes_connections_that_send_bad_frames);
+    tcase_add_test(tc, test_transport_refuses_a_peer_without_the_secret);
+    tcase_add_test(tc,
+                   test_transport_refuses_a_stranger_who_knows_only_the_ids);
+    tcase_add_test(tc, test_transport_refuses_replayed_and_reflected_proofs);
+    tcase_add_test(tc,
+                   test_transport_a_forged_hello_does_not_displace_a_member);
+    tcase_add_test(tc, test_transport_closes_handshakes_that_take_too_long);
+    tcase_add_test(tc, test_transport_requires_a_secret_or_insecure_mode);
     tcase_add_test(tc,
                    test_transport_reports_sends_to_a_down_peer_as_unreachable);
     tcase_add_test(tc, test_transport_drops_sends_over_the_queue_limit);

@@ -176,12 +176,14 @@ START_TEST(test_membership_vote_granted_to_candidate_outside_configuration)
     f.hold = true;
     struct raft_message m;
     memset(&m, 0, sizeof(m));
-    m.type = RAFT_MSG_VOTE;
-    m.from = 7; /* unknown to node 2 */
+    m.type = RAFT_MSG_PREVOTE; /* §9.6: it asks first */
+    m.from = 7;                /* unknown to node 2 */
     m.to = 2;
     m.term = term + 1;
     m.u.vote.last_log_index = 5;
     m.u.vote.last_log_term = term + 1;
+    ck_assert_int_eq(raft_step(r, &m), 0);
+    m.type = RAFT_MSG_VOTE;
     ck_assert_int_eq(raft_step(r, &m), 0);
     fx_settle(&f);
     ck_assert_uint_eq(raft_current_term(r), term + 1);

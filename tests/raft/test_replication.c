@@ -319,19 +319,19 @@ START_TEST(test_replication_figure8_withheld_blank_entry_blocks_commit)
     fx_isolate(&f, 1, true);
     ck_assert_int_eq(fx_propose(&f, 1, "old"), 0);
     raft_index idx = base + 1;
-    /* Node 1 is deposed by a higher term it cannot vote for (a stale log),
-     * then regains leadership with node 3's vote while node 2 is away. */
+    /* Node 1 is deposed by a higher term (node 3's refusal of a vote in
+     * term 5), then regains leadership with node 3's vote while node 2 is
+     * away. */
     fx_isolate(&f, 1, false);
     fx_isolate(&f, 2, true);
     f.hold = true;
     struct raft_message vote;
     memset(&vote, 0, sizeof(vote));
-    vote.type = RAFT_MSG_VOTE;
+    vote.type = RAFT_MSG_VOTE_RESP;
     vote.from = 3;
     vote.to = 1;
     vote.term = 5;
-    vote.u.vote.last_log_index = 1;
-    vote.u.vote.last_log_term = 1;
+    vote.u.vote_resp.granted = false;
     ck_assert_int_eq(raft_step(fx_raft(&f, 1), &vote), 0);
     ck_assert_int_eq(raft_state_of(fx_raft(&f, 1)), RAFT_FOLLOWER);
     fx_settle(&f);

@@ -338,6 +338,154 @@ START_TEST(test_untrusted_impossible_senders_and_acks_are_rejected)
 }
 END_TEST
 
+/* No index a message carries may exceed RAFT_INDEX_MAX (node.h): a
+ * snapshot claiming index 2^64 - 3, once installed, would make the node's
+ * log indexes wrap through 2^64 - 1 to 0 as soon as it led. */
+START_TEST(test_untrusted_indexes_beyond_the_maximum_are_rejected)
+{
+    struct fx f;
+    live_cluster(&f);
+    static uint8_t data[4];
+    raft_term t = 2;
+    const raft_index huge = UINT64_MAX - 2;
+    const raft_index over = UINT64_MAX / 2 + 1;
+
+    struct raft_message m = base(RAFT_MSG_SNAPSHOT, 1, 2, t);
+    m.u.snapshot.meta.index = huge;
+    m.u.snapshot.meta.term = t;
+    m.u.snapshot.meta.size = 4;
+    m.u.snapshot.meta.conf = *raft_conf_of(fx_raft(&f, 1));
+    m.u.snapshot.len = 4;
+    m.u.snapshot.done = true;
+    m.u.snapshot.data = data;
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "snapshot at 2^64-3");
+    m.u.snapshot.meta.index = over;
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "snapshot above max");
+
+    struct raft_entry e = entry(t, over);
+    m = base(RAFT_MSG_APPEND, 1, 2, t);
+    m.u.append.prev_index = over - 1;
+    m.u.append.prev_term = t;
+    m.u.append.entries = &e;
+    m.u.append.n_entries = 1;
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_entries), "entry above max");
+    m.u.append.prev_index = 3;
+    m.u.append.n_entries = 0;
+    m.u.append.commit = huge;
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_entries), "append commit");
+
+    m = base(RAFT_MSG_HEARTBEAT, 1, 2, t);
+    m.u.heartbeat.commit = huge;
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "heartbeat commit");
+    m = base(RAFT_MSG_PREVOTE, 3, 2, t + 1);
+    m.u.vote.last_log_index = huge;
+    m.u.vote.last_log_term = t;
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "vote last index");
+    m = base(RAFT_MSG_APPEND_RESP, 2, 1, t);
+    m.u.append_resp.hint_index = huge;
+    expect_rejected(&f, 1, &m, STAT(msgs_bad_index), "hint index");
+    m = base(RAFT_MSG_APPEND_RESP, 2, 1, t);
+    m.u.append_resp.hint_term = UINT64_MAX;
+    expect_rejected(&f, 1, &m, STAT(msgs_bad_index), "hint term");
+    m = base(RAFT_MSG_SNAPSHOT_RESP, 2, 1, t);
+    m.u.snapshot_resp.index = huge;
+    expect_rejected(&f, 1, &m, STAT(msgs_bad_index), "snapshot ack");
+    m = base(RAFT_MSG_READ_INDEX_RESP, 1, 2, t);
+    m.u.read_index.index = huge;
+    expect_rejected(&f, 2, &m, STAT(msgs_bad_index), "read index");
+
+    ck_assert_int_eq(fx_propose(&f, 1, "still fine"), 0);
+    fx_check_applied_agree(&f);
+    fx_close(&f);
+}
+END_TEST
+
+/* Steps @m into node @id and checks it was dropped for its term: counted
+ * in msgs_bad_term, no answer, nothing changed. */
+static void expect_term_refused(struct fx *f,
+                                raft_id id,
+                                const struct raft_message *m,
+                                const char *what)
+{
+    struct raft_node *r = fx_raft(f, id);
+    struct observed before = observe(r);
+    uint64_t counter = raft_stats_of(r)->msgs_bad_term;
+    ck_assert_msg(raft_step(r, m) == 0, "%s: failed", what);
+    ck_assert_msg(raft_stats_of(r)->msgs_bad_term == counter + 1,
+                  "%s: not counted", what);
+    struct observed after = observe(r);
+    ck_assert_msg(memcmp(&before, &after, sizeof(before)) == 0,
+                  "%s: state changed", what);
+    struct raft_update u;
+    ck_assert_msg(!raft_ready(r, &u), "%s: produced output", what);
+}
+
+/* The attack of issue 12: one vote request with an enormous term used to
+ * push a node's term to the top of the range, where no campaign could
+ * succeed again (term + 1 is invalid), leaving the cluster leaderless for
+ * good. Now (step.c, "Untrusted terms") a vote request raises a term by at
+ * most RAFT_TERM_JUMP_MAX, and with PreVote only after a pre-vote this
+ * node granted to the same candidate for the same term (§9.6); a
+ * transfer's vote (§3.10) only by one. Nothing changes, the drop is
+ * counted, and the cluster goes on electing and committing. */
+START_TEST(test_untrusted_forged_vote_with_enormous_term_has_no_lasting_effect)
+{
+    struct fx f;
+    live_cluster(&f);
+    raft_term t = raft_current_term(fx_raft(&f, 2));
+    const raft_term enormous = UINT64_MAX / 2;
+
+    struct raft_message m = base(RAFT_MSG_VOTE, 3, 2, enormous);
+    m.u.vote.last_log_index = 100;
+    m.u.vote.last_log_term = enormous - 1;
+    expect_term_refused(&f, 2, &m, "vote at 2^63-1");
+    m.type = RAFT_MSG_PREVOTE;
+    expect_term_refused(&f, 2, &m, "pre-vote at 2^63-1");
+    m.term = t + 65536 + 1;
+    m.u.vote.last_log_term = t;
+    expect_term_refused(&f, 2, &m, "pre-vote one beyond the jump");
+    m.type = RAFT_MSG_VOTE;
+    m.term = t + 1;
+    expect_term_refused(&f, 2, &m, "vote without a pre-vote");
+    m.u.vote.transfer = true;
+    m.term = t + 2;
+    expect_term_refused(&f, 2, &m, "transfer vote two terms ahead");
+    /* A pre-vote granted to node 3 does not let node 1 (or anyone
+     * claiming to be it) use it. */
+    m = base(RAFT_MSG_PREVOTE, 3, 2, t + 1);
+    m.u.vote.last_log_index = 100;
+    m.u.vote.last_log_term = t;
+    f.hold = true;
+    ck_assert_int_eq(raft_step(fx_raft(&f, 2), &m), 0);
+    fx_settle(&f);
+    fx_drop_all(&f);
+    m.type = RAFT_MSG_VOTE;
+    m.from = 1;
+    expect_term_refused(&f, 2, &m, "vote after another's pre-vote");
+    m.term = t + 2;
+    m.from = 3;
+    expect_term_refused(&f, 2, &m, "vote for another term than pre-voted");
+    ck_assert_uint_eq(raft_current_term(fx_raft(&f, 2)), t);
+
+    /* The honest path still works: the pre-voted candidate's vote for
+     * that very term is granted. */
+    m.term = t + 1;
+    ck_assert_int_eq(raft_step(fx_raft(&f, 2), &m), 0);
+    ck_assert_uint_eq(raft_current_term(fx_raft(&f, 2)), t + 1);
+    ck_assert_uint_eq(raft_voted_for(fx_raft(&f, 2)), 3);
+    fx_drop_all(&f);
+    f.hold = false;
+
+    /* And the cluster elects a leader and commits as before. */
+    fx_elect(&f, 1);
+    ck_assert_int_eq(fx_propose(&f, 1, "after the attack"), 0);
+    fx_settle(&f);
+    ck_assert_uint_lt(raft_current_term(fx_raft(&f, 1)), t + 10);
+    fx_check_applied_agree(&f);
+    fx_close(&f);
+}
+END_TEST
+
 /* ---- randomized input ------------------------------------------------- */
 
 /* A minimal driver: no fixture checks on state-machine content, since
@@ -873,6 +1021,10 @@ Suite *untrusted_suite(void)
     tcase_add_test(tc, test_untrusted_malformed_append_is_rejected);
     tcase_add_test(tc, test_untrusted_malformed_snapshot_chunk_is_rejected);
     tcase_add_test(tc, test_untrusted_impossible_senders_and_acks_are_rejected);
+    tcase_add_test(tc, test_untrusted_indexes_beyond_the_maximum_are_rejected);
+    tcase_add_test(
+        tc,
+        test_untrusted_forged_vote_with_enormous_term_has_no_lasting_effect);
     suite_add_tcase(s, tc);
     TCase *fuzz = tcase_create("random");
     tcase_set_timeout(fuzz, 120);

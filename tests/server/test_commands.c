@@ -68,8 +68,12 @@ START_TEST(test_commands_hello_switches_resp_version)
     EQ("HELLO 4", "-NOPROTO unsupported protocol version\r\n");
     EQ("HELLO x",
        "-ERR Protocol version is not an integer or out of range\r\n");
+    /* No password set: an unknown user is refused, the default user
+     * passes with any password (Redis's nopass default user). */
     EQ("HELLO 3 AUTH u p",
-       "-ERR AUTH is not supported yet: ballot has no authentication\r\n");
+       "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    r = q(&c, "HELLO 2 AUTH default anything");
+    ck_assert_msg(strncmp(r, "*14\r\n", 5) == 0, "%s", r);
     r = q(&c, "HELLO 2 SETNAME me");
     EQ("CLIENT GETNAME", "$2\r\nme\r\n");
 }
@@ -79,7 +83,12 @@ END_TEST
 START_TEST(test_commands_connection_and_server_commands)
 {
     EQ("AUTH pw",
-       "-ERR AUTH is not supported yet: ballot has no authentication\r\n");
+       "-ERR AUTH <password> called without any password configured for "
+       "the default user. Are you sure your configuration is correct?\r\n");
+    EQ("AUTH default pw", "+OK\r\n");
+    EQ("AUTH nobody pw",
+       "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    EQ("AUTH a b c", "-ERR syntax error\r\n");
     EQ("SELECT 0", "+OK\r\n");
     EQ("SELECT 1", "-ERR DB index is out of range\r\n");
     EQ("SELECT x", "-ERR value is not an integer or out of range\r\n");

@@ -6,12 +6,14 @@
  *
  *   joiner DATA_DIR ID HOST:CLIENT:PEER MEMBER... KEY
  *
- * MEMBER is "ID=HOST:CLIENT:PEER" of every other member. Exits 0 after
- * printing the value, 1 if it did not arrive within 30 s.
+ * MEMBER is "ID=HOST:CLIENT:PEER" of every other member. The cluster
+ * secret's file is named by the environment variable JOINER_SECRET_FILE.
+ * Exits 0 after printing the value, 1 if it did not arrive within 30 s.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ballot.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,7 +31,10 @@ int main(int argc, char **argv)
     const char *key = argv[argc - 1];
     if (ballot_config_create(&cfg) != 0 ||
         ballot_config_set(cfg, "data", argv[1]) != 0 ||
-        ballot_config_set(cfg, "id", argv[2]) != 0) {
+        ballot_config_set(cfg, "id", argv[2]) != 0 ||
+        getenv("JOINER_SECRET_FILE") == NULL ||
+        ballot_config_set(cfg, "cluster_secret_file",
+                          getenv("JOINER_SECRET_FILE")) != 0) {
         fprintf(stderr, "joiner: bad settings\n");
         return 2;
     }
