@@ -175,6 +175,13 @@ class Cluster:
         members = []
         for i, p in enumerate(self.ports):
             members += ["--member", "%d=127.0.0.1:%d:%d" % (i + 1, p, p + 1)]
+        # The nodes' shared cluster secret (docs/security.md), owner-only.
+        secret = os.path.join(self.work, "cluster.secret")
+        if not os.path.exists(secret):
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
+        members += ["--cluster_secret_file", secret]
         for i, p in enumerate(self.ports):
             cmd = [self.args.ballotd, "--id", str(i + 1),
                    "--data", os.path.join(self.work, "n%d" % (i + 1)),

@@ -355,7 +355,15 @@ class Cluster:
         self.ballotd = ballotd or default_ballotd()
         if not os.access(self.ballotd, os.X_OK):
             raise RuntimeError("no ballotd at %s (build it, or set BALLOTD)" % self.ballotd)
-        self.node_args = node_args
+        # Peers authenticate with a cluster secret (docs/security.md): one
+        # per run, readable by its owner only, as `ballotd secret` makes it.
+        os.makedirs(run_dir, exist_ok=True)
+        secret = os.path.join(run_dir, "cluster.secret")
+        if not os.path.exists(secret):
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
+        self.node_args = ["--cluster_secret_file", secret] + list(node_args)
         self.env = dict(os.environ, **(env or {}))
         # Clock faults: every node runs under libfaketime (Debian's
         # libfaketime), its offset in a file the nemesis rewrites.

@@ -53,9 +53,11 @@ for i in 1 2 3; do
     members+=(--member "$i=127.0.0.1:$cp:$((cp + 1))")
     eps="$eps${eps:+,}127.0.0.1:$cp"
 done
+[ -f "$DIR/cluster.secret" ] || "$BALLOTD" secret "$DIR/cluster.secret"
 for i in 1 2 3; do
     cp=$((PORT + (i - 1) * 3))
     "$BALLOTD" --id "$i" --data "$DIR/n$i" "${members[@]}" --bootstrap \
+        --cluster_secret_file "$DIR/cluster.secret" \
         --metrics_port $((cp + 2)) --history_retention off \
         >"$DIR/n$i.log" 2>&1 &
     PIDS+=($!)

@@ -39,9 +39,11 @@ trap stop_all EXIT
 members=(--member "1=127.0.0.1:$PORT:$((PORT + 1))"
          --member "2=127.0.0.2:$PORT:$((PORT + 1))"
          --member "3=127.0.0.3:$PORT:$((PORT + 1))")
+[ -f "$WORK/cluster.secret" ] || "$BUILD/net/ballotd" secret "$WORK/cluster.secret"
 for i in 1 2 3; do
     mkdir -p "$WORK/n$i"
     "$BUILD/net/ballotd" --id "$i" --data "$WORK/n$i" "${members[@]}" \
+        --cluster_secret_file "$WORK/cluster.secret" \
         --bootstrap >>"$WORK/n$i.log" 2>&1 &
     PIDS+=($!)
 done
