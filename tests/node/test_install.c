@@ -55,6 +55,7 @@ static void start_node(raft_id id)
     struct bnode_options o;
     char dir[300], err[512] = "";
     bnode_options_default(&o);
+    o.insecure_peers = true; /* loopback nodes of this test alone */
     o.id = id;
     snprintf(dir, sizeof(dir), "%s/n%llu", t.root, (unsigned long long)id);
     o.data_dir = dir;
