@@ -172,6 +172,10 @@ class Cluster:
         self.logs = []
 
     def start(self):
+        # Peers authenticate with a shared secret (docs/security.md).
+        secret = os.path.join(self.work, "cluster.secret")
+        subprocess.run([self.args.ballotd, "secret", secret], check=True,
+                       stdout=subprocess.DEVNULL)
         members = []
         for i, p in enumerate(self.ports):
             members += ["--member", "%d=127.0.0.1:%d:%d" % (i + 1, p, p + 1)]
@@ -185,7 +189,8 @@ class Cluster:
         for i, p in enumerate(self.ports):
             cmd = [self.args.ballotd, "--id", str(i + 1),
                    "--data", os.path.join(self.work, "n%d" % (i + 1)),
-                   "--metrics_port", str(p + 2), "--bootstrap"] + members
+                   "--metrics_port", str(p + 2), "--bootstrap",
+                   "--cluster_secret_file", secret] + members
             cmd += self.args.node_args
             log = open(os.path.join(self.work, "n%d.log" % (i + 1)), "w")
             self.logs.append(log)

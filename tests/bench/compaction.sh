@@ -46,6 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+"$BALLOTD" secret "$DIR/cluster.secret" >/dev/null
 members=()
 eps=""
 for i in 1 2 3; do
@@ -59,6 +60,7 @@ for i in 1 2 3; do
     "$BALLOTD" --id "$i" --data "$DIR/n$i" "${members[@]}" --bootstrap \
         --cluster_secret_file "$DIR/cluster.secret" \
         --metrics_port $((cp + 2)) --history_retention off \
+        --cluster_secret_file "$DIR/cluster.secret" \
         >"$DIR/n$i.log" 2>&1 &
     PIDS+=($!)
 done
