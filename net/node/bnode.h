@@ -399,7 +399,7 @@ typedef void (*bnode_watch_cb)(void *arg,
  * are applied here: a watch on a follower is never behind that
  * follower's store, and may lag the leader. Keys are copied. Returns 0
  * with the watch in @out, BNODE_EINVAL, BNODE_ECOMPACTED (@from_revision
- * is at or below the compaction point), BNODE_EBUSY (too many watches),
+ * is below the compaction point), BNODE_EBUSY (too many watches),
  * BNODE_ENOMEM, BNODE_ESTOPPED or BNODE_ESTORAGE. */
 int bnode_watch_start(struct bnode *node,
                       const uint8_t *key,

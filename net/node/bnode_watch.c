@@ -243,7 +243,8 @@ int bnode_watch_start(struct bnode *node,
     if (kv_status(node->kv, &st) != 0) {
         return BNODE_ESTORAGE;
     }
-    if (from_revision != 0 && from_revision <= st.compact_revision) {
+    /* History below compact_revision is gone; at it, it is kept. */
+    if (from_revision != 0 && from_revision < st.compact_revision) {
         return BNODE_ECOMPACTED;
     }
     struct bnode_watch *w = calloc(1, sizeof(*w) + key_len + end_len + 1);

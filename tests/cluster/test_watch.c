@@ -178,9 +178,9 @@ START_TEST(test_watch_streams_stay_complete_across_a_leader_kill)
 }
 END_TEST
 
-/* Bad input gets a clear error and leaves the connection usable; a
- * watch from a compacted revision names the compaction point is covered
- * where compaction is; too many watches on one connection are refused. */
+/* Bad input gets a clear error and leaves the connection usable; a watch
+ * from a compacted revision is refused naming it (one at the compaction
+ * point is not); too many watches on one connection are refused. */
 START_TEST(test_watch_bad_input_gets_clear_errors)
 {
     cl_start(&cl, 1);
@@ -218,6 +218,27 @@ START_TEST(test_watch_bad_input_gets_clear_errors)
     ck_assert_int_eq(cl_call(&c, 2000, &r, 1, un), 0);
     ck_assert_int_eq(r.type, CL_INT);
     ck_assert_int_eq(r.integer, 64);
+    cl_reply_free(&r);
+    /* A watch from a compacted revision is refused, naming it. */
+    for (int i = 0; i < 5; i++) {
+        const char *set[] = {"SET", "c", "v"};
+        ck_assert_int_eq(cl_call(&c, 2000, &r, 3, set), 0);
+        cl_reply_free(&r);
+    }
+    const char *compact[] = {"BCOMPACT", "4"};
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 2, compact), 0);
+    ck_assert_msg(r.type != CL_ERR, "%s", r.str);
+    cl_reply_free(&r);
+    const char *old[] = {"BWATCH", "c", "REV", "2"};
+    ck_assert_int_eq(cl_call(&c, 2000, &r, 4, old), 0);
+    ck_assert_msg(r.type == CL_ERR && strncmp(r.str, "COMPACTED", 9) == 0 &&
+                      strstr(r.str, "revision 2"),
+                  "%s", r.str);
+    cl_reply_free(&r);
+    const char *at[] = {"BWATCH", "c", "REV", "4"};
+    ck_assert_int_eq(cl_call(&c, 2000, &r, 4, at), 0);
+    ck_assert_msg(r.type == CL_INT, "a watch at the compaction point: %s",
+                  r.type == CL_ERR ? r.str : "");
     cl_reply_free(&r);
     const char *ping[] = {"PING"};
     ck_assert_int_eq(cl_call(&c, 2000, &r, 1, ping), 0);
