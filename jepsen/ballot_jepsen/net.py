@@ -9,11 +9,13 @@ flushes the chain; close() removes the chain and the jump. A chain a dead
 runner left behind is removed when its slot is taken again.
 """
 import subprocess
+import time
 
 
 def iptables(*args, check=True):
-    # -w: wait for the xtables lock instead of failing beside other users.
-    r = subprocess.run(["iptables", "-w", "5"] + list(args), capture_output=True, text=True)
+    # -w: wait for the xtables lock instead of failing beside other users
+    # (generously: on a loaded machine other runs hold it for seconds).
+    r = subprocess.run(["iptables", "-w", "60"] + list(args), capture_output=True, text=True)
     if check and r.returncode != 0:
         raise RuntimeError("iptables %s: %s" % (" ".join(args), r.stderr.strip()))
     return r
@@ -50,11 +52,18 @@ class Net:
         return [l for l in r.stdout.splitlines() if l.startswith("-A")]
 
     def close(self):
-        while iptables("-D", *self.jump, check=False).returncode == 0:
-            pass
-        iptables("-F", self.chain, check=False)
-        iptables("-X", self.chain, check=False)
-        self.blocked = set()
+        """Removes the jump and the chain, retrying until the chain is
+        gone (raises if it cannot be removed)."""
+        for _ in range(10):
+            while iptables("-D", *self.jump, check=False).returncode == 0:
+                pass
+            iptables("-F", self.chain, check=False)
+            r = iptables("-X", self.chain, check=False)
+            if iptables("-S", self.chain, check=False).returncode != 0:
+                self.blocked = set()
+                return
+            time.sleep(0.5)
+        raise RuntimeError("iptables: cannot remove chain %s: %s" % (self.chain, r.stderr.strip()))
 
 
 def chain_exists(r):
