@@ -406,7 +406,7 @@ void cmd_rmw_req(struct cmd_req *r,
         }
     }
     cmd.client_id = client_id;
-    cmd.seq = seq;
+    cmd.seq = client_id != 0 ? seq : 0;
     cmd.keep_result = client_id != 0;
     struct rmw_req *p = malloc(sizeof(*p));
     if (p == NULL) {
