@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bnode_internal.h"
 #include "datadir.h"
@@ -102,6 +104,69 @@ static int rebuild_kv(struct bnode *node,
     return 0;
 }
 
+/* The data directory names the cluster and the member it belongs to
+ * (DATA/identity, written at the first start): a directory of another
+ * cluster or another member (a wrong --data, a copy from another node) is
+ * refused before anything in it is read, rather than served as if it
+ * were this node's. */
+static int check_identity(struct bnode *node, char *errmsg, size_t errmsg_len)
+{
+    char path[4200], tmp[4210];
+    unsigned long long cluster, member;
+    snprintf(path, sizeof(path), "%s/identity", node->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        int got =
+            fscanf(f, "cluster_id %llu\nmember_id %llu\n", &cluster, &member);
+        fclose(f);
+        if (got != 2) {
+            bnode_errorf(errmsg, errmsg_len,
+                         "%s is damaged: restore it or start from an empty "
+                         "data directory",
+                         path);
+            return BNODE_ESTORAGE;
+        }
+        if (cluster != node->opts.cluster_id || member != node->opts.id) {
+            bnode_errorf(errmsg, errmsg_len,
+                         "%s belongs to member %llu of cluster %llu, not to "
+                         "member %llu of cluster %llu: refusing it (a wrong "
+                         "--data, or a copy from another node or cluster)",
+                         node->data_dir, member, cluster,
+                         (unsigned long long)node->opts.id,
+                         (unsigned long long)node->opts.cluster_id);
+            return BNODE_EINVAL;
+        }
+        return 0;
+    }
+    if (errno != ENOENT) {
+        bnode_errorf(errmsg, errmsg_len, "cannot read %s: %s", path,
+                     strerror(errno));
+        return BNODE_ESTORAGE;
+    }
+    /* First start (or a directory from before identities): claim it,
+     * atomically. */
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    bool ok = f != NULL &&
+              fprintf(f, "cluster_id %llu\nmember_id %llu\n",
+                      (unsigned long long)node->opts.cluster_id,
+                      (unsigned long long)node->opts.id) > 0 &&
+              fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (f != NULL && fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    int dfd = ok ? open(node->data_dir, O_RDONLY | O_DIRECTORY) : -1;
+    ok = ok && dfd >= 0 && fsync(dfd) == 0;
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    if (!ok) {
+        bnode_errorf(errmsg, errmsg_len, "cannot write %s: %s", path,
+                     strerror(errno));
+        return BNODE_ESTORAGE;
+    }
+    return 0;
+}
+
 int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
 {
     char path[4200];
@@ -115,6 +180,10 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         bnode_errorf(errmsg, errmsg_len, "cannot create %s: %s", node->data_dir,
                      strerror(errno));
         return BNODE_EINVAL;
+    }
+    rv = check_identity(node, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
     }
     if (make_dir(node->snap_dir) != 0) {
         bnode_errorf(errmsg, errmsg_len, "cannot create %s: %s", node->snap_dir,

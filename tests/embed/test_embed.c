@@ -433,9 +433,9 @@ static void on_watch_never(void *arg,
     ck_abort_msg("a refused watch's callback ran");
 }
 
-/* Bad arguments, bad settings, blocking calls from the node's own thread
- * and calls off a loop's thread each get their own clear error, and do
- * nothing else. */
+/* Bad arguments, bad settings, blocking calls from the node's own thread,
+ * calls off a loop's thread and a data directory of another cluster or
+ * member each get their own clear error, and do nothing else. */
 START_TEST(test_embed_misuse_gets_clear_errors)
 {
     struct ballot_config *cfg;
@@ -519,6 +519,26 @@ START_TEST(test_embed_misuse_gets_clear_errors)
     ck_assert_int_eq(fc.close_rc, BALLOT_EWRONGTHREAD);
     ck_assert_int_eq(ballot_stop(b, NULL, NULL), BALLOT_EINVAL);
     ck_assert_int_eq(ballot_close(b), 0);
+
+    /* The data directory now belongs to member 1 of this cluster: opened
+     * as another cluster, or as another member, it is refused, and the
+     * message says whose it is. */
+    cfg = config_for(&cl, 1);
+    ck_assert_int_eq(ballot_config_set(cfg, "cluster_id", "4242"), 0);
+    b = NULL;
+    ck_assert_int_eq(ballot_open(cfg, &b, err, sizeof(err)), BALLOT_EOPEN);
+    ck_assert_msg(strstr(err, "belongs to member 1 of cluster"), "%s", err);
+    ck_assert_ptr_null(b);
+    ballot_config_destroy(cfg);
+    cfg = config_for(&cl, 1);
+    char other[64];
+    snprintf(other, sizeof(other), "2=127.0.0.1:%d:%d",
+             cl.nodes[0].client_port + 10, cl.nodes[0].peer_port + 10);
+    ck_assert_int_eq(ballot_config_set(cfg, "member", other), 0);
+    ck_assert_int_eq(ballot_config_set(cfg, "id", "2"), 0);
+    ck_assert_int_eq(ballot_open(cfg, &b, err, sizeof(err)), BALLOT_EOPEN);
+    ck_assert_msg(strstr(err, "not to member 2"), "%s", err);
+    ballot_config_destroy(cfg);
     cl_close_all(&cl);
 
     /* A node on a loop refuses calls from any other thread. */
