@@ -529,6 +529,9 @@ void cmd_breq(struct cmd_req *r,
         cmd_req_finish(r);
         return;
     }
+    if (bnode_breaks(r->client->env->node) & BNODE_BREAK_NO_SESSIONS) {
+        client = 0; /* a deliberately broken build (docs/jepsen.md) */
+    }
     if (d->fn == cmd_exec) {
         cmd_exec_req(r, client, seq);
         return;
@@ -563,9 +566,6 @@ void cmd_breq(struct cmd_req *r,
         rep_errorf(r, "ERR '%s' cannot run inside BREQ", d->name);
         cmd_req_finish(r);
         return;
-    }
-    if (bnode_breaks(r->client->env->node) & BNODE_BREAK_NO_SESSIONS) {
-        client = 0; /* a deliberately broken build (docs/jepsen.md) */
     }
     cmd_view_start_req(r, d, n, argv + 3, argvlen + 3, client, seq);
 }
