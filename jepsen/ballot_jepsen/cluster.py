@@ -256,7 +256,7 @@ class Node:
             return
         c = self.cluster
         args = [c.ballotd, "--id", str(self.id), "--data", self.data,
-                "--metrics_port", str(METRICS_PORT)]
+                "--metrics_port", str(METRICS_PORT), "--cluster_secret_file", c.secret]
         for n in c.nodes:
             args += ["--member", n.member_arg()]
         args += ([] if self.join else ["--bootstrap"]) + list(c.node_args)
@@ -373,6 +373,14 @@ class Cluster:
             if not found:
                 raise RuntimeError("clock faults need libfaketime (scripts/deps.sh)")
             self.faketime = found[0]
+        # Peers authenticate with a shared secret (docs/security.md): one
+        # per run, made by ballotd itself.
+        os.makedirs(self.dir, exist_ok=True)
+        self.secret = os.path.join(self.dir, "cluster.secret")
+        if not os.path.exists(self.secret):
+            r = subprocess.run([self.ballotd, "secret", self.secret], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("ballotd secret: %s" % (r.stderr or r.stdout).strip())
         self.disk_mb = disk_mb
         self.lazyfs = lazyfs
         if lazyfs and not os.access(lazyfs, os.X_OK):

@@ -529,6 +529,9 @@ void cmd_breq(struct cmd_req *r,
         cmd_req_finish(r);
         return;
     }
+    if (bnode_breaks(r->client->env->node) & BNODE_BREAK_NO_SESSIONS) {
+        client = 0; /* a deliberately broken build (docs/jepsen.md) */
+    }
     if (d->fn == cmd_exec) {
         cmd_exec_req(r, client, seq);
         return;
