@@ -22,9 +22,18 @@ class TestBrokenBuildsAreCaught(unittest.TestCase):
         shutil.rmtree(self.store, ignore_errors=True)
 
     def check(self, bug):
-        d, v = broken.run(bug, TIME, self.store, seed=1)
-        self.assertIsNone(v.get("error"), v.get("error"))
-        self.assertIs(v["valid"], False, "%s not caught: %s" % (bug, v.get("checker")))
+        # A fault finds a bug with some probability per run (a machine
+        # crash must land between a write and its missing fdatasync): the
+        # bug counts as caught if any of three seeds' runs is invalid, and
+        # a build that passes all three is reported with every verdict.
+        verdicts = []
+        for seed in (1, 2, 3):
+            d, v = broken.run(bug, TIME, self.store, seed=seed)
+            self.assertIsNone(v.get("error"), v.get("error"))
+            if v["valid"] is False:
+                return
+            verdicts.append(v.get("checker"))
+        self.fail("%s not caught in 3 runs: %s" % (bug, verdicts))
 
     def test_reads_without_read_index_fail_register_under_partitions(self):
         self.check("stale-reads")

@@ -179,6 +179,23 @@ def test_watch_against_plain_writes(port):
           % (commits[0], got))
 
 
+def read_settled(ports, key):
+    """GET @key from the leader once the leadership has settled: right
+    after a transfer the node found may answer TRYAGAIN or NOTLEADER, which
+    ask the client to retry (for up to 10 s here)."""
+    deadline = time.time() + 10
+    while True:
+        try:
+            return connect(find_leader(ports)).get(key)
+        except (redis.exceptions.ResponseError,
+                redis.exceptions.ConnectionError) as e:
+            if time.time() > deadline or not (
+                    isinstance(e, redis.exceptions.ConnectionError) or
+                    str(e).startswith(("TRYAGAIN", "NOTLEADER"))):
+                raise
+            time.sleep(0.1)
+
+
 def test_watch_across_a_leader_change(ports):
     """A key watched on a follower and changed on the old leader; then the
     follower becomes leader; its EXEC must abort. And increments by
@@ -252,7 +269,7 @@ def test_watch_across_a_leader_change(ports):
                 pass
 
     run_threads([worker] * 4 + [mover])
-    got = int(connect(find_leader(ports)).get(key))
+    got = int(read_settled(ports, key))
     lo, hi = state["commits"], state["commits"] + state["unknown"]
     assert lo <= got <= hi, ("increments across leader changes: counter %d, "
                              "acknowledged %d, unknown %d"
