@@ -33,9 +33,9 @@ BALLOT_API int ballot_start(uv_loop_t *loop,
 /* Stops a node started with ballot_start(): from now on every call
  * returns BALLOT_ECLOSED; pending requests complete (reads with
  * BALLOT_ECLOSED, writes of unknown fate with BALLOT_EUNKNOWN); then @cb
- * runs (may be NULL) and @b is freed. Calling it twice, or on a node from
- * ballot_open(), returns BALLOT_EINVAL; off the loop thread,
- * BALLOT_EWRONGTHREAD. */
+ * runs (may be NULL) and @b is freed. Calling it again before then
+ * returns BALLOT_ECLOSED; on a node from ballot_open(), BALLOT_EINVAL; off
+ * the loop thread, BALLOT_EWRONGTHREAD. */
 BALLOT_API int ballot_stop(struct ballot *b, ballot_stop_cb cb, void *arg);
 
 /* True once the node halted because its storage failed. */
