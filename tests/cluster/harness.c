@@ -449,6 +449,43 @@ static void make_secret(struct cluster *c)
     close(fd);
 }
 
+/* The process that runs the tests (cl_run_named()); 0 when a test binary
+ * has its own main. Scratch roots carry its pid, so that it can remove the
+ * roots of tests that failed: Check's fork mode ends a failed test with
+ * _exit(), before it reaches cl_close_all(), and a timed-out one with
+ * SIGKILL (its nodes die with it, by PR_SET_PDEATHSIG). */
+static pid_t runner_pid;
+
+/* Removes every scratch root this runner's tests left behind. */
+static void remove_left_roots(void)
+{
+    char prefix[64];
+    DIR *d = opendir("/tmp");
+    struct dirent *e;
+    if (d == NULL || runner_pid == 0) {
+        if (d != NULL) {
+            closedir(d);
+        }
+        return;
+    }
+    snprintf(prefix, sizeof(prefix), "ballot-cluster-%d-", (int)runner_pid);
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) {
+            continue;
+        }
+        char cmd[600];
+        if (getenv("BALLOT_KEEP_TEST_DIR") != NULL) {
+            fprintf(stderr, "kept /tmp/%.255s\n", e->d_name);
+            continue;
+        }
+        snprintf(cmd, sizeof(cmd), "rm -rf '/tmp/%.255s'", e->d_name);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not remove /tmp/%.255s\n", e->d_name);
+        }
+    }
+    closedir(d);
+}
+
 void cl_prepare_args(struct cluster *c,
                      unsigned n,
                      const char *const *extra_args)
@@ -457,7 +494,8 @@ void cl_prepare_args(struct cluster *c,
     c->n = n;
     c->extra_args = extra_args;
     c->ballotd = BALLOTD_PATH;
-    snprintf(c->root, sizeof(c->root), "/tmp/ballot-cluster-XXXXXX");
+    snprintf(c->root, sizeof(c->root), "/tmp/ballot-cluster-%d-XXXXXX",
+             (int)runner_pid);
     ck_assert_ptr_nonnull(mkdtemp(c->root));
     make_secret(c);
     int base = reserve_ports();
@@ -684,7 +722,9 @@ int cl_run_tests(const char *suite,
         suite_add_tcase(s, tc);
     }
     SRunner *sr = srunner_create(s);
+    runner_pid = getpid();
     srunner_run(sr, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
+    remove_left_roots();
     int ran = srunner_ntests_run(sr);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
