@@ -128,6 +128,15 @@ enum kv_op_type {
     KV_OP_INCRBY = 10,      /* integer at @key (missing: 0) plus @delta */
     KV_OP_APPEND = 11,      /* @value appended to @key (missing: empty) */
     KV_OP_INCRBYFLOAT = 12, /* @value (decimal text) added, as Redis does */
+    /* The next @delta (1..KV_SEQUENCE_BLOCK_MAX) IDs of the sequence named
+     * @key, which is not a user key: sequences live apart from the keys
+     * and change no revision. Only as a KV_CMD_SEQUENCE, never inside a
+     * transaction. The result's @count is 0 or KV_RMW_OVERFLOW (the block
+     * would pass INT64_MAX; nothing handed out); on success @kvs holds one
+     * pair whose @version is the last ID of the block, so the block is
+     * [version - delta + 1, version]. IDs start at 1 and are never handed
+     * out twice (docs/coordination.md, "IDs"). */
+    KV_OP_SEQUENCE = 50,
 };
 
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
@@ -224,7 +233,12 @@ enum kv_cmd_type {
     KV_CMD_INCRBY = 10,
     KV_CMD_APPEND = 11,
     KV_CMD_INCRBYFLOAT = 12,
+    /* One KV_OP_SEQUENCE op: a block of cluster-wide increasing IDs. */
+    KV_CMD_SEQUENCE = 50,
 };
+
+/* Most IDs one KV_OP_SEQUENCE hands out. */
+#define KV_SEQUENCE_BLOCK_MAX 1000000u
 
 /* Longest member address (KV_CMD_MEMBER), and most members recorded: a put
  * of a new id beyond it is refused with KV_ELIMIT. */
@@ -665,6 +679,13 @@ int kv_members(struct kv_store *store,
                struct kv_member *out,
                size_t cap,
                size_t *n);
+
+/* The last ID sequence @name (@name_len bytes) handed out, read in a read
+ * transaction: 0 if it has handed out none. Returns 0 or an error. */
+int kv_sequence_last(struct kv_store *store,
+                     const uint8_t *name,
+                     uint32_t name_len,
+                     uint64_t *last);
 
 /* Forgets every recorded member address, outside the log (it changes no
  * applied index): for a store restored from a backup into a new cluster,

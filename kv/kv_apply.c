@@ -341,6 +341,9 @@ static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
         return do_rmw(x, op, r);
+    case KV_OP_SEQUENCE:
+        /* Not a key: no revision, no history, no watch event. */
+        return kv_sequence_apply(x->s, x->txn, op, x->arena, x->alloc, r);
     default:
         /* The decoder admits no other type. */
         return KV_EBADCMD;

@@ -38,6 +38,11 @@
  *   tail (incrby, 10)      := u64 delta (two's complement)
  *   tail (append, 11)      := u32 value_len value[value_len]
  *   tail (incrbyfloat, 12) := u32 value_len value[value_len]
+ *
+ * cmd_type 50 (a block of sequence IDs) is one op of type 50, never found
+ * in a transaction; its key is the sequence's name:
+ *
+ *   tail (sequence, 50)    := u64 count (1..KV_SEQUENCE_BLOCK_MAX)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +71,7 @@ static bool flags_valid(uint8_t type, uint8_t flags)
     case KV_OP_INCRBY:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
+    case KV_OP_SEQUENCE:
         allowed = 0;
         break;
     default:
@@ -90,7 +96,18 @@ static int op_check(const struct kv_op *op)
         op->key_len == 0) {
         return KV_EBADCMD;
     }
+    if (op->type == KV_OP_SEQUENCE &&
+        (op->delta < 1 || op->delta > (int64_t)KV_SEQUENCE_BLOCK_MAX)) {
+        return KV_EBADCMD;
+    }
     return 0;
+}
+
+/* An op a transaction's branch may hold: everything but a sequence, which
+ * stands alone (its IDs are handed out whatever a comparison says). */
+static int branch_op_check(const struct kv_op *op)
+{
+    return op->type == KV_OP_SEQUENCE ? KV_EBADCMD : op_check(op);
 }
 
 static bool op_is_rmw(uint8_t type)
@@ -144,6 +161,7 @@ static uint64_t op_size(const struct kv_op *op)
         n += 4 + (uint64_t)op->value_len;
         break;
     case KV_OP_INCRBY:
+    case KV_OP_SEQUENCE:
         n += 8;
         break;
     case KV_OP_DELETE_RANGE:
@@ -171,7 +189,7 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     uint64_t n = 2;
     int rv;
     if ((cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) ||
-        op_is_rmw(cmd->type)) {
+        op_is_rmw(cmd->type) || cmd->type == KV_CMD_SEQUENCE) {
         if (cmd->op.type != cmd->type) {
             return KV_EBADCMD;
         }
@@ -205,7 +223,7 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             const struct kv_op *op = i < cmd->n_then
                                          ? &cmd->then_ops[i]
                                          : &cmd->else_ops[i - cmd->n_then];
-            if ((rv = op_check(op)) != 0) {
+            if ((rv = branch_op_check(op)) != 0) {
                 return rv;
             }
             n += op_size(op);
@@ -288,6 +306,7 @@ static void op_write(struct writer *w, const struct kv_op *op)
         w_bytes(w, op->value, op->value_len);
         break;
     case KV_OP_INCRBY:
+    case KV_OP_SEQUENCE:
         w_u64(w, (uint64_t)op->delta);
         break;
     case KV_OP_DELETE_RANGE:
@@ -443,7 +462,7 @@ static int op_read(struct reader *r, struct kv_op *op)
         return rv;
     }
     if ((op->type < KV_OP_PUT || op->type > KV_OP_RANGE) &&
-        !op_is_rmw(op->type)) {
+        !op_is_rmw(op->type) && op->type != KV_OP_SEQUENCE) {
         return KV_EBADCMD;
     }
     if ((rv = r_blob(r, KV_KEY_BYTES_MAX, &op->key_len, &op->key)) != 0) {
@@ -455,7 +474,8 @@ static int op_read(struct reader *r, struct kv_op *op)
     case KV_OP_INCRBYFLOAT:
         rv = r_blob(r, KV_VALUE_BYTES_MAX, &op->value_len, &op->value);
         break;
-    case KV_OP_INCRBY: {
+    case KV_OP_INCRBY:
+    case KV_OP_SEQUENCE: {
         uint64_t d = 0;
         rv = r_u64(r, &d);
         /* Two's complement, without an implementation-defined cast. */
@@ -566,6 +586,7 @@ int kv_cmd_decode(const uint8_t *buf,
     case KV_CMD_INCRBY:
     case KV_CMD_APPEND:
     case KV_CMD_INCRBYFLOAT:
+    case KV_CMD_SEQUENCE:
         if ((rv = op_read(&r, &cmd->op)) != 0) {
             goto fail;
         }
@@ -602,7 +623,9 @@ int kv_cmd_decode(const uint8_t *buf,
                             (void **)&cmd->then_ops);
         }
         for (uint32_t i = 0; rv == 0 && i < cmd->n_then; i++) {
-            rv = op_read(&r, &cmd->then_ops[i]);
+            if ((rv = op_read(&r, &cmd->then_ops[i])) == 0) {
+                rv = branch_op_check(&cmd->then_ops[i]);
+            }
         }
         if (rv == 0) {
             rv = read_count(&r, KV_TXN_OPS_MAX, OP_MIN_BYTES,
@@ -610,7 +633,9 @@ int kv_cmd_decode(const uint8_t *buf,
                             (void **)&cmd->else_ops);
         }
         for (uint32_t i = 0; rv == 0 && i < cmd->n_else; i++) {
-            rv = op_read(&r, &cmd->else_ops[i]);
+            if ((rv = op_read(&r, &cmd->else_ops[i])) == 0) {
+                rv = branch_op_check(&cmd->else_ops[i]);
+            }
         }
         if (rv != 0) {
             goto fail;

@@ -13,6 +13,10 @@
 
 /* Version of the on-disk layout of the LMDB databases (docs/kv.md). */
 #define KV_FORMAT_VERSION 1u
+/* Named LMDB databases a store may have (mdb_env_set_maxdbs): those opened
+ * in kv_open() plus room for new ones, so that adding one never makes a
+ * newer store unreadable by mistake. */
+#define KV_DBS_MAX 16u
 
 /* Keys of the "meta" database. */
 #define KV_META_FORMAT "format"
@@ -53,6 +57,7 @@ struct kv_store
     MDB_dbi dbi_sess;    /* client sessions: client id -> last request */
     MDB_dbi dbi_lru;     /* (last index, client id) of every session */
     MDB_dbi dbi_members; /* u64be member id -> address (KV_CMD_MEMBER) */
+    MDB_dbi dbi_seqs;    /* sequence name -> u64le last ID (KV_CMD_SEQUENCE) */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -277,6 +282,15 @@ int kv_member_apply(struct kv_store *s,
                     MDB_txn *txn,
                     const struct kv_op *op,
                     int *refused);
+
+/* Applies a KV_OP_SEQUENCE operation (kv_sequence.c) into @r. Returns 0
+ * (the refusal, if any, in @r->count) or an environment error. */
+int kv_sequence_apply(struct kv_store *s,
+                      MDB_txn *txn,
+                      const struct kv_op *op,
+                      struct kv_arena_chunk **arena,
+                      const struct kv_allocator *alloc,
+                      struct kv_op_result *r);
 
 /* fsyncs a directory. */
 int kv_fsync_dir(const char *path);

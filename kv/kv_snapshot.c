@@ -574,7 +574,7 @@ static int stage_check_env(struct kv_store *s, const char *dir)
     const char *names[2] = {KV_META_APPLIED, KV_META_REVISION};
     int rv = 0, rc;
     if ((rc = mdb_env_create(&env)) != 0 ||
-        (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
+        (rc = mdb_env_set_maxdbs(env, KV_DBS_MAX)) != 0 ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0) {

@@ -301,7 +301,7 @@ int kv_env_open(struct kv_store *s, const char *path)
     }
     kv_free(&s->alloc, data);
     if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size)) != 0 ||
-        (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, KV_DBS_MAX)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0) {
         rv = kv_mdb_error(s, rc, "configure environment");
         goto fail;
@@ -329,7 +329,8 @@ int kv_env_open(struct kv_store *s, const char *path)
         (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->dbi_hist)) != 0 ||
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->dbi_sess)) != 0 ||
         (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->dbi_lru)) != 0 ||
-        (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->dbi_members)) != 0) {
+        (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->dbi_members)) != 0 ||
+        (rc = mdb_dbi_open(txn, "sequences", MDB_CREATE, &s->dbi_seqs)) != 0) {
         rv = kv_mdb_error(s, rc, "open databases");
         goto fail;
     }

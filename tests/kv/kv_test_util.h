@@ -99,5 +99,6 @@ Suite *kv_session_suite(void);
 Suite *kv_members_suite(void);
 Suite *kv_checkpoint_suite(void);
 Suite *kv_space_suite(void);
+Suite *kv_sequence_suite(void);
 
 #endif /* BALLOT_KV_TEST_UTIL_H */
