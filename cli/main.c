@@ -78,9 +78,11 @@ static const struct cli_command commands[] = {
      "--json); resumes on another endpoint if the connection is lost; "
      "--count N exits after N changes",
      cmd_watch},
-    {"id", "--snowflake [--count N]",
-     "unique 64-bit IDs (time, member id, sequence) minted by the first "
-     "endpoint that answers, without a round trip to the leader",
+    {"id", "[--count N] [--name SEQ] [--snowflake]",
+     "unique IDs: the next N of the cluster-wide sequence SEQ (\"default\"), "
+     "strictly increasing and never reused; with --snowflake, 64-bit IDs "
+     "(time, member id, sequence) minted by the first endpoint that answers, "
+     "without a round trip to the leader",
      cmd_id},
     {"bench",
      "put|get|mixed|txn|incr [--clients N] [--conns M] [--total N | --duration "

@@ -269,7 +269,8 @@ struct ballot_kv
 enum ballot_op_type {
     BALLOT_OP_PUT = 1,
     BALLOT_OP_DELETE = 2,
-    BALLOT_OP_GET = 3, /* a point read or a range */
+    BALLOT_OP_GET = 3,      /* a point read or a range */
+    BALLOT_OP_SEQUENCE = 4, /* IDs of a sequence (ballot_sequence()) */
 };
 
 struct ballot_op_result
@@ -523,6 +524,33 @@ BALLOT_API int ballot_watch_cancel(struct ballot *b, struct ballot_watch *w);
  * @out, BALLOT_EINVAL (bad @n, or the member id is above 1023),
  * BALLOT_ECLOCK or BALLOT_ESTORAGE. */
 BALLOT_API int ballot_snowflake(struct ballot *b, uint64_t *out, size_t n);
+
+/* Hands out the next @count (1..1,000,000) IDs of the cluster-wide
+ * sequence @name (1..BALLOT_KEY_MAX bytes; sequences are not keys): one
+ * log entry, applied in log order, so IDs strictly increase across every
+ * caller and node, start at 1, and are never handed out twice, across
+ * leader changes and restarts. With @rid, a retry gets the first
+ * application's block. Result: ops[0] is a BALLOT_OP_SEQUENCE whose count
+ * is @count and whose one pair carries the first and last ID of the block
+ * as create_revision and version. Returns like ballot_put(); @cb may also
+ * report BALLOT_ELIMIT (fewer than @count IDs are left below 2^63). */
+BALLOT_API int ballot_sequence(struct ballot *b,
+                               const void *name,
+                               size_t name_len,
+                               uint64_t count,
+                               const struct ballot_reqid *rid,
+                               ballot_cb cb,
+                               void *arg);
+/* The blocking form: 0 with the block in *@first and *@last, or an error
+ * code. Only for nodes opened with ballot_open(), not from the node's own
+ * thread. */
+BALLOT_API int ballot_sequence_wait(struct ballot *b,
+                                    const void *name,
+                                    size_t name_len,
+                                    uint64_t count,
+                                    const struct ballot_reqid *rid,
+                                    uint64_t *first,
+                                    uint64_t *last);
 
 /* ---------------------------------------------------------------------- */
 /* Cluster                                                                */

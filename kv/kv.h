@@ -133,9 +133,9 @@ enum kv_op_type {
      * and change no revision. Only as a KV_CMD_SEQUENCE, never inside a
      * transaction. The result's @count is 0 or KV_RMW_OVERFLOW (the block
      * would pass INT64_MAX; nothing handed out); on success @kvs holds one
-     * pair whose @version is the last ID of the block, so the block is
-     * [version - delta + 1, version]. IDs start at 1 and are never handed
-     * out twice (docs/coordination.md, "IDs"). */
+     * pair (the name, no value) whose @create_revision and @version are
+     * the first and the last ID of the block. IDs start at 1 and are never
+     * handed out twice (docs/coordination.md, "IDs"). */
     KV_OP_SEQUENCE = 50,
 };
 

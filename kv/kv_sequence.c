@@ -82,6 +82,7 @@ int kv_sequence_apply(struct kv_store *s,
     memcpy(key, op->key, op->key_len);
     kv->key = key;
     kv->key_len = op->key_len;
+    kv->create_revision = last - n + 1;
     kv->version = last;
     r->kvs = kv;
     r->n_kvs = 1;

@@ -225,6 +225,22 @@ int ballot_txn(struct ballot *b,
     return rv != 0 ? rv : submit(b, c, cb, arg);
 }
 
+int ballot_sequence(struct ballot *b,
+                    const void *name,
+                    size_t name_len,
+                    uint64_t count,
+                    const struct ballot_reqid *rid,
+                    ballot_cb cb,
+                    void *arg)
+{
+    struct embed_call *c;
+    int rv = check(b, cb);
+    if (rv == 0) {
+        rv = embed_call_sequence(name, name_len, count, rid, &c);
+    }
+    return rv != 0 ? rv : submit(b, c, cb, arg);
+}
+
 int ballot_get(struct ballot *b,
                const void *key,
                size_t key_len,

@@ -94,6 +94,7 @@ enum embed_kind {
     EMBED_STOP,     /* ballot_close() */
     EMBED_WATCH,
     EMBED_WATCH_CANCEL, /* runs on the loop; the caller waits */
+    EMBED_SEQUENCE,
 };
 
 /* A request with every byte it needs copied into one allocation, so that
@@ -133,6 +134,13 @@ int embed_call_write(enum embed_kind kind,
                      const struct ballot_txn *txn,
                      const struct ballot_reqid *rid,
                      struct embed_call **out);
+/* Builds a call for the next @count IDs of sequence @name. Returns 0 with
+ * *@out, or BALLOT_EINVAL / BALLOT_ENOMEM. */
+int embed_call_sequence(const void *name,
+                        size_t name_len,
+                        uint64_t count,
+                        const struct ballot_reqid *rid,
+                        struct embed_call **out);
 int embed_call_read(const void *key,
                     size_t key_len,
                     const void *end,

@@ -173,6 +173,45 @@ static int cmps_of(const struct ballot_txn *txn, struct kv_cmp **out)
     return 0;
 }
 
+/* Encodes @cmd, with @rid's request id if not NULL, into a new call of
+ * @kind. Returns 0 with *@out, or BALLOT_EINVAL / BALLOT_ETOOBIG /
+ * BALLOT_ENOMEM. */
+static int call_of_cmd(enum embed_kind kind,
+                       struct kv_cmd *cmd,
+                       const struct ballot_reqid *rid,
+                       struct embed_call **out)
+{
+    struct embed_call *c = NULL;
+    int rv = 0;
+    if (rid != NULL) {
+        if (rid->client_id == 0 || rid->client_id > KV_SESSION_CLIENT_MAX ||
+            rid->seq == 0) {
+            return BALLOT_EINVAL;
+        }
+        cmd->client_id = rid->client_id;
+        cmd->seq = rid->seq;
+        /* The state machine keeps the result, so that a retry is answered
+         * with what the first application did (a transaction's branch and
+         * reads included). */
+        cmd->keep_result = true;
+    }
+    size_t size = kv_cmd_encoded_size(cmd);
+    c = call_alloc(kind, 0);
+    if (size == 0) {
+        rv = BALLOT_ETOOBIG; /* everything else was checked before */
+    } else if (c == NULL || (c->cmd = malloc(size)) == NULL) {
+        rv = BALLOT_ENOMEM;
+    } else if (kv_cmd_encode(cmd, c->cmd, size, &c->cmd_len) != 0) {
+        rv = BALLOT_EINVAL;
+    }
+    if (rv != 0) {
+        embed_call_free(c);
+        return rv;
+    }
+    *out = c;
+    return 0;
+}
+
 int embed_call_write(enum embed_kind kind,
                      const void *key,
                      size_t key_len,
@@ -217,38 +256,37 @@ int embed_call_write(enum embed_kind kind,
         rv = op_of(&op, &cmd.op);
         cmd.type = kind == EMBED_PUT ? KV_CMD_PUT : KV_CMD_DELETE;
     }
-    if (rv == 0 && rid != NULL) {
-        if (rid->client_id == 0 || rid->client_id > KV_SESSION_CLIENT_MAX ||
-            rid->seq == 0) {
-            rv = BALLOT_EINVAL;
-        }
-        cmd.client_id = rid->client_id;
-        cmd.seq = rid->seq;
-        /* The state machine keeps the result, so that a retry is answered
-         * with what the first application did (a transaction's branch and
-         * reads included). */
-        cmd.keep_result = true;
-    }
     if (rv == 0) {
-        size_t size = kv_cmd_encoded_size(&cmd);
-        c = call_alloc(kind, 0);
-        if (size == 0) {
-            rv = BALLOT_ETOOBIG; /* everything else was checked above */
-        } else if (c == NULL || (c->cmd = malloc(size)) == NULL) {
-            rv = BALLOT_ENOMEM;
-        } else if (kv_cmd_encode(&cmd, c->cmd, size, &c->cmd_len) != 0) {
-            rv = BALLOT_EINVAL;
-        }
+        rv = call_of_cmd(kind, &cmd, rid, &c);
     }
     free(cmps);
     free(then_ops);
     free(else_ops);
     if (rv != 0) {
-        embed_call_free(c);
         return rv;
     }
     *out = c;
     return 0;
+}
+
+int embed_call_sequence(const void *name,
+                        size_t name_len,
+                        uint64_t count,
+                        const struct ballot_reqid *rid,
+                        struct embed_call **out)
+{
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    if (name_len == 0 || count == 0 || count > KV_SEQUENCE_BLOCK_MAX ||
+        check_bytes(name, name_len, BALLOT_KEY_MAX) != 0) {
+        return BALLOT_EINVAL;
+    }
+    cmd.type = KV_CMD_SEQUENCE;
+    cmd.op.type = KV_OP_SEQUENCE;
+    cmd.op.key = name;
+    cmd.op.key_len = (uint32_t)name_len;
+    cmd.op.delta = (int64_t)count;
+    return call_of_cmd(EMBED_SEQUENCE, &cmd, rid, out);
 }
 
 int embed_call_read(const void *key,
@@ -344,6 +382,8 @@ static int op_type_of(uint8_t kv_type)
     case KV_OP_DELETE:
     case KV_OP_DELETE_RANGE:
         return BALLOT_OP_DELETE;
+    case KV_OP_SEQUENCE:
+        return BALLOT_OP_SEQUENCE;
     default:
         return BALLOT_OP_GET;
     }
@@ -380,6 +420,11 @@ static int fill_ops(struct result_buf *rb,
         struct ballot_op_result *o = &rb->ops[i];
         o->type = op_type_of(ops[i].type);
         o->count = ops[i].type == KV_OP_PUT ? 1 : ops[i].count;
+        if (ops[i].type == KV_OP_SEQUENCE && ops[i].n_kvs == 1) {
+            /* The IDs handed out: [create_revision, version]. */
+            o->count =
+                ops[i].kvs[0].version - ops[i].kvs[0].create_revision + 1;
+        }
         o->more = ops[i].more;
         o->kvs = n_kvs > 0 ? &rb->kvs[k] : NULL;
         o->n_kvs = ops[i].n_kvs;
@@ -421,6 +466,9 @@ static void on_write(void *arg, int status, const struct kv_entry_result *er)
         rb.res.succeeded = true; /* a membership change */
     } else if (er->code != 0) {
         rb.res.status = BALLOT_EREFUSED;
+    } else if (er->n_ops == 1 && er->ops[0].type == KV_OP_SEQUENCE &&
+               er->ops[0].count != KV_RMW_APPLIED) {
+        rb.res.status = BALLOT_ELIMIT; /* the sequence is exhausted */
     } else if (er->superseded) {
         rb.res.status = BALLOT_ESTALE;
     } else if (er->duplicate && er->result_elided) {
@@ -556,6 +604,7 @@ int embed_call_run(struct ballot *b, struct embed_call *c)
     case EMBED_PUT:
     case EMBED_DELETE:
     case EMBED_TXN:
+    case EMBED_SEQUENCE:
         rv = bnode_propose(b->node, c->cmd, c->cmd_len, on_write, c);
         break;
     case EMBED_GET:

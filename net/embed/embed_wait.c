@@ -183,6 +183,34 @@ int ballot_txn_wait(struct ballot *b,
     return wait_or(b, rv, c, out);
 }
 
+int ballot_sequence_wait(struct ballot *b,
+                         const void *name,
+                         size_t name_len,
+                         uint64_t count,
+                         const struct ballot_reqid *rid,
+                         uint64_t *first,
+                         uint64_t *last)
+{
+    struct embed_call *c = NULL;
+    struct ballot_result *res = NULL;
+    if (first == NULL || last == NULL) {
+        return BALLOT_EINVAL;
+    }
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_sequence(name, name_len, count, rid, &c);
+    rv = wait_or(b, rv, c, &res);
+    if (rv == 0) {
+        if (res->n_ops == 1 && res->ops[0].n_kvs == 1) {
+            *first = res->ops[0].kvs[0].create_revision;
+            *last = res->ops[0].kvs[0].version;
+        } else {
+            rv = BALLOT_EREFUSED; /* a request id another call applied */
+        }
+    }
+    ballot_result_free(res);
+    return rv;
+}
+
 int ballot_get_wait(struct ballot *b,
                     const void *key,
                     size_t key_len,

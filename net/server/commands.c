@@ -501,6 +501,7 @@ const struct cmd_def cmd_table[] = {
     {"bwatch", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bwatch, NULL, NULL, 1, 1, 1},
     {"bunwatch", -1, CMD_NOMULTI, CMD_ORDER_FREE, cmd_bunwatch, NULL, NULL, 0, 0, 0},
     {"bsnowflake", -1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bsnowflake, NULL, NULL, 0, 0, 0},
+    {"bseq", -2, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bseq, NULL, NULL, 0, 0, 0},
 };
 /* clang-format on */
 

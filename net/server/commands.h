@@ -354,6 +354,15 @@ void cmd_client_discard(struct cmd_client *c);
 
 /* commands_ids.c */
 CMD_DECL(cmd_bsnowflake);
+CMD_DECL(cmd_bseq);
+/** BSEQ with a request id (BREQ): a retry gets the block the first
+ * application handed out, never a new one. */
+void cmd_bseq_req(struct cmd_req *r,
+                  size_t argc,
+                  const char *const *argv,
+                  const size_t *argvlen,
+                  uint64_t client_id,
+                  uint64_t seq);
 
 /* commands_stream.c */
 CMD_DECL(cmd_bwatch);

@@ -998,7 +998,11 @@ START_TEST(test_cli_follows_gnu_conventions)
     ck_assert_int_eq(sscanf(out, "%llu\n%llu\n%llu", &a, &b2, &c), 3);
     ck_assert(a < b2 && b2 < c);
     free(out);
-    ck_assert_int_eq(run(eps_all, &out, "id"), 2);
+    /* Without --snowflake: the next IDs of a cluster-wide sequence. */
+    ck_assert_int_eq(run(eps_all, &out, "id", "--count", "2"), 0);
+    ck_assert_str_eq(out, "1\n2\n");
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "id", "--count", "0"), 2);
     free(out);
 
     /* ballotd too. */

@@ -212,6 +212,64 @@ START_TEST(test_embed_request_id_retry_is_applied_once)
 }
 END_TEST
 
+/* Sequence IDs: blocks follow one another from 1, a request id's retry
+ * gets its first block, bad arguments are refused before anything is
+ * proposed, and the async form reports the block in its result. */
+static void on_sequence(void *arg, const struct ballot_result *res)
+{
+    struct ballot_result *out = arg;
+    if (res->status == 0) {
+        ck_assert_uint_eq(res->n_ops, 1);
+        ck_assert_int_eq(res->ops[0].type, BALLOT_OP_SEQUENCE);
+        ck_assert_uint_eq(res->ops[0].count, 2);
+        out->revision = res->ops[0].kvs[0].create_revision; /* first ID */
+    }
+    /* Published last: the test thread polls it. */
+    __atomic_store_n(&out->status, res->status, __ATOMIC_RELEASE);
+}
+
+START_TEST(test_embed_sequence_ids_are_handed_out_once)
+{
+    struct ballot *b = open_single();
+    uint64_t first = 0, last = 0;
+    ck_assert_int_eq(ballot_sequence_wait(b, "ids", 3, 5, NULL, &first, &last),
+                     0);
+    ck_assert_uint_eq(first, 1);
+    ck_assert_uint_eq(last, 5);
+    struct ballot_reqid rid = {9, 1};
+    ck_assert_int_eq(ballot_sequence_wait(b, "ids", 3, 1, &rid, &first, &last),
+                     0);
+    ck_assert_uint_eq(first, 6);
+    ck_assert_int_eq(ballot_sequence_wait(b, "ids", 3, 1, &rid, &first, &last),
+                     0);
+    ck_assert_uint_eq(first, 6); /* the retry: the same ID, not 7 */
+    ck_assert_uint_eq(last, 6);
+    ck_assert_int_eq(ballot_sequence_wait(b, "ids", 3, 0, NULL, &first, &last),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(
+        ballot_sequence_wait(b, "ids", 3, 1000001, NULL, &first, &last),
+        BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_sequence_wait(b, "", 0, 1, NULL, &first, &last),
+                     BALLOT_EINVAL);
+    /* The callback form, on the node's thread. */
+    struct ballot_result got;
+    memset(&got, 0, sizeof(got));
+    got.status = 1;
+    ck_assert_int_eq(ballot_sequence(b, "ids", 3, 2, NULL, on_sequence, &got),
+                     0);
+    for (int i = 0;
+         i < 500 && __atomic_load_n(&got.status, __ATOMIC_ACQUIRE) == 1; i++) {
+        usleep(10000);
+    }
+    ck_assert_int_eq(got.status, 0);
+    ck_assert_uint_eq(got.revision, 7);
+    /* Sequences are not keys. */
+    expect_value(b, "ids", NULL);
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
 /* ---- a node on the program's loop -------------------------------------- */
 
 struct loop_run
@@ -918,6 +976,8 @@ int main(int argc, char **argv)
          test_embed_thread_node_reads_and_writes},
         {"request_id_retry_is_applied_once",
          test_embed_request_id_retry_is_applied_once},
+        {"sequence_ids_are_handed_out_once",
+         test_embed_sequence_ids_are_handed_out_once},
         {"on_program_loop_leaves_no_handle",
          test_embed_on_program_loop_leaves_no_handle},
         {"misuse_gets_clear_errors", test_embed_misuse_gets_clear_errors},

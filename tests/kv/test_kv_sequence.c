@@ -88,8 +88,10 @@ START_TEST(test_sequence_blocks_follow_log_order)
     for (size_t i = 0; i < 5; i++) {
         const struct kv_op_result *o = &res.entries[i].ops[0];
         ck_assert_uint_eq(o->count, KV_RMW_APPLIED);
-        /* The block is [version - count + 1, version]: contiguous. */
-        ck_assert_uint_eq(o->kvs[0].version - (uint64_t)counts[i] + 1, next);
+        /* The block is [create_revision, version]: contiguous. */
+        ck_assert_uint_eq(o->kvs[0].create_revision, next);
+        ck_assert_uint_eq(o->kvs[0].version - o->kvs[0].create_revision + 1,
+                          (uint64_t)counts[i]);
         next = o->kvs[0].version + 1;
         ck_assert_uint_eq(res.entries[i].revision, 0);
     }
@@ -181,8 +183,7 @@ START_TEST(test_sequence_malformed_commands_are_refused)
                            INT64_MIN};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         c.op.delta = bad[i];
-        ck_assert_int_eq(kv_cmd_encode(&c, buf, sizeof(buf), &len),
-                         KV_EINVAL);
+        ck_assert_int_eq(kv_cmd_encode(&c, buf, sizeof(buf), &len), KV_EINVAL);
     }
     c.op.delta = 1;
     c.op.key_len = 0;
@@ -238,6 +239,7 @@ START_TEST(test_sequence_retry_with_a_request_id_gets_the_same_block)
     ck_assert(res.entries[0].result_kept);
     ck_assert_uint_eq(res.entries[0].n_ops, 1);
     ck_assert_uint_eq(res.entries[0].ops[0].type, KV_OP_SEQUENCE);
+    ck_assert_uint_eq(res.entries[0].ops[0].kvs[0].create_revision, 1);
     ck_assert_uint_eq(res.entries[0].ops[0].kvs[0].version, 10);
     kv_apply_result_free(&res);
     ck_assert_uint_eq(last_of(s, "ids"), 10);
@@ -278,7 +280,8 @@ Suite *kv_sequence_suite(void)
     tcase_add_test(tc, test_sequence_blocks_follow_log_order);
     tcase_add_test(tc, test_sequence_refuses_a_block_past_the_largest_id);
     tcase_add_test(tc, test_sequence_malformed_commands_are_refused);
-    tcase_add_test(tc, test_sequence_retry_with_a_request_id_gets_the_same_block);
+    tcase_add_test(tc,
+                   test_sequence_retry_with_a_request_id_gets_the_same_block);
     tcase_add_test(tc, test_sequence_survives_snapshot_install);
     suite_add_tcase(s, tc);
     return s;
