@@ -513,6 +513,19 @@ void cmd_propose(struct cmd_req *r,
 bool cmd_write_ok(struct cmd_req *r,
                   int status,
                   const struct kv_entry_result *res);
+/** For writes whose reply is built from the result the store keeps for a
+ * request id (BTXN, the read-modify-writes, BSEQ): cmd_write_ok(), then
+ * the reply of a retry that did not run (superseded, or applied before
+ * without a kept result). False if it replied. */
+bool cmd_kept_result_ok(struct cmd_req *r,
+                        int status,
+                        const struct kv_entry_result *res,
+                        uint64_t client_id,
+                        uint64_t seq);
+/** "request id already applied ... by a different command": a retried id
+ * whose kept result has another command's shape. */
+void rep_applied_by_another(struct cmd_req *r,
+                            const struct kv_entry_result *res);
 CMD_DECL(cmd_del);
 CMD_DECL(cmd_brange);
 CMD_DECL(cmd_btxn);

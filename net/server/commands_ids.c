@@ -71,21 +71,12 @@ static void seq_done(void *arg, int status, const struct kv_entry_result *res)
     struct seq_req q = *(struct seq_req *)arg;
     struct cmd_req *r = q.r;
     free(arg);
-    if (!cmd_write_ok(r, status, res)) {
-        cmd_req_finish(r);
-        return;
-    }
-    if (res->superseded || (res->duplicate && !res->result_kept) ||
-        res->result_elided) {
-        rep_session_outcome(r, res, q.client_id, q.seq);
+    if (!cmd_kept_result_ok(r, status, res, q.client_id, q.seq)) {
         cmd_req_finish(r);
         return;
     }
     if (res->n_ops != 1 || res->ops[0].type != KV_OP_SEQUENCE) {
-        rep_errorf(r,
-                   "ERR request id already applied at revision %" PRIu64
-                   " by a different command",
-                   res->duplicate ? res->session_revision : res->revision);
+        rep_applied_by_another(r, res);
         cmd_req_finish(r);
         return;
     }

@@ -4,6 +4,7 @@
  * commands_view.c; and BREQ, which hands a write with a request id to the
  * view (docs/protocol.md, "BREQ").
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,32 @@ bool cmd_write_ok(struct cmd_req *r,
     return true;
 }
 
+bool cmd_kept_result_ok(struct cmd_req *r,
+                        int status,
+                        const struct kv_entry_result *res,
+                        uint64_t client_id,
+                        uint64_t seq)
+{
+    if (!cmd_write_ok(r, status, res)) {
+        return false;
+    }
+    if (res->superseded || (res->duplicate && !res->result_kept) ||
+        res->result_elided) {
+        rep_session_outcome(r, res, client_id, seq);
+        return false;
+    }
+    return true;
+}
+
+void rep_applied_by_another(struct cmd_req *r,
+                            const struct kv_entry_result *res)
+{
+    rep_errorf(r,
+               "ERR request id already applied at revision %" PRIu64
+               " by a different command",
+               res->duplicate ? res->session_revision : res->revision);
+}
+
 static void del_done(void *arg, int status, const struct kv_entry_result *res)
 {
     struct cmd_req *r = arg;
@@ -221,13 +248,7 @@ static void btxn_done(void *arg, int status, const struct kv_entry_result *res)
     struct btxn_req b = *(struct btxn_req *)arg;
     struct cmd_req *r = b.r;
     free(arg);
-    if (!cmd_write_ok(r, status, res)) {
-        cmd_req_finish(r);
-        return;
-    }
-    if (res->superseded || (res->duplicate && !res->result_kept) ||
-        res->result_elided) {
-        rep_session_outcome(r, res, b.client_id, b.seq);
+    if (!cmd_kept_result_ok(r, status, res, b.client_id, b.seq)) {
         cmd_req_finish(r);
         return;
     }

@@ -21,7 +21,6 @@
  * Between MULTI and EXEC these commands queue their view handlers
  * (commands_string.c) instead, and EXEC runs them on its view.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,21 +153,12 @@ static void rmw_done(void *arg, int status, const struct kv_entry_result *res)
     struct rmw_req q = *(struct rmw_req *)arg;
     struct cmd_req *r = q.r;
     free(arg);
-    if (!cmd_write_ok(r, status, res)) {
-        cmd_req_finish(r);
-        return;
-    }
-    if (res->superseded || (res->duplicate && !res->result_kept) ||
-        res->result_elided) {
-        rep_session_outcome(r, res, q.client_id, q.seq);
+    if (!cmd_kept_result_ok(r, status, res, q.client_id, q.seq)) {
         cmd_req_finish(r);
         return;
     }
     if (!shape_ok(&q, res)) {
-        rep_errorf(r,
-                   "ERR request id already applied at revision %" PRIu64
-                   " by a different command",
-                   res->duplicate ? res->session_revision : res->revision);
+        rep_applied_by_another(r, res);
         cmd_req_finish(r);
         return;
     }

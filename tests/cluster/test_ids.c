@@ -152,12 +152,10 @@ START_TEST(test_ids_sequence_retry_and_bad_input)
         {2, {"BSEQ", ""}, "ERR a sequence needs a name"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(cl_cmd(&cl, leader, 5000, &r, bad[i].argc,
-                                bad[i].argv),
-                         0);
+        ck_assert_int_eq(
+            cl_cmd(&cl, leader, 5000, &r, bad[i].argc, bad[i].argv), 0);
         ck_assert_msg(r.type == CL_ERR &&
-                          strncmp(r.str, bad[i].want, strlen(bad[i].want)) ==
-                              0,
+                          strncmp(r.str, bad[i].want, strlen(bad[i].want)) == 0,
                       "case %zu: %s", i, r.type == CL_ERR ? r.str : "no error");
         cl_reply_free(&r);
     }
