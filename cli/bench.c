@@ -7,6 +7,14 @@
  * latency is kept (4 bytes each) and sorted at the end, so the
  * percentiles are exact. The generator runs on one thread and reports its
  * own CPU time, to show it is not what limits the numbers.
+ *
+ * It rides through a leader change: a client whose request fails (an
+ * error, or its connection lost) waits instead of resending at once; a
+ * timer, backing off from 50 ms to 1 s while failures go on, finds the
+ * leader again (writes, --target-leader) or reconnects (reads), then the
+ * waiting clients resume. The time from a failure to the next success is
+ * an outage, reported with the requests that failed in it; an outage
+ * longer than the timeout ends the run.
  */
 #include <math.h>
 #include <stdio.h>
@@ -51,15 +59,35 @@ struct bconn
     redisAsyncContext *ac;
     char addr[256];
     bool ready;
+    bool connecting; /* conn_open() until on_ready() or a failure */
+    uint64_t connect_us;
 };
+
+/* How long a connection may take to become ready after a reroute. hiredis's
+ * libuv adapter drops a poll error, so an asynchronous connect to a dead
+ * node may never report its failure: it is given up after this. */
+#define BENCH_CONNECT_MS 1000u
 
 struct bclient
 {
     struct bench *b;
     struct bconn *conn;
     uint64_t start_us;
-    bool parked;
+    bool parked;  /* --rate: waits for its turn */
+    bool waiting; /* its last request failed: waits for the reroute */
 };
+
+/* An interval from a failed request to the next success. */
+#define BENCH_OUTAGES_MAX 64
+struct outage
+{
+    uint64_t start_us, end_us;
+    uint64_t failed;
+};
+
+/* Backoff of the reroute timer while failures go on. */
+#define BENCH_BACKOFF_MIN_MS 50u
+#define BENCH_BACKOFF_MAX_MS 1000u
 
 struct bench
 {
@@ -81,6 +109,17 @@ struct bench
     uv_timer_t tick;  /* progress, once a second */
     uv_timer_t pace;  /* with --rate: wakes parked clients */
     uv_timer_t guard; /* bounds the connect phase and the drain */
+    uv_timer_t reroute; /* after failures: find the leader, reconnect */
+    struct cli *cli;
+    bool follow;      /* connections go to the leader */
+    char leader[256]; /* its client address */
+    bool reroute_due;
+    unsigned backoff_ms;
+    unsigned leader_changes;
+    struct outage outages[BENCH_OUTAGES_MAX];
+    unsigned n_outages; /* more than the array holds are summed in the last */
+    bool down;          /* the last outage has not ended */
+    uint64_t ok_since_outage; /* successes since the last outage ended */
     struct bconn *conn;
     struct bclient *client;
     unsigned ready, dead;
@@ -215,6 +254,73 @@ static void maybe_finish(struct bench *b)
     }
 }
 
+static void on_reroute(uv_timer_t *t);
+
+static void schedule_reroute(struct bench *b)
+{
+    if (b->reroute_due || b->finished) {
+        return;
+    }
+    b->reroute_due = true;
+    uv_timer_start(&b->reroute, on_reroute, b->backoff_ms, 0);
+}
+
+/* A request failed: an outage starts (or goes on), and the client waits
+ * for the reroute timer instead of resending into the failure. */
+static void request_failed(struct bclient *c, uint64_t now)
+{
+    struct bench *b = c->b;
+    if (!b->down) {
+        b->ok_since_outage = 0;
+        if (b->n_outages < BENCH_OUTAGES_MAX) {
+            b->n_outages++;
+            b->outages[b->n_outages - 1].start_us = now;
+        }
+        b->down = true;
+    }
+    b->outages[b->n_outages - 1].failed++;
+    b->outages[b->n_outages - 1].end_us = now;
+    c->waiting = true;
+    schedule_reroute(b);
+}
+
+static void request_succeeded(struct bench *b, uint64_t now)
+{
+    b->ok_since_outage++;
+    if (b->down) {
+        b->outages[b->n_outages - 1].end_us = now;
+        b->down = false;
+    }
+    b->backoff_ms = BENCH_BACKOFF_MIN_MS;
+}
+
+/* Sends again for the waiting clients of @bc (NULL: of every ready
+ * connection). */
+static void resume_waiting(struct bench *b, struct bconn *bc)
+{
+    uint64_t now = cli_now_us();
+    for (unsigned i = 0; i < b->clients; i++) {
+        struct bclient *c = &b->client[i];
+        if (c->waiting && c->conn->ready && (bc == NULL || c->conn == bc)) {
+            c->waiting = false;
+            if (more_to_send(b, now)) {
+                issue(c);
+            }
+        }
+    }
+    maybe_finish(b);
+}
+
+static bool any_waiting(const struct bench *b)
+{
+    for (unsigned i = 0; i < b->clients; i++) {
+        if (b->client[i].waiting) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct bclient *c = privdata;
@@ -227,6 +333,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         b->failed++;
         b->errors[ERR_KINDS - 1]++;
         c->conn->ready = false;
+        request_failed(c, now);
     } else if (r->type == REDIS_REPLY_ERROR) {
         int k;
         b->failed++;
@@ -238,14 +345,36 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             }
         }
         b->errors[k]++;
+        request_failed(c, now);
     } else {
         b->ok++;
         lat_record(b, now - c->start_us);
+        request_succeeded(b, now);
     }
-    if (c->conn->ready && more_to_send(b, now)) {
+    if (!c->waiting && c->conn->ready && more_to_send(b, now)) {
         issue(c);
     }
     maybe_finish(b);
+}
+
+/* Sends one request; a connection that cannot take it (lost, being
+ * closed) is left for the reroute, and the client waits for it. */
+static void send_or_wait(struct bclient *c,
+                         int argc,
+                         const char **argv,
+                         const size_t *lens)
+{
+    struct bench *b = c->b;
+    if (c->conn->ac != NULL &&
+        redisAsyncCommandArgv(c->conn->ac, on_reply, c, argc, argv, lens) ==
+            REDIS_OK) {
+        b->sent++;
+        b->inflight++;
+        return;
+    }
+    c->conn->ready = false;
+    c->waiting = true;
+    schedule_reroute(b);
 }
 
 static void issue(struct bclient *c)
@@ -311,11 +440,7 @@ static void issue(struct bclient *c)
             all[13] = b->value;
             all_lens[13] = vlen;
             c->start_us = cli_now_us();
-            if (redisAsyncCommandArgv(c->conn->ac, on_reply, c, 14, all,
-                                      all_lens) == REDIS_OK) {
-                b->sent++;
-                b->inflight++;
-            }
+            send_or_wait(c, 14, all, all_lens);
             return;
         }
     } else if (b->workload == W_INCR) {
@@ -336,13 +461,7 @@ static void issue(struct bclient *c)
         argc = 3;
     }
     c->start_us = cli_now_us();
-    if (redisAsyncCommandArgv(c->conn->ac, on_reply, c, argc, argv, lens) ==
-        REDIS_OK) {
-        b->sent++;
-        b->inflight++;
-    } else {
-        c->conn->ready = false;
-    }
+    send_or_wait(c, argc, argv, lens);
 }
 
 static void on_pace(uv_timer_t *t)
@@ -371,7 +490,24 @@ static void on_tick(uv_timer_t *t)
             ok ? (double)lat / (double)ok / 1000.0 : 0.0);
     b->last_ok = b->ok;
     b->last_lat_sum = b->lat_sum;
-    if (b->inflight == 0 && b->rate <= 0) {
+    if (b->started && !b->stopping) {
+        uint64_t now = cli_now_us();
+        for (unsigned i = 0; i < b->conns; i++) {
+            struct bconn *bc = &b->conn[i];
+            if (bc->connecting && bc->ac != NULL &&
+                now - bc->connect_us > BENCH_CONNECT_MS * 1000u) {
+                redisAsyncContext *ac = bc->ac;
+                bc->ac = NULL;
+                bc->connecting = false;
+                redisAsyncFree(ac); /* on_ready() gets no reply */
+            }
+        }
+        if (any_waiting(b)) {
+            schedule_reroute(b); /* never left waiting for nothing */
+        }
+    }
+    if (b->inflight == 0 && b->rate <= 0 && !b->reroute_due &&
+        !any_waiting(b)) {
         /* Nothing in flight and nothing parked: no connection can send. */
         b->stopping = true;
         maybe_finish(b);
@@ -409,10 +545,17 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         fprintf(stderr, "ballot bench: %s: %s\n", bc->addr,
                 r ? r->str : "connection failed");
-        return; /* the guard timer ends the run */
+        bc->connecting = false;
+        if (b->started) {
+            schedule_reroute(b);
+        }
+        return; /* before the start, the guard timer ends the run */
     }
     bc->ready = true;
-    if (++b->ready == b->conns) {
+    bc->connecting = false;
+    if (b->started) {
+        resume_waiting(b, bc); /* a connection made again by a reroute */
+    } else if (++b->ready == b->conns) {
         start_load(b);
     }
 }
@@ -423,6 +566,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         fprintf(stderr, "ballot bench: %s: %s\n", bc->addr, ac->errstr);
         bc->ac = NULL; /* hiredis frees it */
+        bc->connecting = false;
+        if (bc->b->started) {
+            schedule_reroute(bc->b); /* try again, backing off */
+            return;
+        }
         if (++bc->b->dead == bc->b->conns && !bc->b->finished) {
             bc->b->aborted = true;
             finish(bc->b);
@@ -436,6 +584,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     bc->ac = NULL;
     bc->ready = false;
+    bc->connecting = false;
+    if (bc->b->started) {
+        if (!bc->b->stopping) {
+            schedule_reroute(bc->b);
+        }
+        return;
+    }
     bc->b->dead++;
     if (bc->b->dead == bc->b->conns && !bc->b->finished) {
         bc->b->stopping = true;
@@ -483,12 +638,14 @@ static void finish(struct bench *b)
     uv_timer_stop(&b->tick);
     uv_timer_stop(&b->pace);
     uv_timer_stop(&b->guard);
+    uv_timer_stop(&b->reroute);
     for (unsigned i = 0; i < b->conns; i++) {
         if (b->conn[i].ac != NULL) {
             b->conn[i].ready = false;
             redisAsyncDisconnect(b->conn[i].ac);
         }
     }
+    uv_close((uv_handle_t *)&b->reroute, NULL);
     uv_close((uv_handle_t *)&b->tick, NULL);
     uv_close((uv_handle_t *)&b->pace, NULL);
     uv_close((uv_handle_t *)&b->guard, NULL);
@@ -559,6 +716,23 @@ static void report(struct cli *cli, struct bench *b)
                                         (double)b->errors[k]);
             }
         }
+        cJSON_AddNumberToObject(o, "leader_changes", b->leader_changes);
+        cJSON *outs = cJSON_AddArrayToObject(o, "outages");
+        double down_ms = 0;
+        for (unsigned i = 0; i < b->n_outages; i++) {
+            const struct outage *ou = &b->outages[i];
+            cJSON *x = cJSON_CreateObject();
+            double ms = (double)(ou->end_us - ou->start_us) / 1000.0;
+            cJSON_AddNumberToObject(
+                x, "start_s", (double)(ou->start_us - b->start_us) / 1e6);
+            cJSON_AddNumberToObject(x, "ms", ms);
+            cJSON_AddNumberToObject(x, "failed", (double)ou->failed);
+            cJSON_AddItemToArray(outs, x);
+            down_ms += ms;
+        }
+        cJSON_AddNumberToObject(o, "unavailable_ms", down_ms);
+        cJSON_AddNumberToObject(o, "succeeded_since_last_outage",
+                                (double)b->ok_since_outage);
         cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
         cJSON_AddNumberToObject(o, "throughput", tput);
         lat = cJSON_AddObjectToObject(o, "latency_ms");
@@ -592,6 +766,17 @@ static void report(struct cli *cli, struct bench *b)
                    (unsigned long long)b->errors[k]);
         }
     }
+    for (unsigned i = 0; i < b->n_outages; i++) {
+        const struct outage *ou = &b->outages[i];
+        printf("  outage at %.3f s: %.1f ms without a success, %llu failed\n",
+               (double)(ou->start_us - b->start_us) / 1e6,
+               (double)(ou->end_us - ou->start_us) / 1000.0,
+               (unsigned long long)ou->failed);
+    }
+    if (b->leader_changes > 0) {
+        printf("  leader changes followed: %u (now %s)\n", b->leader_changes,
+               b->leader);
+    }
     printf("throughput %.0f req/s\n", tput);
     printf(
         "latency ms: mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
@@ -602,10 +787,14 @@ static void report(struct cli *cli, struct bench *b)
            sys, elapsed > 0 ? (user + sys) / elapsed * 100 : 0);
 }
 
-/* Finds the leader's client address through the endpoints. */
-static int find_leader(struct cli *cli, char *out, size_t out_max)
+/* Finds the leader's client address through the endpoints, asking them
+ * in turn until @deadline_us (at least once). */
+static int find_leader(struct cli *cli,
+                       char *out,
+                       size_t out_max,
+                       uint64_t deadline_us)
 {
-    uint64_t deadline = cli_now_us() + (uint64_t)cli->timeout_ms * 1000u;
+    uint64_t deadline = deadline_us;
     const char *cmd[1] = {"BSTATUS"};
     do {
         for (unsigned i = 0; i < cli->n_endpoints; i++) {
@@ -641,10 +830,124 @@ static int find_leader(struct cli *cli, char *out, size_t out_max)
             }
             redisFree(c);
         }
-        uv_sleep(100);
+        if (cli_now_us() < deadline) {
+            uv_sleep(100);
+        }
     } while (cli_now_us() < deadline);
     snprintf(cli->errmsg, sizeof(cli->errmsg), "no leader found");
     return -1;
+}
+
+/* Connects @bc to @addr; its readiness check (PING, after AUTH and
+ * READONLY as configured) calls on_ready(). */
+static void conn_open(struct bench *b, struct bconn *bc, const char *addr)
+{
+    struct cli *cli = b->cli;
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    const char *hello[1] = {"PING"};
+    const char *ro[1] = {"READONLY"};
+    bc->b = b;
+    bc->ready = false;
+    bc->connecting = true;
+    bc->connect_us = cli_now_us();
+    snprintf(bc->addr, sizeof(bc->addr), "%s", addr);
+    snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 0,
+             addr);
+    bc->ac = redisAsyncConnect(host, colon ? atoi(colon + 1) : 0);
+    if (bc->ac == NULL || bc->ac->err) {
+        fprintf(stderr, "ballot bench: %s: %s\n", addr,
+                bc->ac ? bc->ac->errstr : "out of memory");
+        bc->connecting = false;
+        if (bc->ac != NULL) {
+            redisAsyncFree(bc->ac);
+            bc->ac = NULL;
+        }
+        if (b->started) {
+            schedule_reroute(b);
+        } else {
+            b->dead++;
+        }
+        return;
+    }
+    bc->ac->data = bc;
+    redisLibuvAttach(bc->ac, &b->loop);
+    redisAsyncSetConnectCallback(bc->ac, on_connect);
+    redisAsyncSetDisconnectCallback(bc->ac, on_disconnect);
+    if (cli->password != NULL) {
+        /* A refused AUTH shows in the readiness check's NOAUTH. */
+        const char *auth[3] = {"AUTH"};
+        int n = 1;
+        if (cli->user != NULL) {
+            auth[n++] = cli->user;
+        }
+        auth[n++] = cli->password;
+        redisAsyncCommandArgv(bc->ac, NULL, NULL, n, auth, NULL);
+    }
+    if (cli->stale) {
+        redisAsyncCommandArgv(bc->ac, NULL, NULL, 1, ro, NULL);
+    }
+    redisAsyncCommandArgv(bc->ac, on_ready, bc, 1, hello, NULL);
+}
+
+/* After failures, once the backoff has passed: ends the run if nothing has
+ * succeeded for the timeout; else finds the leader again (a write load),
+ * moves the connections that are lost or point elsewhere, and lets the
+ * waiting clients send again. */
+static void on_reroute(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    uint64_t now = cli_now_us();
+    b->reroute_due = false;
+    if (b->stopping) {
+        maybe_finish(b);
+        return;
+    }
+    if (b->down &&
+        now - b->outages[b->n_outages - 1].start_us >
+            (uint64_t)b->timeout_ms * 1000u) {
+        fprintf(stderr, "ballot bench: no request succeeded for %d ms: "
+                        "ending the run\n",
+                b->timeout_ms);
+        b->stopping = true;
+        uv_timer_start(&b->guard, on_guard, (uint64_t)b->timeout_ms, 0);
+        maybe_finish(b);
+        return;
+    }
+    b->backoff_ms = b->backoff_ms * 2 > BENCH_BACKOFF_MAX_MS
+                        ? BENCH_BACKOFF_MAX_MS
+                        : b->backoff_ms * 2;
+    if (b->follow) {
+        char addr[256];
+        /* One pass over the endpoints; the backoff paces the next. */
+        if (find_leader(b->cli, addr, sizeof(addr), now) != 0) {
+            schedule_reroute(b);
+            return;
+        }
+        if (strcmp(addr, b->leader) != 0) {
+            b->leader_changes++;
+            fprintf(stderr, "ballot bench: the leader is now %s\n", addr);
+            snprintf(b->leader, sizeof(b->leader), "%s", addr);
+        }
+    }
+    for (unsigned i = 0; i < b->conns; i++) {
+        struct bconn *bc = &b->conn[i];
+        char want[256];
+        snprintf(want, sizeof(want), "%s", b->follow ? b->leader : bc->addr);
+        if (bc->ac != NULL && strcmp(bc->addr, want) == 0 &&
+            (bc->ready || bc->connecting)) {
+            continue; /* fine, or on its way */
+        }
+        if (bc->ac != NULL) {
+            /* Its requests' callbacks run now, with no reply. */
+            redisAsyncContext *ac = bc->ac;
+            bc->ac = NULL;
+            bc->ready = false;
+            redisAsyncFree(ac);
+        }
+        conn_open(b, bc, want);
+    }
+    resume_waiting(b, NULL);
 }
 
 static int parse_opts(struct bench *b, int argc, char **argv)
@@ -757,59 +1060,27 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         rc = cli_fail(cli, CLI_UNAVAILABLE, "out of memory");
         goto out;
     }
-    if ((b->workload != W_GET || b->target_leader) &&
-        find_leader(cli, leader, sizeof(leader)) != 0) {
+    b->cli = cli;
+    b->follow = b->workload != W_GET || b->target_leader;
+    b->backoff_ms = BENCH_BACKOFF_MIN_MS;
+    if (b->follow &&
+        find_leader(cli, leader, sizeof(leader),
+                    cli_now_us() + (uint64_t)cli->timeout_ms * 1000u) != 0) {
         rc = cli_fail(cli, CLI_UNAVAILABLE, "%s", cli->errmsg);
         goto out;
     }
+    snprintf(b->leader, sizeof(b->leader), "%s", leader);
     uv_loop_init(&b->loop);
     uv_timer_init(&b->loop, &b->tick);
     uv_timer_init(&b->loop, &b->pace);
     uv_timer_init(&b->loop, &b->guard);
-    b->tick.data = b->pace.data = b->guard.data = b;
+    uv_timer_init(&b->loop, &b->reroute);
+    b->tick.data = b->pace.data = b->guard.data = b->reroute.data = b;
     /* The guard's callback is set here; more_to_send() restarts it. */
     uv_timer_start(&b->guard, on_guard, (uint64_t)b->timeout_ms, 0);
     for (unsigned i = 0; i < b->conns; i++) {
-        struct bconn *bc = &b->conn[i];
-        char host[256];
-        const char *addr =
-            leader[0] ? leader : cli->endpoints[i % cli->n_endpoints];
-        const char *colon = strrchr(addr, ':');
-        const char *hello[1] = {"PING"};
-        const char *ro[1] = {"READONLY"};
-        bc->b = b;
-        snprintf(bc->addr, sizeof(bc->addr), "%s", addr);
-        snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 0,
-                 addr);
-        bc->ac = redisAsyncConnect(host, colon ? atoi(colon + 1) : 0);
-        if (bc->ac == NULL || bc->ac->err) {
-            fprintf(stderr, "ballot bench: %s: %s\n", addr,
-                    bc->ac ? bc->ac->errstr : "out of memory");
-            if (bc->ac != NULL) {
-                redisAsyncFree(bc->ac);
-                bc->ac = NULL;
-            }
-            b->dead++;
-            continue;
-        }
-        bc->ac->data = bc;
-        redisLibuvAttach(bc->ac, &b->loop);
-        redisAsyncSetConnectCallback(bc->ac, on_connect);
-        redisAsyncSetDisconnectCallback(bc->ac, on_disconnect);
-        if (cli->password != NULL) {
-            /* A refused AUTH shows in the readiness check's NOAUTH. */
-            const char *auth[3] = {"AUTH"};
-            int n = 1;
-            if (cli->user != NULL) {
-                auth[n++] = cli->user;
-            }
-            auth[n++] = cli->password;
-            redisAsyncCommandArgv(bc->ac, NULL, NULL, n, auth, NULL);
-        }
-        if (cli->stale) {
-            redisAsyncCommandArgv(bc->ac, NULL, NULL, 1, ro, NULL);
-        }
-        redisAsyncCommandArgv(bc->ac, on_ready, bc, 1, hello, NULL);
+        conn_open(b, &b->conn[i],
+                  leader[0] ? leader : cli->endpoints[i % cli->n_endpoints]);
     }
     for (unsigned i = 0; i < b->clients; i++) {
         b->client[i].b = b;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -1017,6 +1018,61 @@ START_TEST(test_cli_follows_gnu_conventions)
 }
 END_TEST
 
+/* `ballot bench` rides through a leader change: the leader is SIGKILLed
+ * 2 s into a 6 s write run; the bench finds the new leader, carries on to
+ * the end, and accounts for the interruption: every failed request lies
+ * in a reported outage, one outage covers the kill and is bounded, and
+ * writes succeeded after it. */
+START_TEST(test_cli_bench_follows_the_leader_through_a_kill)
+{
+    unsigned leader = start_cluster();
+    pid_t victim = cl.nodes[leader - 1].pid;
+    pid_t killer = fork();
+    ck_assert_int_ge(killer, 0);
+    if (killer == 0) {
+        usleep(2000 * 1000);
+        kill(victim, SIGKILL);
+        _exit(0);
+    }
+    char *out = NULL;
+    int rc = run(eps_all, &out, "--json", "bench", "put", "--duration", "6",
+                 "--clients", "20", "--conns", "4", "--value-size", "16",
+                 "--key-prefix", "f:");
+    int st;
+    ck_assert_int_eq(waitpid(killer, &st, 0), killer);
+    cl_kill(&cl, leader); /* reaps it */
+    ck_assert_msg(rc == 0 || rc == 4, "rc %d: %s", rc, out);
+    cJSON *j = json_of(out);
+    ck_assert_msg(num(j, "leader_changes") >= 1, "%s", out);
+    ck_assert_msg(num(j, "elapsed_s") > 5.5, "the run ended early: %s", out);
+    ck_assert_msg(num(j, "succeeded_since_last_outage") > 0, "%s", out);
+    ck_assert(num(j, "sent") == num(j, "succeeded") + num(j, "failed"));
+    const cJSON *outs = cJSON_GetObjectItem(j, "outages");
+    ck_assert(cJSON_IsArray(outs));
+    double failed = 0;
+    bool covers_kill = false;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, outs)
+    {
+        failed += num(o, "failed");
+        if (num(o, "start_s") > 1.0 && num(o, "start_s") < 4.5 &&
+            num(o, "ms") < 5000) {
+            covers_kill = true;
+        }
+    }
+    ck_assert_msg(failed == num(j, "failed"), "%s", out);
+    ck_assert_msg(covers_kill, "no bounded outage at the kill: %s", out);
+    char dead[64];
+    addr_of(leader, dead, sizeof(dead));
+    const cJSON *targets = cJSON_GetObjectItem(j, "targets");
+    ck_assert_msg(strcmp(cJSON_GetArrayItem(targets, 0)->valuestring, dead) !=
+                      0,
+                  "still aimed at the dead leader: %s", out);
+    cJSON_Delete(j);
+    free(out);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -1038,6 +1094,8 @@ int main(int argc, char **argv)
         {"shell_runs_commands", test_cli_shell_runs_commands},
         {"bench_small_run_accounts_for_every_request",
          test_cli_bench_small_run_accounts_for_every_request},
+        {"bench_follows_the_leader_through_a_kill",
+         test_cli_bench_follows_the_leader_through_a_kill},
     };
     return cl_run_tests("cli", tests, sizeof(tests) / sizeof(tests[0]), 120,
                         teardown, argc, argv);
