@@ -106,9 +106,9 @@ struct bench
     int timeout_ms;
 
     uv_loop_t loop;
-    uv_timer_t tick;  /* progress, once a second */
-    uv_timer_t pace;  /* with --rate: wakes parked clients */
-    uv_timer_t guard; /* bounds the connect phase and the drain */
+    uv_timer_t tick;    /* progress, once a second */
+    uv_timer_t pace;    /* with --rate: wakes parked clients */
+    uv_timer_t guard;   /* bounds the connect phase and the drain */
     uv_timer_t reroute; /* after failures: find the leader, reconnect */
     struct cli *cli;
     bool follow;      /* connections go to the leader */
@@ -723,8 +723,8 @@ static void report(struct cli *cli, struct bench *b)
             const struct outage *ou = &b->outages[i];
             cJSON *x = cJSON_CreateObject();
             double ms = (double)(ou->end_us - ou->start_us) / 1000.0;
-            cJSON_AddNumberToObject(
-                x, "start_s", (double)(ou->start_us - b->start_us) / 1e6);
+            cJSON_AddNumberToObject(x, "start_s",
+                                    (double)(ou->start_us - b->start_us) / 1e6);
             cJSON_AddNumberToObject(x, "ms", ms);
             cJSON_AddNumberToObject(x, "failed", (double)ou->failed);
             cJSON_AddItemToArray(outs, x);
@@ -852,8 +852,7 @@ static void conn_open(struct bench *b, struct bconn *bc, const char *addr)
     bc->connecting = true;
     bc->connect_us = cli_now_us();
     snprintf(bc->addr, sizeof(bc->addr), "%s", addr);
-    snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 0,
-             addr);
+    snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 0, addr);
     bc->ac = redisAsyncConnect(host, colon ? atoi(colon + 1) : 0);
     if (bc->ac == NULL || bc->ac->err) {
         fprintf(stderr, "ballot bench: %s: %s\n", addr,
@@ -903,11 +902,11 @@ static void on_reroute(uv_timer_t *t)
         maybe_finish(b);
         return;
     }
-    if (b->down &&
-        now - b->outages[b->n_outages - 1].start_us >
-            (uint64_t)b->timeout_ms * 1000u) {
-        fprintf(stderr, "ballot bench: no request succeeded for %d ms: "
-                        "ending the run\n",
+    if (b->down && now - b->outages[b->n_outages - 1].start_us >
+                       (uint64_t)b->timeout_ms * 1000u) {
+        fprintf(stderr,
+                "ballot bench: no request succeeded for %d ms: "
+                "ending the run\n",
                 b->timeout_ms);
         b->stopping = true;
         uv_timer_start(&b->guard, on_guard, (uint64_t)b->timeout_ms, 0);

@@ -1065,9 +1065,9 @@ START_TEST(test_cli_bench_follows_the_leader_through_a_kill)
     char dead[64];
     addr_of(leader, dead, sizeof(dead));
     const cJSON *targets = cJSON_GetObjectItem(j, "targets");
-    ck_assert_msg(strcmp(cJSON_GetArrayItem(targets, 0)->valuestring, dead) !=
-                      0,
-                  "still aimed at the dead leader: %s", out);
+    ck_assert_msg(
+        strcmp(cJSON_GetArrayItem(targets, 0)->valuestring, dead) != 0,
+        "still aimed at the dead leader: %s", out);
     cJSON_Delete(j);
     free(out);
 }
