@@ -6,6 +6,7 @@
  *   sim --regressions FILE                               every line of FILE
  *   sim ... --check-determinism                          run each seed twice
  *   sim ... --storage wal                  persist through the real WAL
+ *   sim ... --max-events N     fail a seed as a livelock after N events
  *
  * Exits 0 if every seed passed, 1 if any failed (each failure prints the
  * command that replays it), 2 on bad usage.
@@ -35,7 +36,8 @@ static void usage(FILE *f)
             "usage: sim [--seed S | --seeds N [--from F] | --regressions "
             "FILE]\n"
             "           [--nodes 3|5] [--ticks T] [--verbose] [--quiet]\n"
-            "           [--check-determinism] [--storage mem|wal]\n");
+            "           [--check-determinism] [--storage mem|wal]\n"
+            "           [--max-events N]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -95,6 +97,9 @@ static int parse(int argc, char **argv, struct run_args *a)
             i++;
         } else if (strcmp(arg, "--ticks") == 0) {
             a->opt.fault_ticks = v;
+            i++;
+        } else if (strcmp(arg, "--max-events") == 0 && v > 0) {
+            a->opt.max_events = v;
             i++;
         } else {
             return -1;

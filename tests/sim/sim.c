@@ -292,6 +292,9 @@ static void report_failure(struct sim *s, const char *prog)
     if (s->opt.storage == SIM_STORAGE_WAL) {
         printf(" --storage wal");
     }
+    if (s->opt.max_events != 0) {
+        printf(" --max-events %llu", (unsigned long long)s->opt.max_events);
+    }
     printf(" --verbose\n");
     fflush(stdout);
 }
@@ -356,6 +359,7 @@ int sim_run(const struct sim_options *opt,
     workload_start(s);
     sim_schedule(s, s->p.fault_time, EV_HEAL, 0, 0, NULL);
 
+    uint64_t budget = opt->max_events != 0 ? opt->max_events : SIM_EVENTS_MAX;
     while (!s->failed && s->phase != PHASE_DONE && s->heap_n > 0) {
         struct sim_event ev = pop_event(s);
         s->now = ev.at;
@@ -363,6 +367,13 @@ int sim_run(const struct sim_options *opt,
         s->n_events++;
         if (!s->failed) {
             check_event(s);
+        }
+        if (!s->failed && s->n_events >= budget) {
+            sim_fail(s, "liveness",
+                     "event budget of %llu spent at t=%llu ticks without "
+                     "reaching the end: a livelock",
+                     (unsigned long long)budget,
+                     (unsigned long long)(s->now / SIM_TICK));
         }
     }
     if (!s->failed) {
