@@ -7,11 +7,14 @@
  *   sim ... --check-determinism                          run each seed twice
  *   sim ... --storage wal                  persist through the real WAL
  *   sim ... --max-events N     fail a seed as a livelock after N events
+ *   sim --seeds N ... --expect-reached a,b   fail unless some seed of the
+ *                    batch reached each named rare situation (coverage.c)
  *
  * Exits 0 if every seed passed, 1 if any failed (each failure prints the
  * command that replays it), 2 on bad usage.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@ struct run_args
     bool determinism;
     bool quiet;
     const char *regressions;
+    const char *expect_reached; /* comma-separated situations */
 };
 
 static void usage(FILE *f)
@@ -37,7 +41,7 @@ static void usage(FILE *f)
             "FILE]\n"
             "           [--nodes 3|5] [--ticks T] [--verbose] [--quiet]\n"
             "           [--check-determinism] [--storage mem|wal]\n"
-            "           [--max-events N]\n");
+            "           [--max-events N] [--expect-reached SITUATION,...]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -68,6 +72,8 @@ static int parse(int argc, char **argv, struct run_args *a)
             return -1;
         } else if (strcmp(arg, "--regressions") == 0) {
             a->regressions = argv[++i];
+        } else if (strcmp(arg, "--expect-reached") == 0) {
+            a->expect_reached = argv[++i];
         } else if (strcmp(arg, "--storage") == 0) {
             const char *kind = argv[++i];
             if (strcmp(kind, "mem") == 0) {
@@ -179,6 +185,40 @@ static int run_regressions(const struct run_args *base,
     return failed ? 1 : 0;
 }
 
+/* Whether every situation named in @list (comma-separated) was reached
+ * by some seed; prints the ones that were not. */
+static bool reached_all(const char *list, const struct sim_coverage *c)
+{
+    static const struct
+    {
+        const char *name;
+        size_t offset;
+    } known[] = {
+        {"stale-suffix", offsetof(struct sim_coverage, stale_suffix)},
+        {"snapshot-overlap", offsetof(struct sim_coverage, snapshot_overlap)},
+        {"sticky-vote", offsetof(struct sim_coverage, sticky_vote)},
+    };
+    bool ok = true;
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+        size_t i = 0;
+        while (i < sizeof(known) / sizeof(known[0]) &&
+               strcmp(known[i].name, tok) != 0) {
+            i++;
+        }
+        if (i == sizeof(known) / sizeof(known[0])) {
+            printf("coverage: no situation named '%s'\n", tok);
+            ok = false;
+        } else if (*(const uint64_t *)((const char *)c + known[i].offset) ==
+                   0) {
+            printf("coverage: no seed reached %s\n", tok);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     struct run_args a;
@@ -215,6 +255,16 @@ int main(int argc, char **argv)
            (unsigned long long)a.seeds, (unsigned long long)a.from,
            (unsigned long long)(a.seeds - failed), (unsigned long long)failed,
            secs);
+    const struct sim_coverage *c = &sim_coverage_totals;
+    printf(
+        "reached in: stale-suffix %llu seeds, snapshot-overlap %llu, "
+        "sticky-vote %llu (of %llu runs)\n",
+        (unsigned long long)c->stale_suffix,
+        (unsigned long long)c->snapshot_overlap,
+        (unsigned long long)c->sticky_vote, (unsigned long long)c->seeds);
+    if (a.expect_reached != NULL && !reached_all(a.expect_reached, c)) {
+        failed++;
+    }
     if (a.opt.storage == SIM_STORAGE_WAL) {
         const struct storage_wal_stats *w = &storage_wal_totals;
         printf(

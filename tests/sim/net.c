@@ -159,8 +159,11 @@ void net_deliver(struct sim *s, struct sim_msg *msg)
     }
     sim_trace(s, TR_DELIVER, (unsigned)to, msg->m.type, msg->m.from,
               msg->m.term, detail);
+    struct sim_probe probe;
+    coverage_on_deliver(s, n, &msg->m, from, &probe);
     struct sim_input in = {.kind = IN_MSG, .msg = msg};
     node_input(s, n, in);
+    coverage_after_deliver(s, n, &probe);
 }
 
 void net_partition(struct sim *s, uint32_t group)

@@ -379,6 +379,7 @@ int sim_run(const struct sim_options *opt,
     if (!s->failed) {
         check_full(s);
     }
+    coverage_seed_done(s);
 
     *trace_hash = s->trace_hash;
     int rc = s->failed ? 1 : 0;
@@ -410,6 +411,12 @@ int sim_run(const struct sim_options *opt,
                 (unsigned long long)s->n_restarts_failed,
                 (unsigned long long)s->n_full_periods);
         }
+        printf(
+            ", reached: stale-suffix %llu, snapshot-overlap %llu, "
+            "sticky-vote %llu",
+            (unsigned long long)s->coverage.stale_suffix,
+            (unsigned long long)s->coverage.snapshot_overlap,
+            (unsigned long long)s->coverage.sticky_vote);
         printf(", trace %016llx\n", (unsigned long long)s->trace_hash);
     }
     sim_free(s);

@@ -396,6 +396,10 @@ struct sim_node
     struct sim_pending_read *reads;
     size_t n_reads, cap_reads;
 
+    /* When this node last had a message from a leader of its term
+     * delivered (coverage.c: vote stickiness). */
+    sim_time heard_leader_at;
+
     /* What the checkers saw of this incarnation (check.c). */
     raft_term seen_term;
     raft_id seen_vote;
@@ -636,6 +640,16 @@ enum sim_storage_kind {
     SIM_STORAGE_WAL,     /* the real WAL over a simulated file system */
 };
 
+/* How often a seed reached the core's rare situations (coverage.c); in
+ * sim_coverage_totals, how many seeds reached each at least once. */
+struct sim_coverage
+{
+    uint64_t seeds;
+    uint64_t stale_suffix;
+    uint64_t snapshot_overlap;
+    uint64_t sticky_vote;
+};
+
 struct sim_options
 {
     uint64_t seed;
@@ -696,7 +710,32 @@ struct sim
     uint64_t n_events, n_applied, n_reads_served, n_crashes, n_snapshots,
         n_installs, n_elections;
     uint64_t n_iofaults, n_halts, n_restarts_failed, n_full_periods;
+    struct sim_coverage coverage;
 };
+
+extern struct sim_coverage sim_coverage_totals;
+/* A rare situation met by a delivery, kept to check its rule once the
+ * node has stepped the message. */
+struct sim_probe
+{
+    uint8_t kind; /* 0: none; else which situation */
+    raft_index end, commit, last;
+    raft_term term;
+    raft_id vote;
+};
+/* Before node @n steps message @m (from slot @from): counts the situation
+ * it meets, if any, into @probe. */
+void coverage_on_deliver(struct sim *s,
+                         struct sim_node *n,
+                         const struct raft_message *m,
+                         int from,
+                         struct sim_probe *probe);
+/* After: fails the seed if the situation's rule did not hold. */
+void coverage_after_deliver(struct sim *s,
+                            const struct sim_node *n,
+                            const struct sim_probe *probe);
+/* Adds a finished seed to sim_coverage_totals. */
+void coverage_seed_done(const struct sim *s);
 
 /* Runs one seed. Returns 0 if every check held, 1 on a violation and -1 on
  * an environment error. Fills @trace_hash. */
