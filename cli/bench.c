@@ -37,12 +37,12 @@
 #define BENCH_CONNS_MAX 1000
 #define BENCH_KEY_MAX 512
 
-enum workload { W_PUT, W_GET, W_MIXED, W_TXN, W_INCR };
+enum workload { W_PUT, W_GET, W_MIXED, W_TXN, W_INCR, W_SEQ };
 enum key_dist { D_UNIFORM, D_SEQUENTIAL, D_ZIPFIAN };
 
-static const char *const workload_names[] = {"put", "get", "mixed", "txn",
-                                             "incr"};
-#define WORKLOADS 5
+static const char *const workload_names[] = {"put", "get",  "mixed",
+                                             "txn", "incr", "seq"};
+#define WORKLOADS 6
 static const char *const dist_names[] = {"uniform", "sequential", "zipfian"};
 
 /* Error replies are counted by their first word. */
@@ -104,6 +104,7 @@ struct bench
     const char *key_prefix;
     bool target_leader;
     int timeout_ms;
+    char block_text[24]; /* seq: IDs per request (--block) */
 
     uv_loop_t loop;
     uv_timer_t tick;    /* progress, once a second */
@@ -443,6 +444,16 @@ static void issue(struct bclient *c)
             send_or_wait(c, 14, all, all_lens);
             return;
         }
+    } else if (b->workload == W_SEQ) {
+        /* Sequence IDs: the key names the sequence (one with --key-space
+         * 1), each request takes a block of --block IDs. */
+        argv[0] = "BSEQ";
+        lens[0] = 4;
+        argv[1] = key;
+        lens[1] = (size_t)klen;
+        argv[2] = b->block_text;
+        lens[2] = strlen(b->block_text);
+        argc = 3;
     } else if (b->workload == W_INCR) {
         /* A counter: with --key-space 1 every client increments the same
          * hot key, and the final value is the number of INCRs applied. */
@@ -1012,6 +1023,9 @@ static int parse_opts(struct bench *b, int argc, char **argv)
             b->value_size = (unsigned)u;
         } else if (strcmp(a, "--key-space") == 0 && u > 0) {
             b->key_space = u;
+        } else if (strcmp(a, "--block") == 0 && u > 0 && u <= 1000000) {
+            snprintf(b->block_text, sizeof(b->block_text), "%llu",
+                     (unsigned long long)u);
         } else {
             return -1;
         }
@@ -1040,6 +1054,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
     b->key_space = 1000000;
     b->ratio = 0.9;
     b->key_prefix = "k";
+    snprintf(b->block_text, sizeof(b->block_text), "1");
     b->timeout_ms = cli->timeout_ms;
     b->rng = 0x9e3779b97f4a7c15ull ^ cli_now_us();
     if (parse_opts(b, argc, argv) != 0) {

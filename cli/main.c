@@ -85,11 +85,10 @@ static const struct cli_command commands[] = {
      "without a round trip to the leader",
      cmd_id},
     {"bench",
-     "put|get|mixed|txn|incr [--clients N] [--conns M] [--total N | --duration "
-     "S] "
-     "[--rate R] [--value-size B] [--key-space K] [--key-dist "
+     "put|get|mixed|txn|incr|seq [--clients N] [--conns M] [--total N | "
+     "--duration S] [--rate R] [--value-size B] [--key-space K] [--key-dist "
      "uniform|sequential|zipfian] [--ratio R] [--key-prefix P] "
-     "[--target-leader]",
+     "[--target-leader] [--block N]",
      "a load generator: prints throughput and latency percentiles", cmd_bench},
     {"shell", "", "an interactive prompt with history and line editing",
      cmd_shell},

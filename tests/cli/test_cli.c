@@ -888,6 +888,20 @@ START_TEST(test_cli_bench_small_run_accounts_for_every_request)
     j = ok_json(eps_all, "get", "hot:0", NULL, NULL, NULL);
     ck_assert_str_eq(str(j, "value"), "3000");
     cJSON_Delete(j);
+
+    /* seq: 500 blocks of 10 IDs of one sequence; the next ID is 5001. */
+    rc = run(eps_all, &out, "--json", "bench", "seq", "--total", "500",
+             "--clients", "20", "--conns", "4", "--key-space", "1",
+             "--key-prefix", "ids", "--block", "10");
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    j = json_of(out);
+    free(out);
+    ck_assert(num(j, "succeeded") == 500);
+    cJSON_Delete(j);
+    rc = run(eps_all, &out, "id", "--name", "ids0");
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, out);
+    ck_assert_str_eq(out, "5001\n");
+    free(out);
 }
 END_TEST
 
