@@ -106,6 +106,11 @@ enum {
      * checkpoint: it may be torn, and must be rebuilt from a snapshot and
      * the log (kv_open refuses it). */
     KV_ETORN = -3018,
+    /* The ACL envelope's user may not run the command or touch its keys
+     * at the entry's index (kv_acl.h); nothing was applied. */
+    KV_ENOPERM = -3039,
+    /* An ACL rule is malformed (kv_acl_user_apply_rule()). */
+    KV_EACLRULE = -3038,
 };
 
 /* Returns a static, human-readable description of a kv error code. */
@@ -235,6 +240,11 @@ enum kv_cmd_type {
     KV_CMD_INCRBYFLOAT = 12,
     /* One KV_OP_SEQUENCE op: a block of cluster-wide increasing IDs. */
     KV_CMD_SEQUENCE = 50,
+    /* Users and permissions (kv_acl.h), not a user key: @op.key is a user
+     * name; a put applies the ACL SETUSER rules in @op.value
+     * (kv_acl_rules_encode()), a delete removes the user. It changes no
+     * revision. */
+    KV_CMD_ACL = 30,
 };
 
 /* Most IDs one KV_OP_SEQUENCE hands out. */
@@ -277,6 +287,18 @@ struct kv_cmd
     bool keep_result;
     /* KV_CMD_COMPACT: the new compaction point. */
     uint64_t revision;
+    /* The ACL envelope (kv_acl.h): with an @acl_user, kv_apply() runs the
+     * command only if that user, as the store holds it at the entry's
+     * index, may run @acl_cmd ("name" or "name|sub", with categories
+     * @acl_cats) and touch every key the command names; otherwise the
+     * entry is refused with KV_ENOPERM. A user the store does not hold is
+     * refused, except "default", which the server's settings govern until
+     * an ACL entry defines it. Borrowed like the other byte pointers. */
+    const char *acl_user;
+    uint8_t acl_user_len;
+    const char *acl_cmd;
+    uint8_t acl_cmd_len;
+    uint32_t acl_cats;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
@@ -287,6 +309,9 @@ struct kv_cmd
 #define KV_CMD_VERSION 1
 #define KV_CMD_VERSION_SESSION 2
 #define KV_CMD_VERSION_SESSION_RESULT 3
+/* A command with an ACL envelope: this byte, the envelope, then the
+ * command in one of the versions above (docs/kv.md). */
+#define KV_CMD_VERSION_ACL 30
 
 /* Allocation hooks; all heap use of kv/ goes through them, so that tests can
  * fail the Nth allocation. NULL (or NULL members) means the C library's. */

@@ -466,6 +466,15 @@ static int exec_cmd(struct exec *x,
     if (cmd->type == KV_CMD_COMPACT) {
         return exec_compact(x, cmd->revision, er);
     }
+    if (cmd->type == KV_CMD_ACL) {
+        int refused = 0;
+        bool found = false;
+        int rv = kv_acl_apply(x->s, x->txn, &cmd->op, &refused, &found);
+        er->code = refused;
+        /* A deletion reports whether there was a user to delete. */
+        er->succeeded = refused == 0 && (cmd->op.type != KV_OP_DELETE || found);
+        return rv;
+    }
     if (cmd->type != KV_CMD_TXN) {
         return exec_ops(x, &cmd->op, 1, er);
     }
@@ -574,6 +583,22 @@ int kv_apply(struct kv_store *s,
             er->code = rv;
             continue;
         }
+        if (cmd.acl_user != NULL) {
+            /* The permission check at the entry's index: every replica
+             * holds the same users here, so every replica decides alike
+             * (kv_acl.h). A refusal applies nothing and consumes no
+             * request id. */
+            bool allowed = false;
+            rv = kv_acl_check(s, txn, &cmd, &allowed);
+            if (rv != 0 || !allowed) {
+                kv_cmd_free(&cmd, &s->alloc);
+                if (rv != 0) {
+                    goto fail;
+                }
+                er->code = KV_ENOPERM;
+                continue;
+            }
+        }
         if (cmd.client_id != 0) {
             bool run = true;
             rv = kv_session_check(s, txn, e->index, &cmd, er, &res->arena,
@@ -620,6 +645,10 @@ int kv_apply(struct kv_store *s,
         rv = kv_mdb_error(s, rc, "commit");
         goto fail;
     }
+    if (s->acl_changed) {
+        s->acl_changed = false;
+        kv_acl_bump(s);
+    }
     res->n_entries = n_entries;
     res->applied = applied;
     res->revision = rev;
@@ -629,6 +658,7 @@ int kv_apply(struct kv_store *s,
     return 0;
 
 fail:
+    s->acl_changed = false;
     if (keys != NULL) {
         mdb_cursor_close(keys);
     }

@@ -43,10 +43,23 @@
  * in a transaction; its key is the sequence's name:
  *
  *   tail (sequence, 50)    := u64 count (1..KV_SEQUENCE_BLOCK_MAX)
+ *
+ * cmd_type 30 (ACL) has an op body like cmd_type 5: a put (the rules, see
+ * kv_acl_rules_encode()) or delete whose key is a user name.
+ *
+ * Any of the above may be wrapped in an ACL envelope (kv_acl.h), which
+ * names who proposed it:
+ *
+ *   enveloped    := u8 version(=30) u8 user_len user[user_len]
+ *                   u8 cmd_len cmd[cmd_len] u32 categories command
+ *
+ * with user_len 1..KV_ACL_NAME_MAX, cmd_len 1..KV_ACL_CMD_NAME_MAX and an
+ * inner command that is not itself enveloped.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_acl.h"
 #include "kv_internal.h"
 
 /* Smallest encodings, used to bound counts before allocating arrays. */
@@ -151,6 +164,38 @@ static int member_check(const struct kv_op *op)
     return 0;
 }
 
+/* An ACL operation: a put or delete of a valid user name, no flags; a
+ * delete carries no value. */
+static int acl_op_check(const struct kv_op *op)
+{
+    if ((op->type != KV_OP_PUT && op->type != KV_OP_DELETE) || op->flags != 0 ||
+        !kv_acl_name_valid((const char *)op->key, op->key_len) ||
+        (op->type == KV_OP_DELETE && op->value_len != 0)) {
+        return KV_EBADCMD;
+    }
+    if (op->value_len > 4u + KV_ACL_RULES_MAX * (2u + KV_ACL_RULE_BYTES_MAX)) {
+        return KV_ELIMIT;
+    }
+    return 0;
+}
+
+/* The envelope: both names present and within their limits. */
+static int envelope_check(const struct kv_cmd *cmd)
+{
+    if (cmd->acl_user == NULL) {
+        return cmd->acl_user_len != 0 || cmd->acl_cmd != NULL ||
+                       cmd->acl_cmd_len != 0 || cmd->acl_cats != 0
+                   ? KV_EBADCMD
+                   : 0;
+    }
+    if (!kv_acl_name_valid(cmd->acl_user, cmd->acl_user_len) ||
+        cmd->acl_cmd == NULL || cmd->acl_cmd_len == 0 ||
+        cmd->acl_cmd_len > KV_ACL_CMD_NAME_MAX) {
+        return KV_EBADCMD;
+    }
+    return 0;
+}
+
 static uint64_t op_size(const struct kv_op *op)
 {
     uint64_t n = 2 + 4 + (uint64_t)op->key_len;
@@ -202,6 +247,11 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             return rv;
         }
         n += op_size(&cmd->op);
+    } else if (cmd->type == KV_CMD_ACL) {
+        if ((rv = acl_op_check(&cmd->op)) != 0) {
+            return rv;
+        }
+        n += op_size(&cmd->op);
     } else if (cmd->type == KV_CMD_COMPACT) {
         if (cmd->revision == 0) {
             return KV_EBADCMD;
@@ -241,6 +291,12 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             return KV_ELIMIT;
         }
         n += 8 + 8 + (cmd->keep_result ? 0 : 4 + (uint64_t)cmd->reply_len);
+    }
+    if ((rv = envelope_check(cmd)) != 0) {
+        return rv;
+    }
+    if (cmd->acl_user != NULL) {
+        n += 7u + (uint64_t)cmd->acl_user_len + (uint64_t)cmd->acl_cmd_len;
     }
     if (n > KV_CMD_BYTES_MAX) {
         return KV_ELIMIT;
@@ -339,6 +395,14 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     }
     if (n > cap) {
         return KV_ELIMIT;
+    }
+    if (cmd->acl_user != NULL) {
+        w_u8(&w, KV_CMD_VERSION_ACL);
+        w_u8(&w, cmd->acl_user_len);
+        w_bytes(&w, (const uint8_t *)cmd->acl_user, cmd->acl_user_len);
+        w_u8(&w, cmd->acl_cmd_len);
+        w_bytes(&w, (const uint8_t *)cmd->acl_cmd, cmd->acl_cmd_len);
+        w_u32(&w, cmd->acl_cats);
     }
     w_u8(&w, cmd->client_id == 0 ? KV_CMD_VERSION
              : cmd->keep_result  ? KV_CMD_VERSION_SESSION_RESULT
@@ -551,10 +615,79 @@ static int read_count(struct reader *r,
     return *array == NULL ? KV_ENOMEM : 0;
 }
 
+static int cmd_decode_inner(const uint8_t *buf,
+                            size_t len,
+                            const struct kv_allocator *alloc,
+                            struct kv_cmd *cmd);
+
+/* Reads the ACL envelope in front of a command, then the command. */
+static int cmd_decode_envelope(const uint8_t *buf,
+                               size_t len,
+                               const struct kv_allocator *alloc,
+                               struct kv_cmd *cmd)
+{
+    struct reader r = {buf + 1, len - 1};
+    uint8_t ulen = 0, clen = 0;
+    uint32_t cats = 0;
+    const char *user, *name;
+    int rv;
+    if ((rv = r_u8(&r, &ulen)) != 0 || r.left < ulen) {
+        return KV_EBADCMD;
+    }
+    user = (const char *)r.p;
+    r.p += ulen;
+    r.left -= ulen;
+    if ((rv = r_u8(&r, &clen)) != 0 || r.left < clen) {
+        return KV_EBADCMD;
+    }
+    name = (const char *)r.p;
+    r.p += clen;
+    r.left -= clen;
+    if ((rv = r_u32(&r, &cats)) != 0) {
+        return rv;
+    }
+    /* One envelope only: an inner one would be a second claim of who
+     * proposed the command. */
+    if (r.left > 0 && r.p[0] == KV_CMD_VERSION_ACL) {
+        return KV_EBADCMD;
+    }
+    if ((rv = cmd_decode_inner(r.p, r.left, alloc, cmd)) != 0) {
+        return rv;
+    }
+    cmd->acl_user = user;
+    cmd->acl_user_len = ulen;
+    cmd->acl_cmd = name;
+    cmd->acl_cmd_len = clen;
+    cmd->acl_cats = cats;
+    if (envelope_check(cmd) != 0) {
+        kv_cmd_free(cmd, alloc);
+        return KV_EBADCMD;
+    }
+    return 0;
+}
+
 int kv_cmd_decode(const uint8_t *buf,
                   size_t len,
                   const struct kv_allocator *alloc,
                   struct kv_cmd *cmd)
+{
+    memset(cmd, 0, sizeof(*cmd));
+    if (buf == NULL && len > 0) {
+        return KV_EINVAL;
+    }
+    if (len > KV_CMD_BYTES_MAX) {
+        return KV_ELIMIT;
+    }
+    if (len > 0 && buf[0] == KV_CMD_VERSION_ACL) {
+        return cmd_decode_envelope(buf, len, alloc, cmd);
+    }
+    return cmd_decode_inner(buf, len, alloc, cmd);
+}
+
+static int cmd_decode_inner(const uint8_t *buf,
+                            size_t len,
+                            const struct kv_allocator *alloc,
+                            struct kv_cmd *cmd)
 {
     struct kv_allocator a;
     struct reader r = {buf, len};
@@ -598,6 +731,12 @@ int kv_cmd_decode(const uint8_t *buf,
     case KV_CMD_MEMBER:
         if ((rv = op_read(&r, &cmd->op)) != 0 ||
             (rv = member_check(&cmd->op)) != 0) {
+            goto fail;
+        }
+        break;
+    case KV_CMD_ACL:
+        if ((rv = op_read(&r, &cmd->op)) != 0 ||
+            (rv = acl_op_check(&cmd->op)) != 0) {
             goto fail;
         }
         break;
@@ -691,7 +830,21 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     if (buf == NULL || len < 2) {
         return true;
     }
+    if (buf[0] == KV_CMD_VERSION_ACL) {
+        /* Skip the envelope: user, command name, categories. */
+        size_t at = 2 + (size_t)buf[1];
+        if (at >= len) {
+            return true;
+        }
+        at += 1 + (size_t)buf[at] + 4;
+        if (at + 2 > len) {
+            return true;
+        }
+        buf += at;
+        len -= at;
+    }
     switch (buf[1]) {
+    case KV_CMD_ACL:
     case KV_CMD_DELETE:
     case KV_CMD_DELETE_RANGE:
     case KV_CMD_MEMBER:

@@ -58,6 +58,11 @@ struct kv_store
     MDB_dbi dbi_lru;     /* (last index, client id) of every session */
     MDB_dbi dbi_members; /* u64be member id -> address (KV_CMD_MEMBER) */
     MDB_dbi dbi_seqs;    /* sequence name -> u64le last ID (KV_CMD_SEQUENCE) */
+    MDB_dbi dbi_acl;     /* user name -> user record (KV_CMD_ACL) */
+    /* An ACL entry was applied in the write transaction being built; the
+     * generation moves once it commits (kv_acl_generation()). */
+    bool acl_changed;
+    uint64_t acl_gen; /* atomic: read by any thread */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -70,6 +75,23 @@ struct kv_store
     pthread_mutex_t err_lock;
     char errmsg[256];
 };
+
+/* kv_acl.c: applies a KV_CMD_ACL op in @txn. *@refused receives an
+ * entry code (the op is malformed or a limit is reached: nothing changed)
+ * and *@found whether the user existed. Returns 0 or a store error. */
+int kv_acl_apply(struct kv_store *s,
+                 MDB_txn *txn,
+                 const struct kv_op *op,
+                 int *refused,
+                 bool *found);
+/* Whether @cmd's ACL envelope allows it at this point of the log (true
+ * without an envelope). Returns 0 or a store error. */
+int kv_acl_check(struct kv_store *s,
+                 MDB_txn *txn,
+                 const struct kv_cmd *cmd,
+                 bool *allowed);
+/* Moves the ACL generation on (after a commit that changed users). */
+void kv_acl_bump(struct kv_store *s);
 
 /* Allocation through the store's hooks. */
 void *kv_malloc(const struct kv_allocator *a, size_t size);

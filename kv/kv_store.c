@@ -54,6 +54,8 @@ static const struct
     {KV_EBUSY, "too many concurrent readers"},
     {KV_ESTOPPED, "stopped by a test hook"},
     {KV_ETORN, "store possibly torn by a machine crash"},
+    {KV_ENOPERM, "the user may not run the command or touch its keys"},
+    {KV_EACLRULE, "malformed ACL rule"},
 };
 
 const char *kv_strerror(int code)
@@ -330,7 +332,8 @@ int kv_env_open(struct kv_store *s, const char *path)
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->dbi_sess)) != 0 ||
         (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->dbi_lru)) != 0 ||
         (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->dbi_members)) != 0 ||
-        (rc = mdb_dbi_open(txn, "sequences", MDB_CREATE, &s->dbi_seqs)) != 0) {
+        (rc = mdb_dbi_open(txn, "sequences", MDB_CREATE, &s->dbi_seqs)) != 0 ||
+        (rc = mdb_dbi_open(txn, "acl", MDB_CREATE, &s->dbi_acl)) != 0) {
         rv = kv_mdb_error(s, rc, "open databases");
         goto fail;
     }
@@ -352,6 +355,8 @@ int kv_env_open(struct kv_store *s, const char *path)
         rv = kv_mdb_error(s, rc, "commit databases");
         goto fail;
     }
+    /* A new environment (an install) may hold other users. */
+    kv_acl_bump(s);
     return 0;
 
 fail:

@@ -244,6 +244,16 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
                  "%s", v);
         return 0;
     }
+    if (strcmp(name, "default_user_rules") == 0) {
+        /* Checked when the client port starts (server_start()), by the
+         * same parser the replicated users use. */
+        if (strlen(v) >= sizeof(cfg->default_user_rules)) {
+            return -1;
+        }
+        snprintf(cfg->default_user_rules, sizeof(cfg->default_user_rules), "%s",
+                 v);
+        return 0;
+    }
     if (strcmp(name, "insecure_peers") == 0) {
         return parse_bool(v, &cfg->node.insecure_peers);
     }

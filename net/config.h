@@ -25,6 +25,9 @@ struct ballotd_config
      * content, checked, once read by config_finish(). */
     char client_password_file[4096];
     char client_password_hash[PASSWD_HASH_MAX];
+    /* What the default user may do until ACL SETUSER default defines it
+     * in the replicated store (ACL rules; empty: every command and key). */
+    char default_user_rules[1024];
     /* Client listener. */
     char client_host[BNODE_HOST_MAX];
     int client_port;

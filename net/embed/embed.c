@@ -176,6 +176,11 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
             "password hash sizes differ");
         memcpy(so.password_hash, cfg->client_password_hash,
                sizeof(so.password_hash));
+        _Static_assert(
+            sizeof(so.default_user_rules) == sizeof(cfg->default_user_rules),
+            "default user rules sizes differ");
+        memcpy(so.default_user_rules, cfg->default_user_rules,
+               sizeof(so.default_user_rules));
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,

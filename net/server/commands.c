@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "bnode.h"
 #include "kv.h"
 
@@ -500,6 +501,7 @@ const struct cmd_def cmd_table[] = {
     {"bsnapshot", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bsnapshot, NULL, NULL, 0, 0, 0},
     {"bwatch", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bwatch, NULL, NULL, 1, 1, 1},
     {"bunwatch", -1, CMD_NOMULTI, CMD_ORDER_FREE, cmd_bunwatch, NULL, NULL, 0, 0, 0},
+    {"acl", -2, CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_acl, NULL, NULL, 0, 0, 0},
     {"bsnowflake", -1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bsnowflake, NULL, NULL, 0, 0, 0},
     {"bseq", -2, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bseq, NULL, NULL, 0, 0, 0},
 };
@@ -524,6 +526,7 @@ void cmd_client_init(struct cmd_client *c, struct cmd_env *env)
 {
     memset(c, 0, sizeof(*c));
     c->env = env;
+    memcpy(c->user, "default", sizeof("default"));
     c->id = ++env->next_client_id;
     c->proto = 2;
     c->fd = -1;
@@ -623,12 +626,12 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
         cmd_req_finish(r);
         return;
     }
-    /* The auth gate: with a password set, a connection that has not
-     * proved it knows it runs nothing but AUTH, HELLO (with AUTH, checked
-     * there) and QUIT, as Redis's requirepass does. */
-    if (c->env->opts.password_hash[0] != '\0' && !c->authenticated &&
-        d->fn != cmd_auth && d->fn != cmd_hello && d->fn != cmd_quit) {
-        rep_error(r, "NOAUTH Authentication required.");
+    /* The gate (acl.c): a connection that must authenticate runs nothing
+     * but AUTH, HELLO ... AUTH, QUIT and RESET until it did, and then only
+     * what its user may run, on the keys it may touch (NOPERM). Queued
+     * commands pass it when queued. */
+    r->def = d;
+    if (!acl_gate(r, d, req)) {
         c->multi_dirty = c->in_multi;
         cmd_req_finish(r);
         return;

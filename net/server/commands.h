@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv_acl.h"
 #include "resp.h"
 #include "server.h"
 
@@ -94,6 +95,9 @@ struct cmd_env
     uint64_t next_export_token;
     /* Password checks on worker threads (SERVER_AUTH_CHECKS_MAX). */
     unsigned auth_checks;
+    /* Users cached from the store, and the default user's bootstrap
+     * (acl.c). */
+    struct acl_state *acl;
     /* Called by cmd_req_finish(); set by the server. */
     void (*req_done)(struct cmd_req *r);
     /* Writes @len bytes that are one whole out-of-band frame (a watch's
@@ -132,9 +136,11 @@ struct cmd_client
     struct cmd_env *env;
     uint64_t id;
     int proto; /* 2 or 3 (HELLO) */
-    /* AUTH (or HELLO ... AUTH) succeeded; meaningful only when the server
-     * has a password. */
+    /* AUTH (or HELLO ... AUTH) succeeded; meaningful only when the
+     * default user needs a password. */
     bool authenticated;
+    /* The user the connection runs as (acl.c): "default" until AUTH. */
+    char user[KV_ACL_NAME_MAX + 1];
     bool readonly; /* READONLY: stale, follower-local reads */
     char *name;    /* CLIENT SETNAME; NULL if none */
     bool in_multi;
@@ -182,11 +188,12 @@ struct cmd_req
 {
     struct cmd_client *client;
     struct resp_buf reply;
-    int reply_err;        /* first encoding failure, sticky */
-    int order;            /* enum cmd_order, fixed at dispatch */
-    bool done;            /* the reply is complete */
-    bool close_after;     /* close the connection once this reply is sent */
-    struct cmd_req *next; /* the server's per-connection queue */
+    int reply_err;    /* first encoding failure, sticky */
+    int order;        /* enum cmd_order, fixed at dispatch */
+    bool done;        /* the reply is complete */
+    bool close_after; /* close the connection once this reply is sent */
+    const struct cmd_def *def; /* the command, set by cmd_dispatch() */
+    struct cmd_req *next;      /* the server's per-connection queue */
 };
 
 /* A command's handler. @argv/@argvlen are borrowed for the call only: a

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "bnode.h"
 #include "commands.h"
 #include "passwd.h"
@@ -232,12 +233,15 @@ static void hello_apply(struct cmd_req *r,
     rep_array(r, 0);
 }
 
-/* A password check on a worker thread, for AUTH or HELLO ... AUTH. */
+/* A password check on a worker thread, for AUTH or HELLO ... AUTH: the
+ * password against each of the user's stored hashes. */
 struct auth_check
 {
     uv_work_t work;
     struct cmd_req *r;
-    char hash[SERVER_PASSWORD_HASH_MAX];
+    char user[KV_ACL_NAME_MAX + 1];
+    unsigned n_hashes;
+    char hashes[KV_ACL_PASSWORDS_MAX][KV_ACL_HASH_MAX];
     char *password; /* copied; wiped and freed after the check */
     size_t password_len;
     bool ok;
@@ -250,7 +254,9 @@ struct auth_check
 static void auth_check_run(uv_work_t *w)
 {
     struct auth_check *a = w->data;
-    a->ok = passwd_verify(a->hash, a->password, a->password_len);
+    for (unsigned i = 0; i < a->n_hashes && !a->ok; i++) {
+        a->ok = passwd_verify(a->hashes[i], a->password, a->password_len);
+    }
 }
 
 static void auth_check_free(struct auth_check *a)
@@ -263,6 +269,14 @@ static void auth_check_free(struct auth_check *a)
     free(a);
 }
 
+/* Redis's words, so that clients recognize the failure. */
+static void rep_wrongpass(struct cmd_req *r)
+{
+    rep_error(r,
+              "WRONGPASS invalid username-password pair or user is "
+              "disabled.");
+}
+
 static void auth_check_done(uv_work_t *w, int status)
 {
     struct auth_check *a = w->data;
@@ -270,12 +284,9 @@ static void auth_check_done(uv_work_t *w, int status)
     struct cmd_client *c = r->client;
     c->env->auth_checks--;
     if (status != 0 || !a->ok) {
-        /* Redis's words, so that clients recognize the failure. */
-        rep_error(r,
-                  "WRONGPASS invalid username-password pair or user is "
-                  "disabled.");
+        rep_wrongpass(r);
     } else {
-        c->authenticated = true;
+        acl_login(c, a->user, strlen(a->user));
         if (a->hello) {
             hello_apply(r, a->proto, a->name, a->name_len);
         } else {
@@ -287,8 +298,10 @@ static void auth_check_done(uv_work_t *w, int status)
 }
 
 /* Starts checking @user/@pw for @r, then finishes @r (OK, HELLO's reply or
- * WRONGPASS). Only the default user exists (docs/security.md). Finishes
- * @r itself on an early refusal. */
+ * WRONGPASS). @user NULL means "default". The user is looked up in the
+ * node's applied users (acl.h): one that does not exist or is off is
+ * refused; one with nopass takes any password. Finishes @r itself on an
+ * early answer. */
 static void auth_start(struct cmd_req *r,
                        const char *user,
                        size_t user_len,
@@ -300,55 +313,61 @@ static void auth_start(struct cmd_req *r,
                        size_t name_len)
 {
     struct cmd_env *env = r->client->env;
-    bool is_default = user_len == 7 && memcmp(user, "default", 7) == 0;
-    if (user != NULL && !is_default) {
-        rep_error(r,
-                  "WRONGPASS invalid username-password pair or user is "
-                  "disabled.");
-        cmd_req_finish(r);
-        return;
+    struct kv_acl_user *u = malloc(sizeof(*u));
+    struct auth_check *a = NULL;
+    bool named = user != NULL;
+    if (!named) {
+        user = "default";
+        user_len = 7;
     }
-    if (env->opts.password_hash[0] == '\0') {
-        /* As Redis with a default user that has no password: any
-         * password passes when the user is named, and AUTH with a
-         * password alone is a configuration mistake worth saying. */
-        if (user == NULL) {
+    int found = u == NULL ? -1 : acl_lookup(env, user, user_len, u);
+    if (found < 0) {
+        rep_error(r, u == NULL ? "ERR out of memory"
+                               : "TRYAGAIN the users cannot be read now, "
+                                 "retry");
+        goto finish;
+    }
+    if (found == 0 || !u->on) {
+        rep_wrongpass(r);
+        goto finish;
+    }
+    if (u->nopass) {
+        /* As Redis with a user that has no password: any password passes
+         * when the user is named, and AUTH with a password alone is a
+         * configuration mistake worth saying. */
+        if (!named) {
             rep_error(r,
                       "ERR AUTH <password> called without any password "
                       "configured for the default user. Are you sure "
                       "your configuration is correct?");
-        } else if (hello) {
+            goto finish;
+        }
+        acl_login(r->client, user, user_len);
+        if (hello) {
             hello_apply(r, proto, name, name_len);
         } else {
             rep_ok(r);
         }
-        cmd_req_finish(r);
-        return;
+        goto finish;
     }
-    if (pw_len > PASSWD_BYTES_MAX) {
-        rep_error(r,
-                  "WRONGPASS invalid username-password pair or user is "
-                  "disabled.");
-        cmd_req_finish(r);
-        return;
+    if (pw_len > PASSWD_BYTES_MAX || u->n_passwords == 0) {
+        rep_wrongpass(r);
+        goto finish;
     }
     if (env->auth_checks >= SERVER_AUTH_CHECKS_MAX) {
         rep_error(r, "BUSY too many password checks in progress, retry");
-        cmd_req_finish(r);
-        return;
+        goto finish;
     }
-    struct auth_check *a = calloc(1, sizeof(*a));
+    a = calloc(1, sizeof(*a));
     if (a == NULL || (a->password = malloc(pw_len + 1)) == NULL ||
         (name != NULL && (a->name = malloc(name_len + 1)) == NULL)) {
-        if (a != NULL) {
-            auth_check_free(a);
-        }
         rep_error(r, "ERR out of memory");
-        cmd_req_finish(r);
-        return;
+        goto finish;
     }
     a->r = r;
-    memcpy(a->hash, env->opts.password_hash, sizeof(a->hash));
+    memcpy(a->user, user, user_len);
+    a->n_hashes = u->n_passwords;
+    memcpy(a->hashes, u->passwords, sizeof(a->hashes));
     memcpy(a->password, pw, pw_len);
     a->password_len = pw_len;
     a->hello = hello;
@@ -360,15 +379,22 @@ static void auth_start(struct cmd_req *r,
     a->work.data = a;
     if (uv_queue_work(env->loop, &a->work, auth_check_run, auth_check_done) !=
         0) {
-        auth_check_free(a);
         rep_error(r, "ERR cannot check the password now, retry");
-        cmd_req_finish(r);
-        return;
+        goto finish;
     }
     env->auth_checks++;
+    free(u);
+    return;
+
+finish:
+    if (a != NULL) {
+        auth_check_free(a);
+    }
+    free(u);
+    cmd_req_finish(r);
 }
 
-/* AUTH password | AUTH username password (only "default" exists). */
+/* AUTH password | AUTH username password. */
 CMD_DECL(cmd_auth)
 {
     if (argc > 3) {
@@ -430,7 +456,7 @@ CMD_DECL(cmd_hello)
         auth_start(r, user, user_len, pw, pw_len, true, proto, name, name_len);
         return;
     }
-    if (c->env->opts.password_hash[0] != '\0' && !c->authenticated) {
+    if (!c->authenticated && !acl_default_nopass(c->env)) {
         rep_error(r,
                   "NOAUTH HELLO must be called with the client already "
                   "authenticated, otherwise the HELLO <proto> AUTH "
@@ -455,6 +481,7 @@ CMD_DECL(cmd_reset)
     c->readonly = false;
     /* Redis: RESET deauthenticates the connection. */
     c->authenticated = false;
+    memcpy(c->user, "default", sizeof("default"));
     c->proto = 2;
     free(c->name);
     c->name = NULL;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "bnode.h"
 #include "commands.h"
 #include "kv.h"
@@ -121,10 +122,15 @@ CMD_DECL(cmd_brange)
 /* Proposals: DEL and BTXN                                                 */
 
 void cmd_propose(struct cmd_req *r,
-                 const struct kv_cmd *cmd,
+                 const struct kv_cmd *cmd_in,
                  bnode_write_cb cb,
                  void *arg)
 {
+    /* Every write carries who proposed it, checked again at apply time
+     * (acl.h). */
+    struct kv_cmd stamped = *cmd_in;
+    const struct kv_cmd *cmd = &stamped;
+    acl_stamp(r, &stamped);
     size_t size = kv_cmd_encoded_size(cmd);
     uint8_t *buf = size > 0 ? malloc(size) : NULL;
     size_t len = 0;
@@ -153,6 +159,10 @@ bool cmd_write_ok(struct cmd_req *r,
 {
     if (status != 0) {
         rep_node_error(r, status, true);
+        return false;
+    }
+    if (res->code == KV_ENOPERM) {
+        acl_rep_refused(r);
         return false;
     }
     if (res->code != 0) {

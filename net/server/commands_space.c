@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "bnode.h"
 #include "commands.h"
 #include "kv.h"
@@ -40,7 +41,7 @@ static void compact_done(void *arg,
 CMD_DECL(cmd_bcompact)
 {
     int64_t rev;
-    uint8_t buf[32];
+    uint8_t buf[32 + KV_ACL_NAME_MAX + KV_ACL_CMD_NAME_MAX];
     size_t len = 0;
     struct kv_cmd cmd;
     (void)argc;
@@ -52,6 +53,7 @@ CMD_DECL(cmd_bcompact)
     memset(&cmd, 0, sizeof(cmd));
     cmd.type = KV_CMD_COMPACT;
     cmd.revision = (uint64_t)rev;
+    acl_stamp(r, &cmd);
     if (kv_cmd_encode(&cmd, buf, sizeof(buf), &len) != 0) {
         rep_error(r, "ERR could not encode the command");
         cmd_req_finish(r);

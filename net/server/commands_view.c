@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "bnode.h"
 #include "cmd_view.h"
 #include "commands.h"
@@ -210,6 +211,13 @@ static void vrun_on_write(void *arg,
     struct vrun *run = arg;
     if (status != 0) {
         vrun_node_error(run, status, true);
+        return;
+    }
+    if (res->code == KV_ENOPERM) {
+        vrun_fail(run,
+                  "NOPERM the user may no longer run this command or "
+                  "touch its keys (the users changed before it "
+                  "applied): not applied");
         return;
     }
     if (res->code != 0) {
@@ -446,6 +454,7 @@ static void vrun_propose(struct vrun *run, size_t n_writes)
         cmd.reply = (const uint8_t *)run->r->reply.data;
         cmd.reply_len = (uint32_t)run->r->reply.len;
     }
+    acl_stamp(run->r, &cmd);
     size_t size = kv_cmd_encoded_size(&cmd);
     if (size == 0) {
         vrun_fail(run, "ERR the write exceeds ballot's command limits");

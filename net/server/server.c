@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "commands.h"
 
 /* Bytes a read asks libuv to have room for. */
@@ -249,6 +250,7 @@ static void server_maybe_stopped(struct server *s)
     void (*cb)(void *) = s->stop_cb;
     void *arg = s->stop_arg;
     cmd_cursors_free(&s->env);
+    acl_close(&s->env);
     free((void *)s->env.opts.host);
     free(s);
     if (cb != NULL) {
@@ -934,6 +936,11 @@ int server_start(uv_loop_t *loop,
     s->env.mem_charge = env_mem_charge;
     s->env.mem_release = env_mem_release;
     s->env.client_kill = client_kill;
+    if (acl_init(&s->env, errmsg, errmsg_len) != 0) {
+        free(host_copy);
+        free(s);
+        return SERVER_EINVAL;
+    }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->handles_open = 1;

@@ -92,6 +92,8 @@ enum {
  * milliseconds); more AUTH requests meanwhile get BUSY, so that a flood of
  * them cannot take the thread pool the WAL's syncs need. */
 #define SERVER_AUTH_CHECKS_MAX 2u
+/* Room for default_user_rules (ACL rules separated by spaces). */
+#define SERVER_DEFAULT_USER_RULES_MAX 1024u
 
 struct server_options
 {
@@ -110,6 +112,11 @@ struct server_options
      * default). With one, a connection runs nothing but AUTH, HELLO ...
      * AUTH and QUIT until it authenticated (docs/security.md). */
     char password_hash[SERVER_PASSWORD_HASH_MAX];
+    /* What the default user may do until an ACL SETUSER default defines
+     * it in the replicated store: ACL rules separated by spaces; empty
+     * means ACL_DEFAULT_USER_RULES (every command, every key). Give
+     * every node the same (docs/security.md). */
+    char default_user_rules[SERVER_DEFAULT_USER_RULES_MAX];
 };
 
 /* Fills @opts with the SERVER_*_DEFAULT values and resp's default request
