@@ -248,6 +248,7 @@ int main(void)
     srunner_add_suite(sr, kv_snapshot_suite());
     srunner_add_suite(sr, kv_session_suite());
     srunner_add_suite(sr, kv_members_suite());
+    srunner_add_suite(sr, kv_acl_suite());
     srunner_add_suite(sr, kv_checkpoint_suite());
     srunner_add_suite(sr, kv_space_suite());
     srunner_add_suite(sr, kv_sequence_suite());

@@ -97,6 +97,7 @@ Suite *kv_history_suite(void);
 Suite *kv_snapshot_suite(void);
 Suite *kv_session_suite(void);
 Suite *kv_members_suite(void);
+Suite *kv_acl_suite(void);
 Suite *kv_checkpoint_suite(void);
 Suite *kv_space_suite(void);
 Suite *kv_sequence_suite(void);
