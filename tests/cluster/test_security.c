@@ -709,6 +709,205 @@ START_TEST(test_security_redis_cli_redis_py_and_ballot_authenticate)
 }
 END_TEST
 
+/* ---- users and ACLs ---------------------------------------------------- */
+
+/* Reads @key on @conn (READONLY, the node's own state): 1 present, 0
+ * missing, -1 on an error. */
+static int node_has(struct cl_conn *conn, const char *key)
+{
+    struct cl_reply r;
+    const char *get[] = {"GET", key};
+    memset(&r, 0, sizeof(r));
+    if (cl_call(conn, 5000, &r, 2, get) != 0) {
+        return -1;
+    }
+    int rv = r.type == CL_BULK ? 1 : r.type == CL_NIL ? 0 : -1;
+    cl_reply_free(&r);
+    return rv;
+}
+
+/* ACL changes interleaved with a user's pipelined writes, on a 3-node
+ * cluster: each change is sent just before a burst of writes, so some
+ * writes pass the leader's check before the change is applied and are
+ * applied after it. Every write acknowledged with OK is on every node, and
+ * every write refused (at the check or at apply) is on none: no node
+ * allowed what another refused. */
+START_TEST(test_security_acl_changes_racing_writes_are_decided_alike_everywhere)
+{
+    struct cluster c;
+    cl_start(&c, 3);
+    unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
+    ck_assert(leader != 0);
+    int port = c.nodes[leader - 1].client_port;
+    struct cl_conn admin, w;
+    ck_assert_int_eq(cl_connect(&admin, port, 5000), 0);
+    const char *mk[] = {"ACL", "SETUSER", "alice",   "on",
+                        ">pw", "+@all",   "-@admin", "~*"};
+    expect_reply(&admin, 8, mk, "OK");
+    ck_assert_int_eq(cl_connect(&w, port, 5000), 0);
+    const char *auth[] = {"AUTH", "alice", "pw"};
+    expect_reply(&w, 3, auth, "OK");
+
+    enum { ROUNDS = 40, BURST = 16 };
+    static char keys[ROUNDS][BURST][32];
+    static bool ok[ROUNDS][BURST];
+    int acked = 0, refused = 0, at_apply = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        const char *chg[] = {"ACL", "SETUSER", "alice",
+                             round % 2 == 0 ? "-set" : "+set"};
+        ck_assert_int_eq(cl_sendv(&admin, 5000, 4, chg, NULL), 0);
+        for (int i = 0; i < BURST; i++) {
+            snprintf(keys[round][i], sizeof(keys[round][i]), "r%d:%d", round,
+                     i);
+            const char *set[] = {"SET", keys[round][i], "v"};
+            ck_assert_int_eq(cl_sendv(&w, 5000, 3, set, NULL), 0);
+        }
+        struct cl_reply r;
+        memset(&r, 0, sizeof(r));
+        ck_assert_int_eq(cl_read_reply(&admin, 10000, &r), 0);
+        ck_assert_msg(r.type == CL_STATUS, "%s", r.str ? r.str : "?");
+        cl_reply_free(&r);
+        for (int i = 0; i < BURST; i++) {
+            memset(&r, 0, sizeof(r));
+            ck_assert_int_eq(cl_read_reply(&w, 10000, &r), 0);
+            ok[round][i] = r.type == CL_STATUS;
+            ck_assert_msg(ok[round][i] || (r.type == CL_ERR &&
+                                           strncmp(r.str, "NOPERM", 6) == 0),
+                          "%s", r.str ? r.str : "?");
+            acked += ok[round][i];
+            refused += !ok[round][i];
+            at_apply += !ok[round][i] && strstr(r.str, "no longer") != NULL;
+            cl_reply_free(&r);
+        }
+    }
+    printf("acl race: %d acknowledged, %d refused (%d of them at apply)\n",
+           acked, refused, at_apply);
+    ck_assert(acked > 0 && refused > 0);
+    /* A last write, then every node's own state once it has it. */
+    const char *plus[] = {"ACL", "SETUSER", "alice", "+set"};
+    expect_reply(&admin, 4, plus, "OK");
+    const char *fin[] = {"SET", "final", "v"};
+    expect_reply(&w, 3, fin, "OK");
+    for (unsigned id = 1; id <= 3; id++) {
+        struct cl_conn n;
+        ck_assert_int_eq(cl_connect(&n, c.nodes[id - 1].client_port, 5000), 0);
+        const char *ro[] = {"READONLY"};
+        expect_reply(&n, 1, ro, "OK");
+        uint64_t until = cl_now_ms() + 20000;
+        while (node_has(&n, "final") != 1) {
+            ck_assert_msg(cl_now_ms() < until, "node %u never caught up", id);
+            usleep(20000);
+        }
+        for (int round = 0; round < ROUNDS; round++) {
+            for (int i = 0; i < BURST; i++) {
+                int has = node_has(&n, keys[round][i]);
+                ck_assert_msg(has == (ok[round][i] ? 1 : 0),
+                              "node %u: %s acknowledged %d, present %d", id,
+                              keys[round][i], ok[round][i], has);
+            }
+        }
+        cl_close(&n);
+    }
+    cl_close(&w);
+    cl_close(&admin);
+    cl_close_all(&c);
+}
+END_TEST
+
+/* Real clients log in as users: redis-cli --user/--pass, redis-py's
+ * username= and password=, HELLO 3 AUTH user pass, and the ballot CLI with
+ * --user and BALLOT_PASSWORD; each gets NOPERM outside its rights and
+ * WRONGPASS with a wrong password. */
+START_TEST(test_security_redis_cli_redis_py_and_ballot_log_in_as_users)
+{
+    struct cluster c;
+    cl_start(&c, 1);
+    ck_assert(cl_wait_leader(&c, LEADER_TIMEOUT_MS) == 1);
+    char port[16], ep[64];
+    snprintf(port, sizeof(port), "%d", c.nodes[0].client_port);
+    snprintf(ep, sizeof(ep), "127.0.0.1:%d", c.nodes[0].client_port);
+    char *out = NULL;
+    const char *mk[] = {REDIS_CLI_PATH, "-p",      port,     "ACL",
+                        "SETUSER",      "alice",   "on",     ">s3cret",
+                        "+@all",        "-@admin", "~app:*", NULL};
+    ck_assert_int_eq(cl_run(mk, NULL, &out, NULL, 20000), 0);
+    ck_assert_msg(strstr(out, "OK") != NULL, "%s", out);
+    free(out);
+    const char *cli_ok[] = {
+        REDIS_CLI_PATH, "-p",      port,     "--user",
+        "alice",        "--pass",  "s3cret", "--no-auth-warning",
+        "SET",          "app:cli", "1",      NULL};
+    ck_assert_int_eq(cl_run(cli_ok, NULL, &out, NULL, 20000), 0);
+    ck_assert_msg(strstr(out, "OK") != NULL, "%s", out);
+    free(out);
+    const char *cli_no[] = {
+        REDIS_CLI_PATH, "-p",     port,     "--user",
+        "alice",        "--pass", "s3cret", "--no-auth-warning",
+        "SET",          "other",  "1",      NULL};
+    ck_assert_int_eq(cl_run(cli_no, NULL, &out, NULL, 20000), 0);
+    ck_assert_msg(strstr(out, "NOPERM") != NULL, "%s", out);
+    free(out);
+
+    char script[1400];
+    snprintf(script, sizeof(script),
+             "import redis\n"
+             "r = redis.Redis(port=%d, username='alice', password='s3cret')\n"
+             "assert r.get('app:cli') == b'1'\n"
+             "r.set('app:py', 'redis-py')\n"
+             "assert r.acl_whoami() == 'alice', r.acl_whoami()\n"
+             "try:\n"
+             "    r.set('other', 'x')\n"
+             "    raise SystemExit('a key outside ~app:* was written')\n"
+             "except redis.exceptions.NoPermissionError:\n"
+             "    pass\n"
+             "try:\n"
+             "    r.acl_setuser('bob', enabled=True)\n"
+             "    raise SystemExit('a user without @admin changed users')\n"
+             "except redis.exceptions.NoPermissionError:\n"
+             "    pass\n"
+             "r2 = redis.Redis(port=%d)\n"
+             "r2.execute_command('HELLO', '2', 'AUTH', 'alice', 's3cret')\n"
+             "assert r2.get('app:py') == b'redis-py'\n"
+             "try:\n"
+             "    redis.Redis(port=%d, username='alice',\n"
+             "                password='wrong').get('app:py')\n"
+             "    raise SystemExit('wrong password accepted')\n"
+             "except redis.exceptions.ResponseError as e:\n"
+             "    assert 'WRONGPASS' in str(e), e\n"
+             "admin = redis.Redis(port=%d)\n"
+             "assert 'alice' in admin.acl_users()\n"
+             "u = admin.acl_getuser('alice')\n"
+             "assert 'on' in u['flags'], u\n"
+             "print('redis-py ok')\n",
+             c.nodes[0].client_port, c.nodes[0].client_port,
+             c.nodes[0].client_port, c.nodes[0].client_port);
+    const char *py[] = {PYTHON3_PATH, "-c", script, NULL};
+    int rc = cl_run(py, NULL, &out, NULL, 60000);
+    ck_assert_msg(rc == 0 && strstr(out, "redis-py ok") != NULL, "%s", out);
+    free(out);
+
+    const char *ballot_ok[] = {"env",       "BALLOT_PASSWORD=s3cret",
+                               BALLOT_PATH, "--endpoints",
+                               ep,          "--user",
+                               "alice",     "get",
+                               "app:py",    NULL};
+    rc = cl_run(ballot_ok, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0 && strstr(out, "redis-py") != NULL, "%d: %s", rc,
+                  out);
+    free(out);
+    const char *ballot_no[] = {"env",       "BALLOT_PASSWORD=s3cret",
+                               BALLOT_PATH, "--endpoints",
+                               ep,          "--user",
+                               "alice",     "put",
+                               "other",     "x",
+                               NULL};
+    rc = cl_run(ballot_no, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc != 0 && strstr(out, "NOPERM") != NULL, "%d: %s", rc, out);
+    free(out);
+    cl_close_all(&c);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -722,6 +921,10 @@ int main(int argc, char **argv)
          test_security_client_password_gates_every_command},
         {"redis_cli_redis_py_and_ballot_authenticate",
          test_security_redis_cli_redis_py_and_ballot_authenticate},
+        {"acl_changes_racing_writes_are_decided_alike_everywhere",
+         test_security_acl_changes_racing_writes_are_decided_alike_everywhere},
+        {"redis_cli_redis_py_and_ballot_log_in_as_users",
+         test_security_redis_cli_redis_py_and_ballot_log_in_as_users},
     };
     return cl_run_tests("security", tests, sizeof(tests) / sizeof(tests[0]),
                         120, NULL, argc, argv);
