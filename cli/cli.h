@@ -132,6 +132,7 @@ int cmd_range(struct cli *cli, int argc, char **argv);
 int cmd_txn(struct cli *cli, int argc, char **argv);
 int cmd_member(struct cli *cli, int argc, char **argv);
 int cmd_leader(struct cli *cli, int argc, char **argv);
+int cmd_user(struct cli *cli, int argc, char **argv);
 int cmd_compact(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_snapshot(struct cli *cli, int argc, char **argv);

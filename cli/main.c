@@ -54,6 +54,13 @@ static const struct cli_command commands[] = {
      "show or change the cluster's membership (one change at a time)",
      cmd_member},
     {"leader", "transfer ID", "move leadership to member ID", cmd_leader},
+    {"user",
+     "list | get NAME | add NAME [--password-stdin] [RULE...] | grant NAME "
+     "RULE... | passwd NAME | del NAME...",
+     "users and their permissions (Redis's ACL rules: on, off, +@read, "
+     "-@admin, +get, ~app:*, %R~pub:*, allkeys, ...); passwords are read "
+     "from standard input; changes go through the log to every member",
+     cmd_user},
     {"compact", "REV",
      "drop the change history below revision REV on every member (through "
      "the log; prints the compaction point)",

@@ -904,6 +904,52 @@ START_TEST(test_security_redis_cli_redis_py_and_ballot_log_in_as_users)
     rc = cl_run(ballot_no, NULL, &out, NULL, 20000);
     ck_assert_msg(rc != 0 && strstr(out, "NOPERM") != NULL, "%d: %s", rc, out);
     free(out);
+
+    /* `ballot user`: add with a password from stdin, grant, list, get,
+     * then log in as the new user, and delete it. */
+    char pwfile[400];
+    snprintf(pwfile, sizeof(pwfile), "%s/bob.pw", c.root);
+    FILE *f = fopen(pwfile, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "b0b-pass\n");
+    fclose(f);
+    const char *add[] = {
+        BALLOT_PATH, "--endpoints",      ep,       "user", "add",
+        "bob",       "--password-stdin", "+@read", "~*",   NULL};
+    rc = cl_run(add, pwfile, &out, NULL, 20000);
+    ck_assert_msg(rc == 0 && strstr(out, "OK") != NULL, "%d: %s", rc, out);
+    free(out);
+    const char *grant[] = {BALLOT_PATH, "--endpoints", ep,        "user",
+                           "grant",     "bob",         "+@write", NULL};
+    rc = cl_run(grant, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0, "%d: %s", rc, out);
+    free(out);
+    const char *list[] = {BALLOT_PATH, "--endpoints", ep, "user", "list", NULL};
+    rc = cl_run(list, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0 && strstr(out, "user bob on #pbkdf2-sha256$") &&
+                      strstr(out, "+@read +@write"),
+                  "%d: %s", rc, out);
+    free(out);
+    const char *get[] = {BALLOT_PATH, "--endpoints", ep,    "--json",
+                         "user",      "get",         "bob", NULL};
+    rc = cl_run(get, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0 && strstr(out, "\"commands\":\"+@read +@write\""),
+                  "%d: %s", rc, out);
+    free(out);
+    const char *as_bob[] = {"env",       "BALLOT_PASSWORD=b0b-pass",
+                            BALLOT_PATH, "--endpoints",
+                            ep,          "--user",
+                            "bob",       "put",
+                            "by-bob",    "1",
+                            NULL};
+    rc = cl_run(as_bob, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0, "%d: %s", rc, out);
+    free(out);
+    const char *del[] = {BALLOT_PATH, "--endpoints", ep,       "user",
+                         "del",       "bob",         "nobody", NULL};
+    rc = cl_run(del, NULL, &out, NULL, 20000);
+    ck_assert_msg(rc == 0 && strncmp(out, "1", 1) == 0, "%d: %s", rc, out);
+    free(out);
     cl_close_all(&c);
 }
 END_TEST
