@@ -382,7 +382,7 @@ static unsigned key_perm(const struct cmd_def *d)
  * gives, a range for BRANGE, every key for the commands that take the
  * whole key space (KEYS, SCAN, DBSIZE, FLUSHALL, BHISTORY, BSNAPSHOT).
  * BTXN's keys are inside its arguments: the store checks them at apply
- * time, as it does every write's. */
+ * time, as it does every write's. BSEQ names a sequence, not a key. */
 static bool keys_allowed(const struct kv_acl_user *u,
                          const struct cmd_def *d,
                          size_t argc,
@@ -394,7 +394,7 @@ static bool keys_allowed(const struct kv_acl_user *u,
         return kv_acl_allows_all_keys(u, KV_ACL_KEY_READ);
     }
     if (perm == 0 || strcmp(d->name, "btxn") == 0 ||
-        strcmp(d->name, "breq") == 0) {
+        strcmp(d->name, "breq") == 0 || strcmp(d->name, "bseq") == 0) {
         return true;
     }
     if (strcmp(d->name, "brange") == 0) {
