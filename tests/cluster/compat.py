@@ -175,8 +175,8 @@ class RedisServer:
 
 # Commands ballot has but which behave differently from Redis, and why.
 DIFFERENT = {
-    "auth": "refused: ballot has no authentication yet",
-    "hello": "AUTH refused; mode is standalone; role master/replica is the Raft leader or not",
+    "auth": "users live in the replicated store (ACL SETUSER); only ballot's PBKDF2 hashes match",
+    "hello": "mode is standalone; role master/replica is the Raft leader or not",
     "select": "one database: only 0",
     "set": "EX/PX/EXAT/PXAT/KEEPTTL refused: no expiry yet (leases, coordination issue)",
     "keys": "keys come in key order",
@@ -199,6 +199,7 @@ DIFFERENT = {
     "role": "the leader is the master; replication offsets are log indexes",
     "copy": "database 0 only",
     "dbsize": "not inside MULTI",
+    "acl": "WHOAMI, CAT, USERS, LIST, GETUSER, SETUSER, DELUSER, replicated through the log; no selectors, channels, LOAD, SAVE, LOG",
 }
 
 GROUP_REASON = {
@@ -257,7 +258,6 @@ NOT_SUPPORTED = {
     "slowlog": "not implemented",
     "latency": "not implemented (ballot's metrics port has latencies)",
     "lolwut": "not implemented",
-    "acl": "no users or ACLs yet",
     "module": "no modules",
     "psubscribe": "no pub/sub",
     "asking": "not Redis Cluster",
