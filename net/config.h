@@ -28,6 +28,11 @@ struct ballotd_config
     /* What the default user may do until ACL SETUSER default defines it
      * in the replicated store (ACL rules; empty: every command and key). */
     char default_user_rules[1024];
+    /* Admission control per second (0: off): server.h. */
+    uint64_t client_rate_requests;
+    uint64_t client_rate_bytes;
+    uint64_t user_rate_requests;
+    uint64_t user_rate_bytes;
     /* Client listener. */
     char client_host[BNODE_HOST_MAX];
     int client_port;

@@ -79,8 +79,26 @@ void acl_rep_refused(struct cmd_req *r);
  * is on and needs no password. */
 bool acl_default_nopass(struct cmd_env *env);
 
+/** Sets up (and frees) the per-user buckets of admission control. 0 or
+ * -1 (no memory). */
+int acl_limits_init(struct cmd_env *env);
+void acl_limits_close(struct cmd_env *env);
+
+/**
+ * Admission control: takes @req's cost (one request, its argument bytes)
+ * from its connection's bucket and its user's. Replies "RATELIMITED ...
+ * retry after N ms" and returns false if either is empty; nothing is
+ * taken then.
+ */
+bool acl_admit(struct cmd_req *r, const struct resp_request *req);
+
 /** Marks @c as authenticated as @name (@len bytes). */
 void acl_login(struct cmd_client *c, const char *name, size_t len);
+
+/** The default user as the settings make it, and the rules that make it
+ * (acl_cmd.c starts a stored default from them). */
+const struct kv_acl_user *acl_boot_user(struct cmd_env *env);
+const char *acl_boot_rules(struct cmd_env *env);
 
 /** ACL WHOAMI, CAT, USERS, LIST, GETUSER, SETUSER, DELUSER. */
 CMD_DECL(cmd_acl);

@@ -631,7 +631,7 @@ void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
      * what its user may run, on the keys it may touch (NOPERM). Queued
      * commands pass it when queued. */
     r->def = d;
-    if (!acl_gate(r, d, req)) {
+    if ((d->fn != cmd_quit && !acl_admit(r, req)) || !acl_gate(r, d, req)) {
         c->multi_dirty = c->in_multi;
         cmd_req_finish(r);
         return;

@@ -60,6 +60,14 @@ struct vrun;
 struct cmd_export;
 struct cmd_client;
 
+/* A token bucket of admission control (acl_limits.c). */
+struct acl_bucket
+{
+    double requests;
+    double bytes;
+    uint64_t last_us; /* 0: never used (full) */
+};
+
 /* The client port's shared state. Owned by the server. */
 struct cmd_env
 {
@@ -98,6 +106,10 @@ struct cmd_env
     /* Users cached from the store, and the default user's bootstrap
      * (acl.c). */
     struct acl_state *acl;
+    /* Per-user buckets of admission control, and what it refused. */
+    struct acl_limits *limits;
+    uint64_t rate_limited_conn;
+    uint64_t rate_limited_user;
     /* Called by cmd_req_finish(); set by the server. */
     void (*req_done)(struct cmd_req *r);
     /* Writes @len bytes that are one whole out-of-band frame (a watch's
@@ -141,8 +153,9 @@ struct cmd_client
     bool authenticated;
     /* The user the connection runs as (acl.c): "default" until AUTH. */
     char user[KV_ACL_NAME_MAX + 1];
-    bool readonly; /* READONLY: stale, follower-local reads */
-    char *name;    /* CLIENT SETNAME; NULL if none */
+    struct acl_bucket bucket; /* this connection's admission control */
+    bool readonly;            /* READONLY: stale, follower-local reads */
+    char *name;               /* CLIENT SETNAME; NULL if none */
     bool in_multi;
     bool multi_dirty; /* a command was refused while queueing */
     struct cmd_queued *queued;

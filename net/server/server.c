@@ -251,6 +251,7 @@ static void server_maybe_stopped(struct server *s)
     void *arg = s->stop_arg;
     cmd_cursors_free(&s->env);
     acl_close(&s->env);
+    acl_limits_close(&s->env);
     free((void *)s->env.opts.host);
     free(s);
     if (cb != NULL) {
@@ -941,6 +942,13 @@ int server_start(uv_loop_t *loop,
         free(s);
         return SERVER_EINVAL;
     }
+    if (acl_limits_init(&s->env) != 0) {
+        acl_close(&s->env);
+        free(host_copy);
+        free(s);
+        snprintf(errmsg, errmsg_len, "server: out of memory");
+        return SERVER_ENOMEM;
+    }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->handles_open = 1;
@@ -994,6 +1002,8 @@ void server_stats(const struct server *srv, struct server_stats *out)
     out->exports_expired = e->expired_exports;
     out->memory_used = e->mem_used;
     out->memory_refused = e->mem_refused;
+    out->rate_limited_conn = e->rate_limited_conn;
+    out->rate_limited_user = e->rate_limited_user;
 }
 
 void server_stop(struct server *s, void (*cb)(void *arg), void *arg)

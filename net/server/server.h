@@ -92,6 +92,13 @@ enum {
  * milliseconds); more AUTH requests meanwhile get BUSY, so that a flood of
  * them cannot take the thread pool the WAL's syncs need. */
 #define SERVER_AUTH_CHECKS_MAX 2u
+/* Admission control (acl_limits.c): a connection and a user may each
+ * send at most rate_*_requests requests and rate_*_bytes request bytes a
+ * second (token buckets holding one second's worth; 0: no limit), and
+ * beyond it get "RATELIMITED ... retry after N ms". Users tracked at once
+ * for their buckets; beyond it the table starts over (a user's bucket is
+ * then full again). */
+#define SERVER_RATE_USERS_MAX 4096u
 /* Room for default_user_rules (ACL rules separated by spaces). */
 #define SERVER_DEFAULT_USER_RULES_MAX 1024u
 
@@ -117,6 +124,11 @@ struct server_options
      * means ACL_DEFAULT_USER_RULES (every command, every key). Give
      * every node the same (docs/security.md). */
     char default_user_rules[SERVER_DEFAULT_USER_RULES_MAX];
+    /* Admission control, per second (0: off); see SERVER_RATE_USERS_MAX. */
+    uint64_t rate_conn_requests;
+    uint64_t rate_conn_bytes;
+    uint64_t rate_user_requests;
+    uint64_t rate_user_bytes;
 };
 
 /* Fills @opts with the SERVER_*_DEFAULT values and resp's default request
@@ -162,6 +174,10 @@ struct server_stats
     uint64_t exports_expired;
     uint64_t memory_used;    /* bytes held for clients now */
     uint64_t memory_refused; /* requests, replies or queues refused */
+    /* Requests refused by admission control: over their connection's
+     * rate, over their user's. */
+    uint64_t rate_limited_conn;
+    uint64_t rate_limited_user;
 };
 
 void server_stats(const struct server *srv, struct server_stats *out);

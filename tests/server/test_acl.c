@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "kv.h"
@@ -370,6 +371,130 @@ START_TEST(test_acl_default_user_starts_from_the_settings)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Admission control                                                       */
+
+static void start_limited(uint64_t conn_req,
+                          uint64_t conn_bytes,
+                          uint64_t user_req)
+{
+    struct server_options opts;
+    server_options_default(&opts);
+    opts.host = "127.0.0.1";
+    opts.port = 0;
+    opts.rate_conn_requests = conn_req;
+    opts.rate_conn_bytes = conn_bytes;
+    opts.rate_user_requests = user_req;
+    harness_start(&h, &opts);
+    cli_open(&c, h.port);
+}
+
+/* Pipelines @n PINGs on @o and counts the answered ones; the refused ones
+ * say how long to wait, which *@wait gets (the longest). */
+static int pings(struct cli *o, int n, long *wait)
+{
+    struct dbuf out = {0};
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        cli_send(o, "PING\r\n", 6);
+    }
+    *wait = 0;
+    for (int i = 0; i < n; i++) {
+        out.len = 0;
+        ck_assert_int_eq(cli_reply(o, &out), 0);
+        dbuf_put(&out, "", 1);
+        if (strcmp(out.data, "+PONG\r\n") == 0) {
+            ok++;
+            continue;
+        }
+        ck_assert_msg(starts(out.data, "-RATELIMITED rate limited"), "%s",
+                      out.data);
+        const char *after = strstr(out.data, "retry after ");
+        ck_assert_ptr_nonnull(after);
+        long ms = strtol(after + 12, NULL, 10);
+        ck_assert_msg(ms > 0 && ms <= 1000, "%s", out.data);
+        *wait = ms > *wait ? ms : *wait;
+    }
+    dbuf_free(&out);
+    return ok;
+}
+
+/* A connection gets one second's worth of its request rate at once, then
+ * RATELIMITED with the time to wait; after that wait it is served again,
+ * and another connection never noticed. The refusals are counted. */
+START_TEST(test_limits_a_connection_over_its_rate_is_told_when_to_retry)
+{
+    struct cli o;
+    long wait = 0;
+    start_limited(20, 0, 0);
+    int ok = pings(&c, 60, &wait);
+    /* The burst, plus what refilled while the pipeline was read. */
+    ck_assert_msg(ok >= 20 && ok <= 30, "%d answered", ok);
+    ck_assert(wait > 0);
+    cli_open(&o, h.port);
+    EQ(&o, "PING", "+PONG\r\n");
+    cli_close(&o);
+    usleep((useconds_t)(wait + 100) * 1000);
+    EQ(&c, "PING", "+PONG\r\n");
+    struct server_stats st;
+    server_stats(h.srv, &st);
+    ck_assert_uint_ge(st.rate_limited_conn, 30);
+    ck_assert_uint_eq(st.rate_limited_user, 0);
+    cli_close(&c);
+    harness_stop(&h);
+}
+END_TEST
+
+/* A user's rate is shared by all its connections; other users have their
+ * own. */
+START_TEST(test_limits_a_user_shares_its_rate_across_connections)
+{
+    struct cli a1, a2, b;
+    long wait = 0;
+    start_limited(0, 0, 20);
+    EQ(&c, "ACL SETUSER alice on nopass +@all ~*", "+OK\r\n");
+    EQ(&c, "ACL SETUSER bob on nopass +@all ~*", "+OK\r\n");
+    cli_open(&a1, h.port);
+    cli_open(&a2, h.port);
+    cli_open(&b, h.port);
+    EQ(&a1, "AUTH alice x", "+OK\r\n");
+    EQ(&a2, "AUTH alice x", "+OK\r\n");
+    EQ(&b, "AUTH bob x", "+OK\r\n");
+    int ok = pings(&a1, 15, &wait) + pings(&a2, 15, &wait);
+    ck_assert_msg(ok >= 16 && ok <= 26, "%d answered", ok);
+    ck_assert_int_eq(pings(&b, 15, &wait), 15);
+    struct server_stats st;
+    server_stats(h.srv, &st);
+    ck_assert_uint_ge(st.rate_limited_user, 4);
+    cli_close(&a1);
+    cli_close(&a2);
+    cli_close(&b);
+    cli_close(&c);
+    harness_stop(&h);
+}
+END_TEST
+
+/* A byte rate lets a request larger than a second's worth through once,
+ * then makes the connection wait until the debt is paid. */
+START_TEST(test_limits_a_byte_rate_charges_large_requests)
+{
+    static char value[3001];
+    memset(value, 'v', 3000);
+    const char *set[] = {"SET", "k", value};
+    size_t lens[] = {3, 1, 3000};
+    start_limited(0, 1000, 0);
+    ck_assert_str_eq(qv(&c, 3, set, lens), "+OK\r\n");
+    const char *r = q(&c, "GET k");
+    ck_assert_msg(starts(r, "-RATELIMITED"), "%s", r);
+    long ms = strtol(strstr(r, "retry after ") + 12, NULL, 10);
+    /* 3000 bytes against a full bucket of 1000 at 1000 a second: about
+     * two seconds of debt, less what refilled meanwhile. */
+    ck_assert_msg(ms > 1000 && ms <= 2100, "%s", r);
+    cli_close(&c);
+    harness_stop(&h);
+}
+END_TEST
+
 static Suite *acl_suite(void)
 {
     Suite *s = suite_create("acl");
@@ -387,6 +512,10 @@ static Suite *acl_suite(void)
     TCase *boot = tcase_create("bootstrap");
     tcase_set_timeout(boot, 120);
     tcase_add_test(boot, test_acl_default_user_starts_from_the_settings);
+    tcase_add_test(
+        boot, test_limits_a_connection_over_its_rate_is_told_when_to_retry);
+    tcase_add_test(boot, test_limits_a_user_shares_its_rate_across_connections);
+    tcase_add_test(boot, test_limits_a_byte_rate_charges_large_requests);
     suite_add_tcase(s, boot);
     return s;
 }
