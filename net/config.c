@@ -244,6 +244,13 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
                  "%s", v);
         return 0;
     }
+    if (strcmp(name, "audit_log_file") == 0) {
+        if (strlen(v) == 0 || strlen(v) >= sizeof(cfg->audit_log_file)) {
+            return -1;
+        }
+        snprintf(cfg->audit_log_file, sizeof(cfg->audit_log_file), "%s", v);
+        return 0;
+    }
     if (strcmp(name, "default_user_rules") == 0) {
         /* Checked when the client port starts (server_start()), by the
          * same parser the replicated users use. */

@@ -185,6 +185,11 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         so.rate_conn_bytes = cfg->client_rate_bytes;
         so.rate_user_requests = cfg->user_rate_requests;
         so.rate_user_bytes = cfg->user_rate_bytes;
+        _Static_assert(sizeof(so.audit_file) == sizeof(cfg->audit_log_file),
+                       "audit file sizes differ");
+        memcpy(so.audit_file, cfg->audit_log_file, sizeof(so.audit_file));
+        so.log = on_node_log;
+        so.log_arg = b;
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,

@@ -497,8 +497,21 @@ bool acl_gate(struct cmd_req *r,
                    c->user);
         return false;
     }
-    return allowed(r, u, d, req->argc, (const char *const *)req->argv,
-                   req->argvlen);
+    const char *const *argv = (const char *const *)req->argv;
+    bool ok = allowed(r, u, d, req->argc, argv, req->argvlen);
+    /* The audit log: what an admin did, and what anyone was refused. */
+    char subbuf[32];
+    const char *sub =
+        subcommand_of(d, req->argc, argv, req->argvlen, subbuf, sizeof(subbuf));
+    uint32_t cats = acl_categories(d, sub);
+    if (!ok) {
+        acl_audit(c, "denied", NULL, 0, req->argc, argv, req->argvlen);
+    } else if ((cats & KV_ACL_CAT_ADMIN) != 0 ||
+               strcmp(d->name, "flushall") == 0 ||
+               strcmp(d->name, "flushdb") == 0) {
+        acl_audit(c, "admin", NULL, 0, req->argc, argv, req->argvlen);
+    }
+    return ok;
 }
 
 void acl_stamp(struct cmd_req *r, struct kv_cmd *cmd)

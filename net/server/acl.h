@@ -92,6 +92,24 @@ void acl_limits_close(struct cmd_env *env);
  */
 bool acl_admit(struct cmd_req *r, const struct resp_request *req);
 
+/** Opens opts.audit_file (appending, mode 600), if set. 0, or -1 with a
+ * message in @err. */
+int acl_audit_open(struct cmd_env *env, char *err, size_t err_len);
+void acl_audit_close(struct cmd_env *env);
+
+/**
+ * Writes one audit line: @event ("auth-failed", "admin", "denied"), the
+ * user (@user, @user_len; NULL: @c's), @c's id and address, the time, and
+ * the command (@argc words; 0: none) with passwords masked.
+ */
+void acl_audit(struct cmd_client *c,
+               const char *event,
+               const char *user,
+               size_t user_len,
+               size_t argc,
+               const char *const *argv,
+               const size_t *argvlen);
+
 /** Marks @c as authenticated as @name (@len bytes). */
 void acl_login(struct cmd_client *c, const char *name, size_t len);
 

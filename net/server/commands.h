@@ -110,6 +110,7 @@ struct cmd_env
     struct acl_limits *limits;
     uint64_t rate_limited_conn;
     uint64_t rate_limited_user;
+    int audit_fd; /* the audit file, or -1 (acl_audit.c) */
     /* Called by cmd_req_finish(); set by the server. */
     void (*req_done)(struct cmd_req *r);
     /* Writes @len bytes that are one whole out-of-band frame (a watch's

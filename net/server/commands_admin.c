@@ -269,9 +269,11 @@ static void auth_check_free(struct auth_check *a)
     free(a);
 }
 
-/* Redis's words, so that clients recognize the failure. */
-static void rep_wrongpass(struct cmd_req *r)
+/* Redis's words, so that clients recognize the failure; the audit log
+ * records who tried. */
+static void rep_wrongpass(struct cmd_req *r, const char *user, size_t len)
 {
+    acl_audit(r->client, "auth-failed", user, len, 0, NULL, NULL);
     rep_error(r,
               "WRONGPASS invalid username-password pair or user is "
               "disabled.");
@@ -284,7 +286,7 @@ static void auth_check_done(uv_work_t *w, int status)
     struct cmd_client *c = r->client;
     c->env->auth_checks--;
     if (status != 0 || !a->ok) {
-        rep_wrongpass(r);
+        rep_wrongpass(r, a->user, strlen(a->user));
     } else {
         acl_login(c, a->user, strlen(a->user));
         if (a->hello) {
@@ -328,7 +330,7 @@ static void auth_start(struct cmd_req *r,
         goto finish;
     }
     if (found == 0 || !u->on) {
-        rep_wrongpass(r);
+        rep_wrongpass(r, user, user_len);
         goto finish;
     }
     if (u->nopass) {
@@ -351,7 +353,7 @@ static void auth_start(struct cmd_req *r,
         goto finish;
     }
     if (pw_len > PASSWD_BYTES_MAX || u->n_passwords == 0) {
-        rep_wrongpass(r);
+        rep_wrongpass(r, user, user_len);
         goto finish;
     }
     if (env->auth_checks >= SERVER_AUTH_CHECKS_MAX) {

@@ -252,6 +252,7 @@ static void server_maybe_stopped(struct server *s)
     cmd_cursors_free(&s->env);
     acl_close(&s->env);
     acl_limits_close(&s->env);
+    acl_audit_close(&s->env);
     free((void *)s->env.opts.host);
     free(s);
     if (cb != NULL) {
@@ -948,6 +949,13 @@ int server_start(uv_loop_t *loop,
         free(s);
         snprintf(errmsg, errmsg_len, "server: out of memory");
         return SERVER_ENOMEM;
+    }
+    if (acl_audit_open(&s->env, errmsg, errmsg_len) != 0) {
+        acl_limits_close(&s->env);
+        acl_close(&s->env);
+        free(host_copy);
+        free(s);
+        return SERVER_EINVAL;
     }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;

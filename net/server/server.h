@@ -129,6 +129,14 @@ struct server_options
     uint64_t rate_conn_bytes;
     uint64_t rate_user_requests;
     uint64_t rate_user_bytes;
+    /* The audit log (acl_audit.c): authentication failures, admin
+     * commands and refused commands, appended to this file (mode 600);
+     * empty: to @log at INFO level, if set. */
+    char audit_file[4096];
+    /* Where audit lines go without a file (NULL: nowhere); called on the
+     * loop thread with @log_arg, a level (1: info) and the line. */
+    void (*log)(void *arg, int level, const char *msg);
+    void *log_arg;
 };
 
 /* Fills @opts with the SERVER_*_DEFAULT values and resp's default request

@@ -821,7 +821,11 @@ END_TEST
 START_TEST(test_security_redis_cli_redis_py_and_ballot_log_in_as_users)
 {
     struct cluster c;
-    cl_start(&c, 1);
+    static char audit[400];
+    const char *extra[] = {"--audit_log_file", audit, NULL};
+    cl_prepare_args(&c, 1, extra);
+    snprintf(audit, sizeof(audit), "%s/audit.log", c.root);
+    cl_start_node(&c, 1);
     ck_assert(cl_wait_leader(&c, LEADER_TIMEOUT_MS) == 1);
     char port[16], ep[64];
     snprintf(port, sizeof(port), "%d", c.nodes[0].client_port);
@@ -949,6 +953,26 @@ START_TEST(test_security_redis_cli_redis_py_and_ballot_log_in_as_users)
                          "del",       "bob",         "nobody", NULL};
     rc = cl_run(del, NULL, &out, NULL, 20000);
     ck_assert_msg(rc == 0 && strncmp(out, "1", 1) == 0, "%d: %s", rc, out);
+    free(out);
+
+    /* ballotd's audit file saw the admin actions and the failures, and no
+     * password. */
+    const char *grep_admin[] = {"grep", "-c",
+                                "event=admin user=default .*cmd=\"ACL "
+                                "SETUSER bob on >\\*\\*\\* +@read",
+                                audit, NULL};
+    rc = cl_run(grep_admin, NULL, &out, NULL, 10000);
+    ck_assert_msg(rc == 0, "%d: %s", rc, out);
+    free(out);
+    const char *grep_fail[] = {"grep", "-c", "event=auth-failed user=alice",
+                               audit, NULL};
+    rc = cl_run(grep_fail, NULL, &out, NULL, 10000);
+    ck_assert_msg(rc == 0, "%d: %s", rc, out);
+    free(out);
+    const char *grep_pw[] = {"grep", "-c",       "-e",  "s3cret",
+                             "-e",   "b0b-pass", audit, NULL};
+    rc = cl_run(grep_pw, NULL, &out, NULL, 10000);
+    ck_assert_msg(rc == 1, "passwords in the audit log: %d: %s", rc, out);
     free(out);
     cl_close_all(&c);
 }

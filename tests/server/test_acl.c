@@ -6,9 +6,11 @@
  * loses a race to an ACL change being refused where it is applied.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -495,6 +497,117 @@ START_TEST(test_limits_a_byte_rate_charges_large_requests)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* The audit log                                                           */
+
+/* Reads the whole file @path into a static buffer. */
+static const char *slurp(const char *path)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Authentication failures, admin commands and refusals are appended to the
+ * audit file with who, what and when; passwords never appear in it. */
+START_TEST(test_audit_file_records_who_did_what_and_when)
+{
+    char dir[] = "/tmp/ballot-audit-XXXXXX";
+    char path[128];
+    struct server_options opts;
+    struct cli o;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    server_options_default(&opts);
+    opts.host = "127.0.0.1";
+    opts.port = 0;
+    snprintf(opts.audit_file, sizeof(opts.audit_file), "%s", path);
+    harness_start(&h, &opts);
+    cli_open(&c, h.port);
+    EQ(&c, "ACL SETUSER alice on >hunter2 +@read ~*", "+OK\r\n");
+    cli_open(&o, h.port);
+    const char *r = q(&o, "AUTH alice wrong-guess");
+    ck_assert_msg(starts(r, "-WRONGPASS"), "%s", r);
+    r = q(&o, "AUTH mallory x");
+    ck_assert_msg(starts(r, "-WRONGPASS"), "%s", r);
+    EQ(&o, "AUTH alice hunter2", "+OK\r\n");
+    r = q(&o, "BCOMPACT 1");
+    ck_assert_msg(starts(r, "-NOPERM"), "%s", r);
+    EQ(&o, "GET k", "$-1\r\n");
+    cli_close(&o);
+    q(&c, "BMEMBER LIST");
+    const char *log = slurp(path);
+    const char *want[] = {
+        "event=admin user=default client=",
+        "cmd=\"ACL SETUSER alice on >*** +@read ~*\"",
+        "event=auth-failed user=alice client=",
+        "event=auth-failed user=mallory client=",
+        "event=denied user=alice client=",
+        "cmd=\"BCOMPACT 1\"",
+        "cmd=\"BMEMBER LIST\"",
+        " addr=127.0.0.1:",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        ck_assert_msg(strstr(log, want[i]) != NULL, "no '%s' in:\n%s", want[i],
+                      log);
+    }
+    /* Every line starts with its UTC time. */
+    ck_assert_msg(log[4] == '-' && log[10] == 'T' && strstr(log, "Z event="),
+                  "%s", log);
+    ck_assert_ptr_null(strstr(log, "hunter2"));
+    ck_assert_ptr_null(strstr(log, "wrong-guess"));
+    ck_assert_ptr_null(strstr(log, "GET k"));
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    cli_close(&c);
+    harness_stop(&h);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+static pthread_mutex_t audit_lock = PTHREAD_MUTEX_INITIALIZER;
+static char audit_lines[8192];
+
+static void audit_capture(void *arg, int level, const char *msg)
+{
+    (void)arg;
+    ck_assert_int_eq(level, 1);
+    pthread_mutex_lock(&audit_lock);
+    size_t n = strlen(audit_lines);
+    snprintf(audit_lines + n, sizeof(audit_lines) - n, "%s\n", msg);
+    pthread_mutex_unlock(&audit_lock);
+}
+
+/* Without a file, audit lines go to the log callback. */
+START_TEST(test_audit_lines_go_to_the_log_callback_without_a_file)
+{
+    struct server_options opts;
+    server_options_default(&opts);
+    opts.host = "127.0.0.1";
+    opts.port = 0;
+    opts.log = audit_capture;
+    harness_start(&h, &opts);
+    cli_open(&c, h.port);
+    const char *r = q(&c, "AUTH nobody pw");
+    ck_assert_msg(starts(r, "-WRONGPASS"), "%s", r);
+    EQ(&c, "ACL DELUSER nobody", ":0\r\n");
+    pthread_mutex_lock(&audit_lock);
+    ck_assert_msg(strstr(audit_lines, "audit: ") == audit_lines &&
+                      strstr(audit_lines, "event=auth-failed user=nobody") &&
+                      strstr(audit_lines, "cmd=\"ACL DELUSER nobody\""),
+                  "%s", audit_lines);
+    pthread_mutex_unlock(&audit_lock);
+    cli_close(&c);
+    harness_stop(&h);
+}
+END_TEST
+
 static Suite *acl_suite(void)
 {
     Suite *s = suite_create("acl");
@@ -516,6 +629,9 @@ static Suite *acl_suite(void)
         boot, test_limits_a_connection_over_its_rate_is_told_when_to_retry);
     tcase_add_test(boot, test_limits_a_user_shares_its_rate_across_connections);
     tcase_add_test(boot, test_limits_a_byte_rate_charges_large_requests);
+    tcase_add_test(boot, test_audit_file_records_who_did_what_and_when);
+    tcase_add_test(boot,
+                   test_audit_lines_go_to_the_log_callback_without_a_file);
     suite_add_tcase(s, boot);
     return s;
 }
