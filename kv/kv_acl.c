@@ -577,6 +577,18 @@ size_t kv_acl_user_describe(const struct kv_acl_user *u, char *buf, size_t cap)
 /* ---------------------------------------------------------------------- */
 /* The stored record                                                       */
 
+/* Hashes and command names are printable words: a record with anything
+ * else in them is not one the rules could have made. */
+static bool printable(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] <= ' ' || p[i] >= 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 size_t kv_acl_user_encode(const struct kv_acl_user *u, uint8_t *buf)
 {
     uint8_t *p = buf;
@@ -642,7 +654,7 @@ int kv_acl_user_decode(const uint8_t *buf,
         NEED(1);
         size_t l = buf[at++];
         NEED(l);
-        if (l == 0 || l >= KV_ACL_HASH_MAX) {
+        if (l == 0 || l >= KV_ACL_HASH_MAX || !printable(buf + at, l)) {
             return KV_ECORRUPT;
         }
         memcpy(u->passwords[i], buf + at, l);
@@ -659,7 +671,8 @@ int kv_acl_user_decode(const uint8_t *buf,
         uint8_t kind = buf[at++];
         size_t l = buf[at++];
         NEED(l);
-        if (l == 0 || l > KV_ACL_CMD_NAME_MAX || (kind & ~3u) != 0) {
+        if (l == 0 || l > KV_ACL_CMD_NAME_MAX || (kind & ~3u) != 0 ||
+            !printable(buf + at, l)) {
             return KV_ECORRUPT;
         }
         r->allow = (kind & 1) != 0;
@@ -830,6 +843,7 @@ int kv_acl_apply(struct kv_store *s,
         }
         *found = rc == 0;
         s->acl_changed = true;
+        s->acl_last_valid = false;
         return 0;
     }
     rv = read_user(s, txn, name, op->key_len, &u);
@@ -860,6 +874,7 @@ int kv_acl_apply(struct kv_store *s,
         return kv_mdb_error(s, rc, "acl put");
     }
     s->acl_changed = true;
+    s->acl_last_valid = false;
     return 0;
 }
 
@@ -884,7 +899,7 @@ int kv_acl_check(struct kv_store *s,
                  const struct kv_cmd *cmd,
                  bool *allowed)
 {
-    struct kv_acl_user u;
+    struct kv_acl_user *u;
     char name[KV_ACL_CMD_NAME_MAX + 1];
     char *sub;
     int rv;
@@ -893,7 +908,28 @@ int kv_acl_check(struct kv_store *s,
         *allowed = true;
         return 0;
     }
-    rv = read_user(s, txn, cmd->acl_user, cmd->acl_user_len, &u);
+    if (s->acl_last == NULL) {
+        s->acl_last = kv_malloc(&s->alloc, sizeof(*s->acl_last));
+        if (s->acl_last == NULL) {
+            return KV_ENOMEM;
+        }
+        s->acl_last_valid = false;
+    }
+    u = s->acl_last;
+    if (!s->acl_last_valid || strlen(u->name) != cmd->acl_user_len ||
+        memcmp(u->name, cmd->acl_user, cmd->acl_user_len) != 0) {
+        rv = read_user(s, txn, cmd->acl_user, cmd->acl_user_len, u);
+        if (rv != 0 && rv != KV_ENOTFOUND) {
+            s->acl_last_valid = false;
+            return rv;
+        }
+        if (rv == KV_ENOTFOUND) {
+            kv_acl_user_init(u, cmd->acl_user, cmd->acl_user_len);
+        }
+        s->acl_last_exists = rv == 0;
+        s->acl_last_valid = true;
+    }
+    rv = s->acl_last_exists ? 0 : KV_ENOTFOUND;
     if (rv == KV_ENOTFOUND) {
         /* "default" without a record is governed by the server's
          * settings, the same bootstrap on every node (kv_acl.h). */
@@ -910,7 +946,7 @@ int kv_acl_check(struct kv_store *s,
     if (sub != NULL) {
         *sub++ = '\0';
     }
-    if (!kv_acl_allows_cmd(&u, name, sub, cmd->acl_cats)) {
+    if (!kv_acl_allows_cmd(u, name, sub, cmd->acl_cats)) {
         return 0;
     }
     switch (cmd->type) {
@@ -922,7 +958,7 @@ int kv_acl_check(struct kv_store *s,
         return 0;
     case KV_CMD_TXN:
         for (uint32_t i = 0; i < cmd->n_cmps; i++) {
-            if (!kv_acl_allows_key(&u, cmd->cmps[i].key, cmd->cmps[i].key_len,
+            if (!kv_acl_allows_key(u, cmd->cmps[i].key, cmd->cmps[i].key_len,
                                    KV_ACL_KEY_READ)) {
                 return 0;
             }
@@ -934,14 +970,14 @@ int kv_acl_check(struct kv_store *s,
             const struct kv_op *op = i < cmd->n_then
                                          ? &cmd->then_ops[i]
                                          : &cmd->else_ops[i - cmd->n_then];
-            if (!op_allowed(&u, op)) {
+            if (!op_allowed(u, op)) {
                 return 0;
             }
         }
         *allowed = true;
         return 0;
     default:
-        *allowed = op_allowed(&u, &cmd->op);
+        *allowed = op_allowed(u, &cmd->op);
         return 0;
     }
 }
@@ -1015,5 +1051,13 @@ uint64_t kv_acl_generation(struct kv_store *store)
 
 void kv_acl_bump(struct kv_store *store)
 {
+    store->acl_last_valid = false;
     __atomic_add_fetch(&store->acl_gen, 1, __ATOMIC_RELEASE);
+}
+
+void kv_acl_free(struct kv_store *store)
+{
+    kv_free(&store->alloc, store->acl_last);
+    store->acl_last = NULL;
+    store->acl_last_valid = false;
 }

@@ -658,7 +658,11 @@ int kv_apply(struct kv_store *s,
     return 0;
 
 fail:
-    s->acl_changed = false;
+    if (s->acl_changed) {
+        /* The cached user may hold a change that was rolled back. */
+        s->acl_changed = false;
+        s->acl_last_valid = false;
+    }
     if (keys != NULL) {
         mdb_cursor_close(keys);
     }

@@ -63,6 +63,12 @@ struct kv_store
      * generation moves once it commits (kv_acl_generation()). */
     bool acl_changed;
     uint64_t acl_gen; /* atomic: read by any thread */
+    /* The writer's last user read for an envelope (kv_acl_check()), so
+     * that a run of one user's writes decodes its record once; dropped
+     * whenever users may change. Writer thread only. */
+    struct kv_acl_user *acl_last;
+    bool acl_last_valid;
+    bool acl_last_exists;
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -90,8 +96,11 @@ int kv_acl_check(struct kv_store *s,
                  MDB_txn *txn,
                  const struct kv_cmd *cmd,
                  bool *allowed);
-/* Moves the ACL generation on (after a commit that changed users). */
+/* Moves the ACL generation on (after a commit that changed users), and
+ * drops the writer's cached user. */
 void kv_acl_bump(struct kv_store *s);
+/* Frees the writer's cached user (kv_close()). */
+void kv_acl_free(struct kv_store *s);
 
 /* Allocation through the store's hooks. */
 void *kv_malloc(const struct kv_allocator *a, size_t size);

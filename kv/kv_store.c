@@ -579,6 +579,7 @@ void kv_close(struct kv_store *s)
     struct kv_allocator a = s->alloc;
     kv_stage_reset(s);
     kv_env_close(s);
+    kv_acl_free(s);
     kv_free(&a, s->dir);
     pthread_mutex_destroy(&s->err_lock);
     kv_free(&a, s);

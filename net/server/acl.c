@@ -30,6 +30,9 @@ struct acl_state
      * made it (the first rules of an ACL SETUSER default that creates it,
      * so that the change starts from what the user had). */
     struct kv_acl_user boot;
+    /* acl_categories() of every row of cmd_table without a subcommand,
+     * computed once: the gate and every write's envelope need them. */
+    uint32_t *cats;
     char boot_rules[SERVER_PASSWORD_HASH_MAX + SERVER_DEFAULT_USER_RULES_MAX +
                     16];
 };
@@ -98,14 +101,37 @@ int acl_init(struct cmd_env *env, char *err, size_t err_len)
         free(st);
         return -1;
     }
+    st->cats = calloc(cmd_table_len, sizeof(*st->cats));
+    if (st->cats == NULL) {
+        snprintf(err, err_len, "server: out of memory");
+        free(st);
+        return -1;
+    }
+    for (size_t i = 0; i < cmd_table_len; i++) {
+        st->cats[i] = acl_categories(&cmd_table[i], NULL);
+    }
     env->acl = st;
     return 0;
 }
 
 void acl_close(struct cmd_env *env)
 {
+    if (env->acl != NULL) {
+        free(env->acl->cats);
+    }
     free(env->acl);
     env->acl = NULL;
+}
+
+/* acl_categories(), from the table computed at start when it can. */
+static uint32_t cats_of(struct cmd_env *env,
+                        const struct cmd_def *d,
+                        const char *sub)
+{
+    if (sub == NULL && d >= cmd_table && d < cmd_table + cmd_table_len) {
+        return env->acl->cats[d - cmd_table];
+    }
+    return acl_categories(d, sub);
 }
 
 /* The user named @name: a pointer valid until the next call, NULL with
@@ -429,12 +455,17 @@ static bool allowed(struct cmd_req *r,
                     const struct cmd_def *d,
                     size_t argc,
                     const char *const *argv,
-                    const size_t *argvlen)
+                    const size_t *argvlen,
+                    uint32_t *cats_out)
 {
     char subbuf[32];
     const char *sub =
         subcommand_of(d, argc, argv, argvlen, subbuf, sizeof(subbuf));
-    if (!kv_acl_allows_cmd(u, d->name, sub, acl_categories(d, sub))) {
+    uint32_t cats = cats_of(r->client->env, d, sub);
+    if (cats_out != NULL) {
+        *cats_out = cats;
+    }
+    if (!kv_acl_allows_cmd(u, d->name, sub, cats)) {
         /* Redis's words, so that clients recognize the refusal. */
         rep_errorf(r,
                    "NOPERM User %s has no permissions to run the '%s%s%s' "
@@ -451,7 +482,7 @@ static bool allowed(struct cmd_req *r,
         /* The command BREQ wraps is checked as itself. */
         const struct cmd_def *inner = cmd_lookup(argv[3], argvlen[3]);
         if (inner != NULL && inner != d) {
-            return allowed(r, u, inner, argc - 3, argv + 3, argvlen + 3);
+            return allowed(r, u, inner, argc - 3, argv + 3, argvlen + 3, NULL);
         }
     }
     return true;
@@ -498,12 +529,9 @@ bool acl_gate(struct cmd_req *r,
         return false;
     }
     const char *const *argv = (const char *const *)req->argv;
-    bool ok = allowed(r, u, d, req->argc, argv, req->argvlen);
+    uint32_t cats = 0;
+    bool ok = allowed(r, u, d, req->argc, argv, req->argvlen, &cats);
     /* The audit log: what an admin did, and what anyone was refused. */
-    char subbuf[32];
-    const char *sub =
-        subcommand_of(d, req->argc, argv, req->argvlen, subbuf, sizeof(subbuf));
-    uint32_t cats = acl_categories(d, sub);
     if (!ok) {
         acl_audit(c, "denied", NULL, 0, req->argc, argv, req->argvlen);
     } else if ((cats & KV_ACL_CAT_ADMIN) != 0 ||
@@ -527,7 +555,7 @@ void acl_stamp(struct cmd_req *r, struct kv_cmd *cmd)
     cmd->acl_user_len = (uint8_t)strlen(c->user);
     cmd->acl_cmd = r->def != NULL ? r->def->name : "unknown";
     cmd->acl_cmd_len = (uint8_t)strlen(cmd->acl_cmd);
-    cmd->acl_cats = r->def != NULL ? acl_categories(r->def, NULL) : 0;
+    cmd->acl_cats = r->def != NULL ? cats_of(c->env, r->def, NULL) : 0;
 }
 
 void acl_rep_refused(struct cmd_req *r)
