@@ -310,6 +310,8 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         {"loop_warn_ms", 0, 60000, &cfg->loop_warn_ms, 8},
         {"max_client_memory", 1u << 20, (uint64_t)1 << 50,
          &cfg->max_client_memory, 8},
+        {"password_iterations", PASSWD_ITERATIONS_MIN, PASSWD_ITERATIONS_MAX,
+         &cfg->password_iterations, 4},
         {"client_rate_requests", 0, (uint64_t)1 << 40,
          &cfg->client_rate_requests, 8},
         {"client_rate_bytes", 0, (uint64_t)1 << 50, &cfg->client_rate_bytes, 8},

@@ -28,6 +28,8 @@ struct ballotd_config
     /* What the default user may do until ACL SETUSER default defines it
      * in the replicated store (ACL rules; empty: every command and key). */
     char default_user_rules[1024];
+    /* PBKDF2 iterations of ACL SETUSER >password (0: default): server.h. */
+    unsigned password_iterations;
     /* The audit log's file (empty: the log callback): server.h. */
     char audit_log_file[4096];
     /* Admission control per second (0: off): server.h. */

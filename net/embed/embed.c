@@ -181,6 +181,7 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
             "default user rules sizes differ");
         memcpy(so.default_user_rules, cfg->default_user_rules,
                sizeof(so.default_user_rules));
+        so.password_iterations = cfg->password_iterations;
         so.rate_conn_requests = cfg->client_rate_requests;
         so.rate_conn_bytes = cfg->client_rate_bytes;
         so.rate_user_requests = cfg->user_rate_requests;

@@ -82,8 +82,15 @@ static int boot_apply_word(void *arg, const char *w, size_t len)
 
 int acl_init(struct cmd_env *env, char *err, size_t err_len)
 {
-    struct acl_state *st = calloc(1, sizeof(*st));
+    struct acl_state *st;
     char why[128];
+    unsigned it = env->opts.password_iterations;
+    if (it != 0 && (it < PASSWD_ITERATIONS_MIN || it > PASSWD_ITERATIONS_MAX)) {
+        snprintf(err, err_len, "server: password_iterations must be %u..%u",
+                 PASSWD_ITERATIONS_MIN, PASSWD_ITERATIONS_MAX);
+        return -1;
+    }
+    st = calloc(1, sizeof(*st));
     if (st == NULL) {
         snprintf(err, err_len, "server: out of memory");
         return -1;

@@ -192,7 +192,8 @@ struct acl_job
     /* The user's hashes when the job began (for <password). */
     unsigned n_old;
     char old[KV_ACL_PASSWORDS_MAX][KV_ACL_HASH_MAX];
-    size_t bad; /* the rule a worker could not translate, or n */
+    size_t bad;          /* the rule a worker could not translate, or n */
+    unsigned iterations; /* of the hashes >password makes */
     bool hashed;
     /* DELUSER: the names, the next one, and how many went. */
     size_t n_names;
@@ -228,7 +229,7 @@ static void job_hash(uv_work_t *w)
         char hash[PASSWD_HASH_MAX + 1];
         if (rule[0] == '>') {
             hash[0] = '#';
-            if (passwd_hash(rule + 1, j->lens[i] - 1, PASSWD_ITERATIONS_DEFAULT,
+            if (passwd_hash(rule + 1, j->lens[i] - 1, j->iterations,
                             hash + 1) != 0) {
                 j->bad = i;
                 return;
@@ -468,6 +469,9 @@ static void acl_setuser(struct cmd_req *r,
         goto fail;
     }
     j->r = r;
+    j->iterations = env->opts.password_iterations != 0
+                        ? env->opts.password_iterations
+                        : PASSWD_ITERATIONS_DEFAULT;
     memcpy(j->name, name, name_len);
     j->name_len = name_len;
     j->n_old = scratch->n_passwords;

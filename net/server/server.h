@@ -124,6 +124,10 @@ struct server_options
      * means ACL_DEFAULT_USER_RULES (every command, every key). Give
      * every node the same (docs/security.md). */
     char default_user_rules[SERVER_DEFAULT_USER_RULES_MAX];
+    /* PBKDF2 iterations of the hashes ACL SETUSER >password makes
+     * (PASSWD_ITERATIONS_MIN..MAX; 0: PASSWD_ITERATIONS_DEFAULT). Each
+     * AUTH pays them once, on a worker thread. */
+    unsigned password_iterations;
     /* Admission control, per second (0: off); see SERVER_RATE_USERS_MAX. */
     uint64_t rate_conn_requests;
     uint64_t rate_conn_bytes;
