@@ -229,6 +229,12 @@ enum kv_cmd_type {
      * code); one at or below the point changes nothing. It changes no
      * revision. */
     KV_CMD_COMPACT = 6,
+    /* A digest point, proposed by the leader: changes nothing, and its
+     * result (kv_entry_result.digest) is the store digest right after the
+     * entries before it, so every replica reports the digest of the same
+     * state and any two that differ have diverged (docs/kv.md, "Integrity").
+     * No operands. */
+    KV_CMD_DIGEST = 40,
     /* One read-modify-write op (@op, of the type with the same number). */
     KV_CMD_INCRBY = 10,
     KV_CMD_APPEND = 11,
@@ -421,6 +427,41 @@ void kv_close(struct kv_store *store);
  * always terminated). */
 void kv_errmsg(struct kv_store *store, char *buf, size_t len);
 
+/* A scrub: passes over the whole store that check every record's checksum
+ * and, over a pass during which nothing was applied, that the records sum
+ * to the store digest (kv_scrub.c). kv_scrub_step() checks at most about
+ * @budget_bytes more (0: the rest of the pass) in its own read
+ * transaction, so it may be called between any other calls; *@pass_done
+ * says a pass ended with this step (the next step starts another).
+ * Returns 0, KV_ECORRUPT (the store is damaged: kv_corrupt() is now true
+ * and says where), KV_EBUSY or KV_ENOMEM. Not thread-safe for one scrub;
+ * @store is used as for any read. */
+struct kv_scrub;
+struct kv_scrub_stats
+{
+    uint64_t passes;        /* whole passes finished */
+    uint64_t records;       /* records checked */
+    uint64_t bytes;         /* bytes of keys and records checked */
+    uint64_t digest_checks; /* passes whose sum was compared */
+};
+int kv_scrub_create(struct kv_store *store, struct kv_scrub **out);
+int kv_scrub_step(struct kv_store *store,
+                  struct kv_scrub *scrub,
+                  uint64_t budget_bytes,
+                  bool *pass_done);
+void kv_scrub_get_stats(const struct kv_scrub *scrub,
+                        struct kv_scrub_stats *stats);
+void kv_scrub_destroy(struct kv_scrub *scrub);
+
+/* Whether a read or an apply found the store damaged: a record whose
+ * checksum does not match, or an LMDB page that is not what it should be.
+ * Once true it stays true, and every read and apply of @store fails with
+ * KV_ECORRUPT, so no damaged data is ever served; the store must be
+ * rebuilt from a peer's snapshot (docs/operations.md, "Damaged data").
+ * If @why is not NULL it receives (up to @why_len bytes) what was found.
+ * Safe on any thread. */
+bool kv_corrupt(struct kv_store *store, char *why, size_t why_len);
+
 struct kv_status
 {
     raft_index applied;        /* last applied log index */
@@ -433,6 +474,9 @@ struct kv_status
     /* Bytes of the data file in use: the pages up to the last one LMDB
      * has written (free pages inside are reused, so it does not shrink). */
     uint64_t db_bytes;
+    /* The store digest: the sum (mod 2^64) of the checksums of every
+     * key's record, the same on every replica at the same applied index. */
+    uint64_t digest;
 };
 
 /* Where the store's space goes (kv_space()). */
@@ -503,6 +547,8 @@ struct kv_entry_result
     uint64_t revision; /* store revision after the entry */
     /* KV_CMD_COMPACT: the compaction point after the entry. */
     uint64_t compact_revision;
+    /* KV_CMD_DIGEST: the store digest at this entry (kv_status.digest). */
+    uint64_t digest;
     struct kv_op_result *ops; /* one per operation of the executed list */
     size_t n_ops;
     /* Commands with a request id (kv_cmd.client_id). @duplicate: the seq

@@ -207,6 +207,8 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             return KV_EBADCMD;
         }
         n += 8;
+    } else if (cmd->type == KV_CMD_DIGEST) {
+        /* No operands. */
     } else if (cmd->type == KV_CMD_TXN) {
         if (cmd->n_cmps > KV_TXN_CMPS_MAX || cmd->n_then > KV_TXN_OPS_MAX ||
             cmd->n_else > KV_TXN_OPS_MAX) {
@@ -346,6 +348,8 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     w_u8(&w, cmd->type);
     if (cmd->type == KV_CMD_COMPACT) {
         w_u64(&w, cmd->revision);
+    } else if (cmd->type == KV_CMD_DIGEST) {
+        /* No operands. */
     } else if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
     } else {
@@ -610,6 +614,8 @@ int kv_cmd_decode(const uint8_t *buf,
             goto fail;
         }
         break;
+    case KV_CMD_DIGEST:
+        break;
     case KV_CMD_TXN:
         rv = read_count(&r, KV_TXN_CMPS_MAX, CMP_MIN_BYTES,
                         sizeof(struct kv_cmp), &a, &cmd->n_cmps,
@@ -696,6 +702,7 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     case KV_CMD_DELETE_RANGE:
     case KV_CMD_MEMBER:
     case KV_CMD_COMPACT:
+    case KV_CMD_DIGEST:
         return false;
     case KV_CMD_TXN:
         break;

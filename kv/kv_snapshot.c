@@ -175,6 +175,19 @@ static char *dir_of(const struct kv_allocator *a, const char *path)
     return kv_path(a, "%.*s", (int)(slash - path), path);
 }
 
+/* One whole scrub pass over the store. */
+static int verify_all(struct kv_store *s)
+{
+    struct kv_scrub *sc = NULL;
+    bool done = false;
+    int rv = kv_scrub_create(s, &sc);
+    while (rv == 0 && !done) {
+        rv = kv_scrub_step(s, sc, 0, &done);
+    }
+    kv_scrub_destroy(sc);
+    return rv;
+}
+
 int kv_snapshot_create(struct kv_store *s,
                        const char *path,
                        struct kv_snapshot **out)
@@ -210,6 +223,12 @@ int kv_snapshot_create(struct kv_store *s,
         goto cleanup;
     }
     XXH3_64bits_reset(st);
+    /* A snapshot is what a damaged replica is rebuilt from: never export
+     * a damaged record. The copy below reads every page anyway; this pass
+     * checks every record's checksum as well. */
+    if ((rv = verify_all(s)) != 0) {
+        goto cleanup;
+    }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || pipe(pipefd) != 0) {
         rv = kv_set_error(s, kv_errno_code(errno), "snapshot %s: %s", tmp,
@@ -578,10 +597,11 @@ static int stage_check_env(struct kv_store *s, const char *dir)
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0) {
-        rv = kv_mdb_error(s, rc, "stage: payload is not a store");
-        if (rv != KV_ENOMEM) {
-            rv = KV_ECORRUPT;
-        }
+        /* Not kv_mdb_error(): a damaged payload is not damage of the live
+         * store, and must not mark it corrupt. */
+        rv =
+            kv_set_error(s, rc == ENOMEM ? KV_ENOMEM : KV_ECORRUPT,
+                         "stage: payload is not a store: %s", mdb_strerror(rc));
         goto cleanup;
     }
     for (int i = 0; i < 2; i++) {
