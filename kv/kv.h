@@ -233,7 +233,9 @@ enum kv_cmd_type {
      * result (kv_entry_result.digest) is the store digest right after the
      * entries before it, so every replica reports the digest of the same
      * state and any two that differ have diverged (docs/kv.md, "Integrity").
-     * No operands. */
+     * Operands @digest_index and @digest: the proposer's digest at an
+     * earlier digest entry, handed back in the result for the replica to
+     * compare with the digest it had there. */
     KV_CMD_DIGEST = 40,
     /* One read-modify-write op (@op, of the type with the same number). */
     KV_CMD_INCRBY = 10,
@@ -283,6 +285,11 @@ struct kv_cmd
     bool keep_result;
     /* KV_CMD_COMPACT: the new compaction point. */
     uint64_t revision;
+    /* KV_CMD_DIGEST: the proposer's store digest @digest at an earlier
+     * digest entry @digest_index, for every replica to compare with its
+     * own (0: nothing to compare). */
+    uint64_t digest_index;
+    uint64_t digest;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
@@ -547,8 +554,11 @@ struct kv_entry_result
     uint64_t revision; /* store revision after the entry */
     /* KV_CMD_COMPACT: the compaction point after the entry. */
     uint64_t compact_revision;
-    /* KV_CMD_DIGEST: the store digest at this entry (kv_status.digest). */
+    /* KV_CMD_DIGEST: the store digest at this entry (kv_status.digest),
+     * and the command's @digest_index and @digest. */
     uint64_t digest;
+    uint64_t digest_check_index;
+    uint64_t digest_check;
     struct kv_op_result *ops; /* one per operation of the executed list */
     size_t n_ops;
     /* Commands with a request id (kv_cmd.client_id). @duplicate: the seq

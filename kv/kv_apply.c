@@ -472,6 +472,8 @@ static int exec_cmd(struct exec *x,
     if (cmd->type == KV_CMD_DIGEST) {
         /* Every replica reports its digest at this same index. */
         er->digest = *x->digest;
+        er->digest_check_index = cmd->digest_index;
+        er->digest_check = cmd->digest;
         return 0;
     }
     if (cmd->type != KV_CMD_TXN) {

@@ -208,7 +208,7 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
         }
         n += 8;
     } else if (cmd->type == KV_CMD_DIGEST) {
-        /* No operands. */
+        n += 16;
     } else if (cmd->type == KV_CMD_TXN) {
         if (cmd->n_cmps > KV_TXN_CMPS_MAX || cmd->n_then > KV_TXN_OPS_MAX ||
             cmd->n_else > KV_TXN_OPS_MAX) {
@@ -349,7 +349,8 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     if (cmd->type == KV_CMD_COMPACT) {
         w_u64(&w, cmd->revision);
     } else if (cmd->type == KV_CMD_DIGEST) {
-        /* No operands. */
+        w_u64(&w, cmd->digest_index);
+        w_u64(&w, cmd->digest);
     } else if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
     } else {
@@ -615,6 +616,10 @@ int kv_cmd_decode(const uint8_t *buf,
         }
         break;
     case KV_CMD_DIGEST:
+        if ((rv = r_u64(&r, &cmd->digest_index)) != 0 ||
+            (rv = r_u64(&r, &cmd->digest)) != 0) {
+            goto fail;
+        }
         break;
     case KV_CMD_TXN:
         rv = read_count(&r, KV_TXN_CMPS_MAX, CMP_MIN_BYTES,

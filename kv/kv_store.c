@@ -518,6 +518,7 @@ int kv_env_open(struct kv_store *s, const char *path)
 {
     MDB_txn *txn = NULL;
     uint64_t format = 0;
+    bool upgraded = false;
     int rc;
     int rv;
     if ((rc = mdb_env_create(&s->env)) != 0) {
@@ -579,6 +580,7 @@ int kv_env_open(struct kv_store *s, const char *path)
         if ((rv = upgrade_v1(s, txn)) != 0) {
             goto fail;
         }
+        upgraded = true;
     } else if (format != KV_FORMAT_VERSION) {
         rv = kv_set_error(s, KV_EVERSION, "%s: format %" PRIu64, path, format);
         goto fail;
@@ -587,6 +589,12 @@ int kv_env_open(struct kv_store *s, const char *path)
     txn = NULL;
     if (rc != 0) {
         rv = kv_mdb_error(s, rc, "commit databases");
+        goto fail;
+    }
+    /* The upgrade rewrote every record without a DIRTY marker: make it
+     * durable before anything relies on it. */
+    if (upgraded && (rc = mdb_env_sync(s->env, 1)) != 0) {
+        rv = kv_mdb_error(s, rc, "sync after upgrade");
         goto fail;
     }
     return 0;

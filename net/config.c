@@ -46,6 +46,8 @@ void config_default(struct ballotd_config *cfg)
     cfg->max_output_bytes = 64u << 20;
     cfg->max_pipeline = 1024;
     cfg->serve_clients = true;
+    /* ballotd is a process of its own: it can fork the check. */
+    cfg->node.verify_at_start = true;
     cfg->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS_DEFAULT;
     cfg->request_timeout_ms = SERVER_REQUEST_TIMEOUT_MS_DEFAULT;
     cfg->export_idle_ms = SERVER_EXPORT_IDLE_MS_DEFAULT;
@@ -260,6 +262,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     if (strcmp(name, "serve_clients") == 0) {
         return parse_bool(v, &cfg->serve_clients);
     }
+    if (strcmp(name, "verify_at_start") == 0) {
+        return parse_bool(v, &cfg->node.verify_at_start);
+    }
     if (strcmp(name, "history_retention") == 0) {
         return parse_retention(cfg, v);
     }
@@ -291,6 +296,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         {"request_timeout_ms", 0, 3600000, &cfg->request_timeout_ms, 8},
         {"export_idle_ms", 0, 86400000, &cfg->export_idle_ms, 8},
         {"loop_warn_ms", 0, 60000, &cfg->loop_warn_ms, 8},
+        {"scrub_bytes_per_sec", 0, (uint64_t)1 << 40,
+         &cfg->node.scrub_bytes_per_sec, 8},
+        {"digest_every_ms", 0, 86400000, &cfg->node.digest_every_ms, 8},
         {"max_client_memory", 1u << 20, (uint64_t)1 << 50,
          &cfg->max_client_memory, 8},
     };

@@ -402,6 +402,40 @@ START_TEST(test_integrity_a_version_1_store_is_upgraded_when_opened)
 }
 END_TEST
 
+/* A digest entry carries the proposer's digest at an earlier entry and
+ * hands it back with the replica's own; a truncated one is refused. */
+START_TEST(test_integrity_the_digest_command_round_trips_its_operands)
+{
+    struct kv_cmd c, d;
+    size_t len;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_DIGEST;
+    c.digest_index = 77;
+    c.digest = 0x0123456789abcdefull;
+    uint8_t *buf = kvt_encode(&c, &len);
+    ck_assert_uint_eq(len, 18);
+    ck_assert_int_eq(kv_cmd_decode(buf, len, NULL, &d), 0);
+    ck_assert_uint_eq(d.type, KV_CMD_DIGEST);
+    ck_assert_uint_eq(d.digest_index, 77);
+    ck_assert_uint_eq(d.digest, 0x0123456789abcdefull);
+    kv_cmd_free(&d, NULL);
+    ck_assert_int_eq(kv_cmd_decode(buf, len - 1, NULL, &d), KV_EBADCMD);
+    kv_cmd_free(&d, NULL);
+    ck_assert(!kv_cmd_adds_data(buf, len));
+
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 16u << 20);
+    struct kv_apply_result res;
+    kvt_apply_one(s, 1, buf, len, &res);
+    ck_assert_uint_eq(res.entries[0].digest_check_index, 77);
+    ck_assert_uint_eq(res.entries[0].digest_check, 0x0123456789abcdefull);
+    ck_assert_uint_eq(res.entries[0].digest, 0);
+    kv_apply_result_free(&res);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 Suite *kv_integrity_suite(void)
 {
     Suite *s = suite_create("integrity");
@@ -424,6 +458,8 @@ Suite *kv_integrity_suite(void)
     tcase_add_test(tc, test_integrity_a_damaged_store_exports_no_snapshot);
     tcase_add_test(tc,
                    test_integrity_a_version_1_store_is_upgraded_when_opened);
+    tcase_add_test(tc,
+                   test_integrity_the_digest_command_round_trips_its_operands);
     suite_add_tcase(s, tc);
     return s;
 }
