@@ -217,7 +217,7 @@ void scrub_status(struct bnode *node, struct bnode_status *out)
 /* The child: opens the store, checks all of it, and exits 0 (intact, or
  * not openable: the parent's own open says why), 1 (damaged: the reason
  * on @fd). LMDB's assertions print to stderr, which is @fd as well. */
-static void verify_child(const char *kv_dir, int fd)
+static void verify_child(const char *kv_dir, uint64_t map_size, int fd)
 {
     struct rlimit no_core = {0, 0};
     struct kv_options ko;
@@ -229,6 +229,8 @@ static void verify_child(const char *kv_dir, int fd)
     (void)setrlimit(RLIMIT_CORE, &no_core);
     (void)dup2(fd, STDERR_FILENO);
     memset(&ko, 0, sizeof(ko));
+    /* The node's own map: a larger one would grow the data file. */
+    ko.map_size = map_size;
     if (kv_open(kv_dir, &ko, &kv, err, sizeof(err)) != 0) {
         _exit(0);
     }
@@ -268,7 +270,7 @@ int scrub_verify_at_start(struct bnode *node,
     }
     if (pid == 0) {
         close(pipefd[0]);
-        verify_child(kv_dir, pipefd[1]);
+        verify_child(kv_dir, node->opts.kv_map_size, pipefd[1]);
     }
     close(pipefd[1]);
     for (;;) {
