@@ -346,6 +346,13 @@ void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc);
  * member records and compactions may not: they are what frees space, so a
  * store over its quota still takes them (docs/kv.md, "Space"). */
 bool kv_cmd_adds_data(const uint8_t *buf, size_t len);
+
+/* An upper bound on the keys the encoded command @buf (@len bytes,
+ * borrowed) changes when applied: 1 for a single-key command, the number
+ * of operations of a transaction, 0 for what does not decode (refused at
+ * apply), and UINT32_MAX for a delete-range anywhere in it (any number).
+ * kv_apply() reserves disk room from it (docs/kv.md, "Space"). */
+uint32_t kv_cmd_changes_max(const uint8_t *buf, size_t len);
 /* Evaluates a read-modify-write op (KV_OP_INCRBY, _APPEND, _INCRBYFLOAT)
  * on the pair @old (NULL: the key is missing), as kv_apply() does: on
  * success either stores the new value in @out (allocated with @a, NULL =

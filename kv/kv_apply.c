@@ -538,12 +538,16 @@ int kv_apply(struct kv_store *s,
         return KV_ENOMEM;
     }
     memset(res->entries, 0, n_entries * sizeof(*res->entries));
-    uint64_t batch_bytes = 0;
+    uint64_t batch_bytes = 0, changes = 0;
     for (size_t i = 0; i < n_entries; i++) {
         batch_bytes += entries[i].len;
+        if (changes != UINT64_MAX && entries[i].type == RAFT_ENTRY_NORMAL) {
+            uint32_t c = kv_cmd_changes_max(entries[i].data, entries[i].len);
+            changes = c == UINT32_MAX ? UINT64_MAX : changes + c;
+        }
     }
     if ((rv = kv_mark_dirty(s)) != 0 ||
-        (rv = kv_reserve(s, batch_bytes)) != 0) {
+        (rv = kv_reserve(s, batch_bytes, n_entries, changes)) != 0) {
         goto fail;
     }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {

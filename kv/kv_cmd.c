@@ -726,3 +726,34 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     kv_cmd_free(&cmd, NULL);
     return adds;
 }
+
+uint32_t kv_cmd_changes_max(const uint8_t *buf, size_t len)
+{
+    struct kv_cmd cmd;
+    uint32_t n = 0;
+    if (buf == NULL || len < 2) {
+        return 0;
+    }
+    switch (buf[1]) {
+    case KV_CMD_DELETE_RANGE:
+        return UINT32_MAX;
+    case KV_CMD_TXN:
+        break;
+    default:
+        return 1;
+    }
+    if (kv_cmd_decode(buf, len, NULL, &cmd) != 0) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < cmd.n_then + cmd.n_else; i++) {
+        const struct kv_op *op =
+            i < cmd.n_then ? &cmd.then_ops[i] : &cmd.else_ops[i - cmd.n_then];
+        if (op->type == KV_OP_DELETE_RANGE) {
+            n = UINT32_MAX;
+            break;
+        }
+        n++;
+    }
+    kv_cmd_free(&cmd, NULL);
+    return n;
+}

@@ -294,11 +294,18 @@ int kv_rmw_parse_i64(const uint8_t *s, size_t len, int64_t *out);
 int kv_env_open(struct kv_store *store, const char *path);
 void kv_env_close(struct kv_store *store);
 
-/* Makes sure disk blocks exist for everything a write transaction adding
- * about @batch_bytes can touch, so that a full disk is KV_ENOSPC before the
- * transaction starts instead of a SIGBUS in the middle of it (the map is
- * written through, MDB_WRITEMAP). */
-int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
+/* Makes sure disk blocks exist for everything a write transaction can
+ * touch, so that a full disk is KV_ENOSPC before the transaction starts
+ * instead of a SIGBUS in the middle of it (the map is written through,
+ * MDB_WRITEMAP): the pages it may copy (@changes keys changed, each a path
+ * through the keys and history trees, plus @entries session records; any
+ * number of pages if @changes is UINT64_MAX), what its @batch_bytes of
+ * commands bring, and a fixed headroom. Never more than the used size can
+ * be copied, so a transaction needs at most twice the used size. */
+int kv_reserve(struct kv_store *store,
+               uint64_t batch_bytes,
+               uint64_t entries,
+               uint64_t changes);
 
 /* Writes back bytes [from, to) of @fd in chunks of opts.writeback_chunk,
  * waiting for each, so that a bulk write never holds more than a chunk

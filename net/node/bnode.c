@@ -651,6 +651,18 @@ static void apply_committed(struct bnode *node,
         }
         rv = kv_apply(node->kv, entries, n, &res);
     }
+    /* The disk room a batch reserves before it starts grows with the
+     * batch (kv_reserve()): on a nearly full disk, smaller batches may
+     * still fit where a long one (the log replayed at a restart) does
+     * not. Nothing of the refused batch was applied. */
+    if (rv == KV_ENOSPC && n > 1) {
+        kv_apply_result_free(&res);
+        apply_committed(node, entries, n / 2);
+        if (!node->halted) {
+            apply_committed(node, entries + n / 2, n - n / 2);
+        }
+        return;
+    }
     if (rv != 0) {
         char msg[256];
         kv_errmsg(node->kv, msg, sizeof(msg));
