@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -72,6 +73,9 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 static int parse_bool(const char *s, bool *out)
 {
+    if (s == NULL) {
+        return -1;
+    }
     if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
         strcmp(s, "1") == 0 || strcmp(s, "on") == 0) {
         *out = true;
@@ -106,10 +110,26 @@ int config_parse_member(const char *text, struct bnode_member *m)
     return bnode_member_parse_addr(eq + 1, strlen(eq + 1), m);
 }
 
-static int add_member(struct ballotd_config *cfg, const char *text)
+static int add_member(struct ballotd_config *cfg,
+                      const char *text,
+                      char *why,
+                      size_t why_len)
 {
     struct bnode_member m;
+    struct in6_addr any;
     if (config_parse_member(text, &m) != 0) {
+        snprintf(why, why_len,
+                 "give ID=ADDRESS:CLIENT_PORT[:PEER_PORT] (ID above 0, ports "
+                 "1 to 65535)");
+        return -1;
+    }
+    /* A host name would be looked up with a call that blocks the node's
+     * event loop, at start and at every reconnection, for as long as the
+     * name service takes. */
+    if (inet_pton(AF_INET, m.host, &any) != 1 &&
+        inet_pton(AF_INET6, m.host, &any) != 1) {
+        snprintf(why, why_len,
+                 "'%s' is a host name: give an address (IPv4 or IPv6)", m.host);
         return -1;
     }
     for (unsigned i = 0; i < cfg->node.n_members; i++) {
@@ -119,6 +139,7 @@ static int add_member(struct ballotd_config *cfg, const char *text)
         }
     }
     if (cfg->node.n_members == RAFT_CONF_MAX) {
+        snprintf(why, why_len, "at most %u members", (unsigned)RAFT_CONF_MAX);
         return -1;
     }
     cfg->node.members[cfg->node.n_members++] = m;
@@ -202,11 +223,17 @@ static int parse_retention(struct ballotd_config *cfg, const char *v)
     return 0;
 }
 
-/* Applies one setting by name. Returns 0, -1 (bad value) or -2
- * (unknown name). */
-static int set(struct ballotd_config *cfg, const char *name, const char *v)
+/* Applies one setting by name. Returns 0, -1 (bad value, with what a
+ * valid one is in @why when there is more to say than "invalid value") or
+ * -2 (unknown name). */
+static int set(struct ballotd_config *cfg,
+               const char *name,
+               const char *v,
+               char *why,
+               size_t why_len)
 {
     uint64_t n;
+    why[0] = '\0';
     if (strcmp(name, "id") == 0) {
         return parse_u64(v, UINT64_MAX, &cfg->node.id) == 0 && cfg->node.id
                    ? 0
@@ -223,7 +250,7 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         return parse_bool(v, &cfg->node.bootstrap);
     }
     if (strcmp(name, "member") == 0) {
-        return add_member(cfg, v);
+        return add_member(cfg, v, why, why_len);
     }
     if (strcmp(name, "voters") == 0) {
         return parse_voters(cfg, v);
@@ -275,7 +302,7 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         void *field;
         int bytes;
     } nums[] = {
-        {"tick_ms", 1, 10000, &cfg->node.tick_ms, 4},
+        {"tick_ms", 1, 1000, &cfg->node.tick_ms, 4},
         {"election_ticks", 2, 100000, &cfg->node.election_ticks, 4},
         {"heartbeat_ticks", 1, 100000, &cfg->node.heartbeat_ticks, 4},
         {"max_uncommitted_bytes", 1024, UINT64_MAX,
@@ -307,6 +334,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
             continue;
         }
         if (parse_u64(v, nums[i].max, &n) != 0 || n < nums[i].min) {
+            snprintf(why, why_len, "must be an integer from %llu to %llu",
+                     (unsigned long long)nums[i].min,
+                     (unsigned long long)nums[i].max);
             return -1;
         }
         if (nums[i].bytes == 4) {
@@ -325,10 +355,13 @@ int config_set(struct ballotd_config *cfg,
                char *err,
                size_t err_len)
 {
-    int rv = set(cfg, name, value);
+    char why[CONFIG_WHY_MAX];
+    int rv = set(cfg, name, value, why, sizeof(why));
     if (rv != 0) {
         snprintf(err, err_len, "%s = %s: %s", name, value,
-                 rv == -2 ? "unknown setting" : "invalid value");
+                 rv == -2 ? "unknown setting"
+                 : why[0] ? why
+                          : "invalid value");
         return -1;
     }
     return 0;
@@ -349,15 +382,73 @@ static int on_ini(void *user,
                   const char *value)
 {
     struct ini_ctx *ctx = user;
+    char why[CONFIG_WHY_MAX];
     (void)section; /* names are unique across sections */
-    int rv = set(ctx->cfg, name, value);
+    int rv = set(ctx->cfg, name, value, why, sizeof(why));
     if (rv != 0) {
         snprintf(ctx->err, ctx->err_len, "%s: [%s] %s = %s: %s", ctx->path,
                  section, name, value,
-                 rv == -2 ? "unknown setting" : "invalid value");
+                 rv == -2 ? "unknown setting"
+                 : why[0] ? why
+                          : "invalid value");
         return 0; /* stop: inih reports the line */
     }
     return 1;
+}
+
+/* Checks what inih would read wrongly or not at all: a directory (it
+ * reads as an empty file) and a line longer than its line buffer (inih
+ * splits it, and reads the tail as a line of its own: the tail of a long
+ * comment could turn a setting on). */
+static int check_file(const char *path, char *err, size_t err_len)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, err_len, "%s: cannot read the file: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, err_len, "%s: is a directory, not a config file", path);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%s: not a regular file", path);
+        return -1;
+    }
+    if ((uint64_t)st.st_size > CONFIG_FILE_BYTES_MAX) {
+        snprintf(err, err_len,
+                 "%s: %llu bytes, more than a config file may "
+                 "have (%u)",
+                 path, (unsigned long long)st.st_size,
+                 (unsigned)CONFIG_FILE_BYTES_MAX);
+        return -1;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, err_len, "%s: cannot read the file: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    int c, line = 1;
+    size_t len = 0;
+    while ((c = fgetc(f)) != EOF) {
+        if (c == '\n') {
+            line++;
+            len = 0;
+            continue;
+        }
+        if (++len > CONFIG_LINE_MAX) {
+            fclose(f);
+            snprintf(err, err_len,
+                     "%s: line %d: longer than %u bytes, the most a line may "
+                     "have",
+                     path, line, (unsigned)CONFIG_LINE_MAX);
+            return -1;
+        }
+    }
+    fclose(f);
+    return 0;
 }
 
 int config_load_file(struct ballotd_config *cfg,
@@ -367,6 +458,9 @@ int config_load_file(struct ballotd_config *cfg,
 {
     struct ini_ctx ctx = {cfg, err, err_len, path, 0};
     err[0] = '\0';
+    if (check_file(path, err, err_len) != 0) {
+        return -1;
+    }
     int rv = ini_parse(path, on_ini, &ctx);
     if (rv < 0) {
         snprintf(err, err_len, "%s: cannot read the file", path);
@@ -481,10 +575,15 @@ int config_from_args(struct ballotd_config *cfg,
             /* --name=value, the same as --name value. */
             char name[64];
             snprintf(name, sizeof(name), "%.*s", (int)(eq - a - 2), a + 2);
-            int rv = strcmp(name, "config") == 0 ? 0 : set(cfg, name, eq + 1);
+            char why[CONFIG_WHY_MAX];
+            int rv = strcmp(name, "config") == 0
+                         ? 0
+                         : set(cfg, name, eq + 1, why, sizeof(why));
             if (rv != 0) {
                 snprintf(err, err_len, "%s: %s", a,
-                         rv == -2 ? "unknown option" : "invalid value");
+                         rv == -2      ? "unknown option"
+                         : why[0] != 0 ? why
+                                       : "invalid value");
                 return -1;
             }
             continue;
@@ -501,10 +600,13 @@ int config_from_args(struct ballotd_config *cfg,
             snprintf(err, err_len, "unexpected argument '%s' (try --help)", a);
             return -1;
         }
-        int rv = set(cfg, a + 2, argv[i + 1]);
+        char why[CONFIG_WHY_MAX];
+        int rv = set(cfg, a + 2, argv[i + 1], why, sizeof(why));
         if (rv != 0) {
             snprintf(err, err_len, "%s %s: %s", a, argv[i + 1],
-                     rv == -2 ? "unknown option" : "invalid value");
+                     rv == -2      ? "unknown option"
+                     : why[0] != 0 ? why
+                                   : "invalid value");
             return -1;
         }
         i++;
@@ -703,7 +805,20 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
         return -1;
     }
     if (cfg->node.heartbeat_ticks >= cfg->node.election_ticks) {
-        snprintf(err, err_len, "heartbeat_ticks must be below election_ticks");
+        snprintf(err, err_len,
+                 "heartbeat_ticks (%u) must be below election_ticks (%u)",
+                 cfg->node.heartbeat_ticks, cfg->node.election_ticks);
+        return -1;
+    }
+    uint64_t election_ms =
+        (uint64_t)cfg->node.tick_ms * cfg->node.election_ticks;
+    if (election_ms > CONFIG_ELECTION_MS_MAX) {
+        snprintf(err, err_len,
+                 "election timeout tick_ms x election_ticks = %llu ms: must "
+                 "be at most %u ms (a leader that dies would leave the "
+                 "cluster without one that long)",
+                 (unsigned long long)election_ms,
+                 (unsigned)CONFIG_ELECTION_MS_MAX);
         return -1;
     }
     for (unsigned i = 0; i < cfg->node.n_voters; i++) {

@@ -46,6 +46,15 @@ struct ballotd_config
     bool serve_clients;
 };
 
+/* Limits of a config file (docs/operations.md, "Settings"): the longest
+ * line (inih's line buffer, less its newline and terminator), the largest
+ * file, the longest election timeout (tick_ms x election_ticks), and the
+ * room for the reason a value is refused. */
+#define CONFIG_LINE_MAX 198u
+#define CONFIG_FILE_BYTES_MAX (1024u * 1024u)
+#define CONFIG_ELECTION_MS_MAX 60000u
+#define CONFIG_WHY_MAX 160u
+
 /* Fills @cfg with defaults. */
 void config_default(struct ballotd_config *cfg);
 
