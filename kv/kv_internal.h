@@ -378,6 +378,15 @@ int kv_dirty_check(struct kv_store *store);
 /* Points DIR/CURRENT at generation @gen (write, fsync, rename, fsync). */
 int kv_current_write(struct kv_store *store, uint64_t gen);
 
+/* The snapshot file's header (kv_snapshot.c): writes the
+ * KV_SNAPSHOT_HEADER_BYTES of @info into @h; parses and checks one,
+ * returning 0, KV_ECORRUPT or KV_EVERSION with what is wrong in @msg. */
+void kv_snapshot_header_encode(const struct kv_snapshot_info *info, uint8_t *h);
+int kv_snapshot_header_decode(const uint8_t *h,
+                              struct kv_snapshot_info *info,
+                              char *msg,
+                              size_t msg_len);
+
 /* Stage helpers used by kv_open()/kv_close(). */
 void kv_stage_reset(struct kv_store *store);
 

@@ -42,7 +42,7 @@ struct kv_snapshot
     struct kv_allocator alloc;
 };
 
-static void header_encode(const struct kv_snapshot_info *info, uint8_t *h)
+void kv_snapshot_header_encode(const struct kv_snapshot_info *info, uint8_t *h)
 {
     memcpy(h, SNAP_MAGIC, 8);
     kv_put_u32le(h + 8, KV_SNAPSHOT_VERSION);
@@ -55,11 +55,10 @@ static void header_encode(const struct kv_snapshot_info *info, uint8_t *h)
     kv_put_u64le(h + 56, XXH3_64bits(h, 56));
 }
 
-/* Parses and checks a header; @msg receives what is wrong. */
-static int header_decode(const uint8_t *h,
-                         struct kv_snapshot_info *info,
-                         char *msg,
-                         size_t msg_len)
+int kv_snapshot_header_decode(const uint8_t *h,
+                              struct kv_snapshot_info *info,
+                              char *msg,
+                              size_t msg_len)
 {
     if (memcmp(h, SNAP_MAGIC, 8) != 0) {
         snprintf(msg, msg_len, "bad magic");
@@ -301,7 +300,7 @@ int kv_snapshot_create(struct kv_store *s,
     info.payload_bytes = (uint64_t)off - KV_SNAPSHOT_HEADER_BYTES;
     info.payload_hash = XXH3_64bits_digest(st);
     info.size = (uint64_t)off;
-    header_encode(&info, header);
+    kv_snapshot_header_encode(&info, header);
     if ((rv = write_all(fd, header, sizeof(header), 0)) != 0 ||
         fsync(fd) != 0) {
         rv = kv_set_error(s, rv != 0 ? rv : kv_errno_code(errno),
@@ -388,7 +387,8 @@ int kv_snapshot_open(const char *path,
     }
     snap->fd = fd;
     snap->alloc = a;
-    if ((rv = header_decode(h, &snap->info, msg, sizeof(msg))) != 0) {
+    if ((rv = kv_snapshot_header_decode(h, &snap->info, msg, sizeof(msg))) !=
+        0) {
         goto fail;
     }
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != snap->info.size) {
@@ -565,7 +565,7 @@ int kv_snapshot_stage_write(struct kv_store *s,
         st->received = end;
     }
     if (!st->have_info && st->received >= KV_SNAPSHOT_HEADER_BYTES) {
-        rv = header_decode(st->header, &st->info, msg, sizeof(msg));
+        rv = kv_snapshot_header_decode(st->header, &st->info, msg, sizeof(msg));
         if (rv != 0) {
             kv_stage_reset(s);
             return kv_set_error(s, rv, "stage: %s", msg);

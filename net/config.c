@@ -396,50 +396,28 @@ static int on_ini(void *user,
     return 1;
 }
 
-/* Checks what inih would read wrongly or not at all: a directory (it
- * reads as an empty file) and a line longer than its line buffer (inih
- * splits it, and reads the tail as a line of its own: the tail of a long
- * comment could turn a setting on). */
-static int check_file(const char *path, char *err, size_t err_len)
+/* Refuses what inih would read wrongly: a line longer than its line
+ * buffer (inih splits it, and reads the tail as a line of its own: the
+ * tail of a long comment could turn a setting on). */
+static int check_lines(const char *path,
+                       const char *text,
+                       size_t len,
+                       char *err,
+                       size_t err_len)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(err, err_len, "%s: cannot read the file: %s", path,
-                 strerror(errno));
-        return -1;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        snprintf(err, err_len, "%s: is a directory, not a config file", path);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, err_len, "%s: not a regular file", path);
-        return -1;
-    }
-    if ((uint64_t)st.st_size > CONFIG_FILE_BYTES_MAX) {
-        snprintf(err, err_len,
-                 "%s: %llu bytes, more than a config file may "
-                 "have (%u)",
-                 path, (unsigned long long)st.st_size,
-                 (unsigned)CONFIG_FILE_BYTES_MAX);
-        return -1;
-    }
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, err_len, "%s: cannot read the file: %s", path,
-                 strerror(errno));
-        return -1;
-    }
-    int c, line = 1;
-    size_t len = 0;
-    while ((c = fgetc(f)) != EOF) {
-        if (c == '\n') {
+    int line = 1;
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') {
             line++;
-            len = 0;
+            run = 0;
             continue;
         }
-        if (++len > CONFIG_LINE_MAX) {
-            fclose(f);
+        if (text[i] == '\0') {
+            snprintf(err, err_len, "%s: line %d: a NUL byte", path, line);
+            return -1;
+        }
+        if (++run > CONFIG_LINE_MAX) {
             snprintf(err, err_len,
                      "%s: line %d: longer than %u bytes, the most a line may "
                      "have",
@@ -447,23 +425,39 @@ static int check_file(const char *path, char *err, size_t err_len)
             return -1;
         }
     }
-    fclose(f);
     return 0;
 }
 
-int config_load_file(struct ballotd_config *cfg,
-                     const char *path,
-                     char *err,
-                     size_t err_len)
+int config_parse_text(struct ballotd_config *cfg,
+                      const char *path,
+                      const char *text,
+                      size_t len,
+                      char *err,
+                      size_t err_len)
 {
     struct ini_ctx ctx = {cfg, err, err_len, path, 0};
     err[0] = '\0';
-    if (check_file(path, err, err_len) != 0) {
+    if (len > CONFIG_FILE_BYTES_MAX) {
+        snprintf(err, err_len,
+                 "%s: %zu bytes, more than a config file may "
+                 "have (%u)",
+                 path, len, (unsigned)CONFIG_FILE_BYTES_MAX);
         return -1;
     }
-    int rv = ini_parse(path, on_ini, &ctx);
+    if (check_lines(path, text, len, err, err_len) != 0) {
+        return -1;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    int rv = ini_parse_string(copy, on_ini, &ctx);
+    free(copy);
     if (rv < 0) {
-        snprintf(err, err_len, "%s: cannot read the file", path);
+        snprintf(err, err_len, "%s: cannot parse the file", path);
         return -1;
     }
     if (rv > 0) {
@@ -476,6 +470,61 @@ int config_load_file(struct ballotd_config *cfg,
         return -1;
     }
     return 0;
+}
+
+int config_load_file(struct ballotd_config *cfg,
+                     const char *path,
+                     char *err,
+                     size_t err_len)
+{
+    struct stat st;
+    err[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, err_len, "%s: cannot read the file: %s", path,
+                 strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    /* inih reads a directory as an empty file. */
+    if (S_ISDIR(st.st_mode) || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%s: %s, not a config file", path,
+                 S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        close(fd);
+        return -1;
+    }
+    if ((uint64_t)st.st_size > CONFIG_FILE_BYTES_MAX) {
+        snprintf(err, err_len,
+                 "%s: %llu bytes, more than a config file may "
+                 "have (%u)",
+                 path, (unsigned long long)st.st_size,
+                 (unsigned)CONFIG_FILE_BYTES_MAX);
+        close(fd);
+        return -1;
+    }
+    char *text = malloc((size_t)st.st_size + 1);
+    size_t have = 0;
+    while (text != NULL && have < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + have, (size_t)st.st_size - have);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        have += (size_t)n;
+    }
+    close(fd);
+    if (text == NULL || have != (size_t)st.st_size) {
+        snprintf(err, err_len, "%s: cannot read the file", path);
+        free(text);
+        return -1;
+    }
+    int rv = config_parse_text(cfg, path, text, have, err, err_len);
+    free(text);
+    return rv;
 }
 
 static void usage(void)

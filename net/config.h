@@ -72,6 +72,15 @@ int config_set(struct ballotd_config *cfg,
 
 /* Reads the INI file at @path into @cfg. Returns 0, or -1 with a message
  * (file, line and what is wrong) in @err. */
+/* Applies the INI text @text (@len bytes, borrowed) as if it were the
+ * config file @path (named in messages). Returns 0 or -1 with a message in
+ * @err. config_load_file() reads a file and calls it. */
+int config_parse_text(struct ballotd_config *cfg,
+                      const char *path,
+                      const char *text,
+                      size_t len,
+                      char *err,
+                      size_t err_len);
 int config_load_file(struct ballotd_config *cfg,
                      const char *path,
                      char *err,
