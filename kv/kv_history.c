@@ -152,7 +152,8 @@ static int compact_batch(struct kv_store *s, uint64_t target, bool *finished)
     int rv = 0, rc;
 
     *finished = false;
-    if ((rv = kv_mark_dirty(s)) != 0 || (rv = kv_reserve(s, 0, 0, s->opts.compact_batch)) != 0) {
+    if ((rv = kv_mark_dirty(s)) != 0 ||
+        (rv = kv_reserve(s, 0, 0, s->opts.compact_batch)) != 0) {
         return rv;
     }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {

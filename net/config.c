@@ -226,11 +226,11 @@ static int parse_retention(struct ballotd_config *cfg, const char *v)
 /* Applies one setting by name. Returns 0, -1 (bad value, with what a
  * valid one is in @why when there is more to say than "invalid value") or
  * -2 (unknown name). */
-static int set(struct ballotd_config *cfg,
-               const char *name,
-               const char *v,
-               char *why,
-               size_t why_len)
+static int set_one(struct ballotd_config *cfg,
+                   const char *name,
+                   const char *v,
+                   char *why,
+                   size_t why_len)
 {
     uint64_t n;
     why[0] = '\0';
@@ -347,6 +347,22 @@ static int set(struct ballotd_config *cfg,
         return 0;
     }
     return -2; /* unknown setting */
+}
+
+static int set(struct ballotd_config *cfg,
+               const char *name,
+               const char *v,
+               char *why,
+               size_t why_len)
+{
+    int rv = set_one(cfg, name, v, why, why_len);
+    static const char prefix[] = "invalid value: ";
+    size_t have = strlen(why);
+    if (rv == -1 && have > 0 && have + sizeof(prefix) <= why_len) {
+        memmove(why + sizeof(prefix) - 1, why, have + 1);
+        memcpy(why, prefix, sizeof(prefix) - 1);
+    }
+    return rv;
 }
 
 int config_set(struct ballotd_config *cfg,

@@ -53,7 +53,7 @@ struct ballotd_config
 #define CONFIG_LINE_MAX 198u
 #define CONFIG_FILE_BYTES_MAX (1024u * 1024u)
 #define CONFIG_ELECTION_MS_MAX 60000u
-#define CONFIG_WHY_MAX 160u
+#define CONFIG_WHY_MAX 192u
 
 /* Fills @cfg with defaults. */
 void config_default(struct ballotd_config *cfg);

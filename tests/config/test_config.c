@@ -74,7 +74,7 @@ static const struct bad_config cases[] = {
     {"a negative scrub rate",
      GOOD "scrub_bytes_per_sec = -5\n",
      {NULL},
-     "scrub_bytes_per_sec = -5: must be an integer from 0 to",
+     "scrub_bytes_per_sec = -5: invalid value: must be an integer from 0",
      NULL},
     {"a boolean that is not one",
      GOOD "verify_at_start = maybe\n",
