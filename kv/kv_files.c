@@ -217,6 +217,10 @@ int kv_writeback(struct kv_store *s, int fd, uint64_t from, uint64_t to)
  * data) and for a few transactions' growth between reservations. */
 #define RESERVE_MIN_BYTES (64ull << 20)
 
+/* More levels than any B+tree of a map this size reaches (a page holds at
+ * least two keys of KV_KEY_BYTES_MAX). */
+#define TREE_DEPTH_MAX 48u
+
 /* The deepest of the trees a change goes through, plus one for a split. */
 static uint64_t tree_depth(struct kv_store *s)
 {
@@ -225,7 +229,7 @@ static uint64_t tree_depth(struct kv_store *s)
     uint64_t depth = 0;
     MDB_dbi dbis[] = {s->dbi_keys, s->dbi_hist, s->dbi_sess, s->dbi_lru};
     if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
-        return 16; /* more than any tree of a map this size reaches */
+        return TREE_DEPTH_MAX;
     }
     for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
         if (mdb_stat(txn, dbis[i], &st) == 0 && st.ms_depth > depth) {
@@ -262,9 +266,14 @@ int kv_reserve(struct kv_store *s,
     uint64_t touched = used;
     if (changes != UINT64_MAX && changes < used && entries < used) {
         uint64_t paths = 2 * changes + 2 * entries + 1;
-        uint64_t per_path = tree_depth(s) * st.ms_psize;
-        if (paths < used / per_path) {
-            touched = paths * per_path;
+        /* The trees' depth costs a read transaction: only when a bound
+         * with the deepest tree a map can hold does not fit already. */
+        uint64_t per_path = TREE_DEPTH_MAX * st.ms_psize;
+        touched = paths < used / per_path ? paths * per_path : used;
+        if (used + touched + RESERVE_MIN_BYTES + 4 * batch_bytes >
+            s->reserved) {
+            per_path = tree_depth(s) * st.ms_psize;
+            touched = paths < used / per_path ? paths * per_path : used;
         }
     }
     uint64_t need = used + touched + RESERVE_MIN_BYTES + 4 * batch_bytes;
