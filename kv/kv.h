@@ -234,6 +234,14 @@ enum kv_cmd_type {
      * code); one at or below the point changes nothing. It changes no
      * revision. */
     KV_CMD_COMPACT = 6,
+    /* A digest point, proposed by the leader: changes nothing, and its
+     * result (kv_entry_result.digest) is the store digest right after the
+     * entries before it, so every replica reports the digest of the same
+     * state and any two that differ have diverged (docs/kv.md, "Integrity").
+     * Operands @digest_index and @digest: the proposer's digest at an
+     * earlier digest entry, handed back in the result for the replica to
+     * compare with the digest it had there. */
+    KV_CMD_DIGEST = 40,
     /* One read-modify-write op (@op, of the type with the same number). */
     KV_CMD_INCRBY = 10,
     KV_CMD_APPEND = 11,
@@ -299,6 +307,11 @@ struct kv_cmd
     const char *acl_cmd;
     uint8_t acl_cmd_len;
     uint32_t acl_cats;
+    /* KV_CMD_DIGEST: the proposer's store digest @digest at an earlier
+     * digest entry @digest_index, for every replica to compare with its
+     * own (0: nothing to compare). */
+    uint64_t digest_index;
+    uint64_t digest;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
@@ -358,6 +371,13 @@ void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc);
  * member records and compactions may not: they are what frees space, so a
  * store over its quota still takes them (docs/kv.md, "Space"). */
 bool kv_cmd_adds_data(const uint8_t *buf, size_t len);
+
+/* An upper bound on the keys the encoded command @buf (@len bytes,
+ * borrowed) changes when applied: 1 for a single-key command, the number
+ * of operations of a transaction, 0 for what does not decode (refused at
+ * apply), and UINT32_MAX for a delete-range anywhere in it (any number).
+ * kv_apply() reserves disk room from it (docs/kv.md, "Space"). */
+uint32_t kv_cmd_changes_max(const uint8_t *buf, size_t len);
 /* Evaluates a read-modify-write op (KV_OP_INCRBY, _APPEND, _INCRBYFLOAT)
  * on the pair @old (NULL: the key is missing), as kv_apply() does: on
  * success either stores the new value in @out (allocated with @a, NULL =
@@ -446,6 +466,41 @@ void kv_close(struct kv_store *store);
  * always terminated). */
 void kv_errmsg(struct kv_store *store, char *buf, size_t len);
 
+/* A scrub: passes over the whole store that check every record's checksum
+ * and, over a pass during which nothing was applied, that the records sum
+ * to the store digest (kv_scrub.c). kv_scrub_step() checks at most about
+ * @budget_bytes more (0: the rest of the pass) in its own read
+ * transaction, so it may be called between any other calls; *@pass_done
+ * says a pass ended with this step (the next step starts another).
+ * Returns 0, KV_ECORRUPT (the store is damaged: kv_corrupt() is now true
+ * and says where), KV_EBUSY or KV_ENOMEM. Not thread-safe for one scrub;
+ * @store is used as for any read. */
+struct kv_scrub;
+struct kv_scrub_stats
+{
+    uint64_t passes;        /* whole passes finished */
+    uint64_t records;       /* records checked */
+    uint64_t bytes;         /* bytes of keys and records checked */
+    uint64_t digest_checks; /* passes whose sum was compared */
+};
+int kv_scrub_create(struct kv_store *store, struct kv_scrub **out);
+int kv_scrub_step(struct kv_store *store,
+                  struct kv_scrub *scrub,
+                  uint64_t budget_bytes,
+                  bool *pass_done);
+void kv_scrub_get_stats(const struct kv_scrub *scrub,
+                        struct kv_scrub_stats *stats);
+void kv_scrub_destroy(struct kv_scrub *scrub);
+
+/* Whether a read or an apply found the store damaged: a record whose
+ * checksum does not match, or an LMDB page that is not what it should be.
+ * Once true it stays true, and every read and apply of @store fails with
+ * KV_ECORRUPT, so no damaged data is ever served; the store must be
+ * rebuilt from a peer's snapshot (docs/operations.md, "Damaged data").
+ * If @why is not NULL it receives (up to @why_len bytes) what was found.
+ * Safe on any thread. */
+bool kv_corrupt(struct kv_store *store, char *why, size_t why_len);
+
 struct kv_status
 {
     raft_index applied;        /* last applied log index */
@@ -458,6 +513,9 @@ struct kv_status
     /* Bytes of the data file in use: the pages up to the last one LMDB
      * has written (free pages inside are reused, so it does not shrink). */
     uint64_t db_bytes;
+    /* The store digest: the sum (mod 2^64) of the checksums of every
+     * key's record, the same on every replica at the same applied index. */
+    uint64_t digest;
 };
 
 /* Where the store's space goes (kv_space()). */
@@ -528,6 +586,11 @@ struct kv_entry_result
     uint64_t revision; /* store revision after the entry */
     /* KV_CMD_COMPACT: the compaction point after the entry. */
     uint64_t compact_revision;
+    /* KV_CMD_DIGEST: the store digest at this entry (kv_status.digest),
+     * and the command's @digest_index and @digest. */
+    uint64_t digest;
+    uint64_t digest_check_index;
+    uint64_t digest_check;
     struct kv_op_result *ops; /* one per operation of the executed list */
     size_t n_ops;
     /* Commands with a request id (kv_cmd.client_id). @duplicate: the seq

@@ -24,6 +24,9 @@ struct exec
     uint32_t seq;     /* next history sequence number at @rev */
     struct kv_arena_chunk **arena;
     const struct kv_allocator *alloc;
+    /* The store digest (KV_META_DIGEST): the sum of the checksums of every
+     * "keys" record, kept up to date by each put and delete. */
+    uint64_t *digest;
 };
 
 static int hist_put(struct exec *x, uint8_t type, const struct kv_kv *kv)
@@ -40,16 +43,7 @@ static int hist_put(struct exec *x, uint8_t type, const struct kv_kv *kv)
     if (rc != 0) {
         return kv_mdb_error(x->s, rc, "history put");
     }
-    uint8_t *p = v.mv_data;
-    p[0] = type;
-    kv_put_u32le(p + 1, kv->key_len);
-    kv_put_u32le(p + 5, kv->value_len);
-    kv_put_u64le(p + 9, kv->create_revision);
-    kv_put_u64le(p + 17, kv->version);
-    memcpy(p + KV_HIST_HEADER, kv->key, kv->key_len);
-    if (kv->value_len > 0) {
-        memcpy(p + KV_HIST_HEADER + kv->key_len, kv->value, kv->value_len);
-    }
+    kv_hist_encode(kbuf, type, kv, v.mv_data);
     x->seq++;
     x->changed = true;
     return 0;
@@ -60,7 +54,8 @@ static int hist_put(struct exec *x, uint8_t type, const struct kv_kv *kv)
 static int key_lookup(struct exec *x,
                       const uint8_t *key,
                       uint32_t key_len,
-                      struct kv_kv *kv)
+                      struct kv_kv *kv,
+                      uint64_t *sum)
 {
     MDB_val k = {key_len, (void *)key};
     MDB_val v;
@@ -72,7 +67,12 @@ static int key_lookup(struct exec *x,
         return kv_mdb_error(x->s, rc, "get");
     }
     if (kv_record_decode(&k, &v, kv) != 0) {
-        return kv_set_error(x->s, KV_ECORRUPT, "keys: malformed record");
+        return kv_corrupt_found(x->s,
+                                "keys: record of a %u-byte key is damaged",
+                                (unsigned)key_len);
+    }
+    if (sum != NULL) {
+        *sum = kv_record_sum(&v);
     }
     return 0;
 }
@@ -118,7 +118,9 @@ static int do_put(struct exec *x,
     int rc = mdb_cursor_put(x->keys, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST) {
         if (kv_record_decode(&k, &v, &old) != 0) {
-            return kv_set_error(x->s, KV_ECORRUPT, "keys: malformed record");
+            return kv_corrupt_found(x->s,
+                                    "keys: record of a %u-byte key is damaged",
+                                    (unsigned)op->key_len);
         }
         /* The old record lives in a page the next put may change: take
          * what is needed from it first. */
@@ -128,6 +130,7 @@ static int do_put(struct exec *x,
         }
         kv.create_revision = old.create_revision;
         kv.version = old.version + 1;
+        *x->digest -= kv_record_sum(&v);
         v.mv_size = KV_REC_HEADER + (size_t)op->value_len;
         v.mv_data = NULL;
         rc = mdb_cursor_put(x->keys, &k, &v, MDB_CURRENT | MDB_RESERVE);
@@ -135,13 +138,8 @@ static int do_put(struct exec *x,
     if (rc != 0) {
         return kv_mdb_error(x->s, rc, "put");
     }
-    uint8_t *p = v.mv_data;
-    kv_put_u64le(p, kv.create_revision);
-    kv_put_u64le(p + 8, kv.mod_revision);
-    kv_put_u64le(p + 16, kv.version);
-    if (op->value_len > 0) {
-        memcpy(p + KV_REC_HEADER, op->value, op->value_len);
-    }
+    kv_record_encode(&kv, v.mv_data);
+    *x->digest += kv_record_sum(&v);
     return hist_put(x, KV_EVENT_PUT, &kv);
 }
 
@@ -162,7 +160,8 @@ static int do_delete(struct exec *x,
 {
     struct kv_kv old;
     MDB_val k = {op->key_len, (void *)op->key};
-    int rv = key_lookup(x, op->key, op->key_len, &old);
+    uint64_t sum = 0;
+    int rv = key_lookup(x, op->key, op->key_len, &old, &sum);
     int rc;
     if (rv == KV_ENOTFOUND) {
         return 0;
@@ -176,6 +175,7 @@ static int do_delete(struct exec *x,
     if ((rc = mdb_del(x->txn, x->s->dbi_keys, &k, NULL)) != 0) {
         return kv_mdb_error(x->s, rc, "delete");
     }
+    *x->digest -= sum;
     r->count = 1;
     return hist_delete(x, op->key, op->key_len);
 }
@@ -228,12 +228,13 @@ static int do_delete_range(struct exec *x,
         }
         uint32_t key_len = (uint32_t)k.mv_size;
         memcpy(key_copy, k.mv_data, key_len);
+        struct kv_kv old;
+        if (kv_record_decode(&k, &v, &old) != 0) {
+            rv = kv_corrupt_found(x->s, "keys: a record is damaged");
+            goto cleanup;
+        }
+        uint64_t sum = kv_record_sum(&v);
         if (op->flags & KV_FLAG_PREV_KV) {
-            struct kv_kv old;
-            if (kv_record_decode(&k, &v, &old) != 0) {
-                rv = kv_set_error(x->s, KV_ECORRUPT, "keys: bad record");
-                goto cleanup;
-            }
             if ((rv = kv_array_grow(x->alloc, (void **)&prev, &cap_prev,
                                     n_prev + 1, sizeof(*prev))) != 0 ||
                 (rv = kv_kv_copy(x->arena, x->alloc, &old, true,
@@ -246,6 +247,7 @@ static int do_delete_range(struct exec *x,
             rv = kv_mdb_error(x->s, rc, "delete-range");
             goto cleanup;
         }
+        *x->digest -= sum;
         r->count++;
         if ((rv = hist_delete(x, key_copy, key_len)) != 0) {
             goto cleanup;
@@ -282,7 +284,7 @@ static int do_rmw(struct exec *x,
                   struct kv_op_result *r)
 {
     struct kv_kv old;
-    int rv = key_lookup(x, op->key, op->key_len, &old);
+    int rv = key_lookup(x, op->key, op->key_len, &old, NULL);
     if (rv != 0 && rv != KV_ENOTFOUND) {
         return rv;
     }
@@ -311,7 +313,8 @@ static int do_rmw(struct exec *x,
         struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
         if (kv == NULL) {
             rv = KV_ENOMEM;
-        } else if ((rv = key_lookup(x, op->key, op->key_len, &now)) == 0 &&
+        } else if ((rv = key_lookup(x, op->key, op->key_len, &now, NULL)) ==
+                       0 &&
                    (rv = kv_kv_copy(x->arena, x->alloc, &now, true, kv)) == 0) {
             r->kvs = kv;
             r->n_kvs = 1;
@@ -359,7 +362,7 @@ static int num_cmp(uint64_t a, uint64_t b)
 static int cmp_eval(struct exec *x, const struct kv_cmp *c)
 {
     struct kv_kv kv;
-    int rv = key_lookup(x, c->key, c->key_len, &kv);
+    int rv = key_lookup(x, c->key, c->key_len, &kv, NULL);
     int order;
     if (rv != 0 && rv != KV_ENOTFOUND) {
         return rv;
@@ -475,6 +478,13 @@ static int exec_cmd(struct exec *x,
         er->succeeded = refused == 0 && (cmd->op.type != KV_OP_DELETE || found);
         return rv;
     }
+    if (cmd->type == KV_CMD_DIGEST) {
+        /* Every replica reports its digest at this same index. */
+        er->digest = *x->digest;
+        er->digest_check_index = cmd->digest_index;
+        er->digest_check = cmd->digest;
+        return 0;
+    }
     if (cmd->type != KV_CMD_TXN) {
         return exec_ops(x, &cmd->op, 1, er);
     }
@@ -503,7 +513,7 @@ int kv_apply(struct kv_store *s,
     struct kv_cmd cmd;
     MDB_txn *txn = NULL;
     MDB_cursor *keys = NULL;
-    uint64_t applied = 0, rev = 0;
+    uint64_t applied = 0, rev = 0, digest = 0;
     int rv;
     int rc;
 
@@ -525,6 +535,9 @@ int kv_apply(struct kv_store *s,
     if (s->poisoned || s->env == NULL) {
         return KV_EPOISONED;
     }
+    if (kv_corrupt(s, NULL, 0)) {
+        return kv_set_error(s, KV_ECORRUPT, "store found corrupt earlier");
+    }
     if (n_entries == 0) {
         return 0;
     }
@@ -534,12 +547,16 @@ int kv_apply(struct kv_store *s,
         return KV_ENOMEM;
     }
     memset(res->entries, 0, n_entries * sizeof(*res->entries));
-    uint64_t batch_bytes = 0;
+    uint64_t batch_bytes = 0, changes = 0;
     for (size_t i = 0; i < n_entries; i++) {
         batch_bytes += entries[i].len;
+        if (changes != UINT64_MAX && entries[i].type == RAFT_ENTRY_NORMAL) {
+            uint32_t c = kv_cmd_changes_max(entries[i].data, entries[i].len);
+            changes = c == UINT32_MAX ? UINT64_MAX : changes + c;
+        }
     }
     if ((rv = kv_mark_dirty(s)) != 0 ||
-        (rv = kv_reserve(s, batch_bytes)) != 0) {
+        (rv = kv_reserve(s, batch_bytes, n_entries, changes)) != 0) {
         goto fail;
     }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
@@ -547,7 +564,8 @@ int kv_apply(struct kv_store *s,
         goto fail;
     }
     if ((rv = kv_meta_get(s, txn, KV_META_APPLIED, &applied)) != 0 ||
-        (rv = kv_meta_get(s, txn, KV_META_REVISION, &rev)) != 0) {
+        (rv = kv_meta_get(s, txn, KV_META_REVISION, &rev)) != 0 ||
+        (rv = kv_meta_get(s, txn, KV_META_DIGEST, &digest)) != 0) {
         goto fail;
     }
     if ((rc = mdb_cursor_open(txn, s->dbi_keys, &keys)) != 0) {
@@ -611,8 +629,8 @@ int kv_apply(struct kv_store *s,
                 continue;
             }
         }
-        struct exec x = {s,     txn, keys,        rev + 1,
-                         false, 0,   &res->arena, &res->alloc};
+        struct exec x = {s, txn,         keys,        rev + 1, false,
+                         0, &res->arena, &res->alloc, &digest};
         rv = exec_cmd(&x, &cmd, er);
         if (rv == 0 && x.changed) {
             rev++;
@@ -634,7 +652,8 @@ int kv_apply(struct kv_store *s,
         }
     }
     if ((rv = kv_meta_put(s, txn, KV_META_APPLIED, applied)) != 0 ||
-        (rv = kv_meta_put(s, txn, KV_META_REVISION, rev)) != 0) {
+        (rv = kv_meta_put(s, txn, KV_META_REVISION, rev)) != 0 ||
+        (rv = kv_meta_put(s, txn, KV_META_DIGEST, digest)) != 0) {
         goto fail;
     }
     mdb_cursor_close(keys);

@@ -257,6 +257,8 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             return KV_EBADCMD;
         }
         n += 8;
+    } else if (cmd->type == KV_CMD_DIGEST) {
+        n += 16;
     } else if (cmd->type == KV_CMD_TXN) {
         if (cmd->n_cmps > KV_TXN_CMPS_MAX || cmd->n_then > KV_TXN_OPS_MAX ||
             cmd->n_else > KV_TXN_OPS_MAX) {
@@ -410,6 +412,9 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     w_u8(&w, cmd->type);
     if (cmd->type == KV_CMD_COMPACT) {
         w_u64(&w, cmd->revision);
+    } else if (cmd->type == KV_CMD_DIGEST) {
+        w_u64(&w, cmd->digest_index);
+        w_u64(&w, cmd->digest);
     } else if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
     } else {
@@ -749,6 +754,12 @@ static int cmd_decode_inner(const uint8_t *buf,
             goto fail;
         }
         break;
+    case KV_CMD_DIGEST:
+        if ((rv = r_u64(&r, &cmd->digest_index)) != 0 ||
+            (rv = r_u64(&r, &cmd->digest)) != 0) {
+            goto fail;
+        }
+        break;
     case KV_CMD_TXN:
         rv = read_count(&r, KV_TXN_CMPS_MAX, CMP_MIN_BYTES,
                         sizeof(struct kv_cmp), &a, &cmd->n_cmps,
@@ -849,6 +860,7 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     case KV_CMD_DELETE_RANGE:
     case KV_CMD_MEMBER:
     case KV_CMD_COMPACT:
+    case KV_CMD_DIGEST:
         return false;
     case KV_CMD_TXN:
         break;
@@ -866,4 +878,35 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     }
     kv_cmd_free(&cmd, NULL);
     return adds;
+}
+
+uint32_t kv_cmd_changes_max(const uint8_t *buf, size_t len)
+{
+    struct kv_cmd cmd;
+    uint32_t n = 0;
+    if (buf == NULL || len < 2) {
+        return 0;
+    }
+    switch (buf[1]) {
+    case KV_CMD_DELETE_RANGE:
+        return UINT32_MAX;
+    case KV_CMD_TXN:
+        break;
+    default:
+        return 1;
+    }
+    if (kv_cmd_decode(buf, len, NULL, &cmd) != 0) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < cmd.n_then + cmd.n_else; i++) {
+        const struct kv_op *op =
+            i < cmd.n_then ? &cmd.then_ops[i] : &cmd.else_ops[i - cmd.n_then];
+        if (op->type == KV_OP_DELETE_RANGE) {
+            n = UINT32_MAX;
+            break;
+        }
+        n++;
+    }
+    kv_cmd_free(&cmd, NULL);
+    return n;
 }

@@ -212,10 +212,38 @@ int kv_writeback(struct kv_store *s, int fd, uint64_t from, uint64_t to)
 
 /* ---------------------------------------------------------------------- */
 /* Disk reservation                                                        */
-/* Headroom reserved beyond twice the used size. */
+/* Headroom reserved beyond the used size and what a transaction may
+ * touch: room for the pages LMDB itself rewrites (the free list, the meta
+ * data) and for a few transactions' growth between reservations. */
 #define RESERVE_MIN_BYTES (64ull << 20)
 
-int kv_reserve(struct kv_store *s, uint64_t batch_bytes)
+/* More levels than any B+tree of a map this size reaches (a page holds at
+ * least two keys of KV_KEY_BYTES_MAX). */
+#define TREE_DEPTH_MAX 48u
+
+/* The deepest of the trees a change goes through, plus one for a split. */
+static uint64_t tree_depth(struct kv_store *s)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat st;
+    uint64_t depth = 0;
+    MDB_dbi dbis[] = {s->dbi_keys, s->dbi_hist, s->dbi_sess, s->dbi_lru};
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return TREE_DEPTH_MAX;
+    }
+    for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+        if (mdb_stat(txn, dbis[i], &st) == 0 && st.ms_depth > depth) {
+            depth = st.ms_depth;
+        }
+    }
+    mdb_txn_abort(txn);
+    return depth + 1;
+}
+
+int kv_reserve(struct kv_store *s,
+               uint64_t batch_bytes,
+               uint64_t entries,
+               uint64_t changes)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -227,15 +255,28 @@ int kv_reserve(struct kv_store *s, uint64_t batch_bytes)
         mdb_env_get_fd(s->env, &fd) != 0) {
         return kv_set_error(s, KV_EIO, "reserve: environment info");
     }
-    /* One write transaction dirties each page at most once, and dirty
-     * pages come from the free list (below the last page, allocated
-     * already) or from the end: so it can add at most the used size plus
-     * what the batch brings (counted four times for page overhead and
-     * history copies). */
+    /* One write transaction copies each page it changes at most once, into
+     * a page of the free list (allocated already) or from the end of the
+     * file: it adds at most the pages it touches, never more than the used
+     * size, plus what the batch brings (counted four times for page
+     * overhead and history copies). A change touches a path through the
+     * keys tree and one through the history tree; a session record two
+     * more. A delete-range may touch every page. */
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-    uint64_t need = used +
-                    (used > RESERVE_MIN_BYTES ? used : RESERVE_MIN_BYTES) +
-                    4 * batch_bytes;
+    uint64_t touched = used;
+    if (changes != UINT64_MAX && changes < used && entries < used) {
+        uint64_t paths = 2 * changes + 2 * entries + 1;
+        /* The trees' depth costs a read transaction: only when a bound
+         * with the deepest tree a map can hold does not fit already. */
+        uint64_t per_path = TREE_DEPTH_MAX * st.ms_psize;
+        touched = paths < used / per_path ? paths * per_path : used;
+        if (used + touched + RESERVE_MIN_BYTES + 4 * batch_bytes >
+            s->reserved) {
+            per_path = tree_depth(s) * st.ms_psize;
+            touched = paths < used / per_path ? paths * per_path : used;
+        }
+    }
+    uint64_t need = used + touched + RESERVE_MIN_BYTES + 4 * batch_bytes;
     uint64_t map = (uint64_t)info.me_mapsize;
     if (need > map) {
         need = map;
@@ -243,8 +284,8 @@ int kv_reserve(struct kv_store *s, uint64_t batch_bytes)
     if (need <= s->reserved) {
         return 0;
     }
-    /* Grow by a quarter more, so the system call stays rare. */
-    uint64_t target = need + need / 4;
+    /* A quarter of the headroom more, so the system call stays rare. */
+    uint64_t target = need + (need - used) / 4;
     if (target > map) {
         target = map;
     }

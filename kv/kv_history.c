@@ -8,39 +8,12 @@
  * then deletes in bounded write transactions; the point and the progress are
  * stored, so a crash leaves a compaction that the next call resumes.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "kv_internal.h"
 
 #define HISTORY_DEFAULT_EVENTS 1000u
-
-static int event_decode(const MDB_val *k, const MDB_val *v, struct kv_event *ev)
-{
-    const uint8_t *p = v->mv_data;
-    if (k->mv_size != KV_HIST_KEY || v->mv_size < KV_HIST_HEADER) {
-        return KV_ECORRUPT;
-    }
-    uint32_t key_len = kv_get_u32le(p + 1);
-    uint32_t value_len = kv_get_u32le(p + 5);
-    if ((p[0] != KV_EVENT_PUT && p[0] != KV_EVENT_DELETE) ||
-        key_len > KV_KEY_BYTES_MAX || value_len > KV_VALUE_BYTES_MAX ||
-        v->mv_size != KV_HIST_HEADER + (size_t)key_len + value_len) {
-        return KV_ECORRUPT;
-    }
-    memset(ev, 0, sizeof(*ev));
-    ev->type = p[0];
-    ev->seq = kv_get_u32be((const uint8_t *)k->mv_data + 8);
-    ev->kv.mod_revision = kv_get_u64be(k->mv_data);
-    ev->kv.key = p + KV_HIST_HEADER;
-    ev->kv.key_len = key_len;
-    ev->kv.create_revision = kv_get_u64le(p + 9);
-    ev->kv.version = kv_get_u64le(p + 17);
-    if (ev->type == KV_EVENT_PUT) {
-        ev->kv.value = p + KV_HIST_HEADER + key_len;
-        ev->kv.value_len = value_len;
-    }
-    return 0;
-}
 
 int kv_history_read(struct kv_store *s,
                     struct kv_history_pos from,
@@ -94,8 +67,11 @@ int kv_history_read(struct kv_store *s,
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && n < max_events) {
         struct kv_event ev;
-        if (event_decode(&k, &v, &ev) != 0) {
-            rv = kv_set_error(s, KV_ECORRUPT, "history: malformed record");
+        if (kv_hist_decode(&k, &v, &ev) != 0) {
+            rv = kv_corrupt_found(s,
+                                  "history: record at revision %" PRIu64
+                                  " is damaged (checksum)",
+                                  kv_get_u64be(k.mv_data));
             goto cleanup;
         }
         /* The same byte bound as range reads, so a watch catching up
@@ -176,7 +152,8 @@ static int compact_batch(struct kv_store *s, uint64_t target, bool *finished)
     int rv = 0, rc;
 
     *finished = false;
-    if ((rv = kv_mark_dirty(s)) != 0 || (rv = kv_reserve(s, 0)) != 0) {
+    if ((rv = kv_mark_dirty(s)) != 0 ||
+        (rv = kv_reserve(s, 0, 0, s->opts.compact_batch)) != 0) {
         return rv;
     }
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {

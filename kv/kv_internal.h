@@ -8,11 +8,14 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #include "kv.h"
 
-/* Version of the on-disk layout of the LMDB databases (docs/kv.md). */
-#define KV_FORMAT_VERSION 1u
+/* Version of the on-disk layout of the LMDB databases (docs/kv.md).
+ * Version 2 added a checksum to every "keys" and "history" record; a
+ * version 1 store is upgraded in place when it is opened. */
+#define KV_FORMAT_VERSION 2u
 /* Named LMDB databases a store may have (mdb_env_set_maxdbs): those opened
  * in kv_open() plus room for new ones, so that adding one never makes a
  * newer store unreadable by mistake. */
@@ -24,16 +27,23 @@
 #define KV_META_REVISION "revision"
 #define KV_META_COMPACT "compact_rev"
 #define KV_META_COMPACT_DONE "compact_done"
+/* The store digest: the sum (mod 2^64) of the checksums of every "keys"
+ * record, updated by each apply in its own transaction, so it is exact at
+ * every applied index and the same on every replica (KV_CMD_DIGEST). */
+#define KV_META_DIGEST "digest"
 
 /* Bytes of the metadata in front of a value in the "keys" database:
- * create_revision, mod_revision, version. */
-#define KV_REC_HEADER 24u
+ * checksum, create_revision, mod_revision, version (kv_record_encode()). */
+#define KV_REC_HEADER 32u
 /* Bytes of a "history" key: revision and sequence, big endian so that LMDB's
  * byte order is the numeric order. */
 #define KV_HIST_KEY 12u
-/* Bytes of a history record before the key: type, key length, value length,
- * create_revision, version. */
-#define KV_HIST_HEADER 25u
+/* Bytes of a history record before the key: checksum, type, key length,
+ * value length, create_revision, version (kv_hist_encode()). */
+#define KV_HIST_HEADER 33u
+/* Seed of the record checksums, so that a record's checksum is never the
+ * plain XXH3 of its bytes (a page of zeros would otherwise check). */
+#define KV_REC_SEED 0x62616c6c6f74u
 
 struct kv_stage
 {
@@ -80,6 +90,11 @@ struct kv_store
     struct kv_stage stage;
     pthread_mutex_t err_lock;
     char errmsg[256];
+    /* Set once a read found a record or a page damaged (kv_corrupt_found());
+     * from then on every read and write is refused with KV_ECORRUPT, so
+     * nothing of the damaged store is served. Under err_lock: the message. */
+    atomic_bool corrupt;
+    char corrupt_msg[256];
 };
 
 /* kv_acl.c: applies a KV_CMD_ACL op in @txn. *@refused receives an
@@ -132,6 +147,11 @@ int kv_array_grow(const struct kv_allocator *a,
 /* Records an error message ("kv: " + formatted) and returns @code. */
 int kv_set_error(struct kv_store *store, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Records that the live store is damaged (see struct kv_store.corrupt),
+ * with a message ("keys: record of key 'x': checksum mismatch"), and
+ * returns KV_ECORRUPT. Safe on any thread. */
+int kv_corrupt_found(struct kv_store *store, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Translates an LMDB or errno code to a kv code, recording @what. */
 int kv_mdb_error(struct kv_store *store, int rc, const char *what);
 /* Translates an errno value. */
@@ -247,8 +267,49 @@ int kv_range_in_txn(struct kv_store *store,
                     uint64_t *count,
                     bool *more);
 
-/* Decodes a stored "keys" value into @kv (pointers into LMDB memory). */
+/* The one encoder and decoder of "keys" records (kv_store.c):
+ *
+ *   off  0  u64  XXH3-64 of the bytes from offset 8 on, seeded with the
+ *                XXH3-64 of the key (seed KV_REC_SEED): a flipped bit in
+ *                the value, the revisions or the key is caught
+ *   off  8  u64  create_revision
+ *   off 16  u64  mod_revision
+ *   off 24  u64  version
+ *   off 32       value
+ *
+ * kv_record_encode() writes the record of @kv (KV_REC_HEADER + value_len
+ * bytes) into @p. kv_record_decode() checks the record and fills @kv with
+ * pointers into LMDB memory; KV_ECORRUPT if it is malformed or its checksum
+ * does not match. */
+void kv_record_encode(const struct kv_kv *kv, uint8_t *p);
+/* The checksum of an encoded "keys" record (what the store digest sums). */
+static inline uint64_t kv_record_sum(const MDB_val *val)
+{
+    return kv_get_u64le(val->mv_data);
+}
 int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv);
+
+/* The one encoder and decoder of "history" records (kv_store.c), keyed by
+ * (revision, seq) big endian:
+ *
+ *   off  0  u64  XXH3-64 of the bytes from offset 8 on, seeded with the
+ *                XXH3-64 of the history key (seed KV_REC_SEED)
+ *   off  8  u8   type (enum kv_event_type)
+ *   off  9  u32  key length
+ *   off 13  u32  value length
+ *   off 17  u64  create_revision
+ *   off 25  u64  version
+ *   off 33       key, then value
+ *
+ * kv_hist_encode() writes the record of @kv at history key @hkey
+ * (KV_HIST_HEADER + key_len + value_len bytes) into @p; kv_hist_decode()
+ * checks one and fills @ev with pointers into LMDB memory, KV_ECORRUPT if
+ * it is malformed or its checksum does not match. */
+void kv_hist_encode(const uint8_t *hkey,
+                    uint8_t type,
+                    const struct kv_kv *kv,
+                    uint8_t *p);
+int kv_hist_decode(const MDB_val *k, const MDB_val *v, struct kv_event *ev);
 /* Copies @src's bytes into @arena; without the value if !with_value. */
 int kv_kv_copy(struct kv_arena_chunk **arena,
                const struct kv_allocator *a,
@@ -264,11 +325,18 @@ int kv_rmw_parse_i64(const uint8_t *s, size_t len, int64_t *out);
 int kv_env_open(struct kv_store *store, const char *path);
 void kv_env_close(struct kv_store *store);
 
-/* Makes sure disk blocks exist for everything a write transaction adding
- * about @batch_bytes can touch, so that a full disk is KV_ENOSPC before the
- * transaction starts instead of a SIGBUS in the middle of it (the map is
- * written through, MDB_WRITEMAP). */
-int kv_reserve(struct kv_store *store, uint64_t batch_bytes);
+/* Makes sure disk blocks exist for everything a write transaction can
+ * touch, so that a full disk is KV_ENOSPC before the transaction starts
+ * instead of a SIGBUS in the middle of it (the map is written through,
+ * MDB_WRITEMAP): the pages it may copy (@changes keys changed, each a path
+ * through the keys and history trees, plus @entries session records; any
+ * number of pages if @changes is UINT64_MAX), what its @batch_bytes of
+ * commands bring, and a fixed headroom. Never more than the used size can
+ * be copied, so a transaction needs at most twice the used size. */
+int kv_reserve(struct kv_store *store,
+               uint64_t batch_bytes,
+               uint64_t entries,
+               uint64_t changes);
 
 /* Writes back bytes [from, to) of @fd in chunks of opts.writeback_chunk,
  * waiting for each, so that a bulk write never holds more than a chunk
@@ -340,6 +408,15 @@ int kv_dirty_check(struct kv_store *store);
 
 /* Points DIR/CURRENT at generation @gen (write, fsync, rename, fsync). */
 int kv_current_write(struct kv_store *store, uint64_t gen);
+
+/* The snapshot file's header (kv_snapshot.c): writes the
+ * KV_SNAPSHOT_HEADER_BYTES of @info into @h; parses and checks one,
+ * returning 0, KV_ECORRUPT or KV_EVERSION with what is wrong in @msg. */
+void kv_snapshot_header_encode(const struct kv_snapshot_info *info, uint8_t *h);
+int kv_snapshot_header_decode(const uint8_t *h,
+                              struct kv_snapshot_info *info,
+                              char *msg,
+                              size_t msg_len);
 
 /* Stage helpers used by kv_open()/kv_close(). */
 void kv_stage_reset(struct kv_store *store);

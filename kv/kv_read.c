@@ -10,23 +10,6 @@
 
 #include "kv_internal.h"
 
-int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv)
-{
-    if (val->mv_size < KV_REC_HEADER || key->mv_size > KV_KEY_BYTES_MAX ||
-        val->mv_size - KV_REC_HEADER > KV_VALUE_BYTES_MAX) {
-        return KV_ECORRUPT;
-    }
-    const uint8_t *v = val->mv_data;
-    kv->key = key->mv_data;
-    kv->key_len = (uint32_t)key->mv_size;
-    kv->create_revision = kv_get_u64le(v);
-    kv->mod_revision = kv_get_u64le(v + 8);
-    kv->version = kv_get_u64le(v + 16);
-    kv->value = v + KV_REC_HEADER;
-    kv->value_len = (uint32_t)(val->mv_size - KV_REC_HEADER);
-    return 0;
-}
-
 int kv_kv_copy(struct kv_arena_chunk **arena,
                const struct kv_allocator *a,
                const struct kv_kv *src,
@@ -139,8 +122,8 @@ static int collect(struct collector *c, const MDB_val *k, const MDB_val *v)
         c->full = true;
         return 0;
     }
-    if ((rv = kv_record_decode(k, v, &kv)) != 0) {
-        return rv;
+    if (kv_record_decode(k, v, &kv) != 0) {
+        return KV_ECORRUPT;
     }
     size_t bytes = kv.key_len + (with_value ? kv.value_len : 0);
     if (c->n > 0 && c->bytes + bytes > KV_RANGE_BYTES_MAX) {
@@ -283,7 +266,7 @@ done:
         *count = no_total && !(flags & KV_FLAG_COUNT_ONLY) ? c.n : total;
         *more = !(flags & KV_FLAG_COUNT_ONLY) && total > c.n;
     } else if (rv == KV_ECORRUPT) {
-        kv_set_error(store, rv, "keys: malformed record");
+        kv_corrupt_found(store, "keys: a record is damaged (checksum)");
     }
     return rv;
 }

@@ -42,7 +42,7 @@ struct kv_snapshot
     struct kv_allocator alloc;
 };
 
-static void header_encode(const struct kv_snapshot_info *info, uint8_t *h)
+void kv_snapshot_header_encode(const struct kv_snapshot_info *info, uint8_t *h)
 {
     memcpy(h, SNAP_MAGIC, 8);
     kv_put_u32le(h + 8, KV_SNAPSHOT_VERSION);
@@ -55,11 +55,10 @@ static void header_encode(const struct kv_snapshot_info *info, uint8_t *h)
     kv_put_u64le(h + 56, XXH3_64bits(h, 56));
 }
 
-/* Parses and checks a header; @msg receives what is wrong. */
-static int header_decode(const uint8_t *h,
-                         struct kv_snapshot_info *info,
-                         char *msg,
-                         size_t msg_len)
+int kv_snapshot_header_decode(const uint8_t *h,
+                              struct kv_snapshot_info *info,
+                              char *msg,
+                              size_t msg_len)
 {
     if (memcmp(h, SNAP_MAGIC, 8) != 0) {
         snprintf(msg, msg_len, "bad magic");
@@ -175,6 +174,19 @@ static char *dir_of(const struct kv_allocator *a, const char *path)
     return kv_path(a, "%.*s", (int)(slash - path), path);
 }
 
+/* One whole scrub pass over the store. */
+static int verify_all(struct kv_store *s)
+{
+    struct kv_scrub *sc = NULL;
+    bool done = false;
+    int rv = kv_scrub_create(s, &sc);
+    while (rv == 0 && !done) {
+        rv = kv_scrub_step(s, sc, 0, &done);
+    }
+    kv_scrub_destroy(sc);
+    return rv;
+}
+
 int kv_snapshot_create(struct kv_store *s,
                        const char *path,
                        struct kv_snapshot **out)
@@ -210,6 +222,12 @@ int kv_snapshot_create(struct kv_store *s,
         goto cleanup;
     }
     XXH3_64bits_reset(st);
+    /* A snapshot is what a damaged replica is rebuilt from: never export
+     * a damaged record. The copy below reads every page anyway; this pass
+     * checks every record's checksum as well. */
+    if ((rv = verify_all(s)) != 0) {
+        goto cleanup;
+    }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || pipe(pipefd) != 0) {
         rv = kv_set_error(s, kv_errno_code(errno), "snapshot %s: %s", tmp,
@@ -282,7 +300,7 @@ int kv_snapshot_create(struct kv_store *s,
     info.payload_bytes = (uint64_t)off - KV_SNAPSHOT_HEADER_BYTES;
     info.payload_hash = XXH3_64bits_digest(st);
     info.size = (uint64_t)off;
-    header_encode(&info, header);
+    kv_snapshot_header_encode(&info, header);
     if ((rv = write_all(fd, header, sizeof(header), 0)) != 0 ||
         fsync(fd) != 0) {
         rv = kv_set_error(s, rv != 0 ? rv : kv_errno_code(errno),
@@ -369,7 +387,8 @@ int kv_snapshot_open(const char *path,
     }
     snap->fd = fd;
     snap->alloc = a;
-    if ((rv = header_decode(h, &snap->info, msg, sizeof(msg))) != 0) {
+    if ((rv = kv_snapshot_header_decode(h, &snap->info, msg, sizeof(msg))) !=
+        0) {
         goto fail;
     }
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != snap->info.size) {
@@ -546,7 +565,7 @@ int kv_snapshot_stage_write(struct kv_store *s,
         st->received = end;
     }
     if (!st->have_info && st->received >= KV_SNAPSHOT_HEADER_BYTES) {
-        rv = header_decode(st->header, &st->info, msg, sizeof(msg));
+        rv = kv_snapshot_header_decode(st->header, &st->info, msg, sizeof(msg));
         if (rv != 0) {
             kv_stage_reset(s);
             return kv_set_error(s, rv, "stage: %s", msg);
@@ -578,10 +597,11 @@ static int stage_check_env(struct kv_store *s, const char *dir)
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0) {
-        rv = kv_mdb_error(s, rc, "stage: payload is not a store");
-        if (rv != KV_ENOMEM) {
-            rv = KV_ECORRUPT;
-        }
+        /* Not kv_mdb_error(): a damaged payload is not damage of the live
+         * store, and must not mark it corrupt. */
+        rv =
+            kv_set_error(s, rc == ENOMEM ? KV_ENOMEM : KV_ECORRUPT,
+                         "stage: payload is not a store: %s", mdb_strerror(rc));
         goto cleanup;
     }
     for (int i = 0; i < 2; i++) {

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "kv_internal.h"
 
@@ -81,6 +82,36 @@ int kv_set_error(struct kv_store *store, int code, const char *fmt, ...)
     return code;
 }
 
+int kv_corrupt_found(struct kv_store *store, const char *fmt, ...)
+{
+    va_list ap;
+    char buf[sizeof(store->errmsg) - 4];
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&store->err_lock);
+    if (!atomic_load(&store->corrupt)) {
+        snprintf(store->corrupt_msg, sizeof(store->corrupt_msg), "%s", buf);
+        atomic_store(&store->corrupt, true);
+    }
+    snprintf(store->errmsg, sizeof(store->errmsg), "kv: %s", buf);
+    pthread_mutex_unlock(&store->err_lock);
+    return KV_ECORRUPT;
+}
+
+bool kv_corrupt(struct kv_store *store, char *why, size_t why_len)
+{
+    if (!atomic_load(&store->corrupt)) {
+        return false;
+    }
+    if (why != NULL && why_len > 0) {
+        pthread_mutex_lock(&store->err_lock);
+        snprintf(why, why_len, "%s", store->corrupt_msg);
+        pthread_mutex_unlock(&store->err_lock);
+    }
+    return true;
+}
+
 int kv_errno_code(int err)
 {
     switch (err) {
@@ -107,6 +138,9 @@ int kv_mdb_error(struct kv_store *store, int rc, const char *what)
         break;
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
+        /* The live environment's pages are damaged: nothing read from it
+         * can be trusted any more. */
+        return kv_corrupt_found(store, "%s: %s", what, mdb_strerror(rc));
     case MDB_INVALID:
     case MDB_INCOMPATIBLE:
         code = KV_ECORRUPT;
@@ -236,6 +270,202 @@ int kv_array_grow(const struct kv_allocator *a,
 }
 
 /* ---------------------------------------------------------------------- */
+/* Records                                                                 */
+
+/* The checksum of a record: the XXH3-64 of @body seeded with the XXH3-64 of
+ * the key it is stored under, so that a record moved under another key
+ * does not check either. */
+static uint64_t record_sum(const void *key,
+                           size_t key_len,
+                           const uint8_t *body,
+                           size_t body_len)
+{
+    uint64_t seed = XXH3_64bits_withSeed(key, key_len, KV_REC_SEED);
+    return XXH3_64bits_withSeed(body, body_len, seed);
+}
+
+void kv_record_encode(const struct kv_kv *kv, uint8_t *p)
+{
+    kv_put_u64le(p + 8, kv->create_revision);
+    kv_put_u64le(p + 16, kv->mod_revision);
+    kv_put_u64le(p + 24, kv->version);
+    if (kv->value_len > 0) {
+        memcpy(p + KV_REC_HEADER, kv->value, kv->value_len);
+    }
+    kv_put_u64le(p, record_sum(kv->key, kv->key_len, p + 8,
+                               KV_REC_HEADER - 8 + (size_t)kv->value_len));
+}
+
+int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv)
+{
+    if (val->mv_size < KV_REC_HEADER || key->mv_size > KV_KEY_BYTES_MAX ||
+        val->mv_size - KV_REC_HEADER > KV_VALUE_BYTES_MAX) {
+        return KV_ECORRUPT;
+    }
+    const uint8_t *v = val->mv_data;
+    if (kv_get_u64le(v) !=
+        record_sum(key->mv_data, key->mv_size, v + 8, val->mv_size - 8)) {
+        return KV_ECORRUPT;
+    }
+    kv->key = key->mv_data;
+    kv->key_len = (uint32_t)key->mv_size;
+    kv->create_revision = kv_get_u64le(v + 8);
+    kv->mod_revision = kv_get_u64le(v + 16);
+    kv->version = kv_get_u64le(v + 24);
+    kv->value = v + KV_REC_HEADER;
+    kv->value_len = (uint32_t)(val->mv_size - KV_REC_HEADER);
+    return 0;
+}
+
+void kv_hist_encode(const uint8_t *hkey,
+                    uint8_t type,
+                    const struct kv_kv *kv,
+                    uint8_t *p)
+{
+    p[8] = type;
+    kv_put_u32le(p + 9, kv->key_len);
+    kv_put_u32le(p + 13, kv->value_len);
+    kv_put_u64le(p + 17, kv->create_revision);
+    kv_put_u64le(p + 25, kv->version);
+    memcpy(p + KV_HIST_HEADER, kv->key, kv->key_len);
+    if (kv->value_len > 0) {
+        memcpy(p + KV_HIST_HEADER + kv->key_len, kv->value, kv->value_len);
+    }
+    kv_put_u64le(p, record_sum(hkey, KV_HIST_KEY, p + 8,
+                               KV_HIST_HEADER - 8 + (size_t)kv->key_len +
+                                   kv->value_len));
+}
+
+int kv_hist_decode(const MDB_val *k, const MDB_val *v, struct kv_event *ev)
+{
+    const uint8_t *p = v->mv_data;
+    if (k->mv_size != KV_HIST_KEY || v->mv_size < KV_HIST_HEADER) {
+        return KV_ECORRUPT;
+    }
+    uint32_t key_len = kv_get_u32le(p + 9);
+    uint32_t value_len = kv_get_u32le(p + 13);
+    if ((p[8] != KV_EVENT_PUT && p[8] != KV_EVENT_DELETE) ||
+        key_len > KV_KEY_BYTES_MAX || value_len > KV_VALUE_BYTES_MAX ||
+        v->mv_size != KV_HIST_HEADER + (size_t)key_len + value_len) {
+        return KV_ECORRUPT;
+    }
+    if (kv_get_u64le(p) !=
+        record_sum(k->mv_data, KV_HIST_KEY, p + 8, v->mv_size - 8)) {
+        return KV_ECORRUPT;
+    }
+    memset(ev, 0, sizeof(*ev));
+    ev->type = p[8];
+    ev->seq = kv_get_u32be((const uint8_t *)k->mv_data + 8);
+    ev->kv.mod_revision = kv_get_u64be(k->mv_data);
+    ev->kv.key = p + KV_HIST_HEADER;
+    ev->kv.key_len = key_len;
+    ev->kv.create_revision = kv_get_u64le(p + 17);
+    ev->kv.version = kv_get_u64le(p + 25);
+    if (ev->type == KV_EVENT_PUT) {
+        ev->kv.value = p + KV_HIST_HEADER + key_len;
+        ev->kv.value_len = value_len;
+    }
+    return 0;
+}
+
+/* Rewrites every record of a version 1 store (no checksums: a 24-byte
+ * "keys" header and a 25-byte history header, the same fields in the same
+ * order) in the version 2 layout, inside @txn. */
+#define V1_REC_HEADER 24u
+#define V1_HIST_HEADER 25u
+static int upgrade_v1(struct kv_store *s, MDB_txn *txn)
+{
+    size_t cap = KV_HIST_HEADER + KV_KEY_BYTES_MAX + KV_VALUE_BYTES_MAX;
+    uint8_t *buf = kv_malloc(&s->alloc, cap);
+    uint8_t *old = kv_malloc(&s->alloc, cap);
+    uint8_t key[KV_KEY_BYTES_MAX];
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint64_t digest = 0;
+    int rv = 0, rc;
+    if (buf == NULL || old == NULL) {
+        rv = KV_ENOMEM;
+        goto cleanup;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        bool hist = pass == 1;
+        if ((rc = mdb_cursor_open(txn, hist ? s->dbi_hist : s->dbi_keys,
+                                  &cur)) != 0) {
+            rv = kv_mdb_error(s, rc, "upgrade cursor");
+            goto cleanup;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            struct kv_kv kv;
+            const uint8_t *p = old;
+            memset(&kv, 0, sizeof(kv));
+            if (v.mv_size > cap || k.mv_size > KV_KEY_BYTES_MAX ||
+                v.mv_size < (hist ? V1_HIST_HEADER : V1_REC_HEADER)) {
+                rv = kv_set_error(s, KV_ECORRUPT, "upgrade: malformed record");
+                goto cleanup;
+            }
+            /* The put below moves the record and its key within the page:
+             * work from copies. */
+            memcpy(old, v.mv_data, v.mv_size);
+            memcpy(key, k.mv_data, k.mv_size);
+            k.mv_data = key;
+            size_t n;
+            if (!hist) {
+                kv.key = k.mv_data;
+                kv.key_len = (uint32_t)k.mv_size;
+                kv.create_revision = kv_get_u64le(p);
+                kv.mod_revision = kv_get_u64le(p + 8);
+                kv.version = kv_get_u64le(p + 16);
+                kv.value = p + V1_REC_HEADER;
+                kv.value_len = (uint32_t)(v.mv_size - V1_REC_HEADER);
+                kv_record_encode(&kv, buf);
+                n = KV_REC_HEADER + (size_t)kv.value_len;
+                digest += kv_get_u64le(buf);
+            } else {
+                kv.key_len = kv_get_u32le(p + 1);
+                kv.value_len = kv_get_u32le(p + 5);
+                if (k.mv_size != KV_HIST_KEY ||
+                    v.mv_size !=
+                        V1_HIST_HEADER + (size_t)kv.key_len + kv.value_len) {
+                    rv = kv_set_error(s, KV_ECORRUPT,
+                                      "upgrade: malformed history record");
+                    goto cleanup;
+                }
+                kv.create_revision = kv_get_u64le(p + 9);
+                kv.version = kv_get_u64le(p + 17);
+                kv.key = p + V1_HIST_HEADER;
+                kv.value = p + V1_HIST_HEADER + kv.key_len;
+                kv_hist_encode(k.mv_data, p[0], &kv, buf);
+                n = KV_HIST_HEADER + (size_t)kv.key_len + kv.value_len;
+            }
+            MDB_val nv = {n, buf};
+            if ((rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT)) != 0) {
+                rv = kv_mdb_error(s, rc, "upgrade put");
+                goto cleanup;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (rc != MDB_NOTFOUND) {
+            rv = kv_mdb_error(s, rc, "upgrade scan");
+            goto cleanup;
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+    }
+    if ((rv = kv_meta_put(s, txn, KV_META_DIGEST, digest)) == 0) {
+        rv = kv_meta_put(s, txn, KV_META_FORMAT, KV_FORMAT_VERSION);
+    }
+
+cleanup:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    kv_free(&s->alloc, buf);
+    kv_free(&s->alloc, old);
+    return rv;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Environment                                                             */
 
 int kv_meta_get(struct kv_store *store,
@@ -279,6 +509,9 @@ int kv_read_begin(struct kv_store *store, MDB_txn **txn)
     if (store->env == NULL) {
         return KV_EPOISONED;
     }
+    if (atomic_load(&store->corrupt)) {
+        return kv_set_error(store, KV_ECORRUPT, "store found corrupt earlier");
+    }
     int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
     return rc == 0 ? 0 : kv_mdb_error(store, rc, "begin read");
 }
@@ -287,6 +520,7 @@ int kv_env_open(struct kv_store *s, const char *path)
 {
     MDB_txn *txn = NULL;
     uint64_t format = 0;
+    bool upgraded = false;
     int rc;
     int rv;
     if ((rc = mdb_env_create(&s->env)) != 0) {
@@ -345,6 +579,11 @@ int kv_env_open(struct kv_store *s, const char *path)
             0) {
             goto fail;
         }
+    } else if (format == 1) {
+        if ((rv = upgrade_v1(s, txn)) != 0) {
+            goto fail;
+        }
+        upgraded = true;
     } else if (format != KV_FORMAT_VERSION) {
         rv = kv_set_error(s, KV_EVERSION, "%s: format %" PRIu64, path, format);
         goto fail;
@@ -353,6 +592,12 @@ int kv_env_open(struct kv_store *s, const char *path)
     txn = NULL;
     if (rc != 0) {
         rv = kv_mdb_error(s, rc, "commit databases");
+        goto fail;
+    }
+    /* The upgrade rewrote every record without a DIRTY marker: make it
+     * durable before anything relies on it. */
+    if (upgraded && (rc = mdb_env_sync(s->env, 1)) != 0) {
+        rv = kv_mdb_error(s, rc, "sync after upgrade");
         goto fail;
     }
     /* A new environment (an install) may hold other users. */
@@ -600,7 +845,8 @@ int kv_status(struct kv_store *s, struct kv_status *st)
         (rv = kv_meta_get(s, txn, KV_META_REVISION, &st->revision)) != 0 ||
         (rv = kv_meta_get(s, txn, KV_META_COMPACT, &st->compact_revision)) !=
             0 ||
-        (rv = kv_meta_get(s, txn, KV_META_COMPACT_DONE, &done)) != 0) {
+        (rv = kv_meta_get(s, txn, KV_META_COMPACT_DONE, &done)) != 0 ||
+        (rv = kv_meta_get(s, txn, KV_META_DIGEST, &st->digest)) != 0) {
         goto cleanup;
     }
     if ((rc = mdb_stat(txn, s->dbi_keys, &ks)) != 0 ||

@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -46,6 +47,8 @@ void config_default(struct ballotd_config *cfg)
     cfg->max_output_bytes = 64u << 20;
     cfg->max_pipeline = 1024;
     cfg->serve_clients = true;
+    /* ballotd is a process of its own: it can fork the check. */
+    cfg->node.verify_at_start = true;
     cfg->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS_DEFAULT;
     cfg->request_timeout_ms = SERVER_REQUEST_TIMEOUT_MS_DEFAULT;
     cfg->export_idle_ms = SERVER_EXPORT_IDLE_MS_DEFAULT;
@@ -70,6 +73,9 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 static int parse_bool(const char *s, bool *out)
 {
+    if (s == NULL) {
+        return -1;
+    }
     if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
         strcmp(s, "1") == 0 || strcmp(s, "on") == 0) {
         *out = true;
@@ -104,10 +110,26 @@ int config_parse_member(const char *text, struct bnode_member *m)
     return bnode_member_parse_addr(eq + 1, strlen(eq + 1), m);
 }
 
-static int add_member(struct ballotd_config *cfg, const char *text)
+static int add_member(struct ballotd_config *cfg,
+                      const char *text,
+                      char *why,
+                      size_t why_len)
 {
     struct bnode_member m;
+    struct in6_addr any;
     if (config_parse_member(text, &m) != 0) {
+        snprintf(why, why_len,
+                 "give ID=ADDRESS:CLIENT_PORT[:PEER_PORT] (ID above 0, ports "
+                 "1 to 65535)");
+        return -1;
+    }
+    /* A host name would be looked up with a call that blocks the node's
+     * event loop, at start and at every reconnection, for as long as the
+     * name service takes. */
+    if (inet_pton(AF_INET, m.host, &any) != 1 &&
+        inet_pton(AF_INET6, m.host, &any) != 1) {
+        snprintf(why, why_len,
+                 "'%s' is a host name: give an address (IPv4 or IPv6)", m.host);
         return -1;
     }
     for (unsigned i = 0; i < cfg->node.n_members; i++) {
@@ -117,6 +139,7 @@ static int add_member(struct ballotd_config *cfg, const char *text)
         }
     }
     if (cfg->node.n_members == RAFT_CONF_MAX) {
+        snprintf(why, why_len, "at most %u members", (unsigned)RAFT_CONF_MAX);
         return -1;
     }
     cfg->node.members[cfg->node.n_members++] = m;
@@ -200,11 +223,17 @@ static int parse_retention(struct ballotd_config *cfg, const char *v)
     return 0;
 }
 
-/* Applies one setting by name. Returns 0, -1 (bad value) or -2
- * (unknown name). */
-static int set(struct ballotd_config *cfg, const char *name, const char *v)
+/* Applies one setting by name. Returns 0, -1 (bad value, with what a
+ * valid one is in @why when there is more to say than "invalid value") or
+ * -2 (unknown name). */
+static int set_one(struct ballotd_config *cfg,
+                   const char *name,
+                   const char *v,
+                   char *why,
+                   size_t why_len)
 {
     uint64_t n;
+    why[0] = '\0';
     if (strcmp(name, "id") == 0) {
         return parse_u64(v, UINT64_MAX, &cfg->node.id) == 0 && cfg->node.id
                    ? 0
@@ -221,7 +250,7 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         return parse_bool(v, &cfg->node.bootstrap);
     }
     if (strcmp(name, "member") == 0) {
-        return add_member(cfg, v);
+        return add_member(cfg, v, why, why_len);
     }
     if (strcmp(name, "voters") == 0) {
         return parse_voters(cfg, v);
@@ -277,6 +306,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     if (strcmp(name, "serve_clients") == 0) {
         return parse_bool(v, &cfg->serve_clients);
     }
+    if (strcmp(name, "verify_at_start") == 0) {
+        return parse_bool(v, &cfg->node.verify_at_start);
+    }
     if (strcmp(name, "history_retention") == 0) {
         return parse_retention(cfg, v);
     }
@@ -287,7 +319,7 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         void *field;
         int bytes;
     } nums[] = {
-        {"tick_ms", 1, 10000, &cfg->node.tick_ms, 4},
+        {"tick_ms", 1, 1000, &cfg->node.tick_ms, 4},
         {"election_ticks", 2, 100000, &cfg->node.election_ticks, 4},
         {"heartbeat_ticks", 1, 100000, &cfg->node.heartbeat_ticks, 4},
         {"max_uncommitted_bytes", 1024, UINT64_MAX,
@@ -308,6 +340,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         {"request_timeout_ms", 0, 3600000, &cfg->request_timeout_ms, 8},
         {"export_idle_ms", 0, 86400000, &cfg->export_idle_ms, 8},
         {"loop_warn_ms", 0, 60000, &cfg->loop_warn_ms, 8},
+        {"scrub_bytes_per_sec", 0, (uint64_t)1 << 40,
+         &cfg->node.scrub_bytes_per_sec, 8},
+        {"digest_every_ms", 0, 86400000, &cfg->node.digest_every_ms, 8},
         {"max_client_memory", 1u << 20, (uint64_t)1 << 50,
          &cfg->max_client_memory, 8},
         {"password_iterations", PASSWD_ITERATIONS_MIN, PASSWD_ITERATIONS_MAX,
@@ -324,6 +359,9 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
             continue;
         }
         if (parse_u64(v, nums[i].max, &n) != 0 || n < nums[i].min) {
+            snprintf(why, why_len, "must be an integer from %llu to %llu",
+                     (unsigned long long)nums[i].min,
+                     (unsigned long long)nums[i].max);
             return -1;
         }
         if (nums[i].bytes == 4) {
@@ -336,16 +374,35 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
     return -2; /* unknown setting */
 }
 
+static int set(struct ballotd_config *cfg,
+               const char *name,
+               const char *v,
+               char *why,
+               size_t why_len)
+{
+    int rv = set_one(cfg, name, v, why, why_len);
+    static const char prefix[] = "invalid value: ";
+    size_t have = strlen(why);
+    if (rv == -1 && have > 0 && have + sizeof(prefix) <= why_len) {
+        memmove(why + sizeof(prefix) - 1, why, have + 1);
+        memcpy(why, prefix, sizeof(prefix) - 1);
+    }
+    return rv;
+}
+
 int config_set(struct ballotd_config *cfg,
                const char *name,
                const char *value,
                char *err,
                size_t err_len)
 {
-    int rv = set(cfg, name, value);
+    char why[CONFIG_WHY_MAX];
+    int rv = set(cfg, name, value, why, sizeof(why));
     if (rv != 0) {
         snprintf(err, err_len, "%s = %s: %s", name, value,
-                 rv == -2 ? "unknown setting" : "invalid value");
+                 rv == -2 ? "unknown setting"
+                 : why[0] ? why
+                          : "invalid value");
         return -1;
     }
     return 0;
@@ -366,27 +423,82 @@ static int on_ini(void *user,
                   const char *value)
 {
     struct ini_ctx *ctx = user;
+    char why[CONFIG_WHY_MAX];
     (void)section; /* names are unique across sections */
-    int rv = set(ctx->cfg, name, value);
+    int rv = set(ctx->cfg, name, value, why, sizeof(why));
     if (rv != 0) {
         snprintf(ctx->err, ctx->err_len, "%s: [%s] %s = %s: %s", ctx->path,
                  section, name, value,
-                 rv == -2 ? "unknown setting" : "invalid value");
+                 rv == -2 ? "unknown setting"
+                 : why[0] ? why
+                          : "invalid value");
         return 0; /* stop: inih reports the line */
     }
     return 1;
 }
 
-int config_load_file(struct ballotd_config *cfg,
-                     const char *path,
-                     char *err,
-                     size_t err_len)
+/* Refuses what inih would read wrongly: a line longer than its line
+ * buffer (inih splits it, and reads the tail as a line of its own: the
+ * tail of a long comment could turn a setting on). */
+static int check_lines(const char *path,
+                       const char *text,
+                       size_t len,
+                       char *err,
+                       size_t err_len)
+{
+    int line = 1;
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') {
+            line++;
+            run = 0;
+            continue;
+        }
+        if (text[i] == '\0') {
+            snprintf(err, err_len, "%s: line %d: a NUL byte", path, line);
+            return -1;
+        }
+        if (++run > CONFIG_LINE_MAX) {
+            snprintf(err, err_len,
+                     "%s: line %d: longer than %u bytes, the most a line may "
+                     "have",
+                     path, line, (unsigned)CONFIG_LINE_MAX);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_parse_text(struct ballotd_config *cfg,
+                      const char *path,
+                      const char *text,
+                      size_t len,
+                      char *err,
+                      size_t err_len)
 {
     struct ini_ctx ctx = {cfg, err, err_len, path, 0};
     err[0] = '\0';
-    int rv = ini_parse(path, on_ini, &ctx);
+    if (len > CONFIG_FILE_BYTES_MAX) {
+        snprintf(err, err_len,
+                 "%s: %zu bytes, more than a config file may "
+                 "have (%u)",
+                 path, len, (unsigned)CONFIG_FILE_BYTES_MAX);
+        return -1;
+    }
+    if (check_lines(path, text, len, err, err_len) != 0) {
+        return -1;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    int rv = ini_parse_string(copy, on_ini, &ctx);
+    free(copy);
     if (rv < 0) {
-        snprintf(err, err_len, "%s: cannot read the file", path);
+        snprintf(err, err_len, "%s: cannot parse the file", path);
         return -1;
     }
     if (rv > 0) {
@@ -399,6 +511,61 @@ int config_load_file(struct ballotd_config *cfg,
         return -1;
     }
     return 0;
+}
+
+int config_load_file(struct ballotd_config *cfg,
+                     const char *path,
+                     char *err,
+                     size_t err_len)
+{
+    struct stat st;
+    err[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, err_len, "%s: cannot read the file: %s", path,
+                 strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    /* inih reads a directory as an empty file. */
+    if (S_ISDIR(st.st_mode) || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%s: %s, not a config file", path,
+                 S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        close(fd);
+        return -1;
+    }
+    if ((uint64_t)st.st_size > CONFIG_FILE_BYTES_MAX) {
+        snprintf(err, err_len,
+                 "%s: %llu bytes, more than a config file may "
+                 "have (%u)",
+                 path, (unsigned long long)st.st_size,
+                 (unsigned)CONFIG_FILE_BYTES_MAX);
+        close(fd);
+        return -1;
+    }
+    char *text = malloc((size_t)st.st_size + 1);
+    size_t have = 0;
+    while (text != NULL && have < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + have, (size_t)st.st_size - have);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        have += (size_t)n;
+    }
+    close(fd);
+    if (text == NULL || have != (size_t)st.st_size) {
+        snprintf(err, err_len, "%s: cannot read the file", path);
+        free(text);
+        return -1;
+    }
+    int rv = config_parse_text(cfg, path, text, have, err, err_len);
+    free(text);
+    return rv;
 }
 
 static void usage(void)
@@ -498,10 +665,15 @@ int config_from_args(struct ballotd_config *cfg,
             /* --name=value, the same as --name value. */
             char name[64];
             snprintf(name, sizeof(name), "%.*s", (int)(eq - a - 2), a + 2);
-            int rv = strcmp(name, "config") == 0 ? 0 : set(cfg, name, eq + 1);
+            char why[CONFIG_WHY_MAX];
+            int rv = strcmp(name, "config") == 0
+                         ? 0
+                         : set(cfg, name, eq + 1, why, sizeof(why));
             if (rv != 0) {
                 snprintf(err, err_len, "%s: %s", a,
-                         rv == -2 ? "unknown option" : "invalid value");
+                         rv == -2      ? "unknown option"
+                         : why[0] != 0 ? why
+                                       : "invalid value");
                 return -1;
             }
             continue;
@@ -518,10 +690,13 @@ int config_from_args(struct ballotd_config *cfg,
             snprintf(err, err_len, "unexpected argument '%s' (try --help)", a);
             return -1;
         }
-        int rv = set(cfg, a + 2, argv[i + 1]);
+        char why[CONFIG_WHY_MAX];
+        int rv = set(cfg, a + 2, argv[i + 1], why, sizeof(why));
         if (rv != 0) {
             snprintf(err, err_len, "%s %s: %s", a, argv[i + 1],
-                     rv == -2 ? "unknown option" : "invalid value");
+                     rv == -2      ? "unknown option"
+                     : why[0] != 0 ? why
+                                   : "invalid value");
             return -1;
         }
         i++;
@@ -720,7 +895,20 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
         return -1;
     }
     if (cfg->node.heartbeat_ticks >= cfg->node.election_ticks) {
-        snprintf(err, err_len, "heartbeat_ticks must be below election_ticks");
+        snprintf(err, err_len,
+                 "heartbeat_ticks (%u) must be below election_ticks (%u)",
+                 cfg->node.heartbeat_ticks, cfg->node.election_ticks);
+        return -1;
+    }
+    uint64_t election_ms =
+        (uint64_t)cfg->node.tick_ms * cfg->node.election_ticks;
+    if (election_ms > CONFIG_ELECTION_MS_MAX) {
+        snprintf(err, err_len,
+                 "election timeout tick_ms x election_ticks = %llu ms: must "
+                 "be at most %u ms (a leader that dies would leave the "
+                 "cluster without one that long)",
+                 (unsigned long long)election_ms,
+                 (unsigned)CONFIG_ELECTION_MS_MAX);
         return -1;
     }
     for (unsigned i = 0; i < cfg->node.n_voters; i++) {

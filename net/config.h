@@ -58,6 +58,15 @@ struct ballotd_config
     bool serve_clients;
 };
 
+/* Limits of a config file (docs/operations.md, "Settings"): the longest
+ * line (inih's line buffer, less its newline and terminator), the largest
+ * file, the longest election timeout (tick_ms x election_ticks), and the
+ * room for the reason a value is refused. */
+#define CONFIG_LINE_MAX 198u
+#define CONFIG_FILE_BYTES_MAX (1024u * 1024u)
+#define CONFIG_ELECTION_MS_MAX 60000u
+#define CONFIG_WHY_MAX 192u
+
 /* Fills @cfg with defaults. */
 void config_default(struct ballotd_config *cfg);
 
@@ -75,6 +84,15 @@ int config_set(struct ballotd_config *cfg,
 
 /* Reads the INI file at @path into @cfg. Returns 0, or -1 with a message
  * (file, line and what is wrong) in @err. */
+/* Applies the INI text @text (@len bytes, borrowed) as if it were the
+ * config file @path (named in messages). Returns 0 or -1 with a message in
+ * @err. config_load_file() reads a file and calls it. */
+int config_parse_text(struct ballotd_config *cfg,
+                      const char *path,
+                      const char *text,
+                      size_t len,
+                      char *err,
+                      size_t err_len);
 int config_load_file(struct ballotd_config *cfg,
                      const char *path,
                      char *err,

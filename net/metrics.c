@@ -173,6 +173,14 @@ static size_t render(struct metrics *m, char *body)
          st.peer_handshake_timeouts},
         {"ballot_raft_msgs_rejected_total", "counter", st.raft_msgs_rejected},
         {"ballot_raft_msgs_bad_term_total", "counter", st.raft_msgs_bad_term},
+        {"ballot_store_digest_index", "gauge", st.digest_index},
+        {"ballot_store_digest", "gauge", st.digest},
+        {"ballot_store_digest_checks_total", "counter", st.digest_checks},
+        {"ballot_store_digest_mismatches_total", "counter",
+         st.digest_mismatches},
+        {"ballot_scrub_passes_total", "counter", st.scrub_passes},
+        {"ballot_scrub_bytes_total", "counter", st.scrub_bytes},
+        {"ballot_store_damaged", "gauge", st.store_damaged ? 1u : 0u},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,

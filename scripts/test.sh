@@ -26,7 +26,8 @@ for flavour in release asan fuzz; do
         # kept corpora, so a fixed crash can never come back unnoticed.
         opts=(-DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
               -DBALLOT_FUZZ=ON)
-        targets=(--target fuzz_resp fuzz_codec fuzz_handshake fuzz_kv_cmd fuzz_kv_acl)
+        targets=(--target fuzz_resp fuzz_codec fuzz_handshake fuzz_kv_cmd
+                 fuzz_kv_acl fuzz_wal fuzz_snapshot fuzz_config)
         select=(-R '^fuzz\.')
         ;;
     esac

@@ -78,6 +78,7 @@ int meta_load(struct wal *wal, struct wal_loaded *loaded)
     if (rc != 0) {
         return rc;
     }
+    loaded->has_hard_state = exists;
     if (exists) {
         rc = format_hardstate_decode(buf, len, &loaded->hs, &why);
         if (rc != 0) {

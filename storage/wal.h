@@ -76,6 +76,10 @@ struct wal_loaded
 {
     /* Hard state; all zero if none was ever saved. */
     struct raft_hard_state hs;
+    /* The "hardstate" file exists. A log with entries of a term above 0
+     * without one lost its term and vote: the caller must not start
+     * from it at term 0 (it could vote twice in one term). */
+    bool has_hard_state;
     /* The last saved snapshot meta, if @has_snapshot. */
     bool has_snapshot;
     struct raft_snapshot_meta snapshot;

@@ -84,6 +84,8 @@ void bnode_options_default(struct bnode_options *opts)
     opts->max_entry_bytes = KV_CMD_BYTES_MAX;
     opts->log_level = BNODE_LOG_INFO;
     opts->history_keep_revisions = BNODE_HISTORY_KEEP_DEFAULT;
+    opts->scrub_bytes_per_sec = BNODE_SCRUB_BYTES_PER_SEC_DEFAULT;
+    opts->digest_every_ms = BNODE_DIGEST_EVERY_MS_DEFAULT;
 }
 
 static uint64_t now_ms(struct bnode *node)
@@ -442,6 +444,7 @@ static void tick_once(struct bnode *node)
     ckpt_on_tick(node);
     bnode_watch_tick(node);
     space_on_tick(node);
+    scrub_on_tick(node);
 }
 
 static void feed(struct bnode *node)
@@ -648,10 +651,25 @@ static void apply_committed(struct bnode *node,
         }
         rv = kv_apply(node->kv, entries, n, &res);
     }
+    /* The disk room a batch reserves before it starts grows with the
+     * batch (kv_reserve()): on a nearly full disk, smaller batches may
+     * still fit where a long one (the log replayed at a restart) does
+     * not. Nothing of the refused batch was applied. */
+    if (rv == KV_ENOSPC && n > 1) {
+        kv_apply_result_free(&res);
+        apply_committed(node, entries, n / 2);
+        if (!node->halted) {
+            apply_committed(node, entries + n / 2, n - n / 2);
+        }
+        return;
+    }
     if (rv != 0) {
         char msg[256];
         kv_errmsg(node->kv, msg, sizeof(msg));
         kv_apply_result_free(&res);
+        if (scrub_check_damage(node)) {
+            return; /* halted with the operator's instructions */
+        }
         bnode_halt(node, msg);
         return;
     }
@@ -661,6 +679,7 @@ static void apply_committed(struct bnode *node,
         (void)bnode_members_sync(node);
     }
     space_after_apply(node, &res);
+    scrub_after_apply(node, &res);
     complete_writes(node, entries, &res);
     kv_apply_result_free(&res);
     node->entries_applied += n;
@@ -1054,6 +1073,7 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
         out->history_events = ks.history_events;
         out->keys = ks.keys;
     }
+    scrub_status(node, out);
     out->db_free_bytes = node->space.free_bytes;
     out->map_bytes = node->space.map_bytes;
     out->quota_bytes = node->opts.quota_bytes;
@@ -1209,6 +1229,11 @@ int bnode_start(uv_loop_t *loop,
         goto err;
     }
     space_open(node);
+    if (scrub_open(node) != 0) {
+        bnode_errorf(errmsg, errmsg_len, "scrub: out of memory");
+        rv = BNODE_ENOMEM;
+        goto err;
+    }
     if (opts->id <= SNOWFLAKE_NODE_MAX) {
         char path[sizeof(node->data_dir) + 16];
         snprintf(path, sizeof(path), "%s/snowflake", node->data_dir);
@@ -1285,6 +1310,7 @@ err:
     if (node->wal != NULL) {
         wal_destroy(node->wal);
     }
+    scrub_close(node);
     if (node->kv != NULL) {
         kv_close(node->kv);
     }
@@ -1355,6 +1381,7 @@ void bnode_stop_now(struct bnode *node)
     uv_idle_stop(&node->idle);
     /* A clean stop syncs LMDB so the next start replays nothing. */
     (void)kv_checkpoint(node->kv, &durable);
+    scrub_close(node);
     kv_close(node->kv);
     node->kv = NULL;
     /* The transport and the disk thread's handle close asynchronously;

@@ -148,6 +148,17 @@ struct bnode_options
     /* History records deleted per compaction step, between applies (0:
      * KV_COMPACT_BATCH_DEFAULT). */
     uint32_t compact_batch;
+    /* Integrity (docs/operations.md, "Damaged data"): the scrub re-reads
+     * the whole store, checking every record, at most
+     * @scrub_bytes_per_sec (0: no scrub); the leader proposes a digest
+     * entry every @digest_every_ms (0: never), at which every replica
+     * records its store digest and checks the leader's at the one before;
+     * with @verify_at_start, a child process checks the whole store before
+     * the node opens it, so that a damaged page is refused with a message
+     * instead of stopping the node on an LMDB assertion. */
+    uint64_t scrub_bytes_per_sec;
+    uint64_t digest_every_ms;
+    bool verify_at_start;
 
     /* Where log lines go (NULL: nowhere), and the lowest level sent. */
     bnode_log_cb log;
@@ -166,6 +177,9 @@ struct bnode_options
 /* The map when none is given, and the history kept by default. */
 #define BNODE_MAP_DEFAULT (4ull << 30)
 #define BNODE_HISTORY_KEEP_DEFAULT 100000u
+/* The scrub's default rate and the default period of digest entries. */
+#define BNODE_SCRUB_BYTES_PER_SEC_DEFAULT (4ull << 20)
+#define BNODE_DIGEST_EVERY_MS_DEFAULT 60000u
 
 /* Linearizable reads are served from this node's applied state, without
  * ReadIndex (a deposed or cut-off node serves stale values). */
@@ -181,7 +195,9 @@ struct bnode_options
  * 10,000 kept behind it, an LMDB checkpoint every 50,000 entries and after
  * one idle second, batches of up to 8 entries persisted on the loop, the
  * last BNODE_HISTORY_KEEP_DEFAULT revisions of history kept, a 4 GiB map
- * and a quota of half of it. */
+ * and a quota of half of it, a scrub at BNODE_SCRUB_BYTES_PER_SEC_DEFAULT,
+ * a digest entry every BNODE_DIGEST_EVERY_MS_DEFAULT and no check at start
+ * (it forks: the program decides). */
 void bnode_options_default(struct bnode_options *opts);
 
 struct bnode;
@@ -257,6 +273,17 @@ struct bnode_status
     bool compaction_pending;
     uint64_t compactions;
     uint64_t keys; /* live keys in the store (kv_status) */
+    /* Integrity: the store digest at the last digest entry applied here
+     * (@digest_index 0: none yet), the leader's digests found equal to and
+     * different from this node's, the scrub's whole passes and bytes, and
+     * whether damage was found (the node then halts). */
+    uint64_t digest_index;
+    uint64_t digest;
+    uint64_t digest_checks;
+    uint64_t digest_mismatches;
+    uint64_t scrub_passes;
+    uint64_t scrub_bytes;
+    bool store_damaged;
     struct raft_conf conf;
     /* On the leader, the match index of each member of @conf (same
      * order; its own is its last index); 0 elsewhere. ROLE reports them

@@ -186,6 +186,20 @@ struct bnode
     uint64_t space_counted; /* space_ticks when free pages were counted */
     bool over_quota;
     uint64_t map_grows;
+    /* Integrity (bnode_scrub.c). */
+    struct kv_scrub *scrub;
+    uint64_t scrub_credit; /* bytes the scrub may still read (its rate) */
+    bool damaged;          /* the store was found damaged: halted */
+    bool digest_proposed;  /* our digest entry is in flight */
+    uint64_t digest_last_ms;
+    struct digest_mark
+    {
+        uint64_t index;
+        uint64_t digest;
+    } digest_marks[8]; /* the last digest entries applied here */
+    unsigned n_digest_marks;
+    uint64_t digest_checks;
+    uint64_t digest_mismatches;
     bool halted;
     bool stopping;
     void (*stop_cb)(void *arg);
@@ -280,6 +294,31 @@ bool space_compact_step(struct bnode *node);
 int space_grow_map(struct bnode *node);
 /* Whether a proposal of @cmd must be refused for the quota. */
 bool space_refuses(struct bnode *node, const uint8_t *cmd, size_t len);
+
+/* bnode_scrub.c */
+
+/* With opts.verify_at_start: checks the whole store in @kv_dir in a child
+ * process before this one opens it. Returns 0 (intact, or the store cannot
+ * be opened, which kv_open() then reports) or BNODE_ESTORAGE with the
+ * operator's message in @errmsg. */
+int scrub_verify_at_start(struct bnode *node,
+                          const char *kv_dir,
+                          char *errmsg,
+                          size_t errmsg_len);
+/* Once the store is open / before it closes. */
+int scrub_open(struct bnode *node);
+void scrub_close(struct bnode *node);
+/* Per tick: halts if the store was found damaged, runs the scrub within
+ * its rate, and on the leader proposes the periodic digest entry. */
+void scrub_on_tick(struct bnode *node);
+/* If the store was found damaged, halts the node with the operator's
+ * instructions and returns true. */
+bool scrub_check_damage(struct bnode *node);
+/* After an applied batch: records digest entries and checks the leader's
+ * digests against this node's. */
+void scrub_after_apply(struct bnode *node, const struct kv_apply_result *res);
+/* Fills the integrity fields of @out. */
+void scrub_status(struct bnode *node, struct bnode_status *out);
 
 /* bnode_open.c */
 /* Drops the core and creates it again from what the disk holds (the WAL,

@@ -202,6 +202,10 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
                      strerror(errno));
         return BNODE_EINVAL;
     }
+    if (node->opts.verify_at_start &&
+        scrub_verify_at_start(node, path, errmsg, errmsg_len) != 0) {
+        return BNODE_ESTORAGE;
+    }
     memset(&ko, 0, sizeof(ko));
     ko.map_size = node->opts.kv_map_size;
     ko.compact_batch = node->opts.compact_batch;
@@ -246,6 +250,29 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
             wal_open(node->wal, path, &loaded) != 0) {
             bnode_errorf(errmsg, errmsg_len, "wal: %s",
                          node->wal ? wal_errmsg(node->wal) : "no memory");
+            return BNODE_ESTORAGE;
+        }
+    }
+    if (!loaded.has_hard_state) {
+        /* Entries of a term are written only after the hard state of that
+         * term was saved, so a log with terms and no hard state lost the
+         * file; starting at term 0 would forget the vote and could vote
+         * twice in one term. */
+        raft_term seen = loaded.has_snapshot ? loaded.snapshot.term : 0;
+        for (size_t i = 0; i < loaded.n_entries; i++) {
+            if (loaded.entries[i].term > seen) {
+                seen = loaded.entries[i].term;
+            }
+        }
+        if (seen > 0) {
+            wal_loaded_free(node->wal, &loaded);
+            bnode_errorf(errmsg, errmsg_len,
+                         "%s/hardstate is missing but the log holds term "
+                         "%llu: this node's term and vote are lost, refusing "
+                         "to start; restore the file, or rebuild this node "
+                         "from a peer's snapshot (ballotd restore, "
+                         "docs/operations.md \"Damaged data\")",
+                         path, (unsigned long long)seen);
             return BNODE_ESTORAGE;
         }
     }

@@ -695,7 +695,7 @@ CMD_DECL(cmd_bstatus)
     (void)argvlen;
     bnode_status(env->node, &st);
     leader = bnode_leader_addr(env->node);
-    rep_map(r, 23);
+    rep_map(r, 30);
     rep_field_int(r, "id", (int64_t)st.id);
     rep_cstr(r, "role");
     rep_cstr(r, role_of(st.state));
@@ -724,6 +724,18 @@ CMD_DECL(cmd_bstatus)
     rep_field_int(r, "compaction_pending", st.compaction_pending ? 1 : 0);
     rep_field_int(r, "compactions", (int64_t)st.compactions);
     rep_field_int(r, "proposals_pending", (int64_t)st.proposals_pending);
+    /* Integrity (docs/operations.md, "Damaged data"): replicas whose
+     * digest at the same digest_index differs have diverged. */
+    char digest[24];
+    snprintf(digest, sizeof(digest), "%016" PRIx64, st.digest);
+    rep_field_int(r, "digest_index", (int64_t)st.digest_index);
+    rep_cstr(r, "digest");
+    rep_cstr(r, digest);
+    rep_field_int(r, "digest_checks", (int64_t)st.digest_checks);
+    rep_field_int(r, "digest_mismatches", (int64_t)st.digest_mismatches);
+    rep_field_int(r, "scrub_passes", (int64_t)st.scrub_passes);
+    rep_field_int(r, "scrub_bytes", (int64_t)st.scrub_bytes);
+    rep_field_int(r, "store_damaged", st.store_damaged ? 1 : 0);
     rep_cstr(r, "members");
     uint32_t nm = st.conf.n < RAFT_CONF_MAX ? st.conf.n : RAFT_CONF_MAX;
     rep_array(r, nm);
