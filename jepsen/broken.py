@@ -28,6 +28,15 @@ BROKEN = {
     # what was not synced) loses acknowledged adds.
     "no-fdatasync": ["set", "--nemesis", "lose-unsynced-all", "--rate", "100", "--quiet", "2",
                      "--fault", "2"],
+    # The leader counts its own entries before they are durable: it
+    # crashes and comes back with lagging followers, without entries that
+    # were acknowledged.
+    "leader-unsynced": ["set", "--nemesis", "lose-unsynced-stale-quorum", "--rate", "100",
+                        "--quiet", "2", "--fault", "4"],
+    # Learners vote: a voter removed and added back as a learner, cut off
+    # with one voter, elects a second leader with it.
+    "learners-vote": ["set", "--nemesis", "member-learners-split", "--nodes", "5",
+                      "--rate", "100", "--quiet", "2", "--fault", "5"],
 }
 
 

@@ -15,10 +15,11 @@ FAULTS = {
     "pause": ["pause-one", "pause-leader"],
     "partition": ["partition-halves", "partition-leader", "partition-ring", "partition-bridge"],
     "clock": ["clock-jump", "clock-strobe"],
-    "membership": ["member-remove", "member-remove-leader", "transfer-leader"],
-    "disk": ["disk-full"],
+    "membership": ["member-remove", "member-remove-leader", "transfer-leader",
+                   "member-learners-split"],
+    "disk": ["disk-full", "disk-eio"],
     "lose-unsynced": ["lose-unsynced-one", "lose-unsynced-leader", "lose-unsynced-majority",
-                      "lose-unsynced-all"],
+                      "lose-unsynced-all", "lose-unsynced-stale-quorum"],
 }
 
 
@@ -147,6 +148,10 @@ class Nemesis:
         heals it."""
         c = self.cluster
         nodes = [n for n in c.nodes]
+        if kind == "lose-unsynced-stale-quorum":
+            return self.stale_quorum(nodes)
+        if kind == "member-learners-split":
+            return self.learners_split(nodes)
         if kind.startswith(("kill-", "pause-", "lose-unsynced-")):
             sel = kind.rsplit("-", 1)[1]
             if sel == "leader":
@@ -212,18 +217,20 @@ class Nemesis:
 
             def undo():
                 n.free_disk()
-                # A node that halted may still be stopping (ballotd exits
-                # with 70 within its 10 s halt guard): let it finish before
-                # deciding whether to restart it.
-                if n.alive() and n.halting():
-                    end = time.monotonic() + 15
-                    while n.alive() and time.monotonic() < end:
-                        time.sleep(0.1)
-                halted = not n.alive()
-                code = n.proc.returncode if halted else None
-                n.start()
+                code = self.restart_halted(n)
                 return {"freed": n.id, "had_halted_with": code}
             return {"full": n.id}, undo
+        if kind == "disk-eio":
+            # One node's disk fails: its next WAL write or fsync returns
+            # EIO, and it must halt rather than acknowledge or retry it.
+            n = self.rng.choice(nodes)
+            n.fail_disk(True)
+
+            def undo():
+                n.fail_disk(False)
+                code = self.restart_halted(n)
+                return {"repaired": n.id, "had_halted_with": code}
+            return {"failing": n.id}, undo
         if kind == "transfer-leader":
             l = c.leader()
             others = [n for n in nodes if n is not l]
@@ -284,6 +291,89 @@ class Nemesis:
             return {"cut": ids}, undo
         raise ValueError(kind)
 
+    @staticmethod
+    def restart_halted(n):
+        """Restarts node @n if its storage failed; returns its exit code
+        (None if it was still running)."""
+        # A node that halted may still be stopping (ballotd exits with 70
+        # within its 10 s halt guard): let it finish before deciding
+        # whether to restart it.
+        if n.alive() and n.halting():
+            end = time.monotonic() + 15
+            while n.alive() and time.monotonic() < end:
+                time.sleep(0.1)
+        code = n.proc.returncode if not n.alive() else None
+        n.start()
+        return code
+
+    def stale_quorum(self, nodes):
+        """The leader crashes (losing what it did not sync) and comes back
+        with a quorum of followers that lag: those are paused first while
+        the leader and the others commit, then the up-to-date followers are
+        paused while the lagging ones resume and the leader restarts. Every
+        committed entry is durable on the leader, so the new quorum still
+        holds it; a leader that counted its own entry before it was durable
+        comes back without it, and the entries only the paused followers
+        hold are overwritten when they resume."""
+        l = self.cluster.leader()
+        if l is None:
+            raise RuntimeError("no leader")
+        others = [n for n in nodes if n is not l]
+        self.rng.shuffle(others)
+        q = len(nodes) // 2 + 1
+        lagging, fresh = others[:q - 1], others[q - 1:]
+        for n in lagging:
+            n.pause()
+        # Long enough for a few hundred writes that the lagging miss.
+        self.stop_ev.wait(min(2.0, self.fault_s / 2))
+        l.kill()
+        l.lose_unsynced()
+        for n in fresh:
+            n.pause()
+        for n in lagging:
+            n.resume()
+        l.start()
+        ids = lambda ns: sorted(n.id for n in ns)  # noqa: E731
+
+        def undo():
+            for n in fresh:
+                n.resume()
+            return {"resumed": ids(fresh)}
+        return {"crashed": l.id, "lagging": ids(lagging), "paused": ids(fresh)}, undo
+
+    def learners_split(self, nodes):
+        """Two voters (one with 3 nodes) are removed and added back as
+        learners, keeping their data, and the remaining voters are split:
+        the leader and the others on one side, one voter with the learners
+        on the other. The learners' side has no majority of voters, so it
+        must elect no one and commit nothing; where learners vote (or a
+        removed member keeps voting) it elects a second leader. The heal
+        joins the sides and promotes the learners back."""
+        c = self.cluster
+        l = c.leader()
+        if l is None:
+            raise RuntimeError("no leader")
+        others = [n for n in nodes if n is not l]
+        self.rng.shuffle(others)
+        learners = others[:len(nodes) // 2]
+        voters = [l] + others[len(nodes) // 2:]
+        for n in learners:
+            member_change(c, ("REMOVE", n.id), lambda m, n=n: n.id not in m)
+            member_change(c, ("ADDLEARNER", n.id), lambda m, n=n: m.get(n.id) == "learner")
+        side = [voters[-1]] + learners
+        self.net.partition(grudge_isolate([[n.host for n in voters[:-1]],
+                                           [n.host for n in side]], [n.host for n in nodes]))
+
+        def undo():
+            self.net.heal()
+            for n in learners:
+                # Bounded: a cluster a broken build wedged never promotes.
+                member_change(c, ("PROMOTE", n.id), lambda m, n=n: m.get(n.id) == "voter",
+                              timeout=15.0)
+            return {"promoted": sorted(n.id for n in learners)}
+        return {"learners": sorted(n.id for n in learners),
+                "sides": [sorted(n.id for n in voters[:-1]), sorted(n.id for n in side)]}, undo
+
     def do_start(self, kind):
         with self.lock:
             t0 = self.history.now()
@@ -297,7 +387,10 @@ class Nemesis:
                 return
             kind, undo, t0 = self.active
             self.active = None
-            res = undo()
+            try:
+                res = undo()
+            except Exception as e:  # noqa: logged; the runner's clean-up still heals
+                res = {"error": str(e)}
             t1 = self.history.now()
             self.intervals.append((t0, t1, kind))
             self.note("stop-" + kind, res)

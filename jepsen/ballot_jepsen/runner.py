@@ -88,7 +88,8 @@ def run(argv):
         c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd, node_args=a.node_arg, env=env,
                        faketime=any(f.startswith("clock-") for f in faults),
                        disk_mb=256 if any(f.startswith("disk-") for f in faults) else None,
-                       lazyfs=cl.default_lazyfs() if any(f.startswith("lose-unsynced-") for f in faults)
+                       lazyfs=cl.default_lazyfs() if any(f.startswith("lose-unsynced-") or f == "disk-eio"
+                                                        for f in faults)
                        else None)
         verdict["ballotd"] = c.ballotd
         c.start()

@@ -238,6 +238,130 @@ class TestLoseUnsyncedBites(LoseUnsynced):
         self.assertLess(self.crash_all_and_count(), 30)
 
 
+def quiet_nemesis(c, net=None, pick=None):
+    """A Nemesis without a schedule; @pick, if given, is what its RNG's
+    choice() returns."""
+    from ballot_jepsen.history import History
+    n = nem.Nemesis(c, net, History(), random.Random(1), [], os.devnull, fault_s=3)
+    if pick is not None:
+        n.rng.choice = lambda xs: pick
+    return n
+
+
+def read_all(node, keys):
+    from ballot_jepsen import resp
+    c = resp.Conn(node.host, 27379, timeout=5)
+    try:
+        return [c.call("GET", k) for k in keys]
+    finally:
+        c.close()
+
+
+class TestStaleQuorumBites(LoseUnsynced):
+    def test_the_leader_comes_back_with_lagging_followers_and_keeps_every_write(self):
+        old = self.leader
+        n = quiet_nemesis(self.c)
+        write_n(old, 20, "a")
+        desc, undo = n.start_fault("lose-unsynced-stale-quorum")
+        fresh = [self.c.nodes[i - 1] for i in desc["paused"]]
+        lagging = [self.c.nodes[i - 1] for i in desc["lagging"]]
+        self.assertEqual(desc["crashed"], old.id)
+        self.assertTrue(all(f.paused for f in fresh) and not any(x.paused for x in lagging))
+        # The crashed leader and the lagging followers are a quorum of
+        # their own: they elect a leader and take writes while the
+        # up-to-date followers sleep.
+        nl = self.c.wait_leader(20)
+        self.assertIn(nl, [old] + lagging)
+        write_n(nl, 10, "b")
+        n.active = ("lose-unsynced-stale-quorum", undo, 0)
+        n.do_heal()
+        self.assertTrue(wait(lambda: all(commit(x) is not None and commit(x) >= commit(nl)
+                                         for x in fresh), 20))
+        self.assertEqual(read_all(nl, ["a%d" % i for i in range(20)]), ["v"] * 20)
+
+
+class TestLearnersSplitBites(util.ClusterCase):
+    nodes = 5
+
+    def setUp(self):
+        super().setUp()
+        from ballot_jepsen import net as netmod
+        self.net = netmod.Net(self.slot)
+        self.addCleanup(self.net.close)
+
+    def test_the_learners_side_elects_no_one_and_the_heal_promotes_them(self):
+        n = quiet_nemesis(self.c, self.net)
+        n.do_start("member-learners-split")
+        desc = json_last(n)
+        learners = [self.c.nodes[i - 1] for i in desc["learners"]]
+        side_a = [self.c.nodes[i - 1] for i in desc["sides"][0]]
+        side_b = [self.c.nodes[i - 1] for i in desc["sides"][1]]
+        self.assertEqual(len(learners), 2)
+        self.assertTrue(set(learners) <= set(side_b))
+        members = TestMembershipBites.members(self, self.leader)
+        self.assertEqual(sorted(i for i, r in members.items() if r == "learner"),
+                         sorted(x.id for x in learners))
+        # Two voters of three on one side: they keep a leader and take
+        # writes; the lone voter with the learners elects no one, however
+        # long it waits, and its commit index stands still.
+        write_n(self.leader, 10)
+        before = commit(side_b[0])
+        write_n(self.leader, 20, "m")
+        self.assertFalse(wait(lambda: any((x.info() or {}).get("role") == "leader"
+                                          for x in side_b), 4))
+        self.assertEqual(commit(side_b[0]), before)
+        self.assertIn(self.c.leader(), side_a)
+        n.do_heal()
+        members = TestMembershipBites.members(self, self.c.wait_leader(10))
+        self.assertEqual(sorted(members.values()), ["voter"] * 5)
+        self.assertEqual(self.net.rules(), [])
+
+
+def json_last(n):
+    """The value of the nemesis's last start operation."""
+    return [op for op in n.history.ops if op["f"].startswith("start-")][-1]["value"]
+
+
+class TestDiskErrorsBite(util.ClusterCase):
+    lazyfs = True
+
+    def test_a_node_whose_disk_fails_halts_and_the_others_go_on(self):
+        f = next(x for x in self.c.nodes if x is not self.leader)
+        n = quiet_nemesis(self.c, pick=f)
+        n.do_start("disk-eio")
+        # Writes still succeed: the leader and the third node are a
+        # majority; the failing follower halts at its first WAL write.
+        write_n(self.leader, 20)
+        self.assertTrue(wait(lambda: not f.alive(), 15), "a node whose fsync failed kept running")
+        self.assertEqual(f.proc.returncode, 70, "not the documented halt")
+        self.assertTrue(f.halting())
+        n.do_heal()
+        self.assertTrue(f.alive())
+        self.assertTrue(wait(lambda: commit(f) is not None and commit(f) >= commit(self.leader), 20))
+        self.assertEqual(read_all(f, ["k%d" % i for i in range(20)]), ["v"] * 20)
+
+    def test_a_leader_whose_disk_fails_halts_and_no_acknowledged_write_is_lost(self):
+        old = self.leader
+        write_n(old, 10)
+        n = quiet_nemesis(self.c, pick=old)
+        n.do_start("disk-eio")
+        from ballot_jepsen import resp
+        c = resp.Conn(old.host, 27379, timeout=5)
+        try:
+            r = c.call("SET", "after", "v")
+        except (resp.NotSent, resp.Indeterminate) as e:
+            r = e
+        finally:
+            c.close()
+        self.assertNotEqual(r, "OK", "a leader acknowledged a write its disk failed")
+        self.assertTrue(wait(lambda: not old.alive(), 15))
+        self.assertEqual(old.proc.returncode, 70)
+        nl = self.c.wait_leader(15)
+        self.assertIsNot(nl, old)
+        n.do_heal()
+        self.assertEqual(read_all(nl, ["k%d" % i for i in range(10)]), ["v"] * 10)
+
+
 class TestClockBites(util.ClusterCase):
     faketime = True  # every node under libfaketime
 
