@@ -7,6 +7,7 @@ history and a line of nemesis.log, and its interval is kept for the
 report.
 """
 import json
+import os
 import threading
 import time
 
@@ -14,12 +15,38 @@ FAULTS = {
     "kill": ["kill-one", "kill-leader", "kill-majority", "kill-all"],
     "pause": ["pause-one", "pause-leader"],
     "partition": ["partition-halves", "partition-leader", "partition-ring", "partition-bridge"],
+    "network": ["net-loss", "net-delay", "net-duplicate"],
     "clock": ["clock-jump", "clock-strobe"],
     "membership": ["member-remove", "member-remove-leader", "transfer-leader",
                    "member-learners-split"],
     "disk": ["disk-full", "disk-eio"],
+    "maintenance": ["snapshot-install", "snapshot-install-restart", "compact-history"],
     "lose-unsynced": ["lose-unsynced-one", "lose-unsynced-leader", "lose-unsynced-majority",
                       "lose-unsynced-all", "lose-unsynced-stale-quorum"],
+}
+
+
+# Nodes of runs with maintenance faults snapshot often and keep a short
+# log behind (ballot has no command that takes a snapshot on demand), so
+# a follower cut off for a few seconds needs one sent to it.
+MAINTENANCE_ARGS = ["--snapshot_every", "300", "--snapshot_trailing", "50"]
+# Filler written before a snapshot is sent, so that it takes several 1 MiB
+# chunks and a restart can land in the middle of its install.
+BALLAST_KEYS, BALLAST_BYTES = 12, 384 << 10
+
+
+def node_args_for(faults):
+    """Extra ballotd flags the enabled faults need."""
+    return MAINTENANCE_ARGS if any(f.startswith("snapshot-") for f in faults) else []
+
+
+# Each network fault's parameters (Net.shape): enough to slow the cluster
+# (losses cost TCP retransmissions; a 10-90 ms delay is up to a third of
+# the shortest election timeout, 300 ms), not to stop it.
+NETEM = {
+    "net-loss": {"loss": 0.1},
+    "net-delay": {"delay_s": 0.05, "jitter_s": 0.04},
+    "net-duplicate": {"duplicate": 0.3},
 }
 
 
@@ -220,6 +247,24 @@ class Nemesis:
                 code = self.restart_halted(n)
                 return {"freed": n.id, "had_halted_with": code}
             return {"full": n.id}, undo
+        if kind in ("snapshot-install", "snapshot-install-restart"):
+            return self.snapshot_install(nodes, kind.endswith("-restart"))
+        if kind == "compact-history":
+            # The leader drops the change history below a recent revision,
+            # through the log (BCOMPACT), while clients read and write.
+            from . import resp
+            l = c.wait_leader(5)
+            if l is None:
+                raise RuntimeError("no leader")
+            rev = max(1, int((l.info() or {}).get("revision", "1")) - 10)
+            conn = resp.Conn(l.host, 27379, timeout=5)
+            try:
+                r = conn.call("BCOMPACT", rev)
+            except (resp.NotSent, resp.Indeterminate) as e:
+                r = e
+            finally:
+                conn.close()
+            return {"leader": l.id, "below": rev, "reply": str(r)}, lambda: "done"
         if kind == "disk-eio":
             # One node's disk fails: its next WAL write or fsync returns
             # EIO, and it must halt rather than acknowledge or retry it.
@@ -280,6 +325,14 @@ class Nemesis:
                 n.set_clock(0)
                 return {"reset": n.id}
             return {"node": n.id, "offset_s": off, "period_s": period}, undo
+        if kind in NETEM:
+            # Between the nodes only (clients connect from 127.0.0.1).
+            self.net.shape(**NETEM[kind])
+
+            def undo():
+                self.net.heal()
+                return "healed"
+            return dict(NETEM[kind]), undo
         if kind.startswith("partition-"):
             g = grudge_for(kind, [n.host for n in nodes], self.rng, self.leader_host())
             self.net.partition(g)
@@ -306,6 +359,61 @@ class Nemesis:
         n.start()
         return code
 
+    def snapshot_install(self, nodes, restart):
+        """Stops a follower until the leader's log no longer holds what it
+        lacks (a few MiB of filler make the snapshot several chunks); the
+        heal starts it again, so the leader must send it a snapshot. With
+        @restart the follower is killed as soon as the snapshot starts
+        arriving (its DATA/kv/stage appears) and started again. (Stopped,
+        not cut off: a connection that outlives a short partition delivers
+        every queued append once healed, and no snapshot is needed.)"""
+        from .client import ClusterClient
+        c = self.cluster
+        l = c.wait_leader(5)
+        if l is None:
+            raise RuntimeError("no leader")
+        f = self.rng.choice([n for n in nodes if n is not l])
+        behind = int((f.info() or {}).get("last_index", "0"))
+        f.kill()
+        cc = ClusterClient(c, l, timeout=2.0)
+        end = time.monotonic() + max(10.0, 2 * self.fault_s)
+        compacted = False
+        try:
+            for i in range(BALLAST_KEYS):
+                cc.request([("SET", "bj-ballast:%d" % i, "x" * BALLAST_BYTES)],
+                           time.monotonic() + 5, retry_unknown=True)
+            # Small writes of its own too, so that a snapshot comes soon
+            # even when the clients are idle.
+            while time.monotonic() < end and not self.stop_ev.is_set():
+                cur = c.leader()
+                first = int(((cur.info() if cur else None) or {}).get("first_index", "0"))
+                if first > behind + 1:
+                    compacted = True
+                    break
+                cc.request([("SET", "bj-filler:%d" % i, "x") for i in range(50)],
+                           time.monotonic() + 5, retry_unknown=True)
+        finally:
+            cc.close()
+        stage = os.path.join(f.data, "kv", "stage")
+
+        def undo():
+            f.start()
+            if not restart:
+                return {"restarted": f.id}
+            # Kill it the moment the snapshot starts arriving.
+            landed = False
+            end = time.monotonic() + 15
+            while time.monotonic() < end and f.alive():
+                if os.path.exists(stage):
+                    f.kill()
+                    landed = True
+                    break
+                time.sleep(0.001)
+            f.kill()
+            f.start()
+            return {"restarted": f.id, "killed_mid_install": landed}
+        return {"stopped": f.id, "behind_at": behind, "log_compacted_past_it": compacted}, undo
+
     def stale_quorum(self, nodes):
         """The leader crashes (losing what it did not sync) and comes back
         with a quorum of followers that lag: those are paused first while
@@ -315,7 +423,7 @@ class Nemesis:
         holds it; a leader that counted its own entry before it was durable
         comes back without it, and the entries only the paused followers
         hold are overwritten when they resume."""
-        l = self.cluster.leader()
+        l = self.cluster.wait_leader(5)
         if l is None:
             raise RuntimeError("no leader")
         others = [n for n in nodes if n is not l]
@@ -350,7 +458,7 @@ class Nemesis:
         removed member keeps voting) it elects a second leader. The heal
         joins the sides and promotes the learners back."""
         c = self.cluster
-        l = c.leader()
+        l = c.wait_leader(5)
         if l is None:
             raise RuntimeError("no leader")
         others = [n for n in nodes if n is not l]

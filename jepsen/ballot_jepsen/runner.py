@@ -85,7 +85,8 @@ def run(argv):
         verdict["addresses"] = slot.cidr
         net = netmod.Net(slot)
         env = dict(kv.split("=", 1) for kv in a.node_env)
-        c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd, node_args=a.node_arg, env=env,
+        c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd,
+                       node_args=nem.node_args_for(faults) + a.node_arg, env=env,
                        faketime=any(f.startswith("clock-") for f in faults),
                        disk_mb=256 if any(f.startswith("disk-") for f in faults) else None,
                        lazyfs=cl.default_lazyfs() if any(f.startswith("lose-unsynced-") or f == "disk-eio"

@@ -362,6 +362,171 @@ class TestDiskErrorsBite(util.ClusterCase):
         self.assertEqual(read_all(nl, ["k%d" % i for i in range(10)]), ["v"] * 10)
 
 
+def udp_probe(src, dst, n=200, port=27390):
+    """Sends @n numbered datagrams from address @src to @dst; returns how
+    many distinct ones arrived, how many copies, and the median delay."""
+    import socket
+    import statistics
+    import threading
+    import time
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    got = []  # (datagram number, arrival time)
+
+    def receive():
+        while True:
+            try:
+                data = rx.recv(64)
+            except socket.timeout:
+                return
+            got.append((int(data), time.monotonic()))
+    try:
+        rx.bind((dst, port))
+        rx.settimeout(0.5)
+        tx.bind((src, 0))
+        t = threading.Thread(target=receive)
+        t.start()
+        sent = {}
+        for i in range(n):
+            sent[i] = time.monotonic()
+            tx.sendto(b"%d" % i, (dst, port))
+            time.sleep(0.001)
+        t.join()
+        seen, copies, delays = set(), 0, []
+        for i, at in got:
+            if i in seen:
+                copies += 1
+            else:
+                seen.add(i)
+                delays.append(at - sent[i])
+        return len(seen), copies, statistics.median(delays) if delays else None
+    finally:
+        rx.close()
+        tx.close()
+
+
+def write_anywhere(c, n, prefix):
+    """Writes @n keys through a client that follows the leader."""
+    import time
+    from ballot_jepsen.client import ClusterClient
+    cc = ClusterClient(c, c.nodes[0], timeout=2.0)
+    try:
+        for i in range(n):
+            cc.request([("SET", "%s%d" % (prefix, i), "v")], time.monotonic() + 20,
+                       retry_unknown=True)
+    finally:
+        cc.close()
+
+
+class TestNetworkFaultsBite(util.ClusterCase):
+    def setUp(self):
+        super().setUp()
+        self.net = netmod.Net(self.slot)
+        self.addCleanup(self.net.close)
+
+    def probe(self, kind):
+        """Probes between two nodes under fault @kind, checks the cluster
+        still takes writes, heals, and checks nothing is left."""
+        a, b = self.c.nodes[0].host, self.c.nodes[1].host
+        n = quiet_nemesis(self.c, self.net)
+        n.do_start(kind)
+        try:
+            under = udp_probe(a, b)
+            write_anywhere(self.c, 20, kind)
+        finally:
+            n.do_heal()
+        self.assertEqual(self.net.rules(), [])
+        return under, udp_probe(a, b)
+
+    def test_loss_drops_packets_between_nodes_until_healed(self):
+        (got, _, _), (after, _, _) = self.probe("net-loss")
+        self.assertLess(got, 195)  # 10% of 200 lost: about 180 arrive
+        self.assertGreater(got, 140)
+        self.assertEqual(after, 200)
+
+    def test_delay_holds_packets_between_nodes_until_healed(self):
+        (got, _, delay), (_, _, after) = self.probe("net-delay")
+        self.assertEqual(got, 200)
+        self.assertGreater(delay, 0.03)  # 50 ms ± 40 ms
+        self.assertLess(after, 0.01)
+
+    def test_duplication_sends_packets_twice_until_healed(self):
+        (got, copies, _), (_, after, _) = self.probe("net-duplicate")
+        self.assertEqual(got, 200)
+        self.assertGreater(copies, 20)  # 30% of 200: about 60
+        self.assertEqual(after, 0)
+
+    def test_clients_are_not_shaped(self):
+        # Only packets between node addresses are queued: a client on
+        # 127.0.0.1 talks to a node without loss.
+        n = quiet_nemesis(self.c, self.net)
+        n.do_start("net-loss")
+        try:
+            got, _, _ = udp_probe("127.0.0.1", self.c.nodes[1].host)
+        finally:
+            n.do_heal()
+        self.assertEqual(got, 200)
+
+
+class TestMaintenanceBites(util.ClusterCase):
+    node_args = nem.MAINTENANCE_ARGS
+
+    def setUp(self):
+        super().setUp()
+        self.net = netmod.Net(self.slot)
+        self.addCleanup(self.net.close)
+
+    def cut_off_follower(self, kind):
+        f = next(x for x in self.c.nodes if x is not self.leader)
+        n = quiet_nemesis(self.c, self.net, pick=f)
+        write_n(self.leader, 20)
+        n.do_start(kind)
+        desc = json_last(n)
+        self.assertEqual((desc["stopped"], desc["log_compacted_past_it"]), (f.id, True))
+        # Its log ends before the leader's begins.
+        self.assertFalse(f.alive())
+        self.assertLess(desc["behind_at"], int(self.c.leader().info()["first_index"]))
+        n.do_heal()
+        return f, n
+
+    def caught_up(self, f):
+        self.assertTrue(wait(lambda: commit(f) is not None and
+                             commit(f) >= commit(self.c.wait_leader(10)), 30))
+        self.assertEqual(int(f.info()["snapshot_index"]) > 0, True)
+        self.assertEqual(read_all(f, ["k%d" % i for i in range(20)]), ["v"] * 20)
+        self.assertEqual(len(read_all(f, ["bj-ballast:0"])[0]), nem.BALLAST_BYTES)
+
+    def test_a_follower_cut_off_past_the_log_gets_a_snapshot(self):
+        f, _ = self.cut_off_follower("snapshot-install")
+        self.caught_up(f)
+        with open(f.log, "rb") as log:
+            self.assertIn(b"installed snapshot", log.read())
+
+    def test_a_restart_in_the_middle_of_a_snapshot_install_recovers(self):
+        f, n = self.cut_off_follower("snapshot-install-restart")
+        stop = [op for op in n.history.ops if op["f"].startswith("stop-")][-1]["value"]
+        self.assertEqual(stop, {"restarted": f.id, "killed_mid_install": True})
+        with open(f.log, "rb") as log:
+            text = log.read()
+        self.assertEqual(text.count(b"=== "), 3, "started, restarted, killed mid-install")
+        self.caught_up(f)
+
+    def test_compacting_the_history_makes_old_revisions_unreadable(self):
+        from ballot_jepsen import resp
+        write_n(self.leader, 30)
+        n = quiet_nemesis(self.c, self.net)
+        n.do_start("compact-history")
+        desc = json_last(n)
+        self.assertNotIn("ERR", desc["reply"])
+        c = resp.Conn(self.leader.host, 27379, timeout=3)
+        try:
+            r = c.call("BHISTORY", 1)
+        finally:
+            c.close()
+        self.assertIsInstance(r, resp.RespError)
+        self.assertIn("COMPACTED", str(r))
+
+
 class TestClockBites(util.ClusterCase):
     faketime = True  # every node under libfaketime
 
