@@ -46,8 +46,8 @@ def parse(argv):
     p.add_argument("--quiet", type=float, default=3.0, help="seconds between faults")
     p.add_argument("--fault", type=float, default=5.0, help="seconds each fault lasts")
     p.add_argument("--recover", type=float, default=3.0, help="seconds of quiet after healing")
-    p.add_argument("--via", default="mixed", choices=["mixed", "multi", "btxn"],
-                   help="append: transactions as MULTI/EXEC, BTXN, or both")
+    p.add_argument("--via", default="mixed", choices=["mixed", "multi", "watch", "btxn"],
+                   help="append: transactions as MULTI/EXEC, WATCH + MULTI/EXEC, BTXN, or all")
     p.add_argument("--ballotd", default=None, help="the ballotd binary (default: $BALLOTD or build/net/ballotd)")
     p.add_argument("--node-arg", action="append", default=[], help="an extra ballotd argument (repeat)")
     p.add_argument("--node-env", action="append", default=[], help="VAR=VALUE in the nodes' environment")
