@@ -124,24 +124,27 @@ def snowflake_member(i):
 
 
 def check_ids(ops):
-    """Snowflake IDs (BSNOWFLAKE): every ID minted once in the whole run;
-    each carries the member id of the node that minted it; and on each
-    node, a batch that began after another ended holds only larger IDs
-    (increasing per node, also across restarts and clock faults)."""
-    seen = {}  # id -> completion index
+    """Snowflake IDs (f "id", BSNOWFLAKE, value [node, ids]) and sequence
+    IDs (f "seq", BSEQ, value ["seq", ids]): every ID handed out once in
+    the whole run; each snowflake carries the member id of the node that
+    minted it; and within a group (a node's snowflakes, or the cluster's
+    sequence) a batch that began after another ended holds only larger
+    IDs: snowflakes increase per node (also across restarts and clock
+    faults), sequence IDs across the whole cluster."""
+    seen = {}  # (kind, id) -> completion index
     dups, wrong_member, batch_disorder = [], [], []
-    per_node = {}  # node -> [(invoke time, completion time, lo, hi, index)]
+    per_node = {}  # group -> [(invoke time, completion time, lo, hi, index)]
     n = 0
     for inv, comp in pairs(ops):
-        if inv["f"] != "id" or comp is None or comp["type"] != "ok":
+        if inv["f"] not in ("id", "seq") or comp is None or comp["type"] != "ok":
             continue
         node, ids = comp["value"]
         n += len(ids)
         for i in ids:
-            if i in seen:
-                dups.append({"id": i, "ops": [seen[i], comp["index"]]})
-            seen.setdefault(i, comp["index"])
-            if snowflake_member(i) != node:
+            if (inv["f"], i) in seen:
+                dups.append({"id": i, "ops": [seen[(inv["f"], i)], comp["index"]]})
+            seen.setdefault((inv["f"], i), comp["index"])
+            if inv["f"] == "id" and snowflake_member(i) != node:
                 wrong_member.append({"id": i, "node": node, "member_in_id": snowflake_member(i),
                                      "op": comp["index"]})
         if any(a >= b for a, b in zip(ids, ids[1:])):
@@ -166,7 +169,7 @@ def check_ids(ops):
     if n == 0:
         return {"valid": "unknown", "error": "no ID was minted"}
     valid = not (dups or wrong_member or batch_disorder or backwards)
-    return {"valid": valid, "ids": n, "nodes": sorted(per_node),
+    return {"valid": valid, "ids": n, "groups": sorted(per_node, key=str),
             "duplicates": dups[:20], "duplicate_count": len(dups),
             "wrong_member": wrong_member[:20], "batch_disorder": batch_disorder[:20],
             "backwards": backwards[:20], "backwards_count": len(backwards)}

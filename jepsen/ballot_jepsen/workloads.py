@@ -342,14 +342,19 @@ class Append(Workload):
 
 
 class Id(Workload):
-    """Snowflake IDs (BSNOWFLAKE COUNT n) minted by the worker's own node:
-    unique in the run, and increasing on each node."""
+    """Snowflake IDs (BSNOWFLAKE n) minted by the worker's own node, and
+    blocks of the cluster-wide sequence (BSEQ jepsen n) from the leader:
+    unique in the run; snowflakes increasing on each node, sequence IDs
+    across the cluster."""
     name = "id"
 
     def gen(self, w):
-        return "id", w["rng"].randint(1, 4)
+        return ("seq" if w["rng"].random() < 0.3 else "id"), w["rng"].randint(1, 4)
 
     def invoke(self, c, w, f, value, deadline):
+        if f == "seq":
+            first, last = c.request([("BSEQ", "jepsen", value)], deadline)[0]
+            return ["seq", list(range(int(first), int(last) + 1))]
         # read=True: minted where the worker is, never redirected (every
         # node mints); after a dead node the client moves to the next.
         r = c.request([("BSNOWFLAKE", value)], deadline, read=True)[0]

@@ -312,6 +312,18 @@ class TestIds(unittest.TestCase):
         self.assertFalse(r["valid"])
         self.assertEqual(r["backwards"][0]["earlier_max_id"], sf(9, 1, 0))
 
+    def test_sequence_ids_increase_across_the_cluster(self):
+        h = H()
+        h.op(0, "seq", 2, 0, 1, out=["seq", [1, 2]])
+        h.op(1, "seq", 1, 0, 3, out=["seq", [4]])  # concurrent with the next
+        h.op(0, "seq", 1, 2, 3, out=["seq", [3]])
+        self.assertTrue(checkers.check_ids(h.ops())["valid"])
+        h.op(2, "seq", 1, 4, 5, out=["seq", [3]])  # handed out again, and back
+        r = checkers.check_ids(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["duplicate_count"], 1)
+        self.assertEqual(r["backwards"][0]["earlier_max_id"], 4)
+
     def test_a_foreign_member_id_or_a_batch_out_of_order_is_caught(self):
         h = H()
         h.op(0, "id", 1, 0, 1, out=[1, [sf(5, 2, 0)]])
