@@ -40,11 +40,13 @@ BROKEN = {
 }
 
 
-def run(bug, time_s, store, seed, extra=()):
+def run(bug, time_s, store, seed, extra=(), report=True):
     name = "broken-%s-s%d" % (bug, seed)
     args = [os.path.join(HERE, "run")] + BROKEN[bug] + [
         "--time", str(time_s), "--seed", str(seed), "--store", store, "--name", name,
         "--node-env", "BALLOT_JEPSEN_BREAK=" + bug] + list(extra)
+    if not report:
+        args.append("--no-report")  # the plots cost seconds a test does not need
     subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
     with open(os.path.join(store, name, "verdict.json")) as f:
         return os.path.join(store, name), json.load(f)

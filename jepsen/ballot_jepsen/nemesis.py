@@ -477,7 +477,7 @@ class Nemesis:
             for n in learners:
                 # Bounded: a cluster a broken build wedged never promotes.
                 member_change(c, ("PROMOTE", n.id), lambda m, n=n: m.get(n.id) == "voter",
-                              timeout=15.0)
+                              timeout=10.0)
             return {"promoted": sorted(n.id for n in learners)}
         return {"learners": sorted(n.id for n in learners),
                 "sides": [sorted(n.id for n in voters[:-1]), sorted(n.id for n in side)]}, undo
