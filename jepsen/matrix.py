@@ -21,8 +21,8 @@ sys.path.insert(0, HERE)
 import broken  # noqa: E402
 from ballot_jepsen.workloads import WORKLOADS  # noqa: E402
 
-NEMESES = ["none", "kill", "pause", "partition", "clock", "membership", "disk",
-           "lose-unsynced", "mixed"]
+NEMESES = ["none", "kill", "pause", "partition", "network", "clock", "membership", "disk",
+           "maintenance", "lose-unsynced", "mixed"]
 
 
 def run_one(w, nem, n, a, seed):

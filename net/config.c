@@ -597,7 +597,9 @@ static int parse_breaks(const char *text, unsigned *out)
         unsigned bit;
     } names[] = {{"stale-reads", BNODE_BREAK_STALE_READS},
                  {"no-sessions", BNODE_BREAK_NO_SESSIONS},
-                 {"no-fdatasync", BNODE_BREAK_NO_FDATASYNC}};
+                 {"no-fdatasync", BNODE_BREAK_NO_FDATASYNC},
+                 {"leader-unsynced", BNODE_BREAK_LEADER_UNSYNCED},
+                 {"learners-vote", BNODE_BREAK_LEARNERS_VOTE}};
     *out = 0;
     while (text != NULL && *text != '\0') {
         size_t len = strcspn(text, ",");
@@ -626,7 +628,8 @@ int config_from_args(struct ballotd_config *cfg,
     if (parse_breaks(getenv("BALLOT_JEPSEN_BREAK"), &cfg->node.breaks) != 0) {
         snprintf(err, err_len,
                  "BALLOT_JEPSEN_BREAK: unknown bug in '%s' (known: "
-                 "stale-reads, no-sessions, no-fdatasync)",
+                 "stale-reads, no-sessions, no-fdatasync, leader-unsynced, "
+                 "learners-vote)",
                  getenv("BALLOT_JEPSEN_BREAK"));
         return -1;
     }

@@ -110,7 +110,8 @@ static void tally(const struct raft_node *node,
     for (unsigned i = 0; i < node->n_votes; i++) {
         /* Only voters of the configuration count; a learner's answer is
          * ignored (§4.2.1). */
-        if (!conf_is_voter(conf, node->votes_from[i])) {
+        if (!conf_is_voter(conf, node->votes_from[i]) &&
+            !(node->cfg.breaks & RAFT_BREAK_LEARNERS_VOTE)) {
             continue;
         }
         if (node->votes_granted[i]) {
@@ -171,7 +172,9 @@ void election_campaign(struct raft_node *node, bool pre_vote, bool transfer)
     record_vote(node, node->id, true);
     for (uint32_t i = 0; i < conf->n; i++) {
         const struct raft_member *m = &conf->members[i];
-        if (m->id == node->id || m->role != RAFT_VOTER) {
+        if (m->id == node->id ||
+            (m->role != RAFT_VOTER &&
+             !(node->cfg.breaks & RAFT_BREAK_LEARNERS_VOTE))) {
             continue;
         }
         struct raft_message msg;

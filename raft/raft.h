@@ -314,8 +314,17 @@ struct raft_config
     unsigned read_retry_ticks;
     unsigned read_timeout_ticks;
 
+    /* Deliberate bugs (RAFT_BREAK_* bits) for the fault-injection suite's
+     * broken builds, which its checks must catch (docs/jepsen.md). 0 by
+     * default; only ballotd's BALLOT_JEPSEN_BREAK variable sets them. */
+    unsigned breaks;
+
     struct raft_allocator allocator;
 };
+
+/* Learners vote and count towards commitment like voters (a member that
+ * stopped being a voter keeps voting): quorums no longer intersect. */
+#define RAFT_BREAK_LEARNERS_VOTE 1u
 
 /* Fills @cfg with defaults for node @id (election 10 ticks, heartbeat 1,
  * pre_vote and check_quorum on, lease reads off, forwarded reads resent

@@ -68,7 +68,8 @@ bool replication_maybe_commit(struct raft_node *node)
 
     for (uint32_t i = 0; i < conf->n; i++) {
         const struct raft_member *m = &conf->members[i];
-        if (m->role != RAFT_VOTER) {
+        if (m->role != RAFT_VOTER &&
+            !(node->cfg.breaks & RAFT_BREAK_LEARNERS_VOTE)) {
             continue;
         }
         if (m->id == node->id) {

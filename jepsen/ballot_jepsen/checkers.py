@@ -116,3 +116,133 @@ def check_bank(ops, accounts, total):
     if n == 0:
         return {"valid": "unknown", "error": "no successful read"}
     return {"valid": not bad, "reads": n, "bad_reads": bad[:20], "bad_read_count": len(bad)}
+
+
+def snowflake_member(i):
+    """The member id inside a snowflake ID (docs/coordination.md "IDs")."""
+    return (i >> 12) & 0x3FF
+
+
+def check_ids(ops):
+    """Snowflake IDs (f "id", BSNOWFLAKE, value [node, ids]) and sequence
+    IDs (f "seq", BSEQ, value ["seq", ids]): every ID handed out once in
+    the whole run; each snowflake carries the member id of the node that
+    minted it; and within a group (a node's snowflakes, or the cluster's
+    sequence) a batch that began after another ended holds only larger
+    IDs: snowflakes increase per node (also across restarts and clock
+    faults), sequence IDs across the whole cluster."""
+    seen = {}  # (kind, id) -> completion index
+    dups, wrong_member, batch_disorder = [], [], []
+    per_node = {}  # group -> [(invoke time, completion time, lo, hi, index)]
+    n = 0
+    for inv, comp in pairs(ops):
+        if inv["f"] not in ("id", "seq") or comp is None or comp["type"] != "ok":
+            continue
+        node, ids = comp["value"]
+        n += len(ids)
+        for i in ids:
+            if (inv["f"], i) in seen:
+                dups.append({"id": i, "ops": [seen[(inv["f"], i)], comp["index"]]})
+            seen.setdefault((inv["f"], i), comp["index"])
+            if inv["f"] == "id" and snowflake_member(i) != node:
+                wrong_member.append({"id": i, "node": node, "member_in_id": snowflake_member(i),
+                                     "op": comp["index"]})
+        if any(a >= b for a, b in zip(ids, ids[1:])):
+            batch_disorder.append({"op": comp["index"], "ids": ids})
+        if ids:
+            per_node.setdefault(node, []).append((inv["time"], comp["time"], min(ids), max(ids),
+                                                  comp["index"]))
+    # Sweep each node's batches by invocation time, against the largest ID
+    # of the batches that completed before it began.
+    backwards = []
+    for node, batches in per_node.items():
+        by_end = sorted(batches, key=lambda b: b[1])
+        j, top, top_op = 0, None, None
+        for b in sorted(batches, key=lambda b: b[0]):
+            while j < len(by_end) and by_end[j][1] < b[0]:
+                if top is None or by_end[j][3] > top:
+                    top, top_op = by_end[j][3], by_end[j][4]
+                j += 1
+            if top is not None and b[2] <= top:
+                backwards.append({"node": node, "op": b[4], "min_id": b[2],
+                                  "earlier_op": top_op, "earlier_max_id": top})
+    if n == 0:
+        return {"valid": "unknown", "error": "no ID was minted"}
+    valid = not (dups or wrong_member or batch_disorder or backwards)
+    return {"valid": valid, "ids": n, "groups": sorted(per_node, key=str),
+            "duplicates": dups[:20], "duplicate_count": len(dups),
+            "wrong_member": wrong_member[:20], "batch_disorder": batch_disorder[:20],
+            "backwards": backwards[:20], "backwards_count": len(backwards)}
+
+
+def check_watch(ops, prefix="w:"):
+    """Watches (BWATCH): each watcher's stream, segment by segment (a new
+    segment only after its history was compacted under it), equals the
+    committed history of the range read at the end (BHISTORY): the same
+    events at the same revisions, in revision order, each once, none
+    missing between the segment's first revision and the last one it was
+    told about. Below the history's compaction point the watchers must
+    agree with each other. Every acknowledged write is in the history or
+    a stream; nothing appears that was never written; every watcher caught
+    up with the final revision."""
+    final = None
+    writes_ok, writes_maybe = set(), set()
+    for inv, comp in pairs(ops):
+        if comp is None:
+            continue
+        if inv["f"] == "history" and comp["type"] == "ok":
+            final = comp["value"]
+        elif inv["f"] in ("write", "delete"):
+            k, v = inv["value"]
+            k = "%s%s" % (prefix, k)
+            if comp["type"] == "ok":
+                writes_ok.add((inv["f"], k, v))
+            if comp["type"] in ("ok", "info"):
+                writes_maybe.add((inv["f"], k, v))
+    if final is None:
+        return {"valid": "unknown", "error": "no final history read"}
+    start, end = final["from"], final["revision"]
+    ref = {}
+    for rev, op, key, value in final["events"]:
+        if key.startswith(prefix):
+            ref[rev] = (op, key, value)
+    disorder, mismatch, missed, disagree, behind = [], [], [], [], []
+    union = {}
+    for wid, segments in sorted(final["streams"].items()):
+        last_end = None
+        for si, seg in enumerate(segments):
+            revs = [e[0] for e in seg["events"]]
+            for a, b in zip(revs, revs[1:]):
+                if b <= a:
+                    disorder.append({"watcher": wid, "segment": si, "revisions": [a, b]})
+            got = {}
+            for rev, op, key, value in seg["events"]:
+                got[rev] = (op, key, value)
+                if rev >= start and ref.get(rev) != (op, key, value):
+                    mismatch.append({"watcher": wid, "revision": rev, "stream": [op, key, value],
+                                     "history": ref.get(rev)})
+                if rev in union and union[rev][0] != (op, key, value):
+                    disagree.append({"revision": rev, "watchers": [union[rev][1], wid],
+                                     "events": [union[rev][0], (op, key, value)]})
+                union.setdefault(rev, ((op, key, value), wid))
+            lo, hi = max(seg["start"], start), seg["end"]
+            gone = [r for r in ref if lo <= r <= hi and r not in got]
+            if gone:
+                missed.append({"watcher": wid, "segment": si, "missing": sorted(gone)[:20],
+                               "count": len(gone)})
+            last_end = seg["end"]
+        if last_end is None or last_end < end:
+            behind.append({"watcher": wid, "last_revision": last_end, "final": end})
+    stored = {(("write" if op == "put" else "delete"), k, v if op == "put" else None)
+              for op, k, v in list(ref.values()) + [u[0] for u in union.values()]}
+    lost = sorted([list(w) for w in writes_ok if w[0] == "write" and w not in stored],
+                  key=str)
+    phantom = sorted([list(s) for s in stored if s[0] == "write" and s not in writes_maybe],
+                     key=str)
+    valid = not (disorder or mismatch or missed or disagree or behind or lost or phantom)
+    return {"valid": valid, "history_from": start, "final_revision": end,
+            "history_events": len(ref), "watchers": len(final["streams"]),
+            "stream_events": sum(len(s["events"]) for ss in final["streams"].values() for s in ss),
+            "disorder": disorder[:20], "mismatch": mismatch[:20], "missed": missed[:20],
+            "disagree": disagree[:20], "behind": behind, "lost": lost[:20],
+            "phantom": phantom[:20]}

@@ -192,6 +192,14 @@ class Node:
             with open(dirty, "w") as f:
                 f.write("a-boot-before-the-simulated-crash\n")
 
+    def fail_disk(self, on):
+        """Makes every write and sync of the node's WAL fail with EIO (a
+        failing disk; lazyfs), or work again."""
+        try:
+            os.stat(os.path.join(self.wal_mnt, ".lazyfs-eio-%s" % ("on" if on else "off")))
+        except FileNotFoundError:
+            pass
+
     @property
     def ballast(self):
         return os.path.join(self.disk, "ballast")

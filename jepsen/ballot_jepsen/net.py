@@ -7,9 +7,16 @@ loses the packet). Clients connect from 127.0.0.1, so they keep reaching
 every node: as in Jepsen, the partition is between the nodes. heal()
 flushes the chain; close() removes the chain and the jump. A chain a dead
 runner left behind is removed when its slot is taken again.
+
+shape() adds loss, delay and duplication between the nodes: one rule of
+the chain queues their packets to the run's own NFQUEUE, which netem.py,
+in this process, serves (with --queue-bypass: if the runner dies, packets
+pass).
 """
 import subprocess
 import time
+
+from . import netem as netemmod
 
 
 def iptables(*args, check=True):
@@ -26,6 +33,9 @@ class Net:
         self.chain = "bj-%d" % slot.r
         self.jump = ["OUTPUT", "-s", slot.cidr, "-d", slot.cidr, "-j", self.chain]
         self.blocked = set()
+        self.qnum = netemmod.queue_num(slot.r)
+        self.netem = None  # the queue's server, once shape() needs it
+        self.queued = False
         self.close()  # what a killed runner may have left on this slot
         iptables("-N", self.chain)
         iptables("-I", *self.jump)
@@ -43,9 +53,24 @@ class Net:
             for src in srcs:
                 self.drop(src, dst)
 
+    def shape(self, loss=0.0, delay_s=0.0, jitter_s=0.0, duplicate=0.0):
+        """Packets between nodes are lost with probability @loss, held
+        for @delay_s ± @jitter_s, and sent twice with probability
+        @duplicate, until heal()."""
+        if self.netem is None:
+            self.netem = netemmod.Netem(self.qnum)
+        self.netem.set(loss, delay_s, jitter_s, duplicate)
+        if not self.queued:
+            iptables("-A", self.chain, "-m", "mark", "!", "--mark", str(netemmod.MARK), "-j",
+                     "NFQUEUE", "--queue-num", str(self.qnum), "--queue-bypass")
+            self.queued = True
+
     def heal(self):
         iptables("-F", self.chain)
         self.blocked.clear()
+        self.queued = False
+        if self.netem is not None:
+            self.netem.set()
 
     def rules(self):
         r = iptables("-S", self.chain, check=False)
@@ -53,7 +78,10 @@ class Net:
 
     def close(self):
         """Removes the jump and the chain, retrying until the chain is
-        gone (raises if it cannot be removed)."""
+        gone (raises if it cannot be removed), and stops the queue."""
+        if getattr(self, "netem", None) is not None:
+            self.netem.close()
+            self.netem = None
         for _ in range(10):
             while iptables("-D", *self.jump, check=False).returncode == 0:
                 pass
@@ -61,6 +89,7 @@ class Net:
             r = iptables("-X", self.chain, check=False)
             if iptables("-S", self.chain, check=False).returncode != 0:
                 self.blocked = set()
+                self.queued = False
                 return
             time.sleep(0.5)
         raise RuntimeError("iptables: cannot remove chain %s: %s" % (self.chain, r.stderr.strip()))

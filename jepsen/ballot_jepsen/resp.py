@@ -93,6 +93,16 @@ class Conn:
             raise Indeterminate("reply: %s" % (e or "timeout"))
         return replies
 
+    def read(self, timeout):
+        """The next value the server sends unasked (a watch frame).
+        Raises Indeterminate, after closing the connection, if none came
+        within @timeout."""
+        try:
+            return self._read(time.monotonic() + timeout)
+        except (OSError, ValueError) as e:
+            self.close()
+            raise Indeterminate("read: %s" % (e or "timeout"))
+
     def _fill(self, deadline):
         left = deadline - time.monotonic()
         if left <= 0:

@@ -46,8 +46,8 @@ def parse(argv):
     p.add_argument("--quiet", type=float, default=3.0, help="seconds between faults")
     p.add_argument("--fault", type=float, default=5.0, help="seconds each fault lasts")
     p.add_argument("--recover", type=float, default=3.0, help="seconds of quiet after healing")
-    p.add_argument("--via", default="mixed", choices=["mixed", "multi", "btxn"],
-                   help="append: transactions as MULTI/EXEC, BTXN, or both")
+    p.add_argument("--via", default="mixed", choices=["mixed", "multi", "watch", "btxn"],
+                   help="append: transactions as MULTI/EXEC, WATCH + MULTI/EXEC, BTXN, or all")
     p.add_argument("--ballotd", default=None, help="the ballotd binary (default: $BALLOTD or build/net/ballotd)")
     p.add_argument("--node-arg", action="append", default=[], help="an extra ballotd argument (repeat)")
     p.add_argument("--node-env", action="append", default=[], help="VAR=VALUE in the nodes' environment")
@@ -85,10 +85,12 @@ def run(argv):
         verdict["addresses"] = slot.cidr
         net = netmod.Net(slot)
         env = dict(kv.split("=", 1) for kv in a.node_env)
-        c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd, node_args=a.node_arg, env=env,
+        c = cl.Cluster(slot, a.nodes, run_dir, ballotd=a.ballotd,
+                       node_args=nem.node_args_for(faults) + a.node_arg, env=env,
                        faketime=any(f.startswith("clock-") for f in faults),
                        disk_mb=256 if any(f.startswith("disk-") for f in faults) else None,
-                       lazyfs=cl.default_lazyfs() if any(f.startswith("lose-unsynced-") for f in faults)
+                       lazyfs=cl.default_lazyfs() if any(f.startswith("lose-unsynced-") or f == "disk-eio"
+                                                        for f in faults)
                        else None)
         verdict["ballotd"] = c.ballotd
         c.start()

@@ -13,6 +13,11 @@
  * file as its last sync left it, and reports "no such file". Metadata
  * (create, rename, unlink, mkdir) counts as durable at once: only data is
  * lost. Single-threaded (-s): no locks.
+ *
+ * A stat of MOUNTPOINT/.lazyfs-eio-on makes every later write, fsync and
+ * fdatasync fail with EIO (a failing disk), until a stat of
+ * MOUNTPOINT/.lazyfs-eio-off; a write that fails changes nothing, and a
+ * failed sync forgets nothing, so a crash still drops what it covered.
  */
 #define FUSE_USE_VERSION 31
 #define _GNU_SOURCE
@@ -33,6 +38,8 @@
 #include <unistd.h>
 
 #define CRASH_PATH "/.lazyfs-crash"
+#define EIO_ON_PATH "/.lazyfs-eio-on"
+#define EIO_OFF_PATH "/.lazyfs-eio-off"
 
 /* One write (or truncation) to undo: the @len bytes at @off it
  * overwrote, and the file's size before it. */
@@ -57,6 +64,8 @@ struct file_log
 
 static const char *backing;
 static struct file_log *logs;
+/* Whether writes and syncs fail with EIO (the disk is failing). */
+static bool failing;
 
 static void full_path(char *out, const char *path)
 {
@@ -185,6 +194,12 @@ static int lz_getattr(const char *path,
         crash();
         return -ENOENT;
     }
+    if (strcmp(path, EIO_ON_PATH) == 0 || strcmp(path, EIO_OFF_PATH) == 0) {
+        failing = strcmp(path, EIO_ON_PATH) == 0;
+        fprintf(stderr, "lazyfs: writes and syncs %s\n",
+                failing ? "fail with EIO" : "work again");
+        return -ENOENT;
+    }
     int rc;
     if (fi != NULL) {
         rc = fstat((int)fi->fh, st);
@@ -271,6 +286,9 @@ static int lz_write(const char *path,
                     struct fuse_file_info *fi)
 {
     (void)path;
+    if (failing) {
+        return -EIO;
+    }
     int rc = remember((int)fi->fh, off, size);
     if (rc != 0) {
         return rc;
@@ -282,6 +300,9 @@ static int lz_write(const char *path,
 static int lz_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
     (void)path;
+    if (failing) {
+        return -EIO;
+    }
     int rc = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
     if (rc != 0) {
         return -errno;

@@ -279,6 +279,130 @@ class TestCounter(unittest.TestCase):
         self.assertFalse(checkers.check_counter(h.ops())["valid"])
 
 
+def sf(ms, member, seq):
+    """A snowflake ID (docs/coordination.md)."""
+    return (ms << 22) | (member << 12) | seq
+
+
+class TestIds(unittest.TestCase):
+    def test_unique_ids_increasing_per_node_are_valid(self):
+        h = H()
+        h.op(0, "id", 2, 0, 1, out=[1, [sf(5, 1, 0), sf(5, 1, 1)]])
+        h.op(1, "id", 1, 0, 1, out=[2, [sf(3, 2, 0)]])  # another node's clock is behind
+        h.op(0, "id", 1, 2, 3, out=[1, [sf(6, 1, 0)]])
+        # Concurrent batches on one node may interleave either way.
+        h.op(2, "id", 1, 2, 5, out=[1, [sf(5, 1, 7)]])
+        h.op(1, "id", 1, 4, 6, out=[2, [sf(9, 2, 0)]])
+        r = checkers.check_ids(h.ops())
+        self.assertTrue(r["valid"], r)
+
+    def test_a_duplicate_id_is_caught(self):
+        h = H()
+        h.op(0, "id", 1, 0, 1, out=[1, [sf(5, 1, 0)]])
+        h.op(1, "id", 1, 0, 1, out=[1, [sf(5, 1, 0)]])
+        r = checkers.check_ids(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["duplicate_count"], 1)
+
+    def test_an_id_below_an_earlier_one_of_the_same_node_is_caught(self):
+        h = H()
+        h.op(0, "id", 1, 0, 1, out=[1, [sf(9, 1, 0)]])
+        h.op(0, "id", 1, 2, 3, out=[1, [sf(8, 1, 5)]])  # a clock that went back
+        r = checkers.check_ids(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["backwards"][0]["earlier_max_id"], sf(9, 1, 0))
+
+    def test_sequence_ids_increase_across_the_cluster(self):
+        h = H()
+        h.op(0, "seq", 2, 0, 1, out=["seq", [1, 2]])
+        h.op(1, "seq", 1, 0, 3, out=["seq", [4]])  # concurrent with the next
+        h.op(0, "seq", 1, 2, 3, out=["seq", [3]])
+        self.assertTrue(checkers.check_ids(h.ops())["valid"])
+        h.op(2, "seq", 1, 4, 5, out=["seq", [3]])  # handed out again, and back
+        r = checkers.check_ids(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["duplicate_count"], 1)
+        self.assertEqual(r["backwards"][0]["earlier_max_id"], 4)
+
+    def test_a_foreign_member_id_or_a_batch_out_of_order_is_caught(self):
+        h = H()
+        h.op(0, "id", 1, 0, 1, out=[1, [sf(5, 2, 0)]])
+        self.assertEqual(len(checkers.check_ids(h.ops())["wrong_member"]), 1)
+        h = H()
+        h.op(0, "id", 2, 0, 1, out=[1, [sf(5, 1, 1), sf(5, 1, 0)]])
+        r = checkers.check_ids(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(len(r["batch_disorder"]), 1)
+
+
+def watch_history(streams, events=None, writes=("v1", "v2", "v3"), start=1):
+    """Writes of w:0 (v1 at revision 1, v2 at 2, v3 at 3 by default) and
+    the final history op carrying the committed @events and the
+    watchers' @streams."""
+    h = H()
+    t = 0
+    for v in writes:
+        h.op(0, "write", [0, v], t, t + 1)
+        t += 2
+    if events is None:
+        events = [[i + 1, "put", "w:0", v] for i, v in enumerate(writes)]
+    final = {"from": start, "revision": events[-1][0] if events else 0, "events": events,
+             "streams": streams}
+    h.op(1, "history", [None, None], t, t + 1, out=final)
+    return h.ops()
+
+
+def seg(events, start=1, end=None):
+    return {"start": start, "end": end if end is not None else (events[-1][0] if events else 0),
+            "events": events}
+
+
+E = [[1, "put", "w:0", "v1"], [2, "put", "w:0", "v2"], [3, "put", "w:0", "v3"]]
+
+
+class TestWatch(unittest.TestCase):
+    def test_streams_equal_to_the_history_are_valid(self):
+        # One watcher whole; one that reconnected (two connections, one
+        # segment); one whose history was compacted under it (a new
+        # segment from revision 3).
+        r = checkers.check_watch(watch_history({"0": [seg(E)], "1": [seg(E[:1] + E[1:])],
+                                                "2": [seg(E[:1]), seg(E[2:], start=3)]}))
+        self.assertTrue(r["valid"], r)
+
+    def test_a_gap_a_repeat_or_a_reordering_is_caught(self):
+        r = checkers.check_watch(watch_history({"0": [seg([E[0], E[2]])]}))
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["missed"][0]["missing"], [2])
+        r = checkers.check_watch(watch_history({"0": [seg([E[0], E[1], E[1], E[2]])]}))
+        self.assertEqual(len(r["disorder"]), 1)
+        r = checkers.check_watch(watch_history({"0": [seg([E[1], E[0], E[2]])]}))
+        self.assertFalse(r["valid"])
+
+    def test_an_event_unlike_the_history_or_another_watcher_is_caught(self):
+        bad = [[1, "put", "w:0", "v1"], [2, "put", "w:0", "v3"], [3, "put", "w:0", "v3"]]
+        r = checkers.check_watch(watch_history({"0": [seg(bad)]}))
+        self.assertEqual(r["mismatch"][0]["revision"], 2)
+        # Below the compaction point only the watchers can be compared.
+        r = checkers.check_watch(watch_history({"0": [seg(E)], "1": [seg(bad)]},
+                                               events=E[2:], start=3))
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["disagree"][0]["revision"], 2)
+
+    def test_a_watcher_that_never_caught_up_is_caught(self):
+        r = checkers.check_watch(watch_history({"0": [seg(E)], "1": [seg(E[:2])]}))
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["behind"], [{"watcher": "1", "last_revision": 2, "final": 3}])
+
+    def test_a_lost_write_and_a_phantom_are_caught(self):
+        # v2 was acknowledged, yet neither the history nor any stream has
+        # it; v9 was never written.
+        ev = [[1, "put", "w:0", "v1"], [3, "put", "w:0", "v3"], [4, "put", "w:0", "v9"]]
+        r = checkers.check_watch(watch_history({"0": [seg(ev)]}, events=ev))
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["lost"], [["write", "w:0", "v2"]])
+        self.assertEqual(r["phantom"], [["write", "w:0", "v9"]])
+
+
 class TestBank(unittest.TestCase):
     def test_reads_that_sum_to_the_total_are_valid(self):
         h = H()

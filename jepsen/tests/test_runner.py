@@ -41,6 +41,27 @@ def ballotd_pids(run_dir):
     return out
 
 
+def lazyfs_pids(run_dir):
+    """Live lazyfs processes mounted under the run's folder."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if run_dir.encode() in cmd and b"lazyfs" in cmd:
+            out.append(int(p))
+    return out
+
+
+def mounts():
+    with open("/proc/self/mounts") as f:
+        return [line.split()[1] for line in f]
+
+
 def read(path):
     with open(path) as f:
         return f.read()
@@ -88,22 +109,26 @@ class TestRunner(unittest.TestCase):
         edn = read(os.path.join(d, "history.edn")).split("\n")[0]
         self.assertTrue(edn.startswith("{:index 0, :time "), edn)
 
-    def interrupt(self, sig):
-        name = "int-%d" % sig
+    def interrupt(self, sig, fault="partition-halves", rule="DROP"):
+        name = "int-%d-%s" % (sig, fault)
         d = os.path.join(self.store, name)
-        p = subprocess.Popen([RUN, "set", "--nemesis", "partition-halves", "--time", "120",
+        p = subprocess.Popen([RUN, "set", "--nemesis", fault, "--time", "120",
                               "--rate", "50", "--quiet", "0.5", "--fault", "100", "--store",
                               self.store, "--name", name, "--seed", "6"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             log = os.path.join(d, "nemesis.log")
-            ok = util.wait(lambda: os.path.exists(log) and "start-partition" in read(log), 60)
-            self.assertTrue(ok, "no partition started")
+            ok = util.wait(lambda: os.path.exists(log) and "start-" + fault in read(log), 60)
+            self.assertTrue(ok, "no fault started")
             r = slot_of(d)
             self.assertIsNotNone(r)
-            self.assertEqual(len(ballotd_pids(d)), 3)
+            self.assertGreaterEqual(len(ballotd_pids(d)), 2)
             self.assertTrue(netmod.chain_exists(r))
-            self.assertNotEqual(netmod.iptables("-S", "bj-%d" % r).stdout.count("DROP"), 0)
+            if rule:
+                self.assertNotEqual(netmod.iptables("-S", "bj-%d" % r).stdout.count(rule), 0)
+            if fault == "disk-eio":
+                self.assertEqual(len(lazyfs_pids(d)), 3)
+                self.assertTrue(any(d in m for m in mounts()))
             p.send_signal(sig)
             out, _ = p.communicate(timeout=60)
         finally:
@@ -112,6 +137,8 @@ class TestRunner(unittest.TestCase):
                 p.wait()
         self.assertEqual(ballotd_pids(d), [], out)
         self.assertFalse(netmod.chain_exists(r), out)
+        self.assertEqual(lazyfs_pids(d), [], out)
+        self.assertEqual([m for m in mounts() if d in m], [], out)
         v = read_json(os.path.join(d, "verdict.json"))
         self.assertIn("interrupted", v.get("error", ""))
         self.assertNotEqual(p.returncode, 0)
@@ -121,6 +148,12 @@ class TestRunner(unittest.TestCase):
 
     def test_sigterm_mid_partition_stops_every_node_and_removes_every_rule(self):
         self.interrupt(signal.SIGTERM)
+
+    def test_sigint_mid_packet_delay_removes_the_queue_rule(self):
+        self.interrupt(signal.SIGINT, "net-delay", "NFQUEUE")
+
+    def test_sigint_mid_disk_failure_stops_lazyfs_and_unmounts_it(self):
+        self.interrupt(signal.SIGINT, "disk-eio", None)
 
     def test_a_slot_left_by_a_killed_runner_is_cleaned_when_taken_again(self):
         name = "killed"

@@ -64,6 +64,7 @@ class ClusterCase(unittest.TestCase):
     disk_mb = None  # a tmpfs of this size per node
     lazyfs = False  # DATA/wal on lazyfs
     node_env = None
+    node_args = ()
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="bj-test-")
@@ -74,7 +75,7 @@ class ClusterCase(unittest.TestCase):
         self.c = cl.Cluster(self.slot, self.nodes, self.tmp, faketime=self.faketime,
                             disk_mb=self.disk_mb,
                             lazyfs=cl.default_lazyfs() if self.lazyfs else None,
-                            env=self.node_env)
+                            env=self.node_env, node_args=list(self.node_args))
         self.c.start()
         self.leader = self.c.wait_leader(30)
         self.assertIsNotNone(self.leader, "no leader")

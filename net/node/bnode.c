@@ -556,8 +556,9 @@ static int persist_batch(void *arg)
     if (rv == 0 && u->hard_state_changed) {
         rv = wal_save_hard_state(node->wal, &u->hard_state);
     }
-    if (rv == 0) {
-        rv = wal_sync(node->wal, NULL);
+    if (rv == 0 && !((node->opts.breaks & BNODE_BREAK_LEADER_UNSYNCED) &&
+                     raft_state_of(node->raft) == RAFT_LEADER)) {
+        rv = wal_sync(node->wal, NULL); /* the break: docs/jepsen.md */
     }
     if (rv == 0 && u->hard_state_changed) {
         node->disk_hs = u->hard_state;
@@ -1216,6 +1217,9 @@ int bnode_start(uv_loop_t *loop,
      * bound fails reads of a slow follower that would be answered. */
     cfg.read_retry_ticks = opts->election_ticks;
     cfg.read_timeout_ticks = 10 * opts->election_ticks;
+    if (opts->breaks & BNODE_BREAK_LEARNERS_VOTE) {
+        cfg.breaks |= RAFT_BREAK_LEARNERS_VOTE; /* docs/jepsen.md */
+    }
     node->raft_cfg = cfg;
     rv = raft_node_create(&cfg, &node->raft);
     if (rv != 0) {

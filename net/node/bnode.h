@@ -189,6 +189,13 @@ struct bnode_options
 /* The WAL skips fdatasync: acknowledged entries live in the page cache
  * only, and a machine crash loses them. */
 #define BNODE_BREAK_NO_FDATASYNC 4u
+/* The leader counts its own entries towards commitment once written, not
+ * once durable: its batches skip fdatasync (a follower's batch syncs them
+ * later), so a committed entry may be durable on a minority only. */
+#define BNODE_BREAK_LEADER_UNSYNCED 8u
+/* Learners vote and count towards commitment (RAFT_BREAK_LEARNERS_VOTE):
+ * a voter removed and added back as a learner keeps voting. */
+#define BNODE_BREAK_LEARNERS_VOTE 16u
 
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
  * (300-600 ms), heartbeat every 3, a snapshot every 100,000 entries with
