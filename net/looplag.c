@@ -33,8 +33,10 @@ static void on_prepare(uv_prepare_t *h)
     if (l->last_ns != 0) {
         uint64_t wall = now - l->last_ns;
         uint64_t waited = idle - l->last_idle;
-        uint64_t busy_ms = (wall > waited ? wall - waited : 0) / 1000000u;
+        uint64_t busy_ns = wall > waited ? wall - waited : 0;
+        uint64_t busy_ms = busy_ns / 1000000u;
         l->stats.iterations++;
+        histo_add(&l->stats.busy_us, histo_us(busy_ns));
         if (busy_ms > l->stats.busy_max_ms) {
             l->stats.busy_max_ms = busy_ms;
         }

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "histo.h"
+
 /* Default threshold (setting loop_warn_ms). */
 #define LOOPLAG_WARN_MS_DEFAULT 100u
 /* At most one report per this long; the others are counted. */
@@ -27,6 +29,7 @@ struct looplag_stats
     uint64_t slow;             /* iterations at or over the threshold */
     uint64_t busy_max_ms;      /* the worst iteration since the start */
     uint64_t busy_last_max_ms; /* the worst since the last call */
+    struct histo busy_us;      /* every iteration's busy time */
 };
 
 /* @busy_ms: the iteration just measured; @unreported: slow iterations

@@ -11,10 +11,14 @@
 
 #include "bnode.h"
 #include "looplag.h"
+#include "metrics_text.h"
 #include "server.h"
 
 #define METRICS_REQUEST_MAX 8192
+/* The answers other than /metrics (health, readiness, status). */
 #define METRICS_BODY_MAX 8192
+/* An answer's status line and headers. */
+#define METRICS_HEAD_MAX 256
 /* /ready tolerates this many committed entries not yet applied: under
  * load the apply trails the commit by a batch or two. */
 #define METRICS_READY_LAG_MAX 10000
@@ -27,7 +31,7 @@ struct metrics_conn
     struct metrics_conn *prev, *next;
     char in[METRICS_REQUEST_MAX];
     size_t len;
-    char out[METRICS_BODY_MAX + 1024];
+    char *out; /* the answer being written (heap) */
     bool answered;
     uint64_t since; /* uv_now() when accepted */
 };
@@ -75,6 +79,7 @@ static void on_conn_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     }
     m->n_conns--;
+    free(c->out);
     free(c);
     handle_closed(m);
 }
@@ -107,88 +112,6 @@ add(char *body, size_t *len, const char *fmt, ...)
     }
 }
 
-/* The Prometheus text format: one "name value" line per gauge or counter,
- * after its # TYPE line. */
-static size_t render(struct metrics *m, char *body)
-{
-    struct bnode_status st;
-    struct server_stats ss;
-    struct looplag_stats ls;
-    size_t len = 0;
-    bnode_status(m->node, &st);
-    memset(&ss, 0, sizeof(ss));
-    memset(&ls, 0, sizeof(ls));
-    if (m->srv != NULL) {
-        server_stats(m->srv, &ss);
-    }
-    if (m->lag != NULL) {
-        looplag_stats(m->lag, &ls);
-    }
-    const struct
-    {
-        const char *name;
-        const char *type;
-        unsigned long long value;
-    } rows[] = {
-        {"ballot_raft_term", "gauge", st.term},
-        {"ballot_raft_is_leader", "gauge", st.state == RAFT_LEADER},
-        {"ballot_raft_leader_id", "gauge", st.leader},
-        {"ballot_raft_commit_index", "gauge", st.commit},
-        {"ballot_raft_applied_index", "gauge", st.applied},
-        {"ballot_raft_last_index", "gauge", st.last_index},
-        {"ballot_raft_first_index", "gauge", st.first_index},
-        {"ballot_raft_snapshot_index", "gauge", st.snapshot_index},
-        {"ballot_raft_members", "gauge", st.conf.n},
-        {"ballot_kv_revision", "gauge", st.revision},
-        {"ballot_proposals_pending", "gauge", st.proposals_pending},
-        {"ballot_reads_pending", "gauge", st.reads_pending},
-        {"ballot_batches_persisted_total", "counter", st.batches_persisted},
-        {"ballot_entries_applied_total", "counter", st.entries_applied},
-        {"ballot_clients_connected", "gauge", ss.clients},
-        {"ballot_clients_max", "gauge", ss.max_clients},
-        {"ballot_client_connections_total", "counter", ss.connections_total},
-        {"ballot_client_connections_rejected_total", "counter", ss.rejected},
-        {"ballot_client_connections_evicted_total", "counter", ss.evicted},
-        {"ballot_client_connections_timedout_total", "counter", ss.timedout},
-        {"ballot_snapshot_exports_expired_total", "counter",
-         ss.exports_expired},
-        {"ballot_client_memory_bytes", "gauge", ss.memory_used},
-        {"ballot_client_memory_refused_total", "counter", ss.memory_refused},
-        {"ballot_client_rate_limited_connection_total", "counter",
-         ss.rate_limited_conn},
-        {"ballot_client_rate_limited_user_total", "counter",
-         ss.rate_limited_user},
-        {"ballot_loop_iterations_total", "counter", ls.iterations},
-        {"ballot_loop_slow_iterations_total", "counter", ls.slow},
-        {"ballot_loop_busy_max_ms", "gauge", ls.busy_max_ms},
-        {"ballot_loop_busy_recent_max_ms", "gauge", ls.busy_last_max_ms},
-        {"ballot_loop_stall_max_ms", "gauge", st.loop_stall_max_ms},
-        {"ballot_loop_stalls_total", "counter", st.loop_stalls},
-        {"ballot_peer_rejected_hellos_total", "counter",
-         st.peer_rejected_hellos},
-        {"ballot_peer_auth_failures_total", "counter", st.peer_auth_failures},
-        {"ballot_peer_bad_senders_total", "counter", st.peer_bad_senders},
-        {"ballot_peer_bad_frames_total", "counter", st.peer_bad_frames},
-        {"ballot_peer_handshake_timeouts_total", "counter",
-         st.peer_handshake_timeouts},
-        {"ballot_raft_msgs_rejected_total", "counter", st.raft_msgs_rejected},
-        {"ballot_raft_msgs_bad_term_total", "counter", st.raft_msgs_bad_term},
-        {"ballot_store_digest_index", "gauge", st.digest_index},
-        {"ballot_store_digest", "gauge", st.digest},
-        {"ballot_store_digest_checks_total", "counter", st.digest_checks},
-        {"ballot_store_digest_mismatches_total", "counter",
-         st.digest_mismatches},
-        {"ballot_scrub_passes_total", "counter", st.scrub_passes},
-        {"ballot_scrub_bytes_total", "counter", st.scrub_bytes},
-        {"ballot_store_damaged", "gauge", st.store_damaged ? 1u : 0u},
-    };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        add(body, &len, "# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].type,
-            rows[i].name, rows[i].value);
-    }
-    return len;
-}
-
 /* GET /health: the process serves and its storage works. */
 static const char *health(struct metrics *m, char *body, size_t *len)
 {
@@ -203,8 +126,9 @@ static const char *health(struct metrics *m, char *body, size_t *len)
 }
 
 /* GET /ready: the node can serve linearizable requests now: it knows a
- * leader and has applied nearly all it knows is committed (a node that
- * restarts, installs a snapshot or was cut off is behind by far more). */
+ * leader, has applied nearly all it knows is committed (a node that
+ * restarts, installs a snapshot or was cut off is behind by far more),
+ * and is not over its quota (it would refuse writes). */
 static const char *ready(struct metrics *m, char *body, size_t *len)
 {
     struct bnode_status st;
@@ -216,6 +140,9 @@ static const char *ready(struct metrics *m, char *body, size_t *len)
     } else if (st.commit > st.applied + METRICS_READY_LAG_MAX) {
         add(body, len, "not ready: applied %llu of %llu committed entries\n",
             (unsigned long long)st.applied, (unsigned long long)st.commit);
+    } else if (st.over_quota) {
+        add(body, len, "not ready: over its quota (%llu bytes)\n",
+            (unsigned long long)st.quota_bytes);
     } else {
         add(body, len, "ready: leader %llu, applied %llu\n",
             (unsigned long long)st.leader, (unsigned long long)st.applied);
@@ -294,16 +221,25 @@ static void on_written(uv_write_t *req, int status)
 
 static void answer(struct metrics_conn *c)
 {
-    char body[METRICS_BODY_MAX];
+    /* Room for the largest body, /metrics's, after the head. */
+    size_t cap = METRICS_HEAD_MAX + METRICS_TEXT_MAX;
     size_t blen = 0;
     const char *status = "404 Not Found";
     const char *type = "text/plain";
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->handle);
+    c->out = malloc(cap);
+    if (c->out == NULL) {
+        conn_close(c);
+        return;
+    }
+    char *body = c->out + METRICS_HEAD_MAX;
     if (is_get(c->in, "/metrics")) {
+        struct metrics_text_port port = {c->m->n_conns};
         status = "200 OK";
         type = "text/plain; version=0.0.4";
-        blen = render(c->m, body);
+        blen = metrics_text_render(c->m->node, c->m->srv, c->m->lag, &port,
+                                   body, METRICS_TEXT_MAX);
     } else if (is_get(c->in, "/health")) {
         status = health(c->m, body, &blen);
     } else if (is_get(c->in, "/ready")) {
@@ -313,19 +249,21 @@ static void answer(struct metrics_conn *c)
         type = "application/json";
         status_json(c->m, body, &blen);
     } else {
-        blen = (size_t)snprintf(body, sizeof(body),
+        blen = (size_t)snprintf(body, METRICS_BODY_MAX,
                                 "try GET /metrics, /health, /ready or "
                                 "/status\n");
     }
-    int n = snprintf(c->out, sizeof(c->out),
+    char head[METRICS_HEAD_MAX];
+    int n = snprintf(head, sizeof(head),
                      "HTTP/1.0 %s\r\n"
                      "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\n"
                      "Connection: close\r\n\r\n",
                      status, type, blen);
     size_t hlen = (size_t)n;
-    memcpy(c->out + hlen, body, blen);
-    uv_buf_t buf = uv_buf_init(c->out, (unsigned)(hlen + blen));
+    /* The head goes right before the body, which is already in place. */
+    memcpy(body - hlen, head, hlen);
+    uv_buf_t buf = uv_buf_init(body - hlen, (unsigned)(hlen + blen));
     c->write.data = c;
     if (uv_write(&c->write, (uv_stream_t *)&c->handle, &buf, 1, on_written) !=
         0) {

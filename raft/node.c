@@ -542,6 +542,19 @@ raft_index raft_match_index(const struct raft_node *node, raft_id id)
     return 0;
 }
 
+uint32_t raft_inflight_count(const struct raft_node *node, raft_id id)
+{
+    if (node->state != RAFT_LEADER) {
+        return 0;
+    }
+    for (unsigned i = 0; i < node->n_prs; i++) {
+        if (node->prs[i].id == id && id != node->id) {
+            return node->prs[i].inflight_count;
+        }
+    }
+    return 0;
+}
+
 raft_id raft_transfer_target(const struct raft_node *node)
 {
     return node->transfer_target;

@@ -534,6 +534,9 @@ const struct raft_snapshot_meta *raft_snapshot_of(const struct raft_node *node);
 const struct raft_stats *raft_stats_of(const struct raft_node *node);
 /* The leader's view of a follower's log: match index, or 0 if unknown. */
 raft_index raft_match_index(const struct raft_node *node, raft_id id);
+/* On the leader, appends sent to @id and not yet acknowledged (0 for
+ * itself, an unknown id, or elsewhere). */
+uint32_t raft_inflight_count(const struct raft_node *node, raft_id id);
 /* The id leadership is being transferred to, or 0. */
 raft_id raft_transfer_target(const struct raft_node *node);
 

@@ -742,6 +742,14 @@ size_t wal_segment_count(const struct wal *wal)
     return wal->n_segs;
 }
 
+uint64_t wal_bytes(const struct wal *wal)
+{
+    if (wal->n_segs == 0) {
+        return 0;
+    }
+    return (uint64_t)(wal->n_segs - 1) * wal->opts.segment_bytes + wal->offset;
+}
+
 const char *wal_errmsg(const struct wal *wal)
 {
     return wal->errmsg;

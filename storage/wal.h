@@ -190,6 +190,10 @@ bool wal_poisoned(const struct wal *wal);
 /* Number of segment files the log currently spans. */
 size_t wal_segment_count(const struct wal *wal);
 
+/* Bytes the log takes on disk: every segment but the last at its
+ * preallocated size, the last up to where the next record goes. */
+uint64_t wal_bytes(const struct wal *wal);
+
 /* The message of the last error, with context (never NULL, borrowed until
  * the next call on @wal). */
 const char *wal_errmsg(const struct wal *wal);

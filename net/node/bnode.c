@@ -247,9 +247,11 @@ static void finish_write(struct bnode *node,
 }
 
 /* Entries were applied: answer the proposals they decide. */
+/* @committed_ns: when the entries were known committed (uv_hrtime()). */
 static void complete_writes(struct bnode *node,
                             const struct raft_entry *entries,
-                            const struct kv_apply_result *res)
+                            const struct kv_apply_result *res,
+                            uint64_t committed_ns)
 {
     for (size_t i = 0; i < res->n_entries; i++) {
         const struct kv_entry_result *r = &res->entries[i];
@@ -261,6 +263,8 @@ static void complete_writes(struct bnode *node,
                 node->writes_tail = NULL;
             }
             if (w->index == r->index && w->term == entries[i].term) {
+                histo_add(&node->histos.commit_us,
+                          histo_us(committed_ns - w->started_ns));
                 finish_write(node, w, 0, r);
             } else {
                 /* Another leader's entry took its index: ours is gone. */
@@ -362,6 +366,7 @@ static void track_write(struct bnode *node,
     w->index = index;
     w->term = term;
     w->started_ms = now_ms(node);
+    w->started_ns = uv_hrtime();
     w->cb = cb;
     w->arg = arg;
     w->next = NULL;
@@ -389,11 +394,14 @@ static int propose_now(struct bnode *node,
     int rv = raft_propose(node->raft, data, (uint32_t)len, &index, &term);
     if (rv != 0) {
         free(w);
+        /* Counted here, where queued proposals are refused too. */
         switch (rv) {
         case RAFT_ENOTLEADER:
+            node->refused_not_leader++;
             return BNODE_ENOTLEADER;
         case RAFT_EBUSY:
         case RAFT_ETRANSFER:
+            node->refused_busy++;
             return BNODE_EBUSY;
         case RAFT_ETOOBIG:
             return BNODE_ETOOBIG;
@@ -445,6 +453,7 @@ static void tick_once(struct bnode *node)
     bnode_watch_tick(node);
     space_on_tick(node);
     scrub_on_tick(node);
+    lag_on_tick(node);
 }
 
 static void feed(struct bnode *node)
@@ -558,7 +567,9 @@ static int persist_batch(void *arg)
     }
     if (rv == 0 && !((node->opts.breaks & BNODE_BREAK_LEADER_UNSYNCED) &&
                      raft_state_of(node->raft) == RAFT_LEADER)) {
+        uint64_t t0 = uv_hrtime();
         rv = wal_sync(node->wal, NULL); /* the break: docs/jepsen.md */
+        node->sync_ns = uv_hrtime() - t0;
     }
     if (rv == 0 && u->hard_state_changed) {
         node->disk_hs = u->hard_state;
@@ -569,6 +580,13 @@ static int persist_batch(void *arg)
         return BNODE_ESTORAGE;
     }
     return 0;
+}
+
+/* On the loop, once a batch persist_batch() made durable is back. */
+static void observe_batch(struct bnode *node)
+{
+    histo_add(&node->histos.wal_fsync_us, histo_us(node->sync_ns));
+    histo_add(&node->histos.batch_entries, node->update.n_entries);
 }
 
 static void persist_after(void *arg)
@@ -643,6 +661,7 @@ static void apply_committed(struct bnode *node,
         return;
     }
     memset(&res, 0, sizeof(res));
+    uint64_t t0 = uv_hrtime();
     int rv = kv_apply(node->kv, entries, n, &res);
     /* A full map is not a full disk: map more and apply again (nothing of
      * the failed batch was applied). */
@@ -679,9 +698,10 @@ static void apply_committed(struct bnode *node,
     if (bnode_members_touched(&res)) {
         (void)bnode_members_sync(node);
     }
+    histo_add(&node->histos.apply_us, histo_us(uv_hrtime() - t0));
     space_after_apply(node, &res);
     scrub_after_apply(node, &res);
-    complete_writes(node, entries, &res);
+    complete_writes(node, entries, &res, t0);
     kv_apply_result_free(&res);
     node->entries_applied += n;
     ckpt_after_apply(node, n);
@@ -743,6 +763,7 @@ static void after_persist(void *arg, int status)
         bnode_halt(node, node->work_err);
         return;
     }
+    observe_batch(node);
     /* The batch is durable: finish it even when stopping, so its
      * acknowledgements and applied writes reach peers and clients. */
     finish_cycle(node);
@@ -793,6 +814,7 @@ static bool persist_and_finish(struct bnode *node)
             bnode_halt(node, node->work_err);
             return false;
         }
+        observe_batch(node);
         finish_cycle(node);
         persist_release_after(node->persist);
         return true;
@@ -969,12 +991,15 @@ int bnode_propose(struct bnode *node,
         return BNODE_ESTOPPED;
     }
     if (len > node->opts.max_entry_bytes) {
+        node->refused_too_big++;
         return BNODE_ETOOBIG;
     }
     if (raft_state_of(node->raft) != RAFT_LEADER) {
+        node->refused_not_leader++;
         return BNODE_ENOTLEADER;
     }
     if (space_refuses(node, cmd, len)) {
+        node->refused_quota++;
         return BNODE_ENOSPACE;
     }
     return submit(node, cmd, len, 0, 0, cb, arg);
@@ -1088,6 +1113,8 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
             raft_id m = out->conf.members[i].id;
             out->match[i] = m == out->id ? out->last_index
                                          : raft_match_index(node->raft, m);
+            out->lag_ms[i] = m == out->id ? 0 : lag_ms(node, out->match[i]);
+            out->inflight[i] = raft_inflight_count(node->raft, m);
         }
     }
     out->proposals_pending = node->n_writes;
@@ -1105,10 +1132,26 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
         out->peer_bad_senders = ts.bad_senders;
         out->peer_bad_frames = ts.bad_frames;
         out->peer_handshake_timeouts = ts.handshake_timeouts;
+        out->peer_connections = ts.connections;
+    }
+    out->refused_busy = node->refused_busy;
+    out->refused_not_leader = node->refused_not_leader;
+    out->refused_quota = node->refused_quota;
+    out->refused_too_big = node->refused_too_big;
+    if (node->wal != NULL) {
+        out->wal_segments = wal_segment_count(node->wal);
+        out->wal_bytes = wal_bytes(node->wal);
     }
     const struct raft_stats *rs = raft_stats_of(node->raft);
     out->raft_msgs_rejected = rs->msgs_rejected;
     out->raft_msgs_bad_term = rs->msgs_bad_term;
+    out->elections = rs->elections_started;
+    out->leader_changes = rs->leader_changes;
+}
+
+const struct bnode_histos *bnode_histos(const struct bnode *node)
+{
+    return &node->histos;
 }
 
 const char *bnode_leader_addr(struct bnode *node)

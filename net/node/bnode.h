@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "histo.h"
 #include "kv.h"
 #include "raft.h"
 
@@ -315,9 +316,45 @@ struct bnode_status
     uint64_t peer_handshake_timeouts;
     uint64_t raft_msgs_rejected;
     uint64_t raft_msgs_bad_term;
+    /* On the leader, for each member of @conf (same order; 0 for itself):
+     * how long ago (ms) the oldest entry it has not acknowledged was
+     * appended, and its appends in flight. 0 elsewhere. */
+    uint64_t lag_ms[RAFT_CONF_MAX];
+    uint32_t inflight[RAFT_CONF_MAX];
+    /* Elections this node started and changes of the leader it saw
+     * (raft_stats). */
+    uint64_t elections;
+    uint64_t leader_changes;
+    /* bnode_propose() refusals, by reason: BNODE_EBUSY, BNODE_ENOTLEADER,
+     * BNODE_ENOSPACE (quota), BNODE_ETOOBIG. */
+    uint64_t refused_busy;
+    uint64_t refused_not_leader;
+    uint64_t refused_quota;
+    uint64_t refused_too_big;
+    /* The WAL's segment files and the bytes they take (wal_bytes()). */
+    uint64_t wal_segments;
+    uint64_t wal_bytes;
+    /* Peer connections open now, both ways. */
+    uint64_t peer_connections;
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);
+
+/* What the node times and sizes, for the metrics port (docs/operations.md,
+ * "Metrics"); microseconds unless the name says otherwise. */
+struct bnode_histos
+{
+    struct histo wal_fsync_us;     /* one fdatasync of a batch */
+    struct histo batch_entries;    /* entries per persisted batch */
+    struct histo commit_us;        /* a proposal of this node to its commit */
+    struct histo apply_us;         /* one kv_apply() of committed entries */
+    struct histo snap_create_us;   /* writing our snapshot file */
+    struct histo snap_transfer_us; /* receiving one: first chunk to last */
+    struct histo snap_install_us;  /* installing a received one */
+};
+
+/* The node's histograms, borrowed until bnode_stop(); loop thread only. */
+const struct bnode_histos *bnode_histos(const struct bnode *node);
 
 /* The leader's client address as "host:port", or NULL if unknown. The
  * string lives until the next call. */

@@ -20,6 +20,11 @@
 /* A tick this late (ms) counts as a loop stall (bnode_status): a third of
  * the default election timeout's 300 ms. */
 #define LOOP_STALL_MS 100
+/* Replication lag: the leader samples its last index at most every
+ * LAG_SAMPLE_MS, keeping LAG_SAMPLES of them (12.8 s); a follower further
+ * behind is reported that far behind at least. */
+#define LAG_SAMPLES 128u
+#define LAG_SAMPLE_MS 100u
 
 /* A proposal waiting for its entry to be applied (or overwritten). */
 struct pending_write
@@ -27,6 +32,7 @@ struct pending_write
     raft_index index;
     raft_term term;
     uint64_t started_ms;
+    uint64_t started_ns; /* uv_hrtime(), for the commit latency */
     bnode_write_cb cb;
     void *arg;
     struct pending_write *next;
@@ -123,6 +129,24 @@ struct bnode
 
     uint64_t batches_persisted;
     uint64_t entries_applied;
+
+    /* Metrics (bnode_status, bnode_histos). The disk thread leaves its
+     * fsync time in sync_ns; the loop adds it once the batch is back. */
+    struct bnode_histos histos;
+    uint64_t sync_ns;
+    uint64_t snap_create_ns;   /* uv_hrtime() when our snapshot began */
+    uint64_t snap_transfer_ns; /* ... when a received one's first chunk came */
+    uint64_t refused_busy, refused_not_leader, refused_quota, refused_too_big;
+    /* The leader's last index, sampled as it grows (bnode_lag.c), to tell
+     * how long ago a follower's first missing entry was appended. */
+    struct lag_sample
+    {
+        raft_index index;
+        uint64_t ms;
+    } lag_samples[LAG_SAMPLES];
+    unsigned lag_next; /* ring position of the next sample */
+    uint64_t lag_last_ms;
+    raft_term lag_term; /* the term the samples were taken in */
 
     /* Loop stalls, measured by how late the tick timer fires. */
     uint64_t last_tick_ms;
@@ -260,6 +284,14 @@ int export_prepare(struct bnode *node, char *err, size_t err_len);
 int bnode_members_sync(struct bnode *node);
 /* Whether an applied batch recorded a member address. */
 bool bnode_members_touched(const struct kv_apply_result *res);
+
+/* bnode_lag.c */
+
+/* Per tick: samples the leader's last index as it grows. */
+void lag_on_tick(struct bnode *node);
+/* On the leader: ms since the first entry above @match was appended
+ * (0 if @match is the last index). */
+uint64_t lag_ms(const struct bnode *node, raft_index match);
 
 /* bnode_ckpt.c */
 

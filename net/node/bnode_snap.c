@@ -299,8 +299,12 @@ int snap_install(struct bnode *node, const struct raft_update *u)
     node->install_waiting = false;
     ckpt_wait(node); /* ends the checkpoint whose sync has returned */
     persist_claim_wait(node->persist); /* install() writes to the WAL */
+    uint64_t t0 = uv_hrtime();
     int rv = install(node, u->snapshot, u->snapshot_reset_log);
     persist_release(node->persist);
+    if (rv == 0) {
+        histo_add(&node->histos.snap_install_us, histo_us(uv_hrtime() - t0));
+    }
     if (rv == SNAP_REFUSED) {
         node->snap_staging = false;
         return rv;
@@ -328,6 +332,7 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
         if (c->offset == 0) {
             rv = kv_snapshot_stage_begin(node->kv);
             node->snap_staging = rv == 0;
+            node->snap_transfer_ns = uv_hrtime();
         }
         if (rv == 0 && node->snap_staging) {
             rv = kv_snapshot_stage_write(node->kv, c->offset, c->data, c->len);
@@ -348,6 +353,8 @@ int snap_receive(struct bnode *node, const struct raft_update *u)
              (unsigned long long)u->snapshot->index);
         return SNAP_REFUSED;
     }
+    histo_add(&node->histos.snap_transfer_us,
+              histo_us(uv_hrtime() - node->snap_transfer_ns));
     if (!snap_install_ready(node)) {
         /* Wait, without blocking the loop, for the copies and the sync
          * (the node stays frozen; their callbacks resume the install). */
@@ -415,6 +422,8 @@ static void create_done(struct snap_job *job)
         kv_snapshot_close(job->snap);
         return;
     }
+    histo_add(&node->histos.snap_create_us,
+              histo_us(uv_hrtime() - node->snap_create_ns));
     node->created = job->snap;
     snap_maybe_taken(node);
 }
@@ -437,6 +446,7 @@ void snap_maybe_create(struct bnode *node)
     /* The index is only known from the copy's header: write to a fixed
      * name, then rename to the index in snap_maybe_taken(). */
     snprintf(job->path, sizeof(job->path), "%s/new.snap", node->snap_dir);
+    node->snap_create_ns = uv_hrtime();
     node->snap_creating = snap_job_start(job) == 0;
 }
 

@@ -1156,6 +1156,10 @@ bool transport_connected(const struct transport *t, raft_id id)
 void transport_stats(const struct transport *t, struct transport_stats *out)
 {
     *out = t->stats;
+    out->connections = 0;
+    for (const struct conn *c = t->conns; c != NULL; c = c->next) {
+        out->connections++;
+    }
 }
 
 void transport_close(struct transport *t, transport_close_cb cb, void *arg)

@@ -145,6 +145,9 @@ struct transport_stats
     uint64_t timed_out;       /* no hello, or idle, for too long */
     uint64_t auth_failures;   /* a proof that did not match, either side */
     uint64_t bad_senders;     /* a message not from the authenticated peer */
+    /* Connections open now, both ways (with the listener, the descriptors
+     * the peer port holds). */
+    uint64_t connections;
     /* Incoming or outgoing connections closed because the handshake did
      * not finish in time, or to make room for newer handshakes. */
     uint64_t handshake_timeouts;

@@ -344,6 +344,8 @@ void cmd_req_finish(struct cmd_req *r)
 {
     assert(!r->done);
     r->done = true;
+    histo_add(&r->client->env->req_us[r->req_class],
+              histo_us(uv_hrtime() - r->started_ns));
     r->client->env->req_done(r);
 }
 
@@ -606,11 +608,39 @@ static void unknown_command(struct cmd_req *r, const struct resp_request *req)
                nl, req->argv[0], args);
 }
 
+/* The latency class of a request (enum server_req_class). */
+static uint8_t req_class(const struct cmd_def *d, size_t argc, int order)
+{
+    if (d == NULL) {
+        return SERVER_REQ_OTHER;
+    }
+    if (d->fn == cmd_exec || d->fn == cmd_btxn) {
+        return SERVER_REQ_TXN;
+    }
+    if (d->flags & CMD_ADMIN) {
+        return SERVER_REQ_ADMIN;
+    }
+    if (d->flags & CMD_WRITE) {
+        /* A plain SET is the one blind write among cmd_rmw's commands. */
+        bool plain_set =
+            d->fn == cmd_rmw && strcmp(d->name, "set") == 0 && argc == 3;
+        return (d->fn == cmd_rmw && !plain_set) || order == CMD_ORDER_SERIAL
+                   ? SERVER_REQ_RMW
+                   : SERVER_REQ_WRITE;
+    }
+    if (d->flags & CMD_READONLY) {
+        return SERVER_REQ_READ;
+    }
+    return SERVER_REQ_OTHER;
+}
+
 void cmd_dispatch(struct cmd_req *r, const struct resp_request *req)
 {
     struct cmd_client *c = r->client;
     const struct cmd_def *d = cmd_lookup(req->argv[0], req->argvlen[0]);
     int rc;
+    r->started_ns = uv_hrtime();
+    r->req_class = req_class(d, req->argc, r->order);
     c->env->total_commands++;
     c->last_cmd_ms = cmd_now_ms();
     c->last_cmd = d != NULL ? d->name : "unknown";

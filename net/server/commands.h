@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bnode.h"
 #include "kv_acl.h"
 #include "resp.h"
 #include "server.h"
@@ -88,6 +89,8 @@ struct cmd_env
     bool (*mem_charge)(struct cmd_client *c, size_t bytes);
     void (*mem_release)(struct cmd_client *c, size_t bytes);
     uint64_t total_commands;
+    /* Request latency by enum server_req_class (cmd_req_finish()). */
+    struct histo req_us[SERVER_REQ_CLASSES];
     uint64_t start_ms;
     int port;
     bool stopping;
@@ -207,6 +210,8 @@ struct cmd_req
     bool done;        /* the reply is complete */
     bool close_after; /* close the connection once this reply is sent */
     const struct cmd_def *def; /* the command, set by cmd_dispatch() */
+    uint8_t req_class;         /* enum server_req_class, set at dispatch */
+    uint64_t started_ns;       /* uv_hrtime() at dispatch */
     struct cmd_req *next;      /* the server's per-connection queue */
 };
 

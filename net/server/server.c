@@ -1012,6 +1012,14 @@ void server_stats(const struct server *srv, struct server_stats *out)
     out->memory_refused = e->mem_refused;
     out->rate_limited_conn = e->rate_limited_conn;
     out->rate_limited_user = e->rate_limited_user;
+    out->commands_total = e->total_commands;
+}
+
+const struct histo *server_latency(const struct server *srv,
+                                   enum server_req_class klass)
+{
+    return &srv->env
+                .req_us[klass < SERVER_REQ_CLASSES ? klass : SERVER_REQ_OTHER];
 }
 
 void server_stop(struct server *s, void (*cb)(void *arg), void *arg)

@@ -190,9 +190,29 @@ struct server_stats
      * rate, over their user's. */
     uint64_t rate_limited_conn;
     uint64_t rate_limited_user;
+    uint64_t commands_total; /* requests dispatched */
 };
 
 void server_stats(const struct server *srv, struct server_stats *out);
+
+/* The classes of client requests timed for the metrics port
+ * (docs/operations.md, "Metrics"): from the command table's flags. */
+enum server_req_class {
+    SERVER_REQ_READ = 0,  /* reads the store */
+    SERVER_REQ_WRITE = 1, /* a blind write (SET, DEL, ...) */
+    SERVER_REQ_RMW = 2,   /* read-modify-write (INCR, SET NX, ...) */
+    SERVER_REQ_TXN = 3,   /* EXEC, BTXN */
+    SERVER_REQ_ADMIN = 4, /* cluster and server administration */
+    SERVER_REQ_OTHER = 5, /* PING, CLIENT, errors: no store work */
+    SERVER_REQ_CLASSES = 6,
+};
+
+struct histo;
+
+/* Request latency (dispatch to reply complete, microseconds) of @klass,
+ * borrowed while @srv lives; loop thread only. */
+const struct histo *server_latency(const struct server *srv,
+                                   enum server_req_class klass);
 
 /**
  * Descriptors the client port may hold at most with @max_clients: the

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -240,6 +241,411 @@ START_TEST(test_operations_unknown_format_version_is_refused)
 }
 END_TEST
 
+/* ---- metrics --------------------------------------------------------- */
+
+/* The sum of every sample of @family in the Prometheus text @body (the
+ * name itself, or with _bucket, _sum or _count), and how many there were
+ * in *@n. */
+static double family_sum(const char *body, const char *family, int *n)
+{
+    size_t fl = strlen(family);
+    double sum = 0;
+    *n = 0;
+    for (const char *line = body; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        if (line[0] != '#' && strncmp(line, family, fl) == 0) {
+            const char *rest = line + fl;
+            if (strncmp(rest, "_bucket", 7) == 0) {
+                rest += 7;
+            } else if (strncmp(rest, "_sum", 4) == 0) {
+                rest += 4;
+            } else if (strncmp(rest, "_count", 6) == 0) {
+                rest += 6;
+            }
+            if (*rest == ' ' || *rest == '{') {
+                const char *v = line + len;
+                while (v > line && v[-1] != ' ') {
+                    v--;
+                }
+                sum += strtod(v, NULL);
+                (*n)++;
+            }
+        }
+        line = end != NULL ? end + 1 : line + len;
+    }
+    return sum;
+}
+
+/* Every family the metrics port exports, its type, and whether a loaded
+ * cluster must see it move. The few that need not say why. */
+static const struct
+{
+    const char *name;
+    const char *type;
+    const char *still; /* NULL: must move; else why it may not */
+} families[] = {
+    {"ballot_build_info", "gauge", "constant by design"},
+    {"ballot_raft_term", "gauge", NULL},
+    {"ballot_raft_is_leader", "gauge", NULL},
+    {"ballot_raft_leader_id", "gauge", NULL},
+    {"ballot_raft_commit_index", "gauge", NULL},
+    {"ballot_raft_applied_index", "gauge", NULL},
+    {"ballot_raft_last_index", "gauge", NULL},
+    {"ballot_raft_first_index", "gauge", NULL},
+    {"ballot_raft_snapshot_index", "gauge", NULL},
+    {"ballot_raft_members", "gauge", "the configuration does not change"},
+    {"ballot_raft_elections_total", "counter", NULL},
+    {"ballot_raft_leader_changes_total", "counter", NULL},
+    {"ballot_kv_revision", "gauge", NULL},
+    {"ballot_proposals_pending", "gauge", NULL},
+    {"ballot_reads_pending", "gauge", "reads finish within a scrape"},
+    {"ballot_batches_persisted_total", "counter", NULL},
+    {"ballot_entries_applied_total", "counter", NULL},
+    {"ballot_store_bytes", "gauge", NULL},
+    {"ballot_store_free_bytes", "gauge", NULL},
+    {"ballot_store_quota_bytes", "gauge", "a setting"},
+    {"ballot_store_map_bytes", "gauge", "grows only when the map fills"},
+    {"ballot_store_over_quota", "gauge",
+     "1 only until the leader compacts the history, a tick or two; the "
+     "quota refusals are counted below"},
+    {"ballot_store_keys", "gauge", NULL},
+    {"ballot_store_quota_used_ratio", "gauge", NULL},
+    {"ballot_history_events", "gauge", NULL},
+    {"ballot_history_compact_revision", "gauge",
+     "history is kept (100,000 revisions)"},
+    {"ballot_wal_segments", "gauge",
+     "a segment holds 64 MiB; this load writes less"},
+    {"ballot_wal_bytes", "gauge", NULL},
+    {"ballot_loop_stall_max_ms", "gauge", NULL},
+    {"ballot_loop_stalls_total", "counter", NULL},
+    {"ballot_peer_rejected_hellos_total", "counter",
+     "attacks only: security.* tests provoke it"},
+    {"ballot_peer_auth_failures_total", "counter",
+     "attacks only: security.* tests provoke it"},
+    {"ballot_peer_bad_senders_total", "counter",
+     "attacks only: security.* tests provoke it"},
+    {"ballot_peer_bad_frames_total", "counter",
+     "attacks only: security.* tests provoke it"},
+    {"ballot_peer_handshake_timeouts_total", "counter",
+     "attacks only: security.* tests provoke it"},
+    {"ballot_raft_msgs_rejected_total", "counter",
+     "attacks only: security.* tests provoke it"},
+    {"ballot_raft_msgs_bad_term_total", "counter",
+     "attacks only: security.* tests provoke it"},
+    {"ballot_proposals_refused_total", "counter", NULL},
+    {"ballot_replication_lag_entries", "gauge", NULL},
+    {"ballot_replication_lag_seconds", "gauge", NULL},
+    {"ballot_replication_inflight_appends", "gauge", NULL},
+    {"ballot_wal_fsync_duration_seconds", "histogram", NULL},
+    {"ballot_wal_batch_entries", "histogram", NULL},
+    {"ballot_raft_commit_duration_seconds", "histogram", NULL},
+    {"ballot_kv_apply_duration_seconds", "histogram", NULL},
+    {"ballot_snapshot_create_duration_seconds", "histogram", NULL},
+    {"ballot_snapshot_transfer_duration_seconds", "histogram", NULL},
+    {"ballot_snapshot_install_duration_seconds", "histogram", NULL},
+    {"ballot_clients_connected", "gauge", NULL},
+    {"ballot_clients_max", "gauge", "a setting"},
+    {"ballot_client_connections_total", "counter", NULL},
+    {"ballot_client_connections_rejected_total", "counter",
+     "overload only: hostile.* tests provoke it"},
+    {"ballot_client_connections_evicted_total", "counter",
+     "overload only: hostile.* tests provoke it"},
+    {"ballot_client_connections_timedout_total", "counter",
+     "idle clients only: hostile.* tests provoke it"},
+    {"ballot_client_commands_total", "counter", NULL},
+    {"ballot_snapshot_exports_expired_total", "counter",
+     "abandoned exports only: snapshot tests provoke it"},
+    {"ballot_client_memory_bytes", "gauge", NULL},
+    {"ballot_client_memory_refused_total", "counter",
+     "overload only: hostile.* tests provoke it"},
+    {"ballot_request_duration_seconds", "histogram", NULL},
+    {"ballot_open_connections", "gauge", NULL},
+    {"ballot_open_descriptors", "gauge", NULL},
+    {"process_open_fds", "gauge", NULL},
+    {"process_max_fds", "gauge", "a limit"},
+    {"ballot_loop_iterations_total", "counter", NULL},
+    {"ballot_loop_slow_iterations_total", "counter", NULL},
+    {"ballot_loop_busy_max_ms", "gauge", NULL},
+    {"ballot_loop_busy_recent_max_ms", "gauge", NULL},
+    {"ballot_loop_iteration_duration_seconds", "histogram", NULL},
+};
+#define N_FAMILIES (sizeof(families) / sizeof(families[0]))
+
+/* Scrapes @scrapes[id-1][k] = node id's /metrics body (malloc'ed). */
+static char *scrape(unsigned id)
+{
+    char *r = cl_http_get(&cl, id, "/metrics");
+    ck_assert_msg(r != NULL && strncmp(r, "HTTP/1.0 200", 12) == 0,
+                  "node %u: %s", id, r != NULL ? r : "(no answer)");
+    char *body = strdup(body_of(r));
+    free(r);
+    return body;
+}
+
+/* Pipelines @n commands of @argc words made by @make(i, argv) on @c and
+ * reads every reply; returns how many were errors starting with @err
+ * (NULL: any error). */
+static void pipeline_send(struct cl_conn *c,
+                          int n,
+                          int argc,
+                          void (*make)(int i, const char **argv, size_t *lens))
+{
+    const char *argv[4];
+    size_t lens[4];
+    for (int i = 0; i < n; i++) {
+        make(i, argv, lens);
+        ck_assert_int_eq(cl_sendv(c, 5000, argc, argv, lens), 0);
+    }
+}
+
+static int pipeline_read(struct cl_conn *c, int n, const char *err)
+{
+    int errors = 0;
+    for (int i = 0; i < n; i++) {
+        struct cl_reply r;
+        ck_assert_int_eq(cl_read_reply(c, 30000, &r), 0);
+        if (r.type == CL_ERR &&
+            (err == NULL || strncmp(r.str, err, strlen(err)) == 0)) {
+            errors++;
+        }
+        cl_reply_free(&r);
+    }
+    return errors;
+}
+
+static int pipeline(struct cl_conn *c,
+                    int n,
+                    int argc,
+                    void (*make)(int i, const char **argv, size_t *lens),
+                    const char *err)
+{
+    pipeline_send(c, n, argc, make);
+    return pipeline_read(c, n, err);
+}
+
+static char small_key[32];
+static char kilo_value[1024];
+
+static void make_set(int i, const char **argv, size_t *lens)
+{
+    snprintf(small_key, sizeof(small_key), "k%d", i);
+    argv[0] = "SET";
+    argv[1] = small_key;
+    argv[2] = kilo_value;
+    lens[0] = 3;
+    lens[1] = strlen(small_key);
+    lens[2] = sizeof(kilo_value);
+}
+
+static void make_incr(int i, const char **argv, size_t *lens)
+{
+    (void)i;
+    argv[0] = "INCR";
+    argv[1] = "counter";
+    lens[0] = 4;
+    lens[1] = 7;
+}
+
+static void make_get(int i, const char **argv, size_t *lens)
+{
+    snprintf(small_key, sizeof(small_key), "k%d", i);
+    argv[0] = "GET";
+    argv[1] = small_key;
+    lens[0] = 3;
+    lens[1] = strlen(small_key);
+}
+
+/* A loaded 3-node cluster, scraped before, during and after: every family
+ * is there with # HELP and # TYPE, and every one that should moves: the
+ * load runs each request class, bursts past the uncommitted-bytes limit
+ * (busy), writes to a follower (not leader) and past a small quota; a
+ * leadership transfer makes an election; a follower stopped (SIGSTOP)
+ * while the log grows past a snapshot falls behind (lag), then receives
+ * and installs the leader's snapshot and sees its loop stall. */
+START_TEST(test_operations_metrics_of_a_loaded_cluster_are_typed_and_move)
+{
+    enum { SCRAPES = 3 };
+    static const char *args[] = {"--snapshot_every",
+                                 "1000",
+                                 "--snapshot_trailing",
+                                 "50",
+                                 "--checkpoint_every",
+                                 "500",
+                                 "--max_uncommitted_bytes",
+                                 "65536",
+                                 "--quota_bytes",
+                                 "8388608",
+                                 "--loop_warn_ms",
+                                 "1",
+                                 NULL};
+    char *bodies[3][SCRAPES];
+    struct cl_conn c;
+    struct cl_reply r;
+    memset(kilo_value, 'v', sizeof(kilo_value));
+    cl_start_args(&cl, 3, args);
+    unsigned leader = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(leader, 0);
+    for (unsigned id = 1; id <= 3; id++) {
+        bodies[id - 1][0] = scrape(id);
+    }
+
+    /* An election: leadership moves to another node. */
+    unsigned target = leader % 3 + 1;
+    char tid[8];
+    snprintf(tid, sizeof(tid), "%u", target);
+    const char *transfer[] = {"BTRANSFER", tid};
+    for (int i = 0; i < 20 && leader != target; i++) {
+        ck_assert_int_eq(cl_cmd(&cl, leader, 5000, &r, 2, transfer), 0);
+        cl_reply_free(&r);
+        usleep(200000);
+        /* The leader is the node that takes a write (INFO may still name
+         * the old one for a moment). */
+        ck_assert(put_nth(&leader, 0));
+    }
+    ck_assert_uint_eq(leader, target);
+    unsigned follower = leader % 3 + 1;
+
+    /* Writes to a follower are refused as not leader. */
+    ck_assert_int_eq(cl_connect(&c, cl.nodes[follower - 1].client_port, 5000),
+                     0);
+    const char *set[] = {"SET", "x", "y"};
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 3, set), 0);
+    cl_reply_free(&r);
+    cl_close(&c);
+
+    /* The follower stops; the log grows past a snapshot without it, in
+     * bursts that outrun the uncommitted-bytes limit. */
+    ck_assert_int_eq(kill(cl.nodes[follower - 1].pid, SIGSTOP), 0);
+    ck_assert_int_eq(cl_connect(&c, cl.nodes[leader - 1].client_port, 5000), 0);
+    for (int round = 0; round < 60; round++) {
+        pipeline(&c, 40, 3, make_set, NULL);
+        pipeline(&c, 5, 2, make_incr, NULL);
+        pipeline(&c, 10, 2, make_get, NULL);
+    }
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"},
+               *status[] = {"BSTATUS"};
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 1, multi), 0);
+    cl_reply_free(&r);
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 2, (const char *[]){"INCR", "t"}),
+                     0);
+    cl_reply_free(&r);
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 1, exec), 0);
+    cl_reply_free(&r);
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 1, status), 0);
+    cl_reply_free(&r);
+    /* Scraped with writes in flight that cannot commit (the other
+     * follower is stopped too for a moment): proposals are pending, and
+     * those past the uncommitted-bytes limit are refused as busy. */
+    unsigned other = 6 - leader - follower;
+    ck_assert_int_eq(kill(cl.nodes[other - 1].pid, SIGSTOP), 0);
+    pipeline_send(&c, 100, 3, make_set);
+    usleep(100000);
+    for (unsigned id = 1; id <= 3; id++) {
+        bodies[id - 1][1] = id != leader ? strdup("") : scrape(id);
+    }
+    ck_assert_int_eq(kill(cl.nodes[other - 1].pid, SIGCONT), 0);
+    ck_assert_int_gt(pipeline_read(&c, 100, "BUSY"), 0);
+    for (unsigned id = 1; id <= 3; id++) {
+        if (id == other) {
+            free(bodies[id - 1][1]);
+            bodies[id - 1][1] = scrape(id);
+        }
+    }
+    ck_assert_int_eq(kill(cl.nodes[follower - 1].pid, SIGCONT), 0);
+
+    /* Past the quota: big values until the store refuses them. */
+    static char big[60000];
+    memset(big, 'b', sizeof(big));
+    bool refused = false;
+    for (int i = 0; i < 400 && !refused; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "big%d", i);
+        const char *argv[] = {"SET", key, big};
+        const size_t lens[] = {3, strlen(key), sizeof(big)};
+        ck_assert_int_eq(cl_callv(&c, 10000, &r, 3, argv, lens), 0);
+        refused = r.type == CL_ERR;
+        if (refused) {
+            fprintf(stderr, "write %d refused: %s\n", i, r.str);
+        }
+        cl_reply_free(&r);
+    }
+    cl_close(&c);
+    ck_assert_msg(refused, "the quota never refused a write");
+    /* The follower catches up through the snapshot. */
+    uint64_t end = cl_now_ms() + 30000;
+    char *fb = NULL;
+    while (cl_now_ms() < end) {
+        int n;
+        free(fb);
+        fb = scrape(follower);
+        if (family_sum(fb, "ballot_snapshot_install_duration_seconds_count",
+                       &n) > 0) {
+            break;
+        }
+        usleep(200000);
+    }
+    free(fb);
+    for (unsigned id = 1; id <= 3; id++) {
+        bodies[id - 1][2] = scrape(id);
+    }
+
+    for (size_t f = 0; f < N_FAMILIES; f++) {
+        const char *name = families[f].name;
+        char help[160], type[160];
+        snprintf(help, sizeof(help), "# HELP %s ", name);
+        snprintf(type, sizeof(type), "# TYPE %s %s\n", name, families[f].type);
+        bool moved = false;
+        for (unsigned id = 1; id <= 3; id++) {
+            const char *b = bodies[id - 1][2];
+            ck_assert_msg(strstr(b, help) != NULL, "node %u: no HELP for %s",
+                          id, name);
+            ck_assert_msg(strstr(b, type) != NULL,
+                          "node %u: %s is not typed %s", id, name,
+                          families[f].type);
+            double first = 0;
+            bool have_first = false;
+            for (int k = 0; k < SCRAPES; k++) {
+                int n;
+                double v = family_sum(bodies[id - 1][k], name, &n);
+                if (n == 0) {
+                    continue; /* not scraped then, or leader-only */
+                }
+                if (strcmp(families[f].type, "gauge") != 0 && v > 0) {
+                    moved = true; /* counters start at 0 */
+                }
+                if (have_first && v != first) {
+                    moved = true;
+                }
+                first = have_first ? first : v;
+                have_first = true;
+            }
+        }
+        ck_assert_msg(moved || families[f].still != NULL,
+                      "%s never moved on a loaded cluster", name);
+    }
+    /* The reasons are separate series, and each happened. */
+    const char *reasons[] = {"busy", "not_leader", "quota"};
+    for (int i = 0; i < 3; i++) {
+        char series[96];
+        double total = 0;
+        snprintf(series, sizeof(series),
+                 "ballot_proposals_refused_total{reason=\"%s\"} ", reasons[i]);
+        for (unsigned id = 1; id <= 3; id++) {
+            const char *p = strstr(bodies[id - 1][2], series);
+            ck_assert_msg(p != NULL, "no series %s", series);
+            total += strtod(p + strlen(series), NULL);
+        }
+        ck_assert_msg(total > 0, "%s never counted", series);
+    }
+    for (unsigned id = 1; id <= 3; id++) {
+        for (int k = 0; k < SCRAPES; k++) {
+            free(bodies[id - 1][k]);
+        }
+    }
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -249,6 +655,8 @@ int main(int argc, char **argv)
          test_operations_rolling_restart_under_load_loses_nothing},
         {"unknown_format_version_is_refused",
          test_operations_unknown_format_version_is_refused},
+        {"metrics_of_a_loaded_cluster_are_typed_and_move",
+         test_operations_metrics_of_a_loaded_cluster_are_typed_and_move},
     };
     return cl_run_tests("operations", tests, sizeof(tests) / sizeof(tests[0]),
                         120, teardown, argc, argv);
