@@ -105,6 +105,7 @@ struct bench
     bool target_leader;
     int timeout_ms;
     char block_text[24]; /* seq: IDs per request (--block) */
+    bool quiet;          /* no progress lines (cli_bench_run()) */
 
     uv_loop_t loop;
     uv_timer_t tick;    /* progress, once a second */
@@ -494,11 +495,15 @@ static void on_tick(uv_timer_t *t)
     struct bench *b = t->data;
     uint64_t ok = b->ok - b->last_ok;
     uint64_t lat = b->lat_sum - b->last_lat_sum;
-    fprintf(stderr,
-            "%6.1fs  %8llu ops/s  total %llu ok, %llu failed  mean %.3f ms\n",
-            (double)(cli_now_us() - b->start_us) / 1e6, (unsigned long long)ok,
-            (unsigned long long)b->ok, (unsigned long long)b->failed,
-            ok ? (double)lat / (double)ok / 1000.0 : 0.0);
+    if (!b->quiet) {
+        fprintf(stderr,
+                "%6.1fs  %8llu ops/s  total %llu ok, %llu failed  mean %.3f "
+                "ms\n",
+                (double)(cli_now_us() - b->start_us) / 1e6,
+                (unsigned long long)ok, (unsigned long long)b->ok,
+                (unsigned long long)b->failed,
+                ok ? (double)lat / (double)ok / 1000.0 : 0.0);
+    }
     b->last_ok = b->ok;
     b->last_lat_sum = b->lat_sum;
     if (b->started && !b->stopping) {
@@ -1039,7 +1044,10 @@ static int parse_opts(struct bench *b, int argc, char **argv)
     return 0;
 }
 
-int cmd_bench(struct cli *cli, int argc, char **argv)
+static int bench_main(struct cli *cli,
+                      int argc,
+                      char **argv,
+                      struct cli_bench_result *res)
 {
     struct bench *b = calloc(1, sizeof(*b));
     char leader[256] = "";
@@ -1056,6 +1064,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
     b->key_prefix = "k";
     snprintf(b->block_text, sizeof(b->block_text), "1");
     b->timeout_ms = cli->timeout_ms;
+    b->quiet = res != NULL;
     b->rng = 0x9e3779b97f4a7c15ull ^ cli_now_us();
     if (parse_opts(b, argc, argv) != 0) {
         free(b);
@@ -1115,7 +1124,17 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
                       leader[0] ? leader : "the endpoints");
         goto out;
     }
-    report(cli, b);
+    if (res != NULL) {
+        double elapsed = (double)(b->end_us - b->start_us) / 1e6;
+        qsort(b->lat, b->n_lat, sizeof(*b->lat), cmp_u32);
+        res->ok = b->ok;
+        res->failed = b->failed;
+        res->elapsed_s = elapsed;
+        res->throughput = elapsed > 0 ? (double)b->ok / elapsed : 0;
+        res->p99_ms = pct(b, 99);
+    } else {
+        report(cli, b);
+    }
     rc = b->failed > 0 ? CLI_REJECTED : CLI_OK;
 out:
     free(b->value);
@@ -1124,4 +1143,18 @@ out:
     free(b->lat);
     free(b);
     return rc;
+}
+
+int cmd_bench(struct cli *cli, int argc, char **argv)
+{
+    return bench_main(cli, argc, argv, NULL);
+}
+
+int cli_bench_run(struct cli *cli,
+                  int argc,
+                  char **argv,
+                  struct cli_bench_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    return bench_main(cli, argc, argv, out);
 }

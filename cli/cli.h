@@ -26,6 +26,9 @@ enum cli_exit {
     /* snapshot save/restore: a local file could not be written or read,
      * a snapshot file does not verify, or a data directory is not empty */
     CLI_LOCAL = 6,
+    /* check: a node is down, not ready or far behind, the members
+     * disagree, or check perf's figures miss their thresholds */
+    CLI_UNHEALTHY = 7,
 };
 
 #define CLI_ENDPOINTS_MAX 16
@@ -139,6 +142,23 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv);
 int cmd_watch(struct cli *cli, int argc, char **argv);
 int cmd_id(struct cli *cli, int argc, char **argv);
 int cmd_bench(struct cli *cli, int argc, char **argv);
+int cmd_check(struct cli *cli, int argc, char **argv);
+
+/* What a bench run measured (cli_bench_run()). */
+struct cli_bench_result
+{
+    uint64_t ok, failed;
+    double elapsed_s;
+    double throughput; /* successful requests per second */
+    double p99_ms;
+};
+
+/* Runs `bench` with @argv (as cmd_bench() takes it) without printing its
+ * report; fills @out. Returns what cmd_bench() would. */
+int cli_bench_run(struct cli *cli,
+                  int argc,
+                  char **argv,
+                  struct cli_bench_result *out);
 
 /* Prints the usage of one command to stderr and returns CLI_USAGE. */
 int cli_usage(const char *name);

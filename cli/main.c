@@ -97,6 +97,16 @@ static const struct cli_command commands[] = {
      "uniform|sequential|zipfian] [--ratio R] [--key-prefix P] "
      "[--target-leader] [--block N]",
      "a load generator: prints throughput and latency percentiles", cmd_bench},
+    {"check",
+     "[--max-behind N] [--metrics-offset N] | perf [--seconds S] "
+     "[--clients N] [--max-fsync-p99-ms MS] [--max-rtt-p99-ms MS] "
+     "[--max-p99-ms MS] [--min-throughput W] [--metrics-offset N]",
+     "a line per endpoint from its /health, /ready and /status; exit code 7 "
+     "if a node is down, not ready or far behind, there is no leader, or "
+     "the members disagree on the leader or term. perf: a short write load "
+     "that reports the nodes' fsync and peer round-trip p99 and the "
+     "clients' throughput and p99, PASS or FAIL against the thresholds",
+     cmd_check},
     {"shell", "", "an interactive prompt with history and line editing",
      cmd_shell},
     {"completion", "bash",

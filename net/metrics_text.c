@@ -294,6 +294,9 @@ static void node_families(struct out *o, struct bnode *node)
     histogram(o, "ballot_kv_apply_duration_seconds",
               "Applying one batch of committed entries to the store.",
               &h->apply_us, 1e-6);
+    histogram(o, "ballot_peer_round_trip_seconds",
+              "On the leader: a heartbeat to a follower and its answer.",
+              &h->peer_rtt_us, 1e-6);
     histogram(o, "ballot_snapshot_create_duration_seconds",
               "Writing a snapshot file of the store.", &h->snap_create_us,
               1e-6);

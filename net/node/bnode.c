@@ -187,6 +187,7 @@ static void on_recv(void *arg, const struct raft_message *m)
     if (node->halted || node->stopping) {
         return;
     }
+    rtt_on_recv(node, m);
     if (!node->frozen) {
         (void)raft_step(node->raft, m);
         kick(node);
@@ -633,6 +634,7 @@ static void send_all(struct bnode *node,
             snap_send(node, &msgs[i]); /* fills in the bytes */
             continue;
         }
+        rtt_on_send(node, &msgs[i]);
         (void)transport_send(node->transport, &msgs[i]);
     }
 }

@@ -351,6 +351,9 @@ struct bnode_histos
     struct histo snap_create_us;   /* writing our snapshot file */
     struct histo snap_transfer_us; /* receiving one: first chunk to last */
     struct histo snap_install_us;  /* installing a received one */
+    /* On the leader: a heartbeat to a follower and its answer (the
+     * network and both loops, no disk). */
+    struct histo peer_rtt_us;
 };
 
 /* The node's histograms, borrowed until bnode_stop(); loop thread only. */

@@ -147,6 +147,12 @@ struct bnode
     unsigned lag_next; /* ring position of the next sample */
     uint64_t lag_last_ms;
     raft_term lag_term; /* the term the samples were taken in */
+    /* One heartbeat per follower timed at a time (bnode_lag.c). */
+    struct rtt_probe
+    {
+        raft_id to;
+        uint64_t sent_ns; /* 0: none outstanding */
+    } rtt[RAFT_CONF_MAX];
 
     /* Loop stalls, measured by how late the tick timer fires. */
     uint64_t last_tick_ms;
@@ -292,6 +298,10 @@ void lag_on_tick(struct bnode *node);
 /* On the leader: ms since the first entry above @match was appended
  * (0 if @match is the last index). */
 uint64_t lag_ms(const struct bnode *node, raft_index match);
+/* Times heartbeats: one sent (if none to that follower is outstanding)
+ * and its answer received. */
+void rtt_on_send(struct bnode *node, const struct raft_message *m);
+void rtt_on_recv(struct bnode *node, const struct raft_message *m);
 
 /* bnode_ckpt.c */
 

@@ -341,6 +341,7 @@ static const struct
     {"ballot_wal_batch_entries", "histogram", NULL},
     {"ballot_raft_commit_duration_seconds", "histogram", NULL},
     {"ballot_kv_apply_duration_seconds", "histogram", NULL},
+    {"ballot_peer_round_trip_seconds", "histogram", NULL},
     {"ballot_snapshot_create_duration_seconds", "histogram", NULL},
     {"ballot_snapshot_transfer_duration_seconds", "histogram", NULL},
     {"ballot_snapshot_install_duration_seconds", "histogram", NULL},
@@ -646,6 +647,139 @@ START_TEST(test_operations_metrics_of_a_loaded_cluster_are_typed_and_move)
 }
 END_TEST
 
+/* ---- ballot check ------------------------------------------------------ */
+
+/* "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3" for `ballot --endpoints`. */
+static void endpoints_of(char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned id = 1; id <= cl.n; id++) {
+        n += (size_t)snprintf(buf + n, len - n, "%s127.0.0.1:%d",
+                              id > 1 ? "," : "", cl.nodes[id - 1].client_port);
+    }
+}
+
+/* Runs `ballot --endpoints ALL --timeout 1000 ARGS...` (@args ends with
+ * NULL); returns its exit code, output in *@out. */
+static int run_ballot(const char *const *args, char **out)
+{
+    char eps[256];
+    const char *argv[32] = {BALLOT_PATH, "--endpoints", eps, "--timeout",
+                            "1000"};
+    int n = 5;
+    endpoints_of(eps, sizeof(eps));
+    for (int i = 0; args[i] != NULL && n < 31; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return cl_run(argv, NULL, out, NULL, 60000);
+}
+
+/* `ballot check` on a healthy cluster: a line per node, "cluster ok",
+ * exit 0. Two nodes cut off (SIGSTOP): the third's /ready turns 503 (no
+ * leader), and check names each problem and exits 7. Resumed, both are
+ * good again. */
+START_TEST(test_operations_check_fails_while_nodes_are_cut_off)
+{
+    char *out = NULL;
+    cl_start(&cl, 3);
+    ck_assert_uint_ne(cl_wait_leader(&cl, 10000), 0);
+    for (unsigned id = 1; id <= 3; id++) {
+        ck_assert(wait_http(id, "/ready", "HTTP/1.0 200", 10000));
+    }
+    const char *check[] = {"check", NULL};
+    int rc = run_ballot(check, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "cluster ok: 3 of 3") != NULL,
+                  "%d: %s", rc, out);
+    free(out);
+    const char *check_json[] = {"--json", "check", NULL};
+    rc = run_ballot(check_json, &out);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg(rc == 0 && j != NULL, "%d: %s", rc, out);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")));
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "nodes")), 3);
+    cJSON_Delete(j);
+    free(out);
+
+    ck_assert_int_eq(kill(cl.nodes[1].pid, SIGSTOP), 0);
+    ck_assert_int_eq(kill(cl.nodes[2].pid, SIGSTOP), 0);
+    bool flipped = wait_http(1, "/ready", "HTTP/1.0 503", 10000);
+    rc = run_ballot(check, &out);
+    ck_assert_int_eq(kill(cl.nodes[1].pid, SIGCONT), 0);
+    ck_assert_int_eq(kill(cl.nodes[2].pid, SIGCONT), 0);
+    ck_assert_msg(flipped, "node 1 still ready with the others stopped");
+    ck_assert_msg(rc == 7, "check passed with two nodes stopped: %d: %s", rc,
+                  out);
+    ck_assert_msg(strstr(out, "cluster NOT ok") != NULL &&
+                      strstr(out, "down: ") != NULL &&
+                      strstr(out, "not ready: no leader known") != NULL,
+                  "%s", out);
+    free(out);
+
+    for (unsigned id = 1; id <= 3; id++) {
+        ck_assert(wait_http(id, "/ready", "HTTP/1.0 200", 15000));
+    }
+    rc = run_ballot(check, &out);
+    ck_assert_msg(rc == 0, "%d: %s", rc, out);
+    free(out);
+}
+END_TEST
+
+/* `ballot check perf`: a short load, then the nodes' fsync and peer
+ * round-trip p99, the clients' p99 and throughput, each PASS or FAIL
+ * against its threshold, the verdict consistent with them and with the
+ * exit code; an impossible threshold fails; the load's keys are gone. */
+START_TEST(test_operations_check_perf_reports_figures_against_thresholds)
+{
+    char *out = NULL;
+    cl_start(&cl, 3);
+    ck_assert_uint_ne(cl_wait_leader(&cl, 10000), 0);
+    const char *perf[] = {"--json", "check",     "perf", "--seconds",
+                          "2",      "--clients", "8",    NULL};
+    int rc = run_ballot(perf, &out);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg((rc == 0 || rc == 7) && j != NULL, "%d: %s", rc, out);
+    cJSON *checks = cJSON_GetObjectItem(j, "checks");
+    ck_assert_int_eq(cJSON_GetArraySize(checks), 4);
+    bool all = true;
+    for (int i = 0; i < 4; i++) {
+        cJSON *c = cJSON_GetArrayItem(checks, i);
+        double v = cJSON_GetObjectItem(c, "value")->valuedouble;
+        double lim = cJSON_GetObjectItem(c, "limit")->valuedouble;
+        bool pass = cJSON_IsTrue(cJSON_GetObjectItem(c, "pass"));
+        const char *what = cJSON_GetObjectItem(c, "check")->valuestring;
+        ck_assert_msg(v > 0, "%s not measured: %s", what, out);
+        ck_assert_msg(
+            pass == (strcmp(what, "throughput") == 0 ? v >= lim : v <= lim),
+            "%s: %s", what, out);
+        all &= pass;
+    }
+    ck_assert_msg(cJSON_GetObjectItem(j, "writes")->valuedouble > 0, "%s", out);
+    bool verdict = cJSON_IsTrue(cJSON_GetObjectItem(j, "pass"));
+    ck_assert_msg(verdict == all && (rc == 0) == verdict, "%d: %s", rc, out);
+    fprintf(stderr, "check perf: %s\n", out);
+    cJSON_Delete(j);
+    free(out);
+
+    const char *strict[] = {"check",     "perf", "--seconds",          "1",
+                            "--clients", "4",    "--max-fsync-p99-ms", "0",
+                            NULL};
+    rc = run_ballot(strict, &out);
+    ck_assert_msg(rc == 7 && strstr(out, "FAIL: fsync p99") != NULL &&
+                      strstr(out, "\nFAIL: ") != NULL,
+                  "%d: %s", rc, out);
+    free(out);
+
+    struct cl_reply r;
+    const char *keys[] = {"KEYS", "__ballot_check_perf/*"};
+    ck_assert_int_eq(cl_cmd(&cl, 1, 5000, &r, 2, keys), 0);
+    ck_assert_msg(r.type == CL_ARRAY && r.n_elems == 0,
+                  "check perf left %zu keys", r.n_elems);
+    cl_reply_free(&r);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -657,6 +791,10 @@ int main(int argc, char **argv)
          test_operations_unknown_format_version_is_refused},
         {"metrics_of_a_loaded_cluster_are_typed_and_move",
          test_operations_metrics_of_a_loaded_cluster_are_typed_and_move},
+        {"check_fails_while_nodes_are_cut_off",
+         test_operations_check_fails_while_nodes_are_cut_off},
+        {"check_perf_reports_figures_against_thresholds",
+         test_operations_check_perf_reports_figures_against_thresholds},
     };
     return cl_run_tests("operations", tests, sizeof(tests) / sizeof(tests[0]),
                         120, teardown, argc, argv);
