@@ -4,6 +4,7 @@
  * orchestrator polls.
  */
 #include <check.h>
+#include <ctype.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -780,6 +781,128 @@ START_TEST(test_operations_check_perf_reports_figures_against_thresholds)
 }
 END_TEST
 
+/* ---- the dashboard ----------------------------------------------------- */
+
+/* A whole file, malloc'ed, or NULL. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+    if (f == NULL) {
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+        buf[fread(buf, 1, (size_t)n, f)] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Checks every metric name in the PromQL @expr against the scrape @body:
+ * names start with ballot_ or process_; a histogram's series may carry
+ * _bucket, _sum or _count. Returns how many names @expr holds. */
+static int check_expr(const char *expr, const char *body, const char *where)
+{
+    int names = 0;
+    for (const char *p = expr; *p != '\0';) {
+        bool start =
+            (p == expr || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) &&
+            (strncmp(p, "ballot_", 7) == 0 || strncmp(p, "process_", 8) == 0);
+        if (!start) {
+            p++;
+            continue;
+        }
+        char name[128];
+        size_t n = 0;
+        while ((isalnum((unsigned char)p[n]) || p[n] == '_') &&
+               n < sizeof(name) - 1) {
+            name[n] = p[n];
+            n++;
+        }
+        name[n] = '\0';
+        p += n;
+        names++;
+        char want[160];
+        snprintf(want, sizeof(want), "# TYPE %s ", name);
+        if (strstr(body, want) != NULL) {
+            continue;
+        }
+        static const char *suffixes[] = {"_bucket", "_sum", "_count"};
+        bool found = false;
+        for (int s = 0; s < 3 && !found; s++) {
+            size_t sl = strlen(suffixes[s]);
+            if (n > sl && strcmp(name + n - sl, suffixes[s]) == 0) {
+                snprintf(want, sizeof(want), "# TYPE %.*s histogram\n",
+                         (int)(n - sl), name);
+                found = strstr(body, want) != NULL;
+            }
+        }
+        ck_assert_msg(found, "%s: %s is not a metric ballotd exports", where,
+                      name);
+    }
+    return names;
+}
+
+/* contrib/grafana-ballot.json parses, every panel graphs at least one
+ * expression, every expression (and the node picker's query) names only
+ * metrics a running node exports, with their types, and docs/operations.md
+ * describes every panel by its title. */
+START_TEST(test_operations_dashboard_graphs_only_exported_metrics)
+{
+    char *json = read_file(SOURCE_DIR "/contrib/grafana-ballot.json");
+    char *doc = read_file(SOURCE_DIR "/docs/operations.md");
+    ck_assert_ptr_nonnull(json);
+    ck_assert_ptr_nonnull(doc);
+    cJSON *d = cJSON_Parse(json);
+    ck_assert_msg(d != NULL, "the dashboard is not JSON");
+    cl_start(&cl, 1);
+    ck_assert_uint_ne(cl_wait_leader(&cl, 10000), 0);
+    char *body = scrape(1);
+
+    int graphs = 0;
+    cJSON *panel;
+    cJSON_ArrayForEach(panel, cJSON_GetObjectItem(d, "panels"))
+    {
+        const char *title = cJSON_GetObjectItem(panel, "title")->valuestring;
+        if (strcmp(cJSON_GetObjectItem(panel, "type")->valuestring, "row") ==
+            0) {
+            continue;
+        }
+        char described[160];
+        snprintf(described, sizeof(described), "**%s**", title);
+        ck_assert_msg(strstr(doc, described) != NULL,
+                      "docs/operations.md does not describe panel %s", title);
+        cJSON *targets = cJSON_GetObjectItem(panel, "targets");
+        ck_assert_msg(cJSON_GetArraySize(targets) > 0, "%s graphs nothing",
+                      title);
+        cJSON *t;
+        cJSON_ArrayForEach(t, targets)
+        {
+            const char *expr = cJSON_GetObjectItem(t, "expr")->valuestring;
+            ck_assert_msg(check_expr(expr, body, title) > 0,
+                          "%s: '%s' names no metric", title, expr);
+        }
+        graphs++;
+    }
+    ck_assert_int_ge(graphs, 20);
+    cJSON *var;
+    cJSON_ArrayForEach(
+        var, cJSON_GetObjectItem(cJSON_GetObjectItem(d, "templating"), "list"))
+    {
+        cJSON *q = cJSON_GetObjectItem(var, "query");
+        if (cJSON_IsString(q) && strstr(q->valuestring, "(") != NULL) {
+            ck_assert_int_gt(check_expr(q->valuestring, body, "a variable"), 0);
+        }
+    }
+    cJSON_Delete(d);
+    free(body);
+    free(json);
+    free(doc);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -795,6 +918,8 @@ int main(int argc, char **argv)
          test_operations_check_fails_while_nodes_are_cut_off},
         {"check_perf_reports_figures_against_thresholds",
          test_operations_check_perf_reports_figures_against_thresholds},
+        {"dashboard_graphs_only_exported_metrics",
+         test_operations_dashboard_graphs_only_exported_metrics},
     };
     return cl_run_tests("operations", tests, sizeof(tests) / sizeof(tests[0]),
                         120, teardown, argc, argv);
