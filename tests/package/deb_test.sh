@@ -22,7 +22,7 @@ for f in ./usr/bin/ballotd ./usr/bin/ballot ./usr/include/ballot.h \
     ./usr/include/ballot/uv.h ./usr/lib/libballot.so.0.1.0 \
     ./usr/lib/pkgconfig/ballot.pc ./usr/share/man/man8/ballotd.8 \
     ./usr/share/man/man1/ballot.1 ./usr/lib/systemd/system/ballotd.service \
-    ./usr/share/ballot/ballotd.conf; do
+    ./usr/share/ballot/ballotd.conf ./usr/share/ballot/grafana-ballot.json; do
     grep -q " $f" "$tmp/contents" || { echo "missing $f"; cat "$tmp/contents"; exit 1; }
 done
 root=$tmp/root
