@@ -186,8 +186,17 @@ BALLOT_API int ballot_config_check(struct ballot_config *cfg);
 /* The message of the last failed call on @cfg (never NULL). */
 BALLOT_API const char *ballot_config_errmsg(const struct ballot_config *cfg);
 
+/* Reads back a setting a program needs to write its own log lines: "id",
+ * "log_level" (debug, info, warn or error) or "log_format" (text or
+ * json), as text into @buf (@len bytes). Returns 0, or BALLOT_EINVAL for
+ * another name or a @buf too small. */
+BALLOT_API int ballot_config_get(const struct ballot_config *cfg,
+                                 const char *name,
+                                 char *buf,
+                                 size_t len);
+
 /* Where the node's log lines go (NULL: nowhere, the default) and the lowest
- * level sent. */
+ * level sent; the log_level setting may raise it. */
 BALLOT_API void ballot_config_set_log(struct ballot_config *cfg,
                                       ballot_log_cb cb,
                                       void *arg,

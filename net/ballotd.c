@@ -199,10 +199,24 @@ int main(int argc, char **argv)
         return rv == 0 ? 0 : 2;
     }
     memset(&d, 0, sizeof(d));
-    /* The node filters by level (--verbose); every line it sends is
-     * printed. */
-    blog_set_level(BLOG_DEBUG);
-    ballot_config_set_log(cfg, blog_line, NULL, BALLOT_LOG_INFO);
+    /* Every line names the node, from the first; the node filters its own
+     * lines by the log_level setting, ballotd's by the same. */
+    char setting[32];
+    static const char *levels[] = {"debug", "info", "warn", "error"};
+    if (ballot_config_get(cfg, "id", setting, sizeof(setting)) == 0) {
+        blog_set_node(strtoull(setting, NULL, 10));
+    }
+    if (ballot_config_get(cfg, "log_format", setting, sizeof(setting)) == 0) {
+        blog_set_format(strcmp(setting, "json") == 0 ? BLOG_JSON : BLOG_TEXT);
+    }
+    if (ballot_config_get(cfg, "log_level", setting, sizeof(setting)) == 0) {
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(setting, levels[i]) == 0) {
+                blog_set_level((enum blog_level)i);
+            }
+        }
+    }
+    ballot_config_set_log(cfg, blog_line, NULL, BALLOT_LOG_DEBUG);
     ballot_config_set_halt(cfg, on_halt, &d);
     /* Each batch's fdatasync runs on libuv's thread pool (4 threads by
      * default), beside snapshot copies that take a while each: the node's

@@ -49,6 +49,8 @@ void config_default(struct ballotd_config *cfg)
     cfg->serve_clients = true;
     /* ballotd is a process of its own: it can fork the check. */
     cfg->node.verify_at_start = true;
+    cfg->log_level = BNODE_LOG_INFO;
+    snprintf(cfg->log_format, sizeof(cfg->log_format), "text");
     cfg->idle_timeout_ms = SERVER_IDLE_TIMEOUT_MS_DEFAULT;
     cfg->request_timeout_ms = SERVER_REQUEST_TIMEOUT_MS_DEFAULT;
     cfg->export_idle_ms = SERVER_EXPORT_IDLE_MS_DEFAULT;
@@ -302,6 +304,23 @@ static int set_one(struct ballotd_config *cfg,
     }
     if (strcmp(name, "verbose") == 0) {
         return parse_bool(v, &cfg->verbose);
+    }
+    if (strcmp(name, "log_level") == 0) {
+        static const char *levels[] = {"debug", "info", "warn", "error"};
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(v, levels[i]) == 0) {
+                cfg->log_level = i;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    if (strcmp(name, "log_format") == 0) {
+        if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) {
+            return -1;
+        }
+        snprintf(cfg->log_format, sizeof(cfg->log_format), "%s", v);
+        return 0;
     }
     if (strcmp(name, "serve_clients") == 0) {
         return parse_bool(v, &cfg->serve_clients);

@@ -53,6 +53,11 @@ struct ballotd_config
     uint64_t loop_warn_ms;
     uint64_t max_client_memory;
     bool verbose;
+    /* The lowest level logged (BNODE_LOG_*; log_level), and the lines'
+     * format (log_format: "text", key=value, or "json"); verbose is
+     * log_level debug. */
+    int log_level;
+    char log_format[8];
     /* Listen for clients on this node's client address (ballotd always
      * does; a program embedding a node may not want to). */
     bool serve_clients;

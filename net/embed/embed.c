@@ -225,9 +225,11 @@ static struct ballot *ballot_alloc(const struct ballot_config *cfg)
         return NULL;
     }
     b->cfg = cfg->d;
-    b->cfg.node.log_level = cfg->d.verbose && cfg->log_level > BALLOT_LOG_DEBUG
-                                ? BALLOT_LOG_DEBUG
-                                : cfg->log_level;
+    /* The program's lowest level, raised by the operator's log_level
+     * setting (verbose: debug, as far as the program takes it). */
+    b->cfg.node.log_level = cfg->d.verbose || cfg->d.log_level < cfg->log_level
+                                ? cfg->log_level
+                                : cfg->d.log_level;
     b->log = cfg->log;
     b->log_arg = cfg->log_arg;
     b->halt = cfg->halt;

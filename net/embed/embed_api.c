@@ -137,6 +137,29 @@ const char *ballot_config_errmsg(const struct ballot_config *cfg)
     return cfg != NULL ? cfg->errmsg : "no configuration";
 }
 
+int ballot_config_get(const struct ballot_config *cfg,
+                      const char *name,
+                      char *buf,
+                      size_t len)
+{
+    static const char *levels[] = {"debug", "info", "warn", "error"};
+    int n;
+    if (cfg == NULL || name == NULL || buf == NULL) {
+        return BALLOT_EINVAL;
+    }
+    if (strcmp(name, "id") == 0) {
+        n = snprintf(buf, len, "%llu", (unsigned long long)cfg->d.node.id);
+    } else if (strcmp(name, "log_level") == 0) {
+        int l = cfg->d.verbose ? 0 : cfg->d.log_level;
+        n = snprintf(buf, len, "%s", levels[l >= 0 && l <= 3 ? l : 1]);
+    } else if (strcmp(name, "log_format") == 0) {
+        n = snprintf(buf, len, "%s", cfg->d.log_format);
+    } else {
+        return BALLOT_EINVAL;
+    }
+    return n >= 0 && (size_t)n < len ? 0 : BALLOT_EINVAL;
+}
+
 void ballot_config_set_log(struct ballot_config *cfg,
                            ballot_log_cb cb,
                            void *arg,

@@ -903,6 +903,141 @@ START_TEST(test_operations_dashboard_graphs_only_exported_metrics)
 }
 END_TEST
 
+/* ---- log lines --------------------------------------------------------- */
+
+/* Node @id's log, malloc'ed. */
+static char *node_log(unsigned id)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/node%u.log", cl.root, id);
+    char *log = read_file(path);
+    ck_assert_msg(log != NULL, "no log at %s", path);
+    return log;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s != '\0'; s++) {
+        n += *s == '\n';
+    }
+    return n;
+}
+
+/* Checks that every line of node @id's @log is one event in @format,
+ * with a level and the node's id; returns the lines. */
+static int check_log_format(const char *log, unsigned id, bool json)
+{
+    int lines = 0;
+    for (const char *line = log; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        ck_assert_msg(end != NULL, "node %u: a line without its end", id);
+        char *one = strndup(line, (size_t)(end - line));
+        if (json) {
+            cJSON *j = cJSON_Parse(one);
+            ck_assert_msg(j != NULL, "node %u: not JSON: %s", id, one);
+            const char *level =
+                cJSON_GetStringValue(cJSON_GetObjectItem(j, "level"));
+            ck_assert_msg(
+                cJSON_GetStringValue(cJSON_GetObjectItem(j, "ts")) != NULL &&
+                    level != NULL &&
+                    strstr("debug info warn error", level) != NULL &&
+                    cJSON_GetNumberValue(cJSON_GetObjectItem(j, "node")) ==
+                        (double)id &&
+                    cJSON_GetStringValue(cJSON_GetObjectItem(j, "msg")) != NULL,
+                "node %u: %s", id, one);
+            cJSON_Delete(j);
+        } else {
+            char want[64];
+            snprintf(want, sizeof(want), " node=%u msg=\"", id);
+            size_t len = strlen(one);
+            ck_assert_msg(strncmp(one, "ts=", 3) == 0 &&
+                              (strstr(one, " level=info ") != NULL ||
+                               strstr(one, " level=warn ") != NULL ||
+                               strstr(one, " level=error ") != NULL ||
+                               strstr(one, " level=debug ") != NULL) &&
+                              strstr(one, want) != NULL && len > 0 &&
+                              one[len - 1] == '"',
+                          "node %u: %s", id, one);
+        }
+        free(one);
+        lines++;
+        line = end + 1;
+    }
+    return lines;
+}
+
+/* The lines docs/operations.md lists, greppable in @format on a cluster
+ * that bootstrapped, elected, served load and saw a slow loop turn; every
+ * line names its node from the very first; thousands of requests add no
+ * line per request at the default level. */
+static void check_logs(const char *format)
+{
+    bool json = strcmp(format, "json") == 0;
+    static const char *args[] = {"--log_format", NULL, "--loop_warn_ms", "1",
+                                 NULL};
+    args[1] = format;
+    cl_start_args(&cl, 3, args);
+    unsigned leader = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(leader, 0);
+    int before = 0;
+    for (unsigned id = 1; id <= 3; id++) {
+        char *log = node_log(id);
+        before += count_lines(log);
+        free(log);
+    }
+    struct cl_conn c;
+    ck_assert_int_eq(cl_connect(&c, cl.nodes[leader - 1].client_port, 5000), 0);
+    uint64_t t0 = cl_now_ms();
+    for (int round = 0; round < 20; round++) {
+        pipeline(&c, 100, 3, make_set, NULL);
+        pipeline(&c, 100, 2, make_get, NULL);
+    }
+    uint64_t seconds = (cl_now_ms() - t0) / 1000 + 1;
+    cl_close(&c);
+    int after = 0;
+    bool seen[6] = {false};
+    static const char *events[6] = {"bootstrapped a new cluster of 3 voters",
+                                    "serving clients on ",
+                                    "now leader in term ",
+                                    "now follower in term ",
+                                    " running (library ",
+                                    "the event loop was busy for "};
+    for (unsigned id = 1; id <= 3; id++) {
+        char *log = node_log(id);
+        after += check_log_format(log, id, json);
+        for (int e = 0; e < 6; e++) {
+            /* As an operator would grep it: the message's text, and the
+             * field it starts in. */
+            char field[128];
+            snprintf(field, sizeof(field), json ? "\"msg\":\"%s" : "msg=\"%s",
+                     events[e]);
+            seen[e] |= strstr(log, e == 4 ? events[e] : field) != NULL;
+        }
+        free(log);
+    }
+    for (int e = 0; e < 6; e++) {
+        ck_assert_msg(seen[e], "%s: no line '%s'", format, events[e]);
+    }
+    /* 4,000 requests; the slow-turn line comes at most once a second per
+     * node. */
+    ck_assert_msg(after - before <= (int)(3 * seconds) + 10,
+                  "%s: %d lines for 4000 requests in %llu s", format,
+                  after - before, (unsigned long long)seconds);
+}
+
+START_TEST(test_operations_log_lines_are_greppable_as_text)
+{
+    check_logs("text");
+}
+END_TEST
+
+START_TEST(test_operations_log_lines_are_greppable_as_json)
+{
+    check_logs("json");
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -920,6 +1055,10 @@ int main(int argc, char **argv)
          test_operations_check_perf_reports_figures_against_thresholds},
         {"dashboard_graphs_only_exported_metrics",
          test_operations_dashboard_graphs_only_exported_metrics},
+        {"log_lines_are_greppable_as_text",
+         test_operations_log_lines_are_greppable_as_text},
+        {"log_lines_are_greppable_as_json",
+         test_operations_log_lines_are_greppable_as_json},
     };
     return cl_run_tests("operations", tests, sizeof(tests) / sizeof(tests[0]),
                         120, teardown, argc, argv);
