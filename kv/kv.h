@@ -111,6 +111,10 @@ enum {
     KV_ENOPERM = -3039,
     /* An ACL rule is malformed (kv_acl_user_apply_rule()). */
     KV_EACLRULE = -3038,
+    /* Leases (kv_lease.c), numbered from the end of leases' block. */
+    KV_ENOLEASE = -3029,     /* no such lease */
+    KV_ELEASEEXISTS = -3028, /* a lease with that id already exists */
+    KV_ELEASESFULL = -3027,  /* KV_LEASES_MAX leases exist */
 };
 
 /* Returns a static, human-readable description of a kv error code. */
@@ -142,6 +146,9 @@ enum kv_op_type {
      * the first and the last ID of the block. IDs start at 1 and are never
      * handed out twice (docs/coordination.md, "IDs"). */
     KV_OP_SEQUENCE = 50,
+    /* Only on the wire (docs/kv.md): a put with a non-zero @lease is
+     * encoded with this op type; decoded, it is KV_OP_PUT again. */
+    KV_OP_PUT_LEASE = 25,
 };
 
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
@@ -185,6 +192,10 @@ struct kv_op
     const uint8_t *key;
     const uint8_t *end;
     const uint8_t *value;
+    /* put: the lease the key is attached to (0: none; a put without one
+     * detaches the key from its lease). The lease must exist when the
+     * entry is applied, or the whole command is refused (KV_ENOLEASE). */
+    uint64_t lease;
 };
 
 enum kv_cmp_target {
@@ -245,10 +256,44 @@ enum kv_cmd_type {
      * (kv_acl_rules_encode()), a delete removes the user. It changes no
      * revision. */
     KV_CMD_ACL = 30,
+    /* Leases (kv_lease.c, docs/coordination.md). Expiry is decided by the
+     * leader against the replicated lease clock (@clock, ms), never by
+     * reading a clock at apply time. Every lease command raises the
+     * stored lease clock to its @clock if that is higher. */
+    /* Grants lease @lease_ids[0] (>= 1) for @ttl_ms: its deadline is
+     * @clock + @ttl_ms. Refused with the entry code KV_ELEASEEXISTS or
+     * KV_ELEASESFULL. */
+    KV_CMD_LEASE_GRANT = 20,
+    /* Revokes lease @lease_ids[0]: deletes it and every key attached to
+     * it, in this entry (one revision; watchers see the deletions).
+     * Refused with KV_ENOLEASE if it does not exist. */
+    KV_CMD_LEASE_REVOKE = 21,
+    /* Keep-alives, batched: each existing lease of @lease_ids gets the
+     * deadline @clock + its TTL (if later than the one it has). Unknown
+     * ids are skipped; the entry result has one op per id (type
+     * KV_CMD_LEASE_REFRESH) whose @count is the lease's deadline after
+     * the entry, or 0 if the lease does not exist. */
+    KV_CMD_LEASE_REFRESH = 22,
+    /* The leader's expiry decision: each lease of @lease_ids whose
+     * deadline is at or below @clock ends like a revoke (keys deleted in
+     * this entry); others (kept alive since, or gone) are skipped. */
+    KV_CMD_LEASE_EXPIRE = 23,
+    /* Only raises the lease clock to @clock: the leader's periodic
+     * checkpoint of the time that has passed (a new leader counts on
+     * from it). */
+    KV_CMD_LEASE_CLOCK = 24,
 };
 
 /* Most IDs one KV_OP_SEQUENCE hands out. */
 #define KV_SEQUENCE_BLOCK_MAX 1000000u
+
+/* Lease limits (docs/coordination.md, "Leases"). */
+/* Longest TTL a lease may be granted: ten years. */
+#define KV_LEASE_TTL_MS_MAX (10ull * 365 * 24 * 3600 * 1000)
+/* Most leases in the store: a grant beyond it is refused. */
+#define KV_LEASES_MAX 1000000u
+/* Most lease ids in one refresh or expire command. */
+#define KV_LEASE_BATCH_MAX 10000u
 
 /* Longest member address (KV_CMD_MEMBER), and most members recorded: a put
  * of a new id beyond it is refused with KV_ELIMIT. */
@@ -299,6 +344,15 @@ struct kv_cmd
     const char *acl_cmd;
     uint8_t acl_cmd_len;
     uint32_t acl_cats;
+    /* Lease commands (KV_CMD_LEASE_*): the lease clock the leader decided
+     * at (ms), the TTL of a grant, and the lease ids (one for a grant or
+     * a revoke; 1..KV_LEASE_BATCH_MAX for a refresh or an expire; none
+     * for a clock), each >= 1. @lease_ids is borrowed when encoding and
+     * an array of the command when decoded (like @cmps). */
+    uint64_t clock;
+    uint64_t ttl_ms;
+    uint64_t *lease_ids;
+    uint32_t n_lease_ids;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
@@ -455,6 +509,8 @@ struct kv_status
     uint64_t keys;             /* live keys */
     uint64_t history_events;   /* history records kept */
     uint64_t sessions;         /* client sessions kept */
+    uint64_t leases;           /* leases granted and not ended */
+    uint64_t lease_clock;      /* the replicated lease clock (ms) */
     /* Bytes of the data file in use: the pages up to the last one LMDB
      * has written (free pages inside are reused, so it does not shrink). */
     uint64_t db_bytes;
@@ -502,6 +558,7 @@ struct kv_kv
     uint64_t create_revision;
     uint64_t mod_revision;
     uint64_t version;
+    uint64_t lease; /* the lease the key is attached to, 0 if none */
 };
 
 /* The result of one operation. */
@@ -717,6 +774,55 @@ int kv_sequence_last(struct kv_store *store,
  * whose members are those of the restore, not those the old cluster
  * recorded. Durable after kv_checkpoint(). */
 int kv_members_clear(struct kv_store *store);
+
+/* ---------------------------------------------------------------------- */
+/* Leases (kv_lease.c)                                                     */
+
+/* A lease as the store holds it. @deadline is on the replicated lease
+ * clock (ms): the lease ends once the leader's clock reaches it. */
+struct kv_lease
+{
+    uint64_t id;
+    uint64_t ttl_ms;
+    uint64_t deadline;
+    uint64_t keys; /* keys attached */
+};
+
+/* Reads lease @id into @out. Returns 0, KV_ENOTFOUND or an error. */
+int kv_lease_get(struct kv_store *store, uint64_t id, struct kv_lease *out);
+
+/* Reads the keys attached to lease @id, in key order, keys only, at most
+ * @limit (0: no limit; KV_RANGE_BYTES_MAX still applies, @more tells).
+ * Release @res with kv_range_result_free(), also on failure. Returns 0 or
+ * an error (no keys, not an error, for an unknown lease). */
+int kv_lease_keys(struct kv_store *store,
+                  uint64_t id,
+                  uint64_t limit,
+                  struct kv_range_result *res);
+
+/* Stores in @ids (room for @cap) the ids of the leases above @after, in
+ * id order, and in *@n how many; *@more tells whether others follow.
+ * Returns 0 or an error. */
+int kv_lease_list(struct kv_store *store,
+                  uint64_t after,
+                  uint64_t *ids,
+                  size_t cap,
+                  size_t *n,
+                  bool *more);
+
+/* Stores in @ids (room for @cap) the ids of leases whose deadline is at
+ * or below @clock, earliest deadline first, and in *@n how many: the
+ * leader's expiry scan (one read of an index ordered by deadline).
+ * Returns 0 or an error. */
+int kv_lease_due(struct kv_store *store,
+                 uint64_t clock,
+                 uint64_t *ids,
+                 size_t cap,
+                 size_t *n);
+
+/* The replicated lease clock (ms) and the number of leases. Returns 0 or
+ * an error. */
+int kv_lease_clock(struct kv_store *store, uint64_t *clock, uint64_t *leases);
 
 /* ---------------------------------------------------------------------- */
 /* History (watches) and compaction                                        */

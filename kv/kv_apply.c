@@ -107,6 +107,7 @@ static int do_put(struct exec *x,
     struct kv_kv kv;
     MDB_val k = {op->key_len, (void *)op->key};
     MDB_val v = {KV_REC_HEADER + (size_t)op->value_len, NULL};
+    uint64_t old_lease = 0;
     int rv;
     kv.key = op->key;
     kv.key_len = op->key_len;
@@ -115,6 +116,7 @@ static int do_put(struct exec *x,
     kv.create_revision = x->rev;
     kv.mod_revision = x->rev;
     kv.version = 1;
+    kv.lease = op->lease;
     int rc = mdb_cursor_put(x->keys, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST) {
         if (kv_record_decode(&k, &v, &old) != 0) {
@@ -128,6 +130,7 @@ static int do_put(struct exec *x,
         }
         kv.create_revision = old.create_revision;
         kv.version = old.version + 1;
+        old_lease = old.lease;
         v.mv_size = KV_REC_HEADER + (size_t)op->value_len;
         v.mv_data = NULL;
         rc = mdb_cursor_put(x->keys, &k, &v, MDB_CURRENT | MDB_RESERVE);
@@ -135,12 +138,23 @@ static int do_put(struct exec *x,
     if (rc != 0) {
         return kv_mdb_error(x->s, rc, "put");
     }
+    /* The reserved room must be filled before any other write. */
     uint8_t *p = v.mv_data;
-    kv_put_u64le(p, kv.create_revision);
-    kv_put_u64le(p + 8, kv.mod_revision);
-    kv_put_u64le(p + 16, kv.version);
+    kv_record_encode(p, &kv);
     if (op->value_len > 0) {
         memcpy(p + KV_REC_HEADER, op->value, op->value_len);
+    }
+    if (old_lease != kv.lease) {
+        if (old_lease != 0 &&
+            (rv = kv_lease_attach(x->s, x->txn, old_lease, op->key,
+                                  op->key_len, false)) != 0) {
+            return rv;
+        }
+        if (kv.lease != 0 &&
+            (rv = kv_lease_attach(x->s, x->txn, kv.lease, op->key,
+                                  op->key_len, true)) != 0) {
+            return rv;
+        }
     }
     return hist_put(x, KV_EVENT_PUT, &kv);
 }
@@ -173,10 +187,15 @@ static int do_delete(struct exec *x,
     if ((op->flags & KV_FLAG_PREV_KV) && (rv = keep_prev(x, r, &old)) != 0) {
         return rv;
     }
+    uint64_t lease = old.lease;
     if ((rc = mdb_del(x->txn, x->s->dbi_keys, &k, NULL)) != 0) {
         return kv_mdb_error(x->s, rc, "delete");
     }
     r->count = 1;
+    if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, op->key,
+                                            op->key_len, false)) != 0) {
+        return rv;
+    }
     return hist_delete(x, op->key, op->key_len);
 }
 
@@ -228,12 +247,13 @@ static int do_delete_range(struct exec *x,
         }
         uint32_t key_len = (uint32_t)k.mv_size;
         memcpy(key_copy, k.mv_data, key_len);
+        struct kv_kv old;
+        if (kv_record_decode(&k, &v, &old) != 0) {
+            rv = kv_set_error(x->s, KV_ECORRUPT, "keys: bad record");
+            goto cleanup;
+        }
+        uint64_t lease = old.lease;
         if (op->flags & KV_FLAG_PREV_KV) {
-            struct kv_kv old;
-            if (kv_record_decode(&k, &v, &old) != 0) {
-                rv = kv_set_error(x->s, KV_ECORRUPT, "keys: bad record");
-                goto cleanup;
-            }
             if ((rv = kv_array_grow(x->alloc, (void **)&prev, &cap_prev,
                                     n_prev + 1, sizeof(*prev))) != 0 ||
                 (rv = kv_kv_copy(x->arena, x->alloc, &old, true,
@@ -247,6 +267,10 @@ static int do_delete_range(struct exec *x,
             goto cleanup;
         }
         r->count++;
+        if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, key_copy,
+                                                key_len, false)) != 0) {
+            goto cleanup;
+        }
         if ((rv = hist_delete(x, key_copy, key_len)) != 0) {
             goto cleanup;
         }
@@ -288,6 +312,9 @@ static int do_rmw(struct exec *x,
     }
     uint8_t *val = NULL;
     uint32_t val_len = 0;
+    /* A read-modify-write keeps the key's lease, as Redis's INCR keeps
+     * its TTL. */
+    uint64_t lease = rv == 0 ? old.lease : 0;
     /* @old points into the page the put below rewrites: the evaluation
      * copies what it needs first. */
     rv = kv_rmw_eval(op, rv == 0 ? &old : NULL, x->alloc, &val, &val_len,
@@ -302,6 +329,7 @@ static int do_rmw(struct exec *x,
     put.key_len = op->key_len;
     put.value = val;
     put.value_len = val_len;
+    put.lease = lease;
     struct kv_op_result pr;
     memset(&pr, 0, sizeof(pr));
     rv = do_put(x, &put, &pr);
@@ -450,6 +478,164 @@ static int exec_compact(struct exec *x,
     return 0;
 }
 
+/* Refuses the whole command (KV_ENOLEASE) if a put of it names a lease
+ * that does not exist, before anything is written. */
+static int leases_exist(struct exec *x,
+                        const struct kv_cmd *cmd,
+                        struct kv_entry_result *er)
+{
+    struct kv_lease l;
+    uint32_t n = cmd->type == KV_CMD_TXN ? cmd->n_then + cmd->n_else : 1;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct kv_op *op =
+            cmd->type != KV_CMD_TXN ? &cmd->op
+            : i < cmd->n_then       ? &cmd->then_ops[i]
+                                    : &cmd->else_ops[i - cmd->n_then];
+        if (op->lease == 0) {
+            continue;
+        }
+        int rv = kv_lease_rec_get(x->s, x->txn, op->lease, &l);
+        if (rv == KV_ENOTFOUND) {
+            er->code = KV_ENOLEASE;
+            er->succeeded = false;
+            return 0;
+        }
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
+/* Ends lease @l: deletes every key attached to it (history events at this
+ * entry's revision, so watchers see them) and then the lease. Stores the
+ * keys deleted in *@deleted. */
+static int lease_end(struct exec *x, const struct kv_lease *l, uint64_t *deleted)
+{
+    uint8_t key[KV_KEY_BYTES_MAX];
+    uint32_t key_len = 0;
+    int rv;
+    *deleted = 0;
+    /* Each deletion detaches the key, so the first key left is the next. */
+    while ((rv = kv_lease_first_key(x->s, x->txn, l->id, key, &key_len)) ==
+           0) {
+        struct kv_op del;
+        struct kv_op_result r;
+        memset(&del, 0, sizeof(del));
+        memset(&r, 0, sizeof(r));
+        del.type = KV_OP_DELETE;
+        del.key = key;
+        del.key_len = key_len;
+        if ((rv = do_delete(x, &del, &r)) != 0) {
+            return rv;
+        }
+        if (r.count == 0) {
+            /* An index entry without its key: drop it, or this would loop. */
+            if ((rv = kv_lease_attach(x->s, x->txn, l->id, key, key_len,
+                                      false)) != 0) {
+                return rv;
+            }
+        }
+        *deleted += r.count;
+    }
+    if (rv != KV_ENOTFOUND) {
+        return rv;
+    }
+    return kv_lease_rec_del(x->s, x->txn, l);
+}
+
+/* The lease commands (KV_CMD_LEASE_*): everything they decide comes from
+ * the entry (the leader's @clock) and the store, never from a clock. */
+static int exec_lease(struct exec *x,
+                      const struct kv_cmd *cmd,
+                      struct kv_entry_result *er)
+{
+    struct kv_lease l;
+    int rv = kv_lease_clock_raise(x->s, x->txn, cmd->clock);
+    if (rv != 0 || cmd->type == KV_CMD_LEASE_CLOCK) {
+        return rv;
+    }
+    uint32_t n = cmd->n_lease_ids;
+    er->ops = kv_arena_alloc(x->arena, x->alloc, n * sizeof(*er->ops));
+    if (er->ops == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(er->ops, 0, n * sizeof(*er->ops));
+    er->n_ops = n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t id = cmd->lease_ids[i];
+        struct kv_op_result *r = &er->ops[i];
+        r->type = cmd->type;
+        rv = kv_lease_rec_get(x->s, x->txn, id, &l);
+        if (rv != 0 && rv != KV_ENOTFOUND) {
+            return rv;
+        }
+        bool found = rv == 0;
+        switch (cmd->type) {
+        case KV_CMD_LEASE_GRANT: {
+            MDB_stat st;
+            int rc;
+            if (found) {
+                er->code = KV_ELEASEEXISTS;
+                er->succeeded = false;
+                return 0;
+            }
+            if ((rc = mdb_stat(x->txn, x->s->dbi_leases, &st)) != 0) {
+                return kv_mdb_error(x->s, rc, "leases stat");
+            }
+            if (st.ms_entries >= KV_LEASES_MAX) {
+                er->code = KV_ELEASESFULL;
+                er->succeeded = false;
+                return 0;
+            }
+            l.id = id;
+            l.ttl_ms = cmd->ttl_ms;
+            l.deadline = cmd->clock + cmd->ttl_ms;
+            l.keys = 0;
+            if ((rv = kv_lease_rec_put(x->s, x->txn, &l, 0)) != 0) {
+                return rv;
+            }
+            r->count = l.deadline;
+            break;
+        }
+        case KV_CMD_LEASE_REVOKE:
+            if (!found) {
+                er->code = KV_ENOLEASE;
+                er->succeeded = false;
+                return 0;
+            }
+            if ((rv = lease_end(x, &l, &r->count)) != 0) {
+                return rv;
+            }
+            break;
+        case KV_CMD_LEASE_REFRESH:
+            if (!found) {
+                break;
+            }
+            if (cmd->clock + l.ttl_ms > l.deadline) {
+                uint64_t old = l.deadline;
+                l.deadline = cmd->clock + l.ttl_ms;
+                if ((rv = kv_lease_rec_put(x->s, x->txn, &l, old)) != 0) {
+                    return rv;
+                }
+            }
+            r->count = l.deadline;
+            break;
+        default: /* KV_CMD_LEASE_EXPIRE */
+            /* A lease kept alive since the leader decided is not due. */
+            if (!found || l.deadline > cmd->clock) {
+                break;
+            }
+            if ((rv = lease_end(x, &l, &r->count)) != 0) {
+                return rv;
+            }
+            r->more = true; /* it ended */
+            break;
+        }
+    }
+    return 0;
+}
+
 static int exec_cmd(struct exec *x,
                     const struct kv_cmd *cmd,
                     struct kv_entry_result *er)
@@ -473,6 +659,13 @@ static int exec_cmd(struct exec *x,
         er->code = refused;
         /* A deletion reports whether there was a user to delete. */
         er->succeeded = refused == 0 && (cmd->op.type != KV_OP_DELETE || found);
+        return rv;
+    }
+    if (cmd->type >= KV_CMD_LEASE_GRANT && cmd->type <= KV_CMD_LEASE_CLOCK) {
+        return exec_lease(x, cmd, er);
+    }
+    int rv = leases_exist(x, cmd, er);
+    if (rv != 0 || er->code != 0) {
         return rv;
     }
     if (cmd->type != KV_CMD_TXN) {

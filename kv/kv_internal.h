@@ -11,8 +11,9 @@
 
 #include "kv.h"
 
-/* Version of the on-disk layout of the LMDB databases (docs/kv.md). */
-#define KV_FORMAT_VERSION 1u
+/* Version of the on-disk layout of the LMDB databases (docs/kv.md). 2: a
+ * "keys" record carries the lease its key is attached to. */
+#define KV_FORMAT_VERSION 2u
 /* Named LMDB databases a store may have (mdb_env_set_maxdbs): those opened
  * in kv_open() plus room for new ones, so that adding one never makes a
  * newer store unreadable by mistake. */
@@ -24,10 +25,13 @@
 #define KV_META_REVISION "revision"
 #define KV_META_COMPACT "compact_rev"
 #define KV_META_COMPACT_DONE "compact_done"
+#define KV_META_LEASE_CLOCK "lease_clock"
 
 /* Bytes of the metadata in front of a value in the "keys" database:
- * create_revision, mod_revision, version. */
-#define KV_REC_HEADER 24u
+ * create_revision, mod_revision, version, lease (kv_record_encode). */
+#define KV_REC_HEADER 32u
+/* Bytes of a "leases" value: ttl_ms, deadline, attached keys. */
+#define KV_LEASE_REC 24u
 /* Bytes of a "history" key: revision and sequence, big endian so that LMDB's
  * byte order is the numeric order. */
 #define KV_HIST_KEY 12u
@@ -69,6 +73,9 @@ struct kv_store
     struct kv_acl_user *acl_last;
     bool acl_last_valid;
     bool acl_last_exists;
+    MDB_dbi dbi_leases;  /* u64be lease id -> ttl, deadline, keys */
+    MDB_dbi dbi_lkeys;   /* u64be lease id + key -> empty */
+    MDB_dbi dbi_ldue;    /* u64be deadline + u64be lease id -> empty */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -249,6 +256,44 @@ int kv_range_in_txn(struct kv_store *store,
 
 /* Decodes a stored "keys" value into @kv (pointers into LMDB memory). */
 int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv);
+/* Writes the metadata of @kv (KV_REC_HEADER bytes) at @p, the start of a
+ * "keys" value, the value bytes following it:
+ *
+ *   u64 LE create_revision | u64 LE mod_revision | u64 LE version |
+ *   u64 LE lease | value
+ */
+void kv_record_encode(uint8_t *p, const struct kv_kv *kv);
+
+/* Lease records inside a write transaction (kv_lease.c), for kv_apply. */
+int kv_lease_rec_get(struct kv_store *s,
+                     MDB_txn *txn,
+                     uint64_t id,
+                     struct kv_lease *out);
+/* Stores @l; @old_deadline is the deadline it had (0: a new lease), whose
+ * entry of the deadline index is replaced. */
+int kv_lease_rec_put(struct kv_store *s,
+                     MDB_txn *txn,
+                     const struct kv_lease *l,
+                     uint64_t old_deadline);
+/* Deletes @l's record and its deadline entry (not its keys). */
+int kv_lease_rec_del(struct kv_store *s, MDB_txn *txn, const struct kv_lease *l);
+/* Attaches (@attach) or detaches @key to/from lease @id, counting it in the
+ * lease's record; a lease that no longer exists is skipped. */
+int kv_lease_attach(struct kv_store *s,
+                    MDB_txn *txn,
+                    uint64_t id,
+                    const uint8_t *key,
+                    uint32_t key_len,
+                    bool attach);
+/* The first key attached to lease @id, copied into @key (room for
+ * KV_KEY_BYTES_MAX); KV_ENOTFOUND when none is left. */
+int kv_lease_first_key(struct kv_store *s,
+                       MDB_txn *txn,
+                       uint64_t id,
+                       uint8_t *key,
+                       uint32_t *key_len);
+/* Raises the stored lease clock to @clock if that is higher. */
+int kv_lease_clock_raise(struct kv_store *s, MDB_txn *txn, uint64_t clock);
 /* Copies @src's bytes into @arena; without the value if !with_value. */
 int kv_kv_copy(struct kv_arena_chunk **arena,
                const struct kv_allocator *a,

@@ -22,9 +22,18 @@ int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv)
     kv->create_revision = kv_get_u64le(v);
     kv->mod_revision = kv_get_u64le(v + 8);
     kv->version = kv_get_u64le(v + 16);
+    kv->lease = kv_get_u64le(v + 24);
     kv->value = v + KV_REC_HEADER;
     kv->value_len = (uint32_t)(val->mv_size - KV_REC_HEADER);
     return 0;
+}
+
+void kv_record_encode(uint8_t *p, const struct kv_kv *kv)
+{
+    kv_put_u64le(p, kv->create_revision);
+    kv_put_u64le(p + 8, kv->mod_revision);
+    kv_put_u64le(p + 16, kv->version);
+    kv_put_u64le(p + 24, kv->lease);
 }
 
 int kv_kv_copy(struct kv_arena_chunk **arena,

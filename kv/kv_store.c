@@ -56,6 +56,9 @@ static const struct
     {KV_ETORN, "store possibly torn by a machine crash"},
     {KV_ENOPERM, "the user may not run the command or touch its keys"},
     {KV_EACLRULE, "malformed ACL rule"},
+    {KV_ENOLEASE, "no such lease"},
+    {KV_ELEASEEXISTS, "a lease with that id already exists"},
+    {KV_ELEASESFULL, "too many leases"},
 };
 
 const char *kv_strerror(int code)
@@ -333,7 +336,10 @@ int kv_env_open(struct kv_store *s, const char *path)
         (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->dbi_lru)) != 0 ||
         (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->dbi_members)) != 0 ||
         (rc = mdb_dbi_open(txn, "sequences", MDB_CREATE, &s->dbi_seqs)) != 0 ||
-        (rc = mdb_dbi_open(txn, "acl", MDB_CREATE, &s->dbi_acl)) != 0) {
+        (rc = mdb_dbi_open(txn, "acl", MDB_CREATE, &s->dbi_acl)) != 0 ||
+        (rc = mdb_dbi_open(txn, "leases", MDB_CREATE, &s->dbi_leases)) != 0 ||
+        (rc = mdb_dbi_open(txn, "lease_keys", MDB_CREATE, &s->dbi_lkeys)) != 0 ||
+        (rc = mdb_dbi_open(txn, "lease_due", MDB_CREATE, &s->dbi_ldue)) != 0) {
         rv = kv_mdb_error(s, rc, "open databases");
         goto fail;
     }
@@ -603,9 +609,15 @@ int kv_status(struct kv_store *s, struct kv_status *st)
         (rv = kv_meta_get(s, txn, KV_META_COMPACT_DONE, &done)) != 0) {
         goto cleanup;
     }
+    MDB_stat ls;
+    if ((rv = kv_meta_get(s, txn, KV_META_LEASE_CLOCK, &st->lease_clock)) !=
+        0) {
+        goto cleanup;
+    }
     if ((rc = mdb_stat(txn, s->dbi_keys, &ks)) != 0 ||
         (rc = mdb_stat(txn, s->dbi_hist, &hs)) != 0 ||
-        (rc = mdb_stat(txn, s->dbi_sess, &ss)) != 0) {
+        (rc = mdb_stat(txn, s->dbi_sess, &ss)) != 0 ||
+        (rc = mdb_stat(txn, s->dbi_leases, &ls)) != 0) {
         rv = kv_mdb_error(s, rc, "stat");
         goto cleanup;
     }
@@ -619,6 +631,7 @@ int kv_status(struct kv_store *s, struct kv_status *st)
     st->keys = ks.ms_entries;
     st->history_events = hs.ms_entries;
     st->sessions = ss.ms_entries;
+    st->leases = ls.ms_entries;
 
 cleanup:
     mdb_txn_abort(txn);
