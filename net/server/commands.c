@@ -504,6 +504,8 @@ const struct cmd_def cmd_table[] = {
     {"acl", -2, CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_acl, NULL, NULL, 0, 0, 0},
     {"bsnowflake", -1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bsnowflake, NULL, NULL, 0, 0, 0},
     {"bseq", -2, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bseq, NULL, NULL, 0, 0, 0},
+    {"blease", -2, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_blease, NULL, cmd_blease_order, 0, 0, 0},
+    {"bput", -3, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bput, NULL, NULL, 1, 1, 1},
 };
 /* clang-format on */
 

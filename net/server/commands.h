@@ -385,6 +385,24 @@ void cmd_bseq_req(struct cmd_req *r,
                   uint64_t client_id,
                   uint64_t seq);
 
+/* commands_lease.c: BLEASE and BPUT; the _req forms carry a request id
+ * (BREQ; 0: none). */
+CMD_DECL(cmd_blease);
+CMD_DECL(cmd_bput);
+int cmd_blease_order(size_t argc, const char *const *argv, const size_t *argvlen);
+void cmd_blease_req(struct cmd_req *r,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen,
+                    uint64_t client_id,
+                    uint64_t seq);
+void cmd_bput_req(struct cmd_req *r,
+                  size_t argc,
+                  const char *const *argv,
+                  const size_t *argvlen,
+                  uint64_t client_id,
+                  uint64_t seq);
+
 /* commands_stream.c */
 CMD_DECL(cmd_bwatch);
 CMD_DECL(cmd_bunwatch);
