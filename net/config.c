@@ -295,6 +295,8 @@ static int set(struct ballotd_config *cfg, const char *name, const char *v)
         {"kv_map_size", 1u << 20, UINT64_MAX, &cfg->node.kv_map_size, 8},
         {"quota_bytes", 1u << 20, UINT64_MAX / 2, &cfg->node.quota_bytes, 8},
         {"compact_batch", 1, 1000000, &cfg->node.compact_batch, 4},
+        {"lease_checkpoint_ms", 10, 3600000, &cfg->node.lease_checkpoint_ms,
+         8},
         {"snapshot_every", 0, UINT64_MAX, &cfg->node.snapshot_every, 8},
         {"snapshot_trailing", 0, UINT64_MAX, &cfg->node.snapshot_trailing, 8},
         {"checkpoint_every", 1, UINT64_MAX, &cfg->node.checkpoint_every, 8},
