@@ -146,9 +146,17 @@ enum kv_op_type {
      * the first and the last ID of the block. IDs start at 1 and are never
      * handed out twice (docs/coordination.md, "IDs"). */
     KV_OP_SEQUENCE = 50,
-    /* Only on the wire (docs/kv.md): a put with a non-zero @lease is
-     * encoded with this op type; decoded, it is KV_OP_PUT again. */
+    /* Only on the wire (docs/kv.md): a put with a non-zero @lease or
+     * @expire_at is encoded with this op type; decoded, it is KV_OP_PUT
+     * again. */
     KV_OP_PUT_LEASE = 25,
+    /* Sets the expiry of the existing key @key to @expire_at (0: none,
+     * PERSIST), without changing its value, revision or version, if the
+     * KV_EXPIRE_* conditions in @flags hold (Redis's EXPIRE ... NX|XX|GT|
+     * LT). With KV_EXPIRE_DELETE the time has already passed when the
+     * command was made: the key is deleted instead. The result's @count is
+     * 1 if the key's expiry was set (or the key deleted), else 0. */
+    KV_OP_EXPIRE = 26,
 };
 
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
@@ -171,6 +179,17 @@ enum {
     KV_FLAG_KEYS_ONLY = 1 << 4,  /* range: return keys without values */
 };
 #define KV_FLAGS_ALL 0x1fu
+/* put: keep the key's lease and expiry (Redis's SET ... KEEPTTL); not with
+ * a @lease or @expire_at of its own. */
+#define KV_FLAG_KEEP_TTL (1u << 6)
+/* KV_OP_EXPIRE's conditions (its @flags). */
+enum {
+    KV_EXPIRE_NX = 1 << 0, /* only if the key has no expiry */
+    KV_EXPIRE_XX = 1 << 1, /* only if it has one */
+    KV_EXPIRE_GT = 1 << 2, /* only if later than its expiry (none: never) */
+    KV_EXPIRE_LT = 1 << 3, /* only if earlier (none counts as later) */
+    KV_EXPIRE_DELETE = 1 << 4, /* the time has passed: delete the key */
+};
 /* kv_range() only (never in a kv_op): stop at the limit instead of counting
  * the rest of the range; the result's count is then the pairs returned, and
  * more still tells whether a key lies beyond them. For paging (SCAN), where
@@ -196,6 +215,10 @@ struct kv_op
      * detaches the key from its lease). The lease must exist when the
      * entry is applied, or the whole command is refused (KV_ENOLEASE). */
     uint64_t lease;
+    /* put: the wall-clock time (Unix ms) the key expires at, 0 for never;
+     * reads on every node treat it as gone from then on (docs/protocol.md,
+     * "Expiry"). KV_OP_EXPIRE: the new expiry. */
+    uint64_t expire_at;
 };
 
 enum kv_cmp_target {
@@ -282,6 +305,15 @@ enum kv_cmd_type {
      * checkpoint of the time that has passed (a new leader counts on
      * from it). */
     KV_CMD_LEASE_CLOCK = 24,
+    /* Redis expiry, decided by the leader: each key of @then_ops (delete
+     * ops, at most KV_EXPIRE_KEYS_MAX) whose expiry is set and at or below
+     * @clock (wall-clock Unix ms, read by the leader) is deleted in this
+     * entry; others (given a new expiry since, or gone) are skipped. The
+     * op result's @count is 1 for a key deleted. */
+    KV_CMD_EXPIRE_KEYS = 25,
+    /* One KV_OP_EXPIRE op (EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
+     * PERSIST). */
+    KV_CMD_EXPIRE = 26,
 };
 
 /* Most IDs one KV_OP_SEQUENCE hands out. */
@@ -294,6 +326,8 @@ enum kv_cmd_type {
 #define KV_LEASES_MAX 1000000u
 /* Most lease ids in one refresh or expire command. */
 #define KV_LEASE_BATCH_MAX 10000u
+/* Most keys one KV_CMD_EXPIRE_KEYS deletes. */
+#define KV_EXPIRE_KEYS_MAX KV_TXN_OPS_MAX
 
 /* Longest member address (KV_CMD_MEMBER), and most members recorded: a put
  * of a new id beyond it is refused with KV_ELIMIT. */
@@ -558,7 +592,8 @@ struct kv_kv
     uint64_t create_revision;
     uint64_t mod_revision;
     uint64_t version;
-    uint64_t lease; /* the lease the key is attached to, 0 if none */
+    uint64_t lease;     /* the lease the key is attached to, 0 if none */
+    uint64_t expire_at; /* Unix ms it expires at (Redis expiry), 0: never */
 };
 
 /* The result of one operation. */
@@ -722,7 +757,9 @@ struct kv_range_result
 
 /* Reads one key. @key is borrowed. Returns 0 with one pair in @res, or
  * KV_ENOTFOUND with none (res->revision still set); release @res either
- * way. */
+ * way. kv_get() and kv_range() skip keys whose expiry (kv_kv.expire_at)
+ * is at or below kv_wall_ms(), on every node, before the leader's entry
+ * deleting them is applied. */
 int kv_get(struct kv_store *store,
            const uint8_t *key,
            uint32_t key_len,
@@ -819,6 +856,18 @@ int kv_lease_due(struct kv_store *store,
                  uint64_t *ids,
                  size_t cap,
                  size_t *n);
+
+/* Stores in @res (keys only, at most @max) the keys whose Redis expiry is
+ * at or below @now_ms (wall-clock Unix ms), earliest first: the leader's
+ * expiry scan. Release @res with kv_range_result_free(). Returns 0 or an
+ * error. */
+int kv_expire_due(struct kv_store *store,
+                  uint64_t now_ms,
+                  size_t max,
+                  struct kv_range_result *res);
+
+/* The wall clock kv_get() and kv_range() compare expiries with (Unix ms). */
+uint64_t kv_wall_ms(void);
 
 /* The replicated lease clock (ms) and the number of leases. Returns 0 or
  * an error. */

@@ -107,7 +107,8 @@ static int do_put(struct exec *x,
     struct kv_kv kv;
     MDB_val k = {op->key_len, (void *)op->key};
     MDB_val v = {KV_REC_HEADER + (size_t)op->value_len, NULL};
-    uint64_t old_lease = 0;
+    uint64_t old_lease = 0, old_expire = 0;
+    bool keep = (op->flags & KV_FLAG_KEEP_TTL) != 0;
     int rv;
     kv.key = op->key;
     kv.key_len = op->key_len;
@@ -117,6 +118,7 @@ static int do_put(struct exec *x,
     kv.mod_revision = x->rev;
     kv.version = 1;
     kv.lease = op->lease;
+    kv.expire_at = op->expire_at;
     int rc = mdb_cursor_put(x->keys, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST) {
         if (kv_record_decode(&k, &v, &old) != 0) {
@@ -131,6 +133,11 @@ static int do_put(struct exec *x,
         kv.create_revision = old.create_revision;
         kv.version = old.version + 1;
         old_lease = old.lease;
+        old_expire = old.expire_at;
+        if (keep) {
+            kv.lease = old.lease;
+            kv.expire_at = old.expire_at;
+        }
         v.mv_size = KV_REC_HEADER + (size_t)op->value_len;
         v.mv_data = NULL;
         rc = mdb_cursor_put(x->keys, &k, &v, MDB_CURRENT | MDB_RESERVE);
@@ -143,6 +150,11 @@ static int do_put(struct exec *x,
     kv_record_encode(p, &kv);
     if (op->value_len > 0) {
         memcpy(p + KV_REC_HEADER, op->value, op->value_len);
+    }
+    if (old_expire != kv.expire_at &&
+        (rv = kv_expire_index(x->s, x->txn, op->key, op->key_len, old_expire,
+                              kv.expire_at)) != 0) {
+        return rv;
     }
     if (old_lease != kv.lease) {
         if (old_lease != 0 &&
@@ -188,10 +200,16 @@ static int do_delete(struct exec *x,
         return rv;
     }
     uint64_t lease = old.lease;
+    uint64_t expire_at = old.expire_at;
     if ((rc = mdb_del(x->txn, x->s->dbi_keys, &k, NULL)) != 0) {
         return kv_mdb_error(x->s, rc, "delete");
     }
     r->count = 1;
+    if (expire_at != 0 && (rv = kv_expire_index(x->s, x->txn, op->key,
+                                                op->key_len, expire_at, 0)) !=
+                              0) {
+        return rv;
+    }
     if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, op->key,
                                             op->key_len, false)) != 0) {
         return rv;
@@ -253,6 +271,7 @@ static int do_delete_range(struct exec *x,
             goto cleanup;
         }
         uint64_t lease = old.lease;
+        uint64_t expire_at = old.expire_at;
         if (op->flags & KV_FLAG_PREV_KV) {
             if ((rv = kv_array_grow(x->alloc, (void **)&prev, &cap_prev,
                                     n_prev + 1, sizeof(*prev))) != 0 ||
@@ -269,6 +288,11 @@ static int do_delete_range(struct exec *x,
         r->count++;
         if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, key_copy,
                                                 key_len, false)) != 0) {
+            goto cleanup;
+        }
+        if (expire_at != 0 &&
+            (rv = kv_expire_index(x->s, x->txn, key_copy, key_len, expire_at,
+                                  0)) != 0) {
             goto cleanup;
         }
         if ((rv = hist_delete(x, key_copy, key_len)) != 0) {
@@ -312,9 +336,6 @@ static int do_rmw(struct exec *x,
     }
     uint8_t *val = NULL;
     uint32_t val_len = 0;
-    /* A read-modify-write keeps the key's lease, as Redis's INCR keeps
-     * its TTL. */
-    uint64_t lease = rv == 0 ? old.lease : 0;
     /* @old points into the page the put below rewrites: the evaluation
      * copies what it needs first. */
     rv = kv_rmw_eval(op, rv == 0 ? &old : NULL, x->alloc, &val, &val_len,
@@ -329,7 +350,9 @@ static int do_rmw(struct exec *x,
     put.key_len = op->key_len;
     put.value = val;
     put.value_len = val_len;
-    put.lease = lease;
+    /* A read-modify-write keeps the key's lease and expiry, as Redis's
+     * INCR keeps its TTL. */
+    put.flags = KV_FLAG_KEEP_TTL;
     struct kv_op_result pr;
     memset(&pr, 0, sizeof(pr));
     rv = do_put(x, &put, &pr);
@@ -349,6 +372,71 @@ static int do_rmw(struct exec *x,
     return rv;
 }
 
+/* Redis's EXPIRE family (KV_OP_EXPIRE): a new expiry for an existing key,
+ * under the op's conditions, without a new revision (the value and its
+ * version stay; watchers see no event). */
+static int do_expire(struct exec *x,
+                     const struct kv_op *op,
+                     struct kv_op_result *r)
+{
+    struct kv_kv old;
+    int rv = key_lookup(x, op->key, op->key_len, &old);
+    if (rv == KV_ENOTFOUND) {
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    uint64_t cur = old.expire_at;
+    uint8_t f = op->flags;
+    if (((f & KV_EXPIRE_NX) && cur != 0) || ((f & KV_EXPIRE_XX) && cur == 0) ||
+        ((f & KV_EXPIRE_GT) && (cur == 0 || op->expire_at <= cur)) ||
+        ((f & KV_EXPIRE_LT) && cur != 0 && op->expire_at >= cur)) {
+        return 0;
+    }
+    if (f & KV_EXPIRE_DELETE) {
+        struct kv_op del;
+        memset(&del, 0, sizeof(del));
+        del.type = KV_OP_DELETE;
+        del.key = op->key;
+        del.key_len = op->key_len;
+        struct kv_op_result dr;
+        memset(&dr, 0, sizeof(dr));
+        rv = do_delete(x, &del, &dr);
+        r->count = dr.count;
+        return rv;
+    }
+    r->count = 1;
+    if (cur == op->expire_at) {
+        return 0;
+    }
+    /* Rewrite the record in place: copy the value out of the page first. */
+    uint8_t *val = NULL;
+    if (old.value_len > 0) {
+        val = kv_malloc(x->alloc, old.value_len);
+        if (val == NULL) {
+            return KV_ENOMEM;
+        }
+        memcpy(val, old.value, old.value_len);
+    }
+    struct kv_kv kv = old;
+    kv.expire_at = op->expire_at;
+    MDB_val k = {op->key_len, (void *)op->key};
+    MDB_val v = {KV_REC_HEADER + (size_t)old.value_len, NULL};
+    int rc = mdb_put(x->txn, x->s->dbi_keys, &k, &v, MDB_RESERVE);
+    if (rc != 0) {
+        kv_free(x->alloc, val);
+        return kv_mdb_error(x->s, rc, "expire");
+    }
+    kv_record_encode(v.mv_data, &kv);
+    if (old.value_len > 0) {
+        memcpy((uint8_t *)v.mv_data + KV_REC_HEADER, val, old.value_len);
+    }
+    kv_free(x->alloc, val);
+    return kv_expire_index(x->s, x->txn, op->key, op->key_len, cur,
+                           op->expire_at);
+}
+
 static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -360,8 +448,10 @@ static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
         return do_delete(x, op, r);
     case KV_OP_DELETE_RANGE:
         return do_delete_range(x, op, r);
+    case KV_OP_EXPIRE:
+        return do_expire(x, op, r);
     case KV_OP_RANGE:
-        return kv_range_in_txn(x->s, x->txn, op->key, op->key_len, op->end,
+        return kv_range_in_txn(x->s, x->txn, 0, op->key, op->key_len, op->end,
                                op->end_len, op->flags, op->limit, x->arena,
                                x->alloc, &r->kvs, &r->n_kvs, &r->count,
                                &r->more);
@@ -475,6 +565,41 @@ static int exec_compact(struct exec *x,
         }
     }
     er->compact_revision = point;
+    return 0;
+}
+
+/* The leader's expiry of keys (KV_CMD_EXPIRE_KEYS): only keys whose
+ * expiry is set and at or below the leader's clock go, so one given a
+ * later expiry since stays, on every replica alike. */
+static int exec_expire_keys(struct exec *x,
+                            const struct kv_cmd *cmd,
+                            struct kv_entry_result *er)
+{
+    uint32_t n = cmd->n_then;
+    er->ops = kv_arena_alloc(x->arena, x->alloc, n * sizeof(*er->ops));
+    if (er->ops == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(er->ops, 0, n * sizeof(*er->ops));
+    er->n_ops = n;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct kv_op *op = &cmd->then_ops[i];
+        struct kv_kv old;
+        er->ops[i].type = KV_OP_DELETE;
+        int rv = key_lookup(x, op->key, op->key_len, &old);
+        if (rv == KV_ENOTFOUND) {
+            continue;
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        if (old.expire_at == 0 || old.expire_at > cmd->clock) {
+            continue;
+        }
+        if ((rv = do_delete(x, op, &er->ops[i])) != 0) {
+            return rv;
+        }
+    }
     return 0;
 }
 
@@ -663,6 +788,9 @@ static int exec_cmd(struct exec *x,
     }
     if (cmd->type >= KV_CMD_LEASE_GRANT && cmd->type <= KV_CMD_LEASE_CLOCK) {
         return exec_lease(x, cmd, er);
+    }
+    if (cmd->type == KV_CMD_EXPIRE_KEYS) {
+        return exec_expire_keys(x, cmd, er);
     }
     int rv = leases_exist(x, cmd, er);
     if (rv != 0 || er->code != 0) {

@@ -55,9 +55,18 @@
  *
  * with user_len 1..KV_ACL_NAME_MAX, cmd_len 1..KV_ACL_CMD_NAME_MAX and an
  * inner command that is not itself enveloped.
- * A put with a lease is op type 25 (decoded as a put with @lease set):
+ * A put with a lease or an expiry is op type 25 (decoded as a put with
+ * @lease and @expire_at set; at least one of them not 0), and Redis's
+ * EXPIRE is op type 26:
  *
- *   tail (put-lease, 25)   := u32 value_len value[value_len] u64 lease(>=1)
+ *   tail (put-lease, 25)   := u32 value_len value[value_len] u64 lease
+ *                             u64 expire_at
+ *   tail (expire, 26)      := u64 expire_at
+ *
+ * cmd_type 26 is one op of type 26; cmd_type 25 (the leader's expiry of
+ * keys) is a list of delete ops:
+ *
+ *   body (expire-keys, 25) := u64 clock u16 n op{n}      (1 <= n <= 128)
  *
  * Lease commands (kv_lease.c) carry no op:
  *
@@ -82,8 +91,14 @@ static bool flags_valid(uint8_t type, uint8_t flags)
     uint8_t allowed = 0;
     switch (type) {
     case KV_OP_PUT:
+        allowed = KV_FLAG_PREV_KV | KV_FLAG_KEEP_TTL;
+        break;
     case KV_OP_DELETE:
         allowed = KV_FLAG_PREV_KV;
+        break;
+    case KV_OP_EXPIRE:
+        allowed = KV_EXPIRE_NX | KV_EXPIRE_XX | KV_EXPIRE_GT | KV_EXPIRE_LT |
+                  KV_EXPIRE_DELETE;
         break;
     case KV_OP_DELETE_RANGE:
         allowed = KV_FLAG_PREV_KV | KV_FLAG_PREFIX;
@@ -109,7 +124,11 @@ static bool flags_valid(uint8_t type, uint8_t flags)
 static int op_check(const struct kv_op *op)
 {
     if (!flags_valid(op->type, op->flags) ||
-        (op->lease != 0 && op->type != KV_OP_PUT)) {
+        (op->lease != 0 && op->type != KV_OP_PUT) ||
+        (op->expire_at != 0 && op->type != KV_OP_PUT &&
+         op->type != KV_OP_EXPIRE) ||
+        ((op->flags & KV_FLAG_KEEP_TTL) && op->type == KV_OP_PUT &&
+         (op->lease != 0 || op->expire_at != 0))) {
         return KV_EBADCMD;
     }
     if (op->key_len > KV_KEY_BYTES_MAX || op->end_len > KV_KEY_BYTES_MAX ||
@@ -268,10 +287,13 @@ static uint64_t lease_size(const struct kv_cmd *cmd)
 static uint64_t op_size(const struct kv_op *op)
 {
     uint64_t n = 2 + 4 + (uint64_t)op->key_len;
-    if (op->type == KV_OP_PUT && op->lease != 0) {
-        n += 8;
+    if (op->type == KV_OP_PUT && (op->lease != 0 || op->expire_at != 0)) {
+        n += 16;
     }
     switch (op->type) {
+    case KV_OP_EXPIRE:
+        n += 8;
+        break;
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
@@ -306,7 +328,8 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     uint64_t n = 2;
     int rv;
     if ((cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) ||
-        op_is_rmw(cmd->type) || cmd->type == KV_CMD_SEQUENCE) {
+        op_is_rmw(cmd->type) || cmd->type == KV_CMD_SEQUENCE ||
+        cmd->type == KV_CMD_EXPIRE) {
         if (cmd->op.type != cmd->type) {
             return KV_EBADCMD;
         }
@@ -334,6 +357,22 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
             return rv;
         }
         n += lease_size(cmd);
+    } else if (cmd->type == KV_CMD_EXPIRE_KEYS) {
+        if (cmd->n_then > KV_EXPIRE_KEYS_MAX) {
+            return KV_ELIMIT;
+        }
+        if (cmd->n_then == 0 || cmd->n_else != 0 || cmd->n_cmps != 0) {
+            return KV_EBADCMD;
+        }
+        n += 8 + 2;
+        for (uint32_t i = 0; i < cmd->n_then; i++) {
+            if (cmd->then_ops[i].type != KV_OP_DELETE ||
+                cmd->then_ops[i].flags != 0 ||
+                (rv = op_check(&cmd->then_ops[i])) != 0) {
+                return KV_EBADCMD;
+            }
+            n += op_size(&cmd->then_ops[i]);
+        }
     } else if (cmd->type == KV_CMD_TXN) {
         if (cmd->n_cmps > KV_TXN_CMPS_MAX || cmd->n_then > KV_TXN_OPS_MAX ||
             cmd->n_else > KV_TXN_OPS_MAX) {
@@ -427,7 +466,8 @@ static void w_bytes(struct writer *w, const uint8_t *b, uint32_t n)
 
 static void op_write(struct writer *w, const struct kv_op *op)
 {
-    bool leased = op->type == KV_OP_PUT && op->lease != 0;
+    bool leased =
+        op->type == KV_OP_PUT && (op->lease != 0 || op->expire_at != 0);
     w_u8(w, leased ? KV_OP_PUT_LEASE : op->type);
     w_u8(w, op->flags);
     w_u32(w, op->key_len);
@@ -457,6 +497,10 @@ static void op_write(struct writer *w, const struct kv_op *op)
     }
     if (leased) {
         w_u64(w, op->lease);
+        w_u64(w, op->expire_at);
+    }
+    if (op->type == KV_OP_EXPIRE) {
+        w_u64(w, op->expire_at);
     }
 }
 
@@ -517,6 +561,12 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
         w_u64(&w, cmd->revision);
     } else if (cmd_is_lease(cmd->type)) {
         lease_write(&w, cmd);
+    } else if (cmd->type == KV_CMD_EXPIRE_KEYS) {
+        w_u64(&w, cmd->clock);
+        w_u16(&w, cmd->n_then);
+        for (uint32_t i = 0; i < cmd->n_then; i++) {
+            op_write(&w, &cmd->then_ops[i]);
+        }
     } else if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
     } else {
@@ -637,7 +687,8 @@ static int op_read(struct reader *r, struct kv_op *op)
         op->type = KV_OP_PUT;
     }
     if ((op->type < KV_OP_PUT || op->type > KV_OP_RANGE) &&
-        !op_is_rmw(op->type) && op->type != KV_OP_SEQUENCE) {
+        !op_is_rmw(op->type) && op->type != KV_OP_SEQUENCE &&
+        op->type != KV_OP_EXPIRE) {
         return KV_EBADCMD;
     }
     if ((rv = r_blob(r, KV_KEY_BYTES_MAX, &op->key_len, &op->key)) != 0) {
@@ -671,10 +722,16 @@ static int op_read(struct reader *r, struct kv_op *op)
     }
     if (rv == 0 && leased) {
         rv = r_u64(r, &op->lease);
-        /* A lease of 0 would have been written as a plain put. */
-        if (rv == 0 && op->lease == 0) {
+        if (rv == 0) {
+            rv = r_u64(r, &op->expire_at);
+        }
+        /* Neither set would have been written as a plain put. */
+        if (rv == 0 && op->lease == 0 && op->expire_at == 0) {
             rv = KV_EBADCMD;
         }
+    }
+    if (rv == 0 && op->type == KV_OP_EXPIRE) {
+        rv = r_u64(r, &op->expire_at);
     }
     if (rv != 0) {
         return rv;
@@ -890,6 +947,7 @@ static int cmd_decode_inner(const uint8_t *buf,
     case KV_CMD_APPEND:
     case KV_CMD_INCRBYFLOAT:
     case KV_CMD_SEQUENCE:
+    case KV_CMD_EXPIRE:
         if ((rv = op_read(&r, &cmd->op)) != 0) {
             goto fail;
         }
@@ -916,6 +974,27 @@ static int cmd_decode_inner(const uint8_t *buf,
     case KV_CMD_LEASE_EXPIRE:
     case KV_CMD_LEASE_CLOCK:
         if ((rv = lease_read(&r, &a, cmd)) != 0) {
+            goto fail;
+        }
+        break;
+    case KV_CMD_EXPIRE_KEYS:
+        if ((rv = r_u64(&r, &cmd->clock)) != 0) {
+            goto fail;
+        }
+        rv = read_count(&r, KV_EXPIRE_KEYS_MAX, OP_MIN_BYTES,
+                        sizeof(struct kv_op), &a, &cmd->n_then,
+                        (void **)&cmd->then_ops);
+        if (rv == 0 && cmd->n_then == 0) {
+            rv = KV_EBADCMD;
+        }
+        for (uint32_t i = 0; rv == 0 && i < cmd->n_then; i++) {
+            rv = op_read(&r, &cmd->then_ops[i]);
+            if (rv == 0 && (cmd->then_ops[i].type != KV_OP_DELETE ||
+                            cmd->then_ops[i].flags != 0)) {
+                rv = KV_EBADCMD;
+            }
+        }
+        if (rv != 0) {
             goto fail;
         }
         break;
@@ -1033,6 +1112,8 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     case KV_CMD_LEASE_REFRESH:
     case KV_CMD_LEASE_EXPIRE:
     case KV_CMD_LEASE_CLOCK:
+    case KV_CMD_EXPIRE_KEYS:
+    case KV_CMD_EXPIRE:
         return false;
     case KV_CMD_TXN:
         break;

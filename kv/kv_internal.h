@@ -28,8 +28,9 @@
 #define KV_META_LEASE_CLOCK "lease_clock"
 
 /* Bytes of the metadata in front of a value in the "keys" database:
- * create_revision, mod_revision, version, lease (kv_record_encode). */
-#define KV_REC_HEADER 32u
+ * create_revision, mod_revision, version, lease, expire_at
+ * (kv_record_encode). */
+#define KV_REC_HEADER 40u
 /* Bytes of a "leases" value: ttl_ms, deadline, attached keys. */
 #define KV_LEASE_REC 24u
 /* Bytes of a "history" key: revision and sequence, big endian so that LMDB's
@@ -76,6 +77,7 @@ struct kv_store
     MDB_dbi dbi_leases;  /* u64be lease id -> ttl, deadline, keys */
     MDB_dbi dbi_lkeys;   /* u64be lease id + key -> empty */
     MDB_dbi dbi_ldue;    /* u64be deadline + u64be lease id -> empty */
+    MDB_dbi dbi_edue;    /* u64be expire_at + key -> empty (Redis expiry) */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -238,9 +240,12 @@ void kv_bounds_resolve(const uint8_t *key,
                        struct kv_bounds *b);
 
 /* Runs a range read inside @txn (read or write), copying results into
- * @arena. Shared by kv_range() and transactions. */
+ * @arena. Shared by kv_range() and transactions. Keys whose expiry is at
+ * or below @now_ms are skipped (0: none is; apply passes 0, as it never
+ * reads a clock). */
 int kv_range_in_txn(struct kv_store *store,
                     MDB_txn *txn,
+                    uint64_t now_ms,
                     const uint8_t *key,
                     uint32_t key_len,
                     const uint8_t *end,
@@ -260,9 +265,18 @@ int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv);
  * "keys" value, the value bytes following it:
  *
  *   u64 LE create_revision | u64 LE mod_revision | u64 LE version |
- *   u64 LE lease | value
+ *   u64 LE lease | u64 LE expire_at | value
  */
 void kv_record_encode(uint8_t *p, const struct kv_kv *kv);
+
+/* Moves @key's entry in the expiry index from @old_at to @new_at (0: no
+ * entry). */
+int kv_expire_index(struct kv_store *s,
+                    MDB_txn *txn,
+                    const uint8_t *key,
+                    uint32_t key_len,
+                    uint64_t old_at,
+                    uint64_t new_at);
 
 /* Lease records inside a write transaction (kv_lease.c), for kv_apply. */
 int kv_lease_rec_get(struct kv_store *s,

@@ -7,6 +7,7 @@
  * because LMDB's memory is only valid while the transaction lives.
  */
 #include <string.h>
+#include <time.h>
 
 #include "kv_internal.h"
 
@@ -23,6 +24,7 @@ int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv)
     kv->mod_revision = kv_get_u64le(v + 8);
     kv->version = kv_get_u64le(v + 16);
     kv->lease = kv_get_u64le(v + 24);
+    kv->expire_at = kv_get_u64le(v + 32);
     kv->value = v + KV_REC_HEADER;
     kv->value_len = (uint32_t)(val->mv_size - KV_REC_HEADER);
     return 0;
@@ -34,6 +36,24 @@ void kv_record_encode(uint8_t *p, const struct kv_kv *kv)
     kv_put_u64le(p + 8, kv->mod_revision);
     kv_put_u64le(p + 16, kv->version);
     kv_put_u64le(p + 24, kv->lease);
+    kv_put_u64le(p + 32, kv->expire_at);
+}
+
+uint64_t kv_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Whether the stored record @v has expired at @now_ms (0: never asked). */
+static bool rec_expired(const MDB_val *v, uint64_t now_ms)
+{
+    if (now_ms == 0 || v->mv_size < KV_REC_HEADER) {
+        return false;
+    }
+    uint64_t at = kv_get_u64le((const uint8_t *)v->mv_data + 32);
+    return at != 0 && at <= now_ms;
 }
 
 int kv_kv_copy(struct kv_arena_chunk **arena,
@@ -171,6 +191,7 @@ static int collect(struct collector *c, const MDB_val *k, const MDB_val *v)
 
 int kv_range_in_txn(struct kv_store *store,
                     MDB_txn *txn,
+                    uint64_t now_ms,
                     const uint8_t *key,
                     uint32_t key_len,
                     const uint8_t *end,
@@ -213,6 +234,9 @@ int kv_range_in_txn(struct kv_store *store,
         if (rc != 0) {
             return kv_mdb_error(store, rc, "range get");
         }
+        if (rec_expired(&v, now_ms)) {
+            return 0;
+        }
         total = 1;
         rv = collect(&c, &k, &v);
         goto done;
@@ -232,6 +256,10 @@ int kv_range_in_txn(struct kv_store *store,
             if (!b.unbounded &&
                 key_cmp(k.mv_data, k.mv_size, b.end, b.end_len) >= 0) {
                 break;
+            }
+            if (rec_expired(&v, now_ms)) {
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+                continue;
             }
             total++;
             if ((rv = collect(&c, &k, &v)) != 0) {
@@ -259,6 +287,10 @@ int kv_range_in_txn(struct kv_store *store,
         while (rc == 0) {
             if (key_cmp(k.mv_data, k.mv_size, b.start, b.start_len) < 0) {
                 break;
+            }
+            if (rec_expired(&v, now_ms)) {
+                rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+                continue;
             }
             total++;
             if ((rv = collect(&c, &k, &v)) != 0) {
@@ -323,7 +355,8 @@ static int range_common(struct kv_store *s,
         (rv = kv_meta_get(s, txn, KV_META_APPLIED, &res->applied)) != 0) {
         goto cleanup;
     }
-    rv = kv_range_in_txn(s, txn, key, key_len, end, end_len, flags, limit,
+    rv = kv_range_in_txn(s, txn, kv_wall_ms(), key, key_len, end, end_len,
+                         flags, limit,
                          &res->arena, &res->alloc, &res->kvs, &res->n_kvs,
                          &res->count, &res->more);
 

@@ -279,10 +279,11 @@ START_TEST(test_lease_grant_refuses_duplicates_and_bad_input)
     }
     free(enc);
     free(many);
-    /* A put with lease 0 written as op 25 is not canonical. */
+    /* A put with lease 0 and no expiry written as op 25 is not
+     * canonical. */
     size_t plen;
     uint8_t *p = put_leased("k", "v", 3, &plen);
-    memset(p + plen - 8, 0, 8);
+    memset(p + plen - 16, 0, 16);
     ck_assert_int_eq(kv_cmd_decode(p, plen, NULL, &back), KV_EBADCMD);
     free(p);
     kv_close(s);
@@ -349,6 +350,193 @@ START_TEST(test_lease_many_leases_list_in_pages)
 }
 END_TEST
 
+/* A put with an expiry (Unix ms) and KEEPTTL, EXPIRE's conditions. */
+static uint8_t *put_exp(const char *key, const char *val, uint64_t at,
+                        uint8_t flags, size_t *len)
+{
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_PUT;
+    c.op.type = KV_OP_PUT;
+    c.op.flags = flags;
+    c.op.key = (const uint8_t *)key;
+    c.op.key_len = (uint32_t)strlen(key);
+    c.op.value = (const uint8_t *)val;
+    c.op.value_len = (uint32_t)strlen(val);
+    c.op.expire_at = at;
+    return kvt_encode(&c, len);
+}
+
+static uint8_t *expire_cmd(const char *key, uint64_t at, uint8_t flags,
+                           size_t *len)
+{
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_EXPIRE;
+    c.op.type = KV_OP_EXPIRE;
+    c.op.flags = flags;
+    c.op.key = (const uint8_t *)key;
+    c.op.key_len = (uint32_t)strlen(key);
+    c.op.expire_at = at;
+    return kvt_encode(&c, len);
+}
+
+static uint64_t expiry_of(struct kv_store *s, const char *key)
+{
+    struct kv_range_result r;
+    int rv = kv_get(s, (const uint8_t *)key, (uint32_t)strlen(key), &r);
+    uint64_t at = rv == 0 ? r.kvs[0].expire_at : UINT64_MAX;
+    kv_range_result_free(&r);
+    return at;
+}
+
+/* A key whose expiry has passed is skipped by every read, though its
+ * record is still there; the leader's expiry entry deletes it (with a
+ * history event) but not a key given a later expiry since. */
+START_TEST(test_expire_reads_skip_expired_keys_before_their_deletion)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    size_t len;
+    uint64_t now = kv_wall_ms();
+    uint8_t *d = put_exp("gone", "1", now - 10, 0, &len);
+    ck_assert_int_eq(apply(s, 1, d, len, NULL), 0);
+    d = put_exp("later", "2", now + 600000, 0, &len);
+    ck_assert_int_eq(apply(s, 2, d, len, NULL), 0);
+    d = kvt_put("plain", "3", &len);
+    ck_assert_int_eq(apply(s, 3, d, len, NULL), 0);
+    ck_assert(!key_exists(s, "gone"));
+    ck_assert(key_exists(s, "later"));
+    ck_assert_uint_eq(expiry_of(s, "later"), now + 600000);
+    ck_assert_uint_eq(expiry_of(s, "plain"), 0);
+    struct kv_range_req req;
+    memset(&req, 0, sizeof(req));
+    req.flags = KV_FLAG_PREFIX;
+    struct kv_range_result rr;
+    ck_assert_int_eq(kv_range(s, &req, &rr), 0);
+    ck_assert_uint_eq(rr.count, 2);
+    ck_assert_uint_eq(rr.n_kvs, 2);
+    kv_range_result_free(&rr);
+    struct kv_status st;
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.keys, 3); /* still stored */
+
+    /* The leader's scan finds it; its expiry entry deletes only it. */
+    struct kv_range_result due;
+    ck_assert_int_eq(kv_expire_due(s, now, 100, &due), 0);
+    ck_assert_uint_eq(due.n_kvs, 1);
+    ck_assert(memcmp(due.kvs[0].key, "gone", 4) == 0);
+    kv_range_result_free(&due);
+    struct kv_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = KV_OP_DELETE;
+    ops[0].key = (const uint8_t *)"gone";
+    ops[0].key_len = 4;
+    ops[1].type = KV_OP_DELETE;
+    ops[1].key = (const uint8_t *)"later";
+    ops[1].key_len = 5;
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_EXPIRE_KEYS;
+    c.clock = now;
+    c.then_ops = ops;
+    c.n_then = 2;
+    d = kvt_encode(&c, &len);
+    struct kv_apply_result res;
+    kvt_apply_one(s, 4, d, len, &res);
+    ck_assert_int_eq(res.entries[0].code, 0);
+    ck_assert_uint_eq(res.entries[0].ops[0].count, 1);
+    ck_assert_uint_eq(res.entries[0].ops[1].count, 0);
+    ck_assert_uint_eq(res.entries[0].revision, 4);
+    kv_apply_result_free(&res);
+    ck_assert_int_eq(kv_status(s, &st), 0);
+    ck_assert_uint_eq(st.keys, 2);
+    ck_assert_int_eq(kv_expire_due(s, now, 100, &due), 0);
+    ck_assert_uint_eq(due.n_kvs, 0);
+    kv_range_result_free(&due);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
+/* EXPIRE's conditions (NX, XX, GT, LT), PERSIST, a past time deleting the
+ * key; a plain put clears the expiry, KEEPTTL and INCR keep it. */
+START_TEST(test_expire_conditions_persist_and_keepttl)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    size_t len;
+    uint64_t count = 0;
+    uint64_t t = kv_wall_ms() + 600000;
+    uint8_t *d = kvt_put("k", "5", &len);
+    ck_assert_int_eq(apply(s, 1, d, len, NULL), 0);
+    d = expire_cmd("k", t, KV_EXPIRE_XX, &len); /* no expiry yet */
+    ck_assert_int_eq(apply(s, 2, d, len, &count), 0);
+    ck_assert_uint_eq(count, 0);
+    d = expire_cmd("k", t, KV_EXPIRE_GT, &len); /* none counts as later */
+    ck_assert_int_eq(apply(s, 3, d, len, &count), 0);
+    ck_assert_uint_eq(count, 0);
+    d = expire_cmd("k", t, KV_EXPIRE_NX, &len);
+    ck_assert_int_eq(apply(s, 4, d, len, &count), 0);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_uint_eq(expiry_of(s, "k"), t);
+    d = expire_cmd("k", t + 1, KV_EXPIRE_LT, &len);
+    ck_assert_int_eq(apply(s, 5, d, len, &count), 0);
+    ck_assert_uint_eq(count, 0);
+    d = expire_cmd("k", t + 1, KV_EXPIRE_GT, &len);
+    ck_assert_int_eq(apply(s, 6, d, len, &count), 0);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_uint_eq(expiry_of(s, "k"), t + 1);
+    /* INCR keeps it (the revision moves, the expiry stays). */
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_INCRBY;
+    c.op.type = KV_OP_INCRBY;
+    c.op.key = (const uint8_t *)"k";
+    c.op.key_len = 1;
+    c.op.delta = 1;
+    d = kvt_encode(&c, &len);
+    ck_assert_int_eq(apply(s, 7, d, len, NULL), 0);
+    ck_assert_uint_eq(expiry_of(s, "k"), t + 1);
+    d = put_exp("k", "v", 0, KV_FLAG_KEEP_TTL, &len);
+    ck_assert_int_eq(apply(s, 8, d, len, NULL), 0);
+    ck_assert_uint_eq(expiry_of(s, "k"), t + 1);
+    /* PERSIST: expiry 0 if it has one. */
+    d = expire_cmd("k", 0, KV_EXPIRE_XX, &len);
+    ck_assert_int_eq(apply(s, 9, d, len, &count), 0);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_uint_eq(expiry_of(s, "k"), 0);
+    d = put_exp("k", "v", t, 0, &len);
+    ck_assert_int_eq(apply(s, 10, d, len, NULL), 0);
+    d = kvt_put("k", "w", &len); /* a plain put clears it */
+    ck_assert_int_eq(apply(s, 11, d, len, NULL), 0);
+    ck_assert_uint_eq(expiry_of(s, "k"), 0);
+    struct kv_range_result due;
+    ck_assert_int_eq(kv_expire_due(s, UINT64_MAX - 1, 100, &due), 0);
+    ck_assert_uint_eq(due.n_kvs, 0); /* the index followed every change */
+    kv_range_result_free(&due);
+    /* A time already past deletes the key. */
+    d = expire_cmd("k", 1, KV_EXPIRE_DELETE, &len);
+    ck_assert_int_eq(apply(s, 12, d, len, &count), 0);
+    ck_assert_uint_eq(count, 1);
+    ck_assert(!key_exists(s, "k"));
+    d = expire_cmd("k", t, 0, &len); /* a missing key */
+    ck_assert_int_eq(apply(s, 13, d, len, &count), 0);
+    ck_assert_uint_eq(count, 0);
+    /* KEEPTTL with an expiry of its own is malformed. */
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_PUT;
+    c.op.type = KV_OP_PUT;
+    c.op.flags = KV_FLAG_KEEP_TTL;
+    c.op.key = (const uint8_t *)"k";
+    c.op.key_len = 1;
+    c.op.expire_at = 5;
+    ck_assert_uint_eq(kv_cmd_encoded_size(&c), 0);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 Suite *kv_lease_suite(void)
 {
     Suite *s = suite_create("lease");
@@ -361,6 +549,8 @@ Suite *kv_lease_suite(void)
     tcase_add_test(tc, test_lease_grant_refuses_duplicates_and_bad_input);
     tcase_add_test(tc, test_lease_table_survives_snapshot_install);
     tcase_add_test(tc, test_lease_many_leases_list_in_pages);
+    tcase_add_test(tc, test_expire_reads_skip_expired_keys_before_their_deletion);
+    tcase_add_test(tc, test_expire_conditions_persist_and_keepttl);
     suite_add_tcase(s, tc);
     return s;
 }
