@@ -157,6 +157,7 @@ struct bnode
     unsigned n_ka;
     bool lease_expire_proposed;
     bool lease_clock_proposed;
+    bool keys_expire_proposed; /* a KV_CMD_EXPIRE_KEYS entry in flight */
     /* Watches (bnode_watch.c). */
     struct bnode_watch *watches;
     unsigned n_watches;

@@ -24,6 +24,11 @@
  * leader sees it. The keep-alives of one tick share one entry, so the cost
  * is one replicated write per tick, whatever their rate.
  *
+ * Redis expiry (keys with a wall-clock expire_at) rides on the same
+ * machinery: each tick the leader reads the keys due by its wall clock
+ * from kv's expiry index and proposes one KV_CMD_EXPIRE_KEYS entry for
+ * them; reads on every node already skip them by their own clocks.
+ *
  * Expiry: each tick the leader reads the leases whose deadline is at or
  * below its clock (an index ordered by deadline, so the read costs the
  * same with 100,000 leases as with one) and proposes one
@@ -267,6 +272,48 @@ static void expire_done(void *arg, int status, const struct kv_entry_result *r)
     node->lease_expire_proposed = false;
 }
 
+static void keys_done(void *arg, int status, const struct kv_entry_result *r)
+{
+    struct bnode *node = arg;
+    (void)status;
+    (void)r;
+    node->keys_expire_proposed = false;
+}
+
+/* Proposes the deletion of the keys whose Redis expiry has passed. */
+static void expire_keys(struct bnode *node)
+{
+    struct kv_range_result due;
+    struct kv_op ops[KV_EXPIRE_KEYS_MAX];
+    uint64_t now = kv_wall_ms();
+    if (kv_expire_due(node->kv, now, KV_EXPIRE_KEYS_MAX, &due) != 0 ||
+        due.n_kvs == 0) {
+        kv_range_result_free(&due);
+        return;
+    }
+    memset(ops, 0, sizeof(ops));
+    for (size_t i = 0; i < due.n_kvs; i++) {
+        ops[i].type = KV_OP_DELETE;
+        ops[i].key = due.kvs[i].key;
+        ops[i].key_len = due.kvs[i].key_len;
+    }
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_EXPIRE_KEYS;
+    cmd.clock = now;
+    cmd.then_ops = ops;
+    cmd.n_then = (uint32_t)due.n_kvs;
+    size_t size = kv_cmd_encoded_size(&cmd);
+    uint8_t *buf = size > 0 ? malloc(size) : NULL;
+    size_t len = 0;
+    if (buf != NULL && kv_cmd_encode(&cmd, buf, size, &len) == 0 &&
+        bnode_propose(node, buf, len, keys_done, node) == 0) {
+        node->keys_expire_proposed = true;
+    }
+    free(buf);
+    kv_range_result_free(&due);
+}
+
 static void clock_done(void *arg, int status, const struct kv_entry_result *r)
 {
     struct bnode *node = arg;
@@ -313,6 +360,9 @@ void bnode_lease_tick(struct bnode *node)
     uint64_t now = now_ms(node);
     uint64_t clock = node->lease_base + (now - node->lease_ready_ms);
     flush_keepalives(node, clock);
+    if (!node->keys_expire_proposed) {
+        expire_keys(node);
+    }
     if (!node->lease_expire_proposed) {
         size_t n = 0;
         if (kv_lease_due(node->kv, clock, due, EXPIRE_PER_ENTRY, &n) == 0 &&

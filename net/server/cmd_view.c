@@ -167,7 +167,46 @@ int cmd_view_write(struct cmd_view *v,
     e->exists = val != NULL;
     e->val = copy;
     e->len = (uint32_t)vlen;
+    e->ttl = VIEW_TTL_CLEAR;
+    e->expire_at = 0;
     return 0;
+}
+
+int cmd_view_write_ttl(struct cmd_view *v,
+                       const char *key,
+                       size_t len,
+                       const void *val,
+                       size_t vlen,
+                       bool keep,
+                       uint64_t expire_at)
+{
+    if (cmd_view_write(v, key, len, val, vlen) != 0) {
+        return -1;
+    }
+    struct view_key *e = cmd_view_find(v, key, len, false);
+    if (keep) {
+        /* The expiry the key has in the overlay stays. */
+        e->ttl = VIEW_TTL_KEEP;
+    } else if (expire_at != 0) {
+        e->ttl = VIEW_TTL_SET;
+        e->expire_at = expire_at;
+    }
+    return 0;
+}
+
+uint64_t cmd_view_expiry(struct cmd_view *v, const char *key, size_t len)
+{
+    struct view_key *e = cmd_view_find(v, key, len, false);
+    if (e == NULL) {
+        return 0;
+    }
+    if (e->written) {
+        return !e->exists                 ? 0
+               : e->ttl == VIEW_TTL_SET  ? e->expire_at
+               : e->ttl == VIEW_TTL_KEEP ? (e->exists0 ? e->expire0 : 0)
+                                         : 0;
+    }
+    return e->loaded && e->exists0 ? e->expire0 : 0;
 }
 
 int cmd_view_meta(struct cmd_view *v,

@@ -575,6 +575,10 @@ void cmd_breq(struct cmd_req *r,
         cmd_bseq_req(r, n, argv + 3, argvlen + 3, client, seq);
         return;
     }
+    if (d->fn == cmd_expiry) {
+        cmd_expiry_req(r, n, argv + 3, argvlen + 3, client, seq);
+        return;
+    }
     if (d->fn == cmd_blease) {
         cmd_blease_req(r, n, argv + 3, argvlen + 3, client, seq);
         return;

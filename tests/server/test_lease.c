@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "fake_bnode.h"
@@ -121,6 +122,129 @@ START_TEST(test_lease_commands_on_a_follower_are_redirected)
 }
 END_TEST
 
+/* Redis expiry with Redis's replies: TTL/PTTL -2 and -1, SET EX/PX/
+ * KEEPTTL, SETEX, PSETEX, EXPIRE's conditions, PERSIST, GETEX; a key whose
+ * time has passed is gone for every read at once, though nothing deleted
+ * it yet (the fake node runs no expiry scan). */
+START_TEST(test_expire_commands_reply_like_redis)
+{
+    EQ("TTL nokey", ":-2\r\n");
+    EQ("PTTL nokey", ":-2\r\n");
+    EQ("SET k v", "+OK\r\n");
+    EQ("TTL k", ":-1\r\n");
+    EQ("EXPIRE k 100", ":1\r\n");
+    EQ("TTL k", ":100\r\n");
+    const char *r = q(&c, "PTTL k");
+    long ms = strtol(r + 1, NULL, 10);
+    ck_assert_msg(ms > 95000 && ms <= 100000, "%s", r);
+    EQ("EXPIRE k 50 NX", ":0\r\n");
+    EQ("EXPIRE k 50 GT", ":0\r\n");
+    EQ("EXPIRE k 50 LT", ":1\r\n");
+    EQ("TTL k", ":50\r\n");
+    EQ("EXPIRE k 60 XX", ":1\r\n");
+    EQ("EXPIRE nokey 10", ":0\r\n");
+    EQ("PERSIST k", ":1\r\n");
+    EQ("PERSIST k", ":0\r\n");
+    EQ("TTL k", ":-1\r\n");
+    EQ("SET k v EX 30", "+OK\r\n");
+    EQ("TTL k", ":30\r\n");
+    EQ("SET k w KEEPTTL", "+OK\r\n");
+    EQ("TTL k", ":30\r\n");
+    EQ("INCR n", ":1\r\n");
+    EQ("EXPIRE n 40", ":1\r\n");
+    EQ("INCR n", ":2\r\n");
+    EQ("TTL n", ":40\r\n"); /* INCR keeps it */
+    EQ("SET k w", "+OK\r\n");
+    EQ("TTL k", ":-1\r\n"); /* a plain SET clears it */
+    EQ("SETEX s 20 v", "+OK\r\n");
+    EQ("TTL s", ":20\r\n");
+    EQ("PSETEX p 20000 v", "+OK\r\n");
+    EQ("TTL p", ":20\r\n");
+    EQ("GETEX s PERSIST", "$1\r\nv\r\n");
+    EQ("TTL s", ":-1\r\n");
+    EQ("GETEX s EX 70", "$1\r\nv\r\n");
+    EQ("TTL s", ":70\r\n");
+    EQ("GETEX s", "$1\r\nv\r\n");
+    EQ("GETEX nokey EX 5", "$-1\r\n");
+    EQ("SET k x GET EX 10", "$1\r\nw\r\n");
+    EQ("TTL k", ":10\r\n");
+    EQ("SET k y NX EX 10", "$-1\r\n");
+    EQ("SET k y XX PX 20000", "+OK\r\n");
+    EQ("TTL k", ":20\r\n");
+}
+END_TEST
+
+/* A time that has passed: the key is gone for every read at once. */
+START_TEST(test_expire_passed_keys_vanish_from_every_read)
+{
+    EQ("SET a 1 PX 100", "+OK\r\n");
+    EQ("SET b 2", "+OK\r\n");
+    EQ("MSET c 3 d 4", "+OK\r\n");
+    EQ("PEXPIRE d 100", ":1\r\n");
+    EQ("EXISTS a b c d", ":4\r\n");
+    usleep(250 * 1000);
+    EQ("GET a", "$-1\r\n");
+    EQ("EXISTS a b c d", ":2\r\n");
+    EQ("MGET a b c d", "*4\r\n$-1\r\n$1\r\n2\r\n$1\r\n3\r\n$-1\r\n");
+    EQ("KEYS *", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    EQ("TTL a", ":-2\r\n");
+    /* Revision 3 (EXPIRE moves none); 2 keys in the range. */
+    EQ("BRANGE a z KEYSONLY",
+       "*4\r\n:3\r\n:2\r\n:0\r\n*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    /* A past time given to EXPIRE deletes at once, as in Redis. */
+    EQ("EXPIRE b -1", ":1\r\n");
+    EQ("GET b", "$-1\r\n");
+    EQ("EXPIREAT c 1", ":1\r\n");
+    EQ("GET c", "$-1\r\n");
+}
+END_TEST
+
+/* Redis's errors for bad expiry input. */
+START_TEST(test_expire_bad_input_gets_redis_errors)
+{
+    EQ("SET k v EX 0", "-ERR invalid expire time in 'set' command\r\n");
+    EQ("SET k v EX -3", "-ERR invalid expire time in 'set' command\r\n");
+    EQ("SET k v PX x", "-ERR value is not an integer or out of range\r\n");
+    EQ("SET k v EX 10 PX 10", "-ERR syntax error\r\n");
+    EQ("SET k v EX 10 KEEPTTL", "-ERR syntax error\r\n");
+    EQ("SET k v EX", "-ERR syntax error\r\n");
+    EQ("SETEX k 0 v", "-ERR invalid expire time in 'setex' command\r\n");
+    EQ("PSETEX k -1 v", "-ERR invalid expire time in 'psetex' command\r\n");
+    EQ("EXPIRE k x", "-ERR value is not an integer or out of range\r\n");
+    EQ("EXPIRE k 10 NX XX",
+       "-ERR NX and XX, GT or LT options at the same time are not "
+       "compatible\r\n");
+    EQ("EXPIRE k 10 GT LT",
+       "-ERR GT and LT options at the same time are not compatible\r\n");
+    EQ("EXPIRE k 10 FOO", "-ERR Unsupported option FOO\r\n");
+    EQ("GETEX k EX 0", "-ERR invalid expire time in 'getex' command\r\n");
+    EQ("GETEX k PERSIST EX 10", "-ERR syntax error\r\n");
+    EQ("GETEX k FOO", "-ERR syntax error\r\n");
+    EQ("TTL", "-ERR wrong number of arguments for 'ttl' command\r\n");
+    EQ("GET k", "$-1\r\n");
+}
+END_TEST
+
+/* Expiry writes inside BREQ run once; a retry gets the first reply. */
+START_TEST(test_expire_breq_applies_once)
+{
+    EQ("SET k v", "+OK\r\n");
+    EQ("BREQ 60 1 EXPIRE k 100 NX", ":1\r\n");
+    unsigned long p0 = fake_bnode_proposals(h.node);
+    EQ("BREQ 60 1 EXPIRE k 100 NX", ":1\r\n");
+    ck_assert_uint_eq(fake_bnode_proposals(h.node) - p0, 1);
+    EQ("BREQ 60 2 SETEX s 10 v", "+OK\r\n");
+    EQ("BREQ 60 2 SETEX s 10 v", "+OK\r\n");
+    EQ("BREQ 60 3 GETEX s PERSIST", "$1\r\nv\r\n");
+    EQ("BREQ 60 3 GETEX s PERSIST", "$1\r\nv\r\n");
+    EQ("BREQ 60 4 SET t v EX 10", "+OK\r\n");
+    EQ("TTL t", ":10\r\n");
+    EQ("BREQ 60 5 PERSIST t", ":1\r\n");
+    EQ("BREQ 60 5 PERSIST t", ":1\r\n");
+    EQ("TTL t", ":-1\r\n");
+}
+END_TEST
+
 static Suite *lease_suite(void)
 {
     Suite *s = suite_create("lease");
@@ -131,6 +255,10 @@ static Suite *lease_suite(void)
     tcase_add_test(tc, test_lease_bad_input_gets_clear_errors);
     tcase_add_test(tc, test_lease_breq_retried_grant_never_double_grants);
     tcase_add_test(tc, test_lease_commands_on_a_follower_are_redirected);
+    tcase_add_test(tc, test_expire_commands_reply_like_redis);
+    tcase_add_test(tc, test_expire_passed_keys_vanish_from_every_read);
+    tcase_add_test(tc, test_expire_bad_input_gets_redis_errors);
+    tcase_add_test(tc, test_expire_breq_applies_once);
     suite_add_tcase(s, tc);
     return s;
 }
