@@ -3,6 +3,7 @@
  * docs/coordination.md across a leader kill, measured from outside.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,12 +206,104 @@ START_TEST(test_lease_unrenewed_lease_ends_on_time)
 }
 END_TEST
 
+/* A key whose Redis expiry has passed is gone from every read on every
+ * node even while nothing can delete it: the leader is stopped (SIGSTOP)
+ * before its expiry entry, and the followers, with a long election
+ * timeout, elect no other. They still store the key (DBSIZE counts it)
+ * but GET, EXISTS and TTL say it is gone; once the leader resumes, its
+ * entry deletes it everywhere. */
+START_TEST(test_lease_expired_keys_vanish_on_every_node_before_deletion)
+{
+    static const char *const extra[] = {"--election_ticks", "500", NULL};
+    struct cl_reply r;
+    cl_start_args(&cl, 3, extra);
+    unsigned leader = cl_wait_leader(&cl, 30000);
+    ck_assert_uint_ne(leader, 0);
+    const char *put[] = {"SET", "ek", "v", "PX", "1500"};
+    ck_assert_int_eq(on_leader(20000, &r, 5, put), 0);
+    cl_reply_free(&r);
+    leader = cl_wait_leader(&cl, 20000);
+    /* Every follower has applied it (a stale read sees it). */
+    struct cl_conn conns[CL_MAX];
+    unsigned ids[CL_MAX], n = 0;
+    for (unsigned i = 1; i <= cl.n; i++) {
+        if (i == leader) {
+            continue;
+        }
+        ck_assert_int_eq(
+            cl_connect(&conns[n], cl.nodes[i - 1].client_port, 5000), 0);
+        const char *ro[] = {"READONLY"};
+        ck_assert_int_eq(cl_call(&conns[n], 5000, &r, 1, ro), 0);
+        cl_reply_free(&r);
+        ids[n++] = i;
+    }
+    uint64_t set_at = cl_now_ms();
+    for (unsigned i = 0; i < n; i++) {
+        const char *get[] = {"GET", "ek"};
+        for (;;) {
+            ck_assert_int_eq(cl_call(&conns[i], 5000, &r, 2, get), 0);
+            bool have = r.type == CL_BULK;
+            cl_reply_free(&r);
+            if (have) {
+                break;
+            }
+            ck_assert_msg(cl_now_ms() - set_at < 1000,
+                          "node %u never applied the key", ids[i]);
+            usleep(10000);
+        }
+    }
+    /* Nothing may delete it now. */
+    ck_assert_int_eq(kill(cl.nodes[leader - 1].pid, SIGSTOP), 0);
+    usleep(2500 * 1000);
+    for (unsigned i = 0; i < n; i++) {
+        const char *dbsize[] = {"DBSIZE"};
+        ck_assert_int_eq(cl_call(&conns[i], 5000, &r, 1, dbsize), 0);
+        ck_assert_int_eq(r.type, CL_INT);
+        ck_assert_int_eq(r.integer, 1); /* still stored */
+        cl_reply_free(&r);
+        const char *get[] = {"GET", "ek"};
+        ck_assert_int_eq(cl_call(&conns[i], 5000, &r, 2, get), 0);
+        ck_assert_msg(r.type == CL_NIL, "node %u returned an expired key",
+                      ids[i]);
+        cl_reply_free(&r);
+        const char *exists[] = {"EXISTS", "ek"};
+        ck_assert_int_eq(cl_call(&conns[i], 5000, &r, 2, exists), 0);
+        ck_assert_int_eq(r.integer, 0);
+        cl_reply_free(&r);
+        const char *ttl[] = {"TTL", "ek"};
+        ck_assert_int_eq(cl_call(&conns[i], 5000, &r, 2, ttl), 0);
+        ck_assert_int_eq(r.integer, -2);
+        cl_reply_free(&r);
+    }
+    ck_assert_int_eq(kill(cl.nodes[leader - 1].pid, SIGCONT), 0);
+    /* The leader's expiry entry now deletes it on every node. */
+    for (unsigned i = 0; i < n; i++) {
+        const char *dbsize[] = {"DBSIZE"};
+        uint64_t end = cl_now_ms() + 10000;
+        for (;;) {
+            ck_assert_int_eq(cl_call(&conns[i], 5000, &r, 1, dbsize), 0);
+            long long keys = r.integer;
+            cl_reply_free(&r);
+            if (keys == 0) {
+                break;
+            }
+            ck_assert_msg(cl_now_ms() < end, "node %u kept the key",
+                          ids[i]);
+            usleep(20000);
+        }
+        cl_close(&conns[i]);
+    }
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
         {"expiry_bound_holds_across_a_leader_kill",
          test_lease_expiry_bound_holds_across_a_leader_kill},
         {"unrenewed_lease_ends_on_time", test_lease_unrenewed_lease_ends_on_time},
+        {"expired_keys_vanish_on_every_node_before_deletion",
+         test_lease_expired_keys_vanish_on_every_node_before_deletion},
     };
     return cl_run_tests("lease", tests, sizeof(tests) / sizeof(tests[0]), 120,
                         teardown, argc, argv);
