@@ -180,13 +180,22 @@ int cmd_view_write_ttl(struct cmd_view *v,
                        bool keep,
                        uint64_t expire_at)
 {
+    /* What keeping means depends on what this view did to the key so far:
+     * nothing (or kept): the stored expiry stays; deleted or written
+     * plainly: none; given one: that one. */
+    struct view_key *prior = cmd_view_find(v, key, len, false);
+    bool store_ttl = prior == NULL || !prior->written ||
+                     prior->ttl == VIEW_TTL_KEEP;
+    uint64_t prior_at = keep ? cmd_view_expiry(v, key, len) : 0;
     if (cmd_view_write(v, key, len, val, vlen) != 0) {
         return -1;
     }
     struct view_key *e = cmd_view_find(v, key, len, false);
-    if (keep) {
-        /* The expiry the key has in the overlay stays. */
+    if (keep && store_ttl) {
         e->ttl = VIEW_TTL_KEEP;
+    } else if (keep) {
+        e->ttl = prior_at != 0 ? VIEW_TTL_SET : VIEW_TTL_CLEAR;
+        e->expire_at = prior_at;
     } else if (expire_at != 0) {
         e->ttl = VIEW_TTL_SET;
         e->expire_at = expire_at;
