@@ -42,8 +42,8 @@ static int lease_grant(struct cli *cli, int argc, char **argv)
         return cli_usage("lease");
     }
     if (cli_parse_u64(argv[2], &ttl) != 0 ||
-        (argc == 5 && (strcmp(argv[3], "--id") != 0 ||
-                       cli_parse_u64(argv[4], &id) != 0))) {
+        (argc == 5 &&
+         (strcmp(argv[3], "--id") != 0 || cli_parse_u64(argv[4], &id) != 0))) {
         return cli_usage("lease");
     }
     const char *args[5] = {"BLEASE", "GRANT", argv[2], "ID",
@@ -189,8 +189,8 @@ static int lease_list(struct cli *cli, int argc, char **argv)
     }
     cJSON *arr = cli->json ? cJSON_CreateArray() : NULL;
     for (;;) {
-        const char *args[6] = {"BLEASE", "LIST", "AFTER", after, "COUNT",
-                               "10000"};
+        const char *args[6] = {"BLEASE", "LIST",  "AFTER",
+                               after,    "COUNT", "10000"};
         redisReply *r;
         int rc = cli_call(cli, CLI_READ, 6, args, NULL, &r);
         if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {

@@ -184,10 +184,10 @@ enum {
 #define KV_FLAG_KEEP_TTL (1u << 6)
 /* KV_OP_EXPIRE's conditions (its @flags). */
 enum {
-    KV_EXPIRE_NX = 1 << 0, /* only if the key has no expiry */
-    KV_EXPIRE_XX = 1 << 1, /* only if it has one */
-    KV_EXPIRE_GT = 1 << 2, /* only if later than its expiry (none: never) */
-    KV_EXPIRE_LT = 1 << 3, /* only if earlier (none counts as later) */
+    KV_EXPIRE_NX = 1 << 0,     /* only if the key has no expiry */
+    KV_EXPIRE_XX = 1 << 1,     /* only if it has one */
+    KV_EXPIRE_GT = 1 << 2,     /* only if later than its expiry (none: never) */
+    KV_EXPIRE_LT = 1 << 3,     /* only if earlier (none counts as later) */
     KV_EXPIRE_DELETE = 1 << 4, /* the time has passed: delete the key */
 };
 /* kv_range() only (never in a kv_op): stop at the limit instead of counting

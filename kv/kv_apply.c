@@ -158,13 +158,13 @@ static int do_put(struct exec *x,
     }
     if (old_lease != kv.lease) {
         if (old_lease != 0 &&
-            (rv = kv_lease_attach(x->s, x->txn, old_lease, op->key,
-                                  op->key_len, false)) != 0) {
+            (rv = kv_lease_attach(x->s, x->txn, old_lease, op->key, op->key_len,
+                                  false)) != 0) {
             return rv;
         }
         if (kv.lease != 0 &&
-            (rv = kv_lease_attach(x->s, x->txn, kv.lease, op->key,
-                                  op->key_len, true)) != 0) {
+            (rv = kv_lease_attach(x->s, x->txn, kv.lease, op->key, op->key_len,
+                                  true)) != 0) {
             return rv;
         }
     }
@@ -205,9 +205,9 @@ static int do_delete(struct exec *x,
         return kv_mdb_error(x->s, rc, "delete");
     }
     r->count = 1;
-    if (expire_at != 0 && (rv = kv_expire_index(x->s, x->txn, op->key,
-                                                op->key_len, expire_at, 0)) !=
-                              0) {
+    if (expire_at != 0 &&
+        (rv = kv_expire_index(x->s, x->txn, op->key, op->key_len, expire_at,
+                              0)) != 0) {
         return rv;
     }
     if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, op->key,
@@ -612,10 +612,10 @@ static int leases_exist(struct exec *x,
     struct kv_lease l;
     uint32_t n = cmd->type == KV_CMD_TXN ? cmd->n_then + cmd->n_else : 1;
     for (uint32_t i = 0; i < n; i++) {
-        const struct kv_op *op =
-            cmd->type != KV_CMD_TXN ? &cmd->op
-            : i < cmd->n_then       ? &cmd->then_ops[i]
-                                    : &cmd->else_ops[i - cmd->n_then];
+        const struct kv_op *op = cmd->type != KV_CMD_TXN ? &cmd->op
+                                 : i < cmd->n_then
+                                     ? &cmd->then_ops[i]
+                                     : &cmd->else_ops[i - cmd->n_then];
         if (op->lease == 0) {
             continue;
         }
@@ -635,15 +635,16 @@ static int leases_exist(struct exec *x,
 /* Ends lease @l: deletes every key attached to it (history events at this
  * entry's revision, so watchers see them) and then the lease. Stores the
  * keys deleted in *@deleted. */
-static int lease_end(struct exec *x, const struct kv_lease *l, uint64_t *deleted)
+static int lease_end(struct exec *x,
+                     const struct kv_lease *l,
+                     uint64_t *deleted)
 {
     uint8_t key[KV_KEY_BYTES_MAX];
     uint32_t key_len = 0;
     int rv;
     *deleted = 0;
     /* Each deletion detaches the key, so the first key left is the next. */
-    while ((rv = kv_lease_first_key(x->s, x->txn, l->id, key, &key_len)) ==
-           0) {
+    while ((rv = kv_lease_first_key(x->s, x->txn, l->id, key, &key_len)) == 0) {
         struct kv_op del;
         struct kv_op_result r;
         memset(&del, 0, sizeof(del));

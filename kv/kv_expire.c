@@ -93,8 +93,8 @@ int kv_expire_due(struct kv_store *s,
     }
     res->count = res->n_kvs;
     if (res->n_kvs > 0) {
-        res->kvs = kv_arena_alloc(&res->arena, &s->alloc,
-                                  res->n_kvs * sizeof(*kvs));
+        res->kvs =
+            kv_arena_alloc(&res->arena, &s->alloc, res->n_kvs * sizeof(*kvs));
         if (res->kvs == NULL) {
             rv = KV_ENOMEM;
             res->n_kvs = 0;

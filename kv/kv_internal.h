@@ -290,7 +290,9 @@ int kv_lease_rec_put(struct kv_store *s,
                      const struct kv_lease *l,
                      uint64_t old_deadline);
 /* Deletes @l's record and its deadline entry (not its keys). */
-int kv_lease_rec_del(struct kv_store *s, MDB_txn *txn, const struct kv_lease *l);
+int kv_lease_rec_del(struct kv_store *s,
+                     MDB_txn *txn,
+                     const struct kv_lease *l);
 /* Attaches (@attach) or detaches @key to/from lease @id, counting it in the
  * lease's record; a lease that no longer exists is skipped. */
 int kv_lease_attach(struct kv_store *s,

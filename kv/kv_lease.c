@@ -169,8 +169,8 @@ int kv_lease_first_key(struct kv_store *s,
     }
     kv_put_u64be(kb, id);
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size < 8 ||
-                                           memcmp(k.mv_data, kb, 8) != 0))) {
+    if (rc == MDB_NOTFOUND ||
+        (rc == 0 && (k.mv_size < 8 || memcmp(k.mv_data, kb, 8) != 0))) {
         rv = KV_ENOTFOUND;
     } else if (rc != 0) {
         rv = kv_mdb_error(s, rc, "lease keys");
@@ -266,8 +266,8 @@ int kv_lease_keys(struct kv_store *s,
     }
     res->count = res->n_kvs;
     if (res->n_kvs > 0) {
-        res->kvs = kv_arena_alloc(&res->arena, &s->alloc,
-                                  res->n_kvs * sizeof(*kvs));
+        res->kvs =
+            kv_arena_alloc(&res->arena, &s->alloc, res->n_kvs * sizeof(*kvs));
         if (res->kvs == NULL) {
             rv = KV_ENOMEM;
             res->n_kvs = 0;

@@ -356,9 +356,8 @@ static int range_common(struct kv_store *s,
         goto cleanup;
     }
     rv = kv_range_in_txn(s, txn, kv_wall_ms(), key, key_len, end, end_len,
-                         flags, limit,
-                         &res->arena, &res->alloc, &res->kvs, &res->n_kvs,
-                         &res->count, &res->more);
+                         flags, limit, &res->arena, &res->alloc, &res->kvs,
+                         &res->n_kvs, &res->count, &res->more);
 
 cleanup:
     mdb_txn_abort(txn);

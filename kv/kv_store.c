@@ -338,7 +338,8 @@ int kv_env_open(struct kv_store *s, const char *path)
         (rc = mdb_dbi_open(txn, "sequences", MDB_CREATE, &s->dbi_seqs)) != 0 ||
         (rc = mdb_dbi_open(txn, "acl", MDB_CREATE, &s->dbi_acl)) != 0 ||
         (rc = mdb_dbi_open(txn, "leases", MDB_CREATE, &s->dbi_leases)) != 0 ||
-        (rc = mdb_dbi_open(txn, "lease_keys", MDB_CREATE, &s->dbi_lkeys)) != 0 ||
+        (rc = mdb_dbi_open(txn, "lease_keys", MDB_CREATE, &s->dbi_lkeys)) !=
+            0 ||
         (rc = mdb_dbi_open(txn, "lease_due", MDB_CREATE, &s->dbi_ldue)) != 0 ||
         (rc = mdb_dbi_open(txn, "expire_due", MDB_CREATE, &s->dbi_edue)) != 0) {
         rv = kv_mdb_error(s, rc, "open databases");

@@ -95,7 +95,7 @@ enum embed_kind {
     EMBED_WATCH,
     EMBED_WATCH_CANCEL, /* runs on the loop; the caller waits */
     EMBED_SEQUENCE,
-    EMBED_LEASE_GRANT,  /* embed_lease.c */
+    EMBED_LEASE_GRANT, /* embed_lease.c */
     EMBED_LEASE_KEEPALIVE,
     EMBED_LEASE_REVOKE,
     EMBED_LEASE_TTL,
@@ -124,7 +124,7 @@ struct embed_call
      * the loop, where the lease clock is known). */
     uint64_t ttl_ms;
     uint64_t rid_client, rid_seq;
-    bool voter;  /* member add */
+    bool voter; /* member add */
     char addr[128];
     struct ballot_watch *watch; /* EMBED_WATCH, EMBED_WATCH_CANCEL */
     /* EMBED_STATUS and EMBED_TRANSFER: where the loop puts the answer. */

@@ -29,9 +29,9 @@ int embed_call_lease(enum embed_kind kind,
         (ttl_ms == 0 || ttl_ms > BALLOT_LEASE_TTL_MAX_MS)) {
         return BALLOT_EINVAL;
     }
-    if (rid != NULL && (rid->client_id == 0 ||
-                        rid->client_id > KV_SESSION_CLIENT_MAX ||
-                        rid->seq == 0)) {
+    if (rid != NULL &&
+        (rid->client_id == 0 || rid->client_id > KV_SESSION_CLIENT_MAX ||
+         rid->seq == 0)) {
         return BALLOT_EINVAL;
     }
     if (kind == EMBED_PUT_LEASE) {
@@ -149,9 +149,8 @@ static void on_grant(void *arg, int status, const struct kv_entry_result *er)
             }
         }
     }
-    uint64_t rev = st == 0 ? (er->duplicate ? er->session_revision
-                                            : er->revision)
-                           : 0;
+    uint64_t rev =
+        st == 0 ? (er->duplicate ? er->session_revision : er->revision) : 0;
     deliver(c, st, rev, st == 0 && er->duplicate, id, 0, 1, NULL, 0);
 }
 
@@ -160,9 +159,8 @@ static void on_revoke(void *arg, int status, const struct kv_entry_result *er)
     struct embed_call *c = arg;
     int st = write_status(status, er);
     uint64_t n = st == 0 && er->n_ops > 0 ? er->ops[0].count : 0;
-    uint64_t rev = st == 0 ? (er->duplicate ? er->session_revision
-                                            : er->revision)
-                           : 0;
+    uint64_t rev =
+        st == 0 ? (er->duplicate ? er->session_revision : er->revision) : 0;
     if (st == 0 && er->duplicate && !er->result_kept) {
         st = BALLOT_EREFUSED; /* the id was used by another command */
     }
@@ -173,9 +171,8 @@ static void on_put(void *arg, int status, const struct kv_entry_result *er)
 {
     struct embed_call *c = arg;
     int st = write_status(status, er);
-    uint64_t rev = st == 0 ? (er->duplicate ? er->session_revision
-                                            : er->revision)
-                           : 0;
+    uint64_t rev =
+        st == 0 ? (er->duplicate ? er->session_revision : er->revision) : 0;
     deliver(c, st, rev, st == 0 && er->duplicate, 1, 0, 1, NULL, 0);
 }
 

@@ -314,8 +314,7 @@ int ballot_lease_revoke_wait(struct ballot *b,
                              const struct ballot_reqid *rid,
                              struct ballot_result **out)
 {
-    return lease_wait(b, EMBED_LEASE_REVOKE, id, 0, NULL, 0, NULL, 0, rid,
-                      out);
+    return lease_wait(b, EMBED_LEASE_REVOKE, id, 0, NULL, 0, NULL, 0, rid, out);
 }
 
 int ballot_lease_ttl_wait(struct ballot *b,

@@ -56,8 +56,8 @@ struct lease_ka
 struct ka_batch
 {
     struct bnode *node;
-    uint64_t clock;  /* the lease clock the entry carries */
-    uint64_t at_ms;  /* uv_now when it was proposed */
+    uint64_t clock; /* the lease clock the entry carries */
+    uint64_t at_ms; /* uv_now when it was proposed */
     struct lease_ka *head;
     uint32_t n;
 };
@@ -212,8 +212,8 @@ static void batch_done(void *arg, int status, const struct kv_entry_result *res)
 static void flush_keepalives(struct bnode *node, uint64_t clock)
 {
     while (node->ka_head != NULL) {
-        uint32_t want = node->n_ka < KV_LEASE_BATCH_MAX ? node->n_ka
-                                                        : KV_LEASE_BATCH_MAX;
+        uint32_t want =
+            node->n_ka < KV_LEASE_BATCH_MAX ? node->n_ka : KV_LEASE_BATCH_MAX;
         uint64_t *ids = malloc(want * sizeof(*ids));
         struct ka_batch *b = calloc(1, sizeof(*b));
         if (b == NULL || ids == NULL) {

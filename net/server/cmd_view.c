@@ -184,8 +184,8 @@ int cmd_view_write_ttl(struct cmd_view *v,
      * nothing (or kept): the stored expiry stays; deleted or written
      * plainly: none; given one: that one. */
     struct view_key *prior = cmd_view_find(v, key, len, false);
-    bool store_ttl = prior == NULL || !prior->written ||
-                     prior->ttl == VIEW_TTL_KEEP;
+    bool store_ttl =
+        prior == NULL || !prior->written || prior->ttl == VIEW_TTL_KEEP;
     uint64_t prior_at = keep ? cmd_view_expiry(v, key, len) : 0;
     if (cmd_view_write(v, key, len, val, vlen) != 0) {
         return -1;
@@ -210,7 +210,7 @@ uint64_t cmd_view_expiry(struct cmd_view *v, const char *key, size_t len)
         return 0;
     }
     if (e->written) {
-        return !e->exists                 ? 0
+        return !e->exists                ? 0
                : e->ttl == VIEW_TTL_SET  ? e->expire_at
                : e->ttl == VIEW_TTL_KEEP ? (e->exists0 ? e->expire0 : 0)
                                          : 0;

@@ -395,7 +395,9 @@ void cmd_expiry_req(struct cmd_req *r,
                     const size_t *argvlen,
                     uint64_t client_id,
                     uint64_t seq);
-int cmd_getex_order(size_t argc, const char *const *argv, const size_t *argvlen);
+int cmd_getex_order(size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen);
 /* An expiry option of SET or GETEX. */
 enum {
     CMD_EXPIRY_EX = 1,
@@ -405,10 +407,10 @@ enum {
 };
 struct cmd_expiry
 {
-    bool set;     /* an option was given */
-    bool keep;    /* KEEPTTL */
-    bool persist; /* PERSIST (GETEX) */
-    int kind;     /* CMD_EXPIRY_*, 0 for KEEPTTL and PERSIST */
+    bool set;        /* an option was given */
+    bool keep;       /* KEEPTTL */
+    bool persist;    /* PERSIST (GETEX) */
+    int kind;        /* CMD_EXPIRY_*, 0 for KEEPTTL and PERSIST */
     const char *arg; /* its value, borrowed from argv */
     size_t arg_len;
     uint64_t at; /* Unix ms, once resolved */
@@ -429,13 +431,17 @@ int cmd_expiry_option(struct cmd_req *r,
 /* Turns @e's value into @e->at; 0, or -1 after replying with Redis's error
  * (not an integer; not positive or out of range: "invalid expire time in
  * '@name' command"), unless @r is NULL. */
-int cmd_expiry_resolve(struct cmd_req *r, const char *name, struct cmd_expiry *e);
+int cmd_expiry_resolve(struct cmd_req *r,
+                       const char *name,
+                       struct cmd_expiry *e);
 
 /* commands_lease.c: BLEASE and BPUT; the _req forms carry a request id
  * (BREQ; 0: none). */
 CMD_DECL(cmd_blease);
 CMD_DECL(cmd_bput);
-int cmd_blease_order(size_t argc, const char *const *argv, const size_t *argvlen);
+int cmd_blease_order(size_t argc,
+                     const char *const *argv,
+                     const size_t *argvlen);
 void cmd_blease_req(struct cmd_req *r,
                     size_t argc,
                     const char *const *argv,

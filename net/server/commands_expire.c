@@ -119,9 +119,9 @@ int cmd_expiry_resolve(struct cmd_req *r,
 /* Completions                                                             */
 
 enum expire_kind {
-    EXP_EXPIRE,  /* EXPIRE family and PERSIST: 0 or 1 */
-    EXP_GETEX,   /* the value read, or null */
-    EXP_SETEX,   /* OK */
+    EXP_EXPIRE, /* EXPIRE family and PERSIST: 0 or 1 */
+    EXP_GETEX,  /* the value read, or null */
+    EXP_SETEX,  /* OK */
 };
 
 struct expire_req
@@ -132,7 +132,9 @@ struct expire_req
     uint64_t seq;
 };
 
-static void expire_done(void *arg, int status, const struct kv_entry_result *res)
+static void expire_done(void *arg,
+                        int status,
+                        const struct kv_entry_result *res)
 {
     struct expire_req q = *(struct expire_req *)arg;
     struct cmd_req *r = q.r;
@@ -267,7 +269,8 @@ static void expire_cmd(struct cmd_req *r,
         return;
     }
     if ((flags & KV_EXPIRE_GT) && (flags & KV_EXPIRE_LT)) {
-        rep_error(r, "ERR GT and LT options at the same time are not compatible");
+        rep_error(r,
+                  "ERR GT and LT options at the same time are not compatible");
         cmd_req_finish(r);
         return;
     }
@@ -277,8 +280,8 @@ static void expire_cmd(struct cmd_req *r,
         return;
     }
     bool seconds = strcmp(name, "expire") == 0 || strcmp(name, "expireat") == 0;
-    bool absolute = strcmp(name, "expireat") == 0 ||
-                    strcmp(name, "pexpireat") == 0;
+    bool absolute =
+        strcmp(name, "expireat") == 0 || strcmp(name, "pexpireat") == 0;
     /* A time at or before now (a negative or zero TTL, or an absolute time
      * passed) deletes the key, as Redis does. */
     uint64_t now = kv_wall_ms();
@@ -364,10 +367,10 @@ static void ttl_read(struct cmd_req *r,
     (void)argc;
     memset(&res, 0, sizeof(res));
     bool ms = cmd_arg_is(argv[0], argvlen[0], "pttl");
-    int rv = argvlen[1] == 0 || argvlen[1] > KV_KEY_BYTES_MAX
-                 ? KV_ENOTFOUND
-                 : kv_get(kv, (const uint8_t *)argv[1], (uint32_t)argvlen[1],
-                          &res);
+    int rv =
+        argvlen[1] == 0 || argvlen[1] > KV_KEY_BYTES_MAX
+            ? KV_ENOTFOUND
+            : kv_get(kv, (const uint8_t *)argv[1], (uint32_t)argvlen[1], &res);
     if (rv == KV_ENOTFOUND) {
         rep_int(r, -2);
     } else if (rv != 0) {
@@ -417,10 +420,10 @@ static void getex_bad_time_read(struct cmd_req *r,
     struct cmd_expiry e;
     memset(&e, 0, sizeof(e));
     memset(&res, 0, sizeof(res));
-    int rv = argvlen[1] == 0 || argvlen[1] > KV_KEY_BYTES_MAX
-                 ? KV_ENOTFOUND
-                 : kv_get(kv, (const uint8_t *)argv[1], (uint32_t)argvlen[1],
-                          &res);
+    int rv =
+        argvlen[1] == 0 || argvlen[1] > KV_KEY_BYTES_MAX
+            ? KV_ENOTFOUND
+            : kv_get(kv, (const uint8_t *)argv[1], (uint32_t)argvlen[1], &res);
     kv_range_result_free(&res);
     if (rv == KV_ENOTFOUND) {
         rep_null(r);

@@ -45,7 +45,10 @@ static int parse_lease_id(struct cmd_req *r,
 }
 
 /* Parses a TTL in ms: 1..KV_LEASE_TTL_MS_MAX. */
-static int parse_ttl(struct cmd_req *r, const char *s, size_t len, uint64_t *ttl)
+static int parse_ttl(struct cmd_req *r,
+                     const char *s,
+                     size_t len,
+                     uint64_t *ttl)
 {
     int64_t v;
     if (cmd_parse_i64(s, len, &v) != 0) {
@@ -133,7 +136,9 @@ static void grant_done(void *arg, int status, const struct kv_entry_result *res)
     cmd_req_finish(q.r);
 }
 
-static void revoke_done(void *arg, int status, const struct kv_entry_result *res)
+static void revoke_done(void *arg,
+                        int status,
+                        const struct kv_entry_result *res)
 {
     struct lease_req q = *(struct lease_req *)arg;
     free(arg);
@@ -198,8 +203,8 @@ static void lease_grant(struct cmd_req *r,
     q->seq = seq;
     q->id = id;
     q->ttl = ttl;
-    int n = snprintf(reply, sizeof(reply), "*2\r\n:%" PRIu64 "\r\n:%" PRIu64
-                     "\r\n", id, ttl);
+    int n = snprintf(reply, sizeof(reply),
+                     "*2\r\n:%" PRIu64 "\r\n:%" PRIu64 "\r\n", id, ttl);
     struct kv_cmd cmd;
     memset(&cmd, 0, sizeof(cmd));
     cmd.type = KV_CMD_LEASE_GRANT;
@@ -447,7 +452,9 @@ CMD_DECL(cmd_blease)
     cmd_blease_req(r, argc, argv, argvlen, 0, 0);
 }
 
-int cmd_blease_order(size_t argc, const char *const *argv, const size_t *argvlen)
+int cmd_blease_order(size_t argc,
+                     const char *const *argv,
+                     const size_t *argvlen)
 {
     (void)argc;
     if (cmd_arg_is(argv[1], argvlen[1], "ttl") ||

@@ -30,7 +30,9 @@ static void teardown(void)
 
 /* Runs @argv on whichever node leads, retrying until @timeout_ms passes;
  * returns 0 with the reply in @r (not an error reply), or -1. */
-static int on_leader(int timeout_ms, struct cl_reply *r, int argc,
+static int on_leader(int timeout_ms,
+                     struct cl_reply *r,
+                     int argc,
                      const char **argv)
 {
     uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
@@ -58,7 +60,7 @@ START_TEST(test_lease_expiry_bound_holds_across_a_leader_kill)
 {
     static const char *const extra[] = {
         "--lease_checkpoint_ms", "500", "--tick_ms", "10",
-        "--election_ticks", "30", NULL};
+        "--election_ticks",      "30",  NULL};
     struct cl_reply r;
     cl_start_args(&cl, 3, extra);
     unsigned leader = cl_wait_leader(&cl, 20000);
@@ -101,9 +103,8 @@ START_TEST(test_lease_expiry_bound_holds_across_a_leader_kill)
         if (i == leader) {
             continue;
         }
-        ck_assert_int_eq(cl_connect(&conns[n], cl.nodes[i - 1].client_port,
-                                    5000),
-                         0);
+        ck_assert_int_eq(
+            cl_connect(&conns[n], cl.nodes[i - 1].client_port, 5000), 0);
         const char *ro[] = {"READONLY"};
         ck_assert_int_eq(cl_call(&conns[n], 5000, &r, 1, ro), 0);
         cl_reply_free(&r);
@@ -287,8 +288,7 @@ START_TEST(test_lease_expired_keys_vanish_on_every_node_before_deletion)
             if (keys == 0) {
                 break;
             }
-            ck_assert_msg(cl_now_ms() < end, "node %u kept the key",
-                          ids[i]);
+            ck_assert_msg(cl_now_ms() < end, "node %u kept the key", ids[i]);
             usleep(20000);
         }
         cl_close(&conns[i]);
@@ -301,7 +301,8 @@ int main(int argc, char **argv)
     const struct cl_named_test tests[] = {
         {"expiry_bound_holds_across_a_leader_kill",
          test_lease_expiry_bound_holds_across_a_leader_kill},
-        {"unrenewed_lease_ends_on_time", test_lease_unrenewed_lease_ends_on_time},
+        {"unrenewed_lease_ends_on_time",
+         test_lease_unrenewed_lease_ends_on_time},
         {"expired_keys_vanish_on_every_node_before_deletion",
          test_lease_expired_keys_vanish_on_every_node_before_deletion},
     };

@@ -798,8 +798,8 @@ START_TEST(test_embed_lease_grant_keepalive_revoke_and_expiry)
                      BALLOT_ELEASEEXISTS);
 
     /* Lease 5 (1 s) is not renewed: its key goes by itself. */
-    ck_assert_int_eq(ballot_put_lease_wait(b, "short", 5, "v", 1, 5, NULL, NULL),
-                     0);
+    ck_assert_int_eq(
+        ballot_put_lease_wait(b, "short", 5, "v", 1, 5, NULL, NULL), 0);
     uint64_t start = cl_now_ms();
     for (;;) {
         ck_assert_int_eq(

@@ -25,7 +25,9 @@ static uint8_t *lease_cmd(uint8_t type,
     return kvt_encode(&c, len);
 }
 
-static uint8_t *put_leased(const char *key, const char *val, uint64_t lease,
+static uint8_t *put_leased(const char *key,
+                           const char *val,
+                           uint64_t lease,
                            size_t *len)
 {
     struct kv_cmd c;
@@ -42,7 +44,10 @@ static uint8_t *put_leased(const char *key, const char *val, uint64_t lease,
 
 /* Applies one command at @index and returns its entry code; the first op's
  * count goes to *@count (if not NULL). */
-static int apply(struct kv_store *s, raft_index index, uint8_t *d, size_t len,
+static int apply(struct kv_store *s,
+                 raft_index index,
+                 uint8_t *d,
+                 size_t len,
                  uint64_t *count)
 {
     struct kv_apply_result res;
@@ -55,8 +60,11 @@ static int apply(struct kv_store *s, raft_index index, uint8_t *d, size_t len,
     return code;
 }
 
-static int grant(struct kv_store *s, raft_index index, uint64_t id,
-                 uint64_t ttl, uint64_t clock)
+static int grant(struct kv_store *s,
+                 raft_index index,
+                 uint64_t id,
+                 uint64_t ttl,
+                 uint64_t clock)
 {
     size_t len;
     uint64_t ids[1] = {id};
@@ -351,8 +359,11 @@ START_TEST(test_lease_many_leases_list_in_pages)
 END_TEST
 
 /* A put with an expiry (Unix ms) and KEEPTTL, EXPIRE's conditions. */
-static uint8_t *put_exp(const char *key, const char *val, uint64_t at,
-                        uint8_t flags, size_t *len)
+static uint8_t *put_exp(const char *key,
+                        const char *val,
+                        uint64_t at,
+                        uint8_t flags,
+                        size_t *len)
 {
     struct kv_cmd c;
     memset(&c, 0, sizeof(c));
@@ -367,7 +378,9 @@ static uint8_t *put_exp(const char *key, const char *val, uint64_t at,
     return kvt_encode(&c, len);
 }
 
-static uint8_t *expire_cmd(const char *key, uint64_t at, uint8_t flags,
+static uint8_t *expire_cmd(const char *key,
+                           uint64_t at,
+                           uint8_t flags,
                            size_t *len)
 {
     struct kv_cmd c;
@@ -549,7 +562,8 @@ Suite *kv_lease_suite(void)
     tcase_add_test(tc, test_lease_grant_refuses_duplicates_and_bad_input);
     tcase_add_test(tc, test_lease_table_survives_snapshot_install);
     tcase_add_test(tc, test_lease_many_leases_list_in_pages);
-    tcase_add_test(tc, test_expire_reads_skip_expired_keys_before_their_deletion);
+    tcase_add_test(tc,
+                   test_expire_reads_skip_expired_keys_before_their_deletion);
     tcase_add_test(tc, test_expire_conditions_persist_and_keepttl);
     suite_add_tcase(s, tc);
     return s;

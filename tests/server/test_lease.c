@@ -70,7 +70,8 @@ START_TEST(test_lease_bad_input_gets_clear_errors)
        "-ERR lease TTL above the maximum of 315360000000 ms\r\n");
     EQ("BLEASE GRANT 1000 ID 0",
        "-ERR lease id must be an integer from 1 to 2^63-1\r\n");
-    EQ("BLEASE GRANT 1000 FOO 1", "-ERR syntax: BLEASE GRANT ttl-ms [ID id]\r\n");
+    EQ("BLEASE GRANT 1000 FOO 1",
+       "-ERR syntax: BLEASE GRANT ttl-ms [ID id]\r\n");
     EQ("BLEASE FROB 1",
        "-ERR unknown BLEASE subcommand 'FROB' (GRANT, KEEPALIVE, REVOKE, "
        "TTL, LIST)\r\n");
@@ -84,7 +85,8 @@ START_TEST(test_lease_bad_input_gets_clear_errors)
     EQ("BPUT k v LEASE 77", "-ERR no such lease\r\n");
     EQ("GET k", "$-1\r\n");
     EQ("BLEASE GRANT 1000 ID 5", "*2\r\n:5\r\n:1000\r\n");
-    EQ("BLEASE GRANT 1000 ID 5", "-ERR a lease with that id already exists\r\n");
+    EQ("BLEASE GRANT 1000 ID 5",
+       "-ERR a lease with that id already exists\r\n");
 }
 END_TEST
 
