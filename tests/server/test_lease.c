@@ -219,7 +219,11 @@ START_TEST(test_expire_bad_input_gets_redis_errors)
     EQ("EXPIRE k 10 GT LT",
        "-ERR GT and LT options at the same time are not compatible\r\n");
     EQ("EXPIRE k 10 FOO", "-ERR Unsupported option FOO\r\n");
-    EQ("GETEX k EX 0", "-ERR invalid expire time in 'getex' command\r\n");
+    /* GETEX answers a missing key before it looks at the time. */
+    EQ("GETEX k EX 0", "$-1\r\n");
+    EQ("SET g v", "+OK\r\n");
+    EQ("GETEX g EX 0", "-ERR invalid expire time in 'getex' command\r\n");
+    EQ("GETEX g PX x", "-ERR value is not an integer or out of range\r\n");
     EQ("GETEX k PERSIST EX 10", "-ERR syntax error\r\n");
     EQ("GETEX k FOO", "-ERR syntax error\r\n");
     EQ("TTL", "-ERR wrong number of arguments for 'ttl' command\r\n");
