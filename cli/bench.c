@@ -50,8 +50,8 @@ enum workload {
 enum key_dist { D_UNIFORM, D_SEQUENTIAL, D_ZIPFIAN };
 
 static const char *const workload_names[] = {
-    "put", "get", "mixed", "txn", "incr", "seq", "lease-grant",
-    "lease-keepalive"};
+    "put",  "get", "mixed",       "txn",
+    "incr", "seq", "lease-grant", "lease-keepalive"};
 #define WORKLOADS 8
 static const char *const dist_names[] = {"uniform", "sequential", "zipfian"};
 
