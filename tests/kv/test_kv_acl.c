@@ -393,9 +393,8 @@ START_TEST(test_acl_transactions_are_checked_on_every_key)
                          .value_len = 1,
                          .key = (const uint8_t *)"app:2",
                          .value = (const uint8_t *)"v"};
-    struct kv_op other = {.type = KV_OP_DELETE,
-                          .key_len = 6,
-                          .key = (const uint8_t *)"secret"};
+    struct kv_op other = {
+        .type = KV_OP_DELETE, .key_len = 6, .key = (const uint8_t *)"secret"};
     struct kv_cmd c;
     memset(&c, 0, sizeof(c));
     c.type = KV_CMD_TXN;
