@@ -74,10 +74,10 @@ struct kv_store
     struct kv_acl_user *acl_last;
     bool acl_last_valid;
     bool acl_last_exists;
-    MDB_dbi dbi_leases;  /* u64be lease id -> ttl, deadline, keys */
-    MDB_dbi dbi_lkeys;   /* u64be lease id + key -> empty */
-    MDB_dbi dbi_ldue;    /* u64be deadline + u64be lease id -> empty */
-    MDB_dbi dbi_edue;    /* u64be expire_at + key -> empty (Redis expiry) */
+    MDB_dbi dbi_leases; /* u64be lease id -> ttl, deadline, keys */
+    MDB_dbi dbi_lkeys;  /* u64be lease id + key -> empty */
+    MDB_dbi dbi_ldue;   /* u64be deadline + u64be lease id -> empty */
+    MDB_dbi dbi_edue;   /* u64be expire_at + key -> empty (Redis expiry) */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
