@@ -37,12 +37,22 @@
 #define BENCH_CONNS_MAX 1000
 #define BENCH_KEY_MAX 512
 
-enum workload { W_PUT, W_GET, W_MIXED, W_TXN, W_INCR, W_SEQ };
+enum workload {
+    W_PUT,
+    W_GET,
+    W_MIXED,
+    W_TXN,
+    W_INCR,
+    W_SEQ,
+    W_LEASE_GRANT,     /* BLEASE GRANT: a new lease per request */
+    W_LEASE_KEEPALIVE, /* BLEASE KEEPALIVE of --key-space leases */
+};
 enum key_dist { D_UNIFORM, D_SEQUENTIAL, D_ZIPFIAN };
 
-static const char *const workload_names[] = {"put", "get",  "mixed",
-                                             "txn", "incr", "seq"};
-#define WORKLOADS 6
+static const char *const workload_names[] = {
+    "put",  "get", "mixed",       "txn",
+    "incr", "seq", "lease-grant", "lease-keepalive"};
+#define WORKLOADS 8
 static const char *const dist_names[] = {"uniform", "sequential", "zipfian"};
 
 /* Error replies are counted by their first word. */
@@ -455,6 +465,26 @@ static void issue(struct bclient *c)
         argv[2] = b->block_text;
         lens[2] = strlen(b->block_text);
         argc = 3;
+    } else if (b->workload == W_LEASE_GRANT) {
+        /* The node mints the id; a long TTL, so none ends during a run. */
+        argv[0] = "BLEASE";
+        argv[1] = "GRANT";
+        argv[2] = "600000";
+        argc = 3;
+        for (int i = 0; i < argc; i++) {
+            lens[i] = strlen(argv[i]);
+        }
+    } else if (b->workload == W_LEASE_KEEPALIVE) {
+        /* Lease ids 1..key-space, granted before the run (lease_setup). */
+        unsigned long long n = strtoull(key + strlen(b->key_prefix), NULL, 10);
+        klen = snprintf(key, sizeof(key), "%llu", n + 1);
+        argv[0] = "BLEASE";
+        argv[1] = "KEEPALIVE";
+        argv[2] = key;
+        lens[0] = 6;
+        lens[1] = 9;
+        lens[2] = (size_t)klen;
+        argc = 3;
     } else if (b->workload == W_INCR) {
         /* A counter: with --key-space 1 every client increments the same
          * hot key, and the final value is the number of INCRs applied. */
@@ -803,6 +833,54 @@ static void report(struct cli *cli, struct bench *b)
            sys, elapsed > 0 ? (user + sys) / elapsed * 100 : 0);
 }
 
+/* Grants the leases 1..key-space that lease-keepalive renews (600 s, so
+ * that none ends during a run), pipelined 1,000 at a time, unless an
+ * earlier run did; a lease that already exists is fine. Returns 0 or -1. */
+static int lease_setup(struct cli *cli, struct bench *b, const char *leader)
+{
+    redisContext *c = cli_connect_one(cli, leader);
+    int rv = 0;
+    char last_id[24];
+    if (c == NULL) {
+        return -1;
+    }
+    /* An earlier run granted them if the last one exists. */
+    snprintf(last_id, sizeof(last_id), "%llu",
+             (unsigned long long)b->key_space);
+    const char *ttl[3] = {"BLEASE", "TTL", last_id};
+    redisReply *t = cli_command_on(c, 3, ttl);
+    bool done = t != NULL && t->type == REDIS_REPLY_ARRAY;
+    if (t != NULL) {
+        freeReplyObject(t);
+    }
+    for (uint64_t first = 1; !done && first <= b->key_space && rv == 0;
+         first += 1000) {
+        uint64_t last = first + 999 < b->key_space ? first + 999 : b->key_space;
+        for (uint64_t id = first; id <= last; id++) {
+            char ids[24];
+            snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
+            const char *args[5] = {"BLEASE", "GRANT", "600000", "ID", ids};
+            redisAppendCommandArgv(c, 5, args, NULL);
+        }
+        for (uint64_t id = first; id <= last; id++) {
+            redisReply *r = NULL;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+                rv = -1;
+                break;
+            }
+            if (r->type == REDIS_REPLY_ERROR &&
+                strstr(r->str, "already exists") == NULL) {
+                snprintf(cli->errmsg, sizeof(cli->errmsg), "lease setup: %s",
+                         r->str);
+                rv = -1;
+            }
+            freeReplyObject(r);
+        }
+    }
+    redisFree(c);
+    return rv;
+}
+
 /* Finds the leader's client address through the endpoints, asking them
  * in turn until @deadline_us (at least once). */
 static int find_leader(struct cli *cli,
@@ -1093,6 +1171,10 @@ static int bench_main(struct cli *cli,
         goto out;
     }
     snprintf(b->leader, sizeof(b->leader), "%s", leader);
+    if (b->workload == W_LEASE_KEEPALIVE && lease_setup(cli, b, leader) != 0) {
+        rc = cli_fail(cli, CLI_REJECTED, "%s", cli->errmsg);
+        goto out;
+    }
     uv_loop_init(&b->loop);
     uv_timer_init(&b->loop, &b->tick);
     uv_timer_init(&b->loop, &b->pace);

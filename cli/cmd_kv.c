@@ -112,6 +112,11 @@ int cmd_put(struct cli *cli, int argc, char **argv)
     size_t value_len;
     redisReply *r;
     int rc;
+    uint64_t lease = 0;
+    if (argc == 5 && strcmp(argv[3], "--lease") == 0 &&
+        cli_parse_u64(argv[4], &lease) == 0 && lease != 0) {
+        argc = 3;
+    }
     if (argc != 3) {
         return cli_usage(argv[0]);
     }
@@ -126,6 +131,26 @@ int cmd_put(struct cli *cli, int argc, char **argv)
     lens[4] = strlen(argv[1]);
     cmd[5] = value != NULL ? value : argv[2];
     lens[5] = value_len;
+    if (lease != 0) {
+        /* BPUT attaches the key to the lease (docs/protocol.md, "Leases"). */
+        const char *bput[5] = {"BPUT", cmd[4], cmd[5], "LEASE", argv[4]};
+        size_t blens[5] = {4, lens[4], lens[5], 5, strlen(argv[4])};
+        rc = cli_call(cli, CLI_WRITE, 5, bput, blens, &r);
+        free(value);
+        if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
+            return cli_fail_reply(cli, rc, r);
+        }
+        freeReplyObject(r);
+        if (cli->json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "key", argv[1]);
+            cJSON_AddStringToObject(o, "lease", argv[4]);
+            cli_print_json(o);
+        } else {
+            printf("OK\n");
+        }
+        return CLI_OK;
+    }
     rc = run_btxn(cli, 7, cmd, lens, &r);
     free(value);
     if (rc != CLI_OK) {

@@ -31,8 +31,10 @@ struct cli_command
 static const struct cli_command commands[] = {
     {"get", "KEY", "print the value of KEY (exit code 1 if it does not exist)",
      cmd_get},
-    {"put", "KEY VALUE|-",
-     "set KEY to VALUE; '-' reads the value from standard input", cmd_put},
+    {"put", "KEY VALUE|- [--lease ID]",
+     "set KEY to VALUE; '-' reads the value from standard input; --lease "
+     "attaches KEY to lease ID (it goes when the lease ends)",
+     cmd_put},
     {"del", "KEY", "delete KEY and print how many keys were deleted (0 or 1)",
      cmd_del},
     {"range",
@@ -91,9 +93,19 @@ static const struct cli_command commands[] = {
      "(time, member id, sequence) minted by the first endpoint that answers, "
      "without a round trip to the leader",
      cmd_id},
+    {"lease",
+     "grant TTL_MS [--id ID] | keepalive ID [--once] | revoke ID | ttl ID "
+     "[--keys] | list",
+     "leases: grant one (prints its id), keep it alive (every third of its "
+     "TTL until interrupted, printing the remaining ms; --once: once), "
+     "revoke it (deleting the keys attached to it; prints how many), show "
+     "its remaining and granted TTL (and keys), list every lease. Keys "
+     "attach with put KEY VALUE --lease ID",
+     cmd_lease},
     {"bench",
-     "put|get|mixed|txn|incr|seq [--clients N] [--conns M] [--total N | "
-     "--duration S] [--rate R] [--value-size B] [--key-space K] [--key-dist "
+     "put|get|mixed|txn|incr|seq|lease-grant|lease-keepalive [--clients N] "
+     "[--conns M] [--total N | --duration S] [--rate R] [--value-size B] "
+     "[--key-space K] [--key-dist "
      "uniform|sequential|zipfian] [--ratio R] [--key-prefix P] "
      "[--target-leader] [--block N]",
      "a load generator: prints throughput and latency percentiles", cmd_bench},

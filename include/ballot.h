@@ -109,6 +109,15 @@ enum {
     BALLOT_ELIMIT = -9016,
     /* This node's clock is too far behind the last ID it minted. */
     BALLOT_ECLOCK = -9017,
+    /* Leases, from the end of their block. No such lease (it ended, was
+     * revoked, or never existed). Not applied. */
+    BALLOT_ENOLEASE = -9029,
+    /* The leader was elected a moment ago and does not know the lease
+     * clock yet (it has not applied an entry of its term). Not applied:
+     * retry shortly. */
+    BALLOT_ETRYAGAIN = -9028,
+    /* A lease with that id already exists. Not applied. */
+    BALLOT_ELEASEEXISTS = -9027,
 };
 
 /* A static, human-readable description of @code (any int). */
@@ -456,6 +465,93 @@ BALLOT_API int ballot_txn_wait(struct ballot *b,
                                const struct ballot_txn *txn,
                                const struct ballot_reqid *rid,
                                struct ballot_result **out);
+
+/* ---------------------------------------------------------------------- */
+/* Leases (docs/coordination.md, "Leases")                                 */
+
+/* The longest TTL a lease may be granted: ten years. */
+#define BALLOT_LEASE_TTL_MAX_MS (10ull * 365 * 24 * 3600 * 1000)
+
+/* Grants a lease of @ttl_ms (1..BALLOT_LEASE_TTL_MAX_MS) with id @id, or a
+ * new coordination-free id if @id is 0. Keys attached to it (with
+ * ballot_put_lease()) are deleted, in one log entry, when it is revoked or
+ * its TTL runs out without a keep-alive. Result: ops[0].count is the
+ * lease's id (with @rid, a retry gets the first grant's id and grants
+ * nothing). Leader only. Returns like ballot_put(), and BALLOT_ETRYAGAIN;
+ * @cb may also report BALLOT_ELEASEEXISTS or BALLOT_EREFUSED (too many
+ * leases). */
+BALLOT_API int ballot_lease_grant(struct ballot *b,
+                                  uint64_t ttl_ms,
+                                  uint64_t id,
+                                  const struct ballot_reqid *rid,
+                                  ballot_cb cb,
+                                  void *arg);
+
+/* Keeps lease @id alive: it will not end before ops[0].count ms from when
+ * the result is delivered (the new deadline is committed first, so a
+ * leader change does not shorten it). Leader only. Returns like
+ * ballot_put(), and BALLOT_ETRYAGAIN; @cb may report BALLOT_ENOLEASE. */
+BALLOT_API int ballot_lease_keepalive(struct ballot *b,
+                                      uint64_t id,
+                                      ballot_cb cb,
+                                      void *arg);
+
+/* Revokes lease @id now, deleting every key attached to it in the same
+ * log entry. Result: ops[0].count is the number of keys deleted. Returns
+ * like ballot_put(); @cb may report BALLOT_ENOLEASE. */
+BALLOT_API int ballot_lease_revoke(struct ballot *b,
+                                   uint64_t id,
+                                   const struct ballot_reqid *rid,
+                                   ballot_cb cb,
+                                   void *arg);
+
+/* Reads lease @id (leader only: it runs the lease clock). Result:
+ * ops[0].count is the remaining TTL in ms and ops[0].kvs the attached keys
+ * (keys only); ops[1].count is the TTL it was granted. Returns like
+ * ballot_get(), and BALLOT_ENOTLEADER; @cb may report BALLOT_ENOLEASE or
+ * BALLOT_ETRYAGAIN. */
+BALLOT_API int ballot_lease_ttl(struct ballot *b,
+                                uint64_t id,
+                                ballot_cb cb,
+                                void *arg);
+
+/* ballot_put() that attaches @key to lease @lease (which must exist: @cb
+ * reports BALLOT_ENOLEASE otherwise, and nothing is written). A later
+ * ballot_put() of the key detaches it. */
+BALLOT_API int ballot_put_lease(struct ballot *b,
+                                const void *key,
+                                size_t key_len,
+                                const void *value,
+                                size_t value_len,
+                                uint64_t lease,
+                                const struct ballot_reqid *rid,
+                                ballot_cb cb,
+                                void *arg);
+
+/* The blocking forms, like ballot_put_wait(). */
+BALLOT_API int ballot_lease_grant_wait(struct ballot *b,
+                                       uint64_t ttl_ms,
+                                       uint64_t id,
+                                       const struct ballot_reqid *rid,
+                                       struct ballot_result **out);
+BALLOT_API int ballot_lease_keepalive_wait(struct ballot *b,
+                                           uint64_t id,
+                                           struct ballot_result **out);
+BALLOT_API int ballot_lease_revoke_wait(struct ballot *b,
+                                        uint64_t id,
+                                        const struct ballot_reqid *rid,
+                                        struct ballot_result **out);
+BALLOT_API int ballot_lease_ttl_wait(struct ballot *b,
+                                     uint64_t id,
+                                     struct ballot_result **out);
+BALLOT_API int ballot_put_lease_wait(struct ballot *b,
+                                     const void *key,
+                                     size_t key_len,
+                                     const void *value,
+                                     size_t value_len,
+                                     uint64_t lease,
+                                     const struct ballot_reqid *rid,
+                                     struct ballot_result **out);
 
 /* ---------------------------------------------------------------------- */
 /* Watches                                                                */

@@ -111,6 +111,10 @@ enum {
     KV_ENOPERM = -3039,
     /* An ACL rule is malformed (kv_acl_user_apply_rule()). */
     KV_EACLRULE = -3038,
+    /* Leases (kv_lease.c), numbered from the end of leases' block. */
+    KV_ENOLEASE = -3029,     /* no such lease */
+    KV_ELEASEEXISTS = -3028, /* a lease with that id already exists */
+    KV_ELEASESFULL = -3027,  /* KV_LEASES_MAX leases exist */
 };
 
 /* Returns a static, human-readable description of a kv error code. */
@@ -142,6 +146,17 @@ enum kv_op_type {
      * the first and the last ID of the block. IDs start at 1 and are never
      * handed out twice (docs/coordination.md, "IDs"). */
     KV_OP_SEQUENCE = 50,
+    /* Only on the wire (docs/kv.md): a put with a non-zero @lease or
+     * @expire_at is encoded with this op type; decoded, it is KV_OP_PUT
+     * again. */
+    KV_OP_PUT_LEASE = 25,
+    /* Sets the expiry of the existing key @key to @expire_at (0: none,
+     * PERSIST), without changing its value, revision or version, if the
+     * KV_EXPIRE_* conditions in @flags hold (Redis's EXPIRE ... NX|XX|GT|
+     * LT). With KV_EXPIRE_DELETE the time has already passed when the
+     * command was made: the key is deleted instead. The result's @count is
+     * 1 if the key's expiry was set (or the key deleted), else 0. */
+    KV_OP_EXPIRE = 26,
 };
 
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
@@ -164,6 +179,17 @@ enum {
     KV_FLAG_KEYS_ONLY = 1 << 4,  /* range: return keys without values */
 };
 #define KV_FLAGS_ALL 0x1fu
+/* put: keep the key's lease and expiry (Redis's SET ... KEEPTTL); not with
+ * a @lease or @expire_at of its own. */
+#define KV_FLAG_KEEP_TTL (1u << 6)
+/* KV_OP_EXPIRE's conditions (its @flags). */
+enum {
+    KV_EXPIRE_NX = 1 << 0,     /* only if the key has no expiry */
+    KV_EXPIRE_XX = 1 << 1,     /* only if it has one */
+    KV_EXPIRE_GT = 1 << 2,     /* only if later than its expiry (none: never) */
+    KV_EXPIRE_LT = 1 << 3,     /* only if earlier (none counts as later) */
+    KV_EXPIRE_DELETE = 1 << 4, /* the time has passed: delete the key */
+};
 /* kv_range() only (never in a kv_op): stop at the limit instead of counting
  * the rest of the range; the result's count is then the pairs returned, and
  * more still tells whether a key lies beyond them. For paging (SCAN), where
@@ -185,6 +211,14 @@ struct kv_op
     const uint8_t *key;
     const uint8_t *end;
     const uint8_t *value;
+    /* put: the lease the key is attached to (0: none; a put without one
+     * detaches the key from its lease). The lease must exist when the
+     * entry is applied, or the whole command is refused (KV_ENOLEASE). */
+    uint64_t lease;
+    /* put: the wall-clock time (Unix ms) the key expires at, 0 for never;
+     * reads on every node treat it as gone from then on (docs/protocol.md,
+     * "Expiry"). KV_OP_EXPIRE: the new expiry. */
+    uint64_t expire_at;
 };
 
 enum kv_cmp_target {
@@ -253,10 +287,55 @@ enum kv_cmd_type {
      * (kv_acl_rules_encode()), a delete removes the user. It changes no
      * revision. */
     KV_CMD_ACL = 30,
+    /* Leases (kv_lease.c, docs/coordination.md). Expiry is decided by the
+     * leader against the replicated lease clock (@clock, ms), never by
+     * reading a clock at apply time. Every lease command raises the
+     * stored lease clock to its @clock if that is higher. */
+    /* Grants lease @lease_ids[0] (>= 1) for @ttl_ms: its deadline is
+     * @clock + @ttl_ms. Refused with the entry code KV_ELEASEEXISTS or
+     * KV_ELEASESFULL. */
+    KV_CMD_LEASE_GRANT = 20,
+    /* Revokes lease @lease_ids[0]: deletes it and every key attached to
+     * it, in this entry (one revision; watchers see the deletions).
+     * Refused with KV_ENOLEASE if it does not exist. */
+    KV_CMD_LEASE_REVOKE = 21,
+    /* Keep-alives, batched: each existing lease of @lease_ids gets the
+     * deadline @clock + its TTL (if later than the one it has). Unknown
+     * ids are skipped; the entry result has one op per id (type
+     * KV_CMD_LEASE_REFRESH) whose @count is the lease's deadline after
+     * the entry, or 0 if the lease does not exist. */
+    KV_CMD_LEASE_REFRESH = 22,
+    /* The leader's expiry decision: each lease of @lease_ids whose
+     * deadline is at or below @clock ends like a revoke (keys deleted in
+     * this entry); others (kept alive since, or gone) are skipped. */
+    KV_CMD_LEASE_EXPIRE = 23,
+    /* Only raises the lease clock to @clock: the leader's periodic
+     * checkpoint of the time that has passed (a new leader counts on
+     * from it). */
+    KV_CMD_LEASE_CLOCK = 24,
+    /* Redis expiry, decided by the leader: each key of @then_ops (delete
+     * ops, at most KV_EXPIRE_KEYS_MAX) whose expiry is set and at or below
+     * @clock (wall-clock Unix ms, read by the leader) is deleted in this
+     * entry; others (given a new expiry since, or gone) are skipped. The
+     * op result's @count is 1 for a key deleted. */
+    KV_CMD_EXPIRE_KEYS = 25,
+    /* One KV_OP_EXPIRE op (EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
+     * PERSIST). */
+    KV_CMD_EXPIRE = 26,
 };
 
 /* Most IDs one KV_OP_SEQUENCE hands out. */
 #define KV_SEQUENCE_BLOCK_MAX 1000000u
+
+/* Lease limits (docs/coordination.md, "Leases"). */
+/* Longest TTL a lease may be granted: ten years. */
+#define KV_LEASE_TTL_MS_MAX (10ull * 365 * 24 * 3600 * 1000)
+/* Most leases in the store: a grant beyond it is refused. */
+#define KV_LEASES_MAX 1000000u
+/* Most lease ids in one refresh or expire command. */
+#define KV_LEASE_BATCH_MAX 10000u
+/* Most keys one KV_CMD_EXPIRE_KEYS deletes. */
+#define KV_EXPIRE_KEYS_MAX KV_TXN_OPS_MAX
 
 /* Longest member address (KV_CMD_MEMBER), and most members recorded: a put
  * of a new id beyond it is refused with KV_ELIMIT. */
@@ -312,6 +391,15 @@ struct kv_cmd
      * own (0: nothing to compare). */
     uint64_t digest_index;
     uint64_t digest;
+    /* Lease commands (KV_CMD_LEASE_*): the lease clock the leader decided
+     * at (ms), the TTL of a grant, and the lease ids (one for a grant or
+     * a revoke; 1..KV_LEASE_BATCH_MAX for a refresh or an expire; none
+     * for a clock), each >= 1. @lease_ids is borrowed when encoding and
+     * an array of the command when decoded (like @cmps). */
+    uint64_t clock;
+    uint64_t ttl_ms;
+    uint64_t *lease_ids;
+    uint32_t n_lease_ids;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
@@ -510,6 +598,8 @@ struct kv_status
     uint64_t keys;             /* live keys */
     uint64_t history_events;   /* history records kept */
     uint64_t sessions;         /* client sessions kept */
+    uint64_t leases;           /* leases granted and not ended */
+    uint64_t lease_clock;      /* the replicated lease clock (ms) */
     /* Bytes of the data file in use: the pages up to the last one LMDB
      * has written (free pages inside are reused, so it does not shrink). */
     uint64_t db_bytes;
@@ -560,6 +650,8 @@ struct kv_kv
     uint64_t create_revision;
     uint64_t mod_revision;
     uint64_t version;
+    uint64_t lease;     /* the lease the key is attached to, 0 if none */
+    uint64_t expire_at; /* Unix ms it expires at (Redis expiry), 0: never */
 };
 
 /* The result of one operation. */
@@ -728,7 +820,9 @@ struct kv_range_result
 
 /* Reads one key. @key is borrowed. Returns 0 with one pair in @res, or
  * KV_ENOTFOUND with none (res->revision still set); release @res either
- * way. */
+ * way. kv_get() and kv_range() skip keys whose expiry (kv_kv.expire_at)
+ * is at or below kv_wall_ms(), on every node, before the leader's entry
+ * deleting them is applied. */
 int kv_get(struct kv_store *store,
            const uint8_t *key,
            uint32_t key_len,
@@ -780,6 +874,67 @@ int kv_sequence_last(struct kv_store *store,
  * whose members are those of the restore, not those the old cluster
  * recorded. Durable after kv_checkpoint(). */
 int kv_members_clear(struct kv_store *store);
+
+/* ---------------------------------------------------------------------- */
+/* Leases (kv_lease.c)                                                     */
+
+/* A lease as the store holds it. @deadline is on the replicated lease
+ * clock (ms): the lease ends once the leader's clock reaches it. */
+struct kv_lease
+{
+    uint64_t id;
+    uint64_t ttl_ms;
+    uint64_t deadline;
+    uint64_t keys; /* keys attached */
+};
+
+/* Reads lease @id into @out. Returns 0, KV_ENOTFOUND or an error. */
+int kv_lease_get(struct kv_store *store, uint64_t id, struct kv_lease *out);
+
+/* Reads the keys attached to lease @id, in key order, keys only, at most
+ * @limit (0: no limit; KV_RANGE_BYTES_MAX still applies, @more tells).
+ * Release @res with kv_range_result_free(), also on failure. Returns 0 or
+ * an error (no keys, not an error, for an unknown lease). */
+int kv_lease_keys(struct kv_store *store,
+                  uint64_t id,
+                  uint64_t limit,
+                  struct kv_range_result *res);
+
+/* Stores in @ids (room for @cap) the ids of the leases above @after, in
+ * id order, and in *@n how many; *@more tells whether others follow.
+ * Returns 0 or an error. */
+int kv_lease_list(struct kv_store *store,
+                  uint64_t after,
+                  uint64_t *ids,
+                  size_t cap,
+                  size_t *n,
+                  bool *more);
+
+/* Stores in @ids (room for @cap) the ids of leases whose deadline is at
+ * or below @clock, earliest deadline first, and in *@n how many: the
+ * leader's expiry scan (one read of an index ordered by deadline).
+ * Returns 0 or an error. */
+int kv_lease_due(struct kv_store *store,
+                 uint64_t clock,
+                 uint64_t *ids,
+                 size_t cap,
+                 size_t *n);
+
+/* Stores in @res (keys only, at most @max) the keys whose Redis expiry is
+ * at or below @now_ms (wall-clock Unix ms), earliest first: the leader's
+ * expiry scan. Release @res with kv_range_result_free(). Returns 0 or an
+ * error. */
+int kv_expire_due(struct kv_store *store,
+                  uint64_t now_ms,
+                  size_t max,
+                  struct kv_range_result *res);
+
+/* The wall clock kv_get() and kv_range() compare expiries with (Unix ms). */
+uint64_t kv_wall_ms(void);
+
+/* The replicated lease clock (ms) and the number of leases. Returns 0 or
+ * an error. */
+int kv_lease_clock(struct kv_store *store, uint64_t *clock, uint64_t *leases);
 
 /* ---------------------------------------------------------------------- */
 /* History (watches) and compaction                                        */

@@ -107,6 +107,8 @@ static int do_put(struct exec *x,
     struct kv_kv kv;
     MDB_val k = {op->key_len, (void *)op->key};
     MDB_val v = {KV_REC_HEADER + (size_t)op->value_len, NULL};
+    uint64_t old_lease = 0, old_expire = 0;
+    bool keep = (op->flags & KV_FLAG_KEEP_TTL) != 0;
     int rv;
     kv.key = op->key;
     kv.key_len = op->key_len;
@@ -115,6 +117,8 @@ static int do_put(struct exec *x,
     kv.create_revision = x->rev;
     kv.mod_revision = x->rev;
     kv.version = 1;
+    kv.lease = op->lease;
+    kv.expire_at = op->expire_at;
     int rc = mdb_cursor_put(x->keys, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST) {
         if (kv_record_decode(&k, &v, &old) != 0) {
@@ -131,6 +135,12 @@ static int do_put(struct exec *x,
         kv.create_revision = old.create_revision;
         kv.version = old.version + 1;
         *x->digest -= kv_record_sum(&v);
+        old_lease = old.lease;
+        old_expire = old.expire_at;
+        if (keep) {
+            kv.lease = old.lease;
+            kv.expire_at = old.expire_at;
+        }
         v.mv_size = KV_REC_HEADER + (size_t)op->value_len;
         v.mv_data = NULL;
         rc = mdb_cursor_put(x->keys, &k, &v, MDB_CURRENT | MDB_RESERVE);
@@ -138,8 +148,26 @@ static int do_put(struct exec *x,
     if (rc != 0) {
         return kv_mdb_error(x->s, rc, "put");
     }
+    /* The reserved room must be filled before any other write. */
     kv_record_encode(&kv, v.mv_data);
     *x->digest += kv_record_sum(&v);
+    if (old_expire != kv.expire_at &&
+        (rv = kv_expire_index(x->s, x->txn, op->key, op->key_len, old_expire,
+                              kv.expire_at)) != 0) {
+        return rv;
+    }
+    if (old_lease != kv.lease) {
+        if (old_lease != 0 &&
+            (rv = kv_lease_attach(x->s, x->txn, old_lease, op->key, op->key_len,
+                                  false)) != 0) {
+            return rv;
+        }
+        if (kv.lease != 0 &&
+            (rv = kv_lease_attach(x->s, x->txn, kv.lease, op->key, op->key_len,
+                                  true)) != 0) {
+            return rv;
+        }
+    }
     return hist_put(x, KV_EVENT_PUT, &kv);
 }
 
@@ -172,11 +200,22 @@ static int do_delete(struct exec *x,
     if ((op->flags & KV_FLAG_PREV_KV) && (rv = keep_prev(x, r, &old)) != 0) {
         return rv;
     }
+    uint64_t lease = old.lease;
+    uint64_t expire_at = old.expire_at;
     if ((rc = mdb_del(x->txn, x->s->dbi_keys, &k, NULL)) != 0) {
         return kv_mdb_error(x->s, rc, "delete");
     }
     *x->digest -= sum;
     r->count = 1;
+    if (expire_at != 0 &&
+        (rv = kv_expire_index(x->s, x->txn, op->key, op->key_len, expire_at,
+                              0)) != 0) {
+        return rv;
+    }
+    if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, op->key,
+                                            op->key_len, false)) != 0) {
+        return rv;
+    }
     return hist_delete(x, op->key, op->key_len);
 }
 
@@ -234,6 +273,8 @@ static int do_delete_range(struct exec *x,
             goto cleanup;
         }
         uint64_t sum = kv_record_sum(&v);
+        uint64_t lease = old.lease;
+        uint64_t expire_at = old.expire_at;
         if (op->flags & KV_FLAG_PREV_KV) {
             if ((rv = kv_array_grow(x->alloc, (void **)&prev, &cap_prev,
                                     n_prev + 1, sizeof(*prev))) != 0 ||
@@ -249,6 +290,15 @@ static int do_delete_range(struct exec *x,
         }
         *x->digest -= sum;
         r->count++;
+        if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, key_copy,
+                                                key_len, false)) != 0) {
+            goto cleanup;
+        }
+        if (expire_at != 0 &&
+            (rv = kv_expire_index(x->s, x->txn, key_copy, key_len, expire_at,
+                                  0)) != 0) {
+            goto cleanup;
+        }
         if ((rv = hist_delete(x, key_copy, key_len)) != 0) {
             goto cleanup;
         }
@@ -304,6 +354,9 @@ static int do_rmw(struct exec *x,
     put.key_len = op->key_len;
     put.value = val;
     put.value_len = val_len;
+    /* A read-modify-write keeps the key's lease and expiry, as Redis's
+     * INCR keeps its TTL. */
+    put.flags = KV_FLAG_KEEP_TTL;
     struct kv_op_result pr;
     memset(&pr, 0, sizeof(pr));
     rv = do_put(x, &put, &pr);
@@ -324,6 +377,72 @@ static int do_rmw(struct exec *x,
     return rv;
 }
 
+/* Redis's EXPIRE family (KV_OP_EXPIRE): a new expiry for an existing key,
+ * under the op's conditions, without a new revision (the value and its
+ * version stay; watchers see no event). */
+static int do_expire(struct exec *x,
+                     const struct kv_op *op,
+                     struct kv_op_result *r)
+{
+    struct kv_kv old;
+    uint64_t sum = 0;
+    int rv = key_lookup(x, op->key, op->key_len, &old, &sum);
+    if (rv == KV_ENOTFOUND) {
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    uint64_t cur = old.expire_at;
+    uint8_t f = op->flags;
+    if (((f & KV_EXPIRE_NX) && cur != 0) || ((f & KV_EXPIRE_XX) && cur == 0) ||
+        ((f & KV_EXPIRE_GT) && (cur == 0 || op->expire_at <= cur)) ||
+        ((f & KV_EXPIRE_LT) && cur != 0 && op->expire_at >= cur)) {
+        return 0;
+    }
+    if (f & KV_EXPIRE_DELETE) {
+        struct kv_op del;
+        memset(&del, 0, sizeof(del));
+        del.type = KV_OP_DELETE;
+        del.key = op->key;
+        del.key_len = op->key_len;
+        struct kv_op_result dr;
+        memset(&dr, 0, sizeof(dr));
+        rv = do_delete(x, &del, &dr);
+        r->count = dr.count;
+        return rv;
+    }
+    r->count = 1;
+    if (cur == op->expire_at) {
+        return 0;
+    }
+    /* Rewrite the record in place: copy the value out of the page first. */
+    uint8_t *val = NULL;
+    if (old.value_len > 0) {
+        val = kv_malloc(x->alloc, old.value_len);
+        if (val == NULL) {
+            return KV_ENOMEM;
+        }
+        memcpy(val, old.value, old.value_len);
+    }
+    struct kv_kv kv = old;
+    kv.key = op->key;
+    kv.value = val;
+    kv.expire_at = op->expire_at;
+    MDB_val k = {op->key_len, (void *)op->key};
+    MDB_val v = {KV_REC_HEADER + (size_t)old.value_len, NULL};
+    int rc = mdb_put(x->txn, x->s->dbi_keys, &k, &v, MDB_RESERVE);
+    if (rc != 0) {
+        kv_free(x->alloc, val);
+        return kv_mdb_error(x->s, rc, "expire");
+    }
+    kv_record_encode(&kv, v.mv_data);
+    *x->digest += kv_record_sum(&v) - sum;
+    kv_free(x->alloc, val);
+    return kv_expire_index(x->s, x->txn, op->key, op->key_len, cur,
+                           op->expire_at);
+}
+
 static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -335,8 +454,10 @@ static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
         return do_delete(x, op, r);
     case KV_OP_DELETE_RANGE:
         return do_delete_range(x, op, r);
+    case KV_OP_EXPIRE:
+        return do_expire(x, op, r);
     case KV_OP_RANGE:
-        return kv_range_in_txn(x->s, x->txn, op->key, op->key_len, op->end,
+        return kv_range_in_txn(x->s, x->txn, 0, op->key, op->key_len, op->end,
                                op->end_len, op->flags, op->limit, x->arena,
                                x->alloc, &r->kvs, &r->n_kvs, &r->count,
                                &r->more);
@@ -453,6 +574,200 @@ static int exec_compact(struct exec *x,
     return 0;
 }
 
+/* The leader's expiry of keys (KV_CMD_EXPIRE_KEYS): only keys whose
+ * expiry is set and at or below the leader's clock go, so one given a
+ * later expiry since stays, on every replica alike. */
+static int exec_expire_keys(struct exec *x,
+                            const struct kv_cmd *cmd,
+                            struct kv_entry_result *er)
+{
+    uint32_t n = cmd->n_then;
+    er->ops = kv_arena_alloc(x->arena, x->alloc, n * sizeof(*er->ops));
+    if (er->ops == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(er->ops, 0, n * sizeof(*er->ops));
+    er->n_ops = n;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct kv_op *op = &cmd->then_ops[i];
+        struct kv_kv old;
+        er->ops[i].type = KV_OP_DELETE;
+        int rv = key_lookup(x, op->key, op->key_len, &old, NULL);
+        if (rv == KV_ENOTFOUND) {
+            continue;
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        if (old.expire_at == 0 || old.expire_at > cmd->clock) {
+            continue;
+        }
+        if ((rv = do_delete(x, op, &er->ops[i])) != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
+/* Refuses the whole command (KV_ENOLEASE) if a put of it names a lease
+ * that does not exist, before anything is written. */
+static int leases_exist(struct exec *x,
+                        const struct kv_cmd *cmd,
+                        struct kv_entry_result *er)
+{
+    struct kv_lease l;
+    uint32_t n = cmd->type == KV_CMD_TXN ? cmd->n_then + cmd->n_else : 1;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct kv_op *op = cmd->type != KV_CMD_TXN ? &cmd->op
+                                 : i < cmd->n_then
+                                     ? &cmd->then_ops[i]
+                                     : &cmd->else_ops[i - cmd->n_then];
+        if (op->lease == 0) {
+            continue;
+        }
+        int rv = kv_lease_rec_get(x->s, x->txn, op->lease, &l);
+        if (rv == KV_ENOTFOUND) {
+            er->code = KV_ENOLEASE;
+            er->succeeded = false;
+            return 0;
+        }
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
+/* Ends lease @l: deletes every key attached to it (history events at this
+ * entry's revision, so watchers see them) and then the lease. Stores the
+ * keys deleted in *@deleted. */
+static int lease_end(struct exec *x,
+                     const struct kv_lease *l,
+                     uint64_t *deleted)
+{
+    uint8_t key[KV_KEY_BYTES_MAX];
+    uint32_t key_len = 0;
+    int rv;
+    *deleted = 0;
+    /* Each deletion detaches the key, so the first key left is the next. */
+    while ((rv = kv_lease_first_key(x->s, x->txn, l->id, key, &key_len)) == 0) {
+        struct kv_op del;
+        struct kv_op_result r;
+        memset(&del, 0, sizeof(del));
+        memset(&r, 0, sizeof(r));
+        del.type = KV_OP_DELETE;
+        del.key = key;
+        del.key_len = key_len;
+        if ((rv = do_delete(x, &del, &r)) != 0) {
+            return rv;
+        }
+        if (r.count == 0) {
+            /* An index entry without its key: drop it, or this would loop. */
+            if ((rv = kv_lease_attach(x->s, x->txn, l->id, key, key_len,
+                                      false)) != 0) {
+                return rv;
+            }
+        }
+        *deleted += r.count;
+    }
+    if (rv != KV_ENOTFOUND) {
+        return rv;
+    }
+    return kv_lease_rec_del(x->s, x->txn, l);
+}
+
+/* The lease commands (KV_CMD_LEASE_*): everything they decide comes from
+ * the entry (the leader's @clock) and the store, never from a clock. */
+static int exec_lease(struct exec *x,
+                      const struct kv_cmd *cmd,
+                      struct kv_entry_result *er)
+{
+    struct kv_lease l;
+    int rv = kv_lease_clock_raise(x->s, x->txn, cmd->clock);
+    if (rv != 0 || cmd->type == KV_CMD_LEASE_CLOCK) {
+        return rv;
+    }
+    uint32_t n = cmd->n_lease_ids;
+    er->ops = kv_arena_alloc(x->arena, x->alloc, n * sizeof(*er->ops));
+    if (er->ops == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(er->ops, 0, n * sizeof(*er->ops));
+    er->n_ops = n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t id = cmd->lease_ids[i];
+        struct kv_op_result *r = &er->ops[i];
+        r->type = cmd->type;
+        rv = kv_lease_rec_get(x->s, x->txn, id, &l);
+        if (rv != 0 && rv != KV_ENOTFOUND) {
+            return rv;
+        }
+        bool found = rv == 0;
+        switch (cmd->type) {
+        case KV_CMD_LEASE_GRANT: {
+            MDB_stat st;
+            int rc;
+            if (found) {
+                er->code = KV_ELEASEEXISTS;
+                er->succeeded = false;
+                return 0;
+            }
+            if ((rc = mdb_stat(x->txn, x->s->dbi_leases, &st)) != 0) {
+                return kv_mdb_error(x->s, rc, "leases stat");
+            }
+            if (st.ms_entries >= KV_LEASES_MAX) {
+                er->code = KV_ELEASESFULL;
+                er->succeeded = false;
+                return 0;
+            }
+            l.id = id;
+            l.ttl_ms = cmd->ttl_ms;
+            l.deadline = cmd->clock + cmd->ttl_ms;
+            l.keys = 0;
+            if ((rv = kv_lease_rec_put(x->s, x->txn, &l, 0)) != 0) {
+                return rv;
+            }
+            r->count = l.deadline;
+            break;
+        }
+        case KV_CMD_LEASE_REVOKE:
+            if (!found) {
+                er->code = KV_ENOLEASE;
+                er->succeeded = false;
+                return 0;
+            }
+            if ((rv = lease_end(x, &l, &r->count)) != 0) {
+                return rv;
+            }
+            break;
+        case KV_CMD_LEASE_REFRESH:
+            if (!found) {
+                break;
+            }
+            if (cmd->clock + l.ttl_ms > l.deadline) {
+                uint64_t old = l.deadline;
+                l.deadline = cmd->clock + l.ttl_ms;
+                if ((rv = kv_lease_rec_put(x->s, x->txn, &l, old)) != 0) {
+                    return rv;
+                }
+            }
+            r->count = l.deadline;
+            break;
+        default: /* KV_CMD_LEASE_EXPIRE */
+            /* A lease kept alive since the leader decided is not due. */
+            if (!found || l.deadline > cmd->clock) {
+                break;
+            }
+            if ((rv = lease_end(x, &l, &r->count)) != 0) {
+                return rv;
+            }
+            r->more = true; /* it ended */
+            break;
+        }
+    }
+    return 0;
+}
+
 static int exec_cmd(struct exec *x,
                     const struct kv_cmd *cmd,
                     struct kv_entry_result *er)
@@ -484,6 +799,16 @@ static int exec_cmd(struct exec *x,
         er->digest_check_index = cmd->digest_index;
         er->digest_check = cmd->digest;
         return 0;
+    }
+    if (cmd->type >= KV_CMD_LEASE_GRANT && cmd->type <= KV_CMD_LEASE_CLOCK) {
+        return exec_lease(x, cmd, er);
+    }
+    if (cmd->type == KV_CMD_EXPIRE_KEYS) {
+        return exec_expire_keys(x, cmd, er);
+    }
+    int rv = leases_exist(x, cmd, er);
+    if (rv != 0 || er->code != 0) {
+        return rv;
     }
     if (cmd->type != KV_CMD_TXN) {
         return exec_ops(x, &cmd->op, 1, er);

@@ -55,6 +55,26 @@
  *
  * with user_len 1..KV_ACL_NAME_MAX, cmd_len 1..KV_ACL_CMD_NAME_MAX and an
  * inner command that is not itself enveloped.
+ * A put with a lease or an expiry is op type 25 (decoded as a put with
+ * @lease and @expire_at set; at least one of them not 0), and Redis's
+ * EXPIRE is op type 26:
+ *
+ *   tail (put-lease, 25)   := u32 value_len value[value_len] u64 lease
+ *                             u64 expire_at
+ *   tail (expire, 26)      := u64 expire_at
+ *
+ * cmd_type 26 is one op of type 26; cmd_type 25 (the leader's expiry of
+ * keys) is a list of delete ops:
+ *
+ *   body (expire-keys, 25) := u64 clock u16 n op{n}      (1 <= n <= 128)
+ *
+ * Lease commands (kv_lease.c) carry no op:
+ *
+ *   body (grant, 20)   := u64 id u64 ttl_ms u64 clock
+ *   body (revoke, 21)  := u64 id
+ *   body (refresh, 22) := u64 clock u32 n u64 id{n}      (1 <= n <= batch)
+ *   body (expire, 23)  := u64 clock u32 n u64 id{n}
+ *   body (clock, 24)   := u64 clock
  */
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +91,14 @@ static bool flags_valid(uint8_t type, uint8_t flags)
     uint8_t allowed = 0;
     switch (type) {
     case KV_OP_PUT:
+        allowed = KV_FLAG_PREV_KV | KV_FLAG_KEEP_TTL;
+        break;
     case KV_OP_DELETE:
         allowed = KV_FLAG_PREV_KV;
+        break;
+    case KV_OP_EXPIRE:
+        allowed = KV_EXPIRE_NX | KV_EXPIRE_XX | KV_EXPIRE_GT | KV_EXPIRE_LT |
+                  KV_EXPIRE_DELETE;
         break;
     case KV_OP_DELETE_RANGE:
         allowed = KV_FLAG_PREV_KV | KV_FLAG_PREFIX;
@@ -97,7 +123,12 @@ static bool flags_valid(uint8_t type, uint8_t flags)
  * KV_EBADCMD or KV_ELIMIT. */
 static int op_check(const struct kv_op *op)
 {
-    if (!flags_valid(op->type, op->flags)) {
+    if (!flags_valid(op->type, op->flags) ||
+        (op->lease != 0 && op->type != KV_OP_PUT) ||
+        (op->expire_at != 0 && op->type != KV_OP_PUT &&
+         op->type != KV_OP_EXPIRE) ||
+        ((op->flags & KV_FLAG_KEEP_TTL) && op->type == KV_OP_PUT &&
+         (op->lease != 0 || op->expire_at != 0))) {
         return KV_EBADCMD;
     }
     if (op->key_len > KV_KEY_BYTES_MAX || op->end_len > KV_KEY_BYTES_MAX ||
@@ -196,10 +227,73 @@ static int envelope_check(const struct kv_cmd *cmd)
     return 0;
 }
 
+static bool cmd_is_lease(uint8_t type)
+{
+    return type >= KV_CMD_LEASE_GRANT && type <= KV_CMD_LEASE_CLOCK;
+}
+
+/* Checks a lease command's fields (the same rules both directions). */
+static int lease_check(const struct kv_cmd *cmd)
+{
+    uint32_t want_min = 0, want_max = 0;
+    switch (cmd->type) {
+    case KV_CMD_LEASE_GRANT:
+        if (cmd->ttl_ms == 0) {
+            return KV_EBADCMD;
+        }
+        if (cmd->ttl_ms > KV_LEASE_TTL_MS_MAX) {
+            return KV_ELIMIT;
+        }
+        want_min = want_max = 1;
+        break;
+    case KV_CMD_LEASE_REVOKE:
+        want_min = want_max = 1;
+        break;
+    case KV_CMD_LEASE_REFRESH:
+    case KV_CMD_LEASE_EXPIRE:
+        want_min = 1;
+        want_max = KV_LEASE_BATCH_MAX;
+        break;
+    default: /* KV_CMD_LEASE_CLOCK */
+        break;
+    }
+    if (cmd->n_lease_ids > want_max && want_max > 1) {
+        return KV_ELIMIT;
+    }
+    if (cmd->n_lease_ids < want_min || cmd->n_lease_ids > want_max) {
+        return KV_EBADCMD;
+    }
+    for (uint32_t i = 0; i < cmd->n_lease_ids; i++) {
+        if (cmd->lease_ids[i] == 0) {
+            return KV_EBADCMD;
+        }
+    }
+    return 0;
+}
+
+static uint64_t lease_size(const struct kv_cmd *cmd)
+{
+    switch (cmd->type) {
+    case KV_CMD_LEASE_GRANT:
+        return 24;
+    case KV_CMD_LEASE_REVOKE:
+    case KV_CMD_LEASE_CLOCK:
+        return 8;
+    default:
+        return 12 + 8 * (uint64_t)cmd->n_lease_ids;
+    }
+}
+
 static uint64_t op_size(const struct kv_op *op)
 {
     uint64_t n = 2 + 4 + (uint64_t)op->key_len;
+    if (op->type == KV_OP_PUT && (op->lease != 0 || op->expire_at != 0)) {
+        n += 16;
+    }
     switch (op->type) {
+    case KV_OP_EXPIRE:
+        n += 8;
+        break;
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
@@ -234,7 +328,8 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     uint64_t n = 2;
     int rv;
     if ((cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) ||
-        op_is_rmw(cmd->type) || cmd->type == KV_CMD_SEQUENCE) {
+        op_is_rmw(cmd->type) || cmd->type == KV_CMD_SEQUENCE ||
+        cmd->type == KV_CMD_EXPIRE) {
         if (cmd->op.type != cmd->type) {
             return KV_EBADCMD;
         }
@@ -259,6 +354,27 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
         n += 8;
     } else if (cmd->type == KV_CMD_DIGEST) {
         n += 16;
+    } else if (cmd_is_lease(cmd->type)) {
+        if ((rv = lease_check(cmd)) != 0) {
+            return rv;
+        }
+        n += lease_size(cmd);
+    } else if (cmd->type == KV_CMD_EXPIRE_KEYS) {
+        if (cmd->n_then > KV_EXPIRE_KEYS_MAX) {
+            return KV_ELIMIT;
+        }
+        if (cmd->n_then == 0 || cmd->n_else != 0 || cmd->n_cmps != 0) {
+            return KV_EBADCMD;
+        }
+        n += 8 + 2;
+        for (uint32_t i = 0; i < cmd->n_then; i++) {
+            if (cmd->then_ops[i].type != KV_OP_DELETE ||
+                cmd->then_ops[i].flags != 0 ||
+                (rv = op_check(&cmd->then_ops[i])) != 0) {
+                return KV_EBADCMD;
+            }
+            n += op_size(&cmd->then_ops[i]);
+        }
     } else if (cmd->type == KV_CMD_TXN) {
         if (cmd->n_cmps > KV_TXN_CMPS_MAX || cmd->n_then > KV_TXN_OPS_MAX ||
             cmd->n_else > KV_TXN_OPS_MAX) {
@@ -352,7 +468,9 @@ static void w_bytes(struct writer *w, const uint8_t *b, uint32_t n)
 
 static void op_write(struct writer *w, const struct kv_op *op)
 {
-    w_u8(w, op->type);
+    bool leased =
+        op->type == KV_OP_PUT && (op->lease != 0 || op->expire_at != 0);
+    w_u8(w, leased ? KV_OP_PUT_LEASE : op->type);
     w_u8(w, op->flags);
     w_u32(w, op->key_len);
     w_bytes(w, op->key, op->key_len);
@@ -377,6 +495,37 @@ static void op_write(struct writer *w, const struct kv_op *op)
         w_u64(w, op->limit);
         break;
     default:
+        break;
+    }
+    if (leased) {
+        w_u64(w, op->lease);
+        w_u64(w, op->expire_at);
+    }
+    if (op->type == KV_OP_EXPIRE) {
+        w_u64(w, op->expire_at);
+    }
+}
+
+static void lease_write(struct writer *w, const struct kv_cmd *cmd)
+{
+    switch (cmd->type) {
+    case KV_CMD_LEASE_GRANT:
+        w_u64(w, cmd->lease_ids[0]);
+        w_u64(w, cmd->ttl_ms);
+        w_u64(w, cmd->clock);
+        break;
+    case KV_CMD_LEASE_REVOKE:
+        w_u64(w, cmd->lease_ids[0]);
+        break;
+    case KV_CMD_LEASE_CLOCK:
+        w_u64(w, cmd->clock);
+        break;
+    default:
+        w_u64(w, cmd->clock);
+        w_u32(w, cmd->n_lease_ids);
+        for (uint32_t i = 0; i < cmd->n_lease_ids; i++) {
+            w_u64(w, cmd->lease_ids[i]);
+        }
         break;
     }
 }
@@ -415,6 +564,14 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
     } else if (cmd->type == KV_CMD_DIGEST) {
         w_u64(&w, cmd->digest_index);
         w_u64(&w, cmd->digest);
+    } else if (cmd_is_lease(cmd->type)) {
+        lease_write(&w, cmd);
+    } else if (cmd->type == KV_CMD_EXPIRE_KEYS) {
+        w_u64(&w, cmd->clock);
+        w_u16(&w, cmd->n_then);
+        for (uint32_t i = 0; i < cmd->n_then; i++) {
+            op_write(&w, &cmd->then_ops[i]);
+        }
     } else if (cmd->type != KV_CMD_TXN) {
         op_write(&w, &cmd->op);
     } else {
@@ -530,8 +687,13 @@ static int op_read(struct reader *r, struct kv_op *op)
     if ((rv = r_u8(r, &op->type)) != 0 || (rv = r_u8(r, &op->flags)) != 0) {
         return rv;
     }
+    bool leased = op->type == KV_OP_PUT_LEASE;
+    if (leased) {
+        op->type = KV_OP_PUT;
+    }
     if ((op->type < KV_OP_PUT || op->type > KV_OP_RANGE) &&
-        !op_is_rmw(op->type) && op->type != KV_OP_SEQUENCE) {
+        !op_is_rmw(op->type) && op->type != KV_OP_SEQUENCE &&
+        op->type != KV_OP_EXPIRE) {
         return KV_EBADCMD;
     }
     if ((rv = r_blob(r, KV_KEY_BYTES_MAX, &op->key_len, &op->key)) != 0) {
@@ -563,10 +725,75 @@ static int op_read(struct reader *r, struct kv_op *op)
     default:
         break;
     }
+    if (rv == 0 && leased) {
+        rv = r_u64(r, &op->lease);
+        if (rv == 0) {
+            rv = r_u64(r, &op->expire_at);
+        }
+        /* Neither set would have been written as a plain put. */
+        if (rv == 0 && op->lease == 0 && op->expire_at == 0) {
+            rv = KV_EBADCMD;
+        }
+    }
+    if (rv == 0 && op->type == KV_OP_EXPIRE) {
+        rv = r_u64(r, &op->expire_at);
+    }
     if (rv != 0) {
         return rv;
     }
     return op_check(op);
+}
+
+/* Reads a lease command's body (after its type). */
+static int lease_read(struct reader *r,
+                      const struct kv_allocator *a,
+                      struct kv_cmd *cmd)
+{
+    uint64_t id = 0;
+    int rv = 0;
+    switch (cmd->type) {
+    case KV_CMD_LEASE_GRANT:
+        if ((rv = r_u64(r, &id)) != 0 || (rv = r_u64(r, &cmd->ttl_ms)) != 0 ||
+            (rv = r_u64(r, &cmd->clock)) != 0) {
+            return rv;
+        }
+        break;
+    case KV_CMD_LEASE_REVOKE:
+        if ((rv = r_u64(r, &id)) != 0) {
+            return rv;
+        }
+        break;
+    case KV_CMD_LEASE_CLOCK:
+        return r_u64(r, &cmd->clock);
+    default: {
+        uint32_t n = 0;
+        if ((rv = r_u64(r, &cmd->clock)) != 0 || (rv = r_u32(r, &n)) != 0) {
+            return rv;
+        }
+        if (n > KV_LEASE_BATCH_MAX) {
+            return KV_ELIMIT;
+        }
+        if (n == 0 || (size_t)n * 8 > r->left) {
+            return KV_EBADCMD;
+        }
+        cmd->lease_ids = kv_malloc(a, (size_t)n * sizeof(uint64_t));
+        if (cmd->lease_ids == NULL) {
+            return KV_ENOMEM;
+        }
+        cmd->n_lease_ids = n;
+        for (uint32_t i = 0; i < n; i++) {
+            (void)r_u64(r, &cmd->lease_ids[i]);
+        }
+        return lease_check(cmd);
+    }
+    }
+    cmd->lease_ids = kv_malloc(a, sizeof(uint64_t));
+    if (cmd->lease_ids == NULL) {
+        return KV_ENOMEM;
+    }
+    cmd->lease_ids[0] = id;
+    cmd->n_lease_ids = 1;
+    return lease_check(cmd);
 }
 
 static int cmp_read(struct reader *r, struct kv_cmp *c)
@@ -725,6 +952,7 @@ static int cmd_decode_inner(const uint8_t *buf,
     case KV_CMD_APPEND:
     case KV_CMD_INCRBYFLOAT:
     case KV_CMD_SEQUENCE:
+    case KV_CMD_EXPIRE:
         if ((rv = op_read(&r, &cmd->op)) != 0) {
             goto fail;
         }
@@ -742,6 +970,36 @@ static int cmd_decode_inner(const uint8_t *buf,
     case KV_CMD_ACL:
         if ((rv = op_read(&r, &cmd->op)) != 0 ||
             (rv = acl_op_check(&cmd->op)) != 0) {
+            goto fail;
+        }
+        break;
+    case KV_CMD_LEASE_GRANT:
+    case KV_CMD_LEASE_REVOKE:
+    case KV_CMD_LEASE_REFRESH:
+    case KV_CMD_LEASE_EXPIRE:
+    case KV_CMD_LEASE_CLOCK:
+        if ((rv = lease_read(&r, &a, cmd)) != 0) {
+            goto fail;
+        }
+        break;
+    case KV_CMD_EXPIRE_KEYS:
+        if ((rv = r_u64(&r, &cmd->clock)) != 0) {
+            goto fail;
+        }
+        rv = read_count(&r, KV_EXPIRE_KEYS_MAX, OP_MIN_BYTES,
+                        sizeof(struct kv_op), &a, &cmd->n_then,
+                        (void **)&cmd->then_ops);
+        if (rv == 0 && cmd->n_then == 0) {
+            rv = KV_EBADCMD;
+        }
+        for (uint32_t i = 0; rv == 0 && i < cmd->n_then; i++) {
+            rv = op_read(&r, &cmd->then_ops[i]);
+            if (rv == 0 && (cmd->then_ops[i].type != KV_OP_DELETE ||
+                            cmd->then_ops[i].flags != 0)) {
+                rv = KV_EBADCMD;
+            }
+        }
+        if (rv != 0) {
             goto fail;
         }
         break;
@@ -829,6 +1087,7 @@ void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc)
     kv_free(&a, cmd->cmps);
     kv_free(&a, cmd->then_ops);
     kv_free(&a, cmd->else_ops);
+    kv_free(&a, cmd->lease_ids);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -861,6 +1120,12 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     case KV_CMD_MEMBER:
     case KV_CMD_COMPACT:
     case KV_CMD_DIGEST:
+    case KV_CMD_LEASE_REVOKE:
+    case KV_CMD_LEASE_REFRESH:
+    case KV_CMD_LEASE_EXPIRE:
+    case KV_CMD_LEASE_CLOCK:
+    case KV_CMD_EXPIRE_KEYS:
+    case KV_CMD_EXPIRE:
         return false;
     case KV_CMD_TXN:
         break;

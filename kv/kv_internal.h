@@ -13,9 +13,10 @@
 #include "kv.h"
 
 /* Version of the on-disk layout of the LMDB databases (docs/kv.md).
- * Version 2 added a checksum to every "keys" and "history" record; a
- * version 1 store is upgraded in place when it is opened. */
-#define KV_FORMAT_VERSION 2u
+ * Version 2 added a checksum to every "keys" and "history" record, version
+ * 3 the lease and the expiry time of every key; older stores are upgraded
+ * in place when they are opened. */
+#define KV_FORMAT_VERSION 3u
 /* Named LMDB databases a store may have (mdb_env_set_maxdbs): those opened
  * in kv_open() plus room for new ones, so that adding one never makes a
  * newer store unreadable by mistake. */
@@ -31,10 +32,14 @@
  * record, updated by each apply in its own transaction, so it is exact at
  * every applied index and the same on every replica (KV_CMD_DIGEST). */
 #define KV_META_DIGEST "digest"
+#define KV_META_LEASE_CLOCK "lease_clock"
 
 /* Bytes of the metadata in front of a value in the "keys" database:
- * checksum, create_revision, mod_revision, version (kv_record_encode()). */
-#define KV_REC_HEADER 32u
+ * checksum, create_revision, mod_revision, version, lease, expire_at
+ * (kv_record_encode()). */
+#define KV_REC_HEADER 48u
+/* Bytes of a "leases" value: ttl_ms, deadline, attached keys. */
+#define KV_LEASE_REC 24u
 /* Bytes of a "history" key: revision and sequence, big endian so that LMDB's
  * byte order is the numeric order. */
 #define KV_HIST_KEY 12u
@@ -79,6 +84,10 @@ struct kv_store
     struct kv_acl_user *acl_last;
     bool acl_last_valid;
     bool acl_last_exists;
+    MDB_dbi dbi_leases; /* u64be lease id -> ttl, deadline, keys */
+    MDB_dbi dbi_lkeys;  /* u64be lease id + key -> empty */
+    MDB_dbi dbi_ldue;   /* u64be deadline + u64be lease id -> empty */
+    MDB_dbi dbi_edue;   /* u64be expire_at + key -> empty (Redis expiry) */
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -251,9 +260,12 @@ void kv_bounds_resolve(const uint8_t *key,
                        struct kv_bounds *b);
 
 /* Runs a range read inside @txn (read or write), copying results into
- * @arena. Shared by kv_range() and transactions. */
+ * @arena. Shared by kv_range() and transactions. Keys whose expiry is at
+ * or below @now_ms are skipped (0: none is; apply passes 0, as it never
+ * reads a clock). */
 int kv_range_in_txn(struct kv_store *store,
                     MDB_txn *txn,
+                    uint64_t now_ms,
                     const uint8_t *key,
                     uint32_t key_len,
                     const uint8_t *end,
@@ -275,7 +287,9 @@ int kv_range_in_txn(struct kv_store *store,
  *   off  8  u64  create_revision
  *   off 16  u64  mod_revision
  *   off 24  u64  version
- *   off 32       value
+ *   off 32  u64  lease (0: none)
+ *   off 40  u64  expire_at (Unix ms, 0: never)
+ *   off 48       value
  *
  * kv_record_encode() writes the record of @kv (KV_REC_HEADER + value_len
  * bytes) into @p. kv_record_decode() checks the record and fills @kv with
@@ -310,6 +324,48 @@ void kv_hist_encode(const uint8_t *hkey,
                     const struct kv_kv *kv,
                     uint8_t *p);
 int kv_hist_decode(const MDB_val *k, const MDB_val *v, struct kv_event *ev);
+
+/* Moves @key's entry in the expiry index from @old_at to @new_at (0: no
+ * entry). */
+int kv_expire_index(struct kv_store *s,
+                    MDB_txn *txn,
+                    const uint8_t *key,
+                    uint32_t key_len,
+                    uint64_t old_at,
+                    uint64_t new_at);
+
+/* Lease records inside a write transaction (kv_lease.c), for kv_apply. */
+int kv_lease_rec_get(struct kv_store *s,
+                     MDB_txn *txn,
+                     uint64_t id,
+                     struct kv_lease *out);
+/* Stores @l; @old_deadline is the deadline it had (0: a new lease), whose
+ * entry of the deadline index is replaced. */
+int kv_lease_rec_put(struct kv_store *s,
+                     MDB_txn *txn,
+                     const struct kv_lease *l,
+                     uint64_t old_deadline);
+/* Deletes @l's record and its deadline entry (not its keys). */
+int kv_lease_rec_del(struct kv_store *s,
+                     MDB_txn *txn,
+                     const struct kv_lease *l);
+/* Attaches (@attach) or detaches @key to/from lease @id, counting it in the
+ * lease's record; a lease that no longer exists is skipped. */
+int kv_lease_attach(struct kv_store *s,
+                    MDB_txn *txn,
+                    uint64_t id,
+                    const uint8_t *key,
+                    uint32_t key_len,
+                    bool attach);
+/* The first key attached to lease @id, copied into @key (room for
+ * KV_KEY_BYTES_MAX); KV_ENOTFOUND when none is left. */
+int kv_lease_first_key(struct kv_store *s,
+                       MDB_txn *txn,
+                       uint64_t id,
+                       uint8_t *key,
+                       uint32_t *key_len);
+/* Raises the stored lease clock to @clock if that is higher. */
+int kv_lease_clock_raise(struct kv_store *s, MDB_txn *txn, uint64_t clock);
 /* Copies @src's bytes into @arena; without the value if !with_value. */
 int kv_kv_copy(struct kv_arena_chunk **arena,
                const struct kv_allocator *a,

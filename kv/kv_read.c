@@ -7,8 +7,26 @@
  * because LMDB's memory is only valid while the transaction lives.
  */
 #include <string.h>
+#include <time.h>
 
 #include "kv_internal.h"
+
+uint64_t kv_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Whether the stored record @v has expired at @now_ms (0: never asked). */
+static bool rec_expired(const MDB_val *v, uint64_t now_ms)
+{
+    if (now_ms == 0 || v->mv_size < KV_REC_HEADER) {
+        return false;
+    }
+    uint64_t at = kv_get_u64le((const uint8_t *)v->mv_data + 40);
+    return at != 0 && at <= now_ms;
+}
 
 int kv_kv_copy(struct kv_arena_chunk **arena,
                const struct kv_allocator *a,
@@ -145,6 +163,7 @@ static int collect(struct collector *c, const MDB_val *k, const MDB_val *v)
 
 int kv_range_in_txn(struct kv_store *store,
                     MDB_txn *txn,
+                    uint64_t now_ms,
                     const uint8_t *key,
                     uint32_t key_len,
                     const uint8_t *end,
@@ -187,6 +206,9 @@ int kv_range_in_txn(struct kv_store *store,
         if (rc != 0) {
             return kv_mdb_error(store, rc, "range get");
         }
+        if (rec_expired(&v, now_ms)) {
+            return 0;
+        }
         total = 1;
         rv = collect(&c, &k, &v);
         goto done;
@@ -206,6 +228,10 @@ int kv_range_in_txn(struct kv_store *store,
             if (!b.unbounded &&
                 key_cmp(k.mv_data, k.mv_size, b.end, b.end_len) >= 0) {
                 break;
+            }
+            if (rec_expired(&v, now_ms)) {
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+                continue;
             }
             total++;
             if ((rv = collect(&c, &k, &v)) != 0) {
@@ -233,6 +259,10 @@ int kv_range_in_txn(struct kv_store *store,
         while (rc == 0) {
             if (key_cmp(k.mv_data, k.mv_size, b.start, b.start_len) < 0) {
                 break;
+            }
+            if (rec_expired(&v, now_ms)) {
+                rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+                continue;
             }
             total++;
             if ((rv = collect(&c, &k, &v)) != 0) {
@@ -297,9 +327,9 @@ static int range_common(struct kv_store *s,
         (rv = kv_meta_get(s, txn, KV_META_APPLIED, &res->applied)) != 0) {
         goto cleanup;
     }
-    rv = kv_range_in_txn(s, txn, key, key_len, end, end_len, flags, limit,
-                         &res->arena, &res->alloc, &res->kvs, &res->n_kvs,
-                         &res->count, &res->more);
+    rv = kv_range_in_txn(s, txn, kv_wall_ms(), key, key_len, end, end_len,
+                         flags, limit, &res->arena, &res->alloc, &res->kvs,
+                         &res->n_kvs, &res->count, &res->more);
 
 cleanup:
     mdb_txn_abort(txn);

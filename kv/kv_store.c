@@ -57,6 +57,9 @@ static const struct
     {KV_ETORN, "store possibly torn by a machine crash"},
     {KV_ENOPERM, "the user may not run the command or touch its keys"},
     {KV_EACLRULE, "malformed ACL rule"},
+    {KV_ENOLEASE, "no such lease"},
+    {KV_ELEASEEXISTS, "a lease with that id already exists"},
+    {KV_ELEASESFULL, "too many leases"},
 };
 
 const char *kv_strerror(int code)
@@ -289,7 +292,9 @@ void kv_record_encode(const struct kv_kv *kv, uint8_t *p)
     kv_put_u64le(p + 8, kv->create_revision);
     kv_put_u64le(p + 16, kv->mod_revision);
     kv_put_u64le(p + 24, kv->version);
-    if (kv->value_len > 0) {
+    kv_put_u64le(p + 32, kv->lease);
+    kv_put_u64le(p + 40, kv->expire_at);
+    if (kv->value_len > 0 && kv->value != p + KV_REC_HEADER) {
         memcpy(p + KV_REC_HEADER, kv->value, kv->value_len);
     }
     kv_put_u64le(p, record_sum(kv->key, kv->key_len, p + 8,
@@ -312,6 +317,8 @@ int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv)
     kv->create_revision = kv_get_u64le(v + 8);
     kv->mod_revision = kv_get_u64le(v + 16);
     kv->version = kv_get_u64le(v + 24);
+    kv->lease = kv_get_u64le(v + 32);
+    kv->expire_at = kv_get_u64le(v + 40);
     kv->value = v + KV_REC_HEADER;
     kv->value_len = (uint32_t)(val->mv_size - KV_REC_HEADER);
     return 0;
@@ -368,13 +375,18 @@ int kv_hist_decode(const MDB_val *k, const MDB_val *v, struct kv_event *ev)
     return 0;
 }
 
-/* Rewrites every record of a version 1 store (no checksums: a 24-byte
- * "keys" header and a 25-byte history header, the same fields in the same
- * order) in the version 2 layout, inside @txn. */
+/* Rewrites every record of an older store in the current layout, inside
+ * @txn. Version 1 had no checksums (a 24-byte "keys" header and a 25-byte
+ * history header, the same fields in the same order); version 2 had them
+ * (a 32-byte "keys" header: checksum, then the same fields) but no lease
+ * or expiry, and its history records are already current. */
 #define V1_REC_HEADER 24u
 #define V1_HIST_HEADER 25u
-static int upgrade_v1(struct kv_store *s, MDB_txn *txn)
+#define V2_REC_HEADER 32u
+static int upgrade(struct kv_store *s, MDB_txn *txn, uint64_t from)
 {
+    size_t old_header = from == 1 ? V1_REC_HEADER : V2_REC_HEADER;
+    size_t fields = from == 1 ? 0 : 8; /* where create_revision is */
     size_t cap = KV_HIST_HEADER + KV_KEY_BYTES_MAX + KV_VALUE_BYTES_MAX;
     uint8_t *buf = kv_malloc(&s->alloc, cap);
     uint8_t *old = kv_malloc(&s->alloc, cap);
@@ -387,7 +399,7 @@ static int upgrade_v1(struct kv_store *s, MDB_txn *txn)
         rv = KV_ENOMEM;
         goto cleanup;
     }
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < (from == 1 ? 2 : 1); pass++) {
         bool hist = pass == 1;
         if ((rc = mdb_cursor_open(txn, hist ? s->dbi_hist : s->dbi_keys,
                                   &cur)) != 0) {
@@ -400,7 +412,7 @@ static int upgrade_v1(struct kv_store *s, MDB_txn *txn)
             const uint8_t *p = old;
             memset(&kv, 0, sizeof(kv));
             if (v.mv_size > cap || k.mv_size > KV_KEY_BYTES_MAX ||
-                v.mv_size < (hist ? V1_HIST_HEADER : V1_REC_HEADER)) {
+                v.mv_size < (hist ? V1_HIST_HEADER : old_header)) {
                 rv = kv_set_error(s, KV_ECORRUPT, "upgrade: malformed record");
                 goto cleanup;
             }
@@ -413,11 +425,17 @@ static int upgrade_v1(struct kv_store *s, MDB_txn *txn)
             if (!hist) {
                 kv.key = k.mv_data;
                 kv.key_len = (uint32_t)k.mv_size;
-                kv.create_revision = kv_get_u64le(p);
-                kv.mod_revision = kv_get_u64le(p + 8);
-                kv.version = kv_get_u64le(p + 16);
-                kv.value = p + V1_REC_HEADER;
-                kv.value_len = (uint32_t)(v.mv_size - V1_REC_HEADER);
+                if (from == 2 &&
+                    kv_get_u64le(p) != record_sum(k.mv_data, k.mv_size, p + 8,
+                                                  v.mv_size - 8)) {
+                    rv = kv_corrupt_found(s, "upgrade: a record is damaged");
+                    goto cleanup;
+                }
+                kv.create_revision = kv_get_u64le(p + fields);
+                kv.mod_revision = kv_get_u64le(p + fields + 8);
+                kv.version = kv_get_u64le(p + fields + 16);
+                kv.value = p + old_header;
+                kv.value_len = (uint32_t)(v.mv_size - old_header);
                 kv_record_encode(&kv, buf);
                 n = KV_REC_HEADER + (size_t)kv.value_len;
                 digest += kv_get_u64le(buf);
@@ -567,7 +585,12 @@ int kv_env_open(struct kv_store *s, const char *path)
         (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->dbi_lru)) != 0 ||
         (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->dbi_members)) != 0 ||
         (rc = mdb_dbi_open(txn, "sequences", MDB_CREATE, &s->dbi_seqs)) != 0 ||
-        (rc = mdb_dbi_open(txn, "acl", MDB_CREATE, &s->dbi_acl)) != 0) {
+        (rc = mdb_dbi_open(txn, "acl", MDB_CREATE, &s->dbi_acl)) != 0 ||
+        (rc = mdb_dbi_open(txn, "leases", MDB_CREATE, &s->dbi_leases)) != 0 ||
+        (rc = mdb_dbi_open(txn, "lease_keys", MDB_CREATE, &s->dbi_lkeys)) !=
+            0 ||
+        (rc = mdb_dbi_open(txn, "lease_due", MDB_CREATE, &s->dbi_ldue)) != 0 ||
+        (rc = mdb_dbi_open(txn, "expire_due", MDB_CREATE, &s->dbi_edue)) != 0) {
         rv = kv_mdb_error(s, rc, "open databases");
         goto fail;
     }
@@ -579,8 +602,8 @@ int kv_env_open(struct kv_store *s, const char *path)
             0) {
             goto fail;
         }
-    } else if (format == 1) {
-        if ((rv = upgrade_v1(s, txn)) != 0) {
+    } else if (format == 1 || format == 2) {
+        if ((rv = upgrade(s, txn, format)) != 0) {
             goto fail;
         }
         upgraded = true;
@@ -849,9 +872,15 @@ int kv_status(struct kv_store *s, struct kv_status *st)
         (rv = kv_meta_get(s, txn, KV_META_DIGEST, &st->digest)) != 0) {
         goto cleanup;
     }
+    MDB_stat ls;
+    if ((rv = kv_meta_get(s, txn, KV_META_LEASE_CLOCK, &st->lease_clock)) !=
+        0) {
+        goto cleanup;
+    }
     if ((rc = mdb_stat(txn, s->dbi_keys, &ks)) != 0 ||
         (rc = mdb_stat(txn, s->dbi_hist, &hs)) != 0 ||
-        (rc = mdb_stat(txn, s->dbi_sess, &ss)) != 0) {
+        (rc = mdb_stat(txn, s->dbi_sess, &ss)) != 0 ||
+        (rc = mdb_stat(txn, s->dbi_leases, &ls)) != 0) {
         rv = kv_mdb_error(s, rc, "stat");
         goto cleanup;
     }
@@ -865,6 +894,7 @@ int kv_status(struct kv_store *s, struct kv_status *st)
     st->keys = ks.ms_entries;
     st->history_events = hs.ms_entries;
     st->sessions = ss.ms_entries;
+    st->leases = ls.ms_entries;
 
 cleanup:
     mdb_txn_abort(txn);

@@ -40,6 +40,9 @@ static const struct
     {BALLOT_ECOMPACTED, "the revision was compacted away"},
     {BALLOT_ELIMIT, "too many open at once"},
     {BALLOT_ECLOCK, "the clock is too far behind the last ID minted"},
+    {BALLOT_ENOLEASE, "no such lease"},
+    {BALLOT_ETRYAGAIN, "a new leader does not know the lease clock yet"},
+    {BALLOT_ELEASEEXISTS, "a lease with that id already exists"},
 };
 
 const char *ballot_strerror(int code)
@@ -402,4 +405,77 @@ int ballot_snowflake(struct ballot *b, uint64_t *out, size_t n)
      * node is open (not concurrently with its close). */
     int rv = bnode_snowflake(b->node, out, n, NULL);
     return rv == BNODE_ECLOCK ? BALLOT_ECLOCK : embed_error(rv);
+}
+
+/* ---- leases ------------------------------------------------------------ */
+
+static int lease_call(struct ballot *b,
+                      enum embed_kind kind,
+                      uint64_t id,
+                      uint64_t ttl_ms,
+                      const void *key,
+                      size_t key_len,
+                      const void *value,
+                      size_t value_len,
+                      const struct ballot_reqid *rid,
+                      ballot_cb cb,
+                      void *arg)
+{
+    struct embed_call *c;
+    int rv = check(b, cb);
+    if (rv == 0) {
+        rv = embed_call_lease(kind, id, ttl_ms, key, key_len, value, value_len,
+                              rid, &c);
+    }
+    return rv != 0 ? rv : submit(b, c, cb, arg);
+}
+
+int ballot_lease_grant(struct ballot *b,
+                       uint64_t ttl_ms,
+                       uint64_t id,
+                       const struct ballot_reqid *rid,
+                       ballot_cb cb,
+                       void *arg)
+{
+    return lease_call(b, EMBED_LEASE_GRANT, id, ttl_ms, NULL, 0, NULL, 0, rid,
+                      cb, arg);
+}
+
+int ballot_lease_keepalive(struct ballot *b,
+                           uint64_t id,
+                           ballot_cb cb,
+                           void *arg)
+{
+    return lease_call(b, EMBED_LEASE_KEEPALIVE, id, 0, NULL, 0, NULL, 0, NULL,
+                      cb, arg);
+}
+
+int ballot_lease_revoke(struct ballot *b,
+                        uint64_t id,
+                        const struct ballot_reqid *rid,
+                        ballot_cb cb,
+                        void *arg)
+{
+    return lease_call(b, EMBED_LEASE_REVOKE, id, 0, NULL, 0, NULL, 0, rid, cb,
+                      arg);
+}
+
+int ballot_lease_ttl(struct ballot *b, uint64_t id, ballot_cb cb, void *arg)
+{
+    return lease_call(b, EMBED_LEASE_TTL, id, 0, NULL, 0, NULL, 0, NULL, cb,
+                      arg);
+}
+
+int ballot_put_lease(struct ballot *b,
+                     const void *key,
+                     size_t key_len,
+                     const void *value,
+                     size_t value_len,
+                     uint64_t lease,
+                     const struct ballot_reqid *rid,
+                     ballot_cb cb,
+                     void *arg)
+{
+    return lease_call(b, EMBED_PUT_LEASE, lease, 0, key, key_len, value,
+                      value_len, rid, cb, arg);
 }

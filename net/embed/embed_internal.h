@@ -95,6 +95,11 @@ enum embed_kind {
     EMBED_WATCH,
     EMBED_WATCH_CANCEL, /* runs on the loop; the caller waits */
     EMBED_SEQUENCE,
+    EMBED_LEASE_GRANT, /* embed_lease.c */
+    EMBED_LEASE_KEEPALIVE,
+    EMBED_LEASE_REVOKE,
+    EMBED_LEASE_TTL,
+    EMBED_PUT_LEASE,
 };
 
 /* A request with every byte it needs copied into one allocation, so that
@@ -114,8 +119,12 @@ struct embed_call
     uint64_t limit;
     int flags;
     int consistency;
-    uint64_t id; /* members, transfer */
-    bool voter;  /* member add */
+    uint64_t id; /* members, transfer, leases */
+    /* Leases: a grant's TTL, and the request id of a grant (encoded on
+     * the loop, where the lease clock is known). */
+    uint64_t ttl_ms;
+    uint64_t rid_client, rid_seq;
+    bool voter; /* member add */
     char addr[128];
     struct ballot_watch *watch; /* EMBED_WATCH, EMBED_WATCH_CANCEL */
     /* EMBED_STATUS and EMBED_TRANSFER: where the loop puts the answer. */
@@ -171,6 +180,22 @@ void embed_call_fail(struct embed_call *c, int status);
 
 /* Fills @out from the node (loop thread). */
 void embed_status_fill(struct ballot *b, struct ballot_status *out);
+
+/* ---- leases (embed_lease.c) ------------------------------------------- */
+
+/* Builds a lease call of @kind (EMBED_LEASE_*, EMBED_PUT_LEASE). Returns 0
+ * with *@out or BALLOT_EINVAL / BALLOT_ETOOBIG / BALLOT_ENOMEM. */
+int embed_call_lease(enum embed_kind kind,
+                     uint64_t id,
+                     uint64_t ttl_ms,
+                     const void *key,
+                     size_t key_len,
+                     const void *value,
+                     size_t value_len,
+                     const struct ballot_reqid *rid,
+                     struct embed_call **out);
+/* Runs a lease call on the loop; like embed_call_run(). */
+int embed_lease_run(struct ballot *b, struct embed_call *c);
 
 /* ---- watches (embed_watch.c) ------------------------------------------ */
 

@@ -41,6 +41,10 @@ int embed_error(int code)
         return BALLOT_ECOMPACTED;
     case BNODE_ECLOCK:
         return BALLOT_ECLOCK;
+    case BNODE_ENOLEASE:
+        return BALLOT_ENOLEASE;
+    case BNODE_ELEASENOTREADY:
+        return BALLOT_ETRYAGAIN;
     case BNODE_EUNKNOWN:
     default:
         /* A code this layer does not know may come from a write whose fate
@@ -633,6 +637,12 @@ int embed_call_run(struct ballot *b, struct embed_call *c)
             c->kind == EMBED_MEMBER_PROMOTE ? RAFT_PROMOTE : RAFT_REMOVE, c->id,
             on_write, c);
         break;
+    case EMBED_LEASE_GRANT:
+    case EMBED_LEASE_KEEPALIVE:
+    case EMBED_LEASE_REVOKE:
+    case EMBED_LEASE_TTL:
+    case EMBED_PUT_LEASE:
+        return embed_lease_run(b, c);
     default:
         return BALLOT_EINVAL;
     }

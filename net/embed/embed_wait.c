@@ -270,3 +270,69 @@ int ballot_member_remove_wait(struct ballot *b, uint64_t id)
 {
     return member_wait(b, EMBED_MEMBER_REMOVE, id, NULL, false);
 }
+
+/* ---- leases ------------------------------------------------------------ */
+
+static int lease_wait(struct ballot *b,
+                      enum embed_kind kind,
+                      uint64_t id,
+                      uint64_t ttl_ms,
+                      const void *key,
+                      size_t key_len,
+                      const void *value,
+                      size_t value_len,
+                      const struct ballot_reqid *rid,
+                      struct ballot_result **out)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL
+                       : embed_call_lease(kind, id, ttl_ms, key, key_len, value,
+                                          value_len, rid, &c);
+    return wait_or(b, rv, c, out);
+}
+
+int ballot_lease_grant_wait(struct ballot *b,
+                            uint64_t ttl_ms,
+                            uint64_t id,
+                            const struct ballot_reqid *rid,
+                            struct ballot_result **out)
+{
+    return lease_wait(b, EMBED_LEASE_GRANT, id, ttl_ms, NULL, 0, NULL, 0, rid,
+                      out);
+}
+
+int ballot_lease_keepalive_wait(struct ballot *b,
+                                uint64_t id,
+                                struct ballot_result **out)
+{
+    return lease_wait(b, EMBED_LEASE_KEEPALIVE, id, 0, NULL, 0, NULL, 0, NULL,
+                      out);
+}
+
+int ballot_lease_revoke_wait(struct ballot *b,
+                             uint64_t id,
+                             const struct ballot_reqid *rid,
+                             struct ballot_result **out)
+{
+    return lease_wait(b, EMBED_LEASE_REVOKE, id, 0, NULL, 0, NULL, 0, rid, out);
+}
+
+int ballot_lease_ttl_wait(struct ballot *b,
+                          uint64_t id,
+                          struct ballot_result **out)
+{
+    return lease_wait(b, EMBED_LEASE_TTL, id, 0, NULL, 0, NULL, 0, NULL, out);
+}
+
+int ballot_put_lease_wait(struct ballot *b,
+                          const void *key,
+                          size_t key_len,
+                          const void *value,
+                          size_t value_len,
+                          uint64_t lease,
+                          const struct ballot_reqid *rid,
+                          struct ballot_result **out)
+{
+    return lease_wait(b, EMBED_PUT_LEASE, lease, 0, key, key_len, value,
+                      value_len, rid, out);
+}

@@ -52,6 +52,8 @@ static const struct
     {BNODE_ETOOBIG, "command too large"},
     {BNODE_ECOMPACTED, "the revision was compacted"},
     {BNODE_ECLOCK, "the clock is too far behind the last ID minted"},
+    {BNODE_ELEASENOTREADY, "a new leader does not know the lease clock yet"},
+    {BNODE_ENOLEASE, "no such lease"},
     {BNODE_ECONFPENDING, "another membership change is in progress"},
     {BNODE_ENOSPACE,
      "the store is over its quota: only deletes and "
@@ -455,6 +457,7 @@ static void tick_once(struct bnode *node)
     space_on_tick(node);
     scrub_on_tick(node);
     lag_on_tick(node);
+    bnode_lease_tick(node);
 }
 
 static void feed(struct bnode *node)
@@ -1419,6 +1422,7 @@ void bnode_stop_now(struct bnode *node)
     }
     snap_close(node);
     bnode_watch_stop_all(node);
+    bnode_lease_stop(node);
     fail_all_writes(node, BNODE_EUNKNOWN);
     fail_reads(node, 0, BNODE_ESTOPPED);
     while (node->msgs_head != NULL) {

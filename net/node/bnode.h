@@ -54,6 +54,12 @@ enum {
     BNODE_ECOMPACTED = -7012,
     /* The clock is too far behind the last ID this node minted. */
     BNODE_ECLOCK = -7013,
+    /* Leases (bnode_lease.c), from the end of leases' block. This node
+     * was just elected and has not applied an entry of its term yet, so
+     * it does not know the lease clock: retry shortly. */
+    BNODE_ELEASENOTREADY = -7029,
+    /* No such lease (a keep-alive of a lease that ended or never was). */
+    BNODE_ENOLEASE = -7028,
     /* Definitely not applied: the store is over its quota
      * (bnode_options.quota_bytes) and the command could make it larger.
      * Deletes and compactions are still taken; writes are again once they
@@ -160,6 +166,10 @@ struct bnode_options
     uint64_t scrub_bytes_per_sec;
     uint64_t digest_every_ms;
     bool verify_at_start;
+    /* How often the leader replicates its lease clock while leases exist
+     * (the C of docs/coordination.md's expiry bound); 0:
+     * BNODE_LEASE_CHECKPOINT_MS_DEFAULT. */
+    uint64_t lease_checkpoint_ms;
 
     /* Where log lines go (NULL: nowhere), and the lowest level sent. */
     bnode_log_cb log;
@@ -489,6 +499,41 @@ int bnode_watch_start(struct bnode *node,
 /* Ends a watch: its callback is not called again (also when called from
  * inside it). NULL and an ended watch are allowed. */
 void bnode_watch_cancel(struct bnode_watch *w);
+
+/* ---- leases ------------------------------------------------------------ */
+
+/* The lease clock checkpoint interval by default (ms), and the most
+ * keep-alives waiting for the next batch: beyond it BNODE_EBUSY. */
+#define BNODE_LEASE_CHECKPOINT_MS_DEFAULT 500u
+#define BNODE_KEEPALIVES_MAX 100000u
+
+/* The leader's lease clock now (ms, docs/coordination.md, "Leases"): the
+ * replicated clock it started from when it became ready plus the time its
+ * own monotonic clock measured since. Lease commands a client layer
+ * proposes (grant: deadline = clock + TTL) carry it. Returns 0,
+ * BNODE_ENOTLEADER, BNODE_ELEASENOTREADY (elected, an entry of its term
+ * not applied yet: retry) or BNODE_ESTOPPED. */
+int bnode_lease_clock(struct bnode *node, uint64_t *clock_ms);
+
+/* Completion of a keep-alive: with @status 0 the lease will not end
+ * before @remaining_ms from now (the leader replicated its new deadline
+ * before this call, so no later leader ends it sooner); otherwise
+ * BNODE_ENOLEASE (it has ended or never existed), or what a write may
+ * fail with (BNODE_ENOTLEADER, BNODE_EUNKNOWN, BNODE_ESTOPPED...). */
+typedef void (*bnode_keepalive_cb)(void *arg,
+                                   int status,
+                                   uint64_t remaining_ms);
+
+/* Keeps lease @id alive: its deadline becomes the lease clock plus its
+ * TTL. Keep-alives are batched, one log entry per tick for all of them
+ * (at most KV_LEASE_BATCH_MAX ids each), so their cost does not grow with
+ * their rate. @cb is called exactly once unless an error is returned:
+ * BNODE_ENOTLEADER, BNODE_ELEASENOTREADY, BNODE_EBUSY (too many waiting),
+ * BNODE_ENOMEM or BNODE_ESTOPPED. */
+int bnode_lease_keepalive(struct bnode *node,
+                          uint64_t id,
+                          bnode_keepalive_cb cb,
+                          void *arg);
 
 /* ---- IDs -------------------------------------------------------------- */
 

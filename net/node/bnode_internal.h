@@ -174,6 +174,20 @@ struct bnode
     struct snowflake snowflake;
     bool snowflake_ok;
 
+    /* Leases (bnode_lease.c): whether this leader knows the lease clock
+     * (it applied an entry of its term), the term it is known for, the
+     * replicated clock it started from and when (uv_now), the keep-alives
+     * waiting for the next batch, and the leader's entries in flight. */
+    bool lease_ready;
+    raft_term lease_term;
+    uint64_t lease_base;
+    uint64_t lease_ready_ms;
+    uint64_t lease_clock_sent_ms; /* when the clock was last proposed */
+    struct lease_ka *ka_head, *ka_tail;
+    unsigned n_ka;
+    bool lease_expire_proposed;
+    bool lease_clock_proposed;
+    bool keys_expire_proposed; /* a KV_CMD_EXPIRE_KEYS entry in flight */
     /* Watches (bnode_watch.c). */
     struct bnode_watch *watches;
     unsigned n_watches;
@@ -277,6 +291,11 @@ int snap_job_start(struct snap_job *job);
 void bnode_watch_deliver(struct bnode *node);
 void bnode_watch_tick(struct bnode *node);
 void bnode_watch_stop_all(struct bnode *node);
+
+/* Leases (bnode_lease.c): the leader's per-tick work (keep-alive batches,
+ * expiry, clock checkpoints) and failing waiting keep-alives at stop. */
+void bnode_lease_tick(struct bnode *node);
+void bnode_lease_stop(struct bnode *node);
 
 /* bnode_export.c */
 

@@ -167,7 +167,55 @@ int cmd_view_write(struct cmd_view *v,
     e->exists = val != NULL;
     e->val = copy;
     e->len = (uint32_t)vlen;
+    e->ttl = VIEW_TTL_CLEAR;
+    e->expire_at = 0;
     return 0;
+}
+
+int cmd_view_write_ttl(struct cmd_view *v,
+                       const char *key,
+                       size_t len,
+                       const void *val,
+                       size_t vlen,
+                       bool keep,
+                       uint64_t expire_at)
+{
+    /* What keeping means depends on what this view did to the key so far:
+     * nothing (or kept): the stored expiry stays; deleted or written
+     * plainly: none; given one: that one. */
+    struct view_key *prior = cmd_view_find(v, key, len, false);
+    bool store_ttl =
+        prior == NULL || !prior->written || prior->ttl == VIEW_TTL_KEEP;
+    uint64_t prior_at = keep ? cmd_view_expiry(v, key, len) : 0;
+    if (cmd_view_write(v, key, len, val, vlen) != 0) {
+        return -1;
+    }
+    struct view_key *e = cmd_view_find(v, key, len, false);
+    if (keep && store_ttl) {
+        e->ttl = VIEW_TTL_KEEP;
+    } else if (keep) {
+        e->ttl = prior_at != 0 ? VIEW_TTL_SET : VIEW_TTL_CLEAR;
+        e->expire_at = prior_at;
+    } else if (expire_at != 0) {
+        e->ttl = VIEW_TTL_SET;
+        e->expire_at = expire_at;
+    }
+    return 0;
+}
+
+uint64_t cmd_view_expiry(struct cmd_view *v, const char *key, size_t len)
+{
+    struct view_key *e = cmd_view_find(v, key, len, false);
+    if (e == NULL) {
+        return 0;
+    }
+    if (e->written) {
+        return !e->exists                ? 0
+               : e->ttl == VIEW_TTL_SET  ? e->expire_at
+               : e->ttl == VIEW_TTL_KEEP ? (e->exists0 ? e->expire0 : 0)
+                                         : 0;
+    }
+    return e->loaded && e->exists0 ? e->expire0 : 0;
 }
 
 int cmd_view_meta(struct cmd_view *v,

@@ -20,14 +20,26 @@ struct view_key
     uint8_t *val0;
     uint32_t len0;
     uint64_t create0, mod0, ver0;
-    /* The overlay: what the handlers wrote. */
+    uint64_t expire0; /* its Redis expiry (Unix ms), 0: none */
+    /* The overlay: what the handlers wrote, and what becomes of the key's
+     * expiry (enum view_ttl). */
     bool written;
     bool exists;
     uint8_t *val;
     uint32_t len;
+    int ttl;
+    uint64_t expire_at; /* VIEW_TTL_SET */
     /* WATCH: the mod_revision recorded when watched. */
     bool watched;
     uint64_t watch_rev;
+};
+
+/* What a write does to the key's expiry (Redis: SET clears it, APPEND,
+ * SETRANGE, INCR keep it, RENAME and COPY carry the source's). */
+enum view_ttl {
+    VIEW_TTL_CLEAR = 0,
+    VIEW_TTL_KEEP = 1,
+    VIEW_TTL_SET = 2,
 };
 
 struct cmd_view

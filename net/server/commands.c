@@ -506,6 +506,18 @@ const struct cmd_def cmd_table[] = {
     {"acl", -2, CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_acl, NULL, NULL, 0, 0, 0},
     {"bsnowflake", -1, CMD_FAST | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bsnowflake, NULL, NULL, 0, 0, 0},
     {"bseq", -2, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bseq, NULL, NULL, 0, 0, 0},
+    {"expire", -3, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"pexpire", -3, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"expireat", -3, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"pexpireat", -3, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"persist", 2, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"ttl", 2, RO, CMD_ORDER_READ, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"pttl", 2, RO, CMD_ORDER_READ, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"getex", -2, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, cmd_getex_order, 1, 1, 1},
+    {"setex", 4, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"psetex", 4, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
+    {"blease", -2, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_blease, NULL, cmd_blease_order, 0, 0, 0},
+    {"bput", -3, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bput, NULL, NULL, 1, 1, 1},
 };
 /* clang-format on */
 

@@ -390,6 +390,76 @@ void cmd_bseq_req(struct cmd_req *r,
                   uint64_t client_id,
                   uint64_t seq);
 
+/* commands_expire.c: Redis expiry. EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
+ * PERSIST, TTL, PTTL, GETEX, SETEX and PSETEX share one handler; the _req
+ * form carries a request id (BREQ; 0: none). */
+CMD_DECL(cmd_expiry);
+void cmd_expiry_req(struct cmd_req *r,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen,
+                    uint64_t client_id,
+                    uint64_t seq);
+int cmd_getex_order(size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen);
+/* An expiry option of SET or GETEX. */
+enum {
+    CMD_EXPIRY_EX = 1,
+    CMD_EXPIRY_PX = 2,
+    CMD_EXPIRY_EXAT = 3,
+    CMD_EXPIRY_PXAT = 4,
+};
+struct cmd_expiry
+{
+    bool set;        /* an option was given */
+    bool keep;       /* KEEPTTL */
+    bool persist;    /* PERSIST (GETEX) */
+    int kind;        /* CMD_EXPIRY_*, 0 for KEEPTTL and PERSIST */
+    const char *arg; /* its value, borrowed from argv */
+    size_t arg_len;
+    uint64_t at; /* Unix ms, once resolved */
+};
+/* Parses the expiry option at argv[*i] (EX, PX, EXAT, PXAT with a value,
+ * and KEEPTTL, or PERSIST with @allow_persist) into @e, moving *i past its
+ * value. Returns 1 if it was one, 0 if argv[*i] is no expiry option, or -1
+ * after replying "syntax error" (a second expiry option, a missing value).
+ * The value is checked later, by cmd_expiry_resolve(), as Redis checks
+ * every option before any value. */
+int cmd_expiry_option(struct cmd_req *r,
+                      size_t argc,
+                      const char *const *argv,
+                      const size_t *argvlen,
+                      size_t *i,
+                      bool allow_persist,
+                      struct cmd_expiry *e);
+/* Turns @e's value into @e->at; 0, or -1 after replying with Redis's error
+ * (not an integer; not positive or out of range: "invalid expire time in
+ * '@name' command"), unless @r is NULL. */
+int cmd_expiry_resolve(struct cmd_req *r,
+                       const char *name,
+                       struct cmd_expiry *e);
+
+/* commands_lease.c: BLEASE and BPUT; the _req forms carry a request id
+ * (BREQ; 0: none). */
+CMD_DECL(cmd_blease);
+CMD_DECL(cmd_bput);
+int cmd_blease_order(size_t argc,
+                     const char *const *argv,
+                     const size_t *argvlen);
+void cmd_blease_req(struct cmd_req *r,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen,
+                    uint64_t client_id,
+                    uint64_t seq);
+void cmd_bput_req(struct cmd_req *r,
+                  size_t argc,
+                  const char *const *argv,
+                  const size_t *argvlen,
+                  uint64_t client_id,
+                  uint64_t seq);
+
 /* commands_stream.c */
 CMD_DECL(cmd_bwatch);
 CMD_DECL(cmd_bunwatch);
@@ -456,6 +526,20 @@ int cmd_view_write(struct cmd_view *v,
                    size_t len,
                    const void *val,
                    size_t vlen);
+
+/** cmd_view_write() that keeps the key's expiry (@keep: Redis's APPEND,
+ * SETRANGE, INCR...) or gives it @expire_at (Unix ms, not 0: RENAME and
+ * COPY carry the source's); a plain cmd_view_write() clears it, as SET. */
+int cmd_view_write_ttl(struct cmd_view *v,
+                       const char *key,
+                       size_t len,
+                       const void *val,
+                       size_t vlen,
+                       bool keep,
+                       uint64_t expire_at);
+
+/** The expiry @key has in the overlay (Unix ms; 0: none, or missing). */
+uint64_t cmd_view_expiry(struct cmd_view *v, const char *key, size_t len);
 
 /** The stored metadata of a loaded key: 1, or 0 if it is missing or not
  * loaded. */

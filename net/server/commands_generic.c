@@ -115,7 +115,7 @@ CMD_DECL_VIEW(cmd_setrange)
         memcpy(buf, val, old);
     }
     memcpy(buf + offset, argv[3], argvlen[3]);
-    cmd_view_write(v, argv[1], argvlen[1], buf, total);
+    cmd_view_write_ttl(v, argv[1], argvlen[1], buf, total, true, 0);
     free(buf);
     rep_int(r, (int64_t)total);
 }
@@ -153,7 +153,8 @@ static void rename_key(struct cmd_view *v,
     }
     /* The value is borrowed from the view until the next write of the
      * source key: write the destination first. */
-    cmd_view_write(v, argv[2], argvlen[2], val, len);
+    cmd_view_write_ttl(v, argv[2], argvlen[2], val, len, false,
+                       cmd_view_expiry(v, argv[1], argvlen[1]));
     cmd_view_write(v, argv[1], argvlen[1], NULL, 0);
     if (nx) {
         rep_int(r, 1);
@@ -213,7 +214,8 @@ CMD_DECL_VIEW(cmd_copy)
         rep_int(r, 0);
         return;
     }
-    cmd_view_write(v, argv[2], argvlen[2], val, len);
+    cmd_view_write_ttl(v, argv[2], argvlen[2], val, len, false,
+                       cmd_view_expiry(v, argv[1], argvlen[1]));
     rep_int(r, 1);
 }
 

@@ -575,6 +575,18 @@ void cmd_breq(struct cmd_req *r,
         cmd_bseq_req(r, n, argv + 3, argvlen + 3, client, seq);
         return;
     }
+    if (d->fn == cmd_expiry) {
+        cmd_expiry_req(r, n, argv + 3, argvlen + 3, client, seq);
+        return;
+    }
+    if (d->fn == cmd_blease) {
+        cmd_blease_req(r, n, argv + 3, argvlen + 3, client, seq);
+        return;
+    }
+    if (d->fn == cmd_bput) {
+        cmd_bput_req(r, n, argv + 3, argvlen + 3, client, seq);
+        return;
+    }
     if (d->fn == cmd_breq || (d->flags & CMD_MULTI) ||
         !(d->flags & (CMD_READONLY | CMD_WRITE))) {
         rep_errorf(r, "ERR '%s' cannot run inside BREQ", d->name);

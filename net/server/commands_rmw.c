@@ -57,11 +57,16 @@ struct rmw_req
     uint64_t seq;
 };
 
-static int set_options(size_t argc,
+/* Parses SET's options into flags and @e (its expiry); -1 after replying
+ * with the error. */
+static int set_options(struct cmd_req *r,
+                       size_t argc,
                        const char *const *argv,
-                       const size_t *argvlen)
+                       const size_t *argvlen,
+                       struct cmd_expiry *e)
 {
     int f = 0;
+    memset(e, 0, sizeof(*e));
     for (size_t i = 3; i < argc; i++) {
         const char *a = argv[i];
         size_t n = argvlen[i];
@@ -71,16 +76,19 @@ static int set_options(size_t argc,
             f |= SET_XX;
         } else if (cmd_arg_is(a, n, "get")) {
             f |= SET_GET;
-        } else if (cmd_arg_is(a, n, "keepttl")) {
-            f |= SET_EXPIRY;
-        } else if ((cmd_arg_is(a, n, "ex") || cmd_arg_is(a, n, "px") ||
-                    cmd_arg_is(a, n, "exat") || cmd_arg_is(a, n, "pxat")) &&
-                   i + 1 < argc) {
-            f |= SET_EXPIRY;
-            i++;
         } else {
-            return -1;
+            int rc = cmd_expiry_option(r, argc, argv, argvlen, &i, false, e);
+            if (rc == 0) {
+                rep_error(r, "ERR syntax error");
+            }
+            if (rc <= 0) {
+                return -1;
+            }
+            f |= SET_EXPIRY;
         }
+    }
+    if (cmd_expiry_resolve(r, "set", e) != 0) {
+        return -1;
     }
     return f;
 }
@@ -253,6 +261,8 @@ void cmd_rmw_req(struct cmd_req *r,
     struct kv_cmp cmps[KV_TXN_CMPS_MAX];
     struct kv_op ops[KV_TXN_CMPS_MAX];
     struct kv_op other;
+    struct cmd_expiry e;
+    memset(&e, 0, sizeof(e));
     memset(&q, 0, sizeof(q));
     memset(&cmd, 0, sizeof(cmd));
     memset(ops, 0, sizeof(ops));
@@ -346,15 +356,8 @@ void cmd_rmw_req(struct cmd_req *r,
         /* SET with options, SETNX, GETSET. */
         int f = SET_GET; /* GETSET */
         if (name_is(argv, argvlen, "set")) {
-            f = set_options(argc, argv, argvlen);
+            f = set_options(r, argc, argv, argvlen, &e);
             if (f < 0) {
-                rep_error(r, "ERR syntax error");
-                goto reply;
-            }
-            if (f & SET_EXPIRY) {
-                rep_error(r,
-                          "ERR SET with an expiry is not supported yet: "
-                          "ballot has no expiry (leases come later)");
                 goto reply;
             }
         } else if (name_is(argv, argvlen, "setnx")) {
@@ -369,10 +372,17 @@ void cmd_rmw_req(struct cmd_req *r,
         set_key(&ops[0], argv[1], argvlen[1]);
         ops[0].value = (const uint8_t *)argv[2];
         ops[0].value_len = (uint32_t)argvlen[2];
+        /* EX/PX/EXAT/PXAT: the time the key expires at; KEEPTTL: the one
+         * it has (docs/protocol.md, "Expiry"). */
+        if (e.keep) {
+            ops[0].flags |= KV_FLAG_KEEP_TTL;
+        } else {
+            ops[0].expire_at = e.at;
+        }
         if (!(f & (SET_NX | SET_XX))) {
             /* SET k v [GET] without a condition: one put. */
             if (f & SET_GET) {
-                ops[0].flags = KV_FLAG_PREV_KV;
+                ops[0].flags |= KV_FLAG_PREV_KV;
             }
             cmd.type = KV_CMD_PUT;
             cmd.op = ops[0];
@@ -384,7 +394,7 @@ void cmd_rmw_req(struct cmd_req *r,
             cmd.then_ops = ops;
             cmd.n_then = 1;
             if ((f & SET_XX) && (f & SET_GET)) {
-                ops[0].flags = KV_FLAG_PREV_KV;
+                ops[0].flags |= KV_FLAG_PREV_KV;
             }
             if ((f & SET_NX) && (f & SET_GET)) {
                 /* The key exists and is not set: read what it holds. */

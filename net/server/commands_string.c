@@ -122,7 +122,7 @@ static int set_options(size_t argc,
 int cmd_set_order(size_t argc, const char *const *argv, const size_t *argvlen)
 {
     int f = set_options(argc, argv, argvlen);
-    if (f < 0 || (f & SET_EXPIRY)) {
+    if (f < 0) {
         return CMD_ORDER_FREE; /* answered with an error, no node */
     }
     /* With NX, XX or GET it is still one proposal and no read first: the
@@ -140,9 +140,11 @@ CMD_DECL_VIEW(cmd_set)
         return;
     }
     if (f & SET_EXPIRY) {
+        /* Outside MULTI, SET with an expiry is one kv command
+         * (commands_rmw.c); a view writes values only. */
         rep_error(r,
-                  "ERR SET with an expiry is not supported yet: ballot "
-                  "has no expiry (leases come later)");
+                  "ERR SET with an expiry is not supported inside MULTI in "
+                  "ballot");
         return;
     }
     if (!cmd_check_key(r, argvlen[1]) || !cmd_check_value(r, argvlen[2])) {
@@ -254,7 +256,7 @@ static void incr_by(struct cmd_view *v,
     cur += delta;
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%" PRId64, cur);
-    cmd_view_write(v, key, klen, buf, (size_t)n);
+    cmd_view_write_ttl(v, key, klen, buf, (size_t)n, true, 0);
     rep_int(r, cur);
 }
 
@@ -318,7 +320,7 @@ CMD_DECL_VIEW(cmd_append)
         memcpy(buf, val, len);
     }
     memcpy(buf + (exists ? len : 0), argv[2], argvlen[2]);
-    cmd_view_write(v, argv[1], argvlen[1], buf, total);
+    cmd_view_write_ttl(v, argv[1], argvlen[1], buf, total, true, 0);
     free(buf);
     rep_int(r, (int64_t)total);
 }
@@ -357,7 +359,7 @@ CMD_DECL_VIEW(cmd_incrbyfloat)
     } else if (refusal != KV_RMW_APPLIED) {
         rep_error(r, "ERR value is not a valid float");
     } else {
-        cmd_view_write(v, argv[1], argvlen[1], out, out_len);
+        cmd_view_write_ttl(v, argv[1], argvlen[1], out, out_len, true, 0);
         rep_bulk(r, out, out_len);
     }
     free(out);

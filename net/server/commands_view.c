@@ -178,6 +178,7 @@ static void vrun_on_read(void *arg, int status)
             e->create0 = p->create_revision;
             e->mod0 = p->mod_revision;
             e->ver0 = p->version;
+            e->expire0 = p->expire_at;
         } else if (rc == 0 || rc == KV_ENOTFOUND) {
             e->exists0 = false;
             e->len0 = 0;
@@ -424,6 +425,11 @@ static void vrun_propose(struct vrun *run, size_t n_writes)
             ops[o].key_len = e->key_len;
             ops[o].value = e->val;
             ops[o].value_len = e->len;
+            if (e->exists && e->ttl == VIEW_TTL_KEEP) {
+                ops[o].flags = KV_FLAG_KEEP_TTL;
+            } else if (e->exists && e->ttl == VIEW_TTL_SET) {
+                ops[o].expire_at = e->expire_at;
+            }
             o++;
         }
     }

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1087,6 +1089,103 @@ START_TEST(test_cli_bench_follows_the_leader_through_a_kill)
 }
 END_TEST
 
+/* `ballot lease`: grant with an id, attach a key with put --lease, ttl
+ * --keys, one keep-alive, list, revoke (the key goes), then errors; and a
+ * continuous keep-alive that holds a short lease for several TTLs until
+ * it is interrupted, after which the lease ends by itself. */
+START_TEST(test_cli_lease_commands_grant_keepalive_revoke)
+{
+    start_cluster();
+    char *out = NULL;
+    cJSON *j = ok_json(eps_all, "lease", "grant", "60000", "--id", "5");
+    ck_assert_str_eq(str(j, "id"), "5");
+    ck_assert(num(j, "ttl_ms") == 60000);
+    cJSON_Delete(j);
+    ck_assert_int_eq(run(eps_all, &out, "put", "lk", "v", "--lease", "5"), 0);
+    free(out);
+    j = ok_json6(eps_all, "lease", "ttl", "5", "--keys", NULL, NULL);
+    ck_assert(num(j, "remaining_ms") > 50000);
+    ck_assert(num(j, "granted_ms") == 60000);
+    ck_assert(num(j, "keys") == 1);
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attached");
+    ck_assert_int_eq(cJSON_GetArraySize(att), 1);
+    ck_assert_str_eq(cJSON_GetArrayItem(att, 0)->valuestring, "lk");
+    cJSON_Delete(j);
+    ck_assert_int_eq(run(eps_all, &out, "lease", "keepalive", "5", "--once"),
+                     0);
+    ck_assert_msg(strncmp(out, "5 ", 2) == 0 && atol(out + 2) > 50000, "%s",
+                  out);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "lease", "list"), 0);
+    ck_assert_str_eq(out, "5\n");
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "lease", "revoke", "5"), 0);
+    ck_assert_str_eq(out, "1\n");
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "get", "lk"), 1); /* not found */
+    free(out);
+    /* Errors: clear messages and a non-zero exit. */
+    ck_assert_int_eq(run(eps_all, &out, "lease", "revoke", "5"), 4);
+    ck_assert_ptr_nonnull(strstr(out, "no such lease"));
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "lease", "grant", "0"), 4);
+    ck_assert_ptr_nonnull(strstr(out, "lease TTL must be positive"));
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "lease", "grant"), 2);
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "put", "x", "v", "--lease", "99"), 4);
+    ck_assert_ptr_nonnull(strstr(out, "no such lease"));
+    free(out);
+
+    /* A 1.5 s lease held by `ballot lease keepalive` for 4 s. */
+    ck_assert_int_eq(run(eps_all, &out, "lease", "grant", "1500"), 0);
+    char id[32];
+    snprintf(id, sizeof(id), "%llu", strtoull(out, NULL, 10));
+    free(out);
+    ck_assert_int_eq(run(eps_all, &out, "put", "held", "v", "--lease", id), 0);
+    free(out);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        execl(BALLOT_PATH, BALLOT_PATH, "--endpoints", eps_all, "lease",
+              "keepalive", id, (char *)NULL);
+        _exit(127);
+    }
+    usleep(4000 * 1000);
+    ck_assert_int_eq(run(eps_all, &out, "get", "held"), 0);
+    free(out);
+    ck_assert_int_eq(kill(pid, SIGINT), 0);
+    int status = 0;
+    uint64_t end = cl_now_ms() + 10000;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (cl_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            ck_abort_msg("keepalive did not stop on SIGINT");
+        }
+        usleep(20000);
+    }
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    end = cl_now_ms() + 10000;
+    for (;;) {
+        int rc = run(eps_all, &out, "get", "held");
+        free(out);
+        if (rc == 1) {
+            break;
+        }
+        ck_assert_msg(cl_now_ms() < end, "the lease outlived its keep-alive");
+        usleep(100000);
+    }
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -1110,6 +1209,8 @@ int main(int argc, char **argv)
          test_cli_bench_small_run_accounts_for_every_request},
         {"bench_follows_the_leader_through_a_kill",
          test_cli_bench_follows_the_leader_through_a_kill},
+        {"lease_commands_grant_keepalive_revoke",
+         test_cli_lease_commands_grant_keepalive_revoke},
     };
     return cl_run_tests("cli", tests, sizeof(tests) / sizeof(tests[0]), 120,
                         teardown, argc, argv);

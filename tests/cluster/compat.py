@@ -178,7 +178,17 @@ DIFFERENT = {
     "auth": "users live in the replicated store (ACL SETUSER); only ballot's PBKDF2 hashes match",
     "hello": "mode is standalone; role master/replica is the Raft leader or not",
     "select": "one database: only 0",
-    "set": "EX/PX/EXAT/PXAT/KEEPTTL refused: no expiry yet (leases, coordination issue)",
+    "set": "EX/PX/EXAT/PXAT/KEEPTTL refused inside MULTI",
+    "expire": "not inside MULTI",
+    "pexpire": "not inside MULTI",
+    "expireat": "not inside MULTI",
+    "pexpireat": "not inside MULTI",
+    "persist": "not inside MULTI",
+    "ttl": "not inside MULTI",
+    "pttl": "not inside MULTI",
+    "getex": "not inside MULTI",
+    "setex": "not inside MULTI",
+    "psetex": "not inside MULTI",
     "keys": "keys come in key order",
     "scan": "keys in order, never twice; a cursor lives in a ring of 4096 on the node that returned it; TYPE string matches all",
     "client": "LIST, INFO, KILL, ID, GETNAME, SETNAME, SETINFO, NO-EVICT, NO-TOUCH; no other subcommand",
@@ -218,18 +228,8 @@ GROUP_REASON = {
 }
 
 NOT_SUPPORTED = {
-    "expire": "no expiry yet (leases, coordination issue)",
-    "expireat": "no expiry yet",
-    "expiretime": "no expiry yet",
-    "pexpire": "no expiry yet",
-    "pexpireat": "no expiry yet",
-    "pexpiretime": "no expiry yet",
-    "persist": "no expiry yet",
-    "ttl": "no expiry yet",
-    "pttl": "no expiry yet",
-    "setex": "no expiry yet",
-    "psetex": "no expiry yet",
-    "getex": "no expiry yet",
+    "expiretime": "not implemented yet (TTL and PTTL are)",
+    "pexpiretime": "not implemented yet (TTL and PTTL are)",
     "bgsave": "persistence is the Raft log; copies are BSNAPSHOT",
     "save": "persistence is the Raft log; copies are BSNAPSHOT",
     "bgrewriteaof": "persistence is the Raft log",
@@ -389,11 +389,57 @@ def random_command(rnd, in_multi=False):
     ]
     if in_multi:
         choices = choices[:-4] + choices[-3:]  # no DBSIZE (see DIFFERENT)
+    else:
+        choices += expiry_commands(rnd, k, v)  # not inside MULTI
     cmd = rnd.choice(choices)()
     out = []
     for a in cmd:
         out.extend(a.split(" ") if a in ("NX GET", "XX GET") else [a])
     return out
+
+
+# Far in the future, so that no key of the script expires while it runs:
+# the replies stay deterministic (TTL's exact value is compared as a sign).
+FAR_S = "4102444800"  # 2100-01-01
+FAR_MS = FAR_S + "000"
+
+
+def expiry_commands(rnd, k, v):
+    """Redis expiry, with times that cannot pass during a run, plus times
+    already past (which delete at once) and bad input."""
+    t = lambda: rnd.choice(["100", "5000", "86400", "0", "-5", "x"])
+    cond = lambda: rnd.choice([[], [], ["NX"], ["XX"], ["GT"], ["LT"],
+                               ["NX", "XX"], ["GT", "LT"], ["FOO"]])
+    return [
+        lambda: ["EXPIRE", k(), t()] + cond(),
+        lambda: ["PEXPIRE", k(), rnd.choice(["100000", "9000000", "-1"])]
+        + cond(),
+        lambda: ["EXPIREAT", k(), rnd.choice([FAR_S, "1"])] + cond(),
+        lambda: ["PEXPIREAT", k(), rnd.choice([FAR_MS, "1"])] + cond(),
+        lambda: ["PERSIST", k()],
+        lambda: ["TTL", k()],
+        lambda: ["PTTL", k()],
+        lambda: ["SETEX", k(), t(), v()],
+        lambda: ["PSETEX", k(), rnd.choice(["100000", "0", "x"]), v()],
+        lambda: ["SET", k(), v()] + rnd.choice(
+            [["EX", "100"], ["PX", "100000"], ["EXAT", FAR_S],
+             ["PXAT", FAR_MS], ["KEEPTTL"], ["EX", "0"], ["EX", "100", "KEEPTTL"],
+             ["NX", "EX", "100"], ["XX", "KEEPTTL"], ["GET", "PX", "5000"]]),
+        lambda: ["GETEX", k()] + rnd.choice(
+            [[], ["EX", "100"], ["PX", "100000"], ["EXAT", FAR_S],
+             ["PXAT", FAR_MS], ["PERSIST"], ["EX", "0"], ["EXAT", "1"],
+             ["PERSIST", "EX", "10"], ["BOGUS"]]),
+    ]
+
+
+def same_reply(cmd, want, got):
+    """Byte equality, except that a TTL's value is time: both non-negative
+    counts as the same (-1 and -2 must match exactly)."""
+    if want == got:
+        return True
+    if cmd[0] in ("TTL", "PTTL") and want[:1] == got[:1] == b":":
+        return int(want[1:]) >= 0 and int(got[1:]) >= 0
+    return False
 
 
 def cmd_diff(port, seed, steps):
@@ -412,7 +458,7 @@ def cmd_diff(port, seed, steps):
                 script = [random_command(rnd)]
             for cmd in script:
                 want, got = r.call(*cmd), b.call(*cmd)
-                if want != got:
+                if not same_reply(cmd, want, got):
                     print("seed %d step %d: %s\n  redis:  %r\n  ballot: %r"
                           % (seed, step, " ".join(cmd), want, got))
                     return 1
@@ -420,6 +466,9 @@ def cmd_diff(port, seed, steps):
         for key in KEYS:
             if r.call("GET", key) != b.call("GET", key):
                 print("seed %d: final value of %s differs" % (seed, key))
+                return 1
+            if not same_reply(["TTL"], r.call("TTL", key), b.call("TTL", key)):
+                print("seed %d: final TTL of %s differs" % (seed, key))
                 return 1
         b.close()
         r.close()

@@ -733,6 +733,90 @@ START_TEST(test_embed_node_and_two_ballotd_form_one_cluster)
 }
 END_TEST
 
+/* Leases through the C API: a grant retried with its request id returns
+ * the first id and grants nothing more; keys attach with
+ * ballot_put_lease(); TTL, keep-alive and revoke (deleting the keys) give
+ * their counts; an unrenewed lease ends by itself; bad input is refused. */
+START_TEST(test_embed_lease_grant_keepalive_revoke_and_expiry)
+{
+    struct ballot *b = open_single();
+    struct ballot_result *r = NULL;
+    struct ballot_reqid rid = {77, 1};
+    int rv = BALLOT_ETRYAGAIN;
+    /* A leader that has just been elected may not know the clock yet. */
+    for (int i = 0; i < 500 && rv == BALLOT_ETRYAGAIN; i++) {
+        rv = ballot_lease_grant_wait(b, 60000, 0, &rid, &r);
+        if (rv == BALLOT_ETRYAGAIN) {
+            usleep(10000);
+        }
+    }
+    ck_assert_int_eq(rv, 0);
+    uint64_t id = r->ops[0].count;
+    ck_assert_uint_ne(id, 0);
+    ck_assert(!r->duplicate);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_lease_grant_wait(b, 60000, 0, &rid, &r), 0);
+    ck_assert_uint_eq(r->ops[0].count, id);
+    ck_assert(r->duplicate);
+    ballot_result_free(r);
+
+    ck_assert_int_eq(ballot_put_lease_wait(b, "lk", 2, "v", 1, id, NULL, NULL),
+                     0);
+    ck_assert_int_eq(
+        ballot_put_lease_wait(b, "lx", 2, "v", 1, 123456789, NULL, NULL),
+        BALLOT_ENOLEASE);
+    expect_value(b, "lx", NULL);
+    ck_assert_int_eq(ballot_lease_ttl_wait(b, id, &r), 0);
+    ck_assert_uint_eq(r->n_ops, 2);
+    ck_assert_uint_le(r->ops[0].count, 60000);
+    ck_assert_uint_gt(r->ops[0].count, 50000);
+    ck_assert_uint_eq(r->ops[1].count, 60000);
+    ck_assert_uint_eq(r->ops[0].n_kvs, 1);
+    ck_assert(memcmp(r->ops[0].kvs[0].key, "lk", 2) == 0);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_lease_keepalive_wait(b, id, &r), 0);
+    ck_assert_uint_gt(r->ops[0].count, 50000);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_lease_revoke_wait(b, id, NULL, &r), 0);
+    ck_assert_uint_eq(r->ops[0].count, 1);
+    ballot_result_free(r);
+    expect_value(b, "lk", NULL);
+    ck_assert_int_eq(ballot_lease_keepalive_wait(b, id, NULL), BALLOT_ENOLEASE);
+    ck_assert_int_eq(ballot_lease_ttl_wait(b, id, NULL), BALLOT_ENOLEASE);
+    ck_assert_int_eq(ballot_lease_revoke_wait(b, id, NULL, NULL),
+                     BALLOT_ENOLEASE);
+
+    /* Bad input. */
+    ck_assert_int_eq(ballot_lease_grant_wait(b, 0, 0, NULL, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(
+        ballot_lease_grant_wait(b, BALLOT_LEASE_TTL_MAX_MS + 1, 0, NULL, NULL),
+        BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_lease_keepalive_wait(b, 0, NULL), BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_lease_grant_wait(b, 1000, 5, NULL, NULL), 0);
+    ck_assert_int_eq(ballot_lease_grant_wait(b, 1000, 5, NULL, NULL),
+                     BALLOT_ELEASEEXISTS);
+
+    /* Lease 5 (1 s) is not renewed: its key goes by itself. */
+    ck_assert_int_eq(
+        ballot_put_lease_wait(b, "short", 5, "v", 1, 5, NULL, NULL), 0);
+    uint64_t start = cl_now_ms();
+    for (;;) {
+        ck_assert_int_eq(
+            ballot_get_wait(b, "short", 5, BALLOT_LINEARIZABLE, &r), 0);
+        bool gone = r->ops[0].n_kvs == 0;
+        ballot_result_free(r);
+        if (gone) {
+            break;
+        }
+        ck_assert_msg(cl_now_ms() - start < 10000, "lease 5 never ended");
+        usleep(20000);
+    }
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
 /* A prefix watch from now gets every put and delete under the prefix, in
  * revision order, each once, with the revision it happened at; changes
  * outside the prefix, and before the watch, are not delivered; a
@@ -989,6 +1073,8 @@ int main(int argc, char **argv)
          test_embed_watch_resumes_from_a_past_revision},
         {"full_disk_calls_halt_callback_not_exit",
          test_embed_full_disk_calls_halt_callback_not_exit},
+        {"lease_grant_keepalive_revoke_and_expiry",
+         test_embed_lease_grant_keepalive_revoke_and_expiry},
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) {

@@ -102,5 +102,6 @@ Suite *kv_checkpoint_suite(void);
 Suite *kv_space_suite(void);
 Suite *kv_sequence_suite(void);
 Suite *kv_integrity_suite(void);
+Suite *kv_lease_suite(void);
 
 #endif /* BALLOT_KV_TEST_UTIL_H */

@@ -388,11 +388,13 @@ START_TEST(test_acl_transactions_are_checked_on_every_key)
     ck_assert_int_eq(apply(s, 1, d, len), 0);
     struct kv_cmp cmp = {
         KV_CMP_EXISTS, KV_CMP_EQ, 5, 0, 0, (const uint8_t *)"app:1", NULL};
-    struct kv_op then = {
-        KV_OP_PUT,           0, 5, 0, 1, 0, 0, (const uint8_t *)"app:2", NULL,
-        (const uint8_t *)"v"};
+    struct kv_op then = {.type = KV_OP_PUT,
+                         .key_len = 5,
+                         .value_len = 1,
+                         .key = (const uint8_t *)"app:2",
+                         .value = (const uint8_t *)"v"};
     struct kv_op other = {
-        KV_OP_DELETE, 0, 6, 0, 0, 0, 0, (const uint8_t *)"secret", NULL, NULL};
+        .type = KV_OP_DELETE, .key_len = 6, .key = (const uint8_t *)"secret"};
     struct kv_cmd c;
     memset(&c, 0, sizeof(c));
     c.type = KV_CMD_TXN;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "kv_test_util.h"
 
@@ -339,37 +340,67 @@ START_TEST(test_integrity_a_damaged_store_exports_no_snapshot)
 }
 END_TEST
 
-/* Rewrites every record of a closed store in the version 1 layout (the
- * checksum dropped) and marks the store version 1. */
-static void downgrade_to_v1(const char *dir)
+/* The checksum of a version 2 record, as that version wrote it: the
+ * XXH3-64 of the bytes after it, seeded with the XXH3-64 of the key. */
+static uint64_t v2_sum(const void *key,
+                       size_t key_len,
+                       const uint8_t *body,
+                       size_t body_len)
+{
+    uint64_t seed = XXH3_64bits_withSeed(key, key_len, 0x62616c6c6f74u);
+    return XXH3_64bits_withSeed(body, body_len, seed);
+}
+
+/* Rewrites every record of a closed store in an older layout and marks the
+ * store with that version: 1 has no checksums and no lease or expiry (a
+ * 24-byte "keys" header, a 25-byte history header), 2 has checksums but no
+ * lease or expiry (a 32-byte "keys" header, today's history records). */
+static void downgrade_to(const char *dir, int version)
 {
     MDB_txn *txn;
     MDB_dbi dbis[2], meta;
     MDB_env *env = raw_open(dir, &txn, &dbis[0], "keys");
     ck_assert_int_eq(mdb_dbi_open(txn, "history", 0, &dbis[1]), 0);
     ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < (version == 1 ? 2 : 1); i++) {
         MDB_cursor *cur;
         MDB_val k, v;
         ck_assert_int_eq(mdb_cursor_open(txn, dbis[i], &cur), 0);
         int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (rc == 0) {
             uint8_t buf[4096], key[512];
+            const uint8_t *p = v.mv_data;
+            size_t n = 0;
             ck_assert_uint_le(v.mv_size, sizeof(buf));
             ck_assert_uint_le(k.mv_size, sizeof(key));
             /* The put moves the key within the page: use a copy. */
             memcpy(key, k.mv_data, k.mv_size);
             k.mv_data = key;
-            memcpy(buf, (uint8_t *)v.mv_data + 8, v.mv_size - 8);
-            MDB_val nv = {v.mv_size - 8, buf};
+            if (i == 1) {
+                /* History: the checksum dropped. */
+                n = v.mv_size - 8;
+                memcpy(buf, p + 8, n);
+            } else {
+                /* Keys: the checksum (v1) and the lease and expiry (both)
+                 * dropped; the three revisions and the value kept. */
+                size_t off = version == 1 ? 0 : 8;
+                memcpy(buf + off, p + 8, 24);
+                memcpy(buf + off + 24, p + 48, v.mv_size - 48);
+                n = off + 24 + (v.mv_size - 48);
+                if (version == 2) {
+                    uint64_t sum = v2_sum(key, k.mv_size, buf + 8, n - 8);
+                    memcpy(buf, &sum, 8); /* little endian here */
+                }
+            }
+            MDB_val nv = {n, buf};
             ck_assert_int_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         ck_assert_int_eq(rc, MDB_NOTFOUND);
         mdb_cursor_close(cur);
     }
-    uint8_t one[8] = {1, 0, 0, 0, 0, 0, 0, 0};
-    MDB_val fk = {6, (void *)"format"}, fv = {8, one};
+    uint8_t ver[8] = {(uint8_t)version, 0, 0, 0, 0, 0, 0, 0};
+    MDB_val fk = {6, (void *)"format"}, fv = {8, ver};
     ck_assert_int_eq(mdb_put(txn, meta, &fk, &fv, 0), 0);
     MDB_val dk = {6, (void *)"digest"};
     ck_assert_int_eq(mdb_del(txn, meta, &dk, NULL), 0);
@@ -377,9 +408,10 @@ static void downgrade_to_v1(const char *dir)
     mdb_env_close(env);
 }
 
-/* A store written before records had checksums is upgraded when opened:
- * the same data reads back, and the records and digest check. */
-START_TEST(test_integrity_a_version_1_store_is_upgraded_when_opened)
+/* A store written by an older version (1: before records had checksums;
+ * 2: before keys had a lease and an expiry) is upgraded when opened: the
+ * same data reads back, and the records and digest check. */
+static void upgrade_from(int version)
 {
     char *dir = kvt_mkdtemp();
     struct kv_store *s = kvt_open(dir, 16u << 20);
@@ -387,7 +419,7 @@ START_TEST(test_integrity_a_version_1_store_is_upgraded_when_opened)
     uint64_t digest = digest_at(s, 401);
     char *before = kvt_dump(s);
     kv_close(s);
-    downgrade_to_v1(dir);
+    downgrade_to(dir, version);
     s = kvt_open(dir, 16u << 20);
     char *after = kvt_dump(s);
     ck_assert_msg(strcmp(before, after) == 0, "the upgrade changed data");
@@ -399,6 +431,17 @@ START_TEST(test_integrity_a_version_1_store_is_upgraded_when_opened)
     free(after);
     kv_close(s);
     kvt_rmdir(dir);
+}
+
+START_TEST(test_integrity_a_version_1_store_is_upgraded_when_opened)
+{
+    upgrade_from(1);
+}
+END_TEST
+
+START_TEST(test_integrity_a_version_2_store_is_upgraded_when_opened)
+{
+    upgrade_from(2);
 }
 END_TEST
 
@@ -458,6 +501,8 @@ Suite *kv_integrity_suite(void)
     tcase_add_test(tc, test_integrity_a_damaged_store_exports_no_snapshot);
     tcase_add_test(tc,
                    test_integrity_a_version_1_store_is_upgraded_when_opened);
+    tcase_add_test(tc,
+                   test_integrity_a_version_2_store_is_upgraded_when_opened);
     tcase_add_test(tc,
                    test_integrity_the_digest_command_round_trips_its_operands);
     suite_add_tcase(s, tc);

@@ -498,3 +498,77 @@ int bnode_snowflake(struct bnode *n,
     (void)behind_ms;
     return BNODE_EINVAL;
 }
+
+/* Leases: the fake node is always a ready leader whose lease clock is its
+ * loop's; a keep-alive is one refresh entry of its own. */
+int bnode_lease_clock(struct bnode *n, uint64_t *clock_ms)
+{
+    int mode = atomic_load(&n->mode);
+    if (n->stopping) {
+        return BNODE_ESTOPPED;
+    }
+    if (mode == FAKE_NOTLEADER || mode == FAKE_NOLEADER) {
+        return BNODE_ENOTLEADER;
+    }
+    *clock_ms = uv_now(n->loop);
+    return 0;
+}
+
+struct fake_ka
+{
+    struct bnode *n;
+    bnode_keepalive_cb cb;
+    void *arg;
+};
+
+static void fake_ka_done(void *arg, int status, const struct kv_entry_result *r)
+{
+    struct fake_ka ka = *(struct fake_ka *)arg;
+    free(arg);
+    if (status != 0) {
+        ka.cb(ka.arg, status, 0);
+        return;
+    }
+    uint64_t deadline = r->n_ops > 0 ? r->ops[0].count : 0;
+    uint64_t now = uv_now(ka.n->loop);
+    if (deadline == 0) {
+        ka.cb(ka.arg, BNODE_ENOLEASE, 0);
+    } else {
+        ka.cb(ka.arg, 0, deadline > now ? deadline - now : 0);
+    }
+}
+
+int bnode_lease_keepalive(struct bnode *n,
+                          uint64_t id,
+                          bnode_keepalive_cb cb,
+                          void *arg)
+{
+    uint64_t clock = 0;
+    int rv = bnode_lease_clock(n, &clock);
+    if (rv != 0) {
+        return rv;
+    }
+    struct kv_cmd cmd;
+    uint8_t buf[64];
+    size_t len = 0;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_LEASE_REFRESH;
+    cmd.clock = clock;
+    cmd.lease_ids = &id;
+    cmd.n_lease_ids = 1;
+    if (kv_cmd_encode(&cmd, buf, sizeof(buf), &len) != 0) {
+        return BNODE_EINVAL;
+    }
+    struct fake_ka *ka = malloc(sizeof(*ka));
+    if (ka == NULL) {
+        return BNODE_ENOMEM;
+    }
+    ka->n = n;
+    ka->cb = cb;
+    ka->arg = arg;
+    rv = bnode_propose(n, buf, len, fake_ka_done, ka);
+    if (rv != 0) {
+        free(ka);
+    }
+    return rv;
+}

@@ -162,12 +162,9 @@ START_TEST(test_commands_set_options)
     EQ("GET k", "$1\r\nu\r\n");
     EQ("SET k v NX XX", "-ERR syntax error\r\n");
     EQ("SET k v BOGUS", "-ERR syntax error\r\n");
-    EQ("SET k v EX 10",
-       "-ERR SET with an expiry is not supported yet: ballot has no expiry "
-       "(leases come later)\r\n");
-    EQ("SET k v KEEPTTL",
-       "-ERR SET with an expiry is not supported yet: ballot has no expiry "
-       "(leases come later)\r\n");
+    /* Expiry options: tests/server/test_lease.c. */
+    EQ("SET k v EX 10", "+OK\r\n");
+    EQ("SET k v KEEPTTL", "+OK\r\n");
 }
 END_TEST
 
