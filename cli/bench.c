@@ -589,8 +589,10 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *r = reply;
     (void)ac;
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "ballot bench: %s: %s\n", bc->addr,
-                r ? r->str : "connection failed");
+        if (!b->quiet && !b->finished) {
+            fprintf(stderr, "ballot bench: %s: %s\n", bc->addr,
+                    r ? r->str : "connection failed");
+        }
         bc->connecting = false;
         if (b->started) {
             schedule_reroute(b);
@@ -610,7 +612,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct bconn *bc = ac->data;
     if (status != REDIS_OK) {
-        fprintf(stderr, "ballot bench: %s: %s\n", bc->addr, ac->errstr);
+        if (!bc->b->quiet) {
+            fprintf(stderr, "ballot bench: %s: %s\n", bc->addr, ac->errstr);
+        }
         bc->ac = NULL; /* hiredis frees it */
         bc->connecting = false;
         if (bc->b->started) {
@@ -686,9 +690,20 @@ static void finish(struct bench *b)
     uv_timer_stop(&b->guard);
     uv_timer_stop(&b->reroute);
     for (unsigned i = 0; i < b->conns; i++) {
-        if (b->conn[i].ac != NULL) {
-            b->conn[i].ready = false;
-            redisAsyncDisconnect(b->conn[i].ac);
+        struct bconn *bc = &b->conn[i];
+        if (bc->ac == NULL) {
+            continue;
+        }
+        redisAsyncContext *ac = bc->ac;
+        bc->ready = false;
+        if (bc->connecting) {
+            /* A connect that never completes would keep its poll handle,
+             * and the loop, alive forever: drop it at once. */
+            bc->ac = NULL;
+            bc->connecting = false;
+            redisAsyncFree(ac);
+        } else {
+            redisAsyncDisconnect(ac);
         }
     }
     uv_close((uv_handle_t *)&b->reroute, NULL);
@@ -949,8 +964,10 @@ static void conn_open(struct bench *b, struct bconn *bc, const char *addr)
     snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - addr) : 0, addr);
     bc->ac = redisAsyncConnect(host, colon ? atoi(colon + 1) : 0);
     if (bc->ac == NULL || bc->ac->err) {
-        fprintf(stderr, "ballot bench: %s: %s\n", addr,
-                bc->ac ? bc->ac->errstr : "out of memory");
+        if (!b->quiet) {
+            fprintf(stderr, "ballot bench: %s: %s\n", addr,
+                    bc->ac ? bc->ac->errstr : "out of memory");
+        }
         bc->connecting = false;
         if (bc->ac != NULL) {
             redisAsyncFree(bc->ac);
@@ -998,10 +1015,12 @@ static void on_reroute(uv_timer_t *t)
     }
     if (b->down && now - b->outages[b->n_outages - 1].start_us >
                        (uint64_t)b->timeout_ms * 1000u) {
-        fprintf(stderr,
-                "ballot bench: no request succeeded for %d ms: "
-                "ending the run\n",
-                b->timeout_ms);
+        if (!b->quiet) {
+            fprintf(stderr,
+                    "ballot bench: no request succeeded for %d ms: "
+                    "ending the run\n",
+                    b->timeout_ms);
+        }
         b->stopping = true;
         uv_timer_start(&b->guard, on_guard, (uint64_t)b->timeout_ms, 0);
         maybe_finish(b);
@@ -1019,7 +1038,9 @@ static void on_reroute(uv_timer_t *t)
         }
         if (strcmp(addr, b->leader) != 0) {
             b->leader_changes++;
-            fprintf(stderr, "ballot bench: the leader is now %s\n", addr);
+            if (!b->quiet) {
+                fprintf(stderr, "ballot bench: the leader is now %s\n", addr);
+            }
             snprintf(b->leader, sizeof(b->leader), "%s", addr);
         }
     }
