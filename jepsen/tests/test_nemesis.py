@@ -205,7 +205,7 @@ class LoseUnsynced(util.ClusterCase):
     lazyfs = True
 
     def crash_all_and_count(self):
-        write_n(self.leader, 30, "d")
+        write_n(self.leader, 30, "d", cluster=self.c)
         for n in self.c.nodes:
             n.kill()
         for n in self.c.nodes:

@@ -46,13 +46,28 @@ def commit(node):
     return int(i["commit"]) if i else None
 
 
-def write_n(leader, n, prefix="k"):
+def write_n(leader, n, prefix="k", cluster=None):
+    """SETs n keys through leader. With cluster, a write refused because
+    leadership moved (a loaded machine can hold an election) is sent again
+    to the new leader, for up to 20 s; anything else fails the test."""
+    deadline = time.time() + 20
     c = resp.Conn(leader.host, cl.CLIENT_PORT, timeout=5)
     try:
-        for i in range(n):
+        i = 0
+        while i < n:
             r = c.call("SET", "%s%d" % (prefix, i), "v")
-            if r != "OK":
+            if r == "OK":
+                i += 1
+                continue
+            moved = isinstance(r, resp.RespError) and str(r).startswith(
+                ("NOTLEADER", "MOVED", "TRYAGAIN"))
+            if cluster is None or not moved or time.time() > deadline:
                 raise AssertionError("SET: %r" % (r,))
+            time.sleep(0.2)
+            l = cluster.wait_leader(10)
+            if l is not None:
+                c.close()
+                c = resp.Conn(l.host, cl.CLIENT_PORT, timeout=5)
     finally:
         c.close()
 
