@@ -85,6 +85,7 @@ struct bclient
     uint64_t start_us;
     bool parked;  /* --rate: waits for its turn */
     bool waiting; /* its last request failed: waits for the reroute */
+    bool busy;    /* a request in flight since start_us */
 };
 
 /* An interval from a failed request to the next success. */
@@ -286,7 +287,10 @@ static void request_failed(struct bclient *c, uint64_t now)
         b->ok_since_outage = 0;
         if (b->n_outages < BENCH_OUTAGES_MAX) {
             b->n_outages++;
-            b->outages[b->n_outages - 1].start_us = now;
+            /* From when the failed request was sent: a lost connection may
+             * be noticed long after. */
+            b->outages[b->n_outages - 1].start_us =
+                c->start_us != 0 && c->start_us < now ? c->start_us : now;
         }
         b->down = true;
     }
@@ -341,6 +345,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     uint64_t now = cli_now_us();
     (void)ac;
     b->inflight--;
+    c->busy = false;
     if (r == NULL) {
         b->failed++;
         b->errors[ERR_KINDS - 1]++;
@@ -382,6 +387,7 @@ static void send_or_wait(struct bclient *c,
             REDIS_OK) {
         b->sent++;
         b->inflight++;
+        c->busy = true;
         return;
     }
     c->conn->ready = false;
@@ -523,6 +529,12 @@ static void on_pace(uv_timer_t *t)
 static void on_tick(uv_timer_t *t)
 {
     struct bench *b = t->data;
+    if (b->stop_at_us > 0 &&
+        cli_now_us() > b->stop_at_us + 2000u * (uint64_t)b->timeout_ms) {
+        /* Whatever holds the run past its end and the drain: end it. */
+        on_guard(&b->guard);
+        return;
+    }
     uint64_t ok = b->ok - b->last_ok;
     uint64_t lat = b->lat_sum - b->last_lat_sum;
     if (!b->quiet) {
@@ -546,6 +558,20 @@ static void on_tick(uv_timer_t *t)
                 bc->ac = NULL;
                 bc->connecting = false;
                 redisAsyncFree(ac); /* on_ready() gets no reply */
+            }
+        }
+        /* A connection whose oldest request has waited past the timeout
+         * is given up: a reset connection can go unnoticed, as hiredis's
+         * libuv adapter drops the poll error that reports it. */
+        for (unsigned i = 0; i < b->clients; i++) {
+            struct bclient *c = &b->client[i];
+            if (c->busy && c->conn->ac != NULL &&
+                now - c->start_us > 1000u * (uint64_t)b->timeout_ms) {
+                redisAsyncContext *ac = c->conn->ac;
+                c->conn->ac = NULL;
+                c->conn->ready = false;
+                c->conn->connecting = false;
+                redisAsyncFree(ac); /* its requests fail: counted */
             }
         }
         if (any_waiting(b)) {
@@ -694,17 +720,15 @@ static void finish(struct bench *b)
         if (bc->ac == NULL) {
             continue;
         }
+        /* Freed, not disconnected: a disconnect waits for replies (and a
+         * connect that never completes, whose poll error hiredis's libuv
+         * adapter drops, waits forever), keeping the loop alive. Nothing
+         * is in flight here but what the guard already gave up on. */
         redisAsyncContext *ac = bc->ac;
+        bc->ac = NULL;
         bc->ready = false;
-        if (bc->connecting) {
-            /* A connect that never completes would keep its poll handle,
-             * and the loop, alive forever: drop it at once. */
-            bc->ac = NULL;
-            bc->connecting = false;
-            redisAsyncFree(ac);
-        } else {
-            redisAsyncDisconnect(ac);
-        }
+        bc->connecting = false;
+        redisAsyncFree(ac);
     }
     uv_close((uv_handle_t *)&b->reroute, NULL);
     uv_close((uv_handle_t *)&b->tick, NULL);
