@@ -132,6 +132,7 @@ struct bench
     struct outage outages[BENCH_OUTAGES_MAX];
     unsigned n_outages; /* more than the array holds are summed in the last */
     bool down;          /* the last outage has not ended */
+    uint64_t down_seen_us;    /* when it was noticed (the run's patience) */
     uint64_t ok_since_outage; /* successes since the last outage ended */
     struct bconn *conn;
     struct bclient *client;
@@ -285,6 +286,7 @@ static void request_failed(struct bclient *c, uint64_t now)
     struct bench *b = c->b;
     if (!b->down) {
         b->ok_since_outage = 0;
+        b->down_seen_us = now;
         if (b->n_outages < BENCH_OUTAGES_MAX) {
             b->n_outages++;
             /* From when the failed request was sent: a lost connection may
@@ -1037,8 +1039,7 @@ static void on_reroute(uv_timer_t *t)
         maybe_finish(b);
         return;
     }
-    if (b->down && now - b->outages[b->n_outages - 1].start_us >
-                       (uint64_t)b->timeout_ms * 1000u) {
+    if (b->down && now - b->down_seen_us > (uint64_t)b->timeout_ms * 1000u) {
         if (!b->quiet) {
             fprintf(stderr,
                     "ballot bench: no request succeeded for %d ms: "
