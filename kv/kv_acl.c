@@ -447,6 +447,20 @@ bool kv_acl_allows_all_keys(const struct kv_acl_user *u, unsigned perm)
     return (have & perm) == perm;
 }
 
+bool kv_acl_allows_everything(const struct kv_acl_user *u)
+{
+    bool all = false;
+    for (unsigned i = 0; i < u->n_rules; i++) {
+        const struct kv_acl_cmd_rule *r = &u->rules[i];
+        if (r->category && r->cats == (1u << KV_ACL_CATEGORIES) - 1u) {
+            all = r->allow;
+        } else if (!r->allow) {
+            all = false;
+        }
+    }
+    return all && kv_acl_allows_all_keys(u, KV_ACL_KEY_READ | KV_ACL_KEY_WRITE);
+}
+
 /* The literal prefix of a pattern "P*" (no glob byte in P), or -1. */
 static long literal_prefix(const struct kv_acl_pattern *p)
 {

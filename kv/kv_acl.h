@@ -151,6 +151,12 @@ bool kv_acl_allows_range(const struct kv_acl_user *u,
 /* Whether @u may access all keys with @perm (a pattern "*"). */
 bool kv_acl_allows_all_keys(const struct kv_acl_user *u, unsigned perm);
 
+/* Whether @u may run every command on every key, reading and writing: a
+ * rule allowing all categories that no later rule narrows, and a pattern
+ * "*" with both rights. Such a user's requests need no per-command
+ * check (the default user of a cluster without ACLs is one). */
+bool kv_acl_allows_everything(const struct kv_acl_user *u);
+
 /* Redis-style glob match of @str against @pat (* ? [a-z] [^a] \x), in time
  * O(plen * slen) whatever the pattern. */
 bool kv_acl_glob(const char *pat, size_t plen, const uint8_t *str, size_t slen);

@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -523,12 +524,47 @@ const struct cmd_def cmd_table[] = {
 
 const size_t cmd_table_len = sizeof(cmd_table) / sizeof(cmd_table[0]);
 
+/* cmd_lookup() runs twice per request: an open-addressing table of the
+ * command names (lower case hashed, linear probing) instead of a scan of
+ * the whole table. Built once per process, for every node it embeds. */
+#define CMD_SLOTS 1024u
+static uint16_t cmd_slots[CMD_SLOTS]; /* index into cmd_table + 1; 0: empty */
+static pthread_once_t cmd_slots_once = PTHREAD_ONCE_INIT;
+
+static uint32_t cmd_name_hash(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)tolower((unsigned char)name[i])) * 16777619u;
+    }
+    return h;
+}
+
+static void cmd_slots_build(void)
+{
+    _Static_assert(CMD_SLOTS <= UINT16_MAX, "slots hold uint16_t indexes");
+    _Static_assert(sizeof(cmd_table) / sizeof(cmd_table[0]) <= CMD_SLOTS / 2,
+                   "the command table fills at most half of its slots");
+    for (size_t i = 0; i < cmd_table_len; i++) {
+        const char *n = cmd_table[i].name;
+        uint32_t h = cmd_name_hash(n, strlen(n)) & (CMD_SLOTS - 1);
+        while (cmd_slots[h] != 0) {
+            h = (h + 1) & (CMD_SLOTS - 1);
+        }
+        cmd_slots[h] = (uint16_t)(i + 1);
+    }
+}
+
 const struct cmd_def *cmd_lookup(const char *name, size_t len)
 {
-    for (size_t i = 0; i < cmd_table_len; i++) {
-        if (cmd_arg_is(name, len, cmd_table[i].name)) {
-            return &cmd_table[i];
+    pthread_once(&cmd_slots_once, cmd_slots_build);
+    uint32_t h = cmd_name_hash(name, len) & (CMD_SLOTS - 1);
+    while (cmd_slots[h] != 0) {
+        const struct cmd_def *d = &cmd_table[cmd_slots[h] - 1];
+        if (cmd_arg_is(name, len, d->name)) {
+            return d;
         }
+        h = (h + 1) & (CMD_SLOTS - 1);
     }
     return NULL;
 }

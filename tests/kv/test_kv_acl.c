@@ -64,6 +64,34 @@ START_TEST(test_acl_command_rules_apply_in_order)
 }
 END_TEST
 
+/* The gate's fast path: only a user whom no rule narrows, in commands or
+ * keys, may run everything; any later deny or a narrower key pattern
+ * sends its requests through the full check again. */
+START_TEST(test_acl_allows_everything_only_when_nothing_is_narrowed)
+{
+    kv_acl_user_init(&u, "alice", 5);
+    ck_assert(!kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("+@all ~*"), 0);
+    ck_assert(kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("+@read"), 0);
+    ck_assert(kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("-flushall"), 0);
+    ck_assert(!kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("allcommands"), 0);
+    ck_assert(kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("-@admin"), 0);
+    ck_assert(!kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("+@all resetkeys ~app:*"), 0);
+    ck_assert(!kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("resetkeys %R~*"), 0);
+    ck_assert(!kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("%W~*"), 0);
+    ck_assert(kv_acl_allows_everything(&u));
+    ck_assert_int_eq(rules("nocommands"), 0);
+    ck_assert(!kv_acl_allows_everything(&u));
+}
+END_TEST
+
 /* Key patterns: ~ read-write, %R~ and %W~ one way, allkeys, resetkeys. */
 START_TEST(test_acl_key_patterns_give_read_and_write_separately)
 {
@@ -527,6 +555,8 @@ Suite *kv_acl_suite(void)
     TCase *tc = tcase_create("acl");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_acl_command_rules_apply_in_order);
+    tcase_add_test(tc,
+                   test_acl_allows_everything_only_when_nothing_is_narrowed);
     tcase_add_test(tc, test_acl_key_patterns_give_read_and_write_separately);
     tcase_add_test(tc, test_acl_passwords_and_flags);
     tcase_add_test(tc, test_acl_malformed_rules_are_refused);
