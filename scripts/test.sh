@@ -32,9 +32,11 @@ for flavour in release asan fuzz; do
         ;;
     esac
     echo "=== $flavour build"
+    t0=$SECONDS
     cmake -S . -B "$dir" "${opts[@]}" >/dev/null || exit 1
     cmake --build "$dir" -j"$jobs" "${targets[@]}" || exit 1
-    echo "=== $flavour tests"
+    echo "=== $flavour tests (built in $((SECONDS - t0)) s)"
+    t0=$SECONDS
     log=$(mktemp)
     (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900 \
         "${select[@]}") | tee "$log"
@@ -47,6 +49,8 @@ for flavour in release asan fuzz; do
     failed=$((failed + ${bad:-0}))
     [ -n "$line" ] || { status=1; failed=$((failed + 1)); }
     rm -f "$log"
+    # CI's budget is per run: each flavour's share shows where it goes.
+    echo "=== $flavour tests took $((SECONDS - t0)) s"
 done
 echo "summary: $passed passed, $failed failed"
 exit $status

@@ -1,6 +1,7 @@
 """Unit tests of every checker on hand-made valid and invalid histories: a
 checker that accepted everything would fail the invalid ones."""
 import os
+import re
 import random
 import sys
 import time
@@ -431,3 +432,22 @@ class TestHistoryFiles(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBrokenBuildsAreAllInCtest(unittest.TestCase):
+    def test_each_broken_build_test_is_selected_by_exactly_one_ctest_pattern(self):
+        # CMakeLists.txt registers one ctest test per break with a -k
+        # pattern; a break added to test_broken.py without a pattern would
+        # never run in CI.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(here, "CMakeLists.txt")) as f:
+            cm = f.read()
+        m = re.search(r"foreach\(b ([^)]*)\)\s*add_test\(NAME jepsen\.broken", cm)
+        self.assertIsNotNone(m, "no foreach of broken-build patterns in CMakeLists.txt")
+        patterns = m.group(1).split()
+        with open(os.path.join(here, "tests", "test_broken.py")) as f:
+            methods = re.findall(r"^    def (test_\w+)", f.read(), re.M)
+        self.assertTrue(methods)
+        for name in methods:
+            hits = [p for p in patterns if p in name]
+            self.assertEqual(len(hits), 1, "%s matches %s" % (name, hits))
