@@ -19,7 +19,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -118,20 +117,19 @@ static int add_member(struct ballotd_config *cfg,
                       size_t why_len)
 {
     struct bnode_member m;
-    struct in6_addr any;
-    if (config_parse_member(text, &m) != 0) {
-        snprintf(why, why_len,
-                 "give ID=ADDRESS:CLIENT_PORT[:PEER_PORT] (ID above 0, ports "
-                 "1 to 65535)");
-        return -1;
-    }
+    int rc = config_parse_member(text, &m);
     /* A host name would be looked up with a call that blocks the node's
      * event loop, at start and at every reconnection, for as long as the
      * name service takes. */
-    if (inet_pton(AF_INET, m.host, &any) != 1 &&
-        inet_pton(AF_INET6, m.host, &any) != 1) {
+    if (rc == -2) {
         snprintf(why, why_len,
-                 "'%s' is a host name: give an address (IPv4 or IPv6)", m.host);
+                 "'%s' is a host name: give an address (numeric IPv4)", m.host);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(why, why_len,
+                 "give ID=ADDRESS:CLIENT_PORT[:PEER_PORT] (ID above 0, ports "
+                 "1 to 65535)");
         return -1;
     }
     for (unsigned i = 0; i < cfg->node.n_members; i++) {

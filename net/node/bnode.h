@@ -401,9 +401,11 @@ int bnode_member_add(struct bnode *node,
                      bnode_write_cb cb,
                      void *arg);
 
-/* Parses "HOST:CLIENT_PORT[:PEER_PORT]" (@len bytes; the peer port
- * defaults to the client port + 1) into @m's host and ports. Returns 0 or
- * -1. */
+/* Parses "IP:CLIENT_PORT[:PEER_PORT]" (@len bytes; IP a numeric IPv4
+ * address, never a host name; the peer port defaults to the client port
+ * + 1) into @m's host and ports. Returns 0, -1 if @text is malformed,
+ * or -2 if its host is not a numeric IPv4 address (@m's host says what it
+ * was). */
 int bnode_member_parse_addr(const char *text,
                             size_t len,
                             struct bnode_member *m);

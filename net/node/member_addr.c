@@ -1,10 +1,11 @@
 /*
  * member_addr.c - the text form of a member's addresses,
- * "HOST:CLIENT_PORT[:PEER_PORT]", shared by the configuration file, the
+ * "IP:CLIENT_PORT[:PEER_PORT]", shared by the configuration file, the
  * BMEMBER command and the addresses recorded in the log. A library of its
  * own so that the server and the node driver can both use it without
  * linking each other.
  */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "bnode.h"
@@ -49,8 +50,15 @@ int bnode_member_parse_addr(const char *text,
             return -1;
         }
     }
+    /* A numeric IPv4 address only: a host name would need a lookup, which
+     * blocks, and the transport dials members from the event loop (on a
+     * membership change, a reconnect, any time). */
+    struct in_addr ip;
     memcpy(m->host, text, (size_t)(c1 - text));
     m->host[c1 - text] = '\0';
+    if (inet_pton(AF_INET, m->host, &ip) != 1) {
+        return -2;
+    }
     m->client_port = client;
     m->peer_port = peer;
     return 0;

@@ -33,7 +33,6 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,14 +209,11 @@ static void bytes_free(struct bytes *b)
     b->len = b->cap = 0;
 }
 
-/* Resolves @host:@port. Numeric addresses are parsed directly; a name goes
- * through getaddrinfo(), which blocks: peers are added at start-up and on
- * membership changes, not on the hot path. */
+/* Parses @host:@port, a numeric address: nothing here may look a name up,
+ * which would block the loop (member addresses are numeric by
+ * bnode_member_parse_addr()). */
 static int resolve(const char *host, int port, struct sockaddr_storage *out)
 {
-    struct addrinfo hints, *res = NULL;
-    char service[16];
-
     if (host == NULL || port < 0 || port > 65535) {
         return TRANSPORT_EADDR;
     }
@@ -226,17 +222,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *out)
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0) {
         return 0;
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(service, sizeof(service), "%d", port);
-    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) {
-        return TRANSPORT_EADDR;
-    }
-    memset(out, 0, sizeof(*out));
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
+    return TRANSPORT_EADDR;
 }
 
 static struct peer *peer_find(const struct transport *t, raft_id id)

@@ -860,7 +860,8 @@ CMD_DECL(cmd_bmember)
                    bnode_member_parse_addr(argv[3], argvlen[3], &addr) != 0) {
             rep_error(r,
                       "ERR BMEMBER: the address must be "
-                      "host:client-port[:peer-port]");
+                      "host:client-port[:peer-port], the host a numeric IPv4 "
+                      "address (ballot looks up no host names)");
         } else {
             struct member_req *m = malloc(sizeof(*m));
             int rc = BNODE_ENOMEM;

@@ -52,6 +52,25 @@ START_TEST(test_commands_unknown_and_arity_errors_match_redis)
 }
 END_TEST
 
+/* A member's host must be a numeric address: a name would be looked up
+ * with a call that blocks the event loop, so none is ever accepted. */
+START_TEST(test_commands_bmember_refuses_host_names)
+{
+    static const char *const bad[] = {
+        "BMEMBER ADDLEARNER 4 db4.example.com:7379",
+        "BMEMBER ADDVOTER 4 localhost:7379:7380",
+        "BMEMBER ADDLEARNER 4 127.0.0:7379",
+        "BMEMBER ADDLEARNER 4 127.0.0.1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *r = q(&c, bad[i]);
+        ck_assert_msg(strstr(r, "-ERR BMEMBER: the address must be") == r &&
+                          strstr(r, "numeric IPv4") != NULL,
+                      "%s: %s", bad[i], r);
+    }
+}
+END_TEST
+
 /* HELLO switches the protocol; replies change their encoding. */
 START_TEST(test_commands_hello_switches_resp_version)
 {
@@ -1070,6 +1089,7 @@ static Suite *commands_suite(void)
     tcase_add_test(tc, test_commands_ping_and_echo);
     tcase_add_test(tc, test_commands_unknown_and_arity_errors_match_redis);
     tcase_add_test(tc, test_commands_hello_switches_resp_version);
+    tcase_add_test(tc, test_commands_bmember_refuses_host_names);
     tcase_add_test(tc, test_commands_connection_and_server_commands);
     tcase_add_test(tc, test_commands_strings);
     tcase_add_test(tc, test_commands_set_options);
