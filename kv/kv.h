@@ -828,6 +828,24 @@ int kv_get(struct kv_store *store,
            uint32_t key_len,
            struct kv_range_result *res);
 
+/* Called by kv_get_many() for key @i: @kv is its pair (borrowed, valid
+ * during the call) or NULL if it is absent or expired. A non-zero return
+ * stops the reads and is returned by kv_get_many(). */
+typedef int (*kv_get_fn)(void *arg, size_t i, const struct kv_kv *kv);
+
+/* Reads @n keys (@keys[i], @lens[i] bytes; borrowed) in one read
+ * transaction, so all of them come from one state of the store, calling
+ * @fn for each in order. Far cheaper per key than kv_get() (one
+ * transaction, no result to allocate): what MGET and EXEC use. Returns 0,
+ * @fn's non-zero return, KV_EINVAL (an empty or overlong key) or a read
+ * error. */
+int kv_get_many(struct kv_store *store,
+                size_t n,
+                const uint8_t *const *keys,
+                const uint32_t *lens,
+                kv_get_fn fn,
+                void *arg);
+
 /* Reads a range in key order (reverse with KV_FLAG_REVERSE) in one read
  * transaction. @req is borrowed. Release @res with kv_range_result_free(),
  * also on failure. Returns 0, KV_EINVAL, KV_ENOMEM, KV_EBUSY or KV_EIO. */

@@ -358,6 +358,42 @@ int kv_get(struct kv_store *s,
     return rv;
 }
 
+int kv_get_many(struct kv_store *s,
+                size_t n,
+                const uint8_t *const *keys,
+                const uint32_t *lens,
+                kv_get_fn fn,
+                void *arg)
+{
+    MDB_txn *txn = NULL;
+    int rv;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] == 0 || lens[i] > KV_KEY_BYTES_MAX || keys[i] == NULL) {
+            return KV_EINVAL;
+        }
+    }
+    if ((rv = kv_read_begin(s, &txn)) != 0) {
+        return rv;
+    }
+    uint64_t now = kv_wall_ms();
+    struct kv_arena_chunk *arena = NULL;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        struct kv_kv *kvs = NULL;
+        size_t n_kvs = 0;
+        uint64_t count = 0;
+        bool more = false;
+        rv = kv_range_in_txn(s, txn, now, keys[i], lens[i], NULL, 0, 0, 0,
+                             &arena, &s->alloc, &kvs, &n_kvs, &count, &more);
+        if (rv == 0) {
+            rv = fn(arg, i, n_kvs == 1 ? &kvs[0] : NULL);
+        }
+        /* One key's pair at a time: the arena never holds more. */
+        kv_arena_free(&arena, &s->alloc);
+    }
+    mdb_txn_abort(txn);
+    return rv;
+}
+
 int kv_range(struct kv_store *s,
              const struct kv_range_req *req,
              struct kv_range_result *res)

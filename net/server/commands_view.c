@@ -137,6 +137,36 @@ static void vrun_unload(struct vrun *run)
     }
 }
 
+/* kv_get_many()'s callback: key @i of the view @arg as the store holds it
+ * (@p NULL: absent). */
+static int vrun_load_key(void *arg, size_t i, const struct kv_kv *p)
+{
+    struct view_key *e = &((struct cmd_view *)arg)->keys[i];
+    free(e->val0);
+    e->val0 = NULL;
+    if (p != NULL) {
+        e->val0 = malloc(p->value_len ? p->value_len : 1);
+        if (e->val0 == NULL) {
+            return KV_ENOMEM;
+        }
+        if (p->value_len > 0) {
+            memcpy(e->val0, p->value, p->value_len);
+        }
+        e->len0 = p->value_len;
+        e->exists0 = true;
+        e->create0 = p->create_revision;
+        e->mod0 = p->mod_revision;
+        e->ver0 = p->version;
+        e->expire0 = p->expire_at;
+    } else {
+        e->exists0 = false;
+        e->len0 = 0;
+        e->create0 = e->mod0 = e->ver0 = 0;
+    }
+    e->loaded = true;
+    return 0;
+}
+
 static void vrun_on_read(void *arg, int status)
 {
     struct vrun *run = arg;
@@ -153,46 +183,40 @@ static void vrun_on_read(void *arg, int status)
         return;
     }
     /* Reload every key, not only the new ones, so that all values come
-     * from one state of the store (this callback runs between applies). */
+     * from one state of the store: one read transaction for all of them
+     * (a transaction per key made a big MGET hold the loop for seconds). */
     struct kv_store *kv = bnode_kv(run->r->client->env->node);
-    for (size_t i = 0; i < run->view.n; i++) {
-        struct view_key *e = &run->view.keys[i];
-        struct kv_range_result res;
-        memset(&res, 0, sizeof(res));
-        int rc = kv_get(kv, e->key, e->key_len, &res);
-        free(e->val0);
-        e->val0 = NULL;
-        if (rc == 0 && res.n_kvs == 1) {
-            const struct kv_kv *p = &res.kvs[0];
-            e->val0 = malloc(p->value_len ? p->value_len : 1);
-            if (e->val0 == NULL) {
-                kv_range_result_free(&res);
-                vrun_fail(run, "ERR out of memory");
-                return;
-            }
-            if (p->value_len > 0) {
-                memcpy(e->val0, p->value, p->value_len);
-            }
-            e->len0 = p->value_len;
-            e->exists0 = true;
-            e->create0 = p->create_revision;
-            e->mod0 = p->mod_revision;
-            e->ver0 = p->version;
-            e->expire0 = p->expire_at;
-        } else if (rc == 0 || rc == KV_ENOTFOUND) {
-            e->exists0 = false;
-            e->len0 = 0;
-            e->create0 = e->mod0 = e->ver0 = 0;
-        } else {
-            kv_range_result_free(&res);
-            char msg[128];
-            snprintf(msg, sizeof(msg), "ERR store read failed: %s",
-                     kv_strerror(rc));
-            vrun_fail(run, msg);
-            return;
-        }
-        kv_range_result_free(&res);
-        e->loaded = true;
+    size_t n = run->view.n;
+    const uint8_t *keys_few[16];
+    uint32_t lens_few[16];
+    bool few = n <= sizeof(lens_few) / sizeof(lens_few[0]);
+    const uint8_t **keys = few ? keys_few : malloc(n * sizeof(*keys));
+    uint32_t *lens = few ? lens_few : malloc(n * sizeof(*lens));
+    int rc = keys != NULL && lens != NULL ? 0 : KV_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        keys[i] = run->view.keys[i].key;
+        lens[i] = run->view.keys[i].key_len;
+    }
+    if (rc == 0) {
+        rc = kv_get_many(kv, n, keys, lens, vrun_load_key, &run->view);
+    }
+    if (!few) {
+        free(keys);
+        free(lens);
+    }
+    if (rc == KV_ENOMEM) {
+        vrun_fail(run, "ERR out of memory");
+        return;
+    }
+    if (rc != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "ERR store read failed: %s",
+                 kv_strerror(rc));
+        vrun_fail(run, msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct view_key *e = &run->view.keys[i];
         if (e->watched && e->mod0 != e->watch_rev) {
             /* A watched key changed since WATCH: EXEC does not run. */
             reply_reset(run->r);

@@ -35,6 +35,75 @@ static void apply_range(struct kv_store *s, raft_index first, raft_index last)
     kvt_batch_clear(&b);
 }
 
+/* What kv_get_many() handed to its callback. */
+struct got
+{
+    size_t n;
+    size_t idx[8];
+    char val[8][16];
+    bool found[8];
+    size_t stop_at; /* returns 1 at this index (SIZE_MAX: never) */
+};
+
+static int got_key(void *arg, size_t i, const struct kv_kv *p)
+{
+    struct got *g = arg;
+    if (i == g->stop_at) {
+        return 1;
+    }
+    g->idx[g->n] = i;
+    g->found[g->n] = p != NULL;
+    if (p != NULL) {
+        snprintf(g->val[g->n], sizeof(g->val[0]), "%.*s", (int)p->value_len,
+                 (const char *)p->value);
+    }
+    g->n++;
+    return 0;
+}
+
+/* kv_get_many() reads every key in order, in one transaction: present keys
+ * with their values, absent ones as NULL, repeats as often as asked; a bad
+ * key is refused before anything is read, and the callback can stop it. */
+START_TEST(test_get_many_reads_each_key_in_order)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 0);
+    struct kvt_batch b = {0};
+    size_t len;
+    uint8_t *d = kvt_put("a", "1", &len);
+    kvt_batch_add(&b, 1, d, len);
+    d = kvt_put("b", "2", &len);
+    kvt_batch_add(&b, 2, d, len);
+    ck_assert_int_eq(kv_apply(s, b.e, b.n, NULL), 0);
+    kvt_batch_clear(&b);
+
+    const uint8_t *keys[4] = {(const uint8_t *)"b", (const uint8_t *)"zz",
+                              (const uint8_t *)"a", (const uint8_t *)"b"};
+    uint32_t lens[4] = {1, 2, 1, 1};
+    struct got g = {.stop_at = SIZE_MAX};
+    ck_assert_int_eq(kv_get_many(s, 4, keys, lens, got_key, &g), 0);
+    ck_assert_uint_eq(g.n, 4);
+    ck_assert(g.found[0] && strcmp(g.val[0], "2") == 0 && g.idx[0] == 0);
+    ck_assert(!g.found[1] && g.idx[1] == 1);
+    ck_assert(g.found[2] && strcmp(g.val[2], "1") == 0);
+    ck_assert(g.found[3] && strcmp(g.val[3], "2") == 0 && g.idx[3] == 3);
+
+    memset(&g, 0, sizeof(g));
+    g.stop_at = 2;
+    ck_assert_int_eq(kv_get_many(s, 4, keys, lens, got_key, &g), 1);
+    ck_assert_uint_eq(g.n, 2);
+
+    memset(&g, 0, sizeof(g));
+    g.stop_at = SIZE_MAX;
+    lens[3] = 0;
+    ck_assert_int_eq(kv_get_many(s, 4, keys, lens, got_key, &g), KV_EINVAL);
+    ck_assert_uint_eq(g.n, 0);
+    ck_assert_int_eq(kv_get_many(s, 0, keys, lens, got_key, &g), 0);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 /* A process that dies without closing or syncing the store, then restarts
  * and is fed overlapping entries again, skips exactly those it applied and
  * ends in the same state as a store that applied each entry once. */
@@ -708,6 +777,7 @@ Suite *kv_apply_suite(void)
     TCase *tc = tcase_create("apply");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_apply_replay_after_crash_is_exact);
+    tcase_add_test(tc, test_get_many_reads_each_key_in_order);
     tcase_add_test(tc, test_apply_refuses_a_gap);
     tcase_add_test(tc, test_apply_bad_command_yields_an_error_result_only);
     tcase_add_test(tc, test_apply_map_full_is_efull_and_store_stays_readable);
