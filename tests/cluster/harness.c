@@ -594,6 +594,57 @@ int cl_cmd(struct cluster *c,
     return rv;
 }
 
+int cl_get(struct cluster *c,
+           unsigned id,
+           const char *key,
+           int timeout_ms,
+           char **value,
+           char *err,
+           size_t err_len)
+{
+    const char *argv[] = {"GET", key};
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    *value = NULL;
+    snprintf(err, err_len, "no connection");
+    do {
+        struct cl_reply r;
+        int left = (int)(end - cl_now_ms());
+        if (cl_cmd(c, id, left < 3000 ? (left > 100 ? left : 100) : 3000, &r, 2,
+                   argv) == 0) {
+            if (r.type == CL_BULK) {
+                *value = strdup(r.str);
+                cl_reply_free(&r);
+                return 1;
+            }
+            if (r.type == CL_NIL) {
+                cl_reply_free(&r);
+                return 0;
+            }
+            snprintf(err, err_len, "%s",
+                     r.type == CL_ERR && r.str != NULL ? r.str
+                                                       : "an unexpected reply");
+            cl_reply_free(&r);
+        }
+        usleep(50000);
+    } while (cl_now_ms() < end);
+    return -1;
+}
+
+void cl_assert_value(struct cluster *c,
+                     unsigned id,
+                     const char *key,
+                     const char *want)
+{
+    char *got = NULL;
+    char err[256];
+    int rv = cl_get(c, id, key, 10000, &got, err, sizeof(err));
+    ck_assert_msg(rv >= 0, "node %u: %s unreadable for 10 s: %s", id, key, err);
+    ck_assert_msg(rv == 1 && strcmp(got, want) == 0,
+                  "node %u lost acknowledged %s: holds %s", id, key,
+                  rv == 1 ? got : "nothing");
+    free(got);
+}
+
 int cl_export_files(struct cluster *c, unsigned id)
 {
     char dir[600];
@@ -607,6 +658,43 @@ int cl_export_files(struct cluster *c, unsigned id)
         closedir(d);
     }
     return n;
+}
+
+/* Followers learn of a new leader from its first append, a moment after
+ * the leader reports itself: a test that talks to a follower right after
+ * cl_wait_leader() expects it to know (a NOTLEADER naming the leader, a
+ * read it forwards). Waits, for at most CL_AGREE_MS and never past @end,
+ * until every node that answers names @leader; a node that does not answer
+ * (stopped, cut off) or keeps naming another (partitioned on purpose) only
+ * costs the wait. */
+#define CL_AGREE_MS 2000
+static void wait_all_know_leader(struct cluster *c,
+                                 unsigned leader,
+                                 uint64_t end)
+{
+    const char *argv[] = {"INFO", "raft"};
+    char want[48];
+    snprintf(want, sizeof(want), "\r\nleader:%u\r\n", leader);
+    uint64_t until = cl_now_ms() + CL_AGREE_MS;
+    if (until > end) {
+        until = end;
+    }
+    while (cl_now_ms() < until) {
+        bool all = true;
+        for (unsigned i = 0; i < c->n && all; i++) {
+            struct cl_reply r;
+            if (i + 1 == leader || c->nodes[i].pid <= 0 ||
+                cl_cmd(c, i + 1, 200, &r, 2, argv) != 0) {
+                continue;
+            }
+            all = r.type == CL_BULK && strstr(r.str, want) != NULL;
+            cl_reply_free(&r);
+        }
+        if (all) {
+            return;
+        }
+        usleep(20000);
+    }
 }
 
 unsigned cl_wait_leader(struct cluster *c, int timeout_ms)
@@ -633,6 +721,7 @@ unsigned cl_wait_leader(struct cluster *c, int timeout_ms)
                 r.type == CL_BULK && strstr(r.str, "role:leader") != NULL;
             cl_reply_free(&r);
             if (leader) {
+                wait_all_know_leader(c, i + 1, end);
                 return i + 1;
             }
         }

@@ -144,8 +144,9 @@ void cl_close_all(struct cluster *c);
  * (BSNAPSHOT) that the node still holds. */
 int cl_export_files(struct cluster *c, unsigned id);
 
-/* Waits until some running node reports itself leader in INFO; returns its
- * id, or 0 after @timeout_ms. */
+/* Waits until some running node reports itself leader in INFO, then
+ * (briefly, at most 2 s) until the other nodes that answer name it too;
+ * returns its id, or 0 after @timeout_ms. */
 unsigned cl_wait_leader(struct cluster *c, int timeout_ms);
 
 /* One-shot command against node @id; returns 0 or -1. */
@@ -157,6 +158,29 @@ int cl_cmd(struct cluster *c,
            const char **argv);
 
 uint64_t cl_now_ms(void);
+
+/* GET @key on node @id as a client would: retries, for up to @timeout_ms,
+ * while the node gives no answer about the key (no connection, or an error
+ * reply: TRYAGAIN, NOTLEADER, LOADING... during an election or a restart).
+ * Returns 1 with the value in *@value (free it), 0 if the key is absent,
+ * or -1 if no answer came, the last error in @err. A test that checks an
+ * acknowledged write tells "lost" (0, or another value) from "could not
+ * read" (-1) with it. */
+int cl_get(struct cluster *c,
+           unsigned id,
+           const char *key,
+           int timeout_ms,
+           char **value,
+           char *err,
+           size_t err_len);
+
+/* Fails the test unless node @id holds @want at @key (cl_get(), 10 s):
+ * "lost" if it holds something else or nothing, "unreadable" if it never
+ * answered. */
+void cl_assert_value(struct cluster *c,
+                     unsigned id,
+                     const char *key,
+                     const char *want);
 
 /* One process-level test, run alone by ctest under its name. */
 struct cl_named_test

@@ -137,10 +137,7 @@ static void check_acked(struct cluster *c,
         char key[32], want[32];
         snprintf(key, sizeof(key), "key:%d", i);
         snprintf(want, sizeof(want), "value:%d", i);
-        char *got = read_kv(c, id, key);
-        ck_assert_msg(got != NULL && strcmp(got, want) == 0,
-                      "acknowledged %s lost: got %s", key, got ? got : "(nil)");
-        free(got);
+        cl_assert_value(c, id, key, want);
     }
 }
 
