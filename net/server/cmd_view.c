@@ -62,6 +62,10 @@ struct view_key *cmd_view_find(struct cmd_view *v,
     if (!add) {
         return NULL;
     }
+    if (v->n >= CMD_VIEW_KEYS_MAX) {
+        v->too_many = true;
+        return NULL;
+    }
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 8;
         struct view_key *k = realloc(v->keys, cap * sizeof(*k));

@@ -520,6 +520,15 @@ static void vrun_step(struct vrun *run)
         const struct cmd_queued *q = &run->cmds[i];
         q->def->view_fn(v, r, q->argc, q->argv, q->argvlen);
     }
+    if (v->too_many) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "ERR a request may read or write at most %u keys (ballot "
+                 "answers it in one step): split it",
+                 CMD_VIEW_KEYS_MAX);
+        vrun_fail(run, msg);
+        return;
+    }
     if (v->oom) {
         vrun_fail(run, "ERR out of memory");
         return;
@@ -701,6 +710,20 @@ struct watch_run
     struct cmd_queued args;
 };
 
+/* kv_get_many()'s callback for WATCH: the @i-th new key's mod_revision. */
+struct watch_load
+{
+    struct cmd_view *v;
+    const size_t *idx;
+};
+
+static int watch_load_key(void *arg, size_t i, const struct kv_kv *p)
+{
+    struct watch_load *l = arg;
+    l->v->keys[l->idx[i]].watch_rev = p != NULL ? p->mod_revision : 0;
+    return 0;
+}
+
 /* Records every key of the WATCH in the connection's watch view, each
  * with its current mod_revision. One hashed lookup per key, so a WATCH of
  * n keys costs O(n) however many keys are watched already. */
@@ -720,6 +743,15 @@ static void watch_on_read(void *arg, int status)
     }
     struct cmd_view *v = c->watching;
     struct kv_store *kv = bnode_kv(c->env->node);
+    /* The keys this WATCH adds, then their revisions in one read. */
+    size_t n_new = 0;
+    size_t *idx = malloc(w->args.argc * sizeof(*idx));
+    const uint8_t **keys = malloc(w->args.argc * sizeof(*keys));
+    uint32_t *lens = malloc(w->args.argc * sizeof(*lens));
+    if (idx == NULL || keys == NULL || lens == NULL) {
+        rep_error(r, "ERR out of memory");
+        goto free_lists;
+    }
     for (size_t i = 1; i < w->args.argc; i++) {
         const char *key = w->args.argv[i];
         size_t len = w->args.argvlen[i];
@@ -727,29 +759,39 @@ static void watch_on_read(void *arg, int status)
             continue; /* such a key never exists, so it cannot change */
         }
         struct view_key *e = cmd_view_find(v, key, len, true);
+        if (e == NULL && v->too_many) {
+            v->too_many = false;
+            rep_errorf(r,
+                       "ERR a connection may watch at most %u keys: "
+                       "UNWATCH, or split the transaction",
+                       CMD_VIEW_KEYS_MAX);
+            goto free_lists;
+        }
         if (e == NULL) {
             rep_error(r, "ERR out of memory");
-            goto done;
+            goto free_lists;
         }
         if (e->watched) {
             continue; /* the first WATCH of a key counts */
         }
-        uint64_t mod = 0;
-        struct kv_range_result res;
-        memset(&res, 0, sizeof(res));
-        int rc = kv_get(kv, (const uint8_t *)key, (uint32_t)len, &res);
-        if (rc == 0 && res.n_kvs == 1) {
-            mod = res.kvs[0].mod_revision;
-        } else if (rc != KV_ENOTFOUND && rc != 0) {
-            kv_range_result_free(&res);
-            rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
-            goto done;
-        }
-        kv_range_result_free(&res);
         e->watched = true;
-        e->watch_rev = mod;
+        e->watch_rev = 0; /* absent, unless the read below finds it */
+        idx[n_new] = (size_t)(e - v->keys);
+        keys[n_new] = e->key;
+        lens[n_new] = e->key_len;
+        n_new++;
+    }
+    struct watch_load load = {v, idx};
+    int rc = kv_get_many(kv, n_new, keys, lens, watch_load_key, &load);
+    if (rc != 0) {
+        rep_errorf(r, "ERR store read failed: %s", kv_strerror(rc));
+        goto free_lists;
     }
     rep_ok(r);
+free_lists:
+    free(idx);
+    free(keys);
+    free(lens);
 done:
     free((void *)w->args.argv);
     free(w);
