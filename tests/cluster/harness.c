@@ -594,6 +594,42 @@ int cl_cmd(struct cluster *c,
     return rv;
 }
 
+int cl_write(struct cluster *c,
+             unsigned *leader,
+             const char *key,
+             const char *value,
+             uint64_t deadline)
+{
+    const char *argv[] = {"SET", key, value};
+    unsigned id = *leader ? *leader : 1;
+    while (cl_now_ms() < deadline) {
+        struct cl_reply r;
+        if (c->nodes[id - 1].pid != 0 &&
+            cl_cmd(c, id, 1000, &r, 3, argv) == 0) {
+            bool ok = r.type == CL_STATUS && strcmp(r.str, "OK") == 0;
+            bool unknown =
+                r.type == CL_ERR && strncmp(r.str, "UNKNOWN", 7) == 0;
+            cl_reply_free(&r);
+            if (ok) {
+                *leader = id;
+                return 1;
+            }
+            if (unknown) {
+                return 0; /* maybe applied: not counted as acknowledged */
+            }
+        }
+        id = id % c->n + 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
+const char *cl_http_body(const char *resp)
+{
+    const char *p = resp != NULL ? strstr(resp, "\r\n\r\n") : NULL;
+    return p != NULL ? p + 4 : "";
+}
+
 int cl_get(struct cluster *c,
            unsigned id,
            const char *key,

@@ -159,6 +159,21 @@ int cl_cmd(struct cluster *c,
 
 uint64_t cl_now_ms(void);
 
+/* SET @key @value through the node believed to lead (*@leader, 0: node
+ * 1), trying the others in turn until @deadline (cl_now_ms()). Returns 1
+ * once acknowledged (*@leader is then the node that answered), 0 if not
+ * acknowledged: refused everywhere until @deadline, or answered UNKNOWN
+ * (maybe applied; not retried, not counted). */
+int cl_write(struct cluster *c,
+             unsigned *leader,
+             const char *key,
+             const char *value,
+             uint64_t deadline);
+
+/* The body of an HTTP response from cl_http_get() (after the blank line;
+ * "" if there is none). */
+const char *cl_http_body(const char *resp);
+
 /* GET @key on node @id as a client would: retries, for up to @timeout_ms,
  * while the node gives no answer about the key (no connection, or an error
  * reply: TRYAGAIN, NOTLEADER, LOADING... during an election or a restart).

@@ -14,46 +14,13 @@
 
 #define LEADER_TIMEOUT_MS 10000
 
-/* Writes key=value, finding the leader by trying nodes in turn. Returns 1
- * if acknowledged, 0 if definitely not applied or unknown before
- * @deadline. *leader is the node to try first, updated on success. */
-static int write_kv(struct cluster *c,
-                    unsigned *leader,
-                    const char *key,
-                    const char *value,
-                    uint64_t deadline)
-{
-    const char *argv[] = {"SET", key, value};
-    unsigned id = *leader ? *leader : 1;
-    while (cl_now_ms() < deadline) {
-        struct cl_reply r;
-        if (c->nodes[id - 1].pid != 0 &&
-            cl_cmd(c, id, 1000, &r, 3, argv) == 0) {
-            bool ok = r.type == CL_STATUS && strcmp(r.str, "OK") == 0;
-            bool unknown =
-                r.type == CL_ERR && strncmp(r.str, "UNKNOWN", 7) == 0;
-            cl_reply_free(&r);
-            if (ok) {
-                *leader = id;
-                return 1;
-            }
-            if (unknown) {
-                return 0; /* maybe applied: not counted as acknowledged */
-            }
-        }
-        id = id % c->n + 1;
-        usleep(5000);
-    }
-    return 0;
-}
-
-/* Writes key:@i = value:@i (see write_kv()); true if acknowledged. */
+/* Writes key:@i = value:@i (cl_write()); true if acknowledged. */
 static bool write_nth(struct cluster *c, unsigned *leader, int i)
 {
     char key[32], val[32];
     snprintf(key, sizeof(key), "key:%d", i);
     snprintf(val, sizeof(val), "value:%d", i);
-    return write_kv(c, leader, key, val, cl_now_ms() + 10000) == 1;
+    return cl_write(c, leader, key, val, cl_now_ms() + 10000) == 1;
 }
 
 static int count_acked(const bool *acked, int n)
@@ -148,7 +115,7 @@ static void elect_write_read(unsigned n)
     unsigned leader = cl_wait_leader(&c, LEADER_TIMEOUT_MS);
     ck_assert_msg(leader != 0, "no leader elected");
     unsigned l = leader;
-    ck_assert_int_eq(write_kv(&c, &l, "greeting", "hello", cl_now_ms() + 5000),
+    ck_assert_int_eq(cl_write(&c, &l, "greeting", "hello", cl_now_ms() + 5000),
                      1);
     for (unsigned i = 1; i <= n; i++) {
         char *v = read_kv(&c, i, "greeting");
@@ -434,7 +401,7 @@ START_TEST(test_cluster_member_added_at_a_new_address_online)
         }
         snprintf(key, sizeof(key), "key:%d", i);
         snprintf(val, sizeof(val), "value:%d", i);
-        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 15000) == 1;
+        acked[i] = cl_write(&c, &leader, key, val, cl_now_ms() + 15000) == 1;
     }
     int n_acked = 0;
     for (int i = 0; i < N; i++) {
@@ -575,7 +542,7 @@ START_TEST(test_cluster_torn_store_is_rebuilt_from_snapshot_and_log)
         }
         snprintf(key, sizeof(key), "key:%d", i);
         snprintf(val, sizeof(val), "value:%d", i);
-        acked[i] = write_kv(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
+        acked[i] = cl_write(&c, &leader, key, val, cl_now_ms() + 10000) == 1;
     }
     ck_assert(rebuilt[0] != rebuilt[1]);
     for (unsigned v = 0; v < 2; v++) {
@@ -782,7 +749,7 @@ START_TEST(test_cluster_snapshot_export_is_deleted_when_its_client_leaves)
     ck_assert(leader != 0);
     for (int i = 0; i < 20; i++) {
         snprintf(key, sizeof(key), "key:%d", i);
-        ck_assert(write_kv(&c, &leader, key, "v", cl_now_ms() + 10000) == 1);
+        ck_assert(cl_write(&c, &leader, key, "v", cl_now_ms() + 10000) == 1);
     }
     unsigned id = leader % 3 + 1; /* followers serve copies too */
     ck_assert_int_eq(cl_connect(&conn, c.nodes[id - 1].client_port, 3000), 0);
