@@ -624,6 +624,14 @@ int cl_write(struct cluster *c,
     return 0;
 }
 
+bool cl_write_nth(struct cluster *c, unsigned *leader, int i)
+{
+    char key[32], val[32];
+    snprintf(key, sizeof(key), "key:%d", i);
+    snprintf(val, sizeof(val), "value:%d", i);
+    return cl_write(c, leader, key, val, cl_now_ms() + 10000) == 1;
+}
+
 const char *cl_http_body(const char *resp)
 {
     const char *p = resp != NULL ? strstr(resp, "\r\n\r\n") : NULL;

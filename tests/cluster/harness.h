@@ -170,6 +170,10 @@ int cl_write(struct cluster *c,
              const char *value,
              uint64_t deadline);
 
+/* cl_write() of key:@i = value:@i with 10 s to go: the writes tests
+ * count and check afterwards; true if acknowledged. */
+bool cl_write_nth(struct cluster *c, unsigned *leader, int i);
+
 /* The body of an HTTP response from cl_http_get() (after the blank line;
  * "" if there is none). */
 const char *cl_http_body(const char *resp);

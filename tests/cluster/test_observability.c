@@ -23,15 +23,6 @@ static void teardown(void)
     cl_close_all(&cl);
 }
 
-/* One write of key:@i (cl_write(), 10 s); true once acknowledged. */
-static bool put_nth(unsigned *leader, int i)
-{
-    char key[32], val[32];
-    snprintf(key, sizeof(key), "key:%d", i);
-    snprintf(val, sizeof(val), "value:%d", i);
-    return cl_write(&cl, leader, key, val, cl_now_ms() + 10000) == 1;
-}
-
 /* ---- metrics --------------------------------------------------------- */
 
 /* The sum of every sample of @family in the Prometheus text @body (the
@@ -291,7 +282,7 @@ START_TEST(test_observability_metrics_of_a_loaded_cluster_are_typed_and_move)
         usleep(200000);
         /* The leader is the node that takes a write (INFO may still name
          * the old one for a moment). */
-        ck_assert(put_nth(&leader, 0));
+        ck_assert(cl_write_nth(&cl, &leader, 0));
     }
     ck_assert_uint_eq(leader, target);
     unsigned follower = leader % 3 + 1;
@@ -364,7 +355,7 @@ START_TEST(test_observability_metrics_of_a_loaded_cluster_are_typed_and_move)
              * leader. */
             fprintf(stderr, "write %d refused: %s\n", i, r.str);
             cl_close(&c);
-            ck_assert(put_nth(&leader, 1));
+            ck_assert(cl_write_nth(&cl, &leader, 1));
             ck_assert_int_eq(
                 cl_connect(&c, cl.nodes[leader - 1].client_port, 5000), 0);
         }

@@ -99,15 +99,6 @@ START_TEST(test_operations_ready_flips_when_a_node_is_cut_off)
 }
 END_TEST
 
-/* One write of key:@i (cl_write(), 10 s); true once acknowledged. */
-static bool put_nth(unsigned *leader, int i)
-{
-    char key[32], val[32];
-    snprintf(key, sizeof(key), "key:%d", i);
-    snprintf(val, sizeof(val), "value:%d", i);
-    return cl_write(&cl, leader, key, val, cl_now_ms() + 10000) == 1;
-}
-
 /* Restarting each node of a loaded cluster in turn (SIGTERM, start again,
  * wait until it has caught up) loses no acknowledged write, and each
  * restart costs at most about one election of unavailability: the longest
@@ -128,7 +119,7 @@ START_TEST(test_operations_rolling_restart_under_load_loses_nothing)
             ck_assert_int_eq(cl_term(&cl, id), 0); /* a graceful stop */
             cl_start_node(&cl, id);
         }
-        acked[i] = put_nth(&leader, i);
+        acked[i] = cl_write_nth(&cl, &leader, i);
         if (acked[i]) {
             uint64_t now = cl_now_ms();
             worst_gap = now - last_ack > worst_gap ? now - last_ack : worst_gap;

@@ -73,29 +73,7 @@ static int write_one(unsigned *leader, int i)
     char key[32], val[32];
     snprintf(key, sizeof(key), "w/%03d", i);
     snprintf(val, sizeof(val), "%d", i);
-    const char *argv[] = {"SET", key, val};
-    uint64_t end = cl_now_ms() + 10000;
-    unsigned id = *leader;
-    while (cl_now_ms() < end) {
-        struct cl_reply r;
-        if (cl.nodes[id - 1].pid != 0 &&
-            cl_cmd(&cl, id, 1000, &r, 3, argv) == 0) {
-            bool ok = r.type == CL_STATUS;
-            bool unknown =
-                r.type == CL_ERR && strncmp(r.str, "UNKNOWN", 7) == 0;
-            cl_reply_free(&r);
-            if (ok) {
-                *leader = id;
-                return 1;
-            }
-            if (unknown) {
-                return 0;
-            }
-        }
-        id = id % cl.n + 1;
-        usleep(5000);
-    }
-    return 0;
+    return cl_write(&cl, leader, key, val, cl_now_ms() + 10000);
 }
 
 /* A watcher on every node of a 3-node cluster while the leader is killed
