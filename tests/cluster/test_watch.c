@@ -76,6 +76,22 @@ static int write_one(unsigned *leader, int i)
     return cl_write(&cl, leader, key, val, cl_now_ms() + 10000);
 }
 
+/* Lines in the file at @path (0 if it cannot be read yet). */
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    int ch;
+    if (f == NULL) {
+        return 0;
+    }
+    while ((ch = fgetc(f)) != EOF) {
+        n += ch == '\n';
+    }
+    fclose(f);
+    return n;
+}
+
 /* A watcher on every node of a 3-node cluster while the leader is killed
  * in the middle of the writes: each stream (the killed node's watcher
  * resumes on another node from where it stopped) holds exactly the
@@ -113,16 +129,28 @@ START_TEST(test_watch_streams_stay_complete_across_a_leader_kill)
     bool committed[N];
     int n_committed = 0;
     for (int i = 0; i < N; i++) {
-        char key[32];
-        struct cl_reply r;
+        char key[32], *got = NULL, err[256];
         snprintf(key, sizeof(key), "w/%03d", i);
-        const char *get[] = {"GET", key};
-        ck_assert_int_eq(cl_cmd(&cl, leader, 5000, &r, 2, get), 0);
-        committed[i] = r.type == CL_BULK;
+        int rv = cl_get(&cl, leader, key, 10000, &got, err, sizeof(err));
+        ck_assert_msg(rv >= 0, "%s unreadable: %s", key, err);
+        committed[i] = rv == 1;
         n_committed += committed[i];
-        cl_reply_free(&r);
+        free(got);
     }
-    sleep(2); /* the watchers catch up, the killed node's one resumes */
+    /* The watchers catch up, the killed node's one resumes on another
+     * node: wait until each file holds as many events as were committed
+     * (or 20 s, and the check below says what is missing). */
+    for (uint64_t end = cl_now_ms() + 20000; cl_now_ms() < end;) {
+        bool all = true;
+        for (unsigned w = 0; w < 3 && all; w++) {
+            all = count_lines(out[w]) >= n_committed;
+        }
+        if (all) {
+            break;
+        }
+        usleep(100000);
+    }
+    usleep(200000); /* an extra event (a duplicate) would show up now */
     for (unsigned w = 0; w < 3; w++) {
         kill(watchers[w], SIGTERM);
         wait_exit(watchers[w], 5000);
