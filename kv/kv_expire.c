@@ -50,8 +50,7 @@ int kv_expire_due(struct kv_store *s,
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    struct kv_kv *kvs = NULL;
-    size_t cap = 0;
+    struct kv_kv_list list = {0};
     int rc;
     memset(res, 0, sizeof(*res));
     res->alloc = s->alloc;
@@ -78,36 +77,22 @@ int kv_expire_due(struct kv_store *s,
         one.key = (const uint8_t *)k.mv_data + 8;
         one.key_len = (uint32_t)(k.mv_size - 8);
         one.expire_at = at;
-        if ((rv = kv_array_grow(&s->alloc, (void **)&kvs, &cap, res->n_kvs + 1,
-                                sizeof(*kvs))) != 0 ||
-            (rv = kv_kv_copy(&res->arena, &s->alloc, &one, false,
-                             &kvs[res->n_kvs])) != 0) {
+        if ((rv = kv_kv_list_add(s, &list, res, &one)) != 0) {
             goto cleanup;
         }
-        res->n_kvs++;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (rc != 0 && rc != MDB_NOTFOUND) {
         rv = kv_mdb_error(s, rc, "expiry index");
         goto cleanup;
     }
-    res->count = res->n_kvs;
-    if (res->n_kvs > 0) {
-        res->kvs =
-            kv_arena_alloc(&res->arena, &s->alloc, res->n_kvs * sizeof(*kvs));
-        if (res->kvs == NULL) {
-            rv = KV_ENOMEM;
-            res->n_kvs = 0;
-        } else {
-            memcpy(res->kvs, kvs, res->n_kvs * sizeof(*kvs));
-        }
-    }
+    rv = kv_kv_list_finish(s, &list, res);
 
 cleanup:
     if (cur != NULL) {
         mdb_cursor_close(cur);
     }
     mdb_txn_abort(txn);
-    kv_free(&s->alloc, kvs);
+    kv_kv_list_free(s, &list);
     return rv;
 }

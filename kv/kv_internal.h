@@ -373,6 +373,25 @@ int kv_kv_copy(struct kv_arena_chunk **arena,
                bool with_value,
                struct kv_kv *dst);
 
+/* A list of pairs being read into a kv_range_result (the expiry and
+ * lease indexes' listings): kv_kv_list_add() copies one pair's bytes into
+ * @res's arena and keeps the pair in a growing array outside it;
+ * kv_kv_list_finish() moves the array into the arena as @res->kvs (and
+ * n_kvs, count). kv_kv_list_free() releases the array, finished or not. */
+struct kv_kv_list
+{
+    struct kv_kv *kvs;
+    size_t cap;
+};
+int kv_kv_list_add(struct kv_store *s,
+                   struct kv_kv_list *l,
+                   struct kv_range_result *res,
+                   const struct kv_kv *one);
+int kv_kv_list_finish(struct kv_store *s,
+                      struct kv_kv_list *l,
+                      struct kv_range_result *res);
+void kv_kv_list_free(struct kv_store *s, struct kv_kv_list *l);
+
 /* Parses a whole canonical decimal 64-bit integer as Redis does: 0 or
  * -1. */
 int kv_rmw_parse_i64(const uint8_t *s, size_t len, int64_t *out);

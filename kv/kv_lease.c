@@ -219,8 +219,7 @@ int kv_lease_keys(struct kv_store *s,
     MDB_cursor *cur = NULL;
     MDB_val k = {8, kb};
     MDB_val v;
-    struct kv_kv *kvs = NULL;
-    size_t cap = 0;
+    struct kv_kv_list list = {0};
     uint64_t bytes = 0;
     int rc;
     memset(res, 0, sizeof(*res));
@@ -250,13 +249,9 @@ int kv_lease_keys(struct kv_store *s,
         one.key = (const uint8_t *)k.mv_data + 8;
         one.key_len = (uint32_t)(k.mv_size - 8);
         one.lease = id;
-        if ((rv = kv_array_grow(&s->alloc, (void **)&kvs, &cap, res->n_kvs + 1,
-                                sizeof(*kvs))) != 0 ||
-            (rv = kv_kv_copy(&res->arena, &s->alloc, &one, false,
-                             &kvs[res->n_kvs])) != 0) {
+        if ((rv = kv_kv_list_add(s, &list, res, &one)) != 0) {
             goto cleanup;
         }
-        res->n_kvs++;
         bytes += k.mv_size - 8;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
@@ -264,24 +259,14 @@ int kv_lease_keys(struct kv_store *s,
         rv = kv_mdb_error(s, rc, "lease keys");
         goto cleanup;
     }
-    res->count = res->n_kvs;
-    if (res->n_kvs > 0) {
-        res->kvs =
-            kv_arena_alloc(&res->arena, &s->alloc, res->n_kvs * sizeof(*kvs));
-        if (res->kvs == NULL) {
-            rv = KV_ENOMEM;
-            res->n_kvs = 0;
-            goto cleanup;
-        }
-        memcpy(res->kvs, kvs, res->n_kvs * sizeof(*kvs));
-    }
+    rv = kv_kv_list_finish(s, &list, res);
 
 cleanup:
     if (cur != NULL) {
         mdb_cursor_close(cur);
     }
     mdb_txn_abort(txn);
-    kv_free(&s->alloc, kvs);
+    kv_kv_list_free(s, &list);
     return rv;
 }
 

@@ -56,6 +56,48 @@ int kv_kv_copy(struct kv_arena_chunk **arena,
     return 0;
 }
 
+int kv_kv_list_add(struct kv_store *s,
+                   struct kv_kv_list *l,
+                   struct kv_range_result *res,
+                   const struct kv_kv *one)
+{
+    int rv = kv_array_grow(&s->alloc, (void **)&l->kvs, &l->cap, res->n_kvs + 1,
+                           sizeof(*l->kvs));
+    if (rv == 0) {
+        rv =
+            kv_kv_copy(&res->arena, &s->alloc, one, false, &l->kvs[res->n_kvs]);
+    }
+    if (rv == 0) {
+        res->n_kvs++;
+    }
+    return rv;
+}
+
+int kv_kv_list_finish(struct kv_store *s,
+                      struct kv_kv_list *l,
+                      struct kv_range_result *res)
+{
+    res->count = res->n_kvs;
+    if (res->n_kvs == 0) {
+        return 0;
+    }
+    res->kvs =
+        kv_arena_alloc(&res->arena, &s->alloc, res->n_kvs * sizeof(*l->kvs));
+    if (res->kvs == NULL) {
+        res->n_kvs = 0;
+        return KV_ENOMEM;
+    }
+    memcpy(res->kvs, l->kvs, res->n_kvs * sizeof(*l->kvs));
+    return 0;
+}
+
+void kv_kv_list_free(struct kv_store *s, struct kv_kv_list *l)
+{
+    kv_free(&s->alloc, l->kvs);
+    l->kvs = NULL;
+    l->cap = 0;
+}
+
 void kv_bounds_resolve(const uint8_t *key,
                        uint32_t key_len,
                        const uint8_t *end,
