@@ -115,6 +115,10 @@ enum {
     KV_ENOLEASE = -3029,     /* no such lease */
     KV_ELEASEEXISTS = -3028, /* a lease with that id already exists */
     KV_ELEASESFULL = -3027,  /* KV_LEASES_MAX leases exist */
+    /* Locks (kv_lock.c), numbered from the end of locks' block. */
+    KV_EFENCED = -3069,      /* a fence's token is not the lock's holder */
+    KV_ELOCKNOTHELD = -3068, /* no holder or waiter has that token */
+    KV_ELOCKWAITERS = -3067, /* KV_LOCK_WAITERS_MAX wait for the lock */
 };
 
 /* Returns a static, human-readable description of a kv error code. */
@@ -157,7 +161,28 @@ enum kv_op_type {
      * command was made: the key is deleted instead. The result's @count is
      * 1 if the key's expiry was set (or the key deleted), else 0. */
     KV_OP_EXPIRE = 26,
+    /* Locks (kv_lock.c; docs/coordination.md, "Locks"): only as the
+     * KV_CMD_LOCK_* command of the same number. @key is the lock's key
+     * prefix: every holder and waiter is the key @key + 16 lower-case hex
+     * digits of its lease, attached to that lease, and the lock belongs to
+     * the one with the lowest create_revision, which is its fencing token.
+     * KV_OP_LOCK_ACQUIRE: @lease (which must exist), @value (stored in the
+     * key: an election's value), @flags KV_LOCK_TRY. KV_OP_LOCK_RELEASE:
+     * @delta is the token. */
+    KV_OP_LOCK_ACQUIRE = 60,
+    KV_OP_LOCK_RELEASE = 61,
 };
+
+/* KV_OP_LOCK_ACQUIRE's flag: do not wait; if another holds the lock,
+ * write nothing. */
+#define KV_LOCK_TRY (1u << 0)
+/* Most waiters (holder included) of one lock: an acquire beyond it is
+ * refused with KV_ELOCKWAITERS. */
+#define KV_LOCK_WAITERS_MAX 1000u
+/* Bytes of a lock key after its prefix: the lease id in hex. */
+#define KV_LOCK_SUFFIX_BYTES 16u
+/* Longest lock key prefix. */
+#define KV_LOCK_PREFIX_MAX (KV_KEY_BYTES_MAX - KV_LOCK_SUFFIX_BYTES)
 
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
  * kv_op_result.count. */
@@ -322,6 +347,20 @@ enum kv_cmd_type {
     /* One KV_OP_EXPIRE op (EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
      * PERSIST). */
     KV_CMD_EXPIRE = 26,
+    /* Locks (kv_lock.c): one op of the same type. An acquire whose lease
+     * already has a key under the prefix writes nothing and reports that
+     * key (a retry is harmless); otherwise, unless KV_LOCK_TRY finds the
+     * lock held (then @succeeded is false and nothing is written), it puts
+     * the lease's key, at this entry's revision. The op result's @count is
+     * 1 if the lease's key holds the lock after the entry, else 0, and its
+     * one pair is the lease's key (the token is its create_revision), or
+     * the holder's when a try failed. Refused with KV_ENOLEASE or
+     * KV_ELOCKWAITERS. A release deletes the key whose create_revision is
+     * the token, holder or waiter (@count 1 if it held the lock); refused
+     * with KV_ELOCKNOTHELD if there is none. Once the holder's key goes
+     * (release, lease revoked or expired), the lowest waiter holds. */
+    KV_CMD_LOCK_ACQUIRE = 60,
+    KV_CMD_LOCK_RELEASE = 61,
 };
 
 /* Most IDs one KV_OP_SEQUENCE hands out. */
@@ -400,6 +439,15 @@ struct kv_cmd
     uint64_t ttl_ms;
     uint64_t *lease_ids;
     uint32_t n_lease_ids;
+    /* The fence (docs/coordination.md, "Fencing"): with a @fence_key (a
+     * lock's key prefix, see KV_OP_LOCK_ACQUIRE), kv_apply() runs the
+     * command only if, at the entry's index, the lock's holder has the
+     * token @fence_token (>= 1); otherwise the entry is refused with
+     * KV_EFENCED, applies nothing and consumes no request id. Borrowed
+     * like the other byte pointers. */
+    const uint8_t *fence_key;
+    uint32_t fence_key_len;
+    uint64_t fence_token;
 };
 
 /* The version byte kv_cmd_encode() writes for a command without a request
@@ -413,6 +461,10 @@ struct kv_cmd
 /* A command with an ACL envelope: this byte, the envelope, then the
  * command in one of the versions above (docs/kv.md). */
 #define KV_CMD_VERSION_ACL 30
+/* A fenced command: this byte, u16 key length, the fence key, u64 token,
+ * then the command in one of the versions above (inside an ACL envelope,
+ * if the command has both). */
+#define KV_CMD_VERSION_FENCE 60
 
 /* Allocation hooks; all heap use of kv/ goes through them, so that tests can
  * fail the Nth allocation. NULL (or NULL members) means the C library's. */
@@ -949,6 +1001,16 @@ int kv_expire_due(struct kv_store *store,
 
 /* The wall clock kv_get() and kv_range() compare expiries with (Unix ms). */
 uint64_t kv_wall_ms(void);
+
+/* Reads the lock whose key prefix is @prefix (KV_OP_LOCK_ACQUIRE): its
+ * holder's pair, with its value (the token is its create_revision), in
+ * @res->kvs[0], and in @res->count the holder and its waiters. Returns 0,
+ * KV_ENOTFOUND (nobody holds it; res->count 0) or an error. Release @res
+ * with kv_range_result_free(), also on failure. */
+int kv_lock_owner(struct kv_store *store,
+                  const uint8_t *prefix,
+                  uint32_t prefix_len,
+                  struct kv_range_result *res);
 
 /* The replicated lease clock (ms) and the number of leases. Returns 0 or
  * an error. */

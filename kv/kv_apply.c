@@ -768,6 +768,120 @@ static int exec_lease(struct exec *x,
     return 0;
 }
 
+/* Copies @src (keys only) into the result's arena as @r's one pair. */
+static int lock_result(struct exec *x,
+                       struct kv_op_result *r,
+                       const struct kv_kv *src)
+{
+    struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
+    if (kv == NULL) {
+        return KV_ENOMEM;
+    }
+    *kv = *src; /* already in the arena (kv_lock_scan) */
+    r->kvs = kv;
+    r->n_kvs = 1;
+    return 0;
+}
+
+/* KV_CMD_LOCK_ACQUIRE and _RELEASE (kv_lock.c): the claims are keys, so
+ * they are written like any key (history, digest, lease index) and end
+ * with their lease. */
+static int exec_lock(struct exec *x,
+                     const struct kv_cmd *cmd,
+                     struct kv_entry_result *er)
+{
+    const struct kv_op *op = &cmd->op;
+    bool acquire = op->type == KV_OP_LOCK_ACQUIRE;
+    struct kv_lock_view lv;
+    struct kv_lease l;
+    int rv;
+    struct kv_op_result *r = kv_arena_alloc(x->arena, x->alloc, sizeof(*r));
+    if (r == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(r, 0, sizeof(*r));
+    r->type = op->type;
+    er->ops = r;
+    er->n_ops = 1;
+    if (acquire) {
+        rv = kv_lease_rec_get(x->s, x->txn, op->lease, &l);
+        if (rv == KV_ENOTFOUND) {
+            er->code = KV_ENOLEASE;
+            er->succeeded = false;
+            return 0;
+        }
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    rv = kv_lock_scan(x->s, x->txn, op->key, op->key_len,
+                      acquire ? op->lease : 0, acquire ? 0 : (uint64_t)op->delta,
+                      x->arena, x->alloc, &lv);
+    if (rv != 0) {
+        return rv;
+    }
+    if (!acquire) {
+        if (lv.mine == NULL) {
+            er->code = KV_ELOCKNOTHELD;
+            er->succeeded = false;
+            return 0;
+        }
+        struct kv_op del;
+        struct kv_op_result dr;
+        memset(&del, 0, sizeof(del));
+        memset(&dr, 0, sizeof(dr));
+        del.type = KV_OP_DELETE;
+        del.key = lv.mine->key;
+        del.key_len = lv.mine->key_len;
+        r->count = lv.mine == lv.holder;
+        if ((rv = lock_result(x, r, lv.mine)) != 0) {
+            return rv;
+        }
+        return do_delete(x, &del, &dr);
+    }
+    if (lv.mine != NULL) {
+        /* Already queued or holding: a retry changes nothing. */
+        r->count = lv.mine == lv.holder;
+        return lock_result(x, r, lv.mine);
+    }
+    if ((op->flags & KV_LOCK_TRY) && lv.holder != NULL) {
+        er->succeeded = false;
+        return lock_result(x, r, lv.holder);
+    }
+    if (lv.n >= KV_LOCK_WAITERS_MAX) {
+        er->code = KV_ELOCKWAITERS;
+        er->succeeded = false;
+        return 0;
+    }
+    uint8_t *key = kv_arena_alloc(x->arena, x->alloc, KV_KEY_BYTES_MAX);
+    struct kv_op put;
+    struct kv_op_result pr;
+    struct kv_kv mine;
+    if (key == NULL) {
+        return KV_ENOMEM;
+    }
+    memset(&put, 0, sizeof(put));
+    memset(&pr, 0, sizeof(pr));
+    put.type = KV_OP_PUT;
+    kv_lock_key(op->key, op->key_len, op->lease, key, &put.key_len);
+    put.key = key;
+    put.value = op->value;
+    put.value_len = op->value_len;
+    put.lease = op->lease;
+    if ((rv = do_put(x, &put, &pr)) != 0) {
+        return rv;
+    }
+    memset(&mine, 0, sizeof(mine));
+    mine.key = key;
+    mine.key_len = put.key_len;
+    mine.create_revision = x->rev;
+    mine.mod_revision = x->rev;
+    mine.version = 1;
+    mine.lease = op->lease;
+    r->count = lv.holder == NULL;
+    return lock_result(x, r, &mine);
+}
+
 static int exec_cmd(struct exec *x,
                     const struct kv_cmd *cmd,
                     struct kv_entry_result *er)
@@ -805,6 +919,9 @@ static int exec_cmd(struct exec *x,
     }
     if (cmd->type == KV_CMD_EXPIRE_KEYS) {
         return exec_expire_keys(x, cmd, er);
+    }
+    if (cmd->type == KV_CMD_LOCK_ACQUIRE || cmd->type == KV_CMD_LOCK_RELEASE) {
+        return exec_lock(x, cmd, er);
     }
     int rv = leases_exist(x, cmd, er);
     if (rv != 0 || er->code != 0) {
@@ -951,6 +1068,24 @@ int kv_apply(struct kv_store *s,
                 if (rv != 0) {
                     goto fail;
                 }
+                continue;
+            }
+        }
+        if (cmd.fence_key != NULL) {
+            /* The fence at the entry's index (docs/coordination.md,
+             * "Fencing"): every replica holds the same claims here, so
+             * every replica refuses the same writes. After the session
+             * check, so that a retry of a write applied while the token
+             * was current gets its outcome; a refusal applies nothing and
+             * consumes no request id. */
+            bool holds = false;
+            rv = kv_lock_fence_holds(s, txn, &cmd, &holds);
+            if (rv != 0 || !holds) {
+                kv_cmd_free(&cmd, &s->alloc);
+                if (rv != 0) {
+                    goto fail;
+                }
+                er->code = KV_EFENCED;
                 continue;
             }
         }

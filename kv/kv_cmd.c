@@ -111,7 +111,11 @@ static bool flags_valid(uint8_t type, uint8_t flags)
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
     case KV_OP_SEQUENCE:
+    case KV_OP_LOCK_RELEASE:
         allowed = 0;
+        break;
+    case KV_OP_LOCK_ACQUIRE:
+        allowed = KV_LOCK_TRY;
         break;
     default:
         return false;
@@ -119,12 +123,45 @@ static bool flags_valid(uint8_t type, uint8_t flags)
     return (flags & ~allowed) == 0;
 }
 
+static bool op_is_lock(uint8_t type)
+{
+    return type == KV_OP_LOCK_ACQUIRE || type == KV_OP_LOCK_RELEASE;
+}
+
+/* A lock op: a prefix that leaves room for the lease's suffix; an acquire
+ * names a lease, a release a token. */
+static int lock_check(const struct kv_op *op)
+{
+    if (op->key_len > KV_LOCK_PREFIX_MAX) {
+        return KV_ELIMIT;
+    }
+    if (op->type == KV_OP_LOCK_ACQUIRE ? op->lease == 0 || op->end_len != 0
+                                       : op->delta < 1 || op->value_len != 0) {
+        return KV_EBADCMD;
+    }
+    return 0;
+}
+
+/* The fence: a lock prefix and a token, or neither. */
+static int fence_check(const struct kv_cmd *cmd)
+{
+    if (cmd->fence_key == NULL) {
+        return cmd->fence_key_len != 0 || cmd->fence_token != 0 ? KV_EBADCMD
+                                                                 : 0;
+    }
+    if (cmd->fence_key_len == 0 || cmd->fence_token == 0) {
+        return KV_EBADCMD;
+    }
+    return cmd->fence_key_len > KV_LOCK_PREFIX_MAX ? KV_ELIMIT : 0;
+}
+
 /* Checks one operation against the rules both directions share. Returns 0,
  * KV_EBADCMD or KV_ELIMIT. */
 static int op_check(const struct kv_op *op)
 {
     if (!flags_valid(op->type, op->flags) ||
-        (op->lease != 0 && op->type != KV_OP_PUT) ||
+        (op->lease != 0 && op->type != KV_OP_PUT &&
+         op->type != KV_OP_LOCK_ACQUIRE) ||
         (op->expire_at != 0 && op->type != KV_OP_PUT &&
          op->type != KV_OP_EXPIRE) ||
         ((op->flags & KV_FLAG_KEEP_TTL) && op->type == KV_OP_PUT &&
@@ -144,14 +181,15 @@ static int op_check(const struct kv_op *op)
         (op->delta < 1 || op->delta > (int64_t)KV_SEQUENCE_BLOCK_MAX)) {
         return KV_EBADCMD;
     }
-    return 0;
+    return op_is_lock(op->type) ? lock_check(op) : 0;
 }
 
 /* An op a transaction's branch may hold: everything but a sequence, which
  * stands alone (its IDs are handed out whatever a comparison says). */
 static int branch_op_check(const struct kv_op *op)
 {
-    return op->type == KV_OP_SEQUENCE ? KV_EBADCMD : op_check(op);
+    return op->type == KV_OP_SEQUENCE || op_is_lock(op->type) ? KV_EBADCMD
+                                                               : op_check(op);
 }
 
 static bool op_is_rmw(uint8_t type)
@@ -294,6 +332,9 @@ static uint64_t op_size(const struct kv_op *op)
     case KV_OP_EXPIRE:
         n += 8;
         break;
+    case KV_OP_LOCK_ACQUIRE:
+        n += 8 + 4 + (uint64_t)op->value_len;
+        break;
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
@@ -301,6 +342,7 @@ static uint64_t op_size(const struct kv_op *op)
         break;
     case KV_OP_INCRBY:
     case KV_OP_SEQUENCE:
+    case KV_OP_LOCK_RELEASE:
         n += 8;
         break;
     case KV_OP_DELETE_RANGE:
@@ -329,7 +371,7 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     int rv;
     if ((cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) ||
         op_is_rmw(cmd->type) || cmd->type == KV_CMD_SEQUENCE ||
-        cmd->type == KV_CMD_EXPIRE) {
+        cmd->type == KV_CMD_EXPIRE || op_is_lock(cmd->type)) {
         if (cmd->op.type != cmd->type) {
             return KV_EBADCMD;
         }
@@ -416,6 +458,12 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     if (cmd->acl_user != NULL) {
         n += 7u + (uint64_t)cmd->acl_user_len + (uint64_t)cmd->acl_cmd_len;
     }
+    if ((rv = fence_check(cmd)) != 0) {
+        return rv;
+    }
+    if (cmd->fence_key != NULL) {
+        n += 11u + (uint64_t)cmd->fence_key_len;
+    }
     if (n > KV_CMD_BYTES_MAX) {
         return KV_ELIMIT;
     }
@@ -475,6 +523,11 @@ static void op_write(struct writer *w, const struct kv_op *op)
     w_u32(w, op->key_len);
     w_bytes(w, op->key, op->key_len);
     switch (op->type) {
+    case KV_OP_LOCK_ACQUIRE:
+        w_u64(w, op->lease);
+        w_u32(w, op->value_len);
+        w_bytes(w, op->value, op->value_len);
+        break;
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
@@ -483,6 +536,7 @@ static void op_write(struct writer *w, const struct kv_op *op)
         break;
     case KV_OP_INCRBY:
     case KV_OP_SEQUENCE:
+    case KV_OP_LOCK_RELEASE:
         w_u64(w, (uint64_t)op->delta);
         break;
     case KV_OP_DELETE_RANGE:
@@ -554,6 +608,12 @@ int kv_cmd_encode(const struct kv_cmd *cmd,
         w_u8(&w, cmd->acl_cmd_len);
         w_bytes(&w, (const uint8_t *)cmd->acl_cmd, cmd->acl_cmd_len);
         w_u32(&w, cmd->acl_cats);
+    }
+    if (cmd->fence_key != NULL) {
+        w_u8(&w, KV_CMD_VERSION_FENCE);
+        w_u16(&w, cmd->fence_key_len);
+        w_bytes(&w, cmd->fence_key, cmd->fence_key_len);
+        w_u64(&w, cmd->fence_token);
     }
     w_u8(&w, cmd->client_id == 0 ? KV_CMD_VERSION
              : cmd->keep_result  ? KV_CMD_VERSION_SESSION_RESULT
@@ -693,20 +753,27 @@ static int op_read(struct reader *r, struct kv_op *op)
     }
     if ((op->type < KV_OP_PUT || op->type > KV_OP_RANGE) &&
         !op_is_rmw(op->type) && op->type != KV_OP_SEQUENCE &&
-        op->type != KV_OP_EXPIRE) {
+        op->type != KV_OP_EXPIRE && !op_is_lock(op->type)) {
         return KV_EBADCMD;
     }
     if ((rv = r_blob(r, KV_KEY_BYTES_MAX, &op->key_len, &op->key)) != 0) {
         return rv;
     }
     switch (op->type) {
+    case KV_OP_LOCK_ACQUIRE:
+        rv = r_u64(r, &op->lease);
+        if (rv == 0) {
+            rv = r_blob(r, KV_VALUE_BYTES_MAX, &op->value_len, &op->value);
+        }
+        break;
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
         rv = r_blob(r, KV_VALUE_BYTES_MAX, &op->value_len, &op->value);
         break;
     case KV_OP_INCRBY:
-    case KV_OP_SEQUENCE: {
+    case KV_OP_SEQUENCE:
+    case KV_OP_LOCK_RELEASE: {
         uint64_t d = 0;
         rv = r_u64(r, &d);
         /* Two's complement, without an implementation-defined cast. */
@@ -852,6 +919,44 @@ static int cmd_decode_inner(const uint8_t *buf,
                             const struct kv_allocator *alloc,
                             struct kv_cmd *cmd);
 
+/* Reads the fence in front of a command, if there is one, then the
+ * command. */
+static int cmd_decode_fenced(const uint8_t *buf,
+                             size_t len,
+                             const struct kv_allocator *alloc,
+                             struct kv_cmd *cmd)
+{
+    struct reader r = {buf + 1, len > 0 ? len - 1 : 0};
+    uint32_t klen = 0;
+    uint64_t token = 0;
+    const uint8_t *key;
+    int rv;
+    if (len == 0 || buf[0] != KV_CMD_VERSION_FENCE) {
+        return cmd_decode_inner(buf, len, alloc, cmd);
+    }
+    if ((rv = r_u16(&r, &klen)) != 0 || r.left < klen) {
+        return KV_EBADCMD;
+    }
+    key = r.p;
+    r.p += klen;
+    r.left -= klen;
+    if ((rv = r_u64(&r, &token)) != 0) {
+        return rv;
+    }
+    /* One fence only; the inner version byte refuses a second. */
+    if ((rv = cmd_decode_inner(r.p, r.left, alloc, cmd)) != 0) {
+        return rv;
+    }
+    cmd->fence_key = key;
+    cmd->fence_key_len = klen;
+    cmd->fence_token = token;
+    if ((rv = fence_check(cmd)) != 0) {
+        kv_cmd_free(cmd, alloc);
+        return rv;
+    }
+    return 0;
+}
+
 /* Reads the ACL envelope in front of a command, then the command. */
 static int cmd_decode_envelope(const uint8_t *buf,
                                size_t len,
@@ -883,7 +988,7 @@ static int cmd_decode_envelope(const uint8_t *buf,
     if (r.left > 0 && r.p[0] == KV_CMD_VERSION_ACL) {
         return KV_EBADCMD;
     }
-    if ((rv = cmd_decode_inner(r.p, r.left, alloc, cmd)) != 0) {
+    if ((rv = cmd_decode_fenced(r.p, r.left, alloc, cmd)) != 0) {
         return rv;
     }
     cmd->acl_user = user;
@@ -913,7 +1018,7 @@ int kv_cmd_decode(const uint8_t *buf,
     if (len > 0 && buf[0] == KV_CMD_VERSION_ACL) {
         return cmd_decode_envelope(buf, len, alloc, cmd);
     }
-    return cmd_decode_inner(buf, len, alloc, cmd);
+    return cmd_decode_fenced(buf, len, alloc, cmd);
 }
 
 static int cmd_decode_inner(const uint8_t *buf,
@@ -953,6 +1058,8 @@ static int cmd_decode_inner(const uint8_t *buf,
     case KV_CMD_INCRBYFLOAT:
     case KV_CMD_SEQUENCE:
     case KV_CMD_EXPIRE:
+    case KV_CMD_LOCK_ACQUIRE:
+    case KV_CMD_LOCK_RELEASE:
         if ((rv = op_read(&r, &cmd->op)) != 0) {
             goto fail;
         }
@@ -1091,6 +1198,25 @@ void kv_cmd_free(struct kv_cmd *cmd, const struct kv_allocator *alloc)
     memset(cmd, 0, sizeof(*cmd));
 }
 
+/* The offset of the versioned command inside @buf, past the ACL envelope
+ * and the fence, or @len if they are malformed. */
+static size_t envelopes_skip(const uint8_t *buf, size_t len)
+{
+    size_t at = 0;
+    if (len > 1 && buf[0] == KV_CMD_VERSION_ACL) {
+        /* user, command name, categories */
+        at = 2 + (size_t)buf[1];
+        if (at >= len) {
+            return len;
+        }
+        at += 1 + (size_t)buf[at] + 4;
+    }
+    if (at + 3 <= len && buf[at] == KV_CMD_VERSION_FENCE) {
+        at += 3 + ((size_t)buf[at + 1] | (size_t)buf[at + 2] << 8) + 8;
+    }
+    return at < len ? at : len;
+}
+
 bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
 {
     struct kv_cmd cmd;
@@ -1100,20 +1226,12 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     if (buf == NULL || len < 2) {
         return true;
     }
-    if (buf[0] == KV_CMD_VERSION_ACL) {
-        /* Skip the envelope: user, command name, categories. */
-        size_t at = 2 + (size_t)buf[1];
-        if (at >= len) {
-            return true;
-        }
-        at += 1 + (size_t)buf[at] + 4;
-        if (at + 2 > len) {
-            return true;
-        }
-        buf += at;
-        len -= at;
+    size_t at = envelopes_skip(buf, len);
+    if (at + 2 > len) {
+        return true;
     }
-    switch (buf[1]) {
+    switch (buf[at + 1]) {
+    case KV_CMD_LOCK_RELEASE:
     case KV_CMD_ACL:
     case KV_CMD_DELETE:
     case KV_CMD_DELETE_RANGE:
@@ -1152,7 +1270,11 @@ uint32_t kv_cmd_changes_max(const uint8_t *buf, size_t len)
     if (buf == NULL || len < 2) {
         return 0;
     }
-    switch (buf[1]) {
+    size_t at = envelopes_skip(buf, len);
+    if (at + 2 > len) {
+        return 0;
+    }
+    switch (buf[at + 1]) {
     case KV_CMD_DELETE_RANGE:
         return UINT32_MAX;
     case KV_CMD_TXN:

@@ -364,6 +364,39 @@ int kv_lease_first_key(struct kv_store *s,
                        uint64_t id,
                        uint8_t *key,
                        uint32_t *key_len);
+/* Locks (kv_lock.c). The holders and waiters of the lock at @prefix, read
+ * in @txn: @holder is the one with the lowest create_revision, @mine the
+ * one of lease @lease (if not 0) or with create_revision @token (if not
+ * 0), each NULL if none; @n counts them all. Pairs are keys only, copied
+ * into @arena. */
+struct kv_lock_view
+{
+    const struct kv_kv *holder;
+    const struct kv_kv *mine;
+    uint32_t n;
+};
+int kv_lock_scan(struct kv_store *s,
+                 MDB_txn *txn,
+                 const uint8_t *prefix,
+                 uint32_t prefix_len,
+                 uint64_t lease,
+                 uint64_t token,
+                 struct kv_arena_chunk **arena,
+                 const struct kv_allocator *alloc,
+                 struct kv_lock_view *out);
+/* Writes the key of lease @lease's claim on @prefix into @key (room for
+ * KV_KEY_BYTES_MAX), its length in *@key_len. */
+void kv_lock_key(const uint8_t *prefix,
+                 uint32_t prefix_len,
+                 uint64_t lease,
+                 uint8_t *key,
+                 uint32_t *key_len);
+/* Whether @cmd's fence holds at this point of the log: its token is the
+ * create_revision of its lock's holder. */
+int kv_lock_fence_holds(struct kv_store *s,
+                        MDB_txn *txn,
+                        const struct kv_cmd *cmd,
+                        bool *holds);
 /* Raises the stored lease clock to @clock if that is higher. */
 int kv_lease_clock_raise(struct kv_store *s, MDB_txn *txn, uint64_t clock);
 /* Copies @src's bytes into @arena; without the value if !with_value. */

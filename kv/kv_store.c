@@ -64,6 +64,9 @@ static const struct
     {KV_ENOLEASE, "no such lease"},
     {KV_ELEASEEXISTS, "a lease with that id already exists"},
     {KV_ELEASESFULL, "too many leases"},
+    {KV_EFENCED, "the fencing token is not the lock holder's"},
+    {KV_ELOCKNOTHELD, "no holder or waiter of the lock has that token"},
+    {KV_ELOCKWAITERS, "too many waiters for the lock"},
 };
 
 const char *kv_strerror(int code)

@@ -254,6 +254,7 @@ int main(void)
     srunner_add_suite(sr, kv_sequence_suite());
     srunner_add_suite(sr, kv_integrity_suite());
     srunner_add_suite(sr, kv_lease_suite());
+    srunner_add_suite(sr, kv_lock_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

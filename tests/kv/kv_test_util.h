@@ -103,5 +103,6 @@ Suite *kv_space_suite(void);
 Suite *kv_sequence_suite(void);
 Suite *kv_integrity_suite(void);
 Suite *kv_lease_suite(void);
+Suite *kv_lock_suite(void);
 
 #endif /* BALLOT_KV_TEST_UTIL_H */
