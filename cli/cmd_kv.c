@@ -104,15 +104,52 @@ static int run_btxn(struct cli *cli,
     return CLI_OK;
 }
 
+/* Removes "--fence NAME TOKEN" from argv (shifting the rest down) into
+ * @f[0..2] = {"BFENCE", NAME, TOKEN}; returns the new argc, or -1 if the
+ * option is incomplete. @f[0] stays NULL without the option. */
+static int take_fence(int argc, char **argv, const char **f, size_t *flens)
+{
+    for (int i = 1; i < argc; i++) {
+        uint64_t token = 0;
+        if (strcmp(argv[i], "--fence") != 0) {
+            continue;
+        }
+        if (i + 2 >= argc || cli_parse_u64(argv[i + 2], &token) != 0 ||
+            token == 0) {
+            return -1;
+        }
+        f[0] = "BFENCE";
+        f[1] = argv[i + 1];
+        f[2] = argv[i + 2];
+        for (int k = 0; k < 3; k++) {
+            flens[k] = strlen(f[k]);
+        }
+        for (int k = i; k + 3 < argc; k++) {
+            argv[k] = argv[k + 3];
+        }
+        return argc - 3;
+    }
+    return argc;
+}
+
 int cmd_put(struct cli *cli, int argc, char **argv)
 {
-    const char *cmd[7] = {"BTXN", "0", "1", "PUT", NULL, NULL, "0"};
-    size_t lens[7] = {4, 1, 1, 3, 0, 0, 1};
+    /* BFENCE NAME TOKEN in front with --fence (docs/coordination.md,
+     * "Fencing"): the write is refused unless TOKEN holds lock NAME. */
+    const char *full[10] = {NULL, NULL, NULL, "BTXN", "0", "1",
+                            "PUT", NULL, NULL, "0"};
+    size_t flens[10] = {0, 0, 0, 4, 1, 1, 3, 0, 0, 1};
+    const char **cmd = full + 3;
+    size_t *lens = flens + 3;
     char *value = NULL;
     size_t value_len;
     redisReply *r;
     int rc;
     uint64_t lease = 0;
+    if ((argc = take_fence(argc, argv, full, flens)) < 0) {
+        return cli_usage(argv[0]);
+    }
+    int skip = full[0] != NULL ? 0 : 3; /* where the command starts */
     if (argc == 5 && strcmp(argv[3], "--lease") == 0 &&
         cli_parse_u64(argv[4], &lease) == 0 && lease != 0) {
         argc = 3;
@@ -133,9 +170,11 @@ int cmd_put(struct cli *cli, int argc, char **argv)
     lens[5] = value_len;
     if (lease != 0) {
         /* BPUT attaches the key to the lease (docs/protocol.md, "Leases"). */
-        const char *bput[5] = {"BPUT", cmd[4], cmd[5], "LEASE", argv[4]};
-        size_t blens[5] = {4, lens[4], lens[5], 5, strlen(argv[4])};
-        rc = cli_call(cli, CLI_WRITE, 5, bput, blens, &r);
+        const char *bput[8] = {full[0], full[1], full[2], "BPUT",
+                               cmd[4],  cmd[5],  "LEASE", argv[4]};
+        size_t blens[8] = {flens[0], flens[1], flens[2], 4,
+                           lens[4],  lens[5],  5,        strlen(argv[4])};
+        rc = cli_call(cli, CLI_WRITE, 8 - skip, bput + skip, blens + skip, &r);
         free(value);
         if (rc != CLI_OK || r->type == REDIS_REPLY_ERROR) {
             return cli_fail_reply(cli, rc, r);
@@ -151,7 +190,7 @@ int cmd_put(struct cli *cli, int argc, char **argv)
         }
         return CLI_OK;
     }
-    rc = run_btxn(cli, 7, cmd, lens, &r);
+    rc = run_btxn(cli, 10 - skip, full + skip, flens + skip, &r);
     free(value);
     if (rc != CLI_OK) {
         return rc;

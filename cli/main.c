@@ -31,10 +31,17 @@ struct cli_command
 static const struct cli_command commands[] = {
     {"get", "KEY", "print the value of KEY (exit code 1 if it does not exist)",
      cmd_get},
-    {"put", "KEY VALUE|- [--lease ID]",
+    {"put", "KEY VALUE|- [--lease ID] [--fence LOCK TOKEN]",
      "set KEY to VALUE; '-' reads the value from standard input; --lease "
-     "attaches KEY to lease ID (it goes when the lease ends)",
+     "attaches KEY to lease ID (it goes when the lease ends); --fence "
+     "applies it only while TOKEN holds lock LOCK (else exit 4, FENCED)",
      cmd_put},
+    {"lock", "NAME [--ttl MS] [--timeout MS] -- COMMAND [ARGS...]",
+     "run COMMAND while holding lock NAME (waiting for it in turn): the "
+     "lock is tied to a lease of MS ms (default 10000) kept alive while "
+     "COMMAND runs; COMMAND gets the fencing token in BALLOT_LOCK_TOKEN "
+     "(and NAME in BALLOT_LOCK_NAME); exits with COMMAND's status",
+     cmd_lock},
     {"del", "KEY", "delete KEY and print how many keys were deleted (0 or 1)",
      cmd_del},
     {"range",

@@ -469,7 +469,8 @@ static bool keys_allowed(const struct kv_acl_user *u,
         return kv_acl_allows_all_keys(u, KV_ACL_KEY_READ);
     }
     if (perm == 0 || strcmp(d->name, "btxn") == 0 ||
-        strcmp(d->name, "breq") == 0 || strcmp(d->name, "bseq") == 0) {
+        strcmp(d->name, "breq") == 0 || strcmp(d->name, "bseq") == 0 ||
+        strcmp(d->name, "bfence") == 0 || strcmp(d->name, "block") == 0) {
         return true;
     }
     if (strcmp(d->name, "brange") == 0) {
@@ -527,8 +528,9 @@ static bool allowed(struct cmd_req *r,
         rep_error(r, "NOPERM No permissions to access a key");
         return false;
     }
-    if (strcmp(d->name, "breq") == 0 && argc >= 4) {
-        /* The command BREQ wraps is checked as itself. */
+    if ((strcmp(d->name, "breq") == 0 || strcmp(d->name, "bfence") == 0) &&
+        argc >= 4) {
+        /* The command BREQ or BFENCE wraps is checked as itself. */
         const struct cmd_def *inner = cmd_lookup(argv[3], argvlen[3]);
         if (inner != NULL && inner != d) {
             return allowed(r, u, inner, argc - 3, argv + 3, argvlen + 3, NULL);

@@ -345,6 +345,7 @@ void cmd_req_finish(struct cmd_req *r)
 {
     assert(!r->done);
     r->done = true;
+    cmd_fence_free(r);
     histo_add(&r->client->env->req_us[r->req_class],
               histo_us(uv_hrtime() - r->started_ns));
     r->client->env->req_done(r);
@@ -519,6 +520,8 @@ const struct cmd_def cmd_table[] = {
     {"psetex", 4, WR, CMD_ORDER_WRITE, cmd_expiry, NULL, NULL, 1, 1, 1},
     {"blease", -2, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_blease, NULL, cmd_blease_order, 0, 0, 0},
     {"bput", -3, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bput, NULL, NULL, 1, 1, 1},
+    {"block", -3, WR | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_block, NULL, cmd_block_order, 0, 0, 0},
+    {"bfence", -4, WR | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bfence, NULL, NULL, 0, 0, 0},
 };
 /* clang-format on */
 

@@ -213,6 +213,9 @@ struct cmd_req
     uint8_t req_class;         /* enum server_req_class, set at dispatch */
     uint64_t started_ns;       /* uv_hrtime() at dispatch */
     struct cmd_req *next;      /* the server's per-connection queue */
+    /* BFENCE: the fence every write of this request carries
+     * (commands_lock.c); NULL: none. Freed by cmd_req_finish(). */
+    struct cmd_fence *fence;
 };
 
 /* A command's handler. @argv/@argvlen are borrowed for the call only: a
@@ -459,6 +462,29 @@ void cmd_bput_req(struct cmd_req *r,
                   const size_t *argvlen,
                   uint64_t client_id,
                   uint64_t seq);
+
+/* commands_lock.c: BLOCK and BFENCE; the _req form carries a request id
+ * (BREQ; 0: none). */
+CMD_DECL(cmd_block);
+CMD_DECL(cmd_bfence);
+int cmd_block_order(size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen);
+void cmd_block_req(struct cmd_req *r,
+                   size_t argc,
+                   const char *const *argv,
+                   const size_t *argvlen,
+                   uint64_t client_id,
+                   uint64_t seq);
+struct kv_cmd;
+/* The refusal of a write whose fence no longer holds. */
+#define CMD_FENCED_REPLY                                                    \
+    "FENCED the fencing token is no longer the lock holder's: not applied"
+/** Puts @r's fence (BFENCE), if it has one, on @cmd: every proposal
+ * stamps it next to the ACL envelope. */
+void cmd_fence_stamp(const struct cmd_req *r, struct kv_cmd *cmd);
+/** Frees @r's fence (cmd_req_finish()). */
+void cmd_fence_free(struct cmd_req *r);
 
 /* commands_stream.c */
 CMD_DECL(cmd_bwatch);

@@ -131,6 +131,7 @@ void cmd_propose(struct cmd_req *r,
     struct kv_cmd stamped = *cmd_in;
     const struct kv_cmd *cmd = &stamped;
     acl_stamp(r, &stamped);
+    cmd_fence_stamp(r, &stamped);
     size_t size = kv_cmd_encoded_size(cmd);
     uint8_t *buf = size > 0 ? malloc(size) : NULL;
     size_t len = 0;
@@ -163,6 +164,10 @@ bool cmd_write_ok(struct cmd_req *r,
     }
     if (res->code == KV_ENOPERM) {
         acl_rep_refused(r);
+        return false;
+    }
+    if (res->code == KV_EFENCED) {
+        rep_error(r, CMD_FENCED_REPLY);
         return false;
     }
     if (res->code != 0) {
@@ -585,6 +590,10 @@ void cmd_breq(struct cmd_req *r,
     }
     if (d->fn == cmd_bput) {
         cmd_bput_req(r, n, argv + 3, argvlen + 3, client, seq);
+        return;
+    }
+    if (d->fn == cmd_block) {
+        cmd_block_req(r, n, argv + 3, argvlen + 3, client, seq);
         return;
     }
     if (d->fn == cmd_breq || (d->flags & CMD_MULTI) ||

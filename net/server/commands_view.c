@@ -245,6 +245,10 @@ static void vrun_on_write(void *arg,
                   "applied): not applied");
         return;
     }
+    if (res->code == KV_EFENCED) {
+        vrun_fail(run, CMD_FENCED_REPLY);
+        return;
+    }
     if (res->code != 0) {
         char msg[128];
         snprintf(msg, sizeof(msg),
@@ -485,6 +489,7 @@ static void vrun_propose(struct vrun *run, size_t n_writes)
         cmd.reply_len = (uint32_t)run->r->reply.len;
     }
     acl_stamp(run->r, &cmd);
+    cmd_fence_stamp(run->r, &cmd);
     size_t size = kv_cmd_encoded_size(&cmd);
     if (size == 0) {
         vrun_fail(run, "ERR the write exceeds ballot's command limits");

@@ -1,0 +1,637 @@
+/*
+ * commands_lock.c - locks with server-enforced fencing over the client
+ * protocol (docs/protocol.md, "Locks"; the guarantees are
+ * docs/coordination.md's):
+ *
+ *   BLOCK ACQUIRE name lease [TIMEOUT ms] [TRY] -> token, or nil
+ *   BLOCK RELEASE name token                    -> 1 (held) or 0 (waited)
+ *   BLOCK OWNER name                            -> [token, lease, claims]
+ *                                                  or nil
+ *   BFENCE name token command [args...]         -> the command's reply, or
+ *                                                  -FENCED
+ *
+ * A lock named N is the key prefix "_lock/N/" (kv_lock.c): ACQUIRE puts
+ * the claim of the lease, in the log, and answers once the claim holds the
+ * lock; until then the request waits on a watch of the prefix, on the node
+ * it was sent to, and re-reads the holder after each change there. TRY
+ * answers at once. A wait that times out (or whose connection goes away)
+ * withdraws the claim before it answers nil. ACQUIRE and RELEASE work
+ * inside BREQ; BFENCE wraps a write (or a BREQ of one), which every
+ * replica then refuses at apply time unless the token is the holder's.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+#include "bnode.h"
+#include "commands.h"
+#include "kv.h"
+
+/* The key prefix of every lock, in front of its name. */
+#define LOCK_KEY_PREFIX "_lock/"
+/* Longest wait an ACQUIRE may ask for: a day. */
+#define LOCK_TIMEOUT_MS_MAX (24ull * 3600 * 1000)
+/* How often a waiting ACQUIRE checks its deadline and its connection. */
+#define LOCK_WAIT_POLL_MS 50u
+
+/* The fence a BFENCE request stamps on its writes. */
+struct cmd_fence
+{
+    uint64_t token;
+    uint32_t len;
+    uint8_t key[KV_LOCK_PREFIX_MAX];
+};
+
+/* Writes the key prefix of lock @name into @buf (KV_LOCK_PREFIX_MAX);
+ * replies and returns -1 if the name is empty or too long. */
+static int lock_prefix(struct cmd_req *r,
+                       const char *name,
+                       size_t len,
+                       uint8_t *buf,
+                       uint32_t *out_len)
+{
+    size_t head = sizeof(LOCK_KEY_PREFIX) - 1;
+    if (len == 0 || head + len + 1 > KV_LOCK_PREFIX_MAX) {
+        rep_errorf(r, "ERR lock name must be 1 to %zu bytes",
+                   (size_t)KV_LOCK_PREFIX_MAX - head - 1);
+        return -1;
+    }
+    memcpy(buf, LOCK_KEY_PREFIX, head);
+    memcpy(buf + head, name, len);
+    buf[head + len] = '/';
+    *out_len = (uint32_t)(head + len + 1);
+    return 0;
+}
+
+/* Parses a positive 64-bit id (lease or token); replies if it is not. */
+static int parse_pos(struct cmd_req *r,
+                     const char *s,
+                     size_t len,
+                     const char *what,
+                     uint64_t *out)
+{
+    int64_t v;
+    if (cmd_parse_i64(s, len, &v) != 0 || v < 1) {
+        rep_errorf(r, "ERR %s must be an integer from 1 to 2^63-1", what);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* Replies with a lock command's refusal by the state machine; false if
+ * there was one. */
+static bool lock_write_ok(struct cmd_req *r,
+                          int status,
+                          const struct kv_entry_result *res,
+                          uint64_t client_id,
+                          uint64_t seq)
+{
+    if (status == 0 && res->code == KV_ENOLEASE) {
+        rep_error(r, "ERR no such lease");
+        return false;
+    }
+    if (status == 0 && res->code == KV_ELOCKWAITERS) {
+        rep_errorf(r, "ERR too many claims on the lock: at most %u",
+                   KV_LOCK_WAITERS_MAX);
+        return false;
+    }
+    if (status == 0 && res->code == KV_ELOCKNOTHELD) {
+        rep_error(r, "ERR no holder or waiter of the lock has that token");
+        return false;
+    }
+    if (!cmd_kept_result_ok(r, status, res, client_id, seq)) {
+        return false;
+    }
+    if (res->n_ops != 1 || (res->ops[0].type != KV_OP_LOCK_ACQUIRE &&
+                            res->ops[0].type != KV_OP_LOCK_RELEASE)) {
+        rep_applied_by_another(r, res);
+        return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Waiting for the lock                                                    */
+
+struct lock_wait
+{
+    struct cmd_req *r;
+    struct bnode_watch *watch;
+    uv_timer_t timer;
+    uint64_t token;
+    uint64_t deadline_ms; /* 0: none */
+    bool over;
+    uint32_t prefix_len;
+    uint32_t key_len;
+    uint8_t prefix[KV_LOCK_PREFIX_MAX];
+    uint8_t key[KV_KEY_BYTES_MAX]; /* the claim's own key */
+};
+
+static void wait_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Ends the wait's watch and timer; the wait is freed once the timer has
+ * closed. */
+static void wait_end(struct lock_wait *w)
+{
+    w->over = true;
+    bnode_watch_cancel(w->watch);
+    w->watch = NULL;
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, wait_closed);
+}
+
+/* The claim was withdrawn (or could not be): nil for a timeout, else the
+ * error the wait ended with. */
+struct withdraw
+{
+    struct cmd_req *r;
+    char why[160]; /* empty: a timeout */
+};
+
+static void withdraw_done(void *arg,
+                          int status,
+                          const struct kv_entry_result *res)
+{
+    struct withdraw *wd = arg;
+    struct cmd_req *r = wd->r;
+    (void)res;
+    if (status != 0) {
+        /* The claim may still stand until its lease ends. */
+        rep_node_error(r, status, true);
+    } else if (wd->why[0] != '\0') {
+        rep_error(r, wd->why);
+    } else {
+        rep_null(r);
+    }
+    free(wd);
+    cmd_req_finish(r);
+}
+
+/* Gives up waiting: withdraws the claim (if it is gone already, the
+ * release is refused and that is fine), then answers. */
+static void wait_give_up(struct lock_wait *w, const char *why)
+{
+    struct cmd_req *r = w->r;
+    struct kv_cmd cmd;
+    struct withdraw *wd = calloc(1, sizeof(*wd));
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_LOCK_RELEASE;
+    cmd.op.type = KV_OP_LOCK_RELEASE;
+    cmd.op.key = w->prefix;
+    cmd.op.key_len = w->prefix_len;
+    cmd.op.delta = (int64_t)w->token;
+    if (wd == NULL) {
+        wait_end(w);
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
+    }
+    wd->r = r;
+    if (why != NULL) {
+        snprintf(wd->why, sizeof(wd->why), "%s", why);
+    }
+    /* cmd_propose() borrows the prefix for the call only. */
+    cmd_propose(r, &cmd, withdraw_done, wd);
+    wait_end(w);
+}
+
+/* Re-reads the claim and the holder: answers if the claim holds the lock,
+ * or is gone. */
+static void wait_check(struct lock_wait *w)
+{
+    struct kv_range_result res;
+    struct cmd_req *r = w->r;
+    struct kv_store *kv = bnode_kv(r->client->env->node);
+    int rv = kv_get(kv, w->key, w->key_len, &res);
+    bool mine = rv == 0 && res.kvs[0].create_revision == w->token;
+    kv_range_result_free(&res);
+    uint64_t holder = 0;
+    if (rv == 0 || rv == KV_ENOTFOUND) {
+        rv = kv_lock_owner(kv, w->prefix, w->prefix_len, &res);
+        holder = rv == 0 ? res.kvs[0].create_revision : 0;
+        kv_range_result_free(&res);
+    }
+    if (rv != 0 && rv != KV_ENOTFOUND) {
+        wait_give_up(w, "ERR the lock could not be read while waiting");
+    } else if (mine && holder == w->token) {
+        wait_end(w);
+        rep_int(r, (int64_t)w->token);
+        cmd_req_finish(r);
+    } else if (!mine) {
+        /* The claim is gone: its lease ended, or its token was released
+         * (by another connection). */
+        wait_end(w);
+        rep_error(r,
+                  "ERR the claim ended while waiting for the lock (its lease "
+                  "ended or its token was released)");
+        cmd_req_finish(r);
+    }
+}
+
+static void wait_on_watch(void *arg,
+                          int status,
+                          const struct kv_event *events,
+                          size_t n,
+                          uint64_t revision)
+{
+    struct lock_wait *w = arg;
+    (void)events;
+    (void)n;
+    (void)revision;
+    if (w->over) {
+        return;
+    }
+    if (status != 0) {
+        w->watch = NULL; /* ended: no call follows */
+        char why[128];
+        snprintf(why, sizeof(why), "ERR the wait for the lock ended: %s",
+                 bnode_strerror(status));
+        wait_give_up(w, why);
+        return;
+    }
+    wait_check(w);
+}
+
+static void wait_on_timer(uv_timer_t *t)
+{
+    struct lock_wait *w = t->data;
+    if (w->over) {
+        return;
+    }
+    if (w->r->client->gone ||
+        (w->deadline_ms != 0 && cmd_now_ms() >= w->deadline_ms)) {
+        wait_give_up(w, NULL);
+    }
+}
+
+/* Starts waiting for @claim (its token is its create revision). */
+static void wait_start(struct cmd_req *r,
+                       const uint8_t *prefix,
+                       uint32_t prefix_len,
+                       const struct kv_kv *claim,
+                       uint64_t timeout_ms)
+{
+    struct cmd_env *env = r->client->env;
+    struct lock_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
+    }
+    w->r = r;
+    w->token = claim->create_revision;
+    memcpy(w->key, claim->key, claim->key_len);
+    w->key_len = claim->key_len;
+    w->deadline_ms = timeout_ms != 0 ? cmd_now_ms() + timeout_ms : 0;
+    memcpy(w->prefix, prefix, prefix_len);
+    w->prefix_len = prefix_len;
+    uv_timer_init(env->loop, &w->timer);
+    w->timer.data = w;
+    uv_timer_start(&w->timer, wait_on_timer, LOCK_WAIT_POLL_MS,
+                   LOCK_WAIT_POLL_MS);
+    /* From the revision after the claim: a release in between is replayed
+     * from the history, so no change is missed. */
+    int rc = bnode_watch_start(env->node, prefix, prefix_len, NULL, 0, true,
+                               w->token + 1, wait_on_watch, w, &w->watch);
+    if (rc != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "ERR cannot wait for the lock: %s",
+                 bnode_strerror(rc));
+        wait_give_up(w, why);
+        return;
+    }
+    wait_check(w);
+}
+
+/* ---------------------------------------------------------------------- */
+/* ACQUIRE and RELEASE                                                     */
+
+struct lock_req
+{
+    struct cmd_req *r;
+    uint64_t client_id;
+    uint64_t seq;
+    uint64_t timeout_ms;
+    uint32_t prefix_len;
+    uint8_t prefix[KV_LOCK_PREFIX_MAX];
+};
+
+static void acquire_done(void *arg,
+                         int status,
+                         const struct kv_entry_result *res)
+{
+    struct lock_req *q = arg;
+    struct cmd_req *r = q->r;
+    if (!lock_write_ok(r, status, res, q->client_id, q->seq)) {
+        cmd_req_finish(r);
+    } else if (res->ops[0].n_kvs != 1) {
+        rep_applied_by_another(r, res);
+        cmd_req_finish(r);
+    } else if (!res->succeeded) {
+        rep_null(r); /* TRY, and another holds it */
+        cmd_req_finish(r);
+    } else if (res->ops[0].count == 1) {
+        rep_int(r, (int64_t)res->ops[0].kvs[0].create_revision);
+        cmd_req_finish(r);
+    } else {
+        wait_start(r, q->prefix, q->prefix_len, &res->ops[0].kvs[0],
+                   q->timeout_ms);
+    }
+    free(q);
+}
+
+static void release_done(void *arg,
+                         int status,
+                         const struct kv_entry_result *res)
+{
+    struct lock_req *q = arg;
+    if (lock_write_ok(q->r, status, res, q->client_id, q->seq)) {
+        rep_int(q->r, (int64_t)res->ops[0].count);
+    }
+    cmd_req_finish(q->r);
+    free(q);
+}
+
+static void lock_acquire(struct cmd_req *r,
+                         size_t argc,
+                         const char *const *argv,
+                         const size_t *argvlen,
+                         uint64_t client_id,
+                         uint64_t seq)
+{
+    static const char usage[] =
+        "ERR syntax: BLOCK ACQUIRE name lease [TIMEOUT ms] [TRY]";
+    struct lock_req *q = calloc(1, sizeof(*q));
+    uint64_t lease = 0;
+    bool try_only = false;
+    if (q == NULL) {
+        rep_error(r, "ERR out of memory");
+        goto fail;
+    }
+    if (argc < 4) {
+        rep_error(r, usage);
+        goto fail;
+    }
+    if (lock_prefix(r, argv[2], argvlen[2], q->prefix, &q->prefix_len) != 0 ||
+        parse_pos(r, argv[3], argvlen[3], "lease id", &lease) != 0) {
+        goto fail;
+    }
+    for (size_t i = 4; i < argc; i++) {
+        int64_t v;
+        if (cmd_arg_is(argv[i], argvlen[i], "try")) {
+            try_only = true;
+        } else if (cmd_arg_is(argv[i], argvlen[i], "timeout") && i + 1 < argc) {
+            i++;
+            if (cmd_parse_i64(argv[i], argvlen[i], &v) != 0 || v < 0 ||
+                (uint64_t)v > LOCK_TIMEOUT_MS_MAX) {
+                rep_errorf(r,
+                           "ERR TIMEOUT must be 0 (none) to %llu ms",
+                           (unsigned long long)LOCK_TIMEOUT_MS_MAX);
+                goto fail;
+            }
+            q->timeout_ms = (uint64_t)v;
+        } else {
+            rep_error(r, usage);
+            goto fail;
+        }
+    }
+    q->r = r;
+    q->client_id = client_id;
+    q->seq = seq;
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_LOCK_ACQUIRE;
+    cmd.op.type = KV_OP_LOCK_ACQUIRE;
+    cmd.op.key = q->prefix;
+    cmd.op.key_len = q->prefix_len;
+    cmd.op.lease = lease;
+    cmd.op.flags = try_only ? KV_LOCK_TRY : 0;
+    /* Whether the claim holds is known at apply time only: the store
+     * keeps the result, and a retry gets the same claim (and waits on it
+     * if it still waits). */
+    cmd.client_id = client_id;
+    cmd.seq = seq;
+    cmd.keep_result = client_id != 0;
+    cmd_propose(r, &cmd, acquire_done, q);
+    return;
+fail:
+    free(q);
+    cmd_req_finish(r);
+}
+
+static void lock_release(struct cmd_req *r,
+                         size_t argc,
+                         const char *const *argv,
+                         const size_t *argvlen,
+                         uint64_t client_id,
+                         uint64_t seq)
+{
+    struct lock_req *q = calloc(1, sizeof(*q));
+    uint64_t token = 0;
+    if (q == NULL) {
+        rep_error(r, "ERR out of memory");
+        goto fail;
+    }
+    if (argc != 4) {
+        rep_error(r, "ERR syntax: BLOCK RELEASE name token");
+        goto fail;
+    }
+    if (lock_prefix(r, argv[2], argvlen[2], q->prefix, &q->prefix_len) != 0 ||
+        parse_pos(r, argv[3], argvlen[3], "token", &token) != 0) {
+        goto fail;
+    }
+    q->r = r;
+    q->client_id = client_id;
+    q->seq = seq;
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_LOCK_RELEASE;
+    cmd.op.type = KV_OP_LOCK_RELEASE;
+    cmd.op.key = q->prefix;
+    cmd.op.key_len = q->prefix_len;
+    cmd.op.delta = (int64_t)token;
+    cmd.client_id = client_id;
+    cmd.seq = seq;
+    cmd.keep_result = client_id != 0;
+    cmd_propose(r, &cmd, release_done, q);
+    return;
+fail:
+    free(q);
+    cmd_req_finish(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* OWNER                                                                   */
+
+static void owner_read(struct cmd_req *r,
+                       struct kv_store *kv,
+                       size_t argc,
+                       const char *const *argv,
+                       const size_t *argvlen)
+{
+    uint8_t prefix[KV_LOCK_PREFIX_MAX];
+    uint32_t len = 0;
+    struct kv_range_result res;
+    (void)argc;
+    if (lock_prefix(r, argv[2], argvlen[2], prefix, &len) != 0) {
+        return;
+    }
+    int rv = kv_lock_owner(kv, prefix, len, &res);
+    if (rv == KV_ENOTFOUND) {
+        rep_null_array(r);
+    } else if (rv != 0) {
+        rep_errorf(r, "ERR store read failed: %s", kv_strerror(rv));
+    } else {
+        rep_array(r, 3);
+        rep_int(r, (int64_t)res.kvs[0].create_revision);
+        rep_int(r, (int64_t)res.kvs[0].lease);
+        rep_int(r, (int64_t)res.count);
+    }
+    kv_range_result_free(&res);
+}
+
+void cmd_block_req(struct cmd_req *r,
+                   size_t argc,
+                   const char *const *argv,
+                   const size_t *argvlen,
+                   uint64_t client_id,
+                   uint64_t seq)
+{
+    const char *sub = argv[1];
+    size_t n = argvlen[1];
+    if (cmd_arg_is(sub, n, "acquire")) {
+        lock_acquire(r, argc, argv, argvlen, client_id, seq);
+    } else if (cmd_arg_is(sub, n, "release")) {
+        lock_release(r, argc, argv, argvlen, client_id, seq);
+    } else if (cmd_arg_is(sub, n, "owner")) {
+        uint8_t prefix[KV_LOCK_PREFIX_MAX];
+        uint32_t len = 0;
+        if (argc != 3) {
+            rep_error(r, "ERR syntax: BLOCK OWNER name");
+            cmd_req_finish(r);
+        } else if (lock_prefix(r, argv[2], argvlen[2], prefix, &len) != 0) {
+            cmd_req_finish(r);
+        } else {
+            cmd_read_start(r, owner_read, argc, argv, argvlen);
+        }
+    } else {
+        rep_errorf(r,
+                   "ERR unknown BLOCK subcommand '%.*s' (ACQUIRE, RELEASE, "
+                   "OWNER)",
+                   (int)(n > 32 ? 32 : n), sub);
+        cmd_req_finish(r);
+    }
+}
+
+CMD_DECL(cmd_block)
+{
+    cmd_block_req(r, argc, argv, argvlen, 0, 0);
+}
+
+int cmd_block_order(size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+    (void)argc;
+    /* An ACQUIRE may wait: nothing after it on the connection may start
+     * (a write pipelined behind it must run holding the lock). */
+    if (cmd_arg_is(argv[1], argvlen[1], "owner")) {
+        return CMD_ORDER_READ;
+    }
+    return cmd_arg_is(argv[1], argvlen[1], "release") ? CMD_ORDER_WRITE
+                                                      : CMD_ORDER_SERIAL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* BFENCE                                                                  */
+
+void cmd_fence_stamp(const struct cmd_req *r, struct kv_cmd *cmd)
+{
+    if (r->fence != NULL) {
+        cmd->fence_key = r->fence->key;
+        cmd->fence_key_len = r->fence->len;
+        cmd->fence_token = r->fence->token;
+    }
+}
+
+void cmd_fence_free(struct cmd_req *r)
+{
+    free(r->fence);
+    r->fence = NULL;
+}
+
+/* Whether BFENCE may wrap @d: a write whose proposals carry the fence
+ * (through cmd_propose() or a view), or BREQ of one. Commands that write
+ * through other paths (keep-alives, compaction, users) would run
+ * unfenced, so they are refused, as are reads and blocking waits. */
+static bool fence_wraps(const struct cmd_def *d,
+                        size_t argc,
+                        const char *const *argv,
+                        const size_t *argvlen)
+{
+    if (d == NULL || !(d->flags & CMD_WRITE) || (d->flags & CMD_ADMIN) ||
+        d->fn == cmd_bfence || d->fn == cmd_block || d->fn == cmd_exec ||
+        d->fn == cmd_acl) {
+        return false;
+    }
+    if (d->fn == cmd_blease) {
+        return argc >= 2 && (cmd_arg_is(argv[1], argvlen[1], "grant") ||
+                             cmd_arg_is(argv[1], argvlen[1], "revoke"));
+    }
+    if (d->fn == cmd_breq) {
+        return argc >= 4 && fence_wraps(cmd_lookup(argv[3], argvlen[3]),
+                                        argc - 3, argv + 3, argvlen + 3);
+    }
+    return true;
+}
+
+CMD_DECL(cmd_bfence)
+{
+    uint64_t token = 0;
+    const struct cmd_def *d = cmd_lookup(argv[3], argvlen[3]);
+    size_t n = argc - 3;
+    struct cmd_fence *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        rep_error(r, "ERR out of memory");
+        cmd_req_finish(r);
+        return;
+    }
+    if (lock_prefix(r, argv[1], argvlen[1], f->key, &f->len) != 0 ||
+        parse_pos(r, argv[2], argvlen[2], "token", &token) != 0) {
+        free(f);
+        cmd_req_finish(r);
+        return;
+    }
+    if (d == NULL) {
+        int len = argvlen[3] > 128 ? 128 : (int)argvlen[3];
+        rep_errorf(r, "ERR unknown command '%.*s' in BFENCE", len, argv[3]);
+        free(f);
+        cmd_req_finish(r);
+        return;
+    }
+    if (d->arity > 0 ? n != (size_t)d->arity : n < (size_t)-d->arity) {
+        rep_arity_error(r, d->name);
+        free(f);
+        cmd_req_finish(r);
+        return;
+    }
+    if (!fence_wraps(d, n, argv + 3, argvlen + 3)) {
+        rep_errorf(r, "ERR '%s' cannot run inside BFENCE (writes only)",
+                   d->name);
+        free(f);
+        cmd_req_finish(r);
+        return;
+    }
+    f->token = token;
+    r->fence = f; /* freed by cmd_req_finish() */
+    if (d->fn != NULL) {
+        d->fn(r, n, argv + 3, argvlen + 3);
+    } else {
+        cmd_view_start(r, d, n, argv + 3, argvlen + 3);
+    }
+}
