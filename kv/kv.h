@@ -183,6 +183,11 @@ enum kv_op_type {
 #define KV_LOCK_SUFFIX_BYTES 16u
 /* Longest lock key prefix. */
 #define KV_LOCK_PREFIX_MAX (KV_KEY_BYTES_MAX - KV_LOCK_SUFFIX_BYTES)
+/* A lock named N lives under the key prefix "_lock/N/" (kv_lock_prefix()),
+ * so its name is at most this long. */
+#define KV_LOCK_KEY_PREFIX "_lock/"
+#define KV_LOCK_NAME_MAX                                                    \
+    (KV_LOCK_PREFIX_MAX - (sizeof(KV_LOCK_KEY_PREFIX) - 1) - 1)
 
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
  * kv_op_result.count. */
@@ -1007,6 +1012,14 @@ uint64_t kv_wall_ms(void);
  * @res->kvs[0], and in @res->count the holder and its waiters. Returns 0,
  * KV_ENOTFOUND (nobody holds it; res->count 0) or an error. Release @res
  * with kv_range_result_free(), also on failure. */
+/* Writes the key prefix of the lock named @name (@len bytes, 1 to
+ * KV_LOCK_NAME_MAX) into @buf (room for KV_LOCK_PREFIX_MAX) and its length
+ * into *@out_len. Returns 0 or KV_EINVAL. */
+int kv_lock_prefix(const char *name,
+                   size_t len,
+                   uint8_t *buf,
+                   uint32_t *out_len);
+
 int kv_lock_owner(struct kv_store *store,
                   const uint8_t *prefix,
                   uint32_t prefix_len,

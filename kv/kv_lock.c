@@ -55,6 +55,22 @@ static bool is_claim(const struct kv_kv *kv, uint32_t prefix_len, uint64_t *id)
     return true;
 }
 
+int kv_lock_prefix(const char *name,
+                   size_t len,
+                   uint8_t *buf,
+                   uint32_t *out_len)
+{
+    size_t head = sizeof(KV_LOCK_KEY_PREFIX) - 1;
+    if (name == NULL || len == 0 || len > KV_LOCK_NAME_MAX) {
+        return KV_EINVAL;
+    }
+    memcpy(buf, KV_LOCK_KEY_PREFIX, head);
+    memcpy(buf + head, name, len);
+    buf[head + len] = '/';
+    *out_len = (uint32_t)(head + len + 1);
+    return 0;
+}
+
 int kv_lock_scan(struct kv_store *s,
                  MDB_txn *txn,
                  const uint8_t *prefix,

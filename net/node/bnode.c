@@ -54,6 +54,8 @@ static const struct
     {BNODE_ECLOCK, "the clock is too far behind the last ID minted"},
     {BNODE_ELEASENOTREADY, "a new leader does not know the lease clock yet"},
     {BNODE_ENOLEASE, "no such lease"},
+    {BNODE_ELOCKLOST, "the claim on the lock ended while it waited"},
+    {BNODE_ETIMEDOUT, "timed out waiting for the lock (claim withdrawn)"},
     {BNODE_ECONFPENDING, "another membership change is in progress"},
     {BNODE_ENOSPACE,
      "the store is over its quota: only deletes and "

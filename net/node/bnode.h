@@ -60,6 +60,12 @@ enum {
     BNODE_ELEASENOTREADY = -7029,
     /* No such lease (a keep-alive of a lease that ended or never was). */
     BNODE_ENOLEASE = -7028,
+    /* Locks (bnode_lock.c), from the end of locks' block. A claim on a
+     * lock ended while it waited (its lease ended, or its token was
+     * released elsewhere). */
+    BNODE_ELOCKLOST = -7069,
+    /* A wait for a lock ran out of time; its claim was withdrawn. */
+    BNODE_ETIMEDOUT = -7068,
     /* Definitely not applied: the store is over its quota
      * (bnode_options.quota_bytes) and the command could make it larger.
      * Deletes and compactions are still taken; writes are again once they
@@ -536,6 +542,42 @@ int bnode_lease_keepalive(struct bnode *node,
                           uint64_t id,
                           bnode_keepalive_cb cb,
                           void *arg);
+
+/* ---- locks ------------------------------------------------------------ */
+
+/* A claim on a lock waiting for its turn (docs/coordination.md, "Locks"). */
+struct bnode_lock_wait;
+
+/* Completion of a wait: @status 0 (the claim holds the lock: its token
+ * is the lock's current one), BNODE_ELOCKLOST, BNODE_ETIMEDOUT (the claim
+ * was withdrawn, or that failed: then @status is the proposal's error and
+ * the claim lasts until its lease ends) or what a watch ends with
+ * (BNODE_ESTOPPED, BNODE_ENOMEM, ...; the claim is withdrawn first). */
+typedef void (*bnode_lock_cb)(void *arg, int status);
+
+/* Waits, on this node, until the claim @key (with token @token, its
+ * create revision, made by a KV_CMD_LOCK_ACQUIRE on the lock at @prefix)
+ * holds the lock: on each change of the prefix applied here, it re-reads
+ * the claim and the holder. After @timeout_ms (0: none) it proposes the
+ * claim's release, then calls @cb with BNODE_ETIMEDOUT. @prefix and @key
+ * are copied. Returns 0 (then @cb is called exactly once, unless the wait
+ * is cancelled first) with the wait in @out, or BNODE_EINVAL, BNODE_ENOMEM,
+ * BNODE_ESTOPPED. */
+int bnode_lock_wait(struct bnode *node,
+                    const uint8_t *prefix,
+                    size_t prefix_len,
+                    const uint8_t *key,
+                    size_t key_len,
+                    uint64_t token,
+                    uint64_t timeout_ms,
+                    bnode_lock_cb cb,
+                    void *arg,
+                    struct bnode_lock_wait **out);
+
+/* Ends a wait whose caller went away: withdraws the claim (a release
+ * proposal, whose outcome nobody hears) and never calls its callback.
+ * Only before the callback ran. */
+void bnode_lock_wait_cancel(struct bnode_lock_wait *w);
 
 /* ---- IDs -------------------------------------------------------------- */
 

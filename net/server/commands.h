@@ -177,6 +177,10 @@ struct cmd_client
     /* The connection is closed (set by the server): a reply built now is
      * thrown away, so reads still running skip their work. */
     bool gone;
+    /* The peer closed its side (set by the server): a request that waits
+     * for something (BLOCK ACQUIRE) stops waiting, as Redis's blocking
+     * commands do when their client leaves. */
+    bool hung_up;
     /* Watches of this connection (BWATCH, commands_stream.c). */
     struct cmd_stream *streams;
     unsigned n_streams;

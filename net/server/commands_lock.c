@@ -28,12 +28,10 @@
 #include "commands.h"
 #include "kv.h"
 
-/* The key prefix of every lock, in front of its name. */
-#define LOCK_KEY_PREFIX "_lock/"
 /* Longest wait an ACQUIRE may ask for: a day. */
 #define LOCK_TIMEOUT_MS_MAX (24ull * 3600 * 1000)
-/* How often a waiting ACQUIRE checks its deadline and its connection. */
-#define LOCK_WAIT_POLL_MS 50u
+/* How often a waiting ACQUIRE checks that its connection is still there. */
+#define LOCK_GONE_POLL_MS 100u
 
 /* The fence a BFENCE request stamps on its writes. */
 struct cmd_fence
@@ -51,16 +49,11 @@ static int lock_prefix(struct cmd_req *r,
                        uint8_t *buf,
                        uint32_t *out_len)
 {
-    size_t head = sizeof(LOCK_KEY_PREFIX) - 1;
-    if (len == 0 || head + len + 1 > KV_LOCK_PREFIX_MAX) {
+    if (kv_lock_prefix(name, len, buf, out_len) != 0) {
         rep_errorf(r, "ERR lock name must be 1 to %zu bytes",
-                   (size_t)KV_LOCK_PREFIX_MAX - head - 1);
+                   (size_t)KV_LOCK_NAME_MAX);
         return -1;
     }
-    memcpy(buf, LOCK_KEY_PREFIX, head);
-    memcpy(buf + head, name, len);
-    buf[head + len] = '/';
-    *out_len = (uint32_t)(head + len + 1);
     return 0;
 }
 
@@ -115,18 +108,15 @@ static bool lock_write_ok(struct cmd_req *r,
 /* ---------------------------------------------------------------------- */
 /* Waiting for the lock                                                    */
 
+/* A waiting ACQUIRE: the node's wait (bnode_lock_wait), and a timer that
+ * notices the connection going away (its request stays pending until it
+ * is answered, so nothing else would). */
 struct lock_wait
 {
     struct cmd_req *r;
-    struct bnode_watch *watch;
+    struct bnode_lock_wait *wait; /* NULL once answered */
     uv_timer_t timer;
     uint64_t token;
-    uint64_t deadline_ms; /* 0: none */
-    bool over;
-    uint32_t prefix_len;
-    uint32_t key_len;
-    uint8_t prefix[KV_LOCK_PREFIX_MAX];
-    uint8_t key[KV_KEY_BYTES_MAX]; /* the claim's own key */
 };
 
 static void wait_closed(uv_handle_t *h)
@@ -134,138 +124,38 @@ static void wait_closed(uv_handle_t *h)
     free(h->data);
 }
 
-/* Ends the wait's watch and timer; the wait is freed once the timer has
- * closed. */
-static void wait_end(struct lock_wait *w)
+static void wait_done(void *arg, int status)
 {
-    w->over = true;
-    bnode_watch_cancel(w->watch);
-    w->watch = NULL;
+    struct lock_wait *w = arg;
+    struct cmd_req *r = w->r;
+    w->wait = NULL;
     uv_timer_stop(&w->timer);
     uv_close((uv_handle_t *)&w->timer, wait_closed);
-}
-
-/* The claim was withdrawn (or could not be): nil for a timeout, else the
- * error the wait ended with. */
-struct withdraw
-{
-    struct cmd_req *r;
-    char why[160]; /* empty: a timeout */
-};
-
-static void withdraw_done(void *arg,
-                          int status,
-                          const struct kv_entry_result *res)
-{
-    struct withdraw *wd = arg;
-    struct cmd_req *r = wd->r;
-    (void)res;
-    if (status != 0) {
-        /* The claim may still stand until its lease ends. */
-        rep_node_error(r, status, true);
-    } else if (wd->why[0] != '\0') {
-        rep_error(r, wd->why);
-    } else {
-        rep_null(r);
-    }
-    free(wd);
-    cmd_req_finish(r);
-}
-
-/* Gives up waiting: withdraws the claim (if it is gone already, the
- * release is refused and that is fine), then answers. */
-static void wait_give_up(struct lock_wait *w, const char *why)
-{
-    struct cmd_req *r = w->r;
-    struct kv_cmd cmd;
-    struct withdraw *wd = calloc(1, sizeof(*wd));
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.type = KV_CMD_LOCK_RELEASE;
-    cmd.op.type = KV_OP_LOCK_RELEASE;
-    cmd.op.key = w->prefix;
-    cmd.op.key_len = w->prefix_len;
-    cmd.op.delta = (int64_t)w->token;
-    if (wd == NULL) {
-        wait_end(w);
-        rep_error(r, "ERR out of memory");
-        cmd_req_finish(r);
-        return;
-    }
-    wd->r = r;
-    if (why != NULL) {
-        snprintf(wd->why, sizeof(wd->why), "%s", why);
-    }
-    /* cmd_propose() borrows the prefix for the call only. */
-    cmd_propose(r, &cmd, withdraw_done, wd);
-    wait_end(w);
-}
-
-/* Re-reads the claim and the holder: answers if the claim holds the lock,
- * or is gone. */
-static void wait_check(struct lock_wait *w)
-{
-    struct kv_range_result res;
-    struct cmd_req *r = w->r;
-    struct kv_store *kv = bnode_kv(r->client->env->node);
-    int rv = kv_get(kv, w->key, w->key_len, &res);
-    bool mine = rv == 0 && res.kvs[0].create_revision == w->token;
-    kv_range_result_free(&res);
-    uint64_t holder = 0;
-    if (rv == 0 || rv == KV_ENOTFOUND) {
-        rv = kv_lock_owner(kv, w->prefix, w->prefix_len, &res);
-        holder = rv == 0 ? res.kvs[0].create_revision : 0;
-        kv_range_result_free(&res);
-    }
-    if (rv != 0 && rv != KV_ENOTFOUND) {
-        wait_give_up(w, "ERR the lock could not be read while waiting");
-    } else if (mine && holder == w->token) {
-        wait_end(w);
+    if (status == 0) {
         rep_int(r, (int64_t)w->token);
-        cmd_req_finish(r);
-    } else if (!mine) {
-        /* The claim is gone: its lease ended, or its token was released
-         * (by another connection). */
-        wait_end(w);
+    } else if (status == BNODE_ETIMEDOUT) {
+        rep_null(r); /* the claim was withdrawn */
+    } else if (status == BNODE_ELOCKLOST) {
         rep_error(r,
                   "ERR the claim ended while waiting for the lock (its lease "
                   "ended or its token was released)");
-        cmd_req_finish(r);
+    } else {
+        rep_node_error(r, status, true);
     }
-}
-
-static void wait_on_watch(void *arg,
-                          int status,
-                          const struct kv_event *events,
-                          size_t n,
-                          uint64_t revision)
-{
-    struct lock_wait *w = arg;
-    (void)events;
-    (void)n;
-    (void)revision;
-    if (w->over) {
-        return;
-    }
-    if (status != 0) {
-        w->watch = NULL; /* ended: no call follows */
-        char why[128];
-        snprintf(why, sizeof(why), "ERR the wait for the lock ended: %s",
-                 bnode_strerror(status));
-        wait_give_up(w, why);
-        return;
-    }
-    wait_check(w);
+    cmd_req_finish(r);
 }
 
 static void wait_on_timer(uv_timer_t *t)
 {
     struct lock_wait *w = t->data;
-    if (w->over) {
-        return;
-    }
-    if (w->r->client->gone ||
-        (w->deadline_ms != 0 && cmd_now_ms() >= w->deadline_ms)) {
-        wait_give_up(w, NULL);
+    if (w->wait != NULL && (w->r->client->gone || w->r->client->hung_up)) {
+        /* Nobody to answer: withdraw the claim, finish the request. */
+        bnode_lock_wait_cancel(w->wait);
+        w->wait = NULL;
+        uv_timer_stop(&w->timer);
+        uv_close((uv_handle_t *)&w->timer, wait_closed);
+        rep_null(w->r);
+        cmd_req_finish(w->r);
     }
 }
 
@@ -285,27 +175,19 @@ static void wait_start(struct cmd_req *r,
     }
     w->r = r;
     w->token = claim->create_revision;
-    memcpy(w->key, claim->key, claim->key_len);
-    w->key_len = claim->key_len;
-    w->deadline_ms = timeout_ms != 0 ? cmd_now_ms() + timeout_ms : 0;
-    memcpy(w->prefix, prefix, prefix_len);
-    w->prefix_len = prefix_len;
-    uv_timer_init(env->loop, &w->timer);
-    w->timer.data = w;
-    uv_timer_start(&w->timer, wait_on_timer, LOCK_WAIT_POLL_MS,
-                   LOCK_WAIT_POLL_MS);
-    /* From the revision after the claim: a release in between is replayed
-     * from the history, so no change is missed. */
-    int rc = bnode_watch_start(env->node, prefix, prefix_len, NULL, 0, true,
-                               w->token + 1, wait_on_watch, w, &w->watch);
+    int rc = bnode_lock_wait(env->node, prefix, prefix_len, claim->key,
+                             claim->key_len, w->token, timeout_ms, wait_done,
+                             w, &w->wait);
     if (rc != 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "ERR cannot wait for the lock: %s",
-                 bnode_strerror(rc));
-        wait_give_up(w, why);
+        free(w);
+        rep_node_error(r, rc, true);
+        cmd_req_finish(r);
         return;
     }
-    wait_check(w);
+    uv_timer_init(env->loop, &w->timer);
+    w->timer.data = w;
+    uv_timer_start(&w->timer, wait_on_timer, LOCK_GONE_POLL_MS,
+                   LOCK_GONE_POLL_MS);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -674,6 +674,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         conn_process(c);
     } else if (nread == UV_EOF) {
         c->eof = true;
+        c->client.hung_up = true;
         update_reading(c);
         conn_process(c);
     } else if (nread == UV_ENOBUFS && c->mem_refused && !c->stop_parse) {

@@ -387,6 +387,81 @@ START_TEST(test_lock_bad_input_gets_clear_errors)
 }
 END_TEST
 
+/* The number of claims on lock @name (holder and waiters), 0 if free. */
+static long long claims(const char *name)
+{
+    struct cl_reply r;
+    const char *owner[] = {"BLOCK", "OWNER", name};
+    ck_assert_int_eq(on_leader(10000, &r, 3, owner), 0);
+    long long n = r.type == CL_ARRAY ? r.elems[2].integer : 0;
+    cl_reply_free(&r);
+    return n;
+}
+
+/* A wait that times out answers nil and withdraws its claim; so does one
+ * whose connection goes away; a waiter served after them gets the lock
+ * with a larger token. */
+START_TEST(test_lock_timed_out_and_abandoned_waits_withdraw_their_claims)
+{
+    struct cl_reply r;
+    cl_start(&cl, 1);
+    unsigned id = cl_wait_leader(&cl, 20000);
+    ck_assert_uint_ne(id, 0);
+    const char *g1[] = {"BLEASE", "GRANT", "30000", "ID", "1"};
+    const char *g2[] = {"BLEASE", "GRANT", "30000", "ID", "2"};
+    const char *g3[] = {"BLEASE", "GRANT", "30000", "ID", "3"};
+    const char **grants[] = {g1, g2, g3};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(on_leader(10000, &r, 5, grants[i]), 0);
+        cl_reply_free(&r);
+    }
+    const char *a1[] = {"BLOCK", "ACQUIRE", "L", "1"};
+    ck_assert_int_eq(on_leader(10000, &r, 4, a1), 0);
+    ck_assert_int_eq(r.type, CL_INT);
+    long long t1 = r.integer;
+    cl_reply_free(&r);
+
+    uint64_t start = cl_now_ms();
+    const char *a2[] = {"BLOCK", "ACQUIRE", "L", "2", "TIMEOUT", "300"};
+    ck_assert_int_eq(on_leader(10000, &r, 6, a2), 0);
+    ck_assert_int_eq(r.type, CL_NIL);
+    cl_reply_free(&r);
+    ck_assert_uint_ge(cl_now_ms() - start, 300);
+    ck_assert_int_eq(claims("L"), 1);
+
+    /* A waiter that hangs up. */
+    struct cl_conn c;
+    ck_assert_int_eq(cl_connect(&c, cl.nodes[id - 1].client_port, 5000), 0);
+    const char *a3[] = {"BLOCK", "ACQUIRE", "L", "3"};
+    size_t lens[] = {5, 7, 1, 1};
+    ck_assert_int_eq(cl_sendv(&c, 5000, 4, a3, lens), 0);
+    uint64_t end = cl_now_ms() + 10000;
+    while (claims("L") != 2 && cl_now_ms() < end) {
+        usleep(20000);
+    }
+    ck_assert_int_eq(claims("L"), 2);
+    cl_close(&c);
+    while (claims("L") != 1 && cl_now_ms() < end) {
+        usleep(20000);
+    }
+    ck_assert_int_eq(claims("L"), 1);
+
+    /* The next claim waits its turn and gets a larger token. */
+    const char *rel[4] = {"BLOCK", "RELEASE", "L", NULL};
+    char tbuf[24];
+    snprintf(tbuf, sizeof(tbuf), "%lld", t1);
+    rel[3] = tbuf;
+    ck_assert_int_eq(on_leader(10000, &r, 4, rel), 0);
+    ck_assert_int_eq(r.type, CL_INT);
+    ck_assert_int_eq(r.integer, 1);
+    cl_reply_free(&r);
+    ck_assert_int_eq(on_leader(10000, &r, 6, a2), 0);
+    ck_assert_int_eq(r.type, CL_INT);
+    ck_assert_int_gt(r.integer, t1);
+    cl_reply_free(&r);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -395,6 +470,8 @@ int main(int argc, char **argv)
         {"ballot_lock_loses_no_increment_across_a_leader_kill",
          test_lock_ballot_lock_loses_no_increment_across_a_leader_kill},
         {"bad_input_gets_clear_errors", test_lock_bad_input_gets_clear_errors},
+        {"timed_out_and_abandoned_waits_withdraw_their_claims",
+         test_lock_timed_out_and_abandoned_waits_withdraw_their_claims},
     };
     return cl_run_tests("lock", tests, sizeof(tests) / sizeof(tests[0]), 150,
                         teardown, argc, argv);

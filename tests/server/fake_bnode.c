@@ -486,6 +486,37 @@ void bnode_watch_cancel(struct bnode_watch *w)
     (void)w;
 }
 
+/* Lock waits are the real node's (bnode_lock.c), tested against real
+ * nodes (tests/cluster/test_lock.c); like watches, this fake has none. */
+int bnode_lock_wait(struct bnode *n,
+                    const uint8_t *prefix,
+                    size_t prefix_len,
+                    const uint8_t *key,
+                    size_t key_len,
+                    uint64_t token,
+                    uint64_t timeout_ms,
+                    bnode_lock_cb cb,
+                    void *arg,
+                    struct bnode_lock_wait **out)
+{
+    (void)n;
+    (void)prefix;
+    (void)prefix_len;
+    (void)key;
+    (void)key_len;
+    (void)token;
+    (void)timeout_ms;
+    (void)cb;
+    (void)arg;
+    (void)out;
+    return BNODE_ESTOPPED;
+}
+
+void bnode_lock_wait_cancel(struct bnode_lock_wait *w)
+{
+    (void)w;
+}
+
 /* Snowflake IDs are the real node's (tests/node/test_snowflake.c). */
 int bnode_snowflake(struct bnode *n,
                     uint64_t *out,
