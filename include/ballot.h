@@ -118,6 +118,17 @@ enum {
     BALLOT_ETRYAGAIN = -9028,
     /* A lease with that id already exists. Not applied. */
     BALLOT_ELEASEEXISTS = -9027,
+    /* Locks, from the end of their block. The claim on the lock ended
+     * while it waited (its lease ended, or its token was released). */
+    BALLOT_ELOCKLOST = -9069,
+    /* The wait for a lock ran out of time; the claim was withdrawn. */
+    BALLOT_ETIMEDOUT = -9068,
+    /* A fenced write's token no longer holds its lock. Not applied. */
+    BALLOT_EFENCED = -9067,
+    /* No holder or waiter of the lock has that token. Not applied. */
+    BALLOT_ENOTHELD = -9066,
+    /* BALLOT_LOCK_TRY found the lock held by another. Not applied. */
+    BALLOT_ELOCKED = -9065,
 };
 
 /* A static, human-readable description of @code (any int). */
@@ -552,6 +563,125 @@ BALLOT_API int ballot_put_lease_wait(struct ballot *b,
                                      uint64_t lease,
                                      const struct ballot_reqid *rid,
                                      struct ballot_result **out);
+
+/* Lists the ids of leases above @after, in order, at most @count
+ * (1..BALLOT_LEASE_LIST_MAX). Result: one op per id, whose count is the
+ * id; the last op's @more says whether more leases follow (list again
+ * from its id). Returns like ballot_get(). */
+#define BALLOT_LEASE_LIST_MAX 10000u
+BALLOT_API int ballot_lease_list(struct ballot *b,
+                                 uint64_t after,
+                                 size_t count,
+                                 int consistency,
+                                 ballot_cb cb,
+                                 void *arg);
+BALLOT_API int ballot_lease_list_wait(struct ballot *b,
+                                      uint64_t after,
+                                      size_t count,
+                                      int consistency,
+                                      struct ballot_result **out);
+
+/* ---------------------------------------------------------------------- */
+/* Locks with fencing (docs/coordination.md, "Locks")                      */
+
+/* A lock is a name (1..BALLOT_LOCK_NAME_MAX bytes); its holders and
+ * waiters are keys under "_lock/NAME/", one per lease, ordered by the
+ * revision that created them. The holder's creation revision is its
+ * fencing token: it strictly increases from one holder to the next, and a
+ * write fenced with a token that no longer holds the lock is refused by
+ * every replica (ballot_put_fenced()). A lock is freed by its release or
+ * by the end of its lease (a crashed holder stops renewing it). */
+#define BALLOT_LOCK_NAME_MAX 488u
+/* Flags of ballot_lock_acquire(). */
+enum {
+    BALLOT_LOCK_TRY = 1 << 0 /* do not wait: BALLOT_ELOCKED if held */
+};
+
+/* Claims lock @name for lease @lease (which must exist) and waits, in
+ * turn, until the claim holds it or @timeout_ms (0: no limit) passes, when
+ * the claim is withdrawn. A lease that already claims the lock gets that
+ * claim back (so a retry is harmless). The wait runs on this node, which
+ * need not lead. Result: ops[0].count is the fencing token. Returns like
+ * ballot_put(); @cb may also report BALLOT_ENOLEASE, BALLOT_ELOCKED (TRY),
+ * BALLOT_ETIMEDOUT, BALLOT_ELOCKLOST or BALLOT_ELIMIT (too many claims). */
+BALLOT_API int ballot_lock_acquire(struct ballot *b,
+                                   const void *name,
+                                   size_t name_len,
+                                   uint64_t lease,
+                                   uint64_t timeout_ms,
+                                   int flags,
+                                   const struct ballot_reqid *rid,
+                                   ballot_cb cb,
+                                   void *arg);
+
+/* Releases the claim with fencing token @token (the holder's, or a
+ * waiter's, which then stops waiting). Result: ops[0].count is 1 if it
+ * held the lock, 0 if it only waited. Returns like ballot_put(); @cb may
+ * report BALLOT_ENOTHELD. */
+BALLOT_API int ballot_lock_release(struct ballot *b,
+                                   const void *name,
+                                   size_t name_len,
+                                   uint64_t token,
+                                   const struct ballot_reqid *rid,
+                                   ballot_cb cb,
+                                   void *arg);
+
+/* Reads who holds lock @name. Result: ops[0].n_kvs is 0 if nobody does,
+ * else ops[0].kvs[0] is the holder's key (create_revision: its token) and
+ * ops[0].count the claims (holder and waiters). Returns like
+ * ballot_get(). */
+BALLOT_API int ballot_lock_owner(struct ballot *b,
+                                 const void *name,
+                                 size_t name_len,
+                                 int consistency,
+                                 ballot_cb cb,
+                                 void *arg);
+
+/* ballot_put() applied only if @token holds lock @name when the write
+ * reaches the log; otherwise @cb reports BALLOT_EFENCED and nothing is
+ * written, on any replica. */
+BALLOT_API int ballot_put_fenced(struct ballot *b,
+                                 const void *key,
+                                 size_t key_len,
+                                 const void *value,
+                                 size_t value_len,
+                                 const void *name,
+                                 size_t name_len,
+                                 uint64_t token,
+                                 const struct ballot_reqid *rid,
+                                 ballot_cb cb,
+                                 void *arg);
+
+/* The blocking forms, like ballot_put_wait(). */
+BALLOT_API int ballot_lock_acquire_wait(struct ballot *b,
+                                        const void *name,
+                                        size_t name_len,
+                                        uint64_t lease,
+                                        uint64_t timeout_ms,
+                                        int flags,
+                                        const struct ballot_reqid *rid,
+                                        struct ballot_result **out);
+BALLOT_API int ballot_lock_release_wait(struct ballot *b,
+                                        const void *name,
+                                        size_t name_len,
+                                        uint64_t token,
+                                        const struct ballot_reqid *rid,
+                                        struct ballot_result **out);
+BALLOT_API int ballot_lock_owner_wait(struct ballot *b,
+                                      const void *name,
+                                      size_t name_len,
+                                      int consistency,
+                                      struct ballot_result **out);
+BALLOT_API int ballot_put_fenced_wait(struct ballot *b,
+                                      const void *key,
+                                      size_t key_len,
+                                      const void *value,
+                                      size_t value_len,
+                                      const void *name,
+                                      size_t name_len,
+                                      uint64_t token,
+                                      const struct ballot_reqid *rid,
+                                      struct ballot_result **out);
 
 /* ---------------------------------------------------------------------- */
 /* Watches                                                                */

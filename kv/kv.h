@@ -376,6 +376,8 @@ enum kv_cmd_type {
 #define KV_LEASE_TTL_MS_MAX (10ull * 365 * 24 * 3600 * 1000)
 /* Most leases in the store: a grant beyond it is refused. */
 #define KV_LEASES_MAX 1000000u
+/* Most lease ids one listing returns (BLEASE LIST, ballot_lease_list). */
+#define KV_LEASE_LIST_MAX 10000u
 /* Most lease ids in one refresh or expire command. */
 #define KV_LEASE_BATCH_MAX 10000u
 /* Most keys one KV_CMD_EXPIRE_KEYS deletes. */

@@ -43,6 +43,11 @@ static const struct
     {BALLOT_ENOLEASE, "no such lease"},
     {BALLOT_ETRYAGAIN, "a new leader does not know the lease clock yet"},
     {BALLOT_ELEASEEXISTS, "a lease with that id already exists"},
+    {BALLOT_ELOCKLOST, "the claim on the lock ended while it waited"},
+    {BALLOT_ETIMEDOUT, "timed out waiting for the lock (claim withdrawn)"},
+    {BALLOT_EFENCED, "the fencing token no longer holds the lock"},
+    {BALLOT_ENOTHELD, "no holder or waiter of the lock has that token"},
+    {BALLOT_ELOCKED, "the lock is held by another"},
 };
 
 const char *ballot_strerror(int code)
@@ -478,4 +483,99 @@ int ballot_put_lease(struct ballot *b,
 {
     return lease_call(b, EMBED_PUT_LEASE, lease, 0, key, key_len, value,
                       value_len, rid, cb, arg);
+}
+
+/* ---- locks and lease lists ---------------------------------------------- */
+
+static int lock_call(struct ballot *b,
+                     enum embed_kind kind,
+                     const struct embed_lock_args *a,
+                     const struct ballot_reqid *rid,
+                     ballot_cb cb,
+                     void *arg)
+{
+    struct embed_call *c;
+    int rv = check(b, cb);
+    if (rv == 0) {
+        rv = embed_call_lock(kind, a, rid, &c);
+    }
+    return rv != 0 ? rv : submit(b, c, cb, arg);
+}
+
+int ballot_lease_list(struct ballot *b,
+                      uint64_t after,
+                      size_t count,
+                      int consistency,
+                      ballot_cb cb,
+                      void *arg)
+{
+    struct embed_lock_args a = {.after = after,
+                                .count = count,
+                                .consistency = consistency};
+    return lock_call(b, EMBED_LEASE_LIST, &a, NULL, cb, arg);
+}
+
+int ballot_lock_acquire(struct ballot *b,
+                        const void *name,
+                        size_t name_len,
+                        uint64_t lease,
+                        uint64_t timeout_ms,
+                        int flags,
+                        const struct ballot_reqid *rid,
+                        ballot_cb cb,
+                        void *arg)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .lease = lease,
+                                .timeout_ms = timeout_ms,
+                                .flags = flags};
+    return lock_call(b, EMBED_LOCK_ACQUIRE, &a, rid, cb, arg);
+}
+
+int ballot_lock_release(struct ballot *b,
+                        const void *name,
+                        size_t name_len,
+                        uint64_t token,
+                        const struct ballot_reqid *rid,
+                        ballot_cb cb,
+                        void *arg)
+{
+    struct embed_lock_args a = {
+        .name = name, .name_len = name_len, .token = token};
+    return lock_call(b, EMBED_LOCK_RELEASE, &a, rid, cb, arg);
+}
+
+int ballot_lock_owner(struct ballot *b,
+                      const void *name,
+                      size_t name_len,
+                      int consistency,
+                      ballot_cb cb,
+                      void *arg)
+{
+    struct embed_lock_args a = {
+        .name = name, .name_len = name_len, .consistency = consistency};
+    return lock_call(b, EMBED_LOCK_OWNER, &a, NULL, cb, arg);
+}
+
+int ballot_put_fenced(struct ballot *b,
+                      const void *key,
+                      size_t key_len,
+                      const void *value,
+                      size_t value_len,
+                      const void *name,
+                      size_t name_len,
+                      uint64_t token,
+                      const struct ballot_reqid *rid,
+                      ballot_cb cb,
+                      void *arg)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .token = token,
+                                .key = key,
+                                .key_len = key_len,
+                                .value = value,
+                                .value_len = value_len};
+    return lock_call(b, EMBED_PUT_FENCED, &a, rid, cb, arg);
 }

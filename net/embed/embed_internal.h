@@ -100,6 +100,11 @@ enum embed_kind {
     EMBED_LEASE_REVOKE,
     EMBED_LEASE_TTL,
     EMBED_PUT_LEASE,
+    EMBED_LEASE_LIST, /* embed_lock.c */
+    EMBED_LOCK_ACQUIRE,
+    EMBED_LOCK_RELEASE,
+    EMBED_LOCK_OWNER,
+    EMBED_PUT_FENCED,
 };
 
 /* A request with every byte it needs copied into one allocation, so that
@@ -196,6 +201,36 @@ int embed_call_lease(enum embed_kind kind,
                      struct embed_call **out);
 /* Runs a lease call on the loop; like embed_call_run(). */
 int embed_lease_run(struct ballot *b, struct embed_call *c);
+
+/* ---- locks and lease lists (embed_lock.c) ------------------------------ */
+
+/* The arguments of a lock call (EMBED_LOCK_*, EMBED_PUT_FENCED,
+ * EMBED_LEASE_LIST); unused ones are 0. */
+struct embed_lock_args
+{
+    const void *name;
+    size_t name_len;
+    uint64_t lease;      /* acquire */
+    uint64_t token;      /* release, fenced put */
+    uint64_t timeout_ms; /* acquire */
+    int flags;           /* acquire */
+    int consistency;     /* owner, list */
+    const void *key;     /* fenced put */
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    uint64_t after; /* list */
+    size_t count;
+};
+
+/* Builds a call of @kind. Returns 0 with *@out or BALLOT_EINVAL /
+ * BALLOT_ETOOBIG / BALLOT_ENOMEM. */
+int embed_call_lock(enum embed_kind kind,
+                    const struct embed_lock_args *a,
+                    const struct ballot_reqid *rid,
+                    struct embed_call **out);
+/* Runs a lock call on the loop; like embed_call_run(). */
+int embed_lock_run(struct ballot *b, struct embed_call *c);
 
 /* ---- watches (embed_watch.c) ------------------------------------------ */
 

@@ -45,6 +45,10 @@ int embed_error(int code)
         return BALLOT_ENOLEASE;
     case BNODE_ELEASENOTREADY:
         return BALLOT_ETRYAGAIN;
+    case BNODE_ELOCKLOST:
+        return BALLOT_ELOCKLOST;
+    case BNODE_ETIMEDOUT:
+        return BALLOT_ETIMEDOUT;
     case BNODE_EUNKNOWN:
     default:
         /* A code this layer does not know may come from a write whose fate
@@ -643,6 +647,12 @@ int embed_call_run(struct ballot *b, struct embed_call *c)
     case EMBED_LEASE_TTL:
     case EMBED_PUT_LEASE:
         return embed_lease_run(b, c);
+    case EMBED_LEASE_LIST:
+    case EMBED_LOCK_ACQUIRE:
+    case EMBED_LOCK_RELEASE:
+    case EMBED_LOCK_OWNER:
+    case EMBED_PUT_FENCED:
+        return embed_lock_run(b, c);
     default:
         return BALLOT_EINVAL;
     }

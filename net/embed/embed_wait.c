@@ -336,3 +336,89 @@ int ballot_put_lease_wait(struct ballot *b,
     return lease_wait(b, EMBED_PUT_LEASE, lease, 0, key, key_len, value,
                       value_len, rid, out);
 }
+
+/* ---- locks and lease lists ---------------------------------------------- */
+
+static int lock_wait(struct ballot *b,
+                     enum embed_kind kind,
+                     const struct embed_lock_args *a,
+                     const struct ballot_reqid *rid,
+                     struct ballot_result **out)
+{
+    struct embed_call *c = NULL;
+    int rv = b == NULL ? BALLOT_EINVAL : embed_call_lock(kind, a, rid, &c);
+    return wait_or(b, rv, c, out);
+}
+
+int ballot_lease_list_wait(struct ballot *b,
+                           uint64_t after,
+                           size_t count,
+                           int consistency,
+                           struct ballot_result **out)
+{
+    struct embed_lock_args a = {.after = after,
+                                .count = count,
+                                .consistency = consistency};
+    return lock_wait(b, EMBED_LEASE_LIST, &a, NULL, out);
+}
+
+int ballot_lock_acquire_wait(struct ballot *b,
+                             const void *name,
+                             size_t name_len,
+                             uint64_t lease,
+                             uint64_t timeout_ms,
+                             int flags,
+                             const struct ballot_reqid *rid,
+                             struct ballot_result **out)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .lease = lease,
+                                .timeout_ms = timeout_ms,
+                                .flags = flags};
+    return lock_wait(b, EMBED_LOCK_ACQUIRE, &a, rid, out);
+}
+
+int ballot_lock_release_wait(struct ballot *b,
+                             const void *name,
+                             size_t name_len,
+                             uint64_t token,
+                             const struct ballot_reqid *rid,
+                             struct ballot_result **out)
+{
+    struct embed_lock_args a = {
+        .name = name, .name_len = name_len, .token = token};
+    return lock_wait(b, EMBED_LOCK_RELEASE, &a, rid, out);
+}
+
+int ballot_lock_owner_wait(struct ballot *b,
+                           const void *name,
+                           size_t name_len,
+                           int consistency,
+                           struct ballot_result **out)
+{
+    struct embed_lock_args a = {
+        .name = name, .name_len = name_len, .consistency = consistency};
+    return lock_wait(b, EMBED_LOCK_OWNER, &a, NULL, out);
+}
+
+int ballot_put_fenced_wait(struct ballot *b,
+                           const void *key,
+                           size_t key_len,
+                           const void *value,
+                           size_t value_len,
+                           const void *name,
+                           size_t name_len,
+                           uint64_t token,
+                           const struct ballot_reqid *rid,
+                           struct ballot_result **out)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .token = token,
+                                .key = key,
+                                .key_len = key_len,
+                                .value = value,
+                                .value_len = value_len};
+    return lock_wait(b, EMBED_PUT_FENCED, &a, rid, out);
+}

@@ -25,8 +25,6 @@
 #include "commands.h"
 #include "kv.h"
 
-/* Most ids one BLEASE LIST returns. */
-#define LEASE_LIST_MAX 10000u
 
 /* Parses a lease id: a decimal in 1..2^63-1 (so that it is a RESP
  * integer). Replies and returns -1 if it is not one. */
@@ -394,7 +392,7 @@ static int list_check(struct cmd_req *r,
             return -1;
         }
         if (cmd_parse_i64(argv[i + 1], argvlen[i + 1], &v) != 0 || v < 0 ||
-            (!after && (v < 1 || v > (int64_t)LEASE_LIST_MAX))) {
+            (!after && (v < 1 || v > (int64_t)KV_LEASE_LIST_MAX))) {
             rep_errorf(r, "ERR %s must be %s", after ? "AFTER" : "COUNT",
                        after ? "a lease id" : "1 to 10000");
             return -1;

@@ -817,6 +817,167 @@ START_TEST(test_embed_lease_grant_keepalive_revoke_and_expiry)
 }
 END_TEST
 
+/* Grants lease @id (@ttl_ms), retrying while a new leader does not know
+ * the lease clock yet. */
+static void grant_lease(struct ballot *b, uint64_t id, uint64_t ttl_ms)
+{
+    int rv = BALLOT_ETRYAGAIN;
+    for (int i = 0; i < 500 && rv == BALLOT_ETRYAGAIN; i++) {
+        rv = ballot_lease_grant_wait(b, ttl_ms, id, NULL, NULL);
+        if (rv == BALLOT_ETRYAGAIN) {
+            usleep(10000);
+        }
+    }
+    ck_assert_int_eq(rv, 0);
+}
+
+/* What an asynchronous acquire reported (set on the node's thread). */
+struct acquired
+{
+    uv_mutex_t mu;
+    bool done;
+    int status;
+    uint64_t token;
+};
+
+static void on_acquired(void *arg, const struct ballot_result *res)
+{
+    struct acquired *a = arg;
+    uv_mutex_lock(&a->mu);
+    a->done = true;
+    a->status = res->status;
+    a->token = res->status == 0 ? res->ops[0].count : 0;
+    uv_mutex_unlock(&a->mu);
+}
+
+static bool acquired_done(struct acquired *a)
+{
+    uv_mutex_lock(&a->mu);
+    bool done = a->done;
+    uv_mutex_unlock(&a->mu);
+    return done;
+}
+
+/* Locks through the C API: the first claim holds with its token, a try
+ * finds it held, a second claim waits and is served on release with a
+ * larger token; fenced puts apply only under the current token; a timed
+ * out claim is withdrawn; the lease's end frees the lock; leases list in
+ * pages; bad input is refused. */
+START_TEST(test_embed_lock_tokens_fences_waits_and_lease_list)
+{
+    struct ballot *b = open_single();
+    struct ballot_result *r = NULL;
+    grant_lease(b, 11, 60000);
+    grant_lease(b, 12, 60000);
+
+    ck_assert_int_eq(ballot_lock_acquire_wait(b, "L", 1, 11, 0, 0, NULL, &r),
+                     0);
+    uint64_t t1 = r->ops[0].count;
+    ck_assert_uint_gt(t1, 0);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_lock_acquire_wait(b, "L", 1, 12, 0,
+                                              BALLOT_LOCK_TRY, NULL, NULL),
+                     BALLOT_ELOCKED);
+    struct acquired a;
+    memset(&a, 0, sizeof(a));
+    uv_mutex_init(&a.mu);
+    ck_assert_int_eq(
+        ballot_lock_acquire(b, "L", 1, 12, 0, 0, NULL, on_acquired, &a), 0);
+    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "a", 1, "L", 1, t1,
+                                            NULL, NULL),
+                     0);
+    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "b", 1, "L", 1,
+                                            t1 + 1000, NULL, NULL),
+                     BALLOT_EFENCED);
+    expect_value(b, "k", "a");
+    uint64_t end = cl_now_ms() + 10000;
+    for (;;) { /* the second claim is in once it counts */
+        ck_assert_int_eq(
+            ballot_lock_owner_wait(b, "L", 1, BALLOT_LINEARIZABLE, &r), 0);
+        ck_assert_uint_eq(r->ops[0].n_kvs, 1);
+        ck_assert_uint_eq(r->ops[0].kvs[0].create_revision, t1);
+        uint64_t n = r->ops[0].count;
+        ballot_result_free(r);
+        if (n == 2) {
+            break;
+        }
+        ck_assert_msg(cl_now_ms() < end, "the second claim never came");
+        usleep(10000);
+    }
+    ck_assert(!acquired_done(&a));
+
+    ck_assert_int_eq(ballot_lock_release_wait(b, "L", 1, t1, NULL, &r), 0);
+    ck_assert_uint_eq(r->ops[0].count, 1);
+    ballot_result_free(r);
+    while (!acquired_done(&a)) {
+        ck_assert_msg(cl_now_ms() < end, "the waiter was never served");
+        usleep(10000);
+    }
+    ck_assert_int_eq(a.status, 0);
+    ck_assert_uint_gt(a.token, t1);
+    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "c", 1, "L", 1, t1,
+                                            NULL, NULL),
+                     BALLOT_EFENCED);
+    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "d", 1, "L", 1,
+                                            a.token, NULL, NULL),
+                     0);
+    expect_value(b, "k", "d");
+
+    /* A claim that times out is withdrawn. */
+    uint64_t start = cl_now_ms();
+    ck_assert_int_eq(
+        ballot_lock_acquire_wait(b, "L", 1, 11, 200, 0, NULL, NULL),
+        BALLOT_ETIMEDOUT);
+    ck_assert_uint_ge(cl_now_ms() - start, 200);
+    ck_assert_int_eq(
+        ballot_lock_owner_wait(b, "L", 1, BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert_uint_eq(r->ops[0].count, 1);
+    ballot_result_free(r);
+
+    /* Leases in pages. */
+    ck_assert_int_eq(ballot_lease_list_wait(b, 0, 1, BALLOT_LOCAL, &r), 0);
+    ck_assert_uint_eq(r->n_ops, 1);
+    ck_assert_uint_eq(r->ops[0].count, 11);
+    ck_assert(r->ops[0].more);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_lease_list_wait(b, 11, 10, BALLOT_LOCAL, &r), 0);
+    ck_assert_uint_eq(r->n_ops, 1);
+    ck_assert_uint_eq(r->ops[0].count, 12);
+    ck_assert(!r->ops[0].more);
+    ballot_result_free(r);
+
+    /* Bad input. */
+    ck_assert_int_eq(ballot_lock_release_wait(b, "L", 1, t1, NULL, NULL),
+                     BALLOT_ENOTHELD);
+    ck_assert_int_eq(ballot_lock_acquire_wait(b, "L", 1, 99, 0, 0, NULL, NULL),
+                     BALLOT_ENOLEASE);
+    ck_assert_int_eq(ballot_lock_acquire_wait(b, "L", 0, 11, 0, 0, NULL, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_lock_acquire_wait(b, "L", 1, 0, 0, 0, NULL, NULL),
+                     BALLOT_EINVAL);
+    char name[BALLOT_LOCK_NAME_MAX + 1];
+    memset(name, 'n', sizeof(name));
+    ck_assert_int_eq(ballot_lock_acquire_wait(b, name, sizeof(name), 11, 0, 0,
+                                              NULL, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_lease_list_wait(b, 0, 0, BALLOT_LOCAL, NULL),
+                     BALLOT_EINVAL);
+    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "e", 1, "L", 1, 0,
+                                            NULL, NULL),
+                     BALLOT_EINVAL);
+
+    /* The holder's lease ends: the lock is free. */
+    ck_assert_int_eq(ballot_lease_revoke_wait(b, 12, NULL, NULL), 0);
+    ck_assert_int_eq(
+        ballot_lock_owner_wait(b, "L", 1, BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert_uint_eq(r->ops[0].n_kvs, 0);
+    ballot_result_free(r);
+    uv_mutex_destroy(&a.mu);
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
 /* A prefix watch from now gets every put and delete under the prefix, in
  * revision order, each once, with the revision it happened at; changes
  * outside the prefix, and before the watch, are not delivered; a
@@ -1075,6 +1236,8 @@ int main(int argc, char **argv)
          test_embed_full_disk_calls_halt_callback_not_exit},
         {"lease_grant_keepalive_revoke_and_expiry",
          test_embed_lease_grant_keepalive_revoke_and_expiry},
+        {"lock_tokens_fences_waits_and_lease_list",
+         test_embed_lock_tokens_fences_waits_and_lease_list},
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) {
