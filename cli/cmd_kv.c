@@ -136,8 +136,8 @@ int cmd_put(struct cli *cli, int argc, char **argv)
 {
     /* BFENCE NAME TOKEN in front with --fence (docs/coordination.md,
      * "Fencing"): the write is refused unless TOKEN holds lock NAME. */
-    const char *full[10] = {NULL, NULL, NULL, "BTXN", "0", "1",
-                            "PUT", NULL, NULL, "0"};
+    const char *full[10] = {NULL, NULL,  NULL, "BTXN", "0",
+                            "1",  "PUT", NULL, NULL,   "0"};
     size_t flens[10] = {0, 0, 0, 4, 1, 1, 3, 0, 0, 1};
     const char **cmd = full + 3;
     size_t *lens = flens + 3;

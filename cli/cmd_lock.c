@@ -104,8 +104,8 @@ static int claim(struct cli *cli,
             return cli_fail(cli, CLI_UNAVAILABLE,
                             "timed out waiting for lock %s", name);
         }
-        bool elapsed = timeout_ms != 0 &&
-                       cli_now_us() - start >= timeout_ms * 1000;
+        bool elapsed =
+            timeout_ms != 0 && cli_now_us() - start >= timeout_ms * 1000;
         if ((rc != CLI_UNKNOWN && rc != CLI_UNAVAILABLE) || elapsed) {
             return cli_fail_reply(cli, rc, r);
         }

@@ -186,7 +186,7 @@ enum kv_op_type {
 /* A lock named N lives under the key prefix "_lock/N/" (kv_lock_prefix()),
  * so its name is at most this long. */
 #define KV_LOCK_KEY_PREFIX "_lock/"
-#define KV_LOCK_NAME_MAX                                                    \
+#define KV_LOCK_NAME_MAX \
     (KV_LOCK_PREFIX_MAX - (sizeof(KV_LOCK_KEY_PREFIX) - 1) - 1)
 
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its

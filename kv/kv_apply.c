@@ -814,9 +814,9 @@ static int exec_lock(struct exec *x,
             return rv;
         }
     }
-    rv = kv_lock_scan(x->s, x->txn, op->key, op->key_len,
-                      acquire ? op->lease : 0, acquire ? 0 : (uint64_t)op->delta,
-                      x->arena, x->alloc, &lv);
+    rv = kv_lock_scan(
+        x->s, x->txn, op->key, op->key_len, acquire ? op->lease : 0,
+        acquire ? 0 : (uint64_t)op->delta, x->arena, x->alloc, &lv);
     if (rv != 0) {
         return rv;
     }

@@ -147,7 +147,7 @@ static int fence_check(const struct kv_cmd *cmd)
 {
     if (cmd->fence_key == NULL) {
         return cmd->fence_key_len != 0 || cmd->fence_token != 0 ? KV_EBADCMD
-                                                                 : 0;
+                                                                : 0;
     }
     if (cmd->fence_key_len == 0 || cmd->fence_token == 0) {
         return KV_EBADCMD;
@@ -189,7 +189,7 @@ static int op_check(const struct kv_op *op)
 static int branch_op_check(const struct kv_op *op)
 {
     return op->type == KV_OP_SEQUENCE || op_is_lock(op->type) ? KV_EBADCMD
-                                                               : op_check(op);
+                                                              : op_check(op);
 }
 
 static bool op_is_rmw(uint8_t type)

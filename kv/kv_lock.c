@@ -143,8 +143,7 @@ int kv_lock_owner(struct kv_store *store,
     if ((rv = kv_read_begin(store, &txn)) != 0) {
         return rv;
     }
-    if ((rv = kv_meta_get(store, txn, KV_META_REVISION, &res->revision)) !=
-            0 ||
+    if ((rv = kv_meta_get(store, txn, KV_META_REVISION, &res->revision)) != 0 ||
         (rv = kv_meta_get(store, txn, KV_META_APPLIED, &res->applied)) != 0 ||
         (rv = kv_lock_scan(store, txn, prefix, prefix_len, 0, 0, &res->arena,
                            &res->alloc, &lv)) != 0) {

@@ -509,9 +509,8 @@ int ballot_lease_list(struct ballot *b,
                       ballot_cb cb,
                       void *arg)
 {
-    struct embed_lock_args a = {.after = after,
-                                .count = count,
-                                .consistency = consistency};
+    struct embed_lock_args a = {
+        .after = after, .count = count, .consistency = consistency};
     return lock_call(b, EMBED_LEASE_LIST, &a, NULL, cb, arg);
 }
 

@@ -52,9 +52,8 @@ int embed_call_lock(enum embed_kind kind,
         if (a->count == 0 || a->count > BALLOT_LEASE_LIST_MAX) {
             return BALLOT_EINVAL;
         }
-    } else if (a->name == NULL ||
-               kv_lock_prefix(a->name, a->name_len, x.prefix,
-                              &x.prefix_len) != 0) {
+    } else if (a->name == NULL || kv_lock_prefix(a->name, a->name_len, x.prefix,
+                                                 &x.prefix_len) != 0) {
         return BALLOT_EINVAL;
     }
     switch (kind) {
@@ -85,7 +84,8 @@ int embed_call_lock(enum embed_kind kind,
             (a->value == NULL && a->value_len > 0)) {
             return BALLOT_EINVAL;
         }
-        if (a->key_len > KV_KEY_BYTES_MAX || a->value_len > KV_VALUE_BYTES_MAX) {
+        if (a->key_len > KV_KEY_BYTES_MAX ||
+            a->value_len > KV_VALUE_BYTES_MAX) {
             return BALLOT_ETOOBIG;
         }
         cmd.type = KV_CMD_PUT;
@@ -235,9 +235,9 @@ static void on_acquire(void *arg, int status, const struct kv_entry_result *er)
     memcpy(x->claim, claim->key, claim->key_len);
     x->claim_len = claim->key_len;
     struct bnode_lock_wait *w;
-    int rv = bnode_lock_wait(c->b->node, x->prefix, x->prefix_len, x->claim,
-                             x->claim_len, x->token, c->ttl_ms, on_waited, c,
-                             &w);
+    int rv =
+        bnode_lock_wait(c->b->node, x->prefix, x->prefix_len, x->claim,
+                        x->claim_len, x->token, c->ttl_ms, on_waited, c, &w);
     if (rv != 0) {
         deliver(c, embed_error(rv), 0, false, 0, NULL);
     }
@@ -260,8 +260,8 @@ static void on_fenced_put(void *arg,
 {
     struct embed_call *c = arg;
     int st = write_status(status, er);
-    deliver(c, st, st == 0 ? revision_of(er) : 0, st == 0 && er->duplicate,
-            1, NULL);
+    deliver(c, st, st == 0 ? revision_of(er) : 0, st == 0 && er->duplicate, 1,
+            NULL);
 }
 
 static void on_owner(void *arg, int status)
@@ -273,11 +273,11 @@ static void on_owner(void *arg, int status)
         deliver(c, embed_error(status), 0, false, 0, NULL);
         return;
     }
-    int rv = kv_lock_owner(bnode_kv(c->b->node), x->prefix, x->prefix_len,
-                           &res);
+    int rv =
+        kv_lock_owner(bnode_kv(c->b->node), x->prefix, x->prefix_len, &res);
     if (rv != 0 && rv != KV_ENOTFOUND) {
-        deliver(c, rv == KV_ENOMEM ? BALLOT_ENOMEM : BALLOT_ESTORAGE, 0,
-                false, 0, NULL);
+        deliver(c, rv == KV_ENOMEM ? BALLOT_ENOMEM : BALLOT_ESTORAGE, 0, false,
+                0, NULL);
     } else {
         deliver(c, 0, res.revision, false, res.count,
                 rv == 0 ? &res.kvs[0] : NULL);
@@ -300,9 +300,9 @@ static void on_list(void *arg, int status)
         ops = calloc(c->limit, sizeof(*ops));
         int rv = ids == NULL || ops == NULL
                      ? KV_ENOMEM
-                     : kv_lease_list(bnode_kv(c->b->node), c->id, ids,
-                                     c->limit, &n, &more);
-        res.status = rv == 0          ? 0
+                     : kv_lease_list(bnode_kv(c->b->node), c->id, ids, c->limit,
+                                     &n, &more);
+        res.status = rv == 0           ? 0
                      : rv == KV_ENOMEM ? BALLOT_ENOMEM
                                        : BALLOT_ESTORAGE;
     }
@@ -343,8 +343,8 @@ int embed_lock_run(struct ballot *b, struct embed_call *c)
                         c);
         break;
     default: /* EMBED_LEASE_LIST */
-        rv = bnode_read(node, c->consistency == BALLOT_LINEARIZABLE, on_list,
-                        c);
+        rv =
+            bnode_read(node, c->consistency == BALLOT_LINEARIZABLE, on_list, c);
         break;
     }
     return embed_error(rv);

@@ -356,9 +356,8 @@ int ballot_lease_list_wait(struct ballot *b,
                            int consistency,
                            struct ballot_result **out)
 {
-    struct embed_lock_args a = {.after = after,
-                                .count = count,
-                                .consistency = consistency};
+    struct embed_lock_args a = {
+        .after = after, .count = count, .consistency = consistency};
     return lock_wait(b, EMBED_LEASE_LIST, &a, NULL, out);
 }
 

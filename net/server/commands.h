@@ -482,7 +482,7 @@ void cmd_block_req(struct cmd_req *r,
                    uint64_t seq);
 struct kv_cmd;
 /* The refusal of a write whose fence no longer holds. */
-#define CMD_FENCED_REPLY                                                    \
+#define CMD_FENCED_REPLY \
     "FENCED the fencing token is no longer the lock holder's: not applied"
 /** Puts @r's fence (BFENCE), if it has one, on @cmd: every proposal
  * stamps it next to the ACL envelope. */

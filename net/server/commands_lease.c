@@ -25,7 +25,6 @@
 #include "commands.h"
 #include "kv.h"
 
-
 /* Parses a lease id: a decimal in 1..2^63-1 (so that it is a RESP
  * integer). Replies and returns -1 if it is not one. */
 static int parse_lease_id(struct cmd_req *r,

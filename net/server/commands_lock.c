@@ -176,8 +176,8 @@ static void wait_start(struct cmd_req *r,
     w->r = r;
     w->token = claim->create_revision;
     int rc = bnode_lock_wait(env->node, prefix, prefix_len, claim->key,
-                             claim->key_len, w->token, timeout_ms, wait_done,
-                             w, &w->wait);
+                             claim->key_len, w->token, timeout_ms, wait_done, w,
+                             &w->wait);
     if (rc != 0) {
         free(w);
         rep_node_error(r, rc, true);
@@ -271,8 +271,7 @@ static void lock_acquire(struct cmd_req *r,
             i++;
             if (cmd_parse_i64(argv[i], argvlen[i], &v) != 0 || v < 0 ||
                 (uint64_t)v > LOCK_TIMEOUT_MS_MAX) {
-                rep_errorf(r,
-                           "ERR TIMEOUT must be 0 (none) to %llu ms",
+                rep_errorf(r, "ERR TIMEOUT must be 0 (none) to %llu ms",
                            (unsigned long long)LOCK_TIMEOUT_MS_MAX);
                 goto fail;
             }
@@ -415,9 +414,7 @@ CMD_DECL(cmd_block)
     cmd_block_req(r, argc, argv, argvlen, 0, 0);
 }
 
-int cmd_block_order(size_t argc,
-                    const char *const *argv,
-                    const size_t *argvlen)
+int cmd_block_order(size_t argc, const char *const *argv, const size_t *argvlen)
 {
     (void)argc;
     /* An ACQUIRE may wait: nothing after it on the connection may start

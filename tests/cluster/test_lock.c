@@ -62,8 +62,8 @@ static void expect_error(const char *want, int argc, const char **argv)
     struct cl_reply r;
     ck_assert_int_eq(on_leader(10000, &r, argc, argv), 0);
     ck_assert_msg(r.type == CL_ERR && strstr(r.str, want) != NULL,
-                  "%s %s: wanted an error with '%s', got type %d '%s'",
-                  argv[0], argv[1], want, (int)r.type, r.str ? r.str : "");
+                  "%s %s: wanted an error with '%s', got type %d '%s'", argv[0],
+                  argv[1], want, (int)r.type, r.str ? r.str : "");
     cl_reply_free(&r);
 }
 
@@ -301,8 +301,8 @@ START_TEST(test_lock_bad_input_gets_clear_errors)
     expect_error("lease id must be", 4, zero);
     const char *neg[] = {"BLOCK", "ACQUIRE", "L", "-3"};
     expect_error("lease id must be", 4, neg);
-    const char *timeout[] = {"BLOCK", "ACQUIRE", "L", "7", "TIMEOUT",
-                             "99999999999"};
+    const char *timeout[] = {"BLOCK", "ACQUIRE", "L",
+                             "7",     "TIMEOUT", "99999999999"};
     expect_error("TIMEOUT must be", 6, timeout);
     const char *neg_timeout[] = {"BLOCK", "ACQUIRE", "L", "7", "TIMEOUT", "-1"};
     expect_error("TIMEOUT must be", 6, neg_timeout);
@@ -364,21 +364,19 @@ START_TEST(test_lock_bad_input_gets_clear_errors)
     /* The CLI's TTLs: zero is a usage error, beyond the maximum refused. */
     char eps[256];
     endpoints(eps, sizeof(eps));
-    const char *zero_ttl[] = {BALLOT_PATH, "--endpoints", eps, "lock", "L",
+    const char *zero_ttl[] = {BALLOT_PATH, "--endpoints", eps,  "lock", "L",
                               "--ttl",     "0",           "--", "true", NULL};
     ck_assert_int_eq(cl_run(zero_ttl, NULL, NULL, NULL, 20000), 2);
-    const char *huge_ttl[] = {BALLOT_PATH, "--endpoints", eps,
-                              "lock",      "L",           "--ttl",
-                              "999999999999999", "--",    "true",
-                              NULL};
+    const char *huge_ttl[] = {
+        BALLOT_PATH, "--endpoints",     eps,  "lock", "L",
+        "--ttl",     "999999999999999", "--", "true", NULL};
     char *out = NULL;
     ck_assert_int_eq(cl_run(huge_ttl, NULL, &out, NULL, 20000), 4);
     ck_assert_msg(strstr(out, "maximum") != NULL, "%s", out);
     free(out);
     /* A command that cannot run: 127, and the lock is free again. */
-    const char *missing[] = {BALLOT_PATH, "--endpoints", eps,
-                             "lock",      "L",           "--",
-                             "/nonexistent/cmd", NULL};
+    const char *missing[] = {BALLOT_PATH, "--endpoints",      eps, "lock", "L",
+                             "--",        "/nonexistent/cmd", NULL};
     ck_assert_int_eq(cl_run(missing, NULL, NULL, NULL, 20000), 127);
     const char *owner[] = {"BLOCK", "OWNER", "L"};
     ck_assert_int_eq(on_leader(10000, &r, 3, owner), 0);

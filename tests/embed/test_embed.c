@@ -875,17 +875,16 @@ START_TEST(test_embed_lock_tokens_fences_waits_and_lease_list)
     uint64_t t1 = r->ops[0].count;
     ck_assert_uint_gt(t1, 0);
     ballot_result_free(r);
-    ck_assert_int_eq(ballot_lock_acquire_wait(b, "L", 1, 12, 0,
-                                              BALLOT_LOCK_TRY, NULL, NULL),
-                     BALLOT_ELOCKED);
+    ck_assert_int_eq(
+        ballot_lock_acquire_wait(b, "L", 1, 12, 0, BALLOT_LOCK_TRY, NULL, NULL),
+        BALLOT_ELOCKED);
     struct acquired a;
     memset(&a, 0, sizeof(a));
     uv_mutex_init(&a.mu);
     ck_assert_int_eq(
         ballot_lock_acquire(b, "L", 1, 12, 0, 0, NULL, on_acquired, &a), 0);
-    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "a", 1, "L", 1, t1,
-                                            NULL, NULL),
-                     0);
+    ck_assert_int_eq(
+        ballot_put_fenced_wait(b, "k", 1, "a", 1, "L", 1, t1, NULL, NULL), 0);
     ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "b", 1, "L", 1,
                                             t1 + 1000, NULL, NULL),
                      BALLOT_EFENCED);
@@ -915,12 +914,12 @@ START_TEST(test_embed_lock_tokens_fences_waits_and_lease_list)
     }
     ck_assert_int_eq(a.status, 0);
     ck_assert_uint_gt(a.token, t1);
-    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "c", 1, "L", 1, t1,
-                                            NULL, NULL),
-                     BALLOT_EFENCED);
-    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "d", 1, "L", 1,
-                                            a.token, NULL, NULL),
-                     0);
+    ck_assert_int_eq(
+        ballot_put_fenced_wait(b, "k", 1, "c", 1, "L", 1, t1, NULL, NULL),
+        BALLOT_EFENCED);
+    ck_assert_int_eq(
+        ballot_put_fenced_wait(b, "k", 1, "d", 1, "L", 1, a.token, NULL, NULL),
+        0);
     expect_value(b, "k", "d");
 
     /* A claim that times out is withdrawn. */
@@ -929,8 +928,8 @@ START_TEST(test_embed_lock_tokens_fences_waits_and_lease_list)
         ballot_lock_acquire_wait(b, "L", 1, 11, 200, 0, NULL, NULL),
         BALLOT_ETIMEDOUT);
     ck_assert_uint_ge(cl_now_ms() - start, 200);
-    ck_assert_int_eq(
-        ballot_lock_owner_wait(b, "L", 1, BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert_int_eq(ballot_lock_owner_wait(b, "L", 1, BALLOT_LINEARIZABLE, &r),
+                     0);
     ck_assert_uint_eq(r->ops[0].count, 1);
     ballot_result_free(r);
 
@@ -957,19 +956,19 @@ START_TEST(test_embed_lock_tokens_fences_waits_and_lease_list)
                      BALLOT_EINVAL);
     char name[BALLOT_LOCK_NAME_MAX + 1];
     memset(name, 'n', sizeof(name));
-    ck_assert_int_eq(ballot_lock_acquire_wait(b, name, sizeof(name), 11, 0, 0,
-                                              NULL, NULL),
-                     BALLOT_EINVAL);
+    ck_assert_int_eq(
+        ballot_lock_acquire_wait(b, name, sizeof(name), 11, 0, 0, NULL, NULL),
+        BALLOT_EINVAL);
     ck_assert_int_eq(ballot_lease_list_wait(b, 0, 0, BALLOT_LOCAL, NULL),
                      BALLOT_EINVAL);
-    ck_assert_int_eq(ballot_put_fenced_wait(b, "k", 1, "e", 1, "L", 1, 0,
-                                            NULL, NULL),
-                     BALLOT_EINVAL);
+    ck_assert_int_eq(
+        ballot_put_fenced_wait(b, "k", 1, "e", 1, "L", 1, 0, NULL, NULL),
+        BALLOT_EINVAL);
 
     /* The holder's lease ends: the lock is free. */
     ck_assert_int_eq(ballot_lease_revoke_wait(b, 12, NULL, NULL), 0);
-    ck_assert_int_eq(
-        ballot_lock_owner_wait(b, "L", 1, BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert_int_eq(ballot_lock_owner_wait(b, "L", 1, BALLOT_LINEARIZABLE, &r),
+                     0);
     ck_assert_uint_eq(r->ops[0].n_kvs, 0);
     ballot_result_free(r);
     uv_mutex_destroy(&a.mu);

@@ -38,7 +38,9 @@ struct outcome
     uint64_t revision;
 };
 
-static struct outcome run(struct kv_store *s, raft_index index, uint8_t *d,
+static struct outcome run(struct kv_store *s,
+                          raft_index index,
+                          uint8_t *d,
                           size_t len)
 {
     struct kv_apply_result res;
@@ -334,8 +336,8 @@ Suite *kv_lock_suite(void)
 {
     Suite *s = suite_create("lock");
     TCase *tc = tcase_create("lock");
-    tcase_add_test(tc,
-                   test_lock_waiters_are_served_in_order_with_increasing_tokens);
+    tcase_add_test(
+        tc, test_lock_waiters_are_served_in_order_with_increasing_tokens);
     tcase_add_test(
         tc, test_lock_lease_end_frees_it_and_the_fence_refuses_the_old_token);
     tcase_add_test(tc, test_lock_try_and_bad_input);
