@@ -1022,6 +1022,16 @@ int kv_lock_prefix(const char *name,
                    uint8_t *buf,
                    uint32_t *out_len);
 
+/* Fills @cmd (zeroed first) with a lock command on the lock at @prefix
+ * (borrowed): KV_CMD_LOCK_ACQUIRE for lease @id (KV_LOCK_TRY if
+ * @try_only), or KV_CMD_LOCK_RELEASE of token @id. */
+void kv_lock_cmd_init(struct kv_cmd *cmd,
+                      uint8_t type,
+                      const uint8_t *prefix,
+                      uint32_t prefix_len,
+                      uint64_t id,
+                      bool try_only);
+
 int kv_lock_owner(struct kv_store *store,
                   const uint8_t *prefix,
                   uint32_t prefix_len,

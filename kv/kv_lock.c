@@ -71,6 +71,26 @@ int kv_lock_prefix(const char *name,
     return 0;
 }
 
+void kv_lock_cmd_init(struct kv_cmd *cmd,
+                      uint8_t type,
+                      const uint8_t *prefix,
+                      uint32_t prefix_len,
+                      uint64_t id,
+                      bool try_only)
+{
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->type = type;
+    cmd->op.type = type; /* the op types have the commands' numbers */
+    cmd->op.key = prefix;
+    cmd->op.key_len = prefix_len;
+    if (type == KV_CMD_LOCK_ACQUIRE) {
+        cmd->op.lease = id;
+        cmd->op.flags = try_only ? KV_LOCK_TRY : 0;
+    } else {
+        cmd->op.delta = (int64_t)id;
+    }
+}
+
 int kv_lock_scan(struct kv_store *s,
                  MDB_txn *txn,
                  const uint8_t *prefix,

@@ -138,6 +138,17 @@ struct embed_call
     struct embed_waiter *waiter;
 };
 
+/* Encodes @cmd, with @rid's request id if not NULL (the store then keeps
+ * the result for a retry), into a new call of @kind with @extra bytes
+ * after it for the caller; a NULL @cmd makes a call without a command (a
+ * read). Returns 0 with *@out, or BALLOT_EINVAL / BALLOT_ETOOBIG /
+ * BALLOT_ENOMEM. */
+int embed_call_of_cmd(enum embed_kind kind,
+                      struct kv_cmd *cmd,
+                      const struct ballot_reqid *rid,
+                      size_t extra,
+                      struct embed_call **out);
+
 /* Builds a call of @kind. Returns 0 with *@out (free with embed_call_free)
  * or BALLOT_EINVAL / BALLOT_ETOOBIG / BALLOT_ENOMEM. */
 int embed_call_write(enum embed_kind kind,

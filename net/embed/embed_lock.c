@@ -43,11 +43,6 @@ int embed_call_lock(enum embed_kind kind,
     struct lock_extra x;
     memset(&cmd, 0, sizeof(cmd));
     memset(&x, 0, sizeof(x));
-    if (rid != NULL &&
-        (rid->client_id == 0 || rid->client_id > KV_SESSION_CLIENT_MAX ||
-         rid->seq == 0)) {
-        return BALLOT_EINVAL;
-    }
     if (kind == EMBED_LEASE_LIST) {
         if (a->count == 0 || a->count > BALLOT_LEASE_LIST_MAX) {
             return BALLOT_EINVAL;
@@ -62,22 +57,15 @@ int embed_call_lock(enum embed_kind kind,
             (a->flags & ~BALLOT_LOCK_TRY) != 0) {
             return BALLOT_EINVAL;
         }
-        cmd.type = KV_CMD_LOCK_ACQUIRE;
-        cmd.op.type = KV_OP_LOCK_ACQUIRE;
-        cmd.op.key = x.prefix;
-        cmd.op.key_len = x.prefix_len;
-        cmd.op.lease = a->lease;
-        cmd.op.flags = (a->flags & BALLOT_LOCK_TRY) ? KV_LOCK_TRY : 0;
+        kv_lock_cmd_init(&cmd, KV_CMD_LOCK_ACQUIRE, x.prefix, x.prefix_len,
+                         a->lease, (a->flags & BALLOT_LOCK_TRY) != 0);
         break;
     case EMBED_LOCK_RELEASE:
         if (a->token == 0 || a->token > (uint64_t)INT64_MAX) {
             return BALLOT_EINVAL;
         }
-        cmd.type = KV_CMD_LOCK_RELEASE;
-        cmd.op.type = KV_OP_LOCK_RELEASE;
-        cmd.op.key = x.prefix;
-        cmd.op.key_len = x.prefix_len;
-        cmd.op.delta = (int64_t)a->token;
+        kv_lock_cmd_init(&cmd, KV_CMD_LOCK_RELEASE, x.prefix, x.prefix_len,
+                         a->token, false);
         break;
     case EMBED_PUT_FENCED:
         if (a->token == 0 || a->key == NULL || a->key_len == 0 ||
@@ -101,29 +89,17 @@ int embed_call_lock(enum embed_kind kind,
     default: /* EMBED_LOCK_OWNER, EMBED_LEASE_LIST: reads */
         break;
     }
-    if (rid != NULL && cmd.type != 0) {
-        cmd.client_id = rid->client_id;
-        cmd.seq = rid->seq;
-        cmd.keep_result = true;
+    struct embed_call *c;
+    int rv = embed_call_of_cmd(kind, cmd.type != 0 ? &cmd : NULL, rid,
+                               sizeof(x), &c);
+    if (rv != 0) {
+        return rv;
     }
-    struct embed_call *c = calloc(1, sizeof(*c) + sizeof(x));
-    if (c == NULL) {
-        return BALLOT_ENOMEM;
-    }
-    c->kind = kind;
     c->ttl_ms = a->timeout_ms;
     c->consistency = a->consistency;
     c->id = a->after;
     c->limit = a->count;
     *extra_of(c) = x;
-    if (cmd.type != 0) {
-        size_t size = kv_cmd_encoded_size(&cmd);
-        if (size == 0 || (c->cmd = malloc(size)) == NULL ||
-            kv_cmd_encode(&cmd, c->cmd, size, &c->cmd_len) != 0) {
-            embed_call_free(c);
-            return size == 0 ? BALLOT_ETOOBIG : BALLOT_ENOMEM;
-        }
-    }
     *out = c;
     return 0;
 }

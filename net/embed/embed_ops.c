@@ -181,16 +181,19 @@ static int cmps_of(const struct ballot_txn *txn, struct kv_cmp **out)
     return 0;
 }
 
-/* Encodes @cmd, with @rid's request id if not NULL, into a new call of
- * @kind. Returns 0 with *@out, or BALLOT_EINVAL / BALLOT_ETOOBIG /
- * BALLOT_ENOMEM. */
-static int call_of_cmd(enum embed_kind kind,
-                       struct kv_cmd *cmd,
-                       const struct ballot_reqid *rid,
-                       struct embed_call **out)
+int embed_call_of_cmd(enum embed_kind kind,
+                      struct kv_cmd *cmd,
+                      const struct ballot_reqid *rid,
+                      size_t extra,
+                      struct embed_call **out)
 {
     struct embed_call *c = NULL;
     int rv = 0;
+    if (cmd == NULL) {
+        c = call_alloc(kind, extra);
+        *out = c;
+        return c == NULL ? BALLOT_ENOMEM : 0;
+    }
     if (rid != NULL) {
         if (rid->client_id == 0 || rid->client_id > KV_SESSION_CLIENT_MAX ||
             rid->seq == 0) {
@@ -204,7 +207,7 @@ static int call_of_cmd(enum embed_kind kind,
         cmd->keep_result = true;
     }
     size_t size = kv_cmd_encoded_size(cmd);
-    c = call_alloc(kind, 0);
+    c = call_alloc(kind, extra);
     if (size == 0) {
         rv = BALLOT_ETOOBIG; /* everything else was checked before */
     } else if (c == NULL || (c->cmd = malloc(size)) == NULL) {
@@ -265,7 +268,7 @@ int embed_call_write(enum embed_kind kind,
         cmd.type = kind == EMBED_PUT ? KV_CMD_PUT : KV_CMD_DELETE;
     }
     if (rv == 0) {
-        rv = call_of_cmd(kind, &cmd, rid, &c);
+        rv = embed_call_of_cmd(kind, &cmd, rid, 0, &c);
     }
     free(cmps);
     free(then_ops);
@@ -294,7 +297,7 @@ int embed_call_sequence(const void *name,
     cmd.op.key = name;
     cmd.op.key_len = (uint32_t)name_len;
     cmd.op.delta = (int64_t)count;
-    return call_of_cmd(EMBED_SEQUENCE, &cmd, rid, out);
+    return embed_call_of_cmd(EMBED_SEQUENCE, &cmd, rid, 0, out);
 }
 
 int embed_call_read(const void *key,

@@ -95,12 +95,8 @@ static void withdraw(struct bnode_lock_wait *w, int status)
         wd->cb = w->cb;
         wd->arg = w->arg;
         wd->status = status;
-        memset(&cmd, 0, sizeof(cmd));
-        cmd.type = KV_CMD_LOCK_RELEASE;
-        cmd.op.type = KV_OP_LOCK_RELEASE;
-        cmd.op.key = w->prefix;
-        cmd.op.key_len = w->prefix_len;
-        cmd.op.delta = (int64_t)w->token;
+        kv_lock_cmd_init(&cmd, KV_CMD_LOCK_RELEASE, w->prefix, w->prefix_len,
+                         w->token, false);
         rc = kv_cmd_encode(&cmd, buf, sizeof(buf), &len) != 0
                  ? BNODE_EINVAL
                  : bnode_propose(w->node, buf, len, withdraw_done, wd);

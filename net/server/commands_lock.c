@@ -285,13 +285,8 @@ static void lock_acquire(struct cmd_req *r,
     q->client_id = client_id;
     q->seq = seq;
     struct kv_cmd cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.type = KV_CMD_LOCK_ACQUIRE;
-    cmd.op.type = KV_OP_LOCK_ACQUIRE;
-    cmd.op.key = q->prefix;
-    cmd.op.key_len = q->prefix_len;
-    cmd.op.lease = lease;
-    cmd.op.flags = try_only ? KV_LOCK_TRY : 0;
+    kv_lock_cmd_init(&cmd, KV_CMD_LOCK_ACQUIRE, q->prefix, q->prefix_len, lease,
+                     try_only);
     /* Whether the claim holds is known at apply time only: the store
      * keeps the result, and a retry gets the same claim (and waits on it
      * if it still waits). */
@@ -330,12 +325,8 @@ static void lock_release(struct cmd_req *r,
     q->client_id = client_id;
     q->seq = seq;
     struct kv_cmd cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.type = KV_CMD_LOCK_RELEASE;
-    cmd.op.type = KV_OP_LOCK_RELEASE;
-    cmd.op.key = q->prefix;
-    cmd.op.key_len = q->prefix_len;
-    cmd.op.delta = (int64_t)token;
+    kv_lock_cmd_init(&cmd, KV_CMD_LOCK_RELEASE, q->prefix, q->prefix_len, token,
+                     false);
     cmd.client_id = client_id;
     cmd.seq = seq;
     cmd.keep_result = client_id != 0;
