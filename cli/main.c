@@ -42,6 +42,12 @@ static const struct cli_command commands[] = {
      "COMMAND runs; COMMAND gets the fencing token in BALLOT_LOCK_TOKEN "
      "(and NAME in BALLOT_LOCK_NAME); exits with COMMAND's status",
      cmd_lock},
+    {"elect", "NAME [VALUE [--ttl MS] [--timeout MS]] | NAME --listen",
+     "with VALUE: campaign in election NAME (waiting in turn), print "
+     "'TOKEN VALUE' once elected and lead until interrupted (then resign); "
+     "with --listen: print the leader each time it changes (a watch); "
+     "alone: print the leader (exit 1 if none)",
+     cmd_elect},
     {"del", "KEY", "delete KEY and print how many keys were deleted (0 or 1)",
      cmd_del},
     {"range",

@@ -183,9 +183,12 @@ enum kv_op_type {
 #define KV_LOCK_SUFFIX_BYTES 16u
 /* Longest lock key prefix. */
 #define KV_LOCK_PREFIX_MAX (KV_KEY_BYTES_MAX - KV_LOCK_SUFFIX_BYTES)
-/* A lock named N lives under the key prefix "_lock/N/" (kv_lock_prefix()),
- * so its name is at most this long. */
+/* A lock named N lives under the key prefix "_lock/N/", an election
+ * named N under "_lead/N/" (kv_lock_prefix(); an election is a lock whose
+ * claims carry the candidates' values), so a name is at most this long.
+ * Both prefixes have the same length. */
 #define KV_LOCK_KEY_PREFIX "_lock/"
+#define KV_ELECTION_KEY_PREFIX "_lead/"
 #define KV_LOCK_NAME_MAX \
     (KV_LOCK_PREFIX_MAX - (sizeof(KV_LOCK_KEY_PREFIX) - 1) - 1)
 
@@ -1014,10 +1017,12 @@ uint64_t kv_wall_ms(void);
  * @res->kvs[0], and in @res->count the holder and its waiters. Returns 0,
  * KV_ENOTFOUND (nobody holds it; res->count 0) or an error. Release @res
  * with kv_range_result_free(), also on failure. */
-/* Writes the key prefix of the lock named @name (@len bytes, 1 to
- * KV_LOCK_NAME_MAX) into @buf (room for KV_LOCK_PREFIX_MAX) and its length
- * into *@out_len. Returns 0 or KV_EINVAL. */
-int kv_lock_prefix(const char *name,
+/* Writes the key prefix of the lock (or, with @election, the election)
+ * named @name (@len bytes, 1 to KV_LOCK_NAME_MAX) into @buf (room for
+ * KV_LOCK_PREFIX_MAX) and its length into *@out_len. Returns 0 or
+ * KV_EINVAL. */
+int kv_lock_prefix(bool election,
+                   const char *name,
                    size_t len,
                    uint8_t *buf,
                    uint32_t *out_len);

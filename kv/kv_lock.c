@@ -55,7 +55,11 @@ static bool is_claim(const struct kv_kv *kv, uint32_t prefix_len, uint64_t *id)
     return true;
 }
 
-int kv_lock_prefix(const char *name,
+_Static_assert(sizeof(KV_LOCK_KEY_PREFIX) == sizeof(KV_ELECTION_KEY_PREFIX),
+               "lock and election names have one limit");
+
+int kv_lock_prefix(bool election,
+                   const char *name,
                    size_t len,
                    uint8_t *buf,
                    uint32_t *out_len)
@@ -64,7 +68,7 @@ int kv_lock_prefix(const char *name,
     if (name == NULL || len == 0 || len > KV_LOCK_NAME_MAX) {
         return KV_EINVAL;
     }
-    memcpy(buf, KV_LOCK_KEY_PREFIX, head);
+    memcpy(buf, election ? KV_ELECTION_KEY_PREFIX : KV_LOCK_KEY_PREFIX, head);
     memcpy(buf + head, name, len);
     buf[head + len] = '/';
     *out_len = (uint32_t)(head + len + 1);

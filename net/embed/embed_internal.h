@@ -221,6 +221,7 @@ struct embed_lock_args
 {
     const void *name;
     size_t name_len;
+    bool election;       /* the election @name, not the lock */
     uint64_t lease;      /* acquire */
     uint64_t token;      /* release, fenced put */
     uint64_t timeout_ms; /* acquire */

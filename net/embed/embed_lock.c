@@ -47,7 +47,7 @@ int embed_call_lock(enum embed_kind kind,
         if (a->count == 0 || a->count > BALLOT_LEASE_LIST_MAX) {
             return BALLOT_EINVAL;
         }
-    } else if (a->name == NULL || kv_lock_prefix(a->name, a->name_len, x.prefix,
+    } else if (a->name == NULL || kv_lock_prefix(a->election, a->name, a->name_len, x.prefix,
                                                  &x.prefix_len) != 0) {
         return BALLOT_EINVAL;
     }

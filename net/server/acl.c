@@ -470,7 +470,8 @@ static bool keys_allowed(const struct kv_acl_user *u,
     }
     if (perm == 0 || strcmp(d->name, "btxn") == 0 ||
         strcmp(d->name, "breq") == 0 || strcmp(d->name, "bseq") == 0 ||
-        strcmp(d->name, "bfence") == 0 || strcmp(d->name, "block") == 0) {
+        strcmp(d->name, "bfence") == 0 || strcmp(d->name, "block") == 0 ||
+        strcmp(d->name, "belect") == 0) {
         return true;
     }
     if (strcmp(d->name, "brange") == 0) {

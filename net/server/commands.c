@@ -522,6 +522,7 @@ const struct cmd_def cmd_table[] = {
     {"bput", -3, WR | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bput, NULL, NULL, 1, 1, 1},
     {"block", -3, WR | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_block, NULL, cmd_block_order, 0, 0, 0},
     {"bfence", -4, WR | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_bfence, NULL, NULL, 0, 0, 0},
+    {"belect", -3, WR | CMD_NOMULTI, CMD_ORDER_SERIAL, cmd_belect, NULL, cmd_belect_order, 0, 0, 0},
 };
 /* clang-format on */
 

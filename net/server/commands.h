@@ -471,6 +471,16 @@ void cmd_bput_req(struct cmd_req *r,
  * (BREQ; 0: none). */
 CMD_DECL(cmd_block);
 CMD_DECL(cmd_bfence);
+CMD_DECL(cmd_belect);
+int cmd_belect_order(size_t argc,
+                     const char *const *argv,
+                     const size_t *argvlen);
+void cmd_belect_req(struct cmd_req *r,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen,
+                    uint64_t client_id,
+                    uint64_t seq);
 int cmd_block_order(size_t argc,
                     const char *const *argv,
                     const size_t *argvlen);

@@ -9,6 +9,11 @@
  *                                                  or nil
  *   BFENCE name token command [args...]         -> the command's reply, or
  *                                                  -FENCED
+ *   BELECT CAMPAIGN name lease value [TIMEOUT ms] -> token, or nil
+ *   BELECT PROCLAIM name token value            -> OK, or -FENCED
+ *   BELECT RESIGN name token                    -> 1 (led) or 0 (waited)
+ *   BELECT LEADER name                          -> [token, lease, value]
+ *                                                  or nil
  *
  * A lock named N is the key prefix "_lock/N/" (kv_lock.c): ACQUIRE puts
  * the claim of the lease, in the log, and answers once the claim holds the
@@ -18,6 +23,11 @@
  * withdraws the claim before it answers nil. ACQUIRE and RELEASE work
  * inside BREQ; BFENCE wraps a write (or a BREQ of one), which every
  * replica then refuses at apply time unless the token is the holder's.
+ *
+ * An election named N is a lock on "_lead/N/" whose claims carry the
+ * candidates' values: CAMPAIGN is ACQUIRE with a value, RESIGN is
+ * RELEASE, LEADER reads the holder's value, PROCLAIM is a fenced put of
+ * the leader's own claim, and observing is a BWATCH of the prefix.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -41,17 +51,26 @@ struct cmd_fence
     uint8_t key[KV_LOCK_PREFIX_MAX];
 };
 
-/* Writes the key prefix of lock @name into @buf (KV_LOCK_PREFIX_MAX);
- * replies and returns -1 if the name is empty or too long. */
+/* Whether the request is an election's (BELECT) rather than a lock's:
+ * the same commands on another key prefix, with values. */
+static bool is_election(const char *const *argv, const size_t *argvlen)
+{
+    return cmd_arg_is(argv[0], argvlen[0], "belect");
+}
+
+/* Writes the key prefix of lock (or election) @name into @buf
+ * (KV_LOCK_PREFIX_MAX); replies and returns -1 if the name is empty or
+ * too long. */
 static int lock_prefix(struct cmd_req *r,
+                       bool election,
                        const char *name,
                        size_t len,
                        uint8_t *buf,
                        uint32_t *out_len)
 {
-    if (kv_lock_prefix(name, len, buf, out_len) != 0) {
-        rep_errorf(r, "ERR lock name must be 1 to %zu bytes",
-                   (size_t)KV_LOCK_NAME_MAX);
+    if (kv_lock_prefix(election, name, len, buf, out_len) != 0) {
+        rep_errorf(r, "ERR %s name must be 1 to %zu bytes",
+                   election ? "election" : "lock", (size_t)KV_LOCK_NAME_MAX);
         return -1;
     }
     return 0;
@@ -246,8 +265,13 @@ static void lock_acquire(struct cmd_req *r,
                          uint64_t client_id,
                          uint64_t seq)
 {
-    static const char usage[] =
-        "ERR syntax: BLOCK ACQUIRE name lease [TIMEOUT ms] [TRY]";
+    bool election = is_election(argv, argvlen);
+    /* A campaign is an acquire whose claim carries the candidate's value
+     * (and cannot TRY: a candidate waits its turn or gives up). */
+    const char *usage =
+        election ? "ERR syntax: BELECT CAMPAIGN name lease value [TIMEOUT ms]"
+                 : "ERR syntax: BLOCK ACQUIRE name lease [TIMEOUT ms] [TRY]";
+    size_t first_opt = election ? 5 : 4;
     struct lock_req *q = calloc(1, sizeof(*q));
     uint64_t lease = 0;
     bool try_only = false;
@@ -255,17 +279,19 @@ static void lock_acquire(struct cmd_req *r,
         rep_error(r, "ERR out of memory");
         goto fail;
     }
-    if (argc < 4) {
+    if (argc < first_opt) {
         rep_error(r, usage);
         goto fail;
     }
-    if (lock_prefix(r, argv[2], argvlen[2], q->prefix, &q->prefix_len) != 0 ||
-        parse_pos(r, argv[3], argvlen[3], "lease id", &lease) != 0) {
+    if (lock_prefix(r, election, argv[2], argvlen[2], q->prefix,
+                    &q->prefix_len) != 0 ||
+        parse_pos(r, argv[3], argvlen[3], "lease id", &lease) != 0 ||
+        (election && !cmd_check_value(r, argvlen[4]))) {
         goto fail;
     }
-    for (size_t i = 4; i < argc; i++) {
+    for (size_t i = first_opt; i < argc; i++) {
         int64_t v;
-        if (cmd_arg_is(argv[i], argvlen[i], "try")) {
+        if (!election && cmd_arg_is(argv[i], argvlen[i], "try")) {
             try_only = true;
         } else if (cmd_arg_is(argv[i], argvlen[i], "timeout") && i + 1 < argc) {
             i++;
@@ -287,6 +313,10 @@ static void lock_acquire(struct cmd_req *r,
     struct kv_cmd cmd;
     kv_lock_cmd_init(&cmd, KV_CMD_LOCK_ACQUIRE, q->prefix, q->prefix_len, lease,
                      try_only);
+    if (election) {
+        cmd.op.value = (const uint8_t *)argv[4];
+        cmd.op.value_len = (uint32_t)argvlen[4];
+    }
     /* Whether the claim holds is known at apply time only: the store
      * keeps the result, and a retry gets the same claim (and waits on it
      * if it still waits). */
@@ -313,11 +343,14 @@ static void lock_release(struct cmd_req *r,
         rep_error(r, "ERR out of memory");
         goto fail;
     }
+    bool election = is_election(argv, argvlen);
     if (argc != 4) {
-        rep_error(r, "ERR syntax: BLOCK RELEASE name token");
+        rep_error(r, election ? "ERR syntax: BELECT RESIGN name token"
+                              : "ERR syntax: BLOCK RELEASE name token");
         goto fail;
     }
-    if (lock_prefix(r, argv[2], argvlen[2], q->prefix, &q->prefix_len) != 0 ||
+    if (lock_prefix(r, election, argv[2], argvlen[2], q->prefix,
+                    &q->prefix_len) != 0 ||
         parse_pos(r, argv[3], argvlen[3], "token", &token) != 0) {
         goto fail;
     }
@@ -349,8 +382,9 @@ static void owner_read(struct cmd_req *r,
     uint8_t prefix[KV_LOCK_PREFIX_MAX];
     uint32_t len = 0;
     struct kv_range_result res;
+    bool election = is_election(argv, argvlen);
     (void)argc;
-    if (lock_prefix(r, argv[2], argvlen[2], prefix, &len) != 0) {
+    if (lock_prefix(r, election, argv[2], argvlen[2], prefix, &len) != 0) {
         return;
     }
     int rv = kv_lock_owner(kv, prefix, len, &res);
@@ -359,10 +393,16 @@ static void owner_read(struct cmd_req *r,
     } else if (rv != 0) {
         rep_errorf(r, "ERR store read failed: %s", kv_strerror(rv));
     } else {
+        /* A lock: [token, lease, claims]; an election's leader: [token,
+         * lease, value]. */
         rep_array(r, 3);
         rep_int(r, (int64_t)res.kvs[0].create_revision);
         rep_int(r, (int64_t)res.kvs[0].lease);
-        rep_int(r, (int64_t)res.count);
+        if (election) {
+            rep_bulk(r, res.kvs[0].value, res.kvs[0].value_len);
+        } else {
+            rep_int(r, (int64_t)res.count);
+        }
     }
     kv_range_result_free(&res);
 }
@@ -386,7 +426,8 @@ void cmd_block_req(struct cmd_req *r,
         if (argc != 3) {
             rep_error(r, "ERR syntax: BLOCK OWNER name");
             cmd_req_finish(r);
-        } else if (lock_prefix(r, argv[2], argvlen[2], prefix, &len) != 0) {
+        } else if (lock_prefix(r, false, argv[2], argvlen[2], prefix, &len) !=
+                   0) {
             cmd_req_finish(r);
         } else {
             cmd_read_start(r, owner_read, argc, argv, argvlen);
@@ -418,6 +459,144 @@ int cmd_block_order(size_t argc, const char *const *argv, const size_t *argvlen)
 }
 
 /* ---------------------------------------------------------------------- */
+/* BELECT                                                                  */
+
+static void proclaim_done(void *arg,
+                          int status,
+                          const struct kv_entry_result *res)
+{
+    struct lock_req *q = arg;
+    if (cmd_write_ok(q->r, status, res)) {
+        if (res->duplicate || res->superseded) {
+            rep_session_outcome(q->r, res, q->client_id, q->seq);
+        } else {
+            rep_ok(q->r);
+        }
+    }
+    cmd_req_finish(q->r);
+    free(q);
+}
+
+/* PROCLAIM name token value: a put of the leader's own claim (its lease
+ * kept), fenced by its token, so that only the current leader's value is
+ * ever published. The claim's key is read here; if it is stale, the
+ * fence refuses the put at apply time anyway. */
+static void elect_proclaim(struct cmd_req *r,
+                           size_t argc,
+                           const char *const *argv,
+                           const size_t *argvlen,
+                           uint64_t client_id,
+                           uint64_t seq)
+{
+    static const char ok[] = "+OK\r\n";
+    struct kv_range_result res;
+    struct lock_req *q = calloc(1, sizeof(*q));
+    uint64_t token = 0;
+    memset(&res, 0, sizeof(res));
+    if (q == NULL) {
+        rep_error(r, "ERR out of memory");
+        goto fail;
+    }
+    if (argc != 5) {
+        rep_error(r, "ERR syntax: BELECT PROCLAIM name token value");
+        goto fail;
+    }
+    if (lock_prefix(r, true, argv[2], argvlen[2], q->prefix, &q->prefix_len) !=
+            0 ||
+        parse_pos(r, argv[3], argvlen[3], "token", &token) != 0 ||
+        !cmd_check_value(r, argvlen[4])) {
+        goto fail;
+    }
+    int rv = kv_lock_owner(bnode_kv(r->client->env->node), q->prefix,
+                           q->prefix_len, &res);
+    if (rv != 0 || res.kvs[0].create_revision != token) {
+        rep_error(r, CMD_FENCED_REPLY);
+        goto fail;
+    }
+    q->r = r;
+    q->client_id = client_id;
+    q->seq = seq;
+    struct kv_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = KV_CMD_PUT;
+    cmd.op.type = KV_OP_PUT;
+    cmd.op.key = res.kvs[0].key;
+    cmd.op.key_len = res.kvs[0].key_len;
+    cmd.op.value = (const uint8_t *)argv[4];
+    cmd.op.value_len = (uint32_t)argvlen[4];
+    cmd.op.lease = res.kvs[0].lease;
+    cmd.fence_key = q->prefix;
+    cmd.fence_key_len = q->prefix_len;
+    cmd.fence_token = token;
+    if (client_id != 0) {
+        cmd.client_id = client_id;
+        cmd.seq = seq;
+        cmd.reply = (const uint8_t *)ok;
+        cmd.reply_len = (uint32_t)(sizeof(ok) - 1);
+    }
+    cmd_propose(r, &cmd, proclaim_done, q);
+    kv_range_result_free(&res);
+    return;
+fail:
+    kv_range_result_free(&res);
+    free(q);
+    cmd_req_finish(r);
+}
+
+void cmd_belect_req(struct cmd_req *r,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *argvlen,
+                    uint64_t client_id,
+                    uint64_t seq)
+{
+    const char *sub = argv[1];
+    size_t n = argvlen[1];
+    if (cmd_arg_is(sub, n, "campaign")) {
+        lock_acquire(r, argc, argv, argvlen, client_id, seq);
+    } else if (cmd_arg_is(sub, n, "proclaim")) {
+        elect_proclaim(r, argc, argv, argvlen, client_id, seq);
+    } else if (cmd_arg_is(sub, n, "resign")) {
+        lock_release(r, argc, argv, argvlen, client_id, seq);
+    } else if (cmd_arg_is(sub, n, "leader")) {
+        uint8_t prefix[KV_LOCK_PREFIX_MAX];
+        uint32_t len = 0;
+        if (argc != 3) {
+            rep_error(r, "ERR syntax: BELECT LEADER name");
+            cmd_req_finish(r);
+        } else if (lock_prefix(r, true, argv[2], argvlen[2], prefix, &len) !=
+                   0) {
+            cmd_req_finish(r);
+        } else {
+            cmd_read_start(r, owner_read, argc, argv, argvlen);
+        }
+    } else {
+        rep_errorf(r,
+                   "ERR unknown BELECT subcommand '%.*s' (CAMPAIGN, PROCLAIM, "
+                   "RESIGN, LEADER)",
+                   (int)(n > 32 ? 32 : n), sub);
+        cmd_req_finish(r);
+    }
+}
+
+CMD_DECL(cmd_belect)
+{
+    cmd_belect_req(r, argc, argv, argvlen, 0, 0);
+}
+
+int cmd_belect_order(size_t argc,
+                     const char *const *argv,
+                     const size_t *argvlen)
+{
+    (void)argc;
+    if (cmd_arg_is(argv[1], argvlen[1], "leader")) {
+        return CMD_ORDER_READ;
+    }
+    return cmd_arg_is(argv[1], argvlen[1], "campaign") ? CMD_ORDER_SERIAL
+                                                       : CMD_ORDER_WRITE;
+}
+
+/* ---------------------------------------------------------------------- */
 /* BFENCE                                                                  */
 
 void cmd_fence_stamp(const struct cmd_req *r, struct kv_cmd *cmd)
@@ -445,8 +624,8 @@ static bool fence_wraps(const struct cmd_def *d,
                         const size_t *argvlen)
 {
     if (d == NULL || !(d->flags & CMD_WRITE) || (d->flags & CMD_ADMIN) ||
-        d->fn == cmd_bfence || d->fn == cmd_block || d->fn == cmd_exec ||
-        d->fn == cmd_acl) {
+        d->fn == cmd_bfence || d->fn == cmd_block || d->fn == cmd_belect ||
+        d->fn == cmd_exec || d->fn == cmd_acl) {
         return false;
     }
     if (d->fn == cmd_blease) {
@@ -471,7 +650,7 @@ CMD_DECL(cmd_bfence)
         cmd_req_finish(r);
         return;
     }
-    if (lock_prefix(r, argv[1], argvlen[1], f->key, &f->len) != 0 ||
+    if (lock_prefix(r, false, argv[1], argvlen[1], f->key, &f->len) != 0 ||
         parse_pos(r, argv[2], argvlen[2], "token", &token) != 0) {
         free(f);
         cmd_req_finish(r);

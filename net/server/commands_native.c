@@ -596,6 +596,10 @@ void cmd_breq(struct cmd_req *r,
         cmd_block_req(r, n, argv + 3, argvlen + 3, client, seq);
         return;
     }
+    if (d->fn == cmd_belect) {
+        cmd_belect_req(r, n, argv + 3, argvlen + 3, client, seq);
+        return;
+    }
     if (d->fn == cmd_breq || (d->flags & CMD_MULTI) ||
         !(d->flags & (CMD_READONLY | CMD_WRITE))) {
         rep_errorf(r, "ERR '%s' cannot run inside BREQ", d->name);

@@ -460,6 +460,116 @@ START_TEST(test_lock_timed_out_and_abandoned_waits_withdraw_their_claims)
 }
 END_TEST
 
+/* Elections: the first candidate leads with its value and can proclaim a
+ * new one; a stale token cannot; a second candidate waits and leads once
+ * the first resigns, with a larger token; the leader's lease ending
+ * leaves no leader; `ballot elect --listen` prints each leader in turn;
+ * bad input gets clear errors. */
+START_TEST(test_lock_election_campaign_proclaim_resign_and_listen)
+{
+    struct cl_reply r;
+    cl_start(&cl, 1);
+    unsigned id = cl_wait_leader(&cl, 20000);
+    ck_assert_uint_ne(id, 0);
+    const char *g1[] = {"BLEASE", "GRANT", "30000", "ID", "1"};
+    const char *g2[] = {"BLEASE", "GRANT", "30000", "ID", "2"};
+    ck_assert_int_eq(on_leader(10000, &r, 5, g1), 0);
+    cl_reply_free(&r);
+    ck_assert_int_eq(on_leader(10000, &r, 5, g2), 0);
+    cl_reply_free(&r);
+    pid_t listener = start_group(
+        "exec \"$B\" --json --endpoints \"$E\" elect E --listen > "
+        "\"$D/listen\"");
+
+    const char *c1[] = {"BELECT", "CAMPAIGN", "E", "1", "a"};
+    ck_assert_int_eq(on_leader(10000, &r, 5, c1), 0);
+    ck_assert_int_eq(r.type, CL_INT);
+    long long t1 = r.integer;
+    cl_reply_free(&r);
+    char t1s[24], stale[24];
+    snprintf(t1s, sizeof(t1s), "%lld", t1);
+    snprintf(stale, sizeof(stale), "%lld", t1 + 1000);
+    usleep(300000);
+    const char *p1[] = {"BELECT", "PROCLAIM", "E", t1s, "a2"};
+    ck_assert_int_eq(on_leader(10000, &r, 5, p1), 0);
+    ck_assert_int_eq(r.type, CL_STATUS);
+    cl_reply_free(&r);
+    const char *p_stale[] = {"BELECT", "PROCLAIM", "E", stale, "x"};
+    expect_error("FENCED", 5, p_stale);
+    const char *lead[] = {"BELECT", "LEADER", "E"};
+    ck_assert_int_eq(on_leader(10000, &r, 3, lead), 0);
+    ck_assert_int_eq(r.type, CL_ARRAY);
+    ck_assert_int_eq(r.elems[0].integer, t1);
+    ck_assert_int_eq(r.elems[1].integer, 1);
+    ck_assert_str_eq(r.elems[2].str, "a2");
+    cl_reply_free(&r);
+    usleep(300000);
+
+    /* The second candidate waits on a connection of its own. */
+    struct cl_conn c;
+    ck_assert_int_eq(cl_connect(&c, cl.nodes[id - 1].client_port, 5000), 0);
+    const char *c2[] = {"BELECT", "CAMPAIGN", "E", "2", "b"};
+    size_t lens[] = {6, 8, 1, 1, 1};
+    ck_assert_int_eq(cl_sendv(&c, 5000, 5, c2, lens), 0);
+    usleep(200000);
+    const char *resign[] = {"BELECT", "RESIGN", "E", t1s};
+    ck_assert_int_eq(on_leader(10000, &r, 4, resign), 0);
+    ck_assert_int_eq(r.type, CL_INT);
+    ck_assert_int_eq(r.integer, 1);
+    cl_reply_free(&r);
+    ck_assert_int_eq(cl_read_reply(&c, 10000, &r), 0);
+    ck_assert_int_eq(r.type, CL_INT);
+    ck_assert_int_gt(r.integer, t1);
+    cl_reply_free(&r);
+    cl_close(&c);
+    ck_assert_int_eq(on_leader(10000, &r, 3, lead), 0);
+    ck_assert_str_eq(r.elems[2].str, "b");
+    cl_reply_free(&r);
+    usleep(300000);
+    const char *revoke[] = {"BLEASE", "REVOKE", "2"};
+    ck_assert_int_eq(on_leader(10000, &r, 3, revoke), 0);
+    cl_reply_free(&r);
+    ck_assert_int_eq(on_leader(10000, &r, 3, lead), 0);
+    ck_assert_int_eq(r.type, CL_NIL);
+    cl_reply_free(&r);
+
+    /* The listener saw a, a2, b, then no leader, in that order. */
+    const char *want[] = {"\"value\":\"a\"", "\"value\":\"a2\"",
+                          "\"value\":\"b\"", "\"value\":null"};
+    uint64_t end = cl_now_ms() + 10000;
+    bool seen = false;
+    while (!seen && cl_now_ms() < end) {
+        char *out = read_file("listen");
+        const char *at = out;
+        seen = out != NULL;
+        for (size_t i = 0; seen && i < 4; i++) {
+            const char *hit = strstr(at, want[i]);
+            seen = hit != NULL;
+            at = hit != NULL ? hit + 1 : at;
+        }
+        free(out);
+        if (!seen) {
+            usleep(50000);
+        }
+    }
+    kill(-listener, SIGTERM);
+    (void)wait_group(listener, 10000);
+    ck_assert_msg(seen, "the listener missed a leader");
+
+    const char *no_value[] = {"BELECT", "CAMPAIGN", "E", "1"};
+    expect_error("syntax", 4, no_value);
+    const char *resign_none[] = {"BELECT", "RESIGN", "E", stale};
+    expect_error("no holder or waiter", 4, resign_none);
+    const char *sub[] = {"BELECT", "RIG", "E"};
+    expect_error("unknown BELECT subcommand", 3, sub);
+    char name[600];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    const char *long_name[] = {"BELECT", "LEADER", name};
+    expect_error("election name must be", 3, long_name);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -470,6 +580,8 @@ int main(int argc, char **argv)
         {"bad_input_gets_clear_errors", test_lock_bad_input_gets_clear_errors},
         {"timed_out_and_abandoned_waits_withdraw_their_claims",
          test_lock_timed_out_and_abandoned_waits_withdraw_their_claims},
+        {"election_campaign_proclaim_resign_and_listen",
+         test_lock_election_campaign_proclaim_resign_and_listen},
     };
     return cl_run_tests("lock", tests, sizeof(tests) / sizeof(tests[0]), 150,
                         teardown, argc, argv);
