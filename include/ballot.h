@@ -652,6 +652,89 @@ BALLOT_API int ballot_put_fenced(struct ballot *b,
                                  ballot_cb cb,
                                  void *arg);
 
+/* Elections (docs/coordination.md, "Elections"): an election named N is
+ * a lock on "_lead/N/" whose claims carry the candidates' values; the
+ * leader is the holder. Watch the prefix "_lead/N/" (ballot_watch() with
+ * BALLOT_RANGE_PREFIX) to observe leaders change. */
+
+/* Campaigns in election @name with lease @lease and @value: waits, like
+ * ballot_lock_acquire(), until elected. Result: ops[0].count is the
+ * leader's token. Returns and reports like ballot_lock_acquire(). */
+BALLOT_API int ballot_campaign(struct ballot *b,
+                               const void *name,
+                               size_t name_len,
+                               uint64_t lease,
+                               const void *value,
+                               size_t value_len,
+                               uint64_t timeout_ms,
+                               const struct ballot_reqid *rid,
+                               ballot_cb cb,
+                               void *arg);
+
+/* Publishes @value as the leader's (the leader elected with @lease and
+ * @token): applied only while that claim leads, else BALLOT_EFENCED. */
+BALLOT_API int ballot_proclaim(struct ballot *b,
+                               const void *name,
+                               size_t name_len,
+                               uint64_t lease,
+                               uint64_t token,
+                               const void *value,
+                               size_t value_len,
+                               const struct ballot_reqid *rid,
+                               ballot_cb cb,
+                               void *arg);
+
+/* Resigns (or stops campaigning): ballot_lock_release() of the election.
+ * ops[0].count is 1 if it led. */
+BALLOT_API int ballot_resign(struct ballot *b,
+                             const void *name,
+                             size_t name_len,
+                             uint64_t token,
+                             const struct ballot_reqid *rid,
+                             ballot_cb cb,
+                             void *arg);
+
+/* Reads the leader: ops[0].n_kvs 0 if there is none, else ops[0].kvs[0]
+ * holds its value (create_revision: its token). Returns like
+ * ballot_get(). */
+BALLOT_API int ballot_leader(struct ballot *b,
+                             const void *name,
+                             size_t name_len,
+                             int consistency,
+                             ballot_cb cb,
+                             void *arg);
+
+/* The blocking forms, like ballot_put_wait(). */
+BALLOT_API int ballot_campaign_wait(struct ballot *b,
+                                    const void *name,
+                                    size_t name_len,
+                                    uint64_t lease,
+                                    const void *value,
+                                    size_t value_len,
+                                    uint64_t timeout_ms,
+                                    const struct ballot_reqid *rid,
+                                    struct ballot_result **out);
+BALLOT_API int ballot_proclaim_wait(struct ballot *b,
+                                    const void *name,
+                                    size_t name_len,
+                                    uint64_t lease,
+                                    uint64_t token,
+                                    const void *value,
+                                    size_t value_len,
+                                    const struct ballot_reqid *rid,
+                                    struct ballot_result **out);
+BALLOT_API int ballot_resign_wait(struct ballot *b,
+                                  const void *name,
+                                  size_t name_len,
+                                  uint64_t token,
+                                  const struct ballot_reqid *rid,
+                                  struct ballot_result **out);
+BALLOT_API int ballot_leader_wait(struct ballot *b,
+                                  const void *name,
+                                  size_t name_len,
+                                  int consistency,
+                                  struct ballot_result **out);
+
 /* The blocking forms, like ballot_put_wait(). */
 BALLOT_API int ballot_lock_acquire_wait(struct ballot *b,
                                         const void *name,

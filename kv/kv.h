@@ -1027,6 +1027,14 @@ int kv_lock_prefix(bool election,
                    uint8_t *buf,
                    uint32_t *out_len);
 
+/* Writes the key of lease @lease's claim on the lock at @prefix into @key
+ * (room for KV_KEY_BYTES_MAX), its length in *@key_len. */
+void kv_lock_key(const uint8_t *prefix,
+                 uint32_t prefix_len,
+                 uint64_t lease,
+                 uint8_t *key,
+                 uint32_t *key_len);
+
 /* Fills @cmd (zeroed first) with a lock command on the lock at @prefix
  * (borrowed): KV_CMD_LOCK_ACQUIRE for lease @id (KV_LOCK_TRY if
  * @try_only), or KV_CMD_LOCK_RELEASE of token @id. */

@@ -384,13 +384,6 @@ int kv_lock_scan(struct kv_store *s,
                  struct kv_arena_chunk **arena,
                  const struct kv_allocator *alloc,
                  struct kv_lock_view *out);
-/* Writes the key of lease @lease's claim on @prefix into @key (room for
- * KV_KEY_BYTES_MAX), its length in *@key_len. */
-void kv_lock_key(const uint8_t *prefix,
-                 uint32_t prefix_len,
-                 uint64_t lease,
-                 uint8_t *key,
-                 uint32_t *key_len);
 /* Whether @cmd's fence holds at this point of the log: its token is the
  * create_revision of its lock's holder. */
 int kv_lock_fence_holds(struct kv_store *s,

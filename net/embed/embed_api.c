@@ -578,3 +578,72 @@ int ballot_put_fenced(struct ballot *b,
                                 .value_len = value_len};
     return lock_call(b, EMBED_PUT_FENCED, &a, rid, cb, arg);
 }
+
+int ballot_campaign(struct ballot *b,
+                    const void *name,
+                    size_t name_len,
+                    uint64_t lease,
+                    const void *value,
+                    size_t value_len,
+                    uint64_t timeout_ms,
+                    const struct ballot_reqid *rid,
+                    ballot_cb cb,
+                    void *arg)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .election = true,
+                                .lease = lease,
+                                .timeout_ms = timeout_ms,
+                                .value = value,
+                                .value_len = value_len};
+    return lock_call(b, EMBED_LOCK_ACQUIRE, &a, rid, cb, arg);
+}
+
+int ballot_proclaim(struct ballot *b,
+                    const void *name,
+                    size_t name_len,
+                    uint64_t lease,
+                    uint64_t token,
+                    const void *value,
+                    size_t value_len,
+                    const struct ballot_reqid *rid,
+                    ballot_cb cb,
+                    void *arg)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .election = true,
+                                .lease = lease,
+                                .token = token,
+                                .value = value,
+                                .value_len = value_len};
+    return lock_call(b, EMBED_ELECT_PROCLAIM, &a, rid, cb, arg);
+}
+
+int ballot_resign(struct ballot *b,
+                  const void *name,
+                  size_t name_len,
+                  uint64_t token,
+                  const struct ballot_reqid *rid,
+                  ballot_cb cb,
+                  void *arg)
+{
+    struct embed_lock_args a = {
+        .name = name, .name_len = name_len, .election = true, .token = token};
+    return lock_call(b, EMBED_LOCK_RELEASE, &a, rid, cb, arg);
+}
+
+int ballot_leader(struct ballot *b,
+                  const void *name,
+                  size_t name_len,
+                  int consistency,
+                  ballot_cb cb,
+                  void *arg)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .election = true,
+                                .consistency = consistency};
+    return lock_call(b, EMBED_LOCK_OWNER, &a, NULL, cb, arg);
+}

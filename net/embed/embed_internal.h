@@ -105,6 +105,7 @@ enum embed_kind {
     EMBED_LOCK_RELEASE,
     EMBED_LOCK_OWNER,
     EMBED_PUT_FENCED,
+    EMBED_ELECT_PROCLAIM,
 };
 
 /* A request with every byte it needs copied into one allocation, so that

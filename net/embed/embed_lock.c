@@ -40,6 +40,9 @@ int embed_call_lock(enum embed_kind kind,
                     struct embed_call **out)
 {
     struct kv_cmd cmd;
+    struct kv_cmp cmp;
+    struct kv_op put;
+    uint8_t claim[KV_KEY_BYTES_MAX];
     struct lock_extra x;
     memset(&cmd, 0, sizeof(cmd));
     memset(&x, 0, sizeof(x));
@@ -47,8 +50,9 @@ int embed_call_lock(enum embed_kind kind,
         if (a->count == 0 || a->count > BALLOT_LEASE_LIST_MAX) {
             return BALLOT_EINVAL;
         }
-    } else if (a->name == NULL || kv_lock_prefix(a->election, a->name, a->name_len, x.prefix,
-                                                 &x.prefix_len) != 0) {
+    } else if (a->name == NULL ||
+               kv_lock_prefix(a->election, a->name, a->name_len, x.prefix,
+                              &x.prefix_len) != 0) {
         return BALLOT_EINVAL;
     }
     switch (kind) {
@@ -57,8 +61,48 @@ int embed_call_lock(enum embed_kind kind,
             (a->flags & ~BALLOT_LOCK_TRY) != 0) {
             return BALLOT_EINVAL;
         }
+        if ((a->value == NULL && a->value_len > 0) ||
+            a->value_len > KV_VALUE_BYTES_MAX) {
+            return a->value == NULL ? BALLOT_EINVAL : BALLOT_ETOOBIG;
+        }
         kv_lock_cmd_init(&cmd, KV_CMD_LOCK_ACQUIRE, x.prefix, x.prefix_len,
                          a->lease, (a->flags & BALLOT_LOCK_TRY) != 0);
+        cmd.op.value = a->value; /* a candidate's (campaign) */
+        cmd.op.value_len = (uint32_t)a->value_len;
+        break;
+    case EMBED_ELECT_PROCLAIM:
+        /* A put of the leader's own claim, if the claim of @lease is the
+         * one with @token (else a put would make a new claim) and, by the
+         * fence, still leads. */
+        if (a->lease == 0 || a->lease > (uint64_t)INT64_MAX || a->token == 0 ||
+            a->token > (uint64_t)INT64_MAX ||
+            (a->value == NULL && a->value_len > 0)) {
+            return BALLOT_EINVAL;
+        }
+        if (a->value_len > KV_VALUE_BYTES_MAX) {
+            return BALLOT_ETOOBIG;
+        }
+        memset(&cmp, 0, sizeof(cmp));
+        memset(&put, 0, sizeof(put));
+        kv_lock_key(x.prefix, x.prefix_len, a->lease, claim, &cmp.key_len);
+        cmp.target = KV_CMP_CREATE_REVISION;
+        cmp.op = KV_CMP_EQ;
+        cmp.key = claim;
+        cmp.number = a->token;
+        put.type = KV_OP_PUT;
+        put.key = claim;
+        put.key_len = cmp.key_len;
+        put.value = a->value_len > 0 ? a->value : (const uint8_t *)"";
+        put.value_len = (uint32_t)a->value_len;
+        put.lease = a->lease;
+        cmd.type = KV_CMD_TXN;
+        cmd.cmps = &cmp;
+        cmd.n_cmps = 1;
+        cmd.then_ops = &put;
+        cmd.n_then = 1;
+        cmd.fence_key = x.prefix;
+        cmd.fence_key_len = x.prefix_len;
+        cmd.fence_token = a->token;
         break;
     case EMBED_LOCK_RELEASE:
         if (a->token == 0 || a->token > (uint64_t)INT64_MAX) {
@@ -236,6 +280,9 @@ static void on_fenced_put(void *arg,
 {
     struct embed_call *c = arg;
     int st = write_status(status, er);
+    if (st == 0 && !er->succeeded) {
+        st = BALLOT_EFENCED; /* a proclaim whose claim is not the token's */
+    }
     deliver(c, st, st == 0 ? revision_of(er) : 0, st == 0 && er->duplicate, 1,
             NULL);
 }
@@ -312,6 +359,7 @@ int embed_lock_run(struct ballot *b, struct embed_call *c)
         rv = bnode_propose(node, c->cmd, c->cmd_len, on_release, c);
         break;
     case EMBED_PUT_FENCED:
+    case EMBED_ELECT_PROCLAIM:
         rv = bnode_propose(node, c->cmd, c->cmd_len, on_fenced_put, c);
         break;
     case EMBED_LOCK_OWNER:

@@ -655,6 +655,7 @@ int embed_call_run(struct ballot *b, struct embed_call *c)
     case EMBED_LOCK_RELEASE:
     case EMBED_LOCK_OWNER:
     case EMBED_PUT_FENCED:
+    case EMBED_ELECT_PROCLAIM:
         return embed_lock_run(b, c);
     default:
         return BALLOT_EINVAL;

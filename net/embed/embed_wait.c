@@ -421,3 +421,68 @@ int ballot_put_fenced_wait(struct ballot *b,
                                 .value_len = value_len};
     return lock_wait(b, EMBED_PUT_FENCED, &a, rid, out);
 }
+
+int ballot_campaign_wait(struct ballot *b,
+                         const void *name,
+                         size_t name_len,
+                         uint64_t lease,
+                         const void *value,
+                         size_t value_len,
+                         uint64_t timeout_ms,
+                         const struct ballot_reqid *rid,
+                         struct ballot_result **out)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .election = true,
+                                .lease = lease,
+                                .timeout_ms = timeout_ms,
+                                .value = value,
+                                .value_len = value_len};
+    return lock_wait(b, EMBED_LOCK_ACQUIRE, &a, rid, out);
+}
+
+int ballot_proclaim_wait(struct ballot *b,
+                         const void *name,
+                         size_t name_len,
+                         uint64_t lease,
+                         uint64_t token,
+                         const void *value,
+                         size_t value_len,
+                         const struct ballot_reqid *rid,
+                         struct ballot_result **out)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .election = true,
+                                .lease = lease,
+                                .token = token,
+                                .value = value,
+                                .value_len = value_len};
+    return lock_wait(b, EMBED_ELECT_PROCLAIM, &a, rid, out);
+}
+
+int ballot_resign_wait(struct ballot *b,
+                       const void *name,
+                       size_t name_len,
+                       uint64_t token,
+                       const struct ballot_reqid *rid,
+                       struct ballot_result **out)
+{
+    struct embed_lock_args a = {
+        .name = name, .name_len = name_len, .election = true, .token = token};
+    return lock_wait(b, EMBED_LOCK_RELEASE, &a, rid, out);
+}
+
+int ballot_leader_wait(struct ballot *b,
+                       const void *name,
+                       size_t name_len,
+                       int consistency,
+                       struct ballot_result **out)
+{
+    struct embed_lock_args a = {.name = name,
+                                .name_len = name_len,
+                                .election = true,
+                                .consistency = consistency};
+    return lock_wait(b, EMBED_LOCK_OWNER, &a, NULL, out);
+}

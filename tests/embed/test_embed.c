@@ -977,6 +977,79 @@ START_TEST(test_embed_lock_tokens_fences_waits_and_lease_list)
 }
 END_TEST
 
+/* Elections through the C API: a campaign leads with its value; a
+ * proclaim under the leader's token publishes a new one, under a stale
+ * token or another lease it is refused; a second candidate is elected on
+ * resignation with a larger token; the leader's lease ending leaves no
+ * leader. */
+START_TEST(test_embed_election_campaign_proclaim_resign)
+{
+    struct ballot *b = open_single();
+    struct ballot_result *r = NULL;
+    grant_lease(b, 21, 60000);
+    grant_lease(b, 22, 60000);
+    ck_assert_int_eq(ballot_campaign_wait(b, "E", 1, 21, "a", 1, 0, NULL, &r),
+                     0);
+    uint64_t t1 = r->ops[0].count;
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_proclaim_wait(b, "E", 1, 21, t1, "a2", 2, NULL, &r),
+                     0);
+    ballot_result_free(r);
+    ck_assert_int_eq(
+        ballot_proclaim_wait(b, "E", 1, 22, t1, "x", 1, NULL, NULL),
+        BALLOT_EFENCED); /* not the leader's lease: no new claim either */
+    ck_assert_int_eq(
+        ballot_proclaim_wait(b, "E", 1, 21, t1 + 100, "x", 1, NULL, NULL),
+        BALLOT_EFENCED);
+    ck_assert_int_eq(ballot_leader_wait(b, "E", 1, BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert_uint_eq(r->ops[0].n_kvs, 1);
+    ck_assert_uint_eq(r->ops[0].kvs[0].create_revision, t1);
+    ck_assert_uint_eq(r->ops[0].kvs[0].value_len, 2);
+    ck_assert(memcmp(r->ops[0].kvs[0].value, "a2", 2) == 0);
+    ck_assert_uint_eq(r->ops[0].count, 1); /* one candidate */
+    ballot_result_free(r);
+
+    struct acquired a;
+    memset(&a, 0, sizeof(a));
+    uv_mutex_init(&a.mu);
+    ck_assert_int_eq(
+        ballot_campaign(b, "E", 1, 22, "b", 1, 0, NULL, on_acquired, &a), 0);
+    uint64_t end = cl_now_ms() + 10000;
+    for (;;) {
+        ck_assert_int_eq(ballot_leader_wait(b, "E", 1, BALLOT_LINEARIZABLE, &r),
+                         0);
+        uint64_t n = r->ops[0].count;
+        ballot_result_free(r);
+        if (n == 2) {
+            break;
+        }
+        ck_assert_msg(cl_now_ms() < end, "the second candidate never came");
+        usleep(10000);
+    }
+    ck_assert_int_eq(ballot_resign_wait(b, "E", 1, t1, NULL, &r), 0);
+    ck_assert_uint_eq(r->ops[0].count, 1);
+    ballot_result_free(r);
+    while (!acquired_done(&a)) {
+        ck_assert_msg(cl_now_ms() < end, "the second candidate never led");
+        usleep(10000);
+    }
+    ck_assert_int_eq(a.status, 0);
+    ck_assert_uint_gt(a.token, t1);
+    ck_assert_int_eq(ballot_leader_wait(b, "E", 1, BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert(memcmp(r->ops[0].kvs[0].value, "b", 1) == 0);
+    ballot_result_free(r);
+    ck_assert_int_eq(ballot_resign_wait(b, "E", 1, t1, NULL, NULL),
+                     BALLOT_ENOTHELD);
+    ck_assert_int_eq(ballot_lease_revoke_wait(b, 22, NULL, NULL), 0);
+    ck_assert_int_eq(ballot_leader_wait(b, "E", 1, BALLOT_LINEARIZABLE, &r), 0);
+    ck_assert_uint_eq(r->ops[0].n_kvs, 0);
+    ballot_result_free(r);
+    uv_mutex_destroy(&a.mu);
+    ck_assert_int_eq(ballot_close(b), 0);
+    cl_close_all(&cl);
+}
+END_TEST
+
 /* A prefix watch from now gets every put and delete under the prefix, in
  * revision order, each once, with the revision it happened at; changes
  * outside the prefix, and before the watch, are not delivered; a
@@ -1237,6 +1310,8 @@ int main(int argc, char **argv)
          test_embed_lease_grant_keepalive_revoke_and_expiry},
         {"lock_tokens_fences_waits_and_lease_list",
          test_embed_lock_tokens_fences_waits_and_lease_list},
+        {"election_campaign_proclaim_resign",
+         test_embed_election_campaign_proclaim_resign},
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) {
