@@ -246,3 +246,53 @@ def check_watch(ops, prefix="w:"):
             "disorder": disorder[:20], "mismatch": mismatch[:20], "missed": missed[:20],
             "disagree": disagree[:20], "behind": behind, "lost": lost[:20],
             "phantom": phantom[:20]}
+
+
+def check_lock(ops):
+    """Locks with fencing (f "hold": value the fencing token the worker
+    held while its fenced append went through; f "read": the tokens the
+    key "fenced" holds, in append order). Two holders with the same token,
+    a token appended after a larger one (a stale holder's write got past
+    the fence), a hold that began after another ended with a token not
+    above it, or an acknowledged append missing from the final read: each
+    is caught. (An "info" hold may or may not have appended its token; the
+    order check covers it.)"""
+    holds, final = [], None
+    for inv, comp in pairs(ops):
+        if comp is None:
+            continue
+        if inv["f"] == "hold":
+            if comp["type"] == "ok":
+                holds.append((inv["time"], comp["time"], comp["value"], comp["index"]))
+        elif inv["f"] == "read" and comp["type"] == "ok":
+            if final is None or inv["time"] >= final[0]:
+                final = (inv["time"], comp["value"], comp["index"])
+    if final is None:
+        return {"valid": "unknown", "error": "no successful read"}
+    by_token = {}
+    same_token = []
+    for t0, t1, token, idx in holds:
+        if token in by_token:
+            same_token.append({"token": token, "ops": [by_token[token], idx]})
+        by_token.setdefault(token, idx)
+    log = final[1]
+    decreasing = [{"at": i, "token": b, "after": a} for i, (a, b) in
+                  enumerate(zip(log, log[1:]), 1) if b <= a]
+    # A hold that began after another ended must hold a larger token.
+    backwards = []
+    by_end = sorted(holds, key=lambda h: h[1])
+    j, top, top_op = 0, None, None
+    for t0, t1, token, idx in sorted(holds, key=lambda h: h[0]):
+        while j < len(by_end) and by_end[j][1] < t0:
+            if top is None or by_end[j][2] > top:
+                top, top_op = by_end[j][2], by_end[j][3]
+            j += 1
+        if top is not None and token <= top:
+            backwards.append({"op": idx, "token": token, "earlier_op": top_op,
+                              "earlier_token": top})
+    in_log = set(log)
+    lost = sorted(t for _, _, t, _ in holds if t not in in_log)
+    valid = not (same_token or decreasing or backwards or lost)
+    return {"valid": valid, "holds": len(holds), "appended": len(log),
+            "same_token": same_token[:20], "decreasing": decreasing[:20],
+            "backwards": backwards[:20], "lost": lost[:20]}

@@ -8,6 +8,7 @@ cluster has healed, and checks the history.
 import itertools
 import random
 import threading
+import time
 
 from . import checkers, client as cl, elle, linear
 from .resp import RespError
@@ -367,6 +368,47 @@ class Id(Workload):
         return checkers.check_ids(ops)
 
 
+class Lock(Workload):
+    """Locks with server-enforced fencing (docs/coordination.md, "Locks"):
+    each operation grants a short lease, claims lock L with it (BLOCK
+    ACQUIRE, waiting its turn), appends its token to the key "fenced"
+    inside BFENCE (refused unless the token still holds the lock when the
+    append is applied), releases the lock and revokes the lease. A paused
+    or partitioned holder whose lease ended is fenced out; the final read
+    returns the tokens appended, which must strictly increase."""
+    name = "lock"
+    op_timeout = 8.0
+    lease_ms = 2000
+
+    def gen(self, w):
+        return "hold", None
+
+    def invoke(self, c, w, f, value, deadline):
+        if f == "read":
+            r = c.request([("GET", "fenced")], deadline, read=True)[0]
+            return [int(t) for t in (r or "").split(",") if t]
+        lease = c.request([("BLEASE", "GRANT", self.lease_ms)], deadline)[0][0]
+        token = None
+        try:
+            wait = max(1, int((deadline - time.monotonic()) * 1000) - 1000)
+            token = c.request([("BLOCK", "ACQUIRE", "L", lease, "TIMEOUT", wait)],
+                              deadline)[0]
+            if token is None:
+                raise cl.Failed("timed out waiting for the lock")
+            c.request([("BFENCE", "L", token, "APPEND", "fenced", "%d," % token)],
+                      deadline)
+            return token
+        finally:
+            # The lease's end frees the lock anyway; revoking it is quicker.
+            try:
+                c.request([("BLEASE", "REVOKE", lease)], time.monotonic() + 1.0)
+            except (cl.Failed, cl.Unknown):
+                pass
+
+    def check(self, ops):
+        return checkers.check_lock(ops)
+
+
 def _event(op, key, value, rev):
     """An event as the checker compares it: [revision, op, key, value]
     (a delete's value is None)."""
@@ -503,4 +545,5 @@ class Watch(Workload):
         return checkers.check_watch(ops, self.prefix)
 
 
-WORKLOADS = {w.name: w for w in (Register, Set, Counter, Bank, Append, Id, Watch)}
+WORKLOADS = {w.name: w for w in (Register, Set, Counter, Bank, Append, Id, Watch,
+                                  Lock)}

@@ -285,6 +285,49 @@ def sf(ms, member, seq):
     return (ms << 22) | (member << 12) | seq
 
 
+class TestLock(unittest.TestCase):
+    def test_holders_in_turn_with_increasing_tokens_are_valid(self):
+        h = H()
+        h.op(0, "hold", None, 0, 1, out=3)
+        h.op(1, "hold", None, 0, 2, out=5)  # waited for the first
+        h.op(2, "hold", None, 0, 9, type_="info")  # its append may be in
+        h.op(0, "hold", None, 3, 4, out=9)
+        h.op(0, "read", None, 10, 11, out=[3, 5, 7, 9])
+        r = checkers.check_lock(h.ops())
+        self.assertTrue(r["valid"], r)
+
+    def test_two_holders_with_the_same_token_are_caught(self):
+        h = H()
+        h.op(0, "hold", None, 0, 1, out=3)
+        h.op(1, "hold", None, 0, 1, out=3)
+        h.op(0, "read", None, 2, 3, out=[3, 4])
+        r = checkers.check_lock(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["same_token"][0]["token"], 3)
+
+    def test_a_stale_holders_write_after_a_newer_one_is_caught(self):
+        h = H()
+        h.op(0, "hold", None, 0, 5, out=3)  # paused, then written late
+        h.op(1, "hold", None, 1, 2, out=6)
+        h.op(0, "read", None, 6, 7, out=[6, 3])
+        r = checkers.check_lock(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["decreasing"][0]["token"], 3)
+
+    def test_a_token_going_back_in_real_time_or_a_lost_append_is_caught(self):
+        h = H()
+        h.op(0, "hold", None, 0, 1, out=8)
+        h.op(1, "hold", None, 2, 3, out=4)  # began after 8 ended
+        h.op(0, "read", None, 4, 5, out=[4, 8])
+        r = checkers.check_lock(h.ops())
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["backwards"][0]["earlier_token"], 8)
+        h = H()
+        h.op(0, "hold", None, 0, 1, out=8)
+        h.op(0, "read", None, 2, 3, out=[])
+        self.assertEqual(checkers.check_lock(h.ops())["lost"], [8])
+
+
 class TestIds(unittest.TestCase):
     def test_unique_ids_increasing_per_node_are_valid(self):
         h = H()

@@ -109,6 +109,22 @@ class TestRunner(unittest.TestCase):
         edn = read(os.path.join(d, "history.edn")).split("\n")[0]
         self.assertTrue(edn.startswith("{:index 0, :time "), edn)
 
+    def test_a_short_lock_run_under_pauses_and_kills_is_valid(self):
+        # Locks with fencing (the lock workload): holders paused or cut
+        # off past their leases are fenced out; the tokens appended must
+        # strictly increase and every acknowledged append be there.
+        r = subprocess.run([RUN, "lock", "--nemesis", "pause,kill", "--time", TIME,
+                            "--rate", "20", "--concurrency", "4", "--seed", "1", "--quiet", "1",
+                            "--fault", "2", "--store", self.store, "--name", "lock",
+                            "--no-report"],
+                           capture_output=True, text=True, timeout=300)
+        d = os.path.join(self.store, "lock")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        v = read_json(os.path.join(d, "verdict.json"))
+        self.assertIs(v["valid"], True)
+        self.assertGreater(v["checker"]["holds"], 10)
+        self.assertEqual(ballotd_pids(d), [])
+
     def interrupt(self, sig, fault="partition-halves", rule="DROP"):
         name = "int-%d-%s" % (sig, fault)
         d = os.path.join(self.store, name)
