@@ -332,6 +332,107 @@ START_TEST(test_lock_fence_round_trips_and_is_checked)
 }
 END_TEST
 
+/* Applies @d (freed) at @index to both stores and returns the entry code,
+ * checking both replicas decided alike. */
+static int apply_both(struct kv_store *s1,
+                      struct kv_store *s2,
+                      raft_index index,
+                      uint8_t *d,
+                      size_t len)
+{
+    struct kv_apply_result r1, r2;
+    uint8_t *copy = malloc(len);
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, d, len);
+    kvt_apply_one(s1, index, d, len, &r1);
+    kvt_apply_one(s2, index, copy, len, &r2);
+    int code = r1.entries[0].code;
+    ck_assert_int_eq(code, r2.entries[0].code);
+    ck_assert_uint_eq(r1.entries[0].revision, r2.entries[0].revision);
+    ck_assert_int_eq(r1.entries[0].succeeded, r2.entries[0].succeeded);
+    kv_apply_result_free(&r1);
+    kv_apply_result_free(&r2);
+    return code;
+}
+
+/* Random logs of grants, revokes, acquires, releases and fenced puts over
+ * a few leases, applied to two replicas: both always agree; the holder's
+ * token only ever moves up; a fenced put applies exactly when its token
+ * is the holder's before the entry. */
+START_TEST(test_lock_random_logs_keep_one_holder_and_increasing_tokens)
+{
+    char *d1 = kvt_mkdtemp(), *d2 = kvt_mkdtemp();
+    struct kv_store *s1 = kvt_open(d1, 0), *s2 = kvt_open(d2, 0);
+    uint64_t rng = 42, n = 0, holder = 0, top = 0;
+    uint64_t tokens[8] = {0}; /* tokens seen, to fence with */
+    raft_index index = 0;
+    for (int step = 0; step < 600; step++) {
+        struct kv_cmd c;
+        size_t len;
+        uint64_t lease = 1 + kvt_below(&rng, 4);
+        uint64_t token = tokens[kvt_below(&rng, 8)];
+        memset(&c, 0, sizeof(c));
+        switch (kvt_below(&rng, 5)) {
+        case 0:
+            c.type = KV_CMD_LEASE_GRANT;
+            c.clock = 1;
+            c.ttl_ms = 10000;
+            c.lease_ids = &lease;
+            c.n_lease_ids = 1;
+            break;
+        case 1:
+            c.type = KV_CMD_LEASE_REVOKE;
+            c.lease_ids = &lease;
+            c.n_lease_ids = 1;
+            break;
+        case 2:
+            kv_lock_cmd_init(&c, KV_CMD_LOCK_ACQUIRE, (const uint8_t *)PFX,
+                             (uint32_t)strlen(PFX), lease,
+                             kvt_below(&rng, 2) == 0);
+            break;
+        case 3:
+            kv_lock_cmd_init(&c, KV_CMD_LOCK_RELEASE, (const uint8_t *)PFX,
+                             (uint32_t)strlen(PFX), token != 0 ? token : 1,
+                             false);
+            break;
+        default:
+            c.type = KV_CMD_PUT;
+            c.op.type = KV_OP_PUT;
+            c.op.key = (const uint8_t *)"data";
+            c.op.key_len = 4;
+            c.op.value = (const uint8_t *)"v";
+            c.op.value_len = 1;
+            c.fence_key = (const uint8_t *)PFX;
+            c.fence_key_len = (uint32_t)strlen(PFX);
+            c.fence_token = token != 0 ? token : 1;
+            break;
+        }
+        bool fenced = c.fence_key != NULL;
+        uint64_t fence = c.fence_token;
+        uint8_t *d = kvt_encode(&c, &len);
+        int code = apply_both(s1, s2, ++index, d, len);
+        if (fenced) {
+            ck_assert_int_eq(code, holder == fence ? 0 : KV_EFENCED);
+        }
+        uint64_t now = owner_token(s1, &n);
+        ck_assert_uint_eq(owner_token(s2, &n), now);
+        if (now != 0) {
+            /* A new holder's token is above every earlier holder's. */
+            ck_assert_uint_ge(now, top);
+            ck_assert(now == holder || now > top || top == 0);
+            top = now;
+            tokens[kvt_below(&rng, 8)] = now;
+        }
+        holder = now;
+    }
+    ck_assert_uint_gt(top, 0);
+    kv_close(s1);
+    kv_close(s2);
+    kvt_rmdir(d1);
+    kvt_rmdir(d2);
+}
+END_TEST
+
 Suite *kv_lock_suite(void)
 {
     Suite *s = suite_create("lock");
@@ -342,6 +443,8 @@ Suite *kv_lock_suite(void)
         tc, test_lock_lease_end_frees_it_and_the_fence_refuses_the_old_token);
     tcase_add_test(tc, test_lock_try_and_bad_input);
     tcase_add_test(tc, test_lock_fence_round_trips_and_is_checked);
+    tcase_add_test(tc,
+                   test_lock_random_logs_keep_one_holder_and_increasing_tokens);
     suite_add_tcase(s, tc);
     return s;
 }
