@@ -407,6 +407,27 @@ static void owner_read(struct cmd_req *r,
     kv_range_result_free(&res);
 }
 
+/* BLOCK OWNER name / BELECT LEADER name: checks the name, then reads. */
+static void owner_start(struct cmd_req *r,
+                        size_t argc,
+                        const char *const *argv,
+                        const size_t *argvlen)
+{
+    uint8_t prefix[KV_LOCK_PREFIX_MAX];
+    uint32_t len = 0;
+    bool election = is_election(argv, argvlen);
+    if (argc != 3) {
+        rep_error(r, election ? "ERR syntax: BELECT LEADER name"
+                              : "ERR syntax: BLOCK OWNER name");
+        cmd_req_finish(r);
+    } else if (lock_prefix(r, election, argv[2], argvlen[2], prefix, &len) !=
+               0) {
+        cmd_req_finish(r);
+    } else {
+        cmd_read_start(r, owner_read, argc, argv, argvlen);
+    }
+}
+
 void cmd_block_req(struct cmd_req *r,
                    size_t argc,
                    const char *const *argv,
@@ -421,17 +442,7 @@ void cmd_block_req(struct cmd_req *r,
     } else if (cmd_arg_is(sub, n, "release")) {
         lock_release(r, argc, argv, argvlen, client_id, seq);
     } else if (cmd_arg_is(sub, n, "owner")) {
-        uint8_t prefix[KV_LOCK_PREFIX_MAX];
-        uint32_t len = 0;
-        if (argc != 3) {
-            rep_error(r, "ERR syntax: BLOCK OWNER name");
-            cmd_req_finish(r);
-        } else if (lock_prefix(r, false, argv[2], argvlen[2], prefix, &len) !=
-                   0) {
-            cmd_req_finish(r);
-        } else {
-            cmd_read_start(r, owner_read, argc, argv, argvlen);
-        }
+        owner_start(r, argc, argv, argvlen);
     } else {
         rep_errorf(r,
                    "ERR unknown BLOCK subcommand '%.*s' (ACQUIRE, RELEASE, "
@@ -559,17 +570,7 @@ void cmd_belect_req(struct cmd_req *r,
     } else if (cmd_arg_is(sub, n, "resign")) {
         lock_release(r, argc, argv, argvlen, client_id, seq);
     } else if (cmd_arg_is(sub, n, "leader")) {
-        uint8_t prefix[KV_LOCK_PREFIX_MAX];
-        uint32_t len = 0;
-        if (argc != 3) {
-            rep_error(r, "ERR syntax: BELECT LEADER name");
-            cmd_req_finish(r);
-        } else if (lock_prefix(r, true, argv[2], argvlen[2], prefix, &len) !=
-                   0) {
-            cmd_req_finish(r);
-        } else {
-            cmd_read_start(r, owner_read, argc, argv, argvlen);
-        }
+        owner_start(r, argc, argv, argvlen);
     } else {
         rep_errorf(r,
                    "ERR unknown BELECT subcommand '%.*s' (CAMPAIGN, PROCLAIM, "
