@@ -150,6 +150,9 @@ static void rep_refusal(struct cmd_req *r, uint64_t refusal)
     case KV_RMW_NOT_FLOAT:
         rep_error(r, "ERR value is not a valid float");
         break;
+    case KV_RMW_WRONGTYPE:
+        rep_error(r, kv_strerror(KV_EWRONGTYPE));
+        break;
     default:
         rep_error(r, "ERR increment would produce NaN or Infinity");
         break;

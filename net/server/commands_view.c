@@ -158,8 +158,10 @@ static int vrun_load_key(void *arg, size_t i, const struct kv_kv *p)
         e->mod0 = p->mod_revision;
         e->ver0 = p->version;
         e->expire0 = p->expire_at;
+        e->hash0 = p->type == KV_TYPE_HASH;
     } else {
         e->exists0 = false;
+        e->hash0 = false;
         e->len0 = 0;
         e->create0 = e->mod0 = e->ver0 = 0;
     }
@@ -512,6 +514,7 @@ static void vrun_step(struct vrun *run)
         cmd_view_clear_overlay(&v->keys[i]);
     }
     v->missing = false;
+    v->wrongtype = false;
     reply_reset(r);
     if (run->exec) {
         rep_array(r, run->n_cmds);
@@ -531,6 +534,15 @@ static void vrun_step(struct vrun *run)
     }
     if (v->oom) {
         vrun_fail(run, "ERR out of memory");
+        return;
+    }
+    if (v->wrongtype && !v->missing) {
+        /* A string command met a hash: Redis's error, nothing written.
+         * (Inside EXEC the whole transaction answers it, not only the
+         * command's slot: docs/protocol.md, "Hashes".) */
+        reply_reset(r);
+        rep_error(r, kv_strerror(KV_EWRONGTYPE));
+        vrun_done(run);
         return;
     }
     if (v->missing) {
