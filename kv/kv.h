@@ -216,7 +216,11 @@ enum kv_rmw_refusal {
 
 /* Flags of an operation (struct kv_op.flags). */
 enum {
-    KV_FLAG_PREV_KV = 1 << 0,    /* put/delete: return the previous pairs */
+    /* put/delete: return the previous pairs. The previous value is read
+     * as a string: a single-key put or delete of a hash with this flag
+     * changes nothing, its result's @count KV_RMW_WRONGTYPE (Redis's
+     * GETSET, SET ... GET and GETDEL on a hash). */
+    KV_FLAG_PREV_KV = 1 << 0,
     KV_FLAG_PREFIX = 1 << 1,     /* range/delete-range: end = key's prefix */
     KV_FLAG_REVERSE = 1 << 2,    /* range: descending key order */
     KV_FLAG_COUNT_ONLY = 1 << 3, /* range: count, return no pairs */

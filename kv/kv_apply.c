@@ -131,6 +131,12 @@ static int put_typed(struct exec *x,
                                     "keys: record of a %u-byte key is damaged",
                                     (unsigned)op->key_len);
         }
+        if ((op->flags & KV_FLAG_PREV_KV) && old.type == KV_TYPE_HASH &&
+            type != KV_TYPE_HASH) {
+            /* GETSET, SET ... GET: the old value is read as a string. */
+            r->count = KV_RMW_WRONGTYPE;
+            return 0;
+        }
         /* The old record lives in a page the next put may change: take
          * what is needed from it first. */
         if ((op->flags & KV_FLAG_PREV_KV) &&
@@ -214,6 +220,11 @@ static int do_delete(struct exec *x,
     }
     if (rv != 0) {
         return rv;
+    }
+    if ((op->flags & KV_FLAG_PREV_KV) && old.type == KV_TYPE_HASH) {
+        /* GETDEL: the old value is read as a string. */
+        r->count = KV_RMW_WRONGTYPE;
+        return 0;
     }
     if ((op->flags & KV_FLAG_PREV_KV) && (rv = keep_prev(x, r, &old)) != 0) {
         return rv;

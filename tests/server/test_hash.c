@@ -123,6 +123,13 @@ START_TEST(test_hash_wrongtype_both_ways)
     EQ("HLEN s", WRONGTYPE);
     EQ("HDEL s a", WRONGTYPE);
     EQ("HINCRBY s a 1", WRONGTYPE);
+    EQ("GETSET h x", WRONGTYPE);
+    EQ("SET h x GET", WRONGTYPE);
+    EQ("SET h x NX GET", WRONGTYPE);
+    EQ("SET h x XX GET", WRONGTYPE);
+    EQ("GETDEL h", WRONGTYPE);
+    EQ("SETRANGE h 0 x", WRONGTYPE);
+    EQ("RENAME h h3", WRONGTYPE);
     EQ("GET s", "$1\r\nv\r\n");
     EQ("HGET h a", "$1\r\n1\r\n");
     EQ("EXISTS h s none", ":2\r\n");
