@@ -163,9 +163,8 @@ static int put_typed(struct exec *x,
     /* The reserved room must be filled before any other write. */
     kv_record_encode(&kv, v.mv_data);
     *x->digest += kv_record_sum(&v);
-    if (drop_fields &&
-        (rv = kv_hash_drop(x->s, x->txn, op->key, op->key_len, x->digest)) !=
-            0) {
+    if (drop_fields && (rv = kv_hash_drop(x->s, x->txn, op->key, op->key_len,
+                                          x->digest)) != 0) {
         return rv;
     }
     if (old_expire != kv.expire_at &&

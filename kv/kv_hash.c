@@ -433,7 +433,8 @@ int kv_hash_drop(struct kv_store *s,
         return kv_mdb_error(s, rc, "hash fields cursor");
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0) {
+    while (rc == 0 && k.mv_size >= plen &&
+           memcmp(k.mv_data, prefix, plen) == 0) {
         const uint8_t *p = v.mv_data;
         if (v.mv_size < KV_FIELD_HEADER ||
             kv_get_u64le(p) != kv_rec_sum(k.mv_data, k.mv_size,

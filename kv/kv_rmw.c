@@ -199,8 +199,8 @@ int kv_rmw_eval(const struct kv_op *op,
         uint32_t n = 0;
         int rv = kv_rmw_eval_number(
             op->type, old != NULL ? old->value : NULL,
-            old != NULL ? old->value_len : 0, old != NULL, op->delta,
-            op->value, op->value_len, buf, sizeof(buf), &n, refusal);
+            old != NULL ? old->value_len : 0, old != NULL, op->delta, op->value,
+            op->value_len, buf, sizeof(buf), &n, refusal);
         if (rv != 0 || *refusal != KV_RMW_APPLIED) {
             return rv;
         }

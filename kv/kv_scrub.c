@@ -9,8 +9,8 @@
  * after the last record checked, so no transaction outlives a step (the
  * node remaps the store and installs snapshots between steps) and a pass
  * costs the apply loop nothing. While walking the keys and the fields it
- * sums their checksums; if the store did not change during the pass (its applied
- * index is the same at the end as at the start) that sum must equal the
+ * sums their checksums; if the store did not change during the pass (its
+ * applied index is the same at the end as at the start) that sum must equal the
  * store digest kept by the applies (KV_META_DIGEST), which catches records
  * that vanished or appeared without an apply (a garbled branch page).
  */
@@ -143,7 +143,9 @@ int kv_scrub_step(struct kv_store *s,
     while (sc->phase != 0 && (budget_bytes == 0 || bytes < budget_bytes)) {
         bool hist = sc->phase == 3;
         bool fields = sc->phase == 2;
-        MDB_dbi dbi = hist ? s->dbi_hist : fields ? s->dbi_hfields : s->dbi_keys;
+        MDB_dbi dbi = hist     ? s->dbi_hist
+                      : fields ? s->dbi_hfields
+                               : s->dbi_keys;
         if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
             rv = kv_mdb_error(s, rc, "scrub cursor");
             goto cleanup;

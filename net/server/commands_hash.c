@@ -28,9 +28,9 @@
 
 /* What a write's reply is built from. */
 enum hash_reply {
-    HASH_REPLY_INT,   /* HSET, HSETNX, HDEL, HINCRBY: the answer */
-    HASH_REPLY_OK,    /* HMSET */
-    HASH_REPLY_BULK,  /* HINCRBYFLOAT: the new value */
+    HASH_REPLY_INT,  /* HSET, HSETNX, HDEL, HINCRBY: the answer */
+    HASH_REPLY_OK,   /* HMSET */
+    HASH_REPLY_BULK, /* HINCRBYFLOAT: the new value */
 };
 
 struct hash_req
@@ -223,8 +223,8 @@ CMD_DECL(cmd_hash_write)
             goto reply;
         }
         q.op_type = KV_OP_HSET;
-        q.reply = name_is(argv, argvlen, "hmset") ? HASH_REPLY_OK
-                                                  : HASH_REPLY_INT;
+        q.reply =
+            name_is(argv, argvlen, "hmset") ? HASH_REPLY_OK : HASH_REPLY_INT;
         cmd.op.flags = nx ? KV_HASH_NX : 0;
         q.packed = pack(r, argc, argv, argvlen, 2, true, &cmd.op.value_len);
     } else if (name_is(argv, argvlen, "hdel")) {
@@ -322,8 +322,8 @@ static void fields_read(struct cmd_req *r,
                                                   : (uint32_t)argvlen[2 + i];
     }
     if (key_storable(argvlen[1])) {
-        rv = kv_hash_read(kv, (const uint8_t *)argv[1], (uint32_t)argvlen[1],
-                          f, fl, n, NULL, 0, 0, false, &res);
+        rv = kv_hash_read(kv, (const uint8_t *)argv[1], (uint32_t)argvlen[1], f,
+                          fl, n, NULL, 0, 0, false, &res);
     }
     if (read_failed(r, rv)) {
         goto done;
@@ -400,9 +400,8 @@ static int read_all(struct cmd_req *r,
             return -1;
         }
         struct kv_range_result *p = &pages[n];
-        int rv = kv_hash_read(kv, (const uint8_t *)key, (uint32_t)key_len,
-                              NULL, NULL, 0, after, after_len, 0, keys_only,
-                              p);
+        int rv = kv_hash_read(kv, (const uint8_t *)key, (uint32_t)key_len, NULL,
+                              NULL, 0, after, after_len, 0, keys_only, p);
         if (rv == KV_ENOTFOUND && n > 0) {
             /* The hash went between pages: what was read stands. */
             kv_range_result_free(p);
@@ -480,8 +479,8 @@ static void all_read(struct cmd_req *r,
     for (int i = 0; i < n; i++) {
         for (size_t j = 0; j < pages[i].n_kvs; j++) {
             const struct kv_kv *p = &pages[i].kvs[j];
-            total += g == NULL || glob_match(g, (const char *)p->key,
-                                             p->key_len);
+            total +=
+                g == NULL || glob_match(g, (const char *)p->key, p->key_len);
         }
     }
     if (scan) {
@@ -519,7 +518,8 @@ CMD_DECL(cmd_hash_read)
 {
     cmd_read_fn fn = all_read;
     if (name_is(argv, argvlen, "hget") || name_is(argv, argvlen, "hmget") ||
-        name_is(argv, argvlen, "hexists") || name_is(argv, argvlen, "hstrlen")) {
+        name_is(argv, argvlen, "hexists") ||
+        name_is(argv, argvlen, "hstrlen")) {
         fn = fields_read;
     } else if (name_is(argv, argvlen, "hlen")) {
         fn = hlen_read;

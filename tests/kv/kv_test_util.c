@@ -188,8 +188,8 @@ char *kvt_dump(struct kv_store *s)
                 out = realloc(out, cap);
             }
             len += (size_t)snprintf(out + len, cap - len, "  %.*s=%.*s\n",
-                                    (int)f->key_len, f->key,
-                                    (int)f->value_len, f->value);
+                                    (int)f->key_len, f->key, (int)f->value_len,
+                                    f->value);
         }
         kv_range_result_free(&h);
     }

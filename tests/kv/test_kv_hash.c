@@ -109,13 +109,13 @@ static uint64_t run(struct kv_store *s,
     return refusal;
 }
 
-#define HSET(s, i, key, ans, ...)                                       \
-    do {                                                                \
-        size_t len_;                                                    \
+#define HSET(s, i, key, ans, ...)                                        \
+    do {                                                                 \
+        size_t len_;                                                     \
         uint8_t *d_ = hash_cmd(KV_OP_HSET, 0, key, NULL, 0, NULL, &len_, \
-                               __VA_ARGS__, NULL);                      \
-        ck_assert_uint_eq(run(s, i, d_, len_, ans, sizeof(ans)),        \
-                          KV_RMW_APPLIED);                              \
+                               __VA_ARGS__, NULL);                       \
+        ck_assert_uint_eq(run(s, i, d_, len_, ans, sizeof(ans)),         \
+                          KV_RMW_APPLIED);                               \
     } while (0)
 
 /* The value of @field in hash @key ("" and false if missing). */
@@ -151,10 +151,10 @@ static uint64_t hgetall(struct kv_store *s,
 {
     struct kv_range_result r;
     size_t len = 0;
-    ck_assert_int_eq(kv_hash_read(s, (const uint8_t *)key,
-                                  (uint32_t)strlen(key), NULL, NULL, 0, NULL,
-                                  0, 0, false, &r),
-                     0);
+    ck_assert_int_eq(
+        kv_hash_read(s, (const uint8_t *)key, (uint32_t)strlen(key), NULL, NULL,
+                     0, NULL, 0, 0, false, &r),
+        0);
     out[0] = '\0';
     for (size_t i = 0; i < r.n_kvs; i++) {
         len += (size_t)snprintf(out + len, cap - len, "%.*s=%.*s,",
@@ -239,8 +239,8 @@ START_TEST(test_hash_hdel_removes_fields_and_then_the_hash)
     char ans[64], all[256];
     size_t len;
     HSET(s, 1, "h", ans, "a", "1", "b", "2");
-    uint8_t *d = hash_cmd(KV_OP_HDEL, 0, "h", NULL, 0, NULL, &len, "a", "x",
-                          NULL);
+    uint8_t *d =
+        hash_cmd(KV_OP_HDEL, 0, "h", NULL, 0, NULL, &len, "a", "x", NULL);
     ck_assert_uint_eq(run(s, 2, d, len, ans, sizeof(ans)), KV_RMW_APPLIED);
     ck_assert_str_eq(ans, "1");
     ck_assert_uint_eq(hgetall(s, "h", all, sizeof(all)), 1);
@@ -328,8 +328,7 @@ START_TEST(test_hash_and_string_ops_refuse_the_other_type)
     uint8_t *d = kvt_put("str", "v", &len);
     kvt_apply_one(s, 1, d, len, &res);
     kv_apply_result_free(&res);
-    d = hash_cmd(KV_OP_HSET, 0, "str", NULL, 0, NULL, &len, "f", "v",
-                          NULL);
+    d = hash_cmd(KV_OP_HSET, 0, "str", NULL, 0, NULL, &len, "f", "v", NULL);
     ck_assert_uint_eq(run(s, 2, d, len, ans, sizeof(ans)), KV_RMW_WRONGTYPE);
     d = hash_cmd(KV_OP_HINCRBY, 0, "str", "f", 1, NULL, &len, NULL);
     ck_assert_uint_eq(run(s, 3, d, len, ans, sizeof(ans)), KV_RMW_WRONGTYPE);
@@ -495,8 +494,8 @@ static void apply_mixed(struct kv_store *s, uint64_t seed, size_t n)
             d = hash_cmd(KV_OP_HINCRBY, 0, key, f, 3, NULL, &len, NULL);
             break;
         default:
-            d = hash_cmd(KV_OP_HSET, 0, key, NULL, 0, NULL, &len, f, v, "g",
-                         v, NULL);
+            d = hash_cmd(KV_OP_HSET, 0, key, NULL, 0, NULL, &len, f, v, "g", v,
+                         NULL);
             break;
         }
         kvt_batch_add(&b, i + 1, d, len);
@@ -562,8 +561,8 @@ START_TEST(test_hash_ops_round_trip_and_bad_ones_are_refused)
 {
     size_t len;
     struct kv_cmd d;
-    uint8_t *buf = hash_cmd(KV_OP_HINCRBYFLOAT, 0, "h", "fld", 0, "1.5", &len,
-                            NULL);
+    uint8_t *buf =
+        hash_cmd(KV_OP_HINCRBYFLOAT, 0, "h", "fld", 0, "1.5", &len, NULL);
     ck_assert_int_eq(kv_cmd_decode(buf, len, NULL, &d), 0);
     ck_assert_uint_eq(d.op.type, KV_OP_HINCRBYFLOAT);
     ck_assert_uint_eq(d.op.end_len, 3);

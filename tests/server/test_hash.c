@@ -85,19 +85,23 @@ START_TEST(test_hash_whole_hash_reads)
 {
     EQ("HSET h b 2 a 1 c 3", ":3\r\n");
     EQ("HGETALL h",
-       "*6\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n");
+       "*6\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$"
+       "1\r\n3\r\n");
     EQ("HKEYS h", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
     EQ("HVALS h", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
     EQ("HGETALL nohash", "*0\r\n");
-    EQ("HSCAN h 0", "*2\r\n$1\r\n0\r\n*6\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n"
-                    "$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n");
-    EQ("HSCAN h 0 MATCH b* COUNT 5", "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n");
+    EQ("HSCAN h 0",
+       "*2\r\n$1\r\n0\r\n*6\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n"
+       "$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    EQ("HSCAN h 0 MATCH b* COUNT 5",
+       "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n");
     EQ("HSCAN h x", "-ERR invalid cursor\r\n");
     EQ("HSCAN h 0 COUNT 0", "-ERR syntax error\r\n");
     EQ("HSCAN h 0 MATCH", "-ERR syntax error\r\n");
     q(&c, "HELLO 3");
-    EQ("HGETALL h", "%3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n"
-                    "$1\r\n3\r\n");
+    EQ("HGETALL h",
+       "%3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n"
+       "$1\r\n3\r\n");
 }
 END_TEST
 
