@@ -415,6 +415,65 @@ static int do_rmw(struct exec *x,
     return rv;
 }
 
+/* Writes what a hash op's field updates did to the hash's record (@now
+ * holds its metadata before) and the op's result. */
+static int hash_settle(struct exec *x,
+                       const struct kv_op *op,
+                       const struct kv_hash_outcome *out,
+                       const struct kv_kv *before,
+                       struct kv_op_result *r)
+{
+    struct kv_kv now = *before;
+    uint64_t after = out->count_after;
+    bool changed = out->changed;
+    int rv;
+    struct kv_op_result sub;
+    memset(&sub, 0, sizeof(sub));
+    if (changed && after == 0) {
+        struct kv_op del;
+        memset(&del, 0, sizeof(del));
+        del.type = KV_OP_DELETE;
+        del.key = op->key;
+        del.key_len = op->key_len;
+        if ((rv = do_delete(x, &del, &sub)) != 0) {
+            return rv;
+        }
+        now.create_revision = now.mod_revision = now.version = 0;
+        now.lease = now.expire_at = 0;
+    } else if (changed) {
+        char text[24];
+        int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)after);
+        struct kv_op put;
+        memset(&put, 0, sizeof(put));
+        put.type = KV_OP_PUT;
+        put.key = op->key;
+        put.key_len = op->key_len;
+        put.value = (const uint8_t *)text;
+        put.value_len = (uint32_t)n;
+        put.flags = KV_FLAG_KEEP_TTL; /* a field update keeps the TTL */
+        if ((rv = put_typed(x, &put, &sub, KV_TYPE_HASH)) != 0) {
+            return rv;
+        }
+        if (now.create_revision == 0) {
+            now.create_revision = x->rev;
+        }
+        now.mod_revision = x->rev;
+        now.version++;
+    }
+    now.value = (const uint8_t *)out->answer;
+    now.value_len = out->answer_len;
+    struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
+    if (kv == NULL) {
+        return KV_ENOMEM;
+    }
+    if ((rv = kv_kv_copy(x->arena, x->alloc, &now, true, kv)) != 0) {
+        return rv;
+    }
+    r->kvs = kv;
+    r->n_kvs = 1;
+    return 0;
+}
+
 /* A hash op (kv_hash.c): the fields change under the hash key's record,
  * which then gets the new count, a new revision and a history event, or
  * goes (with a deletion event) once its last field has. The result holds
@@ -452,60 +511,13 @@ static int do_hash(struct exec *x,
         now.lease = old.lease;
         now.expire_at = old.expire_at;
     }
-    char answer[KV_HASH_ANSWER_MAX];
-    uint32_t answer_len = 0;
-    uint64_t after = 0;
-    bool changed = false;
-    rv = kv_hash_apply_fields(x->s, x->txn, op, count, x->digest, &after,
-                              &changed, answer, &answer_len, &r->count);
-    if (rv != 0 || r->count != KV_RMW_APPLIED) {
-        return rv;
+    struct kv_hash_outcome out;
+    rv = kv_hash_apply_fields(x->s, x->txn, op, count, x->digest, &out);
+    r->count = out.refusal;
+    if (rv == 0 && r->count == KV_RMW_APPLIED) {
+        rv = hash_settle(x, op, &out, &now, r);
     }
-    struct kv_op_result sub;
-    memset(&sub, 0, sizeof(sub));
-    if (changed && after == 0) {
-        struct kv_op del;
-        memset(&del, 0, sizeof(del));
-        del.type = KV_OP_DELETE;
-        del.key = op->key;
-        del.key_len = op->key_len;
-        if ((rv = do_delete(x, &del, &sub)) != 0) {
-            return rv;
-        }
-        now.create_revision = now.mod_revision = now.version = 0;
-        now.lease = now.expire_at = 0;
-    } else if (changed) {
-        char text[24];
-        int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)after);
-        struct kv_op put;
-        memset(&put, 0, sizeof(put));
-        put.type = KV_OP_PUT;
-        put.key = op->key;
-        put.key_len = op->key_len;
-        put.value = (const uint8_t *)text;
-        put.value_len = (uint32_t)n;
-        put.flags = KV_FLAG_KEEP_TTL; /* a field update keeps the TTL */
-        if ((rv = put_typed(x, &put, &sub, KV_TYPE_HASH)) != 0) {
-            return rv;
-        }
-        if (now.create_revision == 0) {
-            now.create_revision = x->rev;
-        }
-        now.mod_revision = x->rev;
-        now.version++;
-    }
-    now.value = (const uint8_t *)answer;
-    now.value_len = answer_len;
-    struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
-    if (kv == NULL) {
-        return KV_ENOMEM;
-    }
-    if ((rv = kv_kv_copy(x->arena, x->alloc, &now, true, kv)) != 0) {
-        return rv;
-    }
-    r->kvs = kv;
-    r->n_kvs = 1;
-    return 0;
+    return rv;
 }
 
 /* Redis's EXPIRE family (KV_OP_EXPIRE): a new expiry for an existing key,

@@ -164,6 +164,16 @@ uint32_t kv_hash_op_items(const struct kv_op *op)
     return n;
 }
 
+bool kv_field_ok(const MDB_val *k, const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    return v->mv_size >= KV_FIELD_HEADER &&
+           v->mv_size - KV_FIELD_HEADER <= KV_VALUE_BYTES_MAX &&
+           kv_get_u64le(p) == kv_rec_sum(k->mv_data, k->mv_size,
+                                         p + KV_FIELD_HEADER,
+                                         v->mv_size - KV_FIELD_HEADER);
+}
+
 /* Looks field key @fk up: 0 with its value (pointing into the map) and
  * checksum, KV_ENOTFOUND, or an error (a damaged record is KV_ECORRUPT
  * and marks the store). */
@@ -185,10 +195,7 @@ static int field_get(struct kv_store *s,
         return kv_mdb_error(s, rc, "hash field get");
     }
     const uint8_t *p = v.mv_data;
-    if (v.mv_size < KV_FIELD_HEADER ||
-        v.mv_size - KV_FIELD_HEADER > KV_VALUE_BYTES_MAX ||
-        kv_get_u64le(p) != kv_rec_sum(fk, fk_len, p + KV_FIELD_HEADER,
-                                      v.mv_size - KV_FIELD_HEADER)) {
+    if (!kv_field_ok(&k, &v)) {
         return kv_corrupt_found(s, "hash_fields: a field record is damaged");
     }
     *val = p + KV_FIELD_HEADER;
@@ -292,12 +299,6 @@ static int count_new(struct kv_store *s,
     return 0;
 }
 
-static void answer_u64(char *answer, uint32_t *answer_len, uint64_t v)
-{
-    int n = snprintf(answer, KV_HASH_ANSWER_MAX, "%llu", (unsigned long long)v);
-    *answer_len = (uint32_t)n;
-}
-
 /* HINCRBY and HINCRBYFLOAT: the arithmetic of INCRBY and INCRBYFLOAT on
  * the field's value. */
 static int apply_incr(struct kv_store *s,
@@ -305,11 +306,7 @@ static int apply_incr(struct kv_store *s,
                       const struct kv_op *op,
                       uint64_t count,
                       uint64_t *digest,
-                      uint64_t *count_after,
-                      bool *changed,
-                      char *answer,
-                      uint32_t *answer_len,
-                      uint64_t *refusal)
+                      struct kv_hash_outcome *out)
 {
     uint8_t fk[KV_KEY_BYTES_MAX];
     uint32_t n = field_key(fk, op->key, op->key_len, op->end, op->end_len);
@@ -321,25 +318,25 @@ static int apply_incr(struct kv_store *s,
     }
     bool exists = rv == 0;
     if (!exists && count >= KV_HASH_FIELDS_MAX) {
-        *refusal = KV_RMW_HASH_FULL;
+        out->refusal = KV_RMW_HASH_FULL;
         return 0;
     }
     /* @old points into the map, which the put below changes: the answer
      * buffer holds the result before anything is written. */
     rv = kv_rmw_eval_number(
         op->type == KV_OP_HINCRBY ? KV_OP_INCRBY : KV_OP_INCRBYFLOAT, old,
-        old_len, exists, op->delta, op->value, op->value_len, answer,
-        KV_HASH_ANSWER_MAX, answer_len, refusal);
-    if (rv != 0 || *refusal != KV_RMW_APPLIED) {
+        old_len, exists, op->delta, op->value, op->value_len, out->answer,
+        sizeof(out->answer), &out->answer_len, &out->refusal);
+    if (rv != 0 || out->refusal != KV_RMW_APPLIED) {
         return rv;
     }
     bool was_new = false;
-    if ((rv = field_put(s, txn, fk, n, (const uint8_t *)answer, *answer_len,
-                        digest, &was_new)) != 0) {
+    if ((rv = field_put(s, txn, fk, n, (const uint8_t *)out->answer,
+                        out->answer_len, digest, &was_new)) != 0) {
         return rv;
     }
-    *count_after = count + (was_new ? 1 : 0);
-    *changed = true;
+    out->count_after = count + (was_new ? 1 : 0);
+    out->changed = true;
     return 0;
 }
 
@@ -348,11 +345,7 @@ int kv_hash_apply_fields(struct kv_store *s,
                          const struct kv_op *op,
                          uint64_t count,
                          uint64_t *digest,
-                         uint64_t *count_after,
-                         bool *changed,
-                         char *answer,
-                         uint32_t *answer_len,
-                         uint64_t *refusal)
+                         struct kv_hash_outcome *out)
 {
     uint8_t fk[KV_KEY_BYTES_MAX];
     struct items it;
@@ -360,13 +353,12 @@ int kv_hash_apply_fields(struct kv_store *s,
     uint32_t fl = 0, vl = 0;
     uint64_t done = 0;
     int rv;
-    *count_after = count;
-    *changed = false;
-    *answer_len = 0;
-    *refusal = KV_RMW_APPLIED;
+    out->count_after = count;
+    out->changed = false;
+    out->answer_len = 0;
+    out->refusal = KV_RMW_APPLIED;
     if (op->type == KV_OP_HINCRBY || op->type == KV_OP_HINCRBYFLOAT) {
-        return apply_incr(s, txn, op, count, digest, count_after, changed,
-                          answer, answer_len, refusal);
+        return apply_incr(s, txn, op, count, digest, out);
     }
     if (op->type == KV_OP_HSET &&
         count + kv_hash_op_items(op) > KV_HASH_FIELDS_MAX) {
@@ -377,7 +369,7 @@ int kv_hash_apply_fields(struct kv_store *s,
             return rv;
         }
         if (count + n_new > KV_HASH_FIELDS_MAX) {
-            *refusal = KV_RMW_HASH_FULL;
+            out->refusal = KV_RMW_HASH_FULL;
             return 0;
         }
     }
@@ -399,7 +391,7 @@ int kv_hash_apply_fields(struct kv_store *s,
         } else {
             rv = field_put(s, txn, fk, n, v, vl, digest, &hit);
             /* Redis's HSET counts as a change even if no value differs. */
-            *changed = true;
+            out->changed = true;
         }
         if (rv != 0) {
             return rv;
@@ -407,12 +399,13 @@ int kv_hash_apply_fields(struct kv_store *s,
         done += hit;
     }
     if (op->type == KV_OP_HDEL) {
-        *count_after = count - done;
+        out->count_after = count - done;
     } else {
-        *count_after = count + done;
+        out->count_after = count + done;
     }
-    *changed |= done > 0;
-    answer_u64(answer, answer_len, done);
+    out->changed |= done > 0;
+    out->answer_len = (uint32_t)snprintf(out->answer, sizeof(out->answer),
+                                         "%llu", (unsigned long long)done);
     return 0;
 }
 
@@ -436,10 +429,7 @@ int kv_hash_drop(struct kv_store *s,
     while (rc == 0 && k.mv_size >= plen &&
            memcmp(k.mv_data, prefix, plen) == 0) {
         const uint8_t *p = v.mv_data;
-        if (v.mv_size < KV_FIELD_HEADER ||
-            kv_get_u64le(p) != kv_rec_sum(k.mv_data, k.mv_size,
-                                          p + KV_FIELD_HEADER,
-                                          v.mv_size - KV_FIELD_HEADER)) {
+        if (!kv_field_ok(&k, &v)) {
             rv = kv_corrupt_found(s, "hash_fields: a field record is damaged");
             goto cleanup;
         }
@@ -517,10 +507,7 @@ static int scan_fields(struct kv_store *s,
             break;
         }
         const uint8_t *p = v.mv_data;
-        if (v.mv_size < KV_FIELD_HEADER ||
-            kv_get_u64le(p) != kv_rec_sum(k.mv_data, k.mv_size,
-                                          p + KV_FIELD_HEADER,
-                                          v.mv_size - KV_FIELD_HEADER)) {
+        if (!kv_field_ok(&k, &v)) {
             rv = kv_corrupt_found(s, "hash_fields: a field record is damaged");
             goto cleanup;
         }

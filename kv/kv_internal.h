@@ -426,23 +426,28 @@ int kv_hash_drop(struct kv_store *s,
                  const uint8_t *key,
                  uint32_t key_len,
                  uint64_t *digest);
-/* Applies the field updates of hash op @op to hash @key, which has @count
- * fields (0: missing): writes the fields, keeps *@digest up to date, and
- * stores the hash's field count after in *@count_after, whether anything
- * changed in *@changed, the op's answer (decimal text, at most
- * KV_HASH_ANSWER_MAX bytes) in @answer/@answer_len, and a refusal
- * (nothing written) in *@refusal. Returns 0 or an environment error. */
+/* What a hash op did to the fields (kv_hash_apply_fields()). */
 #define KV_HASH_ANSWER_MAX KV_RMW_TEXT_MAX
+struct kv_hash_outcome
+{
+    uint64_t count_after; /* the hash's field count after the op */
+    bool changed;         /* a field was written or removed */
+    uint64_t refusal;     /* enum kv_rmw_refusal; then nothing written */
+    uint32_t answer_len;
+    char answer[KV_HASH_ANSWER_MAX]; /* the op's answer, decimal text */
+};
+/* Applies the field updates of hash op @op to the hash at op->key, which
+ * has @count fields (0: missing): writes the fields, keeps *@digest up to
+ * date and fills @out. Returns 0 or an environment error. */
 int kv_hash_apply_fields(struct kv_store *s,
                          MDB_txn *txn,
                          const struct kv_op *op,
                          uint64_t count,
                          uint64_t *digest,
-                         uint64_t *count_after,
-                         bool *changed,
-                         char *answer,
-                         uint32_t *answer_len,
-                         uint64_t *refusal);
+                         struct kv_hash_outcome *out);
+/* Whether the field record @v stored under @k checks (its length and
+ * checksum). */
+bool kv_field_ok(const MDB_val *k, const MDB_val *v);
 /* Checks a hash op's packed list against the rules of the decoder:
  * well-formed, every field fits (kv_hash_field_fits()), and HSETNX with
  * one pair. Returns 0 or KV_EBADCMD. */

@@ -105,14 +105,10 @@ static int field_check(struct kv_store *s,
                        const MDB_val *k,
                        const MDB_val *v)
 {
-    const uint8_t *p = v->mv_data;
-    if (v->mv_size < KV_FIELD_HEADER ||
-        kv_get_u64le(p) != kv_rec_sum(k->mv_data, k->mv_size,
-                                      p + KV_FIELD_HEADER,
-                                      v->mv_size - KV_FIELD_HEADER)) {
+    if (!kv_field_ok(k, v)) {
         return kv_corrupt_found(s, "hash_fields: a field record is damaged");
     }
-    sc->sum += kv_get_u64le(p);
+    sc->sum += kv_get_u64le(v->mv_data);
     return 0;
 }
 
