@@ -206,6 +206,21 @@ static int field_get(struct kv_store *s,
     return 0;
 }
 
+/* Whether field key @fk exists (*@exists), and its record's checksum. */
+static int field_find(struct kv_store *s,
+                      MDB_txn *txn,
+                      const uint8_t *fk,
+                      uint32_t fk_len,
+                      bool *exists,
+                      uint64_t *sum)
+{
+    const uint8_t *val = NULL;
+    uint32_t val_len = 0;
+    int rv = field_get(s, txn, fk, fk_len, &val, &val_len, sum);
+    *exists = rv == 0;
+    return rv == KV_ENOTFOUND ? 0 : rv;
+}
+
 /* Stores @val under field key @fk, replacing the checksum of the old
  * record (if any) by the new one's in *@digest; *@was_new tells whether
  * the field did not exist. */
@@ -218,15 +233,14 @@ static int field_put(struct kv_store *s,
                      uint64_t *digest,
                      bool *was_new)
 {
-    const uint8_t *old = NULL;
-    uint32_t old_len = 0;
     uint64_t sum = 0;
-    int rv = field_get(s, txn, fk, fk_len, &old, &old_len, &sum);
-    if (rv != 0 && rv != KV_ENOTFOUND) {
+    bool exists = false;
+    int rv = field_find(s, txn, fk, fk_len, &exists, &sum);
+    if (rv != 0) {
         return rv;
     }
-    *was_new = rv == KV_ENOTFOUND;
-    if (!*was_new) {
+    *was_new = !exists;
+    if (exists) {
         *digest -= sum;
     }
     MDB_val k = {fk_len, (void *)fk};
@@ -254,15 +268,9 @@ static int field_del(struct kv_store *s,
                      uint64_t *digest,
                      bool *removed)
 {
-    const uint8_t *old = NULL;
-    uint32_t old_len = 0;
     uint64_t sum = 0;
-    int rv = field_get(s, txn, fk, fk_len, &old, &old_len, &sum);
-    *removed = false;
-    if (rv == KV_ENOTFOUND) {
-        return 0;
-    }
-    if (rv != 0) {
+    int rv = field_find(s, txn, fk, fk_len, removed, &sum);
+    if (rv != 0 || !*removed) {
         return rv;
     }
     MDB_val k = {fk_len, (void *)fk};
@@ -271,7 +279,6 @@ static int field_del(struct kv_store *s,
         return kv_mdb_error(s, rc, "hash field delete");
     }
     *digest -= sum;
-    *removed = true;
     return 0;
 }
 
@@ -284,17 +291,18 @@ static int count_new(struct kv_store *s,
 {
     uint8_t fk[KV_KEY_BYTES_MAX];
     struct items it;
-    const uint8_t *f = NULL, *v = NULL, *old = NULL;
-    uint32_t fl = 0, vl = 0, old_len = 0;
+    const uint8_t *f = NULL, *v = NULL;
+    uint32_t fl = 0, vl = 0;
     *n_new = 0;
     items_init(&it, op);
     while (items_next(&it, &f, &fl, &v, &vl) == 1) {
         uint32_t n = field_key(fk, op->key, op->key_len, f, fl);
-        int rv = field_get(s, txn, fk, n, &old, &old_len, NULL);
-        if (rv != 0 && rv != KV_ENOTFOUND) {
+        bool exists = false;
+        int rv = field_find(s, txn, fk, n, &exists, NULL);
+        if (rv != 0) {
             return rv;
         }
-        *n_new += rv == KV_ENOTFOUND;
+        *n_new += !exists;
     }
     return 0;
 }
@@ -380,13 +388,13 @@ int kv_hash_apply_fields(struct kv_store *s,
         if (op->type == KV_OP_HDEL) {
             rv = field_del(s, txn, fk, n, digest, &hit);
         } else if (op->flags & KV_HASH_NX) {
-            const uint8_t *old = NULL;
-            uint32_t old_len = 0;
-            rv = field_get(s, txn, fk, n, &old, &old_len, NULL);
-            if (rv == KV_ENOTFOUND) {
-                rv = field_put(s, txn, fk, n, v, vl, digest, &hit);
-            } else if (rv == 0) {
+            bool exists = false;
+            rv = field_find(s, txn, fk, n, &exists, NULL);
+            if (rv == 0 && exists) {
                 continue; /* HSETNX of an existing field: nothing */
+            }
+            if (rv == 0) {
+                rv = field_put(s, txn, fk, n, v, vl, digest, &hit);
             }
         } else {
             rv = field_put(s, txn, fk, n, v, vl, digest, &hit);
