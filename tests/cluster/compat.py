@@ -190,7 +190,7 @@ DIFFERENT = {
     "setex": "not inside MULTI",
     "psetex": "not inside MULTI",
     "keys": "keys come in key order",
-    "scan": "keys in order, never twice; a cursor lives in a ring of 4096 on the node that returned it; TYPE string matches all",
+    "scan": "keys in order, never twice; a cursor lives in a ring of 4096 on the node that returned it",
     "client": "LIST, INFO, KILL, ID, GETNAME, SETNAME, SETINFO, NO-EVICT, NO-TOUCH; no other subcommand",
     "command": "COMMAND DOCS returns an empty map; the flags are ballot's",
     "config": "GET answers from ballot's settings; SET, RESETSTAT and REWRITE refused (settings fixed at start)",
