@@ -51,8 +51,8 @@ enum workload {
 enum key_dist { D_UNIFORM, D_SEQUENTIAL, D_ZIPFIAN };
 
 static const char *const workload_names[] = {
-    "put",  "get", "mixed",       "txn",
-    "incr", "seq", "lease-grant", "lease-keepalive", "hset"};
+    "put", "get",         "mixed",           "txn", "incr",
+    "seq", "lease-grant", "lease-keepalive", "hset"};
 #define WORKLOADS 9
 /* Fields the hset workload spreads its writes over, per hash: well below
  * the store's limit (KV_HASH_FIELDS_MAX), so that repeated runs never
