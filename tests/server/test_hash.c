@@ -178,6 +178,28 @@ START_TEST(test_hash_watch_sees_a_change_of_the_hash)
 }
 END_TEST
 
+/* The commands of the types ballot does not store name the type after
+ * Redis's "unknown command" words. */
+START_TEST(test_hash_other_types_are_refused_naming_the_type)
+{
+    EQ("LPUSH l a",
+       "-ERR unknown command 'LPUSH', with args beginning with: 'l' 'a' "
+       "(lists are not supported by ballot: it stores strings and "
+       "hashes)\r\n");
+    EQ("zadd z 1 m",
+       "-ERR unknown command 'zadd', with args beginning with: 'z' '1' 'm' "
+       "(sorted sets are not supported by ballot: it stores strings and "
+       "hashes)\r\n");
+    const char *r = q(&c, "SADD s m");
+    ck_assert_msg(strstr(r, "(sets are not supported") != NULL, "%s", r);
+    r = q(&c, "XADD s * f v");
+    ck_assert_msg(strstr(r, "(streams are not supported") != NULL, "%s", r);
+    EQ("NOSUCH",
+       "-ERR unknown command 'NOSUCH', with args beginning with: "
+       "\r\n");
+}
+END_TEST
+
 /* A field longer than the key leaves room for is refused, and a missing
  * or over-long key reads as an empty hash. */
 START_TEST(test_hash_limits_are_clear_errors)
@@ -207,6 +229,7 @@ Suite *hash_suite(void)
     tcase_add_test(tc, test_hash_wrongtype_both_ways);
     tcase_add_test(tc, test_hash_watch_sees_a_change_of_the_hash);
     tcase_add_test(tc, test_hash_limits_are_clear_errors);
+    tcase_add_test(tc, test_hash_other_types_are_refused_naming_the_type);
     suite_add_tcase(s, tc);
     return s;
 }
