@@ -61,11 +61,17 @@ CMD_DECL_VIEW(cmd_exists)
 CMD_DECL_VIEW(cmd_bmeta)
 {
     const uint8_t *val;
-    uint32_t len;
+    uint32_t len = 0;
     (void)argc;
-    if (!cmd_view_get(v, argv[1], argvlen[1], &val, &len)) {
+    /* Any type: a hash's revisions guard a BTXN like a string's (its
+     * value_bytes is 0: its fields are not one value). */
+    int kind = cmd_view_kind(v, argv[1], argvlen[1]);
+    if (kind == CMD_KIND_NONE) {
         rep_null(r);
         return;
+    }
+    if (kind == CMD_KIND_STRING) {
+        (void)cmd_view_get(v, argv[1], argvlen[1], &val, &len);
     }
     uint64_t create = 0, mod = 0, ver = 0;
     (void)cmd_view_meta(v, argv[1], argvlen[1], &create, &mod, &ver);

@@ -137,6 +137,8 @@ START_TEST(test_hash_wrongtype_both_ways)
     EQ("GET s", "$1\r\nv\r\n");
     EQ("HGET h a", "$1\r\n1\r\n");
     EQ("EXISTS h s none", ":2\r\n");
+    const char *meta = q(&c, "BMETA h");
+    ck_assert_msg(strstr(meta, "value_bytes") != NULL, "%s", meta);
     EQ("SCAN 0 TYPE hash", "*2\r\n$1\r\n0\r\n*1\r\n$1\r\nh\r\n");
     EQ("SCAN 0 TYPE string", "*2\r\n$1\r\n0\r\n*1\r\n$1\r\ns\r\n");
     EQ("SCAN 0 TYPE list", "*2\r\n$1\r\n0\r\n*0\r\n");
