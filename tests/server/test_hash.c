@@ -134,6 +134,7 @@ START_TEST(test_hash_wrongtype_both_ways)
     EQ("GETDEL h", WRONGTYPE);
     EQ("SETRANGE h 0 x", WRONGTYPE);
     EQ("RENAME h h3", WRONGTYPE);
+    EQ("GETEX h", WRONGTYPE);
     EQ("GET s", "$1\r\nv\r\n");
     EQ("HGET h a", "$1\r\n1\r\n");
     EQ("EXISTS h s none", ":2\r\n");
