@@ -116,7 +116,8 @@ static const struct cli_command commands[] = {
      "attach with put KEY VALUE --lease ID",
      cmd_lease},
     {"bench",
-     "put|get|mixed|txn|incr|seq|lease-grant|lease-keepalive [--clients N] "
+     "put|get|mixed|txn|incr|seq|lease-grant|lease-keepalive|hset "
+     "[--clients N] "
      "[--conns M] [--total N | --duration S] [--rate R] [--value-size B] "
      "[--key-space K] [--key-dist "
      "uniform|sequential|zipfian] [--ratio R] [--key-prefix P] "

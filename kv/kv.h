@@ -119,6 +119,9 @@ enum {
     KV_EFENCED = -3069,      /* a fence's token is not the lock's holder */
     KV_ELOCKNOTHELD = -3068, /* no holder or waiter has that token */
     KV_ELOCKWAITERS = -3067, /* KV_LOCK_WAITERS_MAX wait for the lock */
+    /* Hashes (kv_hash.c), numbered from the end of hashes' block: the key
+     * holds a value of another type (a string where a hash is read). */
+    KV_EWRONGTYPE = -3079,
 };
 
 /* Returns a static, human-readable description of a kv error code. */
@@ -171,6 +174,29 @@ enum kv_op_type {
      * @delta is the token. */
     KV_OP_LOCK_ACQUIRE = 60,
     KV_OP_LOCK_RELEASE = 61,
+    /* Hashes (kv_hash.c, docs/kv.md "Hashes"): field updates of the hash
+     * at @key, evaluated at apply time like KV_OP_INCRBY. A hash is one
+     * record in "keys" (type KV_TYPE_HASH, its value the field count in
+     * decimal, its revisions and version moved by every change) plus one
+     * record per field in "hash_fields", so a field's update rewrites
+     * that field and the small key record, never the whole hash. The
+     * result's @count is an enum kv_rmw_refusal (KV_RMW_WRONGTYPE: @key
+     * holds a string; nothing written); an applied op returns one pair in
+     * @kvs: the hash key with the hash's metadata after the op (zero
+     * revisions once it is gone) and as value the answer in decimal text
+     * (fields added, fields removed, the new value). */
+    /* Sets the (field, value) pairs packed in @value
+     * (kv_hash_pairs_encode()); with KV_HASH_NX only a missing field
+     * (HSETNX, one pair). Answer: the fields that were new. */
+    KV_OP_HSET = 70,
+    /* Removes the fields packed in @value (pairs without values); the hash
+     * goes once its last field does. Answer: the fields removed. */
+    KV_OP_HDEL = 71,
+    /* Adds @delta to the integer in field @end (missing: 0). */
+    KV_OP_HINCRBY = 72,
+    /* Adds @value (decimal text) to the number in field @end, as Redis's
+     * HINCRBYFLOAT. */
+    KV_OP_HINCRBYFLOAT = 73,
 };
 
 /* KV_OP_LOCK_ACQUIRE's flag: do not wait; if another holds the lock,
@@ -192,6 +218,22 @@ enum kv_op_type {
 #define KV_LOCK_NAME_MAX \
     (KV_LOCK_PREFIX_MAX - (sizeof(KV_LOCK_KEY_PREFIX) - 1) - 1)
 
+/* The type of a key's value (struct kv_kv.type). */
+enum kv_value_type {
+    KV_TYPE_STRING = 0,
+    KV_TYPE_HASH = 1,
+};
+
+/* KV_OP_HSET: set only fields that do not exist (HSETNX). */
+#define KV_HASH_NX (1u << 0)
+/* Longest field name: a field is stored under the hash key, its length
+ * and the field, which LMDB bounds at KV_KEY_BYTES_MAX bytes together
+ * (kv_hash_field_fits()). */
+#define KV_HASH_FIELD_KEY_OVERHEAD 2u
+/* Most fields one hash may hold (a further new field is refused with
+ * KV_RMW_TOO_LARGE): bounds the work of deleting a hash in one entry. */
+#define KV_HASH_FIELDS_MAX 100000u
+
 /* Why a read-modify-write op (KV_OP_INCRBY...) changed nothing: its
  * kv_op_result.count. */
 enum kv_rmw_refusal {
@@ -201,11 +243,17 @@ enum kv_rmw_refusal {
     KV_RMW_TOO_LARGE = 3,   /* the result exceeds KV_VALUE_BYTES_MAX */
     KV_RMW_NOT_FLOAT = 4,   /* the value or increment is not a number */
     KV_RMW_NAN_OR_INF = 5,  /* the float sum is NaN or infinite */
+    KV_RMW_WRONGTYPE = 6,   /* the key holds a value of another type */
+    KV_RMW_HASH_FULL = 7,   /* the hash has KV_HASH_FIELDS_MAX fields */
 };
 
 /* Flags of an operation (struct kv_op.flags). */
 enum {
-    KV_FLAG_PREV_KV = 1 << 0,    /* put/delete: return the previous pairs */
+    /* put/delete: return the previous pairs. The previous value is read
+     * as a string: a single-key put or delete of a hash with this flag
+     * changes nothing, its result's @count KV_RMW_WRONGTYPE (Redis's
+     * GETSET, SET ... GET and GETDEL on a hash). */
+    KV_FLAG_PREV_KV = 1 << 0,
     KV_FLAG_PREFIX = 1 << 1,     /* range/delete-range: end = key's prefix */
     KV_FLAG_REVERSE = 1 << 2,    /* range: descending key order */
     KV_FLAG_COUNT_ONLY = 1 << 3, /* range: count, return no pairs */
@@ -369,6 +417,11 @@ enum kv_cmd_type {
      * (release, lease revoked or expired), the lowest waiter holds. */
     KV_CMD_LOCK_ACQUIRE = 60,
     KV_CMD_LOCK_RELEASE = 61,
+    /* One hash op (@op, of the type with the same number, kv_hash.c). */
+    KV_CMD_HSET = 70,
+    KV_CMD_HDEL = 71,
+    KV_CMD_HINCRBY = 72,
+    KV_CMD_HINCRBYFLOAT = 73,
 };
 
 /* Most IDs one KV_OP_SEQUENCE hands out. */
@@ -714,6 +767,7 @@ struct kv_kv
     uint64_t version;
     uint64_t lease;     /* the lease the key is attached to, 0 if none */
     uint64_t expire_at; /* Unix ms it expires at (Redis expiry), 0: never */
+    uint8_t type;       /* enum kv_value_type of a stored key */
 };
 
 /* The result of one operation. */
@@ -1223,5 +1277,51 @@ int kv_snapshot_stage_finish(struct kv_store *store,
  * come from the snapshot. No other call may be in progress. Returns 0,
  * KV_ESTATE, KV_ECORRUPT, KV_EIO or KV_ESTOPPED (test hook). */
 int kv_snapshot_install(struct kv_store *store);
+
+/* ---------------------------------------------------------------------- */
+/* Hashes (kv_hash.c, docs/kv.md "Hashes")                                 */
+
+/* Whether a field of @field_len bytes may be stored in a hash whose key
+ * has @key_len bytes (the two share LMDB's key bound). */
+bool kv_hash_field_fits(uint32_t key_len, uint32_t field_len);
+
+/* The bytes of the packed list of KV_OP_HSET (@with_values) or KV_OP_HDEL
+ * (fields only): each field as u32 length (little endian) and bytes, then
+ * with values its value the same way. kv_hash_pairs_size() returns the
+ * total for @n items (@fields/@values of @lens bytes), and
+ * kv_hash_pairs_encode() writes them into @out, which has room for it. */
+uint64_t kv_hash_pairs_size(size_t n,
+                            const size_t *field_lens,
+                            const size_t *value_lens);
+void kv_hash_pairs_encode(size_t n,
+                          const uint8_t *const *fields,
+                          const size_t *field_lens,
+                          const uint8_t *const *values,
+                          const size_t *value_lens,
+                          uint8_t *out);
+
+/* Reads hash @key (@key_len bytes, borrowed) in one read transaction,
+ * skipping it if its expiry has passed (as kv_get()). With @n > 0, the
+ * values of fields @fields[0..n) (@field_lens bytes each): @res->kvs holds
+ * n pairs in that order, a missing field's with a NULL value. With @n = 0,
+ * every field after @after (@after_len bytes; 0: from the first), in field
+ * order, at most @limit (0: no limit; KV_RANGE_BYTES_MAX still applies and
+ * @res->more tells), without values if @keys_only. Either way
+ * @res->count is the hash's field count and @res->revision the store
+ * revision. Returns 0, KV_ENOTFOUND (no such key: an empty hash),
+ * KV_EWRONGTYPE (the key holds a string), KV_ENOMEM, KV_EBUSY or
+ * KV_ECORRUPT. Release @res with kv_range_result_free(), also on
+ * failure. */
+int kv_hash_read(struct kv_store *store,
+                 const uint8_t *key,
+                 uint32_t key_len,
+                 const uint8_t *const *fields,
+                 const uint32_t *field_lens,
+                 size_t n,
+                 const uint8_t *after,
+                 uint32_t after_len,
+                 uint64_t limit,
+                 bool keys_only,
+                 struct kv_range_result *res);
 
 #endif /* BALLOT_KV_H */

@@ -9,6 +9,7 @@
  * memory) abort the whole batch instead of being recorded per entry,
  * because they differ between replicas.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kv_internal.h"
@@ -98,10 +99,12 @@ static int keep_prev(struct exec *x,
 /* Puts with one descent of the tree in both cases: an insert attempt that
  * finds the key (MDB_NOOVERWRITE) leaves the cursor on it and returns the
  * old record, and the update then replaces the record under the cursor
- * (MDB_CURRENT). */
-static int do_put(struct exec *x,
-                  const struct kv_op *op,
-                  struct kv_op_result *r)
+ * (MDB_CURRENT). The record gets value type @type; a hash overwritten by
+ * a string loses its fields (Redis's SET replaces a value of any type). */
+static int put_typed(struct exec *x,
+                     const struct kv_op *op,
+                     struct kv_op_result *r,
+                     uint8_t type)
 {
     struct kv_kv old;
     struct kv_kv kv;
@@ -119,12 +122,20 @@ static int do_put(struct exec *x,
     kv.version = 1;
     kv.lease = op->lease;
     kv.expire_at = op->expire_at;
+    kv.type = type;
+    bool drop_fields = false;
     int rc = mdb_cursor_put(x->keys, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST) {
         if (kv_record_decode(&k, &v, &old) != 0) {
             return kv_corrupt_found(x->s,
                                     "keys: record of a %u-byte key is damaged",
                                     (unsigned)op->key_len);
+        }
+        if ((op->flags & KV_FLAG_PREV_KV) && old.type == KV_TYPE_HASH &&
+            type != KV_TYPE_HASH) {
+            /* GETSET, SET ... GET: the old value is read as a string. */
+            r->count = KV_RMW_WRONGTYPE;
+            return 0;
         }
         /* The old record lives in a page the next put may change: take
          * what is needed from it first. */
@@ -137,6 +148,7 @@ static int do_put(struct exec *x,
         *x->digest -= kv_record_sum(&v);
         old_lease = old.lease;
         old_expire = old.expire_at;
+        drop_fields = old.type == KV_TYPE_HASH && type != KV_TYPE_HASH;
         if (keep) {
             kv.lease = old.lease;
             kv.expire_at = old.expire_at;
@@ -151,6 +163,10 @@ static int do_put(struct exec *x,
     /* The reserved room must be filled before any other write. */
     kv_record_encode(&kv, v.mv_data);
     *x->digest += kv_record_sum(&v);
+    if (drop_fields && (rv = kv_hash_drop(x->s, x->txn, op->key, op->key_len,
+                                          x->digest)) != 0) {
+        return rv;
+    }
     if (old_expire != kv.expire_at &&
         (rv = kv_expire_index(x->s, x->txn, op->key, op->key_len, old_expire,
                               kv.expire_at)) != 0) {
@@ -169,6 +185,13 @@ static int do_put(struct exec *x,
         }
     }
     return hist_put(x, KV_EVENT_PUT, &kv);
+}
+
+static int do_put(struct exec *x,
+                  const struct kv_op *op,
+                  struct kv_op_result *r)
+{
+    return put_typed(x, op, r, KV_TYPE_STRING);
 }
 
 /* Records the deletion of @key (already removed) in the history. */
@@ -197,16 +220,26 @@ static int do_delete(struct exec *x,
     if (rv != 0) {
         return rv;
     }
+    if ((op->flags & KV_FLAG_PREV_KV) && old.type == KV_TYPE_HASH) {
+        /* GETDEL: the old value is read as a string. */
+        r->count = KV_RMW_WRONGTYPE;
+        return 0;
+    }
     if ((op->flags & KV_FLAG_PREV_KV) && (rv = keep_prev(x, r, &old)) != 0) {
         return rv;
     }
     uint64_t lease = old.lease;
     uint64_t expire_at = old.expire_at;
+    bool hash = old.type == KV_TYPE_HASH;
     if ((rc = mdb_del(x->txn, x->s->dbi_keys, &k, NULL)) != 0) {
         return kv_mdb_error(x->s, rc, "delete");
     }
     *x->digest -= sum;
     r->count = 1;
+    if (hash && (rv = kv_hash_drop(x->s, x->txn, op->key, op->key_len,
+                                   x->digest)) != 0) {
+        return rv;
+    }
     if (expire_at != 0 &&
         (rv = kv_expire_index(x->s, x->txn, op->key, op->key_len, expire_at,
                               0)) != 0) {
@@ -275,6 +308,7 @@ static int do_delete_range(struct exec *x,
         uint64_t sum = kv_record_sum(&v);
         uint64_t lease = old.lease;
         uint64_t expire_at = old.expire_at;
+        bool hash = old.type == KV_TYPE_HASH;
         if (op->flags & KV_FLAG_PREV_KV) {
             if ((rv = kv_array_grow(x->alloc, (void **)&prev, &cap_prev,
                                     n_prev + 1, sizeof(*prev))) != 0 ||
@@ -290,6 +324,10 @@ static int do_delete_range(struct exec *x,
         }
         *x->digest -= sum;
         r->count++;
+        if (hash && (rv = kv_hash_drop(x->s, x->txn, key_copy, key_len,
+                                       x->digest)) != 0) {
+            goto cleanup;
+        }
         if (lease != 0 && (rv = kv_lease_attach(x->s, x->txn, lease, key_copy,
                                                 key_len, false)) != 0) {
             goto cleanup;
@@ -374,6 +412,111 @@ static int do_rmw(struct exec *x,
         }
     }
     kv_free(x->alloc, val);
+    return rv;
+}
+
+/* Writes what a hash op's field updates did to the hash's record (@now
+ * holds its metadata before) and the op's result. */
+static int hash_settle(struct exec *x,
+                       const struct kv_op *op,
+                       const struct kv_hash_outcome *out,
+                       const struct kv_kv *before,
+                       struct kv_op_result *r)
+{
+    struct kv_kv now = *before;
+    uint64_t after = out->count_after;
+    bool changed = out->changed;
+    int rv;
+    struct kv_op_result sub;
+    memset(&sub, 0, sizeof(sub));
+    if (changed && after == 0) {
+        struct kv_op del;
+        memset(&del, 0, sizeof(del));
+        del.type = KV_OP_DELETE;
+        del.key = op->key;
+        del.key_len = op->key_len;
+        if ((rv = do_delete(x, &del, &sub)) != 0) {
+            return rv;
+        }
+        now.create_revision = now.mod_revision = now.version = 0;
+        now.lease = now.expire_at = 0;
+    } else if (changed) {
+        char text[24];
+        int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)after);
+        struct kv_op put;
+        memset(&put, 0, sizeof(put));
+        put.type = KV_OP_PUT;
+        put.key = op->key;
+        put.key_len = op->key_len;
+        put.value = (const uint8_t *)text;
+        put.value_len = (uint32_t)n;
+        put.flags = KV_FLAG_KEEP_TTL; /* a field update keeps the TTL */
+        if ((rv = put_typed(x, &put, &sub, KV_TYPE_HASH)) != 0) {
+            return rv;
+        }
+        if (now.create_revision == 0) {
+            now.create_revision = x->rev;
+        }
+        now.mod_revision = x->rev;
+        now.version++;
+    }
+    now.value = (const uint8_t *)out->answer;
+    now.value_len = out->answer_len;
+    struct kv_kv *kv = kv_arena_alloc(x->arena, x->alloc, sizeof(*kv));
+    if (kv == NULL) {
+        return KV_ENOMEM;
+    }
+    if ((rv = kv_kv_copy(x->arena, x->alloc, &now, true, kv)) != 0) {
+        return rv;
+    }
+    r->kvs = kv;
+    r->n_kvs = 1;
+    return 0;
+}
+
+/* A hash op (kv_hash.c): the fields change under the hash key's record,
+ * which then gets the new count, a new revision and a history event, or
+ * goes (with a deletion event) once its last field has. The result holds
+ * the op's answer and the hash's metadata after it, or the refusal in
+ * @r->count. */
+static int do_hash(struct exec *x,
+                   const struct kv_op *op,
+                   struct kv_op_result *r)
+{
+    struct kv_kv old, now;
+    int rv = key_lookup(x, op->key, op->key_len, &old, NULL);
+    if (rv != 0 && rv != KV_ENOTFOUND) {
+        return rv;
+    }
+    memset(&now, 0, sizeof(now));
+    now.key = op->key;
+    now.key_len = op->key_len;
+    now.type = KV_TYPE_HASH;
+    uint64_t count = 0;
+    if (rv == 0) {
+        int64_t c = 0;
+        if (old.type != KV_TYPE_HASH) {
+            r->count = KV_RMW_WRONGTYPE;
+            return 0;
+        }
+        if (kv_rmw_parse_i64(old.value, old.value_len, &c) != 0 || c < 0) {
+            return kv_corrupt_found(x->s,
+                                    "keys: hash of a %u-byte key has no count",
+                                    (unsigned)op->key_len);
+        }
+        count = (uint64_t)c;
+        now.create_revision = old.create_revision;
+        now.mod_revision = old.mod_revision;
+        now.version = old.version;
+        now.lease = old.lease;
+        now.expire_at = old.expire_at;
+    }
+    struct kv_hash_outcome out;
+    rv = kv_hash_apply_fields(x->s, x->txn, op, count, x->digest, &out);
+    r->count = out.refusal;
+    if (rv == 0 && r->count == KV_RMW_APPLIED) {
+        rv = hash_settle(x, op, &out, &now, r);
+    }
     return rv;
 }
 
@@ -465,6 +608,11 @@ static int do_op(struct exec *x, const struct kv_op *op, struct kv_op_result *r)
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
         return do_rmw(x, op, r);
+    case KV_OP_HSET:
+    case KV_OP_HDEL:
+    case KV_OP_HINCRBY:
+    case KV_OP_HINCRBYFLOAT:
+        return do_hash(x, op, r);
     case KV_OP_SEQUENCE:
         /* Not a key: no revision, no history, no watch event. */
         return kv_sequence_apply(x->s, x->txn, op, x->arena, x->alloc, r);

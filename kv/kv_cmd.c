@@ -117,6 +117,14 @@ static bool flags_valid(uint8_t type, uint8_t flags)
     case KV_OP_LOCK_ACQUIRE:
         allowed = KV_LOCK_TRY;
         break;
+    case KV_OP_HDEL:
+    case KV_OP_HINCRBY:
+    case KV_OP_HINCRBYFLOAT:
+        allowed = 0;
+        break;
+    case KV_OP_HSET:
+        allowed = KV_HASH_NX;
+        break;
     default:
         return false;
     }
@@ -155,6 +163,11 @@ static int fence_check(const struct kv_cmd *cmd)
     return cmd->fence_key_len > KV_LOCK_PREFIX_MAX ? KV_ELIMIT : 0;
 }
 
+static bool op_is_hash(uint8_t type)
+{
+    return type >= KV_OP_HSET && type <= KV_OP_HINCRBYFLOAT;
+}
+
 /* Checks one operation against the rules both directions share. Returns 0,
  * KV_EBADCMD or KV_ELIMIT. */
 static int op_check(const struct kv_op *op)
@@ -181,7 +194,13 @@ static int op_check(const struct kv_op *op)
         (op->delta < 1 || op->delta > (int64_t)KV_SEQUENCE_BLOCK_MAX)) {
         return KV_EBADCMD;
     }
-    return op_is_lock(op->type) ? lock_check(op) : 0;
+    if (op_is_lock(op->type)) {
+        return lock_check(op);
+    }
+    if (op_is_hash(op->type)) {
+        return kv_hash_op_check(op);
+    }
+    return 0;
 }
 
 /* An op a transaction's branch may hold: everything but a sequence, which
@@ -195,7 +214,7 @@ static int branch_op_check(const struct kv_op *op)
 static bool op_is_rmw(uint8_t type)
 {
     return type == KV_OP_INCRBY || type == KV_OP_APPEND ||
-           type == KV_OP_INCRBYFLOAT;
+           type == KV_OP_INCRBYFLOAT || op_is_hash(type);
 }
 
 static int cmp_check(const struct kv_cmp *c)
@@ -338,12 +357,20 @@ static uint64_t op_size(const struct kv_op *op)
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
+    case KV_OP_HSET:
+    case KV_OP_HDEL:
         n += 4 + (uint64_t)op->value_len;
         break;
     case KV_OP_INCRBY:
     case KV_OP_SEQUENCE:
     case KV_OP_LOCK_RELEASE:
         n += 8;
+        break;
+    case KV_OP_HINCRBY:
+        n += 4 + (uint64_t)op->end_len + 8;
+        break;
+    case KV_OP_HINCRBYFLOAT:
+        n += 4 + (uint64_t)op->end_len + 4 + (uint64_t)op->value_len;
         break;
     case KV_OP_DELETE_RANGE:
         n += 4 + (uint64_t)op->end_len;
@@ -372,6 +399,8 @@ static int cmd_check(const struct kv_cmd *cmd, uint64_t *size)
     if ((cmd->type >= KV_CMD_PUT && cmd->type <= KV_CMD_DELETE_RANGE) ||
         op_is_rmw(cmd->type) || cmd->type == KV_CMD_SEQUENCE ||
         cmd->type == KV_CMD_EXPIRE || op_is_lock(cmd->type)) {
+        /* Every single-op command (hashes included: op_is_rmw()) carries
+         * the op of its own number. */
         if (cmd->op.type != cmd->type) {
             return KV_EBADCMD;
         }
@@ -531,6 +560,8 @@ static void op_write(struct writer *w, const struct kv_op *op)
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
+    case KV_OP_HSET:
+    case KV_OP_HDEL:
         w_u32(w, op->value_len);
         w_bytes(w, op->value, op->value_len);
         break;
@@ -538,6 +569,17 @@ static void op_write(struct writer *w, const struct kv_op *op)
     case KV_OP_SEQUENCE:
     case KV_OP_LOCK_RELEASE:
         w_u64(w, (uint64_t)op->delta);
+        break;
+    case KV_OP_HINCRBY:
+        w_u32(w, op->end_len);
+        w_bytes(w, op->end, op->end_len);
+        w_u64(w, (uint64_t)op->delta);
+        break;
+    case KV_OP_HINCRBYFLOAT:
+        w_u32(w, op->end_len);
+        w_bytes(w, op->end, op->end_len);
+        w_u32(w, op->value_len);
+        w_bytes(w, op->value, op->value_len);
         break;
     case KV_OP_DELETE_RANGE:
         w_u32(w, op->end_len);
@@ -769,8 +811,22 @@ static int op_read(struct reader *r, struct kv_op *op)
     case KV_OP_PUT:
     case KV_OP_APPEND:
     case KV_OP_INCRBYFLOAT:
+    case KV_OP_HSET:
+    case KV_OP_HDEL:
         rv = r_blob(r, KV_VALUE_BYTES_MAX, &op->value_len, &op->value);
         break;
+    case KV_OP_HINCRBYFLOAT:
+        rv = r_blob(r, KV_KEY_BYTES_MAX, &op->end_len, &op->end);
+        if (rv == 0) {
+            rv = r_blob(r, KV_VALUE_BYTES_MAX, &op->value_len, &op->value);
+        }
+        break;
+    case KV_OP_HINCRBY:
+        rv = r_blob(r, KV_KEY_BYTES_MAX, &op->end_len, &op->end);
+        if (rv != 0) {
+            break;
+        }
+        /* fall through */
     case KV_OP_INCRBY:
     case KV_OP_SEQUENCE:
     case KV_OP_LOCK_RELEASE: {
@@ -1060,6 +1116,10 @@ static int cmd_decode_inner(const uint8_t *buf,
     case KV_CMD_EXPIRE:
     case KV_CMD_LOCK_ACQUIRE:
     case KV_CMD_LOCK_RELEASE:
+    case KV_CMD_HSET:
+    case KV_CMD_HDEL:
+    case KV_CMD_HINCRBY:
+    case KV_CMD_HINCRBYFLOAT:
         if ((rv = op_read(&r, &cmd->op)) != 0) {
             goto fail;
         }
@@ -1244,6 +1304,7 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
     case KV_CMD_LEASE_CLOCK:
     case KV_CMD_EXPIRE_KEYS:
     case KV_CMD_EXPIRE:
+    case KV_CMD_HDEL:
         return false;
     case KV_CMD_TXN:
         break;
@@ -1257,7 +1318,8 @@ bool kv_cmd_adds_data(const uint8_t *buf, size_t len)
         const struct kv_op *op =
             i < cmd.n_then ? &cmd.then_ops[i] : &cmd.else_ops[i - cmd.n_then];
         /* A read-modify-write writes a value too (INCRBY, APPEND, ...). */
-        adds |= op->type == KV_OP_PUT || op_is_rmw(op->type);
+        adds |= op->type == KV_OP_PUT ||
+                (op_is_rmw(op->type) && op->type != KV_OP_HDEL);
     }
     kv_cmd_free(&cmd, NULL);
     return adds;
@@ -1278,12 +1340,18 @@ uint32_t kv_cmd_changes_max(const uint8_t *buf, size_t len)
     case KV_CMD_DELETE_RANGE:
         return UINT32_MAX;
     case KV_CMD_TXN:
+    case KV_CMD_HSET:
+    case KV_CMD_HDEL:
         break;
     default:
         return 1;
     }
     if (kv_cmd_decode(buf, len, NULL, &cmd) != 0) {
         return 0;
+    }
+    if (cmd.type != KV_CMD_TXN) {
+        /* A hash op changes its fields and the hash's record. */
+        n = kv_hash_op_items(&cmd.op) + 1;
     }
     for (uint32_t i = 0; i < cmd.n_then + cmd.n_else; i++) {
         const struct kv_op *op =
@@ -1292,7 +1360,7 @@ uint32_t kv_cmd_changes_max(const uint8_t *buf, size_t len)
             n = UINT32_MAX;
             break;
         }
-        n++;
+        n += op_is_hash(op->type) ? kv_hash_op_items(op) + 1 : 1;
     }
     kv_cmd_free(&cmd, NULL);
     return n;

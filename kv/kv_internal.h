@@ -14,9 +14,10 @@
 
 /* Version of the on-disk layout of the LMDB databases (docs/kv.md).
  * Version 2 added a checksum to every "keys" and "history" record, version
- * 3 the lease and the expiry time of every key; older stores are upgraded
- * in place when they are opened. */
-#define KV_FORMAT_VERSION 3u
+ * 3 the lease and the expiry time of every key, version 4 the type of
+ * every key (hashes); older stores are upgraded in place when they are
+ * opened. */
+#define KV_FORMAT_VERSION 4u
 /* Named LMDB databases a store may have (mdb_env_set_maxdbs): those opened
  * in kv_open() plus room for new ones, so that adding one never makes a
  * newer store unreadable by mistake. */
@@ -35,9 +36,9 @@
 #define KV_META_LEASE_CLOCK "lease_clock"
 
 /* Bytes of the metadata in front of a value in the "keys" database:
- * checksum, create_revision, mod_revision, version, lease, expire_at
+ * checksum, create_revision, mod_revision, version, lease, expire_at, type
  * (kv_record_encode()). */
-#define KV_REC_HEADER 48u
+#define KV_REC_HEADER 49u
 /* Bytes of a "leases" value: ttl_ms, deadline, attached keys. */
 #define KV_LEASE_REC 24u
 /* Bytes of a "history" key: revision and sequence, big endian so that LMDB's
@@ -88,6 +89,8 @@ struct kv_store
     MDB_dbi dbi_lkeys;  /* u64be lease id + key -> empty */
     MDB_dbi dbi_ldue;   /* u64be deadline + u64be lease id -> empty */
     MDB_dbi dbi_edue;   /* u64be expire_at + key -> empty (Redis expiry) */
+    /* u16be key length + hash key + field -> checksum + value (kv_hash.c) */
+    MDB_dbi dbi_hfields;
     struct kv_options opts;
     struct kv_allocator alloc;
     bool poisoned;
@@ -289,7 +292,8 @@ int kv_range_in_txn(struct kv_store *store,
  *   off 24  u64  version
  *   off 32  u64  lease (0: none)
  *   off 40  u64  expire_at (Unix ms, 0: never)
- *   off 48       value
+ *   off 48  u8   type (enum kv_value_type)
+ *   off 49       value
  *
  * kv_record_encode() writes the record of @kv (KV_REC_HEADER + value_len
  * bytes) into @p. kv_record_decode() checks the record and fills @kv with
@@ -417,6 +421,79 @@ int kv_kv_list_finish(struct kv_store *s,
                       struct kv_kv_list *l,
                       struct kv_range_result *res);
 void kv_kv_list_free(struct kv_store *s, struct kv_kv_list *l);
+
+/* Longest text Redis reads as a long double (MAX_LONG_DOUBLE_CHARS), and
+ * so the longest value a number op (INCRBYFLOAT, HINCRBYFLOAT) writes. */
+#define KV_RMW_TEXT_MAX (5u * 1024u)
+
+/* Hash fields (kv_hash.c). A field record, keyed by
+ *
+ *   u16be  hash key length, hash key, field
+ *
+ * so that one hash's fields are contiguous and in field order, holds
+ *
+ *   off 0  u64  XXH3-64 of the value, seeded with the XXH3-64 of the
+ *               record's key (seed KV_REC_SEED), like a "keys" record
+ *   off 8       value
+ *
+ * The store digest sums these checksums too, so a scrub's sum covers every
+ * field. */
+#define KV_FIELD_HEADER 8u
+/* The checksum a record body gets under @key (kv_store.c): XXH3-64 of
+ * @body seeded with the XXH3-64 of @key. */
+uint64_t kv_rec_sum(const void *key,
+                    size_t key_len,
+                    const uint8_t *body,
+                    size_t body_len);
+/* Deletes every field of hash @key, taking their checksums out of
+ * *@digest. Returns 0 or an error. */
+int kv_hash_drop(struct kv_store *s,
+                 MDB_txn *txn,
+                 const uint8_t *key,
+                 uint32_t key_len,
+                 uint64_t *digest);
+/* What a hash op did to the fields (kv_hash_apply_fields()). */
+#define KV_HASH_ANSWER_MAX KV_RMW_TEXT_MAX
+struct kv_hash_outcome
+{
+    uint64_t count_after; /* the hash's field count after the op */
+    bool changed;         /* a field was written or removed */
+    uint64_t refusal;     /* enum kv_rmw_refusal; then nothing written */
+    uint32_t answer_len;
+    char answer[KV_HASH_ANSWER_MAX]; /* the op's answer, decimal text */
+};
+/* Applies the field updates of hash op @op to the hash at op->key, which
+ * has @count fields (0: missing): writes the fields, keeps *@digest up to
+ * date and fills @out. Returns 0 or an environment error. */
+int kv_hash_apply_fields(struct kv_store *s,
+                         MDB_txn *txn,
+                         const struct kv_op *op,
+                         uint64_t count,
+                         uint64_t *digest,
+                         struct kv_hash_outcome *out);
+/* Whether the field record @v stored under @k checks (its length and
+ * checksum). */
+bool kv_field_ok(const MDB_val *k, const MDB_val *v);
+/* Checks a hash op's packed list against the rules of the decoder:
+ * well-formed, every field fits (kv_hash_field_fits()), and HSETNX with
+ * one pair. Returns 0 or KV_EBADCMD. */
+int kv_hash_op_check(const struct kv_op *op);
+/* The number of items in a checked hash op's packed list. */
+uint32_t kv_hash_op_items(const struct kv_op *op);
+/* Evaluates an increment of a number text as kv_rmw_eval() does
+ * (KV_OP_INCRBY with @delta, or KV_OP_INCRBYFLOAT with @incr): the shared
+ * arithmetic of INCRBY and HINCRBY. */
+int kv_rmw_eval_number(uint8_t type,
+                       const uint8_t *old,
+                       uint32_t old_len,
+                       bool exists,
+                       int64_t delta,
+                       const uint8_t *incr,
+                       uint32_t incr_len,
+                       char *out,
+                       size_t cap,
+                       uint32_t *out_len,
+                       uint64_t *refusal);
 
 /* Parses a whole canonical decimal 64-bit integer as Redis does: 0 or
  * -1. */

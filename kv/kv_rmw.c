@@ -22,8 +22,7 @@
 
 #include "kv_internal.h"
 
-/* Longest text Redis reads as a long double (MAX_LONG_DOUBLE_CHARS). */
-#define RMW_FLOAT_TEXT_MAX (5u * 1024u)
+#define RMW_FLOAT_TEXT_MAX KV_RMW_TEXT_MAX
 /* Longest canonical decimal of a 64-bit integer ("-9223372036854775808"). */
 #define RMW_INT_TEXT_MAX 20u
 
@@ -126,6 +125,56 @@ static int format_ld(long double v, char *buf, size_t cap)
     return l;
 }
 
+int kv_rmw_eval_number(uint8_t type,
+                       const uint8_t *old,
+                       uint32_t old_len,
+                       bool exists,
+                       int64_t delta,
+                       const uint8_t *incr,
+                       uint32_t incr_len,
+                       char *out,
+                       size_t cap,
+                       uint32_t *out_len,
+                       uint64_t *refusal)
+{
+    int n;
+    *out_len = 0;
+    *refusal = KV_RMW_APPLIED;
+    if (type == KV_OP_INCRBY) {
+        int64_t cur = 0;
+        if (exists && kv_rmw_parse_i64(old, old_len, &cur) != 0) {
+            *refusal = KV_RMW_NOT_INTEGER;
+            return 0;
+        }
+        int64_t d = delta;
+        if ((d < 0 && cur < 0 && d < INT64_MIN - cur) ||
+            (d > 0 && cur > 0 && d > INT64_MAX - cur)) {
+            *refusal = KV_RMW_OVERFLOW;
+            return 0;
+        }
+        n = snprintf(out, cap, "%lld", (long long)(cur + d));
+    } else {
+        long double cur = 0, inc = 0;
+        if ((exists && parse_ld(old, old_len, &cur) != 0) ||
+            parse_ld(incr, incr_len, &inc) != 0) {
+            *refusal = KV_RMW_NOT_FLOAT;
+            return 0;
+        }
+        cur += inc;
+        if (isnan(cur) || isinf(cur)) {
+            *refusal = KV_RMW_NAN_OR_INF;
+            return 0;
+        }
+        n = format_ld(cur, out, cap);
+    }
+    if (n <= 0 || (size_t)n >= cap) {
+        *refusal = type == KV_OP_INCRBY ? KV_RMW_OVERFLOW : KV_RMW_NOT_FLOAT;
+        return 0;
+    }
+    *out_len = (uint32_t)n;
+    return 0;
+}
+
 int kv_rmw_eval(const struct kv_op *op,
                 const struct kv_kv *old,
                 const struct kv_allocator *alloc,
@@ -139,27 +188,27 @@ int kv_rmw_eval(const struct kv_op *op,
     *out = NULL;
     *out_len = 0;
     *refusal = KV_RMW_APPLIED;
+    if (old != NULL && old->type != KV_TYPE_STRING) {
+        *refusal = KV_RMW_WRONGTYPE;
+        return 0;
+    }
     switch (op->type) {
-    case KV_OP_INCRBY: {
-        int64_t cur = 0;
-        if (old != NULL &&
-            kv_rmw_parse_i64(old->value, old->value_len, &cur) != 0) {
-            *refusal = KV_RMW_NOT_INTEGER;
-            return 0;
+    case KV_OP_INCRBY:
+    case KV_OP_INCRBYFLOAT: {
+        char buf[RMW_FLOAT_TEXT_MAX];
+        uint32_t n = 0;
+        int rv = kv_rmw_eval_number(
+            op->type, old != NULL ? old->value : NULL,
+            old != NULL ? old->value_len : 0, old != NULL, op->delta, op->value,
+            op->value_len, buf, sizeof(buf), &n, refusal);
+        if (rv != 0 || *refusal != KV_RMW_APPLIED) {
+            return rv;
         }
-        int64_t d = op->delta;
-        if ((d < 0 && cur < 0 && d < INT64_MIN - cur) ||
-            (d > 0 && cur > 0 && d > INT64_MAX - cur)) {
-            *refusal = KV_RMW_OVERFLOW;
-            return 0;
-        }
-        char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%lld", (long long)(cur + d));
-        if (n <= 0 || (*out = kv_malloc(a, (size_t)n)) == NULL) {
+        if ((*out = kv_malloc(a, n)) == NULL) {
             return KV_ENOMEM;
         }
-        memcpy(*out, buf, (size_t)n);
-        *out_len = (uint32_t)n;
+        memcpy(*out, buf, n);
+        *out_len = n;
         return 0;
     }
     case KV_OP_APPEND: {
@@ -179,31 +228,6 @@ int kv_rmw_eval(const struct kv_op *op,
             memcpy(*out + before, op->value, op->value_len);
         }
         *out_len = (uint32_t)total;
-        return 0;
-    }
-    case KV_OP_INCRBYFLOAT: {
-        long double cur = 0, incr = 0;
-        if ((old != NULL && parse_ld(old->value, old->value_len, &cur) != 0) ||
-            parse_ld(op->value, op->value_len, &incr) != 0) {
-            *refusal = KV_RMW_NOT_FLOAT;
-            return 0;
-        }
-        cur += incr;
-        if (isnan(cur) || isinf(cur)) {
-            *refusal = KV_RMW_NAN_OR_INF;
-            return 0;
-        }
-        char buf[RMW_FLOAT_TEXT_MAX];
-        int n = format_ld(cur, buf, sizeof(buf));
-        if (n <= 0) {
-            *refusal = KV_RMW_NOT_FLOAT;
-            return 0;
-        }
-        if ((*out = kv_malloc(a, (size_t)n)) == NULL) {
-            return KV_ENOMEM;
-        }
-        memcpy(*out, buf, (size_t)n);
-        *out_len = (uint32_t)n;
         return 0;
     }
     default:

@@ -2,14 +2,15 @@
  * kv_scrub.c - re-reading the whole store to find damage before a client
  * does, a bounded piece at a time.
  *
- * A pass walks the "keys" database in key order and then the "history"
- * database, checking every record's checksum (kv_record_decode(),
- * kv_hist_decode()). Each step opens its own read transaction and resumes
+ * A pass walks the "keys" database in key order, then the hash fields
+ * ("hash_fields") and then the "history" database, checking every
+ * record's checksum (kv_record_decode(), kv_hist_decode(), the field
+ * records' own). Each step opens its own read transaction and resumes
  * after the last record checked, so no transaction outlives a step (the
  * node remaps the store and installs snapshots between steps) and a pass
- * costs the apply loop nothing. While walking the keys it sums their
- * checksums; if the store did not change during the pass (its applied
- * index is the same at the end as at the start) that sum must equal the
+ * costs the apply loop nothing. While walking the keys and the fields it
+ * sums their checksums; if the store did not change during the pass (its
+ * applied index is the same at the end as at the start) that sum must equal the
  * store digest kept by the applies (KV_META_DIGEST), which catches records
  * that vanished or appeared without an apply (a garbled branch page).
  */
@@ -21,7 +22,7 @@
 struct kv_scrub
 {
     struct kv_allocator alloc;
-    int phase; /* 0: not started, 1: keys, 2: history */
+    int phase; /* 0: not started, 1: keys, 2: hash fields, 3: history */
     uint8_t last[KV_KEY_BYTES_MAX];
     size_t last_len;  /* 0: start of the database */
     uint64_t applied; /* the store's applied index when the pass began */
@@ -71,7 +72,8 @@ static int seek(struct kv_scrub *sc, MDB_cursor *cur, MDB_val *k, MDB_val *v)
     return rc;
 }
 
-/* Ends the keys phase: compares the sum with the stored digest. */
+/* Ends the keys and fields phases: compares the sum with the stored
+ * digest. */
 static int keys_done(struct kv_store *s, struct kv_scrub *sc, MDB_txn *txn)
 {
     uint64_t applied = 0, digest = 0;
@@ -91,8 +93,22 @@ static int keys_done(struct kv_store *s, struct kv_scrub *sc, MDB_txn *txn)
                                     sc->sum, applied, digest);
         }
     }
-    sc->phase = 2;
+    sc->phase = 3;
     sc->last_len = 0;
+    return 0;
+}
+
+/* Checks one hash field record (kv_internal.h) and adds its checksum to
+ * the pass's sum. */
+static int field_check(struct kv_store *s,
+                       struct kv_scrub *sc,
+                       const MDB_val *k,
+                       const MDB_val *v)
+{
+    if (!kv_field_ok(k, v)) {
+        return kv_corrupt_found(s, "hash_fields: a field record is damaged");
+    }
+    sc->sum += kv_get_u64le(v->mv_data);
     return 0;
 }
 
@@ -121,9 +137,12 @@ int kv_scrub_step(struct kv_store *s,
         sc->sum_valid = true;
     }
     while (sc->phase != 0 && (budget_bytes == 0 || bytes < budget_bytes)) {
-        bool hist = sc->phase == 2;
-        if ((rc = mdb_cursor_open(txn, hist ? s->dbi_hist : s->dbi_keys,
-                                  &cur)) != 0) {
+        bool hist = sc->phase == 3;
+        bool fields = sc->phase == 2;
+        MDB_dbi dbi = hist     ? s->dbi_hist
+                      : fields ? s->dbi_hfields
+                               : s->dbi_keys;
+        if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
             rv = kv_mdb_error(s, rc, "scrub cursor");
             goto cleanup;
         }
@@ -134,7 +153,11 @@ int kv_scrub_step(struct kv_store *s,
                                       hist ? "history" : "keys", k.mv_size);
                 goto cleanup;
             }
-            if (!hist) {
+            if (fields) {
+                if ((rv = field_check(s, sc, &k, &v)) != 0) {
+                    goto cleanup;
+                }
+            } else if (!hist) {
                 struct kv_kv kv;
                 if (kv_record_decode(&k, &v, &kv) != 0) {
                     rv = kv_corrupt_found(
@@ -170,7 +193,10 @@ int kv_scrub_step(struct kv_store *s,
             rv = kv_mdb_error(s, rc, "scrub");
             goto cleanup;
         }
-        if (!hist) {
+        if (sc->phase == 1) {
+            sc->phase = 2;
+            sc->last_len = 0;
+        } else if (fields) {
             if ((rv = keys_done(s, sc, txn)) != 0) {
                 goto cleanup;
             }
@@ -180,7 +206,7 @@ int kv_scrub_step(struct kv_store *s,
             *pass_done = true;
         }
     }
-    if (sc->phase == 1) {
+    if (sc->phase == 1 || sc->phase == 2) {
         /* A step that saw another applied index cannot compare the sum. */
         uint64_t applied = 0;
         if ((rv = kv_meta_get(s, txn, KV_META_APPLIED, &applied)) != 0) {

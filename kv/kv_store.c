@@ -67,6 +67,8 @@ static const struct
     {KV_EFENCED, "the fencing token is not the lock holder's"},
     {KV_ELOCKNOTHELD, "no holder or waiter of the lock has that token"},
     {KV_ELOCKWAITERS, "too many waiters for the lock"},
+    {KV_EWRONGTYPE,
+     "WRONGTYPE Operation against a key holding the wrong kind of value"},
 };
 
 const char *kv_strerror(int code)
@@ -294,6 +296,14 @@ static uint64_t record_sum(const void *key,
     return XXH3_64bits_withSeed(body, body_len, seed);
 }
 
+uint64_t kv_rec_sum(const void *key,
+                    size_t key_len,
+                    const uint8_t *body,
+                    size_t body_len)
+{
+    return record_sum(key, key_len, body, body_len);
+}
+
 void kv_record_encode(const struct kv_kv *kv, uint8_t *p)
 {
     kv_put_u64le(p + 8, kv->create_revision);
@@ -301,6 +311,7 @@ void kv_record_encode(const struct kv_kv *kv, uint8_t *p)
     kv_put_u64le(p + 24, kv->version);
     kv_put_u64le(p + 32, kv->lease);
     kv_put_u64le(p + 40, kv->expire_at);
+    p[48] = kv->type;
     if (kv->value_len > 0 && kv->value != p + KV_REC_HEADER) {
         memcpy(p + KV_REC_HEADER, kv->value, kv->value_len);
     }
@@ -326,6 +337,10 @@ int kv_record_decode(const MDB_val *key, const MDB_val *val, struct kv_kv *kv)
     kv->version = kv_get_u64le(v + 24);
     kv->lease = kv_get_u64le(v + 32);
     kv->expire_at = kv_get_u64le(v + 40);
+    kv->type = v[48];
+    if (kv->type != KV_TYPE_STRING && kv->type != KV_TYPE_HASH) {
+        return KV_ECORRUPT;
+    }
     kv->value = v + KV_REC_HEADER;
     kv->value_len = (uint32_t)(val->mv_size - KV_REC_HEADER);
     return 0;
@@ -386,13 +401,18 @@ int kv_hist_decode(const MDB_val *k, const MDB_val *v, struct kv_event *ev)
  * @txn. Version 1 had no checksums (a 24-byte "keys" header and a 25-byte
  * history header, the same fields in the same order); version 2 had them
  * (a 32-byte "keys" header: checksum, then the same fields) but no lease
- * or expiry, and its history records are already current. */
+ * or expiry, and its history records are already current; version 3 had
+ * a 48-byte header with lease and expiry but no type (every key was a
+ * string). */
 #define V1_REC_HEADER 24u
 #define V1_HIST_HEADER 25u
 #define V2_REC_HEADER 32u
+#define V3_REC_HEADER 48u
 static int upgrade(struct kv_store *s, MDB_txn *txn, uint64_t from)
 {
-    size_t old_header = from == 1 ? V1_REC_HEADER : V2_REC_HEADER;
+    size_t old_header = from == 1   ? V1_REC_HEADER
+                        : from == 2 ? V2_REC_HEADER
+                                    : V3_REC_HEADER;
     size_t fields = from == 1 ? 0 : 8; /* where create_revision is */
     size_t cap = KV_HIST_HEADER + KV_KEY_BYTES_MAX + KV_VALUE_BYTES_MAX;
     uint8_t *buf = kv_malloc(&s->alloc, cap);
@@ -432,7 +452,7 @@ static int upgrade(struct kv_store *s, MDB_txn *txn, uint64_t from)
             if (!hist) {
                 kv.key = k.mv_data;
                 kv.key_len = (uint32_t)k.mv_size;
-                if (from == 2 &&
+                if (from >= 2 &&
                     kv_get_u64le(p) != record_sum(k.mv_data, k.mv_size, p + 8,
                                                   v.mv_size - 8)) {
                     rv = kv_corrupt_found(s, "upgrade: a record is damaged");
@@ -441,6 +461,10 @@ static int upgrade(struct kv_store *s, MDB_txn *txn, uint64_t from)
                 kv.create_revision = kv_get_u64le(p + fields);
                 kv.mod_revision = kv_get_u64le(p + fields + 8);
                 kv.version = kv_get_u64le(p + fields + 16);
+                if (from == 3) {
+                    kv.lease = kv_get_u64le(p + 32);
+                    kv.expire_at = kv_get_u64le(p + 40);
+                }
                 kv.value = p + old_header;
                 kv.value_len = (uint32_t)(v.mv_size - old_header);
                 kv_record_encode(&kv, buf);
@@ -597,7 +621,9 @@ int kv_env_open(struct kv_store *s, const char *path)
         (rc = mdb_dbi_open(txn, "lease_keys", MDB_CREATE, &s->dbi_lkeys)) !=
             0 ||
         (rc = mdb_dbi_open(txn, "lease_due", MDB_CREATE, &s->dbi_ldue)) != 0 ||
-        (rc = mdb_dbi_open(txn, "expire_due", MDB_CREATE, &s->dbi_edue)) != 0) {
+        (rc = mdb_dbi_open(txn, "expire_due", MDB_CREATE, &s->dbi_edue)) != 0 ||
+        (rc = mdb_dbi_open(txn, "hash_fields", MDB_CREATE, &s->dbi_hfields)) !=
+            0) {
         rv = kv_mdb_error(s, rc, "open databases");
         goto fail;
     }
@@ -609,7 +635,7 @@ int kv_env_open(struct kv_store *s, const char *path)
             0) {
             goto fail;
         }
-    } else if (format == 1 || format == 2) {
+    } else if (format >= 1 && format < KV_FORMAT_VERSION) {
         if ((rv = upgrade(s, txn, format)) != 0) {
             goto fail;
         }

@@ -617,7 +617,8 @@ static int parse_breaks(const char *text, unsigned *out)
                  {"no-sessions", BNODE_BREAK_NO_SESSIONS},
                  {"no-fdatasync", BNODE_BREAK_NO_FDATASYNC},
                  {"leader-unsynced", BNODE_BREAK_LEADER_UNSYNCED},
-                 {"learners-vote", BNODE_BREAK_LEARNERS_VOTE}};
+                 {"learners-vote", BNODE_BREAK_LEARNERS_VOTE},
+                 {"watch-ignored", BNODE_BREAK_WATCH_IGNORED}};
     *out = 0;
     while (text != NULL && *text != '\0') {
         size_t len = strcspn(text, ",");
@@ -647,7 +648,7 @@ int config_from_args(struct ballotd_config *cfg,
         snprintf(err, err_len,
                  "BALLOT_JEPSEN_BREAK: unknown bug in '%s' (known: "
                  "stale-reads, no-sessions, no-fdatasync, leader-unsynced, "
-                 "learners-vote)",
+                 "learners-vote, watch-ignored)",
                  getenv("BALLOT_JEPSEN_BREAK"));
         return -1;
     }

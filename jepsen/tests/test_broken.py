@@ -50,6 +50,9 @@ class TestBrokenBuildsAreCaught(unittest.TestCase):
     def test_learners_that_vote_fail_set_when_cut_off_with_one_voter(self):
         self.check("learners-vote")
 
+    def test_exec_ignoring_watched_keys_fails_append_via_watch(self):
+        self.check("watch-ignored")
+
 
 if __name__ == "__main__":
     util.require_root_and_ballotd()

@@ -213,6 +213,11 @@ struct bnode_options
 /* Learners vote and count towards commitment (RAFT_BREAK_LEARNERS_VOTE):
  * a voter removed and added back as a learner keeps voting. */
 #define BNODE_BREAK_LEARNERS_VOTE 16u
+/* EXEC forgets what WATCH saw (the bug issue 14 found: a retried EXEC
+ * dropped its watched keys from its guard): it commits over a change of
+ * a watched key made between WATCH and EXEC. A high bit, so that other
+ * breaks added meanwhile keep the low ones. */
+#define BNODE_BREAK_WATCH_IGNORED (1u << 10)
 
 /* Fills @opts with defaults: 10 ms ticks, election after 30 ticks
  * (300-600 ms), heartbeat every 3, a snapshot every 100,000 entries with

@@ -129,9 +129,35 @@ int cmd_view_get(struct cmd_view *v,
         v->missing = true;
         return 0;
     }
+    if (e->exists0 && e->hash0) {
+        v->wrongtype = true;
+        return 0;
+    }
     *val = e->val0;
     *vlen = e->len0;
     return e->exists0;
+}
+
+int cmd_view_kind(struct cmd_view *v, const char *key, size_t len)
+{
+    if (len == 0 || len > KV_KEY_BYTES_MAX) {
+        return CMD_KIND_NONE;
+    }
+    struct view_key *e = cmd_view_find(v, key, len, true);
+    if (e == NULL) {
+        return CMD_KIND_NONE;
+    }
+    if (e->written) {
+        return e->exists ? CMD_KIND_STRING : CMD_KIND_NONE;
+    }
+    if (!e->loaded) {
+        v->missing = true;
+        return CMD_KIND_NONE;
+    }
+    if (!e->exists0) {
+        return CMD_KIND_NONE;
+    }
+    return e->hash0 ? CMD_KIND_HASH : CMD_KIND_STRING;
 }
 
 void cmd_view_clear_overlay(struct view_key *e)

@@ -21,6 +21,7 @@ struct view_key
     uint32_t len0;
     uint64_t create0, mod0, ver0;
     uint64_t expire0; /* its Redis expiry (Unix ms), 0: none */
+    bool hash0;       /* it is a hash (only whole-key commands see it) */
     /* The overlay: what the handlers wrote, and what becomes of the key's
      * expiry (enum view_ttl). */
     bool written;
@@ -50,6 +51,9 @@ struct cmd_view
     uint32_t *index; /* open addressing over keys, size index_cap */
     size_t index_cap;
     bool missing; /* a handler read a key that is not loaded */
+    /* A handler read a hash as a string: the command answers WRONGTYPE
+     * and writes nothing. */
+    bool wrongtype;
     bool oom;
     bool too_many; /* a handler named more than CMD_VIEW_KEYS_MAX keys */
 };

@@ -558,6 +558,17 @@ int cmd_view_get(struct cmd_view *v,
                  const uint8_t **val,
                  uint32_t *vlen);
 
+/** What @key holds, for commands that take a key of any type (TYPE,
+ * EXISTS, DEL): CMD_KIND_NONE (missing, or not loaded yet: marked for
+ * loading as by cmd_view_get()), CMD_KIND_STRING or CMD_KIND_HASH.
+ * cmd_view_get() on a hash instead makes the command answer WRONGTYPE. */
+enum {
+    CMD_KIND_NONE = 0,
+    CMD_KIND_STRING = 1,
+    CMD_KIND_HASH = 2,
+};
+int cmd_view_kind(struct cmd_view *v, const char *key, size_t len);
+
 /** Writes @key in the overlay (@val NULL: delete it); copies @val. The
  * caller checked @key and @val against kv's limits. 0 or -1 (no memory,
  * recorded in the view). */
@@ -636,6 +647,13 @@ CMD_DECL_VIEW(cmd_renamenx);
 CMD_DECL_VIEW(cmd_copy);
 CMD_DECL_VIEW(cmd_memory);
 CMD_DECL_VIEW(cmd_object);
+
+/* commands_hash.c: the hash commands; writes are one kv command each,
+ * evaluated at apply time (HSET, HMSET, HSETNX, HDEL, HINCRBY,
+ * HINCRBYFLOAT), reads run behind a barrier (HGET, HMGET, HEXISTS,
+ * HSTRLEN, HLEN, HGETALL, HKEYS, HVALS, HSCAN). */
+CMD_DECL(cmd_hash_write);
+CMD_DECL(cmd_hash_read);
 
 /* commands_snapshot.c: BSNAPSHOT, copies of the store for clients. */
 CMD_DECL(cmd_bsnapshot);

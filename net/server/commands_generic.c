@@ -22,12 +22,9 @@
 
 CMD_DECL_VIEW(cmd_type)
 {
-    const uint8_t *val;
-    uint32_t len;
     (void)argc;
-    /* Every key ballot stores is a string. */
-    rep_simple(r, cmd_view_get(v, argv[1], argvlen[1], &val, &len) ? "string"
-                                                                   : "none");
+    static const char *const names[] = {"none", "string", "hash"};
+    rep_simple(r, names[cmd_view_kind(v, argv[1], argvlen[1])]);
 }
 
 CMD_DECL_VIEW(cmd_getrange)

@@ -468,7 +468,17 @@ struct scan_args
     size_t match_len;
     int64_t count;
     bool type_other; /* TYPE names a type ballot does not have */
+    int type;        /* TYPE string or hash: enum kv_value_type; -1: any */
 };
+
+/* Whether SCAN returns @kv: its type and (with @g) its name match. */
+static bool scan_hit(const struct scan_args *a,
+                     const struct glob *g,
+                     const struct kv_kv *kv)
+{
+    return !a->type_other && (a->type < 0 || kv->type == a->type) &&
+           (g == NULL || glob_match(g, (const char *)kv->key, kv->key_len));
+}
 
 /* Parses SCAN's arguments; replies and returns -1 on an error. */
 static int scan_parse(struct cmd_req *r,
@@ -479,6 +489,7 @@ static int scan_parse(struct cmd_req *r,
 {
     int64_t cur;
     memset(a, 0, sizeof(*a));
+    a->type = -1;
     a->count = 10;
     if (cmd_parse_i64(argv[1], argvlen[1], &cur) != 0 || cur < 0) {
         rep_error(r, "ERR invalid cursor");
@@ -506,7 +517,10 @@ static int scan_parse(struct cmd_req *r,
                 a->count = SCAN_COUNT_MAX;
             }
         } else if (cmd_arg_is(argv[i], argvlen[i], "type")) {
-            a->type_other = !cmd_arg_is(argv[i + 1], argvlen[i + 1], "string");
+            bool str = cmd_arg_is(argv[i + 1], argvlen[i + 1], "string");
+            bool hash = cmd_arg_is(argv[i + 1], argvlen[i + 1], "hash");
+            a->type_other = !str && !hash;
+            a->type = str ? KV_TYPE_STRING : KV_TYPE_HASH;
         } else {
             rep_error(r, "ERR syntax error");
             return -1;
@@ -575,9 +589,7 @@ static void scan_read(struct cmd_req *r,
      * length times the pattern's tokens / 64 word operations at most. */
     size_t matched = 0;
     for (size_t i = first; i < res.n_kvs; i++) {
-        matched += !a.type_other &&
-                   (g == NULL || glob_match(g, (const char *)res.kvs[i].key,
-                                            res.kvs[i].key_len));
+        matched += scan_hit(&a, g, &res.kvs[i]);
     }
     uint64_t next = 0;
     if (res.more && res.n_kvs > 0) {
@@ -596,9 +608,7 @@ static void scan_read(struct cmd_req *r,
     rep_bulk(r, buf, (size_t)n);
     rep_array(r, matched);
     for (size_t i = first; i < res.n_kvs; i++) {
-        if (!a.type_other &&
-            (g == NULL ||
-             glob_match(g, (const char *)res.kvs[i].key, res.kvs[i].key_len))) {
+        if (scan_hit(&a, g, &res.kvs[i])) {
             rep_bulk(r, res.kvs[i].key, res.kvs[i].key_len);
         }
     }

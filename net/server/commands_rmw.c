@@ -124,10 +124,14 @@ static bool shape_ok(const struct rmw_req *q, const struct kv_entry_result *res)
     return false;
 }
 
-/* Replies with the value of the op's first pair, or null. */
+/* Replies with the value of the op's first pair, or null; WRONGTYPE if
+ * the pair is a hash's, or the store refused to read one as a string. */
 static void rep_first_value(struct cmd_req *r, const struct kv_op_result *o)
 {
-    if (o->n_kvs > 0 && o->kvs[0].value != NULL) {
+    if ((o->type != KV_OP_RANGE && o->count == KV_RMW_WRONGTYPE) ||
+        (o->n_kvs > 0 && o->kvs[0].type == KV_TYPE_HASH)) {
+        rep_error(r, kv_strerror(KV_EWRONGTYPE));
+    } else if (o->n_kvs > 0 && o->kvs[0].value != NULL) {
         rep_bulk(r, o->kvs[0].value, o->kvs[0].value_len);
     } else {
         rep_null(r);
@@ -149,6 +153,9 @@ static void rep_refusal(struct cmd_req *r, uint64_t refusal)
         break;
     case KV_RMW_NOT_FLOAT:
         rep_error(r, "ERR value is not a valid float");
+        break;
+    case KV_RMW_WRONGTYPE:
+        rep_error(r, kv_strerror(KV_EWRONGTYPE));
         break;
     default:
         rep_error(r, "ERR increment would produce NaN or Infinity");

@@ -30,7 +30,9 @@ CMD_DECL_VIEW(cmd_mget)
     uint32_t len;
     rep_array(r, argc - 1);
     for (size_t i = 1; i < argc; i++) {
-        if (cmd_view_get(v, argv[i], argvlen[i], &val, &len)) {
+        /* Redis's MGET answers null for a key of another type. */
+        if (cmd_view_kind(v, argv[i], argvlen[i]) == CMD_KIND_STRING &&
+            cmd_view_get(v, argv[i], argvlen[i], &val, &len)) {
             rep_bulk(r, val, len);
         } else {
             rep_null(r);
@@ -49,11 +51,9 @@ CMD_DECL_VIEW(cmd_strlen)
 
 CMD_DECL_VIEW(cmd_exists)
 {
-    const uint8_t *val;
-    uint32_t len;
     int64_t n = 0;
     for (size_t i = 1; i < argc; i++) {
-        n += cmd_view_get(v, argv[i], argvlen[i], &val, &len);
+        n += cmd_view_kind(v, argv[i], argvlen[i]) != CMD_KIND_NONE;
     }
     rep_int(r, n);
 }
@@ -61,11 +61,17 @@ CMD_DECL_VIEW(cmd_exists)
 CMD_DECL_VIEW(cmd_bmeta)
 {
     const uint8_t *val;
-    uint32_t len;
+    uint32_t len = 0;
     (void)argc;
-    if (!cmd_view_get(v, argv[1], argvlen[1], &val, &len)) {
+    /* Any type: a hash's revisions guard a BTXN like a string's (its
+     * value_bytes is 0: its fields are not one value). */
+    int kind = cmd_view_kind(v, argv[1], argvlen[1]);
+    if (kind == CMD_KIND_NONE) {
         rep_null(r);
         return;
+    }
+    if (kind == CMD_KIND_STRING) {
+        (void)cmd_view_get(v, argv[1], argvlen[1], &val, &len);
     }
     uint64_t create = 0, mod = 0, ver = 0;
     (void)cmd_view_meta(v, argv[1], argvlen[1], &create, &mod, &ver);
@@ -218,11 +224,9 @@ CMD_DECL_VIEW(cmd_getdel)
 
 CMD_DECL_VIEW(cmd_del_view)
 {
-    const uint8_t *val;
-    uint32_t len;
     int64_t n = 0;
     for (size_t i = 1; i < argc; i++) {
-        if (cmd_view_get(v, argv[i], argvlen[i], &val, &len)) {
+        if (cmd_view_kind(v, argv[i], argvlen[i]) != CMD_KIND_NONE) {
             n++;
             cmd_view_write(v, argv[i], argvlen[i], NULL, 0);
         }
@@ -397,8 +401,6 @@ CMD_DECL_VIEW(cmd_mset)
 
 CMD_DECL_VIEW(cmd_msetnx)
 {
-    const uint8_t *val;
-    uint32_t len;
     bool any = false;
     if (!mset_check(r, "msetnx", argc, argvlen)) {
         return;
@@ -406,7 +408,7 @@ CMD_DECL_VIEW(cmd_msetnx)
     /* Every key is read, even after one exists, so that one load finds
      * them all. */
     for (size_t i = 1; i < argc; i += 2) {
-        any |= cmd_view_get(v, argv[i], argvlen[i], &val, &len) != 0;
+        any |= cmd_view_kind(v, argv[i], argvlen[i]) != CMD_KIND_NONE;
     }
     if (any) {
         rep_int(r, 0);

@@ -48,6 +48,47 @@ def test_strings(r):
     assert r.ping() is True
 
 
+def test_hashes(r, other, follower):
+    assert r.hset("py:h", mapping={"a": "1", "b": "2"}) == 2
+    assert r.hset("py:h", "a", "3") == 0
+    assert r.hget("py:h", "a") == b"3"
+    assert r.hmget("py:h", ["a", "zz", "b"]) == [b"3", None, b"2"]
+    assert r.hgetall("py:h") == {b"a": b"3", b"b": b"2"}
+    assert r.hkeys("py:h") == [b"a", b"b"]
+    assert r.hvals("py:h") == [b"3", b"2"]
+    assert r.hlen("py:h") == 2
+    assert r.hexists("py:h", "b") is True
+    assert r.hstrlen("py:h", "a") == 1
+    assert r.hsetnx("py:h", "a", "x") == 0
+    assert r.hincrby("py:h", "n", 5) == 5
+    assert abs(r.hincrbyfloat("py:h", "f", 1.5) - 1.5) < 1e-9
+    assert dict(r.hscan_iter("py:h", match="[ab]")) == {b"a": b"3", b"b": b"2"}
+    assert r.hdel("py:h", "n", "f", "nope") == 2
+    assert r.type("py:h") == b"hash"
+    expect_error(lambda: r.get("py:h"), "WRONGTYPE")
+    r.set("py:hs", "text")
+    expect_error(lambda: r.hget("py:hs", "a"), "WRONGTYPE")
+    expect_error(lambda: r.hset("py:hs", "a", "1"), "WRONGTYPE")
+    # Linearizable reads on a follower see the hash.
+    assert follower.hgetall("py:h") == {b"a": b"3", b"b": b"2"}
+    # redis-py's optimistic pattern on a hash: WATCH it, read a field,
+    # write it back; another client's HSET in between aborts the EXEC.
+    with r.pipeline() as p:
+        p.watch("py:h")
+        assert p.hget("py:h", "a") == b"3"
+        other.hset("py:h", "a", "4")
+        p.multi()
+        p.set("py:h:seen", "3")
+        try:
+            p.execute()
+            raise AssertionError("EXEC ran though the watched hash changed")
+        except redis.exceptions.WatchError:
+            pass
+    assert r.get("py:h:seen") is None
+    assert r.delete("py:h") == 1
+    assert r.exists("py:h") == 0
+
+
 def test_pipeline(r):
     p = r.pipeline(transaction=False)
     for i in range(200):
@@ -174,6 +215,7 @@ def main():
         ("strings", lambda: test_strings(r)),
         ("pipeline", lambda: test_pipeline(r)),
         ("multi_exec", lambda: test_multi_exec(r)),
+        ("hashes", lambda: test_hashes(r, other, follower)),
         ("watch", lambda: test_watch(r, other)),
         ("binary", lambda: test_binary(r)),
         ("resp3", lambda: test_resp3(leader)),

@@ -178,6 +178,18 @@ START_TEST(test_clients_redis_cli_string_commands_and_scan)
     char *hello = CLI(p, "-3", "HELLO", "3");
     ck_assert_msg(strstr(hello, "proto 3\n") != NULL, "HELLO: %s", hello);
     free(hello);
+    /* Hashes (docs/protocol.md, "Hashes"). */
+    ASSERT_CLI(p, "2\n", "HSET", "cli:h", "f1", "a", "f2", "b");
+    ASSERT_CLI(p, "f1\na\nf2\nb\n", "HGETALL", "cli:h");
+    ASSERT_CLI(p, "f1 a\nf2 b\n", "-3", "HGETALL", "cli:h");
+    ASSERT_CLI(p, "7\n", "HINCRBY", "cli:h", "n", "7");
+    ASSERT_CLI(p, "hash\n", "TYPE", "cli:h");
+    ASSERT_CLI(p,
+               "WRONGTYPE Operation against a key holding the wrong kind of "
+               "value\n",
+               "GET", "cli:h");
+    ASSERT_CLI(port_of(&c, a_follower(&c, leader)), "a\n", "HGET", "cli:h",
+               "f1");
 
     for (int i = 0; i < 300; i++) {
         char k[32];
@@ -204,7 +216,7 @@ START_TEST(test_clients_redis_cli_string_commands_and_scan)
     for (char *s = all; (s = strchr(s, '\n')) != NULL; s++) {
         n++;
     }
-    ck_assert_int_eq(n, 300 + 3); /* scan:*, cli:k, cli:n, cli:r3 */
+    ck_assert_int_eq(n, 300 + 4); /* scan:*, cli:k, cli:n, cli:r3, cli:h */
     free(all);
     stop_clean(&c);
 }

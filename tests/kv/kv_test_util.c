@@ -168,11 +168,30 @@ char *kvt_dump(struct kv_store *s)
             out = realloc(out, cap);
         }
         len += (size_t)snprintf(
-            out + len, cap - len, "%.*s=%.*s c%llu m%llu v%llu\n",
+            out + len, cap - len, "%.*s=%.*s c%llu m%llu v%llu t%u\n",
             (int)kv->key_len, kv->key, (int)kv->value_len, kv->value,
             (unsigned long long)kv->create_revision,
             (unsigned long long)kv->mod_revision,
-            (unsigned long long)kv->version);
+            (unsigned long long)kv->version, (unsigned)kv->type);
+        if (kv->type != KV_TYPE_HASH) {
+            continue;
+        }
+        /* A hash: its fields too, in field order. */
+        struct kv_range_result h;
+        ck_assert_int_eq(kv_hash_read(s, kv->key, kv->key_len, NULL, NULL, 0,
+                                      NULL, 0, 0, false, &h),
+                         0);
+        for (size_t j = 0; j < h.n_kvs; j++) {
+            const struct kv_kv *f = &h.kvs[j];
+            while (len + 200 + f->key_len + f->value_len > cap) {
+                cap *= 2;
+                out = realloc(out, cap);
+            }
+            len += (size_t)snprintf(out + len, cap - len, "  %.*s=%.*s\n",
+                                    (int)f->key_len, f->key, (int)f->value_len,
+                                    f->value);
+        }
+        kv_range_result_free(&h);
     }
     kv_range_result_free(&r);
     return out;
@@ -252,6 +271,7 @@ int main(void)
     srunner_add_suite(sr, kv_checkpoint_suite());
     srunner_add_suite(sr, kv_space_suite());
     srunner_add_suite(sr, kv_sequence_suite());
+    srunner_add_suite(sr, kv_hash_suite());
     srunner_add_suite(sr, kv_integrity_suite());
     srunner_add_suite(sr, kv_lease_suite());
     srunner_add_suite(sr, kv_lock_suite());

@@ -92,6 +92,7 @@ static inline uint32_t kvt_below(uint64_t *state, uint32_t n)
 /* Suites. */
 Suite *kv_cmd_suite(void);
 Suite *kv_model_suite(void);
+Suite *kv_hash_suite(void);
 Suite *kv_apply_suite(void);
 Suite *kv_history_suite(void);
 Suite *kv_snapshot_suite(void);

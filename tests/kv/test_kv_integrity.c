@@ -104,6 +104,53 @@ static int scrub_pass(struct kv_store *s, struct kv_scrub_stats *stats)
     return rv;
 }
 
+/* A hash field's value damaged at rest: the scrub finds it, and reading
+ * the field fails with KV_ECORRUPT instead of returning it. (The history
+ * keeps the hash key's events, not the field values, so the field record
+ * is the only copy.) */
+START_TEST(test_integrity_a_damaged_hash_field_is_found_and_not_served)
+{
+    char *dir = kvt_mkdtemp();
+    struct kv_store *s = kvt_open(dir, 16u << 20);
+    const uint8_t *f = (const uint8_t *)"fld";
+    const uint8_t *v = (const uint8_t *)"field-value-0123456789";
+    size_t fl = 3, vl = strlen((const char *)v), len;
+    uint8_t packed[64];
+    struct kv_cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = KV_CMD_HSET;
+    c.op.type = KV_OP_HSET;
+    c.op.key = (const uint8_t *)"h";
+    c.op.key_len = 1;
+    kv_hash_pairs_encode(1, &f, &fl, &v, &vl, packed);
+    c.op.value = packed;
+    c.op.value_len = (uint32_t)kv_hash_pairs_size(1, &fl, &vl);
+    uint8_t *data = kvt_encode(&c, &len);
+    struct kv_apply_result res;
+    kvt_apply_one(s, 1, data, len, &res);
+    kv_apply_result_free(&res);
+    ck_assert_int_eq(scrub_pass(s, NULL), 0);
+    kv_close(s);
+    ck_assert_int_ge(flip_in_data(dir, "field-value-0123456789"), 1);
+    s = kvt_open(dir, 16u << 20);
+    ck_assert_int_eq(scrub_pass(s, NULL), KV_ECORRUPT);
+    char why[256];
+    ck_assert(kv_corrupt(s, why, sizeof(why)));
+    ck_assert_ptr_nonnull(strstr(why, "hash_fields"));
+    kv_close(s);
+    /* A fresh open: the read itself finds it. */
+    s = kvt_open(dir, 16u << 20);
+    struct kv_range_result rr;
+    uint32_t fl32 = 3;
+    ck_assert_int_eq(kv_hash_read(s, (const uint8_t *)"h", 1, &f, &fl32, 1,
+                                  NULL, 0, 0, false, &rr),
+                     KV_ECORRUPT);
+    kv_range_result_free(&rr);
+    kv_close(s);
+    kvt_rmdir(dir);
+}
+END_TEST
+
 /* A byte flipped inside a stored value: the read fails with KV_ECORRUPT
  * instead of returning the damaged value. */
 START_TEST(test_integrity_a_flipped_value_byte_is_an_error_not_the_value)
@@ -354,7 +401,8 @@ static uint64_t v2_sum(const void *key,
 /* Rewrites every record of a closed store in an older layout and marks the
  * store with that version: 1 has no checksums and no lease or expiry (a
  * 24-byte "keys" header, a 25-byte history header), 2 has checksums but no
- * lease or expiry (a 32-byte "keys" header, today's history records). */
+ * lease or expiry (a 32-byte "keys" header, today's history records), 3
+ * has lease and expiry but no type byte (a 48-byte "keys" header). */
 static void downgrade_to(const char *dir, int version)
 {
     MDB_txn *txn;
@@ -381,13 +429,15 @@ static void downgrade_to(const char *dir, int version)
                 n = v.mv_size - 8;
                 memcpy(buf, p + 8, n);
             } else {
-                /* Keys: the checksum (v1) and the lease and expiry (both)
-                 * dropped; the three revisions and the value kept. */
+                /* Keys: the type byte (all), the checksum (v1) and the
+                 * lease and expiry (v1, v2) dropped; the revisions and
+                 * the value kept. Today's value starts at byte 49. */
                 size_t off = version == 1 ? 0 : 8;
-                memcpy(buf + off, p + 8, 24);
-                memcpy(buf + off + 24, p + 48, v.mv_size - 48);
-                n = off + 24 + (v.mv_size - 48);
-                if (version == 2) {
+                size_t fields = version == 3 ? 40 : 24;
+                memcpy(buf + off, p + 8, fields);
+                memcpy(buf + off + fields, p + 49, v.mv_size - 49);
+                n = off + fields + (v.mv_size - 49);
+                if (version >= 2) {
                     uint64_t sum = v2_sum(key, k.mv_size, buf + 8, n - 8);
                     memcpy(buf, &sum, 8); /* little endian here */
                 }
@@ -442,6 +492,12 @@ END_TEST
 START_TEST(test_integrity_a_version_2_store_is_upgraded_when_opened)
 {
     upgrade_from(2);
+}
+END_TEST
+
+START_TEST(test_integrity_a_version_3_store_is_upgraded_when_opened)
+{
+    upgrade_from(3);
 }
 END_TEST
 
@@ -503,6 +559,10 @@ Suite *kv_integrity_suite(void)
                    test_integrity_a_version_1_store_is_upgraded_when_opened);
     tcase_add_test(tc,
                    test_integrity_a_version_2_store_is_upgraded_when_opened);
+    tcase_add_test(tc,
+                   test_integrity_a_version_3_store_is_upgraded_when_opened);
+    tcase_add_test(tc,
+                   test_integrity_a_damaged_hash_field_is_found_and_not_served);
     tcase_add_test(tc,
                    test_integrity_the_digest_command_round_trips_its_operands);
     suite_add_tcase(s, tc);
