@@ -1316,6 +1316,7 @@ int bnode_start(uv_loop_t *loop,
     to.secret = opts->peer_secret;
     to.secret_len = opts->peer_secret_len;
     to.insecure = opts->insecure_peers;
+    to.tls = opts->peer_tls;
     to.self = opts->id;
     to.listen_host = self->host;
     to.listen_port = self->peer_port;
