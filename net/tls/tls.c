@@ -135,6 +135,9 @@ static SSL_CTX *ssl_ctx_load(const struct tls_ctx *t,
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_num_tickets(c, 0);
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    if (t->cert_file == NULL) {
+        goto ca; /* a client without a certificate */
+    }
     if (SSL_CTX_use_certificate_chain_file(c, t->cert_file) != 1) {
         set_err(errmsg, errmsg_len, "certificate", t->cert_file);
         goto fail;
@@ -148,6 +151,7 @@ static SSL_CTX *ssl_ctx_load(const struct tls_ctx *t,
                 t->key_file);
         goto fail;
     }
+ca:
     if (SSL_CTX_load_verify_locations(c, t->ca_file, NULL) != 1) {
         set_err(errmsg, errmsg_len, "CA", t->ca_file);
         goto fail;
@@ -187,8 +191,8 @@ int tls_ctx_create(uv_loop_t *loop,
                    char *errmsg,
                    size_t errmsg_len)
 {
-    if (loop == NULL || o == NULL || out == NULL || o->cert_file == NULL ||
-        o->key_file == NULL || o->ca_file == NULL) {
+    if (loop == NULL || o == NULL || out == NULL || o->ca_file == NULL ||
+        (o->cert_file == NULL) != (o->key_file == NULL)) {
         if (errmsg != NULL && errmsg_len > 0) {
             snprintf(errmsg, errmsg_len,
                      "tls: a certificate, its key and a CA file are all "
@@ -200,10 +204,11 @@ int tls_ctx_create(uv_loop_t *loop,
     if (t == NULL) {
         return TLS_ENOMEM;
     }
-    t->cert_file = strdup(o->cert_file);
-    t->key_file = strdup(o->key_file);
+    t->cert_file = o->cert_file != NULL ? strdup(o->cert_file) : NULL;
+    t->key_file = o->key_file != NULL ? strdup(o->key_file) : NULL;
     t->ca_file = strdup(o->ca_file);
-    if (t->cert_file == NULL || t->key_file == NULL || t->ca_file == NULL) {
+    if ((o->cert_file != NULL && t->cert_file == NULL) ||
+        (o->key_file != NULL && t->key_file == NULL) || t->ca_file == NULL) {
         free(t->cert_file);
         free(t->key_file);
         free(t->ca_file);

@@ -56,8 +56,10 @@ const char *tls_strerror(int code);
 
 struct tls_options
 {
-    const char *cert_file; /* PEM: the certificate, then its chain */
-    const char *key_file;  /* PEM: its private key */
+    /* PEM: the certificate, then its chain, and its private key; both
+     * NULL for a client without a certificate (it cannot serve). */
+    const char *cert_file;
+    const char *key_file;
     const char *ca_file;   /* PEM: the CA(s) peers and clients must chain to */
 };
 
