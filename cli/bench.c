@@ -939,7 +939,7 @@ static int lease_setup(struct cli *cli, struct bench *b, const char *leader)
             freeReplyObject(r);
         }
     }
-    redisFree(c);
+    cli_conn_free(c);
     return rv;
 }
 
@@ -977,14 +977,14 @@ static int find_leader(struct cli *cli,
                 if (addr != NULL) {
                     snprintf(out, out_max, "%s", addr);
                     freeReplyObject(r);
-                    redisFree(c);
+                    cli_conn_free(c);
                     return 0;
                 }
             }
             if (r != NULL) {
                 freeReplyObject(r);
             }
-            redisFree(c);
+            cli_conn_free(c);
         }
         if (cli_now_us() < deadline) {
             uv_sleep(100);

@@ -933,9 +933,9 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
     }
     bool tls_any = cfg->tls_cert_file[0] != '\0' ||
                    cfg->tls_key_file[0] != '\0' || cfg->tls_ca_file[0] != '\0';
-    if (tls_any && (cfg->tls_cert_file[0] == '\0' ||
-                    cfg->tls_key_file[0] == '\0' ||
-                    cfg->tls_ca_file[0] == '\0')) {
+    if (tls_any &&
+        (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0' ||
+         cfg->tls_ca_file[0] == '\0')) {
         snprintf(err, err_len,
                  "TLS needs tls_cert_file, tls_key_file and tls_ca_file "
                  "together (scripts/tls-certs.sh makes them for a test "

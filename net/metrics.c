@@ -274,10 +274,10 @@ static void answer(struct metrics_conn *c)
     memcpy(body - hlen, head, hlen);
     uv_buf_t buf = uv_buf_init(body - hlen, (unsigned)(hlen + blen));
     c->write.data = c;
-    int rv = c->tls != NULL ? tls_stream_write(c->tls, &c->write, &buf, 1,
-                                               on_written)
-                            : uv_write(&c->write, (uv_stream_t *)&c->handle,
-                                       &buf, 1, on_written);
+    int rv = c->tls != NULL
+                 ? tls_stream_write(c->tls, &c->write, &buf, 1, on_written)
+                 : uv_write(&c->write, (uv_stream_t *)&c->handle, &buf, 1,
+                            on_written);
     if (rv != 0) {
         conn_close(c);
     }
@@ -338,10 +338,9 @@ static void on_connection(uv_stream_t *server, int status)
     }
     int rv = 0;
     if (m->tls != NULL) {
-        rv = tls_stream_create(m->tls, (uv_stream_t *)&c->handle,
-                               m->tls_auth_clients ? TLS_ACCEPT_CERT
-                                                   : TLS_ACCEPT,
-                               0, &c->tls);
+        rv = tls_stream_create(
+            m->tls, (uv_stream_t *)&c->handle,
+            m->tls_auth_clients ? TLS_ACCEPT_CERT : TLS_ACCEPT, 0, &c->tls);
         if (rv == 0) {
             rv = tls_stream_read_start(c->tls, on_alloc, on_read);
         }

@@ -113,7 +113,7 @@ struct conn
 {
     uv_tcp_t tcp; /* first, so a handle pointer is a conn pointer */
     struct transport *t;
-    struct tls_stream *tls; /* with peer TLS, from connect or accept on */
+    struct tls_stream *tls;   /* with peer TLS, from connect or accept on */
     struct conn *prev, *next; /* in t->conns */
     bool closing;
     enum hs_state hs;

@@ -825,10 +825,10 @@ static void on_connection(uv_stream_t *l, int status)
     }
     s->env.total_connections++;
     if (s->env.opts.tls != NULL &&
-        tls_stream_create(s->env.opts.tls, (uv_stream_t *)&c->tcp,
-                          s->env.opts.tls_auth_clients ? TLS_ACCEPT_CERT
-                                                       : TLS_ACCEPT,
-                          0, &c->tls) != 0) {
+        tls_stream_create(
+            s->env.opts.tls, (uv_stream_t *)&c->tcp,
+            s->env.opts.tls_auth_clients ? TLS_ACCEPT_CERT : TLS_ACCEPT, 0,
+            &c->tls) != 0) {
         conn_close(c);
         return;
     }

@@ -310,8 +310,8 @@ static int cert_member(X509 *cert, uint64_t *id)
     if (s == NULL || len <= 0) {
         return TLS_ENOID;
     }
-    return tls_member_parse((const char *)ASN1_STRING_get0_data(s),
-                            (size_t)len, id);
+    return tls_member_parse((const char *)ASN1_STRING_get0_data(s), (size_t)len,
+                            id);
 }
 
 int tls_stream_member(const struct tls_stream *s, uint64_t *id)
@@ -525,8 +525,8 @@ static void stream_deliver(struct tls_stream *s)
             s->read_cb(s->stream, UV_ENOBUFS, &b);
             return;
         }
-        int n = SSL_read(s->ssl, b.base, b.len > INT32_MAX ? INT32_MAX
-                                                           : (int)b.len);
+        int n = SSL_read(s->ssl, b.base,
+                         b.len > INT32_MAX ? INT32_MAX : (int)b.len);
         if (n > 0) {
             s->read_cb(s->stream, n, &b);
             continue;

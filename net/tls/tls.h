@@ -60,7 +60,7 @@ struct tls_options
      * NULL for a client without a certificate (it cannot serve). */
     const char *cert_file;
     const char *key_file;
-    const char *ca_file;   /* PEM: the CA(s) peers and clients must chain to */
+    const char *ca_file; /* PEM: the CA(s) peers and clients must chain to */
 };
 
 struct tls_ctx;
@@ -68,9 +68,9 @@ struct tls_ctx;
 /* Counters for INFO and the metrics port. */
 struct tls_stats
 {
-    uint64_t handshakes;        /* completed */
+    uint64_t handshakes;         /* completed */
     uint64_t handshake_failures; /* refused certificates, bad records... */
-    uint64_t reloads;           /* successful tls_ctx_reload() calls */
+    uint64_t reloads;            /* successful tls_ctx_reload() calls */
     uint64_t reload_failures;
 };
 

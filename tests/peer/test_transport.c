@@ -1289,9 +1289,9 @@ START_TEST(test_transport_tls_refuses_peers_without_a_good_certificate)
         if (i == 0) {
             mesh(2);
         } else {
-            ck_assert_int_eq(transport_add_peer(nodes[1].t, 1, "127.0.0.1",
-                                                nodes[0].port),
-                             0);
+            ck_assert_int_eq(
+                transport_add_peer(nodes[1].t, 1, "127.0.0.1", nodes[0].port),
+                0);
         }
         run_for(600);
         ck_assert_msg(!transport_connected(nodes[0].t, 2), "%s", subs[i]);
@@ -1343,7 +1343,8 @@ static Suite *transport_suite(void)
     tcase_add_test(tc, test_transport_strerror_names_every_code);
     tcase_add_test(tc, test_transport_tls_members_talk_without_a_secret);
     tcase_add_test(
-        tc, test_transport_tls_refuses_a_member_with_another_members_certificate);
+        tc,
+        test_transport_tls_refuses_a_member_with_another_members_certificate);
     tcase_add_test(tc,
                    test_transport_tls_refuses_peers_without_a_good_certificate);
     suite_add_tcase(s, tc);

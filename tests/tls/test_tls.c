@@ -45,9 +45,9 @@ static int port;
 static bool expired;
 static struct tls_ctx *srv_ctx;
 static enum tls_role srv_role;
-static struct end srv;   /* the accepted end */
-static struct end cli;   /* the dialing end */
-static struct end srv2;  /* a second accepted end (reload test) */
+static struct end srv;  /* the accepted end */
+static struct end cli;  /* the dialing end */
+static struct end srv2; /* a second accepted end (reload test) */
 static struct end *next_accept;
 static uv_connect_t connect_req;
 
@@ -142,10 +142,9 @@ static void on_connection(uv_stream_t *l, int status)
     next_accept = NULL;
     ck_assert_int_eq(uv_tcp_init(&loop, &e->tcp), 0);
     ck_assert_int_eq(uv_accept(l, (uv_stream_t *)&e->tcp), 0);
-    ck_assert_int_eq(
-        tls_stream_create(srv_ctx, (uv_stream_t *)&e->tcp, srv_role, 0,
-                          &e->tls),
-        0);
+    ck_assert_int_eq(tls_stream_create(srv_ctx, (uv_stream_t *)&e->tcp,
+                                       srv_role, 0, &e->tls),
+                     0);
     ck_assert_int_eq(tls_stream_read_start(e->tls, on_alloc, on_read), 0);
 }
 
@@ -180,8 +179,7 @@ static void serve(struct tls_ctx *ctx, enum tls_role role)
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", 0, &a);
     ck_assert_int_eq(uv_tcp_bind(&listener, (struct sockaddr *)&a, 0), 0);
-    ck_assert_int_eq(uv_listen((uv_stream_t *)&listener, 8, on_connection),
-                     0);
+    ck_assert_int_eq(uv_listen((uv_stream_t *)&listener, 8, on_connection), 0);
     struct sockaddr_storage bound;
     int len = sizeof(bound);
     uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &len);
@@ -562,8 +560,8 @@ START_TEST(test_tls_member_ids_are_parsed_strictly)
         {"xmember-1", 0, TLS_ENOID, 0},
         {"1", 0, TLS_ENOID, 0},
         {"", 0, TLS_ENOID, 0},
-        {"member-1000000000000000000000000000000000000000000000000000000001",
-         0, TLS_ENOID, 0}, /* longer than TLS_CN_MAX */
+        {"member-1000000000000000000000000000000000000000000000000000000001", 0,
+         TLS_ENOID, 0}, /* longer than TLS_CN_MAX */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint64_t id = 7;
@@ -622,14 +620,14 @@ static Suite *tls_suite(void)
     TCase *tc = tcase_create("tls");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc,
-                   test_tls_a_client_with_a_certificate_of_the_ca_talks_both_ways);
+    tcase_add_test(
+        tc, test_tls_a_client_with_a_certificate_of_the_ca_talks_both_ways);
     tcase_add_test(tc, test_tls_refuses_a_client_without_a_certificate);
     tcase_add_test(tc, test_tls_refuses_a_certificate_of_another_ca);
     tcase_add_test(tc, test_tls_refuses_an_expired_certificate);
     tcase_add_test(tc, test_tls_a_client_refuses_a_server_of_another_ca);
-    tcase_add_test(tc,
-                   test_tls_a_dialer_refuses_a_certificate_naming_another_member);
+    tcase_add_test(
+        tc, test_tls_a_dialer_refuses_a_certificate_naming_another_member);
     tcase_add_test(tc,
                    test_tls_reload_serves_new_connections_and_keeps_old_ones);
     tcase_add_test(tc, test_tls_plaintext_held_while_not_reading_arrives_later);

@@ -28,8 +28,8 @@ const char *tls_certs_make(void)
              "mkdir -p %s/expired && cp %s/a/ca.crt %s/a/ca.key "
              "%s/expired/ && bash %s/scripts/tls-certs.sh --days -1 "
              "%s/expired 2 client && rm %s/expired/ca.key",
-             dir, BALLOT_SOURCE_DIR, dir, BALLOT_SOURCE_DIR, dir, dir, dir,
-             dir, dir, BALLOT_SOURCE_DIR, dir, dir);
+             dir, BALLOT_SOURCE_DIR, dir, BALLOT_SOURCE_DIR, dir, dir, dir, dir,
+             dir, BALLOT_SOURCE_DIR, dir, dir);
     run(cmd);
     return dir;
 }
