@@ -2,7 +2,7 @@
 # Makes a test CA and certificates for a ballot cluster with the openssl
 # command (docs/security.md, "TLS").
 #
-#   scripts/tls-certs.sh [--days N] DIR NAME...
+#   scripts/tls-certs.sh [--days N] [--san LIST] DIR NAME...
 #
 # DIR/ca.crt and DIR/ca.key are the CA (made if DIR has none, reused if it
 # has). Each NAME that is a member id N gets DIR/node-N.crt and
@@ -12,18 +12,23 @@
 # client certificate DIR/NAME.crt and DIR/NAME.key with that common name.
 # --days N (default 365) sets how long they are valid; a negative N makes
 # certificates that have already expired (for tests). Keys are P-256, mode
-# 600.
+# 600. --san adds to the node certificates' subjectAltName (e.g.
+# "IP:10.0.0.5,DNS:node1.example").
 #
 # For production, use your own CA and put the node's real addresses in
 # subjectAltName; ballot needs only the common name "member-N".
 set -euo pipefail
 days=365
-if [ "${1:-}" = "--days" ]; then
-    days=$2
-    shift 2
-fi
+san=""
+while [ $# -gt 1 ]; do
+    case $1 in
+    --days) days=$2; shift 2 ;;
+    --san) san=",$2"; shift 2 ;;
+    *) break ;;
+    esac
+done
 if [ $# -lt 2 ]; then
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 dir=$1
@@ -46,7 +51,7 @@ for name in "$@"; do
         printf '%s\n' "basicConstraints=CA:FALSE" \
             "keyUsage=critical,digitalSignature,keyEncipherment" \
             "extendedKeyUsage=serverAuth,clientAuth" \
-            "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" >"$ext"
+            "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost$san" >"$ext"
     else
         base=$name
         cn=$name
