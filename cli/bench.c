@@ -1201,6 +1201,14 @@ static int bench_main(struct cli *cli,
     if (b == NULL) {
         return cli_fail(cli, CLI_UNAVAILABLE, "out of memory");
     }
+    if (cli->tls) {
+        /* Its load runs on libuv connections of its own, without TLS. */
+        free(b);
+        return cli_fail(cli, CLI_USAGE,
+                        "bench does not speak TLS; measure a TLS cluster "
+                        "with redis-benchmark --tls (tests/bench/compare.sh "
+                        "TLS_MODE=1)");
+    }
     b->clients = 1;
     b->conns = 1;
     b->value_size = 256;

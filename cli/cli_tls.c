@@ -5,8 +5,8 @@
  * a socket pair: hiredis talks RESP on one end, as over any socket, and a
  * thread relays between the other end and the TLS connection. The RESP
  * code of the CLI stays the same with TLS or without; the relay costs a
- * thread per connection, which a command-line client can afford (the bench
- * does not offer TLS).
+ * thread per connection, which a command-line client can afford (`ballot
+ * bench`, whose load runs on libuv connections of its own, refuses --tls).
  *
  * The server's certificate must chain to --cacert (or the system's CAs)
  * and name the host or address dialed, as with curl.

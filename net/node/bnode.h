@@ -340,6 +340,7 @@ struct bnode_status
     uint64_t peer_bad_senders;
     uint64_t peer_bad_frames;
     uint64_t peer_handshake_timeouts;
+    uint64_t peer_cert_mismatches; /* transport.h */
     uint64_t raft_msgs_rejected;
     uint64_t raft_msgs_bad_term;
     /* On the leader, for each member of @conf (same order; 0 for itself):

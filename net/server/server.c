@@ -1037,6 +1037,14 @@ void server_stats(const struct server *srv, struct server_stats *out)
     out->rate_limited_conn = e->rate_limited_conn;
     out->rate_limited_user = e->rate_limited_user;
     out->commands_total = e->total_commands;
+    struct tls_stats ts = {0};
+    if (e->opts.tls != NULL) {
+        tls_ctx_stats(e->opts.tls, &ts);
+    }
+    out->tls_handshakes = ts.handshakes;
+    out->tls_handshake_failures = ts.handshake_failures;
+    out->tls_reloads = ts.reloads;
+    out->tls_reload_failures = ts.reload_failures;
 }
 
 const struct histo *server_latency(const struct server *srv,

@@ -198,6 +198,13 @@ struct server_stats
     uint64_t rate_limited_conn;
     uint64_t rate_limited_user;
     uint64_t commands_total; /* requests dispatched */
+    /* TLS on every port of the node (one context serves them all; 0
+     * without TLS): handshakes completed and failed, reloads that took
+     * and that failed. */
+    uint64_t tls_handshakes;
+    uint64_t tls_handshake_failures;
+    uint64_t tls_reloads;
+    uint64_t tls_reload_failures;
 };
 
 void server_stats(const struct server *srv, struct server_stats *out);

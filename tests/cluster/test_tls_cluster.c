@@ -213,13 +213,35 @@ static unsigned wait_leader(struct cluster *c)
     return 0;
 }
 
-static long long info_int(struct cluster *c, unsigned id, const char *field)
+/* Field @field of INFO @section on node @id. */
+static long long info_int(struct cluster *c,
+                          unsigned id,
+                          const char *section,
+                          const char *field)
 {
-    char out[8192];
-    node_call(c, id, "INFO raft\r\n", "\r\n\r\n", out, sizeof(out));
+    char out[16384], cmd[64];
+    snprintf(cmd, sizeof(cmd), "INFO %s\r\n", section);
+    node_call(c, id, cmd, "\r\n\r\n", out, sizeof(out));
     const char *p = strstr(out, field);
     ck_assert_msg(p != NULL, "no %s in %s", field, out);
     return atoll(p + strlen(field));
+}
+
+/* The value of metric @name on node @id's metrics port (over TLS). */
+static double metric(struct cluster *c, unsigned id, const char *name)
+{
+    int fd;
+    static char out[1 << 18];
+    SSL *ssl = tls_open(c->nodes[id - 1].metrics_port, "a", "client", &fd);
+    ck_assert_ptr_nonnull(ssl);
+    static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    tls_ask(ssl, req, sizeof(req) - 1, NULL, out, sizeof(out));
+    tls_close(ssl, fd);
+    char line[128];
+    snprintf(line, sizeof(line), "\n%s ", name);
+    const char *p = strstr(out, line);
+    ck_assert_msg(p != NULL, "no %s", name);
+    return strtod(p + strlen(line), NULL);
 }
 
 static void start_tls_cluster(struct cluster *c)
@@ -277,6 +299,11 @@ START_TEST(
     ck_assert(!peer_challenges(peer, "b", "node-2", 2, 1));
     ck_assert(!peer_challenges(peer, "expired", "node-2", 2, 1));
     ck_assert(!port_answers_in_clear(peer, "hello"));
+    /* Counted where operators look. */
+    ck_assert_int_ge(info_int(&c, 1, "peers", "peer_cert_mismatches:"), 1);
+    ck_assert(metric(&c, 1, "ballot_peer_cert_mismatches_total") >= 1);
+    ck_assert(metric(&c, 1, "ballot_tls_handshake_failures_total") >= 8);
+    ck_assert(metric(&c, 1, "ballot_tls_handshakes_total") >= 3);
     /* The cluster did not notice. */
     char out[256];
     unsigned leader = wait_leader(&c);
@@ -383,7 +410,7 @@ START_TEST(
     struct cluster c;
     start_tls_cluster(&c);
     unsigned leader = wait_leader(&c);
-    long long term = info_int(&c, leader, "term:");
+    long long term = info_int(&c, leader, "raft", "term:");
     int port = c.nodes[0].client_port;
     uint64_t before = cert_id_of_port(port);
     /* A new certificate (new key, new serial) for member 1, same CA. */
@@ -399,12 +426,14 @@ START_TEST(
         after = cert_id_of_port(port);
     }
     ck_assert_uint_ne(after, before);
+    ck_assert(metric(&c, 1, "ballot_tls_reloads_total") == 1);
+    ck_assert(metric(&c, 1, "ballot_tls_reload_failures_total") == 0);
     /* Writes go on; the same leader and term. */
     char out[256];
     node_call(&c, leader, "SET after-reload yes\r\n", "\r\n", out, sizeof(out));
     ck_assert_str_eq(out, "+OK\r\n");
     ck_assert_uint_eq(wait_leader(&c), leader);
-    ck_assert_int_eq(info_int(&c, leader, "term:"), term);
+    ck_assert_int_eq(info_int(&c, leader, "raft", "term:"), term);
     ck_assert(port_answers(c.nodes[0].metrics_port, "a", "client",
                            "GET /health HTTP/1.0\r\n\r\n", "200 OK"));
     cl_close_all(&c);
