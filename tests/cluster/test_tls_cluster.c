@@ -41,11 +41,7 @@ static SSL *tls_open(int port, const char *sub, const char *name, int *fd_out)
     ck_assert_int_eq(SSL_CTX_load_verify_locations(ctx, path, NULL), 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (name != NULL) {
-        char file[64];
-        snprintf(file, sizeof(file), "%s.crt", name);
-        tls_certs_path(path, sizeof(path), sub, file);
-        snprintf(file, sizeof(file), "%s.key", name);
-        tls_certs_path(key, sizeof(key), sub, file);
+        tls_certs_pair(sub, name, path, key, sizeof(path));
         ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(ctx, path), 1);
         ck_assert_int_eq(
             SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);

@@ -157,11 +157,8 @@ static void node_start(struct node *n, raft_id id)
     n->id = id;
     n->closed = 0;
     if (n->tls_sub != NULL) {
-        char crt[512], key[512], ca[512], name[64];
-        snprintf(name, sizeof(name), "%s.crt", n->tls_name);
-        tls_certs_path(crt, sizeof(crt), n->tls_sub, name);
-        snprintf(name, sizeof(name), "%s.key", n->tls_name);
-        tls_certs_path(key, sizeof(key), n->tls_sub, name);
+        char crt[512], key[512], ca[512];
+        tls_certs_pair(n->tls_sub, n->tls_name, crt, key, sizeof(crt));
         tls_certs_path(ca, sizeof(ca), "a", "ca.crt");
         struct tls_options to = {crt, key, ca};
         ck_assert_int_eq(tls_ctx_create(&loop, &to, &n->tls, err, sizeof(err)),

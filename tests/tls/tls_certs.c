@@ -39,6 +39,16 @@ void tls_certs_path(char *out, size_t len, const char *sub, const char *name)
     snprintf(out, len, "%s/%s/%s", dir, sub, name);
 }
 
+void tls_certs_pair(const char *sub,
+                    const char *name,
+                    char *crt,
+                    char *key,
+                    size_t len)
+{
+    snprintf(crt, len, "%s/%s/%s.crt", dir, sub, name);
+    snprintf(key, len, "%s/%s/%s.key", dir, sub, name);
+}
+
 void tls_certs_remove(void)
 {
     char cmd[512];

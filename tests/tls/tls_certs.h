@@ -18,6 +18,13 @@ const char *tls_certs_make(void);
 /* Writes "DIR/SUB/NAME" into @out. */
 void tls_certs_path(char *out, size_t len, const char *sub, const char *name);
 
+/* Writes the paths of DIR/SUB/NAME.crt and DIR/SUB/NAME.key. */
+void tls_certs_pair(const char *sub,
+                    const char *name,
+                    char *crt,
+                    char *key,
+                    size_t len);
+
 /* Removes DIR; call from main() after the tests. */
 void tls_certs_remove(void);
 
