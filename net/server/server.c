@@ -841,9 +841,12 @@ static void on_connection(uv_stream_t *l, int status)
     if (s->env.n_clients >= s->env.opts.max_clients) {
         static const char msg[] = "-ERR max number of clients reached\r\n";
         s->env.rejected_connections++;
-        if (s->n_conns - s->env.n_clients > SERVER_REFUSING_MAX) {
+        if (s->n_conns - s->env.n_clients > SERVER_REFUSING_MAX ||
+            c->tls != NULL) {
             /* Enough refusals are being written already: this one is
-             * closed at once, so its descriptor is freed at once. */
+             * closed at once, so its descriptor is freed at once. With
+             * TLS the refusal could leave only after a handshake, which
+             * a stranger need never finish. */
             conn_close(c);
             return;
         }

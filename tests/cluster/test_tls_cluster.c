@@ -240,9 +240,9 @@ static double metric(struct cluster *c, unsigned id, const char *name)
     return strtod(p + strlen(line), NULL);
 }
 
-static void start_tls_cluster(struct cluster *c)
+static void start_tls_cluster_args(struct cluster *c, const char *const *args)
 {
-    cl_prepare_args(c, 3, NULL);
+    cl_prepare_args(c, 3, args);
     char src[600], cmd[1400];
     tls_certs_path(src, sizeof(src), "a", "");
     snprintf(certs, sizeof(certs), "%s/certs", c->root);
@@ -253,6 +253,11 @@ static void start_tls_cluster(struct cluster *c)
         cl_start_node(c, i);
     }
     ck_assert_msg(wait_leader(c) != 0, "no leader; see %s", c->root);
+}
+
+static void start_tls_cluster(struct cluster *c)
+{
+    start_tls_cluster_args(c, NULL);
 }
 
 /* Every port of a TLS node refuses clients that speak no TLS, show no
@@ -436,6 +441,49 @@ START_TEST(
 }
 END_TEST
 
+/* Connections over max_clients that never start TLS hold no descriptor:
+ * without TLS a refusal is written and the connection closed; with TLS
+ * the refusal could leave only after a handshake a stranger need never
+ * finish, so they are closed at once. */
+START_TEST(test_tls_cluster_strangers_over_max_clients_hold_no_descriptor)
+{
+    enum { HELD = 4, STRANGERS = 24 };
+    static const char *const args[] = {"--max_clients", "4", NULL};
+    struct cluster c;
+    start_tls_cluster_args(&c, args);
+    int port = c.nodes[0].client_port;
+    SSL *held[HELD];
+    int held_fd[HELD], strangers[STRANGERS];
+    for (int i = 0; i < HELD; i++) {
+        held[i] = tls_open(port, "a", "client", &held_fd[i]);
+        ck_assert_ptr_nonnull(held[i]);
+        char out[64];
+        tls_ask(held[i], "PING\r\n", 6, "+PONG", out, sizeof(out));
+        ck_assert_str_eq(out, "+PONG\r\n");
+    }
+    double before = metric(&c, 1, "process_open_fds");
+    for (int i = 0; i < STRANGERS; i++) {
+        strangers[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(
+            connect(strangers[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+    }
+    usleep(500000);
+    double during = metric(&c, 1, "process_open_fds");
+    ck_assert_msg(during < before + 4, "%.0f descriptors, %.0f before", during,
+                  before);
+    for (int i = 0; i < STRANGERS; i++) {
+        close(strangers[i]);
+    }
+    for (int i = 0; i < HELD; i++) {
+        tls_close(held[i], held_fd[i]);
+    }
+    cl_close_all(&c);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -443,6 +491,8 @@ int main(int argc, char **argv)
          test_tls_cluster_every_port_refuses_strangers_without_a_good_certificate},
         {"redis_cli_redis_py_and_ballot_speak_tls",
          test_tls_cluster_redis_cli_redis_py_and_ballot_speak_tls},
+        {"strangers_over_max_clients_hold_no_descriptor",
+         test_tls_cluster_strangers_over_max_clients_hold_no_descriptor},
         {"sighup_takes_a_new_certificate_without_dropping_the_cluster",
          test_tls_cluster_sighup_takes_a_new_certificate_without_dropping_the_cluster},
     };
