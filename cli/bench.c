@@ -939,7 +939,7 @@ static int lease_setup(struct cli *cli, struct bench *b, const char *leader)
             freeReplyObject(r);
         }
     }
-    redisFree(c);
+    cli_conn_free(c);
     return rv;
 }
 
@@ -977,14 +977,14 @@ static int find_leader(struct cli *cli,
                 if (addr != NULL) {
                     snprintf(out, out_max, "%s", addr);
                     freeReplyObject(r);
-                    redisFree(c);
+                    cli_conn_free(c);
                     return 0;
                 }
             }
             if (r != NULL) {
                 freeReplyObject(r);
             }
-            redisFree(c);
+            cli_conn_free(c);
         }
         if (cli_now_us() < deadline) {
             uv_sleep(100);
@@ -1200,6 +1200,14 @@ static int bench_main(struct cli *cli,
     int rc = CLI_OK;
     if (b == NULL) {
         return cli_fail(cli, CLI_UNAVAILABLE, "out of memory");
+    }
+    if (cli->tls) {
+        /* Its load runs on libuv connections of its own, without TLS. */
+        free(b);
+        return cli_fail(cli, CLI_USAGE,
+                        "bench does not speak TLS; measure a TLS cluster "
+                        "with redis-benchmark --tls (tests/bench/compare.sh "
+                        "TLS_MODE=1)");
     }
     b->clients = 1;
     b->conns = 1;

@@ -51,6 +51,15 @@ struct cli
      * unset. */
     char *user;
     char *password;
+    /* --tls, --cacert, --cert, --key (or tls/cacert/cert/key in the
+     * defaults file, or BALLOT_TLS, BALLOT_CACERT, BALLOT_CERT,
+     * BALLOT_KEY): connections speak TLS (cli_tls.c); the paths are
+     * owned, NULL if unset. */
+    bool tls;
+    char *tls_cacert;
+    char *tls_cert;
+    char *tls_key;
+    struct ssl_ctx_st *tls_ctx; /* made on first use */
     bool interactive;
     bool want_help;    /* -h, --help anywhere before "--" */
     bool want_version; /* --version */
@@ -92,6 +101,18 @@ redisContext *cli_connect_one(struct cli *cli, const char *addr);
 redisReply *cli_command_on(redisContext *c, int argc, const char **argv);
 /* Drops the shared connection. */
 void cli_disconnect(struct cli *cli);
+/* Closes a connection from cli_connect_one() (with TLS, its relay too). */
+void cli_conn_free(redisContext *c);
+
+/* A TLS connection to @host:@port (cli_tls.c) that hiredis talks to as
+ * to any socket; NULL with errmsg set. @addr names it in messages. */
+redisContext *cli_tls_connect(struct cli *cli,
+                              const char *addr,
+                              const char *host,
+                              int port,
+                              struct timeval tv);
+/* Closes every TLS connection still open and frees the TLS context. */
+void cli_tls_close(struct cli *cli);
 
 /* Maps an error reply to an exit code (CLI_REJECTED, CLI_UNKNOWN, ...). */
 int cli_error_code(const char *err);

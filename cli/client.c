@@ -85,7 +85,11 @@ redisContext *cli_connect_one(struct cli *cli, const char *addr)
                  "bad endpoint '%s' (want host:port)", addr);
         return NULL;
     }
-    c = redisConnectWithTimeout(host, port, tv);
+    c = cli->tls ? cli_tls_connect(cli, addr, host, port, tv)
+                 : redisConnectWithTimeout(host, port, tv);
+    if (c == NULL && cli->tls) {
+        return NULL;
+    }
     if (c == NULL || c->err) {
         snprintf(cli->errmsg, sizeof(cli->errmsg), "%s: %s", addr,
                  c ? c->errstr : "out of memory");
@@ -97,7 +101,7 @@ redisContext *cli_connect_one(struct cli *cli, const char *addr)
     if (redisSetTimeout(c, tv) != REDIS_OK) {
         snprintf(cli->errmsg, sizeof(cli->errmsg), "%s: cannot set timeout",
                  addr);
-        redisFree(c);
+        cli_conn_free(c);
         return NULL;
     }
     if (cli->password != NULL) {
@@ -116,7 +120,7 @@ redisContext *cli_connect_one(struct cli *cli, const char *addr)
             if (r != NULL) {
                 freeReplyObject(r);
             }
-            redisFree(c);
+            cli_conn_free(c);
             return NULL;
         }
         freeReplyObject(r);
@@ -132,7 +136,7 @@ redisReply *cli_command_on(redisContext *c, int argc, const char **argv)
 void cli_disconnect(struct cli *cli)
 {
     if (cli->conn != NULL) {
-        redisFree(cli->conn);
+        cli_conn_free(cli->conn);
         cli->conn = NULL;
     }
     cli->conn_addr[0] = '\0';

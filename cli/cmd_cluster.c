@@ -257,12 +257,12 @@ done:
     if (r != NULL) {
         freeReplyObject(r);
     }
-    redisFree(c);
+    cli_conn_free(c);
     return;
 io:
     snprintf(st->error, sizeof(st->error), "%s: %s", st->endpoint,
              c->errstr[0] ? c->errstr : "no reply");
-    redisFree(c);
+    cli_conn_free(c);
 }
 
 /* With --cluster: the client addresses of every member, from the first

@@ -174,7 +174,7 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
             if (r != NULL) {
                 freeReplyObject(r);
             }
-            redisFree(ctx);
+            cli_conn_free(ctx);
         }
         if (rc != 1 && rc != 2) {
             return rc;

@@ -164,12 +164,19 @@ static const char global_flags[] =
     "  --user NAME              user to AUTH as (default: the default user)\n"
     "  --password PASS          AUTH with this password (prefer\n"
     "                           BALLOT_PASSWORD: the command line is public)\n"
+    "  --tls                    speak TLS; the server's certificate must\n"
+    "                           chain to --cacert FILE (default: the system's\n"
+    "                           CAs) and name the host dialed\n"
+    "  --cert FILE, --key FILE  the client certificate and key, if the\n"
+    "                           server wants one (tls_auth_clients)\n"
     "  -h, --help               this help; --version: the version\n"
     "\nDefaults come from the file $BALLOT_CONFIG (else "
     "~/.config/ballot/cli.conf:\n"
     "'endpoints = ...', 'timeout = ...', 'consistency = s', 'json = true', "
-    "'user = ...',\n'password = ...'), then from BALLOT_ENDPOINTS, "
-    "BALLOT_TIMEOUT, BALLOT_USER and\nBALLOT_PASSWORD; flags win.\n";
+    "'user = ...',\n'password = ...', 'tls = true', 'cacert = ...', "
+    "'cert = ...', 'key = ...'), then\nfrom BALLOT_ENDPOINTS, "
+    "BALLOT_TIMEOUT, BALLOT_USER, BALLOT_PASSWORD, BALLOT_TLS,\n"
+    "BALLOT_CACERT, BALLOT_CERT and BALLOT_KEY; flags win.\n";
 
 /* Edit distance of @a and @b (short words), for "did you mean". */
 static size_t distance(const char *a, const char *b)
@@ -304,6 +311,22 @@ static int set_global(struct cli *cli,
             return -1;
         }
         cli_disconnect(cli);
+    } else if (strcmp(name, "cacert") == 0 || strcmp(name, "cert") == 0 ||
+               strcmp(name, "key") == 0) {
+        char **slot = name[0] == 'k'   ? &cli->tls_key
+                      : name[2] == 'c' ? &cli->tls_cacert
+                                       : &cli->tls_cert;
+        free(*slot);
+        *slot = strdup(v);
+        if (*slot == NULL) {
+            fprintf(stderr, "ballot: out of memory\n");
+            return -1;
+        }
+        cli_disconnect(cli);
+    } else if (strcmp(name, "tls") == 0) {
+        cli->tls = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+                   strcmp(v, "yes") == 0;
+        cli_disconnect(cli);
     } else if (strcmp(name, "json") == 0) {
         cli->json = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
                     strcmp(v, "yes") == 0;
@@ -400,6 +423,17 @@ static int load_env(struct cli *cli)
         set_global(cli, "password", v, "BALLOT_PASSWORD") != 0) {
         return -1;
     }
+    static const char *const tls_env[][2] = {{"BALLOT_TLS", "tls"},
+                                             {"BALLOT_CACERT", "cacert"},
+                                             {"BALLOT_CERT", "cert"},
+                                             {"BALLOT_KEY", "key"}};
+    for (size_t i = 0; i < sizeof(tls_env) / sizeof(tls_env[0]); i++) {
+        v = getenv(tls_env[i][0]);
+        if (v != NULL && v[0] != '\0' &&
+            set_global(cli, tls_env[i][1], v, tls_env[i][0]) != 0) {
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -455,6 +489,9 @@ static int take_globals(struct cli *cli, int argc, char **argv)
             rest = true;
         } else if (strcmp(a, "--json") == 0) {
             cli->json = true;
+        } else if (strcmp(a, "--tls") == 0) {
+            cli->tls = true;
+            cli_disconnect(cli);
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             cli->want_help = true;
         } else if (strcmp(a, "--version") == 0) {
@@ -462,7 +499,9 @@ static int take_globals(struct cli *cli, int argc, char **argv)
         } else if (strcmp(a, "--endpoints") == 0 ||
                    strcmp(a, "--timeout") == 0 ||
                    strcmp(a, "--consistency") == 0 ||
-                   strcmp(a, "--user") == 0 || strcmp(a, "--password") == 0) {
+                   strcmp(a, "--user") == 0 || strcmp(a, "--password") == 0 ||
+                   strcmp(a, "--cacert") == 0 || strcmp(a, "--cert") == 0 ||
+                   strcmp(a, "--key") == 0) {
             const char *v = i + 1 < argc ? argv[++i] : NULL;
             if (v == NULL) {
                 fprintf(stderr, "ballot: %s needs a value\n", a);
@@ -679,6 +718,10 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cli.n_endpoints; i++) {
         free(cli.endpoints[i]);
     }
+    cli_tls_close(&cli);
+    free(cli.tls_cacert);
+    free(cli.tls_cert);
+    free(cli.tls_key);
     free(cli.user);
     if (cli.password != NULL) {
         memset(cli.password, 0, strlen(cli.password));

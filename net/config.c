@@ -55,6 +55,7 @@ void config_default(struct ballotd_config *cfg)
     cfg->export_idle_ms = SERVER_EXPORT_IDLE_MS_DEFAULT;
     cfg->loop_warn_ms = LOOPLAG_WARN_MS_DEFAULT;
     cfg->max_client_memory = SERVER_MEMORY_MAX_DEFAULT;
+    cfg->tls_auth_clients = true;
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -272,6 +273,20 @@ static int set_one(struct ballotd_config *cfg,
         snprintf(cfg->client_password_file, sizeof(cfg->client_password_file),
                  "%s", v);
         return 0;
+    }
+    if (strcmp(name, "tls_cert_file") == 0 ||
+        strcmp(name, "tls_key_file") == 0 || strcmp(name, "tls_ca_file") == 0) {
+        char *dst = name[4] == 'c' && name[5] == 'e' ? cfg->tls_cert_file
+                    : name[4] == 'k'                 ? cfg->tls_key_file
+                                                     : cfg->tls_ca_file;
+        if (strlen(v) == 0 || strlen(v) >= sizeof(cfg->tls_cert_file)) {
+            return -1;
+        }
+        snprintf(dst, sizeof(cfg->tls_cert_file), "%s", v);
+        return 0;
+    }
+    if (strcmp(name, "tls_auth_clients") == 0) {
+        return parse_bool(v, &cfg->tls_auth_clients);
     }
     if (strcmp(name, "audit_log_file") == 0) {
         if (strlen(v) == 0 || strlen(v) >= sizeof(cfg->audit_log_file)) {
@@ -916,6 +931,17 @@ int config_finish(struct ballotd_config *cfg, char *err, size_t err_len)
                  (unsigned long long)cfg->node.id);
         return -1;
     }
+    bool tls_any = cfg->tls_cert_file[0] != '\0' ||
+                   cfg->tls_key_file[0] != '\0' || cfg->tls_ca_file[0] != '\0';
+    if (tls_any &&
+        (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0' ||
+         cfg->tls_ca_file[0] == '\0')) {
+        snprintf(err, err_len,
+                 "TLS needs tls_cert_file, tls_key_file and tls_ca_file "
+                 "together (scripts/tls-certs.sh makes them for a test "
+                 "cluster; docs/security.md)");
+        return -1;
+    }
     if (cfg->node.heartbeat_ticks >= cfg->node.election_ticks) {
         snprintf(err, err_len,
                  "heartbeat_ticks (%u) must be below election_ticks (%u)",
@@ -982,12 +1008,14 @@ int config_peer_auth(struct ballotd_config *cfg, char *err, size_t err_len)
                                &cfg->node.peer_secret_len, err, err_len) != 0) {
             return -1;
         }
-    } else if (!cfg->node.insecure_peers) {
+    } else if (!cfg->node.insecure_peers && cfg->tls_cert_file[0] == '\0') {
         snprintf(err, err_len,
                  "no cluster secret: make one with 'ballotd secret FILE', "
                  "copy it to every member and pass --cluster_secret_file "
-                 "FILE (or run with --insecure_peers true, where only "
-                 "members can reach the peer port; see docs/security.md)");
+                 "FILE (or give every member a TLS certificate with "
+                 "--tls_cert_file, --tls_key_file and --tls_ca_file, or run "
+                 "with --insecure_peers true, where only members can reach "
+                 "the peer port; see docs/security.md)");
         return -1;
     }
     return 0;

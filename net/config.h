@@ -32,6 +32,15 @@ struct ballotd_config
     unsigned password_iterations;
     /* The audit log's file (empty: the log callback): server.h. */
     char audit_log_file[4096];
+    /* TLS on every port (docs/security.md, "TLS"): on when @tls_cert_file
+     * is set, which then needs the other two. PEM files, read at start and
+     * again on SIGHUP (ballot_tls_reload()). */
+    char tls_cert_file[4096];
+    char tls_key_file[4096];
+    char tls_ca_file[4096];
+    /* Clients of the client and metrics ports must show a certificate of
+     * the CA (Redis's tls-auth-clients; default on). */
+    bool tls_auth_clients;
     /* Admission control per second (0: off): server.h. */
     uint64_t client_rate_requests;
     uint64_t client_rate_bytes;

@@ -13,6 +13,7 @@
 #include "looplag.h"
 #include "metrics_text.h"
 #include "server.h"
+#include "tls.h"
 
 #define METRICS_REQUEST_MAX 8192
 /* The answers other than /metrics (health, readiness, status). */
@@ -25,9 +26,10 @@
 
 struct metrics_conn
 {
-    uv_tcp_t handle;
+    uv_tcp_t handle; /* first: a handle pointer is a connection pointer */
     uv_write_t write;
     struct metrics *m;
+    struct tls_stream *tls; /* NULL without TLS */
     struct metrics_conn *prev, *next;
     char in[METRICS_REQUEST_MAX];
     size_t len;
@@ -45,6 +47,8 @@ struct metrics
     struct bnode *node;
     struct server *srv;
     struct looplag *lag;
+    struct tls_ctx *tls;
+    bool tls_auth_clients;
     struct metrics_conn *conns;
     int open_handles;
     void (*stop_cb)(void *arg);
@@ -68,8 +72,9 @@ static void handle_closed(struct metrics *m)
 
 static void on_conn_closed(uv_handle_t *h)
 {
-    struct metrics_conn *c = h->data;
+    struct metrics_conn *c = (struct metrics_conn *)h;
     struct metrics *m = c->m;
+    tls_stream_destroy(c->tls);
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -227,7 +232,11 @@ static void answer(struct metrics_conn *c)
     const char *status = "404 Not Found";
     const char *type = "text/plain";
     c->answered = true;
-    uv_read_stop((uv_stream_t *)&c->handle);
+    if (c->tls != NULL) {
+        tls_stream_read_stop(c->tls);
+    } else {
+        uv_read_stop((uv_stream_t *)&c->handle);
+    }
     c->out = malloc(cap);
     if (c->out == NULL) {
         conn_close(c);
@@ -265,22 +274,25 @@ static void answer(struct metrics_conn *c)
     memcpy(body - hlen, head, hlen);
     uv_buf_t buf = uv_buf_init(body - hlen, (unsigned)(hlen + blen));
     c->write.data = c;
-    if (uv_write(&c->write, (uv_stream_t *)&c->handle, &buf, 1, on_written) !=
-        0) {
+    int rv = c->tls != NULL
+                 ? tls_stream_write(c->tls, &c->write, &buf, 1, on_written)
+                 : uv_write(&c->write, (uv_stream_t *)&c->handle, &buf, 1,
+                            on_written);
+    if (rv != 0) {
         conn_close(c);
     }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct metrics_conn *c = h->data;
+    struct metrics_conn *c = (struct metrics_conn *)h;
     (void)suggested;
     *buf = uv_buf_init(c->in + c->len, (unsigned)(sizeof(c->in) - 1 - c->len));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    struct metrics_conn *c = s->data;
+    struct metrics_conn *c = (struct metrics_conn *)s;
     (void)buf;
     if (nread < 0) {
         conn_close(c);
@@ -309,7 +321,6 @@ static void on_connection(uv_stream_t *server, int status)
     c->m = m;
     c->since = uv_now(m->loop);
     uv_tcp_init(m->loop, &c->handle);
-    c->handle.data = c;
     m->open_handles++;
     m->n_conns++;
     c->next = m->conns;
@@ -321,10 +332,30 @@ static void on_connection(uv_stream_t *server, int status)
      * its descriptor is freed at once. */
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0 ||
         m->n_conns > METRICS_CONNS_MAX ||
-        uv_tcp_keepalive(&c->handle, 1, METRICS_KEEPALIVE_S) != 0 ||
-        uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
+        uv_tcp_keepalive(&c->handle, 1, METRICS_KEEPALIVE_S) != 0) {
+        conn_close(c);
+        return;
+    }
+    int rv = 0;
+    if (m->tls != NULL) {
+        rv = tls_stream_create(
+            m->tls, (uv_stream_t *)&c->handle,
+            m->tls_auth_clients ? TLS_ACCEPT_CERT : TLS_ACCEPT, 0, &c->tls);
+        if (rv == 0) {
+            rv = tls_stream_read_start(c->tls, on_alloc, on_read);
+        }
+    } else {
+        rv = uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read);
+    }
+    if (rv != 0) {
         conn_close(c);
     }
+}
+
+void metrics_set_tls(struct metrics *m, struct tls_ctx *tls, bool auth_clients)
+{
+    m->tls = tls;
+    m->tls_auth_clients = auth_clients;
 }
 
 static void on_timer(uv_timer_t *t)

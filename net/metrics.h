@@ -12,6 +12,7 @@
 #ifndef BALLOT_NET_METRICS_H
 #define BALLOT_NET_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -44,6 +45,13 @@ int metrics_start(uv_loop_t *loop,
                   struct metrics **out,
                   char *errmsg,
                   size_t errmsg_len);
+
+struct tls_ctx;
+
+/* Serves new connections over TLS with @tls (borrowed until
+ * metrics_stop()'s callback), requiring a client certificate of its CA if
+ * @auth_clients (docs/security.md, "TLS"). */
+void metrics_set_tls(struct metrics *m, struct tls_ctx *tls, bool auth_clients);
 
 /* Closes the listener and every open connection; @cb runs when all are
  * closed, then @m is freed. */

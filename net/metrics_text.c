@@ -198,6 +198,9 @@ static void node_families(struct out *o, struct bnode *node)
         {"ballot_peer_bad_senders_total", "counter",
          "Peer messages not from the authenticated member.",
          st.peer_bad_senders},
+        {"ballot_peer_cert_mismatches_total", "counter",
+         "Peer hellos from a member other than the TLS certificate names.",
+         st.peer_cert_mismatches},
         {"ballot_peer_bad_frames_total", "counter",
          "Peer frames that did not decode.", st.peer_bad_frames},
         {"ballot_peer_handshake_timeouts_total", "counter",
@@ -348,6 +351,16 @@ static void server_families(struct out *o, struct server *srv)
          ss.rate_limited_conn},
         {"ballot_client_rate_limited_user_total", "counter",
          "Requests refused over their user's rate.", ss.rate_limited_user},
+        {"ballot_tls_handshakes_total", "counter",
+         "TLS handshakes completed, every port.", ss.tls_handshakes},
+        {"ballot_tls_handshake_failures_total", "counter",
+         "TLS handshakes refused or failed, every port.",
+         ss.tls_handshake_failures},
+        {"ballot_tls_reloads_total", "counter",
+         "TLS certificate reloads (SIGHUP) that took.", ss.tls_reloads},
+        {"ballot_tls_reload_failures_total", "counter",
+         "TLS certificate reloads refused; the old files stay.",
+         ss.tls_reload_failures},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         one(o, rows[i].name, rows[i].type, rows[i].help, rows[i].value);

@@ -11,7 +11,7 @@ packages=(build-essential cmake pkg-config clang-format
           libinih-dev libhiredis-dev libcjson-dev libedit-dev redis-tools
           python3-redis python3-matplotlib redis-server clang
           libclang-rt-14-dev iptables libfaketime libfuse3-dev fuse3
-          libssl-dev)
+          libssl-dev openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -17,7 +17,7 @@ secs=${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}
 shift
 build=${FUZZ_BUILD:-build-fuzz}
 all=(fuzz_resp fuzz_codec fuzz_handshake fuzz_wal fuzz_snapshot fuzz_config
-     fuzz_kv_cmd)
+     fuzz_kv_cmd fuzz_tls_member)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

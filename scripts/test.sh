@@ -27,7 +27,7 @@ for flavour in release asan fuzz; do
         opts=(-DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
               -DBALLOT_FUZZ=ON)
         targets=(--target fuzz_resp fuzz_codec fuzz_handshake fuzz_kv_cmd
-                 fuzz_kv_acl fuzz_wal fuzz_snapshot fuzz_config)
+                 fuzz_kv_acl fuzz_wal fuzz_snapshot fuzz_config fuzz_tls_member)
         select=(-R '^fuzz\.')
         ;;
     esac

@@ -38,6 +38,17 @@ BALLOT_API int ballot_start(uv_loop_t *loop,
  * the loop thread, BALLOT_EWRONGTHREAD. */
 BALLOT_API int ballot_stop(struct ballot *b, ballot_stop_cb cb, void *arg);
 
+/* Reads the node's TLS certificate, key and CA files again (tls_cert_file
+ * and the others; ballotd does this on SIGHUP). New connections on every
+ * port use the new ones; connections already up keep theirs, so the
+ * cluster stays connected. On failure the old files stay in use. Returns
+ * 0, BALLOT_EINVAL (TLS is off, a file is unusable: the reason in
+ * @errmsg, which may be NULL; or a node from ballot_open()) or
+ * BALLOT_EWRONGTHREAD (off the loop thread). */
+BALLOT_API int ballot_tls_reload(struct ballot *b,
+                                 char *errmsg,
+                                 size_t errmsg_len);
+
 /* True once the node halted because its storage failed. */
 BALLOT_API bool ballot_halted(const struct ballot *b);
 

@@ -15,6 +15,7 @@
 #include "looplag.h"
 #include "metrics.h"
 #include "server.h"
+#include "tls.h"
 #include "transport.h"
 
 bool embed_on_loop(const struct ballot *b)
@@ -144,6 +145,16 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
     cfg->node.halt = on_node_halt;
     cfg->node.halt_arg = b;
     b->loop_thread = pthread_self();
+    if (cfg->tls_cert_file[0] != '\0') {
+        struct tls_options to = {cfg->tls_cert_file, cfg->tls_key_file,
+                                 cfg->tls_ca_file};
+        rc = tls_ctx_create(b->loop, &to, &b->tls, err, sizeof(err));
+        if (rc != 0) {
+            set_err(errmsg, errmsg_len, "%s", err);
+            return rc == TLS_ENOMEM ? BALLOT_ENOMEM : BALLOT_EINVAL;
+        }
+        cfg->node.peer_tls = b->tls;
+    }
     int rv = bnode_start(b->loop, &cfg->node, &b->node, err, sizeof(err));
     if (rv != 0) {
         set_err(errmsg, errmsg_len, "cannot start the node: %s", err);
@@ -191,6 +202,8 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
         memcpy(so.audit_file, cfg->audit_log_file, sizeof(so.audit_file));
         so.log = on_node_log;
         so.log_arg = b;
+        so.tls = b->tls;
+        so.tls_auth_clients = cfg->tls_auth_clients;
         if (server_start(b->loop, b->node, &so, &b->server, err, sizeof(err)) !=
             0) {
             set_err(errmsg, errmsg_len,
@@ -212,6 +225,9 @@ static int start_parts(struct ballot *b, char *errmsg, size_t errmsg_len)
                           sizeof(err)) != 0) {
             set_err(errmsg, errmsg_len, "cannot serve metrics: %s", err);
             return BALLOT_EOPEN;
+        }
+        if (b->tls != NULL) {
+            metrics_set_tls(b->metrics, b->tls, cfg->tls_auth_clients);
         }
         b->parts_running++;
     }
@@ -270,6 +286,8 @@ static void on_part_stopped(void *arg)
         looplag_stop(b->lag);
         b->lag = NULL;
     }
+    tls_ctx_destroy(b->tls);
+    b->tls = NULL;
     /* The last handle of ours; @b may be freed once it is closed. */
     uv_close((uv_handle_t *)&b->halt_timer, on_halt_timer_closed);
 }
@@ -321,10 +339,32 @@ int ballot_start(uv_loop_t *loop,
         }
     }
     if (rv != 0) {
+        tls_ctx_destroy(b->tls); /* its handle closes on the loop */
         free(b);
         return rv;
     }
     *out = b;
+    return 0;
+}
+
+int ballot_tls_reload(struct ballot *b, char *errmsg, size_t errmsg_len)
+{
+    if (b == NULL || b->threaded) {
+        return BALLOT_EINVAL;
+    }
+    if (!embed_on_loop(b)) {
+        return BALLOT_EWRONGTHREAD;
+    }
+    if (b->tls == NULL) {
+        set_err(errmsg, errmsg_len, "%s", "TLS is off (no tls_cert_file)");
+        return BALLOT_EINVAL;
+    }
+    char err[512] = "";
+    int rv = tls_ctx_reload(b->tls, err, sizeof(err));
+    if (rv != 0) {
+        set_err(errmsg, errmsg_len, "%s (the old files stay in use)", err);
+        return BALLOT_EINVAL;
+    }
     return 0;
 }
 

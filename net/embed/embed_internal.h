@@ -43,6 +43,8 @@ struct ballot
     struct server *server;
     struct metrics *metrics;
     struct looplag *lag; /* the loop's busy time; NULL if unavailable */
+    /* TLS for every port (NULL: off); freed after the last part stops. */
+    struct tls_ctx *tls;
 
     /* Halting: the program is told from a timer, not from deep inside the
      * node's cycle, so that it may stop the node in its callback. */

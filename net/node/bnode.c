@@ -1139,6 +1139,7 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
         out->peer_bad_senders = ts.bad_senders;
         out->peer_bad_frames = ts.bad_frames;
         out->peer_handshake_timeouts = ts.handshake_timeouts;
+        out->peer_cert_mismatches = ts.cert_mismatches;
         out->peer_connections = ts.connections;
     }
     out->refused_busy = node->refused_busy;
@@ -1316,6 +1317,7 @@ int bnode_start(uv_loop_t *loop,
     to.secret = opts->peer_secret;
     to.secret_len = opts->peer_secret_len;
     to.insecure = opts->insecure_peers;
+    to.tls = opts->peer_tls;
     to.self = opts->id;
     to.listen_host = self->host;
     to.listen_port = self->peer_port;

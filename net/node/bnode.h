@@ -105,6 +105,8 @@ struct bnode_member
     int client_port;
 };
 
+struct tls_ctx;
+
 struct bnode_options
 {
     raft_id id;
@@ -115,6 +117,9 @@ struct bnode_options
     uint8_t peer_secret[BNODE_SECRET_MAX];
     size_t peer_secret_len;
     bool insecure_peers;
+    /* Mutual TLS on the peer port (transport.h; borrowed for the node's
+     * life; NULL: none). */
+    struct tls_ctx *peer_tls;
     const char *data_dir; /* copied; holds wal/ and kv/ */
     /* Every member's addresses (including this node). On first start with
      * @bootstrap set and an empty data directory, these members form the
@@ -335,6 +340,7 @@ struct bnode_status
     uint64_t peer_bad_senders;
     uint64_t peer_bad_frames;
     uint64_t peer_handshake_timeouts;
+    uint64_t peer_cert_mismatches; /* transport.h */
     uint64_t raft_msgs_rejected;
     uint64_t raft_msgs_bad_term;
     /* On the leader, for each member of @conf (same order; 0 for itself):

@@ -40,6 +40,7 @@
 
 #include "auth.h"
 #include "codec.h"
+#include "tls.h"
 #include "transport.h"
 
 _Static_assert(CODEC_NONCE_BYTES == AUTH_NONCE_BYTES, "nonce sizes differ");
@@ -112,6 +113,7 @@ struct conn
 {
     uv_tcp_t tcp; /* first, so a handle pointer is a conn pointer */
     struct transport *t;
+    struct tls_stream *tls;   /* with peer TLS, from connect or accept on */
     struct conn *prev, *next; /* in t->conns */
     bool closing;
     enum hs_state hs;
@@ -276,6 +278,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
     struct transport *t = c->t;
+    tls_stream_destroy(c->tls);
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -400,7 +403,10 @@ static void flush(struct conn *c)
     uv_buf_t buf =
         uv_buf_init((char *)c->inflight.data, (unsigned int)c->inflight.len);
     c->write_req.data = c;
-    int rv = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    int rv = c->tls != NULL
+                 ? tls_stream_write(c->tls, &c->write_req, &buf, 1, on_write)
+                 : uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1,
+                            on_write);
     if (rv != 0) {
         conn_close(c);
         return;
@@ -410,6 +416,23 @@ static void flush(struct conn *c)
 
 /* ---------------------------------------------------------------------- */
 /* Reading                                                                 */
+
+/* Starts reading @c, through TLS if the transport has it; an outgoing
+ * connection's certificate must name the peer it dialed. */
+static int read_start(struct conn *c, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
+{
+    struct transport *t = c->t;
+    if (t->opts.tls == NULL) {
+        return uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    }
+    int rv = tls_stream_create(t->opts.tls, (uv_stream_t *)&c->tcp,
+                               c->peer != NULL ? TLS_CONNECT : TLS_ACCEPT_CERT,
+                               c->peer != NULL ? c->peer->id : 0, &c->tls);
+    if (rv != 0) {
+        return UV_ENOMEM;
+    }
+    return tls_stream_read_start(c->tls, alloc_cb, read_cb);
+}
 
 static void alloc_read(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -473,6 +496,16 @@ static void handle_hello(struct conn *c, const uint8_t *payload, uint32_t len)
         h.cluster_id != t->opts.cluster_id || h.to != t->opts.self ||
         peer_find(t, h.from) == NULL) {
         t->stats.rejected_hellos++;
+        conn_close(c);
+        return;
+    }
+    /* With TLS, a member speaks only for the member its certificate
+     * names. */
+    uint64_t cert_id;
+    if (c->tls != NULL &&
+        (tls_stream_member(c->tls, &cert_id) != 0 || cert_id != h.from)) {
+        t->stats.rejected_hellos++;
+        t->stats.cert_mismatches++;
         conn_close(c);
         return;
     }
@@ -732,8 +765,7 @@ static void on_connect(uv_connect_t *req, int status)
     c->started_at = uv_now(t->loop);
     if (uv_tcp_nodelay(&c->tcp, 1) != 0 ||
         uv_tcp_keepalive(&c->tcp, 1, TRANSPORT_KEEPALIVE_S) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, alloc_outgoing,
-                      on_read_outgoing) != 0 ||
+        read_start(c, alloc_outgoing, on_read_outgoing) != 0 ||
         auth_random(c->nonce_d, AUTH_NONCE_BYTES) != 0) {
         conn_close(c);
         return;
@@ -828,8 +860,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     if (uv_tcp_nodelay(&c->tcp, 1) != 0 ||
         uv_tcp_keepalive(&c->tcp, 1, TRANSPORT_KEEPALIVE_S) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, alloc_read, on_read_incoming) !=
-            0) {
+        read_start(c, alloc_read, on_read_incoming) != 0) {
         conn_close(c);
     }
 }
@@ -892,7 +923,7 @@ int transport_create(uv_loop_t *loop,
      * say it wants no peer authentication. */
     if (opts->secret_len > AUTH_SECRET_MAX ||
         (opts->secret_len < AUTH_SECRET_MIN &&
-         !(opts->secret_len == 0 && opts->insecure))) {
+         !(opts->secret_len == 0 && (opts->insecure || opts->tls != NULL)))) {
         if (errmsg != NULL) {
             snprintf(errmsg, errmsg_len,
                      "transport: the cluster secret must be %u to %u bytes "

@@ -56,6 +56,7 @@ const char *transport_strerror(int code);
 #define TRANSPORT_FDS_MAX (TRANSPORT_INCOMING_MAX + RAFT_CONF_MAX + 2u)
 
 struct transport;
+struct tls_ctx;
 
 /* Called for every message received; @m is valid during the call only. */
 typedef void (*transport_recv_cb)(void *arg, const struct raft_message *m);
@@ -78,6 +79,12 @@ struct transport_options
      * cluster id and a member id can speak for that member. For tests and
      * for networks that only members can reach. */
     bool insecure;
+    /* Mutual TLS on every peer connection (borrowed for the transport's
+     * life; NULL: none): both sides show a certificate of the CA, and a
+     * member's certificate names it ("member-<id>", tls.h), so a
+     * connection speaks only for the member its certificate names. With
+     * it the secret may be empty; with both, both are checked. */
+    struct tls_ctx *tls;
     raft_id self;
     /* Copied; e.g. "127.0.0.1". Connections to peers are made from this
      * address too (unless it is a wildcard), so that a firewall rule on a
@@ -145,6 +152,9 @@ struct transport_stats
     uint64_t timed_out;       /* no hello, or idle, for too long */
     uint64_t auth_failures;   /* a proof that did not match, either side */
     uint64_t bad_senders;     /* a message not from the authenticated peer */
+    /* A hello for a member other than the one the TLS certificate
+     * names (counted in rejected_hellos too). */
+    uint64_t cert_mismatches;
     /* Connections open now, both ways (with the listener, the descriptors
      * the peer port holds). */
     uint64_t connections;

@@ -669,17 +669,19 @@ CMD_DECL(cmd_info)
         n = cmd_appendf(buf, sizeof(buf), n, "\r\n");
     }
     if (all || cmd_arg_is(argv[1], argvlen[1], "peers")) {
-        n = cmd_appendf(
-            buf, sizeof(buf), n,
-            "# Peers\r\npeer_rejected_hellos:%" PRIu64
-            "\r\npeer_auth_failures:%" PRIu64 "\r\npeer_bad_senders:%" PRIu64
-            "\r\npeer_bad_frames:%" PRIu64
-            "\r\npeer_handshake_timeouts:%" PRIu64
-            "\r\nraft_msgs_rejected:%" PRIu64 "\r\nraft_msgs_bad_term:%" PRIu64
-            "\r\n\r\n",
-            st.peer_rejected_hellos, st.peer_auth_failures, st.peer_bad_senders,
-            st.peer_bad_frames, st.peer_handshake_timeouts,
-            st.raft_msgs_rejected, st.raft_msgs_bad_term);
+        n = cmd_appendf(buf, sizeof(buf), n,
+                        "# Peers\r\npeer_rejected_hellos:%" PRIu64
+                        "\r\npeer_auth_failures:%" PRIu64
+                        "\r\npeer_bad_senders:%" PRIu64
+                        "\r\npeer_bad_frames:%" PRIu64
+                        "\r\npeer_handshake_timeouts:%" PRIu64
+                        "\r\npeer_cert_mismatches:%" PRIu64
+                        "\r\nraft_msgs_rejected:%" PRIu64
+                        "\r\nraft_msgs_bad_term:%" PRIu64 "\r\n\r\n",
+                        st.peer_rejected_hellos, st.peer_auth_failures,
+                        st.peer_bad_senders, st.peer_bad_frames,
+                        st.peer_handshake_timeouts, st.peer_cert_mismatches,
+                        st.raft_msgs_rejected, st.raft_msgs_bad_term);
     }
     rep_verbatim(r, buf, n);
     cmd_req_finish(r);

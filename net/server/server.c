@@ -20,6 +20,7 @@
 
 #include "acl.h"
 #include "commands.h"
+#include "tls.h"
 
 /* Bytes a read asks libuv to have room for. */
 #define CONN_READ_CHUNK (64u * 1024u)
@@ -72,6 +73,9 @@ struct conn
     size_t mem;
     size_t wcap;
     bool mem_refused; /* the budget refused it something */
+    /* The TLS layer, or NULL: the connection then reads and writes its
+     * socket directly. */
+    struct tls_stream *tls;
 };
 
 struct server
@@ -283,6 +287,9 @@ static void conn_maybe_free(struct conn *c)
 static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
+    /* Writes that waited for the handshake are cancelled first. */
+    tls_stream_destroy(c->tls);
+    c->tls = NULL;
     c->closed = true;
     conn_maybe_free(c);
 }
@@ -353,7 +360,10 @@ static void conn_flush(struct conn *c)
     c->out_cap = 0;
     uv_buf_t b = uv_buf_init(c->wbuf, (unsigned)c->wlen);
     c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+    int rv = c->tls != NULL
+                 ? tls_stream_write(c->tls, &c->wreq, &b, 1, on_write)
+                 : uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rv != 0) {
         conn_close(c);
         return;
     }
@@ -697,13 +707,18 @@ static void update_reading(struct conn *c)
     bool want = !c->closing && !c->stop_parse && !c->eof && !c->has_held &&
                 c->n_pending < c->srv->env.opts.pipeline_max;
     if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) {
+        int rv = c->tls != NULL
+                     ? tls_stream_read_start(c->tls, on_alloc, on_read)
+                     : uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (rv == 0) {
             c->reading = true;
         } else {
             conn_close(c);
         }
     } else if (!want && c->reading) {
-        if (!c->closing) {
+        if (c->tls != NULL) {
+            tls_stream_read_stop(c->tls);
+        } else if (!c->closing) {
             uv_read_stop((uv_stream_t *)&c->tcp);
         }
         c->reading = false;
@@ -809,6 +824,14 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     s->env.total_connections++;
+    if (s->env.opts.tls != NULL &&
+        tls_stream_create(
+            s->env.opts.tls, (uv_stream_t *)&c->tcp,
+            s->env.opts.tls_auth_clients ? TLS_ACCEPT_CERT : TLS_ACCEPT, 0,
+            &c->tls) != 0) {
+        conn_close(c);
+        return;
+    }
     (void)uv_tcp_nodelay(&c->tcp, 1);
     (void)uv_tcp_keepalive(&c->tcp, 1, SERVER_KEEPALIVE_S);
     if (s->env.n_clients >= s->env.opts.max_clients) {
@@ -818,9 +841,12 @@ static void on_connection(uv_stream_t *l, int status)
     if (s->env.n_clients >= s->env.opts.max_clients) {
         static const char msg[] = "-ERR max number of clients reached\r\n";
         s->env.rejected_connections++;
-        if (s->n_conns - s->env.n_clients > SERVER_REFUSING_MAX) {
+        if (s->n_conns - s->env.n_clients > SERVER_REFUSING_MAX ||
+            c->tls != NULL) {
             /* Enough refusals are being written already: this one is
-             * closed at once, so its descriptor is freed at once. */
+             * closed at once, so its descriptor is freed at once. With
+             * TLS the refusal could leave only after a handshake, which
+             * a stranger need never finish. */
             conn_close(c);
             return;
         }
@@ -1014,6 +1040,14 @@ void server_stats(const struct server *srv, struct server_stats *out)
     out->rate_limited_conn = e->rate_limited_conn;
     out->rate_limited_user = e->rate_limited_user;
     out->commands_total = e->total_commands;
+    struct tls_stats ts = {0};
+    if (e->opts.tls != NULL) {
+        tls_ctx_stats(e->opts.tls, &ts);
+    }
+    out->tls_handshakes = ts.handshakes;
+    out->tls_handshake_failures = ts.handshake_failures;
+    out->tls_reloads = ts.reloads;
+    out->tls_reload_failures = ts.reload_failures;
 }
 
 const struct histo *server_latency(const struct server *srv,

@@ -23,6 +23,8 @@
 
 #include "resp.h"
 
+struct tls_ctx;
+
 struct bnode;
 
 /* Error codes: the -7100 range. */
@@ -141,6 +143,11 @@ struct server_options
      * loop thread with @log_arg, a level (1: info) and the line. */
     void (*log)(void *arg, int level, const char *msg);
     void *log_arg;
+    /* TLS on the client port (borrowed for the server's life; NULL: none),
+     * and whether a client must show a certificate of its CA
+     * (docs/security.md, "TLS"). */
+    struct tls_ctx *tls;
+    bool tls_auth_clients;
 };
 
 /* Fills @opts with the SERVER_*_DEFAULT values and resp's default request
@@ -191,6 +198,13 @@ struct server_stats
     uint64_t rate_limited_conn;
     uint64_t rate_limited_user;
     uint64_t commands_total; /* requests dispatched */
+    /* TLS on every port of the node (one context serves them all; 0
+     * without TLS): handshakes completed and failed, reloads that took
+     * and that failed. */
+    uint64_t tls_handshakes;
+    uint64_t tls_handshake_failures;
+    uint64_t tls_reloads;
+    uint64_t tls_reload_failures;
 };
 
 void server_stats(const struct server *srv, struct server_stats *out);

@@ -30,6 +30,9 @@
 #   SKIP_INSTALL=1 do not run apt-get / build etcd's benchmark (already done)
 #   BALLOT_ARGS    extra ballotd flags for experiments (e.g. "--snapshot_every
 #                  1000000"); the published table uses none
+#   TLS_MODE=1     only ballot, TLS on vs off in alternating rounds, driven
+#                  by redis-benchmark (section 5b); its own table
+#   TLS_ROUNDS TLS_C   rounds and clients of TLS_MODE                [3 50]
 #
 # If etcd's benchmark cannot be fetched or built, the log says why and the
 # etcd columns stay empty; ballot, Redis and the floor still run.
@@ -56,6 +59,8 @@ VAL=256
 KEYSPACE=1000000
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 CONNS_MAX=$(( CMAX / 10 > 0 ? CMAX / 10 : 1 ))
+TLS_ROUNDS=${TLS_ROUNDS:-3}
+TLS_C=${TLS_C:-50}
 
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$WORK" "$OUT"
@@ -230,8 +235,11 @@ EOF
     tail -1 "$RES" >&2
 }
 
-run_ballot() {
-    local dir=$WORK/ballot i
+# Starts the 3-node cluster in $WORK/$1; the rest are extra ballotd flags
+# (TLS_MODE's certificates). Waits for a leader.
+start_ballot() {
+    local dir=$WORK/$1 i
+    shift
     rm -rf "$dir"; mkdir -p "$dir"
     for i in 1 2 3; do
         port_free "127.0.0.$i" "$BALLOT_PORT" || die "127.0.0.$i:$BALLOT_PORT is in use"
@@ -244,18 +252,23 @@ run_ballot() {
     for i in 1 2 3; do
         # shellcheck disable=SC2086 # BALLOT_ARGS is a list of flags
         "$BUILD/net/ballotd" --id "$i" --data "$dir/n$i" "${members[@]}" --bootstrap \
-            --cluster_secret_file "$dir/cluster.secret" \
+            --cluster_secret_file "$dir/cluster.secret" "${@//@ID@/$i}" \
             ${BALLOT_ARGS:-} >>"$dir/n$i.log" 2>&1 &
         PIDS+=($!)
     done
     local ok=""
     for _ in $(seq 1 100); do
         if timeout 5 "$BUILD/cli/ballot" --endpoints "127.0.0.1:$BALLOT_PORT" \
-            put compare:ready 1 >/dev/null 2>&1; then ok=1; break; fi
+            "${CLI_TLS[@]}" put compare:ready 1 >/dev/null 2>&1; then ok=1; break; fi
         sleep 0.1
     done
     [ -n "$ok" ] || die "ballot cluster has no leader after 10 s (logs in $dir)"
     log "ballot: cluster up (pids ${PIDS[*]}), load $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+run_ballot() {
+    CLI_TLS=()
+    start_ballot ballot
     local common=(--value-size $VAL --key-space $KEYSPACE --key-dist sequential --key-prefix key:)
     ballot_run put1   bench put --clients 1 --conns 1 --total "$N1" "${common[@]}"
     ballot_run put100 bench put --clients 100 --conns 10 --total "$N100" "${common[@]}"
@@ -334,20 +347,27 @@ run_etcd() {
 }
 
 # --- 5. Redis -----------------------------------------------------------------
-redis_run() { # workload-name, then redis-benchmark arguments
-    local name=$1; shift
-    local o=$WORK/redis-$name.txt
-    timeout "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" --csv "$@" >"$o" 2>&1
+# One redis-benchmark run recorded as system $1, workload $2, against
+# host $3 port $4; the rest are redis-benchmark arguments.
+rb_run() {
+    local sys=$1 name=$2 host=$3 port=$4; shift 4
+    local o=$WORK/$sys-$name.txt
+    timeout "$RUN_TIMEOUT" redis-benchmark -h "$host" -p "$port" --csv "$@" >"$o" 2>&1
     cat "$o" >>"$LOG"
     # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
     local line
     line=$(grep -E '^"(SET|GET)"' "$o" | tail -1 | tr -d '"')
     if [ -z "$line" ]; then
-        record redis "$name" - - - "failed (see $o)"
+        record "$sys" "$name" - - - "failed (see $o)"
     else
-        echo "$line" | awk -F, -v n="$name" '{printf "redis\t%s\t%.0f\t%.3f\t%.3f\t\n", n, $2, $5, $7}' >>"$RES"
+        echo "$line" | awk -F, -v s="$sys" -v n="$name" '{printf "%s\t%s\t%.0f\t%.3f\t%.3f\t\n", s, n, $2, $5, $7}' >>"$RES"
     fi
     tail -1 "$RES" >&2
+}
+
+redis_run() { # workload-name, then redis-benchmark arguments
+    local name=$1; shift
+    rb_run redis "$name" 127.0.0.1 "$REDIS_PORT" "$@"
 }
 
 run_redis() {
@@ -372,6 +392,80 @@ run_redis() {
     redis_run getl   -t get -c 100 -n "$NREAD" "${common[@]}"
     redis_run gets   -t get -c 100 -n "$NREAD" "${common[@]}"
     stop_all
+}
+
+# --- 5b. TLS_MODE: the cost of TLS ---------------------------------------------
+# TLS_MODE=1 runs only ballot, with TLS on every port (client, peer,
+# metrics; certificates from scripts/tls-certs.sh) and without, in
+# TLS_ROUNDS rounds that alternate off and on, so that the noise of a
+# shared machine falls on both alike. The client is redis-benchmark for
+# both (its --tls is OpenSSL in C; `ballot bench` relays TLS through a
+# thread per connection, which would measure the relay), against the
+# leader: puts with 1 and TLS_C clients, then linearizable gets.
+leader_host() {
+    local i
+    for i in 1 2 3; do
+        if timeout 5 redis-cli -h "127.0.0.$i" -p "$BALLOT_PORT" "${RB_TLS[@]}" \
+            INFO raft 2>/dev/null | grep -q '^role:leader'; then
+            echo "127.0.0.$i"; return 0
+        fi
+    done
+    return 1
+}
+
+run_tls_mode() {
+    local certs=$WORK/certs round mode host
+    rm -rf "$certs"
+    bash "$REPO/scripts/tls-certs.sh" --san "IP:127.0.0.2,IP:127.0.0.3" "$certs" 1 2 3 client ||
+        die "cannot make certificates"
+    local tls_cli=(--tls --cacert "$certs/ca.crt" --cert "$certs/client.crt" --key "$certs/client.key")
+    local tls_node=(--tls_cert_file "$certs/node-@ID@.crt" --tls_key_file "$certs/node-@ID@.key"
+                    --tls_ca_file "$certs/ca.crt")
+    local common=(-d $VAL -r $KEYSPACE)
+    for round in $(seq 1 "$TLS_ROUNDS"); do
+        for mode in off on; do
+            if [ "$mode" = on ]; then
+                CLI_TLS=("${tls_cli[@]}"); RB_TLS=("${tls_cli[@]}")
+                start_ballot ballot-tls "${tls_node[@]}"
+            else
+                CLI_TLS=(); RB_TLS=()
+                start_ballot ballot
+            fi
+            host=$(leader_host) || die "no leader for redis-benchmark"
+            log "TLS $mode, round $round: leader $host"
+            rb_run "tls-$mode" "put1-r$round" "$host" "$BALLOT_PORT" "${RB_TLS[@]}" -t set -c 1 -n "$N1" "${common[@]}"
+            rb_run "tls-$mode" "putc-r$round" "$host" "$BALLOT_PORT" "${RB_TLS[@]}" -t set -c "$TLS_C" -n "$N100" "${common[@]}"
+            rb_run "tls-$mode" "getc-r$round" "$host" "$BALLOT_PORT" "${RB_TLS[@]}" -t get -c "$TLS_C" -n "$NREAD" "${common[@]}"
+            stop_all
+        done
+    done
+}
+
+tls_table() {
+    python3 - "$RES" "$STAMP" "$TLS_C" "$TLS_ROUNDS" <<'EOF'
+import sys, statistics
+res, stamp, c, rounds = sys.argv[1:]
+d = {}
+for line in open(res):
+    s, w, r, p50, p99 = (line.rstrip("\n").split("\t") + [""] * 6)[:5]
+    if r in ("-", ""): continue
+    d.setdefault((s, w.rsplit("-r", 1)[0]), []).append((float(r), float(p50), float(p99)))
+print("## ballot with and without TLS, %s UTC (%s interleaved rounds, medians)" % (stamp, rounds))
+print()
+print("| workload | off req/s | on req/s | on/off req/s | off p50 ms | on p50 ms | off p99 ms | on p99 ms |")
+print("|---|---|---|---|---|---|---|---|")
+for w, name in (("put1", "put, 1 client"), ("putc", "put, %s clients" % c), ("getc", "get, linearizable, %s clients" % c)):
+    off, on = d.get(("tls-off", w)), d.get(("tls-on", w))
+    if not off or not on:
+        print("| %s | — | — | — | — | — | — | — |" % name); continue
+    m = lambda xs, i: statistics.median(x[i] for x in xs)
+    print("| %s | %s | %s | %.2f× | %.2f | %.2f | %.2f | %.2f |" % (name, format(int(m(off, 0)), ","),
+          format(int(m(on, 0)), ","), m(on, 0) / m(off, 0), m(off, 1), m(on, 1), m(off, 2), m(on, 2)))
+print()
+print("Every round's numbers (req/s, p50, p99):")
+for (s, w), xs in sorted(d.items()):
+    print("- %s %s: %s" % (s, w, "; ".join("%.0f, %.2f, %.2f" % x for x in xs)))
+EOF
 }
 
 # --- 6. the table -------------------------------------------------------------
@@ -446,6 +540,21 @@ EOF
 
 # --- main ---------------------------------------------------------------------
 T0=$(date +%s)
+CLI_TLS=()
+RB_TLS=()
+if [ -n "${TLS_MODE:-}" ]; then
+    build_ballot
+    log "TLS mode: work dir $WORK; N1=$N1 N100=$N100 NREAD=$NREAD TLS_C=$TLS_C TLS_ROUNDS=$TLS_ROUNDS"
+    run_tls_mode
+    TABLE=$OUT/compare-tls-$STAMP.md
+    {
+        tls_table
+        echo
+        echo "Machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) at the end; ballot $(git -C "$REPO" rev-parse --short HEAD); $(openssl version)."
+        echo "Raw results: $RES; log: $LOG. Took $(( $(date +%s) - T0 )) s."
+    } | tee "$TABLE"
+    exit 0
+fi
 [ -n "${SKIP_INSTALL:-}" ] || install_all
 build_ballot
 command -v etcd >/dev/null || die "etcd not installed"

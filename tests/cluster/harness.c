@@ -341,7 +341,8 @@ void cl_start_node(struct cluster *c, unsigned id)
 {
     struct cl_node *n = &c->nodes[id - 1];
     char args[CL_MAX + 16][128];
-    char *argv[2 * CL_MAX + 40];
+    char tls[3][400];
+    char *argv[2 * CL_MAX + 46];
     int a = 0;
     char log[600];
 
@@ -373,6 +374,17 @@ void cl_start_node(struct cluster *c, unsigned id)
     } else {
         argv[a++] = "--cluster_secret_file";
         argv[a++] = c->secret_file;
+    }
+    if (c->tls_dir != NULL) {
+        snprintf(tls[0], sizeof(tls[0]), "%s/node-%u.crt", c->tls_dir, id);
+        snprintf(tls[1], sizeof(tls[1]), "%s/node-%u.key", c->tls_dir, id);
+        snprintf(tls[2], sizeof(tls[2]), "%s/ca.crt", c->tls_dir);
+        argv[a++] = "--tls_cert_file";
+        argv[a++] = tls[0];
+        argv[a++] = "--tls_key_file";
+        argv[a++] = tls[1];
+        argv[a++] = "--tls_ca_file";
+        argv[a++] = tls[2];
     }
     snprintf(args[CL_MAX + 1], sizeof(args[CL_MAX + 1]), "%d", n->metrics_port);
     argv[a++] = "--metrics_port";

@@ -115,6 +115,10 @@ struct cluster
      * cl_start_node(), and cl_cmd() authenticates with it. */
     const char *password;
     char password_file[300];
+    /* If set, a directory of scripts/tls-certs.sh: node ID is started with
+     * TLS on every port, DIR/node-ID.crt and .key, and DIR/ca.crt
+     * (cl_cmd() and cl_wait_leader() do not speak TLS). */
+    const char *tls_dir;
 };
 
 /* Creates a temporary directory and starts @n nodes bootstrapping a new

@@ -22,6 +22,8 @@
 #include "auth.h"
 #include "codec.h"
 #include "peer_util.h"
+#include "tls.h"
+#include "tls_certs.h"
 #include "transport.h"
 
 #define CLUSTER 0xba11070000000001u
@@ -47,6 +49,12 @@ struct node
     uint64_t queue_max;
     const char *secret; /* NULL: SECRET */
     bool insecure;      /* no secret at all */
+    /* Mutual TLS with DIR/@tls_sub/@tls_name.crt (tls_certs.h), trusting
+     * CA "a"; with @tls_only, no secret either. */
+    const char *tls_sub;
+    const char *tls_name;
+    bool tls_only;
+    struct tls_ctx *tls;
     struct rec *recv;
     size_t n_recv;
     unsigned unreachable[MAX_NODES + 8];
@@ -148,6 +156,18 @@ static void node_start(struct node *n, raft_id id)
     char err[256];
     n->id = id;
     n->closed = 0;
+    if (n->tls_sub != NULL) {
+        char crt[512], key[512], ca[512];
+        tls_certs_pair(n->tls_sub, n->tls_name, crt, key, sizeof(crt));
+        tls_certs_path(ca, sizeof(ca), "a", "ca.crt");
+        struct tls_options to = {crt, key, ca};
+        ck_assert_int_eq(tls_ctx_create(&loop, &to, &n->tls, err, sizeof(err)),
+                         0);
+        o.tls = n->tls;
+        if (n->tls_only) {
+            o.secret_len = 0;
+        }
+    }
     if (n->port == 0) {
         n->port = next_port();
     }
@@ -175,6 +195,8 @@ static void node_stop(struct node *n)
     transport_close(n->t, on_closed, n);
     n->t = NULL;
     ck_assert(run_until(node_closed, n));
+    tls_ctx_destroy(n->tls);
+    n->tls = NULL;
 }
 
 static void node_clear(struct node *n)
@@ -1200,6 +1222,94 @@ START_TEST(test_transport_strerror_names_every_code)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Mutual TLS                                                              */
+
+/* Members with certificates of the cluster's CA connect and exchange
+ * messages with TLS alone, no secret. */
+START_TEST(test_transport_tls_members_talk_without_a_secret)
+{
+    for (int i = 0; i < 3; i++) {
+        static const char *names[] = {"node-1", "node-2", "node-3"};
+        nodes[i].tls_sub = "a";
+        nodes[i].tls_name = names[i];
+        nodes[i].tls_only = true;
+    }
+    start_mesh(3);
+    struct raft_message m = heartbeat(1, 2, 1);
+    ck_assert_int_eq(transport_send(nodes[0].t, &m), 0);
+    struct raft_message m2 = heartbeat(3, 2, 2);
+    ck_assert_int_eq(transport_send(nodes[2].t, &m2), 0);
+    wait_received(&nodes[1], 2);
+    check_received(&nodes[1], 1, &m, 1);
+    check_received(&nodes[1], 3, &m2, 1);
+}
+END_TEST
+
+/* Member 2 holding member 3's (valid) certificate connects neither way:
+ * member 1 dialing 2 finds member 3's name and hangs up; 2's hello to 1
+ * claims an id its certificate does not name and is refused and counted.
+ * Messages from a connection are accepted only for the member its
+ * certificate names. */
+START_TEST(test_transport_tls_refuses_a_member_with_another_members_certificate)
+{
+    nodes[0].tls_sub = nodes[1].tls_sub = "a";
+    nodes[0].tls_name = "node-1";
+    nodes[1].tls_name = "node-3";
+    start_mesh_nowait(2);
+    run_for(800);
+    ck_assert(!transport_connected(nodes[0].t, 2));
+    ck_assert(!transport_connected(nodes[1].t, 1));
+    struct transport_stats st;
+    transport_stats(nodes[0].t, &st);
+    ck_assert_uint_ge(st.cert_mismatches, 1);
+    ck_assert_uint_eq(st.connects, 0);
+    ck_assert_uint_eq(nodes[0].n_recv, 0);
+    ck_assert_uint_eq(nodes[1].n_recv, 0);
+}
+END_TEST
+
+/* A peer whose certificate is of another CA, or expired, never connects;
+ * a stranger without TLS who sends a hello in clear is closed with
+ * nothing delivered; the same member with a good certificate then
+ * connects at once. */
+START_TEST(test_transport_tls_refuses_peers_without_a_good_certificate)
+{
+    nodes[0].tls_sub = "a";
+    nodes[0].tls_name = "node-1";
+    static const char *subs[] = {"b", "expired"};
+    node_start(&nodes[0], 1);
+    for (size_t i = 0; i < 2; i++) {
+        nodes[1].tls_sub = subs[i];
+        nodes[1].tls_name = "node-2";
+        node_start(&nodes[1], 2);
+        if (i == 0) {
+            mesh(2);
+        } else {
+            ck_assert_int_eq(
+                transport_add_peer(nodes[1].t, 1, "127.0.0.1", nodes[0].port),
+                0);
+        }
+        run_for(600);
+        ck_assert_msg(!transport_connected(nodes[0].t, 2), "%s", subs[i]);
+        ck_assert_msg(!transport_connected(nodes[1].t, 1), "%s", subs[i]);
+        node_stop(&nodes[1]);
+    }
+    int fd = raw_connect(nodes[0].port);
+    raw_hello(fd, CLUSTER, 2, 1);
+    ck_assert(run_until(raw_closed, &fd));
+    close(fd);
+    ck_assert_uint_eq(nodes[0].n_recv, 0);
+
+    nodes[1].tls_sub = "a";
+    node_start(&nodes[1], 2);
+    ck_assert_int_eq(
+        transport_add_peer(nodes[1].t, 1, "127.0.0.1", nodes[0].port), 0);
+    mesh_count = 2;
+    ck_assert(run_until(all_connected, NULL));
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
     Suite *s = suite_create("transport");
@@ -1228,15 +1338,23 @@ static Suite *transport_suite(void)
     tcase_add_test(
         tc, test_transport_close_releases_everything_with_writes_pending);
     tcase_add_test(tc, test_transport_strerror_names_every_code);
+    tcase_add_test(tc, test_transport_tls_members_talk_without_a_secret);
+    tcase_add_test(
+        tc,
+        test_transport_tls_refuses_a_member_with_another_members_certificate);
+    tcase_add_test(tc,
+                   test_transport_tls_refuses_peers_without_a_good_certificate);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
+    tls_certs_make();
     SRunner *sr = srunner_create(transport_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    tls_certs_remove();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
