@@ -536,6 +536,35 @@ static int append_entries(struct raft_node *node,
     return 0;
 }
 
+/* Leader Completeness (§5.4) says a leader holds every committed entry, so
+ * an append can never conflict with what a follower committed. Only a
+ * configuration forced outside consensus (raft_force_conf(), the
+ * primary-replica fallback) breaks that: a survivor forced into primary may
+ * lack entries another member had committed, or a former primary may have
+ * committed entries of its own epoch that the new one never got. Such a
+ * follower must not answer "I match up to my commit index": it would be
+ * counted as holding entries it does not hold. Returns true if an entry of
+ * @a at or below our commit index has another term than ours. */
+static bool diverges_below_commit(const struct raft_node *node,
+                                  const struct raft_msg_append *a)
+{
+    if (a->prev_index > node->log.offset &&
+        log_term_at(&node->log, a->prev_index) != a->prev_term) {
+        return true;
+    }
+    for (uint32_t i = 0; i < a->n_entries; i++) {
+        const struct raft_entry *e = &a->entries[i];
+        if (e->index > node->commit) {
+            break;
+        }
+        if (e->index > node->log.offset &&
+            log_term_at(&node->log, e->index) != e->term) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int replication_recv_append(struct raft_node *node,
                             const struct raft_message *m)
 {
@@ -544,6 +573,14 @@ int replication_recv_append(struct raft_node *node,
 
     follow(node, m);
     if (a->prev_index < node->commit) {
+        if (diverges_below_commit(node, a)) {
+            /* Never acknowledged: the leader must not count us as holding
+             * its entries. Not answered either, so the leader's probe
+             * waits for its next heartbeat instead of bouncing back at
+             * once; the driver reports the divergence (raft_stats). */
+            node->stats.diverged++;
+            return 0;
+        }
         /* Everything up to our commit index matches the leader already. */
         return send_append_resp(node, m->from, true, node->commit, 0, 0);
     }
@@ -690,6 +727,13 @@ int replication_recv_snapshot(struct raft_node *node,
     int rv;
 
     follow(node, m);
+    if (c->meta.index <= node->commit && c->meta.index > node->log.offset &&
+        log_term_at(&node->log, c->meta.index) != c->meta.term) {
+        /* Divergence below our commit index (see diverges_below_commit):
+         * answering "done" would count us as holding what we do not. */
+        node->stats.diverged++;
+        return 0;
+    }
     if (c->meta.index <= node->commit) {
         /* We already have (and committed) everything it contains. */
         node->recv_meta.index = 0;
