@@ -84,6 +84,13 @@ static const struct cli_command commands[] = {
      "a row per endpoint (every member with --cluster): id, role, term, "
      "commit, applied, lag, keys, revision, version",
      cmd_status},
+    {"fallback", "enter --primary ID --yes [--force]",
+     "the primary-replica fallback (docs/modes.md) for a cluster that lost "
+     "its quorum for good: node ID becomes the only voter and commits "
+     "alone, the other members become its replicas. Refused while a quorum "
+     "looks reachable unless --force; prints the new epoch, the primary's "
+     "last index and the highest commit index it had learned",
+     cmd_fallback},
     {"snapshot",
      "save FILE | restore FILE --data DIR --id N --member "
      "ID=HOST:CLIENT_PORT[:PEER_PORT]... [--voters IDS] [--config FILE]",

@@ -60,6 +60,9 @@ static const struct
     {BNODE_ENOSPACE,
      "the store is over its quota: only deletes and "
      "compactions are taken"},
+    {BNODE_EQUORUM,
+     "a quorum of the Raft configuration looks reachable: not forced"},
+    {BNODE_EMODE, "not allowed in the current replication mode"},
 };
 
 const char *bnode_strerror(int code)
@@ -192,6 +195,7 @@ static void on_recv(void *arg, const struct raft_message *m)
         return;
     }
     rtt_on_recv(node, m);
+    fallback_on_recv(node, m);
     if (!node->frozen) {
         (void)raft_step(node->raft, m);
         kick(node);
@@ -1155,6 +1159,7 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->raft_msgs_bad_term = rs->msgs_bad_term;
     out->elections = rs->elections_started;
     out->leader_changes = rs->leader_changes;
+    fallback_status(node, out);
 }
 
 const struct bnode_histos *bnode_histos(const struct bnode *node)

@@ -66,6 +66,14 @@ enum {
     BNODE_ELOCKLOST = -7069,
     /* A wait for a lock ran out of time; its claim was withdrawn. */
     BNODE_ETIMEDOUT = -7068,
+    /* The primary-replica fallback (bnode_fallback.c), from the end of
+     * fallback's block. Refused: a quorum of the Raft configuration still
+     * looks reachable (a leader is known, or enough voters are
+     * connected); forcing is the operator's explicit choice. */
+    BNODE_EQUORUM = -7089,
+    /* Refused: this node is already in the primary-replica mode (enter),
+     * or not in it. */
+    BNODE_EMODE = -7088,
     /* Definitely not applied: the store is over its quota
      * (bnode_options.quota_bytes) and the command could make it larger.
      * Deletes and compactions are still taken; writes are again once they
@@ -363,6 +371,22 @@ struct bnode_status
     uint64_t wal_bytes;
     /* Peer connections open now, both ways. */
     uint64_t peer_connections;
+    /* The primary-replica fallback (docs/modes.md): whether the
+     * configuration in force is one voter (the primary) with learners (its
+     * replicas), the epoch (the Raft term, which fences older primaries),
+     * and the primary's id. Appends this node refused because they
+     * conflict with entries it had committed (raft_stats.diverged): its
+     * data must be rebuilt from the primary. On the primary after `enter`:
+     * its last index and highest commit index learned at that moment (0:
+     * not entered here since start). On a replica, ms since it last heard
+     * from the primary (0: never since start). */
+    bool fallback;
+    raft_term epoch;
+    raft_id primary;
+    uint64_t diverged;
+    raft_index entered_last_index;
+    raft_index entered_commit;
+    uint64_t primary_silent_ms;
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);
@@ -429,6 +453,39 @@ int bnode_member_parse_addr(const char *text,
 
 /* The addresses this node knows for member @id, or NULL. */
 const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id);
+
+/* ---- the primary-replica fallback (bnode_fallback.c) ------------------ */
+
+/* What entering the mode found and did. */
+struct bnode_fallback_report
+{
+    raft_term epoch;          /* the new term: every older one is fenced */
+    raft_index conf_index;    /* the forced configuration's entry */
+    raft_index last_index;    /* this node's log end before entering */
+    raft_index commit;        /* the highest commit index it had learned */
+    unsigned voters_reachable; /* voters connected, itself included */
+    unsigned quorum;           /* of the configuration left behind */
+};
+
+/* Turns this node, a member of a Raft cluster that lost its quorum, into
+ * the primary of a primary-replica group (docs/modes.md): it becomes the
+ * only voter of a configuration forced at a term above every term it saw,
+ * every other member becomes a learner (a replica), and it commits on its
+ * own fsync from then on. Entries after @out->commit that this node holds
+ * become committed; entries the lost majority committed and never sent
+ * here are lost: the report says which indexes are at stake. Refused with
+ * BNODE_EQUORUM while a leader is known or enough voters are connected to
+ * form a quorum, unless @force; BNODE_EMODE if the mode is already in
+ * force; BNODE_EBUSY while a batch is being persisted (retry);
+ * BNODE_ESTOPPED; BNODE_ENOMEM. */
+int bnode_fallback_enter(struct bnode *node,
+                         bool force,
+                         struct bnode_fallback_report *out);
+
+/* Whether the configuration in force is the primary-replica mode; if so
+ * stores the primary's id and the epoch (either may be NULL). */
+bool bnode_fallback_mode(struct bnode *node, raft_id *primary,
+                         raft_term *epoch);
 
 /* Starts moving leadership to @target. */
 int bnode_transfer(struct bnode *node, raft_id target);

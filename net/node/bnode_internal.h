@@ -244,6 +244,11 @@ struct bnode
     unsigned n_digest_marks;
     uint64_t digest_checks;
     uint64_t digest_mismatches;
+    /* The primary-replica fallback (bnode_fallback.c): what `enter` saw
+     * here, and when the primary was last heard from (uv_now). */
+    raft_index entered_last_index;
+    raft_index entered_commit;
+    uint64_t primary_heard_ms;
     bool halted;
     bool stopping;
     void (*stop_cb)(void *arg);
@@ -321,6 +326,13 @@ uint64_t lag_ms(const struct bnode *node, raft_index match);
  * and its answer received. */
 void rtt_on_send(struct bnode *node, const struct raft_message *m);
 void rtt_on_recv(struct bnode *node, const struct raft_message *m);
+
+/* bnode_fallback.c */
+
+/* A message arrived from @m->from: notes when the primary was heard. */
+void fallback_on_recv(struct bnode *node, const struct raft_message *m);
+/* Fills the fallback fields of @out. */
+void fallback_status(struct bnode *node, struct bnode_status *out);
 
 /* bnode_ckpt.c */
 

@@ -603,3 +603,26 @@ int bnode_lease_keepalive(struct bnode *n,
     }
     return rv;
 }
+
+/* The fake node is a lone leader of a Raft cluster: never in the
+ * primary-replica mode, and entering it is refused as the real node
+ * refuses a lone member (nothing to fall back from). */
+int bnode_fallback_enter(struct bnode *n,
+                         bool force,
+                         struct bnode_fallback_report *out)
+{
+    (void)n;
+    (void)force;
+    memset(out, 0, sizeof(*out));
+    out->voters_reachable = 1;
+    out->quorum = 1;
+    return BNODE_EQUORUM;
+}
+
+bool bnode_fallback_mode(struct bnode *n, raft_id *primary, raft_term *epoch)
+{
+    (void)n;
+    (void)primary;
+    (void)epoch;
+    return false;
+}

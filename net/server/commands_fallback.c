@@ -1,0 +1,136 @@
+/*
+ * commands_fallback.c - FALLBACK, the primary-replica fallback's commands
+ * (docs/modes.md, docs/protocol.md):
+ *
+ *   FALLBACK ENTER <primary-id> [FORCE]
+ *
+ * run on the survivor that becomes the primary. The id is repeated on
+ * purpose: the operator names the node, and a command sent to the wrong
+ * endpoint is refused instead of making the wrong node primary.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static void enter(struct cmd_req *r, raft_id primary, bool force)
+{
+    struct bnode *node = r->client->env->node;
+    struct bnode_status st;
+    bnode_status(node, &st);
+    if (primary != st.id) {
+        rep_errorf(r,
+                   "ERR this is node %" PRIu64
+                   ": run FALLBACK ENTER on node %" PRIu64
+                   ", the node that becomes the primary",
+                   (uint64_t)st.id, (uint64_t)primary);
+        return;
+    }
+    struct bnode_fallback_report rep;
+    int rc = bnode_fallback_enter(node, force, &rep);
+    switch (rc) {
+    case 0:
+        break;
+    case BNODE_EQUORUM:
+        rep_errorf(r,
+                   "ERR refused: a quorum looks reachable (%u of %u voters "
+                   "connected%s), so Raft can still make progress; add "
+                   "FORCE only if the others are gone for good",
+                   rep.voters_reachable, rep.quorum,
+                   st.leader != 0 ? ", and a leader is known" : "");
+        return;
+    case BNODE_EMODE:
+        rep_errorf(r,
+                   "ERR already in primary-replica mode (primary %" PRIu64
+                   ", epoch %" PRIu64 "): use FALLBACK PROMOTE or EXIT",
+                   (uint64_t)st.primary, (uint64_t)st.epoch);
+        return;
+    case BNODE_EBUSY:
+        rep_error(r, "BUSY a batch is being persisted, not applied: retry");
+        return;
+    default:
+        rep_errorf(r, "ERR fallback refused: %s", bnode_strerror(rc));
+        return;
+    }
+    rep_map(r, 6);
+    rep_field_int(r, "epoch", (int64_t)rep.epoch);
+    rep_field_int(r, "conf_index", (int64_t)rep.conf_index);
+    rep_field_int(r, "last_index", (int64_t)rep.last_index);
+    rep_field_int(r, "commit", (int64_t)rep.commit);
+    rep_field_int(r, "voters_reachable", (int64_t)rep.voters_reachable);
+    rep_field_int(r, "quorum", (int64_t)rep.quorum);
+}
+
+CMD_DECL(cmd_fallback)
+{
+    int64_t id;
+    if (cmd_arg_is(argv[1], argvlen[1], "enter")) {
+        bool force = argc == 4 && cmd_arg_is(argv[3], argvlen[3], "force");
+        if ((argc != 3 && !force) ||
+            cmd_parse_i64(argv[2], argvlen[2], &id) != 0 || id <= 0) {
+            rep_error(r,
+                      "ERR syntax: FALLBACK ENTER <primary-id> [FORCE]");
+        } else {
+            enter(r, (raft_id)id, force);
+        }
+    } else {
+        rep_errorf(r, "ERR unknown FALLBACK subcommand '%.*s'",
+                   (int)(argvlen[1] < 32 ? argvlen[1] : 32), argv[1]);
+    }
+    cmd_req_finish(r);
+}
+
+size_t info_fallback(struct bnode *node,
+                     const struct bnode_status *st,
+                     char *buf,
+                     size_t cap,
+                     size_t n)
+{
+    if (st->state == RAFT_LEADER) {
+        unsigned replicas = 0;
+        for (uint32_t i = 0; i < st->conf.n && i < RAFT_CONF_MAX; i++) {
+            replicas += st->conf.members[i].role == RAFT_LEARNER;
+        }
+        n = cmd_appendf(buf, cap, n,
+                        "# Replication\r\nrole:master\r\n"
+                        "ballot_mode:primary-replica\r\nepoch:%" PRIu64
+                        "\r\nconnected_slaves:%u\r\n",
+                        (uint64_t)st->epoch, replicas);
+        unsigned k = 0;
+        for (uint32_t i = 0; i < st->conf.n && i < RAFT_CONF_MAX; i++) {
+            if (st->conf.members[i].role != RAFT_LEARNER) {
+                continue;
+            }
+            const struct bnode_member *m =
+                bnode_member_addr(node, st->conf.members[i].id);
+            /* Redis's lag is seconds since the replica's last ack; ours
+             * is how long ago the oldest entry it lacks was appended. */
+            n = cmd_appendf(buf, cap, n,
+                            "slave%u:ip=%s,port=%d,state=%s,offset=%" PRIu64
+                            ",lag=%" PRIu64 ",id=%" PRIu64 "\r\n",
+                            k++, m != NULL ? m->host : "?",
+                            m != NULL ? m->client_port : 0,
+                            st->match[i] > 0 ? "online" : "wait_bgsave",
+                            (uint64_t)st->match[i], st->lag_ms[i] / 1000u,
+                            (uint64_t)st->conf.members[i].id);
+        }
+        return cmd_appendf(buf, cap, n,
+                           "master_repl_offset:%" PRIu64 "\r\n\r\n",
+                           (uint64_t)st->last_index);
+    }
+    const char *la = bnode_leader_addr(node);
+    const char *colon = la != NULL ? strrchr(la, ':') : NULL;
+    return cmd_appendf(
+        buf, cap, n,
+        "# Replication\r\nrole:slave\r\nballot_mode:primary-replica\r\n"
+        "epoch:%" PRIu64 "\r\nmaster_id:%" PRIu64
+        "\r\nmaster_host:%.*s\r\nmaster_port:%s\r\n"
+        "master_link_status:%s\r\nmaster_last_io_seconds_ago:%" PRIu64
+        "\r\nslave_repl_offset:%" PRIu64
+        "\r\nslave_read_only:1\r\nconnected_slaves:0\r\n\r\n",
+        (uint64_t)st->epoch, (uint64_t)st->primary,
+        colon != NULL ? (int)(colon - la) : 0, la != NULL ? la : "",
+        colon != NULL ? colon + 1 : "0", la != NULL ? "up" : "down",
+        st->primary_silent_ms / 1000u, (uint64_t)st->applied);
+}

@@ -1,0 +1,349 @@
+/*
+ * test_fallback.c - the primary-replica fallback (docs/modes.md) on real
+ * ballotd processes: entering it is refused while a quorum lives; a
+ * cluster of three that lost two members for good continues with the
+ * survivor as primary, a member that comes back becomes its replica
+ * (applies the log, serves stale reads, refuses writes naming the
+ * primary, answers ROLE and INFO replication like a Redis replica), and
+ * the mode survives a restart of the primary.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct cluster cl;
+
+static void teardown(void)
+{
+    cl_close_all(&cl);
+}
+
+/* The integer field @name of node @id's BSTATUS (a flat map), or -1. */
+static long long bstatus_int(unsigned id, const char *name)
+{
+    const char *argv[] = {"BSTATUS"};
+    struct cl_reply r;
+    long long v = -1;
+    if (cl_cmd(&cl, id, 5000, &r, 1, argv) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; r.type == CL_ARRAY && i + 1 < r.n_elems; i += 2) {
+        if (r.elems[i].str != NULL && strcmp(r.elems[i].str, name) == 0) {
+            v = r.elems[i + 1].type == CL_INT ? r.elems[i + 1].integer : -1;
+        }
+    }
+    cl_reply_free(&r);
+    return v;
+}
+
+/* Node @id's BSTATUS string field @name into @buf ("" if absent). */
+static void bstatus_str(unsigned id, const char *name, char *buf, size_t len)
+{
+    const char *argv[] = {"BSTATUS"};
+    struct cl_reply r;
+    buf[0] = '\0';
+    if (cl_cmd(&cl, id, 5000, &r, 1, argv) != 0) {
+        return;
+    }
+    for (size_t i = 0; r.type == CL_ARRAY && i + 1 < r.n_elems; i += 2) {
+        if (r.elems[i].str != NULL && strcmp(r.elems[i].str, name) == 0 &&
+            r.elems[i + 1].str != NULL) {
+            snprintf(buf, len, "%s", r.elems[i + 1].str);
+        }
+    }
+    cl_reply_free(&r);
+}
+
+/* INFO @section of node @id (malloc'ed), or NULL. */
+static char *info(unsigned id, const char *section)
+{
+    const char *argv[] = {"INFO", section};
+    struct cl_reply r;
+    if (cl_cmd(&cl, id, 5000, &r, 2, argv) != 0) {
+        return NULL;
+    }
+    char *s = r.type == CL_BULK ? strdup(r.str) : NULL;
+    cl_reply_free(&r);
+    return s;
+}
+
+/* Polls INFO @section of node @id until it contains @want. */
+static bool wait_info(unsigned id,
+                      const char *section,
+                      const char *want,
+                      int timeout_ms)
+{
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    do {
+        char *s = info(id, section);
+        bool ok = s != NULL && strstr(s, want) != NULL;
+        free(s);
+        if (ok) {
+            return true;
+        }
+        usleep(50000);
+    } while (cl_now_ms() < end);
+    return false;
+}
+
+/* One command on node @id; the reply (caller frees) in @r. */
+static void call(unsigned id, struct cl_reply *r, int argc, const char **argv)
+{
+    ck_assert_int_eq(cl_cmd(&cl, id, 5000, r, argc, argv), 0);
+}
+
+static void set_ok(unsigned id, const char *key, const char *value)
+{
+    const char *argv[] = {"SET", key, value};
+    struct cl_reply r;
+    call(id, &r, 3, argv);
+    ck_assert_msg(r.type == CL_STATUS, "SET %s on %u: %s", key, id,
+                  r.str != NULL ? r.str : "(no reply)");
+    cl_reply_free(&r);
+}
+
+/* Runs `ballot --endpoints 127.0.0.1:PORT(node @id) ARGS...`. */
+static int run_ballot(unsigned id, const char *const *args, char **out)
+{
+    char ep[64];
+    snprintf(ep, sizeof(ep), "127.0.0.1:%d", cl.nodes[id - 1].client_port);
+    const char *argv[16] = {BALLOT_PATH, "--endpoints", ep, "--timeout",
+                            "2000"};
+    int n = 5;
+    for (int i = 0; args[i] != NULL && n < 15; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return cl_run(argv, NULL, out, NULL, 30000);
+}
+
+/* With every member up, FALLBACK ENTER is refused on the leader and on a
+ * follower (a quorum is reachable), on the wrong node, and with bad
+ * arguments; nothing changes: the cluster stays in Raft mode. */
+START_TEST(test_fallback_enter_is_refused_while_a_quorum_is_alive)
+{
+    cl_start(&cl, 3);
+    unsigned leader = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(leader, 0);
+    set_ok(leader, "k", "v");
+    for (unsigned id = 1; id <= 3; id++) {
+        char self[16], other[16];
+        snprintf(self, sizeof(self), "%u", id);
+        snprintf(other, sizeof(other), "%u", id % 3 + 1);
+        const char *enter[] = {"FALLBACK", "ENTER", self};
+        struct cl_reply r;
+        call(id, &r, 3, enter);
+        ck_assert_int_eq(r.type, CL_ERR);
+        ck_assert_msg(strstr(r.str, "quorum looks reachable") != NULL, "%s",
+                      r.str);
+        cl_reply_free(&r);
+        const char *wrong[] = {"FALLBACK", "ENTER", other};
+        call(id, &r, 3, wrong);
+        ck_assert_int_eq(r.type, CL_ERR);
+        ck_assert_msg(strstr(r.str, "this is node") != NULL, "%s", r.str);
+        cl_reply_free(&r);
+    }
+    const char *bad1[] = {"FALLBACK", "ENTER", "x"};
+    const char *bad2[] = {"FALLBACK", "ENTER", "1", "please"};
+    const char *bad3[] = {"FALLBACK", "SIDEWAYS", "1"};
+    const char *const *bads[] = {bad1, bad2, bad3};
+    const int nbad[] = {3, 4, 3};
+    for (int i = 0; i < 3; i++) {
+        struct cl_reply r;
+        call(leader, &r, nbad[i], (const char **)bads[i]);
+        ck_assert_int_eq(r.type, CL_ERR);
+        cl_reply_free(&r);
+    }
+    /* The CLI refuses without --yes, and says why with it. */
+    char *out = NULL;
+    char self[16];
+    snprintf(self, sizeof(self), "%u", leader);
+    const char *no_yes[] = {"fallback", "enter", "--primary", self, NULL};
+    int rc = run_ballot(leader, no_yes, &out);
+    ck_assert_msg(rc != 0 && out != NULL && strstr(out, "--yes") != NULL,
+                  "%d %s", rc, out != NULL ? out : "");
+    free(out);
+    out = NULL;
+    const char *yes[] = {"fallback", "enter", "--primary", self, "--yes", NULL};
+    rc = run_ballot(leader, yes, &out);
+    ck_assert_msg(rc != 0 && out != NULL && strstr(out, "quorum") != NULL,
+                  "%d %s", rc, out != NULL ? out : "");
+    free(out);
+    for (unsigned id = 1; id <= 3; id++) {
+        char mode[32];
+        bstatus_str(id, "mode", mode, sizeof(mode));
+        ck_assert_str_eq(mode, "raft");
+    }
+    set_ok(leader, "k", "w");
+}
+END_TEST
+
+/* Two of three members die for good. The survivor, entered with `ballot
+ * fallback enter`, takes writes alone; a member that comes back is its
+ * replica: it catches up, serves stale reads, refuses writes naming the
+ * primary, and ROLE, INFO replication, BSTATUS and `ballot status` show
+ * the mode. The primary restarts still primary, with every write. */
+START_TEST(test_fallback_survivor_becomes_primary_and_a_returning_member_its_replica)
+{
+    cl_start(&cl, 3);
+    unsigned p = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(p, 0);
+    unsigned a = p % 3 + 1, b = a % 3 + 1;
+    char key[32], val[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        set_ok(p, key, val);
+    }
+    long long old_term = bstatus_int(p, "term");
+    cl_kill(&cl, a);
+    cl_kill(&cl, b);
+    /* CheckQuorum: the survivor stops leading once it hears nobody. */
+    ck_assert(wait_info(p, "raft", "role:follower", 15000) ||
+              wait_info(p, "raft", "candidate", 1000));
+
+    char *out = NULL;
+    char self[16];
+    snprintf(self, sizeof(self), "%u", p);
+    const char *enter[] = {"fallback", "enter", "--primary", self, "--yes",
+                           NULL};
+    int rc = run_ballot(p, enter, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "is now the primary, epoch") != NULL,
+                  "%d %s", rc, out != NULL ? out : "");
+    free(out);
+    char mode[32];
+    bstatus_str(p, "mode", mode, sizeof(mode));
+    ck_assert_str_eq(mode, "primary-replica");
+    long long epoch = bstatus_int(p, "epoch");
+    ck_assert_int_gt(epoch, old_term);
+    ck_assert_int_eq(bstatus_int(p, "primary"), p);
+    ck_assert_int_gt(bstatus_int(p, "entered_last_index"), 0);
+    ck_assert(wait_info(p, "raft", "role:leader", 5000));
+
+    for (int i = 10; i < 60; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        set_ok(p, key, val);
+    }
+    char path[600];
+    snprintf(path, sizeof(path), "%s/node%u.log", cl.root, p);
+    const char *cat[] = {"cat", path, NULL};
+    char *log = NULL;
+    cl_run(cat, NULL, &log, NULL, 5000);
+    ck_assert_msg(log != NULL &&
+                      strstr(log, "now the primary of a primary-replica") !=
+                          NULL,
+                  "%s", log != NULL ? log : "(no log)");
+    free(log);
+
+    /* A member comes back: it becomes a replica and catches up. */
+    cl_start_node(&cl, a);
+    long long last = bstatus_int(p, "last_index");
+    char want[64];
+    snprintf(want, sizeof(want), "master_host:127.0.0.1");
+    ck_assert(wait_info(a, "replication", "role:slave", 15000));
+    ck_assert(wait_info(a, "replication", want, 15000));
+    uint64_t end = cl_now_ms() + 15000;
+    while (bstatus_int(a, "applied") < last && cl_now_ms() < end) {
+        usleep(50000);
+    }
+    ck_assert_int_ge(bstatus_int(a, "applied"), last);
+    bstatus_str(a, "mode", mode, sizeof(mode));
+    ck_assert_str_eq(mode, "primary-replica");
+    ck_assert_int_eq(bstatus_int(a, "epoch"), epoch);
+    ck_assert_int_eq(bstatus_int(a, "primary"), p);
+    ck_assert_int_eq(bstatus_int(a, "diverged"), 0);
+
+    /* Stale reads on the replica (READONLY), on one connection. */
+    struct cl_conn c;
+    struct cl_reply r;
+    ck_assert_int_eq(cl_connect(&c, cl.nodes[a - 1].client_port, 5000), 0);
+    const char *ro[] = {"READONLY"};
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 1, ro), 0);
+    cl_reply_free(&r);
+    const char *get[] = {"GET", "k59"};
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 2, get), 0);
+    ck_assert_int_eq(r.type, CL_BULK);
+    ck_assert_str_eq(r.str, "v59");
+    cl_reply_free(&r);
+    /* Writes are refused, naming the primary and where it is. */
+    const char *set[] = {"SET", "x", "y"};
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 3, set), 0);
+    ck_assert_int_eq(r.type, CL_ERR);
+    char at[128];
+    snprintf(at, sizeof(at), "the primary, node %u at 127.0.0.1:%d", p,
+             cl.nodes[p - 1].client_port);
+    ck_assert_msg(strncmp(r.str, "NOTLEADER this node is a replica", 32) ==
+                          0 &&
+                      strstr(r.str, at) != NULL,
+                  "%s", r.str);
+    cl_reply_free(&r);
+    /* ROLE like a Redis replica. */
+    const char *role[] = {"ROLE"};
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 1, role), 0);
+    ck_assert_int_eq(r.type, CL_ARRAY);
+    ck_assert_str_eq(r.elems[0].str, "slave");
+    ck_assert_int_eq(r.elems[2].integer, cl.nodes[p - 1].client_port);
+    cl_reply_free(&r);
+    cl_close(&c);
+
+    /* The primary: ROLE master with the replica, INFO's slave0 line. */
+    call(p, &r, 1, role);
+    ck_assert_int_eq(r.type, CL_ARRAY);
+    ck_assert_str_eq(r.elems[0].str, "master");
+    cl_reply_free(&r);
+    char *repl = info(p, "replication");
+    ck_assert_ptr_nonnull(repl);
+    char port[32];
+    snprintf(port, sizeof(port), "port=%d,state=online",
+             cl.nodes[a - 1].client_port);
+    ck_assert_msg(strstr(repl, "role:master") != NULL &&
+                      strstr(repl, "ballot_mode:primary-replica") != NULL &&
+                      strstr(repl, port) != NULL,
+                  "%s", repl);
+    free(repl);
+    /* `ballot status` names the mode. */
+    out = NULL;
+    const char *status[] = {"status", NULL};
+    rc = run_ballot(p, status, &out);
+    ck_assert_msg(rc == 0 && strstr(out, "primary-replica mode, epoch") &&
+                      strstr(out, "primary"),
+                  "%d %s", rc, out != NULL ? out : "");
+    free(out);
+
+    /* The primary restarts: still the primary, nothing lost. */
+    cl_kill(&cl, p);
+    cl_start_node(&cl, p);
+    ck_assert(wait_info(p, "raft", "role:leader", 15000));
+    bstatus_str(p, "mode", mode, sizeof(mode));
+    ck_assert_str_eq(mode, "primary-replica");
+    ck_assert_int_ge(bstatus_int(p, "epoch"), epoch);
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        const char *g[] = {"GET", key};
+        call(p, &r, 2, g);
+        ck_assert_msg(r.type == CL_BULK && strcmp(r.str, val) == 0,
+                      "%s lost", key);
+        cl_reply_free(&r);
+    }
+    set_ok(p, "after", "restart");
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    const struct cl_named_test tests[] = {
+        {"enter_is_refused_while_a_quorum_is_alive",
+         test_fallback_enter_is_refused_while_a_quorum_is_alive},
+        {"survivor_becomes_primary_and_a_returning_member_its_replica",
+         test_fallback_survivor_becomes_primary_and_a_returning_member_its_replica},
+    };
+    return cl_run_tests("fallback", tests, sizeof(tests) / sizeof(tests[0]),
+                        120, teardown, argc, argv);
+}
