@@ -5,7 +5,7 @@
  *   ballot fallback enter --primary ID --yes [--force]
  *
  * The command is sent to each endpoint until the one that is node ID
- * answers: FALLBACK ENTER must run on the node that becomes the primary.
+ * answers: BFALLBACK ENTER must run on the node that becomes the primary.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +24,7 @@ static bool is_not_this_node(const redisReply *r)
            strncmp(r->str, "ERR this is node ", 17) == 0;
 }
 
-/* FALLBACK ENTER on one endpoint; NULL (errmsg set) if it did not answer. */
+/* BFALLBACK ENTER on one endpoint; NULL (errmsg set) if it did not answer. */
 static redisReply *enter_on(struct cli *cli,
                             const char *ep,
                             int argc,
@@ -119,7 +119,7 @@ static int fallback_enter(struct cli *cli, int argc, char **argv)
     }
     char id[24];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)primary);
-    const char *cmd[4] = {"FALLBACK", "ENTER", id, "FORCE"};
+    const char *cmd[4] = {"BFALLBACK", "ENTER", id, "FORCE"};
     int n = force ? 4 : 3;
     redisReply *last = NULL;
     for (unsigned i = 0; i < cli->n_endpoints; i++) {

@@ -508,7 +508,7 @@ const struct cmd_def cmd_table[] = {
     {"bmeta", 2, RO, CMD_ORDER_READ, NULL, cmd_bmeta, NULL, 1, 1, 1},
     {"bstatus", 1, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bstatus, NULL, NULL, 0, 0, 0},
     {"btransfer", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_btransfer, NULL, NULL, 0, 0, 0},
-    {"fallback", -3, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_fallback, NULL, NULL, 0, 0, 0},
+    {"bfallback", -3, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_fallback, NULL, NULL, 0, 0, 0},
     {"bmember", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bmember, NULL, NULL, 0, 0, 0},
     {"bcompact", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bcompact, NULL, NULL, 0, 0, 0},
     {"bhistory", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bhistory, NULL, NULL, 0, 0, 0},

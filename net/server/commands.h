@@ -520,7 +520,7 @@ CMD_DECL(cmd_unwatch);
 CMD_DECL(cmd_info);
 CMD_DECL(cmd_bstatus);
 CMD_DECL(cmd_btransfer);
-/* FALLBACK ENTER (commands_fallback.c). */
+/* BFALLBACK ENTER (commands_fallback.c). */
 CMD_DECL(cmd_fallback);
 /* INFO's replication section in the primary-replica mode, as Redis
  * writes it (role, slaveN lines, master_link_status...), appended to

@@ -691,7 +691,7 @@ CMD_DECL(cmd_info)
 
 /* BSTATUS's primary-replica fields (docs/modes.md): the mode, the epoch
  * (the Raft term), the primary, appends refused for a divergence below
- * the commit index, what `FALLBACK ENTER` saw here, how long a replica
+ * the commit index, what `BFALLBACK ENTER` saw here, how long a replica
  * has not heard from its primary, and on the primary each replica's
  * [id, match index, entries behind, ms behind]. */
 static void bstatus_fallback(struct cmd_req *r, const struct bnode_status *st)

@@ -1,8 +1,8 @@
 /*
- * commands_fallback.c - FALLBACK, the primary-replica fallback's commands
+ * commands_fallback.c - BFALLBACK, the primary-replica fallback's commands
  * (docs/modes.md, docs/protocol.md):
  *
- *   FALLBACK ENTER <primary-id> [FORCE]
+ *   BFALLBACK ENTER <primary-id> [FORCE]
  *
  * run on the survivor that becomes the primary. The id is repeated on
  * purpose: the operator names the node, and a command sent to the wrong
@@ -22,7 +22,7 @@ static void enter(struct cmd_req *r, raft_id primary, bool force)
     if (primary != st.id) {
         rep_errorf(r,
                    "ERR this is node %" PRIu64
-                   ": run FALLBACK ENTER on node %" PRIu64
+                   ": run BFALLBACK ENTER on node %" PRIu64
                    ", the node that becomes the primary",
                    (uint64_t)st.id, (uint64_t)primary);
         return;
@@ -43,7 +43,7 @@ static void enter(struct cmd_req *r, raft_id primary, bool force)
     case BNODE_EMODE:
         rep_errorf(r,
                    "ERR already in primary-replica mode (primary %" PRIu64
-                   ", epoch %" PRIu64 "): use FALLBACK PROMOTE or EXIT",
+                   ", epoch %" PRIu64 "): use BFALLBACK PROMOTE or EXIT",
                    (uint64_t)st.primary, (uint64_t)st.epoch);
         return;
     case BNODE_EBUSY:
@@ -70,12 +70,12 @@ CMD_DECL(cmd_fallback)
         if ((argc != 3 && !force) ||
             cmd_parse_i64(argv[2], argvlen[2], &id) != 0 || id <= 0) {
             rep_error(r,
-                      "ERR syntax: FALLBACK ENTER <primary-id> [FORCE]");
+                      "ERR syntax: BFALLBACK ENTER <primary-id> [FORCE]");
         } else {
             enter(r, (raft_id)id, force);
         }
     } else {
-        rep_errorf(r, "ERR unknown FALLBACK subcommand '%.*s'",
+        rep_errorf(r, "ERR unknown BFALLBACK subcommand '%.*s'",
                    (int)(argvlen[1] < 32 ? argvlen[1] : 32), argv[1]);
     }
     cmd_req_finish(r);

@@ -122,7 +122,7 @@ static int run_ballot(unsigned id, const char *const *args, char **out)
     return cl_run(argv, NULL, out, NULL, 30000);
 }
 
-/* With every member up, FALLBACK ENTER is refused on the leader and on a
+/* With every member up, BFALLBACK ENTER is refused on the leader and on a
  * follower (a quorum is reachable), on the wrong node, and with bad
  * arguments; nothing changes: the cluster stays in Raft mode. */
 START_TEST(test_fallback_enter_is_refused_while_a_quorum_is_alive)
@@ -135,22 +135,22 @@ START_TEST(test_fallback_enter_is_refused_while_a_quorum_is_alive)
         char self[16], other[16];
         snprintf(self, sizeof(self), "%u", id);
         snprintf(other, sizeof(other), "%u", id % 3 + 1);
-        const char *enter[] = {"FALLBACK", "ENTER", self};
+        const char *enter[] = {"BFALLBACK", "ENTER", self};
         struct cl_reply r;
         call(id, &r, 3, enter);
         ck_assert_int_eq(r.type, CL_ERR);
         ck_assert_msg(strstr(r.str, "quorum looks reachable") != NULL, "%s",
                       r.str);
         cl_reply_free(&r);
-        const char *wrong[] = {"FALLBACK", "ENTER", other};
+        const char *wrong[] = {"BFALLBACK", "ENTER", other};
         call(id, &r, 3, wrong);
         ck_assert_int_eq(r.type, CL_ERR);
         ck_assert_msg(strstr(r.str, "this is node") != NULL, "%s", r.str);
         cl_reply_free(&r);
     }
-    const char *bad1[] = {"FALLBACK", "ENTER", "x"};
-    const char *bad2[] = {"FALLBACK", "ENTER", "1", "please"};
-    const char *bad3[] = {"FALLBACK", "SIDEWAYS", "1"};
+    const char *bad1[] = {"BFALLBACK", "ENTER", "x"};
+    const char *bad2[] = {"BFALLBACK", "ENTER", "1", "please"};
+    const char *bad3[] = {"BFALLBACK", "SIDEWAYS", "1"};
     const char *const *bads[] = {bad1, bad2, bad3};
     const int nbad[] = {3, 4, 3};
     for (int i = 0; i < 3; i++) {
