@@ -88,3 +88,8 @@ int raft_force_conf(struct raft_node *node,
     }
     return 0;
 }
+
+raft_index raft_diverged_at(const struct raft_node *node)
+{
+    return node->diverged_at;
+}

@@ -273,6 +273,10 @@ struct raft_node
     bool snap_reset_log;
     struct raft_snapshot_meta install_meta;
 
+    /* The lowest index at which a leader's entry conflicted with one this
+     * node had committed (raft_force_conf(), replication.c); 0: none. */
+    raft_index diverged_at;
+
     bool in_update; /* between raft_ready() and raft_advance() */
     struct raft_stats stats;
 };

@@ -565,6 +565,10 @@ raft_index raft_match_index(const struct raft_node *node, raft_id id);
 /* On the leader, appends sent to @id and not yet acknowledged (0 for
  * itself, an unknown id, or elsewhere). */
 uint32_t raft_inflight_count(const struct raft_node *node, raft_id id);
+/* The lowest index at which a leader's entry or snapshot conflicted with
+ * an entry this node had committed (raft_stats.diverged counts them): from
+ * there on this node's log is not its leader's. 0 if none. */
+raft_index raft_diverged_at(const struct raft_node *node);
 /* The id leadership is being transferred to, or 0. */
 raft_id raft_transfer_target(const struct raft_node *node);
 

@@ -543,15 +543,36 @@ static int append_entries(struct raft_node *node,
  * lack entries another member had committed, or a former primary may have
  * committed entries of its own epoch that the new one never got. Such a
  * follower must not answer "I match up to my commit index": it would be
- * counted as holding entries it does not hold. Returns true if an entry of
- * @a at or below our commit index has another term than ours. */
-static bool diverges_below_commit(const struct raft_node *node,
-                                  const struct raft_msg_append *a)
+ * counted as holding entries it does not hold.
+ *
+ * Returns true if @a's prev entry, at or below our commit index, has
+ * another term than ours: the answer is then an ordinary mismatch, which
+ * walks the leader back towards the fork. */
+static bool prev_diverges_below_commit(struct raft_node *node,
+                                       const struct raft_msg_append *a)
 {
     if (a->prev_index > node->log.offset &&
         log_term_at(&node->log, a->prev_index) != a->prev_term) {
+        node->stats.diverged++;
         return true;
     }
+    return false;
+}
+
+static void note_divergence(struct raft_node *node, raft_index at)
+{
+    node->stats.diverged++;
+    if (node->diverged_at == 0 || at < node->diverged_at) {
+        node->diverged_at = at;
+    }
+}
+
+/* With @a's prev entry matching, returns true if one of its entries at or
+ * below our commit index has another term than ours: that entry is where
+ * the two logs fork (Log Matching holds below it). */
+static bool entries_diverge_below_commit(struct raft_node *node,
+                                         const struct raft_msg_append *a)
+{
     for (uint32_t i = 0; i < a->n_entries; i++) {
         const struct raft_entry *e = &a->entries[i];
         if (e->index > node->commit) {
@@ -559,6 +580,7 @@ static bool diverges_below_commit(const struct raft_node *node,
         }
         if (e->index > node->log.offset &&
             log_term_at(&node->log, e->index) != e->term) {
+            note_divergence(node, e->index);
             return true;
         }
     }
@@ -572,17 +594,22 @@ int replication_recv_append(struct raft_node *node,
     raft_index last = log_last_index(&node->log);
 
     follow(node, m);
+    bool prev_diverges = false;
     if (a->prev_index < node->commit) {
-        if (diverges_below_commit(node, a)) {
+        prev_diverges = prev_diverges_below_commit(node, a);
+        if (!prev_diverges && entries_diverge_below_commit(node, a)) {
             /* Never acknowledged: the leader must not count us as holding
              * its entries. Not answered either, so the leader's probe
              * waits for its next heartbeat instead of bouncing back at
-             * once; the driver reports the divergence (raft_stats). */
-            node->stats.diverged++;
+             * once; the driver reports the divergence (raft_diverged_at).
+             */
             return 0;
         }
-        /* Everything up to our commit index matches the leader already. */
-        return send_append_resp(node, m->from, true, node->commit, 0, 0);
+        if (!prev_diverges) {
+            /* Everything up to our commit index matches the leader. */
+            return send_append_resp(node, m->from, true, node->commit, 0,
+                                    0);
+        }
     }
     if (a->prev_index > last) {
         return send_append_resp(node, m->from, false, a->prev_index, 0,
@@ -594,7 +621,9 @@ int replication_recv_append(struct raft_node *node,
          * leader can skip the whole term. */
         raft_index first = a->prev_index;
         raft_index floor =
-            node->commit > node->log.offset ? node->commit : node->log.offset;
+            node->commit > node->log.offset && !prev_diverges
+                ? node->commit
+                : node->log.offset;
         while (first - 1 > floor && log_term_at(&node->log, first - 1) == t) {
             first--;
         }
@@ -731,7 +760,7 @@ int replication_recv_snapshot(struct raft_node *node,
         log_term_at(&node->log, c->meta.index) != c->meta.term) {
         /* Divergence below our commit index (see diverges_below_commit):
          * answering "done" would count us as holding what we do not. */
-        node->stats.diverged++;
+        note_divergence(node, c->meta.index);
         return 0;
     }
     if (c->meta.index <= node->commit) {

@@ -181,14 +181,18 @@ START_TEST(test_fallback_member_that_committed_more_refuses_and_is_not_counted)
     fx_init(&f, 3, 3, NULL);
     fx_elect(&f, 2);
     fx_isolate(&f, 1, true);
-    ck_assert_int_eq(fx_propose(&f, 2, "x"), 0);
-    ck_assert_int_eq(fx_propose(&f, 2, "y"), 0);
+    const char *more[] = {"x", "y", "z", "w", "v"};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(fx_propose(&f, 2, more[i]), 0);
+    }
     struct raft_node *old = fx_raft(&f, 2);
     raft_index committed = raft_commit_index(old);
     ck_assert_uint_eq(committed, raft_last_index(old));
     ck_assert_uint_lt(raft_last_index(fx_raft(&f, 1)), committed);
     ck_assert_int_eq(force(&f, 1, 1, 100), 0);
-    ck_assert_int_eq(fx_propose(&f, 1, "p"), 0);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(fx_propose(&f, 1, "p"), 0);
+    }
     fx_isolate(&f, 1, false);
     for (int i = 0; i < 20; i++) {
         fx_tick(&f, 1, 1);
@@ -199,8 +203,15 @@ START_TEST(test_fallback_member_that_committed_more_refuses_and_is_not_counted)
     /* Never counted as holding the primary's entries past the fork. */
     ck_assert_uint_lt(raft_match_index(p, 2), committed);
     ck_assert_uint_lt(raft_match_index(p, 3), committed);
-    /* Their committed entries stay as they were. */
+    /* Their committed entries stay as they were, and the leader's probes
+     * walked back to the first index where they differ from it. */
     ck_assert_uint_eq(raft_commit_index(old), committed);
+    ck_assert_uint_gt(raft_diverged_at(old), 0);
+    ck_assert_uint_le(raft_diverged_at(old), committed);
+    ck_assert_uint_ne(raft_term_at(old, raft_diverged_at(old)),
+                      raft_term_at(p, raft_diverged_at(old)));
+    ck_assert_uint_eq(raft_term_at(old, raft_diverged_at(old) - 1),
+                      raft_term_at(p, raft_diverged_at(old) - 1));
     fx_close(&f);
 }
 END_TEST
