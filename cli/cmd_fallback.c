@@ -3,9 +3,13 @@
  * (docs/modes.md, docs/operations.md "Two of three machines died").
  *
  *   ballot fallback enter --primary ID --yes [--force]
+ *   ballot fallback promote [ID] [--force]
  *
  * The command is sent to each endpoint until the one that is node ID
- * answers: BFALLBACK ENTER must run on the node that becomes the primary.
+ * answers: it must run on the node that becomes the primary. promote
+ * first asks every endpoint how far its log goes, picks the most
+ * up-to-date replica when no ID is given, and refuses one that is behind
+ * another unless forced.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +28,9 @@ static bool is_not_this_node(const redisReply *r)
            strncmp(r->str, "ERR this is node ", 17) == 0;
 }
 
-/* BFALLBACK ENTER on one endpoint; NULL (errmsg set) if it did not answer. */
-static redisReply *enter_on(struct cli *cli,
+/* One BFALLBACK command on one endpoint; NULL (errmsg set) if it did not
+ * answer. */
+static redisReply *step_on(struct cli *cli,
                             const char *ep,
                             int argc,
                             const char **cmd)
@@ -89,6 +94,39 @@ static int print_report(struct cli *cli, redisReply *r, uint64_t primary)
     return CLI_OK;
 }
 
+/* Sends BFALLBACK @sub @id [FORCE] to each endpoint until node @id
+ * answers, and prints the report. */
+static int send_step(struct cli *cli, const char *sub, uint64_t id, bool force)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
+    const char *cmd[4] = {"BFALLBACK", sub, ids, "FORCE"};
+    int n = force ? 4 : 3;
+    redisReply *last = NULL;
+    for (unsigned i = 0; i < cli->n_endpoints; i++) {
+        redisReply *r = step_on(cli, cli->endpoints[i], n, cmd);
+        if (r == NULL) {
+            continue;
+        }
+        if (last != NULL) {
+            freeReplyObject(last);
+        }
+        last = r;
+        if (!is_not_this_node(r)) {
+            break;
+        }
+    }
+    if (last == NULL) {
+        return cli_fail(cli, CLI_UNAVAILABLE, "%s", cli->errmsg);
+    }
+    if (last->type == REDIS_REPLY_ERROR) {
+        return cli_fail_reply(cli, CLI_OK, last);
+    }
+    int rc = print_report(cli, last, id);
+    freeReplyObject(last);
+    return rc;
+}
+
 static int fallback_enter(struct cli *cli, int argc, char **argv)
 {
     uint64_t primary = 0;
@@ -117,39 +155,95 @@ static int fallback_enter(struct cli *cli, int argc, char **argv)
                         "with --yes to confirm",
                         (unsigned long long)primary);
     }
-    char id[24];
-    snprintf(id, sizeof(id), "%llu", (unsigned long long)primary);
-    const char *cmd[4] = {"BFALLBACK", "ENTER", id, "FORCE"};
-    int n = force ? 4 : 3;
-    redisReply *last = NULL;
+    return send_step(cli, "ENTER", primary, force);
+}
+
+/* What promote needs to know of one endpoint's node. */
+struct replica_view
+{
+    long long id, primary, last_index;
+    bool replica; /* answered, in the mode, and not the primary */
+};
+
+static void view_of(struct cli *cli, const char *ep, struct replica_view *v)
+{
+    const char *bs[1] = {"BSTATUS"};
+    redisContext *c = cli_connect_one(cli, ep);
+    memset(v, 0, sizeof(*v));
+    if (c == NULL) {
+        return;
+    }
+    redisReply *r = cli_command_on(c, 1, bs);
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+        v->id = cli_map_int(r, "id");
+        v->primary = cli_map_int(r, "primary");
+        v->last_index = cli_map_int(r, "last_index");
+        v->replica = cli_map_int(r, "epoch") > 0 && v->id != v->primary;
+    }
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    redisFree(c);
+}
+
+static int fallback_promote(struct cli *cli, int argc, char **argv)
+{
+    uint64_t id = 0;
+    bool force = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0) {
+            force = true;
+        } else if (id == 0 && cli_parse_u64(argv[i], &id) == 0 && id > 0) {
+            continue;
+        } else {
+            return cli_usage(argv[0]);
+        }
+    }
+    /* The most up-to-date replica that answers; the named one's log. */
+    long long best_id = -1, best_last = -1, id_last = -1;
     for (unsigned i = 0; i < cli->n_endpoints; i++) {
-        redisReply *r = enter_on(cli, cli->endpoints[i], n, cmd);
-        if (r == NULL) {
+        struct replica_view v;
+        view_of(cli, cli->endpoints[i], &v);
+        if (!v.replica) {
             continue;
         }
-        if (last != NULL) {
-            freeReplyObject(last);
+        if (v.last_index > best_last) {
+            best_last = v.last_index;
+            best_id = v.id;
         }
-        last = r;
-        if (!is_not_this_node(r)) {
-            break;
+        if ((uint64_t)v.id == id) {
+            id_last = v.last_index;
         }
     }
-    if (last == NULL) {
-        return cli_fail(cli, CLI_UNAVAILABLE, "%s", cli->errmsg);
+    if (id == 0) {
+        if (best_id < 0) {
+            return cli_fail(cli, CLI_UNAVAILABLE,
+                            "no replica in primary-replica mode answered");
+        }
+        id = (uint64_t)best_id;
+    } else if (id_last < 0 && !force) {
+        return cli_fail(cli, CLI_REJECTED,
+                        "node %llu did not answer as a replica in "
+                        "primary-replica mode",
+                        (unsigned long long)id);
+    } else if (id_last < best_last && !force) {
+        return cli_fail(cli, CLI_REJECTED,
+                        "node %llu is behind node %lld (last index %lld < "
+                        "%lld): promoting it loses what it lacks; promote "
+                        "node %lld, or add --force",
+                        (unsigned long long)id, best_id, id_last, best_last,
+                        best_id);
     }
-    if (last->type == REDIS_REPLY_ERROR) {
-        return cli_fail_reply(cli, CLI_OK, last);
-    }
-    int rc = print_report(cli, last, primary);
-    freeReplyObject(last);
-    return rc;
+    return send_step(cli, "PROMOTE", id, force);
 }
 
 int cmd_fallback(struct cli *cli, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "enter") == 0) {
         return fallback_enter(cli, argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "promote") == 0) {
+        return fallback_promote(cli, argc, argv);
     }
     return cli_usage(argv[0]);
 }

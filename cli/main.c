@@ -84,12 +84,16 @@ static const struct cli_command commands[] = {
      "a row per endpoint (every member with --cluster): id, role, term, "
      "commit, applied, lag, keys, revision, version",
      cmd_status},
-    {"fallback", "enter --primary ID --yes [--force]",
-     "the primary-replica fallback (docs/modes.md) for a cluster that lost "
-     "its quorum for good: node ID becomes the only voter and commits "
-     "alone, the other members become its replicas. Refused while a quorum "
-     "looks reachable unless --force; prints the new epoch, the primary's "
-     "last index and the highest commit index it had learned",
+    {"fallback", "enter --primary ID --yes [--force] | promote [ID] [--force]",
+     "the primary-replica fallback (docs/modes.md). enter: for a cluster "
+     "that lost its quorum for good, node ID becomes the only voter and "
+     "commits alone, the other members become its replicas (refused while "
+     "a quorum looks reachable unless --force; prints the new epoch, the "
+     "primary's last index and the highest commit index it had learned). "
+     "promote: for a primary that died, replica ID (the most up-to-date one "
+     "that answers if none is given) becomes the primary at a new epoch "
+     "(refused for a replica behind another, or while the primary is "
+     "heard, unless --force)",
      cmd_fallback},
     {"snapshot",
      "save FILE | restore FILE --data DIR --id N --member "

@@ -63,6 +63,8 @@ static const struct
     {BNODE_EQUORUM,
      "a quorum of the Raft configuration looks reachable: not forced"},
     {BNODE_EMODE, "not allowed in the current replication mode"},
+    {BNODE_ELAGGING,
+     "this replica has not applied every entry it knows committed"},
 };
 
 const char *bnode_strerror(int code)
@@ -464,6 +466,7 @@ static void tick_once(struct bnode *node)
     scrub_on_tick(node);
     lag_on_tick(node);
     bnode_lease_tick(node);
+    fallback_on_tick(node);
 }
 
 static void feed(struct bnode *node)

@@ -74,6 +74,9 @@ enum {
     /* Refused: this node is already in the primary-replica mode (enter),
      * or not in it. */
     BNODE_EMODE = -7088,
+    /* Refused: this replica has not applied entries it knows are
+     * committed (promote); wait for it, or force. */
+    BNODE_ELAGGING = -7087,
     /* Definitely not applied: the store is over its quota
      * (bnode_options.quota_bytes) and the command could make it larger.
      * Deletes and compactions are still taken; writes are again once they
@@ -387,6 +390,12 @@ struct bnode_status
     raft_index entered_last_index;
     raft_index entered_commit;
     uint64_t primary_silent_ms;
+    /* Entries this node had committed and cut when it rejoined a newer
+     * primary (a former primary), and the file in the data directory that
+     * holds them (docs/modes.md); 0 and "" if none. */
+    raft_index cut_first;
+    raft_index cut_last;
+    char cut_file[128];
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);
@@ -481,6 +490,29 @@ struct bnode_fallback_report
 int bnode_fallback_enter(struct bnode *node,
                          bool force,
                          struct bnode_fallback_report *out);
+
+/* How far above every term it has seen a promotion puts the new epoch: a
+ * former primary that is cut off restarts as the only voter of its own
+ * configuration and elects itself once per restart; its epoch stays below
+ * the promoted one's unless it restarts that many times before it hears
+ * of it (docs/modes.md). */
+#define BNODE_FALLBACK_EPOCH_STEP 1000u
+
+/* Makes this replica the primary of its group, for a primary that died
+ * (docs/modes.md): the configuration {this node the only voter, every
+ * other member a learner, the old primary included} is forced at an epoch
+ * BNODE_FALLBACK_EPOCH_STEP above every term this node saw, which fences
+ * the old primary: once it hears of the new epoch it stops, saves what
+ * it acknowledged that this node never got, and rejoins as a replica.
+ * Refused with BNODE_EQUORUM while the primary was heard within an
+ * election timeout, and BNODE_ELAGGING while this node has not applied
+ * everything it knows committed, unless @force; BNODE_EMODE outside the
+ * mode or on the primary; BNODE_EBUSY (retry), BNODE_ESTOPPED. @out as
+ * for bnode_fallback_enter() (voters_reachable: 1 if the primary was
+ * heard). */
+int bnode_fallback_promote(struct bnode *node,
+                           bool force,
+                           struct bnode_fallback_report *out);
 
 /* Whether the configuration in force is the primary-replica mode; if so
  * stores the primary's id and the epoch (either may be NULL). */

@@ -13,10 +13,26 @@
  * survivor's own log at a term above every term it saw. This file decides
  * when that is allowed and reports what it may have cost.
  */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bnode_internal.h"
+#include "datadir.h"
 #include "nlog.h"
+
+/* In the data directory: the marker a diverged node leaves for its next
+ * start (it names the file of cut entries), and the record of the last
+ * rebuild, kept so that status keeps reporting the cut until the operator
+ * removes it. */
+#define FALLBACK_REBUILD_MARKER "fallback.rebuild"
+#define FALLBACK_CUT_RECORD "fallback.cut"
+/* Bytes of an entry shown as text in the file of cut entries (the whole
+ * entry is there in hex). */
+#define FALLBACK_PREVIEW_BYTES 96
 
 /* The mode is the shape of the configuration: one voter and at least one
  * learner. (A one-voter cluster with learners made by ordinary membership
@@ -75,6 +91,40 @@ static unsigned voters_reachable(struct bnode *node,
     return n;
 }
 
+/* Forces the configuration {this node the only voter, every other member
+ * of @old a learner} at a term above @min_term and every term seen, and
+ * fills @out's epoch and conf_index. */
+static int force_primary(struct bnode *node,
+                         const struct raft_conf *old,
+                         raft_term min_term,
+                         struct bnode_fallback_report *out)
+{
+    struct raft_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    conf.members[conf.n].id = node->opts.id;
+    conf.members[conf.n].role = RAFT_VOTER;
+    conf.n++;
+    for (uint32_t i = 0; i < old->n; i++) {
+        if (old->members[i].id != node->opts.id) {
+            conf.members[conf.n].id = old->members[i].id;
+            conf.members[conf.n].role = RAFT_LEARNER;
+            conf.n++;
+        }
+    }
+    int rv = raft_force_conf(node->raft, &conf, min_term, &out->epoch,
+                             &out->conf_index);
+    switch (rv) {
+    case 0:
+        bnode_kick(node);
+        return 0;
+    case RAFT_ENOMEM:
+        return BNODE_ENOMEM;
+    default:
+        /* A node that never joined a cluster, or a term at its limit. */
+        return BNODE_EINVAL;
+    }
+}
+
 int bnode_fallback_enter(struct bnode *node,
                          bool force,
                          struct bnode_fallback_report *out)
@@ -101,29 +151,9 @@ int bnode_fallback_enter(struct bnode *node,
                    out->voters_reachable >= out->quorum)) {
         return BNODE_EQUORUM;
     }
-    struct raft_conf conf;
-    memset(&conf, 0, sizeof(conf));
-    conf.members[conf.n].id = node->opts.id;
-    conf.members[conf.n].role = RAFT_VOTER;
-    conf.n++;
-    for (uint32_t i = 0; i < old->n; i++) {
-        if (old->members[i].id != node->opts.id) {
-            conf.members[conf.n].id = old->members[i].id;
-            conf.members[conf.n].role = RAFT_LEARNER;
-            conf.n++;
-        }
-    }
-    int rv = raft_force_conf(node->raft, &conf, 0, &out->epoch,
-                             &out->conf_index);
-    switch (rv) {
-    case 0:
-        break;
-    case RAFT_ENOMEM:
-        return BNODE_ENOMEM;
-    default:
-        /* A node that never joined a cluster, or a lone member: nothing
-         * to fall back from. */
-        return BNODE_EINVAL;
+    int rv = force_primary(node, old, 0, out);
+    if (rv != 0) {
+        return rv;
     }
     node->entered_last_index = out->last_index;
     node->entered_commit = out->commit;
@@ -139,7 +169,60 @@ int bnode_fallback_enter(struct bnode *node,
          (unsigned long long)(out->commit + 1),
          (unsigned long long)out->last_index,
          (unsigned long long)out->commit);
-    bnode_kick(node);
+    return 0;
+}
+
+int bnode_fallback_promote(struct bnode *node,
+                           bool force,
+                           struct bnode_fallback_report *out)
+{
+    raft_id primary = 0;
+    if (node->stopping || node->halted) {
+        return BNODE_ESTOPPED;
+    }
+    if (node->frozen) {
+        return BNODE_EBUSY;
+    }
+    const struct raft_conf *old = raft_conf_of(node->raft);
+    if (!conf_mode(old, &primary) || primary == node->opts.id) {
+        return BNODE_EMODE;
+    }
+    memset(out, 0, sizeof(out[0]));
+    out->last_index = raft_last_index(node->raft);
+    out->commit = raft_commit_index(node->raft);
+    out->quorum = 1;
+    /* The primary is alive if it was heard within an election timeout:
+     * promoting then would make two primaries, each taking writes until
+     * the newer epoch reaches the older. */
+    uint64_t timeout_ms =
+        (uint64_t)node->opts.election_ticks * node->opts.tick_ms;
+    bool heard = node->primary_heard_ms != 0 &&
+                 uv_now(node->loop) - node->primary_heard_ms < timeout_ms;
+    out->voters_reachable = heard ? 1 : 0;
+    if (!force && raft_leader(node->raft) == primary && heard) {
+        return BNODE_EQUORUM;
+    }
+    /* A replica that has not applied what it knows committed lacks
+     * acknowledged writes it could still get: wait, or force. */
+    if (!force && raft_applied_index(node->raft) < out->commit) {
+        return BNODE_ELAGGING;
+    }
+    int rv = force_primary(node, old,
+                           raft_current_term(node->raft) +
+                               BNODE_FALLBACK_EPOCH_STEP,
+                           out);
+    if (rv != 0) {
+        return rv;
+    }
+    node->entered_last_index = out->last_index;
+    node->entered_commit = out->commit;
+    nlog(node, BNODE_LOG_WARN,
+         "fallback: promoted to primary at epoch %llu%s, replacing node "
+         "%llu; this node held entries up to %llu (commit %llu): writes the "
+         "old primary acknowledged after that are not here",
+         (unsigned long long)out->epoch, force ? " (forced)" : "",
+         (unsigned long long)primary, (unsigned long long)out->last_index,
+         (unsigned long long)out->commit);
     return 0;
 }
 
@@ -157,9 +240,219 @@ void fallback_status(struct bnode *node, struct bnode_status *out)
     out->fallback = bnode_fallback_mode(node, &out->primary, &out->epoch);
     out->diverged = raft_stats_of(node->raft)->diverged;
     out->entered_last_index = node->entered_last_index;
+    out->cut_first = node->cut_first;
+    out->cut_last = node->cut_last;
+    snprintf(out->cut_file, sizeof(out->cut_file), "%s", node->cut_file);
     out->entered_commit = node->entered_commit;
     if (out->fallback && out->primary != node->opts.id &&
         node->primary_heard_ms != 0) {
         out->primary_silent_ms = uv_now(node->loop) - node->primary_heard_ms;
     }
+}
+
+/* ---- a former primary that diverged ------------------------------------ */
+
+static void write_hex(FILE *f, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%02x", p[i]);
+    }
+}
+
+static void write_preview(FILE *f, const uint8_t *p, size_t n)
+{
+    size_t m = n < FALLBACK_PREVIEW_BYTES ? n : FALLBACK_PREVIEW_BYTES;
+    for (size_t i = 0; i < m; i++) {
+        fputc(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '.', f);
+    }
+    if (m < n) {
+        fputs("...", f);
+    }
+}
+
+/* Writes entries [@first, @last] of this node's log to @path, synced. */
+static int save_cut(struct bnode *node,
+                    const char *path,
+                    raft_index first,
+                    raft_index last)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    fprintf(f,
+            "# ballot: entries node %llu had committed (and, as a primary, "
+            "may have acknowledged) that its new primary, node %llu at "
+            "epoch %llu, does not have. They were cut from this node's log "
+            "when it rejoined as a replica (docs/modes.md).\n"
+            "# index term type bytes preview hex\n",
+            (unsigned long long)node->opts.id,
+            (unsigned long long)raft_leader(node->raft),
+            (unsigned long long)raft_current_term(node->raft));
+    for (raft_index i = first; i <= last; i++) {
+        const struct raft_entry *e = raft_entry_at(node->raft, i);
+        if (e == NULL) {
+            fprintf(f, "%llu - - - (compacted into a snapshot: its effect "
+                       "is in the store kept beside this file)\n",
+                    (unsigned long long)i);
+            continue;
+        }
+        fprintf(f, "%llu %llu %s %u ", (unsigned long long)e->index,
+                (unsigned long long)e->term,
+                e->type == RAFT_ENTRY_CONF ? "conf" : "command", e->len);
+        write_preview(f, e->data, e->len);
+        fputc(' ', f);
+        write_hex(f, e->data, e->len);
+        fputc('\n', f);
+    }
+    int rv = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
+    if (fclose(f) != 0) {
+        rv = -1;
+    }
+    return rv;
+}
+
+/* Writes @text to the file @name of the data directory, synced. */
+static int write_small(struct bnode *node, const char *name, const char *text)
+{
+    char path[BNODE_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    int rv = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0
+                 ? 0
+                 : -1;
+    if (fclose(f) != 0) {
+        rv = -1;
+    }
+    return rv;
+}
+
+/* A leader's log forks from entries this node had committed: it was a
+ * primary that others replaced while it was away (or the survivor forced
+ * into primary lacked what it had). Its store applied entries the new
+ * primary never had, so it cannot follow by truncating its log: the
+ * entries from the fork on are saved to a file, a marker tells the next
+ * start to set the old store and log aside and join as an empty replica,
+ * and the node halts (ballotd exits; its supervisor restarts it). */
+static void on_diverged(struct bnode *node)
+{
+    raft_index first = raft_diverged_at(node->raft);
+    raft_index last = raft_last_index(node->raft);
+    raft_term epoch = raft_current_term(node->raft);
+    char name[128], path[BNODE_PATH_MAX], why[BNODE_PATH_MAX + 512];
+    snprintf(name, sizeof(name), "fallback-cut-%llu-%llu-%llu.txt",
+             (unsigned long long)epoch, (unsigned long long)first,
+             (unsigned long long)last);
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, name);
+    if (save_cut(node, path, first, last) != 0 ||
+        write_small(node, FALLBACK_REBUILD_MARKER, name) != 0 ||
+        datadir_sync_dir(node->data_dir) != 0) {
+        snprintf(why, sizeof(why),
+                 "diverged from primary %llu at index %llu and could not "
+                 "save the entries to cut (%s): %s",
+                 (unsigned long long)raft_leader(node->raft),
+                 (unsigned long long)first, path, strerror(errno));
+        bnode_halt(node, why);
+        return;
+    }
+    node->cut_first = first;
+    node->cut_last = last;
+    snprintf(node->cut_file, sizeof(node->cut_file), "%s", name);
+    snprintf(why, sizeof(why),
+             "diverged from primary %llu (epoch %llu): entries %llu..%llu, "
+             "which this node had committed, are not in the primary's log; "
+             "they are saved in %s, and the next start sets this node's old "
+             "log and store aside and rejoins as a replica",
+             (unsigned long long)raft_leader(node->raft),
+             (unsigned long long)epoch, (unsigned long long)first,
+             (unsigned long long)last, path);
+    bnode_halt(node, why);
+}
+
+void fallback_on_tick(struct bnode *node)
+{
+    raft_id leader = raft_leader(node->raft);
+    if (node->halted || raft_diverged_at(node->raft) == 0 || leader == 0 ||
+        leader == node->opts.id) {
+        return;
+    }
+    on_diverged(node);
+}
+
+/* Moves DATA/@what into @dir if it exists. */
+static int set_aside(struct bnode *node, const char *dir, const char *what)
+{
+    char from[BNODE_PATH_MAX], to[BNODE_PATH_MAX + 64];
+    snprintf(from, sizeof(from), "%s/%s", node->data_dir, what);
+    snprintf(to, sizeof(to), "%s/%s", dir, what);
+    if (rename(from, to) != 0 && errno != ENOENT) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads a small file of the data directory into @buf ("" if missing). */
+static void read_small(struct bnode *node,
+                       const char *name,
+                       char *buf,
+                       size_t cap)
+{
+    char path[BNODE_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", node->data_dir, name);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}
+
+int fallback_open(struct bnode *node, char *errmsg, size_t errmsg_len)
+{
+    char name[256], dir[BNODE_PATH_MAX], marker[BNODE_PATH_MAX];
+    unsigned long long epoch, first, last;
+    read_small(node, FALLBACK_REBUILD_MARKER, name, sizeof(name));
+    if (name[0] != '\0') {
+        /* "fallback-cut-E-F-L.txt": the old log and store go beside it,
+         * in "fallback-cut-E-F-L.old". */
+        snprintf(dir, sizeof(dir), "%s/%.*s.old", node->data_dir,
+                 (int)strcspn(name, "."), name);
+        snprintf(marker, sizeof(marker), "%s/%s", node->data_dir,
+                 FALLBACK_REBUILD_MARKER);
+        if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+            set_aside(node, dir, DATADIR_WAL) != 0 ||
+            set_aside(node, dir, DATADIR_KV) != 0 ||
+            set_aside(node, dir, DATADIR_SNAP) != 0 ||
+            datadir_sync_dir(dir) != 0 ||
+            write_small(node, FALLBACK_CUT_RECORD, name) != 0 ||
+            unlink(marker) != 0 || datadir_sync_dir(node->data_dir) != 0) {
+            bnode_errorf(errmsg, errmsg_len,
+                         "rejoining as a replica: cannot set the old log and "
+                         "store aside into %s: %s",
+                         dir, strerror(errno));
+            return BNODE_ESTORAGE;
+        }
+        /* An empty node that bootstraps would start a cluster of its
+         * own: it waits for its primary instead. */
+        node->opts.bootstrap = false;
+        nlog(node, BNODE_LOG_WARN,
+             "fallback: rejoining as an empty replica; the entries cut from "
+             "this node's log are in %s/%s, its old log and store in %s",
+             node->data_dir, name, dir);
+    }
+    read_small(node, FALLBACK_CUT_RECORD, name, sizeof(name));
+    if (sscanf(name, "fallback-cut-%llu-%llu-%llu.txt", &epoch, &first,
+               &last) == 3) {
+        node->cut_first = first;
+        node->cut_last = last;
+        snprintf(node->cut_file, sizeof(node->cut_file), "%.*s",
+                 (int)sizeof(node->cut_file) - 1, name);
+    }
+    return 0;
 }

@@ -249,6 +249,10 @@ struct bnode
     raft_index entered_last_index;
     raft_index entered_commit;
     uint64_t primary_heard_ms;
+    /* Entries cut when this node diverged from its primary, and the file
+     * (in the data directory) that holds them; 0/"": none. */
+    raft_index cut_first, cut_last;
+    char cut_file[128];
     bool halted;
     bool stopping;
     void (*stop_cb)(void *arg);
@@ -333,6 +337,13 @@ void rtt_on_recv(struct bnode *node, const struct raft_message *m);
 void fallback_on_recv(struct bnode *node, const struct raft_message *m);
 /* Fills the fallback fields of @out. */
 void fallback_status(struct bnode *node, struct bnode_status *out);
+/* Per tick: a node whose committed entries conflict with its leader's log
+ * saves them to a file and halts, to rejoin as an empty replica. */
+void fallback_on_tick(struct bnode *node);
+/* At start, before the log and store open: a node that diverged sets its
+ * old log and store aside (and will not bootstrap); the record of the
+ * last cut is read for status. Returns 0 or BNODE_ESTORAGE (@errmsg). */
+int fallback_open(struct bnode *node, char *errmsg, size_t errmsg_len);
 
 /* bnode_ckpt.c */
 

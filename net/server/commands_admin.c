@@ -704,6 +704,14 @@ static void bstatus_fallback(struct cmd_req *r, const struct bnode_status *st)
     rep_field_int(r, "entered_last_index", (int64_t)st->entered_last_index);
     rep_field_int(r, "entered_commit", (int64_t)st->entered_commit);
     rep_field_int(r, "primary_silent_ms", (int64_t)st->primary_silent_ms);
+    rep_field_int(r, "cut_first", (int64_t)st->cut_first);
+    rep_field_int(r, "cut_last", (int64_t)st->cut_last);
+    rep_cstr(r, "cut_file");
+    if (st->cut_file[0] != '\0') {
+        rep_cstr(r, st->cut_file);
+    } else {
+        rep_null(r);
+    }
     rep_cstr(r, "replicas");
     bool primary = st->fallback && st->state == RAFT_LEADER;
     uint32_t nm = st->conf.n < RAFT_CONF_MAX ? st->conf.n : RAFT_CONF_MAX;
@@ -734,7 +742,7 @@ CMD_DECL(cmd_bstatus)
     (void)argvlen;
     bnode_status(env->node, &st);
     leader = bnode_leader_addr(env->node);
-    rep_map(r, 38);
+    rep_map(r, 41);
     rep_field_int(r, "id", (int64_t)st.id);
     rep_cstr(r, "role");
     rep_cstr(r, role_of(st.state));

@@ -2,9 +2,10 @@
  * commands_fallback.c - BFALLBACK, the primary-replica fallback's commands
  * (docs/modes.md, docs/protocol.md):
  *
- *   BFALLBACK ENTER <primary-id> [FORCE]
+ *   BFALLBACK ENTER <primary-id> [FORCE]    (on the survivor)
+ *   BFALLBACK PROMOTE <id> [FORCE]          (on the replica to promote)
  *
- * run on the survivor that becomes the primary. The id is repeated on
+ * each run on the node that becomes the primary. The id is repeated on
  * purpose: the operator names the node, and a command sent to the wrong
  * endpoint is refused instead of making the wrong node primary.
  */
@@ -14,37 +15,71 @@
 
 #include "commands.h"
 
-static void enter(struct cmd_req *r, raft_id primary, bool force)
+enum fallback_step { STEP_ENTER, STEP_PROMOTE };
+
+static void fallback_step(struct cmd_req *r,
+                          enum fallback_step step,
+                          raft_id primary,
+                          bool force)
 {
     struct bnode *node = r->client->env->node;
     struct bnode_status st;
+    const char *name = step == STEP_ENTER ? "ENTER" : "PROMOTE";
     bnode_status(node, &st);
     if (primary != st.id) {
         rep_errorf(r,
-                   "ERR this is node %" PRIu64
-                   ": run BFALLBACK ENTER on node %" PRIu64
-                   ", the node that becomes the primary",
-                   (uint64_t)st.id, (uint64_t)primary);
+                   "ERR this is node %" PRIu64 ": run BFALLBACK %s on node "
+                   "%" PRIu64 ", the node that becomes the primary",
+                   (uint64_t)st.id, name, (uint64_t)primary);
         return;
     }
     struct bnode_fallback_report rep;
-    int rc = bnode_fallback_enter(node, force, &rep);
+    int rc = step == STEP_ENTER ? bnode_fallback_enter(node, force, &rep)
+                                : bnode_fallback_promote(node, force, &rep);
     switch (rc) {
     case 0:
         break;
     case BNODE_EQUORUM:
-        rep_errorf(r,
-                   "ERR refused: a quorum looks reachable (%u of %u voters "
-                   "connected%s), so Raft can still make progress; add "
-                   "FORCE only if the others are gone for good",
-                   rep.voters_reachable, rep.quorum,
-                   st.leader != 0 ? ", and a leader is known" : "");
+        if (step == STEP_ENTER) {
+            rep_errorf(r,
+                       "ERR refused: a quorum looks reachable (%u of %u "
+                       "voters connected%s), so Raft can still make "
+                       "progress; add FORCE only if the others are gone for "
+                       "good",
+                       rep.voters_reachable, rep.quorum,
+                       st.leader != 0 ? ", and a leader is known" : "");
+        } else {
+            rep_errorf(r,
+                       "ERR refused: the primary, node %" PRIu64
+                       ", was heard within an election timeout; add FORCE "
+                       "only if it is gone (two primaries would both take "
+                       "writes until the newer epoch reaches the older)",
+                       (uint64_t)st.primary);
+        }
         return;
     case BNODE_EMODE:
+        if (step == STEP_ENTER) {
+            rep_errorf(r,
+                       "ERR already in primary-replica mode (primary "
+                       "%" PRIu64 ", epoch %" PRIu64
+                       "): use BFALLBACK PROMOTE or EXIT",
+                       (uint64_t)st.primary, (uint64_t)st.epoch);
+        } else {
+            rep_errorf(r,
+                       "ERR node %" PRIu64 " is not a replica in "
+                       "primary-replica mode (mode %s, primary %" PRIu64 ")",
+                       (uint64_t)st.id, st.fallback ? "primary-replica" : "raft",
+                       (uint64_t)st.primary);
+        }
+        return;
+    case BNODE_ELAGGING:
         rep_errorf(r,
-                   "ERR already in primary-replica mode (primary %" PRIu64
-                   ", epoch %" PRIu64 "): use BFALLBACK PROMOTE or EXIT",
-                   (uint64_t)st.primary, (uint64_t)st.epoch);
+                   "ERR refused: node %" PRIu64 " has applied %" PRIu64
+                   " of the %" PRIu64
+                   " entries it knows committed; wait for it to catch up, "
+                   "or add FORCE to lose the rest",
+                   (uint64_t)st.id, (uint64_t)st.applied,
+                   (uint64_t)st.commit);
         return;
     case BNODE_EBUSY:
         rep_error(r, "BUSY a batch is being persisted, not applied: retry");
@@ -65,14 +100,20 @@ static void enter(struct cmd_req *r, raft_id primary, bool force)
 CMD_DECL(cmd_fallback)
 {
     int64_t id;
-    if (cmd_arg_is(argv[1], argvlen[1], "enter")) {
+    enum fallback_step step = STEP_ENTER;
+    bool known = cmd_arg_is(argv[1], argvlen[1], "enter");
+    if (!known && cmd_arg_is(argv[1], argvlen[1], "promote")) {
+        known = true;
+        step = STEP_PROMOTE;
+    }
+    if (known) {
         bool force = argc == 4 && cmd_arg_is(argv[3], argvlen[3], "force");
         if ((argc != 3 && !force) ||
             cmd_parse_i64(argv[2], argvlen[2], &id) != 0 || id <= 0) {
-            rep_error(r,
-                      "ERR syntax: BFALLBACK ENTER <primary-id> [FORCE]");
+            rep_errorf(r, "ERR syntax: BFALLBACK %s <id> [FORCE]",
+                       step == STEP_ENTER ? "ENTER" : "PROMOTE");
         } else {
-            enter(r, (raft_id)id, force);
+            fallback_step(r, step, (raft_id)id, force);
         }
     } else {
         rep_errorf(r, "ERR unknown BFALLBACK subcommand '%.*s'",

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -336,6 +337,191 @@ START_TEST(test_fallback_survivor_becomes_primary_and_a_returning_member_its_rep
 }
 END_TEST
 
+/* Waits for node @id's process to exit by itself (a halt); reaps it. */
+static bool wait_exit(unsigned id, int timeout_ms)
+{
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    do {
+        int status;
+        if (waitpid(cl.nodes[id - 1].pid, &status, WNOHANG) ==
+            cl.nodes[id - 1].pid) {
+            cl.nodes[id - 1].pid = 0;
+            return true;
+        }
+        usleep(50000);
+    } while (cl_now_ms() < end);
+    return false;
+}
+
+/* The contents of the first file in node @id's data directory whose name
+ * starts with @prefix (malloc'ed), or NULL. */
+static char *data_file(unsigned id, const char *prefix)
+{
+    char path[1024];
+    DIR *d = opendir(cl.nodes[id - 1].dir);
+    struct dirent *e;
+    char *text = NULL;
+    while (d != NULL && text == NULL && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 ||
+            strstr(e->d_name, ".txt") == NULL) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", cl.nodes[id - 1].dir,
+                 e->d_name);
+        const char *cat[] = {"cat", path, NULL};
+        cl_run(cat, NULL, &text, NULL, 5000);
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return text;
+}
+
+static void wait_applied(unsigned id, long long index)
+{
+    uint64_t end = cl_now_ms() + 15000;
+    while (bstatus_int(id, "applied") < index && cl_now_ms() < end) {
+        usleep(50000);
+    }
+    ck_assert_int_ge(bstatus_int(id, "applied"), index);
+}
+
+/* GET @key on node @id with READONLY (a replica's own state): the value,
+ * or NULL for nil (malloc'ed). */
+static char *stale_get(unsigned id, const char *key)
+{
+    struct cl_conn c;
+    struct cl_reply r;
+    const char *ro[] = {"READONLY"};
+    const char *get[] = {"GET", key};
+    ck_assert_int_eq(cl_connect(&c, cl.nodes[id - 1].client_port, 5000), 0);
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 1, ro), 0);
+    cl_reply_free(&r);
+    ck_assert_int_eq(cl_call(&c, 5000, &r, 2, get), 0);
+    char *v = r.type == CL_BULK ? strdup(r.str) : NULL;
+    ck_assert_msg(r.type == CL_BULK || r.type == CL_NIL, "GET %s on %u", key,
+                  id);
+    cl_reply_free(&r);
+    cl_close(&c);
+    return v;
+}
+
+/* The primary's replica is down while the primary acknowledges five
+ * writes (async), then the primary dies and the replica comes back. Promoting the replica is refused
+ * while the primary is heard, and done at a new epoch once it is gone; the
+ * new primary takes writes. The old primary comes back: fenced by the
+ * newer epoch, it saves the five writes it acknowledged that the new
+ * primary never got to a file in its data directory, says so in its log,
+ * halts, and on its next start rejoins as an empty replica that catches
+ * up, with the cut reported in BSTATUS. */
+START_TEST(test_fallback_former_primary_returns_as_replica_and_reports_what_was_cut)
+{
+    cl_start(&cl, 3);
+    unsigned p = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(p, 0);
+    unsigned a = p % 3 + 1, b = a % 3 + 1;
+    set_ok(p, "k0", "v0");
+    cl_kill(&cl, a);
+    cl_kill(&cl, b);
+    ck_assert(wait_info(p, "raft", "role:follower", 15000) ||
+              wait_info(p, "raft", "candidate", 1000));
+    char ps[16], as[16];
+    snprintf(ps, sizeof(ps), "%u", p);
+    snprintf(as, sizeof(as), "%u", a);
+    const char *enter[] = {"BFALLBACK", "ENTER", ps};
+    struct cl_reply r;
+    call(p, &r, 3, enter);
+    ck_assert_msg(r.type == CL_ARRAY, "%s", r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    long long epoch1 = bstatus_int(p, "epoch");
+    ck_assert(wait_info(p, "raft", "role:leader", 5000));
+    set_ok(p, "k1", "v1");
+    cl_start_node(&cl, a);
+    wait_applied(a, bstatus_int(p, "last_index"));
+
+    /* The primary is alive: promoting its replica is refused. */
+    const char *promote[] = {"BFALLBACK", "PROMOTE", as};
+    call(a, &r, 3, promote);
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "was heard") != NULL,
+                  "%s", r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+
+    /* Acknowledged by the primary alone while its replica is down (a
+     * paused one would still find them in its socket buffers). */
+    cl_kill(&cl, a);
+    char key[32];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(key, sizeof(key), "lost%d", i);
+        set_ok(p, key, "acked-by-the-old-primary");
+    }
+    cl_kill(&cl, p);
+    cl_start_node(&cl, a);
+
+    /* `ballot fallback promote` picks the only replica that answers. */
+    char *out = NULL;
+    char eps[256];
+    snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+             cl.nodes[0].client_port, cl.nodes[1].client_port,
+             cl.nodes[2].client_port);
+    const char *argv[] = {BALLOT_PATH, "--endpoints", eps, "--timeout",
+                          "1000", "fallback", "promote", NULL};
+    uint64_t end = cl_now_ms() + 15000;
+    int rc;
+    do {
+        free(out);
+        out = NULL;
+        rc = cl_run(argv, NULL, &out, NULL, 30000);
+        /* Until the restarted replica listens. */
+    } while (rc != 0 && cl_now_ms() < end && usleep(200000) == 0);
+    ck_assert_msg(rc == 0 && strstr(out, "is now the primary") != NULL,
+                  "%d %s", rc, out != NULL ? out : "");
+    free(out);
+    ck_assert(wait_info(a, "raft", "role:leader", 5000));
+    ck_assert_int_ge(bstatus_int(a, "epoch"), epoch1 + 1000);
+    ck_assert_int_eq(bstatus_int(a, "primary"), a);
+    set_ok(a, "after", "promotion");
+
+    /* The old primary comes back, is fenced, saves the cut and halts. */
+    cl_start_node(&cl, p);
+    ck_assert(wait_exit(p, 20000));
+    char *cut = data_file(p, "fallback-cut-");
+    ck_assert_msg(cut != NULL && strstr(cut, "lost1") != NULL &&
+                      strstr(cut, "lost5") != NULL,
+                  "%s", cut != NULL ? cut : "(no file)");
+    free(cut);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/node%u.log", cl.root, p);
+    const char *cat[] = {"cat", path, NULL};
+    char *log = NULL;
+    cl_run(cat, NULL, &log, NULL, 5000);
+    ck_assert_msg(log != NULL && strstr(log, "diverged from primary") != NULL,
+                  "%s", log != NULL ? log : "(no log)");
+    free(log);
+
+    /* Restarted, it rejoins as an empty replica and catches up. */
+    cl_start_node(&cl, p);
+    ck_assert(wait_info(p, "replication", "role:slave", 15000));
+    wait_applied(p, bstatus_int(a, "last_index"));
+    ck_assert_int_eq(bstatus_int(p, "primary"), a);
+    ck_assert_int_gt(bstatus_int(p, "cut_first"), 0);
+    ck_assert_int_ge(bstatus_int(p, "cut_last"), bstatus_int(p, "cut_first"));
+    char file[160];
+    bstatus_str(p, "cut_file", file, sizeof(file));
+    ck_assert_msg(strncmp(file, "fallback-cut-", 13) == 0, "%s", file);
+    char *v = stale_get(p, "after");
+    ck_assert_msg(v != NULL && strcmp(v, "promotion") == 0, "%s", v);
+    free(v);
+    v = stale_get(p, "k1");
+    ck_assert_msg(v != NULL && strcmp(v, "v1") == 0, "%s", v);
+    free(v);
+    /* Async: what only the old primary had is gone from the group, and
+     * exactly that is in the file. */
+    ck_assert_ptr_null(stale_get(p, "lost1"));
+    ck_assert_ptr_null(stale_get(a, "lost5"));
+    set_ok(a, "still", "writable");
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -343,6 +529,8 @@ int main(int argc, char **argv)
          test_fallback_enter_is_refused_while_a_quorum_is_alive},
         {"survivor_becomes_primary_and_a_returning_member_its_replica",
          test_fallback_survivor_becomes_primary_and_a_returning_member_its_replica},
+        {"former_primary_returns_as_replica_and_reports_what_was_cut",
+         test_fallback_former_primary_returns_as_replica_and_reports_what_was_cut},
     };
     return cl_run_tests("fallback", tests, sizeof(tests) / sizeof(tests[0]),
                         120, teardown, argc, argv);

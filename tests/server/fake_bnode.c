@@ -626,3 +626,13 @@ bool bnode_fallback_mode(struct bnode *n, raft_id *primary, raft_term *epoch)
     (void)epoch;
     return false;
 }
+
+int bnode_fallback_promote(struct bnode *n,
+                           bool force,
+                           struct bnode_fallback_report *out)
+{
+    (void)n;
+    (void)force;
+    memset(out, 0, sizeof(*out));
+    return BNODE_EMODE;
+}
