@@ -4,6 +4,7 @@
  *
  *   ballot fallback enter --primary ID --yes [--force]
  *   ballot fallback promote [ID] [--force]
+ *   ballot fallback exit
  *
  * The command is sent to each endpoint until the one that is node ID
  * answers: it must run on the node that becomes the primary. promote
@@ -22,10 +23,12 @@
 #define FALLBACK_BUSY_RETRIES 20
 #define FALLBACK_BUSY_WAIT_US 50000
 
+/* The node answered that the command is for another node. */
 static bool is_not_this_node(const redisReply *r)
 {
     return r->type == REDIS_REPLY_ERROR &&
-           strncmp(r->str, "ERR this is node ", 17) == 0;
+           (strncmp(r->str, "ERR this is node ", 17) == 0 ||
+            strncmp(r->str, "ERR not the primary", 19) == 0);
 }
 
 /* One BFALLBACK command on one endpoint; NULL (errmsg set) if it did not
@@ -94,17 +97,15 @@ static int print_report(struct cli *cli, redisReply *r, uint64_t primary)
     return CLI_OK;
 }
 
-/* Sends BFALLBACK @sub @id [FORCE] to each endpoint until node @id
- * answers, and prints the report. */
-static int send_step(struct cli *cli, const char *sub, uint64_t id, bool force)
+/* Sends @cmd (@argc words) to each endpoint until the node it is meant
+ * for answers; NULL (errmsg set) if none answered. */
+static redisReply *send_to_its_node(struct cli *cli,
+                                    int argc,
+                                    const char **cmd)
 {
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
-    const char *cmd[4] = {"BFALLBACK", sub, ids, "FORCE"};
-    int n = force ? 4 : 3;
     redisReply *last = NULL;
     for (unsigned i = 0; i < cli->n_endpoints; i++) {
-        redisReply *r = step_on(cli, cli->endpoints[i], n, cmd);
+        redisReply *r = step_on(cli, cli->endpoints[i], argc, cmd);
         if (r == NULL) {
             continue;
         }
@@ -116,14 +117,24 @@ static int send_step(struct cli *cli, const char *sub, uint64_t id, bool force)
             break;
         }
     }
-    if (last == NULL) {
+    return last;
+}
+
+/* Sends BFALLBACK @sub @id [FORCE] to node @id and prints the report. */
+static int send_step(struct cli *cli, const char *sub, uint64_t id, bool force)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
+    const char *cmd[4] = {"BFALLBACK", sub, ids, "FORCE"};
+    redisReply *r = send_to_its_node(cli, force ? 4 : 3, cmd);
+    if (r == NULL) {
         return cli_fail(cli, CLI_UNAVAILABLE, "%s", cli->errmsg);
     }
-    if (last->type == REDIS_REPLY_ERROR) {
-        return cli_fail_reply(cli, CLI_OK, last);
+    if (r->type == REDIS_REPLY_ERROR) {
+        return cli_fail_reply(cli, CLI_OK, r);
     }
-    int rc = print_report(cli, last, id);
-    freeReplyObject(last);
+    int rc = print_report(cli, r, id);
+    freeReplyObject(r);
     return rc;
 }
 
@@ -237,8 +248,37 @@ static int fallback_promote(struct cli *cli, int argc, char **argv)
     return send_step(cli, "PROMOTE", id, force);
 }
 
+static int fallback_exit(struct cli *cli, int argc, char **argv)
+{
+    const char *cmd[2] = {"BFALLBACK", "EXIT"};
+    if (argc != 2) {
+        return cli_usage(argv[0]);
+    }
+    redisReply *r = send_to_its_node(cli, 2, cmd);
+    if (r == NULL) {
+        return cli_fail(cli, CLI_UNAVAILABLE, "%s", cli->errmsg);
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        return cli_fail_reply(cli, CLI_OK, r);
+    }
+    long long n = cli_map_int(r, "promoted");
+    freeReplyObject(r);
+    if (cli->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "ok", 1);
+        cJSON_AddNumberToObject(o, "promoted", (double)n);
+        cli_print_json(o);
+    } else {
+        printf("back to Raft: %lld replicas are voters again\n", n);
+    }
+    return CLI_OK;
+}
+
 int cmd_fallback(struct cli *cli, int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "exit") == 0) {
+        return fallback_exit(cli, argc, argv);
+    }
     if (argc >= 2 && strcmp(argv[1], "enter") == 0) {
         return fallback_enter(cli, argc, argv);
     }

@@ -12,6 +12,9 @@
  * voter commits on its own durable write, learners receive its log (log
  * matching truncates what they hold that it lacks), and every message of
  * an older term is refused as stale, which fences the old cluster.
+ *
+ * The fallback's semi-sync is here too: raft_set_commit_learners() makes
+ * the commit rule also wait for k learners (replication.c applies it).
  */
 #include <string.h>
 
@@ -92,4 +95,17 @@ int raft_force_conf(struct raft_node *node,
 raft_index raft_diverged_at(const struct raft_node *node)
 {
     return node->diverged_at;
+}
+
+int raft_set_commit_learners(struct raft_node *node, unsigned k)
+{
+    if (node->in_update) {
+        return RAFT_ESTATE;
+    }
+    node->commit_learners = k;
+    if (node->state == RAFT_LEADER && replication_maybe_commit(node)) {
+        /* Tell followers about the new commit index promptly. */
+        replication_send_heartbeats(node);
+    }
+    return 0;
 }

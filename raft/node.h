@@ -276,6 +276,9 @@ struct raft_node
     /* The lowest index at which a leader's entry conflicted with one this
      * node had committed (raft_force_conf(), replication.c); 0: none. */
     raft_index diverged_at;
+    /* Learners that must also hold an entry before it commits
+     * (raft_set_commit_learners()); 0: learners never count. */
+    unsigned commit_learners;
 
     bool in_update; /* between raft_ready() and raft_advance() */
     struct raft_stats stats;

@@ -565,6 +565,17 @@ raft_index raft_match_index(const struct raft_node *node, raft_id id);
 /* On the leader, appends sent to @id and not yet acknowledged (0 for
  * itself, an unknown id, or elsewhere). */
 uint32_t raft_inflight_count(const struct raft_node *node, raft_id id);
+/* Semi-synchronous replication to learners (the primary-replica
+ * fallback's semi-sync, docs/modes.md): from now on an entry commits only
+ * once at least @k learners also hold it, besides a majority of voters;
+ * with fewer than @k learners nothing more commits. 0 (the default)
+ * restores Raft's rule, where learners never count. It only ever
+ * delays commitment, so every Raft guarantee holds. On a leader, lowering
+ * @k commits at once what the new rule allows. Not persisted: the caller
+ * sets it again after a restart. Returns 0 or RAFT_ESTATE (in an update).
+ */
+int raft_set_commit_learners(struct raft_node *node, unsigned k);
+
 /* The lowest index at which a leader's entry or snapshot conflicted with
  * an entry this node had committed (raft_stats.diverged counts them): from
  * there on this node's log is not its leader's. 0 if none. */

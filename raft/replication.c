@@ -57,6 +57,27 @@ static void sort_desc(raft_index *v, unsigned n)
     }
 }
 
+/* The highest index that at least commit_learners learners hold (0 if
+ * there are fewer learners): raft_set_commit_learners(). */
+static raft_index learners_hold(struct raft_node *node,
+                                const struct raft_conf *conf)
+{
+    raft_index matches[RAFT_CONF_MAX];
+    unsigned n = 0;
+    for (uint32_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        if (m->role == RAFT_LEARNER) {
+            struct raft_progress *pr = progress_get(node, m->id);
+            matches[n++] = pr != NULL ? pr->match : 0;
+        }
+    }
+    if (n < node->commit_learners) {
+        return 0;
+    }
+    sort_desc(matches, n);
+    return matches[node->commit_learners - 1];
+}
+
 /* §5.3/§5.4.2: the commit index is the highest index stored on a majority
  * of voters, but only an entry of the leader's current term is committed by
  * counting replicas (Figure 8); earlier ones commit with it. */
@@ -84,6 +105,10 @@ bool replication_maybe_commit(struct raft_node *node)
     }
     sort_desc(matches, n);
     raft_index candidate = matches[node_quorum(node) - 1];
+    if (node->commit_learners > 0) {
+        raft_index held = learners_hold(node, conf);
+        candidate = held < candidate ? held : candidate;
+    }
     if (candidate <= node->commit) {
         return false;
     }

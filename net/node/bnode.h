@@ -514,6 +514,33 @@ int bnode_fallback_promote(struct bnode *node,
                            bool force,
                            struct bnode_fallback_report *out);
 
+/* What an exit found: members of the group, those caught up (holding
+ * every committed entry, the primary included), and the quorum of the
+ * Raft configuration the exit makes. */
+struct bnode_fallback_exit_report
+{
+    unsigned members;
+    unsigned caught_up;
+    unsigned quorum;
+};
+
+/* Completion of an exit: @status 0 once every replica is a voter (@n
+ * promoted), or the BNODE_E* code of the change that failed. */
+typedef void (*bnode_fallback_exit_cb)(void *arg, int status, unsigned n);
+
+/* Turns the primary-replica group back into a Raft cluster, on its
+ * primary: every replica becomes a voter, one membership change at a time
+ * (caught-up replicas first), through the log, so nothing the primary
+ * acknowledged is lost and terms go on from the epoch. Refused with
+ * BNODE_EQUORUM if fewer than a majority of the members (the primary
+ * included) hold every committed entry (@out says how many), BNODE_EMODE
+ * on a node that is not the primary in the mode; otherwise the codes of
+ * bnode_conf_change(). If this returns 0, @cb is called exactly once. */
+int bnode_fallback_exit(struct bnode *node,
+                        struct bnode_fallback_exit_report *out,
+                        bnode_fallback_exit_cb cb,
+                        void *arg);
+
 /* Whether the configuration in force is the primary-replica mode; if so
  * stores the primary's id and the epoch (either may be NULL). */
 bool bnode_fallback_mode(struct bnode *node, raft_id *primary,

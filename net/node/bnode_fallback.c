@@ -456,3 +456,94 @@ int fallback_open(struct bnode *node, char *errmsg, size_t errmsg_len)
     }
     return 0;
 }
+
+/* ---- back to Raft ------------------------------------------------------- */
+
+/* An exit in progress: the learners to promote, in order, one change at a
+ * time (§4.1). */
+struct fallback_exit
+{
+    struct bnode *node;
+    raft_id order[RAFT_CONF_MAX];
+    unsigned n, next;
+    bnode_fallback_exit_cb cb;
+    void *arg;
+};
+
+static void exit_step(void *arg, int status, const struct kv_entry_result *res)
+{
+    struct fallback_exit *x = arg;
+    (void)res;
+    if (status == 0 && x->next < x->n) {
+        raft_id id = x->order[x->next++];
+        status = bnode_conf_change(x->node, RAFT_PROMOTE, id, exit_step, x);
+        if (status == 0) {
+            return;
+        }
+    }
+    if (status == 0) {
+        nlog(x->node, BNODE_LOG_WARN,
+             "fallback: back to Raft: %u members promoted to voters, term "
+             "%llu",
+             x->n, (unsigned long long)raft_current_term(x->node->raft));
+    }
+    x->cb(x->arg, status, x->n);
+    free(x);
+}
+
+int bnode_fallback_exit(struct bnode *node,
+                        struct bnode_fallback_exit_report *out,
+                        bnode_fallback_exit_cb cb,
+                        void *arg)
+{
+    raft_id primary = 0;
+    memset(out, 0, sizeof(*out));
+    if (node->stopping || node->halted) {
+        return BNODE_ESTOPPED;
+    }
+    const struct raft_conf *conf = raft_conf_of(node->raft);
+    if (!conf_mode(conf, &primary) || primary != node->opts.id ||
+        raft_state_of(node->raft) != RAFT_LEADER) {
+        return BNODE_EMODE;
+    }
+    struct fallback_exit *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        return BNODE_ENOMEM;
+    }
+    /* Caught up: holds every entry the primary has committed. They are
+     * promoted first, so that each configuration on the way has a quorum
+     * of members that are up. */
+    raft_index commit = raft_commit_index(node->raft);
+    unsigned members = conf->n, caught_up = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < conf->n; i++) {
+            const struct raft_member *m = &conf->members[i];
+            if (m->role != RAFT_LEARNER) {
+                continue;
+            }
+            bool ok = raft_match_index(node->raft, m->id) >= commit;
+            if (ok == (pass == 0)) {
+                x->order[x->n++] = m->id;
+                caught_up += ok;
+            }
+        }
+    }
+    out->members = members;
+    out->caught_up = caught_up;
+    out->quorum = members / 2 + 1;
+    /* The Raft cluster the exit makes needs a majority of its voters up
+     * and holding the log, or it could elect no leader and take no write. */
+    if (caught_up < out->quorum) {
+        free(x);
+        return BNODE_EQUORUM;
+    }
+    x->node = node;
+    x->cb = cb;
+    x->arg = arg;
+    int rv = bnode_conf_change(node, RAFT_PROMOTE, x->order[x->next++],
+                               exit_step, x);
+    if (rv != 0) {
+        free(x);
+    }
+    return rv;
+}

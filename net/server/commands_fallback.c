@@ -4,8 +4,9 @@
  *
  *   BFALLBACK ENTER <primary-id> [FORCE]    (on the survivor)
  *   BFALLBACK PROMOTE <id> [FORCE]          (on the replica to promote)
+ *   BFALLBACK EXIT                          (on the primary)
  *
- * each run on the node that becomes the primary. The id is repeated on
+ * ENTER and PROMOTE run on the node that becomes the primary. The id is repeated on
  * purpose: the operator names the node, and a command sent to the wrong
  * endpoint is refused instead of making the wrong node primary.
  */
@@ -97,8 +98,56 @@ static void fallback_step(struct cmd_req *r,
     rep_field_int(r, "quorum", (int64_t)rep.quorum);
 }
 
+static void exit_done(void *arg, int status, unsigned n)
+{
+    struct cmd_req *r = arg;
+    if (status == 0) {
+        rep_map(r, 1);
+        rep_field_int(r, "promoted", (int64_t)n);
+    } else if (status == BNODE_ECONFPENDING) {
+        rep_error(r,
+                  "BUSY another membership change is in progress: run "
+                  "BFALLBACK EXIT again to promote the rest");
+    } else {
+        rep_errorf(r, "ERR exit stopped: %s; BFALLBACK EXIT again promotes "
+                      "the rest",
+                   bnode_strerror(status));
+    }
+    cmd_req_finish(r);
+}
+
+static void fallback_exit(struct cmd_req *r)
+{
+    struct bnode *node = r->client->env->node;
+    struct bnode_fallback_exit_report rep;
+    int rc = bnode_fallback_exit(node, &rep, exit_done, r);
+    if (rc == 0) {
+        return; /* exit_done() answers */
+    }
+    if (rc == BNODE_EQUORUM) {
+        rep_errorf(r,
+                   "ERR refused: %u of the %u members hold every committed "
+                   "entry, and a Raft cluster of %u needs %u: bring more "
+                   "replicas back and let them catch up",
+                   rep.caught_up, rep.members, rep.members, rep.quorum);
+    } else if (rc == BNODE_EMODE) {
+        rep_error(r,
+                  "ERR not the primary of a primary-replica group: run "
+                  "BFALLBACK EXIT on the primary");
+    } else if (rc == BNODE_ECONFPENDING) {
+        rep_error(r, "BUSY a membership change is in progress: retry");
+    } else {
+        rep_errorf(r, "ERR exit refused: %s", bnode_strerror(rc));
+    }
+    cmd_req_finish(r);
+}
+
 CMD_DECL(cmd_fallback)
 {
+    if (argc == 2 && cmd_arg_is(argv[1], argvlen[1], "exit")) {
+        fallback_exit(r);
+        return;
+    }
     int64_t id;
     enum fallback_step step = STEP_ENTER;
     bool known = cmd_arg_is(argv[1], argvlen[1], "enter");

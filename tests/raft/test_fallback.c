@@ -261,6 +261,39 @@ START_TEST(test_fallback_force_refuses_bad_input_and_changes_nothing)
 }
 END_TEST
 
+/* Semi-sync: with k learners required, an entry of the only voter
+ * commits once k learners hold it too, not on the voter's own write;
+ * lowering k commits at once what the new rule allows. */
+START_TEST(test_fallback_semi_sync_commits_only_once_k_learners_hold_it)
+{
+    struct fx f;
+    fx_init(&f, 3, 3, NULL);
+    fx_elect(&f, 1);
+    ck_assert_int_eq(force(&f, 1, 1, 0), 0);
+    fx_tick(&f, 1, 2);
+    struct raft_node *p = fx_raft(&f, 1);
+    ck_assert_int_eq(raft_set_commit_learners(p, 1), 0);
+    fx_isolate(&f, 2, true);
+    fx_isolate(&f, 3, true);
+    ck_assert_int_eq(fx_propose(&f, 1, "a"), 0);
+    raft_index a = raft_last_index(p);
+    ck_assert_uint_lt(raft_commit_index(p), a);
+    fx_isolate(&f, 2, false);
+    fx_tick(&f, 1, 2);
+    ck_assert_uint_eq(raft_commit_index(p), a);
+    ck_assert_int_eq(raft_set_commit_learners(p, 2), 0);
+    ck_assert_int_eq(fx_propose(&f, 1, "b"), 0);
+    fx_tick(&f, 1, 2);
+    raft_index b = raft_last_index(p);
+    ck_assert_uint_lt(raft_commit_index(p), b);
+    /* Degraded to async: the only voter's write is enough again. */
+    ck_assert_int_eq(raft_set_commit_learners(p, 0), 0);
+    fx_settle(&f);
+    ck_assert_uint_eq(raft_commit_index(p), b);
+    fx_close(&f);
+}
+END_TEST
+
 Suite *fallback_suite(void)
 {
     Suite *s = suite_create("fallback");
@@ -276,6 +309,8 @@ Suite *fallback_suite(void)
         test_fallback_member_that_committed_more_refuses_and_is_not_counted);
     tcase_add_test(tc,
                    test_fallback_force_refuses_bad_input_and_changes_nothing);
+    tcase_add_test(
+        tc, test_fallback_semi_sync_commits_only_once_k_learners_hold_it);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -636,3 +636,15 @@ int bnode_fallback_promote(struct bnode *n,
     memset(out, 0, sizeof(*out));
     return BNODE_EMODE;
 }
+
+int bnode_fallback_exit(struct bnode *n,
+                        struct bnode_fallback_exit_report *out,
+                        bnode_fallback_exit_cb cb,
+                        void *arg)
+{
+    (void)n;
+    (void)cb;
+    (void)arg;
+    memset(out, 0, sizeof(*out));
+    return BNODE_EMODE;
+}
