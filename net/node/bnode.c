@@ -285,6 +285,31 @@ static void complete_writes(struct bnode *node,
     }
 }
 
+void bnode_fail_old_writes(struct bnode *node,
+                           uint64_t age_ms,
+                           raft_index commit)
+{
+    uint64_t now = now_ms(node);
+    while (node->writes_head != NULL && node->writes_head->index > commit &&
+           now - node->writes_head->started_ms > age_ms) {
+        struct pending_write *w = node->writes_head;
+        node->writes_head = w->next;
+        if (node->writes_head == NULL) {
+            node->writes_tail = NULL;
+        }
+        finish_write(node, w, BNODE_EUNKNOWN, NULL);
+    }
+}
+
+uint64_t bnode_oldest_write_ms(struct bnode *node, raft_index *index)
+{
+    if (node->writes_head == NULL) {
+        return 0;
+    }
+    *index = node->writes_head->index;
+    return now_ms(node) - node->writes_head->started_ms;
+}
+
 static void fail_all_writes(struct bnode *node, int status)
 {
     while (node->writes_head != NULL) {
@@ -1435,6 +1460,7 @@ void bnode_stop_now(struct bnode *node)
     snap_close(node);
     bnode_watch_stop_all(node);
     bnode_lease_stop(node);
+    fallback_stop(node);
     fail_all_writes(node, BNODE_EUNKNOWN);
     fail_reads(node, 0, BNODE_ESTOPPED);
     while (node->msgs_head != NULL) {

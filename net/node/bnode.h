@@ -193,6 +193,19 @@ struct bnode_options
      * BNODE_LEASE_CHECKPOINT_MS_DEFAULT. */
     uint64_t lease_checkpoint_ms;
 
+    /* The primary-replica fallback's acknowledgement (docs/modes.md):
+     * async (the primary's own fsync), or with @fallback_semi_sync a write
+     * is acknowledged only once @fallback_ack_replicas replicas also hold
+     * it durably (0: BNODE_FALLBACK_ACK_REPLICAS_DEFAULT). A write that
+     * waits longer than @fallback_ack_timeout_ms (0:
+     * BNODE_FALLBACK_ACK_TIMEOUT_MS_DEFAULT) fails as unknown, or with
+     * @fallback_degrade the primary degrades to async until enough
+     * replicas caught up again. Raft mode ignores them. */
+    bool fallback_semi_sync;
+    unsigned fallback_ack_replicas;
+    uint64_t fallback_ack_timeout_ms;
+    bool fallback_degrade;
+
     /* Where log lines go (NULL: nowhere), and the lowest level sent. */
     bnode_log_cb log;
     void *log_arg;
@@ -209,6 +222,10 @@ struct bnode_options
 
 /* The map when none is given, and the history kept by default. */
 #define BNODE_MAP_DEFAULT (4ull << 30)
+/* The fallback's semi-sync: replicas that must hold a write, and how long
+ * a write may wait for them, when not set. */
+#define BNODE_FALLBACK_ACK_REPLICAS_DEFAULT 1u
+#define BNODE_FALLBACK_ACK_TIMEOUT_MS_DEFAULT 2000u
 #define BNODE_HISTORY_KEEP_DEFAULT 100000u
 /* The scrub's default rate and the default period of digest entries. */
 #define BNODE_SCRUB_BYTES_PER_SEC_DEFAULT (4ull << 20)
@@ -396,6 +413,13 @@ struct bnode_status
     raft_index cut_first;
     raft_index cut_last;
     char cut_file[128];
+    /* The acknowledgement policy (bnode_options.fallback_*), and whether
+     * a semi-sync primary degraded to async after a timeout. */
+    bool ack_semi_sync;
+    unsigned ack_replicas;
+    uint64_t ack_timeout_ms;
+    bool ack_degrade;
+    bool ack_degraded;
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);
@@ -539,6 +563,21 @@ typedef void (*bnode_fallback_exit_cb)(void *arg, int status, unsigned n);
 int bnode_fallback_exit(struct bnode *node,
                         struct bnode_fallback_exit_report *out,
                         bnode_fallback_exit_cb cb,
+                        void *arg);
+
+/* Completion of bnode_wait_replicas(): @status 0 and the number of other
+ * members holding the writes (reached, or at the timeout), or a BNODE_E*
+ * code. */
+typedef void (*bnode_wait_cb)(void *arg, int status, unsigned acked);
+
+/* Redis's WAIT on the leader (the primary): waits until @n other members
+ * hold every entry the leader has now, or @timeout_ms passed (0: no
+ * limit), and reports how many do. Returns 0 (then @cb is called exactly
+ * once, later), BNODE_ENOTLEADER, BNODE_ENOMEM or BNODE_ESTOPPED. */
+int bnode_wait_replicas(struct bnode *node,
+                        unsigned n,
+                        uint64_t timeout_ms,
+                        bnode_wait_cb cb,
                         void *arg);
 
 /* Whether the configuration in force is the primary-replica mode; if so

@@ -34,6 +34,8 @@
  * entry is there in hex). */
 #define FALLBACK_PREVIEW_BYTES 96
 
+static void semi_sync_tick(struct bnode *node);
+
 /* The mode is the shape of the configuration: one voter and at least one
  * learner. (A one-voter cluster with learners made by ordinary membership
  * changes is exactly that mode too: its voter commits alone and its
@@ -115,6 +117,8 @@ static int force_primary(struct bnode *node,
                              &out->conf_index);
     switch (rv) {
     case 0:
+        /* Semi-sync holds from the forced configuration's entry on. */
+        semi_sync_tick(node);
         bnode_kick(node);
         return 0;
     case RAFT_ENOMEM:
@@ -232,21 +236,6 @@ void fallback_on_recv(struct bnode *node, const struct raft_message *m)
          m->type == RAFT_MSG_SNAPSHOT) &&
         m->from == raft_leader(node->raft)) {
         node->primary_heard_ms = uv_now(node->loop);
-    }
-}
-
-void fallback_status(struct bnode *node, struct bnode_status *out)
-{
-    out->fallback = bnode_fallback_mode(node, &out->primary, &out->epoch);
-    out->diverged = raft_stats_of(node->raft)->diverged;
-    out->entered_last_index = node->entered_last_index;
-    out->cut_first = node->cut_first;
-    out->cut_last = node->cut_last;
-    snprintf(out->cut_file, sizeof(out->cut_file), "%s", node->cut_file);
-    out->entered_commit = node->entered_commit;
-    if (out->fallback && out->primary != node->opts.id &&
-        node->primary_heard_ms != 0) {
-        out->primary_silent_ms = uv_now(node->loop) - node->primary_heard_ms;
     }
 }
 
@@ -372,10 +361,169 @@ static void on_diverged(struct bnode *node)
     bnode_halt(node, why);
 }
 
+/* ---- semi-sync and WAIT -------------------------------------------------- */
+
+/* A WAIT in progress. */
+struct fallback_waiter
+{
+    raft_index index; /* the leader's last index when it was asked */
+    unsigned n;
+    uint64_t deadline_ms; /* 0: none */
+    bnode_wait_cb cb;
+    void *arg;
+    struct fallback_waiter *next;
+};
+
+static unsigned ack_replicas(const struct bnode *node)
+{
+    return node->opts.fallback_ack_replicas != 0
+               ? node->opts.fallback_ack_replicas
+               : BNODE_FALLBACK_ACK_REPLICAS_DEFAULT;
+}
+
+static uint64_t ack_timeout_ms(const struct bnode *node)
+{
+    return node->opts.fallback_ack_timeout_ms != 0
+               ? node->opts.fallback_ack_timeout_ms
+               : BNODE_FALLBACK_ACK_TIMEOUT_MS_DEFAULT;
+}
+
+/* Other members (learners, if @learners_only) whose log holds @index. */
+static unsigned holding(struct bnode *node, raft_index index,
+                        bool learners_only)
+{
+    const struct raft_conf *conf = raft_conf_of(node->raft);
+    unsigned n = 0;
+    for (uint32_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        if (m->id == node->opts.id ||
+            (learners_only && m->role != RAFT_LEARNER)) {
+            continue;
+        }
+        n += raft_match_index(node->raft, m->id) >= index;
+    }
+    return n;
+}
+
+static void set_commit_learners(struct bnode *node, unsigned k)
+{
+    if (node->commit_learners != k &&
+        raft_set_commit_learners(node->raft, k) == 0) {
+        node->commit_learners = k;
+        bnode_kick(node);
+    }
+}
+
+/* The primary's acknowledgement gate: in semi-sync, entries commit (and
+ * writes are answered) once k replicas hold them too. A write that waits
+ * past the timeout fails as unknown (its entry stays in the log and
+ * commits once replicas return), or the primary degrades to async until k
+ * replicas hold its whole log again. */
+static void semi_sync_tick(struct bnode *node)
+{
+    raft_id primary = 0;
+    /* Set on the primary whether it leads yet or not: it must be in
+     * force before its first entry can commit. */
+    bool on = node->opts.fallback_semi_sync &&
+              bnode_fallback_mode(node, &primary, NULL) &&
+              primary == node->opts.id;
+    unsigned k = ack_replicas(node);
+    if (!on) {
+        node->ack_degraded = false;
+        set_commit_learners(node, 0);
+        return;
+    }
+    if (node->ack_degraded &&
+        holding(node, raft_last_index(node->raft), true) >= k) {
+        node->ack_degraded = false;
+        nlog(node, BNODE_LOG_WARN,
+             "fallback: %u replicas hold the whole log again: back to "
+             "semi-sync acknowledgement",
+             k);
+    }
+    set_commit_learners(node, node->ack_degraded ? 0 : k);
+    raft_index index = 0;
+    uint64_t age = bnode_oldest_write_ms(node, &index);
+    if (node->ack_degraded || age <= ack_timeout_ms(node) ||
+        index <= raft_commit_index(node->raft)) {
+        return;
+    }
+    if (node->opts.fallback_degrade) {
+        node->ack_degraded = true;
+        nlog(node, BNODE_LOG_WARN,
+             "fallback: no %u replicas acknowledged entry %llu within %llu "
+             "ms: degraded to async acknowledgement (a primary crash now "
+             "loses what only it holds)",
+             k, (unsigned long long)index,
+             (unsigned long long)ack_timeout_ms(node));
+        set_commit_learners(node, 0);
+    } else {
+        bnode_fail_old_writes(node, ack_timeout_ms(node),
+                              raft_commit_index(node->raft));
+    }
+}
+
+/* Answers the WAITs that are satisfied or timed out (all, if @all). */
+static void waiters_tick(struct bnode *node, bool all)
+{
+    struct fallback_waiter **pp = &node->waiters;
+    uint64_t now = uv_now(node->loop);
+    bool leader = raft_state_of(node->raft) == RAFT_LEADER;
+    while (*pp != NULL) {
+        struct fallback_waiter *w = *pp;
+        unsigned acked = leader ? holding(node, w->index, false) : 0;
+        if (!all && leader && acked < w->n &&
+            (w->deadline_ms == 0 || now < w->deadline_ms)) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        w->cb(w->arg, leader || all ? 0 : BNODE_ENOTLEADER, acked);
+        free(w);
+    }
+}
+
+int bnode_wait_replicas(struct bnode *node,
+                        unsigned n,
+                        uint64_t timeout_ms,
+                        bnode_wait_cb cb,
+                        void *arg)
+{
+    if (node->stopping || node->halted) {
+        return BNODE_ESTOPPED;
+    }
+    if (raft_state_of(node->raft) != RAFT_LEADER) {
+        return BNODE_ENOTLEADER;
+    }
+    struct fallback_waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return BNODE_ENOMEM;
+    }
+    w->index = raft_last_index(node->raft);
+    w->n = n;
+    w->deadline_ms = timeout_ms != 0 ? uv_now(node->loop) + timeout_ms : 0;
+    w->cb = cb;
+    w->arg = arg;
+    /* Answered from the next tick on, never from inside this call. */
+    w->next = node->waiters;
+    node->waiters = w;
+    return 0;
+}
+
+void fallback_stop(struct bnode *node)
+{
+    waiters_tick(node, true);
+}
+
 void fallback_on_tick(struct bnode *node)
 {
     raft_id leader = raft_leader(node->raft);
-    if (node->halted || raft_diverged_at(node->raft) == 0 || leader == 0 ||
+    if (node->halted) {
+        return;
+    }
+    semi_sync_tick(node);
+    waiters_tick(node, false);
+    if (raft_diverged_at(node->raft) == 0 || leader == 0 ||
         leader == node->opts.id) {
         return;
     }
@@ -546,4 +694,24 @@ int bnode_fallback_exit(struct bnode *node,
         free(x);
     }
     return rv;
+}
+
+void fallback_status(struct bnode *node, struct bnode_status *out)
+{
+    out->fallback = bnode_fallback_mode(node, &out->primary, &out->epoch);
+    out->diverged = raft_stats_of(node->raft)->diverged;
+    out->entered_last_index = node->entered_last_index;
+    out->cut_first = node->cut_first;
+    out->cut_last = node->cut_last;
+    snprintf(out->cut_file, sizeof(out->cut_file), "%s", node->cut_file);
+    out->ack_semi_sync = node->opts.fallback_semi_sync;
+    out->ack_replicas = ack_replicas(node);
+    out->ack_timeout_ms = ack_timeout_ms(node);
+    out->ack_degrade = node->opts.fallback_degrade;
+    out->ack_degraded = node->ack_degraded;
+    out->entered_commit = node->entered_commit;
+    if (out->fallback && out->primary != node->opts.id &&
+        node->primary_heard_ms != 0) {
+        out->primary_silent_ms = uv_now(node->loop) - node->primary_heard_ms;
+    }
 }

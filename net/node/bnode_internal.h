@@ -253,6 +253,11 @@ struct bnode
      * (in the data directory) that holds them; 0/"": none. */
     raft_index cut_first, cut_last;
     char cut_file[128];
+    /* Semi-sync: the learners the core's commit rule waits for now, and
+     * whether a timeout degraded the primary to async. WAIT's callers. */
+    unsigned commit_learners;
+    bool ack_degraded;
+    struct fallback_waiter *waiters;
     bool halted;
     bool stopping;
     void (*stop_cb)(void *arg);
@@ -340,6 +345,15 @@ void fallback_status(struct bnode *node, struct bnode_status *out);
 /* Per tick: a node whose committed entries conflict with its leader's log
  * saves them to a file and halts, to rejoin as an empty replica. */
 void fallback_on_tick(struct bnode *node);
+/* At stop: answers WAIT's callers with what they have. */
+void fallback_stop(struct bnode *node);
+/* Fails, as unknown, the writes waiting longer than @age_ms whose entries
+ * are above @commit (bnode.c). */
+void bnode_fail_old_writes(struct bnode *node,
+                           uint64_t age_ms,
+                           raft_index commit);
+/* The age (ms) of the oldest write waiting for its entry, 0 if none. */
+uint64_t bnode_oldest_write_ms(struct bnode *node, raft_index *index);
 /* At start, before the log and store open: a node that diverged sets its
  * old log and store aside (and will not bootstrap); the record of the
  * last cut is read for status. Returns 0 or BNODE_ESTORAGE (@errmsg). */

@@ -520,8 +520,9 @@ CMD_DECL(cmd_unwatch);
 CMD_DECL(cmd_info);
 CMD_DECL(cmd_bstatus);
 CMD_DECL(cmd_btransfer);
-/* BFALLBACK ENTER (commands_fallback.c). */
+/* BFALLBACK and WAIT (commands_fallback.c). */
 CMD_DECL(cmd_fallback);
+CMD_DECL(cmd_wait);
 /* INFO's replication section in the primary-replica mode, as Redis
  * writes it (role, slaveN lines, master_link_status...), appended to
  * @buf (@cap bytes) at @n; returns the new length. */

@@ -712,6 +712,13 @@ static void bstatus_fallback(struct cmd_req *r, const struct bnode_status *st)
     } else {
         rep_null(r);
     }
+    rep_cstr(r, "ack");
+    rep_cstr(r, st->ack_semi_sync ? "semi-sync" : "async");
+    rep_field_int(r, "ack_replicas", (int64_t)st->ack_replicas);
+    rep_field_int(r, "ack_timeout_ms", (int64_t)st->ack_timeout_ms);
+    rep_cstr(r, "ack_on_timeout");
+    rep_cstr(r, st->ack_degrade ? "async" : "fail");
+    rep_field_int(r, "ack_degraded", st->ack_degraded ? 1 : 0);
     rep_cstr(r, "replicas");
     bool primary = st->fallback && st->state == RAFT_LEADER;
     uint32_t nm = st->conf.n < RAFT_CONF_MAX ? st->conf.n : RAFT_CONF_MAX;
@@ -742,7 +749,7 @@ CMD_DECL(cmd_bstatus)
     (void)argvlen;
     bnode_status(env->node, &st);
     leader = bnode_leader_addr(env->node);
-    rep_map(r, 41);
+    rep_map(r, 46);
     rep_field_int(r, "id", (int64_t)st.id);
     rep_cstr(r, "role");
     rep_cstr(r, role_of(st.state));

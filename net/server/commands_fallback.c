@@ -5,6 +5,7 @@
  *   BFALLBACK ENTER <primary-id> [FORCE]    (on the survivor)
  *   BFALLBACK PROMOTE <id> [FORCE]          (on the replica to promote)
  *   BFALLBACK EXIT                          (on the primary)
+ *   WAIT numreplicas timeout                (Redis's, on the primary)
  *
  * ENTER and PROMOTE run on the node that becomes the primary. The id is repeated on
  * purpose: the operator names the node, and a command sent to the wrong
@@ -155,7 +156,7 @@ CMD_DECL(cmd_fallback)
         known = true;
         step = STEP_PROMOTE;
     }
-    if (known) {
+    if (known && argc >= 3) {
         bool force = argc == 4 && cmd_arg_is(argv[3], argvlen[3], "force");
         if ((argc != 3 && !force) ||
             cmd_parse_i64(argv[2], argvlen[2], &id) != 0 || id <= 0) {
@@ -164,6 +165,9 @@ CMD_DECL(cmd_fallback)
         } else {
             fallback_step(r, step, (raft_id)id, force);
         }
+    } else if (known) {
+        rep_errorf(r, "ERR syntax: BFALLBACK %s <id> [FORCE]",
+                   step == STEP_ENTER ? "ENTER" : "PROMOTE");
     } else {
         rep_errorf(r, "ERR unknown BFALLBACK subcommand '%.*s'",
                    (int)(argvlen[1] < 32 ? argvlen[1] : 32), argv[1]);
@@ -223,4 +227,45 @@ size_t info_fallback(struct bnode *node,
         colon != NULL ? (int)(colon - la) : 0, la != NULL ? la : "",
         colon != NULL ? colon + 1 : "0", la != NULL ? "up" : "down",
         st->primary_silent_ms / 1000u, (uint64_t)st->applied);
+}
+
+/* ---- WAIT ---------------------------------------------------------------- */
+
+static void wait_done(void *arg, int status, unsigned acked)
+{
+    struct cmd_req *r = arg;
+    if (status == 0) {
+        rep_int(r, (int64_t)acked);
+    } else {
+        rep_node_error(r, status, false);
+    }
+    cmd_req_finish(r);
+}
+
+/* WAIT numreplicas timeout (Redis): on the leader (the primary), blocks
+ * until numreplicas other members hold every entry it had when asked, or
+ * timeout ms passed (0: no limit), and replies how many do. */
+CMD_DECL(cmd_wait)
+{
+    int64_t n, timeout;
+    (void)argc;
+    if (cmd_parse_i64(argv[1], argvlen[1], &n) != 0 ||
+        cmd_parse_i64(argv[2], argvlen[2], &timeout) != 0 || n < 0 ||
+        n > RAFT_CONF_MAX) {
+        rep_error(r, "ERR value is not an integer or out of range");
+    } else if (timeout < 0) {
+        rep_error(r, "ERR timeout is negative");
+    } else {
+        int rc = bnode_wait_replicas(r->client->env->node, (unsigned)n,
+                                     (uint64_t)timeout, wait_done, r);
+        if (rc == 0) {
+            return; /* wait_done() answers */
+        }
+        if (rc == BNODE_ENOTLEADER) {
+            rep_error(r, "ERR WAIT cannot be used with replica instances.");
+        } else {
+            rep_node_error(r, rc, false);
+        }
+    }
+    cmd_req_finish(r);
 }

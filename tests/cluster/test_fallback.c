@@ -95,7 +95,9 @@ static bool wait_info(unsigned id,
 /* One command on node @id; the reply (caller frees) in @r. */
 static void call(unsigned id, struct cl_reply *r, int argc, const char **argv)
 {
-    ck_assert_int_eq(cl_cmd(&cl, id, 5000, r, argc, argv), 0);
+    ck_assert_msg(cl_cmd(&cl, id, 5000, r, argc, argv) == 0,
+                  "%s %s on node %u: no reply", argv[0],
+                  argc > 1 ? argv[1] : "", id);
 }
 
 static void set_ok(unsigned id, const char *key, const char *value)
@@ -522,6 +524,126 @@ START_TEST(test_fallback_former_primary_returns_as_replica_and_reports_what_was_
 }
 END_TEST
 
+/* Semi-sync with k = 1 and a 1 s timeout. Without a replica a write
+ * waits, then fails as unknown (its entry commits once a replica holds
+ * it); with one it is acknowledged, and WAIT counts the replicas holding
+ * the primary's log. The primary dies just after an acknowledgement: the
+ * promoted replica has the write. Restarted with the degrade policy, the
+ * primary degrades to async after the timeout (shown in BSTATUS) and
+ * returns to semi-sync once a replica caught up. */
+START_TEST(test_fallback_semi_sync_waits_for_a_replica_then_fails_or_degrades)
+{
+    static const char *const fail_args[] = {
+        "--fallback_ack", "semi-sync", "--fallback_ack_timeout_ms", "1000",
+        NULL};
+    static const char *const degrade_args[] = {
+        "--fallback_ack", "semi-sync", "--fallback_ack_timeout_ms", "1000",
+        "--fallback_ack_on_timeout", "async", NULL};
+    cl_start_args(&cl, 3, fail_args);
+    unsigned p = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(p, 0);
+    unsigned a = p % 3 + 1, b = a % 3 + 1;
+    cl_kill(&cl, a);
+    cl_kill(&cl, b);
+    ck_assert(wait_info(p, "raft", "role:follower", 15000) ||
+              wait_info(p, "raft", "candidate", 1000));
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%u", p);
+    const char *enter[] = {"BFALLBACK", "ENTER", ps};
+    struct cl_reply r;
+    call(p, &r, 3, enter);
+    ck_assert(r.type == CL_ARRAY);
+    cl_reply_free(&r);
+    ck_assert(wait_info(p, "raft", "role:leader", 5000));
+    char mode[32];
+    bstatus_str(p, "ack", mode, sizeof(mode));
+    ck_assert_str_eq(mode, "semi-sync");
+
+    /* No replica: the write's outcome is unknown after the timeout. */
+    uint64_t t0 = cl_now_ms();
+    const char *set1[] = {"SET", "unsure", "1"};
+    call(p, &r, 3, set1);
+    ck_assert_msg(r.type == CL_ERR && strncmp(r.str, "UNKNOWN", 7) == 0, "%s",
+                  r.str != NULL ? r.str : "?");
+    ck_assert_uint_ge(cl_now_ms() - t0, 900);
+    cl_reply_free(&r);
+
+    /* A replica is back: the earlier entry commits, writes are acked. */
+    cl_start_node(&cl, a);
+    uint64_t end = cl_now_ms() + 15000;
+    char *v = NULL;
+    do {
+        free(v);
+        usleep(100000);
+        v = stale_get(p, "unsure");
+    } while (v == NULL && cl_now_ms() < end);
+    ck_assert_msg(v != NULL && strcmp(v, "1") == 0, "%s", v);
+    free(v);
+    set_ok(p, "sure", "2");
+    const char *wait1[] = {"WAIT", "1", "2000"};
+    call(p, &r, 3, wait1);
+    ck_assert_int_eq(r.type, CL_INT);
+    ck_assert_int_eq(r.integer, 1);
+    cl_reply_free(&r);
+    const char *wait2[] = {"WAIT", "2", "300"};
+    t0 = cl_now_ms();
+    call(p, &r, 3, wait2);
+    ck_assert_int_eq(r.type, CL_INT);
+    ck_assert_int_eq(r.integer, 1);
+    ck_assert_uint_ge(cl_now_ms() - t0, 250);
+    cl_reply_free(&r);
+    call(a, &r, 3, wait1);
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "replica") != NULL, "%s",
+                  r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    set_ok(p, "surer", "3");
+
+    /* The primary dies right after acknowledging: the replica, promoted,
+     * has every acknowledged write. In semi-sync it commits (and serves
+     * linearizable reads) again once a replica holds its log: the old
+     * primary, back as its replica. */
+    cl_kill(&cl, p);
+    char as[16];
+    snprintf(as, sizeof(as), "%u", a);
+    const char *promote[] = {"BFALLBACK", "PROMOTE", as, "FORCE"};
+    call(a, &r, 4, promote);
+    ck_assert_msg(r.type == CL_ARRAY, "%s", r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    ck_assert(wait_info(a, "raft", "role:leader", 5000));
+    cl_start_node(&cl, p);
+    ck_assert(wait_info(p, "replication", "role:slave", 15000));
+    const char *get[] = {"GET", "surer"};
+    ck_assert_int_eq(cl_cmd(&cl, a, 15000, &r, 2, get), 0);
+    ck_assert_msg(r.type == CL_BULK && strcmp(r.str, "3") == 0,
+                  "an acknowledged write is lost");
+    cl_reply_free(&r);
+    ck_assert_int_eq(bstatus_int(p, "diverged"), 0);
+
+    /* The degrade policy: acknowledged alone after the timeout, back to
+     * semi-sync once a replica holds the whole log. */
+    cl_kill(&cl, p);
+    cl_kill(&cl, a);
+    cl.extra_args = degrade_args;
+    cl_start_node(&cl, a);
+    ck_assert(wait_info(a, "raft", "role:leader", 15000));
+    t0 = cl_now_ms();
+    set_ok(a, "degraded", "4");
+    ck_assert_uint_ge(cl_now_ms() - t0, 900);
+    ck_assert_int_eq(bstatus_int(a, "ack_degraded"), 1);
+    bstatus_str(a, "ack_on_timeout", mode, sizeof(mode));
+    ck_assert_str_eq(mode, "async");
+    set_ok(a, "fast", "5");
+    cl.extra_args = fail_args;
+    cl_start_node(&cl, p);
+    end = cl_now_ms() + 15000;
+    while (bstatus_int(a, "ack_degraded") != 0 && cl_now_ms() < end) {
+        usleep(100000);
+    }
+    ck_assert_int_eq(bstatus_int(a, "ack_degraded"), 0);
+    set_ok(a, "semi", "6");
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -531,6 +653,8 @@ int main(int argc, char **argv)
          test_fallback_survivor_becomes_primary_and_a_returning_member_its_replica},
         {"former_primary_returns_as_replica_and_reports_what_was_cut",
          test_fallback_former_primary_returns_as_replica_and_reports_what_was_cut},
+        {"semi_sync_waits_for_a_replica_then_fails_or_degrades",
+         test_fallback_semi_sync_waits_for_a_replica_then_fails_or_degrades},
     };
     return cl_run_tests("fallback", tests, sizeof(tests) / sizeof(tests[0]),
                         120, teardown, argc, argv);

@@ -648,3 +648,43 @@ int bnode_fallback_exit(struct bnode *n,
     memset(out, 0, sizeof(*out));
     return BNODE_EMODE;
 }
+
+/* WAIT on the fake lone leader: no other member ever holds anything, so
+ * the answer (0) comes on the next tick, like a read barrier's. */
+struct fake_wait
+{
+    bnode_wait_cb cb;
+    void *arg;
+};
+
+static void fake_wait_done(void *arg, int status)
+{
+    struct fake_wait w = *(struct fake_wait *)arg;
+    free(arg);
+    w.cb(w.arg, status, 0);
+}
+
+int bnode_wait_replicas(struct bnode *n,
+                        unsigned count,
+                        uint64_t timeout_ms,
+                        bnode_wait_cb cb,
+                        void *arg)
+{
+    (void)count;
+    (void)timeout_ms;
+    int mode = atomic_load(&n->mode);
+    if (mode == FAKE_NOTLEADER || mode == FAKE_NOLEADER) {
+        return BNODE_ENOTLEADER;
+    }
+    struct fake_wait *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return BNODE_ENOMEM;
+    }
+    w->cb = cb;
+    w->arg = arg;
+    int rv = bnode_read(n, false, fake_wait_done, w);
+    if (rv != 0) {
+        free(w);
+    }
+    return rv;
+}
