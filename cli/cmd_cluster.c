@@ -311,10 +311,10 @@ static void status_mode_lines(const struct node_status *sts, unsigned n)
         if (s->error[0] != '\0' || s->epoch <= 0) {
             continue;
         }
-        printf("%s: primary-replica mode, epoch %lld, primary %lld%s\n",
-               s->endpoint, s->epoch, s->primary,
-               s->diverged > 0 ? ", DIVERGED from the primary: rebuild it"
-                               : "");
+        printf(
+            "%s: primary-replica mode, epoch %lld, primary %lld%s\n",
+            s->endpoint, s->epoch, s->primary,
+            s->diverged > 0 ? ", DIVERGED from the primary: rebuild it" : "");
     }
 }
 
@@ -390,8 +390,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
                 if (s->epoch > 0) {
                     cJSON_AddNumberToObject(j, "epoch", (double)s->epoch);
                     cJSON_AddNumberToObject(j, "primary", (double)s->primary);
-                    cJSON_AddNumberToObject(j, "diverged",
-                                            (double)s->diverged);
+                    cJSON_AddNumberToObject(j, "diverged", (double)s->diverged);
                 }
             }
             cJSON_AddItemToArray(arr, j);

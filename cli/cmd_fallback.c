@@ -34,9 +34,9 @@ static bool is_not_this_node(const redisReply *r)
 /* One BFALLBACK command on one endpoint; NULL (errmsg set) if it did not
  * answer. */
 static redisReply *step_on(struct cli *cli,
-                            const char *ep,
-                            int argc,
-                            const char **cmd)
+                           const char *ep,
+                           int argc,
+                           const char **cmd)
 {
     redisContext *c = cli_connect_one(cli, ep);
     redisReply *r = NULL;
@@ -82,26 +82,27 @@ static int print_report(struct cli *cli, redisReply *r, uint64_t primary)
     } else {
         printf("node %llu is now the primary, epoch %lld\n",
                (unsigned long long)primary, epoch);
-        printf("it held entries up to %lld; the highest commit index it had "
-               "learned was %lld\n",
-               last, commit);
+        printf(
+            "it held entries up to %lld; the highest commit index it had "
+            "learned was %lld\n",
+            last, commit);
         if (last > commit) {
-            printf("entries %lld..%lld were not known committed and now "
-                   "are\n",
-                   commit + 1, last);
+            printf(
+                "entries %lld..%lld were not known committed and now "
+                "are\n",
+                commit + 1, last);
         }
-        printf("anything the lost members committed after %lld without "
-               "sending it here is lost\n",
-               commit);
+        printf(
+            "anything the lost members committed after %lld without "
+            "sending it here is lost\n",
+            commit);
     }
     return CLI_OK;
 }
 
 /* Sends @cmd (@argc words) to each endpoint until the node it is meant
  * for answers; NULL (errmsg set) if none answered. */
-static redisReply *send_to_its_node(struct cli *cli,
-                                    int argc,
-                                    const char **cmd)
+static redisReply *send_to_its_node(struct cli *cli, int argc, const char **cmd)
 {
     redisReply *last = NULL;
     for (unsigned i = 0; i < cli->n_endpoints; i++) {

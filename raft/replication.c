@@ -632,8 +632,7 @@ int replication_recv_append(struct raft_node *node,
         }
         if (!prev_diverges) {
             /* Everything up to our commit index matches the leader. */
-            return send_append_resp(node, m->from, true, node->commit, 0,
-                                    0);
+            return send_append_resp(node, m->from, true, node->commit, 0, 0);
         }
     }
     if (a->prev_index > last) {
@@ -645,10 +644,9 @@ int replication_recv_append(struct raft_node *node,
         /* Hint: the first index we hold of the conflicting term, so the
          * leader can skip the whole term. */
         raft_index first = a->prev_index;
-        raft_index floor =
-            node->commit > node->log.offset && !prev_diverges
-                ? node->commit
-                : node->log.offset;
+        raft_index floor = node->commit > node->log.offset && !prev_diverges
+                               ? node->commit
+                               : node->log.offset;
         while (first - 1 > floor && log_term_at(&node->log, first - 1) == t) {
             first--;
         }

@@ -492,10 +492,10 @@ const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id);
 /* What entering the mode found and did. */
 struct bnode_fallback_report
 {
-    raft_term epoch;          /* the new term: every older one is fenced */
-    raft_index conf_index;    /* the forced configuration's entry */
-    raft_index last_index;    /* this node's log end before entering */
-    raft_index commit;        /* the highest commit index it had learned */
+    raft_term epoch;           /* the new term: every older one is fenced */
+    raft_index conf_index;     /* the forced configuration's entry */
+    raft_index last_index;     /* this node's log end before entering */
+    raft_index commit;         /* the highest commit index it had learned */
     unsigned voters_reachable; /* voters connected, itself included */
     unsigned quorum;           /* of the configuration left behind */
 };
@@ -582,7 +582,8 @@ int bnode_wait_replicas(struct bnode *node,
 
 /* Whether the configuration in force is the primary-replica mode; if so
  * stores the primary's id and the epoch (either may be NULL). */
-bool bnode_fallback_mode(struct bnode *node, raft_id *primary,
+bool bnode_fallback_mode(struct bnode *node,
+                         raft_id *primary,
                          raft_term *epoch);
 
 /* Starts moving leadership to @target. */

@@ -61,8 +61,7 @@ static bool conf_mode(const struct raft_conf *conf, raft_id *primary)
     return true;
 }
 
-bool bnode_fallback_mode(struct bnode *node, raft_id *primary,
-                         raft_term *epoch)
+bool bnode_fallback_mode(struct bnode *node, raft_id *primary, raft_term *epoch)
 {
     if (!conf_mode(raft_conf_of(node->raft), primary)) {
         return false;
@@ -136,12 +135,12 @@ int bnode_fallback_enter(struct bnode *node,
     if (node->stopping || node->halted) {
         return BNODE_ESTOPPED;
     }
-    if (node->frozen) {
-        return BNODE_EBUSY;
-    }
     const struct raft_conf *old = raft_conf_of(node->raft);
     if (conf_mode(old, NULL)) {
         return BNODE_EMODE;
+    }
+    if (node->frozen) {
+        return BNODE_EBUSY;
     }
     memset(out, 0, sizeof(*out));
     out->last_index = raft_last_index(node->raft);
@@ -169,10 +168,8 @@ int bnode_fallback_enter(struct bnode *node,
          "majority committed beyond %llu without sending it here is lost",
          (unsigned long long)out->epoch, (unsigned long long)out->conf_index,
          force ? " (forced)" : "", (unsigned long long)out->last_index,
-         (unsigned long long)out->commit,
-         (unsigned long long)(out->commit + 1),
-         (unsigned long long)out->last_index,
-         (unsigned long long)out->commit);
+         (unsigned long long)out->commit, (unsigned long long)(out->commit + 1),
+         (unsigned long long)out->last_index, (unsigned long long)out->commit);
     return 0;
 }
 
@@ -184,12 +181,12 @@ int bnode_fallback_promote(struct bnode *node,
     if (node->stopping || node->halted) {
         return BNODE_ESTOPPED;
     }
-    if (node->frozen) {
-        return BNODE_EBUSY;
-    }
     const struct raft_conf *old = raft_conf_of(node->raft);
     if (!conf_mode(old, &primary) || primary == node->opts.id) {
         return BNODE_EMODE;
+    }
+    if (node->frozen) {
+        return BNODE_EBUSY;
     }
     memset(out, 0, sizeof(out[0]));
     out->last_index = raft_last_index(node->raft);
@@ -211,10 +208,9 @@ int bnode_fallback_promote(struct bnode *node,
     if (!force && raft_applied_index(node->raft) < out->commit) {
         return BNODE_ELAGGING;
     }
-    int rv = force_primary(node, old,
-                           raft_current_term(node->raft) +
-                               BNODE_FALLBACK_EPOCH_STEP,
-                           out);
+    int rv = force_primary(
+        node, old, raft_current_term(node->raft) + BNODE_FALLBACK_EPOCH_STEP,
+        out);
     if (rv != 0) {
         return rv;
     }
@@ -281,8 +277,9 @@ static int save_cut(struct bnode *node,
     for (raft_index i = first; i <= last; i++) {
         const struct raft_entry *e = raft_entry_at(node->raft, i);
         if (e == NULL) {
-            fprintf(f, "%llu - - - (compacted into a snapshot: its effect "
-                       "is in the store kept beside this file)\n",
+            fprintf(f,
+                    "%llu - - - (compacted into a snapshot: its effect "
+                    "is in the store kept beside this file)\n",
                     (unsigned long long)i);
             continue;
         }
@@ -310,9 +307,8 @@ static int write_small(struct bnode *node, const char *name, const char *text)
     if (f == NULL) {
         return -1;
     }
-    int rv = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0
-                 ? 0
-                 : -1;
+    int rv =
+        fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
     if (fclose(f) != 0) {
         rv = -1;
     }
@@ -389,7 +385,8 @@ static uint64_t ack_timeout_ms(const struct bnode *node)
 }
 
 /* Other members (learners, if @learners_only) whose log holds @index. */
-static unsigned holding(struct bnode *node, raft_index index,
+static unsigned holding(struct bnode *node,
+                        raft_index index,
                         bool learners_only)
 {
     const struct raft_conf *conf = raft_conf_of(node->raft);

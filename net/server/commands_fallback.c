@@ -7,9 +7,9 @@
  *   BFALLBACK EXIT                          (on the primary)
  *   WAIT numreplicas timeout                (Redis's, on the primary)
  *
- * ENTER and PROMOTE run on the node that becomes the primary. The id is repeated on
- * purpose: the operator names the node, and a command sent to the wrong
- * endpoint is refused instead of making the wrong node primary.
+ * ENTER and PROMOTE run on the node that becomes the primary. The id is
+ * repeated on purpose: the operator names the node, and a command sent to the
+ * wrong endpoint is refused instead of making the wrong node primary.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,7 +30,8 @@ static void fallback_step(struct cmd_req *r,
     bnode_status(node, &st);
     if (primary != st.id) {
         rep_errorf(r,
-                   "ERR this is node %" PRIu64 ": run BFALLBACK %s on node "
+                   "ERR this is node %" PRIu64
+                   ": run BFALLBACK %s on node "
                    "%" PRIu64 ", the node that becomes the primary",
                    (uint64_t)st.id, name, (uint64_t)primary);
         return;
@@ -68,9 +69,11 @@ static void fallback_step(struct cmd_req *r,
                        (uint64_t)st.primary, (uint64_t)st.epoch);
         } else {
             rep_errorf(r,
-                       "ERR node %" PRIu64 " is not a replica in "
+                       "ERR node %" PRIu64
+                       " is not a replica in "
                        "primary-replica mode (mode %s, primary %" PRIu64 ")",
-                       (uint64_t)st.id, st.fallback ? "primary-replica" : "raft",
+                       (uint64_t)st.id,
+                       st.fallback ? "primary-replica" : "raft",
                        (uint64_t)st.primary);
         }
         return;
@@ -80,8 +83,7 @@ static void fallback_step(struct cmd_req *r,
                    " of the %" PRIu64
                    " entries it knows committed; wait for it to catch up, "
                    "or add FORCE to lose the rest",
-                   (uint64_t)st.id, (uint64_t)st.applied,
-                   (uint64_t)st.commit);
+                   (uint64_t)st.id, (uint64_t)st.applied, (uint64_t)st.commit);
         return;
     case BNODE_EBUSY:
         rep_error(r, "BUSY a batch is being persisted, not applied: retry");
@@ -110,8 +112,9 @@ static void exit_done(void *arg, int status, unsigned n)
                   "BUSY another membership change is in progress: run "
                   "BFALLBACK EXIT again to promote the rest");
     } else {
-        rep_errorf(r, "ERR exit stopped: %s; BFALLBACK EXIT again promotes "
-                      "the rest",
+        rep_errorf(r,
+                   "ERR exit stopped: %s; BFALLBACK EXIT again promotes "
+                   "the rest",
                    bnode_strerror(status));
     }
     cmd_req_finish(r);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -191,7 +193,8 @@ END_TEST
  * replica: it catches up, serves stale reads, refuses writes naming the
  * primary, and ROLE, INFO replication, BSTATUS and `ballot status` show
  * the mode. The primary restarts still primary, with every write. */
-START_TEST(test_fallback_survivor_becomes_primary_and_a_returning_member_its_replica)
+START_TEST(
+    test_fallback_survivor_becomes_primary_and_a_returning_member_its_replica)
 {
     cl_start(&cl, 3);
     unsigned p = cl_wait_leader(&cl, 10000);
@@ -213,8 +216,8 @@ START_TEST(test_fallback_survivor_becomes_primary_and_a_returning_member_its_rep
     char *out = NULL;
     char self[16];
     snprintf(self, sizeof(self), "%u", p);
-    const char *enter[] = {"fallback", "enter", "--primary", self, "--yes",
-                           NULL};
+    const char *enter[] = {"fallback", "enter", "--primary",
+                           self,       "--yes", NULL};
     int rc = run_ballot(p, enter, &out);
     ck_assert_msg(rc == 0 && strstr(out, "is now the primary, epoch") != NULL,
                   "%d %s", rc, out != NULL ? out : "");
@@ -238,10 +241,10 @@ START_TEST(test_fallback_survivor_becomes_primary_and_a_returning_member_its_rep
     const char *cat[] = {"cat", path, NULL};
     char *log = NULL;
     cl_run(cat, NULL, &log, NULL, 5000);
-    ck_assert_msg(log != NULL &&
-                      strstr(log, "now the primary of a primary-replica") !=
-                          NULL,
-                  "%s", log != NULL ? log : "(no log)");
+    ck_assert_msg(
+        log != NULL &&
+            strstr(log, "now the primary of a primary-replica") != NULL,
+        "%s", log != NULL ? log : "(no log)");
     free(log);
 
     /* A member comes back: it becomes a replica and catches up. */
@@ -281,8 +284,7 @@ START_TEST(test_fallback_survivor_becomes_primary_and_a_returning_member_its_rep
     char at[128];
     snprintf(at, sizeof(at), "the primary, node %u at 127.0.0.1:%d", p,
              cl.nodes[p - 1].client_port);
-    ck_assert_msg(strncmp(r.str, "NOTLEADER this node is a replica", 32) ==
-                          0 &&
+    ck_assert_msg(strncmp(r.str, "NOTLEADER this node is a replica", 32) == 0 &&
                       strstr(r.str, at) != NULL,
                   "%s", r.str);
     cl_reply_free(&r);
@@ -331,8 +333,8 @@ START_TEST(test_fallback_survivor_becomes_primary_and_a_returning_member_its_rep
         snprintf(val, sizeof(val), "v%d", i);
         const char *g[] = {"GET", key};
         call(p, &r, 2, g);
-        ck_assert_msg(r.type == CL_BULK && strcmp(r.str, val) == 0,
-                      "%s lost", key);
+        ck_assert_msg(r.type == CL_BULK && strcmp(r.str, val) == 0, "%s lost",
+                      key);
         cl_reply_free(&r);
     }
     set_ok(p, "after", "restart");
@@ -368,8 +370,7 @@ static char *data_file(unsigned id, const char *prefix)
             strstr(e->d_name, ".txt") == NULL) {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s", cl.nodes[id - 1].dir,
-                 e->d_name);
+        snprintf(path, sizeof(path), "%s/%s", cl.nodes[id - 1].dir, e->d_name);
         const char *cat[] = {"cat", path, NULL};
         cl_run(cat, NULL, &text, NULL, 5000);
     }
@@ -409,14 +410,15 @@ static char *stale_get(unsigned id, const char *key)
 }
 
 /* The primary's replica is down while the primary acknowledges five
- * writes (async), then the primary dies and the replica comes back. Promoting the replica is refused
- * while the primary is heard, and done at a new epoch once it is gone; the
- * new primary takes writes. The old primary comes back: fenced by the
- * newer epoch, it saves the five writes it acknowledged that the new
- * primary never got to a file in its data directory, says so in its log,
+ * writes (async), then the primary dies and the replica comes back. Promoting
+ * the replica is refused while the primary is heard, and done at a new epoch
+ * once it is gone; the new primary takes writes. The old primary comes back:
+ * fenced by the newer epoch, it saves the five writes it acknowledged that the
+ * new primary never got to a file in its data directory, says so in its log,
  * halts, and on its next start rejoins as an empty replica that catches
  * up, with the cut reported in BSTATUS. */
-START_TEST(test_fallback_former_primary_returns_as_replica_and_reports_what_was_cut)
+START_TEST(
+    test_fallback_former_primary_returns_as_replica_and_reports_what_was_cut)
 {
     cl_start(&cl, 3);
     unsigned p = cl_wait_leader(&cl, 10000);
@@ -444,8 +446,8 @@ START_TEST(test_fallback_former_primary_returns_as_replica_and_reports_what_was_
     /* The primary is alive: promoting its replica is refused. */
     const char *promote[] = {"BFALLBACK", "PROMOTE", as};
     call(a, &r, 3, promote);
-    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "was heard") != NULL,
-                  "%s", r.str != NULL ? r.str : "?");
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "was heard") != NULL, "%s",
+                  r.str != NULL ? r.str : "?");
     cl_reply_free(&r);
 
     /* Acknowledged by the primary alone while its replica is down (a
@@ -465,8 +467,8 @@ START_TEST(test_fallback_former_primary_returns_as_replica_and_reports_what_was_
     snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
              cl.nodes[0].client_port, cl.nodes[1].client_port,
              cl.nodes[2].client_port);
-    const char *argv[] = {BALLOT_PATH, "--endpoints", eps, "--timeout",
-                          "1000", "fallback", "promote", NULL};
+    const char *argv[] = {BALLOT_PATH, "--endpoints", eps,       "--timeout",
+                          "1000",      "fallback",    "promote", NULL};
     uint64_t end = cl_now_ms() + 15000;
     int rc;
     do {
@@ -475,8 +477,8 @@ START_TEST(test_fallback_former_primary_returns_as_replica_and_reports_what_was_
         rc = cl_run(argv, NULL, &out, NULL, 30000);
         /* Until the restarted replica listens. */
     } while (rc != 0 && cl_now_ms() < end && usleep(200000) == 0);
-    ck_assert_msg(rc == 0 && strstr(out, "is now the primary") != NULL,
-                  "%d %s", rc, out != NULL ? out : "");
+    ck_assert_msg(rc == 0 && strstr(out, "is now the primary") != NULL, "%d %s",
+                  rc, out != NULL ? out : "");
     free(out);
     ck_assert(wait_info(a, "raft", "role:leader", 5000));
     ck_assert_int_ge(bstatus_int(a, "epoch"), epoch1 + 1000);
@@ -533,12 +535,16 @@ END_TEST
  * returns to semi-sync once a replica caught up. */
 START_TEST(test_fallback_semi_sync_waits_for_a_replica_then_fails_or_degrades)
 {
-    static const char *const fail_args[] = {
-        "--fallback_ack", "semi-sync", "--fallback_ack_timeout_ms", "1000",
-        NULL};
-    static const char *const degrade_args[] = {
-        "--fallback_ack", "semi-sync", "--fallback_ack_timeout_ms", "1000",
-        "--fallback_ack_on_timeout", "async", NULL};
+    static const char *const fail_args[] = {"--fallback_ack", "semi-sync",
+                                            "--fallback_ack_timeout_ms", "1000",
+                                            NULL};
+    static const char *const degrade_args[] = {"--fallback_ack",
+                                               "semi-sync",
+                                               "--fallback_ack_timeout_ms",
+                                               "1000",
+                                               "--fallback_ack_on_timeout",
+                                               "async",
+                                               NULL};
     cl_start_args(&cl, 3, fail_args);
     unsigned p = cl_wait_leader(&cl, 10000);
     ck_assert_uint_ne(p, 0);
@@ -644,6 +650,254 @@ START_TEST(test_fallback_semi_sync_waits_for_a_replica_then_fails_or_degrades)
 }
 END_TEST
 
+/* ---- the runbook, end to end ------------------------------------------- */
+
+/* Writes w0, w1, ... to the node in @target one at a time, remembering
+ * which were acknowledged; a refused or unknown write is simply not
+ * counted (its key may or may not exist). */
+#define RUNBOOK_WRITES_MAX 100000
+struct writer
+{
+    pthread_t thread;
+    atomic_uint target;
+    atomic_bool stop;
+    unsigned n;  /* writes sent */
+    bool *acked; /* by write number */
+    unsigned n_acked;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    char key[32], val[32];
+    while (!atomic_load(&w->stop) && w->n < RUNBOOK_WRITES_MAX) {
+        unsigned id = atomic_load(&w->target);
+        snprintf(key, sizeof(key), "w%u", w->n);
+        snprintf(val, sizeof(val), "v%u", w->n);
+        const char *argv[] = {"SET", key, val};
+        struct cl_reply r;
+        if (cl_cmd(&cl, id, 3000, &r, 3, argv) == 0) {
+            if (r.type == CL_STATUS) {
+                w->acked[w->n] = true;
+                w->n_acked++;
+            }
+            cl_reply_free(&r);
+        }
+        w->n++;
+        usleep(r.type == CL_STATUS ? 2000 : 50000);
+    }
+    return NULL;
+}
+
+/* `ballot ARGS...` against every endpoint, retried until it succeeds or
+ * @timeout_ms passed; returns its output (malloc'ed) or fails. */
+static char *ballot_until_ok(const char *const *args, int timeout_ms)
+{
+    char eps[256];
+    snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+             cl.nodes[0].client_port, cl.nodes[1].client_port,
+             cl.nodes[2].client_port);
+    const char *argv[16] = {BALLOT_PATH, "--endpoints", eps, "--timeout",
+                            "1000"};
+    int n = 5;
+    for (int i = 0; args[i] != NULL && n < 15; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    char *out = NULL;
+    int rc;
+    do {
+        free(out);
+        out = NULL;
+        rc = cl_run(argv, NULL, &out, NULL, 30000);
+    } while (rc != 0 && cl_now_ms() < end && usleep(200000) == 0);
+    ck_assert_msg(rc == 0, "ballot %s %s: %d %s", args[0], args[1], rc,
+                  out != NULL ? out : "");
+    return out;
+}
+
+/* docs/operations.md's runbook "Two of three machines died", as an
+ * operator runs it, in semi-sync mode (k = 1, failing writes on timeout)
+ * under a steady write load: two members die, `ballot fallback enter`,
+ * one comes back as a replica, the primary dies, `ballot fallback
+ * promote`, the others come back, `ballot fallback exit`; then every
+ * acknowledged write is on all three members, back in Raft mode. */
+START_TEST(test_fallback_runbook_two_of_three_died_loses_no_acknowledged_write)
+{
+    static const char *const args[] = {"--fallback_ack", "semi-sync",
+                                       "--fallback_ack_timeout_ms", "1000",
+                                       NULL};
+    cl_start_args(&cl, 3, args);
+    unsigned p = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(p, 0);
+    unsigned a = p % 3 + 1, b = a % 3 + 1;
+    struct writer w;
+    memset(&w, 0, sizeof(w));
+    w.acked = calloc(RUNBOOK_WRITES_MAX, sizeof(bool));
+    ck_assert_ptr_nonnull(w.acked);
+    atomic_store(&w.target, p);
+    ck_assert_int_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+    usleep(300000);
+
+    /* Two of three die for good; the survivor stops leading. */
+    cl_kill(&cl, a);
+    cl_kill(&cl, b);
+    ck_assert(wait_info(p, "raft", "role:follower", 15000) ||
+              wait_info(p, "raft", "candidate", 1000));
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%u", p);
+    const char *enter[] = {"fallback", "enter", "--primary", ps, "--yes", NULL};
+    free(ballot_until_ok(enter, 10000));
+
+    /* One comes back as a replica; semi-sync acknowledges again. */
+    cl_start_node(&cl, a);
+    ck_assert(wait_info(a, "replication", "role:slave", 15000));
+    unsigned before = w.n_acked;
+    uint64_t end = cl_now_ms() + 15000;
+    while (w.n_acked < before + 20 && cl_now_ms() < end) {
+        usleep(50000);
+    }
+    ck_assert_uint_ge(w.n_acked, before + 20);
+
+    /* The primary dies under load; the replica is promoted. */
+    cl_kill(&cl, p);
+    const char *promote[] = {"fallback", "promote", NULL};
+    char *out = ballot_until_ok(promote, 15000);
+    ck_assert_msg(strstr(out, "is now the primary") != NULL, "%s", out);
+    free(out);
+    atomic_store(&w.target, a);
+
+    /* The others come back as its replicas, the old primary last: it
+     * restarts as the only voter of its own epoch, and a replica that
+     * found it before the new primary would follow it (docs/modes.md). */
+    char master[64];
+    snprintf(master, sizeof(master), "master_id:%u", a);
+    cl_start_node(&cl, b);
+    ck_assert(wait_info(b, "replication", master, 15000));
+    cl_start_node(&cl, p);
+    ck_assert(wait_info(p, "replication", master, 15000));
+    before = w.n_acked;
+    end = cl_now_ms() + 15000;
+    while (w.n_acked < before + 20 && cl_now_ms() < end) {
+        usleep(50000);
+    }
+    ck_assert_uint_ge(w.n_acked, before + 20);
+
+    /* Back to Raft. */
+    const char *exit_[] = {"fallback", "exit", NULL};
+    out = ballot_until_ok(exit_, 15000);
+    ck_assert_msg(strstr(out, "back to Raft") != NULL, "%s", out);
+    free(out);
+    atomic_store(&w.stop, true);
+    pthread_join(w.thread, NULL);
+    char mode[32];
+    bstatus_str(a, "mode", mode, sizeof(mode));
+    ck_assert_str_eq(mode, "raft");
+    set_ok(a, "raft", "again");
+
+    /* Every acknowledged write, on every member. */
+    long long commit = bstatus_int(a, "commit");
+    for (unsigned id = 1; id <= 3; id++) {
+        wait_applied(id, commit);
+        ck_assert_int_eq(bstatus_int(id, "diverged"), 0);
+        struct cl_conn c;
+        struct cl_reply r;
+        const char *ro[] = {"READONLY"};
+        ck_assert_int_eq(cl_connect(&c, cl.nodes[id - 1].client_port, 5000), 0);
+        ck_assert_int_eq(cl_call(&c, 5000, &r, 1, ro), 0);
+        cl_reply_free(&r);
+        for (unsigned i = 0; i < w.n; i++) {
+            if (!w.acked[i]) {
+                continue;
+            }
+            char key[32], val[32];
+            snprintf(key, sizeof(key), "w%u", i);
+            snprintf(val, sizeof(val), "v%u", i);
+            const char *get[] = {"GET", key};
+            ck_assert_int_eq(cl_call(&c, 5000, &r, 2, get), 0);
+            ck_assert_msg(r.type == CL_BULK && strcmp(r.str, val) == 0,
+                          "acknowledged %s missing on node %u", key, id);
+            cl_reply_free(&r);
+        }
+        cl_close(&c);
+    }
+    fprintf(stderr, "runbook: %u writes, %u acknowledged\n", w.n, w.n_acked);
+    free(w.acked);
+}
+END_TEST
+
+/* Bad input, each a clear error with nothing changed: exit with too few
+ * members caught up, promote an unknown node, the primary itself, or
+ * through the CLI a node that does not answer; enter twice; WAIT with bad
+ * arguments. */
+START_TEST(test_fallback_bad_input_is_refused_with_a_clear_error)
+{
+    cl_start(&cl, 3);
+    unsigned p = cl_wait_leader(&cl, 10000);
+    ck_assert_uint_ne(p, 0);
+    unsigned a = p % 3 + 1, b = a % 3 + 1;
+    struct cl_reply r;
+    const char *exit_[] = {"BFALLBACK", "EXIT"};
+    call(p, &r, 2, exit_);
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "not the primary"), "%s",
+                  r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    cl_kill(&cl, a);
+    cl_kill(&cl, b);
+    ck_assert(wait_info(p, "raft", "role:follower", 15000) ||
+              wait_info(p, "raft", "candidate", 1000));
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%u", p);
+    const char *enter[] = {"BFALLBACK", "ENTER", ps};
+    call(p, &r, 3, enter);
+    ck_assert(r.type == CL_ARRAY);
+    cl_reply_free(&r);
+    call(p, &r, 3, enter);
+    ck_assert_msg(
+        r.type == CL_ERR && strstr(r.str, "already in primary-replica mode"),
+        "%s", r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    /* One of three holds the log: a Raft cluster of three needs two. */
+    call(p, &r, 2, exit_);
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "1 of the 3 members"), "%s",
+                  r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    const char *promote_self[] = {"BFALLBACK", "PROMOTE", ps};
+    call(p, &r, 3, promote_self);
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "is not a replica"), "%s",
+                  r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    const char *promote_unknown[] = {"BFALLBACK", "PROMOTE", "9"};
+    call(p, &r, 3, promote_unknown);
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "this is node"), "%s",
+                  r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    char *out = NULL;
+    const char *cli_promote[] = {"fallback", "promote", "9", NULL};
+    int rc = run_ballot(p, cli_promote, &out);
+    ck_assert_msg(rc != 0 && out != NULL &&
+                      strstr(out, "did not answer as a replica") != NULL,
+                  "%d %s", rc, out != NULL ? out : "");
+    free(out);
+    const char *wait_bad[] = {"WAIT", "x", "1"};
+    call(p, &r, 3, wait_bad);
+    ck_assert_int_eq(r.type, CL_ERR);
+    cl_reply_free(&r);
+    const char *wait_neg[] = {"WAIT", "1", "-1"};
+    call(p, &r, 3, wait_neg);
+    ck_assert_msg(r.type == CL_ERR && strstr(r.str, "negative"), "%s",
+                  r.str != NULL ? r.str : "?");
+    cl_reply_free(&r);
+    /* Nothing changed: still the primary, taking writes. */
+    char mode[32];
+    bstatus_str(p, "mode", mode, sizeof(mode));
+    ck_assert_str_eq(mode, "primary-replica");
+    ck_assert_int_eq(bstatus_int(p, "primary"), p);
+    set_ok(p, "still", "fine");
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     const struct cl_named_test tests[] = {
@@ -655,6 +909,10 @@ int main(int argc, char **argv)
          test_fallback_former_primary_returns_as_replica_and_reports_what_was_cut},
         {"semi_sync_waits_for_a_replica_then_fails_or_degrades",
          test_fallback_semi_sync_waits_for_a_replica_then_fails_or_degrades},
+        {"runbook_two_of_three_died_loses_no_acknowledged_write",
+         test_fallback_runbook_two_of_three_died_loses_no_acknowledged_write},
+        {"bad_input_is_refused_with_a_clear_error",
+         test_fallback_bad_input_is_refused_with_a_clear_error},
     };
     return cl_run_tests("fallback", tests, sizeof(tests) / sizeof(tests[0]),
                         120, teardown, argc, argv);

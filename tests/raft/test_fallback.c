@@ -113,8 +113,7 @@ START_TEST(test_fallback_returning_members_become_learners_and_never_campaign)
     fx_isolate(&f, 1, true);
     fx_tick(&f, 2, 5 * f.cfg.election_ticks);
     fx_tick(&f, 3, 5 * f.cfg.election_ticks);
-    ck_assert_uint_eq(raft_stats_of(fx_raft(&f, 2))->elections_started,
-                      before);
+    ck_assert_uint_eq(raft_stats_of(fx_raft(&f, 2))->elections_started, before);
     ck_assert_int_eq(raft_state_of(fx_raft(&f, 2)), RAFT_FOLLOWER);
     ck_assert_int_eq(raft_state_of(fx_raft(&f, 3)), RAFT_FOLLOWER);
     fx_close(&f);
@@ -246,8 +245,7 @@ START_TEST(test_fallback_force_refuses_bad_input_and_changes_nothing)
                      RAFT_ESTATE);
     ck_assert_int_eq(fx_propose(&f, 1, "a"), 0);
     last = raft_last_index(r);
-    ck_assert_int_eq(raft_propose(r, (const uint8_t *)"b", 1, NULL, NULL),
-                     0);
+    ck_assert_int_eq(raft_propose(r, (const uint8_t *)"b", 1, NULL, NULL), 0);
     struct raft_update u;
     ck_assert(raft_ready(r, &u));
     ck_assert_int_eq(raft_force_conf(r, &c, 0, NULL, NULL), RAFT_ESTATE);
@@ -294,6 +292,60 @@ START_TEST(test_fallback_semi_sync_commits_only_once_k_learners_hold_it)
 }
 END_TEST
 
+/* Two primaries, fenced: node 1, a primary cut off, learns a newer
+ * term from node 2, promoted elsewhere and a learner in node 1's
+ * configuration. That configuration still makes node 1 the only voter,
+ * yet it does not campaign for many election timeouts (it would out-term
+ * the newer primary); it follows node 2 once it hears from it, and takes
+ * node 2's configuration. */
+START_TEST(test_fallback_old_primary_told_a_newer_term_holds_off_campaigning)
+{
+    struct fx f;
+    fx_init(&f, 3, 3, NULL);
+    fx_elect(&f, 1);
+    ck_assert_int_eq(force(&f, 1, 1, 0), 0);
+    fx_tick(&f, 1, 2);
+    fx_isolate(&f, 1, true);
+    /* Node 2 is promoted (node 1 a learner in its configuration). */
+    ck_assert_int_eq(force(&f, 2, 2, 1000), 0);
+    raft_term epoch = raft_current_term(fx_raft(&f, 2));
+    /* Node 1 hears only node 2's answer to its heartbeat, not a leader's
+     * message: a response carrying the newer term. */
+    fx_isolate(&f, 1, false);
+    f.hold = true;
+    fx_drop_all(&f);
+    fx_tick(&f, 1, 1);
+    struct fx_msg *hb = fx_find(&f, RAFT_MSG_HEARTBEAT, 1, 2);
+    ck_assert_ptr_nonnull(hb);
+    fx_deliver_one(&f, (size_t)(hb - f.queue));
+    while (fx_ready(&f, 2)) {
+    }
+    struct fx_msg *resp = fx_find(&f, RAFT_MSG_APPEND_RESP, 2, 1);
+    ck_assert_ptr_nonnull(resp);
+    ck_assert_uint_eq(resp->m.term, epoch);
+    struct raft_message m = resp->m;
+    fx_drop_all(&f);
+    ck_assert_int_eq(raft_step(fx_raft(&f, 1), &m), 0);
+    while (fx_ready(&f, 1)) {
+    }
+    fx_drop_all(&f);
+    f.hold = false;
+    fx_isolate(&f, 1, true);
+    struct raft_node *old = fx_raft(&f, 1);
+    ck_assert_int_eq(raft_state_of(old), RAFT_FOLLOWER);
+    uint64_t elections = raft_stats_of(old)->elections_started;
+    fx_tick(&f, 1, 9 * f.cfg.election_ticks);
+    ck_assert_uint_eq(raft_stats_of(old)->elections_started, elections);
+    ck_assert_uint_eq(raft_current_term(old), epoch);
+    /* Once node 2 reaches it, it follows and becomes a learner. */
+    fx_isolate(&f, 1, false);
+    fx_tick(&f, 2, 2);
+    ck_assert_uint_eq(raft_leader(old), 2);
+    ck_assert_uint_eq(raft_conf_get(raft_conf_of(old), 1)->role, RAFT_LEARNER);
+    fx_close(&f);
+}
+END_TEST
+
 Suite *fallback_suite(void)
 {
     Suite *s = suite_create("fallback");
@@ -311,6 +363,8 @@ Suite *fallback_suite(void)
                    test_fallback_force_refuses_bad_input_and_changes_nothing);
     tcase_add_test(
         tc, test_fallback_semi_sync_commits_only_once_k_learners_hold_it);
+    tcase_add_test(
+        tc, test_fallback_old_primary_told_a_newer_term_holds_off_campaigning);
     suite_add_tcase(s, tc);
     return s;
 }
