@@ -312,6 +312,15 @@ START_TEST(
                       strstr(repl, port) != NULL,
                   "%s", repl);
     free(repl);
+    /* The metrics port too. */
+    char *metrics = cl_http_get(&cl, p, "/metrics");
+    char line[64];
+    snprintf(line, sizeof(line), "ballot_fallback_primary %u\n", p);
+    ck_assert_msg(metrics != NULL &&
+                      strstr(metrics, "ballot_fallback_mode 1\n") != NULL &&
+                      strstr(metrics, line) != NULL,
+                  "%s", metrics != NULL ? metrics : "(no metrics)");
+    free(metrics);
     /* `ballot status` names the mode. */
     out = NULL;
     const char *status[] = {"status", NULL};
@@ -509,6 +518,13 @@ START_TEST(
     ck_assert_int_eq(bstatus_int(p, "primary"), a);
     ck_assert_int_gt(bstatus_int(p, "cut_first"), 0);
     ck_assert_int_ge(bstatus_int(p, "cut_last"), bstatus_int(p, "cut_first"));
+    char *metrics = cl_http_get(&cl, p, "/metrics");
+    ck_assert_msg(
+        metrics != NULL &&
+            strstr(metrics, "ballot_fallback_cut_entries 0\n") == NULL &&
+            strstr(metrics, "ballot_fallback_cut_entries ") != NULL,
+        "%s", metrics != NULL ? metrics : "(no metrics)");
+    free(metrics);
     char file[160];
     bstatus_str(p, "cut_file", file, sizeof(file));
     ck_assert_msg(strncmp(file, "fallback-cut-", 13) == 0, "%s", file);
