@@ -93,8 +93,9 @@ static unsigned voters_reachable(struct bnode *node,
 }
 
 /* Forces the configuration {this node the only voter, every other member
- * of @old a learner} at a term above @min_term and every term seen, and
- * fills @out's epoch and conf_index. */
+ * of @old a learner} at a term above @min_term and every term seen, fills
+ * @out's epoch and conf_index, and remembers what @out says this node held
+ * (for status). */
 static int force_primary(struct bnode *node,
                          const struct raft_conf *old,
                          raft_term min_term,
@@ -116,6 +117,8 @@ static int force_primary(struct bnode *node,
                              &out->conf_index);
     switch (rv) {
     case 0:
+        node->entered_last_index = out->last_index;
+        node->entered_commit = out->commit;
         /* Semi-sync holds from the forced configuration's entry on. */
         semi_sync_tick(node);
         bnode_kick(node);
@@ -158,8 +161,6 @@ int bnode_fallback_enter(struct bnode *node,
     if (rv != 0) {
         return rv;
     }
-    node->entered_last_index = out->last_index;
-    node->entered_commit = out->commit;
     nlog(node, BNODE_LOG_WARN,
          "fallback: this node is now the primary of a primary-replica group "
          "at epoch %llu (configuration entry %llu)%s; it held entries up to "
@@ -214,8 +215,6 @@ int bnode_fallback_promote(struct bnode *node,
     if (rv != 0) {
         return rv;
     }
-    node->entered_last_index = out->last_index;
-    node->entered_commit = out->commit;
     nlog(node, BNODE_LOG_WARN,
          "fallback: promoted to primary at epoch %llu%s, replacing node "
          "%llu; this node held entries up to %llu (commit %llu): writes the "
