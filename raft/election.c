@@ -214,11 +214,23 @@ static bool only_voter_with_learners(const struct raft_node *node)
            conf->n > 1;
 }
 
-void election_hold_if_fenced(struct raft_node *node, raft_id from)
+void election_hold_if_fenced(struct raft_node *node,
+                             const struct raft_message *msg)
 {
-    const struct raft_member *m = raft_conf_get(conf_current(node), from);
-    if (m != NULL && m->role == RAFT_LEARNER &&
-        only_voter_with_learners(node)) {
+    /* Only an answer, from one of our learners, once: a newer primary
+     * answers our heartbeats with its epoch, it never asks for votes. A
+     * learner that still believes itself a voter of an older
+     * configuration campaigns with ever higher terms; holding off for
+     * each of those would leave the cluster without a leader (simulator
+     * seed 1471), while our campaign as its only voter fixes it. */
+    bool answer = msg->type == RAFT_MSG_APPEND_RESP ||
+                  msg->type == RAFT_MSG_HEARTBEAT_RESP ||
+                  msg->type == RAFT_MSG_PREVOTE_RESP ||
+                  msg->type == RAFT_MSG_VOTE_RESP ||
+                  msg->type == RAFT_MSG_SNAPSHOT_RESP;
+    const struct raft_member *m = raft_conf_get(conf_current(node), msg->from);
+    if (answer && node->campaign_hold == 0 && m != NULL &&
+        m->role == RAFT_LEARNER && only_voter_with_learners(node)) {
         node->campaign_hold =
             RAFT_FENCE_HOLD_ELECTIONS * node->cfg.election_ticks;
     }

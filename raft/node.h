@@ -314,7 +314,8 @@ void election_tick(struct raft_node *node);
 /* The fallback's fencing: an only voter whose term a learner of its own
  * configuration raises, or that restarts without its own vote in its
  * term, holds off campaigning for a while. */
-void election_hold_if_fenced(struct raft_node *node, raft_id from);
+void election_hold_if_fenced(struct raft_node *node,
+                             const struct raft_message *msg);
 void election_hold_after_restore(struct raft_node *node);
 int election_recv_vote(struct raft_node *node, const struct raft_message *m);
 /* Remembers that we granted @from a pre-vote for @term. */
