@@ -112,12 +112,11 @@ static void set_ok(unsigned id, const char *key, const char *value)
     cl_reply_free(&r);
 }
 
-/* Runs `ballot --endpoints 127.0.0.1:PORT(node @id) ARGS...`. */
-static int run_ballot(unsigned id, const char *const *args, char **out)
+/* Runs `ballot --endpoints @eps --timeout 2000 ARGS...` (@args ends with
+ * NULL); returns its exit code, its output in *@out. */
+static int run_ballot_on(const char *eps, const char *const *args, char **out)
 {
-    char ep[64];
-    snprintf(ep, sizeof(ep), "127.0.0.1:%d", cl.nodes[id - 1].client_port);
-    const char *argv[16] = {BALLOT_PATH, "--endpoints", ep, "--timeout",
+    const char *argv[16] = {BALLOT_PATH, "--endpoints", eps, "--timeout",
                             "2000"};
     int n = 5;
     for (int i = 0; args[i] != NULL && n < 15; i++) {
@@ -125,6 +124,36 @@ static int run_ballot(unsigned id, const char *const *args, char **out)
     }
     argv[n] = NULL;
     return cl_run(argv, NULL, out, NULL, 30000);
+}
+
+/* The same against node @id alone. */
+static int run_ballot(unsigned id, const char *const *args, char **out)
+{
+    char ep[64];
+    snprintf(ep, sizeof(ep), "127.0.0.1:%d", cl.nodes[id - 1].client_port);
+    return run_ballot_on(ep, args, out);
+}
+
+/* The same against every node, retried until it succeeds or @timeout_ms
+ * passed (a node just restarted may not listen yet); returns its output
+ * (malloc'ed), or fails the test. */
+static char *ballot_until_ok(const char *const *args, int timeout_ms)
+{
+    char eps[256];
+    snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+             cl.nodes[0].client_port, cl.nodes[1].client_port,
+             cl.nodes[2].client_port);
+    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
+    char *out = NULL;
+    int rc;
+    do {
+        free(out);
+        out = NULL;
+        rc = run_ballot_on(eps, args, &out);
+    } while (rc != 0 && cl_now_ms() < end && usleep(200000) == 0);
+    ck_assert_msg(rc == 0, "ballot %s %s: %d %s", args[0], args[1], rc,
+                  out != NULL ? out : "");
+    return out;
 }
 
 /* With every member up, BFALLBACK ENTER is refused on the leader and on a
@@ -471,23 +500,9 @@ START_TEST(
     cl_start_node(&cl, a);
 
     /* `ballot fallback promote` picks the only replica that answers. */
-    char *out = NULL;
-    char eps[256];
-    snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
-             cl.nodes[0].client_port, cl.nodes[1].client_port,
-             cl.nodes[2].client_port);
-    const char *argv[] = {BALLOT_PATH, "--endpoints", eps,       "--timeout",
-                          "1000",      "fallback",    "promote", NULL};
-    uint64_t end = cl_now_ms() + 15000;
-    int rc;
-    do {
-        free(out);
-        out = NULL;
-        rc = cl_run(argv, NULL, &out, NULL, 30000);
-        /* Until the restarted replica listens. */
-    } while (rc != 0 && cl_now_ms() < end && usleep(200000) == 0);
-    ck_assert_msg(rc == 0 && strstr(out, "is now the primary") != NULL, "%d %s",
-                  rc, out != NULL ? out : "");
+    const char *promote_cli[] = {"fallback", "promote", NULL};
+    char *out = ballot_until_ok(promote_cli, 15000);
+    ck_assert_msg(strstr(out, "is now the primary") != NULL, "%s", out);
     free(out);
     ck_assert(wait_info(a, "raft", "role:leader", 5000));
     ck_assert_int_ge(bstatus_int(a, "epoch"), epoch1 + 1000);
@@ -703,34 +718,6 @@ static void *writer_main(void *arg)
         usleep(r.type == CL_STATUS ? 2000 : 50000);
     }
     return NULL;
-}
-
-/* `ballot ARGS...` against every endpoint, retried until it succeeds or
- * @timeout_ms passed; returns its output (malloc'ed) or fails. */
-static char *ballot_until_ok(const char *const *args, int timeout_ms)
-{
-    char eps[256];
-    snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
-             cl.nodes[0].client_port, cl.nodes[1].client_port,
-             cl.nodes[2].client_port);
-    const char *argv[16] = {BALLOT_PATH, "--endpoints", eps, "--timeout",
-                            "1000"};
-    int n = 5;
-    for (int i = 0; args[i] != NULL && n < 15; i++) {
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-    uint64_t end = cl_now_ms() + (uint64_t)timeout_ms;
-    char *out = NULL;
-    int rc;
-    do {
-        free(out);
-        out = NULL;
-        rc = cl_run(argv, NULL, &out, NULL, 30000);
-    } while (rc != 0 && cl_now_ms() < end && usleep(200000) == 0);
-    ck_assert_msg(rc == 0, "ballot %s %s: %d %s", args[0], args[1], rc,
-                  out != NULL ? out : "");
-    return out;
 }
 
 /* docs/operations.md's runbook "Two of three machines died", as an
