@@ -207,6 +207,17 @@ int cli_error_code(const char *err)
     return CLI_REJECTED;
 }
 
+/* What follows the last " at " of @err, or NULL. */
+static const char *last_at(const char *err)
+{
+    const char *found = NULL;
+    for (const char *p = strstr(err, " at "); p != NULL;
+         p = strstr(p + 1, " at ")) {
+        found = p + 4;
+    }
+    return found != NULL && *found != '\0' ? found : NULL;
+}
+
 /* Errors after which nothing was applied and a retry may succeed. */
 static bool retryable(const char *err)
 {
@@ -266,10 +277,15 @@ int cli_call(struct cli *cli,
                 cli_disconnect(cli);
             }
             if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-                const char *at = "NOTLEADER leader is at ";
-                if (kind == CLI_WRITE && strncmp(r->str, at, strlen(at)) == 0 &&
+                /* "NOTLEADER leader is at host:port", or a replica's
+                 * "NOTLEADER ... the primary, node N at host:port": the
+                 * address follows the last " at ". */
+                const char *at = strncmp(r->str, "NOTLEADER ", 10) == 0
+                                     ? last_at(r->str)
+                                     : NULL;
+                if (kind == CLI_WRITE && at != NULL &&
                     redirects < CLI_REDIRECTS_MAX) {
-                    snprintf(target, sizeof(target), "%s", r->str + strlen(at));
+                    snprintf(target, sizeof(target), "%s", at);
                     redirects++;
                     freeReplyObject(r);
                     continue;

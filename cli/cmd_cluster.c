@@ -166,6 +166,8 @@ struct node_status
     char endpoint[256];
     char error[CLI_ERRMSG_MAX];
     long long id, term, leader, commit, applied, revision, keys, db_bytes;
+    /* The primary-replica fallback: epoch 0 in Raft mode. */
+    long long epoch, primary, diverged;
     char role[32];
     char leader_addr[256];
     char version[32];
@@ -233,6 +235,14 @@ static void status_one(struct cli *cli, struct node_status *st)
     if (cli_map_get(r, "role") != NULL && cli_map_get(r, "role")->str != NULL) {
         snprintf(st->role, sizeof(st->role), "%s", cli_map_get(r, "role")->str);
     }
+    st->epoch = cli_map_int(r, "epoch");
+    st->primary = cli_map_int(r, "primary");
+    st->diverged = cli_map_int(r, "diverged");
+    if (st->epoch > 0) {
+        /* In the mode, roles are the primary and its replicas. */
+        snprintf(st->role, sizeof(st->role), "%s",
+                 st->id == st->primary ? "primary" : "replica");
+    }
     if (cli_map_get(r, "leader_addr") != NULL &&
         cli_map_get(r, "leader_addr")->type == REDIS_REPLY_STRING) {
         snprintf(st->leader_addr, sizeof(st->leader_addr), "%s",
@@ -291,6 +301,23 @@ static int cluster_endpoints(struct cli *cli, char ***out, unsigned *n)
     return CLI_OK;
 }
 
+/* Below the table, for nodes in the primary-replica mode: the epoch and
+ * primary each reports, and replicas whose log diverged from the
+ * primary's (their data must be rebuilt, docs/modes.md). */
+static void status_mode_lines(const struct node_status *sts, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const struct node_status *s = &sts[i];
+        if (s->error[0] != '\0' || s->epoch <= 0) {
+            continue;
+        }
+        printf(
+            "%s: primary-replica mode, epoch %lld, primary %lld%s\n",
+            s->endpoint, s->epoch, s->primary,
+            s->diverged > 0 ? ", DIVERGED from the primary: rebuild it" : "");
+    }
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
     struct node_status *sts;
@@ -316,7 +343,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
         status_one(cli, &sts[i]);
         if (sts[i].error[0] == '\0') {
             answered++;
-            if (strcmp(sts[i].role, "leader") == 0) {
+            if (strcmp(sts[i].role, "leader") == 0 ||
+                strcmp(sts[i].role, "primary") == 0) {
                 leader_commit = sts[i].commit;
             }
         }
@@ -357,6 +385,13 @@ int cmd_status(struct cli *cli, int argc, char **argv)
                 cJSON_AddNumberToObject(j, "db_bytes", (double)s->db_bytes);
                 cJSON_AddNumberToObject(j, "revision", (double)s->revision);
                 cJSON_AddStringToObject(j, "version", s->version);
+                cJSON_AddStringToObject(
+                    j, "mode", s->epoch > 0 ? "primary-replica" : "raft");
+                if (s->epoch > 0) {
+                    cJSON_AddNumberToObject(j, "epoch", (double)s->epoch);
+                    cJSON_AddNumberToObject(j, "primary", (double)s->primary);
+                    cJSON_AddNumberToObject(j, "diverged", (double)s->diverged);
+                }
             }
             cJSON_AddItemToArray(arr, j);
         }
@@ -380,6 +415,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
                 leader_commit - s->applied, s->keys, s->revision, size,
                 s->version);
         }
+        status_mode_lines(sts, n);
     }
     free(sts);
     if (owned != NULL) {

@@ -84,6 +84,20 @@ static const struct cli_command commands[] = {
      "a row per endpoint (every member with --cluster): id, role, term, "
      "commit, applied, lag, keys, revision, version",
      cmd_status},
+    {"fallback",
+     "enter --primary ID --yes [--force] | promote [ID] [--force] | exit",
+     "the primary-replica fallback (docs/modes.md). enter: for a cluster "
+     "that lost its quorum for good, node ID becomes the only voter and "
+     "commits alone, the other members become its replicas (refused while "
+     "a quorum looks reachable unless --force; prints the new epoch, the "
+     "primary's last index and the highest commit index it had learned). "
+     "promote: for a primary that died, replica ID (the most up-to-date one "
+     "that answers if none is given) becomes the primary at a new epoch "
+     "(refused for a replica behind another, or while the primary is "
+     "heard, unless --force). exit: back to Raft, every replica a voter "
+     "again (refused unless a majority of the members hold every "
+     "committed entry)",
+     cmd_fallback},
     {"snapshot",
      "save FILE | restore FILE --data DIR --id N --member "
      "ID=HOST:CLIENT_PORT[:PEER_PORT]... [--voters IDS] [--config FILE]",

@@ -118,9 +118,12 @@ static void on_halt_guard(uv_timer_t *t)
 static void on_halt(void *arg, const char *why)
 {
     struct daemon *d = arg;
+    /* A failed disk, a damaged store, or a former primary that must
+     * rejoin as a replica (docs/modes.md): @why says which and what to
+     * do. */
     blog(BLOG_ERROR,
-         "storage failed (%s): stopping; restart the node once "
-         "the disk is sound",
+         "the node halted (%s): stopping; restart it once the "
+         "cause is dealt with",
          why);
     d->exit_code = EXIT_HALTED;
     uv_timer_start(&d->halt_guard, on_halt_guard, HALT_STOP_MS, 0);

@@ -344,6 +344,23 @@ static int set_one(struct ballotd_config *cfg,
     if (strcmp(name, "history_retention") == 0) {
         return parse_retention(cfg, v);
     }
+    /* The primary-replica fallback's acknowledgement (docs/modes.md). */
+    if (strcmp(name, "fallback_ack") == 0) {
+        if (strcmp(v, "async") != 0 && strcmp(v, "semi-sync") != 0) {
+            snprintf(why, why_len, "must be async or semi-sync");
+            return -1;
+        }
+        cfg->node.fallback_semi_sync = strcmp(v, "semi-sync") == 0;
+        return 0;
+    }
+    if (strcmp(name, "fallback_ack_on_timeout") == 0) {
+        if (strcmp(v, "fail") != 0 && strcmp(v, "async") != 0) {
+            snprintf(why, why_len, "must be fail or async");
+            return -1;
+        }
+        cfg->node.fallback_degrade = strcmp(v, "async") == 0;
+        return 0;
+    }
     struct
     {
         const char *name;
@@ -376,6 +393,10 @@ static int set_one(struct ballotd_config *cfg,
         {"scrub_bytes_per_sec", 0, (uint64_t)1 << 40,
          &cfg->node.scrub_bytes_per_sec, 8},
         {"digest_every_ms", 0, 86400000, &cfg->node.digest_every_ms, 8},
+        {"fallback_ack_replicas", 1, RAFT_CONF_MAX - 1,
+         &cfg->node.fallback_ack_replicas, 4},
+        {"fallback_ack_timeout_ms", 1, 3600000,
+         &cfg->node.fallback_ack_timeout_ms, 8},
         {"max_client_memory", 1u << 20, (uint64_t)1 << 50,
          &cfg->max_client_memory, 8},
         {"password_iterations", PASSWD_ITERATIONS_MIN, PASSWD_ITERATIONS_MAX,

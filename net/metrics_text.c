@@ -223,6 +223,24 @@ static void node_families(struct out *o, struct bnode *node)
          st.scrub_bytes},
         {"ballot_store_damaged", "gauge", "1 once the store was found damaged.",
          st.store_damaged ? 1u : 0u},
+        /* The primary-replica fallback (docs/modes.md). */
+        {"ballot_fallback_mode", "gauge",
+         "1 in the primary-replica mode, 0 in Raft mode.",
+         st.fallback ? 1u : 0u},
+        {"ballot_fallback_epoch", "gauge",
+         "The primary-replica epoch (the Raft term; 0 in Raft mode).",
+         st.fallback ? st.epoch : 0u},
+        {"ballot_fallback_primary", "gauge",
+         "The primary's id (0 in Raft mode).", st.primary},
+        {"ballot_fallback_ack_degraded", "gauge",
+         "1 while a semi-sync primary acknowledges alone after a timeout.",
+         st.ack_degraded ? 1u : 0u},
+        {"ballot_fallback_diverged_total", "counter",
+         "Appends refused for conflicting with committed entries.",
+         st.diverged},
+        {"ballot_fallback_cut_entries", "gauge",
+         "Committed entries cut when this node rejoined a newer primary.",
+         st.cut_first > 0 ? st.cut_last - st.cut_first + 1 : 0u},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         one(o, rows[i].name, rows[i].type, rows[i].help, rows[i].value);

@@ -195,11 +195,66 @@ void election_campaign(struct raft_node *node, bool pre_vote, bool transfer)
     check_election_result(node, pre_vote);
 }
 
+/* The only voter of a configuration with learners (the primary of the
+ * primary-replica fallback) elects itself alone, so a higher term can only
+ * reach it from a member following another configuration. From one of its
+ * own learners, that is a configuration forced after its own: a promotion
+ * elsewhere (raft_force_conf()). Campaigning at once would out-term that
+ * newer primary with a stale configuration; it holds off for
+ * RAFT_FENCE_HOLD_ELECTIONS election timeouts instead, time for the newer
+ * term's leader to reach it and replicate the newer configuration, which
+ * makes it a learner. (Holding off for a while, not for good, keeps a
+ * cluster that shrank to one voter live: a learner's term can run ahead
+ * in plain Raft too.) Also after a restart without its own vote in its
+ * term. */
+static bool only_voter_with_learners(const struct raft_node *node)
+{
+    const struct raft_conf *conf = conf_current(node);
+    return raft_conf_voters(conf) == 1 && conf_is_voter(conf, node->id) &&
+           conf->n > 1;
+}
+
+void election_hold_if_fenced(struct raft_node *node,
+                             const struct raft_message *msg)
+{
+    /* Only an answer, from one of our learners, once: a newer primary
+     * answers our heartbeats with its epoch, it never asks for votes. A
+     * learner that still believes itself a voter of an older
+     * configuration campaigns with ever higher terms; holding off for
+     * each of those would leave the cluster without a leader (simulator
+     * seed 1471), while our campaign as its only voter fixes it. */
+    bool answer = msg->type == RAFT_MSG_APPEND_RESP ||
+                  msg->type == RAFT_MSG_HEARTBEAT_RESP ||
+                  msg->type == RAFT_MSG_PREVOTE_RESP ||
+                  msg->type == RAFT_MSG_VOTE_RESP ||
+                  msg->type == RAFT_MSG_SNAPSHOT_RESP;
+    const struct raft_member *m = raft_conf_get(conf_current(node), msg->from);
+    if (answer && node->campaign_hold == 0 && m != NULL &&
+        m->role == RAFT_LEARNER && only_voter_with_learners(node)) {
+        node->campaign_hold =
+            RAFT_FENCE_HOLD_ELECTIONS * node->cfg.election_ticks;
+    }
+}
+
+void election_hold_after_restore(struct raft_node *node)
+{
+    if (node->vote != node->id && only_voter_with_learners(node)) {
+        node->campaign_hold =
+            RAFT_FENCE_HOLD_ELECTIONS * node->cfg.election_ticks;
+    }
+}
+
 void election_tick(struct raft_node *node)
 {
     node->election_elapsed++;
+    if (node->campaign_hold > 0) {
+        node->campaign_hold--;
+    }
     if (node->election_elapsed >= node->randomized_timeout &&
         node_is_promotable(node)) {
+        if (node->campaign_hold > 0) {
+            return;
+        }
         election_campaign(node, node->cfg.pre_vote, false);
     }
 }

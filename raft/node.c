@@ -279,6 +279,7 @@ int raft_restore(struct raft_node *node,
     node->persisted_hs.vote = node->vote;
     node->persisted_hs.commit = hs->commit;
     election_reset_timeout(node);
+    election_hold_after_restore(node);
     return 0;
 
 err:

@@ -32,6 +32,9 @@
  * leader's messages and from answers to its own requests. A forged
  * request cannot push terms toward RAFT_TERM_MAX in one step. */
 #define RAFT_TERM_JUMP_MAX 65536u
+/* Election timeouts an only voter told a newer term by one of its learners
+ * waits before it campaigns again (election.c, the fallback's fencing). */
+#define RAFT_FENCE_HOLD_ELECTIONS 10u
 /* Heartbeat rounds whose send tick is remembered for the read lease. */
 #define RAFT_READ_ROUNDS 64u
 
@@ -273,6 +276,16 @@ struct raft_node
     bool snap_reset_log;
     struct raft_snapshot_meta install_meta;
 
+    /* The lowest index at which a leader's entry conflicted with one this
+     * node had committed (raft_force_conf(), replication.c); 0: none. */
+    raft_index diverged_at;
+    /* Learners that must also hold an entry before it commits
+     * (raft_set_commit_learners()); 0: learners never count. */
+    unsigned commit_learners;
+    /* Ticks before this node may campaign again (election.c,
+     * election_hold_if_fenced()); 0: free to. */
+    unsigned campaign_hold;
+
     bool in_update; /* between raft_ready() and raft_advance() */
     struct raft_stats stats;
 };
@@ -298,6 +311,12 @@ void election_become_follower(struct raft_node *node,
 void election_become_leader(struct raft_node *node);
 void election_campaign(struct raft_node *node, bool pre_vote, bool transfer);
 void election_tick(struct raft_node *node);
+/* The fallback's fencing: an only voter whose term a learner of its own
+ * configuration raises, or that restarts without its own vote in its
+ * term, holds off campaigning for a while. */
+void election_hold_if_fenced(struct raft_node *node,
+                             const struct raft_message *msg);
+void election_hold_after_restore(struct raft_node *node);
 int election_recv_vote(struct raft_node *node, const struct raft_message *m);
 /* Remembers that we granted @from a pre-vote for @term. */
 void election_note_prevote(struct raft_node *node,

@@ -422,6 +422,11 @@ struct raft_stats
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
     uint64_t read_retries; /* forwarded read requests sent again */
+    /* Appends refused because they conflict with entries this node had
+     * committed: possible only after raft_force_conf() (a former primary,
+     * or a survivor that knew more than the one forced into primary). The
+     * node needs its data rebuilt from the leader (docs/modes.md). */
+    uint64_t diverged;
 };
 
 struct raft_node; /* opaque */
@@ -492,6 +497,29 @@ int raft_propose_conf_change(struct raft_node *node,
  * update's reads with the same @ctx. Works on leaders and followers. */
 int raft_read_index(struct raft_node *node, uint64_t ctx);
 
+/* Forces @conf on this node alone, outside consensus: the primary-replica
+ * fallback (docs/modes.md) uses it when a cluster lost its quorum for good,
+ * to make one survivor the only voter and the others learners. It is NOT
+ * safe Raft: entries the lost majority committed and this node never got
+ * are gone, and this node's uncommitted entries become committed.
+ *
+ * Appends a RAFT_ENTRY_CONF entry holding @conf at the end of this node's
+ * log, at a term above every term it has seen (its own, its last entry's)
+ * and at least @min_term; the node moves to that term, having voted for
+ * itself, so it grants no vote in it. If this node is @conf's only voter
+ * it becomes leader at once (and appends its blank entry); otherwise it
+ * waits as a follower for a leader of that term or later. Stores the new
+ * term and the entry's index in @term/@index (either may be NULL).
+ *
+ * Returns RAFT_EINVAL (bad @conf, no voter, this node not a member of it,
+ * a term at RAFT_TERM_MAX), RAFT_ESTATE (in an update, or a node that was
+ * never part of a cluster) or RAFT_ENOMEM; nothing changed then. */
+int raft_force_conf(struct raft_node *node,
+                    const struct raft_conf *conf,
+                    raft_term min_term,
+                    raft_term *term,
+                    raft_index *index);
+
 /* Starts moving leadership to @target (§3.10). Returns RAFT_ENOTLEADER,
  * RAFT_ENOTFOUND (not a voter), RAFT_EINVAL (target is self). Proposals are
  * refused until the transfer succeeds or times out (an election timeout). */
@@ -537,6 +565,21 @@ raft_index raft_match_index(const struct raft_node *node, raft_id id);
 /* On the leader, appends sent to @id and not yet acknowledged (0 for
  * itself, an unknown id, or elsewhere). */
 uint32_t raft_inflight_count(const struct raft_node *node, raft_id id);
+/* Semi-synchronous replication to learners (the primary-replica
+ * fallback's semi-sync, docs/modes.md): from now on an entry commits only
+ * once at least @k learners also hold it, besides a majority of voters;
+ * with fewer than @k learners nothing more commits. 0 (the default)
+ * restores Raft's rule, where learners never count. It only ever
+ * delays commitment, so every Raft guarantee holds. On a leader, lowering
+ * @k commits at once what the new rule allows. Not persisted: the caller
+ * sets it again after a restart. Returns 0 or RAFT_ESTATE (in an update).
+ */
+int raft_set_commit_learners(struct raft_node *node, unsigned k);
+
+/* The lowest index at which a leader's entry or snapshot conflicted with
+ * an entry this node had committed (raft_stats.diverged counts them): from
+ * there on this node's log is not its leader's. 0 if none. */
+raft_index raft_diverged_at(const struct raft_node *node);
 /* The id leadership is being transferred to, or 0. */
 raft_id raft_transfer_target(const struct raft_node *node);
 

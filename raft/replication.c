@@ -57,6 +57,27 @@ static void sort_desc(raft_index *v, unsigned n)
     }
 }
 
+/* The highest index that at least commit_learners learners hold (0 if
+ * there are fewer learners): raft_set_commit_learners(). */
+static raft_index learners_hold(struct raft_node *node,
+                                const struct raft_conf *conf)
+{
+    raft_index matches[RAFT_CONF_MAX];
+    unsigned n = 0;
+    for (uint32_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        if (m->role == RAFT_LEARNER) {
+            struct raft_progress *pr = progress_get(node, m->id);
+            matches[n++] = pr != NULL ? pr->match : 0;
+        }
+    }
+    if (n < node->commit_learners) {
+        return 0;
+    }
+    sort_desc(matches, n);
+    return matches[node->commit_learners - 1];
+}
+
 /* §5.3/§5.4.2: the commit index is the highest index stored on a majority
  * of voters, but only an entry of the leader's current term is committed by
  * counting replicas (Figure 8); earlier ones commit with it. */
@@ -84,6 +105,10 @@ bool replication_maybe_commit(struct raft_node *node)
     }
     sort_desc(matches, n);
     raft_index candidate = matches[node_quorum(node) - 1];
+    if (node->commit_learners > 0) {
+        raft_index held = learners_hold(node, conf);
+        candidate = held < candidate ? held : candidate;
+    }
     if (candidate <= node->commit) {
         return false;
     }
@@ -536,6 +561,57 @@ static int append_entries(struct raft_node *node,
     return 0;
 }
 
+/* Leader Completeness (§5.4) says a leader holds every committed entry, so
+ * an append can never conflict with what a follower committed. Only a
+ * configuration forced outside consensus (raft_force_conf(), the
+ * primary-replica fallback) breaks that: a survivor forced into primary may
+ * lack entries another member had committed, or a former primary may have
+ * committed entries of its own epoch that the new one never got. Such a
+ * follower must not answer "I match up to my commit index": it would be
+ * counted as holding entries it does not hold.
+ *
+ * Returns true if @a's prev entry, at or below our commit index, has
+ * another term than ours: the answer is then an ordinary mismatch, which
+ * walks the leader back towards the fork. */
+static bool prev_diverges_below_commit(struct raft_node *node,
+                                       const struct raft_msg_append *a)
+{
+    if (a->prev_index > node->log.offset &&
+        log_term_at(&node->log, a->prev_index) != a->prev_term) {
+        node->stats.diverged++;
+        return true;
+    }
+    return false;
+}
+
+static void note_divergence(struct raft_node *node, raft_index at)
+{
+    node->stats.diverged++;
+    if (node->diverged_at == 0 || at < node->diverged_at) {
+        node->diverged_at = at;
+    }
+}
+
+/* With @a's prev entry matching, returns true if one of its entries at or
+ * below our commit index has another term than ours: that entry is where
+ * the two logs fork (Log Matching holds below it). */
+static bool entries_diverge_below_commit(struct raft_node *node,
+                                         const struct raft_msg_append *a)
+{
+    for (uint32_t i = 0; i < a->n_entries; i++) {
+        const struct raft_entry *e = &a->entries[i];
+        if (e->index > node->commit) {
+            break;
+        }
+        if (e->index > node->log.offset &&
+            log_term_at(&node->log, e->index) != e->term) {
+            note_divergence(node, e->index);
+            return true;
+        }
+    }
+    return false;
+}
+
 int replication_recv_append(struct raft_node *node,
                             const struct raft_message *m)
 {
@@ -543,9 +619,21 @@ int replication_recv_append(struct raft_node *node,
     raft_index last = log_last_index(&node->log);
 
     follow(node, m);
+    bool prev_diverges = false;
     if (a->prev_index < node->commit) {
-        /* Everything up to our commit index matches the leader already. */
-        return send_append_resp(node, m->from, true, node->commit, 0, 0);
+        prev_diverges = prev_diverges_below_commit(node, a);
+        if (!prev_diverges && entries_diverge_below_commit(node, a)) {
+            /* Never acknowledged: the leader must not count us as holding
+             * its entries. Not answered either, so the leader's probe
+             * waits for its next heartbeat instead of bouncing back at
+             * once; the driver reports the divergence (raft_diverged_at).
+             */
+            return 0;
+        }
+        if (!prev_diverges) {
+            /* Everything up to our commit index matches the leader. */
+            return send_append_resp(node, m->from, true, node->commit, 0, 0);
+        }
     }
     if (a->prev_index > last) {
         return send_append_resp(node, m->from, false, a->prev_index, 0,
@@ -556,8 +644,9 @@ int replication_recv_append(struct raft_node *node,
         /* Hint: the first index we hold of the conflicting term, so the
          * leader can skip the whole term. */
         raft_index first = a->prev_index;
-        raft_index floor =
-            node->commit > node->log.offset ? node->commit : node->log.offset;
+        raft_index floor = node->commit > node->log.offset && !prev_diverges
+                               ? node->commit
+                               : node->log.offset;
         while (first - 1 > floor && log_term_at(&node->log, first - 1) == t) {
             first--;
         }
@@ -690,6 +779,13 @@ int replication_recv_snapshot(struct raft_node *node,
     int rv;
 
     follow(node, m);
+    if (c->meta.index <= node->commit && c->meta.index > node->log.offset &&
+        log_term_at(&node->log, c->meta.index) != c->meta.term) {
+        /* Divergence below our commit index (see diverges_below_commit):
+         * answering "done" would count us as holding what we do not. */
+        note_divergence(node, c->meta.index);
+        return 0;
+    }
     if (c->meta.index <= node->commit) {
         /* We already have (and committed) everything it contains. */
         node->recv_meta.index = 0;

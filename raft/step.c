@@ -238,6 +238,7 @@ static bool handle_term(struct raft_node *node, const struct raft_message *m)
         if (m->type == RAFT_MSG_PREVOTE_RESP && m->u.vote_resp.granted) {
             return true; /* granted in our future term; see election.c */
         }
+        election_hold_if_fenced(node, m);
         election_become_follower(node, m->term,
                                  from_leader_type(m->type) ? m->from : 0);
         return true;

@@ -60,6 +60,11 @@ static const struct
     {BNODE_ENOSPACE,
      "the store is over its quota: only deletes and "
      "compactions are taken"},
+    {BNODE_EQUORUM,
+     "a quorum of the Raft configuration looks reachable: not forced"},
+    {BNODE_EMODE, "not allowed in the current replication mode"},
+    {BNODE_ELAGGING,
+     "this replica has not applied every entry it knows committed"},
 };
 
 const char *bnode_strerror(int code)
@@ -192,6 +197,7 @@ static void on_recv(void *arg, const struct raft_message *m)
         return;
     }
     rtt_on_recv(node, m);
+    fallback_on_recv(node, m);
     if (!node->frozen) {
         (void)raft_step(node->raft, m);
         kick(node);
@@ -277,6 +283,31 @@ static void complete_writes(struct bnode *node,
             }
         }
     }
+}
+
+void bnode_fail_old_writes(struct bnode *node,
+                           uint64_t age_ms,
+                           raft_index commit)
+{
+    uint64_t now = now_ms(node);
+    while (node->writes_head != NULL && node->writes_head->index > commit &&
+           now - node->writes_head->started_ms > age_ms) {
+        struct pending_write *w = node->writes_head;
+        node->writes_head = w->next;
+        if (node->writes_head == NULL) {
+            node->writes_tail = NULL;
+        }
+        finish_write(node, w, BNODE_EUNKNOWN, NULL);
+    }
+}
+
+uint64_t bnode_oldest_write_ms(struct bnode *node, raft_index *index)
+{
+    if (node->writes_head == NULL) {
+        return 0;
+    }
+    *index = node->writes_head->index;
+    return now_ms(node) - node->writes_head->started_ms;
 }
 
 static void fail_all_writes(struct bnode *node, int status)
@@ -460,6 +491,7 @@ static void tick_once(struct bnode *node)
     scrub_on_tick(node);
     lag_on_tick(node);
     bnode_lease_tick(node);
+    fallback_on_tick(node);
 }
 
 static void feed(struct bnode *node)
@@ -1155,6 +1187,7 @@ void bnode_status(struct bnode *node, struct bnode_status *out)
     out->raft_msgs_bad_term = rs->msgs_bad_term;
     out->elections = rs->elections_started;
     out->leader_changes = rs->leader_changes;
+    fallback_status(node, out);
 }
 
 const struct bnode_histos *bnode_histos(const struct bnode *node)
@@ -1427,6 +1460,7 @@ void bnode_stop_now(struct bnode *node)
     snap_close(node);
     bnode_watch_stop_all(node);
     bnode_lease_stop(node);
+    fallback_stop(node);
     fail_all_writes(node, BNODE_EUNKNOWN);
     fail_reads(node, 0, BNODE_ESTOPPED);
     while (node->msgs_head != NULL) {

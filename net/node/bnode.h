@@ -66,6 +66,17 @@ enum {
     BNODE_ELOCKLOST = -7069,
     /* A wait for a lock ran out of time; its claim was withdrawn. */
     BNODE_ETIMEDOUT = -7068,
+    /* The primary-replica fallback (bnode_fallback.c), from the end of
+     * fallback's block. Refused: a quorum of the Raft configuration still
+     * looks reachable (a leader is known, or enough voters are
+     * connected); forcing is the operator's explicit choice. */
+    BNODE_EQUORUM = -7089,
+    /* Refused: this node is already in the primary-replica mode (enter),
+     * or not in it. */
+    BNODE_EMODE = -7088,
+    /* Refused: this replica has not applied entries it knows are
+     * committed (promote); wait for it, or force. */
+    BNODE_ELAGGING = -7087,
     /* Definitely not applied: the store is over its quota
      * (bnode_options.quota_bytes) and the command could make it larger.
      * Deletes and compactions are still taken; writes are again once they
@@ -182,6 +193,19 @@ struct bnode_options
      * BNODE_LEASE_CHECKPOINT_MS_DEFAULT. */
     uint64_t lease_checkpoint_ms;
 
+    /* The primary-replica fallback's acknowledgement (docs/modes.md):
+     * async (the primary's own fsync), or with @fallback_semi_sync a write
+     * is acknowledged only once @fallback_ack_replicas replicas also hold
+     * it durably (0: BNODE_FALLBACK_ACK_REPLICAS_DEFAULT). A write that
+     * waits longer than @fallback_ack_timeout_ms (0:
+     * BNODE_FALLBACK_ACK_TIMEOUT_MS_DEFAULT) fails as unknown, or with
+     * @fallback_degrade the primary degrades to async until enough
+     * replicas caught up again. Raft mode ignores them. */
+    bool fallback_semi_sync;
+    unsigned fallback_ack_replicas;
+    uint64_t fallback_ack_timeout_ms;
+    bool fallback_degrade;
+
     /* Where log lines go (NULL: nowhere), and the lowest level sent. */
     bnode_log_cb log;
     void *log_arg;
@@ -198,6 +222,10 @@ struct bnode_options
 
 /* The map when none is given, and the history kept by default. */
 #define BNODE_MAP_DEFAULT (4ull << 30)
+/* The fallback's semi-sync: replicas that must hold a write, and how long
+ * a write may wait for them, when not set. */
+#define BNODE_FALLBACK_ACK_REPLICAS_DEFAULT 1u
+#define BNODE_FALLBACK_ACK_TIMEOUT_MS_DEFAULT 2000u
 #define BNODE_HISTORY_KEEP_DEFAULT 100000u
 /* The scrub's default rate and the default period of digest entries. */
 #define BNODE_SCRUB_BYTES_PER_SEC_DEFAULT (4ull << 20)
@@ -363,6 +391,35 @@ struct bnode_status
     uint64_t wal_bytes;
     /* Peer connections open now, both ways. */
     uint64_t peer_connections;
+    /* The primary-replica fallback (docs/modes.md): whether the
+     * configuration in force is one voter (the primary) with learners (its
+     * replicas), the epoch (the Raft term, which fences older primaries),
+     * and the primary's id. Appends this node refused because they
+     * conflict with entries it had committed (raft_stats.diverged): its
+     * data must be rebuilt from the primary. On the primary after `enter`:
+     * its last index and highest commit index learned at that moment (0:
+     * not entered here since start). On a replica, ms since it last heard
+     * from the primary (0: never since start). */
+    bool fallback;
+    raft_term epoch;
+    raft_id primary;
+    uint64_t diverged;
+    raft_index entered_last_index;
+    raft_index entered_commit;
+    uint64_t primary_silent_ms;
+    /* Entries this node had committed and cut when it rejoined a newer
+     * primary (a former primary), and the file in the data directory that
+     * holds them (docs/modes.md); 0 and "" if none. */
+    raft_index cut_first;
+    raft_index cut_last;
+    char cut_file[128];
+    /* The acknowledgement policy (bnode_options.fallback_*), and whether
+     * a semi-sync primary degraded to async after a timeout. */
+    bool ack_semi_sync;
+    unsigned ack_replicas;
+    uint64_t ack_timeout_ms;
+    bool ack_degrade;
+    bool ack_degraded;
 };
 
 void bnode_status(struct bnode *node, struct bnode_status *out);
@@ -429,6 +486,105 @@ int bnode_member_parse_addr(const char *text,
 
 /* The addresses this node knows for member @id, or NULL. */
 const struct bnode_member *bnode_member_addr(struct bnode *node, raft_id id);
+
+/* ---- the primary-replica fallback (bnode_fallback.c) ------------------ */
+
+/* What entering the mode found and did. */
+struct bnode_fallback_report
+{
+    raft_term epoch;           /* the new term: every older one is fenced */
+    raft_index conf_index;     /* the forced configuration's entry */
+    raft_index last_index;     /* this node's log end before entering */
+    raft_index commit;         /* the highest commit index it had learned */
+    unsigned voters_reachable; /* voters connected, itself included */
+    unsigned quorum;           /* of the configuration left behind */
+};
+
+/* Turns this node, a member of a Raft cluster that lost its quorum, into
+ * the primary of a primary-replica group (docs/modes.md): it becomes the
+ * only voter of a configuration forced at a term above every term it saw,
+ * every other member becomes a learner (a replica), and it commits on its
+ * own fsync from then on. Entries after @out->commit that this node holds
+ * become committed; entries the lost majority committed and never sent
+ * here are lost: the report says which indexes are at stake. Refused with
+ * BNODE_EQUORUM while a leader is known or enough voters are connected to
+ * form a quorum, unless @force; BNODE_EMODE if the mode is already in
+ * force; BNODE_EBUSY while a batch is being persisted (retry);
+ * BNODE_ESTOPPED; BNODE_ENOMEM. */
+int bnode_fallback_enter(struct bnode *node,
+                         bool force,
+                         struct bnode_fallback_report *out);
+
+/* How far above every term it has seen a promotion puts the new epoch: a
+ * former primary that is cut off restarts as the only voter of its own
+ * configuration and elects itself once per restart; its epoch stays below
+ * the promoted one's unless it restarts that many times before it hears
+ * of it (docs/modes.md). */
+#define BNODE_FALLBACK_EPOCH_STEP 1000u
+
+/* Makes this replica the primary of its group, for a primary that died
+ * (docs/modes.md): the configuration {this node the only voter, every
+ * other member a learner, the old primary included} is forced at an epoch
+ * BNODE_FALLBACK_EPOCH_STEP above every term this node saw, which fences
+ * the old primary: once it hears of the new epoch it stops, saves what
+ * it acknowledged that this node never got, and rejoins as a replica.
+ * Refused with BNODE_EQUORUM while the primary was heard within an
+ * election timeout, and BNODE_ELAGGING while this node has not applied
+ * everything it knows committed, unless @force; BNODE_EMODE outside the
+ * mode or on the primary; BNODE_EBUSY (retry), BNODE_ESTOPPED. @out as
+ * for bnode_fallback_enter() (voters_reachable: 1 if the primary was
+ * heard). */
+int bnode_fallback_promote(struct bnode *node,
+                           bool force,
+                           struct bnode_fallback_report *out);
+
+/* What an exit found: members of the group, those caught up (holding
+ * every committed entry, the primary included), and the quorum of the
+ * Raft configuration the exit makes. */
+struct bnode_fallback_exit_report
+{
+    unsigned members;
+    unsigned caught_up;
+    unsigned quorum;
+};
+
+/* Completion of an exit: @status 0 once every replica is a voter (@n
+ * promoted), or the BNODE_E* code of the change that failed. */
+typedef void (*bnode_fallback_exit_cb)(void *arg, int status, unsigned n);
+
+/* Turns the primary-replica group back into a Raft cluster, on its
+ * primary: every replica becomes a voter, one membership change at a time
+ * (caught-up replicas first), through the log, so nothing the primary
+ * acknowledged is lost and terms go on from the epoch. Refused with
+ * BNODE_EQUORUM if fewer than a majority of the members (the primary
+ * included) hold every committed entry (@out says how many), BNODE_EMODE
+ * on a node that is not the primary in the mode; otherwise the codes of
+ * bnode_conf_change(). If this returns 0, @cb is called exactly once. */
+int bnode_fallback_exit(struct bnode *node,
+                        struct bnode_fallback_exit_report *out,
+                        bnode_fallback_exit_cb cb,
+                        void *arg);
+
+/* Completion of bnode_wait_replicas(): @status 0 and the number of other
+ * members holding the writes (reached, or at the timeout), or a BNODE_E*
+ * code. */
+typedef void (*bnode_wait_cb)(void *arg, int status, unsigned acked);
+
+/* Redis's WAIT on the leader (the primary): waits until @n other members
+ * hold every entry the leader has now, or @timeout_ms passed (0: no
+ * limit), and reports how many do. Returns 0 (then @cb is called exactly
+ * once, later), BNODE_ENOTLEADER, BNODE_ENOMEM or BNODE_ESTOPPED. */
+int bnode_wait_replicas(struct bnode *node,
+                        unsigned n,
+                        uint64_t timeout_ms,
+                        bnode_wait_cb cb,
+                        void *arg);
+
+/* Whether the configuration in force is the primary-replica mode; if so
+ * stores the primary's id and the epoch (either may be NULL). */
+bool bnode_fallback_mode(struct bnode *node,
+                         raft_id *primary,
+                         raft_term *epoch);
 
 /* Starts moving leadership to @target. */
 int bnode_transfer(struct bnode *node, raft_id target);

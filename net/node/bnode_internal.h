@@ -244,6 +244,20 @@ struct bnode
     unsigned n_digest_marks;
     uint64_t digest_checks;
     uint64_t digest_mismatches;
+    /* The primary-replica fallback (bnode_fallback.c): what `enter` saw
+     * here, and when the primary was last heard from (uv_now). */
+    raft_index entered_last_index;
+    raft_index entered_commit;
+    uint64_t primary_heard_ms;
+    /* Entries cut when this node diverged from its primary, and the file
+     * (in the data directory) that holds them; 0/"": none. */
+    raft_index cut_first, cut_last;
+    char cut_file[128];
+    /* Semi-sync: the learners the core's commit rule waits for now, and
+     * whether a timeout degraded the primary to async. WAIT's callers. */
+    unsigned commit_learners;
+    bool ack_degraded;
+    struct fallback_waiter *waiters;
     bool halted;
     bool stopping;
     void (*stop_cb)(void *arg);
@@ -321,6 +335,29 @@ uint64_t lag_ms(const struct bnode *node, raft_index match);
  * and its answer received. */
 void rtt_on_send(struct bnode *node, const struct raft_message *m);
 void rtt_on_recv(struct bnode *node, const struct raft_message *m);
+
+/* bnode_fallback.c */
+
+/* A message arrived from @m->from: notes when the primary was heard. */
+void fallback_on_recv(struct bnode *node, const struct raft_message *m);
+/* Fills the fallback fields of @out. */
+void fallback_status(struct bnode *node, struct bnode_status *out);
+/* Per tick: a node whose committed entries conflict with its leader's log
+ * saves them to a file and halts, to rejoin as an empty replica. */
+void fallback_on_tick(struct bnode *node);
+/* At stop: answers WAIT's callers with what they have. */
+void fallback_stop(struct bnode *node);
+/* Fails, as unknown, the writes waiting longer than @age_ms whose entries
+ * are above @commit (bnode.c). */
+void bnode_fail_old_writes(struct bnode *node,
+                           uint64_t age_ms,
+                           raft_index commit);
+/* The age (ms) of the oldest write waiting for its entry, 0 if none. */
+uint64_t bnode_oldest_write_ms(struct bnode *node, raft_index *index);
+/* At start, before the log and store open: a node that diverged sets its
+ * old log and store aside (and will not bootstrap); the record of the
+ * last cut is read for status. Returns 0 or BNODE_ESTORAGE (@errmsg). */
+int fallback_open(struct bnode *node, char *errmsg, size_t errmsg_len);
 
 /* bnode_ckpt.c */
 

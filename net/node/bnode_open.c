@@ -182,6 +182,9 @@ int bnode_open_storage(struct bnode *node, char *errmsg, size_t errmsg_len)
         return BNODE_EINVAL;
     }
     rv = check_identity(node, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = fallback_open(node, errmsg, errmsg_len);
+    }
     if (rv != 0) {
         return rv;
     }

@@ -70,7 +70,7 @@ fail(int code, char *err, size_t err_len, const char *fmt, ...)
     return code;
 }
 
-static int sync_dir(const char *dir)
+int datadir_sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) {
@@ -321,7 +321,7 @@ int datadir_restore(const char *snapshot_path,
         snprintf(path, sizeof(path), "%s/%s", dir, DATADIR_WAL);
         rv = restore_wal(path, &meta, err, err_len);
     }
-    if (rv == 0 && sync_dir(dir) != 0) {
+    if (rv == 0 && datadir_sync_dir(dir) != 0) {
         rv = fail(DATADIR_EIO, err, err_len, "%s: fsync: %s", dir,
                   strerror(errno));
     }
@@ -401,7 +401,7 @@ int datadir_finish_rebuild(const char *data_dir, char *err, size_t err_len)
     /* Complete and synced: it replaces the torn store. */
     snprintf(kv, sizeof(kv), "%s/%s", data_dir, DATADIR_KV);
     nftw(kv, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (rename(path, kv) != 0 || sync_dir(data_dir) != 0) {
+    if (rename(path, kv) != 0 || datadir_sync_dir(data_dir) != 0) {
         return fail(DATADIR_EIO, err, err_len, "%s -> %s: %s", path, kv,
                     strerror(errno));
     }
@@ -448,8 +448,8 @@ int datadir_rebuild_kv(const char *data_dir,
         rv = 0; /* the whole log replays into an empty store */
     }
     snprintf(done, sizeof(done), "%s/%s", data_dir, REBUILD_NEW);
-    if (rv == 0 && (sync_dir(path) != 0 || rename(path, done) != 0 ||
-                    sync_dir(data_dir) != 0)) {
+    if (rv == 0 && (datadir_sync_dir(path) != 0 || rename(path, done) != 0 ||
+                    datadir_sync_dir(data_dir) != 0)) {
         rv = fail(DATADIR_EIO, err, err_len, "%s -> %s: %s", path, done,
                   strerror(errno));
     }

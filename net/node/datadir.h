@@ -43,6 +43,10 @@ enum {
     DATADIR_EIO = -7204,      /* reading or writing a file failed */
 };
 
+/* fsync()s directory @dir, so that renames and new files in it last.
+ * Returns 0 or -1 (errno set). */
+int datadir_sync_dir(const char *dir);
+
 /* The configuration a new cluster starts with: the members named in
  * @opts->voters (every member if none is named), all voters. Stores it in
  * @conf and returns whether @opts->id is among them. Bootstrap and restore

@@ -354,8 +354,8 @@ static const struct
 
 /* Commands whose first argument names a subcommand (+cmd|sub rules). */
 static const char *const with_subs[] = {
-    "acl",     "client",    "config", "command",
-    "bmember", "bsnapshot", "object", "memory",
+    "acl",       "client", "config", "command",   "bmember",
+    "bsnapshot", "object", "memory", "bfallback",
 };
 
 static bool has_subcommands(const struct cmd_def *d)

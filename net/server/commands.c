@@ -185,14 +185,37 @@ void rep_node_error(struct cmd_req *r, int code, bool write)
     struct bnode *node = r->client->env->node;
     const char *leader;
     switch (code) {
-    case BNODE_ENOTLEADER:
+    case BNODE_ENOTLEADER: {
+        raft_id primary = 0;
+        raft_term epoch = 0;
         leader = bnode_leader_addr(node);
+        if (bnode_fallback_mode(node, &primary, &epoch)) {
+            /* A replica names its primary (docs/modes.md); the address
+             * comes last, after " at ", where redirecting clients look. */
+            if (leader != NULL) {
+                rep_errorf(r,
+                           "NOTLEADER this node is a replica in "
+                           "primary-replica mode (epoch %llu): writes go to "
+                           "the primary, node %llu at %s",
+                           (unsigned long long)epoch,
+                           (unsigned long long)primary, leader);
+            } else {
+                rep_errorf(r,
+                           "NOTLEADER no leader known, retry: this node is "
+                           "a replica in primary-replica mode (epoch %llu) "
+                           "and its primary, node %llu, is unreachable",
+                           (unsigned long long)epoch,
+                           (unsigned long long)primary);
+            }
+            return;
+        }
         if (leader != NULL) {
             rep_errorf(r, "NOTLEADER leader is at %s", leader);
         } else {
             rep_error(r, "NOTLEADER no leader known, retry");
         }
         return;
+    }
     case BNODE_EBUSY:
         rep_error(r,
                   "BUSY too much uncommitted work, not applied: retry "
@@ -485,6 +508,8 @@ const struct cmd_def cmd_table[] = {
     {"bmeta", 2, RO, CMD_ORDER_READ, NULL, cmd_bmeta, NULL, 1, 1, 1},
     {"bstatus", 1, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bstatus, NULL, NULL, 0, 0, 0},
     {"btransfer", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_btransfer, NULL, NULL, 0, 0, 0},
+    {"bfallback", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_fallback, NULL, NULL, 0, 0, 0},
+    {"wait", 3, CMD_NOMULTI, CMD_ORDER_FREE, cmd_wait, NULL, NULL, 0, 0, 0},
     {"bmember", -2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_FREE, cmd_bmember, NULL, NULL, 0, 0, 0},
     {"bcompact", 2, CMD_ADMIN | CMD_NOMULTI, CMD_ORDER_WRITE, cmd_bcompact, NULL, NULL, 0, 0, 0},
     {"bhistory", -2, RO | CMD_NOMULTI, CMD_ORDER_READ, cmd_bhistory, NULL, NULL, 0, 0, 0},

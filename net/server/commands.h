@@ -520,6 +520,17 @@ CMD_DECL(cmd_unwatch);
 CMD_DECL(cmd_info);
 CMD_DECL(cmd_bstatus);
 CMD_DECL(cmd_btransfer);
+/* BFALLBACK and WAIT (commands_fallback.c). */
+CMD_DECL(cmd_fallback);
+CMD_DECL(cmd_wait);
+/* INFO's replication section in the primary-replica mode, as Redis
+ * writes it (role, slaveN lines, master_link_status...), appended to
+ * @buf (@cap bytes) at @n; returns the new length. */
+size_t info_fallback(struct bnode *node,
+                     const struct bnode_status *st,
+                     char *buf,
+                     size_t cap,
+                     size_t n);
 CMD_DECL(cmd_bmember);
 CMD_DECL(cmd_command);
 CMD_DECL_VIEW(cmd_ping_view);

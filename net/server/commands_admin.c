@@ -629,7 +629,9 @@ CMD_DECL(cmd_info)
     if (all || cmd_arg_is(argv[1], argvlen[1], "replication")) {
         /* Redis's terms for a Raft node: the leader is the master, the
          * other members its replicas; offsets are log indexes. */
-        if (st.state == RAFT_LEADER) {
+        if (st.fallback) {
+            n = info_fallback(env->node, &st, buf, sizeof(buf), n);
+        } else if (st.state == RAFT_LEADER) {
             n = cmd_appendf(buf, sizeof(buf), n,
                             "# Replication\r\nrole:master\r\n"
                             "connected_slaves:%u\r\n"
@@ -687,6 +689,56 @@ CMD_DECL(cmd_info)
     cmd_req_finish(r);
 }
 
+/* BSTATUS's primary-replica fields (docs/modes.md): the mode, the epoch
+ * (the Raft term), the primary, appends refused for a divergence below
+ * the commit index, what `BFALLBACK ENTER` saw here, how long a replica
+ * has not heard from its primary, and on the primary each replica's
+ * [id, match index, entries behind, ms behind]. */
+static void bstatus_fallback(struct cmd_req *r, const struct bnode_status *st)
+{
+    rep_cstr(r, "mode");
+    rep_cstr(r, st->fallback ? "primary-replica" : "raft");
+    rep_field_int(r, "epoch", st->fallback ? (int64_t)st->epoch : 0);
+    rep_field_int(r, "primary", (int64_t)st->primary);
+    rep_field_int(r, "diverged", (int64_t)st->diverged);
+    rep_field_int(r, "entered_last_index", (int64_t)st->entered_last_index);
+    rep_field_int(r, "entered_commit", (int64_t)st->entered_commit);
+    rep_field_int(r, "primary_silent_ms", (int64_t)st->primary_silent_ms);
+    rep_field_int(r, "cut_first", (int64_t)st->cut_first);
+    rep_field_int(r, "cut_last", (int64_t)st->cut_last);
+    rep_cstr(r, "cut_file");
+    if (st->cut_file[0] != '\0') {
+        rep_cstr(r, st->cut_file);
+    } else {
+        rep_null(r);
+    }
+    rep_cstr(r, "ack");
+    rep_cstr(r, st->ack_semi_sync ? "semi-sync" : "async");
+    rep_field_int(r, "ack_replicas", (int64_t)st->ack_replicas);
+    rep_field_int(r, "ack_timeout_ms", (int64_t)st->ack_timeout_ms);
+    rep_cstr(r, "ack_on_timeout");
+    rep_cstr(r, st->ack_degrade ? "async" : "fail");
+    rep_field_int(r, "ack_degraded", st->ack_degraded ? 1 : 0);
+    rep_cstr(r, "replicas");
+    bool primary = st->fallback && st->state == RAFT_LEADER;
+    uint32_t nm = st->conf.n < RAFT_CONF_MAX ? st->conf.n : RAFT_CONF_MAX;
+    size_t n = 0;
+    for (uint32_t i = 0; primary && i < nm; i++) {
+        n += st->conf.members[i].role == RAFT_LEARNER;
+    }
+    rep_array(r, n);
+    for (uint32_t i = 0; primary && i < nm; i++) {
+        if (st->conf.members[i].role != RAFT_LEARNER) {
+            continue;
+        }
+        rep_array(r, 4);
+        rep_int(r, (int64_t)st->conf.members[i].id);
+        rep_int(r, (int64_t)st->match[i]);
+        rep_int(r, (int64_t)(st->last_index - st->match[i]));
+        rep_int(r, (int64_t)st->lag_ms[i]);
+    }
+}
+
 CMD_DECL(cmd_bstatus)
 {
     struct bnode_status st;
@@ -697,7 +749,7 @@ CMD_DECL(cmd_bstatus)
     (void)argvlen;
     bnode_status(env->node, &st);
     leader = bnode_leader_addr(env->node);
-    rep_map(r, 30);
+    rep_map(r, 46);
     rep_field_int(r, "id", (int64_t)st.id);
     rep_cstr(r, "role");
     rep_cstr(r, role_of(st.state));
@@ -747,6 +799,7 @@ CMD_DECL(cmd_bstatus)
         rep_cstr(r,
                  st.conf.members[i].role == RAFT_VOTER ? "voter" : "learner");
     }
+    bstatus_fallback(r, &st);
     cmd_req_finish(r);
 }
 

@@ -86,6 +86,21 @@ static const struct bad_config cases[] = {
      {"--digest_every_ms=999999999999", NULL},
      "must be an integer from 0 to 86400000",
      NULL},
+    {"an acknowledgement mode the fallback does not have",
+     GOOD "fallback_ack = sync\n",
+     {NULL},
+     "fallback_ack = sync: invalid value: must be async or semi-sync",
+     NULL},
+    {"a semi-sync timeout policy the fallback does not have",
+     GOOD "fallback_ack_on_timeout = retry\n",
+     {NULL},
+     "fallback_ack_on_timeout = retry: invalid value: must be fail or async",
+     NULL},
+    {"more semi-sync replicas than a configuration can hold",
+     GOOD,
+     {"--fallback_ack_replicas=16", NULL},
+     "must be an integer from 1 to 15",
+     NULL},
 };
 
 /* Runs one case; returns the error message ("" if accepted). */

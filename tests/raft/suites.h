@@ -14,5 +14,6 @@ Suite *membership_suite(void);
 Suite *transfer_suite(void);
 Suite *untrusted_suite(void);
 Suite *alloc_suite(void);
+Suite *fallback_suite(void);
 
 #endif

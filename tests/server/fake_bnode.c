@@ -603,3 +603,88 @@ int bnode_lease_keepalive(struct bnode *n,
     }
     return rv;
 }
+
+/* The fake node is a lone leader of a Raft cluster: never in the
+ * primary-replica mode, and entering it is refused as the real node
+ * refuses a lone member (nothing to fall back from). */
+int bnode_fallback_enter(struct bnode *n,
+                         bool force,
+                         struct bnode_fallback_report *out)
+{
+    (void)n;
+    (void)force;
+    memset(out, 0, sizeof(*out));
+    out->voters_reachable = 1;
+    out->quorum = 1;
+    return BNODE_EQUORUM;
+}
+
+bool bnode_fallback_mode(struct bnode *n, raft_id *primary, raft_term *epoch)
+{
+    (void)n;
+    (void)primary;
+    (void)epoch;
+    return false;
+}
+
+int bnode_fallback_promote(struct bnode *n,
+                           bool force,
+                           struct bnode_fallback_report *out)
+{
+    (void)n;
+    (void)force;
+    memset(out, 0, sizeof(*out));
+    return BNODE_EMODE;
+}
+
+int bnode_fallback_exit(struct bnode *n,
+                        struct bnode_fallback_exit_report *out,
+                        bnode_fallback_exit_cb cb,
+                        void *arg)
+{
+    (void)n;
+    (void)cb;
+    (void)arg;
+    memset(out, 0, sizeof(*out));
+    return BNODE_EMODE;
+}
+
+/* WAIT on the fake lone leader: no other member ever holds anything, so
+ * the answer (0) comes on the next tick, like a read barrier's. */
+struct fake_wait
+{
+    bnode_wait_cb cb;
+    void *arg;
+};
+
+static void fake_wait_done(void *arg, int status)
+{
+    struct fake_wait w = *(struct fake_wait *)arg;
+    free(arg);
+    w.cb(w.arg, status, 0);
+}
+
+int bnode_wait_replicas(struct bnode *n,
+                        unsigned count,
+                        uint64_t timeout_ms,
+                        bnode_wait_cb cb,
+                        void *arg)
+{
+    (void)count;
+    (void)timeout_ms;
+    int mode = atomic_load(&n->mode);
+    if (mode == FAKE_NOTLEADER || mode == FAKE_NOLEADER) {
+        return BNODE_ENOTLEADER;
+    }
+    struct fake_wait *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return BNODE_ENOMEM;
+    }
+    w->cb = cb;
+    w->arg = arg;
+    int rv = bnode_read(n, false, fake_wait_done, w);
+    if (rv != 0) {
+        free(w);
+    }
+    return rv;
+}
