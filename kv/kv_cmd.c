@@ -758,6 +758,16 @@ static int r_u64(struct reader *r, uint64_t *v)
     r->left -= 8;
     return 0;
 }
+
+/* A signed delta, stored as its 64-bit two's complement. */
+static int r_delta(struct reader *r, int64_t *delta)
+{
+    uint64_t d = 0;
+    int rv = r_u64(r, &d);
+    /* Two's complement, without an implementation-defined cast. */
+    *delta = d <= (uint64_t)INT64_MAX ? (int64_t)d : -(int64_t)(~d) - 1;
+    return rv;
+}
 /* Reads a length-prefixed byte string, checking the limit before the bytes
  * left, so an oversized length is reported as a limit and not as a
  * truncation. */
@@ -823,19 +833,15 @@ static int op_read(struct reader *r, struct kv_op *op)
         break;
     case KV_OP_HINCRBY:
         rv = r_blob(r, KV_KEY_BYTES_MAX, &op->end_len, &op->end);
-        if (rv != 0) {
-            break;
+        if (rv == 0) {
+            rv = r_delta(r, &op->delta);
         }
-        /* fall through */
+        break;
     case KV_OP_INCRBY:
     case KV_OP_SEQUENCE:
-    case KV_OP_LOCK_RELEASE: {
-        uint64_t d = 0;
-        rv = r_u64(r, &d);
-        /* Two's complement, without an implementation-defined cast. */
-        op->delta = d <= (uint64_t)INT64_MAX ? (int64_t)d : -(int64_t)(~d) - 1;
+    case KV_OP_LOCK_RELEASE:
+        rv = r_delta(r, &op->delta);
         break;
-    }
     case KV_OP_DELETE_RANGE:
         rv = r_blob(r, KV_KEY_BYTES_MAX, &op->end_len, &op->end);
         break;
